@@ -1,0 +1,96 @@
+/**
+ * The agent: one DI container holding the core services, and the plugin host that starts the
+ * built-in and configured plugins on top of it. `recovery-agent run` is a thin shell around it.
+ */
+import 'reflect-metadata';
+import { mkdirSync } from 'node:fs';
+import { container as rootContainer, type DependencyContainer } from 'tsyringe';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config/schema.js';
+import { raError } from './errors.js';
+import { FailureBus as FailureBusImpl } from './failureBus.js';
+import { createLogger } from './logger.js';
+import type { PluginDefinition } from './plugin.js';
+import { PluginHost as PluginHostImpl, type PluginStatus } from './pluginHost.js';
+import * as tokens from './tokens.js';
+import { WorkerPool as WorkerPoolImpl } from './workerPool.js';
+
+export interface AgentOptions {
+  config: AgentConfig;
+  /** Built-in plugins, registered before the config's third-party plugins. */
+  builtins?: readonly PluginDefinition[];
+  log?: Logger;
+  /** Parent container; default tsyringe's root. The agent works in a child it disposes on stop. */
+  parentContainer?: DependencyContainer;
+}
+
+type AgentState = 'created' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+export class Agent {
+  readonly container: DependencyContainer;
+  readonly log: Logger;
+  readonly host: PluginHostImpl;
+  readonly bus: FailureBusImpl;
+  readonly pool: WorkerPoolImpl;
+  private state: AgentState = 'created';
+
+  constructor(private readonly options: AgentOptions) {
+    const { config } = options;
+    this.log = options.log ?? createLogger({ level: config.agent.logLevel });
+    this.container = (options.parentContainer ?? rootContainer).createChildContainer();
+    this.bus = new FailureBusImpl(this.log.child({ component: 'failure-bus' }));
+    this.pool = new WorkerPoolImpl({ threads: config.agent.workers });
+    this.host = new PluginHostImpl({
+      container: this.container,
+      log: this.log,
+      config,
+      startTimeoutMs: config.agent.pluginStartTimeout,
+      stopTimeoutMs: config.agent.pluginStopTimeout,
+    });
+    this.container.register(tokens.Config, { useValue: config });
+    this.container.register(tokens.RootLogger, { useValue: this.log });
+    this.container.register(tokens.FailureBus, { useValue: this.bus });
+    this.container.register(tokens.WorkerPool, { useValue: this.pool });
+    this.container.register(tokens.PluginHost, { useValue: this.host });
+    this.container.register(tokens.DataDir, { useValue: config.agent.dataDir });
+  }
+
+  get config(): AgentConfig {
+    return this.options.config;
+  }
+
+  /**
+   * Registers every plugin and starts them. Throws only for problems of the whole setup (a
+   * plugin module that cannot load, a missing dependency, a cycle); a plugin that fails to start
+   * is reported in the returned status and the agent runs without it.
+   */
+  async start(): Promise<PluginStatus[]> {
+    if (this.state !== 'created') throw raError('RA_ERR_AGENT_STATE', `agent cannot start from state "${this.state}"`);
+    this.state = 'starting';
+    try {
+      mkdirSync(this.config.agent.dataDir, { recursive: true });
+      for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
+      for (const p of this.config.plugins) await this.host.load(p.module, p.options);
+      const status = await this.host.startAll();
+      this.state = 'running';
+      return status;
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+  }
+
+  /** Stops plugins in reverse order, then the worker pool. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.state === 'stopping' || this.state === 'stopped') return;
+    this.state = 'stopping';
+    await this.host.stopAll();
+    await this.pool.close();
+    await this.container.dispose();
+    this.state = 'stopped';
+  }
+
+  status(): { state: AgentState; plugins: PluginStatus[] } {
+    return { state: this.state, plugins: this.host.status() };
+  }
+}

@@ -1,0 +1,24 @@
+/** `recovery-agent init [FILE]`: writes a commented sample config. */
+import { existsSync, writeFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { SAMPLE_CONFIG } from '../config/sampleConfig.js';
+import { raError } from '../errors.js';
+
+export function registerInitCommand(program: Command): void {
+  program
+    .command('init')
+    .description('write a commented sample config to FILE (or print it when FILE is omitted)')
+    .argument('[file]', 'where to write the config')
+    .option('-f, --force', 'overwrite FILE if it exists')
+    .action((file: string | undefined, opts: { force?: boolean }) => {
+      if (!file) {
+        process.stdout.write(SAMPLE_CONFIG);
+        return;
+      }
+      if (existsSync(file) && !opts.force) {
+        throw raError('RA_ERR_USAGE', `${file} already exists; pass --force to overwrite it`);
+      }
+      writeFileSync(file, SAMPLE_CONFIG, { mode: 0o640 });
+      process.stdout.write(`wrote ${file}; check it with: recovery-agent config check ${file}\n`);
+    });
+}

@@ -1,0 +1,43 @@
+/**
+ * The `recovery-agent` command line. Each command lives in its own file; this one wires them
+ * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise).
+ */
+import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
+import { Command, CommanderError } from 'commander';
+import { describeError, isRaError } from '../errors.js';
+import { registerConfigCommands } from './configCommand.js';
+import { registerInitCommand } from './initCommand.js';
+import { registerRunCommand } from './runCommand.js';
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+export function buildProgram(): Command {
+  const program = new Command('recovery-agent')
+    .description('Keeps a transactional page store alive and intact: detects crashes, hangs, corruption and exhaustion, and repairs them.')
+    .version(packageVersion(), '-V, --version')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+  registerRunCommand(program);
+  registerInitCommand(program);
+  registerConfigCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+    return process.exitCode === undefined ? 0 : Number(process.exitCode);
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // --help and --version end through here with exit code 0; usage errors were printed already.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    process.stderr.write(`recovery-agent: ${describeError(err)}\n`);
+    return isRaError(err) ? err.exitCode : 1;
+  }
+}

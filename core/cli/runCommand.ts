@@ -1,0 +1,55 @@
+/**
+ * `recovery-agent run --config FILE`: the daemon. Starts the agent, logs one line when ready,
+ * and on SIGINT or SIGTERM stops everything in reverse order and exits 0. A second signal
+ * while stopping exits at once with 1.
+ */
+import type { Command } from 'commander';
+import { builtinPlugins } from '../../plugins/index.js';
+import { Agent } from '../agent.js';
+import { loadConfigFile } from '../config/load.js';
+import { createLogger } from '../logger.js';
+
+export function registerRunCommand(program: Command): void {
+  program
+    .command('run')
+    .description('run the agent until SIGINT or SIGTERM')
+    .requiredOption('-c, --config <file>', 'the YAML config file')
+    .action(async (opts: { config: string }) => {
+      const config = loadConfigFile(opts.config);
+      const log = createLogger({ level: config.agent.logLevel });
+      const agent = new Agent({ config, builtins: builtinPlugins, log });
+      // A daemon must not end because its plugins happen to hold no ref'd handle (piscina's
+      // workers are unref'd); this timer holds the event loop until a signal stops the agent.
+      const keepAlive = setInterval(() => undefined, 1 << 30);
+      const stopped = new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (signal: NodeJS.Signals) => {
+          if (stopping) {
+            log.warn({ signal }, 'second signal while stopping; exiting now');
+            process.exit(1);
+          }
+          stopping = true;
+          log.info({ signal }, 'stopping');
+          agent.stop().then(resolve, (err: unknown) => {
+            log.error({ err }, 'error while stopping');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.on('SIGINT', onSignal);
+        process.on('SIGTERM', onSignal);
+      });
+      try {
+        const plugins = await agent.start();
+        const failed = plugins.filter((p) => p.state === 'failed').map((p) => p.id);
+        log.info(
+          { config: config.source, plugins: plugins.map((p) => `${p.id}:${p.state}`), failed, workers: agent.pool.threads },
+          'recovery-agent ready',
+        );
+        await stopped;
+      } finally {
+        clearInterval(keepAlive);
+      }
+      log.info('stopped');
+    });
+}

@@ -1,0 +1,6 @@
+/**
+ * The version of the plugin contracts in `core/contracts/`. A plugin names the range it was
+ * written against (`contractVersion: '^1.0.0'`); the host refuses a plugin whose range this
+ * version does not satisfy. Bump the major when a contract changes incompatibly.
+ */
+export const CONTRACT_VERSION = '1.0.0';

@@ -1,0 +1,93 @@
+/**
+ * The one catalogue of recovery-agent errors. Every error has a stable code (`RA_ERR_…`) that
+ * scripts and tests may rely on, a message that says what was wrong, the offending value and
+ * what was expected, and an optional `cause` for the error underneath.
+ *
+ * Add a code here, once, before throwing it anywhere.
+ */
+
+/** Every error code, with the exit code the CLI uses when it is the reason it stops. */
+export const ErrorCodes = {
+  /** The config file is missing, unreadable, not YAML, or does not match the schema. */
+  RA_ERR_CONFIG: { exit: 2 },
+  /** A command-line argument is missing or malformed. */
+  RA_ERR_USAGE: { exit: 2 },
+  /** A plugin could not be loaded (module not found, no default export, not a plugin). */
+  RA_ERR_PLUGIN_LOAD: { exit: 1 },
+  /** A plugin targets a contract version this core does not provide. */
+  RA_ERR_PLUGIN_CONTRACT: { exit: 1 },
+  /** Two plugins share an id. */
+  RA_ERR_PLUGIN_DUPLICATE: { exit: 1 },
+  /** A plugin depends on a plugin that is not registered. */
+  RA_ERR_PLUGIN_MISSING_DEPENDENCY: { exit: 1 },
+  /** Plugins depend on each other in a cycle. */
+  RA_ERR_PLUGIN_CYCLE: { exit: 1 },
+  /** A plugin threw while registering or starting. */
+  RA_ERR_PLUGIN_START: { exit: 1 },
+  /** A plugin did not finish starting or stopping within its timeout. */
+  RA_ERR_PLUGIN_TIMEOUT: { exit: 1 },
+  /** A value handed to a contract does not implement it. */
+  RA_ERR_CONTRACT: { exit: 1 },
+  /** A worker-pool task was given a payload that is not a view on a SharedArrayBuffer. */
+  RA_ERR_TASK_PAYLOAD: { exit: 1 },
+  /** The worker pool has been shut down. */
+  RA_ERR_POOL_CLOSED: { exit: 1 },
+  /** A ring buffer was given a geometry or a record that does not fit it. */
+  RA_ERR_RING: { exit: 1 },
+  /** The native addon is missing or failed to load. */
+  RA_ERR_NATIVE_MISSING: { exit: 1 },
+  /** The agent is already running or has been stopped. */
+  RA_ERR_AGENT_STATE: { exit: 1 },
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** The base of every error recovery-agent throws on purpose. */
+export class RecoveryAgentError extends Error {
+  readonly code: ErrorCode;
+  /** Structured facts about the error, safe to log. */
+  readonly details: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'RecoveryAgentError';
+    this.code = code;
+    this.details = options.details ?? {};
+  }
+
+  /** The process exit code the CLI uses when this error ends a command. */
+  get exitCode(): number {
+    return ErrorCodes[this.code].exit;
+  }
+}
+
+/** Creates a catalogued error; the one way code in this repository should make one. */
+export function raError(
+  code: ErrorCode,
+  message: string,
+  options: { cause?: unknown; details?: Record<string, unknown> } = {},
+): RecoveryAgentError {
+  return new RecoveryAgentError(code, message, options);
+}
+
+/** True when `err` is a recovery-agent error, optionally with the given code. */
+export function isRaError(err: unknown, code?: ErrorCode): err is RecoveryAgentError {
+  return err instanceof RecoveryAgentError && (code === undefined || err.code === code);
+}
+
+/** The message of `err` and of every cause under it, joined: for one-line logs and the CLI. */
+export function describeError(err: unknown): string {
+  const parts: string[] = [];
+  let cur: unknown = err;
+  for (let depth = 0; cur !== undefined && cur !== null && depth < 8; depth++) {
+    if (cur instanceof Error) {
+      const code = (cur as { code?: unknown }).code;
+      parts.push(typeof code === 'string' && !cur.message.includes(code) ? `${cur.message} [${code}]` : cur.message);
+      cur = cur.cause;
+    } else {
+      parts.push(String(cur));
+      break;
+    }
+  }
+  return parts.join(': caused by: ');
+}

@@ -1,0 +1,24 @@
+/**
+ * Every core token, once. Plugins resolve these from the container they are given; extension
+ * points (StorageEngine, Detector, HealingAction, HealthProbe) have their tokens beside their
+ * contracts in `core/contracts/`.
+ */
+import type { InjectionToken } from 'tsyringe';
+import type { Logger } from 'pino';
+import type { AgentConfig } from './config/schema.js';
+import type { FailureBus as FailureBusClass } from './failureBus.js';
+import type { WorkerPool as WorkerPoolClass } from './workerPool.js';
+import type { PluginHost as PluginHostClass } from './pluginHost.js';
+
+/** The validated agent configuration, with defaults applied and paths resolved. */
+export const Config: InjectionToken<AgentConfig> = Symbol.for('recovery-agent.Config');
+/** The root pino logger; plugins receive a child bound to their id instead. */
+export const RootLogger: InjectionToken<Logger> = Symbol.for('recovery-agent.RootLogger');
+/** The failure bus detectors publish to and the orchestrator consumes. */
+export const FailureBus: InjectionToken<FailureBusClass> = Symbol.for('recovery-agent.FailureBus');
+/** The one piscina worker pool for hot work (scans, compression, redo). */
+export const WorkerPool: InjectionToken<WorkerPoolClass> = Symbol.for('recovery-agent.WorkerPool');
+/** The plugin host, for status (which plugins run, which failed). */
+export const PluginHost: InjectionToken<PluginHostClass> = Symbol.for('recovery-agent.PluginHost');
+/** Directory for the agent's own state (journal, scrub progress, learning), created at start. */
+export const DataDir: InjectionToken<string> = Symbol.for('recovery-agent.DataDir');

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { BIN, cli } from '../helpers/cli.js';
+import { repoRoot } from '../helpers/paths.js';
+
+const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ra-cli-'));
+
+describe('cli', () => {
+  it('prints its version and help for every command', () => {
+    const pkg = JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
+    const v = cli(['--version']);
+    assert.equal(v.status, 0);
+    assert.equal(v.stdout.trim(), pkg.version);
+    for (const args of [['--help'], ['run', '--help'], ['init', '--help'], ['config', '--help'], ['config', 'check', '--help'], ['config', 'schema', '--help']]) {
+      const r = cli(args);
+      assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stdout, /Usage: recovery-agent/);
+    }
+  });
+
+  it('exits 2 on an unknown command or a missing option', () => {
+    assert.equal(cli(['frobnicate']).status, 2);
+    const r = cli(['run']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /--config/);
+  });
+
+  it('config check: 0 on a good file, 2 naming the key on a bad one', () => {
+    const dir = tmp();
+    const good = path.join(dir, 'good.yaml');
+    writeFileSync(good, 'agent: { workers: 1 }\n');
+    const ok = cli(['config', 'check', good]);
+    assert.equal(ok.status, 0, ok.stderr);
+    assert.match(ok.stdout, /valid/);
+    const json = cli(['config', 'check', good, '--json']);
+    assert.equal((JSON.parse(json.stdout) as { agent: { workers: number } }).agent.workers, 1);
+
+    const bad = path.join(dir, 'bad.yaml');
+    writeFileSync(bad, 'agent:\n  maxConcurrentRecoveries: lots\n');
+    const r = cli(['config', 'check', bad]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /agent\.maxConcurrentRecoveries/);
+    assert.match(r.stderr, /"lots"/);
+    assert.equal(cli(['config', 'check', path.join(dir, 'missing.yaml')]).status, 2);
+  });
+
+  it('config schema prints JSON Schema', () => {
+    const r = cli(['config', 'schema']);
+    assert.equal(r.status, 0);
+    const schema = JSON.parse(r.stdout) as { properties: Record<string, unknown> };
+    assert.ok(schema.properties.agent);
+  });
+
+  it('init writes a commented sample that passes config check, and will not overwrite', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'agent.yaml');
+    assert.equal(cli(['init', file]).status, 0);
+    assert.match(readFileSync(file, 'utf8'), /^# recovery-agent configuration/);
+    assert.equal(cli(['config', 'check', file]).status, 0);
+    const again = cli(['init', file]);
+    assert.equal(again.status, 2);
+    assert.match(again.stderr, /--force/);
+    assert.equal(cli(['init', file, '--force']).status, 0);
+    assert.match(cli(['init']).stdout, /maxConcurrentRecoveries/);
+  });
+
+  it('run: logs one line when ready, and exits 0 on SIGTERM after stopping plugins in reverse', async () => {
+    const dir = tmp();
+    const cfg = path.join(dir, 'agent.yaml');
+    writeFileSync(
+      cfg,
+      `agent: { dataDir: ./state, workers: 1, logLevel: info }
+plugins:
+  - module: ${path.join(repoRoot(), 'examples', 'plugins', 'notify-file.js')}
+    options: { path: ./notes.log }
+`,
+    );
+    // stdout goes to a file, not a pipe: a pipe would hold the event loop open by itself and
+    // hide a daemon that exits as soon as it is ready.
+    const outFile = path.join(dir, 'stdout.log');
+    const child = spawn(process.execPath, [BIN, 'run', '--config', cfg], { stdio: ['ignore', openSync(outFile, 'w'), 'pipe'] });
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    let exited: number | null | undefined;
+    child.on('exit', (c) => (exited = c));
+    let out = '';
+    for (let waited = 0; !out.includes('recovery-agent ready'); waited += 50) {
+      if (waited > 20_000) assert.fail(`not ready in time: ${out} ${err}`);
+      await new Promise((r) => setTimeout(r, 50));
+      out = readFileSync(outFile, 'utf8');
+    }
+    await new Promise((r) => setTimeout(r, 500));
+    assert.equal(exited, undefined, 'the daemon keeps running until signalled');
+    const ready = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'recovery-agent ready')!;
+    assert.deepEqual(ready.plugins, ['notify-file:running']);
+    child.kill('SIGTERM');
+    const code = exited !== undefined ? exited : await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, err);
+    out = readFileSync(outFile, 'utf8');
+    const msgs = out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg);
+    assert.ok(msgs.indexOf('plugin stopped') > msgs.indexOf('recovery-agent ready'));
+    assert.equal(msgs.at(-1), 'stopped');
+  });
+
+  it('run: exits 1 naming the module when a configured plugin cannot be loaded', () => {
+    const dir = tmp();
+    const cfg = path.join(dir, 'agent.yaml');
+    writeFileSync(cfg, 'agent: { dataDir: ./state, workers: 1 }\nplugins: [{ module: ./nowhere.js }]\n');
+    const r = cli(['run', '--config', cfg]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /cannot load plugin module .*nowhere\.js/);
+  });
+
+  it('run: exits 2 on a bad config before starting anything', () => {
+    const dir = tmp();
+    const cfg = path.join(dir, 'agent.yaml');
+    writeFileSync(cfg, 'stores: [{ id: x }]\n');
+    const r = cli(['run', '--config', cfg]);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /stores\[0\]\.path/);
+  });
+});

@@ -27,15 +27,10 @@ export interface BenchReport {
   params?: Record<string, unknown>;
 }
 
-/** The repository root, whether run from the sources or from dist/. */
+/** The repository root, whether run from the sources (bench/lib/) or from dist/bench/lib/. */
 export function repoRoot(): string {
-  let dir = path.dirname(fileURLToPath(import.meta.url));
-  while (!dir.endsWith(`${path.sep}bench`) || dir.includes(`${path.sep}dist${path.sep}`)) {
-    const parent = path.dirname(dir);
-    if (parent === dir) break;
-    dir = parent;
-  }
-  return path.dirname(dir);
+  const here = path.dirname(fileURLToPath(import.meta.url));
+  return here.includes(`${path.sep}dist${path.sep}`) ? path.resolve(here, '../../..') : path.resolve(here, '../..');
 }
 
 /** Fills in ratios against the named baseline row, prints a table and writes JSON. */

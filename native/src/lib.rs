@@ -1,0 +1,118 @@
+//! recovery-agent's native addon: XXH3-64 page checksums for Node, over Node-API.
+//!
+//! No crate dependencies (crates.io is unreachable from our build hosts): the Node-API functions
+//! are declared by hand in `napi_sys`, and the hash is written from the XXH3 specification.
+//!
+//! JS surface (see native/index.d.ts):
+//! - `xxh3(view: Uint8Array): bigint`
+//! - `xxh3Pages(view: Uint8Array, pageSize: number, out: BigUint64Array): number`
+//!
+//! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
+//! `long_x86` (SSE2/AVX2 kernels), `napi_sys` (declarations), `js` (argument and error helpers).
+
+mod long;
+#[cfg(target_arch = "x86_64")]
+mod long_x86;
+mod xxh3;
+
+// The Node-API glue is left out of `cargo test` builds: a test executable, unlike the cdylib, may
+// not leave the `napi_*` symbols undefined.
+#[cfg(not(test))]
+mod js;
+#[cfg(not(test))]
+mod napi_sys;
+
+#[cfg(test)]
+mod tests;
+
+pub use xxh3::{xxh3_64, xxh3_64_pages, xxh3_64_with, Kernel};
+
+#[cfg(not(test))]
+mod addon {
+    use std::ptr::null_mut;
+
+    use crate::js::{args, bigint_u64, biguint64_arg, bytes_arg, export_function, guard, invalid_value, number, positive_int_arg, throw, JsResult};
+    use crate::napi_sys::{napi_callback_info, napi_env, napi_value};
+    use crate::xxh3::{xxh3_64, xxh3_64_pages};
+
+    /// Node-API version this addon is written against (Node 20 supports up to 9).
+    const NAPI_VERSION: i32 = 8;
+
+    /// Tells Node which Node-API version to give us (looked up by name at load time).
+    #[no_mangle]
+    pub extern "C" fn node_api_module_get_api_version_v1() -> i32 {
+        NAPI_VERSION
+    }
+
+    /// Called by Node once per environment (main thread, each worker) that loads the addon.
+    /// The addon keeps no per-environment state, so loading it in workers is safe.
+    ///
+    /// # Safety
+    /// Called by Node with a valid `env` and `exports` object.
+    #[no_mangle]
+    pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
+        let registered: JsResult<()> = (|| {
+            export_function(env, exports, c"xxh3", Some(xxh3))?;
+            export_function(env, exports, c"xxh3Pages", Some(xxh3_pages))
+        })();
+        match registered {
+            Ok(()) => exports,
+            Err(err) => {
+                throw(env, &err);
+                null_mut()
+            }
+        }
+    }
+
+    /// `xxh3(view: Uint8Array): bigint`
+    unsafe extern "C" fn xxh3(env: napi_env, info: napi_callback_info) -> napi_value {
+        guard(env, "xxh3", || {
+            let [view] = args::<1>(env, info, "xxh3", "(view)")?;
+            let (ptr, len) = bytes_arg(env, view, "xxh3", "view")?;
+            // SAFETY: Node keeps the view (and so its backing store, which never moves) alive for
+            // the duration of the call; a zero-length view may have a null pointer. If the buffer
+            // is a SharedArrayBuffer that another thread writes meanwhile, the hash is of
+            // whatever bytes were read — callers synchronise if they need a stable answer.
+            let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(ptr, len) };
+            bigint_u64(env, xxh3_64(bytes))
+        })
+    }
+
+    /// `xxh3Pages(view: Uint8Array, pageSize: number, out: BigUint64Array): number`
+    unsafe extern "C" fn xxh3_pages(env: napi_env, info: napi_callback_info) -> napi_value {
+        const NAME: &str = "xxh3Pages";
+        guard(env, NAME, || {
+            let [view, page_size, out] = args::<3>(env, info, NAME, "(view, pageSize, out)")?;
+            let (ptr, len) = bytes_arg(env, view, NAME, "view")?;
+            let page = positive_int_arg(env, page_size, NAME, "pageSize")?;
+            let (out_ptr, out_len) = biguint64_arg(env, out, NAME, "out")?;
+            if len % page != 0 {
+                return Err(invalid_value(format!(
+                    "{NAME}: view.byteLength ({len}) must be a multiple of pageSize ({page})"
+                )));
+            }
+            let pages = len / page;
+            if out_len < pages {
+                return Err(invalid_value(format!(
+                    "{NAME}: argument 'out' has {out_len} elements but view holds {pages} pages of {page} bytes"
+                )));
+            }
+            if pages == 0 {
+                return number(env, 0.0);
+            }
+            // Writing checksums into the bytes being hashed would make the result depend on the
+            // order of work (and alias a slice we read); refuse it.
+            let (view_start, view_end) = (ptr as usize, ptr as usize + len);
+            let (out_start, out_end) = (out_ptr as usize, out_ptr as usize + pages * 8);
+            if view_start < out_end && out_start < view_end {
+                return Err(invalid_value(format!("{NAME}: argument 'out' must not share memory with 'view'")));
+            }
+            // SAFETY: both ranges are live typed-array memory for the call (see `xxh3`), they do
+            // not overlap, and a BigUint64Array's data is always 8-byte aligned.
+            let bytes = std::slice::from_raw_parts(ptr, len);
+            let sums = std::slice::from_raw_parts_mut(out_ptr, pages);
+            let n = xxh3_64_pages(bytes, page, sums);
+            number(env, n as f64)
+        })
+    }
+}

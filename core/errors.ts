@@ -38,6 +38,28 @@ export const ErrorCodes = {
   RA_ERR_NATIVE_MISSING: { exit: 1 },
   /** The agent is already running or has been stopped. */
   RA_ERR_AGENT_STATE: { exit: 1 },
+  /** Another live process holds the store's lock. */
+  RA_ERR_STORE_LOCKED: { exit: 3 },
+  /** A store directory is missing, not a store, or its files disagree (geometry, ids). */
+  RA_ERR_STORE_INVALID: { exit: 2 },
+  /** A store option (page size, page count, segment size) is out of range. */
+  RA_ERR_STORE_OPTIONS: { exit: 2 },
+  /** The store is closed, or broken after a failed write and must be reopened. */
+  RA_ERR_STORE_CLOSED: { exit: 1 },
+  /** A page id, offset or length lies outside the store or the page payload. */
+  RA_ERR_PAGE_RANGE: { exit: 1 },
+  /** A page read from disk fails its checksum or header check. */
+  RA_ERR_PAGE_CORRUPT: { exit: 4 },
+  /** The transaction was chosen as a deadlock victim and has been rolled back. */
+  RA_ERR_DEADLOCK: { exit: 1 },
+  /** The transaction has already committed or aborted. */
+  RA_ERR_TX_STATE: { exit: 1 },
+  /** A WAL record does not fit in a segment. */
+  RA_ERR_WAL_RECORD_TOO_LARGE: { exit: 1 },
+  /** Writing or syncing the WAL failed; the store must be reopened. */
+  RA_ERR_WAL_WRITE: { exit: 1 },
+  /** A damaged WAL record is followed by valid ones, or a segment is missing: corruption, not a crash. */
+  RA_ERR_WAL_CORRUPT: { exit: 4 },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

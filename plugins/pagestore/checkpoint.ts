@@ -1,0 +1,108 @@
+/**
+ * The durable half of a checkpoint, shared by the running store and by recovery:
+ *
+ *   1. the WAL is flushed (no page may reach disk before the log records that explain it);
+ *   2. the page images are sealed (checksummed) and written, then the data file fdatasync'd;
+ *   3. a checkpoint record (redo LSN, next transaction id, active transactions, dirty pages)
+ *      is appended and flushed;
+ *   4. the control file is switched to it atomically;
+ *   5. WAL segments wholly below what recovery could still need are handed to the archiver
+ *      (if any) and removed.
+ *
+ * A crash anywhere before step 4 leaves the previous checkpoint in force, whose redo range
+ * holds a full page image for every page written in step 2: torn page writes are repaired.
+ */
+import { unlink, type FileHandle } from 'node:fs/promises';
+import { writeControl } from './control.js';
+import { die, faultFires, faultPoint } from './faults.js';
+import { sealPage } from './format.js';
+import { walDirOf, type StoreGeometry } from './storeFiles.js';
+import { RecordType } from './walRecord.js';
+import { listSegments, segmentPath } from './walSegments.js';
+import type { WalWriter } from './walWriter.js';
+
+/** A WAL segment about to be recycled; the snapshot manager archives it. */
+export interface RetiredSegment {
+  readonly file: string;
+  readonly startLsn: number;
+  readonly endLsn: number;
+}
+
+/** Called before a segment is removed; if it throws, the segment is kept for the next checkpoint. */
+export type WalArchiver = (segment: RetiredSegment) => Promise<void>;
+
+/** An active transaction as a checkpoint records it: [txId, firstLsn, lastLsn]. */
+export type AttEntry = [number, number, number];
+
+export interface CheckpointBody {
+  redoLsn: number;
+  nextTxId: number;
+  att: AttEntry[];
+  /** Pages dirty when the record was written: [pageId, recLsn]. */
+  dpt: Array<[number, number]>;
+}
+
+export interface PageImage {
+  readonly pageId: number;
+  readonly image: Uint8Array;
+}
+
+/** Seals and writes page images, then fdatasyncs the data file. */
+export async function writePages(data: FileHandle, pageSize: number, pages: readonly PageImage[]): Promise<void> {
+  const sorted = [...pages].sort((a, b) => a.pageId - b.pageId);
+  for (const { pageId, image } of sorted) {
+    sealPage(image);
+    if (faultFires('page-write-torn')) {
+      // Half a page reaches the disk, as when power fails mid-write.
+      await data.write(image, 0, pageSize / 2, pageId * pageSize);
+      await data.datasync();
+      die();
+    }
+    await data.write(image, 0, pageSize, pageId * pageSize);
+  }
+  await data.datasync();
+}
+
+export interface CheckpointOutcome {
+  /** LSN of the checkpoint record. */
+  lsn: number;
+  /** WAL segments removed. */
+  recycled: number;
+  /** Set when the archiver failed; the segment and those after it were kept. */
+  archiveError?: Error;
+}
+
+/** Steps 3–5. */
+export async function completeCheckpoint(
+  dir: string,
+  wal: WalWriter,
+  geometry: StoreGeometry,
+  body: CheckpointBody,
+  archiver?: WalArchiver,
+): Promise<CheckpointOutcome> {
+  const { lsn } = wal.append({ type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json: Buffer.from(JSON.stringify(body)) });
+  await wal.flush();
+  faultPoint('checkpoint-before-control');
+  await writeControl(dir, { checkpointLsn: lsn, redoLsn: body.redoLsn, nextTxId: body.nextTxId, ...geometry });
+  const keepFrom = Math.min(body.redoLsn, ...body.att.map((a) => a[1]));
+  return { lsn, ...(await recycleSegments(dir, geometry.segmentSize, keepFrom, archiver)) };
+}
+
+async function recycleSegments(dir: string, segmentSize: number, keepFrom: number, archiver?: WalArchiver): Promise<Omit<CheckpointOutcome, 'lsn'>> {
+  const walDir = walDirOf(dir);
+  let recycled = 0;
+  for (const start of await listSegments(walDir)) {
+    if (start + segmentSize > keepFrom) break;
+    const file = segmentPath(walDir, start);
+    if (archiver) {
+      try {
+        await archiver({ file, startLsn: start, endLsn: start + segmentSize });
+      } catch (err) {
+        return { recycled, archiveError: err as Error };
+      }
+    }
+    await unlink(file);
+    recycled++;
+  }
+  return { recycled };
+}

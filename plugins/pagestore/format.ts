@@ -1,0 +1,91 @@
+/**
+ * The on-disk page format of the reference store (see README.md beside this file).
+ *
+ * Page header, 32 bytes, little-endian:
+ *
+ *   0  u64 checksum   XXH3-64 of bytes [8, pageSize): every other header field and the payload
+ *   8  u32 magic      PAGE_MAGIC
+ *  12  u16 version    FORMAT_VERSION
+ *  14  u16 type       PageType
+ *  16  u32 page id    the page's own position: a page written to the wrong place fails
+ *  20  u32 reserved   zero
+ *  24  u64 page LSN   the LSN of the last WAL record applied to the page
+ *  32  ... payload
+ */
+import { xxh3 } from 'recovery-agent/native';
+
+export const PAGE_MAGIC = 0x47504152; // "RAPG"
+export const FORMAT_VERSION = 1;
+export const PAGE_HEADER_SIZE = 32;
+export const MIN_PAGE_SIZE = 4096;
+export const MAX_PAGE_SIZE = 65536;
+export const DEFAULT_PAGE_SIZE = 8192;
+
+export const kChecksum = 0;
+export const kMagic = 8;
+export const kVersion = 12;
+export const kType = 14;
+export const kPageId = 16;
+export const kReserved = 20;
+export const kPageLsn = 24;
+/** Where the checksummed bytes start. */
+export const kChecksummed = 8;
+
+export const enum PageType {
+  Data = 0,
+  Superblock = 1,
+}
+
+/** Unsigned 64-bit read as a JS number; LSNs stay below 2^53 (8 PiB of WAL). */
+export function readU64(buf: Uint8Array, off: number): number {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 0x1_0000_0000;
+}
+
+export function writeU64(buf: Uint8Array, off: number, v: number): void {
+  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  dv.setUint32(off, v >>> 0, true);
+  dv.setUint32(off + 4, Math.floor(v / 0x1_0000_0000), true);
+}
+
+export function isValidPageSize(size: number): boolean {
+  return Number.isInteger(size) && size >= MIN_PAGE_SIZE && size <= MAX_PAGE_SIZE && (size & (size - 1)) === 0;
+}
+
+/** Fills a fresh page header (checksum left to `sealPage`). */
+export function initPageHeader(page: Uint8Array, pageId: number, type: PageType, lsn = 0): void {
+  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  dv.setUint32(kMagic, PAGE_MAGIC, true);
+  dv.setUint16(kVersion, FORMAT_VERSION, true);
+  dv.setUint16(kType, type, true);
+  dv.setUint32(kPageId, pageId, true);
+  dv.setUint32(kReserved, 0, true);
+  writeU64(page, kPageLsn, lsn);
+}
+
+export function pageLsn(page: Uint8Array): number {
+  return readU64(page, kPageLsn);
+}
+
+export function setPageLsn(page: Uint8Array, lsn: number): void {
+  writeU64(page, kPageLsn, lsn);
+}
+
+/** Computes and stores the page's checksum; call right before the page leaves memory. */
+export function sealPage(page: Uint8Array): void {
+  const sum = xxh3(page.subarray(kChecksummed));
+  new DataView(page.buffer, page.byteOffset, page.byteLength).setBigUint64(kChecksum, sum, true);
+}
+
+/** Why a page fails verification, or null when it is sound. */
+export type PageFault = 'checksum' | 'magic' | 'version' | 'page-id';
+
+/** Checks a page read from position `expectedId`: checksum, magic, version, page id. */
+export function verifyPage(page: Uint8Array, expectedId: number): PageFault | null {
+  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  if (dv.getBigUint64(kChecksum, true) !== xxh3(page.subarray(kChecksummed))) return 'checksum';
+  if (dv.getUint32(kMagic, true) !== PAGE_MAGIC) return 'magic';
+  if (dv.getUint16(kVersion, true) !== FORMAT_VERSION) return 'version';
+  if (dv.getUint32(kPageId, true) !== expectedId) return 'page-id';
+  return null;
+}

@@ -1,0 +1,273 @@
+/**
+ * The reference page store: the library API applications use.
+ *
+ *   const store = await PageStore.open(dir, { create: true, pageCount: 1024 });
+ *   const tx = store.begin();
+ *   await tx.write(7, 0, Buffer.from('hello'));
+ *   await tx.commit();          // durable when it resolves
+ *   await store.close();
+ *
+ * Opening takes the store's lock (one writer per store) and runs crash recovery, so a store
+ * that was killed mid-write opens consistent. See README.md for the format.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { raError } from '../../core/errors.js';
+import type { WorkerPool } from '../../core/workerPool.js';
+import { completeCheckpoint, writePages, type AttEntry, type PageImage, type WalArchiver } from './checkpoint.js';
+import { setPageLsn } from './format.js';
+import { LockManager } from './lockManager.js';
+import { PageCache, type Frame } from './pageCache.js';
+import { recoverLocked, type RecoveryStats } from './recovery.js';
+import { acquireStoreLock, type StoreLock } from './storeLock.js';
+import { createStore, storeExists, type StoreGeometry } from './storeFiles.js';
+import { Transaction, type TxHost } from './transaction.js';
+import { RecordType } from './walRecord.js';
+import type { WalWriter } from './walWriter.js';
+import { PAGE_HEADER_SIZE } from './format.js';
+
+export interface PageStoreOptions {
+  /** Create the store if the directory holds none. */
+  create?: boolean;
+  /** For a new store: pages, including the superblock (page 0). */
+  pageCount?: number;
+  /** For a new store: 4096–65536, a power of two. Default 8192. */
+  pageSize?: number;
+  /** For a new store: WAL segment size in bytes. Default 16 MiB. */
+  segmentSize?: number;
+  /** Worker pool for parallel redo when opening runs recovery. */
+  pool?: WorkerPool;
+  /** Checkpoint once this much WAL has been written since the last one. Default 64 MiB. */
+  checkpointWalBytes?: number;
+  /** Also checkpoint on this interval (ms); 0 turns it off. Default 5 minutes. */
+  checkpointIntervalMs?: number;
+  /** Clean pages kept in memory, in bytes. Default 64 MiB. */
+  cacheBytes?: number;
+  /** Called with each WAL segment before it is recycled (archiving). */
+  archiver?: WalArchiver;
+  /** Called when a page read from disk fails verification. */
+  onCorruptPage?: (pageId: number, reason: string) => void;
+  log?: Logger;
+}
+
+export interface CheckpointStats {
+  lsn: number;
+  redoLsn: number;
+  pagesWritten: number;
+  segmentsRecycled: number;
+  durationMs: number;
+}
+
+export class PageStore {
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** Bytes usable per page after the header. */
+  readonly payloadSize: number;
+  private readonly cache: PageCache;
+  private readonly locks = new LockManager();
+  private readonly active = new Map<number, Transaction>();
+  private nextTxId: number;
+  private redoLsn: number;
+  private checkpointing: Promise<CheckpointStats> | null = null;
+  private readonly timer: NodeJS.Timeout | null;
+  private closed = false;
+  private broken: Error | null = null;
+  /** Counters for metrics and benchmarks. */
+  readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
+
+  private constructor(
+    readonly dir: string,
+    readonly geometry: StoreGeometry,
+    private readonly wal: WalWriter,
+    private readonly data: FileHandle,
+    private readonly storeLock: StoreLock,
+    /** What recovery did when the store was opened. */
+    readonly recovery: RecoveryStats,
+    nextTxId: number,
+    private readonly options: PageStoreOptions,
+  ) {
+    this.pageSize = geometry.pageSize;
+    this.pageCount = geometry.pageCount;
+    this.payloadSize = geometry.pageSize - PAGE_HEADER_SIZE;
+    Object.assign(this.host, { pageCount: this.pageCount, payloadSize: this.payloadSize });
+    this.nextTxId = nextTxId;
+    this.redoLsn = wal.endLsn;
+    const maxFrames = Math.max(16, Math.floor((options.cacheBytes ?? 64 * 1024 * 1024) / geometry.pageSize));
+    this.cache = new PageCache(data, geometry.pageSize, maxFrames, options.onCorruptPage);
+    const every = options.checkpointIntervalMs ?? 5 * 60_000;
+    this.timer = every > 0 ? setInterval(() => this.backgroundCheckpoint(), every) : null;
+    this.timer?.unref();
+  }
+
+  /** Opens (or creates) a store: takes its lock, runs recovery, and is ready for transactions. */
+  static async open(dir: string, options: PageStoreOptions = {}): Promise<PageStore> {
+    if (!storeExists(dir)) {
+      if (!options.create) throw raError('RA_ERR_STORE_INVALID', `${dir} holds no page store (pass create: true to make one)`);
+      if (options.pageCount === undefined) throw raError('RA_ERR_STORE_OPTIONS', 'pageCount is required to create a store');
+      await createStore(dir, { pageCount: options.pageCount, pageSize: options.pageSize, segmentSize: options.segmentSize });
+    }
+    const lock = await acquireStoreLock(dir);
+    try {
+      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
+      return new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options);
+    } catch (err) {
+      await lock.release();
+      throw err;
+    }
+  }
+
+  /** Starts a transaction. */
+  begin(): Transaction {
+    this.checkOpen();
+    const tx = new Transaction(this.nextTxId++, this.host);
+    this.active.set(tx.id, tx);
+    return tx;
+  }
+
+  /** The end of the log: the LSN the next record gets. */
+  get endLsn(): number {
+    return this.wal.endLsn;
+  }
+
+  /** WAL bytes written since the current redo point. */
+  get walSinceCheckpoint(): number {
+    return this.wal.endLsn - this.redoLsn;
+  }
+
+  get walStats(): Readonly<WalWriter['stats']> {
+    return this.wal.stats;
+  }
+
+  get lockStats(): { deadlocks: number } {
+    return { deadlocks: this.locks.deadlocks };
+  }
+
+  /**
+   * A fuzzy checkpoint: transactions go on while it runs. Dirty pages are copied, the WAL is
+   * flushed, the copies written and synced, then a checkpoint record (active transactions and
+   * dirty pages) is logged and the control file switched to it. Concurrent calls share one run.
+   */
+  checkpoint(): Promise<CheckpointStats> {
+    this.checkOpen();
+    this.checkpointing ??= this.runCheckpoint().finally(() => {
+      this.checkpointing = null;
+    });
+    return this.checkpointing;
+  }
+
+  /** Aborts open transactions, checkpoints, and releases the lock. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    for (const tx of [...this.active.values()]) if (tx.state === 'active') await tx.abort().catch(() => undefined);
+    if (!this.broken) await (this.checkpointing ?? this.checkpoint()).catch(() => undefined);
+    if (this.checkpointing) await this.checkpointing.catch(() => undefined);
+    if (!this.broken && this.walSinceCheckpoint > 0) await this.checkpoint().catch(() => undefined);
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    this.locks.close();
+    await this.wal.close().catch(() => undefined);
+    await this.data.close();
+    await this.storeLock.release();
+  }
+
+  /** What transactions call back into; kept off the public surface of the store. */
+  private readonly host: TxHost = {
+    pageCount: 0,
+    payloadSize: 0,
+    lock: (tx, pageId, mode) => this.locks.acquire(tx.id, pageId, mode),
+    pin: (pageId) => {
+      this.checkOpen();
+      return this.cache.pin(pageId);
+    },
+    unpin: (frame) => this.cache.unpin(frame),
+    logChange: (tx, frame, pageOffset, after, before, undoNextLsn) => this.logChange(tx, frame, pageOffset, after, before, undoNextLsn),
+    logEnd: (tx, commit) => {
+      const r = this.wal.append({ type: commit ? RecordType.Commit : RecordType.Abort, txId: tx.id, prevLsn: tx.lastLsn });
+      tx.lastLsn = r.lsn;
+      return r;
+    },
+    flush: (upto) => this.wal.flush(upto),
+    ended: (tx) => this.ended(tx),
+  };
+
+  private logChange(tx: Transaction, frame: Frame, pageOffset: number, after: Uint8Array, before: Uint8Array | null, undoNextLsn: number): number {
+    this.checkOpen();
+    const saved = Buffer.from(frame.page.subarray(pageOffset, pageOffset + after.byteLength));
+    frame.page.set(after, pageOffset);
+    // A page clean since the redo point gets a full image: it is what repairs a torn write.
+    const fullPage = frame.dirty ? undefined : frame.page;
+    let lsn: number;
+    try {
+      ({ lsn } = this.wal.append({
+        type: before ? RecordType.Update : RecordType.Clr,
+        txId: tx.id,
+        prevLsn: tx.lastLsn,
+        pageId: frame.pageId,
+        offset: pageOffset,
+        ...(before ? { before } : {}),
+        after,
+        undoNextLsn,
+        ...(fullPage ? { fullPage } : {}),
+      }));
+    } catch (err) {
+      frame.page.set(saved, pageOffset);
+      throw err;
+    }
+    setPageLsn(frame.page, lsn);
+    if (!frame.dirty) {
+      frame.dirty = true;
+      frame.recLsn = lsn;
+    }
+    if (tx.firstLsn === 0) tx.firstLsn = lsn;
+    tx.lastLsn = lsn;
+    return lsn;
+  }
+
+  private ended(tx: Transaction): void {
+    this.active.delete(tx.id);
+    this.locks.releaseAll(tx.id);
+    if (tx.state === 'committed') this.counters.commits++;
+    else this.counters.aborts++;
+    if (this.walSinceCheckpoint > (this.options.checkpointWalBytes ?? 64 * 1024 * 1024)) this.backgroundCheckpoint();
+  }
+
+  // ---- internals
+
+  private backgroundCheckpoint(): void {
+    if (this.closed || this.broken || this.checkpointing) return;
+    this.checkpoint().catch((err: unknown) => this.options.log?.error({ err }, 'background checkpoint failed'));
+  }
+
+  private async runCheckpoint(): Promise<CheckpointStats> {
+    const t0 = performance.now();
+    const redoLsn = this.wal.endLsn;
+    // Synchronous, so no change slips between the copies and the new redo point.
+    const images: PageImage[] = [];
+    for (const f of this.cache.all()) {
+      if (!f.dirty) continue;
+      images.push({ pageId: f.pageId, image: Buffer.from(f.page) });
+      f.dirty = false;
+    }
+    this.redoLsn = redoLsn;
+    try {
+      await this.wal.flush();
+      await writePages(this.data, this.pageSize, images);
+      const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
+      const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
+      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.options.archiver);
+      if (out.archiveError) this.options.log?.warn({ err: out.archiveError }, 'WAL archiver failed; segments kept for the next checkpoint');
+      this.counters.checkpoints++;
+      return { lsn: out.lsn, redoLsn, pagesWritten: images.length, segmentsRecycled: out.recycled, durationMs: performance.now() - t0 };
+    } catch (err) {
+      // Pages may be half-written and the kernel may have dropped what failed: only recovery
+      // can say what is on disk now.
+      this.broken = raError('RA_ERR_STORE_CLOSED', `checkpoint failed; reopen the store to recover: ${(err as Error).message}`, { cause: err });
+      throw this.broken;
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.broken) throw this.broken;
+    if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `store ${this.dir} is closed`);
+  }
+}

@@ -1,0 +1,271 @@
+/**
+ * Crash recovery in three passes, ARIES-style:
+ *
+ *   analysis  from the last checkpoint: which transactions never ended (the losers), where the
+ *             log ends (a torn tail is cut there; damage followed by valid records stops all);
+ *   redo      every page change from the redo LSN on whose LSN is newer than the page's, for
+ *             winners and losers alike (repeating history), in parallel by page on the worker
+ *             pool or single-threaded;
+ *   undo      every loser's changes, newest first across all losers, each undone change logged
+ *             as a compensation record (CLR) whose undo-next pointer skips what is already
+ *             undone, so a crash during undo never undoes anything twice;
+ *
+ * then a checkpoint. Idempotent: running it again, or after a crash in the middle of it, ends
+ * in the same state.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { raError } from '../../core/errors.js';
+import type { RecoveryReport } from '../../core/contracts/StorageEngine.js';
+import { defineTask, type WorkerPool } from '../../core/workerPool.js';
+import { completeCheckpoint, writePages, type CheckpointBody, type WalArchiver } from './checkpoint.js';
+import { readControl } from './control.js';
+import { faultPoint } from './faults.js';
+import { readU64, setPageLsn, verifyPage } from './format.js';
+import { applyRedo, type RedoInput, type RedoResult } from './redoApply.js';
+import { acquireStoreLock } from './storeLock.js';
+import { checkDataFile, dataFileOf, walDirOf, type StoreGeometry } from './storeFiles.js';
+import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type WalRecord } from './walRecord.js';
+import { readRecordFromDisk, scanWal, type WalScan } from './walScan.js';
+import { WalWriter } from './walWriter.js';
+
+const redoTask = defineTask<RedoInput, RedoResult>(new URL('./redoTask.js', import.meta.url));
+
+/** Below this many records, handing work to threads costs more than it saves. */
+const kMinParallelRecords = 4096;
+
+export interface RecoverOptions {
+  /** Worker pool for parallel redo; without one, redo runs on this thread. */
+  pool?: WorkerPool;
+  /** Force the single-threaded redo (the baseline) even with a pool. */
+  serialRedo?: boolean;
+  archiver?: WalArchiver;
+  log?: Logger;
+}
+
+export interface RecoveryStats extends RecoveryReport {
+  readonly transactionsRolledBack: number;
+  readonly recordsRedone: number;
+  readonly recordsSkipped: number;
+  readonly recordsUndone: number;
+  readonly walBytesRead: number;
+  readonly walRecordsScanned: number;
+  readonly pagesWritten: number;
+  readonly redoLsn: number;
+  readonly endLsn: number;
+  readonly tornTail: { lsn: number; reason: string } | null;
+  readonly redoWorkers: number;
+  readonly passes: { analysisMs: number; redoMs: number; undoMs: number; checkpointMs: number };
+  readonly durationMs: number;
+}
+
+/** What a store opened for writing takes over from recovery. */
+export interface RecoveredStore {
+  stats: RecoveryStats;
+  wal: WalWriter;
+  data: FileHandle;
+  geometry: StoreGeometry;
+  nextTxId: number;
+}
+
+/** Recovers a store no process has open: takes its lock, recovers, releases everything. */
+export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoveryStats> {
+  const lock = await acquireStoreLock(dir);
+  try {
+    const r = await recoverLocked(dir, options);
+    await r.wal.close();
+    await r.data.close();
+    return r.stats;
+  } finally {
+    await lock.release();
+  }
+}
+
+/** Recovery for a caller that already holds the store lock; leaves the WAL and data file open. */
+export async function recoverLocked(dir: string, options: RecoverOptions = {}): Promise<RecoveredStore> {
+  const t0 = performance.now();
+  const control = await readControl(dir);
+  const geometry: StoreGeometry = { pageSize: control.pageSize, pageCount: control.pageCount, segmentSize: control.segmentSize, storeId: control.storeId };
+  const walDir = walDirOf(dir);
+  const data = await open(dataFileOf(dir), 'r+');
+  try {
+    await checkDataFile(dir, data, geometry);
+
+    // ---- analysis
+    const ckptRec = decodeRecord(await readRecordFromDisk(walDir, geometry.storeId, geometry.segmentSize, control.checkpointLsn), 0, geometry.pageSize);
+    if (ckptRec.type !== RecordType.Checkpoint || !ckptRec.json) {
+      throw raError('RA_ERR_STORE_INVALID', `control file points at LSN ${control.checkpointLsn}, which is not a checkpoint record`);
+    }
+    const ckpt = JSON.parse(Buffer.from(ckptRec.json).toString('utf8')) as CheckpointBody;
+    // Undo may need the records of transactions that were active at the checkpoint.
+    const from = Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1]));
+    const scan = await scanWal(walDir, geometry.storeId, geometry.segmentSize, from);
+    const dv = new DataView(scan.buf.buffer);
+    const txs = new Map<number, { lastLsn: number; ended: boolean }>();
+    let maxTxId = 0;
+    let redoCount = 0;
+    const redoPositions = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
+    for (let i = 0; i < scan.count; i++) {
+      const at = scan.positions[i]!;
+      const type = scan.buf[at + kRecType] as RecordType;
+      const lsn = readU64(scan.buf, at + kRecLsn);
+      if (type === RecordType.Checkpoint) continue;
+      const txId = readU64(scan.buf, at + kRecTxId);
+      maxTxId = Math.max(maxTxId, txId);
+      const tx = txs.get(txId) ?? { lastLsn: 0, ended: false };
+      tx.lastLsn = lsn;
+      if (type === RecordType.Commit || type === RecordType.Abort) tx.ended = true;
+      txs.set(txId, tx);
+      if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= control.redoLsn) redoPositions[redoCount++] = at;
+    }
+    const losers = [...txs.entries()].filter(([, t]) => !t.ended).map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
+    const nextTxId = Math.max(ckpt.nextTxId, control.nextTxId, maxTxId + 1);
+    const t1 = performance.now();
+
+    // ---- redo
+    const input: RedoInput = { wal: scan.buf, positions: redoPositions, count: redoCount, dataFile: dataFileOf(dir), pageSize: geometry.pageSize, pageCount: geometry.pageCount };
+    const useWorkers = options.pool && !options.serialRedo && redoCount >= kMinParallelRecords ? options.pool.threads : 0;
+    const redo = useWorkers > 1 ? await parallelRedo(options.pool!, input, useWorkers) : applyRedo(input);
+    if (redo.outOfRange.length > 0) {
+      const first = redo.outOfRange[0]!;
+      throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${first.lsn} changes page ${first.pageId} or a byte range outside this store's ${geometry.pageCount} pages`, { details: { lsn: first.lsn } });
+    }
+    if (redo.corrupt.length > 0) {
+      throw raError('RA_ERR_PAGE_CORRUPT', `redo cannot restore ${redo.corrupt.length} page(s) that fail verification and have no full image in the log: ${redo.corrupt.slice(0, 10).map((c) => `page ${c.pageId} (${c.reason})`).join(', ')}`, {
+        details: { pages: redo.corrupt },
+      });
+    }
+    const t2 = performance.now();
+
+    // ---- undo
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, scan.endLsn);
+    const covered = new Set<number>();
+    for (let i = 0; i < redoCount; i++) covered.add(dv.getUint32(redoPositions[i]! + kRecPageId, true));
+    const undo = await undoLosers({ scan, wal, data, geometry, losers, covered, walDir });
+    const t3 = performance.now();
+
+    // ---- checkpoint: everything is in the data file now; nothing is active.
+    await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
+    await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, options.archiver);
+    const t4 = performance.now();
+
+    const stats: RecoveryStats = {
+      transactionsRolledBack: losers.length,
+      recordsRedone: redo.applied,
+      recordsSkipped: redo.skipped,
+      recordsUndone: undo.undone,
+      walBytesRead: scan.bytesRead,
+      walRecordsScanned: scan.count,
+      pagesWritten: redo.pagesWritten + undo.pages.size,
+      redoLsn: control.redoLsn,
+      endLsn: scan.endLsn,
+      tornTail: scan.tornAt ?? null,
+      redoWorkers: useWorkers > 1 ? useWorkers : 1,
+      passes: { analysisMs: round(t1 - t0), redoMs: round(t2 - t1), undoMs: round(t3 - t2), checkpointMs: round(t4 - t3) },
+      durationMs: round(t4 - t0),
+    };
+    options.log?.info({ ...stats }, 'recovery complete');
+    return { stats, wal, data, geometry, nextTxId };
+  } catch (err) {
+    await data.close().catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Splits redo by page id across `workers` tasks; each applies its pages' records in LSN order. */
+async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number): Promise<RedoResult> {
+  const dv = new DataView(input.wal.buffer, input.wal.byteOffset, input.wal.byteLength);
+  const counts = new Array<number>(workers).fill(0);
+  for (let i = 0; i < input.count; i++) counts[dv.getUint32(input.positions[i]! + kRecPageId, true) % workers]!++;
+  const parts = counts.map((n) => new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4))));
+  const fill = new Array<number>(workers).fill(0);
+  for (let i = 0; i < input.count; i++) {
+    const at = input.positions[i]!;
+    const w = dv.getUint32(at + kRecPageId, true) % workers;
+    parts[w]![fill[w]!++] = at;
+  }
+  const results = await Promise.all(parts.map((positions, w) => pool.run(redoTask, { ...input, positions, count: counts[w]! })));
+  return results.reduce((a, r) => ({
+    applied: a.applied + r.applied,
+    skipped: a.skipped + r.skipped,
+    pagesWritten: a.pagesWritten + r.pagesWritten,
+    corrupt: [...a.corrupt, ...r.corrupt],
+    outOfRange: [...a.outOfRange, ...r.outOfRange],
+  }));
+}
+
+interface UndoInput {
+  scan: WalScan;
+  wal: WalWriter;
+  data: FileHandle;
+  geometry: StoreGeometry;
+  losers: Array<{ txId: number; lastLsn: number }>;
+  /** Pages that already have a full image in the redo range. */
+  covered: Set<number>;
+  walDir: string;
+}
+
+async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<number, Buffer> }> {
+  const { scan, wal, data, geometry } = u;
+  const pages = new Map<number, Buffer>();
+  const loadPage = async (pageId: number): Promise<Buffer> => {
+    let page = pages.get(pageId);
+    if (!page) {
+      page = Buffer.alloc(geometry.pageSize);
+      await data.read(page, 0, geometry.pageSize, pageId * geometry.pageSize);
+      const fault = verifyPage(page, pageId);
+      if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `page ${pageId} fails its ${fault} check; undo cannot proceed`, { details: { pageId, reason: fault } });
+      pages.set(pageId, page);
+    }
+    return page;
+  };
+  const readRecord = async (lsn: number): Promise<WalRecord> => {
+    const at = scan.positionOf(lsn);
+    if (at >= 0 && readU64(scan.buf, at + kRecLsn) === lsn) return decodeRecord(scan.buf, at, geometry.pageSize);
+    return decodeRecord(await readRecordFromDisk(u.walDir, geometry.storeId, geometry.segmentSize, lsn), 0, geometry.pageSize);
+  };
+
+  // Each loser: the next LSN to undo, and the tail of its chain (where its next CLR links).
+  const todo = u.losers.map((l) => ({ txId: l.txId, next: l.lastLsn, tail: l.lastLsn }));
+  let undone = 0;
+  while (todo.length > 0) {
+    todo.sort((a, b) => b.next - a.next); // newest first across all losers
+    const t = todo[0]!;
+    const rec = await readRecord(t.next);
+    if (rec.txId !== t.txId) throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${rec.lsn} belongs to transaction ${rec.txId}, not ${t.txId} whose chain leads there`, { details: { lsn: rec.lsn } });
+    let next: number;
+    if (rec.type === RecordType.Update) {
+      const page = await loadPage(rec.pageId);
+      page.set(rec.before!, rec.offset);
+      const fullPage = u.covered.has(rec.pageId) ? undefined : page;
+      const clr = wal.append({ type: RecordType.Clr, txId: t.txId, prevLsn: t.tail, pageId: rec.pageId, offset: rec.offset, after: rec.before!, undoNextLsn: rec.prevLsn, ...(fullPage ? { fullPage } : {}) });
+      setPageLsn(page, clr.lsn);
+      u.covered.add(rec.pageId);
+      t.tail = clr.lsn;
+      undone++;
+      if (undone === 1) {
+        await wal.flush();
+        faultPoint('recovery-undo');
+      }
+      next = rec.prevLsn;
+    } else if (rec.type === RecordType.Clr) {
+      next = rec.undoNextLsn;
+    } else {
+      next = rec.prevLsn;
+    }
+    if (next === 0) {
+      const end = wal.append({ type: RecordType.Abort, txId: t.txId, prevLsn: t.tail });
+      t.tail = end.lsn;
+      todo.shift();
+    } else {
+      t.next = next;
+    }
+  }
+  await wal.flush();
+  return { undone, pages };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}
+

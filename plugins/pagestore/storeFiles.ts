@@ -1,0 +1,142 @@
+/**
+ * The files of a store directory and how a new store is laid out:
+ *
+ *   pages.db   the data file: pageCount pages of pageSize bytes; page 0 is the superblock
+ *   wal/       WAL segments
+ *   control    where the last checkpoint is (control.ts)
+ *   LOCK       the writer's pid lock (storeLock.ts)
+ *
+ * Superblock payload (page 0, after the page header), little-endian: u32 magic, u32 page size,
+ * u32 page count, u32 WAL segment size, 16 bytes store id, u64 creation time (ms since epoch).
+ * It is written once, at creation.
+ */
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { raError } from '../../core/errors.js';
+import { writeControl } from './control.js';
+import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
+import { fsyncDir } from './fsyncDir.js';
+import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
+import { DEFAULT_SEGMENT_SIZE, SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath } from './walSegments.js';
+
+export const SUPERBLOCK_MAGIC = 0x42534152; // "RASB"
+export const DATA_FILE = 'pages.db';
+
+export interface StoreGeometry {
+  readonly pageSize: number;
+  readonly pageCount: number;
+  readonly segmentSize: number;
+  readonly storeId: Uint8Array;
+}
+
+export interface CreateOptions {
+  pageCount: number;
+  pageSize?: number;
+  segmentSize?: number;
+}
+
+export const dataFileOf = (dir: string) => path.join(dir, DATA_FILE);
+export const walDirOf = (dir: string) => path.join(dir, 'wal');
+
+export function validateCreateOptions(o: CreateOptions): Required<CreateOptions> {
+  const pageSize = o.pageSize ?? DEFAULT_PAGE_SIZE;
+  const segmentSize = o.segmentSize ?? DEFAULT_SEGMENT_SIZE;
+  if (!isValidPageSize(pageSize)) {
+    throw raError('RA_ERR_STORE_OPTIONS', `pageSize must be a power of two from 4096 to 65536 (got ${JSON.stringify(o.pageSize)})`);
+  }
+  if (!Number.isInteger(o.pageCount) || o.pageCount < 2 || o.pageCount > 0xffff_fff0) {
+    throw raError('RA_ERR_STORE_OPTIONS', `pageCount must be an integer from 2 to 4294967280, page 0 being the superblock (got ${JSON.stringify(o.pageCount)})`);
+  }
+  if (!Number.isInteger(segmentSize) || segmentSize < 4 * (pageSize * 2 + 256) || segmentSize > 1024 * 1024 * 1024 || segmentSize % 4096 !== 0) {
+    throw raError('RA_ERR_STORE_OPTIONS', `segmentSize must be a multiple of 4096 from ${4 * (pageSize * 2 + 256)} to 1 GiB for ${pageSize}-byte pages (got ${JSON.stringify(o.segmentSize)})`);
+  }
+  return { pageCount: o.pageCount, pageSize, segmentSize };
+}
+
+/** True when `dir` holds a store (its control file exists). */
+export function storeExists(dir: string): boolean {
+  return existsSync(path.join(dir, 'control'));
+}
+
+/**
+ * Creates a store: every page initialised and checksummed, one WAL segment holding an initial
+ * checkpoint record, and the control file pointing at it (written last: a crash before that
+ * leaves a directory that is not a store yet, and creating again starts over).
+ */
+export async function createStore(dir: string, options: CreateOptions): Promise<StoreGeometry> {
+  const { pageCount, pageSize, segmentSize } = validateCreateOptions(options);
+  await mkdir(walDirOf(dir), { recursive: true });
+  const leftovers = (await readdir(dir)).filter((n) => n !== 'wal' && n !== 'LOCK');
+  if (leftovers.length > 0 && storeExists(dir)) throw raError('RA_ERR_STORE_INVALID', `${dir} already holds a store`);
+  const storeId = randomBytes(16);
+
+  const data = await open(dataFileOf(dir), 'w');
+  try {
+    const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
+    const chunk = Buffer.alloc(chunkPages * pageSize);
+    for (let first = 0; first < pageCount; first += chunkPages) {
+      const n = Math.min(chunkPages, pageCount - first);
+      chunk.fill(0);
+      for (let i = 0; i < n; i++) {
+        const page = chunk.subarray(i * pageSize, (i + 1) * pageSize);
+        const id = first + i;
+        initPageHeader(page, id, id === 0 ? PageType.Superblock : PageType.Data);
+        if (id === 0) writeSuperblock(page, { pageSize, pageCount, segmentSize, storeId });
+        sealPage(page);
+      }
+      await data.write(chunk, 0, n * pageSize, first * pageSize);
+    }
+    await data.datasync();
+  } finally {
+    await data.close();
+  }
+
+  const firstLsn = SEGMENT_HEADER_SIZE;
+  const json = Buffer.from(JSON.stringify({ redoLsn: firstLsn, nextTxId: 1, att: [], dpt: [] }));
+  const fields = { type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json };
+  const rec = Buffer.alloc(encodedSize(fields));
+  encodeRecord(rec, firstLsn, fields);
+  const seg = await open(segmentPath(walDirOf(dir), 0), 'w');
+  try {
+    await seg.write(encodeSegmentHeader(storeId, 0, segmentSize), 0, SEGMENT_HEADER_SIZE, 0);
+    await seg.write(rec, 0, rec.byteLength, firstLsn);
+    await seg.datasync();
+  } finally {
+    await seg.close();
+  }
+  await fsyncDir(walDirOf(dir));
+  await writeControl(dir, { checkpointLsn: firstLsn, redoLsn: firstLsn, nextTxId: 1, pageSize, pageCount, segmentSize, storeId });
+  return { pageSize, pageCount, segmentSize, storeId };
+}
+
+function writeSuperblock(page: Uint8Array, g: StoreGeometry): void {
+  const b = Buffer.from(page.buffer, page.byteOffset + PAGE_HEADER_SIZE, 40);
+  b.writeUInt32LE(SUPERBLOCK_MAGIC, 0);
+  b.writeUInt32LE(g.pageSize, 4);
+  b.writeUInt32LE(g.pageCount, 8);
+  b.writeUInt32LE(g.segmentSize, 12);
+  b.set(g.storeId, 16);
+  writeU64(b, 32, Date.now());
+}
+
+/**
+ * Reads and checks the superblock against the control file's geometry, and the data file's
+ * size against both. Any disagreement means the files are not one store.
+ */
+export async function checkDataFile(dir: string, data: FileHandle, g: StoreGeometry): Promise<void> {
+  const file = dataFileOf(dir);
+  const { size } = await data.stat();
+  if (size !== g.pageSize * g.pageCount) {
+    throw raError('RA_ERR_STORE_INVALID', `${file} is ${size} bytes; the control file says ${g.pageCount} pages of ${g.pageSize} bytes (${g.pageSize * g.pageCount})`);
+  }
+  const page = Buffer.alloc(g.pageSize);
+  await data.read(page, 0, g.pageSize, 0);
+  const fault = verifyPage(page, 0);
+  if (fault) throw raError('RA_ERR_STORE_INVALID', `${file}: the superblock (page 0) fails its ${fault} check`);
+  const sb = page.subarray(PAGE_HEADER_SIZE);
+  if (sb.readUInt32LE(0) !== SUPERBLOCK_MAGIC || sb.readUInt32LE(4) !== g.pageSize || sb.readUInt32LE(8) !== g.pageCount || sb.readUInt32LE(12) !== g.segmentSize || !Buffer.from(g.storeId).equals(sb.subarray(16, 32))) {
+    throw raError('RA_ERR_STORE_INVALID', `${file}: the superblock does not match the control file (another store's files mixed in?)`);
+  }
+}

@@ -1,0 +1,88 @@
+/**
+ * One writer per store: a pid lock file (`LOCK`) in the store directory, like PostgreSQL's
+ * postmaster.pid. It holds the owner's pid and the start time of that process (field 22 of
+ * /proc/<pid>/stat), so a pid reused by an unrelated process after a crash is seen as stale.
+ *
+ * A stale lock (owner dead, or pid now another process) is taken over: renamed aside, checked
+ * to be the stale one, removed, and the lock created again with O_EXCL, so that of processes
+ * racing to take it over exactly one wins.
+ */
+import { readFileSync } from 'node:fs';
+import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { raError } from '../../core/errors.js';
+
+export interface StoreLock {
+  readonly file: string;
+  release(): Promise<void>;
+}
+
+/** The start time of `pid` in clock ticks since boot, or null when no such process exists. */
+export function processStartTime(pid: number): string | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return fields[19] ?? null; // field 22 overall; fields[0] is field 3
+  } catch {
+    return null;
+  }
+}
+
+function ownerAlive(pid: number, start: string): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  return processStartTime(pid) === start;
+}
+
+export async function acquireStoreLock(dir: string): Promise<StoreLock> {
+  const file = path.join(dir, 'LOCK');
+  const me = `${process.pid}\n${processStartTime(process.pid) ?? 'unknown'}\n`;
+  for (let attempt = 0; attempt < 5; attempt++) {
+    try {
+      const h = await open(file, 'wx', 0o644);
+      try {
+        await h.write(me);
+        await h.datasync();
+      } finally {
+        await h.close();
+      }
+      let released = false;
+      return {
+        file,
+        release: async () => {
+          if (released) return;
+          released = true;
+          // Only remove the lock if it is still ours.
+          const now = await readFile(file, 'utf8').catch(() => '');
+          if (now === me) await unlink(file).catch(() => undefined);
+        },
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const content = await readFile(file, 'utf8').catch(() => null);
+    if (content === null) continue; // removed meanwhile: try again
+    const [pidText, start] = content.split('\n');
+    const pid = Number(pidText);
+    if (start !== undefined && ownerAlive(pid, start)) {
+      throw raError('RA_ERR_STORE_LOCKED', `store ${dir} is locked by process ${pid} (${file}); one writer per store`, { details: { pid, lockFile: file } });
+    }
+    if (content.split('\n').length < 3 && attempt === 0) {
+      // Possibly being written right now by a new owner: look again shortly before calling it stale.
+      await new Promise((r) => setTimeout(r, 50));
+      continue;
+    }
+    const aside = `${file}.stale.${process.pid}.${attempt}`;
+    try {
+      await rename(file, aside);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      continue;
+    }
+    // If a racing process took the stale lock over first, what we moved aside is its live lock:
+    // put it back (link fails if yet another one exists by now) and look again.
+    if ((await readFile(aside, 'utf8').catch(() => content)) !== content) await link(aside, file).catch(() => undefined);
+    await unlink(aside).catch(() => undefined);
+  }
+  throw raError('RA_ERR_STORE_LOCKED', `could not take the lock of store ${dir} (${file}) after 5 attempts`);
+}

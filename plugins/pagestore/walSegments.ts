@@ -1,0 +1,66 @@
+/**
+ * WAL segment files: `wal/<16 hex digits of the segment's first LSN>.wal`. A segment holds the
+ * LSN range [start, start + segmentSize); records never straddle two segments. A segment begins
+ * with a 64-byte header naming the store it belongs to, so a segment of another store (or a
+ * recycled file) is never replayed.
+ *
+ * Segment header, little-endian: u32 magic, u16 version, u16 reserved, 16 bytes store id,
+ * u64 segment start LSN, u32 segment size, zero padding, u64 XXH3-64 of bytes [0, 56) at 56.
+ */
+import { readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { xxh3 } from 'recovery-agent/native';
+import { readU64, writeU64 } from './format.js';
+
+export const SEGMENT_MAGIC = 0x4c574152; // "RAWL"
+export const SEGMENT_VERSION = 1;
+export const SEGMENT_HEADER_SIZE = 64;
+export const DEFAULT_SEGMENT_SIZE = 16 * 1024 * 1024;
+
+export function segmentName(start: number): string {
+  return `${start.toString(16).padStart(16, '0')}.wal`;
+}
+
+export function segmentPath(walDir: string, start: number): string {
+  return path.join(walDir, segmentName(start));
+}
+
+export function segmentStartOf(lsn: number, segmentSize: number): number {
+  return Math.floor(lsn / segmentSize) * segmentSize;
+}
+
+/** The segment starts present in `walDir`, ascending. */
+export async function listSegments(walDir: string): Promise<number[]> {
+  const names = await readdir(walDir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names
+    .filter((n) => /^[0-9a-f]{16}\.wal$/.test(n))
+    .map((n) => parseInt(n.slice(0, 16), 16))
+    .sort((a, b) => a - b);
+}
+
+export function encodeSegmentHeader(storeId: Uint8Array, start: number, segmentSize: number): Buffer {
+  const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  h.writeUInt32LE(SEGMENT_MAGIC, 0);
+  h.writeUInt16LE(SEGMENT_VERSION, 4);
+  h.set(storeId, 8);
+  writeU64(h, 24, start);
+  h.writeUInt32LE(segmentSize, 32);
+  h.writeBigUInt64LE(xxh3(h.subarray(0, 56)), 56);
+  return h;
+}
+
+/** Why a segment header is not one of this store's, or null when it is. */
+export function checkSegmentHeader(h: Uint8Array, storeId: Uint8Array, start: number, segmentSize: number): string | null {
+  if (h.byteLength < SEGMENT_HEADER_SIZE) return 'shorter than its header';
+  const b = Buffer.from(h.buffer, h.byteOffset, SEGMENT_HEADER_SIZE);
+  if (b.readBigUInt64LE(56) !== xxh3(b.subarray(0, 56))) return 'header checksum mismatch';
+  if (b.readUInt32LE(0) !== SEGMENT_MAGIC) return 'bad magic';
+  if (b.readUInt16LE(4) !== SEGMENT_VERSION) return `unsupported version ${b.readUInt16LE(4)}`;
+  if (!Buffer.from(storeId).equals(b.subarray(8, 24))) return 'belongs to another store';
+  if (readU64(b, 24) !== start) return `header says it starts at LSN ${readU64(b, 24)}`;
+  if (b.readUInt32LE(32) !== segmentSize) return `header says segment size ${b.readUInt32LE(32)}`;
+  return null;
+}

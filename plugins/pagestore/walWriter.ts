@@ -1,0 +1,179 @@
+/**
+ * The WAL writer: assigns LSNs, buffers records, and makes them durable with group commit.
+ *
+ * Group commit: `flush(lsn)` never starts a second write while one is in flight. Records
+ * appended while an fdatasync runs wait for the next round, which writes them all with one
+ * writev and one fdatasync. So N concurrent commits cost about two fdatasyncs, not N.
+ *
+ * After a failed write or fdatasync the writer is broken for good: the kernel may have dropped
+ * the dirty pages, so retrying fsync could report success for data that is gone. Every waiter
+ * is rejected; the store must be reopened, which runs recovery.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { unlink } from 'node:fs/promises';
+import { raError } from '../../core/errors.js';
+import { faultPoint } from './faults.js';
+import { fsyncDir } from './fsyncDir.js';
+import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
+import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
+
+interface Pending {
+  lsn: number;
+  buf: Buffer;
+}
+
+interface Waiter {
+  upto: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+/** Largest number of buffers handed to one writev. */
+const kMaxIov = 512;
+
+export class WalWriter {
+  private pending: Pending[] = [];
+  private waiters: Waiter[] = [];
+  private flushing = false;
+  private broken: Error | null = null;
+  /** Statistics for benchmarks and metrics. */
+  readonly stats = { flushes: 0, recordsWritten: 0, bytesWritten: 0 };
+
+  private constructor(
+    private readonly walDir: string,
+    private readonly storeId: Uint8Array,
+    readonly segmentSize: number,
+    private handle: FileHandle,
+    private segStart: number,
+    /** LSN the next record gets. */
+    private nextLsn: number,
+  ) {
+    this.flushedLsn = nextLsn;
+  }
+
+  /** Every byte below this LSN is durable. */
+  flushedLsn: number;
+
+  /** The LSN the next record will get (the end of the log). */
+  get endLsn(): number {
+    return this.nextLsn;
+  }
+
+  /**
+   * Opens the log for appending at `endLsn` (the end of the valid log as recovery found it):
+   * the segment holding it is truncated there (dropping a torn tail) and later segments, which
+   * can hold no valid record, are removed.
+   */
+  static async open(walDir: string, storeId: Uint8Array, segmentSize: number, endLsn: number): Promise<WalWriter> {
+    const segStart = segmentStartOf(endLsn, segmentSize);
+    for (const start of await listSegments(walDir)) {
+      if (start > segStart) await unlink(segmentPath(walDir, start));
+    }
+    const file = segmentPath(walDir, segStart);
+    let handle: FileHandle;
+    try {
+      handle = await open(file, 'r+');
+      await handle.truncate(endLsn - segStart);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize);
+    }
+    await handle.datasync();
+    return new WalWriter(walDir, storeId, segmentSize, handle, segStart, endLsn);
+  }
+
+  /** Creates a segment file holding only its header, durably. */
+  static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<FileHandle> {
+    const handle = await open(segmentPath(walDir, start), 'w+');
+    await handle.write(encodeSegmentHeader(storeId, start, segmentSize), 0, SEGMENT_HEADER_SIZE, 0);
+    await handle.datasync();
+    await fsyncDir(walDir);
+    return handle;
+  }
+
+  /** Appends a record to the in-memory tail and returns its LSN. Not durable until `flush`. */
+  append(fields: RecordFields): { lsn: number; end: number } {
+    if (this.broken) throw this.broken;
+    const size = encodedSize(fields);
+    if (size > this.segmentSize - SEGMENT_HEADER_SIZE) {
+      throw raError('RA_ERR_WAL_RECORD_TOO_LARGE', `WAL record of ${size} bytes does not fit a ${this.segmentSize}-byte segment`);
+    }
+    let lsn = this.nextLsn;
+    const start = segmentStartOf(lsn, this.segmentSize);
+    if (lsn - start + size > this.segmentSize) lsn = start + this.segmentSize + SEGMENT_HEADER_SIZE;
+    const buf = Buffer.alloc(size);
+    encodeRecord(buf, lsn, fields);
+    this.pending.push({ lsn, buf });
+    this.nextLsn = lsn + size;
+    return { lsn, end: this.nextLsn };
+  }
+
+  /** Resolves once every record below `upto` (default: all appended so far) is durable. */
+  flush(upto = this.nextLsn): Promise<void> {
+    if (this.broken) return Promise.reject(this.broken);
+    if (upto <= this.flushedLsn) return Promise.resolve();
+    const p = new Promise<void>((resolve, reject) => this.waiters.push({ upto, resolve, reject }));
+    if (!this.flushing) void this.flushLoop();
+    return p;
+  }
+
+  async close(): Promise<void> {
+    if (!this.broken) await this.flush();
+    await this.handle.close();
+  }
+
+  private async flushLoop(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.pending.length > 0) {
+        const batch = this.pending;
+        this.pending = [];
+        await this.writeBatch(batch);
+        faultPoint('wal-before-sync');
+        await this.handle.datasync();
+        const last = batch[batch.length - 1]!;
+        this.flushedLsn = last.lsn + last.buf.byteLength;
+        this.stats.flushes++;
+        this.stats.recordsWritten += batch.length;
+        this.wake();
+      }
+    } catch (err) {
+      this.broken = raError('RA_ERR_WAL_WRITE', `WAL write failed; the store must be reopened (recovery runs then): ${(err as Error).message}`, { cause: err });
+      for (const w of this.waiters.splice(0)) w.reject(this.broken);
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  private wake(): void {
+    const still: Waiter[] = [];
+    for (const w of this.waiters) {
+      if (w.upto <= this.flushedLsn) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+  }
+
+  /** Writes records in order, rolling to a new segment where they do; the old one is synced first. */
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    let i = 0;
+    while (i < batch.length) {
+      const start = segmentStartOf(batch[i]!.lsn, this.segmentSize);
+      if (start !== this.segStart) {
+        // Everything before the new segment must be durable before anything in it is.
+        await this.handle.datasync();
+        await this.handle.close();
+        this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize);
+        this.segStart = start;
+      }
+      let j = i;
+      while (j < batch.length && j - i < kMaxIov && segmentStartOf(batch[j]!.lsn, this.segmentSize) === start) j++;
+      const bufs = batch.slice(i, j).map((p) => p.buf);
+      // Records of one run are contiguous: each starts where the previous one ended.
+      await this.handle.writev(bufs, batch[i]!.lsn - start);
+      for (const b of bufs) this.stats.bytesWritten += b.byteLength;
+      i = j;
+    }
+  }
+}
+

@@ -40,7 +40,9 @@ export const ErrorCodes = {
   RA_ERR_AGENT_STATE: { exit: 1 },
   /** Another live process holds the store's lock. */
   RA_ERR_STORE_LOCKED: { exit: 3 },
-  /** A store directory is missing, not a store, or its files disagree (geometry, ids). */
+  /** The directory holds no store (no control file). */
+  RA_ERR_STORE_NOT_FOUND: { exit: 2 },
+  /** A store's files are damaged or disagree with each other (geometry, ids). */
   RA_ERR_STORE_INVALID: { exit: 2 },
   /** A store option (page size, page count, segment size) is out of range. */
   RA_ERR_STORE_OPTIONS: { exit: 2 },

@@ -8,6 +8,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError, isRaError } from '../errors.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
+import { registerRecoverCommand } from './recoverCommand.js';
 import { registerRunCommand } from './runCommand.js';
 
 function packageVersion(): string {
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerInitCommand(program);
   registerConfigCommands(program);
+  registerRecoverCommand(program);
   return program;
 }
 

@@ -52,7 +52,8 @@ export async function readControl(dir: string): Promise<Control> {
   try {
     b = await readFile(file);
   } catch (err) {
-    throw raError('RA_ERR_STORE_INVALID', `${dir} is not a page store: cannot read ${file}: ${(err as Error).message}`, { cause: err });
+    const code = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'RA_ERR_STORE_NOT_FOUND' : 'RA_ERR_STORE_INVALID';
+    throw raError(code, `${dir} is not a page store: cannot read ${file}: ${(err as Error).message}`, { cause: err });
   }
   if (b.byteLength !== CONTROL_SIZE || b.readBigUInt64LE(64) !== xxh3(b.subarray(0, 64)) || b.readUInt32LE(0) !== CONTROL_MAGIC) {
     throw raError('RA_ERR_STORE_INVALID', `${file} is damaged (size ${b.byteLength}, expected ${CONTROL_SIZE}, or checksum mismatch)`);

@@ -102,7 +102,7 @@ export class PageStore {
   /** Opens (or creates) a store: takes its lock, runs recovery, and is ready for transactions. */
   static async open(dir: string, options: PageStoreOptions = {}): Promise<PageStore> {
     if (!storeExists(dir)) {
-      if (!options.create) throw raError('RA_ERR_STORE_INVALID', `${dir} holds no page store (pass create: true to make one)`);
+      if (!options.create) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (pass create: true to make one)`);
       if (options.pageCount === undefined) throw raError('RA_ERR_STORE_OPTIONS', 'pageCount is required to create a store');
       await createStore(dir, { pageCount: options.pageCount, pageSize: options.pageSize, segmentSize: options.segmentSize });
     }

@@ -24,7 +24,7 @@ import { faultPoint } from './faults.js';
 import { readU64, setPageLsn, verifyPage } from './format.js';
 import { applyRedo, type RedoInput, type RedoResult } from './redoApply.js';
 import { acquireStoreLock } from './storeLock.js';
-import { checkDataFile, dataFileOf, walDirOf, type StoreGeometry } from './storeFiles.js';
+import { checkDataFile, dataFileOf, storeExists, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type WalRecord } from './walRecord.js';
 import { readRecordFromDisk, scanWal, type WalScan } from './walScan.js';
 import { WalWriter } from './walWriter.js';
@@ -70,6 +70,7 @@ export interface RecoveredStore {
 
 /** Recovers a store no process has open: takes its lock, recovers, releases everything. */
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoveryStats> {
+  if (!storeExists(dir)) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (no control file)`);
   const lock = await acquireStoreLock(dir);
   try {
     const r = await recoverLocked(dir, options);

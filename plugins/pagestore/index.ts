@@ -1,0 +1,35 @@
+/**
+ * The `pagestore` plugin: provides the reference engine behind the StorageEngine contract, so
+ * stores with `engine: pagestore` can be described and recovered by the agent.
+ */
+import { definePlugin } from '../../core/plugin.js';
+import { StorageEngine, isStorageEngine, type StoreDescription } from '../../core/contracts/StorageEngine.js';
+import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import { readControl } from './control.js';
+import { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
+import type { WorkerPool } from '../../core/workerPool.js';
+
+export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
+export { Transaction } from './transaction.js';
+export { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
+
+/** The engine object; usable without the agent too. */
+export function pageStoreEngine(defaults: RecoverOptions = {}): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
+  return {
+    name: 'pagestore',
+    async describe(storePath: string): Promise<StoreDescription> {
+      const c = await readControl(storePath);
+      return { engine: 'pagestore', path: storePath, pageSize: c.pageSize, pageCount: c.pageCount };
+    },
+    recover: (storePath: string, options: RecoverOptions = {}) => recover(storePath, { ...defaults, ...options }),
+  };
+}
+
+export default definePlugin({
+  id: 'pagestore',
+  contractVersion: '^1.0.0',
+  register(ctx) {
+    const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
+    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }), isStorageEngine);
+  },
+});

@@ -53,6 +53,9 @@ export class PageCache {
     }
     const frame = await pending;
     frame.pins++;
+    // Only now: evicting in load() could drop the new frame before it is pinned, and its caller
+    // would change a page the cache no longer holds.
+    this.evict();
     return frame;
   }
 
@@ -81,7 +84,6 @@ export class PageCache {
     }
     const frame: Frame = { pageId, page, dirty: false, recLsn: 0, pins: 0 };
     this.frames.set(pageId, frame);
-    this.evict();
     return frame;
   }
 

@@ -243,15 +243,23 @@ export class PageStore {
     const redoLsn = this.wal.endLsn;
     // Synchronous, so no change slips between the copies and the new redo point.
     const images: PageImage[] = [];
+    // Pinned until their images are on disk: a frame evicted before that would be read back stale.
+    const pinned: Frame[] = [];
     for (const f of this.cache.all()) {
       if (!f.dirty) continue;
       images.push({ pageId: f.pageId, image: Buffer.from(f.page) });
       f.dirty = false;
+      f.pins++;
+      pinned.push(f);
     }
     this.redoLsn = redoLsn;
     try {
-      await this.wal.flush();
-      await writePages(this.data, this.pageSize, images);
+      try {
+        await this.wal.flush();
+        await writePages(this.data, this.pageSize, images);
+      } finally {
+        for (const f of pinned) this.cache.unpin(f);
+      }
       const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
       const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
       const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.options.archiver);

@@ -90,7 +90,8 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       tornAt = { lsn: r.start + SEGMENT_HEADER_SIZE, reason: `segment header: ${headerProblem}` };
       break;
     }
-    let p = r.at + (i === 0 ? fromLsn - r.start : SEGMENT_HEADER_SIZE);
+    // A start LSN at a segment boundary (the log ended there) means the segment's first record.
+    let p = r.at + (i === 0 ? Math.max(fromLsn - r.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE);
     const end = r.at + r.length;
     endLsn = r.start + (p - r.at);
     while (p < end) {

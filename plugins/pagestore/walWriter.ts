@@ -71,12 +71,18 @@ export class WalWriter {
     }
     const file = segmentPath(walDir, segStart);
     let handle: FileHandle;
-    try {
-      handle = await open(file, 'r+');
-      await handle.truncate(endLsn - segStart);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    if (endLsn - segStart < SEGMENT_HEADER_SIZE) {
+      // The log ends at a segment boundary, so this segment holds no record; a crash while it
+      // was being created may have left it without a header. Start it afresh.
       handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize);
+    } else {
+      try {
+        handle = await open(file, 'r+');
+        await handle.truncate(endLsn - segStart);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize);
+      }
     }
     await handle.datasync();
     return new WalWriter(walDir, storeId, segmentSize, handle, segStart, endLsn);
@@ -100,7 +106,10 @@ export class WalWriter {
     }
     let lsn = this.nextLsn;
     const start = segmentStartOf(lsn, this.segmentSize);
-    if (lsn - start + size > this.segmentSize) lsn = start + this.segmentSize + SEGMENT_HEADER_SIZE;
+    // The log may end exactly at a segment boundary: the next record goes after the new
+    // segment's header, not over it.
+    if (lsn - start < SEGMENT_HEADER_SIZE) lsn = start + SEGMENT_HEADER_SIZE;
+    else if (lsn - start + size > this.segmentSize) lsn = start + this.segmentSize + SEGMENT_HEADER_SIZE;
     const buf = Buffer.alloc(size);
     encodeRecord(buf, lsn, fields);
     this.pending.push({ lsn, buf });

@@ -1,0 +1,50 @@
+/**
+ * The crash harness from the command line, for longer runs than CI's:
+ *
+ *   npm run test:crash -- --iterations 2000 --seed 42 [--dir DIR] [--keep] [--page-count N] [--quiet]
+ *
+ * --cache-pages and --concurrency fix those writer parameters (otherwise picked at random).
+ * Prints a line per iteration (every 10 with --quiet) and the summary; exits 1 on any violation
+ * or if a fault point never fired. A failing run's store is kept for inspection.
+ */
+import { parseArgs } from 'node:util';
+import { FAULT_POINTS, formatSummary, runCrashHarness } from './harness.js';
+
+const { values } = parseArgs({
+  options: {
+    iterations: { type: 'string', default: '300' },
+    seed: { type: 'string' },
+    dir: { type: 'string' },
+    keep: { type: 'boolean', default: false },
+    'page-count': { type: 'string', default: '96' },
+    quiet: { type: 'boolean', default: false },
+    'cache-pages': { type: 'string' },
+    concurrency: { type: 'string' },
+  },
+  strict: true,
+});
+
+const iterations = Number(values.iterations);
+const seed = values.seed !== undefined ? Number(values.seed) : (Date.now() % 1_000_000) + 1;
+if (!Number.isInteger(iterations) || iterations < 1 || !Number.isInteger(seed)) {
+  process.stderr.write('usage: run.js --iterations N [--seed S] [--dir DIR] [--keep] [--page-count N] [--quiet] [--cache-pages N] [--concurrency C]\n');
+  process.exit(2);
+}
+console.log(`crash harness: ${iterations} iterations, seed ${seed} (rerun with --seed ${seed})`);
+const summary = await runCrashHarness({
+  seed,
+  iterations,
+  ...(values.dir ? { dir: values.dir } : {}),
+  keep: values.keep,
+  pageCount: Number(values['page-count']),
+  progressEvery: values.quiet ? 10 : 1,
+  writer: {
+    ...(values['cache-pages'] !== undefined ? { cachePages: Number(values['cache-pages']) } : {}),
+    ...(values.concurrency !== undefined ? { concurrency: Number(values.concurrency) } : {}),
+  },
+  log: (line) => console.log(line),
+});
+console.log(formatSummary(summary));
+const unfired = FAULT_POINTS.filter((p) => summary.faultsFired[p] === 0);
+if (unfired.length > 0) console.log(`fault points that never fired: ${unfired.join(', ')}${iterations < 50 ? ' (too few iterations to expect all)' : ''}`);
+process.exit(summary.violations.length > 0 || (unfired.length > 0 && iterations >= 50) ? 1 : 0);

@@ -47,21 +47,34 @@ export interface PageImage {
   readonly image: Uint8Array;
 }
 
-/** Seals and writes page images, then fdatasyncs the data file. */
+/** Seals and writes page images (runs of adjacent pages in one writev), then fdatasyncs. */
 export async function writePages(data: FileHandle, pageSize: number, pages: readonly PageImage[]): Promise<void> {
   const sorted = [...pages].sort((a, b) => a.pageId - b.pageId);
+  let run: Uint8Array[] = [];
+  let runStart = 0;
+  const flushRun = async () => {
+    for (let i = 0; i < run.length; i += kMaxIov) await data.writev(run.slice(i, i + kMaxIov), (runStart + i) * pageSize);
+    run = [];
+  };
   for (const { pageId, image } of sorted) {
     sealPage(image);
     if (faultFires('page-write-torn')) {
       // Half a page reaches the disk, as when power fails mid-write.
+      await flushRun();
       await data.write(image, 0, pageSize / 2, pageId * pageSize);
       await data.datasync();
       die();
     }
-    await data.write(image, 0, pageSize, pageId * pageSize);
+    if (run.length > 0 && pageId !== runStart + run.length) await flushRun();
+    if (run.length === 0) runStart = pageId;
+    run.push(image.byteLength === pageSize ? image : image.subarray(0, pageSize));
   }
+  await flushRun();
   await data.datasync();
 }
+
+/** Largest number of buffers handed to one writev. */
+const kMaxIov = 512;
 
 export interface CheckpointOutcome {
   /** LSN of the checkpoint record. */

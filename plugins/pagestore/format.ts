@@ -36,16 +36,26 @@ export const enum PageType {
   Superblock = 1,
 }
 
-/** Unsigned 64-bit read as a JS number; LSNs stay below 2^53 (8 PiB of WAL). */
+/** Little-endian u32 from bytes; no allocation (redo calls it per record). */
+export function readU32(buf: Uint8Array, off: number): number {
+  return (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16)) + buf[off + 3]! * 0x100_0000;
+}
+
+/** Unsigned 64-bit read as a JS number; LSNs stay below 2^53 (8 PiB of WAL). No allocation. */
 export function readU64(buf: Uint8Array, off: number): number {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  return dv.getUint32(off, true) + dv.getUint32(off + 4, true) * 0x1_0000_0000;
+  return readU32(buf, off) + readU32(buf, off + 4) * 0x1_0000_0000;
+}
+
+export function writeU32(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v & 0xff;
+  buf[off + 1] = (v >>> 8) & 0xff;
+  buf[off + 2] = (v >>> 16) & 0xff;
+  buf[off + 3] = (v >>> 24) & 0xff;
 }
 
 export function writeU64(buf: Uint8Array, off: number, v: number): void {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  dv.setUint32(off, v >>> 0, true);
-  dv.setUint32(off + 4, Math.floor(v / 0x1_0000_0000), true);
+  writeU32(buf, off, v >>> 0);
+  writeU32(buf, off + 4, Math.floor(v / 0x1_0000_0000));
 }
 
 export function isValidPageSize(size: number): boolean {

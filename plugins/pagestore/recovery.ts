@@ -106,6 +106,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     let maxTxId = 0;
     let redoCount = 0;
     const redoPositions = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
+    const redoPageIds = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
     for (let i = 0; i < scan.count; i++) {
       const at = scan.positions[i]!;
       const type = scan.buf[at + kRecType] as RecordType;
@@ -117,14 +118,17 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
       tx.lastLsn = lsn;
       if (type === RecordType.Commit || type === RecordType.Abort) tx.ended = true;
       txs.set(txId, tx);
-      if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= control.redoLsn) redoPositions[redoCount++] = at;
+      if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= control.redoLsn) {
+        redoPositions[redoCount] = at;
+        redoPageIds[redoCount++] = dv.getUint32(at + kRecPageId, true);
+      }
     }
     const losers = [...txs.entries()].filter(([, t]) => !t.ended).map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
     const nextTxId = Math.max(ckpt.nextTxId, control.nextTxId, maxTxId + 1);
     const t1 = performance.now();
 
     // ---- redo
-    const input: RedoInput = { wal: scan.buf, positions: redoPositions, count: redoCount, dataFile: dataFileOf(dir), pageSize: geometry.pageSize, pageCount: geometry.pageCount };
+    const input: RedoInput = { wal: scan.buf, positions: redoPositions, pageIds: redoPageIds, count: redoCount, dataFile: dataFileOf(dir), pageSize: geometry.pageSize, pageCount: geometry.pageCount };
     const useWorkers = options.pool && !options.serialRedo && redoCount >= kMinParallelRecords ? options.pool.threads : 0;
     const redo = useWorkers > 1 ? await parallelRedo(options.pool!, input, useWorkers) : applyRedo(input);
     if (redo.outOfRange.length > 0) {
@@ -141,7 +145,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     // ---- undo
     const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, scan.endLsn);
     const covered = new Set<number>();
-    for (let i = 0; i < redoCount; i++) covered.add(dv.getUint32(redoPositions[i]! + kRecPageId, true));
+    for (let i = 0; i < redoCount; i++) covered.add(redoPageIds[i]!);
     const undo = await undoLosers({ scan, wal, data, geometry, losers, covered, walDir });
     const t3 = performance.now();
 
@@ -175,17 +179,18 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
 
 /** Splits redo by page id across `workers` tasks; each applies its pages' records in LSN order. */
 async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number): Promise<RedoResult> {
-  const dv = new DataView(input.wal.buffer, input.wal.byteOffset, input.wal.byteLength);
+  // Partition by page id (from analysis, so the WAL is not touched here); each worker keeps its
+  // records in LSN order.
   const counts = new Array<number>(workers).fill(0);
-  for (let i = 0; i < input.count; i++) counts[dv.getUint32(input.positions[i]! + kRecPageId, true) % workers]!++;
-  const parts = counts.map((n) => new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4))));
-  const fill = new Array<number>(workers).fill(0);
+  for (let i = 0; i < input.count; i++) counts[input.pageIds[i]! % workers]!++;
+  const shared = (n: number) => new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
+  const parts = counts.map((n) => ({ positions: shared(n), pageIds: shared(n), n: 0 }));
   for (let i = 0; i < input.count; i++) {
-    const at = input.positions[i]!;
-    const w = dv.getUint32(at + kRecPageId, true) % workers;
-    parts[w]![fill[w]!++] = at;
+    const part = parts[input.pageIds[i]! % workers]!;
+    part.positions[part.n] = input.positions[i]!;
+    part.pageIds[part.n++] = input.pageIds[i]!;
   }
-  const results = await Promise.all(parts.map((positions, w) => pool.run(redoTask, { ...input, positions, count: counts[w]! })));
+  const results = await Promise.all(parts.map((p) => pool.run(redoTask, { ...input, positions: p.positions, pageIds: p.pageIds, count: p.n })));
   return results.reduce((a, r) => ({
     applied: a.applied + r.applied,
     skipped: a.skipped + r.skipped,

@@ -19,7 +19,7 @@
  *  -8  u64 checksum      XXH3-64 of every byte before it
  */
 import { xxh3 } from 'recovery-agent/native';
-import { readU64, writeU64 } from './format.js';
+import { readU32, readU64, writeU64 } from './format.js';
 
 export const enum RecordType {
   Update = 1,
@@ -122,13 +122,13 @@ export interface WalRecord {
  */
 export function validRecordAt(buf: Uint8Array, at: number, limit: number, expectedLsn: number): number {
   if (limit - at < RECORD_MIN_SIZE) return 0;
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const total = dv.getUint32(at + kRecLength, true);
+  const total = readU32(buf, at + kRecLength);
   if (total < RECORD_MIN_SIZE || (total & 7) !== 0 || total > limit - at) return 0;
   if (readU64(buf, at + kRecLsn) !== expectedLsn) return 0;
   const type = buf[at + kRecType]!;
   if (type < RecordType.Update || type > RecordType.Checkpoint) return 0;
-  if (dv.getBigUint64(at + total - 8, true) !== xxh3(buf.subarray(at, at + total - 8))) return 0;
+  const sum = xxh3(buf.subarray(at, at + total - 8));
+  if (Number(sum & 0xffff_ffffn) !== readU32(buf, at + total - 8) || Number(sum >> 32n) !== readU32(buf, at + total - 4)) return 0;
   return total;
 }
 

@@ -135,6 +135,9 @@ export class WalWriter {
     this.flushing = true;
     try {
       while (this.pending.length > 0) {
+        // One turn of the event loop first: committers woken by the last round append their
+        // next records now, and ride this round instead of waiting for the one after.
+        await new Promise<void>((resolve) => setImmediate(resolve));
         const batch = this.pending;
         this.pending = [];
         await this.writeBatch(batch);

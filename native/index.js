@@ -65,3 +65,4 @@ const binding = loadBinding();
 
 export const xxh3 = binding.xxh3;
 export const xxh3Pages = binding.xxh3Pages;
+export const verifyPages = binding.verifyPages;

@@ -206,6 +206,30 @@ pub(crate) unsafe fn positive_int_arg(env: napi_env, value: napi_value, name: &s
     Ok(if v > usize::MAX as f64 { usize::MAX } else { v as usize })
 }
 
+/// A Uint32Array argument as (pointer to the first element, element count).
+pub(crate) unsafe fn uint32_arg(env: napi_env, value: napi_value, name: &str, arg: &str) -> JsResult<(*mut u32, usize)> {
+    match typed_array(env, value)? {
+        Some(ta) if ta.kind == NAPI_UINT32_ARRAY => Ok((ta.data as *mut u32, ta.len)),
+        _ => Err(type_error(format!("{name}: argument '{arg}' must be a Uint32Array, got {}", describe(env, value)))),
+    }
+}
+
+/// A number argument that is an integer from 0 to `max` (at most Number.MAX_SAFE_INTEGER).
+pub(crate) unsafe fn int_in_range_arg(env: napi_env, value: napi_value, name: &str, arg: &str, max: f64) -> JsResult<u64> {
+    let mut t = -1;
+    check(napi_typeof(env, value, &mut t), "napi_typeof")?;
+    if t != NAPI_NUMBER {
+        return Err(type_error(format!("{name}: argument '{arg}' must be a number, got {}", describe(env, value))));
+    }
+    let mut v = 0f64;
+    check(napi_get_value_double(env, value, &mut v), "napi_get_value_double")?;
+    if !((0.0..=max).contains(&v) && v.fract() == 0.0) {
+        let shown = if v.is_infinite() { (if v > 0.0 { "Infinity" } else { "-Infinity" }).to_owned() } else { v.to_string() };
+        return Err(range_error(format!("{name}: argument '{arg}' must be an integer from 0 to {max}, got {shown}")));
+    }
+    Ok(v as u64)
+}
+
 pub(crate) unsafe fn bigint_u64(env: napi_env, v: u64) -> JsResult<napi_value> {
     let mut out = null_mut();
     check(napi_create_bigint_uint64(env, v, &mut out), "napi_create_bigint_uint64")?;

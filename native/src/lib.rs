@@ -6,13 +6,16 @@
 //! JS surface (see native/index.d.ts):
 //! - `xxh3(view: Uint8Array): bigint`
 //! - `xxh3Pages(view: Uint8Array, pageSize: number, out: BigUint64Array): number`
+//! - `verifyPages(view: Uint8Array, pageSize: number, firstPageId: number, maxLsn: number, out: Uint32Array): number`
 //!
 //! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
-//! `long_x86` (SSE2/AVX2 kernels), `napi_sys` (declarations), `js` (argument and error helpers).
+//! `long_x86` (SSE2/AVX2 kernels), `verify_pages` (page header + checksum verification),
+//! `napi_sys` (declarations), `js` (argument and error helpers).
 
 mod long;
 #[cfg(target_arch = "x86_64")]
 mod long_x86;
+mod verify_pages;
 mod xxh3;
 
 // The Node-API glue is left out of `cargo test` builds: a test executable, unlike the cdylib, may
@@ -25,14 +28,16 @@ mod napi_sys;
 #[cfg(test)]
 mod tests;
 
+pub use verify_pages::{verify_page_with, verify_pages, verify_pages_with};
 pub use xxh3::{xxh3_64, xxh3_64_pages, xxh3_64_with, Kernel};
 
 #[cfg(not(test))]
 mod addon {
     use std::ptr::null_mut;
 
-    use crate::js::{args, bigint_u64, biguint64_arg, bytes_arg, export_function, guard, invalid_value, number, positive_int_arg, throw, JsResult};
+    use crate::js::{args, bigint_u64, biguint64_arg, bytes_arg, export_function, guard, int_in_range_arg, invalid_value, number, positive_int_arg, range_error, throw, uint32_arg, JsResult};
     use crate::napi_sys::{napi_callback_info, napi_env, napi_value};
+    use crate::verify_pages::{verify_pages, PAGE_HEADER_SIZE};
     use crate::xxh3::{xxh3_64, xxh3_64_pages};
 
     /// Node-API version this addon is written against (Node 20 supports up to 9).
@@ -53,7 +58,8 @@ mod addon {
     pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
         let registered: JsResult<()> = (|| {
             export_function(env, exports, c"xxh3", Some(xxh3))?;
-            export_function(env, exports, c"xxh3Pages", Some(xxh3_pages))
+            export_function(env, exports, c"xxh3Pages", Some(xxh3_pages))?;
+            export_function(env, exports, c"verifyPages", Some(verify_pages_js))
         })();
         match registered {
             Ok(()) => exports,
@@ -113,6 +119,50 @@ mod addon {
             let sums = std::slice::from_raw_parts_mut(out_ptr, pages);
             let n = xxh3_64_pages(bytes, page, sums);
             number(env, n as f64)
+        })
+    }
+
+    /// `verifyPages(view: Uint8Array, pageSize: number, firstPageId: number, maxLsn: number, out: Uint32Array): number`
+    unsafe extern "C" fn verify_pages_js(env: napi_env, info: napi_callback_info) -> napi_value {
+        const NAME: &str = "verifyPages";
+        const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
+        const MAX_PAGE_ID: f64 = u32::MAX as f64;
+        guard(env, NAME, || {
+            let [view, page_size, first_page_id, max_lsn, out] = args::<5>(env, info, NAME, "(view, pageSize, firstPageId, maxLsn, out)")?;
+            let (ptr, len) = bytes_arg(env, view, NAME, "view")?;
+            let page = positive_int_arg(env, page_size, NAME, "pageSize")?;
+            let first = int_in_range_arg(env, first_page_id, NAME, "firstPageId", MAX_PAGE_ID)?;
+            let max_lsn = int_in_range_arg(env, max_lsn, NAME, "maxLsn", MAX_SAFE_INTEGER)?;
+            let (out_ptr, out_len) = uint32_arg(env, out, NAME, "out")?;
+            if page < PAGE_HEADER_SIZE {
+                return Err(range_error(format!("{NAME}: argument 'pageSize' must be at least {PAGE_HEADER_SIZE} (the page header), got {page}")));
+            }
+            if len % page != 0 {
+                return Err(invalid_value(format!("{NAME}: view.byteLength ({len}) must be a multiple of pageSize ({page})")));
+            }
+            let pages = len / page;
+            if pages == 0 {
+                return number(env, 0.0);
+            }
+            // Page ids are u32 on disk: a run that would pass u32::MAX names pages that cannot exist.
+            if first + (pages as u64 - 1) > u64::from(u32::MAX) {
+                return Err(invalid_value(format!(
+                    "{NAME}: firstPageId ({first}) + {pages} pages passes the largest page id ({})",
+                    u32::MAX
+                )));
+            }
+            let (view_start, view_end) = (ptr as usize, ptr as usize + len);
+            let (out_start, out_end) = (out_ptr as usize, out_ptr as usize + out_len * 4);
+            if out_len > 0 && view_start < out_end && out_start < view_end {
+                return Err(invalid_value(format!("{NAME}: argument 'out' must not share memory with 'view'")));
+            }
+            // SAFETY: both ranges are live typed-array memory for the call (see `xxh3`), they do
+            // not overlap, and a Uint32Array's data is always 4-byte aligned. A zero-length `out`
+            // may have a null pointer, so it becomes an empty slice without touching it.
+            let bytes = std::slice::from_raw_parts(ptr, len);
+            let found: &mut [u32] = if out_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(out_ptr, out_len) };
+            let bad = verify_pages(bytes, page, first, max_lsn, found);
+            number(env, bad as f64)
         })
     }
 }

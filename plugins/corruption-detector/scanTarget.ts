@@ -1,0 +1,159 @@
+/**
+ * What a scan reads: a store's data file and its geometry, checked before any page is read, so
+ * that a file that cannot be a store of pages (empty, truncated, a partial page at its end, pages
+ * of another size) gets one clear error instead of a flood of "corrupt" pages.
+ *
+ * The geometry comes from the control file; the superblock (page 0) must agree with it. Without a
+ * readable control file (say it was lost), the superblock alone gives it, or the caller's page
+ * size when the superblock is damaged too.
+ */
+import { open, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { isRaError, raError } from '../../core/errors.js';
+import { readControl } from '../pagestore/control.js';
+import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic } from '../pagestore/format.js';
+import { DATA_FILE, SUPERBLOCK_MAGIC } from '../pagestore/storeFiles.js';
+import { listSegments, segmentPath } from '../pagestore/walSegments.js';
+
+/** A store's data file, ready to scan. */
+export interface ScanTarget {
+  readonly dir: string;
+  readonly dataFile: string;
+  readonly walDir: string;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  /** Where the geometry came from. */
+  readonly geometryFrom: 'control file' | 'superblock' | 'page size given';
+}
+
+export interface ScanTargetOptions {
+  /** The page size the caller expects; a store with another page size is an error. */
+  pageSize?: number;
+}
+
+/** Reads and checks a store's geometry against its data file. Throws RA_ERR_STORE_NOT_FOUND or RA_ERR_STORE_INVALID (exit 2) naming what is wrong. */
+export async function openScanTarget(dir: string, options: ScanTargetOptions = {}): Promise<ScanTarget> {
+  if (options.pageSize !== undefined && !isValidPageSize(options.pageSize)) {
+    throw raError('RA_ERR_USAGE', `page size must be a power of two from 4096 to 65536 (got ${JSON.stringify(options.pageSize)})`);
+  }
+  const dataFile = path.join(dir, DATA_FILE);
+  const walDir = path.join(dir, 'wal');
+  let size: number;
+  try {
+    const st = await stat(dataFile);
+    if (!st.isFile()) throw raError('RA_ERR_STORE_INVALID', `${dataFile} is not a regular file`);
+    size = st.size;
+  } catch (err) {
+    if (isRaError(err)) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store: ${dataFile} does not exist`, { cause: err });
+    }
+    throw raError('RA_ERR_STORE_INVALID', `cannot read ${dataFile}: ${(err as Error).message}`, { cause: err });
+  }
+  if (size === 0) {
+    throw raError('RA_ERR_STORE_INVALID', `${dataFile} is empty (0 bytes); a page store's data file holds at least 2 pages (a superblock and a data page)`, {
+      details: { file: dataFile, size },
+    });
+  }
+
+  const superblock = await readSuperblock(dataFile);
+  let control: { pageSize: number; pageCount: number } | null = null;
+  let controlProblem: string | null = null;
+  try {
+    control = await readControl(dir);
+  } catch (err) {
+    if (!isRaError(err, 'RA_ERR_STORE_NOT_FOUND') && !isRaError(err, 'RA_ERR_STORE_INVALID')) throw err;
+    controlProblem = (err as Error).message;
+  }
+
+  let pageSize: number;
+  let pageCount: number;
+  let from: ScanTarget['geometryFrom'];
+  if (control) {
+    ({ pageSize, pageCount } = control);
+    from = 'control file';
+    if (superblock && superblock.pageSize !== pageSize) {
+      throw raError(
+        'RA_ERR_STORE_INVALID',
+        `wrong page size: the control file of ${dir} says ${pageSize}-byte pages, but the superblock of ${dataFile} says ${superblock.pageSize} (files of two stores mixed?)`,
+        { details: { file: dataFile, controlPageSize: pageSize, superblockPageSize: superblock.pageSize } },
+      );
+    }
+  } else if (superblock) {
+    ({ pageSize, pageCount } = superblock);
+    from = 'superblock';
+  } else if (options.pageSize !== undefined) {
+    pageSize = options.pageSize;
+    pageCount = Math.floor(size / pageSize);
+    from = 'page size given';
+  } else {
+    throw raError(
+      'RA_ERR_STORE_INVALID',
+      `cannot tell the page size of ${dataFile}: ${controlProblem ?? 'no control file'}, and its superblock (page 0) is damaged; give the page size (--page-size) to scan it anyway`,
+    );
+  }
+  if (!isValidPageSize(pageSize)) {
+    throw raError('RA_ERR_STORE_INVALID', `wrong page size: the ${from} of ${dir} says ${pageSize}-byte pages; expected a power of two from 4096 to 65536`);
+  }
+  if (options.pageSize !== undefined && options.pageSize !== pageSize) {
+    throw raError('RA_ERR_STORE_INVALID', `wrong page size: ${options.pageSize} was given, but ${dir} has ${pageSize}-byte pages (from its ${from})`, {
+      details: { given: options.pageSize, pageSize },
+    });
+  }
+
+  const expected = pageSize * pageCount;
+  const where = `${pageCount} pages of ${pageSize} bytes (${expected} bytes) per its ${from}`;
+  if (size % pageSize !== 0) {
+    const whole = Math.floor(size / pageSize);
+    throw raError(
+      'RA_ERR_STORE_INVALID',
+      `${dataFile} is ${size} bytes, not a multiple of the page size ${pageSize} (${whole} whole pages and ${size - whole * pageSize} bytes of a partial one)${size < expected ? ', and truncated' : ''}; expected ${where}`,
+      { details: { file: dataFile, size, pageSize, pageCount } },
+    );
+  }
+  if (size < expected) {
+    throw raError('RA_ERR_STORE_INVALID', `${dataFile} is truncated: ${size} bytes (${size / pageSize} pages); expected ${where}`, {
+      details: { file: dataFile, size, pageSize, pageCount },
+    });
+  }
+  if (size > expected) {
+    throw raError('RA_ERR_STORE_INVALID', `${dataFile} is ${size} bytes (${size / pageSize} pages), longer than expected: ${where}`, {
+      details: { file: dataFile, size, pageSize, pageCount },
+    });
+  }
+  return { dir, dataFile, walDir, pageSize, pageCount, geometryFrom: from };
+}
+
+/** Page size and count from a sound-looking superblock, or null when page 0 does not look like one. */
+async function readSuperblock(dataFile: string): Promise<{ pageSize: number; pageCount: number } | null> {
+  const h = await open(dataFile, 'r');
+  try {
+    const b = Buffer.alloc(PAGE_HEADER_SIZE + 12);
+    const { bytesRead } = await h.read(b, 0, b.byteLength, 0);
+    if (bytesRead < b.byteLength) return null;
+    if (b.readUInt32LE(kMagic) !== PAGE_MAGIC || b.readUInt32LE(PAGE_HEADER_SIZE) !== SUPERBLOCK_MAGIC) return null;
+    return { pageSize: b.readUInt32LE(PAGE_HEADER_SIZE + 4), pageCount: b.readUInt32LE(PAGE_HEADER_SIZE + 8) };
+  } finally {
+    await h.close();
+  }
+}
+
+/**
+ * An upper bound of the end of a store's WAL: the last segment's start LSN plus its file size.
+ * Cheap (a directory listing and one stat) and safe for the LSN check: every record lies below
+ * it, and pages reach the data file only after the log holding their LSN is flushed. Without any
+ * segment there is no bound: Number.MAX_SAFE_INTEGER turns the check off.
+ */
+export async function walEndLsn(walDir: string): Promise<number> {
+  const segments = await listSegments(walDir).catch(() => [] as number[]);
+  const last = segments.at(-1);
+  if (last === undefined) return Number.MAX_SAFE_INTEGER;
+  try {
+    const { size } = await stat(segmentPath(walDir, last));
+    return last + size;
+  } catch {
+    // Recycled between the listing and the stat: a newer segment exists; no cheap bound now.
+    return Number.MAX_SAFE_INTEGER;
+  }
+}

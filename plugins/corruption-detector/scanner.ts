@@ -1,0 +1,218 @@
+/**
+ * The scanner: reads a store's pages and checks each with the native `verifyPages` kernel
+ * (checksum, magic, version, page id = position, page LSN not beyond the end of the WAL).
+ *
+ * A range is cut into runs of at least 1 MiB and at most 8 MiB (below 1 MiB two workers lose to
+ * one thread: the task round trip costs ~80 µs). Each run goes to a worker-pool task that reads
+ * it with positional reads into its lane's slab of one SharedArrayBuffer and verifies it there,
+ * a piece at a time (scanTask.ts); without a pool the same work runs on the calling thread with
+ * asynchronous reads. Two runs per worker are in flight, so the next run is already queued when
+ * a worker finishes one.
+ *
+ * Scans only read and take no lock, so they may race a writer's checkpoint. A page that fails is
+ * therefore read again, `recheckAttempts` times `recheckDelayMs` apart (default 3 × 50 ms), each
+ * time against a fresh bound for the WAL's end: a page that passes any re-read was being written
+ * (counted as `transient`, not reported); only a page that fails every time is corrupt. A page
+ * write takes microseconds; a page that stays bad for 150 ms is not in the middle of one.
+ *
+ * Rules: one scan at a time per PageScanner (they share its slab); the data file's descriptor
+ * stays open until every task using it has settled.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { verifyPages } from 'recovery-agent/native';
+import { raError } from '../../core/errors.js';
+import { defineTask, type WorkerPool } from '../../core/workerPool.js';
+import { reasonOf, type CorruptReason, type PageFinding } from './reasons.js';
+import { openScanTarget, walEndLsn, type ScanTarget, type ScanTargetOptions } from './scanTarget.js';
+import { PIECE_BYTES, scanRunInline, type ScanTaskInput, type ScanTaskResult } from './scanTask.js';
+
+const scanTask = defineTask<ScanTaskInput, ScanTaskResult>(new URL('./scanTask.js', import.meta.url));
+
+/** Smallest run handed to a worker (1 MiB; below it two workers lose to one thread). */
+export const MIN_TASK_BYTES = 1 << 20;
+/** Default largest run: big enough that the task round trip is noise, small enough to balance. */
+export const DEFAULT_TASK_BYTES = 8 << 20;
+/** Runs in flight per worker thread (one running, one queued behind it). */
+const LANES_PER_THREAD = 2;
+
+export interface RecheckOptions {
+  /** Wait before reading a failing page again, in ms. Default 50. */
+  recheckDelayMs?: number;
+  /** Re-reads a failing page must fail too before it is reported. Default 3. */
+  recheckAttempts?: number;
+}
+
+export interface RangeScanOptions {
+  /** Worker pool to run on; without one the scan runs on the calling thread. */
+  pool?: WorkerPool;
+  /** Largest run per task, in bytes (at least 1 MiB or one page). Default 8 MiB. */
+  taskBytes?: number;
+  /** Runs in flight at once. Default: two per worker thread (two without a pool). */
+  lanes?: number;
+  /** Stops scheduling new runs; the scan then rejects with the signal's reason. */
+  signal?: AbortSignal;
+  /** Called after each run with the pages and bytes scanned so far in this call. */
+  onProgress?: (progress: { pages: number; bytes: number }) => void;
+}
+
+export interface RangeScanResult {
+  /** Pages read and checked. */
+  pagesScanned: number;
+  bytesScanned: number;
+  /** Pages that failed and failed again every time they were re-read, by page id. */
+  corrupt: PageFinding[];
+  /** Pages that failed once but passed when re-read (a write in progress). */
+  transient: number;
+  /** The WAL end bound the scan checked page LSNs against. */
+  maxLsn: number;
+}
+
+export interface StoreScanResult extends RangeScanResult {
+  readonly store: string;
+  readonly dataFile: string;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  readonly durationMs: number;
+}
+
+interface Suspect {
+  pageId: number;
+  reason: CorruptReason;
+}
+
+/** Scans ranges of one store's data file; holds it open between scans (for the background scrub). */
+export class PageScanner {
+  private slab: SharedArrayBuffer | null = null;
+  private busy = false;
+  private closed = false;
+
+  private constructor(
+    readonly target: ScanTarget,
+    private readonly handle: FileHandle,
+    private readonly recheck: Required<RecheckOptions>,
+  ) {}
+
+  /** Checks the store's geometry (see scanTarget.ts) and opens its data file for reading. */
+  static async open(dir: string, options: ScanTargetOptions & RecheckOptions = {}): Promise<PageScanner> {
+    const target = await openScanTarget(dir, options);
+    const handle = await open(target.dataFile, 'r');
+    return new PageScanner(target, handle, { recheckDelayMs: options.recheckDelayMs ?? 50, recheckAttempts: Math.max(1, options.recheckAttempts ?? 3) });
+  }
+
+  /** Scans pages [first, first + count). */
+  async scan(first: number, count: number, options: RangeScanOptions = {}): Promise<RangeScanResult> {
+    const { pageCount } = this.target;
+    if (!Number.isInteger(first) || !Number.isInteger(count) || first < 0 || count < 0 || first + count > pageCount) {
+      throw raError('RA_ERR_PAGE_RANGE', `scan range [${first}, ${first + count}) is outside the store's ${pageCount} pages`);
+    }
+    if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `scanner of ${this.target.dir} is closed`);
+    if (this.busy) throw raError('RA_ERR_AGENT_STATE', `a scan of ${this.target.dir} is already running on this scanner`);
+    this.busy = true;
+    try {
+      return await this.scanLocked(first, count, options);
+    } finally {
+      this.busy = false;
+    }
+  }
+
+  /** Closes the data file. Call after the last scan has settled. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.handle.close();
+  }
+
+  private async scanLocked(first: number, count: number, options: RangeScanOptions): Promise<RangeScanResult> {
+    const { pageSize } = this.target;
+    const { pool, signal } = options;
+    const maxLsn = await walEndLsn(this.target.walDir);
+    const lanes = Math.max(1, options.lanes ?? (pool ? pool.threads * LANES_PER_THREAD : 2));
+    const maxTaskPages = Math.max(1, Math.floor(Math.max(options.taskBytes ?? DEFAULT_TASK_BYTES, MIN_TASK_BYTES) / pageSize));
+    const minTaskPages = Math.max(1, Math.floor(MIN_TASK_BYTES / pageSize));
+    const taskPages = Math.min(maxTaskPages, Math.max(minTaskPages, Math.ceil(count / lanes)));
+    // A lane's slab holds one piece: runs are read and checked a piece at a time (scanTask.ts).
+    const laneBytes = Math.max(PIECE_BYTES, pageSize);
+    const slab = this.slabFor(lanes * laneBytes);
+
+    const suspects: Suspect[] = [];
+    let pagesScanned = 0;
+    let next = first;
+    const end = first + count;
+    let failedLane = false;
+
+    const lane = async (i: number): Promise<void> => {
+      const laneView = new Uint8Array(slab, i * laneBytes, laneBytes) as Uint8Array<SharedArrayBuffer>;
+      while (next < end && !signal?.aborted && !failedLane) {
+        const runFirst = next;
+        const runPages = Math.min(taskPages, end - runFirst);
+        next += runPages;
+        const input: ScanTaskInput = { fd: this.handle.fd, slab: laneView, pageSize, firstPageId: runFirst, pageCount: runPages, maxLsn };
+        let r: ScanTaskResult;
+        try {
+          r = pool ? await pool.run(scanTask, input) : await scanRunInline(input, this.handle);
+        } catch (err) {
+          failedLane = true;
+          throw err;
+        }
+        for (let k = 0; k < r.bad.length; k += 2) suspects.push({ pageId: runFirst + r.bad[k]!, reason: reasonOf(r.bad[k + 1]!) });
+        for (let p = r.pagesRead; p < runPages; p++) suspects.push({ pageId: runFirst + p, reason: 'short-read' });
+        pagesScanned += r.pagesRead;
+        options.onProgress?.({ pages: pagesScanned, bytes: pagesScanned * pageSize });
+      }
+    };
+    // Every lane settles before the scan returns or throws: tasks still reading through the
+    // descriptor or into the slab must finish before either can be reused or closed.
+    const settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, Math.ceil(count / taskPages)) }, (_, i) => lane(i)));
+    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (signal?.aborted) throw signal.reason ?? new Error('scan aborted');
+
+    const { corrupt, transient } = await this.confirm(suspects);
+    return { pagesScanned, bytesScanned: pagesScanned * pageSize, corrupt, transient, maxLsn };
+  }
+
+  /** Re-reads failing pages; see the file comment. */
+  private async confirm(suspects: Suspect[]): Promise<{ corrupt: PageFinding[]; transient: number }> {
+    const { pageSize } = this.target;
+    let transient = 0;
+    let todo = suspects;
+    const page = Buffer.alloc(pageSize);
+    const out = new Uint32Array(2);
+    for (let attempt = 0; attempt < this.recheck.recheckAttempts && todo.length > 0; attempt++) {
+      await sleep(this.recheck.recheckDelayMs);
+      const maxLsn = await walEndLsn(this.target.walDir);
+      const still: Suspect[] = [];
+      for (const s of todo) {
+        const { bytesRead } = await this.handle.read(page, 0, pageSize, s.pageId * pageSize);
+        // A writer never shrinks the data file: a page missing now is missing.
+        if (bytesRead < pageSize) {
+          still.push({ pageId: s.pageId, reason: 'short-read' });
+          continue;
+        }
+        if (verifyPages(page, pageSize, s.pageId, maxLsn, out) === 0) transient++;
+        else still.push({ pageId: s.pageId, reason: reasonOf(out[1]!) });
+      }
+      todo = still;
+    }
+    return { corrupt: todo.sort((a, b) => a.pageId - b.pageId), transient };
+  }
+
+  private slabFor(bytes: number): SharedArrayBuffer {
+    if (!this.slab || this.slab.byteLength < bytes) this.slab = new SharedArrayBuffer(bytes);
+    return this.slab;
+  }
+}
+
+/** Scans every page of the store in `dir`: the full-speed, on-demand scan. */
+export async function scanStore(dir: string, options: RangeScanOptions & ScanTargetOptions & RecheckOptions = {}): Promise<StoreScanResult> {
+  const t0 = performance.now();
+  const scanner = await PageScanner.open(dir, options);
+  try {
+    const { pageSize, pageCount, dataFile } = scanner.target;
+    const r = await scanner.scan(0, pageCount, options);
+    return { store: dir, dataFile, pageSize, pageCount, ...r, durationMs: Math.round((performance.now() - t0) * 10) / 10 };
+  } finally {
+    await scanner.close();
+  }
+}

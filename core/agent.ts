@@ -3,13 +3,20 @@
  * built-in and configured plugins on top of it. `recovery-agent run` is a thin shell around it.
  */
 import 'reflect-metadata';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import { raError } from './errors.js';
 import { FailureBus as FailureBusImpl } from './failureBus.js';
+import { Healer } from './contracts/Healer.js';
+import { buildServer, listen } from './http/server.js';
 import { createLogger } from './logger.js';
+import { createMetricsRegistry, instrumentOrchestrator } from './metrics.js';
+import { Orchestrator } from './orchestrator/orchestrator.js';
 import type { PluginDefinition } from './plugin.js';
 import { PluginHost as PluginHostImpl, type PluginStatus } from './pluginHost.js';
 import * as tokens from './tokens.js';
@@ -32,6 +39,11 @@ export class Agent {
   readonly host: PluginHostImpl;
   readonly bus: FailureBusImpl;
   readonly pool: WorkerPoolImpl;
+  readonly metrics: Registry;
+  readonly orchestrator: Orchestrator;
+  private http: FastifyInstance | null = null;
+  /** Where the HTTP API listens, once started (host:port). */
+  httpAddress: string | null = null;
   private state: AgentState = 'created';
 
   constructor(private readonly options: AgentOptions) {
@@ -47,12 +59,24 @@ export class Agent {
       startTimeoutMs: config.agent.pluginStartTimeout,
       stopTimeoutMs: config.agent.pluginStopTimeout,
     });
+    this.metrics = createMetricsRegistry();
+    this.orchestrator = new Orchestrator({
+      bus: this.bus,
+      log: this.log.child({ component: 'orchestrator' }),
+      journalFile: path.join(config.agent.dataDir, 'journal.jsonl'),
+      maxConcurrent: config.agent.maxConcurrentRecoveries,
+      rtoTargets: config.agent.rto,
+      healer: () => (this.container.isRegistered(Healer, true) ? this.container.resolve(Healer) : undefined),
+    });
+    instrumentOrchestrator(this.metrics, this.orchestrator);
     this.container.register(tokens.Config, { useValue: config });
     this.container.register(tokens.RootLogger, { useValue: this.log });
     this.container.register(tokens.FailureBus, { useValue: this.bus });
     this.container.register(tokens.WorkerPool, { useValue: this.pool });
     this.container.register(tokens.PluginHost, { useValue: this.host });
     this.container.register(tokens.DataDir, { useValue: config.agent.dataDir });
+    this.container.register(tokens.Metrics, { useValue: this.metrics });
+    this.container.register(tokens.Orchestrator, { useValue: this.orchestrator });
   }
 
   get config(): AgentConfig {
@@ -72,6 +96,22 @@ export class Agent {
       for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
       for (const p of this.config.plugins) await this.host.load(p.module, p.options);
       const status = await this.host.startAll();
+      // Plugins are up (the healer among them): take failures, including any published while
+      // plugins started, then open the API.
+      this.orchestrator.start();
+      if (this.config.agent.http.enabled) {
+        this.http = buildServer({
+          config: this.config,
+          log: this.log.child({ component: 'http' }),
+          host: this.host,
+          orchestrator: this.orchestrator,
+          bus: this.bus,
+          metrics: this.metrics,
+          container: this.container,
+          version: packageVersion(),
+        });
+        this.httpAddress = await listen(this.http, this.config.agent.http.listen);
+      }
       this.state = 'running';
       return status;
     } catch (err) {
@@ -84,6 +124,8 @@ export class Agent {
   async stop(): Promise<void> {
     if (this.state === 'stopping' || this.state === 'stopped') return;
     this.state = 'stopping';
+    await this.http?.close();
+    await this.orchestrator.stop();
     await this.host.stopAll();
     await this.pool.close();
     await this.container.dispose();
@@ -93,4 +135,10 @@ export class Agent {
   status(): { state: AgentState; plugins: PluginStatus[] } {
     return { state: this.state, plugins: this.host.status() };
   }
+}
+
+/** This package's version, from package.json. */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
 }

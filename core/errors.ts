@@ -62,6 +62,12 @@ export const ErrorCodes = {
   RA_ERR_WAL_WRITE: { exit: 1 },
   /** A damaged WAL record is followed by valid ones, or a segment is missing: corruption, not a crash. */
   RA_ERR_WAL_CORRUPT: { exit: 4 },
+  /** A supervised process could not be started (command not found, cwd missing, spawn refused). */
+  RA_ERR_PROCESS_SPAWN: { exit: 1 },
+  /** A process cannot do what was asked in its state (restart an attached process, restart while the agent stops). */
+  RA_ERR_PROCESS_STATE: { exit: 1 },
+  /** A process started more than `restart.limit.burst` times within `restart.limit.within`: the agent gave up on it. */
+  RA_ERR_PROCESS_GIVEN_UP: { exit: 1 },
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

@@ -4,11 +4,13 @@
  * contracts in `core/contracts/`.
  */
 import type { InjectionToken } from 'tsyringe';
+import type { Registry } from 'prom-client';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import type { FailureBus as FailureBusClass } from './failureBus.js';
 import type { WorkerPool as WorkerPoolClass } from './workerPool.js';
 import type { PluginHost as PluginHostClass } from './pluginHost.js';
+import type { Orchestrator as OrchestratorClass } from './orchestrator/orchestrator.js';
 
 /** The validated agent configuration, with defaults applied and paths resolved. */
 export const Config: InjectionToken<AgentConfig> = Symbol.for('recovery-agent.Config');
@@ -22,3 +24,16 @@ export const WorkerPool: InjectionToken<WorkerPoolClass> = Symbol.for('recovery-
 export const PluginHost: InjectionToken<PluginHostClass> = Symbol.for('recovery-agent.PluginHost');
 /** Directory for the agent's own state (journal, scrub progress, learning), created at start. */
 export const DataDir: InjectionToken<string> = Symbol.for('recovery-agent.DataDir');
+/** The Prometheus registry served at `/metrics`; plugins register their metrics on it. */
+export const Metrics: InjectionToken<Registry> = Symbol.for('recovery-agent.Metrics');
+/** The orchestrator (failures, recoveries, RTO statistics). */
+export const Orchestrator: InjectionToken<OrchestratorClass> = Symbol.for('recovery-agent.Orchestrator');
+
+/** A section of `GET /status` that a plugin contributes (processes, scrub progress…). */
+export interface StatusSection {
+  /** The key under which it appears in the status document. */
+  readonly name: string;
+  snapshot(): unknown;
+}
+/** Plugins provide any number of status sections under this token. */
+export const StatusSection: InjectionToken<StatusSection> = Symbol.for('recovery-agent.StatusSection');

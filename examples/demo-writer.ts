@@ -8,11 +8,17 @@
  * Each transaction moves "money" between two accounts (one per page): the total never changes,
  * so after any crash and recovery the sum of all balances is the same — the writer checks it
  * when it starts.
+ *
+ * Heartbeats: when the environment holds RECOVERY_AGENT_HEARTBEAT=udp://host:port/token (the
+ * agent sets it for a process it supervises with `heartbeat: { udp: … }`), the writer sends the
+ * token to host:port as a UDP datagram every 500 ms, from its event loop: a writer that hangs
+ * (try `kill -STOP`) falls silent and the agent reports a process-hang.
  */
 import { Command } from 'commander';
 import { PageStore } from '../plugins/pagestore/pageStore.js';
 import { createLogger } from '../core/logger.js';
 import { describeError, isRaError } from '../core/errors.js';
+import { startHeartbeat } from '../plugins/crash-detector/heartbeatClient.js';
 
 const INITIAL_BALANCE = 1000n;
 
@@ -25,6 +31,8 @@ const program = new Command('demo-writer')
   .parse();
 const opts = program.opts<{ store: string; rate: number; pages: number; concurrency: number }>();
 const log = createLogger({ level: 'info' }).child({ component: 'demo-writer' });
+const heartbeat = startHeartbeat({ intervalMs: 500 });
+if (heartbeat) log.info({ target: heartbeat.target }, 'sending heartbeats');
 
 const store = await PageStore.open(opts.store, { create: true, pageCount: opts.pages, log });
 const accounts = store.pageCount - 1;
@@ -119,6 +127,7 @@ try {
   process.exitCode = 1;
 } finally {
   clearInterval(progress);
+  heartbeat?.stop();
   await store.close();
   log.info({ commits, deadlocks }, 'closed');
 }

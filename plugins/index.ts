@@ -5,5 +5,12 @@
 import type { PluginDefinition } from '../core/plugin.js';
 import pagestore from './pagestore/index.js';
 import transactionRollback from './transaction-rollback/index.js';
+import crashDetector from './crash-detector/index.js';
+import restartProcess from './restart-process/index.js';
+import corruptionDetector from './corruption-detector/index.js';
+import selfHealer from './self-healer/index.js';
+import recoverStore from './recover-store/index.js';
+import execAction from './exec-action/index.js';
+import webhookAction from './webhook-action/index.js';
 
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback];
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction];

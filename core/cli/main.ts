@@ -3,18 +3,15 @@
  * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise).
  */
 import 'reflect-metadata';
-import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { packageVersion } from '../agent.js';
 import { describeError, isRaError } from '../errors.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
 import { registerRunCommand } from './runCommand.js';
-
-function packageVersion(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
-}
+import { registerScanCommand } from './scanCommand.js';
+import { registerStatusCommand } from './statusCommand.js';
 
 export function buildProgram(): Command {
   const program = new Command('recovery-agent')
@@ -26,6 +23,8 @@ export function buildProgram(): Command {
   registerInitCommand(program);
   registerConfigCommands(program);
   registerRecoverCommand(program);
+  registerScanCommand(program);
+  registerStatusCommand(program);
   return program;
 }
 

@@ -43,7 +43,7 @@ export function registerRunCommand(program: Command): void {
         const plugins = await agent.start();
         const failed = plugins.filter((p) => p.state === 'failed').map((p) => p.id);
         log.info(
-          { config: config.source, plugins: plugins.map((p) => `${p.id}:${p.state}`), failed, workers: agent.pool.threads },
+          { config: config.source, plugins: plugins.map((p) => `${p.id}:${p.state}`), failed, workers: agent.pool.threads, http: agent.httpAddress },
           'recovery-agent ready',
         );
         await stopped;

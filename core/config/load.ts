@@ -93,6 +93,12 @@ function resolvePaths(config: AgentConfig, source: string): AgentConfig {
     source: path.resolve(source),
     agent: { ...config.agent, dataDir: abs(config.agent.dataDir) },
     stores: config.stores.map((s) => ({ ...s, path: abs(s.path) })),
+    // A started process runs in its cwd (default: the config's directory); args stay as written.
+    processes: config.processes.map((p) => ({
+      ...p,
+      ...(p.command !== undefined ? { cwd: abs(p.cwd ?? '.') } : {}),
+      ...(p.pidFile !== undefined ? { pidFile: abs(p.pidFile) } : {}),
+    })),
     // A module that looks like a path is relative to the config; anything else is a package name.
     plugins: config.plugins.map((p) => ({ ...p, module: /^\.{1,2}[\\/]|^\//.test(p.module) ? abs(p.module) : p.module })),
   };

@@ -31,7 +31,30 @@ stores: []
 #  - id: demo
 #    engine: pagestore
 #    path: ./var/demo/store
+#    # Background scrub: checks every page at this many bytes/s (about 1-2 % of a core at
+#    # 50 MiB/s), a full pass every interval; resumes where it stopped after a restart.
 #    scrub: { rate: 50MiB/s, interval: 24h }
+
+# Processes the agent starts and supervises (command), or watches (pidFile). An exit is a
+# process-crash failure, silence past heartbeat.timeout a process-hang (both P1).
+processes: []
+#  - id: demo-writer
+#    command: node                  # on PATH, or a path relative to cwd
+#    args: [dist/examples/demo-writer.js, --store, ./var/demo/store]
+#    cwd: .                         # default: this file's directory
+#    env: { NODE_ENV: production }  # added to the agent's environment
+#    store: demo                    # the store it writes (an id in stores)
+#    # The agent passes RECOVERY_AGENT_HEARTBEAT=udp://host:port/token; the process sends the
+#    # token as a datagram every 500 ms or so. Or probes: http: URL (2xx), tcp: host:port.
+#    heartbeat: { udp: 127.0.0.1:9465, timeout: 5s }
+#    restart:
+#      policy: on-failure           # on-failure | always | never
+#      backoff: { initial: 100ms, max: 15s, resetAfter: 30s }
+#      limit: { burst: 5, within: 60s }   # more starts than this: given up, escalated
+#    stopGrace: 5s                  # SIGTERM on stop, SIGKILL after this
+#  - id: legacy-app
+#    pidFile: /run/legacy-app.pid   # attach: pid on line 1, start time (/proc/<pid>/stat field 22) on line 2 if known
+#    heartbeat: { http: http://127.0.0.1:8080/healthz, interval: 1s, timeout: 5s }
 
 # Third-party plugins: a path (relative to this file) or an npm package name.
 plugins: []

@@ -54,6 +54,8 @@ const AgentSection = z.strictObject({
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   http: z
     .strictObject({
+      /** Serve the HTTP API (health, status, metrics). */
+      enabled: z.boolean().default(true),
       listen: listen.default('127.0.0.1:9464'),
       token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
     })
@@ -75,6 +77,116 @@ const StoreSection = z.strictObject({
   scrub: z.strictObject({ rate: rate.default(50 * 2 ** 20), interval: duration.default(86_400_000) }).prefault({}),
 });
 
+/**
+ * How the agent knows a process is alive besides its pid: UDP datagrams carrying its token, or
+ * probes the agent makes (HTTP GET, TCP connect) every `interval`. Nothing within `timeout` is a hang.
+ */
+const HeartbeatSection = z
+  .strictObject({
+    /** Address the agent listens on for the process's datagrams (port 0: any free port). */
+    udp: listen.optional(),
+    /** URL the agent GETs every `interval`; a 2xx answer counts as a heartbeat. */
+    http: z.url({ protocol: /^https?$/, error: 'expected an http:// or https:// URL' }).optional(),
+    /** host:port the agent connects to every `interval`; an accepted connection counts as a heartbeat. */
+    tcp: listen.optional(),
+    interval: duration.default(1000),
+    timeout: duration.default(5000),
+    /** The token datagrams must carry; generated per start when omitted (required for an attached process). */
+    token: z.string().regex(/^[\x21-\x7e]{8,256}$/, { error: 'expected 8 to 256 printable ASCII characters without spaces' }).optional(),
+  })
+  .superRefine((hb, ctx) => {
+    if (hb.udp === undefined && hb.http === undefined && hb.tcp === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected at least one of udp, http or tcp', path: [], input: undefined });
+    }
+    if (hb.timeout <= 0) ctx.addIssue({ code: 'custom', message: 'expected a timeout greater than zero', path: ['timeout'], input: hb.timeout });
+    if ((hb.http !== undefined || hb.tcp !== undefined) && (hb.interval < 10 || hb.timeout <= hb.interval)) {
+      ctx.addIssue({ code: 'custom', message: `expected probes every 10ms or more, and a timeout longer than the interval (interval ${hb.interval} ms, timeout ${hb.timeout} ms)`, path: ['interval'], input: undefined });
+    }
+  });
+
+const RestartSection = z
+  .strictObject({
+    /** on-failure: after a non-zero exit, a signal or a hang; always: after any exit; never. */
+    policy: z.enum(['on-failure', 'always', 'never']).default('on-failure'),
+    /** Wait before a restart: initial, doubling up to max; back to initial after resetAfter of stable uptime. */
+    backoff: z.strictObject({ initial: duration.default(100), max: duration.default(15_000), resetAfter: duration.default(30_000) }).prefault({}),
+    /** More than `burst` starts within `within` and the agent gives up (an escalation). */
+    limit: z.strictObject({ burst: z.number().int().min(1).max(1000).default(5), within: duration.default(60_000) }).prefault({}),
+  })
+  .superRefine((r, ctx) => {
+    if (r.backoff.max < r.backoff.initial) ctx.addIssue({ code: 'custom', message: `expected backoff.max (${r.backoff.max} ms) to be at least backoff.initial (${r.backoff.initial} ms)`, path: ['backoff', 'max'], input: undefined });
+  });
+
+const ProcessSection = z
+  .strictObject({
+    id,
+    /** The program the agent starts and supervises: on PATH, or a path relative to cwd. */
+    command: z.string().min(1).optional(),
+    args: z.array(z.string()).default([]),
+    /** Working directory of the command; default: the config file's directory. */
+    cwd: z.string().min(1).optional(),
+    /** Added to the agent's environment for the command. */
+    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }), z.union([z.string(), z.number(), z.boolean()]).transform(String)).default({}),
+    /** The id of the store this process writes (its owner), for recovery after a crash. */
+    store: id.optional(),
+    /** Instead of command: watch a process the agent did not start, by the pid in this file (and its start time on line 2, if present). */
+    pidFile: z.string().min(1).optional(),
+    heartbeat: HeartbeatSection.optional(),
+    restart: RestartSection.prefault({}),
+    /** How long a stopping process has after SIGTERM before SIGKILL. */
+    stopGrace: duration.default(5000),
+  })
+  .superRefine((p, ctx) => {
+    if (p.command === undefined && p.pidFile === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected exactly one of command (the agent starts the process) or pidFile (the agent attaches to it); got neither', path: ['command'], input: undefined });
+    }
+    if (p.command !== undefined && p.pidFile !== undefined) {
+      ctx.addIssue({ code: 'custom', message: 'expected exactly one of command (the agent starts the process) or pidFile (the agent attaches to it); got both', path: ['pidFile'], input: undefined });
+    }
+    if (p.pidFile !== undefined) {
+      for (const key of ['args', 'env'] as const) {
+        if (Object.keys(p[key]).length > 0) ctx.addIssue({ code: 'custom', message: `${key} applies only to a process the agent starts (command), not to an attached one (pidFile)`, path: [key], input: p[key] });
+      }
+      if (p.cwd !== undefined) ctx.addIssue({ code: 'custom', message: 'cwd applies only to a process the agent starts (command), not to an attached one (pidFile)', path: ['cwd'], input: p.cwd });
+      if (p.heartbeat?.udp !== undefined && p.heartbeat.token === undefined) {
+        ctx.addIssue({ code: 'custom', message: 'expected a token for the udp heartbeat of an attached process (pidFile): the agent cannot hand it a generated one', path: ['heartbeat', 'token'], input: undefined });
+      }
+    }
+  });
+
+/** One step of a healing rule: an action id, an action with options, or alternatives. */
+const ActionStep = z.union([
+  z.string().min(1),
+  z.strictObject({ action: z.string().min(1), options: z.record(z.string(), z.unknown()).default({}), timeout: duration.optional() }),
+]);
+const HealingStep = z.union([ActionStep, z.strictObject({ anyOf: z.array(ActionStep).min(1) })], {
+  error: 'expected an action id, { action, options, timeout } or { anyOf: [ … ] }',
+});
+
+const HealingSection = z.strictObject({
+  /** Rules, first match wins. Without any, built-in defaults apply (see the self-healer's README). */
+  rules: z
+    .array(
+      z.strictObject({
+        on: z.string().min(1),
+        /** Optional conditions: priority, a subject pattern (regular expression), evidence values. */
+        when: z
+          .strictObject({
+            priority: z.enum(['P0', 'P1', 'P2', 'P3']).optional(),
+            subject: z.string().optional(),
+            evidence: z.record(z.string(), z.union([z.string(), z.number(), z.boolean()])).optional(),
+          })
+          .optional(),
+        do: z.array(HealingStep).min(1),
+      }),
+    )
+    .optional(),
+  /** Time each action may take (apply and verify) unless its step says otherwise. */
+  actionTimeout: duration.default(30_000),
+  /** Samples of a (failure kind, action) pair before its success rate reorders alternatives. */
+  learnAfter: z.number().int().min(1).default(5),
+});
+
 const PluginSection = z.strictObject({
   /** A path (relative to the config file) or an npm package name. */
   module: z.string().min(1),
@@ -86,8 +198,31 @@ export const ConfigSchema = z.strictObject({
   stores: z.array(StoreSection).default([]).refine((stores) => new Set(stores.map((s) => s.id)).size === stores.length, {
     error: 'expected store ids to be unique',
   }),
+  /** Processes the agent supervises (command) or watches (pidFile). */
+  processes: z.array(ProcessSection).default([]),
+  healing: HealingSection.prefault({}),
   plugins: z.array(PluginSection).default([]),
-});
+}).superRefine(checkProcessReferences);
+
+/** Process ids are unique; a process's store exists in stores[] and has one owner (one writer per store). */
+function checkProcessReferences(cfg: { stores: ReadonlyArray<{ id: string }>; processes: ReadonlyArray<{ id: string; store?: string | undefined }> }, ctx: z.RefinementCtx): void {
+  const storeIds = cfg.stores.map((s) => s.id);
+  const ids = new Map<string, number>();
+  const owners = new Map<string, string>();
+  cfg.processes.forEach((p, i) => {
+    const twin = ids.get(p.id);
+    if (twin !== undefined) ctx.addIssue({ code: 'custom', message: `expected process ids to be unique ("${p.id}" is also processes[${twin}].id)`, path: ['processes', i, 'id'], input: p.id });
+    ids.set(p.id, i);
+    if (p.store === undefined) return;
+    if (!storeIds.includes(p.store)) {
+      ctx.addIssue({ code: 'custom', message: `expected the id of a store in stores[] (have: ${storeIds.join(', ') || 'none'})`, path: ['processes', i, 'store'], input: p.store });
+      return;
+    }
+    const owner = owners.get(p.store);
+    if (owner !== undefined) ctx.addIssue({ code: 'custom', message: `store "${p.store}" is already owned by process "${owner}"; one writer per store`, path: ['processes', i, 'store'], input: p.store });
+    owners.set(p.store, p.id);
+  });
+}
 
 /** The validated config, as the agent and plugins see it. */
 export type AgentConfig = z.output<typeof ConfigSchema> & {

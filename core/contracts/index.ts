@@ -4,3 +4,4 @@ export * from './StorageEngine.js';
 export * from './Detector.js';
 export * from './HealingAction.js';
 export * from './HealthProbe.js';
+export * from './Healer.js';

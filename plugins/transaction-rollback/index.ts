@@ -11,6 +11,11 @@ import { definePlugin } from '../../core/plugin.js';
 import { StorageEngine, type RecoveryReport } from '../../core/contracts/StorageEngine.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import type { AgentConfig } from '../../core/config/schema.js';
+import type { PluginContext } from '../../core/plugin.js';
+import type { FailureBus } from '../../core/failureBus.js';
+import { FailureBus as FailureBusToken, Metrics } from '../../core/tokens.js';
+import { counterFromTotals } from '../../core/metricsHelpers.js';
+import { corruptPagesOf, pageCorruptionFailure } from '../corruption-detector/pageCorruption.js';
 
 /** Statistics for metrics and `/status`. */
 export interface RollbackStats {
@@ -26,9 +31,17 @@ export interface RollbackStats {
   lastReport: Record<string, RecoveryReport>;
 }
 
+/** What `recoverStore` did. */
+export type RecoverOutcome =
+  | { status: 'recovered'; report: RecoveryReport }
+  /** A live process holds the store's lock: its owner recovered it when it opened it. */
+  | { status: 'locked'; pid?: number }
+  /** The store does not exist (yet). */
+  | { status: 'missing' };
+
 export interface TransactionRollbackManager {
-  /** Recovers one configured store now. Resolves to null when its owner holds the lock or it does not exist yet. */
-  recoverStore(storeId: string): Promise<RecoveryReport | null>;
+  /** Recovers one configured store now. */
+  recoverStore(storeId: string): Promise<RecoverOutcome>;
   stats(): Readonly<RollbackStats>;
 }
 
@@ -59,17 +72,19 @@ export default definePlugin({
           stats.totalDurationMs += report.durationMs;
           stats.lastReport[storeId] = report;
           ctx.log.info({ store: storeId, rolledBack: report.transactionsRolledBack, redone: report.recordsRedone, undone: report.recordsUndone, ms: report.durationMs }, 'store recovered');
-          return report;
+          return { status: 'recovered', report };
         } catch (err) {
           if (isRaError(err, 'RA_ERR_STORE_NOT_FOUND')) {
             ctx.log.warn({ store: storeId, path: store.path }, 'store does not exist yet; nothing to recover');
-            return null;
+            return { status: 'missing' };
           }
           if (isRaError(err, 'RA_ERR_STORE_LOCKED')) {
             stats.skippedLocked++;
             ctx.log.info({ store: storeId, err: describeError(err) }, 'store is open by its owner; not recovering it');
-            return null;
+            const pid = err.details.pid;
+            return typeof pid === 'number' ? { status: 'locked', pid } : { status: 'locked' };
           }
+          if (isRaError(err, 'RA_ERR_PAGE_CORRUPT')) publishCorruptPages(ctx, storeId, store.path, err.details);
           stats.failures++;
           throw err;
         }
@@ -77,6 +92,17 @@ export default definePlugin({
       stats: () => stats,
     };
     ctx.provide(TransactionRollbackManager, manager);
+    if (ctx.container.isRegistered(Metrics, true)) {
+      const registry = ctx.container.resolve(Metrics);
+      counterFromTotals(registry, 'recovery_agent_rollbacks_total', 'Transactions rolled back by crash recovery', [], () => [{ labels: {}, value: stats.transactionsRolledBack }]);
+      counterFromTotals(registry, 'recovery_agent_store_recoveries_total', 'Crash recoveries of stores, by result', ['result'], () => [
+        { labels: { result: 'recovered' }, value: stats.recoveries },
+        { labels: { result: 'failed' }, value: stats.failures },
+        { labels: { result: 'skipped-locked' }, value: stats.skippedLocked },
+      ]);
+      counterFromTotals(registry, 'recovery_agent_records_undone_total', 'WAL records undone by crash recovery', [], () => [{ labels: {}, value: stats.recordsUndone }]);
+      counterFromTotals(registry, 'recovery_agent_records_redone_total', 'WAL records redone by crash recovery', [], () => [{ labels: {}, value: stats.recordsRedone }]);
+    }
 
     return {
       async start() {
@@ -92,3 +118,18 @@ export default definePlugin({
     };
   },
 });
+
+/**
+ * Verify on read: recovery read pages that fail their checks (RA_ERR_PAGE_CORRUPT, the pages in
+ * its details). Each becomes a P0 page-corruption failure on the bus, so the corruption detector
+ * counts them and a repair can be chosen for them.
+ */
+function publishCorruptPages(ctx: PluginContext, storeId: string, storePath: string, details: Readonly<Record<string, unknown>>): void {
+  const pages = corruptPagesOf(details);
+  if (pages.length === 0 || !ctx.container.isRegistered(FailureBusToken, true)) return;
+  try {
+    ctx.container.resolve<FailureBus>(FailureBusToken).publish(ctx.id, pageCorruptionFailure({ storeId, path: storePath, pages, foundBy: 'recovery' }));
+  } catch (err) {
+    ctx.log.error({ store: storeId, err: describeError(err) }, 'cannot publish page-corruption failure');
+  }
+}

@@ -13,7 +13,7 @@ import { killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 function agentFor(stores: Array<{ id: string; path: string }>) {
   const base = path.dirname(stores[0]!.path);
-  const config = validateConfig({ agent: { dataDir: path.join(base, 'agent'), workers: 1 }, stores }, path.join(base, 'agent.yaml'), {});
+  const config = validateConfig({ agent: { dataDir: path.join(base, 'agent'), workers: 1, http: { listen: '127.0.0.1:0' } }, stores }, path.join(base, 'agent.yaml'), {});
   const cap = captureLogger();
   return { agent: new Agent({ config, builtins: builtinPlugins, log: cap.log }), lines: cap.lines };
 }
@@ -36,7 +36,9 @@ describe('transaction-rollback plugin', () => {
       assert.ok(lines().some((l) => l.msg === 'store does not exist yet; nothing to recover' && l.store === 'missing'));
       // Asked again (e.g. after an owner's crash), it recovers again: nothing left to do.
       const again = await manager.recoverStore('crashed');
-      assert.equal(again?.transactionsRolledBack, 0);
+      assert.equal(again.status, 'recovered');
+      assert.equal(again.status === 'recovered' && again.report.transactionsRolledBack, 0);
+      assert.deepEqual(await manager.recoverStore('missing'), { status: 'missing' });
       await assert.rejects(manager.recoverStore('nope'), /no store with id "nope"/);
     } finally {
       await agent.stop();
@@ -52,6 +54,7 @@ describe('transaction-rollback plugin', () => {
       const stats = agent.container.resolve(TransactionRollbackManager).stats();
       assert.equal(stats.skippedLocked, 1);
       assert.equal(stats.recoveries, 0);
+      assert.deepEqual(await agent.container.resolve(TransactionRollbackManager).recoverStore('busy'), { status: 'locked', pid: process.pid });
     } finally {
       await agent.stop();
       await store.close();

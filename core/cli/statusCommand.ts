@@ -1,0 +1,64 @@
+/** `recovery-agent status`: what a running agent says about itself, from its HTTP API. */
+import type { Command } from 'commander';
+import { loadConfigFile } from '../config/load.js';
+import { raError } from '../errors.js';
+
+interface StatusDoc {
+  agent: { version: string; pid: number; uptimeSeconds: number; config: string | null };
+  health: { healthy: boolean; reasons: string[] };
+  plugins: Array<{ id: string; state: string; error?: { message: string } }>;
+  openFailures: Array<{ failure: { kind: string; priority: string; subject: string }; state: string }>;
+  recentRecoveries: Array<{ kind: string; subject: string; outcome: string; rtoMs: number; withinTarget: boolean; finishedAt: number }>;
+  statistics: Record<string, number | null>;
+  [section: string]: unknown;
+}
+
+export function registerStatusCommand(program: Command): void {
+  program
+    .command('status')
+    .description('print the status of a running agent (from its HTTP API)')
+    .option('-c, --config <file>', 'read the API address from this config file')
+    .option('-u, --url <url>', 'the API base URL (default http://127.0.0.1:9464)')
+    .option('--json', 'print the raw status document')
+    .addHelpText('after', '\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage.')
+    .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
+      const base = opts.url ?? (opts.config ? `http://${loadConfigFile(opts.config).agent.http.listen}` : 'http://127.0.0.1:9464');
+      let doc: StatusDoc;
+      try {
+        const res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });
+        if (!res.ok) throw new Error(`HTTP ${res.status}`);
+        doc = (await res.json()) as StatusDoc;
+      } catch (err) {
+        throw raError('RA_ERR_AGENT_STATE', `no agent answered at ${base}: ${(err as Error).message}`, { cause: err });
+      }
+      if (!doc.health.healthy) process.exitCode = 1;
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+        return;
+      }
+      const s = doc.statistics;
+      const lines = [
+        `recovery-agent ${doc.agent.version} (pid ${doc.agent.pid}, up ${doc.agent.uptimeSeconds} s): ${doc.health.healthy ? 'healthy' : 'UNHEALTHY'}`,
+        ...doc.health.reasons.map((r) => `  ! ${r}`),
+        `plugins: ${doc.plugins.map((p) => `${p.id}${p.state === 'running' ? '' : ` (${p.state})`}`).join(', ')}`,
+        `failures detected ${s.failuresDetected}, recovered ${s.recoveriesSucceeded}, failed ${s.recoveriesFailed}, ` +
+          `RTO avg ${fmtMs(s.avgRtoMs)} p95 ${fmtMs(s.p95RtoMs)}, compliance ${s.rtoComplianceRate === null ? '-' : `${Math.round(s.rtoComplianceRate! * 100)} %`}`,
+      ];
+      if (doc.openFailures.length) {
+        lines.push('open failures:');
+        for (const o of doc.openFailures) lines.push(`  ${o.failure.priority} ${o.failure.kind} ${o.failure.subject} (${o.state})`);
+      }
+      if (doc.recentRecoveries.length) {
+        lines.push('recent recoveries:');
+        for (const r of doc.recentRecoveries.slice(-10)) {
+          lines.push(`  ${new Date(r.finishedAt).toISOString()} ${r.kind} ${r.subject}: ${r.outcome}, RTO ${fmtMs(r.rtoMs)}${r.withinTarget ? '' : ' (over target)'}`);
+        }
+      }
+      process.stdout.write(lines.join('\n') + '\n');
+    });
+}
+
+function fmtMs(ms: number | null | undefined): string {
+  if (ms === null || ms === undefined) return '-';
+  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}

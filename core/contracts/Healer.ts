@@ -1,0 +1,42 @@
+import type { InjectionToken } from 'tsyringe';
+import type { Failure } from './Failure.js';
+
+/**
+ * A healer turns a failure into a recovery: it picks the healing actions for it and runs them.
+ * The orchestrator hands each failure, in priority order and within the concurrency limit, to
+ * the healer (the SelfHealer plugin provides one), and measures the result against the RTO.
+ */
+
+/** What became of one healing action. */
+export interface ActionAttempt {
+  readonly action: string;
+  readonly applied: boolean;
+  readonly verified: boolean;
+  readonly undone: boolean;
+  readonly durationMs: number;
+  readonly summary?: string;
+  readonly error?: string;
+}
+
+export interface HealResult {
+  /** `recovered`: every step applied and verified; `failed`: a step had no action that verified;
+   *  `no-action`: nothing is configured or able to handle the failure. */
+  readonly outcome: 'recovered' | 'failed' | 'no-action';
+  readonly attempts: readonly ActionAttempt[];
+  readonly reason?: string;
+}
+
+export interface Healer {
+  readonly id: string;
+  /** Recovers from `failure`; aborted through `signal` when the agent stops. Never throws. */
+  heal(failure: Failure, signal: AbortSignal): Promise<HealResult>;
+}
+
+/** Token under which the self-healer provides itself to the orchestrator. */
+export const Healer: InjectionToken<Healer> = Symbol.for('recovery-agent.Healer');
+
+/** Runtime guard: true when `v` implements `Healer`. */
+export function isHealer(v: unknown): v is Healer {
+  const h = v as Healer | null;
+  return typeof h === 'object' && h !== null && typeof h.id === 'string' && typeof h.heal === 'function';
+}

@@ -1,0 +1,123 @@
+/**
+ * The HTTP API, on 127.0.0.1 unless configured otherwise:
+ *
+ *   GET  /health       200 when healthy, 503 with the reasons otherwise (for load balancers)
+ *   GET  /status       plugins, processes and other plugin sections, open failures, recent
+ *                      recoveries, statistics
+ *   GET  /metrics      Prometheus text format
+ *   GET  /failures     recent failures        (?limit=N)
+ *   GET  /recoveries   recent recoveries      (?limit=N)
+ *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token)
+ *
+ * Mutating endpoints need `Authorization: Bearer <agent.http.token>`; without a configured
+ * token they are disabled (403).
+ */
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { DependencyContainer } from 'tsyringe';
+import type { AgentConfig } from '../config/schema.js';
+import type { FailureBus } from '../failureBus.js';
+import type { Orchestrator } from '../orchestrator/orchestrator.js';
+import type { PluginHost } from '../pluginHost.js';
+import { StatusSection } from '../tokens.js';
+import { tokenMatches } from './auth.js';
+
+export interface HttpDeps {
+  config: AgentConfig;
+  log: Logger;
+  host: PluginHost;
+  orchestrator: Orchestrator;
+  bus: FailureBus;
+  metrics: Registry;
+  container: DependencyContainer;
+  version: string;
+}
+
+export interface Health {
+  healthy: boolean;
+  reasons: string[];
+}
+
+export function health(d: Pick<HttpDeps, 'host' | 'orchestrator'>): Health {
+  const reasons: string[] = [];
+  for (const p of d.host.status()) if (p.state === 'failed') reasons.push(`plugin ${p.id} failed: ${p.error?.message ?? 'unknown'}`);
+  for (const o of d.orchestrator.openFailures()) {
+    if (o.state === 'escalated' && (o.failure.priority === 'P0' || o.failure.priority === 'P1')) {
+      reasons.push(`${o.failure.priority} ${o.failure.kind} on ${o.failure.subject} was not fixed automatically`);
+    }
+  }
+  return { healthy: reasons.length === 0, reasons };
+}
+
+function limitOf(req: FastifyRequest): number {
+  const raw = (req.query as { limit?: string }).limit;
+  const n = raw === undefined ? 100 : Number(raw);
+  return Number.isInteger(n) && n > 0 ? Math.min(n, 1000) : 100;
+}
+
+export function buildServer(d: HttpDeps): FastifyInstance {
+  const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, disableRequestLogging: true });
+  const started = Date.now();
+
+  const requireToken = async (req: FastifyRequest, reply: FastifyReply) => {
+    const token = d.config.agent.http.token;
+    if (!token) return reply.code(403).send({ error: 'mutating endpoints are disabled: set agent.http.token in the config' });
+    if (!tokenMatches(req.headers.authorization, token)) {
+      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong bearer token' });
+    }
+  };
+
+  app.get('/health', async (_req, reply) => {
+    const h = health(d);
+    return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
+  });
+
+  app.get('/status', async () => {
+    const sections: Record<string, unknown> = {};
+    if (d.container.isRegistered(StatusSection, true)) {
+      for (const s of d.container.resolveAll(StatusSection)) {
+        try {
+          sections[s.name] = s.snapshot();
+        } catch (err) {
+          sections[s.name] = { error: (err as Error).message };
+        }
+      }
+    }
+    return {
+      agent: { version: d.version, pid: process.pid, uptimeSeconds: Math.round((Date.now() - started) / 1000), config: d.config.source ?? null },
+      health: health(d),
+      plugins: d.host.status(),
+      ...sections,
+      openFailures: d.orchestrator.openFailures(),
+      recentRecoveries: d.orchestrator.recentRecoveries(20),
+      statistics: d.orchestrator.snapshot(),
+    };
+  });
+
+  app.get('/metrics', async (_req, reply) => reply.header('content-type', d.metrics.contentType).send(await d.metrics.metrics()));
+  app.get('/failures', async (req) => ({ failures: d.orchestrator.recentFailures(limitOf(req)) }));
+  app.get('/recoveries', async (req) => ({ recoveries: d.orchestrator.recentRecoveries(limitOf(req)), statistics: d.orchestrator.snapshot() }));
+
+  app.post('/recoveries', { preHandler: requireToken }, async (req, reply) => {
+    const body = req.body as { store?: unknown } | undefined;
+    const store = body?.store;
+    if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
+      return reply.code(400).send({ error: `body must be { "store": <id> } naming a configured store (have: ${d.config.stores.map((s) => s.id).join(', ') || 'none'})` });
+    }
+    const failure = d.bus.publish('http-api', { kind: 'recovery-requested', priority: 'P1', subject: `store:${store}`, evidence: { store, requestedBy: req.ip } });
+    return reply.code(202).send({ accepted: true, failureId: failure.id });
+  });
+
+  return app;
+}
+
+/** Starts listening on `host:port`; resolves to the address actually bound (port 0 picks one). */
+export async function listen(app: FastifyInstance, listenOn: string): Promise<string> {
+  const i = listenOn.lastIndexOf(':');
+  const host = listenOn.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(listenOn.slice(i + 1));
+  await app.listen({ host, port });
+  const addr = app.server.address();
+  return typeof addr === 'object' && addr ? `${addr.family === 'IPv6' ? `[${addr.address}]` : addr.address}:${addr.port}` : listenOn;
+}

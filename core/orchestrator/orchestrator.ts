@@ -1,0 +1,210 @@
+/**
+ * The orchestrator (the seed's AutoRecoveryManager): takes failures from the bus, de-duplicates
+ * them by fingerprint, queues them by priority (P0 first, oldest first within a priority), and
+ * hands them to the healer with at most `maxConcurrentRecoveries` running at once and never two
+ * on the same subject. Each recovery's RTO runs from the failure's detection to its verified fix
+ * and is compared with the target for its priority. What the healer could not fix is escalated.
+ * Failures and recoveries are journaled, so statistics survive a restart.
+ */
+import { EventEmitter } from 'node:events';
+import type { Logger } from 'pino';
+import type { Failure, Priority } from '../contracts/Failure.js';
+import type { Healer, HealResult } from '../contracts/Healer.js';
+import { describeError } from '../errors.js';
+import type { FailureBus } from '../failureBus.js';
+import { Journal, type RecoveryRecord } from './journal.js';
+import { StatsKeeper, type OrchestratorStats } from './stats.js';
+
+export interface OrchestratorOptions {
+  bus: FailureBus;
+  log: Logger;
+  journalFile: string;
+  maxConcurrent: number;
+  rtoTargets: Record<Priority, number>;
+  /** The healer, looked up when a recovery starts (plugins may provide it after we start). */
+  healer: () => Healer | undefined;
+  /** How many recent failures and recoveries to keep in memory for the API. */
+  recent?: number;
+}
+
+interface Open {
+  failure: Failure;
+  state: 'queued' | 'running';
+  duplicates: number;
+}
+
+export interface OrchestratorEvents {
+  failure: [Failure];
+  recovery: [RecoveryRecord];
+  escalation: [RecoveryRecord];
+}
+
+const PRIORITY_RANK: Record<Priority, number> = { P0: 0, P1: 1, P2: 2, P3: 3 };
+
+export class Orchestrator extends EventEmitter<OrchestratorEvents> {
+  private readonly journal: Journal;
+  private readonly stats = new StatsKeeper();
+  private readonly open = new Map<string, Open>();
+  private readonly busySubjects = new Set<string>();
+  private readonly running = new Set<Promise<void>>();
+  /** Escalated fingerprints not yet fixed by a later recovery. */
+  private readonly escalated = new Map<string, RecoveryRecord>();
+  private readonly failures: Failure[] = [];
+  private readonly recoveries: RecoveryRecord[] = [];
+  private readonly abort = new AbortController();
+  private unsubscribe: (() => void) | null = null;
+  private seq = 0;
+
+  constructor(private readonly opts: OrchestratorOptions) {
+    super();
+    this.journal = new Journal(opts.journalFile);
+  }
+
+  /** Reloads the journal, then consumes the bus (including what was published before now). */
+  start(): void {
+    for (const e of this.journal.load()) {
+      if (e.type === 'failure') {
+        this.stats.failuresDetected++;
+        this.remember(this.failures, e.failure);
+      } else {
+        this.stats.addRecovery(e.recovery);
+        this.remember(this.recoveries, e.recovery);
+        if (e.recovery.escalated) this.escalated.set(e.recovery.fingerprint, e.recovery);
+        else if (e.recovery.outcome === 'recovered') this.escalated.delete(e.recovery.fingerprint);
+      }
+    }
+    this.unsubscribe = this.opts.bus.subscribe((f) => this.accept(f), { replay: true });
+  }
+
+  /** Stops taking failures, aborts running recoveries and waits for them (bounded). */
+  async stop(timeoutMs = 10_000): Promise<void> {
+    this.unsubscribe?.();
+    this.unsubscribe = null;
+    this.abort.abort();
+    await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
+    this.journal.close();
+  }
+
+  snapshot(): OrchestratorStats {
+    const running = [...this.open.values()].filter((o) => o.state === 'running').length;
+    return this.stats.snapshot(this.open.size - running, running);
+  }
+
+  /** Failures queued or being recovered, and escalated ones not yet fixed. */
+  openFailures(): Array<{ failure: Failure; state: 'queued' | 'running' | 'escalated'; duplicates: number }> {
+    const out: Array<{ failure: Failure; state: 'queued' | 'running' | 'escalated'; duplicates: number }> = [...this.open.values()].map((o) => ({ failure: o.failure, state: o.state, duplicates: o.duplicates }));
+    for (const r of this.escalated.values()) {
+      if (this.open.has(r.fingerprint)) continue;
+      const f = this.failures.find((x) => x.id === r.failureId);
+      if (f) out.push({ failure: f, state: 'escalated', duplicates: r.duplicates });
+    }
+    return out;
+  }
+
+  recentFailures(limit = 100): readonly Failure[] {
+    return this.failures.slice(-limit);
+  }
+
+  recentRecoveries(limit = 100): readonly RecoveryRecord[] {
+    return this.recoveries.slice(-limit);
+  }
+
+  /** Resolves when nothing is queued or running (for tests and orderly shutdown). */
+  async idle(): Promise<void> {
+    while (this.open.size > 0 || this.running.size > 0) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 10))]);
+  }
+
+  private accept(failure: Failure): void {
+    // The bus replays its backlog on subscribe: skip what the journal already holds.
+    if (this.failures.some((f) => f.id === failure.id)) return;
+    this.stats.failuresDetected++;
+    this.remember(this.failures, failure);
+    this.journal.append({ type: 'failure', at: Date.now(), failure });
+    this.emit('failure', failure);
+    const same = this.open.get(failure.fingerprint);
+    if (same) {
+      same.duplicates++;
+      this.opts.log.debug({ failureId: failure.id, fingerprint: failure.fingerprint }, 'duplicate failure folded into an open one');
+      return;
+    }
+    this.open.set(failure.fingerprint, { failure, state: 'queued', duplicates: 0 });
+    this.pump();
+  }
+
+  /** Starts queued recoveries while the limit allows, most urgent first, one per subject. */
+  private pump(): void {
+    if (this.abort.signal.aborted) return;
+    const queued = [...this.open.values()]
+      .filter((o) => o.state === 'queued')
+      .sort((a, b) => PRIORITY_RANK[a.failure.priority] - PRIORITY_RANK[b.failure.priority] || a.failure.detectedAt - b.failure.detectedAt);
+    for (const o of queued) {
+      if (this.running.size >= this.opts.maxConcurrent) return;
+      if (this.busySubjects.has(o.failure.subject)) continue;
+      o.state = 'running';
+      this.busySubjects.add(o.failure.subject);
+      const p = this.recover(o).finally(() => {
+        this.running.delete(p);
+        this.busySubjects.delete(o.failure.subject);
+        this.open.delete(o.failure.fingerprint);
+        this.pump();
+      });
+      this.running.add(p);
+    }
+  }
+
+  private async recover(o: Open): Promise<void> {
+    const { failure } = o;
+    const startedAt = Date.now();
+    const healer = this.opts.healer();
+    let result: HealResult;
+    if (!healer) {
+      result = { outcome: 'no-action', attempts: [], reason: 'no healer is running' };
+    } else {
+      try {
+        result = await healer.heal(failure, this.abort.signal);
+      } catch (err) {
+        result = { outcome: 'failed', attempts: [], reason: `healer threw: ${describeError(err)}` };
+      }
+    }
+    const finishedAt = Date.now();
+    const targetMs = this.opts.rtoTargets[failure.priority];
+    const rtoMs = finishedAt - failure.detectedAt;
+    const record: RecoveryRecord = {
+      id: `r-${finishedAt.toString(36)}-${(++this.seq).toString(36)}`,
+      failureId: failure.id,
+      kind: failure.kind,
+      priority: failure.priority,
+      subject: failure.subject,
+      fingerprint: failure.fingerprint,
+      detectedAt: failure.detectedAt,
+      startedAt,
+      finishedAt,
+      rtoMs,
+      targetMs,
+      withinTarget: result.outcome === 'recovered' && rtoMs <= targetMs,
+      outcome: result.outcome,
+      escalated: result.outcome !== 'recovered',
+      attempts: result.attempts,
+      duplicates: o.duplicates,
+      ...(result.reason ? { reason: result.reason } : {}),
+    };
+    this.stats.addRecovery(record);
+    this.remember(this.recoveries, record);
+    this.journal.append({ type: 'recovery', at: finishedAt, recovery: record });
+    const log = this.opts.log;
+    if (record.escalated) {
+      this.escalated.set(record.fingerprint, record);
+      log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, 'ESCALATION: automatic recovery failed; a human is needed');
+      this.emit('escalation', record);
+    } else {
+      this.escalated.delete(record.fingerprint);
+      log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, targetMs, withinTarget: record.withinTarget }, 'recovered');
+    }
+    this.emit('recovery', record);
+  }
+
+  private remember<T>(list: T[], item: T): void {
+    list.push(item);
+    if (list.length > (this.opts.recent ?? 1000)) list.shift();
+  }
+}

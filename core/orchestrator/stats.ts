@@ -1,0 +1,60 @@
+/** Recovery statistics: counts, average and p95 RTO, RTO compliance. */
+import type { RecoveryRecord } from './journal.js';
+
+export interface OrchestratorStats {
+  failuresDetected: number;
+  duplicatesSuppressed: number;
+  recoveriesSucceeded: number;
+  recoveriesFailed: number;
+  escalations: number;
+  /** Over successful recoveries. */
+  avgRtoMs: number | null;
+  p95RtoMs: number | null;
+  /** Share of recoveries (of any outcome) that ended recovered within their RTO target. */
+  rtoComplianceRate: number | null;
+  queued: number;
+  running: number;
+}
+
+/** Keeps running totals plus a bounded sample of RTOs for the percentiles. */
+export class StatsKeeper {
+  failuresDetected = 0;
+  duplicatesSuppressed = 0;
+  succeeded = 0;
+  failed = 0;
+  escalations = 0;
+  compliant = 0;
+  private readonly rtos: number[] = [];
+
+  constructor(private readonly sampleSize = 10_000) {}
+
+  addRecovery(r: RecoveryRecord): void {
+    if (r.outcome === 'recovered') {
+      this.succeeded++;
+      this.rtos.push(r.rtoMs);
+      if (this.rtos.length > this.sampleSize) this.rtos.shift();
+      if (r.withinTarget) this.compliant++;
+    } else {
+      this.failed++;
+    }
+    if (r.escalated) this.escalations++;
+    this.duplicatesSuppressed += r.duplicates;
+  }
+
+  snapshot(queued: number, running: number): OrchestratorStats {
+    const total = this.succeeded + this.failed;
+    const sorted = [...this.rtos].sort((a, b) => a - b);
+    return {
+      failuresDetected: this.failuresDetected,
+      duplicatesSuppressed: this.duplicatesSuppressed,
+      recoveriesSucceeded: this.succeeded,
+      recoveriesFailed: this.failed,
+      escalations: this.escalations,
+      avgRtoMs: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
+      p95RtoMs: sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]! : null,
+      rtoComplianceRate: total ? this.compliant / total : null,
+      queued,
+      running,
+    };
+  }
+}

@@ -1,0 +1,63 @@
+/**
+ * CrashDetector: supervises the processes of the config's `processes:` section. Started ones
+ * (command) are watched through their exit event; attached ones (pidFile) by pid and start
+ * time every 100 ms; either may heartbeat (UDP datagrams, HTTP or TCP probes). Publishes
+ * `process-crash` and `process-hang` (P1) on the failure bus, and provides the
+ * `ProcessSupervisor` that the restart-process action and the HTTP API use.
+ */
+import type { InjectionToken } from 'tsyringe';
+import { Detector, isDetector } from '../../core/contracts/Detector.js';
+import type { FailureSink } from '../../core/contracts/Failure.js';
+import { definePlugin } from '../../core/plugin.js';
+import { FailureBus, Metrics, StatusSection } from '../../core/tokens.js';
+import { counterFromTotals } from '../../core/metricsHelpers.js';
+import { Supervisor } from './supervisor.js';
+import { PROCESS_CRASH, PROCESS_HANG, type ProcessSupervisor as ProcessSupervisorService } from './types.js';
+
+export * from './types.js';
+
+/** The supervisor's interface (declared in types.ts), under the same name as its token. */
+export type ProcessSupervisor = ProcessSupervisorService;
+/** Token under which the crash detector provides its `ProcessSupervisor`. */
+export const ProcessSupervisor: InjectionToken<ProcessSupervisorService> = Symbol.for('recovery-agent.ProcessSupervisor');
+
+export default definePlugin({
+  id: 'crash-detector',
+  contractVersion: '^1.0.0',
+  register(ctx) {
+    const supervisor = new Supervisor(ctx.config.processes, ctx.log);
+    let started = false;
+    const detector: Detector = {
+      id: ctx.id,
+      kinds: [PROCESS_CRASH, PROCESS_HANG],
+      async start(sink: FailureSink) {
+        if (started) return;
+        started = true;
+        try {
+          await supervisor.start(sink);
+        } catch (err) {
+          // The host does not call stop() for a plugin that failed to start: leave nothing behind.
+          await supervisor.shutdown();
+          throw err;
+        }
+      },
+      stop: () => supervisor.shutdown(),
+    };
+    ctx.provide(ProcessSupervisor, supervisor);
+    ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() });
+    if (ctx.container.isRegistered(Metrics, true)) {
+      const registry = ctx.container.resolve(Metrics);
+      counterFromTotals(registry, 'recovery_agent_process_restarts_total', 'Restarts of supervised processes', ['process'], () =>
+        supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.restarts })),
+      );
+      counterFromTotals(registry, 'recovery_agent_process_crashes_total', 'Crashes of supervised or attached processes', ['process'], () =>
+        supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.crashes })),
+      );
+    }
+    ctx.provide(Detector, detector, isDetector);
+    return {
+      start: () => detector.start(ctx.container.resolve(FailureBus).sinkFor(ctx.id)),
+      stop: () => detector.stop(),
+    };
+  },
+});

@@ -1,0 +1,435 @@
+/**
+ * The process supervisor: starts the configured processes (or attaches to them by pid file),
+ * sees them exit or fall silent, publishes `process-crash` / `process-hang`, restarts them when
+ * asked, under the restart policy, and samples their CPU, memory and threads.
+ *
+ * Everything runs on the main thread's event loop; a supervised child's exit is handled in its
+ * 'exit' event, so the failure is published within the same turn that Node learns of the exit.
+ */
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type { Logger } from 'pino';
+import type { FailureSink } from '../../core/contracts/Failure.js';
+import { describeError, raError } from '../../core/errors.js';
+import { signalProcess, spawnChild } from './childProcess.js';
+import { HangWatch, UdpHeartbeats } from './heartbeat.js';
+import { readPidFile, type PidFileContent } from './pidFile.js';
+import { ProbeLoop } from './probes.js';
+import { readProcStat, readRssBytes, startedAtFromTicks } from './procStats.js';
+import { ProcessEntry } from './processEntry.js';
+import {
+  HEARTBEAT_ENV,
+  PROCESS_CRASH,
+  PROCESS_HANG,
+  PROCESS_ID_ENV,
+  processSubject,
+  type ProcessConfig,
+  type ProcessCrashEvidence,
+  type ProcessHangEvidence,
+  type ProcessStatus,
+  type ProcessSupervisor,
+  type StopOptions,
+} from './types.js';
+
+export interface SupervisorTiming {
+  /** How often attached processes are checked (pid + start time). */
+  attachPollMs: number;
+  /** How often CPU, RSS and threads are sampled. */
+  sampleMs: number;
+}
+
+const DEFAULT_TIMING: SupervisorTiming = { attachPollMs: 100, sampleMs: 1000 };
+
+export class Supervisor implements ProcessSupervisor {
+  private readonly entries = new Map<string, ProcessEntry>();
+  private readonly udp: UdpHeartbeats;
+  private sink: FailureSink | null = null;
+  private stopping = false;
+  private readonly timers: NodeJS.Timeout[] = [];
+
+  constructor(
+    processes: readonly ProcessConfig[],
+    private readonly log: Logger,
+    private readonly timing: SupervisorTiming = DEFAULT_TIMING,
+  ) {
+    for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
+    this.udp = new UdpHeartbeats(log);
+  }
+
+  /**
+   * Binds the heartbeat sockets, then starts the supervised processes and attaches to the
+   * others. A socket that cannot be bound fails the start (and nothing is left running); a
+   * command that cannot be started is a crash of that process, not of the others.
+   */
+  async start(sink: FailureSink): Promise<void> {
+    if (this.sink !== null || this.stopping) return;
+    try {
+      for (const e of this.entries.values()) if (e.cfg.heartbeat?.udp !== undefined) await this.udp.bind(e.cfg.heartbeat.udp, e.id);
+    } catch (err) {
+      await this.udp.close();
+      throw err;
+    }
+    this.sink = sink;
+    for (const e of this.entries.values()) {
+      if (e.mode === 'attached') {
+        this.pollAttached(e);
+        continue;
+      }
+      try {
+        await this.spawnInstance(e);
+      } catch (err) {
+        this.publishCrash(e, { processId: e.id, mode: e.mode, pid: null, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason: 'spawn-failed', spawnError: describeError(err) });
+      }
+    }
+    const every = (ms: number, fn: () => void) => {
+      const t = setInterval(fn, ms);
+      t.unref();
+      this.timers.push(t);
+    };
+    if ([...this.entries.values()].some((e) => e.mode === 'attached')) every(this.timing.attachPollMs, () => this.pollAllAttached());
+    every(this.timing.sampleMs, () => this.sampleAll());
+  }
+
+  /** Stops every supervised child (SIGTERM, SIGKILL after its grace), closes sockets and timers. Exits now are no crashes. */
+  async shutdown(): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    for (const t of this.timers.splice(0)) clearInterval(t);
+    for (const e of this.entries.values()) e.cancel.abort();
+    await Promise.all([...this.entries.values()].map((e) => (e.mode === 'supervised' ? this.terminate(e, e.cfg.stopGrace) : this.detach(e))));
+    for (const e of this.entries.values()) {
+      this.unwatchHeartbeats(e);
+      if (e.state !== 'given-up') e.state = 'stopped';
+    }
+    await this.udp.close();
+  }
+
+  list(): ProcessStatus[] {
+    return [...this.entries.values()].map((e) => e.status());
+  }
+
+  get(id: string): ProcessStatus | undefined {
+    return this.entries.get(id)?.status();
+  }
+
+  restart(id: string, reason: string): Promise<{ pid: number }> {
+    const e = this.require(id);
+    if (e.mode === 'attached') {
+      return Promise.reject(raError('RA_ERR_PROCESS_STATE', `process "${id}" is attached (pidFile ${e.cfg.pidFile}): the agent did not start it and cannot restart it`, { details: { processId: id } }));
+    }
+    if (this.sink === null || this.stopping) {
+      return Promise.reject(raError('RA_ERR_PROCESS_STATE', `cannot restart process "${id}": the crash detector is ${this.stopping ? 'stopping' : 'not started'}`, { details: { processId: id } }));
+    }
+    e.pendingRestart ??= this.restartNow(e, reason).finally(() => {
+      e.pendingRestart = null;
+    });
+    return e.pendingRestart;
+  }
+
+  async stop(id: string, options: StopOptions = {}): Promise<void> {
+    const e = this.require(id);
+    e.cancel.abort();
+    e.cancel = new AbortController();
+    if (e.mode === 'attached') {
+      e.watching = false;
+      this.detach(e);
+      e.state = 'stopped';
+      return;
+    }
+    await this.terminate(e, options.graceMs ?? e.cfg.stopGrace);
+    if (e.child === null) e.state = 'stopped';
+  }
+
+  // ---- supervised processes ----------------------------------------------------------------
+
+  private async restartNow(e: ProcessEntry, reason: string): Promise<{ pid: number }> {
+    const signal = e.cancel.signal;
+    const now = Date.now();
+    const running = e.child !== null;
+    const lastUptime = running && e.startedAt !== null ? now - e.startedAt : (e.lastExit?.uptimeMs ?? null);
+    const plan = e.policy.plan(now, lastUptime);
+    if (!plan.allowed) {
+      const { burst, within } = e.cfg.restart.limit;
+      if (!running) e.state = 'given-up';
+      const details = { processId: e.id, startsInWindow: plan.startsInWindow, burst, withinMs: within, reason };
+      e.log.error(details, 'started too often: giving up on restarting it (escalate)');
+      throw raError(
+        'RA_ERR_PROCESS_GIVEN_UP',
+        `process "${e.id}" was started ${plan.startsInWindow} times within ${within} ms (restart.limit allows ${burst}); the agent gives up restarting it`,
+        { details },
+      );
+    }
+    if (running) await this.terminate(e, e.cfg.stopGrace);
+    const waitMs = Math.max(0, (e.lastExit?.at ?? Date.now()) + plan.delayMs - Date.now());
+    e.nextStartAt = Date.now() + waitMs;
+    try {
+      await sleep(waitMs, signal);
+    } finally {
+      e.nextStartAt = null;
+    }
+    if (signal.aborted || this.stopping) {
+      throw raError('RA_ERR_PROCESS_STATE', `restart of process "${e.id}" cancelled: it was stopped meanwhile`, { details: { processId: e.id } });
+    }
+    const pid = await this.spawnInstance(e);
+    e.restarts++;
+    e.log.info({ processPid: pid, reason, backoffMs: plan.delayMs, waitedMs: Math.round(waitMs) }, 'process restarted');
+    return { pid };
+  }
+
+  /** Spawns the command; the new instance is watched (exit, heartbeats, resources) from here on. */
+  private async spawnInstance(e: ProcessEntry): Promise<number> {
+    const hb = e.cfg.heartbeat;
+    // A fresh token per start: datagrams from an earlier instance (or anything else) never count.
+    const token = hb?.udp !== undefined ? (hb.token ?? randomBytes(16).toString('hex')) : null;
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      ...e.cfg.env,
+      [PROCESS_ID_ENV]: e.id,
+      [HEARTBEAT_ENV]: token !== null ? this.udp.url(hb!.udp!, token) : undefined,
+    };
+    e.policy.recordStart(Date.now());
+    let spawned;
+    try {
+      spawned = await spawnChild(e.cfg, env, e.log, (pid, code, signal) => this.onExit(e, pid, code, signal));
+    } catch (err) {
+      e.state = 'exited';
+      e.crashes++;
+      e.lastExit = { pid: null, code: null, signal: null, at: Date.now(), uptimeMs: null };
+      e.log.error({ err: describeError(err) }, 'process could not be started');
+      throw err;
+    }
+    e.child = spawned;
+    e.pid = spawned.pid;
+    e.startTime = readProcStat(spawned.pid)?.startTime ?? null;
+    e.startedAt = Date.now();
+    e.startedMono = performance.now();
+    e.expectExit = false;
+    e.token = token;
+    e.lastHeartbeatAt = null;
+    e.state = 'running';
+    this.watchHeartbeats(e);
+    this.sample(e);
+    e.log.info({ processPid: spawned.pid, command: e.cfg.command, args: e.cfg.args }, 'process started');
+    return spawned.pid;
+  }
+
+  private onExit(e: ProcessEntry, pid: number, code: number | null, signal: NodeJS.Signals | null): void {
+    if (e.child?.pid !== pid) return;
+    const at = Date.now();
+    const uptimeMs = Math.round(performance.now() - e.startedMono);
+    const lastHeartbeatAt = e.lastHeartbeatAt;
+    this.unwatchHeartbeats(e);
+    e.clearInstance();
+    e.lastExit = { pid, code, signal, at, uptimeMs };
+    if (e.expectExit || this.stopping) {
+      e.state = 'stopped';
+      e.log.info({ processPid: pid, exitCode: code, signal }, 'process stopped');
+      return;
+    }
+    e.state = 'exited';
+    e.crashes++;
+    this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: code, signal, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason: 'exit' });
+  }
+
+  /** Ends the running instance: SIGTERM (and SIGCONT, so a stopped process can act on it), SIGKILL after `graceMs`. */
+  private async terminate(e: ProcessEntry, graceMs: number): Promise<void> {
+    const spawned = e.child;
+    if (spawned === null) return;
+    e.expectExit = true;
+    if (graceMs <= 0) {
+      signalProcess(spawned.pid, 'SIGKILL', true);
+    } else {
+      signalProcess(spawned.pid, 'SIGTERM', true);
+      signalProcess(spawned.pid, 'SIGCONT', true);
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<false>((resolve) => {
+        timer = setTimeout(() => resolve(false), graceMs);
+      });
+      const exited = await Promise.race([spawned.exited.then(() => true), graceOver]);
+      clearTimeout(timer);
+      if (!exited) {
+        e.log.warn({ processPid: spawned.pid, graceMs }, 'process did not stop within its grace period; SIGKILL');
+        signalProcess(spawned.pid, 'SIGKILL', true);
+      }
+    }
+    await spawned.exited;
+  }
+
+  // ---- attached processes ------------------------------------------------------------------
+
+  private pollAllAttached(): void {
+    for (const e of this.entries.values()) if (e.mode === 'attached') this.pollAttached(e);
+  }
+
+  /** Checks the attached instance by pid and start time, or looks for one in the pid file. */
+  private pollAttached(e: ProcessEntry): void {
+    if (!e.watching || this.stopping) return;
+    if (e.pid !== null) {
+      const st = readProcStat(e.pid);
+      if (st !== null && st.startTime === e.startTime && st.state !== 'Z' && st.state !== 'X') return;
+      this.attachedDied(e, st !== null && st.startTime !== e.startTime ? 'pid-reused' : 'gone');
+    }
+    const content = readPidFile(e.cfg.pidFile!);
+    if (content === 'invalid') {
+      if (!e.invalidPidFileLogged) e.log.warn({ pidFile: e.cfg.pidFile }, 'pid file does not start with a pid; waiting for a valid one');
+      e.invalidPidFileLogged = true;
+      return;
+    }
+    e.invalidPidFileLogged = false;
+    if (content === null) {
+      if (e.state !== 'exited') e.state = 'stopped';
+      return;
+    }
+    if (e.reported !== null && sameInstance(e.reported, content)) return;
+    const st = readProcStat(content.pid);
+    const alive = st !== null && st.state !== 'Z' && st.state !== 'X';
+    if (alive && (content.startTime === null || st.startTime === content.startTime)) {
+      this.attach(e, content.pid, st.startTime);
+      return;
+    }
+    // A stale pid file: its process is gone, or its pid now names another process.
+    const reason = alive ? 'pid-reused' : 'gone';
+    e.reported = content;
+    e.state = 'exited';
+    e.crashes++;
+    e.lastExit = { pid: content.pid, code: null, signal: null, at: Date.now(), uptimeMs: null };
+    this.publishCrash(e, { processId: e.id, mode: e.mode, pid: content.pid, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason });
+  }
+
+  private attach(e: ProcessEntry, pid: number, startTime: string): void {
+    const now = Date.now();
+    e.pid = pid;
+    e.startTime = startTime;
+    e.startedAt = startedAtFromTicks(startTime, now) ?? now;
+    e.startedMono = performance.now() - (now - e.startedAt);
+    e.token = e.cfg.heartbeat?.token ?? null;
+    e.lastHeartbeatAt = null;
+    e.reported = null;
+    e.state = 'running';
+    this.watchHeartbeats(e);
+    this.sample(e);
+    e.log.info({ processPid: pid, startedAt: new Date(e.startedAt).toISOString() }, 'attached to process');
+  }
+
+  private attachedDied(e: ProcessEntry, reason: 'gone' | 'pid-reused'): void {
+    const pid = e.pid!;
+    const at = Date.now();
+    const uptimeMs = e.startedAt !== null ? at - e.startedAt : null;
+    const lastHeartbeatAt = e.lastHeartbeatAt;
+    e.reported = { pid, startTime: e.startTime };
+    this.unwatchHeartbeats(e);
+    e.clearInstance();
+    e.lastExit = { pid, code: null, signal: null, at, uptimeMs };
+    e.state = 'exited';
+    e.crashes++;
+    this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: null, signal: null, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason });
+  }
+
+  /** Stops watching an attached instance without judging it. */
+  private detach(e: ProcessEntry): void {
+    if (e.mode !== 'attached') return;
+    this.unwatchHeartbeats(e);
+    e.clearInstance();
+  }
+
+  // ---- heartbeats and resources ------------------------------------------------------------
+
+  private watchHeartbeats(e: ProcessEntry): void {
+    const hb = e.cfg.heartbeat;
+    if (hb === undefined) return;
+    if (hb.udp !== undefined && e.token !== null) this.udp.register(hb.udp, e.token, () => this.onBeat(e));
+    e.hang = new HangWatch(hb.timeout, () => this.onHang(e));
+    e.hang.start();
+    if (hb.http !== undefined || hb.tcp !== undefined) {
+      e.probes = new ProbeLoop({ http: hb.http, tcp: hb.tcp, intervalMs: hb.interval, timeoutMs: hb.timeout }, () => this.onBeat(e));
+      e.probes.start();
+    }
+  }
+
+  private unwatchHeartbeats(e: ProcessEntry): void {
+    const udp = e.cfg.heartbeat?.udp;
+    if (udp !== undefined && e.token !== null) this.udp.unregister(udp, e.token);
+    e.hang?.stop();
+    e.probes?.stop();
+    e.hang = null;
+    e.probes = null;
+  }
+
+  private onBeat(e: ProcessEntry): void {
+    e.lastHeartbeatAt = Date.now();
+    if (e.hang?.beat() && e.state === 'hung') {
+      e.state = 'running';
+      e.log.info({ processPid: e.pid }, 'heartbeats resumed');
+    }
+  }
+
+  private onHang(e: ProcessEntry): void {
+    if (e.state !== 'running' || e.pid === null) return;
+    e.state = 'hung';
+    e.hangs++;
+    const evidence: ProcessHangEvidence = { processId: e.id, mode: e.mode, pid: e.pid, lastHeartbeatAt: e.lastHeartbeatAt, timeoutMs: e.hang!.timeoutMs, store: e.cfg.store };
+    this.publish(PROCESS_HANG, e, { ...evidence });
+    e.log.warn(logFields(evidence), 'process hangs: no heartbeat within the timeout');
+  }
+
+  private sampleAll(): void {
+    for (const e of this.entries.values()) if (e.pid !== null) this.sample(e);
+  }
+
+  private sample(e: ProcessEntry): void {
+    const pid = e.pid!;
+    const st = readProcStat(pid);
+    if (st === null || st.startTime !== e.startTime) return;
+    e.cpuPercent = e.cpu.sample(st.cpuTicks, performance.now()) ?? e.cpuPercent;
+    e.threads = st.threads;
+    e.rssBytes = readRssBytes(pid) ?? e.rssBytes;
+  }
+
+  // ---- publishing --------------------------------------------------------------------------
+
+  private publishCrash(e: ProcessEntry, evidence: ProcessCrashEvidence): void {
+    this.publish(PROCESS_CRASH, e, { ...evidence });
+    e.log.warn(logFields(evidence), evidence.reason === 'spawn-failed' ? 'process could not be started' : 'process died');
+  }
+
+  private publish(kind: string, e: ProcessEntry, evidence: Record<string, unknown>): void {
+    try {
+      this.sink?.publish({ kind, priority: 'P1', subject: processSubject(e.id), evidence });
+    } catch (err) {
+      this.log.error({ err: describeError(err), kind, processId: e.id }, 'could not publish a failure');
+    }
+  }
+
+  private require(id: string): ProcessEntry {
+    const e = this.entries.get(id);
+    if (!e) {
+      throw raError('RA_ERR_USAGE', `no process with id "${id}" in the config (have: ${[...this.entries.keys()].join(', ') || 'none'})`, { details: { processId: id } });
+    }
+    return e;
+  }
+}
+
+/** Evidence as log fields: `processPid`, since the root logger's `pid` is the agent's own. */
+function logFields(evidence: { pid: number | null }): Record<string, unknown> {
+  const { pid, ...rest } = evidence;
+  return { ...rest, processPid: pid };
+}
+
+/** True when two pid-file readings name the same process (a missing start time matches any). */
+function sameInstance(a: PidFileContent, b: PidFileContent): boolean {
+  return a.pid === b.pid && (a.startTime === null || b.startTime === null || a.startTime === b.startTime);
+}
+
+/** Resolves after `ms`, or at once when `signal` aborts. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  if (ms <= 0 || signal.aborted) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

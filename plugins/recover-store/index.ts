@@ -1,0 +1,52 @@
+/**
+ * The `recover-store` healing action: crash recovery (rollback + redo) of the store a failure
+ * names — `evidence.store`, or a subject `store:<id>` — through the TransactionRollbackManager.
+ * Verified independently: a second recovery must find nothing left to redo or roll back.
+ */
+import { definePlugin } from '../../core/plugin.js';
+import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
+import type { Failure } from '../../core/contracts/Failure.js';
+import { raError } from '../../core/errors.js';
+import { TransactionRollbackManager } from '../transaction-rollback/index.js';
+
+/** The configured store a failure is about, if any. */
+export function storeOf(failure: Failure): string | undefined {
+  const fromEvidence = failure.evidence.store;
+  if (typeof fromEvidence === 'string' && fromEvidence) return fromEvidence;
+  const m = /^store:(.+)$/.exec(failure.subject);
+  return m?.[1];
+}
+
+export default definePlugin({
+  id: 'recover-store',
+  dependsOn: ['transaction-rollback'],
+  contractVersion: '^1.0.0',
+  register(ctx) {
+    const manager = ctx.container.resolve(TransactionRollbackManager);
+    const configured = new Set(ctx.config.stores.map((s) => s.id));
+    const action: HealingAction = {
+      id: 'recover-store',
+      canHandle: (failure) => {
+        const id = storeOf(failure);
+        return id !== undefined && configured.has(id);
+      },
+      async apply(failure) {
+        const id = storeOf(failure)!;
+        const out = await manager.recoverStore(id);
+        if (out.status === 'missing') throw raError('RA_ERR_STORE_NOT_FOUND', `store "${id}" does not exist; nothing to recover`);
+        if (out.status === 'locked') return { summary: `store "${id}" is open by live process ${out.pid ?? '?'}, which recovered it when it opened it` };
+        const r = out.report;
+        return {
+          summary: `recovered store "${id}": ${r.transactionsRolledBack} transaction(s) rolled back, ${r.recordsRedone} record(s) redone in ${r.durationMs} ms`,
+          details: { ...r },
+        };
+      },
+      async verify(failure) {
+        const out = await manager.recoverStore(storeOf(failure)!);
+        if (out.status === 'locked') return true;
+        return out.status === 'recovered' && out.report.transactionsRolledBack === 0 && out.report.recordsRedone === 0;
+      },
+    };
+    ctx.provide(HealingAction, action, isHealingAction);
+  },
+});

@@ -1,0 +1,26 @@
+/**
+ * The `self-healer` plugin: provides the Healer the orchestrator hands failures to. Rules come
+ * from `healing.rules` in the config (defaults in rules.ts); actions are every HealingAction
+ * provided by a running plugin, built-in or third-party, looked up when a failure arrives.
+ */
+import path from 'node:path';
+import type { InjectionToken } from 'tsyringe';
+import { definePlugin } from '../../core/plugin.js';
+import { Healer, isHealer } from '../../core/contracts/Healer.js';
+import { Learning, type ActionRecord } from './learning.js';
+import { compileRules } from './rules.js';
+import { createSelfHealer } from './healer.js';
+
+/** What the healer learned, for `/status`. */
+export const HealerLearning: InjectionToken<{ snapshot(): Readonly<Record<string, ActionRecord>> }> = Symbol.for('recovery-agent.HealerLearning');
+
+export default definePlugin({
+  id: 'self-healer',
+  contractVersion: '^1.0.0',
+  register(ctx) {
+    const rules = compileRules(ctx.config);
+    const learning = new Learning(path.join(ctx.config.agent.dataDir, 'healer-learning.json'), ctx.config.healing.learnAfter);
+    ctx.provide(Healer, createSelfHealer({ container: ctx.container, rules, learning, actionTimeoutMs: ctx.config.healing.actionTimeout, log: ctx.log }), isHealer);
+    ctx.provide(HealerLearning, learning);
+  },
+});

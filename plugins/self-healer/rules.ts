@@ -1,0 +1,63 @@
+/**
+ * Healing rules: which chain of actions answers which failure. First matching rule wins.
+ * A rule's `do` is a sequence of steps, each done in turn; a step is one action, or
+ * `{ anyOf: [...] }` alternatives tried (best first, once learning has enough samples) until
+ * one verifies.
+ */
+import type { AgentConfig } from '../../core/config/schema.js';
+import type { Failure } from '../../core/contracts/Failure.js';
+
+export interface ActionRef {
+  readonly action: string;
+  readonly options: Readonly<Record<string, unknown>>;
+  readonly timeout?: number;
+}
+
+export interface RuleConditions {
+  readonly priority?: string;
+  /** A regular expression the subject must match. */
+  readonly subject?: string;
+  readonly evidence?: Readonly<Record<string, string | number | boolean>>;
+}
+
+export interface Rule {
+  readonly on: string;
+  readonly when?: RuleConditions;
+  readonly steps: ReadonlyArray<readonly ActionRef[]>;
+}
+
+/** The rules used when the config names none. */
+export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: string[] }> = [
+  { on: 'process-crash', do: ['recover-store', 'restart-process'] },
+  { on: 'process-hang', do: ['restart-process'] },
+  { on: 'recovery-requested', do: ['recover-store'] },
+  { on: 'page-corruption', do: ['repair-page'] },
+  { on: 'predicted-exhaustion', do: ['checkpoint-store'] },
+];
+
+type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };
+
+function ref(s: string | { action: string; options?: Record<string, unknown>; timeout?: number }): ActionRef {
+  return typeof s === 'string' ? { action: s, options: {} } : { action: s.action, options: s.options ?? {}, ...(s.timeout !== undefined ? { timeout: s.timeout } : {}) };
+}
+
+export function compileRules(config: AgentConfig): Rule[] {
+  const source = (config.healing.rules ?? DEFAULT_RULES) as Array<{ on: string; when?: Rule['when']; do: StepInput[] }>;
+  return source.map((r) => ({
+    on: r.on,
+    ...(r.when ? { when: r.when } : {}),
+    steps: r.do.map((step) => (typeof step === 'object' && 'anyOf' in step ? step.anyOf.map(ref) : [ref(step)])),
+  }));
+}
+
+export function matchRule(rules: readonly Rule[], failure: Failure): Rule | undefined {
+  return rules.find((r) => {
+    if (r.on !== failure.kind && r.on !== '*') return false;
+    const w = r.when;
+    if (!w) return true;
+    if (w.priority && w.priority !== failure.priority) return false;
+    if (w.subject && !new RegExp(w.subject).test(failure.subject)) return false;
+    if (w.evidence) for (const [k, v] of Object.entries(w.evidence)) if (failure.evidence[k] !== v) return false;
+    return true;
+  });
+}

@@ -56,6 +56,10 @@
  *     but it freezes the event loop there: do not. Before sleeping, the sync waits spin briefly
  *     (re-loading the other index, bounded) because a sleep/notify round trip costs tens of µs.
  *
+ * Files: this one holds the layout, the checks and the storage (`SpscRing`); the views are
+ * `RingProducer` (ringProducer.ts) and `RingConsumer` (ringConsumer.ts). The names this file
+ * exports besides those in index.ts are for the two views only.
+ *
  * Geometry and layout (all offsets relative to the ring's byteOffset in the SAB, which must be a
  * multiple of 8): a 512-byte header, then `capacity * recordSize` bytes of records. The header
  * keeps the producer's index, the consumer's index and the waiting flags on separate 128-byte
@@ -69,7 +73,6 @@
  * every platform Node supports). A callback must not keep the view or offset after it returns:
  * the slot is reused as soon as the batch is published / released.
  */
-import { performance } from 'node:perf_hooks';
 import { raError } from '../errors.js';
 
 // ---- shared-memory layout: Int32 slot numbers in the header ------------------------------------
@@ -83,22 +86,22 @@ const kCapacity = 2;
 /** Bytes per record (multiple of 4). */
 const kRecordSize = 3;
 /** 1 once the producer has called close(): no more records will be published. */
-const kClosed = 4;
+export const kClosed = 4;
 /** 1 once a RingProducer has been constructed over this ring. */
-const kProducerClaim = 5;
+export const kProducerClaim = 5;
 /** 1 once a RingConsumer has been constructed over this ring. */
-const kConsumerClaim = 6;
+export const kConsumerClaim = 6;
 // Block 1 (bytes 128..255): the producer's line.
 /** Count of records ever published (mod 2^32). Written by the producer only. */
-const kWriteIndex = 32;
+export const kWriteIndex = 32;
 // Block 2 (bytes 256..383): the consumer's line.
 /** Count of records ever released (mod 2^32). Written by the consumer only. */
-const kReadIndex = 64;
+export const kReadIndex = 64;
 // Block 3 (bytes 384..511): the sleep handshake flags; rarely written.
 /** 1 while the consumer is (about to be) asleep waiting for kWriteIndex to move. */
-const kConsumerWaiting = 96;
+export const kConsumerWaiting = 96;
 /** 1 while the producer is (about to be) asleep waiting for kReadIndex to move. */
-const kProducerWaiting = 97;
+export const kProducerWaiting = 97;
 
 const HEADER_BYTES = 512;
 const HEADER_INTS = HEADER_BYTES / 4;
@@ -111,9 +114,9 @@ const MAX_DATA_BYTES = 2 ** 30;
 const OFFSET_ALIGN = 8;
 const RECORD_ALIGN = 4;
 /** Re-loads of the other side's index before a sync wait goes to sleep. */
-const SPIN_BEFORE_SLEEP = 256;
+export const SPIN_BEFORE_SLEEP = 256;
 /** The longest delay a Node timer accepts; a timer keeps the event loop alive during waitAsync. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** Writes one record: `view` spans the record area, the record starts at byte `offset`. */
 export type RecordWriter = (view: DataView, offset: number, index: number) => void;
@@ -134,13 +137,13 @@ export interface RingGeometry {
 type WaitAsyncResult =
   | { async: false; value: 'not-equal' | 'timed-out' }
   | { async: true; value: Promise<'ok' | 'timed-out'> };
-type WaitAsyncFn = (typedArray: Int32Array, index: number, value: number, timeout?: number) => WaitAsyncResult;
+export type WaitAsyncFn = (typedArray: Int32Array, index: number, value: number, timeout?: number) => WaitAsyncResult;
 // The project's lib is ES2023; Atomics.waitAsync is ES2024 (present in Node ≥ 16).
 const waitAsync: WaitAsyncFn | undefined = (Atomics as unknown as { waitAsync?: WaitAsyncFn }).waitAsync;
 
-function noop(): void {}
+export function noop(): void {}
 
-function ringError(message: string, details: Record<string, unknown>): Error {
+export function ringError(message: string, details: Record<string, unknown>): Error {
   return raError('RA_ERR_RING', message, { details });
 }
 
@@ -184,19 +187,19 @@ function checkPlacement(sab: unknown, byteOffset: number, byteLength: number): a
   }
 }
 
-function checkCount(what: string, count: number, max: number): void {
+export function checkCount(what: string, count: number, max: number): void {
   if (!Number.isInteger(count) || count < 0 || count > max) {
     throw ringError(`${what} must be an integer from 0 to ${max}, got ${String(count)}`, { [what]: count, expected: `integer in [0, ${max}]` });
   }
 }
 
-function checkMax(max: number): void {
+export function checkMax(max: number): void {
   if (!(max >= 0) || (max !== Infinity && !Number.isInteger(max))) {
     throw ringError(`max must be a non-negative integer (or Infinity), got ${String(max)}`, { max, expected: 'integer >= 0 or Infinity' });
   }
 }
 
-function checkTimeout(timeoutMs: number): void {
+export function checkTimeout(timeoutMs: number): void {
   if (typeof timeoutMs !== 'number' || Number.isNaN(timeoutMs) || timeoutMs < 0) {
     throw ringError(`timeoutMs must be a number >= 0 (Infinity for none), got ${String(timeoutMs)}`, { timeoutMs, expected: '>= 0' });
   }
@@ -296,7 +299,7 @@ export abstract class SpscRing {
 }
 
 /** What both views share: geometry and views over the record area. */
-abstract class RingView {
+export abstract class RingView {
   readonly capacity: number;
   readonly recordSize: number;
   readonly byteOffset: number;
@@ -330,371 +333,7 @@ abstract class RingView {
   }
 }
 
-/**
- * The producing side of a ring. Construct it in the producing thread from the SAB (send the SAB
- * with workerData / postMessage); at most one per ring.
- */
-export class RingProducer extends RingView {
-  /** Count of records published (mod 2^32); a copy of kWriteIndex, which only this side writes. */
-  private write: number;
-  /** The consumer's kReadIndex as last loaded; re-loaded only when the ring looks full. */
-  private cachedRead: number;
-  private isClosed = false;
-
-  /** Claims the producer role of the ring at `byteOffset`. Allocates views: construct once, not on the hot path. */
-  constructor(sab: SharedArrayBuffer, byteOffset = 0) {
-    super(sab, byteOffset, kProducerClaim, 'producer');
-    this.write = Atomics.load(this.header, kWriteIndex);
-    this.cachedRead = Atomics.load(this.header, kReadIndex);
-    this.isClosed = Atomics.load(this.header, kClosed) !== 0;
-  }
-
-  /** Free slots now (re-loads the consumer's index). */
-  get available(): number {
-    this.cachedRead = Atomics.load(this.header, kReadIndex);
-    return this.capacity - ((this.write - this.cachedRead) >>> 0);
-  }
-
-  /** Free slots, re-loading the consumer's index only if fewer than `wanted` are known free. */
-  private free(wanted: number): number {
-    let free = this.capacity - ((this.write - this.cachedRead) >>> 0);
-    if (free < wanted) {
-      this.cachedRead = Atomics.load(this.header, kReadIndex);
-      free = this.capacity - ((this.write - this.cachedRead) >>> 0);
-    }
-    return free;
-  }
-
-  private checkOpen(): void {
-    if (this.isClosed) throw ringError(`cannot push to the ring at byteOffset ${this.byteOffset}: the producer has closed it`, { byteOffset: this.byteOffset, expected: 'an open ring' });
-  }
-
-  /** The publish step: one SeqCst store makes every record written so far visible, then a wake-up only if the consumer sleeps. */
-  private publish(write: number): void {
-    this.write = write;
-    Atomics.store(this.header, kWriteIndex, write);
-    if (Atomics.load(this.header, kConsumerWaiting) !== 0) this.wakeConsumer();
-  }
-
-  private wakeConsumer(): void {
-    Atomics.store(this.header, kConsumerWaiting, 0);
-    Atomics.notify(this.header, kConsumerWaiting);
-  }
-
-  /** Copies one record (exactly recordSize bytes) into the ring and publishes it; false if the ring is full. */
-  tryPush(record: Uint8Array): boolean {
-    if (record.length !== this.recordSize) {
-      throw ringError(`record is ${record.length} bytes, expected exactly recordSize = ${this.recordSize}`, { length: record.length, expected: this.recordSize });
-    }
-    this.checkOpen();
-    if (this.free(1) < 1) return false;
-    this.bytes.set(record, (this.write & this.mask) * this.recordSize);
-    this.publish((this.write + 1) | 0);
-    return true;
-  }
-
-  /** Lets `write` fill one record in place and publishes it; false (and `write` is not called) if the ring is full. */
-  tryPushWith(write: RecordWriter): boolean {
-    this.checkOpen();
-    if (this.free(1) < 1) return false;
-    write(this.dataView, (this.write & this.mask) * this.recordSize, 0);
-    this.publish((this.write + 1) | 0);
-    return true;
-  }
-
-  /**
-   * Writes up to `max` records in place — as many as are free — calling `write(view, offset, i)`
-   * for i = 0, 1, …, then publishes them all with one store. Returns how many were written (0 if
-   * full). If `write` throws at i, records 0 … i-1 are published and the error propagates.
-   */
-  pushWith(max: number, write: RecordWriter): number {
-    checkMax(max);
-    this.checkOpen();
-    const n = Math.min(max, this.free(max));
-    if (n === 0) return 0;
-    const view = this.dataView;
-    const mask = this.mask;
-    const size = this.recordSize;
-    const start = this.write;
-    let i = 0;
-    try {
-      for (; i < n; i++) write(view, ((start + i) & mask) * size, i);
-    } finally {
-      if (i > 0) this.publish((start + i) | 0);
-    }
-    return n;
-  }
-
-  /**
-   * Reserves up to `max` free slots without a callback: returns how many (n); fill record i
-   * (0 ≤ i < n) at `offsetOf(i)` in `bytes` / `int32` / `dataView`, then `commit(k)` with k ≤ n.
-   * Nothing is visible to the consumer before commit.
-   */
-  reserve(max: number): number {
-    checkMax(max);
-    this.checkOpen();
-    return Math.min(max, this.free(max));
-  }
-
-  /** Byte offset in the record area of the i-th record after the last published one. */
-  offsetOf(i: number): number {
-    return ((this.write + i) & this.mask) * this.recordSize;
-  }
-
-  /** Publishes the first `count` records reserved by the last reserve() (count ≤ what it returned) with one store. */
-  commit(count: number): void {
-    const free = this.capacity - ((this.write - this.cachedRead) >>> 0);
-    if (!(count >= 0 && count <= free && Number.isInteger(count))) checkCount('count', count, free);
-    if (count > 0) this.publish((this.write + count) | 0);
-  }
-
-  /**
-   * Says "no more records": the consumer sees `closed`, and `ended` / waits return 'closed' once
-   * it has consumed everything published before. Idempotent. Pushing after close throws.
-   */
-  close(): void {
-    if (this.isClosed) return;
-    this.isClosed = true;
-    Atomics.store(this.header, kClosed, 1);
-    if (Atomics.load(this.header, kConsumerWaiting) !== 0) this.wakeConsumer();
-  }
-
-  /**
-   * Blocks the calling thread (Atomics.wait) until at least `minFree` slots are free or
-   * `timeoutMs` passes; true if they are free. Spins briefly first. For a producer in a worker:
-   * on the main thread it would freeze the event loop.
-   */
-  waitForSpaceSync(timeoutMs = Infinity, minFree = 1): boolean {
-    checkTimeout(timeoutMs);
-    checkCount('minFree', minFree, this.capacity);
-    for (let spin = 0; spin < SPIN_BEFORE_SLEEP; spin++) if (this.free(minFree) >= minFree) return true;
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) return false;
-      Atomics.store(this.header, kProducerWaiting, 1);
-      if (this.available >= minFree) {
-        Atomics.store(this.header, kProducerWaiting, 0);
-        return true;
-      }
-      Atomics.wait(this.header, kProducerWaiting, 1, remaining);
-      Atomics.store(this.header, kProducerWaiting, 0);
-      if (this.available >= minFree) return true;
-    }
-  }
-
-  /**
-   * Waits without blocking the event loop (Atomics.waitAsync) until at least `minFree` slots are
-   * free or `timeoutMs` passes; resolves true if they are free. Allocates (a promise, a timer that
-   * keeps the event loop alive): not for the hot path — call it after a push returned false/0.
-   */
-  async waitForSpace(timeoutMs = Infinity, minFree = 1): Promise<boolean> {
-    checkTimeout(timeoutMs);
-    checkCount('minFree', minFree, this.capacity);
-    if (this.available >= minFree) return true;
-    const wait = requireWaitAsync();
-    const deadline = performance.now() + timeoutMs;
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
-    try {
-      for (;;) {
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) return false;
-        Atomics.store(this.header, kProducerWaiting, 1);
-        if (this.available >= minFree) {
-          Atomics.store(this.header, kProducerWaiting, 0);
-          return true;
-        }
-        keepAlive ??= setInterval(noop, MAX_TIMER_MS);
-        const r = wait(this.header, kProducerWaiting, 1, remaining);
-        if (r.async) await r.value;
-        Atomics.store(this.header, kProducerWaiting, 0);
-        if (this.available >= minFree) return true;
-      }
-    } finally {
-      if (keepAlive !== undefined) clearInterval(keepAlive);
-    }
-  }
-}
-
-/**
- * The consuming side of a ring. Construct it in the consuming thread from the SAB; at most one
- * per ring.
- */
-export class RingConsumer extends RingView {
-  /** Count of records released (mod 2^32); a copy of kReadIndex, which only this side writes. */
-  private read: number;
-  /** The producer's kWriteIndex as last loaded; re-loaded only when the ring looks empty. */
-  private cachedWrite: number;
-
-  /** Claims the consumer role of the ring at `byteOffset`. Allocates views: construct once, not on the hot path. */
-  constructor(sab: SharedArrayBuffer, byteOffset = 0) {
-    super(sab, byteOffset, kConsumerClaim, 'consumer');
-    this.read = Atomics.load(this.header, kReadIndex);
-    this.cachedWrite = Atomics.load(this.header, kWriteIndex);
-  }
-
-  /** Records ready to read now (re-loads the producer's index). */
-  get size(): number {
-    this.cachedWrite = Atomics.load(this.header, kWriteIndex);
-    return (this.cachedWrite - this.read) >>> 0;
-  }
-
-  /** True when the producer has closed the ring and every record it published has been consumed. */
-  get ended(): boolean {
-    return this.poll() === 'closed';
-  }
-
-  /** Filled slots, re-loading the producer's index only if fewer than `wanted` are known. */
-  private filled(wanted: number): number {
-    let filled = (this.cachedWrite - this.read) >>> 0;
-    if (filled < wanted) {
-      this.cachedWrite = Atomics.load(this.header, kWriteIndex);
-      filled = (this.cachedWrite - this.read) >>> 0;
-    }
-    return filled;
-  }
-
-  /** 'data' if a record is ready, 'closed' if closed and drained, else null. kClosed is loaded BEFORE kWriteIndex. */
-  private poll(): RingWaitResult | null {
-    if (this.cachedWrite !== this.read) return 'data';
-    const closed = Atomics.load(this.header, kClosed) !== 0;
-    this.cachedWrite = Atomics.load(this.header, kWriteIndex);
-    if (this.cachedWrite !== this.read) return 'data';
-    return closed ? 'closed' : null;
-  }
-
-  /** The release step: one SeqCst store frees every slot read so far, then a wake-up only if the producer sleeps. */
-  private releaseTo(read: number): void {
-    this.read = read;
-    Atomics.store(this.header, kReadIndex, read);
-    if (Atomics.load(this.header, kProducerWaiting) !== 0) {
-      Atomics.store(this.header, kProducerWaiting, 0);
-      Atomics.notify(this.header, kProducerWaiting);
-    }
-  }
-
-  /** Copies the next record into `into[0 .. recordSize)` and releases it; false if the ring is empty. */
-  tryPop(into: Uint8Array): boolean {
-    const size = this.recordSize;
-    if (into.length < size) {
-      throw ringError(`tryPop target is ${into.length} bytes, expected at least recordSize = ${size}`, { length: into.length, expected: size });
-    }
-    if (this.filled(1) < 1) return false;
-    const bytes = this.bytes;
-    const off = (this.read & this.mask) * size;
-    for (let k = 0; k < size; k++) into[k] = bytes[off + k];
-    this.releaseTo((this.read + 1) | 0);
-    return true;
-  }
-
-  /**
-   * Reads up to `max` records — as many as are ready — calling `read(view, offset, i)` for i = 0,
-   * 1, …, then releases them all with one store. Returns how many were consumed (0 if empty). If
-   * `read` throws at i, records 0 … i-1 are released, record i stays first in the ring, and the
-   * error propagates.
-   */
-  drain(max: number, read: RecordReader): number {
-    checkMax(max);
-    const n = Math.min(max, this.filled(max));
-    if (n === 0) return 0;
-    const view = this.dataView;
-    const mask = this.mask;
-    const size = this.recordSize;
-    const start = this.read;
-    let i = 0;
-    try {
-      for (; i < n; i++) read(view, ((start + i) & mask) * size, i);
-    } finally {
-      if (i > 0) this.releaseTo((start + i) | 0);
-    }
-    return n;
-  }
-
-  /**
-   * Looks at up to `max` ready records without a callback: returns how many (n); read record i
-   * (0 ≤ i < n) at `offsetOf(i)` in `bytes` / `int32` / `dataView`, then `release(k)` with k ≤ n.
-   */
-  peek(max: number): number {
-    checkMax(max);
-    return Math.min(max, this.filled(max));
-  }
-
-  /** Byte offset in the record area of the i-th unreleased record. */
-  offsetOf(i: number): number {
-    return ((this.read + i) & this.mask) * this.recordSize;
-  }
-
-  /** Releases the first `count` records seen by the last peek() (count ≤ what it returned) with one store; their slots may be overwritten at once. */
-  release(count: number): void {
-    const filled = (this.cachedWrite - this.read) >>> 0;
-    if (!(count >= 0 && count <= filled && Number.isInteger(count))) checkCount('count', count, filled);
-    if (count > 0) this.releaseTo((this.read + count) | 0);
-  }
-
-  /**
-   * Waits without blocking the event loop (Atomics.waitAsync) until a record is ready ('data'),
-   * the producer has closed the ring and everything is consumed ('closed'), or `timeoutMs` passes
-   * ('timeout'). Allocates (a promise, a timer that keeps the event loop alive while asleep): not
-   * for the hot path — call it after drain/tryPop found the ring empty. One waiter at a time.
-   */
-  async waitForData(timeoutMs = Infinity): Promise<RingWaitResult> {
-    checkTimeout(timeoutMs);
-    const ready = this.poll();
-    if (ready !== null) return ready;
-    const wait = requireWaitAsync();
-    const deadline = performance.now() + timeoutMs;
-    let keepAlive: ReturnType<typeof setInterval> | undefined;
-    try {
-      for (;;) {
-        const remaining = deadline - performance.now();
-        if (remaining <= 0) return 'timeout';
-        Atomics.store(this.header, kConsumerWaiting, 1);
-        const seen = this.poll();
-        if (seen !== null) {
-          Atomics.store(this.header, kConsumerWaiting, 0);
-          return seen;
-        }
-        keepAlive ??= setInterval(noop, MAX_TIMER_MS);
-        const r = wait(this.header, kConsumerWaiting, 1, remaining);
-        if (r.async) await r.value;
-        Atomics.store(this.header, kConsumerWaiting, 0);
-        const after = this.poll();
-        if (after !== null) return after;
-      }
-    } finally {
-      if (keepAlive !== undefined) clearInterval(keepAlive);
-    }
-  }
-
-  /**
-   * Like waitForData but blocks the calling thread (Atomics.wait), after a short spin. For a
-   * consumer in a worker: on the main thread it would freeze the event loop.
-   */
-  waitForDataSync(timeoutMs = Infinity): RingWaitResult {
-    checkTimeout(timeoutMs);
-    for (let spin = 0; spin < SPIN_BEFORE_SLEEP; spin++) {
-      const ready = this.poll();
-      if (ready !== null) return ready;
-    }
-    const deadline = performance.now() + timeoutMs;
-    for (;;) {
-      const remaining = deadline - performance.now();
-      if (remaining <= 0) return 'timeout';
-      Atomics.store(this.header, kConsumerWaiting, 1);
-      const seen = this.poll();
-      if (seen !== null) {
-        Atomics.store(this.header, kConsumerWaiting, 0);
-        return seen;
-      }
-      Atomics.wait(this.header, kConsumerWaiting, 1, remaining);
-      Atomics.store(this.header, kConsumerWaiting, 0);
-      const after = this.poll();
-      if (after !== null) return after;
-    }
-  }
-}
-
-function requireWaitAsync(): WaitAsyncFn {
+export function requireWaitAsync(): WaitAsyncFn {
   if (waitAsync === undefined) {
     throw ringError('Atomics.waitAsync is not available in this runtime; use the Sync waits in a worker', { expected: 'Node >= 16' });
   }

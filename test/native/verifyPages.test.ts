@@ -7,20 +7,10 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { verifyPages, xxh3 } from 'recovery-agent/native';
+import { prng } from '../helpers/prng.js';
 
 const MAGIC = 0x47504152;
 
-/** xorshift32, seeded: the same "random" pages every run. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
-}
 
 function seal(page: Uint8Array): void {
   new DataView(page.buffer, page.byteOffset, page.byteLength).setBigUint64(0, xxh3(page.subarray(8)), true);

@@ -15,19 +15,8 @@ import { Worker } from 'node:worker_threads';
 import xxhashAddon from 'xxhash-addon';
 import { xxh3, xxh3Pages } from 'recovery-agent/native';
 import type { NativeXxh3WorkerInput, NativeXxh3WorkerResult } from '../fixtures/nativeXxh3Worker.js';
+import { prng } from '../helpers/prng.js';
 
-/** xorshift32: a tiny seeded PRNG so every run hashes the same "random" bytes. */
-function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s;
-  };
-}
 
 function randomBytes(len: number, seed: number, target: Uint8Array = new Uint8Array(len)): Uint8Array {
   const next = prng(seed);

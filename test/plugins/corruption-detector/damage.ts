@@ -7,18 +7,8 @@ import path from 'node:path';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { sealPage } from '../../../plugins/pagestore/format.js';
 import type { CorruptReason } from '../../../plugins/corruption-detector/reasons.js';
+import { prng } from '../../helpers/prng.js';
 
-/** xorshift32: a tiny seeded PRNG. */
-export function prng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>>= 0);
-  };
-}
 
 /** A store with `pages` pages, every data page written by a committed transaction, closed cleanly. */
 export async function makeStore(dir: string, pages: number, pageSize = 4096): Promise<void> {

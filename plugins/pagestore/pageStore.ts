@@ -89,7 +89,7 @@ export class PageStore {
     this.pageSize = geometry.pageSize;
     this.pageCount = geometry.pageCount;
     this.payloadSize = geometry.pageSize - PAGE_HEADER_SIZE;
-    Object.assign(this.host, { pageCount: this.pageCount, payloadSize: this.payloadSize });
+    this.host = this.makeHost();
     this.nextTxId = nextTxId;
     this.redoLsn = wal.endLsn;
     const maxFrames = Math.max(16, Math.floor((options.cacheBytes ?? 64 * 1024 * 1024) / geometry.pageSize));
@@ -171,24 +171,28 @@ export class PageStore {
   }
 
   /** What transactions call back into; kept off the public surface of the store. */
-  private readonly host: TxHost = {
-    pageCount: 0,
-    payloadSize: 0,
-    lock: (tx, pageId, mode) => this.locks.acquire(tx.id, pageId, mode),
-    pin: (pageId) => {
-      this.checkOpen();
-      return this.cache.pin(pageId);
-    },
-    unpin: (frame) => this.cache.unpin(frame),
-    logChange: (tx, frame, pageOffset, after, before, undoNextLsn) => this.logChange(tx, frame, pageOffset, after, before, undoNextLsn),
-    logEnd: (tx, commit) => {
-      const r = this.wal.append({ type: commit ? RecordType.Commit : RecordType.Abort, txId: tx.id, prevLsn: tx.lastLsn });
-      tx.lastLsn = r.lsn;
-      return r;
-    },
-    flush: (upto) => this.wal.flush(upto),
-    ended: (tx) => this.ended(tx),
-  };
+  private readonly host: TxHost;
+
+  private makeHost(): TxHost {
+    return {
+      pageCount: this.pageCount,
+      payloadSize: this.payloadSize,
+      lock: (tx, pageId, mode) => this.locks.acquire(tx.id, pageId, mode),
+      pin: (pageId) => {
+        this.checkOpen();
+        return this.cache.pin(pageId);
+      },
+      unpin: (frame) => this.cache.unpin(frame),
+      logChange: (tx, frame, pageOffset, after, before, undoNextLsn) => this.logChange(tx, frame, pageOffset, after, before, undoNextLsn),
+      logEnd: (tx, commit) => {
+        const r = this.wal.append({ type: commit ? RecordType.Commit : RecordType.Abort, txId: tx.id, prevLsn: tx.lastLsn });
+        tx.lastLsn = r.lsn;
+        return r;
+      },
+      flush: (upto) => this.wal.flush(upto),
+      ended: (tx) => this.ended(tx),
+    };
+  }
 
   private logChange(tx: Transaction, frame: Frame, pageOffset: number, after: Uint8Array, before: Uint8Array | null, undoNextLsn: number): number {
     this.checkOpen();

@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, type FileHandle } from 'node:fs/promises';
+import { mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { writeControl } from './control.js';
@@ -67,9 +67,8 @@ export function storeExists(dir: string): boolean {
  */
 export async function createStore(dir: string, options: CreateOptions): Promise<StoreGeometry> {
   const { pageCount, pageSize, segmentSize } = validateCreateOptions(options);
+  if (storeExists(dir)) throw raError('RA_ERR_STORE_INVALID', `${dir} already holds a store`);
   await mkdir(walDirOf(dir), { recursive: true });
-  const leftovers = (await readdir(dir)).filter((n) => n !== 'wal' && n !== 'LOCK');
-  if (leftovers.length > 0 && storeExists(dir)) throw raError('RA_ERR_STORE_INVALID', `${dir} already holds a store`);
   const storeId = randomBytes(16);
 
   const data = await open(dataFileOf(dir), 'w');

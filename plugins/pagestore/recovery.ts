@@ -90,6 +90,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
   const geometry: StoreGeometry = { pageSize: control.pageSize, pageCount: control.pageCount, segmentSize: control.segmentSize, storeId: control.storeId };
   const walDir = walDirOf(dir);
   const data = await open(dataFileOf(dir), 'r+');
+  let walToClose: WalWriter | undefined;
   try {
     await checkDataFile(dir, data, geometry);
 
@@ -145,6 +146,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
 
     // ---- undo
     const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, scan.endLsn);
+    walToClose = wal;
     const covered = new Set<number>();
     for (let i = 0; i < redoCount; i++) covered.add(redoPageIds[i]!);
     const undo = await undoLosers({ scan, wal, data, geometry, losers, covered, walDir });
@@ -173,21 +175,30 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     options.log?.info({ ...stats }, 'recovery complete');
     return { stats, wal, data, geometry, nextTxId };
   } catch (err) {
+    await walToClose?.close().catch(() => undefined);
     await data.close().catch(() => undefined);
     throw err;
   }
 }
 
+/**
+ * Pages per block of the parallel redo partition: blocks of adjacent pages go to the workers in
+ * turn, so each worker reads and writes runs of adjacent pages (one syscall per run), and a hot
+ * range of pages is still spread over all of them.
+ */
+const kRedoBlockPages = 64;
+
 /** Splits redo by page id across `workers` tasks; each applies its pages' records in LSN order. */
 async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number): Promise<RedoResult> {
-  // Partition by page id (from analysis, so the WAL is not touched here); each worker keeps its
-  // records in LSN order.
+  // Partition by block of page ids (from analysis, so the WAL is not touched here); each worker
+  // keeps its records in LSN order.
+  const partOf = (pageId: number) => Math.floor(pageId / kRedoBlockPages) % workers;
   const counts = new Array<number>(workers).fill(0);
-  for (let i = 0; i < input.count; i++) counts[input.pageIds[i]! % workers]!++;
+  for (let i = 0; i < input.count; i++) counts[partOf(input.pageIds[i]!)]!++;
   const shared = (n: number) => new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
   const parts = counts.map((n) => ({ positions: shared(n), pageIds: shared(n), n: 0 }));
   for (let i = 0; i < input.count; i++) {
-    const part = parts[input.pageIds[i]! % workers]!;
+    const part = parts[partOf(input.pageIds[i]!)]!;
     part.positions[part.n] = input.positions[i]!;
     part.pageIds[part.n++] = input.pageIds[i]!;
   }

@@ -37,3 +37,9 @@ export interface StatusSection {
 }
 /** Plugins provide any number of status sections under this token. */
 export const StatusSection: InjectionToken<StatusSection> = Symbol.for('recovery-agent.StatusSection');
+
+/** Starts a full-speed scan of a configured store (the corruption detector provides it; `POST /scans`). */
+export interface ScanTrigger {
+  scan(storeId: string): Promise<{ pagesScanned: number; corrupt: ReadonlyArray<{ pageId: number; reason: string }> }>;
+}
+export const ScanTrigger: InjectionToken<ScanTrigger> = Symbol.for('recovery-agent.ScanTrigger');

@@ -31,7 +31,7 @@ stores: []
 #  - id: demo
 #    engine: pagestore
 #    path: ./var/demo/store
-#    # Background scrub: checks every page at this many bytes/s (about 1-2 % of a core at
+#    # Background scrub: checks every page at this many bytes/s (about 2 % of a core at
 #    # 50 MiB/s), a full pass every interval; resumes where it stopped after a restart.
 #    scrub: { rate: 50MiB/s, interval: 24h }
 

@@ -8,6 +8,8 @@
  *   GET  /failures     recent failures        (?limit=N)
  *   GET  /recoveries   recent recoveries      (?limit=N)
  *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token)
+ *   POST /scans        { "store": id }: a full-speed scan of a store; answers with its result
+ *                      (corrupt pages also become page-corruption failures)  (bearer token)
  *
  * Mutating endpoints need `Authorization: Bearer <agent.http.token>`; without a configured
  * token they are disabled (403).
@@ -20,7 +22,7 @@ import type { AgentConfig } from '../config/schema.js';
 import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
-import { StatusSection } from '../tokens.js';
+import { ScanTrigger, StatusSection } from '../tokens.js';
 import { tokenMatches } from './auth.js';
 
 export interface HttpDeps {
@@ -107,6 +109,16 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     }
     const failure = d.bus.publish('http-api', { kind: 'recovery-requested', priority: 'P1', subject: `store:${store}`, evidence: { store, requestedBy: req.ip } });
     return reply.code(202).send({ accepted: true, failureId: failure.id });
+  });
+
+  app.post('/scans', { preHandler: requireToken }, async (req, reply) => {
+    const store = (req.body as { store?: unknown } | undefined)?.store;
+    if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
+      return reply.code(400).send({ error: `body must be { "store": <id> } naming a configured store (have: ${d.config.stores.map((s) => s.id).join(', ') || 'none'})` });
+    }
+    if (!d.container.isRegistered(ScanTrigger, true)) return reply.code(503).send({ error: 'no running plugin can scan stores (corruption-detector)' });
+    const r = await d.container.resolve(ScanTrigger).scan(store);
+    return reply.code(200).send({ store, pagesScanned: r.pagesScanned, corrupt: r.corrupt });
   });
 
   return app;

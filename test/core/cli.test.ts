@@ -88,19 +88,25 @@ plugins:
     let exited: number | null | undefined;
     child.on('exit', (c) => (exited = c));
     let out = '';
-    for (let waited = 0; !out.includes('recovery-agent ready'); waited += 50) {
-      if (waited > 20_000) assert.fail(`not ready in time: ${out} ${err}`);
-      await new Promise((r) => setTimeout(r, 50));
-      out = readFileSync(outFile, 'utf8');
+    try {
+      for (let waited = 0; !out.includes('recovery-agent ready'); waited += 50) {
+        if (waited > 20_000) assert.fail(`not ready in time: ${out} ${err}`);
+        await new Promise((r) => setTimeout(r, 50));
+        out = readFileSync(outFile, 'utf8');
+      }
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(exited, undefined, 'the daemon keeps running until signalled');
+      const ready = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'recovery-agent ready')!;
+      const plugins = ready.plugins as string[];
+      assert.ok(plugins.includes('notify-file:running'), plugins.join(' '));
+      assert.ok(plugins.every((p) => p.endsWith(':running')), plugins.join(' '));
+      assert.deepEqual(ready.failed, []);
+      child.kill('SIGTERM');
+    } catch (err) {
+      // Never leave the daemon running when an assertion fails before the SIGTERM.
+      child.kill('SIGKILL');
+      throw err;
     }
-    await new Promise((r) => setTimeout(r, 500));
-    assert.equal(exited, undefined, 'the daemon keeps running until signalled');
-    const ready = out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'recovery-agent ready')!;
-    const plugins = ready.plugins as string[];
-    assert.ok(plugins.includes('notify-file:running'), plugins.join(' '));
-    assert.ok(plugins.every((p) => p.endsWith(':running')), plugins.join(' '));
-    assert.deepEqual(ready.failed, []);
-    child.kill('SIGTERM');
     const code = exited !== undefined ? exited : await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 0, err);
     out = readFileSync(outFile, 'utf8');

@@ -17,7 +17,8 @@ function assertPrometheusText(text: string): Map<string, number> {
   const samples = new Map<string, number>();
   for (const line of text.split('\n')) {
     if (line === '' || line.startsWith('# HELP ') || line.startsWith('# TYPE ')) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|NaN|\+Inf|-Inf)$/.exec(line);
+    // (prom-client writes NaN as "Nan"; Prometheus parses floats case-insensitively.)
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (-?[0-9.e+-]+|[Nn]a[Nn]|\+Inf|-Inf)$/.exec(line);
     assert.ok(m, `not Prometheus text: ${JSON.stringify(line)}`);
     samples.set(m[1]! + (m[2] ?? ''), Number(m[3]));
   }
@@ -110,6 +111,21 @@ describe('http api', () => {
     const down = await run(['--url', 'http://127.0.0.1:9']);
     assert.equal(down.code, 1);
     assert.match(down.err, /no agent answered at http:\/\/127\.0\.0\.1:9/);
+  });
+
+  it('POST /scans scans a store with the token, and the scan shows in /metrics', async () => {
+    const noToken = await fetch(`${base}/scans`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ store: 'demo' }) });
+    assert.equal(noToken.status, 401);
+    const res = await fetch(`${base}/scans`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ store: 'demo' }) });
+    assert.equal(res.status, 200);
+    const body = (await res.json()) as { pagesScanned: number; corrupt: unknown[] };
+    assert.equal(body.pagesScanned, 16);
+    assert.deepEqual(body.corrupt, []);
+    const samples = assertPrometheusText(await (await fetch(`${base}/metrics`)).text());
+    assert.ok(samples.get('recovery_agent_scan_pages_total')! >= 16);
+    assert.equal(samples.get('recovery_agent_corruption_detected_total'), 0);
+    const status = (await (await fetch(`${base}/status`)).json()) as { scrub: { scans: number } };
+    assert.equal(status.scrub.scans, 1);
   });
 
   it('GET /metrics is Prometheus text with the recovery metrics', async () => {

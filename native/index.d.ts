@@ -1,7 +1,9 @@
 /**
- * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums and page verification.
+ * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums, page verification and the
+ * redo kernels of crash recovery.
  *
- * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'`. Importing throws an
+ * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
+ * `redoCheckRecords`, `redoApplyPages`, `walScanRecords`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -83,3 +85,145 @@ export type VerifyReasonCode = 1 | 2 | 3 | 4 | 5;
  * `pageSize`, the page ids would pass 2^32 − 1, or `out` overlaps `view`.
  */
 export declare function verifyPages(view: Uint8Array, pageSize: number, firstPageId: number, maxLsn: number, out: Uint32Array): number;
+
+/**
+ * Problem codes `redoCheckRecords` writes, one per record redo cannot apply. Stable.
+ *
+ * | code | the record                                                                          |
+ * |------|-------------------------------------------------------------------------------------|
+ * | 1    | runs past the end of `wal` (its 64-byte minimum, or its total length)               |
+ * | 2    | has a total length below 64 or not a multiple of 8, or a body (range images, full   |
+ * |      | page image, checksum) longer than that length                                       |
+ * | 3    | is not an update (type 1) or a CLR (type 4)                                         |
+ * | 4    | names page 0, a page id ≥ `pageCount`, or not the page id it was grouped by         |
+ * | 5    | changes a range that starts inside the 32-byte page header or ends past the page    |
+ */
+export type RedoRecordProblem = 1 | 2 | 3 | 4 | 5;
+
+/**
+ * The pre-pass of redo: checks, before any page is touched, that every record can be applied
+ * (plugins/pagestore/README.md, "WAL"): the record lies within `wal`, its lengths are consistent,
+ * it is an update or CLR, its page id is between 1 and `pageCount − 1` and equals `pageIds[i]`,
+ * and its range `[offset, offset + length)` lies within `[32, pageSize)`. The checksum and LSN are
+ * not checked again (analysis did). One native call for all records, no allocation.
+ *
+ * For each bad record, in order, it writes two elements into `out`: its index `i` (into
+ * `positions`) and its problem code ({@link RedoRecordProblem}); pairs that do not fit in `out`
+ * are counted but not written.
+ *
+ * @param wal - The log bytes (a `Uint8Array` or `Buffer`, on an `ArrayBuffer` or a
+ * `SharedArrayBuffer`); records are read from it, never written.
+ * @param positions - Where record `i` starts in `wal`, for `i < count`.
+ * @param pageIds - The page id record `i` was grouped by, parallel to `positions`.
+ * @param count - Records to check: an integer from 0 to 2^32 − 1, at most the length of
+ * `positions` and of `pageIds`.
+ * @param pageSize - Bytes per page: an integer of at least 32.
+ * @param pageCount - Pages in the store: an integer from 0 to 2^32.
+ * @param out - Receives (index, problem) pairs; must not share memory with the other arguments.
+ * @returns The number of bad records (which may exceed the pairs written).
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_OUT_OF_RANGE'`) for a number outside its range; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`) when `count` passes an array or `out` overlaps an input.
+ */
+export declare function redoCheckRecords(wal: Uint8Array, positions: Uint32Array, pageIds: Uint32Array, count: number, pageSize: number, pageCount: number, out: Uint32Array): number;
+
+/**
+ * Status codes `redoApplyPages` writes, one per page. Stable.
+ *
+ * | code | the page                                                                           |
+ * |------|------------------------------------------------------------------------------------|
+ * | 0    | is unchanged: no record newer than its LSN (or no records); nothing to write       |
+ * | 1    | changed: records applied, page LSN set, checksum resealed; write it back           |
+ * | 2    | is corrupt: fails its checksum and its first record has no full page image         |
+ * | 3    | is corrupt: bad magic (with a valid checksum), and no image                        |
+ * | 4    | is corrupt: bad format version (with a valid checksum), and no image               |
+ * | 5    | is corrupt: its page id is not its position (with a valid checksum), and no image  |
+ * | 6    | has a record that fails the {@link redoCheckRecords} checks (page count aside) or  |
+ * |      | names another page: its slab bytes are unspecified (never write them back)         |
+ *
+ * Corrupt pages are left as they were. The records of corrupt and malformed pages count neither
+ * as applied nor as skipped. Codes 2–5 are 1 + the {@link VerifyReasonCode} of the failure, checked in
+ * redo's order: checksum first (a torn page), then magic, version, page id.
+ */
+export type RedoPageStatus = 0 | 1 | 2 | 3 | 4 | 5 | 6;
+
+/**
+ * Redo of a batch of pages in one native call (plugins/pagestore/redoApply.ts): for each slot
+ * `s` from `firstSlot` to `endSlot − 1`, page `pages[s]`, whose bytes are
+ * `slab[(s − firstSlot) · pageSize, (s − firstSlot + 1) · pageSize)` and whose records are the WAL
+ * positions `ordered[starts[s]] … ordered[starts[s + 1] − 1]`, in LSN order:
+ *
+ * 1. verifies the page (checksum of bytes `[8, pageSize)`, magic, version, page id); a page that
+ *    fails is rebuilt only if its first record carries a full page image (flag 1), and is
+ *    otherwise reported corrupt and left alone;
+ * 2. applies each record whose LSN is greater than the page LSN (every record from the first on,
+ *    for a page being rebuilt): an update's after image (which follows its before image) or a
+ *    CLR's after image at its offset, or, with flag 1, the full page image (after those) over the
+ *    whole page; the page LSN becomes the record's;
+ * 3. reseals (checksum) a page it changed.
+ *
+ * Every record is bounds-checked again, so no input reads or writes out of bounds; run
+ * {@link redoCheckRecords} first to refuse a log with bad records before any page is changed.
+ * The page status goes to `status[s − firstSlot]` ({@link RedoPageStatus}). A page with no
+ * records is left alone (status 0).
+ *
+ * @param wal - The log bytes; read only.
+ * @param ordered - WAL positions of the records, grouped by page, LSN order within a page.
+ * @param starts - Where each slot's records start in `ordered`; `starts[s + 1]` ends slot `s`, so
+ * it needs `endSlot + 1` elements, ascending, none past `ordered.length`.
+ * @param pages - The page id of each slot.
+ * @param firstSlot - First slot of the batch: an integer from 0 to 2^32 − 1.
+ * @param endSlot - One past the last slot: an integer from `firstSlot` to `pages.length`.
+ * @param slab - The batch's pages, read from the data file, updated in place; at least
+ * `(endSlot − firstSlot) · pageSize` bytes (later bytes are untouched).
+ * @param pageSize - Bytes per page: an integer of at least 32.
+ * @param status - Receives one status per slot of the batch; at least `endSlot − firstSlot`
+ * elements.
+ * @returns The number of records applied. Skipped records (no newer than their page) are the
+ * records of pages with status 0 or 1 less those applied.
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_OUT_OF_RANGE'`) for a number outside its range; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`), before any page is touched, when the arrays do not describe
+ * the batch (see above) or `slab` or `status` shares memory with another argument.
+ */
+export declare function redoApplyPages(
+  wal: Uint8Array,
+  ordered: Uint32Array,
+  starts: Uint32Array,
+  pages: Uint32Array,
+  firstSlot: number,
+  endSlot: number,
+  slab: Uint8Array,
+  pageSize: number,
+  status: Uint32Array,
+): number;
+
+/**
+ * Validates a run of consecutive WAL records of the reference store (plugins/pagestore/README.md,
+ * "WAL") in one native call: from position `start` of `buf`, each record must have at least 64
+ * bytes before `end`, a total length (u32 at 0) of at least 64, a multiple of 8 and within
+ * `end`, its own LSN (u64 at 8) — `startLsn` plus its distance from `start` —, a type (u8 at 4)
+ * from 1 to 5, and the XXH3-64 of its bytes before its last 8 in those last 8: the checks of
+ * `validRecordAt` in plugins/pagestore/walRecord.ts. Each valid record's position in `buf` goes
+ * to `positions[first + k]`; the run stops at the first record that is not valid, at `end`, or
+ * when `positions` is full. Deciding what a stop means (the end of the log, a torn tail,
+ * corruption) is the caller's.
+ *
+ * @param buf - The log bytes, as a `Uint8Array` or `Buffer`, on an `ArrayBuffer` or a
+ * `SharedArrayBuffer`; read only.
+ * @param start - Position of the first record: an integer, at most `end`.
+ * @param end - Where the records must end (e.g. the end of the segment): at most
+ * `buf.byteLength`.
+ * @param startLsn - The LSN of the record at `start`: an integer from 0 to
+ * `Number.MAX_SAFE_INTEGER`.
+ * @param positions - Receives the positions of the valid records, from index `first`; must not
+ * share memory with `buf`. A position that does not fit a u32 ends the run.
+ * @param first - Where in `positions` to write the first position: at most `positions.length`.
+ * @returns How many valid records it found (and wrote). Where it stopped: the last one's
+ * position plus its length, or `start` when it found none.
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_OUT_OF_RANGE'`) for a number outside its range; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`) when `start > end`, `end` passes `buf`, `first` passes
+ * `positions`, or `positions` overlaps `buf`.
+ */
+export declare function walScanRecords(buf: Uint8Array, start: number, end: number, startLsn: number, positions: Uint32Array, first: number): number;

@@ -10,13 +10,20 @@
  *     record in the redo range can restore it, and every page changed since the redo point has
  *     one (the first change after a checkpoint logs one). Without it the page is reported.
  *
+ * The per-record work runs in the native kernels (native/src/redo.rs): `redoCheckRecords`
+ * checks every record before any page is touched (a record outside the store means the WAL is
+ * not this store's: nothing is applied); then the pages, in ascending order, are read in
+ * batches of up to `kBatchBytes` into one slab (one read per run of adjacent page ids),
+ * `redoApplyPages` applies the batch's records page by page in one call, and the changed pages
+ * are written back (one write per run).
+ *
  * Synchronous file I/O: it runs in a worker, or in recovery when nothing else runs.
  */
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
-import { PAGE_HEADER_SIZE, pageLsn, sealPage, setPageLsn, verifyPage } from './format.js';
-import { faultFires, die } from './faults.js';
-import { RECORD_HEADER_SIZE, RecordType, kFlagFullPage, kRecFlags, kRecLsn, kRecOffset, kRecRangeLength, kRecType } from './walRecord.js';
+import { redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
 import { readU64 } from './format.js';
+import { faultFires, die } from './faults.js';
+import { kRecLsn } from './walRecord.js';
 
 /** A redo task's input: records are positions in `wal`, a view on a SharedArrayBuffer. */
 export type RedoInput = {
@@ -40,74 +47,70 @@ export interface RedoResult {
   outOfRange: Array<{ lsn: number; pageId: number }>;
 }
 
+/** Bytes of pages read, applied and written back per native call. */
+const kBatchBytes = 32 << 20;
+
+/** `redoApplyPages` page status codes (native/index.d.ts, RedoPageStatus). */
+const kStatusChanged = 1;
+const kStatusMalformed = 6;
+/** Status 2–5: why a page fails verification, as verifyPage names it. */
+const kCorruptReasons: Record<number, string> = { 2: 'checksum', 3: 'magic', 4: 'version', 5: 'page-id' };
+
 export function applyRedo(input: RedoInput): RedoResult {
-  const { wal, positions, count, pageSize, pageCount } = input;
-  const dv = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
+  const { wal, positions, pageIds, count, pageSize, pageCount } = input;
   const result: RedoResult = { applied: 0, skipped: 0, pagesWritten: 0, corrupt: [], outOfRange: [] };
+  if (count === 0) return result;
+
+  // Every record must fit its page and the store before anything is applied.
+  let out = new Uint32Array(2 * 64);
+  let bad = redoCheckRecords(wal, positions, pageIds, count, pageSize, pageCount, out);
+  if (bad > 0) {
+    if (2 * bad > out.length) {
+      out = new Uint32Array(2 * bad);
+      bad = redoCheckRecords(wal, positions, pageIds, count, pageSize, pageCount, out);
+    }
+    for (let k = 0; k < bad; k++) {
+      const i = out[2 * k]!;
+      result.outOfRange.push({ lsn: lsnAt(wal, positions[i]!), pageId: pageIds[i]! });
+    }
+    return result;
+  }
 
   // Group record positions by page, keeping LSN order within a page: a counting sort over a
   // flat table of pages when the store is small enough for one, else over the pages seen.
-  const { pageIds } = input;
-  for (let i = 0; i < count; i++) {
-    const at = positions[i]!;
-    const pageId = pageIds[i]!;
-    const offset = dv.getUint32(at + kRecOffset, true);
-    const length = dv.getUint32(at + kRecRangeLength, true);
-    if (pageId >= pageCount || pageId === 0 || offset < PAGE_HEADER_SIZE || offset + length > pageSize) {
-      result.outOfRange.push({ lsn: readU64(wal, at + kRecLsn), pageId });
-    }
-  }
-  if (result.outOfRange.length > 0) return result;
   const { pages, starts, ordered } = groupByPage(positions, pageIds, count, pageCount);
+  const n = pages.length;
+  const batchPages = Math.max(1, Math.min(n, Math.floor(kBatchBytes / pageSize)));
+  const slab = Buffer.allocUnsafe(batchPages * pageSize);
+  const status = new Uint32Array(batchPages);
+  // The crash harness's fault point: dies with the first half of the pages redone and written.
+  // Batches end there, so even a store with one batch of pages gets there with half done.
+  const half = n >> 1;
 
-  const walBuf = Buffer.from(wal.buffer, wal.byteOffset, wal.byteLength);
   const fd = openSync(input.dataFile, 'r+');
   try {
-    const page = Buffer.alloc(pageSize);
-    const half = pages.length >> 1;
-    for (let s = 0; s < pages.length; s++) {
+    for (let s = 0; s < n; ) {
       if (s === half && faultFires('recovery-redo')) die();
-      const pageId = pages[s]!;
-      readSync(fd, page, 0, pageSize, pageId * pageSize);
-      const first = ordered[starts[s]!]!;
-      const firstHasImage = (wal[first + kRecFlags]! & kFlagFullPage) !== 0;
-      const fault = verifyPage(page, pageId);
-      if (fault && !firstHasImage) {
-        result.corrupt.push({ pageId, reason: fault });
-        continue;
-      }
-      // A page that fails verification is rebuilt from the image, whatever LSN it claims.
-      let lsn = fault ? -1 : pageLsn(page);
-      let changed = false;
-      for (let k = starts[s]!; k < starts[s + 1]!; k++) {
-        const at = ordered[k]!;
-        const recLsn = readU64(wal, at + kRecLsn);
-        if (recLsn <= lsn) {
-          result.skipped++;
-          continue;
-        }
-        const flags = wal[at + kRecFlags]!;
-        const length = dv.getUint32(at + kRecRangeLength, true);
-        if (flags & kFlagFullPage) {
-          // The image follows the range images: before+after for an update, after for a CLR.
-          const images = wal[at + kRecType] === RecordType.Update ? 2 * length : length;
-          const img = at + RECORD_HEADER_SIZE + images;
-          walBuf.copy(page, 0, img, img + pageSize);
+      const end = Math.min(n, s + batchPages, s < half ? half : n);
+      readRuns(fd, pages, s, end, slab, pageSize);
+      const applied = redoApplyPages(wal, ordered, starts, pages, s, end, slab, pageSize, status);
+      // Records of pages applied or skipped; those of corrupt pages count as neither.
+      let live = 0;
+      for (let k = 0; k < end - s; k++) {
+        const st = status[k]!;
+        if (st <= kStatusChanged) {
+          live += starts[s + k + 1]! - starts[s + k]!;
+        } else if (st === kStatusMalformed) {
+          // redoCheckRecords passed every record, so this cannot happen; report, never write.
+          for (let r = starts[s + k]!; r < starts[s + k + 1]!; r++) result.outOfRange.push({ lsn: lsnAt(wal, ordered[r]!), pageId: pages[s + k]! });
         } else {
-          const offset = dv.getUint32(at + kRecOffset, true);
-          const after = at + RECORD_HEADER_SIZE + (wal[at + kRecType] === RecordType.Update ? length : 0);
-          walBuf.copy(page, offset, after, after + length);
+          result.corrupt.push({ pageId: pages[s + k]!, reason: kCorruptReasons[st] ?? `status ${st}` });
         }
-        setPageLsn(page, recLsn);
-        lsn = recLsn;
-        changed = true;
-        result.applied++;
       }
-      if (changed) {
-        sealPage(page);
-        writeSync(fd, page, 0, pageSize, pageId * pageSize);
-        result.pagesWritten++;
-      }
+      result.applied += applied;
+      result.skipped += live - applied;
+      result.pagesWritten += writeRuns(fd, pages, s, end, slab, pageSize, status);
+      s = end;
     }
   } finally {
     closeSync(fd);
@@ -115,19 +118,65 @@ export function applyRedo(input: RedoInput): RedoResult {
   return result;
 }
 
+/** The LSN of the record at `at`, or -1 when its header is not within the log. */
+function lsnAt(wal: Uint8Array, at: number): number {
+  return at + kRecLsn + 8 <= wal.byteLength ? readU64(wal, at + kRecLsn) : -1;
+}
+
+/** Reads pages `pages[s..end)` into the slab, one read per run of adjacent page ids. */
+function readRuns(fd: number, pages: Uint32Array, s: number, end: number, slab: Buffer, pageSize: number): void {
+  for (let k = s; k < end; ) {
+    let e = k + 1;
+    while (e < end && pages[e]! === pages[e - 1]! + 1) e++;
+    const off = (k - s) * pageSize;
+    const len = (e - k) * pageSize;
+    const pos = pages[k]! * pageSize;
+    let done = 0;
+    while (done < len) {
+      const got = readSync(fd, slab, off + done, len - done, pos + done);
+      if (got === 0) break;
+      done += got;
+    }
+    // Past the end of the file: no page there, so it fails verification (a zeroed page does).
+    if (done < len) slab.fill(0, off + done, off + len);
+    k = e;
+  }
+}
+
+/** Writes the changed pages of `pages[s..end)` back, one write per run of adjacent changed pages. */
+function writeRuns(fd: number, pages: Uint32Array, s: number, end: number, slab: Buffer, pageSize: number, status: Uint32Array): number {
+  let written = 0;
+  for (let k = s; k < end; ) {
+    if (status[k - s] !== kStatusChanged) {
+      k++;
+      continue;
+    }
+    let e = k + 1;
+    while (e < end && status[e - s] === kStatusChanged && pages[e]! === pages[e - 1]! + 1) e++;
+    const off = (k - s) * pageSize;
+    const len = (e - k) * pageSize;
+    const pos = pages[k]! * pageSize;
+    for (let done = 0; done < len; ) done += writeSync(fd, slab, off + done, len - done, pos + done);
+    written += e - k;
+    k = e;
+  }
+  return written;
+}
+
 /** Below this many pages a flat table (4 bytes a page) groups faster than a map. */
 const kFlatTablePages = 1 << 24;
 
 /**
- * Orders record positions by page, LSN order kept within each page. Returns the pages in the
- * order they are visited, where each page's records start in `ordered`, and the positions.
+ * Orders record positions by page, LSN order kept within each page. Returns the pages in
+ * ascending order (so the data file is visited in order and adjacent pages form runs), where
+ * each page's records start in `ordered` (`starts`, one more than the pages), and the positions.
  */
 function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number, pageCount: number): { pages: Uint32Array; starts: Uint32Array; ordered: Uint32Array } {
   const slotOf = new Uint32Array(count);
   let pages: Uint32Array;
   let counts: Uint32Array;
   if (pageCount <= kFlatTablePages) {
-    // Slot numbers are assigned in ascending page order, so the data file is visited in order.
+    // Slot numbers are assigned in ascending page order.
     const perPage = new Uint32Array(pageCount);
     for (let i = 0; i < count; i++) perPage[pageIds[i]!]!++;
     let distinct = 0;
@@ -143,6 +192,7 @@ function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number
     }
     for (let i = 0; i < count; i++) slotOf[i] = perPage[pageIds[i]!]!;
   } else {
+    // Slots in first-seen order, then renumbered in ascending page order.
     const slots = new Map<number, number>();
     const seen: number[] = [];
     const n: number[] = [];
@@ -157,8 +207,16 @@ function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number
       n[slot]!++;
       slotOf[i] = slot;
     }
-    pages = Uint32Array.from(seen);
-    counts = Uint32Array.from(n);
+    const order = Array.from(seen.keys()).sort((a, b) => seen[a]! - seen[b]!);
+    const rank = new Uint32Array(seen.length);
+    pages = new Uint32Array(seen.length);
+    counts = new Uint32Array(seen.length);
+    order.forEach((old, slot) => {
+      rank[old] = slot;
+      pages[slot] = seen[old]!;
+      counts[slot] = n[old]!;
+    });
+    for (let i = 0; i < count; i++) slotOf[i] = rank[slotOf[i]!]!;
   }
   const starts = new Uint32Array(pages.length + 1);
   for (let s = 0; s < pages.length; s++) starts[s + 1] = starts[s]! + counts[s]!;

@@ -9,6 +9,7 @@
  * RA_ERR_WAL_CORRUPT naming the LSN, and nothing is applied or truncated.
  */
 import { open, stat } from 'node:fs/promises';
+import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
@@ -65,7 +66,8 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
     }
   }
 
-  let positions = new Uint32Array(1024);
+  // Sized for records of about 512 bytes; grown by doubling when there are more.
+  let positions = new Uint32Array(Math.max(1024, total >>> 9));
   let count = 0;
   let endLsn = fromLsn;
   let tornAt: WalScan['tornAt'];
@@ -95,28 +97,32 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
     const end = r.at + r.length;
     endLsn = r.start + (p - r.at);
     while (p < end) {
-      const lsn = r.start + (p - r.at);
-      const size = validRecordAt(buf, p, end, lsn);
-      if (size === 0) {
-        const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
-        const after = nextValidRecord(buf, r, p + 8, end) ?? (hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId) ? regions[i + 1]!.start : null);
-        if (after !== null) {
-          throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged (${reason}) but valid records follow (at LSN ${after}); refusing to recover past it`, {
-            details: { lsn, reason, nextValidLsn: after },
-          });
-        }
-        tornAt = { lsn, reason };
-        endLsn = lsn;
-        break scan;
-      }
+      // The valid records from p on, as many as one native call validates (validRecordAt's
+      // checks); it stops at the first that is not valid, the end, or when positions is full.
       if (count === positions.length) {
         const grown = new Uint32Array(positions.length * 2);
         grown.set(positions);
         positions = grown;
       }
-      positions[count++] = p;
-      p += size;
-      endLsn = lsn + size;
+      const n = walScanRecords(buf, p, end, r.start + (p - r.at), positions, count);
+      if (n > 0) {
+        const last = positions[count + n - 1]!;
+        count += n;
+        p = last + dv.getUint32(last + kRecLength, true);
+        endLsn = r.start + (p - r.at);
+        continue;
+      }
+      const lsn = r.start + (p - r.at);
+      const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
+      const after = nextValidRecord(buf, r, p + 8, end) ?? (hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId) ? regions[i + 1]!.start : null);
+      if (after !== null) {
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged (${reason}) but valid records follow (at LSN ${after}); refusing to recover past it`, {
+          details: { lsn, reason, nextValidLsn: after },
+        });
+      }
+      tornAt = { lsn, reason };
+      endLsn = lsn;
+      break scan;
     }
   }
 

@@ -93,6 +93,7 @@ function resolvePaths(config: AgentConfig, source: string): AgentConfig {
     source: path.resolve(source),
     agent: { ...config.agent, dataDir: abs(config.agent.dataDir) },
     stores: config.stores.map((s) => ({ ...s, path: abs(s.path) })),
+    health: { ...config.health, paths: config.health.paths.map(abs) },
     // A started process runs in its cwd (default: the config's directory); args stay as written.
     processes: config.processes.map((p) => ({
       ...p,

@@ -1,0 +1,128 @@
+/**
+ * The `checkpoint-store` healing action: checkpoints the stores a failure names, so their old
+ * WAL segments are recycled and the space comes back. The default answer to
+ * `predicted-exhaustion` (the health monitor names the stores on a filling filesystem).
+ *
+ * The agent does not own stores. A store nobody has open is opened here (`PageStore.open`
+ * takes its lock and recovers it) and closed (`close()` checkpoints and recycles the WAL). A
+ * store whose lock a live process holds can only be checkpointed by that owner: until stores
+ * have a control socket to ask it through, the action fails with RA_ERR_STORE_LOCKED, naming
+ * the owner, and the healer escalates.
+ *
+ * Verified independently of apply: each store's WAL since its checkpoint is at most one
+ * segment, and — when the failure says how fast space went and how far ahead it looked — what
+ * is free now lasts at least that horizon at that rate.
+ */
+import { statfs } from 'node:fs/promises';
+import { definePlugin } from '../../core/plugin.js';
+import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
+import type { Failure } from '../../core/contracts/Failure.js';
+import { describeError, isRaError, raError } from '../../core/errors.js';
+import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import type { WorkerPool } from '../../core/workerPool.js';
+import { PageStore } from '../pagestore/pageStore.js';
+import { WalArchiverSource } from '../pagestore/index.js';
+import { walUsage } from '../pagestore/walUsage.js';
+
+/** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
+export function storesOf(failure: Failure): string[] {
+  const out = new Set<string>();
+  const { stores, store } = failure.evidence;
+  if (Array.isArray(stores)) for (const s of stores) if (typeof s === 'string' && s) out.add(s);
+  if (typeof store === 'string' && store) out.add(store);
+  const m = /^store:(.+)$/.exec(failure.subject);
+  if (m) out.add(m[1]!);
+  return [...out];
+}
+
+interface Done {
+  store: string;
+  walBefore: number;
+  walAfter: number;
+  segmentsBefore: number;
+  segmentsAfter: number;
+  durationMs: number;
+}
+
+export default definePlugin({
+  id: 'checkpoint-store',
+  contractVersion: '^1.0.0',
+  register(ctx) {
+    const stores = new Map(ctx.config.stores.filter((s) => s.engine === 'pagestore').map((s) => [s.id, s.path]));
+    const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
+    /** One checkpoint at a time per store: two failures about one filesystem must not race for its lock. */
+    const chains = new Map<string, Promise<unknown>>();
+    const serial = <T>(id: string, fn: () => Promise<T>): Promise<T> => {
+      const run = (chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(fn);
+      chains.set(id, run);
+      return run;
+    };
+    const named = (f: Failure) => storesOf(f).filter((id) => stores.has(id));
+
+    const checkpoint = (id: string, signal: AbortSignal): Promise<Done> =>
+      serial(id, async () => {
+        if (signal.aborted) throw signal.reason;
+        const dir = stores.get(id)!;
+        const t0 = performance.now();
+        const before = await walUsage(dir);
+        let store: PageStore;
+        try {
+          // The WAL this checkpoint retires must reach the archive first, or restores lose the chain.
+          const archiver = ctx.container.isRegistered(WalArchiverSource, true) ? ctx.container.resolve(WalArchiverSource).archiverFor(dir) : undefined;
+          store = await PageStore.open(dir, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), checkpointIntervalMs: 0, log: ctx.log });
+        } catch (err) {
+          if (!isRaError(err, 'RA_ERR_STORE_LOCKED')) throw err;
+          const pid = err.details.pid;
+          throw raError(
+            'RA_ERR_STORE_LOCKED',
+            `store "${id}" is open by live process ${typeof pid === 'number' ? pid : '?'}: only its owner can checkpoint it, and stores have no control socket to ask it through yet; the owner checkpoints by itself every 64 MiB of WAL or 5 minutes`,
+            { cause: err, details: { store: id, ...err.details } },
+          );
+        }
+        await store.close(); // checkpoints, recycles the WAL before the new redo point, releases the lock
+        const after = await walUsage(dir);
+        return { store: id, walBefore: before.sinceCheckpointBytes, walAfter: after.sinceCheckpointBytes, segmentsBefore: before.segments, segmentsAfter: after.segments, durationMs: Math.round(performance.now() - t0) };
+      });
+
+    const action: HealingAction = {
+      id: 'checkpoint-store',
+      canHandle: (f) => named(f).length > 0 && (f.evidence.unit === undefined || f.evidence.unit === 'bytes'),
+      async apply(f, hctx: HealingContext) {
+        const done: Done[] = [];
+        const failed: string[] = [];
+        let firstError: unknown;
+        for (const id of named(f)) {
+          try {
+            done.push(await checkpoint(id, hctx.signal));
+          } catch (err) {
+            firstError ??= err;
+            failed.push(`${id}: ${describeError(err)}`);
+            hctx.log.warn({ store: id, err: describeError(err) }, 'cannot checkpoint store');
+          }
+        }
+        if (done.length === 0) throw isRaError(firstError) && failed.length === 1 ? firstError : raError('RA_ERR_STORE_LOCKED', `no store could be checkpointed: ${failed.join('; ')}`, { cause: firstError });
+        const freed = done.reduce((a, d) => a + Math.max(0, d.walBefore - d.walAfter), 0);
+        return {
+          summary: `checkpointed ${done.map((d) => `"${d.store}"`).join(', ')}: ${done.reduce((a, d) => a + d.segmentsBefore - d.segmentsAfter, 0)} WAL segment(s) recycled, ${freed} bytes of WAL let go` + (failed.length ? `; not checkpointed: ${failed.join('; ')}` : ''),
+          details: { stores: done, failed },
+        };
+      },
+      async verify(f) {
+        const ids = named(f);
+        const rate = Number(f.evidence.ratePerSecond);
+        const horizon = Number(f.evidence.horizonSeconds);
+        for (const id of ids) {
+          const dir = stores.get(id)!;
+          const u = await walUsage(dir);
+          if (u.sinceCheckpointBytes > u.segmentSize) return false;
+          if (rate > 0 && horizon > 0) {
+            const s = await statfs(dir);
+            if (s.bavail * s.bsize < rate * horizon) return false;
+          }
+        }
+        return ids.length > 0;
+      },
+    };
+    ctx.provide(HealingAction, action, isHealingAction);
+  },
+});

@@ -1,0 +1,40 @@
+/**
+ * How much WAL a store has since its last checkpoint, read from its files without opening it
+ * (no lock: the owner may be writing). The end of the log is the last segment's start plus its
+ * size (segments grow as they are written); the redo point is in the control file, whose mtime
+ * is the time of the last checkpoint (it is replaced atomically by each one).
+ */
+import { stat } from 'node:fs/promises';
+import path from 'node:path';
+import { readControl } from './control.js';
+import { walDirOf } from './storeFiles.js';
+import { listSegments, segmentPath } from './walSegments.js';
+
+export interface WalUsage {
+  readonly redoLsn: number;
+  readonly endLsn: number;
+  /** endLsn − redoLsn: what crash recovery would replay, and what a checkpoint lets go. */
+  readonly sinceCheckpointBytes: number;
+  readonly segments: number;
+  readonly segmentSize: number;
+  /** When the last checkpoint was written, ms since the epoch. */
+  readonly checkpointAt: number;
+}
+
+/** Reads a store's WAL usage. Throws RA_ERR_STORE_NOT_FOUND / RA_ERR_STORE_INVALID like readControl. */
+export async function walUsage(dir: string): Promise<WalUsage> {
+  for (let attempt = 0; ; attempt++) {
+    const control = await readControl(dir);
+    const checkpointAt = (await stat(path.join(dir, 'control'))).mtimeMs;
+    const walDir = walDirOf(dir);
+    const segments = await listSegments(walDir);
+    const last = segments.at(-1);
+    try {
+      const endLsn = last === undefined ? control.redoLsn : last + (await stat(segmentPath(walDir, last))).size;
+      return { redoLsn: control.redoLsn, endLsn, sinceCheckpointBytes: Math.max(0, endLsn - control.redoLsn), segments: segments.length, segmentSize: control.segmentSize, checkpointAt };
+    } catch (err) {
+      // The last segment was recycled between the listing and the stat (a checkpoint ran): look again.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 2) throw err;
+    }
+  }
+}

@@ -62,6 +62,14 @@ export const ErrorCodes = {
   RA_ERR_WAL_WRITE: { exit: 1 },
   /** A damaged WAL record is followed by valid ones, or a segment is missing: corruption, not a crash. */
   RA_ERR_WAL_CORRUPT: { exit: 4 },
+  /** A snapshot's manifest, chunk or archived WAL segment fails its checksum or cannot be read. */
+  RA_ERR_SNAPSHOT_CORRUPT: { exit: 4 },
+  /** A snapshot directory or a snapshot request cannot be used (no snapshot, wrong store, bad target LSN). */
+  RA_ERR_SNAPSHOT_INVALID: { exit: 2 },
+  /** The WAL chain from a snapshot to the restore target has a hole; the message names the missing LSN range. */
+  RA_ERR_WAL_GAP: { exit: 4 },
+  /** A restore target already holds a store (and --force was not given). */
+  RA_ERR_RESTORE_TARGET: { exit: 2 },
   /** A supervised process could not be started (command not found, cwd missing, spawn refused). */
   RA_ERR_PROCESS_SPAWN: { exit: 1 },
   /** A process cannot do what was asked in its state (restart an attached process, restart while the agent stops). */

@@ -43,3 +43,14 @@ export interface ScanTrigger {
   scan(storeId: string): Promise<{ pagesScanned: number; corrupt: ReadonlyArray<{ pageId: number; reason: string }> }>;
 }
 export const ScanTrigger: InjectionToken<ScanTrigger> = Symbol.for('recovery-agent.ScanTrigger');
+
+/** The health monitor's history of samples, served at `GET /health/history` when a plugin provides it. */
+export interface HealthHistory {
+  /**
+   * Answers the query string of `GET /health/history` (`metrics`, `since`, `limit`) with a
+   * JSON-serialisable document. Throws RA_ERR_USAGE for a bad parameter (the API answers 400).
+   */
+  query(params: Readonly<Record<string, unknown>>): unknown;
+}
+/** The health monitor provides its history under this token. */
+export const HealthHistory: InjectionToken<HealthHistory> = Symbol.for('recovery-agent.HealthHistory');

@@ -12,5 +12,8 @@ import selfHealer from './self-healer/index.js';
 import recoverStore from './recover-store/index.js';
 import execAction from './exec-action/index.js';
 import webhookAction from './webhook-action/index.js';
+import snapshotManager from './snapshot-manager/index.js';
+import healthMonitor from './health-monitor/index.js';
+import checkpointStore from './checkpoint-store/index.js';
 
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction];
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager];

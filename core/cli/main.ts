@@ -9,8 +9,10 @@ import { describeError, isRaError } from '../errors.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
+import { registerRestoreCommand } from './restoreCommand.js';
 import { registerRunCommand } from './runCommand.js';
 import { registerScanCommand } from './scanCommand.js';
+import { registerSnapshotCommands } from './snapshotCommand.js';
 import { registerStatusCommand } from './statusCommand.js';
 
 export function buildProgram(): Command {
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerRecoverCommand(program);
   registerScanCommand(program);
   registerStatusCommand(program);
+  registerSnapshotCommands(program);
+  registerRestoreCommand(program);
   return program;
 }
 

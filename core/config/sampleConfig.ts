@@ -56,6 +56,24 @@ processes: []
 #    pidFile: /run/legacy-app.pid   # attach: pid on line 1, start time (/proc/<pid>/stat field 22) on line 2 if known
 #    heartbeat: { http: http://127.0.0.1:8080/healthz, interval: 1s, timeout: 5s }
 
+# Health monitor: CPU, memory, disk space and inodes, disk I/O, network, stores and processes,
+# sampled every interval into a 0-100 score (80+ healthy, 50-79 degraded, below 50 critical),
+# kept as history (GET /health/history), and trends that predict exhaustion. See
+# plugins/health-monitor/README.md for every threshold and weight.
+health:
+  interval: 1s
+  retention: 1h
+  # paths: [/srv/logs]            # more filesystems to watch besides dataDir and the stores'
+  sustain: 5                      # samples a new level must hold before it counts
+  weights: { cpu: 1, memory: 2, disk: 3, io: 1, network: 1, store: 2, process: 1 }
+  # thresholds: { disk: { good: 0.25, bad: 0 }, walBytes: { good: 256MiB, bad: 4GiB } }
+  prediction:
+    window: 5m                    # least-squares fit over this much history
+    recent: 30s                   # ... confirmed by a fit over the recent part
+    horizon: 5m                   # publish predicted-exhaustion (P2) when it runs out within this
+    guard: 0.2                    # ... and at most this share is left
+    sustain: 60                   # ... for this many samples in a row
+
 # Third-party plugins: a path (relative to this file) or an npm package name.
 plugins: []
 #  - module: ./examples/plugins/notify-file.js

@@ -2,6 +2,7 @@
  * The HTTP API, on 127.0.0.1 unless configured otherwise:
  *
  *   GET  /health       200 when healthy, 503 with the reasons otherwise (for load balancers)
+ *   GET  /health/history  the health monitor's samples (?metrics=a,b*&since=5m&limit=N), when it runs
  *   GET  /status       plugins, processes and other plugin sections, open failures, recent
  *                      recoveries, statistics
  *   GET  /metrics      Prometheus text format
@@ -19,10 +20,11 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DependencyContainer } from 'tsyringe';
 import type { AgentConfig } from '../config/schema.js';
+import { isRaError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
-import { ScanTrigger, StatusSection } from '../tokens.js';
+import { HealthHistory, ScanTrigger, StatusSection } from '../tokens.js';
 import { tokenMatches } from './auth.js';
 
 export interface HttpDeps {
@@ -73,6 +75,16 @@ export function buildServer(d: HttpDeps): FastifyInstance {
   app.get('/health', async (_req, reply) => {
     const h = health(d);
     return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
+  });
+
+  app.get('/health/history', async (req, reply) => {
+    if (!d.container.isRegistered(HealthHistory, true)) return reply.code(404).send({ error: 'no health history: the health-monitor plugin is not running' });
+    try {
+      return d.container.resolve(HealthHistory).query(req.query as Record<string, unknown>);
+    } catch (err) {
+      if (isRaError(err, 'RA_ERR_USAGE')) return reply.code(400).send({ error: err.message });
+      throw err;
+    }
   });
 
   app.get('/status', async () => {

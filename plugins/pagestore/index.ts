@@ -2,26 +2,37 @@
  * The `pagestore` plugin: provides the reference engine behind the StorageEngine contract, so
  * stores with `engine: pagestore` can be described and recovered by the agent.
  */
+import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
 import { StorageEngine, isStorageEngine, type StoreDescription } from '../../core/contracts/StorageEngine.js';
 import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import { readControl } from './control.js';
 import { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
 import type { WorkerPool } from '../../core/workerPool.js';
+import type { WalArchiver } from './checkpoint.js';
+
+/** Offered by a plugin that archives WAL (snapshot-manager): the archiver for a store, if any. */
+export interface WalArchiverSource {
+  archiverFor(storePath: string): WalArchiver | undefined;
+}
+export const WalArchiverSource: InjectionToken<WalArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
 
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
 export { Transaction } from './transaction.js';
 export { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
 
 /** The engine object; usable without the agent too. */
-export function pageStoreEngine(defaults: RecoverOptions = {}): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
+export function pageStoreEngine(defaults: RecoverOptions = {}, archiverFor?: (storePath: string) => WalArchiver | undefined): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
   return {
     name: 'pagestore',
     async describe(storePath: string): Promise<StoreDescription> {
       const c = await readControl(storePath);
       return { engine: 'pagestore', path: storePath, pageSize: c.pageSize, pageCount: c.pageCount };
     },
-    recover: (storePath: string, options: RecoverOptions = {}) => recover(storePath, { ...defaults, ...options }),
+    recover: (storePath: string, options: RecoverOptions = {}) => {
+      const archiver = archiverFor?.(storePath);
+      return recover(storePath, { ...defaults, ...(archiver ? { archiver } : {}), ...options });
+    },
   };
 }
 
@@ -30,6 +41,8 @@ export default definePlugin({
   contractVersion: '^1.0.0',
   register(ctx) {
     const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
-    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }), isStorageEngine);
+    // Resolved at each recovery: the archiving plugin registers after this one.
+    const archiverFor = (p: string) => (ctx.container.isRegistered(WalArchiverSource, true) ? ctx.container.resolve<WalArchiverSource>(WalArchiverSource).archiverFor(p) : undefined);
+    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, archiverFor), isStorageEngine);
   },
 });

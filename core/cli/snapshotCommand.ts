@@ -1,0 +1,120 @@
+/**
+ * `recovery-agent snapshot create|list|verify|prune`: LZ4 snapshots of a page store taken
+ * online (no lock), their listing, their verification and their retention.
+ */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { createSnapshot } from '../../plugins/snapshot-manager/createSnapshot.js';
+import { loadAll } from '../../plugins/snapshot-manager/manifest.js';
+import { pruneSnapshots } from '../../plugins/snapshot-manager/prune.js';
+import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
+import { parseDuration } from '../config/units.js';
+import { raError } from '../errors.js';
+import { WorkerPool } from '../workerPool.js';
+import { ProgressBar } from './progressBar.js';
+
+const print = (s: string): void => void process.stdout.write(s + '\n');
+const json = (v: unknown): void => print(JSON.stringify(v, null, 2));
+
+export function registerSnapshotCommands(program: Command): void {
+  const snap = program.command('snapshot').description('take, list, verify and prune LZ4 snapshots of a page store');
+
+  snap
+    .command('create')
+    .description('take a snapshot of a store while it runs (no lock needed): a fuzzy page copy plus the WAL that makes it consistent')
+    .requiredOption('-s, --store <dir>', 'the store directory')
+    .requiredOption('-d, --dir <dir>', 'the snapshot directory')
+    .option('-i, --incremental', 'only pages changed since the newest snapshot in --dir')
+    .option('-w, --workers <n>', 'compression worker threads (default: CPU count)', positiveInt('--workers'))
+    .option('--json', 'print the manifest as JSON')
+    .option('--no-progress', 'no progress bar')
+    .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
+      const pool = new WorkerPool({ threads: o.workers });
+      const bar = ProgressBar.forStderr(o.progress !== false);
+      try {
+        const t0 = performance.now();
+        const m = await createSnapshot({ store: o.store, dir: o.dir, pool, incremental: Boolean(o.incremental), onProgress: (d, t) => bar?.update('snapshot', Math.round(d / 2 ** 20), Math.round(t / 2 ** 20), ' MiB') });
+        bar?.clear();
+        if (o.json) return json(m);
+        const raw = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
+        const packed = m.chunks.reduce((n, c) => n + c.bytes, 0);
+        print(`snapshot ${m.id} (${m.kind}${m.baseId ? ` on ${m.baseId}` : ''}) of ${path.resolve(o.store)} in ${Math.round(performance.now() - t0)} ms`);
+        print(`  pages       ${m.pagesCopied} in ${m.chunks.length} chunk(s), ${raw} bytes -> ${packed} (ratio ${(raw / Math.max(1, packed)).toFixed(2)}), ${m.pagesReread} re-read`);
+        print(`  LSN         ${m.startLsn} .. ${m.endLsn} (consistent from ${m.endLsn}); WAL copied from ${m.walFromLsn} in ${m.wal.length} segment(s)`);
+      } finally {
+        bar?.clear();
+        await pool.close();
+      }
+    });
+
+  snap
+    .command('list')
+    .description('list the snapshots in a snapshot directory')
+    .argument('<dir>', 'the snapshot directory')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { json?: boolean }) => {
+      const all = await loadAll(dir);
+      const rows = all.map((s) => s.manifest
+        ? { id: s.id, kind: s.manifest.kind, base: s.manifest.baseId, startLsn: s.manifest.startLsn, endLsn: s.manifest.endLsn, pages: s.manifest.pagesCopied, bytes: s.manifest.chunks.reduce((n, c) => n + c.bytes, 0), finishedAt: new Date(s.manifest.finishedAt).toISOString() }
+        : { id: s.id, error: s.error!.message });
+      if (o.json) return json(rows);
+      if (rows.length === 0) return print(`no snapshots in ${dir}`);
+      for (const r of rows) {
+        print('error' in r ? `${r.id}  UNREADABLE: ${r.error}` : `${r.id}  ${r.kind.padEnd(11)} LSN ${r.startLsn}..${r.endLsn}  ${r.pages} pages  ${r.bytes} bytes  ${r.finishedAt}${r.base ? `  base ${r.base}` : ''}`);
+      }
+    });
+
+  snap
+    .command('verify')
+    .description('decompress every chunk and WAL file, check every page and manifest; exit 4 on damage')
+    .argument('<dir>', 'the snapshot directory')
+    .option('--json', 'print JSON')
+    .option('--no-progress', 'no progress bar')
+    .addHelpText('after', '\nExit codes: 0 everything verifies, 4 damage found (each problem is named), 2 bad usage.')
+    .action(async (dir: string, o: { json?: boolean; progress?: boolean }) => {
+      const bar = ProgressBar.forStderr(o.progress !== false);
+      const r = await verifySnapshots(dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
+      if (o.json) json(r);
+      else {
+        print(`${r.snapshots} snapshot(s), ${r.chunks} chunk(s), ${r.pages} page(s), ${r.walFiles} WAL file(s), ${r.bytes} bytes checked`);
+        for (const p of r.problems) print(`BAD ${p.where}${p.file ? ` ${p.file}` : ''}${p.pageId !== undefined ? ` page ${p.pageId}` : ''}: ${p.problem}`);
+        print(r.problems.length === 0 ? 'all good' : `${r.problems.length} problem(s)`);
+      }
+      if (r.problems.length > 0) process.exitCode = 4;
+    });
+
+  snap
+    .command('prune')
+    .description('delete old snapshots and archived WAL, never what a kept snapshot or the WAL chain needs')
+    .argument('<dir>', 'the snapshot directory')
+    .requiredOption('--keep-full <n>', 'full snapshots to keep', nonNegativeInt('--keep-full'))
+    .requiredOption('--keep-incremental <n>', 'incremental snapshots to keep', nonNegativeInt('--keep-incremental'))
+    .option('--max-age <duration>', 'also drop snapshots older than this (e.g. 7d), unless a kept one needs them', (v) => {
+      const ms = parseDuration(v);
+      if (ms === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${v}")`);
+      return ms;
+    })
+    .option('--dry-run', 'only say what would be deleted')
+    .option('--json', 'print JSON')
+    .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: number; dryRun?: boolean; json?: boolean }) => {
+      const r = await pruneSnapshots(dir, { keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(o.maxAge !== undefined ? { maxAgeMs: o.maxAge } : {}), dryRun: Boolean(o.dryRun) });
+      if (o.json) return json(r);
+      print(`${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} snapshot(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}; ${r.walSegmentsDeleted.length} archived WAL segment(s); kept ${r.kept.length}`);
+    });
+}
+
+function positiveInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw raError('RA_ERR_USAGE', `${flag} must be a positive integer (got "${v}")`);
+    return n;
+  };
+}
+
+function nonNegativeInt(flag: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 0) throw raError('RA_ERR_USAGE', `${flag} must be a non-negative integer (got "${v}")`);
+    return n;
+  };
+}

@@ -1,0 +1,100 @@
+/**
+ * The WAL archive: every segment the store retires is compressed into
+ * `<snapshotDir>/wal/<16 hex digits of its start LSN>.wal.lz4`, described by a sidecar
+ * `<start>.wal.json` (sizes, XXH3-64 of the compressed and raw bytes, when it was archived).
+ * Both are written durably (temporary file, fdatasync, rename, fsync of the directory); the
+ * sidecar is written last, so a segment counts as archived only once both are on disk.
+ *
+ * The archiver runs inside the store's checkpoint, before the segment is unlinked; if it throws,
+ * the store keeps the segment and offers it again at its next checkpoint.
+ */
+import { mkdir, readFile, readdir } from 'node:fs/promises';
+import path from 'node:path';
+import { compressFrame } from 'lz4-napi';
+import { raError } from '../../core/errors.js';
+import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
+import { segmentName } from '../pagestore/walSegments.js';
+import { archiveDirOf, writeFileDurable, xxh3Hex, type FileEntry, type WalEntry } from './manifest.js';
+
+/** An archived segment, as its sidecar describes it. */
+export interface ArchivedSegment extends WalEntry {
+  /** Wall-clock time (ms) it was archived: every record in it was written before then. */
+  archivedAt: number;
+}
+
+/**
+ * The archiver for the `archiver` hook of `PageStore.open` and `recover()`:
+ *
+ *   const store = await PageStore.open(dir, { archiver: walArchiver('/backups/demo') });
+ */
+export function walArchiver(snapshotDir: string): WalArchiver {
+  let ready: Promise<unknown> | null = null;
+  return async (segment: RetiredSegment) => {
+    ready ??= mkdir(archiveDirOf(snapshotDir), { recursive: true });
+    await ready;
+    await archiveSegment(snapshotDir, segment);
+  };
+}
+
+export async function archiveSegment(snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
+  const raw = await readFile(segment.file);
+  const frame = await compressFrame(raw);
+  const base = path.join(archiveDirOf(snapshotDir), `${segmentName(segment.startLsn)}.lz4`);
+  const entry: ArchivedSegment = {
+    file: path.basename(base),
+    bytes: frame.byteLength,
+    xxh3: xxh3Hex(frame),
+    rawBytes: raw.byteLength,
+    rawXxh3: xxh3Hex(raw),
+    startLsn: segment.startLsn,
+    archivedAt: Date.now(),
+  };
+  await writeFileDurable(base, frame, false);
+  await writeFileDurable(base.replace(/\.lz4$/, '.json'), Buffer.from(JSON.stringify(entry) + '\n'));
+  return entry;
+}
+
+/** Every archived segment with a readable sidecar, by start LSN ascending. */
+export async function listArchive(snapshotDir: string): Promise<ArchivedSegment[]> {
+  const dir = archiveDirOf(snapshotDir);
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const out: ArchivedSegment[] = [];
+  for (const n of names.filter((x) => /^[0-9a-f]{16}\.wal\.json$/.test(x))) {
+    const file = path.join(dir, n);
+    let e: ArchivedSegment;
+    try {
+      e = JSON.parse(await readFile(file, 'utf8')) as ArchivedSegment;
+    } catch (err) {
+      throw raError('RA_ERR_SNAPSHOT_CORRUPT', `archived WAL sidecar ${file} is unreadable: ${(err as Error).message}`, { cause: err, details: { file } });
+    }
+    if (e.startLsn !== parseInt(n.slice(0, 16), 16)) {
+      throw raError('RA_ERR_SNAPSHOT_CORRUPT', `archived WAL sidecar ${file} names start LSN ${e.startLsn}, not the one in its name`, { details: { file } });
+    }
+    out.push(e);
+  }
+  return out.sort((a, b) => a.startLsn - b.startLsn);
+}
+
+/** Reads a compressed file and checks it against its entry; returns the compressed bytes. */
+export async function readChecked(file: string, e: FileEntry): Promise<Buffer> {
+  let frame: Buffer;
+  try {
+    frame = await readFile(file);
+  } catch (err) {
+    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `cannot read ${file}: ${(err as Error).message}`, { cause: err, details: { file } });
+  }
+  if (frame.byteLength !== e.bytes || xxh3Hex(frame) !== e.xxh3) {
+    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} fails its checksum (${frame.byteLength} bytes, expected ${e.bytes} with XXH3 ${e.xxh3})`, { details: { file } });
+  }
+  return frame;
+}
+
+/** Checks decompressed bytes against their entry. */
+export function checkRaw(file: string, raw: Uint8Array, e: FileEntry): void {
+  if (raw.byteLength !== e.rawBytes || xxh3Hex(raw) !== e.rawXxh3) {
+    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} decompresses to ${raw.byteLength} bytes that fail their checksum (expected ${e.rawBytes} bytes, XXH3 ${e.rawXxh3})`, { details: { file } });
+  }
+}

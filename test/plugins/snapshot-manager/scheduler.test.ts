@@ -1,0 +1,67 @@
+/**
+ * The snapshot-manager plugin inside a real Agent: scheduled snapshots (full every Nth, the
+ * others incremental), retention after each, metrics; and the archiver passed to the agent's
+ * own recoveries of the store.
+ */
+import 'reflect-metadata';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, it } from 'node:test';
+import { Agent } from '../../../core/agent.js';
+import { validateConfig } from '../../../core/config/load.js';
+import { Metrics } from '../../../core/tokens.js';
+import { PageStore } from '../../../plugins/pagestore/pageStore.js';
+import pagestore, { WalArchiverSource } from '../../../plugins/pagestore/index.js';
+import snapshotManager, { SnapshotManagerStats } from '../../../plugins/snapshot-manager/index.js';
+import { loadAll } from '../../../plugins/snapshot-manager/manifest.js';
+import { verifySnapshots } from '../../../plugins/snapshot-manager/verify.js';
+import { captureLogger } from '../../helpers/logCapture.js';
+import { tmpStoreDir } from '../../helpers/store.js';
+
+describe('snapshot-manager plugin', () => {
+  it('takes scheduled snapshots, full every 2nd, keeps 1 full + 1 incremental chain, and wires the archiver', async () => {
+    const dir = tmpStoreDir('ra-snapsched-');
+    const snaps = path.join(path.dirname(dir), 'snaps');
+    const s = await PageStore.open(dir, { create: true, pageCount: 64, pageSize: 4096 });
+    const tx = s.begin();
+    await tx.write(3, 0, Buffer.from('scheduled'));
+    await tx.commit();
+    await s.close();
+
+    const base = path.dirname(dir);
+    const config = validateConfig({
+      agent: { dataDir: path.join(base, 'agent'), workers: 1 },
+      stores: [{ id: 'db', path: dir, snapshots: { dir: snaps, every: '120ms', fullEvery: 2, keep: { full: 1, incremental: 1 } } }],
+    }, path.join(base, 'agent.yaml'), {});
+    const cap = captureLogger();
+    const agent = new Agent({ config, builtins: [pagestore, snapshotManager], log: cap.log });
+    const status = await agent.start();
+    try {
+      assert.ok(status.every((p) => p.state === 'running'), JSON.stringify(status));
+      const stats = agent.container.resolve(SnapshotManagerStats);
+      const end = Date.now() + 10_000;
+      while (stats.snapshot().taken.full + stats.snapshot().taken.incremental < 5) {
+        if (Date.now() > end) throw new Error(`timed out: ${JSON.stringify(stats.snapshot())}`);
+        await sleep(20);
+      }
+      assert.ok(stats.snapshot().taken.full >= 2 && stats.snapshot().taken.incremental >= 2, JSON.stringify(stats.snapshot()));
+      assert.equal(stats.snapshot().failed, 0);
+      assert.ok(agent.container.resolve(WalArchiverSource).archiverFor(dir), 'the engine gets an archiver for the store');
+      const metrics = await agent.container.resolve(Metrics).metrics();
+      assert.match(metrics, /recovery_agent_snapshots_total\{kind="full",result="ok"\} [1-9]/);
+      assert.match(metrics, /recovery_agent_snapshot_last_compression_ratio [1-9]/);
+    } finally {
+      await agent.stop();
+    }
+    const kept = (await loadAll(snaps)).map((x) => x.manifest!);
+    // Retention: the newest full and the newest incremental, plus that incremental's base when
+    // it is an older full (never delete what a kept snapshot needs).
+    const ids = kept.map((m) => m.id).join(' ');
+    assert.equal(kept.filter((m) => m.kind === 'incremental').length, 1, ids);
+    const inc = kept.find((m) => m.kind === 'incremental')!;
+    assert.ok(kept.some((m) => m.id === inc.baseId), `the incremental's base is kept: ${ids}`);
+    assert.ok(kept.filter((m) => m.kind === 'full').length <= 2, ids);
+    assert.deepEqual((await verifySnapshots(snaps)).problems, []);
+  });
+});

@@ -1,7 +1,7 @@
 /**
  * `recovery-agent run --config FILE`: the daemon. Starts the agent, logs one line when ready,
- * and on SIGINT or SIGTERM stops everything in reverse order and exits 0. A second signal
- * while stopping exits at once with 1.
+ * and on SIGINT or SIGTERM stops everything in reverse order and exits 0. A second Ctrl-C
+ * (SIGINT more than a second after the first) while stopping exits at once with 1.
  */
 import type { Command } from 'commander';
 import { builtinPlugins } from '../../plugins/index.js';
@@ -22,13 +22,19 @@ export function registerRunCommand(program: Command): void {
       // workers are unref'd); this timer holds the event loop until a signal stops the agent.
       const keepAlive = setInterval(() => undefined, 1 << 30);
       const stopped = new Promise<void>((resolve) => {
-        let stopping = false;
+        let stoppingSince = 0;
         const onSignal = (signal: NodeJS.Signals) => {
-          if (stopping) {
-            log.warn({ signal }, 'second signal while stopping; exiting now');
-            process.exit(1);
+          if (stoppingSince) {
+            // A service manager or `npm start` may deliver the same SIGTERM twice (to the process
+            // and to its group): only a second Ctrl-C, a moment after the first, forces the exit.
+            if (signal === 'SIGINT' && Date.now() - stoppingSince > 1000) {
+              log.warn({ signal }, 'second interrupt while stopping; exiting now');
+              process.exit(1);
+            }
+            log.info({ signal }, 'already stopping');
+            return;
           }
-          stopping = true;
+          stoppingSince = Date.now();
           log.info({ signal }, 'stopping');
           agent.stop().then(resolve, (err: unknown) => {
             log.error({ err }, 'error while stopping');

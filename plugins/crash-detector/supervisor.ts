@@ -30,6 +30,7 @@ import {
   type ProcessSupervisor,
   type StopOptions,
 } from './types.js';
+import { sleep } from '../../core/sleep.js';
 
 export interface SupervisorTiming {
   /** How often attached processes are checked (pid + start time). */
@@ -418,18 +419,4 @@ function logFields(evidence: { pid: number | null }): Record<string, unknown> {
 /** True when two pid-file readings name the same process (a missing start time matches any). */
 function sameInstance(a: PidFileContent, b: PidFileContent): boolean {
   return a.pid === b.pid && (a.startTime === null || b.startTime === null || a.startTime === b.startTime);
-}
-
-/** Resolves after `ms`, or at once when `signal` aborts. */
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  if (ms <= 0 || signal.aborted) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
-  });
 }

@@ -17,6 +17,7 @@ import { parseDuration } from '../../core/config/units.js';
 import { raError } from '../../core/errors.js';
 import { definePlugin } from '../../core/plugin.js';
 import { PROCESS_CRASH, PROCESS_HANG, ProcessSupervisor, type ProcessConfig, type ProcessSupervisor as Supervisor } from '../crash-detector/index.js';
+import { sleep } from '../../core/sleep.js';
 
 const DEFAULT_SETTLE_MS = 250;
 const VERIFY_POLL_MS = 20;
@@ -95,7 +96,7 @@ export default definePlugin({
             hctx.log.warn({ processId: cfg.id, state: s.state, processPid: s.pid, lastHeartbeatAt: s.lastHeartbeatAt, timeoutMs }, 'restarted process not confirmed alive');
             return false;
           }
-          await pause(VERIFY_POLL_MS, hctx.signal);
+          await sleep(VERIFY_POLL_MS, hctx.signal);
         }
       },
     };
@@ -124,17 +125,5 @@ function abortable<T>(p: Promise<T>, signal: AbortSignal): Promise<T> {
     const onAbort = () => reject(raError('RA_ERR_PROCESS_STATE', 'restart-process was aborted (timeout or agent stopping)'));
     signal.addEventListener('abort', onAbort, { once: true });
     p.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
-  });
-}
-
-function pause(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const done = () => {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    };
-    const timer = setTimeout(done, ms);
-    signal.addEventListener('abort', done, { once: true });
   });
 }

@@ -21,7 +21,7 @@
 //! Record problem codes (`check_records`) and page status codes (`apply_pages`) are part of the
 //! JS API (native/index.d.ts) and must never be renumbered.
 
-use crate::verify_pages::{verify_page_with, PAGE_HEADER_SIZE, REASON_CHECKSUM, REASON_MAGIC, REASON_OK, REASON_PAGE_ID, REASON_VERSION};
+use crate::verify_pages::{verify_page_with, K_CHECKSUM, K_CHECKSUMMED, K_PAGE_LSN, PAGE_HEADER_SIZE, REASON_CHECKSUM, REASON_MAGIC, REASON_OK, REASON_PAGE_ID, REASON_VERSION};
 use crate::xxh3::{r32, r64, xxh3_64_with, Kernel};
 
 pub const RECORD_HEADER_SIZE: usize = 56;
@@ -31,17 +31,14 @@ pub const TYPE_UPDATE: u8 = 1;
 pub const TYPE_CLR: u8 = 4;
 pub const FLAG_FULL_PAGE: u8 = 1;
 
-const K_REC_LENGTH: usize = 0;
-const K_REC_TYPE: usize = 4;
+pub(crate) const K_REC_LENGTH: usize = 0;
+pub(crate) const K_REC_TYPE: usize = 4;
 const K_REC_FLAGS: usize = 5;
-const K_REC_LSN: usize = 8;
+pub(crate) const K_REC_LSN: usize = 8;
 const K_REC_PAGE_ID: usize = 32;
 const K_REC_OFFSET: usize = 36;
 const K_REC_RANGE_LENGTH: usize = 40;
 
-const K_PAGE_CHECKSUM: usize = 0;
-const K_PAGE_LSN: usize = 24;
-const K_CHECKSUMMED: usize = 8;
 
 // ---- record problems (check_records), stable codes
 /// The record's header or its total length runs past the end of the WAL buffer.
@@ -180,7 +177,7 @@ fn page_fault(page: &[u8], page_id: u32, kernel: Kernel) -> u32 {
         REASON_OK => REASON_OK,
         REASON_CHECKSUM => REASON_CHECKSUM,
         header => {
-            if r64(page, K_PAGE_CHECKSUM) != xxh3_64_with(&page[K_CHECKSUMMED..], kernel) {
+            if r64(page, K_CHECKSUM) != xxh3_64_with(&page[K_CHECKSUMMED..], kernel) {
                 REASON_CHECKSUM
             } else {
                 header
@@ -335,7 +332,7 @@ fn apply_page(wal: &[u8], ordered: &[u32], from: usize, to: usize, ahead: &[u32]
         return STATUS_UNCHANGED;
     }
     let sum = xxh3_64_with(&page[K_CHECKSUMMED..], kernel);
-    page[K_PAGE_CHECKSUM..K_PAGE_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
+    page[K_CHECKSUM..K_CHECKSUM + 8].copy_from_slice(&sum.to_le_bytes());
     STATUS_CHANGED
 }
 

@@ -32,13 +32,13 @@ pub const PAGE_HEADER_SIZE: usize = 32;
 pub const PAGE_MAGIC: u32 = 0x4750_4152;
 pub const FORMAT_VERSION: u16 = 1;
 
-const K_CHECKSUM: usize = 0;
+pub(crate) const K_CHECKSUM: usize = 0;
 const K_MAGIC: usize = 8;
 const K_VERSION: usize = 12;
 const K_PAGE_ID: usize = 16;
-const K_PAGE_LSN: usize = 24;
+pub(crate) const K_PAGE_LSN: usize = 24;
 /// Where the checksummed bytes start.
-const K_CHECKSUMMED: usize = 8;
+pub(crate) const K_CHECKSUMMED: usize = 8;
 
 pub const REASON_OK: u32 = 0;
 pub const REASON_CHECKSUM: u32 = 1;

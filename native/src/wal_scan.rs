@@ -9,9 +9,9 @@
 //! its last 8 bytes are the XXH3-64 of every byte before them. Where the log ends or is damaged
 //! (torn tail or corruption) stays the caller's decision: the kernel only stops there.
 
+use crate::redo::{K_REC_LENGTH, K_REC_LSN, K_REC_TYPE, RECORD_MIN_SIZE};
 use crate::xxh3::{r32, r64, xxh3_64_with, Kernel};
 
-const RECORD_MIN_SIZE: usize = 64;
 const TYPE_MIN: u8 = 1;
 const TYPE_MAX: u8 = 5;
 
@@ -21,14 +21,14 @@ pub fn valid_record_at(buf: &[u8], at: usize, end: usize, lsn: u64, kernel: Kern
     if at > end || end - at < RECORD_MIN_SIZE {
         return None;
     }
-    let total = r32(buf, at) as usize;
+    let total = r32(buf, at + K_REC_LENGTH) as usize;
     if total < RECORD_MIN_SIZE || total % 8 != 0 || total > end - at {
         return None;
     }
-    if r64(buf, at + 8) != lsn {
+    if r64(buf, at + K_REC_LSN) != lsn {
         return None;
     }
-    if !(TYPE_MIN..=TYPE_MAX).contains(&buf[at + 4]) {
+    if !(TYPE_MIN..=TYPE_MAX).contains(&buf[at + K_REC_TYPE]) {
         return None;
     }
     if xxh3_64_with(&buf[at..at + total - 8], kernel) != r64(buf, at + total - 8) {

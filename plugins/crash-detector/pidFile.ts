@@ -25,3 +25,8 @@ export function readPidFile(file: string): PidFileContent | null | 'invalid' {
   const start = second?.trim();
   return { pid, startTime: start !== undefined && /^\d+$/.test(start) ? start : null };
 }
+
+/** True when two pid-file readings name the same process (a missing start time matches any). */
+export function sameInstance(a: PidFileContent, b: PidFileContent): boolean {
+  return a.pid === b.pid && (a.startTime === null || b.startTime === null || a.startTime === b.startTime);
+}

@@ -7,7 +7,8 @@ import type { SpawnedChild } from './childProcess.js';
 import type { HangWatch } from './heartbeat.js';
 import type { PidFileContent } from './pidFile.js';
 import type { ProbeLoop } from './probes.js';
-import { CpuMeter } from './procStats.js';
+import { performance } from 'node:perf_hooks';
+import { CpuMeter, readProcStat, readRssBytes } from './procStats.js';
 import { RestartPolicy } from './restartPolicy.js';
 import type { ProcessConfig, ProcessExit, ProcessMode, ProcessState, ProcessStatus } from './types.js';
 
@@ -66,6 +67,16 @@ export class ProcessEntry {
   }
 
   /** Forgets the current instance's resources (it exited or was detached). */
+  /** CPU %, threads and RSS of the current instance from /proc (nothing when it is gone or not ours). */
+  sampleResources(): void {
+    if (this.pid === null) return;
+    const st = readProcStat(this.pid);
+    if (st === null || st.startTime !== this.startTime) return;
+    this.cpuPercent = this.cpu.sample(st.cpuTicks, performance.now()) ?? this.cpuPercent;
+    this.threads = st.threads;
+    this.rssBytes = readRssBytes(this.pid) ?? this.rssBytes;
+  }
+
   clearInstance(): void {
     this.pid = null;
     this.startTime = null;

@@ -13,9 +13,9 @@ import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
 import { signalProcess, spawnChild } from './childProcess.js';
 import { HangWatch, UdpHeartbeats } from './heartbeat.js';
-import { readPidFile, type PidFileContent } from './pidFile.js';
+import { readPidFile, sameInstance } from './pidFile.js';
 import { ProbeLoop } from './probes.js';
-import { readProcStat, readRssBytes, startedAtFromTicks } from './procStats.js';
+import { readProcStat, startedAtFromTicks } from './procStats.js';
 import { ProcessEntry } from './processEntry.js';
 import {
   HEARTBEAT_ENV,
@@ -29,15 +29,10 @@ import {
   type ProcessStatus,
   type ProcessSupervisor,
   type StopOptions,
+  type SupervisorTiming,
+  logFields,
 } from './types.js';
 import { sleep } from '../../core/sleep.js';
-
-export interface SupervisorTiming {
-  /** How often attached processes are checked (pid + start time). */
-  attachPollMs: number;
-  /** How often CPU, RSS and threads are sampled. */
-  sampleMs: number;
-}
 
 const DEFAULT_TIMING: SupervisorTiming = { attachPollMs: 100, sampleMs: 1000 };
 
@@ -209,7 +204,7 @@ export class Supervisor implements ProcessSupervisor {
     e.lastHeartbeatAt = null;
     e.state = 'running';
     this.watchHeartbeats(e);
-    this.sample(e);
+    e.sampleResources();
     e.log.info({ processPid: spawned.pid, command: e.cfg.command, args: e.cfg.args }, 'process started');
     return spawned.pid;
   }
@@ -289,12 +284,8 @@ export class Supervisor implements ProcessSupervisor {
       return;
     }
     // A stale pid file: its process is gone, or its pid now names another process.
-    const reason = alive ? 'pid-reused' : 'gone';
     e.reported = content;
-    e.state = 'exited';
-    e.crashes++;
-    e.lastExit = { pid: content.pid, code: null, signal: null, at: Date.now(), uptimeMs: null };
-    this.publishCrash(e, { processId: e.id, mode: e.mode, pid: content.pid, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason });
+    this.attachedExited(e, content.pid, null, null, alive ? 'pid-reused' : 'gone');
   }
 
   private attach(e: ProcessEntry, pid: number, startTime: string): void {
@@ -308,19 +299,23 @@ export class Supervisor implements ProcessSupervisor {
     e.reported = null;
     e.state = 'running';
     this.watchHeartbeats(e);
-    this.sample(e);
+    e.sampleResources();
     e.log.info({ processPid: pid, startedAt: new Date(e.startedAt).toISOString() }, 'attached to process');
   }
 
   private attachedDied(e: ProcessEntry, reason: 'gone' | 'pid-reused'): void {
     const pid = e.pid!;
-    const at = Date.now();
-    const uptimeMs = e.startedAt !== null ? at - e.startedAt : null;
+    const uptimeMs = e.startedAt !== null ? Date.now() - e.startedAt : null;
     const lastHeartbeatAt = e.lastHeartbeatAt;
     e.reported = { pid, startTime: e.startTime };
     this.unwatchHeartbeats(e);
     e.clearInstance();
-    e.lastExit = { pid, code: null, signal: null, at, uptimeMs };
+    this.attachedExited(e, pid, uptimeMs, lastHeartbeatAt, reason);
+  }
+
+  /** Records and publishes the end of an attached process (no exit code: it was not our child). */
+  private attachedExited(e: ProcessEntry, pid: number, uptimeMs: number | null, lastHeartbeatAt: number | null, reason: 'gone' | 'pid-reused'): void {
+    e.lastExit = { pid, code: null, signal: null, at: Date.now(), uptimeMs };
     e.state = 'exited';
     e.crashes++;
     this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: null, signal: null, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason });
@@ -374,16 +369,7 @@ export class Supervisor implements ProcessSupervisor {
   }
 
   private sampleAll(): void {
-    for (const e of this.entries.values()) if (e.pid !== null) this.sample(e);
-  }
-
-  private sample(e: ProcessEntry): void {
-    const pid = e.pid!;
-    const st = readProcStat(pid);
-    if (st === null || st.startTime !== e.startTime) return;
-    e.cpuPercent = e.cpu.sample(st.cpuTicks, performance.now()) ?? e.cpuPercent;
-    e.threads = st.threads;
-    e.rssBytes = readRssBytes(pid) ?? e.rssBytes;
+    for (const e of this.entries.values()) e.sampleResources();
   }
 
   // ---- publishing --------------------------------------------------------------------------
@@ -408,15 +394,4 @@ export class Supervisor implements ProcessSupervisor {
     }
     return e;
   }
-}
-
-/** Evidence as log fields: `processPid`, since the root logger's `pid` is the agent's own. */
-function logFields(evidence: { pid: number | null }): Record<string, unknown> {
-  const { pid, ...rest } = evidence;
-  return { ...rest, processPid: pid };
-}
-
-/** True when two pid-file readings name the same process (a missing start time matches any). */
-function sameInstance(a: PidFileContent, b: PidFileContent): boolean {
-  return a.pid === b.pid && (a.startTime === null || b.startTime === null || a.startTime === b.startTime);
 }

@@ -128,3 +128,17 @@ export interface ProcessHangEvidence {
 export const HEARTBEAT_ENV = 'RECOVERY_AGENT_HEARTBEAT';
 /** The environment variable naming the process's id in the config. */
 export const PROCESS_ID_ENV = 'RECOVERY_AGENT_PROCESS_ID';
+
+/** How often the supervisor polls; tests shorten these. */
+export interface SupervisorTiming {
+  /** How often attached processes are checked (pid + start time). */
+  attachPollMs: number;
+  /** How often CPU, RSS and threads are sampled. */
+  sampleMs: number;
+}
+
+/** Evidence as log fields: `processPid`, since the root logger's `pid` is the agent's own. */
+export function logFields(evidence: { pid: number | null }): Record<string, unknown> {
+  const { pid, ...rest } = evidence;
+  return { ...rest, processPid: pid };
+}

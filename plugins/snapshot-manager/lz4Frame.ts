@@ -1,0 +1,58 @@
+/**
+ * LZ4 frames built from lz4-napi's block compressor (worker side).
+ *
+ * lz4-napi's `compressFrameSync` runs at the C CLI's speed on a fresh process but slows to a
+ * third of it once called a few hundred times (its frame encoder allocates megabytes per
+ * call); its block compressor `compressSync` stays at about 1.4× `lz4 -1` (bench/snapshot.ts,
+ * "lz4-napi" rows). So the frame around the blocks is written here. It is a standard LZ4 frame
+ * (doc/lz4_Frame_format.md of lz4/lz4), which `lz4 -d` and lz4-napi's `decompressFrame` read:
+ *
+ *   magic 0x184D2204 | FLG 0x60 | BD 0x70 | HC 0x73       the 7-byte frame header
+ *   u32 LE block size | block bytes                        per ≤ 4 MiB of input
+ *   u32 0                                                  end mark
+ *
+ * FLG 0x60: version 01, independent blocks, no block or content checksums (the manifest holds
+ * XXH3-64 of both the frame and the raw bytes), no content size, no dictionary. BD 0x70: blocks
+ * of at most 4 MiB. HC is byte 1 of XXH32 (seed 0) of FLG and BD: 0x73 (a test recomputes it).
+ * A block that does not shrink is stored raw, as the format asks (high bit of its size set).
+ */
+import { compressSync } from 'lz4-napi';
+import { raError } from '../../core/errors.js';
+
+const FRAME_HEADER = Uint8Array.of(0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73);
+/** Largest block the header's BD byte allows. */
+export const FRAME_BLOCK_MAX = 4 << 20;
+const kUncompressedBit = 0x8000_0000;
+
+/** Bytes a frame of `rawBytes` input can take: header, blocks stored raw at worst, end mark. */
+export function frameBound(rawBytes: number): number {
+  return FRAME_HEADER.byteLength + rawBytes + 4 * Math.ceil(rawBytes / FRAME_BLOCK_MAX) + 4;
+}
+
+/**
+ * Writes the LZ4 frame of `raw` into `out` (at least `frameBound(raw.byteLength)` bytes) and
+ * returns its length. Allocates one block buffer per 4 MiB (lz4-napi's); not for tiny inputs.
+ */
+export function encodeFrame(raw: Uint8Array, out: Uint8Array): number {
+  if (out.byteLength < frameBound(raw.byteLength)) throw raError('RA_ERR_TASK_PAYLOAD', `LZ4 frame output of ${out.byteLength} bytes is below the bound ${frameBound(raw.byteLength)} for ${raw.byteLength} bytes; size it with frameBound()`);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  out.set(FRAME_HEADER, 0);
+  let at = FRAME_HEADER.byteLength;
+  for (let from = 0; from < raw.byteLength; from += FRAME_BLOCK_MAX) {
+    const block = raw.subarray(from, Math.min(from + FRAME_BLOCK_MAX, raw.byteLength));
+    // compressSync prefixes the block with its raw size (u32 LE), which the frame does not use.
+    const packed = compressSync(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
+    const size = packed.byteLength - 4;
+    if (size < block.byteLength) {
+      dv.setUint32(at, size, true);
+      out.set(packed.subarray(4), at + 4);
+      at += 4 + size;
+    } else {
+      dv.setUint32(at, (block.byteLength | kUncompressedBit) >>> 0, true);
+      out.set(block, at + 4);
+      at += 4 + block.byteLength;
+    }
+  }
+  dv.setUint32(at, 0, true);
+  return at + 4;
+}

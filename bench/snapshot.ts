@@ -105,7 +105,7 @@ try {
       snapDir = path.join(root, `snaps-${k}-${round}`);
       const timings: { syncMs?: number } = {};
       const t0 = performance.now();
-      manifest = await createSnapshot({ store, dir: snapDir, pool: pools[k], timings });
+      manifest = await createSnapshot({ store, dir: snapDir, pool: pools[k], report: timings });
       const secs = (performance.now() - t0) / 1000;
       if (secs < best[k]) syncS[k] = timings.syncMs! / 1000;
       best[k] = Math.min(best[k], secs);

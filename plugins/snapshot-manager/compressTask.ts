@@ -1,42 +1,42 @@
 /**
- * Worker task: compresses one slab of raw bytes (page images or WAL) into an LZ4 frame file.
- * The slab is a view on a SharedArrayBuffer, so it crosses to the worker by reference; only the
- * small result comes back. The caller must not touch the slab until the task's promise settles
- * (it then reuses it). The file is not synced here: the snapshot syncs all its files together
- * before writing its manifest (one wait for the disk, not one per chunk).
+ * Worker task: compresses one slab of raw bytes (page images or WAL) into an LZ4 frame in a
+ * second slab, and hashes both. No file I/O here: the main thread writes the frame (through
+ * libuv's threads) while this worker compresses the next slab.
+ *
+ * Both slabs are views on SharedArrayBuffers, so they cross to the worker by reference; only the
+ * small result comes back. Rules: the caller does not touch either slab until the task's promise
+ * settles; then `frame[0, bytes)` holds the frame, and the caller may reuse `slab` at once and
+ * `frame` once it has written it out.
  */
-import { open } from 'node:fs/promises';
-import { compressFrameSync } from 'lz4-napi';
 import type { SharedBytes } from '../../core/workerPool.js';
+import { encodeFrame } from './lz4Frame.js';
 import { xxh3Hex } from './manifest.js';
 
 /** Crosses to the worker. */
 export interface CompressInput {
-  [key: string]: SharedBytes | number | string;
+  [key: string]: SharedBytes | number;
   readonly slab: SharedBytes;
   /** Bytes of the slab to compress, from its start. */
   readonly length: number;
-  /** Where the compressed frame goes (overwritten). */
-  readonly file: string;
+  /** Receives the frame; at least `frameBound(length)` bytes. */
+  readonly frame: SharedBytes;
 }
 
-/** Comes back from the worker. */
+/** Comes back from the worker: the fields of a manifest file entry. */
 export interface CompressResult {
+  /** Bytes of the frame (at the start of `frame`) and their XXH3-64. */
   bytes: number;
   xxh3: string;
   rawBytes: number;
   rawXxh3: string;
 }
 
-export default async function compressChunk(input: CompressInput): Promise<CompressResult> {
-  const raw = Buffer.from(input.slab.buffer, input.slab.byteOffset, input.length);
-  const rawXxh3 = xxh3Hex(raw);
-  const frame = compressFrameSync(raw);
-  const h = await open(input.file, 'w');
-  try {
-    await h.write(frame, 0, frame.byteLength, 0);
-  } finally {
-    await h.close();
-  }
-  return { bytes: frame.byteLength, xxh3: xxh3Hex(frame), rawBytes: input.length, rawXxh3 };
+/** Compresses `raw` into `frame`; shared by the page copy task. */
+export function compressInto(raw: Uint8Array, frame: Uint8Array): CompressResult {
+  const bytes = encodeFrame(raw, frame);
+  return { bytes, xxh3: xxh3Hex(frame.subarray(0, bytes)), rawBytes: raw.byteLength, rawXxh3: xxh3Hex(raw) };
+}
+
+export default function compressChunk(input: CompressInput): CompressResult {
+  return compressInto(input.slab.subarray(0, input.length), input.frame);
 }

@@ -1,72 +1,119 @@
 /**
- * Worker task for snapshots: reads a run of pages from pages.db straight into a slab (a
- * view on a SharedArrayBuffer), verifies them (native, one call), and — only if every page
- * verifies — compresses the slab into an LZ4 frame file. A page that fails may be a write in
- * progress: the task then writes nothing and reports the pages, and the caller runs it again
- * after a pause (as the scanner does). The main thread only hands out ranges.
+ * Worker tasks of the page copy (copyPages.ts). Slabs are views on SharedArrayBuffers; the
+ * caller does not touch a slab while its task runs.
+ *
+ * `default` (full snapshots): the main thread has read a run of pages into `slab`; the task
+ * verifies every page (native, one call) and, only if all verify, compresses the run into an LZ4
+ * frame in `frame` and hashes both. A page that fails may be a write in progress: the task
+ * reports the pages and the caller reads the run again after a pause (as the scanner does).
+ *
+ * `select` (incrementals): reads the candidate pages itself (runs of adjacent ids, scattered
+ * over the file: many small preads, cheaper here than as promises on the main thread), verifies
+ * them, and moves those whose LSN is at or after `sinceLsn` to the front of the slab, in order;
+ * the caller packs them into chunks.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { verifyPages } from 'recovery-agent/native';
+import { raError } from '../../core/errors.js';
 import type { SharedBytes } from '../../core/workerPool.js';
-import { readU64 } from '../pagestore/format.js';
-import compressChunk, { type CompressResult } from './compressTask.js';
+import { kPageLsn, readU64 } from '../pagestore/format.js';
+import { compressInto, type CompressResult } from './compressTask.js';
 
-/** Crosses to the worker. */
+/** Crosses to the worker (`default`). */
 export interface CopyInput {
-  [key: string]: SharedBytes | number | string;
+  [key: string]: SharedBytes | number;
+  /** `count` pages read from the data file, from page `firstPage` on. */
   readonly slab: SharedBytes;
-  readonly dataFile: string;
+  /** Receives the frame; at least `frameBound(count * pageSize)` bytes. */
+  readonly frame: SharedBytes;
   readonly firstPage: number;
   readonly count: number;
   readonly pageSize: number;
-  /** Where the compressed frame goes (full snapshots). */
-  readonly file: string;
-  /**
-   * -1 for a full snapshot. Otherwise an incremental's base start LSN: the pages whose LSN is at
-   * or after it (page 0 never) are moved to the front of the slab, in order, and their ids
-   * returned; nothing is compressed (the caller packs them into chunks).
-   */
-  readonly sinceLsn: number;
 }
 
-/** Comes back from the worker. */
+/** Comes back from the worker (`default`). */
 export interface CopyResult {
-  /** Indices (within the run) of pages that failed verification; nothing was written if any. */
+  /** Indices (within the run) of pages that failed verification; nothing was compressed if any. */
   bad: number[];
   maxPageLsn: number;
   chunk: CompressResult | null;
-  /** Incrementals: the ids of the pages now at the front of the slab. */
+}
+
+export default function copyChunk(input: CopyInput): CopyResult {
+  const { slab, firstPage, count, pageSize } = input;
+  const raw = slab.subarray(0, count * pageSize);
+  const bad = badPages(raw, pageSize, firstPage, count);
+  if (bad.length > 0) return { bad, maxPageLsn: 0, chunk: null };
+  let maxPageLsn = 0;
+  for (let i = 0; i < count; i++) maxPageLsn = Math.max(maxPageLsn, readU64(raw, i * pageSize + kPageLsn));
+  return { bad, maxPageLsn, chunk: compressInto(raw, input.frame) };
+}
+
+/** Crosses to the worker (`select`). */
+export interface SelectInput {
+  [key: string]: SharedBytes | number | string | readonly number[];
+  readonly slab: SharedBytes;
+  readonly dataFile: string;
+  /** Candidate runs, flat: first page id, count, first page id, count, …; ascending. */
+  readonly runs: readonly number[];
+  readonly pageSize: number;
+  /** The base snapshot's start LSN: pages older than it are unchanged since the base. */
+  readonly sinceLsn: number;
+}
+
+/** Comes back from the worker (`select`). */
+export interface SelectResult {
+  /** Ids of candidate pages that failed verification; nothing was selected if any. */
+  bad: number[];
+  /** Largest page LSN among the selected pages. */
+  maxPageLsn: number;
+  /** Ids of the pages now at the front of the slab, in order. */
   selected: number[];
 }
 
-export default async function copyChunk(input: CopyInput): Promise<CopyResult> {
-  const { slab, firstPage, count, pageSize } = input;
-  const length = count * pageSize;
+export function select(input: SelectInput): SelectResult {
+  const { slab, runs, pageSize } = input;
   const fd = openSync(input.dataFile, 'r');
   try {
-    for (let done = 0; done < length; ) {
-      const n = readSync(fd, slab, done, length - done, firstPage * pageSize + done);
-      if (n === 0) throw new Error(`short read of ${input.dataFile} at byte ${firstPage * pageSize + done}`);
-      done += n;
+    for (let r = 0, at = 0; r < runs.length; r += 2) {
+      const length = runs[r + 1]! * pageSize;
+      const position = runs[r]! * pageSize;
+      for (let done = 0; done < length; ) {
+        const n = readSync(fd, slab, at + done, length - done, position + done);
+        if (n === 0) throw raError('RA_ERR_STORE_INVALID', `short read of ${input.dataFile} at byte ${position + done}: the data file is smaller than its control file says`);
+        done += n;
+      }
+      at += length;
     }
   } finally {
     closeSync(fd);
   }
-  const out = new Uint32Array(2 * count);
-  const nBad = verifyPages(slab.subarray(0, length), pageSize, firstPage, Number.MAX_SAFE_INTEGER, out);
-  if (nBad > 0) return { bad: Array.from({ length: nBad }, (_, k) => out[2 * k]!), maxPageLsn: 0, chunk: null, selected: [] };
+  const bad: number[] = [];
+  for (let r = 0, at = 0; r < runs.length; r += 2) {
+    const count = runs[r + 1]!;
+    for (const i of badPages(slab.subarray(at, at + count * pageSize), pageSize, runs[r]!, count)) bad.push(runs[r]! + i);
+    at += count * pageSize;
+  }
+  if (bad.length > 0) return { bad, maxPageLsn: 0, selected: [] };
+  const selected: number[] = [];
   let maxPageLsn = 0;
-  if (input.sinceLsn >= 0) {
-    const selected: number[] = [];
-    for (let i = 0; i < count; i++) {
-      const lsn = readU64(slab, i * pageSize + 24);
-      if (lsn < input.sinceLsn || firstPage + i === 0) continue;
-      if (selected.length !== i) slab.copyWithin(selected.length * pageSize, i * pageSize, (i + 1) * pageSize);
-      selected.push(firstPage + i);
+  for (let r = 0, slot = 0; r < runs.length; r += 2) {
+    for (let id = runs[r]!; id < runs[r]! + runs[r + 1]!; id++, slot++) {
+      const lsn = readU64(slab, slot * pageSize + kPageLsn);
+      // Page 0, the superblock, is written when the store is created and never changes: the
+      // full snapshot at the root of every chain holds it.
+      if (lsn < input.sinceLsn || id === 0) continue;
+      if (selected.length !== slot) slab.copyWithin(selected.length * pageSize, slot * pageSize, (slot + 1) * pageSize);
+      selected.push(id);
       maxPageLsn = Math.max(maxPageLsn, lsn);
     }
-    return { bad: [], maxPageLsn, chunk: null, selected };
   }
-  for (let i = 0; i < count; i++) maxPageLsn = Math.max(maxPageLsn, readU64(slab, i * pageSize + 24));
-  return { bad: [], maxPageLsn, chunk: await compressChunk({ slab, length, file: input.file }), selected: [] };
+  return { bad, maxPageLsn, selected };
+}
+
+/** Indices of the pages in `raw` that fail verification. */
+function badPages(raw: Uint8Array, pageSize: number, firstPage: number, count: number): number[] {
+  const out = new Uint32Array(2 * count);
+  const n = verifyPages(raw, pageSize, firstPage, Number.MAX_SAFE_INTEGER, out);
+  return Array.from({ length: n }, (_, k) => out[2 * k]!);
 }

@@ -7,7 +7,8 @@
  *   2. copy pages.db in ~1 MiB runs on the worker pool (a fuzzy copy: checkpoints write while
  *      we read); a run with a page that fails verification is read again, 3 times 50 ms apart,
  *      as the scanner does. An incremental keeps only pages whose LSN is at or after its base's
- *      start LSN;
+ *      start LSN, and reads only the pages the WAL since then names (walSummary.ts), or every
+ *      page when that WAL is not all at hand or is large;
  *   3. copy the WAL from there to its current end (the end LSN). Pages reach pages.db only after
  *      the WAL that explains them is durable, so every page copied is explained by WAL before
  *      the end LSN: replaying it over the copy gives the store as of the end LSN.
@@ -30,6 +31,7 @@ import { Compressor, copyAllPages, copyChangedPages, readFull, type CopyContext 
 import { FrameWriter } from './frameWriter.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, encodeManifest, loadAll, newSnapshotId, snapshotPath, snapshotsDirOf, writeFileDurable, type Manifest, type PageRun, type WalEntry } from './manifest.js';
 import { listArchive } from './walArchive.js';
+import { summarizeWal } from './walSummary.js';
 
 export { CHUNK_BYTES } from './copyPages.js';
 
@@ -130,9 +132,18 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
   }
 }
 
-/** The pages an incremental reads: every page, for now. */
-async function candidates(_o: CreateSnapshotOptions, control: Control, _base: Manifest, _manifests: readonly Manifest[]): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
-  return { runs: [[0, control.pageCount]], summaryWalBytes: 0, summaryArchivedSegments: 0, fallback: 'no WAL summary yet' };
+/**
+ * The pages an incremental reads: those the WAL since the base's start LSN names, or every page
+ * (and why) when that WAL is not all at hand or is larger than a quarter of pages.db.
+ */
+async function candidates(o: CreateSnapshotOptions, control: Control, base: Manifest, manifests: readonly Manifest[]): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
+  const outcome = await summarizeWal({
+    walDir: walDirOf(o.store), dir: o.dir, manifests, storeId: control.storeId, segmentSize: control.segmentSize, pageCount: control.pageCount,
+    fromLsn: base.startLsn, mustReach: control.redoLsn, maxBytes: (control.pageCount * control.pageSize) / 4,
+  });
+  const s = outcome.summary;
+  if (s) return { runs: s.runs, summaryWalBytes: s.walBytes, summaryArchivedSegments: s.segmentsArchived };
+  return { runs: [[0, control.pageCount]], summaryWalBytes: 0, summaryArchivedSegments: 0, fallback: outcome.fallback };
 }
 
 interface PinnedSegment {

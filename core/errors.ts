@@ -70,6 +70,12 @@ export const ErrorCodes = {
   RA_ERR_WAL_GAP: { exit: 4 },
   /** A restore target already holds a store (and --force was not given). */
   RA_ERR_RESTORE_TARGET: { exit: 2 },
+  /** A store's control socket is absent or refuses connections (no owner, or an owner without one). */
+  RA_ERR_CONTROL_UNAVAILABLE: { exit: 3 },
+  /** A control-socket request failed: bad request, no answer in time, or a malformed reply. */
+  RA_ERR_CONTROL: { exit: 1 },
+  /** No source (store cache, snapshot + WAL) could rebuild a page to a verified image. */
+  RA_ERR_REPAIR_NO_SOURCE: { exit: 4 },
   /** A supervised process could not be started (command not found, cwd missing, spawn refused). */
   RA_ERR_PROCESS_SPAWN: { exit: 1 },
   /** A process cannot do what was asked in its state (restart an attached process, restart while the agent stops). */

@@ -15,5 +15,6 @@ import webhookAction from './webhook-action/index.js';
 import snapshotManager from './snapshot-manager/index.js';
 import healthMonitor from './health-monitor/index.js';
 import checkpointStore from './checkpoint-store/index.js';
+import dataRepairer from './data-repairer/index.js';
 
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager];
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager, dataRepairer];

@@ -9,6 +9,7 @@ import { describeError, isRaError } from '../errors.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
+import { registerRepairCommand } from './repairCommand.js';
 import { registerRestoreCommand } from './restoreCommand.js';
 import { registerRunCommand } from './runCommand.js';
 import { registerScanCommand } from './scanCommand.js';
@@ -29,6 +30,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerSnapshotCommands(program);
   registerRestoreCommand(program);
+  registerRepairCommand(program);
   return program;
 }
 

@@ -63,6 +63,32 @@ export class PageCache {
     frame.pins--;
   }
 
+  /** The frame of `pageId` if it is in memory (not pinned, LRU order unchanged). */
+  peek(pageId: number): Frame | undefined {
+    return this.frames.get(pageId);
+  }
+
+  /**
+   * Repair of a page not in memory: `write` puts the verified `image` on disk, and the page is
+   * then cached from it. Loads of the page wait meanwhile, so no reader sees the old bytes or
+   * half-written ones. Returns null, doing nothing, when the page is in memory (the caller
+   * writes that copy instead) — after any load in progress has settled.
+   */
+  async install(pageId: number, image: Buffer, write: () => Promise<void>): Promise<Frame | null> {
+    for (let pending; (pending = this.loading.get(pageId)); ) await pending.catch(() => undefined);
+    if (this.frames.has(pageId)) return null;
+    const p = (async () => {
+      await write();
+      const frame: Frame = { pageId, page: Buffer.from(image), dirty: false, recLsn: 0, pins: 0 };
+      this.frames.set(pageId, frame);
+      return frame;
+    })().finally(() => this.loading.delete(pageId));
+    this.loading.set(pageId, p);
+    const frame = await p;
+    this.evict();
+    return frame;
+  }
+
   /** Every frame, for checkpoints. */
   all(): IterableIterator<Frame> {
     return this.frames.values();
@@ -85,6 +111,11 @@ export class PageCache {
     const frame: Frame = { pageId, page, dirty: false, recLsn: 0, pins: 0 };
     this.frames.set(pageId, frame);
     return frame;
+  }
+
+  /** Evicts clean, unpinned frames, oldest first, down to the cache's size (after a checkpoint cleaned them). */
+  trim(): void {
+    this.evict();
   }
 
   private evict(): void {

@@ -15,7 +15,8 @@ import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { completeCheckpoint, writePages, type AttEntry, type PageImage, type WalArchiver } from './checkpoint.js';
-import { setPageLsn } from './format.js';
+import { pageLsn, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { serveControl, type ControlServer } from './controlSocket.js';
 import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
@@ -24,7 +25,7 @@ import { createStore, storeExists, type StoreGeometry } from './storeFiles.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
-import { PAGE_HEADER_SIZE } from './format.js';
+import { PAGE_HEADER_SIZE, sealPage } from './format.js';
 
 export interface PageStoreOptions {
   /** Create the store if the directory holds none. */
@@ -47,6 +48,12 @@ export interface PageStoreOptions {
   archiver?: WalArchiver;
   /** Called when a page read from disk fails verification. */
   onCorruptPage?: (pageId: number, reason: string) => void;
+  /**
+   * Serve the store's control socket (`control.sock` in the store directory: status,
+   * checkpoint, read a page, write a verified page), through which the agent checkpoints and
+   * repairs a store while its owner has it open. Default true.
+   */
+  controlSocket?: boolean;
   log?: Logger;
 }
 
@@ -56,6 +63,29 @@ export interface CheckpointStats {
   pagesWritten: number;
   segmentsRecycled: number;
   durationMs: number;
+}
+
+/** What `status()` and the control socket's `status` report. */
+export interface StoreStatus {
+  pid: number;
+  storeId: string;
+  pageSize: number;
+  pageCount: number;
+  endLsn: number;
+  flushedLsn: number;
+  redoLsn: number;
+  activeTransactions: number;
+  commits: number;
+  aborts: number;
+  checkpoints: number;
+  cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
+}
+
+/** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */
+export interface PageRepair {
+  pageId: number;
+  source: 'image' | 'cache';
+  lsn: number;
 }
 
 export class PageStore {
@@ -72,6 +102,9 @@ export class PageStore {
   private readonly timer: NodeJS.Timeout | null;
   private closed = false;
   private broken: Error | null = null;
+  /** Writes of pages to the data file, one at a time (see `serialWrite`). */
+  private pageWrites: Promise<unknown> = Promise.resolve();
+  private control: ControlServer | null = null;
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
 
@@ -109,7 +142,9 @@ export class PageStore {
     const lock = await acquireStoreLock(dir);
     try {
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
-      return new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options);
+      const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options);
+      if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);
+      return store;
     } catch (err) {
       await lock.release();
       throw err;
@@ -155,9 +190,80 @@ export class PageStore {
     return this.checkpointing;
   }
 
+  /** The store's state, as the control socket reports it. */
+  status(): StoreStatus {
+    const c = this.cache.stats;
+    return {
+      pid: process.pid,
+      storeId: Buffer.from(this.geometry.storeId).toString('hex'),
+      pageSize: this.pageSize,
+      pageCount: this.pageCount,
+      endLsn: this.wal.endLsn,
+      flushedLsn: this.wal.flushedLsn,
+      redoLsn: this.redoLsn,
+      activeTransactions: this.active.size,
+      ...this.counters,
+      cache: { pages: this.cache.size, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
+    };
+  }
+
+  /**
+   * A page as the store sees it: its cached copy (sealed, so it verifies) when in memory, else
+   * the bytes on disk with what is wrong with them, if anything.
+   */
+  async readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: PageFault | 'short-read' | null }> {
+    this.checkOpen();
+    this.checkPageId(pageId);
+    const f = this.cache.peek(pageId);
+    if (f) {
+      const image = Buffer.from(f.page);
+      sealPage(image);
+      return { image, cached: true, fault: null };
+    }
+    const image = Buffer.alloc(this.pageSize);
+    const { bytesRead } = await this.data.read(image, 0, this.pageSize, pageId * this.pageSize);
+    return { image, cached: false, fault: bytesRead < this.pageSize ? 'short-read' : verifyPage(image, pageId) };
+  }
+
+  /**
+   * Repairs a page whose copy on disk is bad.
+   *
+   * In memory, the page is the truth: that copy is written (WAL first), whatever `image` says.
+   * Otherwise `image` is written and cached, once it verifies as page `pageId` and its LSN is
+   * not past the end of the log. It must be the page as of the end of the log (a snapshot's
+   * image with every later WAL record for the page applied): a page not in memory cannot have
+   * changed since it was last written, since changing it needs it in memory, loading it from
+   * disk fails while the disk copy is bad, and a page leaves memory only when clean.
+   */
+  async repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair> {
+    this.checkOpen();
+    this.checkPageId(pageId);
+    let img: Buffer | null = null;
+    if (image) {
+      img = Buffer.from(image);
+      const fault = img.byteLength !== this.pageSize ? `size ${img.byteLength}, not ${this.pageSize}` : verifyPage(img, pageId);
+      if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: the image offered fails its ${fault} check`, { details: { pageId, reason: fault } });
+      if (pageLsn(img) > this.wal.endLsn) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: its LSN ${pageLsn(img)} is past the end of this store's log (${this.wal.endLsn})`, { details: { pageId, reason: 'lsn' } });
+      const installed = await this.cache.install(pageId, img, () => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }])));
+      if (installed) return { pageId, source: 'image', lsn: pageLsn(img) };
+    }
+    const lsn = await this.serialWrite(async () => {
+      const f = this.cache.peek(pageId);
+      if (!f) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} is not in memory and no image was given to write`, { details: { pageId } });
+      const copy = Buffer.from(f.page); // copied as the write begins: a later change is written later
+      const at = pageLsn(copy);
+      await this.wal.flush(at);
+      await writePages(this.data, this.pageSize, [{ pageId, image: copy }]);
+      return at;
+    });
+    return { pageId, source: 'cache', lsn };
+  }
+
   /** Aborts open transactions, checkpoints, and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
+    await this.control?.close();
+    this.control = null;
     for (const tx of [...this.active.values()]) if (tx.state === 'active') await tx.abort().catch(() => undefined);
     if (!this.broken) await (this.checkpointing ?? this.checkpoint()).catch(() => undefined);
     if (this.checkpointing) await this.checkpointing.catch(() => undefined);
@@ -260,10 +366,12 @@ export class PageStore {
     try {
       try {
         await this.wal.flush();
-        await writePages(this.data, this.pageSize, images);
+        await this.serialWrite(() => writePages(this.data, this.pageSize, images));
       } finally {
         for (const f of pinned) this.cache.unpin(f);
       }
+      // Frames dirty past the cache's size are clean now: let the cache shrink back.
+      this.cache.trim();
       const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
       const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
       const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.options.archiver);
@@ -275,6 +383,23 @@ export class PageStore {
       // can say what is on disk now.
       this.broken = raError('RA_ERR_STORE_CLOSED', `checkpoint failed; reopen the store to recover: ${(err as Error).message}`, { cause: err });
       throw this.broken;
+    }
+  }
+
+  /**
+   * Runs writes of pages to the data file one at a time. Each writer copies its images when its
+   * turn comes (a checkpoint copies earlier, which only means a newer copy is written later), so
+   * a page's copies reach the disk in the order they were taken.
+   */
+  private serialWrite<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.pageWrites.catch(() => undefined).then(fn);
+    this.pageWrites = run;
+    return run;
+  }
+
+  private checkPageId(pageId: number): void {
+    if (!Number.isInteger(pageId) || pageId < 0 || pageId >= this.pageCount) {
+      throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside the store (pages 0..${this.pageCount - 1})`, { details: { pageId } });
     }
   }
 

@@ -1,0 +1,51 @@
+/**
+ * `recovery-agent repair --store DIR --page N[,N…] [--snapshot-dir D]`: rewrites corrupt pages
+ * from a verified copy — the owner's cached copy through the store's control socket when an
+ * application has the store open, else the newest snapshot's image plus the WAL — the
+ * `repair-page` healing action run by hand (plugins/data-repairer).
+ */
+import type { Command } from 'commander';
+import { repairPage, type PageRepairOutcome } from '../../plugins/data-repairer/repair.js';
+import { describeError, raError } from '../errors.js';
+
+function parsePages(v: string): number[] {
+  const pages = v.split(',').map((x) => Number(x.trim()));
+  if (pages.length === 0 || pages.some((n) => !Number.isInteger(n) || n < 0)) throw raError('RA_ERR_USAGE', `--page expects page ids, comma-separated (got "${v}")`);
+  return pages;
+}
+
+export function registerRepairCommand(program: Command): void {
+  program
+    .command('repair')
+    .description('repair corrupt pages of a store from its owner\'s memory or from a snapshot + WAL; never writes a page that does not verify')
+    .requiredOption('-s, --store <dir>', 'the store directory')
+    .requiredOption('-p, --page <ids>', 'page ids to repair, comma-separated', parsePages)
+    .option('-d, --snapshot-dir <dir>', 'the store\'s snapshot directory (snapshots + WAL archive)')
+    .option('--json', 'print the outcome as JSON')
+    .addHelpText('after', '\nExit codes: 0 every page repaired or already valid, 4 a page no source could rebuild, 3 the store is open by a process that serves no control socket.')
+    .action(async (opts: { store: string; page: number[]; snapshotDir?: string; json?: boolean }) => {
+      const outcomes: PageRepairOutcome[] = [];
+      const failed: Array<{ pageId: number; error: string }> = [];
+      let firstError: unknown;
+      for (const pageId of opts.page) {
+        try {
+          outcomes.push(await repairPage({ store: opts.store, ...(opts.snapshotDir ? { snapshotDir: opts.snapshotDir } : {}) }, pageId));
+        } catch (err) {
+          firstError ??= err;
+          failed.push({ pageId, error: describeError(err) });
+        }
+      }
+      if (opts.json) {
+        process.stdout.write(JSON.stringify({ repaired: outcomes, failed }, null, 2) + '\n');
+      } else {
+        for (const o of outcomes) {
+          const how = o.result === 'already-valid' ? 'verifies already; nothing written' : `repaired from ${o.source === 'owner-cache' ? "its owner's cached copy" : `snapshot ${o.rebuilt?.snapshot} + ${o.rebuilt?.recordsApplied} WAL record(s)`}`;
+          process.stdout.write(`page ${o.pageId}: ${how} (${o.mode}, LSN ${o.lsn}, ${o.durationMs} ms)\n`);
+        }
+      }
+      if (firstError) {
+        if (!opts.json) for (const f of failed) process.stderr.write(`page ${f.pageId}: not repaired: ${f.error}\n`);
+        throw firstError;
+      }
+    });
+}

@@ -1,0 +1,201 @@
+/**
+ * Rebuilding one page from a snapshot and the WAL, like Oracle's block media recovery: the
+ * page's image from the newest snapshot that holds it, then every WAL record for the page newer
+ * than that image, from the snapshot's WAL start to the end of the log, applied in LSN order.
+ *
+ * Why this is the page as of the end of the log:
+ *   - a snapshot copies pages after its start LSN (the redo LSN of the checkpoint in force), and
+ *     every change older than that LSN was on disk by then, so the image holds every change
+ *     before the start LSN; any later one is in the WAL from the snapshot's WAL start on;
+ *   - an incremental holds the pages whose LSN passed its base's start LSN; a page missing from
+ *     every incremental of a chain had no change from the full snapshot's start until the
+ *     newest incremental's copy, so the full snapshot's image and the newest snapshot's WAL
+ *     start are enough;
+ *   - redo repeats history: records of transactions still open or rolled back later are
+ *     applied too, as crash recovery's redo would (their undo is logged as CLRs, applied too).
+ *
+ * The WAL comes from the store's live segments when they are there, else from the archive or a
+ * snapshot's own copy (walChain.ts). A segment missing before the log's end is RA_ERR_WAL_GAP.
+ * Records are found and checked by the native walScanRecords and applied by redoApplyPages,
+ * the kernels of crash recovery. The image is verified before and after.
+ */
+import { open } from 'node:fs/promises';
+import path from 'node:path';
+import { decompressFrame } from 'lz4-napi';
+import { redoApplyPages, walScanRecords } from 'recovery-agent/native';
+import { raError, describeError } from '../../core/errors.js';
+import { pageLsn, readU32, readU64, verifyPage } from '../pagestore/format.js';
+import { readControl, type Control } from '../pagestore/control.js';
+import { walDirOf } from '../pagestore/storeFiles.js';
+import { RecordType, kRecLsn, kRecPageId, kRecType } from '../pagestore/walRecord.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
+import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from '../snapshot-manager/manifest.js';
+import { checkRaw, readChecked } from '../snapshot-manager/walArchive.js';
+import { loadSegment, walSources, type WalSource } from '../snapshot-manager/walChain.js';
+
+export interface RebuiltPage {
+  pageId: number;
+  /** Sealed and verified: the page as of `endLsn`. */
+  image: Buffer;
+  /** The snapshot whose image it started from, and that image's LSN. */
+  snapshot: string;
+  imageLsn: number;
+  /** WAL replayed: from the snapshot's WAL start to the end of the log found. */
+  walFromLsn: number;
+  endLsn: number;
+  recordsApplied: number;
+  /** Segments read from the live WAL and from the archive or snapshots. */
+  segments: { live: number; archived: number };
+}
+
+/** Rebuilds page `pageId` of the store in `storeDir` from the snapshots and WAL in `snapshotDir`. */
+export async function rebuildPage(storeDir: string, snapshotDir: string, pageId: number): Promise<RebuiltPage> {
+  const control = await readControl(storeDir);
+  if (!Number.isInteger(pageId) || pageId < 0 || pageId >= control.pageCount) {
+    throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside the store (pages 0..${control.pageCount - 1})`, { details: { pageId } });
+  }
+  const storeId = Buffer.from(control.storeId).toString('hex');
+  const loaded = await loadAll(snapshotDir);
+  const manifests = loaded.flatMap((l) => (l.manifest && l.manifest.storeId === storeId && l.manifest.pageSize === control.pageSize && l.manifest.pageCount === control.pageCount ? [l.manifest] : []));
+  const byId = new Map(manifests.map((m) => [m.id, m]));
+  const problems: string[] = [];
+  // Newest snapshot first; an older chain is tried when a newer one cannot give the page.
+  for (let i = manifests.length - 1; i >= 0; i--) {
+    const top = manifests[i]!;
+    try {
+      const { image, from } = await imageFromChain(snapshotDir, chainOf(top.id, byId), pageId);
+      return { ...(await replay(storeDir, snapshotDir, control, manifests, image, top.walFromLsn)), pageId, snapshot: from.id };
+    } catch (err) {
+      problems.push(`${top.id}: ${describeError(err)}`);
+    }
+  }
+  const why = manifests.length === 0 ? `${snapshotDir} holds no readable snapshot of this store` : problems.join('; ');
+  throw raError('RA_ERR_REPAIR_NO_SOURCE', `no snapshot and WAL can rebuild page ${pageId}: ${why}`, { details: { pageId, problems } });
+}
+
+/** The image of the page in the newest snapshot of `chain` that holds it, verified. */
+async function imageFromChain(dir: string, chain: readonly Manifest[], pageId: number): Promise<{ image: Buffer; from: Manifest }> {
+  for (let k = chain.length - 1; k >= 0; k--) {
+    const m = chain[k]!;
+    const hit = locate(m.chunks, pageId);
+    if (!hit) continue;
+    const file = path.join(snapshotPath(dir, m.id), hit.chunk.file);
+    const frame = await readChecked(file, hit.chunk);
+    let raw: Buffer;
+    try {
+      raw = await decompressFrame(frame);
+    } catch (err) {
+      throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} is not a valid LZ4 frame: ${(err as Error).message}`, { cause: err, details: { file } });
+    }
+    checkRaw(file, raw, hit.chunk);
+    const image = Buffer.from(raw.subarray(hit.index * m.pageSize, (hit.index + 1) * m.pageSize));
+    const fault = image.byteLength === m.pageSize ? verifyPage(image, pageId) : 'short';
+    if (fault) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `page ${pageId} in ${file} fails its ${fault} check`, { details: { file, pageId } });
+    return { image, from: m };
+  }
+  throw raError('RA_ERR_SNAPSHOT_INVALID', `no snapshot of chain ${chain[chain.length - 1]!.id} holds page ${pageId}`);
+}
+
+function locate(chunks: readonly ChunkEntry[], pageId: number): { chunk: ChunkEntry; index: number } | null {
+  for (const chunk of chunks) {
+    let index = 0;
+    for (const [first, count] of chunk.pages) {
+      if (pageId >= first && pageId < first + count) return { chunk, index: index + pageId - first };
+      index += count;
+    }
+  }
+  return null;
+}
+
+/** Applies to `image` every record for its page from `fromLsn` to the end of the log. */
+async function replay(storeDir: string, snapshotDir: string, control: Control, manifests: readonly Manifest[], image: Buffer, fromLsn: number) {
+  const pageId = readU32(image, 16);
+  const imageLsn = pageLsn(image);
+  const { segmentSize, storeId } = control;
+  const walDir = walDirOf(storeDir);
+  let archived: Map<number, WalSource> | null = null;
+  const archive = async () => (archived ??= await walSources(snapshotDir, manifests));
+  const segments = { live: 0, archived: 0 };
+  const pages = Uint32Array.of(pageId);
+  const starts = new Uint32Array(2);
+  const status = new Uint32Array(1);
+  const positions = new Uint32Array(1 << 16);
+  let recordsApplied = 0;
+  let endLsn = fromLsn;
+  const first = segmentStartOf(fromLsn, segmentSize);
+  for (let s = first; ; s += segmentSize) {
+    const seg = await segmentAt(s);
+    if (!seg) {
+      const later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
+      if (s === first || later) {
+        throw raError('RA_ERR_WAL_GAP', `the WAL segment at LSN ${s} (${s}..${s + segmentSize - 1}) is in neither the store's WAL nor the archive; page ${pageId} cannot be brought past LSN ${endLsn}`, { details: { missingFrom: s, missingTo: s + segmentSize - 1 } });
+      }
+      break;
+    }
+    const bytes = seg.bytes;
+    let p = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+    // The segment's valid records, a batch at a time; those of this page newer than the image
+    // are moved to the front of `positions` and applied in LSN order.
+    for (;;) {
+      const found = walScanRecords(bytes, p, bytes.byteLength, s + p, positions, 0);
+      if (found === 0) break;
+      const last = positions[found - 1]!;
+      p = last + readU32(bytes, last);
+      let mine = 0;
+      for (let k = 0; k < found; k++) {
+        const at = positions[k]!;
+        const type = bytes[at + kRecType];
+        if ((type === RecordType.Update || type === RecordType.Clr) && readU32(bytes, at + kRecPageId) === pageId && readU64(bytes, at + kRecLsn) > imageLsn) positions[mine++] = at;
+      }
+      if (mine > 0) {
+        starts[1] = mine;
+        recordsApplied += redoApplyPages(bytes, positions.subarray(0, mine), starts, pages, 0, 1, image, image.byteLength, status);
+        if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId } });
+      }
+      if (found < positions.length) break;
+    }
+    // A record that does not fit the rest of a segment starts the next one, so the log goes on
+    // as long as there is a next segment.
+    endLsn = s + p;
+  }
+  const fault = verifyPage(image, pageId);
+  if (fault) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} rebuilt from the snapshot and WAL fails its ${fault} check`, { details: { pageId } });
+  return { image, imageLsn, walFromLsn: fromLsn, endLsn, recordsApplied, segments };
+
+  /** Segment `s`: the live file if the store still has it, else the archived or a snapshot's copy. */
+  async function segmentAt(s: number): Promise<{ bytes: Buffer } | null> {
+    const live = await readLive(segmentPath(walDir, s));
+    if (live && !checkSegmentHeader(live, storeId, s, segmentSize)) {
+      segments.live++;
+      return { bytes: live };
+    }
+    let src = (await archive()).get(s);
+    if (!src && !live) {
+      // A checkpoint may have archived and recycled it since the archive was listed.
+      archived = null;
+      src = (await archive()).get(s);
+    }
+    if (!src) {
+      if (live) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, s)}: ${checkSegmentHeader(live, storeId, s, segmentSize)}, and the archive has no copy`);
+      return null;
+    }
+    segments.archived++;
+    return { bytes: (await loadSegment(src, storeId, segmentSize, Infinity)).bytes };
+  }
+}
+
+/** A live segment's bytes as they are now, or null when it is gone (recycled after archiving). */
+async function readLive(file: string): Promise<Buffer | null> {
+  let h;
+  try {
+    h = await open(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    return await h.readFile();
+  } finally {
+    await h.close();
+  }
+}

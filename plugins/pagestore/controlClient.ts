@@ -1,0 +1,116 @@
+/**
+ * The agent's side of a store's control socket (controlSocket.ts): one connection, requests
+ * answered in order, each with a deadline.
+ *
+ *   const c = await ControlClient.connect(storeDir);
+ *   try { const s = await c.status(); … } finally { c.close(); }
+ */
+import net from 'node:net';
+import { ErrorCodes, raError, type ErrorCode } from '../../core/errors.js';
+import { controlSocketOf } from './controlSocket.js';
+import type { CheckpointStats, PageRepair, StoreStatus } from './pageStore.js';
+
+export interface ControlClientOptions {
+  /** Milliseconds each request may take. Default 30 s (a checkpoint writes every dirty page). */
+  timeoutMs?: number;
+}
+
+export class ControlClient {
+  private buffered = '';
+  private readonly waiting: Array<{ resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
+  private failed: Error | null = null;
+
+  private constructor(
+    private readonly sock: net.Socket,
+    readonly path: string,
+    private readonly timeoutMs: number,
+  ) {
+    sock.setEncoding('utf8');
+    sock.on('data', (chunk: string) => this.onData(chunk));
+    const fail = (err: Error) => {
+      this.failed ??= err;
+      for (const w of this.waiting.splice(0)) {
+        clearTimeout(w.timer);
+        w.reject(this.failed);
+      }
+    };
+    sock.on('error', (err) => fail(raError('RA_ERR_CONTROL', `control socket ${path}: ${err.message}`, { cause: err })));
+    sock.on('close', () => fail(raError('RA_ERR_CONTROL', `control socket ${path} closed by the store's owner`)));
+  }
+
+  /** Connects to the control socket of the store in `dir`; RA_ERR_CONTROL_UNAVAILABLE if nobody serves it. */
+  static connect(dir: string, options: ControlClientOptions = {}): Promise<ControlClient> {
+    const file = controlSocketOf(dir);
+    return new Promise((resolve, reject) => {
+      const sock = net.createConnection(file);
+      sock.once('connect', () => {
+        sock.removeAllListeners('error');
+        resolve(new ControlClient(sock, file, options.timeoutMs ?? 30_000));
+      });
+      sock.once('error', (err: NodeJS.ErrnoException) => {
+        reject(raError('RA_ERR_CONTROL_UNAVAILABLE', `no one serves the control socket ${file} (${err.code ?? err.message}): the store's owner is not running, or runs without a control socket`, { cause: err, details: { path: file } }));
+      });
+    });
+  }
+
+  async status(): Promise<StoreStatus> {
+    return (await this.request({ op: 'status' })).status as StoreStatus;
+  }
+
+  async checkpoint(): Promise<CheckpointStats> {
+    return (await this.request({ op: 'checkpoint' })).checkpoint as CheckpointStats;
+  }
+
+  async readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: string | null }> {
+    const r = await this.request({ op: 'read-page', pageId });
+    return { image: Buffer.from(String(r.image), 'base64'), cached: r.cached === true, fault: typeof r.fault === 'string' ? r.fault : null };
+  }
+
+  /** Asks the owner to write `image` (verified there) or, with none, its cached copy of the page. */
+  async writePage(pageId: number, image?: Uint8Array): Promise<PageRepair> {
+    const r = await this.request({ op: 'write-page', pageId, ...(image ? { image: Buffer.from(image).toString('base64') } : {}) });
+    return r.repair as PageRepair;
+  }
+
+  close(): void {
+    this.sock.destroy();
+  }
+
+  private request(body: Record<string, unknown>): Promise<Record<string, unknown>> {
+    if (this.failed) return Promise.reject(this.failed);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const err = raError('RA_ERR_CONTROL', `the store's owner did not answer "${String(body.op)}" on ${this.path} within ${this.timeoutMs} ms`);
+        this.failed ??= err;
+        this.sock.destroy();
+        reject(err);
+      }, this.timeoutMs);
+      this.waiting.push({ resolve, reject, timer });
+      this.sock.write(JSON.stringify(body) + '\n');
+    });
+  }
+
+  private onData(chunk: string): void {
+    this.buffered += chunk;
+    for (let nl; (nl = this.buffered.indexOf('\n')) >= 0; ) {
+      const line = this.buffered.slice(0, nl);
+      this.buffered = this.buffered.slice(nl + 1);
+      const w = this.waiting.shift();
+      if (!w) continue;
+      clearTimeout(w.timer);
+      let reply: Record<string, unknown>;
+      try {
+        reply = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        w.reject(raError('RA_ERR_CONTROL', `malformed reply on ${this.path}: ${line.slice(0, 200)}`));
+        continue;
+      }
+      if (reply.ok === true) {
+        w.resolve(reply);
+      } else {
+        const code = typeof reply.code === 'string' && reply.code in ErrorCodes ? (reply.code as ErrorCode) : 'RA_ERR_CONTROL';
+        w.reject(raError(code, `store owner: ${String(reply.message)}`, { details: { path: this.path } }));
+      }
+    }
+  }
+}

@@ -5,9 +5,9 @@
  *
  * The agent does not own stores. A store nobody has open is opened here (`PageStore.open`
  * takes its lock and recovers it) and closed (`close()` checkpoints and recycles the WAL). A
- * store whose lock a live process holds can only be checkpointed by that owner: until stores
- * have a control socket to ask it through, the action fails with RA_ERR_STORE_LOCKED, naming
- * the owner, and the healer escalates.
+ * store whose lock a live process holds is checkpointed by that owner, asked through the
+ * store's control socket; an owner that serves none makes the action fail with
+ * RA_ERR_STORE_LOCKED, naming it, and the healer escalates.
  *
  * Verified independently of apply: each store's WAL since its checkpoint is at most one
  * segment, and — when the failure says how fast space went and how far ahead it looked — what
@@ -20,6 +20,7 @@ import type { Failure } from '../../core/contracts/Failure.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { WorkerPool } from '../../core/workerPool.js';
+import { ControlClient } from '../pagestore/controlClient.js';
 import { PageStore } from '../pagestore/pageStore.js';
 import { WalArchiverSource } from '../pagestore/index.js';
 import { walUsage } from '../pagestore/walUsage.js';
@@ -65,24 +66,40 @@ export default definePlugin({
         const dir = stores.get(id)!;
         const t0 = performance.now();
         const before = await walUsage(dir);
-        let store: PageStore;
+        let store: PageStore | null = null;
         try {
           // The WAL this checkpoint retires must reach the archive first, or restores lose the chain.
           const archiver = ctx.container.isRegistered(WalArchiverSource, true) ? ctx.container.resolve(WalArchiverSource).archiverFor(dir) : undefined;
           store = await PageStore.open(dir, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), checkpointIntervalMs: 0, log: ctx.log });
         } catch (err) {
           if (!isRaError(err, 'RA_ERR_STORE_LOCKED')) throw err;
-          const pid = err.details.pid;
-          throw raError(
-            'RA_ERR_STORE_LOCKED',
-            `store "${id}" is open by live process ${typeof pid === 'number' ? pid : '?'}: only its owner can checkpoint it, and stores have no control socket to ask it through yet; the owner checkpoints by itself every 64 MiB of WAL or 5 minutes`,
-            { cause: err, details: { store: id, ...err.details } },
-          );
+          await checkpointThroughOwner(id, dir, err);
         }
-        await store.close(); // checkpoints, recycles the WAL before the new redo point, releases the lock
+        await store?.close(); // checkpoints, recycles the WAL before the new redo point, releases the lock
         const after = await walUsage(dir);
         return { store: id, walBefore: before.sinceCheckpointBytes, walAfter: after.sinceCheckpointBytes, segmentsBefore: before.segments, segmentsAfter: after.segments, durationMs: Math.round(performance.now() - t0) };
       });
+
+    /** Asks the live owner to checkpoint, through the store's control socket. */
+    const checkpointThroughOwner = async (id: string, dir: string, locked: { details: Readonly<Record<string, unknown>> }) => {
+      const pid = locked.details.pid;
+      let c: ControlClient;
+      try {
+        c = await ControlClient.connect(dir);
+      } catch (err) {
+        throw raError(
+          'RA_ERR_STORE_LOCKED',
+          `store "${id}" is open by live process ${typeof pid === 'number' ? pid : '?'}, which serves no control socket to ask for a checkpoint; only it can checkpoint the store (it does so by itself every 64 MiB of WAL or 5 minutes)`,
+          { cause: err, details: { store: id, ...locked.details } },
+        );
+      }
+      try {
+        const k = await c.checkpoint();
+        ctx.log.info({ store: id, owner: pid, ...k }, 'store checkpointed by its owner, through its control socket');
+      } finally {
+        c.close();
+      }
+    };
 
     const action: HealingAction = {
       id: 'checkpoint-store',

@@ -1,6 +1,7 @@
 // The checkpoint-store action, through the agent (failure bus → orchestrator → self-healer):
 // a store nobody has open is checkpointed and its old WAL recycled; a store a live process has
-// open is not touched, and the failure is escalated with an error naming the owner.
+// open is checkpointed by its owner, asked through the store's control socket; an owner without
+// one is not touched, and the failure is escalated with an error naming the owner.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
 import path from 'node:path';
@@ -55,15 +56,39 @@ describe('checkpoint-store action', () => {
     });
   });
 
-  it('fails, naming the live owner, when the store is open by another writer; the healer escalates', async () => {
+  it('asks a live owner to checkpoint through its control socket, and its WAL is recycled', async () => {
     await withAgent(async (agent, store) => {
-      const owner = await PageStore.open(store); // this process is the live owner now
+      const owner = await PageStore.open(store, { checkpointIntervalMs: 0, checkpointWalBytes: 1 << 30 }); // this process is the live owner now
+      try {
+        for (let i = 0; i < 400; i++) {
+          const tx = owner.begin();
+          await tx.write(1 + (i % 31), 0, Buffer.alloc(200, i & 0xff));
+          await tx.commit();
+        }
+        const before = await walUsage(store);
+        assert.ok(before.segments > 3, `WAL segments before: ${before.segments}`);
+        const f = agent.bus.publish('test', predicted({}));
+        await agent.orchestrator.idle();
+        const r = agent.orchestrator.recentRecoveries().find((x) => x.failureId === f.id)!;
+        assert.equal(r.outcome, 'recovered', JSON.stringify(r));
+        const after = await walUsage(store);
+        assert.ok(after.segments <= 2, `after: ${after.segments} segments`);
+        assert.equal(owner.counters.checkpoints, 1, 'the owner checkpointed');
+      } finally {
+        await owner.close();
+      }
+    });
+  });
+
+  it('fails, naming the live owner, when the owner serves no control socket; the healer escalates', async () => {
+    await withAgent(async (agent, store) => {
+      const owner = await PageStore.open(store, { controlSocket: false });
       try {
         const action = agent.container.resolveAll(HealingAction).find((a) => a.id === 'checkpoint-store')!;
         const failure = { ...predicted({}), id: 'f-1', detectedAt: Date.now(), source: 'test', fingerprint: 'x' } as Failure;
         await assert.rejects(action.apply(failure, { signal: AbortSignal.timeout(10_000), log: captureLogger().log, options: {} }), {
           code: 'RA_ERR_STORE_LOCKED',
-          message: new RegExp(`store "demo" is open by live process ${process.pid}: only its owner can checkpoint it`),
+          message: new RegExp(`store "demo" is open by live process ${process.pid}, which serves no control socket`),
         });
         const f = agent.bus.publish('test', predicted({}));
         await agent.orchestrator.idle();

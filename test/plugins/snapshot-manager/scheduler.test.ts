@@ -64,4 +64,35 @@ describe('snapshot-manager plugin', () => {
     assert.ok(kept.filter((m) => m.kind === 'full').length <= 2, ids);
     assert.deepEqual((await verifySnapshots(snaps)).problems, []);
   });
+
+  it("asks a live owner for a checkpoint before each scheduled snapshot, through the store's control socket", async () => {
+    const dir = tmpStoreDir('ra-snapsched-');
+    const base = path.dirname(dir);
+    const snaps = path.join(base, 'snaps');
+    const owner = await PageStore.open(dir, { create: true, pageCount: 64, pageSize: 4096, checkpointIntervalMs: 0 });
+    const config = validateConfig({
+      agent: { dataDir: path.join(base, 'agent'), workers: 1, http: { enabled: false } },
+      stores: [{ id: 'db', path: dir, snapshots: { dir: snaps, every: '100ms' } }],
+    }, path.join(base, 'agent.yaml'), {});
+    const agent = new Agent({ config, builtins: [pagestore, snapshotManager], log: captureLogger().log });
+    await agent.start();
+    try {
+      const stats = agent.container.resolve(SnapshotManagerStats);
+      const end = Date.now() + 10_000;
+      for (let i = 0; stats.snapshot().taken.full + stats.snapshot().taken.incremental < 2; i++) {
+        if (Date.now() > end) throw new Error(`timed out: ${JSON.stringify(stats.snapshot())}`);
+        const tx = owner.begin();
+        await tx.write(1 + (i % 60), 0, Buffer.from(`change ${i}`));
+        await tx.commit();
+        await sleep(5);
+      }
+      assert.ok(stats.snapshot().checkpoints >= 2, JSON.stringify(stats.snapshot()));
+      assert.ok(owner.counters.checkpoints >= 2, `owner checkpoints: ${owner.counters.checkpoints}`);
+      assert.equal(stats.snapshot().failed, 0);
+    } finally {
+      await agent.stop();
+      await owner.close();
+    }
+    assert.deepEqual((await verifySnapshots(snaps)).problems, []);
+  });
 });

@@ -70,6 +70,7 @@ log.info({ store: opts.store, pages: store.pageCount, recoveryMs: store.recovery
 let running = true;
 let commits = 0;
 let deadlocks = 0;
+let corruptReads = 0;
 const started = Date.now();
 
 async function transfer(): Promise<void> {
@@ -91,8 +92,17 @@ async function transfer(): Promise<void> {
     await tx.commit();
     commits++;
   } catch (err) {
-    if (isRaError(err, 'RA_ERR_DEADLOCK')) deadlocks++;
-    else throw err;
+    if (isRaError(err, 'RA_ERR_DEADLOCK')) {
+      deadlocks++;
+    } else if (isRaError(err, 'RA_ERR_PAGE_CORRUPT')) {
+      // The store refuses a page that fails its checksum; the agent repairs it (repair-page)
+      // and this transfer is simply not made. Nothing bad was read.
+      corruptReads++;
+      if (tx.state === 'active') await tx.abort();
+      log.warn({ err: describeError(err) }, 'page refused as corrupt; transfer skipped');
+    } else {
+      throw err;
+    }
   }
 }
 
@@ -108,7 +118,7 @@ async function worker(interval: number): Promise<void> {
 
 const progress = setInterval(() => {
   const secs = (Date.now() - started) / 1000;
-  log.info({ commits, deadlocks, tps: Math.round(commits / secs), walSinceCheckpoint: store.walSinceCheckpoint }, 'progress');
+  log.info({ commits, deadlocks, corruptReads, tps: Math.round(commits / secs), walSinceCheckpoint: store.walSinceCheckpoint }, 'progress');
 }, 5000);
 
 async function stop(signal: string): Promise<void> {

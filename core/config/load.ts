@@ -92,7 +92,7 @@ function resolvePaths(config: AgentConfig, source: string): AgentConfig {
     ...config,
     source: path.resolve(source),
     agent: { ...config.agent, dataDir: abs(config.agent.dataDir) },
-    stores: config.stores.map((s) => ({ ...s, path: abs(s.path) })),
+    stores: config.stores.map((s) => ({ ...s, path: abs(s.path), ...(s.snapshots ? { snapshots: { ...s.snapshots, dir: abs(s.snapshots.dir) } } : {}) })),
     health: { ...config.health, paths: config.health.paths.map(abs) },
     // A started process runs in its cwd (default: the config's directory); args stay as written.
     processes: config.processes.map((p) => ({

@@ -36,7 +36,7 @@ describe('config', () => {
     const cfg = parseConfigText(
       `agent: { rto: { P0: 5s, P1: 2m, P2: 1500ms, P3: 1h }, dataDir: /var/lib/ra }
 stores:
-  - { id: demo, path: ./store, scrub: { rate: 50MiB/s, interval: 2m } }
+  - { id: demo, path: ./store, scrub: { rate: 50MiB/s, interval: 2m }, snapshots: { dir: ../backups/demo } }
 plugins:
   - { module: ./my-plugin.js }
   - { module: some-npm-plugin }
@@ -47,6 +47,7 @@ plugins:
     assert.deepEqual(cfg.agent.rto, { P0: 5000, P1: 120_000, P2: 1500, P3: 3_600_000 });
     assert.equal(cfg.agent.dataDir, '/var/lib/ra');
     assert.equal(cfg.stores[0]!.path, '/etc/ra/store');
+    assert.equal(cfg.stores[0]!.snapshots!.dir, '/etc/backups/demo');
     assert.equal(cfg.stores[0]!.engine, 'pagestore');
     assert.equal(cfg.stores[0]!.scrub.rate, 50 * 1024 * 1024);
     assert.equal(cfg.stores[0]!.scrub.interval, 120_000);

@@ -22,12 +22,13 @@
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { decompressFrame } from 'lz4-napi';
-import { redoApplyPages, walScanRecords } from 'recovery-agent/native';
+import { redoApplyPages } from 'recovery-agent/native';
 import { raError, describeError } from '../../core/errors.js';
 import { pageLsn, readU32, readU64, verifyPage } from '../pagestore/format.js';
 import { readControl, type Control } from '../pagestore/control.js';
 import { walDirOf } from '../pagestore/storeFiles.js';
-import { RecordType, kRecLsn, kRecPageId, kRecType } from '../pagestore/walRecord.js';
+import { kRecLsn } from '../pagestore/walRecord.js';
+import { filterHas, forEachPageRecord } from '../pagestore/walPages.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
 import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from '../snapshot-manager/manifest.js';
 import { checkRaw, readChecked } from '../snapshot-manager/walArchive.js';
@@ -44,8 +45,8 @@ export interface RebuiltPage {
   walFromLsn: number;
   endLsn: number;
   recordsApplied: number;
-  /** Segments read from the live WAL and from the archive or snapshots. */
-  segments: { live: number; archived: number };
+  /** Segments read from the live WAL and from the archive or snapshots, and archived ones skipped by their page filter. */
+  segments: { live: number; archived: number; skipped: number };
 }
 
 /** Rebuilds page `pageId` of the store in `storeDir` from the snapshots and WAL in `snapshotDir`. */
@@ -115,56 +116,66 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
   const walDir = walDirOf(storeDir);
   let archived: Map<number, WalSource> | null = null;
   const archive = async () => (archived ??= await walSources(snapshotDir, manifests));
-  const segments = { live: 0, archived: 0 };
+  const segments = { live: 0, archived: 0, skipped: 0 };
   const pages = Uint32Array.of(pageId);
   const starts = new Uint32Array(2);
   const status = new Uint32Array(1);
-  const positions = new Uint32Array(1 << 16);
+  let mine = new Uint32Array(256);
   let recordsApplied = 0;
   let endLsn = fromLsn;
+  /** Where the previous segment's valid records end, when it was read (-1: skipped or none). */
+  let prevEnd = -1;
   const first = segmentStartOf(fromLsn, segmentSize);
-  for (let s = first; ; s += segmentSize) {
-    const seg = await segmentAt(s);
-    if (!seg) {
-      const later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
-      if (s === first || later) {
-        throw raError('RA_ERR_WAL_GAP', `the WAL segment at LSN ${s} (${s}..${s + segmentSize - 1}) is in neither the store's WAL nor the archive; page ${pageId} cannot be brought past LSN ${endLsn}`, { details: { missingFrom: s, missingTo: s + segmentSize - 1 } });
+  const liveBuf = { b: spareBuffers.pop() ?? Buffer.alloc(0) };
+  try {
+    for (let s = first; ; s += segmentSize) {
+      const seg = await segmentAt(s);
+      if (!seg) {
+        const later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
+        if (s === first || later) {
+          throw raError('RA_ERR_WAL_GAP', `the WAL segment at LSN ${s} (${s}..${s + segmentSize - 1}) is in neither the store's WAL nor the archive; page ${pageId} cannot be brought past LSN ${endLsn}`, { details: { missingFrom: s, missingTo: s + segmentSize - 1 } });
+        }
+        break;
       }
-      break;
-    }
-    const bytes = seg.bytes;
-    let p = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
-    // The segment's valid records, a batch at a time; those of this page newer than the image
-    // are moved to the front of `positions` and applied in LSN order.
-    for (;;) {
-      const found = walScanRecords(bytes, p, bytes.byteLength, s + p, positions, 0);
-      if (found === 0) break;
-      const last = positions[found - 1]!;
-      p = last + readU32(bytes, last);
-      let mine = 0;
-      for (let k = 0; k < found; k++) {
-        const at = positions[k]!;
-        const type = bytes[at + kRecType];
-        if ((type === RecordType.Update || type === RecordType.Clr) && readU32(bytes, at + kRecPageId) === pageId && readU64(bytes, at + kRecLsn) > imageLsn) positions[mine++] = at;
+      if (seg === 'skip') {
+        // Archived whole, and its page filter proves it holds nothing for this page.
+        prevEnd = -1;
+        endLsn = s + segmentSize;
+        continue;
       }
-      if (mine > 0) {
-        starts[1] = mine;
-        recordsApplied += redoApplyPages(bytes, positions.subarray(0, mine), starts, pages, 0, 1, image, image.byteLength, status);
+      const bytes = seg.bytes;
+      const begin = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+      let n = 0;
+      const end = forEachPageRecord(bytes, begin, s + begin, (at, id) => {
+        if (id !== pageId || readU64(bytes, at + kRecLsn) <= imageLsn) return;
+        if (n === mine.length) mine = Uint32Array.from({ length: 2 * n }, (_, k) => mine[k] ?? 0);
+        mine[n++] = at;
+      });
+      // A record that does not fit the rest of a segment starts the next one; a segment whose
+      // valid records stop earlier although the next one's first record would have fitted is a
+      // partial copy or a damaged one: replaying on would skip records.
+      if (prevEnd >= 0 && end > begin && prevEnd + readU32(bytes, begin) <= segmentSize) {
+        throw raError('RA_ERR_WAL_GAP', `the WAL read of segment ${s - segmentSize} ends at LSN ${s - segmentSize + prevEnd}, before the segment's end (a partial or damaged copy): LSN ${s - segmentSize + prevEnd} to ${s - 1} is missing`, { details: { missingFrom: s - segmentSize + prevEnd, missingTo: s - 1 } });
+      }
+      if (n > 0) {
+        starts[1] = n;
+        recordsApplied += redoApplyPages(bytes, mine.subarray(0, n), starts, pages, 0, 1, image, image.byteLength, status);
         if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId } });
       }
-      if (found < positions.length) break;
+      if (end === begin && s > first) break; // an empty segment: the end of the log
+      prevEnd = end;
+      endLsn = s + end;
     }
-    // A record that does not fit the rest of a segment starts the next one, so the log goes on
-    // as long as there is a next segment.
-    endLsn = s + p;
+  } finally {
+    spareBuffers.push(liveBuf.b);
   }
   const fault = verifyPage(image, pageId);
   if (fault) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} rebuilt from the snapshot and WAL fails its ${fault} check`, { details: { pageId } });
   return { image, imageLsn, walFromLsn: fromLsn, endLsn, recordsApplied, segments };
 
   /** Segment `s`: the live file if the store still has it, else the archived or a snapshot's copy. */
-  async function segmentAt(s: number): Promise<{ bytes: Buffer } | null> {
-    const live = await readLive(segmentPath(walDir, s));
+  async function segmentAt(s: number): Promise<{ bytes: Buffer } | 'skip' | null> {
+    const live = await readLive(segmentPath(walDir, s), liveBuf);
     if (live && !checkSegmentHeader(live, storeId, s, segmentSize)) {
       segments.live++;
       return { bytes: live };
@@ -179,13 +190,27 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
       if (live) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, s)}: ${checkSegmentHeader(live, storeId, s, segmentSize)}, and the archive has no copy`);
       return null;
     }
+    const filter = (src.entry as { pageFilter?: unknown }).pageFilter;
+    if (typeof filter === 'string' && !filterHas(Buffer.from(filter, 'base64'), pageId)) {
+      segments.skipped++;
+      return 'skip';
+    }
     segments.archived++;
     return { bytes: (await loadSegment(src, storeId, segmentSize, Infinity)).bytes };
   }
 }
 
-/** A live segment's bytes as they are now, or null when it is gone (recycled after archiving). */
-async function readLive(file: string): Promise<Buffer | null> {
+/**
+ * Buffers for live segments, reused across segments and rebuilds (a fresh 16 MiB buffer per
+ * segment costs more in page faults than the read); one per rebuild in progress.
+ */
+const spareBuffers: Buffer[] = [];
+
+/**
+ * A live segment's bytes as they are now (a view on `buf.b`, grown if needed), or null when it
+ * is gone (recycled after archiving).
+ */
+async function readLive(file: string, buf: { b: Buffer }): Promise<Buffer | null> {
   let h;
   try {
     h = await open(file, 'r');
@@ -194,7 +219,11 @@ async function readLive(file: string): Promise<Buffer | null> {
     throw err;
   }
   try {
-    return await h.readFile();
+    const { size } = await h.stat();
+    if (buf.b.byteLength < size) buf.b = Buffer.allocUnsafe(size);
+    let done = 0;
+    for (let n; done < size && (n = (await h.read(buf.b, done, size - done, done)).bytesRead) > 0; ) done += n;
+    return buf.b.subarray(0, done);
   } finally {
     await h.close();
   }

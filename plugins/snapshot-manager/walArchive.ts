@@ -13,13 +13,20 @@ import path from 'node:path';
 import { compressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
-import { segmentName } from '../pagestore/walSegments.js';
+import { pageFilterOf } from '../pagestore/walPages.js';
+import { SEGMENT_HEADER_SIZE, segmentName } from '../pagestore/walSegments.js';
 import { archiveDirOf, writeFileDurable, xxh3Hex, type FileEntry, type WalEntry } from './manifest.js';
 
 /** An archived segment, as its sidecar describes it. */
 export interface ArchivedSegment extends WalEntry {
   /** Wall-clock time (ms) it was archived: every record in it was written before then. */
   archivedAt: number;
+  /**
+   * Base64 of the segment's page filter (plugins/pagestore/walPages.ts): a page whose bit is
+   * clear has no record here, so rebuilding it need not decompress the segment. Absent in
+   * segments archived before filters existed.
+   */
+  pageFilter?: string;
 }
 
 /**
@@ -48,6 +55,7 @@ export async function archiveSegment(snapshotDir: string, segment: RetiredSegmen
     rawXxh3: xxh3Hex(raw),
     startLsn: segment.startLsn,
     archivedAt: Date.now(),
+    pageFilter: pageFilterOf(raw, SEGMENT_HEADER_SIZE, segment.startLsn + SEGMENT_HEADER_SIZE).toString('base64'),
   };
   await writeFileDurable(base, frame, false);
   await writeFileDurable(base.replace(/\.lz4$/, '.json'), Buffer.from(JSON.stringify(entry) + '\n'));

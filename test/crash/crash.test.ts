@@ -16,7 +16,7 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cp, mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, unlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readControl } from '../../plugins/pagestore/control.js';
@@ -25,6 +25,7 @@ import { PageStore } from '../../plugins/pagestore/pageStore.js';
 import { recover } from '../../plugins/pagestore/recovery.js';
 import { dataFileOf, walDirOf } from '../../plugins/pagestore/storeFiles.js';
 import { checkSegmentHeader, listSegments, segmentPath } from '../../plugins/pagestore/walSegments.js';
+import { copyStoreDir } from '../helpers/store.js';
 import { CrashHarness, CrashModel, FAULT_POINTS, formatSummary, observeStore, runCrashHarness, type StoreObservation } from './harness.js';
 import { STAMP_RUN_FACTOR, makeStamp, pagePattern, type WriterMessage } from './pattern.js';
 
@@ -205,7 +206,7 @@ const SEG = 64 * 1024;
 /** What a SIGKILL right now would leave: a copy of the (idle) store directory, minus our lock. */
 async function crashImage(dir: string): Promise<string> {
   const image = await mkdtemp(path.join(os.tmpdir(), 'ra-crash-image-'));
-  await cp(dir, image, { recursive: true });
+  copyStoreDir(dir, image);
   await unlink(path.join(image, 'LOCK'));
   return image;
 }

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { cpSync, lstatSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fixture } from './paths.js';
@@ -17,4 +17,9 @@ export function killedWriter(spec: { dir: string; commits: number; open: number;
 /** The bytes of a store's data file. */
 export function dataBytes(dir: string): Buffer {
   return readFileSync(path.join(dir, 'pages.db'));
+}
+
+/** Copies a store directory's files; its control socket (a live or a killed owner's) is no file to copy. */
+export function copyStoreDir(from: string, to: string): void {
+  cpSync(from, to, { recursive: true, filter: (src) => !lstatSync(src).isSocket() });
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, openSync, readdirSync, readFileSync, statSync, closeSync, writeSync, truncateSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, statSync, closeSync, writeSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
@@ -7,7 +7,7 @@ import { WorkerPool } from '../../../core/workerPool.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
-import { dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
+import { copyStoreDir, dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 const PAGE = 4096;
 
@@ -61,7 +61,7 @@ describe('recovery', () => {
     const dir = tmpStoreDir();
     killedWriter({ dir, commits: 3000, open: 2, pages: 128 });
     const copy = path.join(path.dirname(dir), 'copy');
-    cpSync(dir, copy, { recursive: true });
+    copyStoreDir(dir, copy);
     const pool = new WorkerPool({ threads: 2 });
     try {
       const par = await recover(dir, { pool });
@@ -79,7 +79,7 @@ describe('recovery', () => {
     const dir = tmpStoreDir();
     killedWriter({ dir, commits: 50, open: 0, pages: 16, checkpointAfter: 10 });
     const copy = path.join(path.dirname(dir), 'copy');
-    cpSync(dir, copy, { recursive: true });
+    copyStoreDir(dir, copy);
     await recover(copy);
     // Tear page 5 as a crash mid-write would: half of it garbage.
     const fd = openSync(path.join(dir, 'pages.db'), 'r+');

@@ -34,6 +34,15 @@ stores: []
 #    # Background scrub: checks every page at this many bytes/s (about 2 % of a core at
 #    # 50 MiB/s), a full pass every interval; resumes where it stopped after a restart.
 #    scrub: { rate: 50MiB/s, interval: 24h }
+#    # Snapshots (LZ4, full + incremental) and the WAL archive, for point-in-time restore and
+#    # for repair-page, which rebuilds a corrupt page from the newest snapshot + the WAL.
+#    # Each scheduled snapshot asks the store's owner for a checkpoint first.
+#    snapshots:
+#      dir: ./var/demo/snapshots
+#      every: 1h                    # omit to take snapshots only from the CLI
+#      fullEvery: 12                # every 12th is full, the others incremental
+#      keep: { full: 2, incremental: 12 }
+#      maxAge: 7d
 
 # Processes the agent starts and supervises (command), or watches (pidFile). An exit is a
 # process-crash failure, silence past heartbeat.timeout a process-hang (both P1).

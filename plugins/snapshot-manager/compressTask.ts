@@ -9,7 +9,7 @@
  * `frame` once it has written it out.
  */
 import type { SharedBytes } from '../../core/workerPool.js';
-import { encodeFrame } from './lz4Frame.js';
+import { encodeFrame, freeBlockBuffers } from './lz4Frame.js';
 import { xxh3Hex } from './manifest.js';
 
 /** Crosses to the worker. */
@@ -31,12 +31,14 @@ export interface CompressResult {
   rawXxh3: string;
 }
 
-/** Compresses `raw` into `frame`; shared by the page copy task. */
+/** Compresses `raw` into `frame`; shared by the page copy task (which frees block buffers). */
 export function compressInto(raw: Uint8Array, frame: Uint8Array): CompressResult {
   const bytes = encodeFrame(raw, frame);
   return { bytes, xxh3: xxh3Hex(frame.subarray(0, bytes)), rawBytes: raw.byteLength, rawXxh3: xxh3Hex(raw) };
 }
 
-export default function compressChunk(input: CompressInput): CompressResult {
-  return compressInto(input.slab.subarray(0, input.length), input.frame);
+export default async function compressChunk(input: CompressInput): Promise<CompressResult> {
+  const r = compressInto(input.slab.subarray(0, input.length), input.frame);
+  await freeBlockBuffers();
+  return r;
 }

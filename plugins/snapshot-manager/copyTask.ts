@@ -18,6 +18,7 @@ import { raError } from '../../core/errors.js';
 import type { SharedBytes } from '../../core/workerPool.js';
 import { kPageLsn, readU64 } from '../pagestore/format.js';
 import { compressInto, type CompressResult } from './compressTask.js';
+import { freeBlockBuffers } from './lz4Frame.js';
 
 /** Crosses to the worker (`default`). */
 export interface CopyInput {
@@ -39,14 +40,16 @@ export interface CopyResult {
   chunk: CompressResult | null;
 }
 
-export default function copyChunk(input: CopyInput): CopyResult {
+export default async function copyChunk(input: CopyInput): Promise<CopyResult> {
   const { slab, firstPage, count, pageSize } = input;
   const raw = slab.subarray(0, count * pageSize);
   const bad = badPages(raw, pageSize, firstPage, count);
   if (bad.length > 0) return { bad, maxPageLsn: 0, chunk: null };
   let maxPageLsn = 0;
   for (let i = 0; i < count; i++) maxPageLsn = Math.max(maxPageLsn, readU64(raw, i * pageSize + kPageLsn));
-  return { bad, maxPageLsn, chunk: compressInto(raw, input.frame) };
+  const chunk = compressInto(raw, input.frame);
+  await freeBlockBuffers();
+  return { bad, maxPageLsn, chunk };
 }
 
 /** Crosses to the worker (`select`). */

@@ -1,33 +1,41 @@
 /**
  * Writes a snapshot's files from the main thread and makes them durable in the background.
  *
- * Each file is opened, written and closed behind an fdatasync started as soon as it is written,
- * with at most `maxSyncs` in flight: libuv runs 4 threads by default, and the others stay free
- * for the page reads and the next writes. A write waits while that many syncs are in flight,
- * which also bounds the dirty data. So the disk takes a snapshot's chunks while the workers
- * compress the next ones, and the wait before the manifest is for the last few only.
+ * Each file is opened and written, and its fdatasync queued at once; at most `maxSyncs` run at a
+ * time (libuv runs 4 threads by default: the others stay free for the page reads and the next
+ * writes), each file closed after its own. So the disk takes a snapshot's chunks while the
+ * workers compress the next ones, and the wait before the manifest is for the last few only.
+ * A write waits while `maxQueued` files wait for their sync, which bounds the dirty data and
+ * the open files.
  *
  * Main thread only; `write` may be called again before an earlier call settles. A failed sync is
- * kept and thrown by every later `write` and by `drain`.
+ * kept and thrown by every later `write` and by `drain`; every file is closed by `settle` at the
+ * latest.
  */
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 
-/** Syncs in flight by default: with libuv's 4 threads, 2 leaves 2 for reads and writes. */
-const kDefaultMaxSyncs = 2;
+/** Syncs in flight: with libuv's 4 threads, 2 leave 2 for reads and writes. */
+const kMaxSyncs = 2;
+/** Files written and waiting for their sync, at most (~0.4 MiB each for page chunks). */
+const kMaxQueued = 32;
 
 export class FrameWriter {
-  private readonly syncing = new Set<Promise<void>>();
+  private readonly queued: FileHandle[] = [];
+  private running = 0;
+  private readonly waiting = new Set<() => void>();
   private failure: unknown = null;
-  /** Milliseconds spent waiting for a sync slot (for benchmarks). */
-  waitedMs = 0;
 
-  constructor(private readonly maxSyncs = kDefaultMaxSyncs) {}
+  constructor(
+    private readonly maxSyncs = kMaxSyncs,
+    private readonly maxQueued = kMaxQueued,
+  ) {}
 
   /**
    * Writes `bytes` as the new file `file`; resolves once they are written (the caller may then
-   * reuse the buffer) and the file's fdatasync has started.
+   * reuse the buffer) and the file's fdatasync is queued.
    */
   async write(file: string, bytes: Uint8Array): Promise<void> {
+    while (this.queued.length >= this.maxQueued) await this.progress();
     if (this.failure) throw this.failure;
     const h = await open(file, 'w');
     try {
@@ -39,31 +47,42 @@ export class FrameWriter {
       await h.close().catch(() => undefined);
       throw err;
     }
-    if (this.syncing.size >= this.maxSyncs) {
-      const t0 = performance.now();
-      while (this.syncing.size >= this.maxSyncs) await Promise.race(this.syncing);
-      this.waitedMs += performance.now() - t0;
-    }
-    // Never rejects: a failure is kept for drain() (no unhandled rejection meanwhile).
-    const p: Promise<void> = (async () => {
-      try {
-        await h.datasync();
-      } catch (err) {
-        this.failure ??= err;
-      }
-      await h.close().catch((err: unknown) => void (this.failure ??= err));
-    })().finally(() => this.syncing.delete(p));
-    this.syncing.add(p);
+    this.queued.push(h);
+    this.pump();
   }
 
   /** Resolves once every file written is durable and closed; rejects with the first failure. */
   async drain(): Promise<void> {
-    while (this.syncing.size > 0) await Promise.all(this.syncing);
+    await this.settle();
     if (this.failure) throw this.failure;
   }
 
-  /** Waits for the syncs in flight, ignoring failures (before removing a failed snapshot). */
+  /** Waits until every file written is closed, ignoring failures (before removing a failed snapshot). */
   async settle(): Promise<void> {
-    while (this.syncing.size > 0) await Promise.all(this.syncing);
+    while (this.running > 0 || this.queued.length > 0) await this.progress();
+  }
+
+  private pump(): void {
+    while (this.running < this.maxSyncs && this.queued.length > 0) {
+      const h = this.queued.shift()!;
+      this.running++;
+      void this.syncAndClose(h).then(() => {
+        this.running--;
+        this.pump();
+        for (const wake of this.waiting) wake();
+        this.waiting.clear();
+      });
+    }
+  }
+
+  /** Never rejects: a failure is kept (no unhandled rejection meanwhile); after one, files are only closed. */
+  private async syncAndClose(h: FileHandle): Promise<void> {
+    if (this.failure === null) await h.datasync().catch((err: unknown) => void (this.failure ??= err));
+    await h.close().catch((err: unknown) => void (this.failure ??= err));
+  }
+
+  /** Resolves when the next sync ends. */
+  private progress(): Promise<void> {
+    return new Promise((resolve) => this.waiting.add(resolve));
   }
 }

@@ -26,17 +26,13 @@ import { Agent } from '../core/agent.js';
 import { validateConfig } from '../core/config/load.js';
 import healthMonitor, { HealthMonitor } from '../plugins/health-monitor/index.js';
 import { createStore } from '../plugins/pagestore/storeFiles.js';
+import { numArg, strArg } from './lib/args.js';
 import { report, type BenchRow } from './lib/report.js';
 
 type Mode = 'idle' | 'agent' | 'health';
 const WARMUP_MS = 3000;
 
-function arg(name: string): string | undefined {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? process.argv[i + 1] : undefined;
-}
-const SECONDS = Number(arg('seconds') ?? 30);
-if (!Number.isFinite(SECONDS) || SECONDS <= 0) throw new Error(`--seconds must be a positive number (got ${arg('seconds')})`);
+const SECONDS = numArg('seconds', 30);
 
 const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -131,6 +127,6 @@ async function main(): Promise<void> {
   });
 }
 
-const mode = arg('child') as Mode | undefined;
+const mode = strArg('child') as Mode | undefined;
 if (mode) await child(mode);
 else await main();

@@ -26,19 +26,14 @@ import { createSnapshot } from '../plugins/snapshot-manager/createSnapshot.js';
 import { restoreSnapshot } from '../plugins/snapshot-manager/restore.js';
 import { walArchiver } from '../plugins/snapshot-manager/walArchive.js';
 import { prng } from '../test/helpers/prng.js';
+import { numArg } from './lib/args.js';
 import { report } from './lib/report.js';
 
 const PAGE_SIZE = 8192;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number (got ${process.argv[i + 1]})`);
-  return v;
-}
-const STORE_MIB = arg('mib', 256);
-const WAL_MIB = arg('wal-mib', 64);
-const PAGES_TRIED = arg('pages', 20);
+const STORE_MIB = numArg('mib', 256);
+const WAL_MIB = numArg('wal-mib', 64);
+const PAGES_TRIED = numArg('pages', 20);
 const PAGES = (STORE_MIB * 2 ** 20) / PAGE_SIZE;
 
 function corrupt(store: string, pageId: number): void {

@@ -27,6 +27,7 @@ import { WorkerPool } from '../core/workerPool.js';
 import { scanStore } from '../plugins/corruption-detector/scanner.js';
 import { Scrubber, type ScrubMode } from '../plugins/corruption-detector/scrubber.js';
 import { createStore } from '../plugins/pagestore/storeFiles.js';
+import { numArg } from './lib/args.js';
 import { report, type BenchRow } from './lib/report.js';
 
 const PAGE_SIZE = 8192;
@@ -34,14 +35,8 @@ const STORE_BYTES = 1 << 30;
 const PAGES = STORE_BYTES / PAGE_SIZE;
 const SCRUB_RATE = 50 * 2 ** 20;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number (got ${process.argv[i + 1]})`);
-  return v;
-}
-const ROUNDS = arg('rounds', 5);
-const SCRUB_SECONDS = arg('scrub-seconds', 10);
+const ROUNDS = numArg('rounds', 5);
+const SCRUB_SECONDS = numArg('scrub-seconds', 10);
 
 /** CPU seconds used by this process so far, every thread included. */
 function processCpuSeconds(): number {

@@ -9,7 +9,7 @@
  * `frame` once it has written it out.
  */
 import type { SharedBytes } from '../../core/workerPool.js';
-import { encodeFrame, freeBlockBuffers } from './lz4Frame.js';
+import { encodeBlocks, encodeFrame, freeBlockBuffers } from './lz4Frame.js';
 import { xxh3Hex } from './manifest.js';
 
 /** Crosses to the worker. */
@@ -41,4 +41,22 @@ export default async function compressChunk(input: CompressInput): Promise<Compr
   const r = compressInto(input.slab.subarray(0, input.length), input.frame);
   await freeBlockBuffers();
   return r;
+}
+
+/** Crosses to the worker (`blocks`): one part of a large input, compressed beside the others. */
+export interface BlocksInput {
+  [key: string]: SharedBytes | number;
+  readonly slab: SharedBytes;
+  /** The part: `slab[from, from + length)`, a multiple of 4 MiB from the input's start. */
+  readonly from: number;
+  readonly length: number;
+  /** Receives the part's blocks; at least `blocksBound(length)` bytes. */
+  readonly out: SharedBytes;
+}
+
+/** Compresses one part of a large input into blocks (no frame header, no end mark); returns their length. */
+export async function blocks(input: BlocksInput): Promise<number> {
+  const n = encodeBlocks(input.slab.subarray(input.from, input.from + input.length), input.out);
+  await freeBlockBuffers();
+  return n;
 }

@@ -10,8 +10,9 @@
  *
  * Incrementals (`copyChangedPages`): the candidate pages (every page, or those the WAL names:
  * walSummary.ts) in slabs of ~1 MiB; a worker reads, verifies and selects those changed since
- * the base (copyTask.ts `select`), and the main thread packs them into ~1 MiB chunks compressed
- * on the pool (compressTask.ts) by a `Compressor`.
+ * the base (copyTask.ts `select`); a slab at least half full of them is compressed into a chunk
+ * by the same task, fewer are packed by the main thread into ~1 MiB chunks compressed on the
+ * pool (compressor.ts).
  *
  * A run with a page that fails verification is read again, 3 times 50 ms apart (a checkpoint
  * may be writing it); a page failing every time is corruption, and the snapshot fails.
@@ -24,13 +25,12 @@ import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { defineTask, sharedBytes, type SharedBytes, type WorkerPool } from '../../core/workerPool.js';
-import type { CompressInput, CompressResult } from './compressTask.js';
+import { Compressor } from './compressor.js';
 import type { CopyInput, CopyResult, SelectInput, SelectResult } from './copyTask.js';
 import type { FrameWriter } from './frameWriter.js';
 import { frameBound } from './lz4Frame.js';
 import type { ChunkEntry, PageRun } from './manifest.js';
 
-const compressTask = defineTask<CompressInput, CompressResult>(new URL('./compressTask.js', import.meta.url));
 const copyTask = defineTask<CopyInput, CopyResult>(new URL('./copyTask.js', import.meta.url));
 const selectTask = defineTask<SelectInput, SelectResult>(new URL('./copyTask.js', import.meta.url), 'select');
 
@@ -134,20 +134,20 @@ export async function copyChangedPages(c: CopyContext, candidates: readonly Page
   const copy: PageCopy = { chunks: [], pagesCopied: 0, pagesReread: 0, maxPageLsn: 0 };
   const compressor = new Compressor(c.pool, c.writer, 2 * c.pool.threads);
   // Packing, one slab at a time (a promise chain): selected pages go into the current chunk.
-  type Pack = { pair: SlabPair; fill: number; runs: PageRun[] };
+  type Pack = { slab: SharedBytes; fill: number; runs: PageRun[] };
   let pack: Pack | null = null;
   let packing: Promise<void> = Promise.resolve();
   const flushPack = () => {
     if (!pack || pack.fill === 0) return;
     const entry = { file: chunkFile(copy.chunks.length), pages: pack.runs } as ChunkEntry;
     copy.chunks.push(entry);
-    compressor.submit(pack.pair, pack.fill * c.pageSize, path.join(c.dir, entry.file), entry);
+    compressor.submit(pack.slab, pack.fill * c.pageSize, path.join(c.dir, entry.file), entry);
     pack = null;
   };
   const packPages = async (src: SharedBytes, ids: readonly number[]) => {
     for (let k = 0; k < ids.length; k++) {
-      pack ??= { pair: await compressor.acquire(perSlab * c.pageSize), fill: 0, runs: [] };
-      pack.pair.raw.set(src.subarray(k * c.pageSize, (k + 1) * c.pageSize), pack.fill * c.pageSize);
+      pack ??= { slab: await compressor.acquire(perSlab * c.pageSize), fill: 0, runs: [] };
+      pack.slab.set(src.subarray(k * c.pageSize, (k + 1) * c.pageSize), pack.fill * c.pageSize);
       const last = pack.runs[pack.runs.length - 1];
       if (last && last[0] + last[1] === ids[k]) last[1]++;
       else pack.runs.push([ids[k]!, 1]);
@@ -159,11 +159,19 @@ export async function copyChangedPages(c: CopyContext, candidates: readonly Page
   try {
     await runLanes(2 * c.pool.threads, async (stopped) => {
       const slab = sharedBytes(perSlab * c.pageSize);
+      const frame = sharedBytes(frameBound(perSlab * c.pageSize));
       while (!stopped() && next < jobs.length) {
         const runs = jobs[next++]!;
-        const input: SelectInput = { slab, dataFile: c.dataFile, runs, pageSize: c.pageSize, sinceLsn };
+        const input: SelectInput = { slab, frame, dataFile: c.dataFile, runs, pageSize: c.pageSize, sinceLsn };
         const r = await withRereads(() => c.pool.run(selectTask, input), (x) => x.bad[0]!, `pages ${runs[0]}..${runs[runs.length - 2]! + runs[runs.length - 1]! - 1}`, (n) => (copy.pagesReread += n));
-        await (packing = packing.then(() => packPages(slab, r.selected)));
+        if (r.chunk) {
+          // The task compressed a slab's worth of pages into a chunk of their own.
+          const entry = { file: chunkFile(copy.chunks.length), pages: runsOf(r.selected), ...r.chunk } as ChunkEntry;
+          copy.chunks.push(entry);
+          await c.writer.write(path.join(c.dir, entry.file), frame.subarray(0, entry.bytes));
+        } else {
+          await (packing = packing.then(() => packPages(slab, r.selected)));
+        }
         copy.pagesCopied += r.selected.length;
         copy.maxPageLsn = Math.max(copy.maxPageLsn, r.maxPageLsn);
         for (let k = 1; k < runs.length; k += 2) done += runs[k]!;
@@ -174,11 +182,22 @@ export async function copyChangedPages(c: CopyContext, candidates: readonly Page
     flushPack();
   } finally {
     const left = pack as Pack | null; // assigned in the closures above
-    if (left) compressor.release(left.pair);
+    if (left) compressor.release(left.slab);
     await compressor.settle();
   }
   await compressor.drain();
   return copy;
+}
+
+/** Page ids, ascending, as runs. */
+function runsOf(ids: readonly number[]): PageRun[] {
+  const runs: PageRun[] = [];
+  for (const id of ids) {
+    const last = runs[runs.length - 1];
+    if (last && last[0] + last[1] === id) last[1]++;
+    else runs.push([id, 1]);
+  }
+  return runs;
 }
 
 /** Candidate runs cut and grouped into slabs of `perSlab` pages: flat [first, count, …] each. */
@@ -201,77 +220,6 @@ function slabJobs(runs: readonly PageRun[], perSlab: number): number[][] {
   }
   if (fill > 0) jobs.push(cur);
   return jobs;
-}
-
-/** A raw slab and the frame slab its compression goes to. */
-export interface SlabPair {
-  raw: SharedBytes;
-  frame: SharedBytes;
-}
-
-/**
- * Compresses slabs into files on the pool, at most `max` pairs busy (being filled or
- * compressed or written); pairs are reused. `submit` fills a manifest entry in once its file is
- * written (and its fdatasync started). A failure is kept and thrown by `acquire` and `drain`.
- */
-export class Compressor {
-  private free: SlabPair[] = [];
-  private busy = 0;
-  private readonly inflight = new Set<Promise<void>>();
-  private failure: unknown = null;
-  private readonly max: number;
-
-  constructor(
-    private readonly pool: WorkerPool,
-    private readonly writer: FrameWriter,
-    max: number,
-  ) {
-    // At least one pair being filled and one being compressed, or acquire could wait forever.
-    this.max = Math.max(2, max);
-  }
-
-  /** A pair whose raw slab holds at least `rawBytes`; waits while `max` pairs are busy. */
-  async acquire(rawBytes: number): Promise<SlabPair> {
-    while (this.busy >= this.max && this.inflight.size > 0) await Promise.race(this.inflight);
-    if (this.failure) throw this.failure;
-    this.busy++;
-    const i = this.free.findIndex((p) => p.raw.byteLength >= rawBytes);
-    if (i >= 0) return this.free.splice(i, 1)[0]!;
-    return { raw: sharedBytes(rawBytes), frame: sharedBytes(frameBound(rawBytes)) };
-  }
-
-  /** Gives back a pair acquired but not submitted. */
-  release(pair: SlabPair): void {
-    this.busy--;
-    this.free.push(pair);
-  }
-
-  /** Compresses `pair.raw[0, length)` into `file`; fills `entry` in; the pair is then free. */
-  submit(pair: SlabPair, length: number, file: string, entry: object): void {
-    const p: Promise<void> = (async () => {
-      try {
-        const r = await this.pool.run(compressTask, { slab: pair.raw, length, frame: pair.frame });
-        await this.writer.write(file, pair.frame.subarray(0, r.bytes));
-        Object.assign(entry, r);
-      } catch (err) {
-        this.failure ??= err;
-      } finally {
-        this.release(pair);
-      }
-    })().finally(() => this.inflight.delete(p));
-    this.inflight.add(p);
-  }
-
-  /** Waits for every submitted compression; throws the first failure. */
-  async drain(): Promise<void> {
-    await this.settle();
-    if (this.failure) throw this.failure;
-  }
-
-  /** Waits for every submitted compression, ignoring failures. */
-  async settle(): Promise<void> {
-    while (this.inflight.size > 0) await Promise.all(this.inflight);
-  }
 }
 
 /** Reads `length` bytes of `file` (open as `h`) at `position` into the start of `buf`. */

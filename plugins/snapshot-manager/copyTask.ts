@@ -9,8 +9,9 @@
  *
  * `select` (incrementals): reads the candidate pages itself (runs of adjacent ids, scattered
  * over the file: many small preads, cheaper here than as promises on the main thread), verifies
- * them, and moves those whose LSN is at or after `sinceLsn` to the front of the slab, in order;
- * the caller packs them into chunks.
+ * them, and moves those whose LSN is at or after `sinceLsn` to the front of the slab, in order.
+ * When they fill at least half the slab (pages the WAL named, mostly) it compresses them into
+ * `frame` as a chunk of their own; else the caller packs them with others into chunks.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { verifyPages } from 'recovery-agent/native';
@@ -56,6 +57,8 @@ export default async function copyChunk(input: CopyInput): Promise<CopyResult> {
 export interface SelectInput {
   [key: string]: SharedBytes | number | string | readonly number[];
   readonly slab: SharedBytes;
+  /** Receives the chunk's frame when the task compresses; `frameBound(slab.byteLength)` bytes. */
+  readonly frame: SharedBytes;
   readonly dataFile: string;
   /** Candidate runs, flat: first page id, count, first page id, count, …; ascending. */
   readonly runs: readonly number[];
@@ -72,9 +75,11 @@ export interface SelectResult {
   maxPageLsn: number;
   /** Ids of the pages now at the front of the slab, in order. */
   selected: number[];
+  /** Set when the task compressed the selected pages into `frame`. */
+  chunk: CompressResult | null;
 }
 
-export function select(input: SelectInput): SelectResult {
+export async function select(input: SelectInput): Promise<SelectResult> {
   const { slab, runs, pageSize } = input;
   const fd = openSync(input.dataFile, 'r');
   try {
@@ -97,7 +102,7 @@ export function select(input: SelectInput): SelectResult {
     for (const i of badPages(slab.subarray(at, at + count * pageSize), pageSize, runs[r]!, count)) bad.push(runs[r]! + i);
     at += count * pageSize;
   }
-  if (bad.length > 0) return { bad, maxPageLsn: 0, selected: [] };
+  if (bad.length > 0) return { bad, maxPageLsn: 0, selected: [], chunk: null };
   const selected: number[] = [];
   let maxPageLsn = 0;
   for (let r = 0, slot = 0; r < runs.length; r += 2) {
@@ -111,7 +116,10 @@ export function select(input: SelectInput): SelectResult {
       maxPageLsn = Math.max(maxPageLsn, lsn);
     }
   }
-  return { bad, maxPageLsn, selected };
+  if (2 * selected.length * pageSize < slab.byteLength) return { bad, maxPageLsn, selected, chunk: null };
+  const chunk = compressInto(slab.subarray(0, selected.length * pageSize), input.frame);
+  await freeBlockBuffers();
+  return { bad, maxPageLsn, selected, chunk };
 }
 
 /** Indices of the pages in `raw` that fail verification. */

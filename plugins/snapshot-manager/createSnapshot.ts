@@ -16,21 +16,18 @@
  * Every file is fdatasync'd as soon as it is written (frameWriter.ts); the manifest is written
  * only once all are durable, then the directory is synced and renamed into place.
  */
-import { mkdir, open, rename, rm, type FileHandle } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { readControl, type Control } from '../pagestore/control.js';
+import type { Control } from '../pagestore/control.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
-import type { CheckpointBody } from '../pagestore/checkpoint.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
-import { RecordType, decodeRecord, validRecordAt } from '../pagestore/walRecord.js';
-import { readRecordFromDisk } from '../pagestore/walScan.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
-import { Compressor, copyAllPages, copyChangedPages, readFull, type CopyContext } from './copyPages.js';
+import { Compressor } from './compressor.js';
+import { copyAllPages, copyChangedPages, type CopyContext } from './copyPages.js';
 import { FrameWriter } from './frameWriter.js';
-import { MANIFEST_FILE, MANIFEST_FORMAT, encodeManifest, loadAll, newSnapshotId, snapshotPath, snapshotsDirOf, writeFileDurable, type Manifest, type PageRun, type WalEntry } from './manifest.js';
-import { listArchive } from './walArchive.js';
+import { MANIFEST_FILE, MANIFEST_FORMAT, encodeManifest, loadAll, newSnapshotId, snapshotPath, snapshotsDirOf, writeFileDurable, type Manifest, type PageRun } from './manifest.js';
+import { LiveWal } from './walCopy.js';
 import { summarizeWal } from './walSummary.js';
 
 export { CHUNK_BYTES } from './copyPages.js';
@@ -81,7 +78,8 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
   await rm(tmp, { recursive: true, force: true });
   await mkdir(path.join(tmp, 'wal'), { recursive: true });
   const writer = new FrameWriter();
-  const { control, ckpt, segments } = await pinWal(o.store);
+  const { control, ckpt, wal: live } = await LiveWal.pin(o.store);
+  const compressor = new Compressor(o.pool, writer, 2 * o.pool.threads);
   try {
     const storeId = Buffer.from(control.storeId).toString('hex');
     if (base && (base.storeId !== storeId || base.pageSize !== control.pageSize || base.pageCount !== control.pageCount)) {
@@ -90,11 +88,12 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
     const walFromLsn = Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1]));
     const ctx: CopyContext = { pool: o.pool, writer, dataFile: dataFileOf(o.store), dir: tmp, pageSize: control.pageSize, pageCount: control.pageCount, ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
     const t0 = performance.now();
-    const pick = base ? await candidates(o, control, base, manifests) : null;
+    const pick = base ? await candidates(o, control, base, manifests, live) : null;
     const t1 = performance.now();
     const copy = base ? await copyChangedPages(ctx, pick!.runs, base.startLsn) : await copyAllPages(ctx);
     const t2 = performance.now();
-    const wal = await copyWal(o, tmp, segments, walFromLsn, control.segmentSize, control.storeId, new Compressor(o.pool, writer, 2 * o.pool.threads));
+    const wal = await live.copy(tmp, o.dir, walFromLsn, control.storeId, compressor);
+    await compressor.drain();
     const t3 = performance.now();
     if (copy.maxPageLsn > wal.endLsn) {
       throw raError('RA_ERR_SNAPSHOT_INVALID', `a copied page has LSN ${copy.maxPageLsn}, beyond the end of the WAL copied (${wal.endLsn}); the store's WAL is damaged`);
@@ -124,11 +123,12 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
     await fsyncDir(snapshotsDirOf(o.dir));
     return manifest;
   } catch (err) {
+    await compressor.settle();
     await writer.settle();
     await rm(tmp, { recursive: true, force: true });
     throw err;
   } finally {
-    await Promise.all(segments.map((s) => s.handle.close().catch(() => undefined)));
+    await live.close();
   }
 }
 
@@ -136,90 +136,12 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
  * The pages an incremental reads: those the WAL since the base's start LSN names, or every page
  * (and why) when that WAL is not all at hand or is larger than a quarter of pages.db.
  */
-async function candidates(o: CreateSnapshotOptions, control: Control, base: Manifest, manifests: readonly Manifest[]): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
+async function candidates(o: CreateSnapshotOptions, control: Control, base: Manifest, manifests: readonly Manifest[], live: LiveWal): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
   const outcome = await summarizeWal({
-    walDir: walDirOf(o.store), dir: o.dir, manifests, storeId: control.storeId, segmentSize: control.segmentSize, pageCount: control.pageCount,
+    readLive: (start) => live.read(start), walDir: walDirOf(o.store), dir: o.dir, manifests, storeId: control.storeId, segmentSize: control.segmentSize, pageCount: control.pageCount,
     fromLsn: base.startLsn, mustReach: control.redoLsn, maxBytes: (control.pageCount * control.pageSize) / 4,
   });
   const s = outcome.summary;
   if (s) return { runs: s.runs, summaryWalBytes: s.walBytes, summaryArchivedSegments: s.segmentsArchived };
   return { runs: [[0, control.pageCount]], summaryWalBytes: 0, summaryArchivedSegments: 0, fallback: outcome.fallback };
-}
-
-interface PinnedSegment {
-  start: number;
-  handle: FileHandle;
-}
-
-/** Reads the control file and opens the WAL segments it needs; retries if a checkpoint races. */
-async function pinWal(store: string) {
-  for (let attempt = 0; ; attempt++) {
-    const control = await readControl(store);
-    const walDir = walDirOf(store);
-    const segments: PinnedSegment[] = [];
-    try {
-      const rec = decodeRecord(await readRecordFromDisk(walDir, control.storeId, control.segmentSize, control.checkpointLsn), 0, control.pageSize);
-      if (rec.type !== RecordType.Checkpoint || !rec.json) throw raError('RA_ERR_STORE_INVALID', `control file of ${store} points at LSN ${control.checkpointLsn}, not a checkpoint record`);
-      const ckpt = JSON.parse(Buffer.from(rec.json).toString('utf8')) as CheckpointBody;
-      const first = segmentStartOf(Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1])), control.segmentSize);
-      for (const start of await listSegments(walDir)) {
-        if (start >= first) segments.push({ start, handle: await open(segmentPath(walDir, start), 'r') });
-      }
-      if (segments[0]?.start !== first) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, first)} is missing`);
-      return { control, ckpt, segments };
-    } catch (err) {
-      await Promise.all(segments.map((s) => s.handle.close().catch(() => undefined)));
-      // A checkpoint may have switched the control file and recycled segments meanwhile.
-      if (attempt >= 4) throw err;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  }
-}
-
-/** Copies the WAL from `fromLsn` to the end of its valid records; returns that end. */
-async function copyWal(o: CreateSnapshotOptions, tmp: string, pinned: PinnedSegment[], fromLsn: number, segmentSize: number, storeId: Uint8Array, compressor: Compressor) {
-  // Segments created since pinning (the copy may have taken a while).
-  const walDir = walDirOf(o.store);
-  for (const start of await listSegments(walDir)) {
-    if (start > pinned[pinned.length - 1]!.start) {
-      const handle = await open(segmentPath(walDir, start), 'r').catch(() => null);
-      if (handle) pinned.push({ start, handle });
-    }
-  }
-  const readAt = Date.now();
-  const archived = new Set((await listArchive(o.dir)).map((a) => a.startLsn));
-  const entries: WalEntry[] = [];
-  let endLsn = fromLsn;
-  try {
-    for (let i = 0; i < pinned.length; i++) {
-      const seg = pinned[i]!;
-      if (i > 0 && seg.start !== pinned[i - 1]!.start + segmentSize) {
-        const gap = pinned[i - 1]!.start + segmentSize;
-        if (!archived.has(gap)) throw raError('RA_ERR_WAL_GAP', `WAL segment at LSN ${gap} was recycled during the snapshot and is not in the archive (${gap}..${seg.start - 1} missing); configure the archiver or retry`);
-      }
-      const { size } = await seg.handle.stat();
-      const pair = await compressor.acquire(Math.max(size, 8));
-      const file = segmentPath(walDir, seg.start);
-      try {
-        await readFull(seg.handle, file, pair.raw, size, 0);
-        // Cut at the first record that is not (yet) valid: the writer may be mid-write there.
-        const problem = checkSegmentHeader(pair.raw.subarray(0, size), storeId, seg.start, segmentSize);
-        if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file}: ${problem}`);
-      } catch (err) {
-        compressor.release(pair);
-        throw err;
-      }
-      let p = i === 0 ? Math.max(fromLsn - seg.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
-      for (let len; p < size && (len = validRecordAt(pair.raw, p, size, seg.start + p)) > 0; ) p += len;
-      endLsn = seg.start + p;
-      const entry = { file: `wal/${segmentName(seg.start)}.lz4`, startLsn: seg.start } as WalEntry;
-      entries.push(entry);
-      compressor.submit(pair, p, path.join(tmp, entry.file), entry);
-      if (p < size) break; // the valid log ends inside this segment
-    }
-  } finally {
-    await compressor.settle();
-  }
-  await compressor.drain();
-  return { entries, endLsn, readAt };
 }

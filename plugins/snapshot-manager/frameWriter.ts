@@ -31,17 +31,21 @@ export class FrameWriter {
   ) {}
 
   /**
-   * Writes `bytes` as the new file `file`; resolves once they are written (the caller may then
-   * reuse the buffer) and the file's fdatasync is queued.
+   * Writes `data` (bytes, or pieces to join) as the new file `file`; resolves once written (the
+   * caller may then reuse the buffers) and the file's fdatasync is queued.
    */
-  async write(file: string, bytes: Uint8Array): Promise<void> {
+  async write(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     while (this.queued.length >= this.maxQueued) await this.progress();
     if (this.failure) throw this.failure;
     const h = await open(file, 'w');
     try {
-      for (let done = 0; done < bytes.byteLength; ) {
-        const { bytesWritten } = await h.write(bytes, done, bytes.byteLength - done, done);
-        done += bytesWritten;
+      const pieces = data instanceof Uint8Array ? [data] : [...data];
+      for (let pos = 0; pieces.length > 0; ) {
+        let { bytesWritten } = await h.writev(pieces, pos);
+        pos += bytesWritten;
+        // A short write leaves the rest of the pieces (rare: a regular file takes it all).
+        while (pieces.length > 0 && bytesWritten >= pieces[0]!.byteLength) bytesWritten -= pieces.shift()!.byteLength;
+        if (pieces.length > 0) pieces[0] = pieces[0]!.subarray(bytesWritten);
       }
     } catch (err) {
       await h.close().catch(() => undefined);

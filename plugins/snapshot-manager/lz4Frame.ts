@@ -18,16 +18,25 @@
  */
 import { compressSync } from 'lz4-napi';
 import { setImmediate as eventLoopTurn } from 'node:timers/promises';
+import xxhash from 'xxhash-addon';
 import { raError } from '../../core/errors.js';
+import { hex64 } from './manifest.js';
 
-const FRAME_HEADER = Uint8Array.of(0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73);
+/** The 7-byte frame header, and the end mark (a block size of 0) that closes a frame. */
+export const FRAME_HEADER = Uint8Array.of(0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x73);
+export const FRAME_END = new Uint8Array(4);
 /** Largest block the header's BD byte allows. */
 export const FRAME_BLOCK_MAX = 4 << 20;
 const kUncompressedBit = 0x8000_0000;
 
-/** Bytes a frame of `rawBytes` input can take: header, blocks stored raw at worst, end mark. */
+/** Bytes the blocks of `rawBytes` input can take: each stored raw at worst, with its size. */
+export function blocksBound(rawBytes: number): number {
+  return rawBytes + 4 * Math.ceil(rawBytes / FRAME_BLOCK_MAX);
+}
+
+/** Bytes a frame of `rawBytes` input can take: header, blocks, end mark. */
 export function frameBound(rawBytes: number): number {
-  return FRAME_HEADER.byteLength + rawBytes + 4 * Math.ceil(rawBytes / FRAME_BLOCK_MAX) + 4;
+  return FRAME_HEADER.byteLength + blocksBound(rawBytes) + FRAME_END.byteLength;
 }
 
 /**
@@ -36,9 +45,21 @@ export function frameBound(rawBytes: number): number {
  */
 export function encodeFrame(raw: Uint8Array, out: Uint8Array): number {
   if (out.byteLength < frameBound(raw.byteLength)) throw raError('RA_ERR_TASK_PAYLOAD', `LZ4 frame output of ${out.byteLength} bytes is below the bound ${frameBound(raw.byteLength)} for ${raw.byteLength} bytes; size it with frameBound()`);
-  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
   out.set(FRAME_HEADER, 0);
-  let at = FRAME_HEADER.byteLength;
+  const at = FRAME_HEADER.byteLength + encodeBlocks(raw, out.subarray(FRAME_HEADER.byteLength));
+  out.set(FRAME_END, at);
+  return at + FRAME_END.byteLength;
+}
+
+/**
+ * Writes the blocks of `raw` (each a u32 size and its bytes, ≤ 4 MiB of input each) into `out`
+ * (at least `blocksBound(raw.byteLength)` bytes) and returns their length: a frame's middle,
+ * so that the blocks of one large input can be compressed on several workers at once.
+ */
+export function encodeBlocks(raw: Uint8Array, out: Uint8Array): number {
+  if (out.byteLength < blocksBound(raw.byteLength)) throw raError('RA_ERR_TASK_PAYLOAD', `LZ4 block output of ${out.byteLength} bytes is below the bound ${blocksBound(raw.byteLength)} for ${raw.byteLength} bytes; size it with blocksBound()`);
+  const dv = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let at = 0;
   for (let from = 0; from < raw.byteLength; from += FRAME_BLOCK_MAX) {
     const block = raw.subarray(from, Math.min(from + FRAME_BLOCK_MAX, raw.byteLength));
     // compressSync prefixes the block with its raw size (u32 LE), which the frame does not use.
@@ -54,16 +75,23 @@ export function encodeFrame(raw: Uint8Array, out: Uint8Array): number {
       at += 4 + block.byteLength;
     }
   }
-  dv.setUint32(at, 0, true);
-  return at + 4;
+  return at;
 }
+
+/** XXH3-64 (16 hex digits) of the concatenation of `pieces`, as `xxhsum -H3` gives it. */
+export function xxh3OfPieces(pieces: readonly Uint8Array[]): string {
+  const h = new xxhash.XXHash3(kSeed0);
+  for (const p of pieces) h.update(Buffer.from(p.buffer, p.byteOffset, p.byteLength));
+  return hex64(h.digest().readBigUInt64BE(0));
+}
+const kSeed0 = Buffer.alloc(8);
 
 /** Tasks between two turns of a worker's event loop (see `freeBlockBuffers`). */
 const kTasksPerTurn = 8;
 let tasksSinceTurn = 0;
 
 /**
- * Call at the end of every task that called `encodeFrame`; every 8th call lets the worker's
+ * Call at the end of every task that called `encodeFrame` or `encodeBlocks`; every 8th call lets the worker's
  * event loop turn once. lz4-napi returns each block in a new Buffer, freed by a Node-API
  * finalizer that Node defers to the event loop, and piscina's workers wait for their next task
  * in `Atomics.wait` (its default 'sync' atomics): the loop turns only when a task awaits.

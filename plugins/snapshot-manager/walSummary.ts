@@ -18,17 +18,18 @@
  * would not have fit after them. Anything short of that — a missing segment, a segment that
  * ends early, a damaged header — and the caller falls back to reading every page.
  */
-import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { walScanRecords } from 'recovery-agent/native';
 import { readU32 } from '../pagestore/format.js';
 import { RecordType, kRecLength, kRecPageId, kRecType } from '../pagestore/walRecord.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentStartOf } from '../pagestore/walSegments.js';
 import { archiveDirOf, snapshotPath, type Manifest, type PageRun } from './manifest.js';
 import { listArchive } from './walArchive.js';
 import { loadSegment, type WalSource } from './walChain.js';
 
 export interface WalSummaryOptions {
+  /** The live segment starting at `start` as it is now, or null when recycled (walCopy.ts). */
+  readLive: (start: number) => Promise<Uint8Array | null>;
   /** The store's WAL directory. */
   walDir: string;
   /** The snapshot directory (for the archive and the snapshots' WAL copies). */
@@ -72,14 +73,13 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
     return { fallback: `the WAL since the base (LSN ${o.fromLsn} to at least ${last}) is larger than ${o.maxBytes} bytes, a quarter of the data file` };
   }
   const pages = new Uint8Array(o.pageCount);
-  const positions = new Uint32Array(kBatch);
   let whole: Map<number, WalSource> | null = null;
   let walBytes = 0;
   let segmentsArchived = 0;
   let endLsn = o.fromLsn;
   let prevEnd = -1; // offset in the previous segment where its valid records end
   for (let s = first; s <= last; s += o.segmentSize) {
-    let buf = await readLive(segmentPath(o.walDir, s));
+    let buf = await o.readLive(s);
     if (!buf) {
       // Recycled: archived first (if an archiver runs), or in a snapshot's WAL copy.
       whole = whole && whole.has(s) ? whole : await wholeCopies(o.dir, o.manifests);
@@ -95,20 +95,16 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
       if (s === last && s > first) break;
       return { fallback: `WAL segment at LSN ${s}: ${problem}` };
     }
-    let p = s === first ? Math.max(o.fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
-    const start = p;
-    for (let n; (n = walScanRecords(buf, p, buf.byteLength, s + p, positions, 0)) > 0; ) {
-      for (let k = 0; k < n; k++) {
-        const at = positions[k]!;
-        const type = buf[at + kRecType];
-        if (type !== RecordType.Update && type !== RecordType.Clr) continue;
-        const pageId = readU32(buf, at + kRecPageId);
-        if (pageId >= o.pageCount) return { fallback: `WAL record at LSN ${s + at} names page ${pageId}, beyond the store's ${o.pageCount} pages` };
-        pages[pageId] = 1;
-      }
-      const lastAt = positions[n - 1]!;
-      p = lastAt + readU32(buf, lastAt + kRecLength);
-    }
+    const start = s === first ? Math.max(o.fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+    let outside = -1;
+    const p = scanRecords(buf, start, buf.byteLength, s + start, (at) => {
+      const type = buf[at + kRecType];
+      if (type !== RecordType.Update && type !== RecordType.Clr) return;
+      const pageId = readU32(buf, at + kRecPageId);
+      if (pageId < o.pageCount) pages[pageId] = 1;
+      else outside = at;
+    });
+    if (outside >= 0) return { fallback: `WAL record at LSN ${s + outside} names page ${readU32(buf, outside + kRecPageId)}, beyond the store's ${o.pageCount} pages` };
     if (s > first && prevEnd >= 0) {
       if (p === start) {
         // No record here: the end of the log, unless a later segment exists.
@@ -136,29 +132,21 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
   return { summary: { runs, pages: count, endLsn, walBytes, segmentsArchived } };
 }
 
-/** The whole live segment file, or null when it is gone (recycled). */
-async function readLive(file: string): Promise<Buffer | null> {
-  let h: FileHandle;
-  try {
-    h = await open(file, 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
+/**
+ * Walks the valid records from position `from` of `buf` (LSN `lsn`) up to `end`, calling `visit`
+ * with each one's position; returns where they end: at the first that is not valid (the
+ * native scan's checks, those of `validRecordAt`), or `end`.
+ */
+export function scanRecords(buf: Uint8Array, from: number, end: number, lsn: number, visit?: (at: number) => void): number {
+  let p = Math.min(from, end);
+  for (let n; (n = walScanRecords(buf, p, end, lsn + (p - from), positions, 0)) > 0; ) {
+    if (visit) for (let k = 0; k < n; k++) visit(positions[k]!);
+    const last = positions[n - 1]!;
+    p = last + readU32(buf, last + kRecLength);
   }
-  try {
-    const { size } = await h.stat();
-    const buf = Buffer.allocUnsafe(size);
-    let done = 0;
-    while (done < size) {
-      const { bytesRead } = await h.read(buf, done, size - done, done);
-      if (bytesRead === 0) break;
-      done += bytesRead;
-    }
-    return buf.subarray(0, done);
-  } finally {
-    await h.close();
-  }
+  return p;
 }
+const positions = new Uint32Array(kBatch);
 
 /** Segment copies known to be whole: archived ones, and snapshot WAL entries but the last. */
 async function wholeCopies(dir: string, manifests: readonly Manifest[]): Promise<Map<number, WalSource>> {

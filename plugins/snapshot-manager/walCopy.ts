@@ -1,0 +1,155 @@
+/**
+ * The WAL side of a snapshot: the live segments pinned when it starts, read once for an
+ * incremental's WAL summary and again — only the bytes after their valid records — for the
+ * copy of the WAL from the snapshot's start to the end of its valid records.
+ *
+ * Rules: main thread only. A segment opened at pinning outlives the store recycling (unlinking)
+ * it. Valid records once read stay as they were: the store only appends after the last, and a
+ * reopened store truncates only a torn tail after it; so the copy reads again from there.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { raError } from '../../core/errors.js';
+import { sharedBytes, type SharedBytes } from '../../core/workerPool.js';
+import type { CheckpointBody } from '../pagestore/checkpoint.js';
+import { readControl } from '../pagestore/control.js';
+import { walDirOf } from '../pagestore/storeFiles.js';
+import { RecordType, decodeRecord } from '../pagestore/walRecord.js';
+import { readRecordFromDisk } from '../pagestore/walScan.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
+import type { Compressor } from './compressor.js';
+import { readFull } from './copyPages.js';
+import type { WalEntry } from './manifest.js';
+import { listArchive } from './walArchive.js';
+import { scanRecords } from './walSummary.js';
+
+interface PinnedSegment {
+  start: number;
+  handle: FileHandle;
+  /** What was read of it so far (a capacity of a whole segment), and how many bytes. */
+  buf?: SharedBytes;
+  length?: number;
+}
+
+/** The live WAL of a store from the checkpoint a snapshot starts at. */
+export class LiveWal {
+  private constructor(
+    private readonly walDir: string,
+    private readonly segmentSize: number,
+    private readonly pinned: PinnedSegment[],
+  ) {}
+
+  /**
+   * Reads the control file and opens the WAL segments it needs; retries if a checkpoint races.
+   * The caller must `close()` the result.
+   */
+  static async pin(store: string) {
+    for (let attempt = 0; ; attempt++) {
+      const control = await readControl(store);
+      const walDir = walDirOf(store);
+      const segments: PinnedSegment[] = [];
+      try {
+        const rec = decodeRecord(await readRecordFromDisk(walDir, control.storeId, control.segmentSize, control.checkpointLsn), 0, control.pageSize);
+        if (rec.type !== RecordType.Checkpoint || !rec.json) throw raError('RA_ERR_STORE_INVALID', `control file of ${store} points at LSN ${control.checkpointLsn}, not a checkpoint record`);
+        const ckpt = JSON.parse(Buffer.from(rec.json).toString('utf8')) as CheckpointBody;
+        const first = segmentStartOf(Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1])), control.segmentSize);
+        for (const start of await listSegments(walDir)) {
+          if (start >= first) segments.push({ start, handle: await open(segmentPath(walDir, start), 'r') });
+        }
+        if (segments[0]?.start !== first) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, first)} is missing`);
+        return { control, ckpt, wal: new LiveWal(walDir, control.segmentSize, segments) };
+      } catch (err) {
+        await Promise.all(segments.map((s) => s.handle.close().catch(() => undefined)));
+        // A checkpoint may have switched the control file and recycled segments meanwhile.
+        if (attempt >= 4) throw err;
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.pinned.map((s) => s.handle.close().catch(() => undefined)));
+  }
+
+  /**
+   * The bytes of the live segment starting at `start`, as they are now, or null when it is gone
+   * (recycled). A pinned segment's bytes are kept for `copy`.
+   */
+  async read(start: number): Promise<Uint8Array | null> {
+    const seg = this.pinned.find((s) => s.start === start);
+    if (seg) return (await this.refresh(seg, 0)).buf.subarray(0, seg.length);
+    let h: FileHandle;
+    try {
+      h = await open(segmentPath(this.walDir, start), 'r');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    try {
+      const { size } = await h.stat();
+      const buf = Buffer.allocUnsafe(size);
+      await readFull(h, segmentPath(this.walDir, start), buf, size, 0);
+      return buf;
+    } finally {
+      await h.close();
+    }
+  }
+
+  /**
+   * Reads what `seg` holds now from byte `from` on (bytes before it read already), or all of it
+   * if it does not fit what was read (or shrank); returns the buffer and where reading began.
+   */
+  private async refresh(seg: PinnedSegment, from: number): Promise<{ buf: SharedBytes; reread: number }> {
+    const { size } = await seg.handle.stat();
+    if (!seg.buf || seg.buf.byteLength < size) {
+      seg.buf = sharedBytes(Math.max(size, this.segmentSize, 8));
+      from = 0;
+    }
+    if (from > size || seg.length === undefined) from = 0;
+    await readFull(seg.handle, segmentPath(this.walDir, seg.start), seg.buf.subarray(from), size - from, from);
+    seg.length = size;
+    return { buf: seg.buf, reread: from };
+  }
+
+  /**
+   * Compresses the WAL from `fromLsn` to the end of its valid records into `dir/wal/` (through
+   * `compressor`; the caller drains it); returns the entries, that end, and when it was read.
+   * A segment recycled meanwhile must be in the archive of `snapshotDir` (RA_ERR_WAL_GAP).
+   */
+  async copy(dir: string, snapshotDir: string, fromLsn: number, storeId: Uint8Array, compressor: Compressor): Promise<{ entries: WalEntry[]; endLsn: number; readAt: number }> {
+    // Segments created since pinning (the copy may have taken a while).
+    for (const start of await listSegments(this.walDir)) {
+      if (start > this.pinned[this.pinned.length - 1]!.start) {
+        const handle = await open(segmentPath(this.walDir, start), 'r').catch(() => null);
+        if (handle) this.pinned.push({ start, handle });
+      }
+    }
+    const readAt = Date.now();
+    const archived = new Set((await listArchive(snapshotDir)).map((a) => a.startLsn));
+    const entries: WalEntry[] = [];
+    let endLsn = fromLsn;
+    for (let i = 0; i < this.pinned.length; i++) {
+      const seg = this.pinned[i]!;
+      if (i > 0 && seg.start !== this.pinned[i - 1]!.start + this.segmentSize) {
+        const gap = this.pinned[i - 1]!.start + this.segmentSize;
+        if (!archived.has(gap)) throw raError('RA_ERR_WAL_GAP', `WAL segment at LSN ${gap} was recycled during the snapshot and is not in the archive (${gap}..${seg.start - 1} missing); configure the archiver or retry`);
+      }
+      const from = i === 0 ? Math.max(fromLsn - seg.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+      // Records read before (for the summary) stand; what follows them is read again.
+      const known = seg.buf && seg.length !== undefined ? scanRecords(seg.buf, from, seg.length, seg.start + from) : 0;
+      const { buf, reread } = await this.refresh(seg, known);
+      const size = seg.length!;
+      // Cut at the first record that is not (yet) valid: the writer may be mid-write there.
+      const problem = checkSegmentHeader(buf.subarray(0, size), storeId, seg.start, this.segmentSize);
+      if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(this.walDir, seg.start)}: ${problem}`);
+      const scanFrom = Math.max(from, reread);
+      const p = scanRecords(buf, scanFrom, size, seg.start + scanFrom);
+      endLsn = seg.start + p;
+      const entry = { file: `wal/${segmentName(seg.start)}.lz4`, startLsn: seg.start } as WalEntry;
+      entries.push(entry);
+      compressor.submit(buf, p, path.join(dir, entry.file), entry, false);
+      if (p < size) break; // the valid log ends inside this segment
+    }
+    return { entries, endLsn, readAt };
+  }
+}

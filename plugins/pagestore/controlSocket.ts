@@ -106,12 +106,14 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
       if (!sock.destroyed) sock.write(JSON.stringify(body) + '\n');
     };
     sock.setEncoding('utf8');
+    let ended = false;
     sock.on('data', (chunk: string) => {
+      if (ended) return;
       buffered += chunk;
       if (buffered.length > MAX_LINE && !buffered.includes('\n')) {
         reply({ ok: false, code: 'RA_ERR_CONTROL', message: `request longer than ${MAX_LINE} bytes` });
         sock.end();
-        buffered = '';
+        ended = true;
         return;
       }
       for (let nl; (nl = buffered.indexOf('\n')) >= 0; ) {
@@ -121,6 +123,7 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
         if (typeof req === 'string') {
           reply({ ok: false, code: 'RA_ERR_CONTROL', message: req });
           sock.end();
+          ended = true;
           return;
         }
         // In order, one at a time per connection.

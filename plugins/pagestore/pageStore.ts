@@ -252,7 +252,7 @@ export class PageStore {
       if (!f) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} is not in memory and no image was given to write`, { details: { pageId } });
       const copy = Buffer.from(f.page); // copied as the write begins: a later change is written later
       const at = pageLsn(copy);
-      await this.wal.flush(at);
+      await this.wal.flush(); // the record at the page's LSN, and all before it, durable first
       await writePages(this.data, this.pageSize, [{ pageId, image: copy }]);
       return at;
     });

@@ -144,15 +144,19 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
     } finally {
       c.close();
     }
-    const reply = await new Promise<string>((resolve, reject) => {
-      const sock = net.createConnection(controlSocketOf(dir));
-      let got = '';
-      sock.on('data', (d) => (got += d.toString()));
-      sock.on('end', () => resolve(got));
-      sock.on('error', reject);
-      sock.write('{"op":"format-disk"}\n');
-    });
-    assert.match(reply, /"ok":false,"code":"RA_ERR_CONTROL".*unknown op/);
+    const ask = (line: string) =>
+      new Promise<string>((resolve, reject) => {
+        const sock = net.createConnection(controlSocketOf(dir));
+        let got = '';
+        sock.on('data', (d) => (got += d.toString()));
+        sock.on('end', () => resolve(got));
+        sock.on('error', reject);
+        sock.write(line);
+      });
+    assert.match(await ask('{"op":"format-disk"}\n{"op":"status"}\n'), /^\{"ok":false,"code":"RA_ERR_CONTROL".*unknown op[^\n]*\n$/);
+    assert.match(await ask('not json\n'), /"ok":false.*not JSON/);
+    assert.match(await ask('{"op":"read-page","pageId":"7"}\n'), /"ok":false.*needs an integer/);
+    assert.match(await ask(' '.repeat((1 << 20) + 10)), /"ok":false.*longer than 1048576 bytes/);
   });
 
   it('repairs offline, under the store lock, when nobody has the store open; the socket is gone', async () => {

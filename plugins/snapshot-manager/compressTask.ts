@@ -60,3 +60,20 @@ export async function blocks(input: BlocksInput): Promise<number> {
   await freeBlockBuffers();
   return n;
 }
+
+/** Comes back from the worker (`frame`): the frame's half of a manifest entry. */
+export interface FrameResult {
+  bytes: number;
+  xxh3: string;
+}
+
+/**
+ * Compresses `slab[0, length)` into `frame` and hashes the frame only: the full snapshot's
+ * task, whose caller hashed the raw bytes (copyPages.ts) while checking them.
+ */
+export async function frame(input: CompressInput): Promise<FrameResult> {
+  const bytes = encodeFrame(input.slab.subarray(0, input.length), input.frame);
+  const r = { bytes, xxh3: xxh3Hex(input.frame.subarray(0, bytes)) };
+  await freeBlockBuffers();
+  return r;
+}

@@ -3,10 +3,11 @@
  *
  * Full snapshots (`copyAllPages`): pages.db is cut into runs of ~1 MiB, each a chunk. A few
  * lanes — async loops, each owning a slab and a frame slab — take the next run: the main thread
- * reads it (on libuv's threads), a worker verifies and compresses it (copyTask.ts), the main
- * thread writes the frame and starts its fdatasync (frameWriter.ts), and the lane takes the next
- * run. With more lanes than workers, a worker always has a run waiting while others are read or
- * written, and it never waits for the disk itself.
+ * reads it (on libuv's threads) and verifies and hashes it (copyTask.ts `checkRun`), a worker
+ * compresses it (compressTask.ts `frame`), the main thread writes the frame and queues its
+ * fdatasync (frameWriter.ts), and the lane takes the next run. With more lanes than workers, a
+ * worker always has a run waiting while others are read or written, and it never waits for the
+ * disk itself.
  *
  * Incrementals (`copyChangedPages`): the candidate pages (every page, or those the WAL names:
  * walSummary.ts) in slabs of ~1 MiB; a worker reads, verifies and selects those changed since
@@ -26,12 +27,13 @@ import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { defineTask, sharedBytes, type SharedBytes, type WorkerPool } from '../../core/workerPool.js';
 import { Compressor } from './compressor.js';
-import type { CopyInput, CopyResult, SelectInput, SelectResult } from './copyTask.js';
+import type { CompressInput, FrameResult } from './compressTask.js';
+import { checkRun, type SelectInput, type SelectResult } from './copyTask.js';
 import type { FrameWriter } from './frameWriter.js';
 import { frameBound } from './lz4Frame.js';
-import type { ChunkEntry, PageRun } from './manifest.js';
+import { xxh3Hex, type ChunkEntry, type PageRun } from './manifest.js';
 
-const copyTask = defineTask<CopyInput, CopyResult>(new URL('./copyTask.js', import.meta.url));
+const frameTask = defineTask<CompressInput, FrameResult>(new URL('./compressTask.js', import.meta.url), 'frame');
 const selectTask = defineTask<SelectInput, SelectResult>(new URL('./copyTask.js', import.meta.url), 'select');
 
 /** Raw bytes per chunk: large enough for LZ4 to reach full speed, small enough to re-read. */
@@ -100,20 +102,22 @@ export async function copyAllPages(c: CopyContext): Promise<PageCopy> {
       while (!stopped() && next < chunks.length) {
         const entry = chunks[next++]!;
         const [firstPage, count] = entry.pages[0]!;
-        const input: CopyInput = { slab, frame, firstPage, count, pageSize: c.pageSize };
-        const r = await withRereads(
+        const raw = slab.subarray(0, count * c.pageSize);
+        const checked = await withRereads(
           async () => {
-            await readFull(data, c.dataFile, slab, count * c.pageSize, firstPage * c.pageSize);
-            return c.pool.run(copyTask, input);
+            await readFull(data, c.dataFile, slab, raw.byteLength, firstPage * c.pageSize);
+            return checkRun(raw, c.pageSize, firstPage, count);
           },
           (x) => firstPage + x.bad[0]!,
           `pages ${firstPage}..${firstPage + count - 1}`,
           (n) => (copy.pagesReread += n),
         );
-        Object.assign(entry, r.chunk);
+        const rawXxh3 = xxh3Hex(raw);
+        const f = await c.pool.run(frameTask, { slab, length: raw.byteLength, frame });
+        Object.assign(entry, { bytes: f.bytes, xxh3: f.xxh3, rawBytes: raw.byteLength, rawXxh3 });
         await c.writer.write(path.join(c.dir, entry.file), frame.subarray(0, entry.bytes));
         copy.pagesCopied += count;
-        copy.maxPageLsn = Math.max(copy.maxPageLsn, r.maxPageLsn);
+        copy.maxPageLsn = Math.max(copy.maxPageLsn, checked.maxPageLsn);
         c.onProgress?.((firstPage + count) * c.pageSize, c.pageCount * c.pageSize);
       }
     });

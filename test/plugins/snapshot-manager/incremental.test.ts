@@ -1,16 +1,18 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { decompressFrameSync } from 'lz4-napi';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WorkerPool } from '../../../core/workerPool.js';
 import { kPageLsn, readU64, verifyPage } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
-import { segmentName, segmentStartOf } from '../../../plugins/pagestore/walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentName, segmentStartOf } from '../../../plugins/pagestore/walSegments.js';
 import { createSnapshot, type SnapshotReport } from '../../../plugins/snapshot-manager/createSnapshot.js';
 import type { Manifest } from '../../../plugins/snapshot-manager/manifest.js';
 import { restoreSnapshot } from '../../../plugins/snapshot-manager/restore.js';
-import { listArchive, walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
+import { archiveSegment, listArchive, walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
+import { scanRecords } from '../../../plugins/snapshot-manager/walSummary.js';
 import { fixture } from '../../helpers/paths.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
@@ -108,6 +110,34 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     const to = path.join(root, 'unarchived-restored');
     await restoreSnapshot({ snapshotDir: snaps, to, pool });
     assertSamePages(path.join(to, 'pages.db'), path.join(store, 'pages.db'));
+  });
+
+  it('notices an archived segment cut short (its records end before the next segment\'s first would have fit) and reads every page instead', async () => {
+    const store = path.join(root, 'cut');
+    const snaps = path.join(root, 'cut-snaps');
+    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const rnd = prng(14);
+    await commitRandom(s, 60, rnd, 'a');
+    const full = await createSnapshot({ store, dir: snaps, pool });
+    await commitRandom(s, 150, rnd, 'b');
+    // An archived segment after the base's, re-archived cut at a record boundary halfway.
+    const archived = (await listArchive(snaps)).filter((a) => a.startLsn > segmentStartOf(full.startLsn, SEGMENT));
+    const victim = archived[Math.floor(archived.length / 2)]!;
+    const raw = decompressFrameSync(readFileSync(path.join(snaps, 'wal', victim.file)));
+    const starts: number[] = [];
+    scanRecords(raw, SEGMENT_HEADER_SIZE, raw.byteLength, victim.startLsn + SEGMENT_HEADER_SIZE, (at) => starts.push(at));
+    const cut = starts[Math.floor(starts.length / 2)]!;
+    assert.ok(starts.slice(starts.indexOf(cut)).some((at) => raw[at + 4] === 1), 'update records are cut off');
+    const cutFile = path.join(root, 'cut-segment');
+    writeFileSync(cutFile, raw.subarray(0, cut));
+    await archiveSegment(snaps, { file: cutFile, startLsn: victim.startLsn, endLsn: victim.startLsn + SEGMENT });
+    const report: Partial<SnapshotReport> = {};
+    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+    const expected = pagesSince(path.join(store, 'pages.db'), full.startLsn);
+    await s.close();
+    assert.equal(report.selection, 'all-pages');
+    assert.match(report.fallback!, new RegExp(`segment ${victim.startLsn} ends at LSN ${victim.startLsn + cut}, before the segment's end`));
+    assert.deepEqual(pagesIn(inc), expected);
   });
 
   it('falls back when the WAL since the base is more than a quarter of the data file', async () => {

@@ -1,7 +1,9 @@
 /**
- * Worker task: compresses one slab of raw bytes (page images or WAL) into an LZ4 frame in a
- * second slab, and hashes both. No file I/O here: the main thread writes the frame (through
- * libuv's threads) while this worker compresses the next slab.
+ * Worker tasks compressing slabs of raw bytes (page images or WAL) into a second slab:
+ * `default`, into an LZ4 frame, hashing both; `frame`, the same but hashing only the frame (a
+ * full snapshot's main thread hashed the raw bytes while checking them); `blocks`, one 4 MiB
+ * part of a large input, joined with the others by compressor.ts. No file I/O here: the main
+ * thread writes the frame (through libuv's threads) while this worker compresses the next slab.
  *
  * Both slabs are views on SharedArrayBuffers, so they cross to the worker by reference; only the
  * small result comes back. Rules: the caller does not touch either slab until the task's promise
@@ -31,7 +33,7 @@ export interface CompressResult {
   rawXxh3: string;
 }
 
-/** Compresses `raw` into `frame`; shared by the page copy task (which frees block buffers). */
+/** Compresses `raw` into `frame`; shared by the select task (which frees block buffers). */
 export function compressInto(raw: Uint8Array, frame: Uint8Array): CompressResult {
   const bytes = encodeFrame(raw, frame);
   return { bytes, xxh3: xxh3Hex(frame.subarray(0, bytes)), rawBytes: raw.byteLength, rawXxh3: xxh3Hex(raw) };

@@ -38,18 +38,13 @@ import { createSnapshot, type SnapshotReport } from '../plugins/snapshot-manager
 import type { Manifest } from '../plugins/snapshot-manager/manifest.js';
 import { restoreSnapshot } from '../plugins/snapshot-manager/restore.js';
 import { prng } from '../test/helpers/prng.js';
+import { numArg } from './lib/args.js';
 import { bestOf, report, type BenchRow } from './lib/report.js';
 
 const PAGE_SIZE = 8192;
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const v = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(v) || v <= 0) throw new Error(`--${name} must be a positive number (got ${process.argv[i + 1]})`);
-  return v;
-}
-const ROUNDS = arg('rounds', 3);
-const BYTES = arg('mib', 1024) * 2 ** 20;
+const ROUNDS = numArg('rounds', 3);
+const BYTES = numArg('mib', 1024) * 2 ** 20;
 const PAGES = BYTES / PAGE_SIZE;
 
 /**

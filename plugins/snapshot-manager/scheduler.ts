@@ -16,7 +16,7 @@ import type { WorkerPool } from '../../core/workerPool.js';
 import { isRaError } from '../../core/errors.js';
 import { ControlClient } from '../pagestore/controlClient.js';
 import { storeExists } from '../pagestore/storeFiles.js';
-import { createSnapshot } from './createSnapshot.js';
+import { createSnapshot, type SnapshotReport } from './createSnapshot.js';
 import { loadAll } from './manifest.js';
 import { pruneSnapshots } from './prune.js';
 
@@ -97,14 +97,17 @@ export class SnapshotScheduler {
       const lastFull = all.map((m) => m.kind).lastIndexOf('full');
       const incremental = lastFull >= 0 && all.length - 1 - lastFull < s.fullEvery - 1;
       await this.checkpointFirst(s);
-      const m = await createSnapshot({ store: s.path, dir: s.dir, pool: this.pool, incremental });
+      const report: Partial<SnapshotReport> = {};
+      const m = await createSnapshot({ store: s.path, dir: s.dir, pool: this.pool, incremental, report });
       this.stats.taken[m.kind]++;
       this.stats.lastDurationMs = performance.now() - t0;
       this.stats.lastBytes = m.chunks.reduce((n, c) => n + c.bytes, 0);
       this.stats.lastRawBytes = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
       const pruned = await pruneSnapshots(s.dir, { keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
       this.stats.pruned += pruned.deleted.length;
-      this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length }, 'snapshot taken');
+      this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
+      // An incremental that read every page: the WAL since its base was not usable (say why).
+      if (report.fallback) this.log.warn({ store: s.id, id: m.id, why: report.fallback }, 'incremental snapshot read every page');
     } catch (err) {
       this.stats.failed++;
       this.log.warn({ store: s.id, dir: path.resolve(s.dir), err: describeError(err) }, 'scheduled snapshot failed');

@@ -13,23 +13,30 @@ const kBatch = 16384;
 const positions = new Uint32Array(kBatch);
 
 /**
+ * Walks the valid records from position `from` of `buf` (LSN `lsn`) up to `end`, calling `visit`
+ * with each one's position; returns where they end: at the first that is not valid (the native
+ * scan's checks, those of `validRecordAt`), or `end`.
+ */
+export function scanRecords(buf: Uint8Array, from: number, end: number, lsn: number, visit?: (at: number) => void): number {
+  let p = Math.min(from, end);
+  for (let n; (n = walScanRecords(buf, p, end, lsn + (p - from), positions, 0)) > 0; ) {
+    if (visit) for (let k = 0; k < n; k++) visit(positions[k]!);
+    const last = positions[n - 1]!;
+    p = last + readU32(buf, last + kRecLength);
+  }
+  return p;
+}
+
+/**
  * Calls `visit(position, pageId)` for every valid update and CLR record of `buf` from `start`
  * (the record there has LSN `startLsn`), in LSN order, and returns where the valid records end:
  * `start` when there is none.
  */
 export function forEachPageRecord(buf: Uint8Array, start: number, startLsn: number, visit: (at: number, pageId: number) => void): number {
-  let p = start;
-  for (let n; (n = walScanRecords(buf, p, buf.byteLength, startLsn + (p - start), positions, 0)) > 0; ) {
-    const lastAt = positions[n - 1]!;
-    const next = lastAt + readU32(buf, lastAt + kRecLength);
-    for (let k = 0; k < n; k++) {
-      const at = positions[k]!;
-      const type = buf[at + kRecType];
-      if (type === RecordType.Update || type === RecordType.Clr) visit(at, readU32(buf, at + kRecPageId));
-    }
-    p = next;
-  }
-  return p;
+  return scanRecords(buf, start, buf.byteLength, startLsn, (at) => {
+    const type = buf[at + kRecType];
+    if (type === RecordType.Update || type === RecordType.Clr) visit(at, readU32(buf, at + kRecPageId));
+  });
 }
 
 /** Bits in a page filter: 4 KiB. */

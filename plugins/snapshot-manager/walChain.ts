@@ -6,9 +6,9 @@
 import path from 'node:path';
 import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
-import { walScanRecords } from 'recovery-agent/native';
 import { readU32 } from '../pagestore/format.js';
 import { kRecLength } from '../pagestore/walRecord.js';
+import { scanRecords } from '../pagestore/walPages.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, segmentStartOf } from '../pagestore/walSegments.js';
 import { archiveDirOf, snapshotPath, type Manifest, type WalEntry } from './manifest.js';
 import { checkRaw, listArchive, readChecked, type ArchivedSegment } from './walArchive.js';
@@ -71,9 +71,6 @@ export function chainTo(sources: Map<number, WalSource>, fromLsn: number, target
   }
 }
 
-/** Record positions per native scan call. */
-const positions = new Uint32Array(16384);
-
 /** Decompresses and checks one segment; cuts it at the last record boundary at or below `target`. */
 export async function loadSegment(src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
   const frame = await readChecked(src.path, src.entry);
@@ -86,17 +83,11 @@ export async function loadSegment(src: WalSource, storeId: Uint8Array, segmentSi
   checkRaw(src.path, raw, src.entry);
   const problem = checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
-  // The valid records, found and checked natively a batch at a time; cut before the first that
-  // ends past the target.
+  // The valid records (checked natively), cut before the first that ends past the target.
   let p = SEGMENT_HEADER_SIZE;
-  for (let n; (n = walScanRecords(raw, p, raw.byteLength, src.startLsn + p, positions, 0)) > 0; ) {
-    let k = 0;
-    for (; k < n; k++) {
-      const end = positions[k]! + readU32(raw, positions[k]! + kRecLength);
-      if (src.startLsn + end > target) break;
-      p = end;
-    }
-    if (k < n || n < positions.length) break;
-  }
+  scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
+    const end = at + readU32(raw, at + kRecLength);
+    if (at === p && src.startLsn + end <= target) p = end;
+  });
   return { bytes: raw.subarray(0, p), endLsn: src.startLsn + p };
 }

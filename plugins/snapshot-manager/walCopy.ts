@@ -21,7 +21,7 @@ import type { Compressor } from './compressor.js';
 import { readFull } from './copyPages.js';
 import type { WalEntry } from './manifest.js';
 import { listArchive } from './walArchive.js';
-import { scanRecords } from './walSummary.js';
+import { scanRecords } from '../pagestore/walPages.js';
 
 interface PinnedSegment {
   start: number;

@@ -19,9 +19,9 @@
  * ends early, a damaged header — and the caller falls back to reading every page.
  */
 import path from 'node:path';
-import { walScanRecords } from 'recovery-agent/native';
 import { readU32 } from '../pagestore/format.js';
-import { RecordType, kRecLength, kRecPageId, kRecType } from '../pagestore/walRecord.js';
+import { kRecLength, kRecPageId } from '../pagestore/walRecord.js';
+import { forEachPageRecord } from '../pagestore/walPages.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentStartOf } from '../pagestore/walSegments.js';
 import { archiveDirOf, snapshotPath, type Manifest, type PageRun } from './manifest.js';
 import { listArchive } from './walArchive.js';
@@ -61,9 +61,6 @@ export interface WalSummary {
 /** The summary, or why the WAL cannot give it (the caller then reads every page). */
 export type WalSummaryOutcome = { summary: WalSummary; fallback?: undefined } | { summary?: undefined; fallback: string };
 
-/** Positions per native scan call; the scan goes on from where a full batch stopped. */
-const kBatch = 16384;
-
 export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutcome> {
   const first = segmentStartOf(o.fromLsn, o.segmentSize);
   const live = (await listSegments(o.walDir)).filter((s) => s >= first);
@@ -97,10 +94,7 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
     }
     const start = s === first ? Math.max(o.fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
     let outside = -1;
-    const p = scanRecords(buf, start, buf.byteLength, s + start, (at) => {
-      const type = buf[at + kRecType];
-      if (type !== RecordType.Update && type !== RecordType.Clr) return;
-      const pageId = readU32(buf, at + kRecPageId);
+    const p = forEachPageRecord(buf, start, s + start, (at, pageId) => {
       if (pageId < o.pageCount) pages[pageId] = 1;
       else outside = at;
     });
@@ -132,21 +126,6 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
   return { summary: { runs, pages: count, endLsn, walBytes, segmentsArchived } };
 }
 
-/**
- * Walks the valid records from position `from` of `buf` (LSN `lsn`) up to `end`, calling `visit`
- * with each one's position; returns where they end: at the first that is not valid (the
- * native scan's checks, those of `validRecordAt`), or `end`.
- */
-export function scanRecords(buf: Uint8Array, from: number, end: number, lsn: number, visit?: (at: number) => void): number {
-  let p = Math.min(from, end);
-  for (let n; (n = walScanRecords(buf, p, end, lsn + (p - from), positions, 0)) > 0; ) {
-    if (visit) for (let k = 0; k < n; k++) visit(positions[k]!);
-    const last = positions[n - 1]!;
-    p = last + readU32(buf, last + kRecLength);
-  }
-  return p;
-}
-const positions = new Uint32Array(kBatch);
 
 /** Segment copies known to be whole: archived ones, and snapshot WAL entries but the last. */
 async function wholeCopies(dir: string, manifests: readonly Manifest[]): Promise<Map<number, WalSource>> {

@@ -12,7 +12,7 @@ import { createSnapshot, type SnapshotReport } from '../../../plugins/snapshot-m
 import type { Manifest } from '../../../plugins/snapshot-manager/manifest.js';
 import { restoreSnapshot } from '../../../plugins/snapshot-manager/restore.js';
 import { archiveSegment, listArchive, walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
-import { scanRecords } from '../../../plugins/snapshot-manager/walSummary.js';
+import { scanRecords } from '../../../plugins/pagestore/walPages.js';
 import { fixture } from '../../helpers/paths.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';

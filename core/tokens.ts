@@ -44,6 +44,15 @@ export interface ScanTrigger {
 }
 export const ScanTrigger: InjectionToken<ScanTrigger> = Symbol.for('recovery-agent.ScanTrigger');
 
+/** Snapshots of configured stores, on demand (the snapshot manager provides it; `GET`/`POST /snapshots`). */
+export interface SnapshotTrigger {
+  /** The store's snapshots (manifest summaries), oldest first. Throws RA_ERR_USAGE for a store without snapshots. */
+  list(storeId: string): Promise<unknown[]>;
+  /** Takes one now; resolves with its summary once it is durable. */
+  take(storeId: string, options: { incremental?: boolean }): Promise<unknown>;
+}
+export const SnapshotTrigger: InjectionToken<SnapshotTrigger> = Symbol.for('recovery-agent.SnapshotTrigger');
+
 /** The health monitor's history of samples, served at `GET /health/history` when a plugin provides it. */
 export interface HealthHistory {
   /**

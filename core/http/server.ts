@@ -11,6 +11,9 @@
  *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token)
  *   POST /scans        { "store": id }: a full-speed scan of a store; answers with its result
  *                      (corrupt pages also become page-corruption failures)  (bearer token)
+ *   GET  /snapshots?store=id   the store's snapshots, oldest first
+ *   POST /snapshots    { "store": id, "incremental"?: bool }: take a snapshot now (after a
+ *                      checkpoint by the store's owner); answers once it is durable (bearer token)
  *
  * Mutating endpoints need `Authorization: Bearer <agent.http.token>`; without a configured
  * token they are disabled (403).
@@ -24,7 +27,7 @@ import { isRaError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
-import { HealthHistory, ScanTrigger, StatusSection } from '../tokens.js';
+import { HealthHistory, ScanTrigger, SnapshotTrigger, StatusSection } from '../tokens.js';
 import { tokenMatches } from './auth.js';
 
 export interface HttpDeps {
@@ -131,6 +134,30 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     if (!d.container.isRegistered(ScanTrigger, true)) return reply.code(503).send({ error: 'no running plugin can scan stores (corruption-detector)' });
     const r = await d.container.resolve(ScanTrigger).scan(store);
     return reply.code(200).send({ store, pagesScanned: r.pagesScanned, corrupt: r.corrupt });
+  });
+
+  const snapshots = async (reply: FastifyReply, fn: (t: SnapshotTrigger) => Promise<unknown>) => {
+    if (!d.container.isRegistered(SnapshotTrigger, true)) return reply.code(503).send({ error: 'no running plugin takes snapshots (snapshot-manager)' });
+    try {
+      return reply.code(200).send(await fn(d.container.resolve(SnapshotTrigger)));
+    } catch (err) {
+      if (isRaError(err, 'RA_ERR_USAGE')) return reply.code(400).send({ error: err.message });
+      if (isRaError(err)) return reply.code(500).send({ error: err.message, code: err.code });
+      throw err;
+    }
+  };
+  app.get('/snapshots', async (req, reply) => {
+    const store = (req.query as { store?: unknown }).store;
+    if (typeof store !== 'string') return reply.code(400).send({ error: 'give the store: GET /snapshots?store=<id>' });
+    return snapshots(reply, async (t) => ({ store, snapshots: await t.list(store) }));
+  });
+  app.post('/snapshots', { preHandler: requireToken }, async (req, reply) => {
+    const body = req.body as { store?: unknown; incremental?: unknown } | undefined;
+    if (typeof body?.store !== 'string' || (body.incremental !== undefined && typeof body.incremental !== 'boolean')) {
+      return reply.code(400).send({ error: 'body must be { "store": <id>, "incremental"?: true|false }' });
+    }
+    const { store, incremental } = body as { store: string; incremental?: boolean };
+    return snapshots(reply, async (t) => ({ store, snapshot: await t.take(store, incremental === undefined ? {} : { incremental }) }));
   });
 
   return app;

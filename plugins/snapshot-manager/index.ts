@@ -13,7 +13,8 @@ import { Gauge } from 'prom-client';
 import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
-import { Metrics, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import type { Manifest } from './manifest.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { WalArchiverSource } from '../pagestore/index.js';
 import type { WalArchiver } from '../pagestore/checkpoint.js';
@@ -41,12 +42,20 @@ export default definePlugin({
     ctx.container.registerInstance(WalArchiverSource, { archiverFor: (p: string) => byPath.get(path.resolve(p)) });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
 
-    const scheduled: ScheduledStore[] = ctx.config.stores.flatMap((s) => (s.snapshots?.every ? [{
-      id: s.id, path: path.resolve(s.path), dir: path.resolve(s.snapshots.dir), everyMs: s.snapshots.every,
+    const scheduled: ScheduledStore[] = ctx.config.stores.flatMap((s) => (s.snapshots ? [{
+      id: s.id, path: path.resolve(s.path), dir: path.resolve(s.snapshots.dir), ...(s.snapshots.every ? { everyMs: s.snapshots.every } : {}),
       fullEvery: s.snapshots.fullEvery, keep: s.snapshots.keep, ...(s.snapshots.maxAge !== undefined ? { maxAgeMs: s.snapshots.maxAge } : {}),
     }] : []));
     const scheduler = new SnapshotScheduler(scheduled, ctx.container.resolve<WorkerPool>(WorkerPoolToken), ctx.log);
     ctx.container.registerInstance(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
+    const summary = (m: Manifest) => ({
+      id: m.id, kind: m.kind, baseId: m.baseId, startLsn: m.startLsn, endLsn: m.endLsn, startedAt: m.startedAt, finishedAt: m.finishedAt,
+      pages: m.pagesCopied, chunks: m.chunks.length, bytes: m.chunks.reduce((n, c) => n + c.bytes, 0), rawBytes: m.chunks.reduce((n, c) => n + c.rawBytes, 0),
+    });
+    ctx.container.registerInstance(SnapshotTrigger, {
+      list: async (id) => (await scheduler.list(id)).map(summary),
+      take: async (id, o) => summary(await scheduler.snapshotNow(id, o)),
+    });
     const registry = ctx.container.resolve(Metrics);
     const st = scheduler.stats;
     counterFromTotals(registry, 'recovery_agent_snapshots_total', 'Scheduled snapshots, by kind and result', ['kind', 'result'], () => [

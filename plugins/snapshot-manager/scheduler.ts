@@ -4,6 +4,8 @@
  * newest full, incremental otherwise — then retention (`keep`, `maxAge`). One snapshot per store
  * at a time; a tick that finds the previous one still running is skipped. A store that does not
  * exist yet is skipped quietly. Snapshots take no lock, so they run beside the store's owner.
+ * `snapshotNow` takes one on demand (`POST /snapshots`), for any store with a snapshots.dir, after
+ * any snapshot of that store in progress.
  *
  * Each starts with a checkpoint when an owner has the store open (asked through the store's
  * control socket), so the snapshot's WAL, and what a restore replays, starts at a fresh redo
@@ -13,18 +15,19 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { isRaError } from '../../core/errors.js';
+import { isRaError, raError } from '../../core/errors.js';
 import { ControlClient } from '../pagestore/controlClient.js';
 import { storeExists } from '../pagestore/storeFiles.js';
 import { createSnapshot, type SnapshotReport } from './createSnapshot.js';
-import { loadAll } from './manifest.js';
+import { loadAll, type Manifest } from './manifest.js';
 import { pruneSnapshots } from './prune.js';
 
 export interface ScheduledStore {
   id: string;
   path: string;
   dir: string;
-  everyMs: number;
+  /** Snapshot on this interval; without it, only when asked (`snapshotNow`, `POST /snapshots`). */
+  everyMs?: number;
   fullEvery: number;
   keep: { full: number; incremental: number };
   maxAgeMs?: number;
@@ -51,11 +54,9 @@ export class SnapshotScheduler {
 
   start(): void {
     for (const s of this.stores) {
+      if (!s.everyMs) continue;
       const t = setInterval(() => {
-        if (!this.running.has(s.id)) {
-          const p = this.takeOne(s).finally(() => this.running.delete(s.id));
-          this.running.set(s.id, p);
-        }
+        if (!this.running.has(s.id)) void this.exclusive(s, () => this.takeOne(s));
       }, s.everyMs);
       t.unref();
       this.timers.push(t);
@@ -88,29 +89,65 @@ export class SnapshotScheduler {
     }
   }
 
+  /**
+   * A snapshot of store `id` now, once any snapshot of it in progress is done: full or
+   * incremental as the schedule would choose, unless `incremental` says; then retention. Throws
+   * what went wrong (RA_ERR_USAGE for a store with no snapshots.dir).
+   */
+  async snapshotNow(id: string, options: { incremental?: boolean } = {}): Promise<Manifest> {
+    const s = this.stores.find((x) => x.id === id);
+    if (!s) throw raError('RA_ERR_USAGE', `store "${id}" has no snapshots.dir in the config (stores with one: ${this.stores.map((x) => x.id).join(', ') || 'none'})`);
+    if (!storeExists(s.path)) throw raError('RA_ERR_STORE_NOT_FOUND', `store "${id}" does not exist yet at ${s.path}`);
+    return this.exclusive(s, () => this.round(s, options.incremental)).catch((err: unknown) => {
+      this.stats.failed++;
+      throw err;
+    });
+  }
+
+  /** The store's snapshots, oldest first. */
+  async list(id: string): Promise<Manifest[]> {
+    const s = this.stores.find((x) => x.id === id);
+    if (!s) throw raError('RA_ERR_USAGE', `store "${id}" has no snapshots.dir in the config (stores with one: ${this.stores.map((x) => x.id).join(', ') || 'none'})`);
+    return (await loadAll(s.dir)).flatMap((x) => (x.manifest ? [x.manifest] : []));
+  }
+
+  /** Runs `fn` when no other snapshot of the store runs. */
+  private async exclusive<T>(s: ScheduledStore, fn: () => Promise<T>): Promise<T> {
+    for (let r; (r = this.running.get(s.id)); ) await r.catch(() => undefined);
+    const p = fn();
+    const done = p.then(() => undefined, () => undefined).finally(() => this.running.delete(s.id));
+    this.running.set(s.id, done);
+    return p;
+  }
+
   /** One scheduled round for a store: snapshot, then retention. Never throws. */
-  async takeOne(s: ScheduledStore): Promise<void> {
+  private async takeOne(s: ScheduledStore): Promise<void> {
     if (!storeExists(s.path)) return;
-    const t0 = performance.now();
     try {
-      const all = (await loadAll(s.dir)).filter((x) => x.manifest).map((x) => x.manifest!);
-      const lastFull = all.map((m) => m.kind).lastIndexOf('full');
-      const incremental = lastFull >= 0 && all.length - 1 - lastFull < s.fullEvery - 1;
-      await this.checkpointFirst(s);
-      const report: Partial<SnapshotReport> = {};
-      const m = await createSnapshot({ store: s.path, dir: s.dir, pool: this.pool, incremental, report });
-      this.stats.taken[m.kind]++;
-      this.stats.lastDurationMs = performance.now() - t0;
-      this.stats.lastBytes = m.chunks.reduce((n, c) => n + c.bytes, 0);
-      this.stats.lastRawBytes = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
-      const pruned = await pruneSnapshots(s.dir, { keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
-      this.stats.pruned += pruned.deleted.length;
-      this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
-      // An incremental that read every page: the WAL since its base was not usable (say why).
-      if (report.fallback) this.log.warn({ store: s.id, id: m.id, why: report.fallback }, 'incremental snapshot read every page');
+      await this.round(s);
     } catch (err) {
       this.stats.failed++;
       this.log.warn({ store: s.id, dir: path.resolve(s.dir), err: describeError(err) }, 'scheduled snapshot failed');
     }
+  }
+
+  private async round(s: ScheduledStore, incrementalWanted?: boolean): Promise<Manifest> {
+    const t0 = performance.now();
+    const all = (await loadAll(s.dir)).filter((x) => x.manifest).map((x) => x.manifest!);
+    const lastFull = all.map((m) => m.kind).lastIndexOf('full');
+    const incremental = incrementalWanted ?? (lastFull >= 0 && all.length - 1 - lastFull < s.fullEvery - 1);
+    await this.checkpointFirst(s);
+    const report: Partial<SnapshotReport> = {};
+    const m = await createSnapshot({ store: s.path, dir: s.dir, pool: this.pool, incremental, report });
+    this.stats.taken[m.kind]++;
+    this.stats.lastDurationMs = performance.now() - t0;
+    this.stats.lastBytes = m.chunks.reduce((n, c) => n + c.bytes, 0);
+    this.stats.lastRawBytes = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
+    const pruned = await pruneSnapshots(s.dir, { keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
+    this.stats.pruned += pruned.deleted.length;
+    this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
+    // An incremental that read every page: the WAL since its base was not usable (say why).
+    if (report.fallback) this.log.warn({ store: s.id, id: m.id, why: report.fallback }, 'incremental snapshot read every page');
+    return m;
   }
 }

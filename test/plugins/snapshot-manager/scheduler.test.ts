@@ -95,4 +95,45 @@ describe('snapshot-manager plugin', () => {
     }
     assert.deepEqual((await verifySnapshots(snaps)).problems, []);
   });
+
+  it('GET /snapshots lists and POST /snapshots (with the token) takes a snapshot on demand', async () => {
+    const dir = tmpStoreDir('ra-snapsched-');
+    const base = path.dirname(dir);
+    const snaps = path.join(base, 'snaps');
+    const owner = await PageStore.open(dir, { create: true, pageCount: 32, pageSize: 4096, checkpointIntervalMs: 0 });
+    const token = 'snapshot-token-0123456789';
+    const config = validateConfig({
+      agent: { dataDir: path.join(base, 'agent'), workers: 1, http: { listen: '127.0.0.1:0', token } },
+      stores: [{ id: 'db', path: dir, snapshots: { dir: snaps } }, { id: 'other', path: path.join(base, 'other') }],
+    }, path.join(base, 'agent.yaml'), {});
+    const agent = new Agent({ config, builtins: [pagestore, snapshotManager], log: captureLogger().log });
+    await agent.start();
+    const url = `http://${agent.httpAddress}/snapshots`;
+    const post = (body: unknown, auth = true) => fetch(url, { method: 'POST', headers: { 'content-type': 'application/json', ...(auth ? { authorization: `Bearer ${token}` } : {}) }, body: JSON.stringify(body) });
+    try {
+      assert.equal((await post({ store: 'db' }, false)).status, 401);
+      const tx = owner.begin();
+      await tx.write(7, 0, Buffer.from('on demand'));
+      await tx.commit();
+      const full = await post({ store: 'db' });
+      assert.equal(full.status, 200);
+      const a = ((await full.json()) as { snapshot: { kind: string; pages: number; endLsn: number } }).snapshot;
+      assert.equal(a.kind, 'full');
+      assert.equal(a.pages, 32);
+      assert.ok(a.endLsn >= owner.endLsn - 1, 'the snapshot reaches what was committed');
+      const inc = await post({ store: 'db', incremental: true });
+      assert.equal(((await inc.json()) as { snapshot: { kind: string } }).snapshot.kind, 'incremental');
+      const list = (await (await fetch(`${url}?store=db`)).json()) as { snapshots: Array<{ kind: string }> };
+      assert.deepEqual(list.snapshots.map((x) => x.kind), ['full', 'incremental']);
+      const bad = await post({ store: 'other' });
+      assert.equal(bad.status, 400);
+      assert.match(((await bad.json()) as { error: string }).error, /store "other" has no snapshots.dir/);
+      assert.equal((await post({ store: 'db', incremental: 'yes' })).status, 400);
+      assert.equal((await fetch(url)).status, 400);
+      assert.ok(owner.counters.checkpoints >= 2, 'the owner checkpointed before each');
+    } finally {
+      await agent.stop();
+      await owner.close();
+    }
+  });
 });

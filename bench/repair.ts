@@ -5,7 +5,7 @@
  * A store of `--mib` MiB (8 KiB pages, default 256 MiB) gets a full snapshot, then `--wal-mib`
  * MiB of WAL (default 64) from transactions over random pages with checkpoints every 16 MiB, so
  * the WAL a repair replays is partly archived (compressed) and partly live. Then, for
- * `--pages` pages (default 20), each corrupted on disk in turn:
+ * `--pages` pages changed since the snapshot (default 20), each corrupted on disk in turn:
  *   - offline: nobody has the store open; repaired under the store lock;
  *   - online: the store is open in this process (its control socket serving) and the page is
  *     not in its cache; repaired through the socket, the owner verifying and installing it.
@@ -63,15 +63,22 @@ try {
   await createSnapshot({ store, dir: snaps, pool });
   // WAL after the snapshot: small transactions over random pages.
   const walStart = s.endLsn;
+  const touched = new Set<number>();
   for (let i = 0; s.endLsn - walStart < WAL_MIB * 2 ** 20; i++) {
     const tx = s.begin();
-    for (let k = 0; k < 4; k++) await tx.write(1 + (rnd() % (PAGES - 1)), (rnd() % 14) * 512, payload.fill(i & 0xff));
+    for (let k = 0; k < 4; k++) {
+      const p = 1 + (rnd() % (PAGES - 1));
+      touched.add(p);
+      await tx.write(p, (rnd() % 14) * 512, payload.fill(i & 0xff));
+    }
     await tx.commit();
   }
   const walBytes = s.endLsn - walStart;
   await s.close();
 
-  const victims = Array.from({ length: PAGES_TRIED }, () => 1 + (rnd() % (PAGES - 1)));
+  // Pages changed since the snapshot: each repair replays WAL records, not just the snapshot image.
+  const candidates = [...touched];
+  const victims = Array.from({ length: PAGES_TRIED }, () => candidates[rnd() % candidates.length]!);
   const offline: PageRepairOutcome[] = [];
   for (const p of victims) {
     corrupt(store, p);

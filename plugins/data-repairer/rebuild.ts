@@ -28,7 +28,8 @@ import { pageLsn, readU32, readU64, verifyPage } from '../pagestore/format.js';
 import { readControl, type Control } from '../pagestore/control.js';
 import { walDirOf } from '../pagestore/storeFiles.js';
 import { kRecLsn } from '../pagestore/walRecord.js';
-import { filterHas, forEachPageRecord } from '../pagestore/walPages.js';
+import { forEachPageRecord } from '../pagestore/walPages.js';
+import { blocksFor, readBlockRecords, type BlockIndex } from '../snapshot-manager/archiveBlocks.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
 import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from '../snapshot-manager/manifest.js';
 import { checkRaw, readChecked } from '../snapshot-manager/walArchive.js';
@@ -45,8 +46,11 @@ export interface RebuiltPage {
   walFromLsn: number;
   endLsn: number;
   recordsApplied: number;
-  /** Segments read from the live WAL and from the archive or snapshots, and archived ones skipped by their page filter. */
-  segments: { live: number; archived: number; skipped: number };
+  /**
+   * Segments read from the live WAL and from the archive or snapshots; archived ones whose block
+   * filters rule the page out; blocks of archived segments decoded.
+   */
+  segments: { live: number; archived: number; skipped: number; blocks: number };
 }
 
 /** Rebuilds page `pageId` of the store in `storeDir` from the snapshots and WAL in `snapshotDir`. */
@@ -116,7 +120,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
   const walDir = walDirOf(storeDir);
   let archived: Map<number, WalSource> | null = null;
   const archive = async () => (archived ??= await walSources(snapshotDir, manifests));
-  const segments = { live: 0, archived: 0, skipped: 0 };
+  const segments = { live: 0, archived: 0, skipped: 0, blocks: 0 };
   const pages = Uint32Array.of(pageId);
   const starts = new Uint32Array(2);
   const status = new Uint32Array(1);
@@ -137,30 +141,28 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
         }
         break;
       }
-      if (seg === 'skip') {
-        // Archived whole, and its page filter proves it holds nothing for this page.
+      const begin = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+      if ('index' in seg) {
+        // Archived (so whole), in indexed blocks: only the blocks whose filter names the page.
+        for (const b of blocksFor(seg.index, pageId)) {
+          const { bytes, base } = readBlockRecords(seg.file, seg.frame, seg.index, seg.rawBytes, b);
+          const from = Math.max(seg.index.firsts[b]!, begin) - base;
+          const next = seg.index.firsts[b + 1] ?? -1;
+          if (from >= bytes.byteLength || (next >= 0 && from + base >= next)) continue;
+          segments.blocks++;
+          apply(s, bytes, from, s + base + from, next >= 0 ? next - base : Infinity);
+        }
         prevEnd = -1;
-        endLsn = s + segmentSize;
+        endLsn = s + seg.rawBytes;
         continue;
       }
       const bytes = seg.bytes;
-      const begin = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
-      let n = 0;
-      const end = forEachPageRecord(bytes, begin, s + begin, (at, id) => {
-        if (id !== pageId || readU64(bytes, at + kRecLsn) <= imageLsn) return;
-        if (n === mine.length) mine = Uint32Array.from({ length: 2 * n }, (_, k) => mine[k] ?? 0);
-        mine[n++] = at;
-      });
+      const end = apply(s, bytes, begin, s + begin, Infinity);
       // A record that does not fit the rest of a segment starts the next one; a segment whose
       // valid records stop earlier although the next one's first record would have fitted is a
       // partial copy or a damaged one: replaying on would skip records.
       if (prevEnd >= 0 && end > begin && prevEnd + readU32(bytes, begin) <= segmentSize) {
         throw raError('RA_ERR_WAL_GAP', `the WAL read of segment ${s - segmentSize} ends at LSN ${s - segmentSize + prevEnd}, before the segment's end (a partial or damaged copy): LSN ${s - segmentSize + prevEnd} to ${s - 1} is missing`, { details: { missingFrom: s - segmentSize + prevEnd, missingTo: s - 1 } });
-      }
-      if (n > 0) {
-        starts[1] = n;
-        recordsApplied += redoApplyPages(bytes, mine.subarray(0, n), starts, pages, 0, 1, image, image.byteLength, status);
-        if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId } });
       }
       if (end === begin && s > first) break; // an empty segment: the end of the log
       prevEnd = end;
@@ -173,8 +175,28 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
   if (fault) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} rebuilt from the snapshot and WAL fails its ${fault} check`, { details: { pageId } });
   return { image, imageLsn, walFromLsn: fromLsn, endLsn, recordsApplied, segments };
 
+  /**
+   * Applies the records for the page newer than the image among those of `bytes` from `from`
+   * (LSN `lsn`), in order, up to the first starting at `stop` or later; returns where the valid
+   * records end.
+   */
+  function apply(s: number, bytes: Buffer, from: number, lsn: number, stop: number): number {
+    let n = 0;
+    const end = forEachPageRecord(bytes, from, lsn, (at, id) => {
+      if (id !== pageId || at >= stop || readU64(bytes, at + kRecLsn) <= imageLsn) return;
+      if (n === mine.length) mine = Uint32Array.from({ length: 2 * n }, (_, k) => mine[k] ?? 0);
+      mine[n++] = at;
+    });
+    if (n > 0) {
+      starts[1] = n;
+      recordsApplied += redoApplyPages(bytes, mine.subarray(0, n), starts, pages, 0, 1, image, image.byteLength, status);
+      if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId } });
+    }
+    return end;
+  }
+
   /** Segment `s`: the live file if the store still has it, else the archived or a snapshot's copy. */
-  async function segmentAt(s: number): Promise<{ bytes: Buffer } | 'skip' | null> {
+  async function segmentAt(s: number): Promise<{ bytes: Buffer } | { index: BlockIndex; frame: Buffer; file: string; rawBytes: number } | null> {
     const live = await readLive(segmentPath(walDir, s), liveBuf);
     if (live && !checkSegmentHeader(live, storeId, s, segmentSize)) {
       segments.live++;
@@ -190,10 +212,14 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
       if (live) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, s)}: ${checkSegmentHeader(live, storeId, s, segmentSize)}, and the archive has no copy`);
       return null;
     }
-    const filter = (src.entry as { pageFilter?: unknown }).pageFilter;
-    if (typeof filter === 'string' && !filterHas(Buffer.from(filter, 'base64'), pageId)) {
-      segments.skipped++;
-      return 'skip';
+    const index = (src.entry as { blocks?: BlockIndex }).blocks;
+    if (index) {
+      if (blocksFor(index, pageId).length === 0) {
+        segments.skipped++;
+        return { index, frame: Buffer.alloc(0), file: src.path, rawBytes: src.rawBytes };
+      }
+      segments.archived++;
+      return { index, frame: await readChecked(src.path, src.entry), file: src.path, rawBytes: src.rawBytes };
     }
     segments.archived++;
     return { bytes: (await loadSegment(src, storeId, segmentSize, Infinity)).bytes };

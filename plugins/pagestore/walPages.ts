@@ -38,25 +38,3 @@ export function forEachPageRecord(buf: Uint8Array, start: number, startLsn: numb
     if (type === RecordType.Update || type === RecordType.Clr) visit(at, readU32(buf, at + kRecPageId));
   });
 }
-
-/** Bits in a page filter: 4 KiB. */
-export const PAGE_FILTER_BITS = 32768;
-
-/**
- * A page filter of a WAL segment: bit `pageId mod 32768` is set for every page a change record
- * names. A clear bit proves the segment holds no record for the page; a set bit may be another
- * page's (about 6 % of bits are set by 2,000 distinct pages).
- */
-export function pageFilterOf(segment: Uint8Array, start: number, startLsn: number): Buffer {
-  const bits = Buffer.alloc(PAGE_FILTER_BITS / 8);
-  forEachPageRecord(segment, start, startLsn, (_at, pageId) => {
-    const b = pageId % PAGE_FILTER_BITS;
-    bits[b >> 3]! |= 1 << (b & 7);
-  });
-  return bits;
-}
-
-export function filterHas(bits: Uint8Array, pageId: number): boolean {
-  const b = pageId % PAGE_FILTER_BITS;
-  return bits.byteLength === PAGE_FILTER_BITS / 8 && (bits[b >> 3]! & (1 << (b & 7))) !== 0;
-}

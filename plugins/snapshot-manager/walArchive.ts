@@ -10,10 +10,9 @@
  */
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
-import { compressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
-import { pageFilterOf } from '../pagestore/walPages.js';
+import { encodeIndexed, type BlockIndex } from './archiveBlocks.js';
 import { SEGMENT_HEADER_SIZE, segmentName } from '../pagestore/walSegments.js';
 import { archiveDirOf, writeFileDurable, xxh3Hex, type FileEntry, type WalEntry } from './manifest.js';
 
@@ -22,11 +21,11 @@ export interface ArchivedSegment extends WalEntry {
   /** Wall-clock time (ms) it was archived: every record in it was written before then. */
   archivedAt: number;
   /**
-   * Base64 of the segment's page filter (plugins/pagestore/walPages.ts): a page whose bit is
-   * clear has no record here, so rebuilding it need not decompress the segment. Absent in
-   * segments archived before filters existed.
+   * The index of the frame's 1 MiB blocks (archiveBlocks.ts): where each starts, where its first
+   * record starts, and which pages its records name, so a page rebuild decodes only the blocks
+   * that may hold its records. Absent in sidecars written before it existed.
    */
-  pageFilter?: string;
+  blocks?: BlockIndex;
 }
 
 /**
@@ -45,7 +44,7 @@ export function walArchiver(snapshotDir: string): WalArchiver {
 
 export async function archiveSegment(snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
   const raw = await readFile(segment.file);
-  const frame = await compressFrame(raw);
+  const { frame, index } = await encodeIndexed(raw, SEGMENT_HEADER_SIZE, segment.startLsn);
   const base = path.join(archiveDirOf(snapshotDir), `${segmentName(segment.startLsn)}.lz4`);
   const entry: ArchivedSegment = {
     file: path.basename(base),
@@ -55,7 +54,7 @@ export async function archiveSegment(snapshotDir: string, segment: RetiredSegmen
     rawXxh3: xxh3Hex(raw),
     startLsn: segment.startLsn,
     archivedAt: Date.now(),
-    pageFilter: pageFilterOf(raw, SEGMENT_HEADER_SIZE, segment.startLsn + SEGMENT_HEADER_SIZE).toString('base64'),
+    blocks: index,
   };
   await writeFileDurable(base, frame, false);
   await writeFileDurable(base.replace(/\.lz4$/, '.json'), Buffer.from(JSON.stringify(entry) + '\n'));

@@ -223,6 +223,11 @@ export class Supervisor implements ProcessSupervisor {
       return;
     }
     e.state = 'exited';
+    if (code === 0 && signal === null && e.cfg.restart.policy !== 'always') {
+      // A clean exit is the process's own decision; as with systemd, only `always` restarts it.
+      e.log.info({ processPid: pid, exitCode: code, uptimeMs, policy: e.cfg.restart.policy }, 'process exited cleanly (code 0); its restart policy does not restart a clean exit');
+      return;
+    }
     e.crashes++;
     this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: code, signal, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason: 'exit' });
   }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { HEARTBEAT_ENV, PROCESS_ID_ENV, type ProcessCrashEvidence, type ProcessHangEvidence } from '../../../plugins/crash-detector/index.js';
 import { childProcessConfig, freePort, pidExists, startDetector, waitFor, type Harness } from './harness.js';
 
@@ -47,6 +48,22 @@ describe('crash detector: supervised processes', () => {
     assert.equal(s.pid, null);
     assert.deepEqual({ code: s.lastExit?.code, signal: s.lastExit?.signal, pid: s.lastExit?.pid }, { code: 3, signal: null, pid: first.pid });
     assert.equal(s.crashes, 1);
+    await h.stop();
+  });
+
+  it('a clean exit (code 0) is no crash under on-failure, and is one under always', async () => {
+    const h = await detector([
+      childProcessConfig('done', { exitAfterMs: 100, exitCode: 0 }),
+      childProcessConfig('daemon', { exitAfterMs: 100, exitCode: 0 }, { restart: { policy: 'always' } }),
+    ]);
+    const d = await waitFor(() => h.delivered.find((x) => x.failure.kind === 'process-crash'), 5000, 'process-crash');
+    assert.equal(d.failure.subject, 'process:daemon');
+    await waitFor(() => h.supervisor.get('done')!.state === 'exited' || undefined, 5000, 'the clean exit');
+    await sleep(200);
+    assert.deepEqual(h.delivered.filter((x) => x.failure.kind === 'process-crash').map((x) => x.failure.subject), ['process:daemon']);
+    const done = h.supervisor.get('done')!;
+    assert.equal(done.crashes, 0);
+    assert.equal(done.lastExit?.code, 0);
     await h.stop();
   });
 

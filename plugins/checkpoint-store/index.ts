@@ -15,6 +15,7 @@
  */
 import { statfs } from 'node:fs/promises';
 import { definePlugin } from '../../core/plugin.js';
+import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
@@ -52,12 +53,7 @@ export default definePlugin({
     const stores = new Map(ctx.config.stores.filter((s) => s.engine === 'pagestore').map((s) => [s.id, s.path]));
     const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
     /** One checkpoint at a time per store: two failures about one filesystem must not race for its lock. */
-    const chains = new Map<string, Promise<unknown>>();
-    const serial = <T>(id: string, fn: () => Promise<T>): Promise<T> => {
-      const run = (chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(fn);
-      chains.set(id, run);
-      return run;
-    };
+    const serial = keyedSerialQueues();
     const named = (f: Failure) => storesOf(f).filter((id) => stores.has(id));
 
     const checkpoint = (id: string, signal: AbortSignal): Promise<Done> =>
@@ -83,22 +79,15 @@ export default definePlugin({
     /** Asks the live owner to checkpoint, through the store's control socket. */
     const checkpointThroughOwner = async (id: string, dir: string, locked: { details: Readonly<Record<string, unknown>> }) => {
       const pid = locked.details.pid;
-      let c: ControlClient;
-      try {
-        c = await ControlClient.connect(dir);
-      } catch (err) {
+      const k = await ControlClient.with(dir, (c) => c.checkpoint()).catch((err: unknown) => {
+        if (!isRaError(err, 'RA_ERR_CONTROL_UNAVAILABLE')) throw err;
         throw raError(
           'RA_ERR_STORE_LOCKED',
           `store "${id}" is open by live process ${typeof pid === 'number' ? pid : '?'}, which serves no control socket to ask for a checkpoint; only it can checkpoint the store (it does so by itself every 64 MiB of WAL or 5 minutes)`,
           { cause: err, details: { store: id, ...locked.details } },
         );
-      }
-      try {
-        const k = await c.checkpoint();
-        ctx.log.info({ store: id, owner: pid, ...k }, 'store checkpointed by its owner, through its control socket');
-      } finally {
-        c.close();
-      }
+      });
+      ctx.log.info({ store: id, owner: pid, ...k }, 'store checkpointed by its owner, through its control socket');
     };
 
     const action: HealingAction = {

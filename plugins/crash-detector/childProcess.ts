@@ -93,3 +93,28 @@ export function signalProcess(pid: number, signal: NodeJS.Signals, group: boolea
     return false;
   }
 }
+
+/**
+ * Stops a spawned child's process group: SIGTERM (and SIGCONT, so a stopped process can act on
+ * it), then SIGKILL if it has not exited after `graceMs` (`onKill` is told first); at once with
+ * SIGKILL when `graceMs` is 0. Resolves once it has exited.
+ */
+export async function stopChild(spawned: SpawnedChild, graceMs: number, onKill: () => void): Promise<void> {
+  if (graceMs <= 0) {
+    signalProcess(spawned.pid, 'SIGKILL', true);
+  } else {
+    signalProcess(spawned.pid, 'SIGTERM', true);
+    signalProcess(spawned.pid, 'SIGCONT', true);
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), graceMs);
+    });
+    const exited = await Promise.race([spawned.exited.then(() => true), graceOver]);
+    clearTimeout(timer);
+    if (!exited) {
+      onKill();
+      signalProcess(spawned.pid, 'SIGKILL', true);
+    }
+  }
+  await spawned.exited;
+}

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
-import { signalProcess, spawnChild } from './childProcess.js';
+import { spawnChild, stopChild } from './childProcess.js';
 import { HangWatch, UdpHeartbeats } from './heartbeat.js';
 import { readPidFile, sameInstance } from './pidFile.js';
 import { ProbeLoop } from './probes.js';
@@ -232,28 +232,12 @@ export class Supervisor implements ProcessSupervisor {
     this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: code, signal, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason: 'exit' });
   }
 
-  /** Ends the running instance: SIGTERM (and SIGCONT, so a stopped process can act on it), SIGKILL after `graceMs`. */
+  /** Ends the running instance: SIGTERM (and SIGCONT), SIGKILL after `graceMs`. */
   private async terminate(e: ProcessEntry, graceMs: number): Promise<void> {
     const spawned = e.child;
     if (spawned === null) return;
     e.expectExit = true;
-    if (graceMs <= 0) {
-      signalProcess(spawned.pid, 'SIGKILL', true);
-    } else {
-      signalProcess(spawned.pid, 'SIGTERM', true);
-      signalProcess(spawned.pid, 'SIGCONT', true);
-      let timer: NodeJS.Timeout | undefined;
-      const graceOver = new Promise<false>((resolve) => {
-        timer = setTimeout(() => resolve(false), graceMs);
-      });
-      const exited = await Promise.race([spawned.exited.then(() => true), graceOver]);
-      clearTimeout(timer);
-      if (!exited) {
-        e.log.warn({ processPid: spawned.pid, graceMs }, 'process did not stop within its grace period; SIGKILL');
-        signalProcess(spawned.pid, 'SIGKILL', true);
-      }
-    }
-    await spawned.exited;
+    await stopChild(spawned, graceMs, () => e.log.warn({ processPid: spawned.pid, graceMs }, 'process did not stop within its grace period; SIGKILL'));
   }
 
   // ---- attached processes ------------------------------------------------------------------

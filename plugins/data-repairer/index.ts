@@ -12,6 +12,7 @@
 import path from 'node:path';
 import { Counter, Histogram } from 'prom-client';
 import { definePlugin } from '../../core/plugin.js';
+import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
@@ -38,12 +39,7 @@ export default definePlugin({
     const unrepaired = new Counter({ name: 'recovery_agent_page_repair_failures_total', help: 'Corrupt pages no source could repair', registers: [registry] });
     const duration = new Histogram({ name: 'recovery_agent_page_repair_duration_seconds', help: 'Time to repair one page', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] });
     /** One repair at a time per store. */
-    const chains = new Map<string, Promise<unknown>>();
-    const serial = <T>(id: string, fn: () => Promise<T>): Promise<T> => {
-      const run = (chains.get(id) ?? Promise.resolve()).catch(() => undefined).then(fn);
-      chains.set(id, run);
-      return run;
-    };
+    const serial = keyedSerialQueues();
     const pagesOf = (f: Failure) => (isPageCorruptionEvidence(f.evidence) ? f.evidence.pages.map((p) => p.pageId) : []);
     const targetOf = (f: Failure) => (isPageCorruptionEvidence(f.evidence) ? targets.get(f.evidence.storeId) : undefined);
 

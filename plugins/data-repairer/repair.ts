@@ -82,9 +82,8 @@ export async function repairPage(t: RepairTarget, pageId: number): Promise<PageR
   }
 }
 
-async function online(t: RepairTarget, pageId: number): Promise<Omit<PageRepairOutcome, 'durationMs' | 'pageId'>> {
-  const c = await ControlClient.connect(t.store);
-  try {
+function online(t: RepairTarget, pageId: number): Promise<Omit<PageRepairOutcome, 'durationMs' | 'pageId'>> {
+  return ControlClient.with(t.store, async (c) => {
     const seen = await c.readPage(pageId);
     if (seen.cached) {
       const r = await c.writePage(pageId);
@@ -95,9 +94,7 @@ async function online(t: RepairTarget, pageId: number): Promise<Omit<PageRepairO
     const r = await c.writePage(pageId, rebuilt.image);
     const { image: _image, ...account } = rebuilt;
     return { result: 'repaired', source: r.source === 'cache' ? 'owner-cache' : 'snapshot', mode: 'online', lsn: r.lsn, rebuilt: account };
-  } finally {
-    c.close();
-  }
+  });
 }
 
 function rebuild(t: RepairTarget, pageId: number): Promise<RebuiltPage> {

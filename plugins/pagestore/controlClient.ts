@@ -2,13 +2,12 @@
  * The agent's side of a store's control socket (controlSocket.ts): one connection, requests
  * answered in order, each with a deadline.
  *
- *   const c = await ControlClient.connect(storeDir);
- *   try { const s = await c.status(); … } finally { c.close(); }
+ *   const s = await ControlClient.with(storeDir, (c) => c.status());
  */
 import net from 'node:net';
 import { ErrorCodes, raError, type ErrorCode } from '../../core/errors.js';
 import { controlSocketOf } from './controlSocket.js';
-import type { CheckpointStats, PageRepair, StoreStatus } from './pageStore.js';
+import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
 export interface ControlClientOptions {
   /** Milliseconds each request may take. Default 30 s (a checkpoint writes every dirty page). */
@@ -51,6 +50,16 @@ export class ControlClient {
         reject(raError('RA_ERR_CONTROL_UNAVAILABLE', `no one serves the control socket ${file} (${err.code ?? err.message}): the store's owner is not running, or runs without a control socket`, { cause: err, details: { path: file } }));
       });
     });
+  }
+
+  /** Connects, runs `fn` with the client, and closes it whatever happens. */
+  static async with<T>(dir: string, fn: (c: ControlClient) => Promise<T>, options: ControlClientOptions = {}): Promise<T> {
+    const c = await ControlClient.connect(dir, options);
+    try {
+      return await fn(c);
+    } finally {
+      c.close();
+    }
   }
 
   async status(): Promise<StoreStatus> {

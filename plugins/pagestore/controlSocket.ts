@@ -20,7 +20,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, isRaError } from '../../core/errors.js';
-import type { CheckpointStats, PageRepair, StoreStatus } from './pageStore.js';
+import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
 /** Longest request line accepted. */

@@ -55,7 +55,7 @@ export class PageCache {
     frame.pins++;
     // Only now: evicting in load() could drop the new frame before it is pinned, and its caller
     // would change a page the cache no longer holds.
-    this.evict();
+    this.trim();
     return frame;
   }
 
@@ -85,7 +85,7 @@ export class PageCache {
     })().finally(() => this.loading.delete(pageId));
     this.loading.set(pageId, p);
     const frame = await p;
-    this.evict();
+    this.trim();
     return frame;
   }
 
@@ -113,12 +113,11 @@ export class PageCache {
     return frame;
   }
 
-  /** Evicts clean, unpinned frames, oldest first, down to the cache's size (after a checkpoint cleaned them). */
+  /**
+   * Evicts clean, unpinned frames, oldest first, down to the cache's size: after a load, and
+   * after a checkpoint has cleaned frames that were dirty past that size.
+   */
   trim(): void {
-    this.evict();
-  }
-
-  private evict(): void {
     if (this.frames.size <= this.maxFrames) return;
     for (const [id, f] of this.frames) {
       if (this.frames.size <= this.maxFrames) break;

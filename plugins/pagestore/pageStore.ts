@@ -11,11 +11,10 @@
  * that was killed mid-write opens consistent. See README.md for the format.
  */
 import type { FileHandle } from 'node:fs/promises';
-import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
-import type { WorkerPool } from '../../core/workerPool.js';
-import { completeCheckpoint, writePages, type AttEntry, type PageImage, type WalArchiver } from './checkpoint.js';
-import { pageLsn, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { serialQueue } from '../../core/serial.js';
+import { completeCheckpoint, writePages, type AttEntry, type PageImage } from './checkpoint.js';
+import { PAGE_HEADER_SIZE, pageLsn, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
@@ -25,68 +24,10 @@ import { createStore, storeExists, type StoreGeometry } from './storeFiles.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
-import { PAGE_HEADER_SIZE, sealPage } from './format.js';
 
-export interface PageStoreOptions {
-  /** Create the store if the directory holds none. */
-  create?: boolean;
-  /** For a new store: pages, including the superblock (page 0). */
-  pageCount?: number;
-  /** For a new store: 4096–65536, a power of two. Default 8192. */
-  pageSize?: number;
-  /** For a new store: WAL segment size in bytes. Default 16 MiB. */
-  segmentSize?: number;
-  /** Worker pool for parallel redo when opening runs recovery. */
-  pool?: WorkerPool;
-  /** Checkpoint once this much WAL has been written since the last one. Default 64 MiB. */
-  checkpointWalBytes?: number;
-  /** Also checkpoint on this interval (ms); 0 turns it off. Default 5 minutes. */
-  checkpointIntervalMs?: number;
-  /** Clean pages kept in memory, in bytes. Default 64 MiB. */
-  cacheBytes?: number;
-  /** Called with each WAL segment before it is recycled (archiving). */
-  archiver?: WalArchiver;
-  /** Called when a page read from disk fails verification. */
-  onCorruptPage?: (pageId: number, reason: string) => void;
-  /**
-   * Serve the store's control socket (`control.sock` in the store directory: status,
-   * checkpoint, read a page, write a verified page), through which the agent checkpoints and
-   * repairs a store while its owner has it open. Default true.
-   */
-  controlSocket?: boolean;
-  log?: Logger;
-}
+import type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
-export interface CheckpointStats {
-  lsn: number;
-  redoLsn: number;
-  pagesWritten: number;
-  segmentsRecycled: number;
-  durationMs: number;
-}
-
-/** What `status()` and the control socket's `status` report. */
-export interface StoreStatus {
-  pid: number;
-  storeId: string;
-  pageSize: number;
-  pageCount: number;
-  endLsn: number;
-  flushedLsn: number;
-  redoLsn: number;
-  activeTransactions: number;
-  commits: number;
-  aborts: number;
-  checkpoints: number;
-  cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
-}
-
-/** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */
-export interface PageRepair {
-  pageId: number;
-  source: 'image' | 'cache';
-  lsn: number;
-}
+export type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
 export class PageStore {
   readonly pageSize: number;
@@ -102,8 +43,12 @@ export class PageStore {
   private readonly timer: NodeJS.Timeout | null;
   private closed = false;
   private broken: Error | null = null;
-  /** Writes of pages to the data file, one at a time (see `serialWrite`). */
-  private pageWrites: Promise<unknown> = Promise.resolve();
+  /**
+   * Writes of pages to the data file, one at a time. Each writer copies its images when its turn
+   * comes (a checkpoint copies earlier, which only means a newer copy is written later), so a
+   * page's copies reach the disk in the order they were taken.
+   */
+  private readonly serialWrite = serialQueue();
   private control: ControlServer | null = null;
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
@@ -384,17 +329,6 @@ export class PageStore {
       this.broken = raError('RA_ERR_STORE_CLOSED', `checkpoint failed; reopen the store to recover: ${(err as Error).message}`, { cause: err });
       throw this.broken;
     }
-  }
-
-  /**
-   * Runs writes of pages to the data file one at a time. Each writer copies its images when its
-   * turn comes (a checkpoint copies earlier, which only means a newer copy is written later), so
-   * a page's copies reach the disk in the order they were taken.
-   */
-  private serialWrite<T>(fn: () => Promise<T>): Promise<T> {
-    const run = this.pageWrites.catch(() => undefined).then(fn);
-    this.pageWrites = run;
-    return run;
   }
 
   private checkPageId(pageId: number): void {

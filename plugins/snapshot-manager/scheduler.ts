@@ -71,21 +71,13 @@ export class SnapshotScheduler {
 
   /** Asks the store's owner, if any, for a checkpoint; a failure is logged, not fatal to the snapshot. */
   private async checkpointFirst(s: ScheduledStore): Promise<void> {
-    let c: ControlClient;
     try {
-      c = await ControlClient.connect(s.path);
-    } catch (err) {
-      if (!isRaError(err, 'RA_ERR_CONTROL_UNAVAILABLE')) this.log.warn({ store: s.id, err: describeError(err) }, 'cannot reach the store owner for a checkpoint');
-      return;
-    }
-    try {
-      const k = await c.checkpoint();
+      const k = await ControlClient.with(s.path, (c) => c.checkpoint());
       this.stats.checkpoints++;
       this.log.debug({ store: s.id, ...k }, 'owner checkpointed before the snapshot');
     } catch (err) {
-      this.log.warn({ store: s.id, err: describeError(err) }, 'checkpoint before the snapshot failed; taking the snapshot anyway');
-    } finally {
-      c.close();
+      // No owner serving a socket: the store is quiet, or its owner checkpoints by itself.
+      if (!isRaError(err, 'RA_ERR_CONTROL_UNAVAILABLE')) this.log.warn({ store: s.id, err: describeError(err) }, 'checkpoint before the snapshot failed; taking the snapshot anyway');
     }
   }
 

@@ -1,0 +1,68 @@
+/**
+ * The page store's public types: how to open one, and what its checkpoint, status and page
+ * repair report (the control socket sends these as they are).
+ */
+import type { Logger } from 'pino';
+import type { WorkerPool } from '../../core/workerPool.js';
+import type { WalArchiver } from './checkpoint.js';
+
+export interface PageStoreOptions {
+  /** Create the store if the directory holds none. */
+  create?: boolean;
+  /** For a new store: pages, including the superblock (page 0). */
+  pageCount?: number;
+  /** For a new store: 4096–65536, a power of two. Default 8192. */
+  pageSize?: number;
+  /** For a new store: WAL segment size in bytes. Default 16 MiB. */
+  segmentSize?: number;
+  /** Worker pool for parallel redo when opening runs recovery. */
+  pool?: WorkerPool;
+  /** Checkpoint once this much WAL has been written since the last one. Default 64 MiB. */
+  checkpointWalBytes?: number;
+  /** Also checkpoint on this interval (ms); 0 turns it off. Default 5 minutes. */
+  checkpointIntervalMs?: number;
+  /** Clean pages kept in memory, in bytes. Default 64 MiB. */
+  cacheBytes?: number;
+  /** Called with each WAL segment before it is recycled (archiving). */
+  archiver?: WalArchiver;
+  /** Called when a page read from disk fails verification. */
+  onCorruptPage?: (pageId: number, reason: string) => void;
+  /**
+   * Serve the store's control socket (`control.sock` in the store directory: status,
+   * checkpoint, read a page, write a verified page), through which the agent checkpoints and
+   * repairs a store while its owner has it open. Default true.
+   */
+  controlSocket?: boolean;
+  log?: Logger;
+}
+
+export interface CheckpointStats {
+  lsn: number;
+  redoLsn: number;
+  pagesWritten: number;
+  segmentsRecycled: number;
+  durationMs: number;
+}
+
+/** What `status()` and the control socket's `status` report. */
+export interface StoreStatus {
+  pid: number;
+  storeId: string;
+  pageSize: number;
+  pageCount: number;
+  endLsn: number;
+  flushedLsn: number;
+  redoLsn: number;
+  activeTransactions: number;
+  commits: number;
+  aborts: number;
+  checkpoints: number;
+  cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
+}
+
+/** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */
+export interface PageRepair {
+  pageId: number;
+  source: 'image' | 'cache';
+  lsn: number;
+}

@@ -10,7 +10,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
@@ -24,6 +23,7 @@ import { captureLogger } from '../../helpers/logCapture.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { flipBits, makeStore } from './damage.js';
+import { until } from '../../helpers/wait.js';
 
 function agentFor(dir: string, scrub: { rate: string; interval: string }) {
   const base = path.dirname(dir);
@@ -33,14 +33,6 @@ function agentFor(dir: string, scrub: { rate: string; interval: string }) {
   const failures: Failure[] = [];
   agent.bus.subscribe((f) => failures.push(f));
   return { agent, failures, lines: cap.lines, config };
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 describe('corruption-detector plugin', () => {

@@ -18,6 +18,7 @@ import { TokenBucket } from '../../../plugins/corruption-detector/tokenBucket.js
 import { createStore } from '../../../plugins/pagestore/storeFiles.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { flipBits } from './damage.js';
+import { until } from '../../helpers/wait.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'ra-scrub-'));
 
@@ -41,14 +42,6 @@ function scrubber(o: Partial<ScrubberOptions> & Pick<ScrubberOptions, 'dir' | 'd
     ...o,
   });
   return { s, seen, lines: cap.lines };
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
 }
 
 describe('token bucket', () => {

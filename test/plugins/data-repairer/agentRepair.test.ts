@@ -9,7 +9,6 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
@@ -26,17 +25,10 @@ import { captureLogger } from '../../helpers/logCapture.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
+import { until } from '../../helpers/wait.js';
 
 const PAGES = 200;
 const PAGE = 4096;
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(10);
-  }
-}
 
 describe('repair-page in the agent, under a running writer', () => {
   it('repairs corrupted pages online; the writer never sees bad data and loses nothing', async () => {

@@ -21,7 +21,6 @@
  */
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { decompressFrame } from 'lz4-napi';
 import { redoApplyPages } from 'recovery-agent/native';
 import { raError, describeError } from '../../core/errors.js';
 import { pageLsn, readU32, readU64, verifyPage } from '../pagestore/format.js';
@@ -32,7 +31,7 @@ import { forEachPageRecord } from '../pagestore/walPages.js';
 import { blocksFor, readBlockRecords, type BlockIndex } from '../snapshot-manager/archiveBlocks.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
 import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from '../snapshot-manager/manifest.js';
-import { checkRaw, readChecked } from '../snapshot-manager/walArchive.js';
+import { readChecked, readRaw } from '../snapshot-manager/walArchive.js';
 import { loadSegment, walSources, type WalSource } from '../snapshot-manager/walChain.js';
 
 export interface RebuiltPage {
@@ -85,14 +84,7 @@ async function imageFromChain(dir: string, chain: readonly Manifest[], pageId: n
     const hit = locate(m.chunks, pageId);
     if (!hit) continue;
     const file = path.join(snapshotPath(dir, m.id), hit.chunk.file);
-    const frame = await readChecked(file, hit.chunk);
-    let raw: Buffer;
-    try {
-      raw = await decompressFrame(frame);
-    } catch (err) {
-      throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} is not a valid LZ4 frame: ${(err as Error).message}`, { cause: err, details: { file } });
-    }
-    checkRaw(file, raw, hit.chunk);
+    const raw = await readRaw(file, hit.chunk);
     const image = Buffer.from(raw.subarray(hit.index * m.pageSize, (hit.index + 1) * m.pageSize));
     const fault = image.byteLength === m.pageSize ? verifyPage(image, pageId) : 'short';
     if (fault) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `page ${pageId} in ${file} fails its ${fault} check`, { details: { file, pageId } });

@@ -13,7 +13,6 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { decompressFrame } from 'lz4-napi';
 import { verifyPages } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
@@ -24,7 +23,7 @@ import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { segmentPath } from '../pagestore/walSegments.js';
 import { chainOf, loadAll, snapshotPath, type Manifest } from './manifest.js';
-import { checkRaw, listArchive, readChecked } from './walArchive.js';
+import { listArchive, readRaw } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
 
 export interface RestoreOptions {
@@ -158,9 +157,7 @@ async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]
         const l = loads[i];
         if (l && !l.p) {
           const file = path.join(snapshotPath(o.snapshotDir, m.id), l.c.file);
-          l.p = readChecked(file, l.c).then((f) => decompressFrame(f).catch((err: Error) => {
-            throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} is not a valid LZ4 frame: ${err.message}`, { cause: err, details: { file } });
-          })).then((raw) => (checkRaw(file, raw, l.c), raw));
+          l.p = readRaw(file, l.c);
           l.p.catch(() => undefined);
         }
       };

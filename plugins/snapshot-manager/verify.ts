@@ -5,12 +5,11 @@
  * each problem; nothing is changed.
  */
 import path from 'node:path';
-import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import { verifyPage } from '../pagestore/format.js';
 import { checkSegmentHeader } from '../pagestore/walSegments.js';
 import { archiveDirOf, loadAll, snapshotPath, type FileEntry } from './manifest.js';
-import { checkRaw, listArchive, readChecked } from './walArchive.js';
+import { listArchive, readRaw } from './walArchive.js';
 
 export interface VerifyProblem {
   /** Snapshot id, or "wal-archive". */
@@ -48,10 +47,7 @@ export async function verifySnapshots(dir: string, onProgress?: (done: number, t
 
   const check = async (where: string, file: string, e: FileEntry): Promise<Buffer | null> => {
     try {
-      const raw = await decompressFrame(await readChecked(file, e)).catch((err: Error) => {
-        throw new Error(`${file} is not a valid LZ4 frame: ${err.message}`);
-      });
-      checkRaw(file, raw, e);
+      const raw = await readRaw(file, e);
       r.bytes += e.bytes;
       return raw;
     } catch (err) {

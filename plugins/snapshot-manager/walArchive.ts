@@ -10,6 +10,7 @@
  */
 import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
+import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
 import { encodeIndexed, type BlockIndex } from './archiveBlocks.js';
@@ -97,6 +98,22 @@ export async function readChecked(file: string, e: FileEntry): Promise<Buffer> {
     throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} fails its checksum (${frame.byteLength} bytes, expected ${e.bytes} with XXH3 ${e.xxh3})`, { details: { file } });
   }
   return frame;
+}
+
+/**
+ * Reads a compressed file, checks it, decompresses it and checks the result: its raw bytes.
+ * Any failure is RA_ERR_SNAPSHOT_CORRUPT naming the file.
+ */
+export async function readRaw(file: string, e: FileEntry): Promise<Buffer> {
+  const frame = await readChecked(file, e);
+  let raw: Buffer;
+  try {
+    raw = await decompressFrame(frame);
+  } catch (err) {
+    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${file} is not a valid LZ4 frame: ${(err as Error).message}`, { cause: err, details: { file } });
+  }
+  checkRaw(file, raw, e);
+  return raw;
 }
 
 /** Checks decompressed bytes against their entry. */

@@ -4,14 +4,13 @@
  * no hole. A hole before the target is RA_ERR_WAL_GAP naming the missing LSN range.
  */
 import path from 'node:path';
-import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import { readU32 } from '../pagestore/format.js';
 import { kRecLength } from '../pagestore/walRecord.js';
 import { scanRecords } from '../pagestore/walPages.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, segmentStartOf } from '../pagestore/walSegments.js';
 import { archiveDirOf, snapshotPath, type Manifest, type WalEntry } from './manifest.js';
-import { checkRaw, listArchive, readChecked, type ArchivedSegment } from './walArchive.js';
+import { listArchive, readRaw, type ArchivedSegment } from './walArchive.js';
 
 /** One segment's best available copy. */
 export interface WalSource {
@@ -73,14 +72,7 @@ export function chainTo(sources: Map<number, WalSource>, fromLsn: number, target
 
 /** Decompresses and checks one segment; cuts it at the last record boundary at or below `target`. */
 export async function loadSegment(src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
-  const frame = await readChecked(src.path, src.entry);
-  let raw: Buffer;
-  try {
-    raw = await decompressFrame(frame);
-  } catch (err) {
-    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path} is not a valid LZ4 frame: ${(err as Error).message}`, { cause: err, details: { file: src.path } });
-  }
-  checkRaw(src.path, raw, src.entry);
+  const raw = await readRaw(src.path, src.entry);
   const problem = checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
   // The valid records (checked natively), cut before the first that ends past the target.

@@ -13,7 +13,7 @@ import { open } from 'node:fs/promises';
 import { isRaError, raError } from '../../core/errors.js';
 import { writePages } from '../pagestore/checkpoint.js';
 import { ControlClient } from '../pagestore/controlClient.js';
-import { pageLsn, verifyPage } from '../pagestore/format.js';
+import { pageLsn, readPageAt } from '../pagestore/format.js';
 import { readControl } from '../pagestore/control.js';
 import { acquireStoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf } from '../pagestore/storeFiles.js';
@@ -43,9 +43,7 @@ export interface PageRepairOutcome {
 export async function pageOnDisk(store: string, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: string | null }> {
   const h = await open(dataFileOf(store), 'r');
   try {
-    const image = Buffer.alloc(pageSize);
-    const { bytesRead } = await h.read(image, 0, pageSize, pageId * pageSize);
-    return { image, fault: bytesRead < pageSize ? 'short-read' : verifyPage(image, pageId) };
+    return await readPageAt(h, pageId, pageSize);
   } finally {
     await h.close();
   }

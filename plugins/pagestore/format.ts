@@ -12,6 +12,7 @@
  *  24  u64 page LSN   the LSN of the last WAL record applied to the page
  *  32  ... payload
  */
+import type { FileHandle } from 'node:fs/promises';
 import { xxh3 } from 'recovery-agent/native';
 
 export const PAGE_MAGIC = 0x47504152; // "RAPG"
@@ -98,4 +99,11 @@ export function verifyPage(page: Uint8Array, expectedId: number): PageFault | nu
   if (dv.getUint16(kVersion, true) !== FORMAT_VERSION) return 'version';
   if (dv.getUint32(kPageId, true) !== expectedId) return 'page-id';
   return null;
+}
+
+/** Reads page `pageId` from a data file: its bytes, and what is wrong with them (null: it verifies). */
+export async function readPageAt(data: FileHandle, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: PageFault | 'short-read' | null }> {
+  const image = Buffer.alloc(pageSize);
+  const { bytesRead } = await data.read(image, 0, pageSize, pageId * pageSize);
+  return { image, fault: bytesRead < pageSize ? 'short-read' : verifyPage(image, pageId) };
 }

@@ -11,7 +11,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
-import { verifyPage } from './format.js';
+import { readPageAt } from './format.js';
 
 export interface Frame {
   readonly pageId: number;
@@ -99,10 +99,8 @@ export class PageCache {
   }
 
   private async load(pageId: number): Promise<Frame> {
-    const page = Buffer.alloc(this.pageSize);
-    const { bytesRead } = await this.data.read(page, 0, this.pageSize, pageId * this.pageSize);
+    const { image: page, fault } = await readPageAt(this.data, pageId, this.pageSize);
     this.stats.loads++;
-    const fault = bytesRead < this.pageSize ? 'short-read' : verifyPage(page, pageId);
     if (fault) {
       this.stats.corrupt++;
       this.onCorrupt?.(pageId, fault);

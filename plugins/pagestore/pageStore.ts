@@ -14,7 +14,7 @@ import type { FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type AttEntry, type PageImage } from './checkpoint.js';
-import { PAGE_HEADER_SIZE, pageLsn, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { PAGE_HEADER_SIZE, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
@@ -165,9 +165,7 @@ export class PageStore {
       sealPage(image);
       return { image, cached: true, fault: null };
     }
-    const image = Buffer.alloc(this.pageSize);
-    const { bytesRead } = await this.data.read(image, 0, this.pageSize, pageId * this.pageSize);
-    return { image, cached: false, fault: bytesRead < this.pageSize ? 'short-read' : verifyPage(image, pageId) };
+    return { ...(await readPageAt(this.data, pageId, this.pageSize)), cached: false };
   }
 
   /**

@@ -15,12 +15,11 @@ import { raError } from '../../core/errors.js';
 import { readU32 } from '../pagestore/format.js';
 import { RecordType, kRecPageId, kRecType } from '../pagestore/walRecord.js';
 import { scanRecords } from '../pagestore/walPages.js';
-import { FRAME_END, FRAME_HEADER } from './lz4Frame.js';
+import { FRAME_END, FRAME_HEADER, frameBlock, kUncompressedBit } from './lz4Frame.js';
 
 export const ARCHIVE_BLOCK = 1 << 20;
 const FILTER_BYTES = 1024;
 const FILTER_BITS = FILTER_BYTES * 8;
-const kUncompressedBit = 0x8000_0000;
 
 /** The sidecar's `blocks`. */
 export interface BlockIndex {
@@ -36,15 +35,14 @@ export interface BlockIndex {
 export async function encodeIndexed(raw: Buffer, recordsFrom: number, startLsn: number): Promise<{ frame: Buffer; index: BlockIndex }> {
   const n = Math.ceil(raw.byteLength / ARCHIVE_BLOCK);
   const packed = await Promise.all(Array.from({ length: n }, (_, b) => compress(raw.subarray(b * ARCHIVE_BLOCK, Math.min((b + 1) * ARCHIVE_BLOCK, raw.byteLength)))));
-  const parts: Buffer[] = [Buffer.from(FRAME_HEADER)];
+  const parts: Uint8Array[] = [Buffer.from(FRAME_HEADER)];
   const offsets: number[] = [];
   let at = FRAME_HEADER.byteLength;
   for (let b = 0; b < n; b++) {
     const block = raw.subarray(b * ARCHIVE_BLOCK, Math.min((b + 1) * ARCHIVE_BLOCK, raw.byteLength));
-    // lz4-napi prefixes the block with its raw size (u32), which the frame does not use.
-    const body = packed[b]!.byteLength - 4 < block.byteLength ? packed[b]!.subarray(4) : block;
+    const { field, body } = frameBlock(block, packed[b]!);
     const size = Buffer.alloc(4);
-    size.writeUInt32LE(body === block ? (block.byteLength | kUncompressedBit) >>> 0 : body.byteLength);
+    size.writeUInt32LE(field);
     offsets.push(at);
     parts.push(size, body);
     at += 4 + body.byteLength;

@@ -27,7 +27,18 @@ export const FRAME_HEADER = Uint8Array.of(0x04, 0x22, 0x4d, 0x18, 0x60, 0x70, 0x
 export const FRAME_END = new Uint8Array(4);
 /** Largest block the header's BD byte allows. */
 export const FRAME_BLOCK_MAX = 4 << 20;
-const kUncompressedBit = 0x8000_0000;
+/** Set in a block's size field when the block is stored uncompressed. */
+export const kUncompressedBit = 0x8000_0000;
+
+/**
+ * A frame block from `block`'s raw bytes and lz4-napi's compression of them (`compressSync` or
+ * `compress`, which prefix the raw size, a u32 the frame does not use): its size field and
+ * body; the raw bytes when compressing does not shrink them, as the format asks.
+ */
+export function frameBlock(block: Uint8Array, packed: Buffer): { field: number; body: Uint8Array } {
+  const size = packed.byteLength - 4;
+  return size < block.byteLength ? { field: size, body: packed.subarray(4) } : { field: (block.byteLength | kUncompressedBit) >>> 0, body: block };
+}
 
 /** Bytes the blocks of `rawBytes` input can take: each stored raw at worst, with its size. */
 export function blocksBound(rawBytes: number): number {
@@ -62,18 +73,10 @@ export function encodeBlocks(raw: Uint8Array, out: Uint8Array): number {
   let at = 0;
   for (let from = 0; from < raw.byteLength; from += FRAME_BLOCK_MAX) {
     const block = raw.subarray(from, Math.min(from + FRAME_BLOCK_MAX, raw.byteLength));
-    // compressSync prefixes the block with its raw size (u32 LE), which the frame does not use.
-    const packed = compressSync(Buffer.from(block.buffer, block.byteOffset, block.byteLength));
-    const size = packed.byteLength - 4;
-    if (size < block.byteLength) {
-      dv.setUint32(at, size, true);
-      out.set(packed.subarray(4), at + 4);
-      at += 4 + size;
-    } else {
-      dv.setUint32(at, (block.byteLength | kUncompressedBit) >>> 0, true);
-      out.set(block, at + 4);
-      at += 4 + block.byteLength;
-    }
+    const { field, body } = frameBlock(block, compressSync(Buffer.from(block.buffer, block.byteOffset, block.byteLength)));
+    dv.setUint32(at, field, true);
+    out.set(body, at + 4);
+    at += 4 + body.byteLength;
   }
   return at;
 }

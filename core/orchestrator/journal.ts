@@ -4,10 +4,11 @@
  * and recent history. A torn last line (a crash mid-append) is skipped, not fatal. When the file
  * passes `maxBytes` it is rotated to `journal.1.jsonl` (one generation kept).
  */
-import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Failure } from '../contracts/Failure.js';
 import type { ActionAttempt, HealResult } from '../contracts/Healer.js';
+import { writeAllSync } from '../writeAll.js';
 
 /** One recovery, as journaled and served by `/recoveries`. */
 export interface RecoveryRecord {
@@ -66,7 +67,7 @@ export class Journal {
       this.bytes = statSync(this.file).size;
     }
     const line = Buffer.from(JSON.stringify(entry) + '\n');
-    writeSync(this.fd, line);
+    writeAllSync(this.fd, line);
     this.bytes += line.byteLength;
     if (this.bytes > this.maxBytes) this.rotate();
   }

@@ -20,6 +20,7 @@ import { walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType } from './walRecord.js';
 import { listSegments, segmentPath } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
+import { writeAll, writevAll } from '../../core/writeAll.js';
 
 /** A WAL segment about to be recycled; the snapshot manager archives it. */
 export interface RetiredSegment {
@@ -53,7 +54,7 @@ export async function writePages(data: FileHandle, pageSize: number, pages: read
   let run: Uint8Array[] = [];
   let runStart = 0;
   const flushRun = async () => {
-    for (let i = 0; i < run.length; i += kMaxIov) await data.writev(run.slice(i, i + kMaxIov), (runStart + i) * pageSize);
+    for (let i = 0; i < run.length; i += kMaxIov) await writevAll(data, run.slice(i, i + kMaxIov), (runStart + i) * pageSize);
     run = [];
   };
   for (const { pageId, image } of sorted) {
@@ -61,7 +62,7 @@ export async function writePages(data: FileHandle, pageSize: number, pages: read
     if (faultFires('page-write-torn')) {
       // Half a page reaches the disk, as when power fails mid-write.
       await flushRun();
-      await data.write(image, 0, pageSize / 2, pageId * pageSize);
+      await writeAll(data, image.subarray(0, pageSize / 2), pageId * pageSize);
       await data.datasync();
       die();
     }

@@ -16,6 +16,7 @@ import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { readU64, writeU64 } from './format.js';
 import { fsyncDir } from './fsyncDir.js';
+import { writeAll } from '../../core/writeAll.js';
 
 export const CONTROL_MAGIC = 0x54434152; // "RACT"
 export const CONTROL_VERSION = 1;
@@ -77,7 +78,7 @@ export async function writeControl(dir: string, c: Control): Promise<void> {
   const tmp = path.join(dir, 'control.tmp');
   const h = await open(tmp, 'w');
   try {
-    await h.write(encodeControl(c), 0, CONTROL_SIZE, 0);
+    await writeAll(h, encodeControl(c), 0);
     await h.datasync();
   } finally {
     await h.close();

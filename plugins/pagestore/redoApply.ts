@@ -19,11 +19,12 @@
  *
  * Synchronous file I/O: it runs in a worker, or in recovery when nothing else runs.
  */
-import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync } from 'node:fs';
 import { redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
 import { readU64 } from './format.js';
 import { faultFires, die } from './faults.js';
 import { kRecLsn } from './walRecord.js';
+import { writeAllSync } from '../../core/writeAll.js';
 
 /** A redo task's input: records are positions in `wal`, a view on a SharedArrayBuffer. */
 export type RedoInput = {
@@ -156,7 +157,7 @@ function writeRuns(fd: number, pages: Uint32Array, s: number, end: number, slab:
     const off = (k - s) * pageSize;
     const len = (e - k) * pageSize;
     const pos = pages[k]! * pageSize;
-    for (let done = 0; done < len; ) done += writeSync(fd, slab, off + done, len - done, pos + done);
+    writeAllSync(fd, slab.subarray(off, off + len), pos);
     written += e - k;
     k = e;
   }

@@ -20,6 +20,7 @@ import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidP
 import { fsyncDir } from './fsyncDir.js';
 import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
 import { DEFAULT_SEGMENT_SIZE, SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath } from './walSegments.js';
+import { writeAll } from '../../core/writeAll.js';
 
 export const SUPERBLOCK_MAGIC = 0x42534152; // "RASB"
 export const DATA_FILE = 'pages.db';
@@ -85,7 +86,7 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
         if (id === 0) writeSuperblock(page, { pageSize, pageCount, segmentSize, storeId });
         sealPage(page);
       }
-      await data.write(chunk, 0, n * pageSize, first * pageSize);
+      await writeAll(data, chunk.subarray(0, n * pageSize), first * pageSize);
     }
     await data.datasync();
   } finally {
@@ -99,8 +100,8 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   encodeRecord(rec, firstLsn, fields);
   const seg = await open(segmentPath(walDirOf(dir), 0), 'w');
   try {
-    await seg.write(encodeSegmentHeader(storeId, 0, segmentSize), 0, SEGMENT_HEADER_SIZE, 0);
-    await seg.write(rec, 0, rec.byteLength, firstLsn);
+    await writeAll(seg, encodeSegmentHeader(storeId, 0, segmentSize), 0);
+    await writeAll(seg, rec, firstLsn);
     await seg.datasync();
   } finally {
     await seg.close();

@@ -11,6 +11,7 @@ import { readFileSync } from 'node:fs';
 import { link, open, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
+import { writeAll } from '../../core/writeAll.js';
 
 export interface StoreLock {
   readonly file: string;
@@ -41,7 +42,7 @@ export async function acquireStoreLock(dir: string): Promise<StoreLock> {
     try {
       const h = await open(file, 'wx', 0o644);
       try {
-        await h.write(me);
+        await writeAll(h, Buffer.from(me), 0);
         await h.datasync();
       } finally {
         await h.close();

@@ -16,6 +16,7 @@ import { faultPoint } from './faults.js';
 import { fsyncDir } from './fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
+import { writeAll, writevAll } from '../../core/writeAll.js';
 
 interface Pending {
   lsn: number;
@@ -91,7 +92,7 @@ export class WalWriter {
   /** Creates a segment file holding only its header, durably. */
   static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<FileHandle> {
     const handle = await open(segmentPath(walDir, start), 'w+');
-    await handle.write(encodeSegmentHeader(storeId, start, segmentSize), 0, SEGMENT_HEADER_SIZE, 0);
+    await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize), 0);
     await handle.datasync();
     await fsyncDir(walDir);
     return handle;
@@ -182,7 +183,7 @@ export class WalWriter {
       while (j < batch.length && j - i < kMaxIov && segmentStartOf(batch[j]!.lsn, this.segmentSize) === start) j++;
       const bufs = batch.slice(i, j).map((p) => p.buf);
       // Records of one run are contiguous: each starts where the previous one ended.
-      await this.handle.writev(bufs, batch[i]!.lsn - start);
+      await writevAll(this.handle, bufs, batch[i]!.lsn - start);
       for (const b of bufs) this.stats.bytesWritten += b.byteLength;
       i = j;
     }

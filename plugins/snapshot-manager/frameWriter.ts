@@ -13,6 +13,7 @@
  * latest.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { writevAll } from '../../core/writeAll.js';
 
 /** Syncs in flight: with libuv's 4 threads, 2 leave 2 for reads and writes. */
 const kMaxSyncs = 2;
@@ -43,14 +44,7 @@ export class FrameWriter {
     if (this.failure) throw this.failure;
     const h = await open(file, 'w');
     try {
-      const pieces = data instanceof Uint8Array ? [data] : [...data];
-      for (let pos = 0; pieces.length > 0; ) {
-        let { bytesWritten } = await h.writev(pieces, pos);
-        pos += bytesWritten;
-        // A short write leaves the rest of the pieces (rare: a regular file takes it all).
-        while (pieces.length > 0 && bytesWritten >= pieces[0]!.byteLength) bytesWritten -= pieces.shift()!.byteLength;
-        if (pieces.length > 0) pieces[0] = pieces[0]!.subarray(bytesWritten);
-      }
+      await writevAll(h, data instanceof Uint8Array ? [data] : data, 0);
     } catch (err) {
       await h.close().catch(() => undefined);
       throw err;

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { writeAll } from '../../core/writeAll.js';
 
 export const MANIFEST_FORMAT = 1;
 export const MANIFEST_FILE = 'manifest.json';
@@ -151,7 +152,7 @@ export async function writeFileDurable(file: string, bytes: Uint8Array, syncDir 
   const tmp = `${file}.tmp`;
   const h = await open(tmp, 'w');
   try {
-    await h.write(bytes, 0, bytes.byteLength, 0);
+    await writeAll(h, bytes, 0);
     await h.datasync();
   } finally {
     await h.close();

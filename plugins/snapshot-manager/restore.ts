@@ -25,6 +25,7 @@ import { segmentPath } from '../pagestore/walSegments.js';
 import { chainOf, loadAll, snapshotPath, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
+import { writeAll } from '../../core/writeAll.js';
 
 export interface RestoreOptions {
   snapshotDir: string;
@@ -88,7 +89,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     let endLsn = top.walFromLsn;
     for (const [i, src] of segs.entries()) {
       const seg = await loadSegment(src, storeId, top.segmentSize, target);
-      await writeAll(segmentPath(walDirOf(staging), src.startLsn), seg.bytes);
+      await writeNewFile(segmentPath(walDirOf(staging), src.startLsn), seg.bytes);
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
     }
@@ -168,7 +169,7 @@ async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]
         let at = 0;
         for (const [first, count] of loads[i]!.c.pages) {
           if (first + count > pageCount) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `snapshot ${m.id}: ${loads[i]!.c.file} names pages beyond the store's ${pageCount}`);
-          await data.write(raw, at, count * pageSize, first * pageSize);
+          await writeAll(data, raw.subarray(at, at + count * pageSize), first * pageSize);
           at += count * pageSize;
           pages += count;
         }
@@ -182,10 +183,10 @@ async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]
   return pages;
 }
 
-async function writeAll(file: string, bytes: Uint8Array): Promise<void> {
+async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
   const h = await open(file, 'w');
   try {
-    await h.write(bytes, 0, bytes.byteLength, 0);
+    await writeAll(h, bytes, 0);
     await h.datasync();
   } finally {
     await h.close();

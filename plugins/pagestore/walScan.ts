@@ -85,11 +85,17 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
     }
     const headerProblem = checkSegmentHeader(buf.subarray(r.at, r.at + r.length), storeId, r.start, segmentSize);
     if (headerProblem) {
-      if (i === 0 || hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId)) {
-        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}`, { details: { lsn: r.start } });
+      // A header is durable before any record is written to its segment, so a bad one is a
+      // torn creation only when the segment holds nothing yet: shorter than its header, or all
+      // zeros (extended by a crash before its bytes were written). Anything else is damage,
+      // and dropping the segment would drop the commits in it.
+      const unwritten = r.length < SEGMENT_HEADER_SIZE || buf.subarray(r.at, r.at + r.length).every((b) => b === 0);
+      if (i === 0 || !unwritten || hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId)) {
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}; refusing to recover past a damaged segment header`, {
+          details: { lsn: r.start, reason: headerProblem },
+        });
       }
-      // A segment created by a crash before its header was durable: the end of the log.
-      tornAt = { lsn: r.start + SEGMENT_HEADER_SIZE, reason: `segment header: ${headerProblem}` };
+      tornAt = { lsn: r.start + SEGMENT_HEADER_SIZE, reason: `segment header: ${headerProblem} (segment never written)` };
       break;
     }
     // A start LSN at a segment boundary (the log ended there) means the segment's first record.

@@ -125,9 +125,15 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
   const liveBuf = { b: spareBuffers.pop() ?? Buffer.alloc(0) };
   try {
     for (let s = first; ; s += segmentSize) {
-      const seg = await segmentAt(s);
+      let seg = await segmentAt(s);
+      let later = false;
       if (!seg) {
-        const later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
+        later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
+        // The owner may have created and filled this segment (and started the next) since it was
+        // looked for; it is a gap only if it is still missing now that a later one is known.
+        if (later) seg = await segmentAt(s);
+      }
+      if (!seg) {
         if (s === first || later) {
           throw raError('RA_ERR_WAL_GAP', `the WAL segment at LSN ${s} (${s}..${s + segmentSize - 1}) is in neither the store's WAL nor the archive; page ${pageId} cannot be brought past LSN ${endLsn}`, { details: { missingFrom: s, missingTo: s + segmentSize - 1 } });
         }

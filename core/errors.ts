@@ -76,6 +76,8 @@ export const ErrorCodes = {
   RA_ERR_CONTROL: { exit: 1 },
   /** No source (store cache, snapshot + WAL) could rebuild a page to a verified image. */
   RA_ERR_REPAIR_NO_SOURCE: { exit: 4 },
+  /** A store's owner refused an image offered to repair a page: the page is not bad, the image is older than what the owner knows, or it is not this store's. */
+  RA_ERR_REPAIR_REFUSED: { exit: 4 },
   /** A supervised process could not be started (command not found, cwd missing, spawn refused). */
   RA_ERR_PROCESS_SPAWN: { exit: 1 },
   /** A process cannot do what was asked in its state (restart an attached process, restart while the agent stops). */

@@ -28,6 +28,8 @@ interface StoreOutcome {
   pagesScanned: number;
   bytesScanned: number;
   corrupt: Array<{ pageId: number; reason: string }>;
+  /** What keeps the store from opening though its pages may verify (control file, superblock). */
+  storeProblems: string[];
   pageSize?: number;
   pageCount?: number;
   transient?: number;
@@ -43,6 +45,9 @@ Output with --json (one store):
   { "pagesScanned": n, "bytesScanned": n, "corrupt": [{ "pageId": n, "reason": "checksum" }], ... }
 With --config, { "stores": [{ "id", "path", "pagesScanned", "bytesScanned", "corrupt", "error"? }] }.
 Reasons: checksum, magic, version, page-id, lsn-beyond-wal, short-read.
+
+A store whose pages verify but that will not open (a damaged or missing control file, a page 0
+that is another store's superblock) is reported under "storeProblems" and exits 4.
 
 Exit codes: 0 every page is sound; 4 corruption found; 2 bad usage or config, or a store that
 cannot be scanned (missing, empty, truncated, not a multiple of the page size, wrong page size);
@@ -82,7 +87,7 @@ export function registerScanCommand(program: Command): void {
             if (opts.store) throw err;
             const errno = (err as { code?: unknown }).code;
             const code = isRaError(err) ? err.code : typeof errno === 'string' ? errno : 'ERROR';
-            outcomes.push({ id: t.id, path: t.path, pagesScanned: 0, bytesScanned: 0, corrupt: [], error: { code, message: describeError(err) } });
+            outcomes.push({ id: t.id, path: t.path, pagesScanned: 0, bytesScanned: 0, corrupt: [], storeProblems: [], error: { code, message: describeError(err) } });
             exitForErrors ??= isRaError(err) ? err.exitCode : 1;
             process.stderr.write(`recovery-agent: store ${t.id}: ${describeError(err)}\n`);
           }
@@ -98,7 +103,7 @@ export function registerScanCommand(program: Command): void {
       } else {
         for (const o of outcomes) if (!o.error) process.stdout.write(describeOutcome(o, Boolean(opts.config)));
       }
-      if (outcomes.some((o) => o.corrupt.length > 0)) process.exitCode = 4;
+      if (outcomes.some((o) => o.corrupt.length > 0 || o.storeProblems.length > 0)) process.exitCode = 4;
       else if (exitForErrors !== undefined) process.exitCode = exitForErrors;
     });
 }
@@ -122,6 +127,7 @@ async function scanOne(t: { id: string; path: string }, pool: WorkerPool, pageSi
     pagesScanned: r.pagesScanned,
     bytesScanned: r.bytesScanned,
     corrupt: r.corrupt.map((c) => ({ pageId: c.pageId, reason: c.reason })),
+    storeProblems: [...scanner.target.storeProblems],
     pageSize: size,
     pageCount,
     transient: r.transient,
@@ -139,9 +145,10 @@ function describeOutcome(o: StoreOutcome, named: boolean): string {
   const speed = secs > 0 ? `, ${(o.bytesScanned / 1e9 / secs).toFixed(2)} GB/s` : '';
   const head = `${named ? `store ${o.id} (${o.path})` : o.path}: ${o.pagesScanned} pages (${formatBytes(o.bytesScanned)}) in ${secs.toFixed(2)} s${speed}`;
   const changed = o.transient ? ` (${o.transient} page(s) changed while being read: written meanwhile, not corrupt)` : '';
-  if (o.corrupt.length === 0) return `${head}: clean${changed}\n`;
+  const store = o.storeProblems.map((p) => `  the store will not open: ${p}\n`).join('');
+  if (o.corrupt.length === 0) return `${head}: ${store ? 'pages verify, but' : 'clean'}${changed}\n${store}`;
   const lines = o.corrupt.map((c) => `  page ${String(c.pageId).padEnd(10)} ${c.reason}`);
-  return `${head}: ${o.corrupt.length} corrupt page(s)${changed}\n${lines.join('\n')}\n`;
+  return `${head}: ${o.corrupt.length} corrupt page(s)${changed}\n${lines.join('\n')}\n${store}`;
 }
 
 function formatBytes(n: number): string {

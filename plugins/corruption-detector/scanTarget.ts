@@ -10,9 +10,9 @@
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isRaError, raError } from '../../core/errors.js';
-import { readControl } from '../pagestore/control.js';
-import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic } from '../pagestore/format.js';
-import { DATA_FILE, SUPERBLOCK_MAGIC } from '../pagestore/storeFiles.js';
+import { readControl, type Control } from '../pagestore/control.js';
+import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, verifyPage } from '../pagestore/format.js';
+import { DATA_FILE, SUPERBLOCK_MAGIC, superblockProblem } from '../pagestore/storeFiles.js';
 import { listSegments, segmentPath } from '../pagestore/walSegments.js';
 
 /** A store's data file, ready to scan. */
@@ -24,6 +24,12 @@ export interface ScanTarget {
   readonly pageCount: number;
   /** Where the geometry came from. */
   readonly geometryFrom: 'control file' | 'superblock' | 'page size given';
+  /**
+   * What keeps the store from opening though its pages may all verify: a missing or damaged
+   * control file, or a page 0 that verifies but is not this store's superblock. Empty when
+   * the store's own files agree.
+   */
+  readonly storeProblems: readonly string[];
 }
 
 export interface ScanTargetOptions {
@@ -58,7 +64,7 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
   }
 
   const superblock = await readSuperblock(dataFile);
-  let control: { pageSize: number; pageCount: number } | null = null;
+  let control: Control | null = null;
   let controlProblem: string | null = null;
   try {
     control = await readControl(dir);
@@ -122,7 +128,29 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
       details: { file: dataFile, size, pageSize, pageCount },
     });
   }
-  return { dir, dataFile, walDir, pageSize, pageCount, geometryFrom: from };
+  const storeProblems: string[] = [];
+  if (controlProblem) storeProblems.push(`control file: ${controlProblem}`);
+  else if (control) {
+    const page0 = await readPage0(dataFile, pageSize);
+    // A page 0 that fails its checks is reported by the page scan; one that passes them must
+    // still be this store's superblock.
+    if (verifyPage(page0, 0) === null) {
+      const problem = superblockProblem(page0, control);
+      if (problem) storeProblems.push(`${dataFile}: ${problem}`);
+    }
+  }
+  return { dir, dataFile, walDir, pageSize, pageCount, geometryFrom: from, storeProblems };
+}
+
+async function readPage0(dataFile: string, pageSize: number): Promise<Buffer> {
+  const h = await open(dataFile, 'r');
+  try {
+    const page = Buffer.alloc(pageSize);
+    await h.read(page, 0, pageSize, 0);
+    return page;
+  } finally {
+    await h.close();
+  }
 }
 
 /** Page size and count from a sound-looking superblock, or null when page 0 does not look like one. */

@@ -11,7 +11,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
-import { readPageAt } from './format.js';
+import { pageLsn, readPageAt } from './format.js';
 
 export interface Frame {
   readonly pageId: number;
@@ -27,6 +27,12 @@ export class PageCache {
   private readonly loading = new Map<number, Promise<Frame>>();
   /** Pages read from disk, and those that failed verification. */
   readonly stats = { loads: 0, hits: 0, evictions: 0, corrupt: 0 };
+  /**
+   * The page LSN of every page evicted since the store opened, as it was when it left memory:
+   * the newest version the store knows of a page it no longer holds, so an older image offered
+   * to repair it is refused. One number per page at most.
+   */
+  private readonly evictedLsn = new Map<number, number>();
 
   constructor(
     private readonly data: FileHandle,
@@ -89,6 +95,12 @@ export class PageCache {
     return frame;
   }
 
+  /** The newest page LSN this cache has seen for `pageId`: its frame's, or the one it had when evicted (0 when never seen). */
+  knownLsn(pageId: number): number {
+    const f = this.frames.get(pageId);
+    return f ? pageLsn(f.page) : (this.evictedLsn.get(pageId) ?? 0);
+  }
+
   /** Every frame, for checkpoints. */
   all(): IterableIterator<Frame> {
     return this.frames.values();
@@ -121,6 +133,7 @@ export class PageCache {
       if (this.frames.size <= this.maxFrames) break;
       if (f.dirty || f.pins > 0) continue;
       this.frames.delete(id);
+      this.evictedLsn.set(id, pageLsn(f.page));
       this.stats.evictions++;
     }
   }

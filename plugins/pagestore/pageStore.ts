@@ -20,7 +20,7 @@ import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
-import { createStore, storeExists, type StoreGeometry } from './storeFiles.js';
+import { createStore, storeExists, superblockProblem, type StoreGeometry } from './storeFiles.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
@@ -172,11 +172,13 @@ export class PageStore {
    * Repairs a page whose copy on disk is bad.
    *
    * In memory, the page is the truth: that copy is written (WAL first), whatever `image` says.
-   * Otherwise `image` is written and cached, once it verifies as page `pageId` and its LSN is
-   * not past the end of the log. It must be the page as of the end of the log (a snapshot's
-   * image with every later WAL record for the page applied): a page not in memory cannot have
-   * changed since it was last written, since changing it needs it in memory, loading it from
-   * disk fails while the disk copy is bad, and a page leaves memory only when clean.
+   * Otherwise `image` is written and cached, once it verifies as page `pageId`, its LSN is
+   * neither past the end of the log nor older than the newest version of the page this store
+   * has held, the copy on disk is bad, and (page 0) it is this store's superblock. It must be
+   * the page as of the end of the log (a snapshot's image with every later WAL record for the
+   * page applied): a page not in memory cannot have changed since it was last written, since
+   * changing it needs it in memory, loading it from disk fails while the disk copy is bad, and
+   * a page leaves memory only when clean.
    */
   async repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair> {
     this.checkOpen();
@@ -184,11 +186,22 @@ export class PageStore {
     let img: Buffer | null = null;
     if (image) {
       img = Buffer.from(image);
+      const refuse = (reason: string, message: string) => raError('RA_ERR_REPAIR_REFUSED', `refusing to write page ${pageId}: ${message}`, { details: { pageId, reason } });
       const fault = img.byteLength !== this.pageSize ? `size ${img.byteLength}, not ${this.pageSize}` : verifyPage(img, pageId);
       if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: the image offered fails its ${fault} check`, { details: { pageId, reason: fault } });
-      if (pageLsn(img) > this.wal.endLsn) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: its LSN ${pageLsn(img)} is past the end of this store's log (${this.wal.endLsn})`, { details: { pageId, reason: 'lsn' } });
-      const installed = await this.cache.install(pageId, img, () => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }])));
-      if (installed) return { pageId, source: 'image', lsn: pageLsn(img) };
+      const lsn = pageLsn(img);
+      if (lsn > this.wal.endLsn) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: its LSN ${lsn} is past the end of this store's log (${this.wal.endLsn})`, { details: { pageId, reason: 'lsn' } });
+      const problem = pageId === 0 ? superblockProblem(img, this.geometry) : null;
+      if (problem) throw refuse('superblock', `the image offered is not this store's superblock: ${problem}`);
+      const installed = await this.cache.install(pageId, img, async () => {
+        // Checked where nothing else can load or install the page meanwhile.
+        const onDisk = await readPageAt(this.data, pageId, this.pageSize);
+        if (onDisk.fault === null) throw refuse('valid', `its copy on disk verifies (LSN ${pageLsn(onDisk.image)}); only a bad page is replaced`);
+        const known = this.cache.knownLsn(pageId);
+        if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store last held (LSN ${known})`);
+        await this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }]));
+      });
+      if (installed) return { pageId, source: 'image', lsn };
     }
     const lsn = await this.serialWrite(async () => {
       const f = this.cache.peek(pageId);

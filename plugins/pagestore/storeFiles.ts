@@ -133,10 +133,21 @@ export async function checkDataFile(dir: string, data: FileHandle, g: StoreGeome
   }
   const page = Buffer.alloc(g.pageSize);
   await data.read(page, 0, g.pageSize, 0);
+  const problem = superblockProblem(page, g);
+  if (problem) throw raError('RA_ERR_STORE_INVALID', `${file}: ${problem}`);
+}
+
+/**
+ * Why `page` is not this store's superblock (page 0 sealed, with the geometry and store id of
+ * the control file), or null when it is. A superblock of another store verifies as a page; it
+ * is still not ours.
+ */
+export function superblockProblem(page: Uint8Array, g: StoreGeometry): string | null {
   const fault = verifyPage(page, 0);
-  if (fault) throw raError('RA_ERR_STORE_INVALID', `${file}: the superblock (page 0) fails its ${fault} check`);
-  const sb = page.subarray(PAGE_HEADER_SIZE);
+  if (fault) return `the superblock (page 0) fails its ${fault} check`;
+  const sb = Buffer.from(page.buffer, page.byteOffset + PAGE_HEADER_SIZE, 40);
   if (sb.readUInt32LE(0) !== SUPERBLOCK_MAGIC || sb.readUInt32LE(4) !== g.pageSize || sb.readUInt32LE(8) !== g.pageCount || sb.readUInt32LE(12) !== g.segmentSize || !Buffer.from(g.storeId).equals(sb.subarray(16, 32))) {
-    throw raError('RA_ERR_STORE_INVALID', `${file}: the superblock does not match the control file (another store's files mixed in?)`);
+    return "the superblock does not match the control file (another store's files mixed in?)";
   }
+  return null;
 }

@@ -1,0 +1,170 @@
+// What a store's owner accepts on its control socket's write-page (issue #11, defect 3): only an
+// image for a page that is bad on disk and not in memory, no older than the newest version the
+// owner has held, and for page 0 only this store's own superblock. Driven over the real socket.
+import assert from 'node:assert/strict';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { isRaError } from '../../../core/errors.js';
+import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
+import { PageStore } from '../../../plugins/pagestore/pageStore.js';
+import { cli } from '../../helpers/cli.js';
+import { tmpStoreDir } from '../../helpers/store.js';
+
+const PAGE = 4096;
+const PAGES = 64;
+
+async function commitBalance(store: PageStore, pageId: number, balance: number): Promise<void> {
+  const tx = store.begin();
+  await tx.write(pageId, 0, Buffer.from(`balance=${balance};`.padEnd(16, ' ')));
+  await tx.commit();
+}
+
+async function balanceOf(store: PageStore, pageId: number): Promise<string> {
+  const tx = store.begin();
+  const p = await tx.read(pageId);
+  await tx.commit();
+  return p.subarray(0, 16).toString().trim();
+}
+
+/** Reads every other page, so a 16-frame cache evicts `pageId` (clean after a checkpoint). */
+async function evictAllBut(store: PageStore, pageId: number): Promise<void> {
+  const tx = store.begin();
+  for (let id = 1; id < PAGES; id++) if (id !== pageId) await tx.read(id);
+  await tx.commit();
+}
+
+/** Flips a byte of page `pageId` in the data file behind the store's back (a failing disk). */
+function damageOnDisk(dir: string, pageId: number, at = 700): void {
+  const fd = openSync(path.join(dir, 'pages.db'), 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, pageId * PAGE + at);
+    b[0]! ^= 0x20;
+    writeSync(fd, b, 0, 1, pageId * PAGE + at);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function openSmall(dir: string, create = false): Promise<PageStore> {
+  return PageStore.open(dir, { ...(create ? { create: true, pageCount: PAGES, pageSize: PAGE } : {}), cacheBytes: 16 * PAGE, checkpointIntervalMs: 0 });
+}
+
+async function refused(p: Promise<unknown>, reason: string): Promise<void> {
+  await assert.rejects(p, (err: Error & { code?: string; message: string }) => {
+    assert.equal(err.code, 'RA_ERR_REPAIR_REFUSED', err.message);
+    assert.match(err.message, new RegExp(reason));
+    return true;
+  });
+}
+
+describe('control socket write-page (pageStore.repairPage)', () => {
+  it('refuses a stale image of a page that is valid on disk, and the committed value stays', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-');
+    let store = await openSmall(dir, true);
+    const c = await ControlClient.connect(dir);
+    try {
+      await commitBalance(store, 9, 100);
+      const old = await c.readPage(9);
+      await commitBalance(store, 9, 999);
+      await c.checkpoint();
+      await evictAllBut(store, 9);
+      await refused(c.writePage(9, old.image), 'copy on disk verifies');
+    } finally {
+      c.close();
+      await store.close();
+    }
+    store = await openSmall(dir);
+    try {
+      assert.equal(await balanceOf(store, 9), 'balance=999;');
+    } finally {
+      await store.close();
+    }
+    const scan = cli(['scan', '--store', dir, '--json']);
+    assert.equal(scan.status, 0, scan.stdout + scan.stderr);
+  });
+
+  it('refuses an image older than the version it evicted when the disk copy is bad, and takes the current one', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-');
+    const store = await openSmall(dir, true);
+    const c = await ControlClient.connect(dir);
+    try {
+      await commitBalance(store, 21, 5);
+      const older = await c.readPage(21);
+      await commitBalance(store, 21, 6);
+      await commitBalance(store, 21, 7);
+      await c.checkpoint();
+      const current = await c.readPage(21);
+      await evictAllBut(store, 21);
+      damageOnDisk(dir, 21);
+      assert.ok((await c.readPage(21)).fault, 'the page is bad on disk');
+      await refused(c.writePage(21, older.image), 'older than the version this store last held');
+      const r = await c.writePage(21, current.image);
+      assert.equal(r.source, 'image');
+      assert.equal(await balanceOf(store, 21), 'balance=7;');
+    } finally {
+      c.close();
+      await store.close();
+    }
+  });
+
+  it("never installs another store's superblock as page 0; its own is taken back when page 0 is bad", async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-');
+    const otherDir = tmpStoreDir('ra-ctlrepair-other-');
+    const other = await openSmall(otherDir, true);
+    const c2 = await ControlClient.connect(otherDir);
+    const foreign = (await c2.readPage(0)).image;
+    c2.close();
+    await other.close();
+
+    let store = await openSmall(dir, true);
+    const c = await ControlClient.connect(dir);
+    try {
+      const own = (await c.readPage(0)).image;
+      await refused(c.writePage(0, foreign), 'not this store.s superblock');
+      await evictAllBut(store, 0);
+      damageOnDisk(dir, 0, 200);
+      await refused(c.writePage(0, foreign), 'not this store.s superblock');
+      const r = await c.writePage(0, own);
+      assert.equal(r.source, 'image');
+    } finally {
+      c.close();
+      await store.close();
+    }
+    store = await openSmall(dir);
+    await store.close();
+  });
+
+  it('scan reports a store whose page 0 is another store\'s superblock, or whose control file is damaged', () => {
+    const dir = tmpStoreDir('ra-ctlrepair-scan-');
+    const otherDir = tmpStoreDir('ra-ctlrepair-scan-other-');
+    assert.equal(cli(['recover', '--store', dir]).status, 2, 'no store yet');
+    return (async () => {
+      await (await openSmall(dir, true)).close();
+      await (await openSmall(otherDir, true)).close();
+      // Another store's superblock, byte for byte: page 0 verifies as a page, but is not ours.
+      const src = openSync(path.join(otherDir, 'pages.db'), 'r');
+      const sb = Buffer.alloc(PAGE);
+      readSync(src, sb, 0, PAGE, 0);
+      closeSync(src);
+      const dst = openSync(path.join(dir, 'pages.db'), 'r+');
+      writeSync(dst, sb, 0, PAGE, 0);
+      closeSync(dst);
+      await assert.rejects(openSmall(dir), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID'));
+      const r = cli(['scan', '--store', dir, '--json']);
+      assert.notEqual(r.status, 0, `scan must not call this store clean:\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /superblock/);
+
+      const dir2 = tmpStoreDir('ra-ctlrepair-scan2-');
+      await (await openSmall(dir2, true)).close();
+      const fd = openSync(path.join(dir2, 'control'), 'r+');
+      writeSync(fd, Buffer.from([0xee]), 0, 1, 30);
+      closeSync(fd);
+      await assert.rejects(openSmall(dir2), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID'));
+      const r2 = cli(['scan', '--store', dir2, '--json']);
+      assert.notEqual(r2.status, 0, `scan must not call this store clean:\n${r2.stdout}${r2.stderr}`);
+      assert.match(r2.stdout + r2.stderr, /control/);
+    })();
+  });
+});

@@ -68,6 +68,8 @@ export const ErrorCodes = {
   RA_ERR_SNAPSHOT_INVALID: { exit: 2 },
   /** The WAL chain from a snapshot to the restore target has a hole; the message names the missing LSN range. */
   RA_ERR_WAL_GAP: { exit: 4 },
+  /** A store that archives its WAL was checkpointed without an archiver: the segments it would have recycled are kept. */
+  RA_ERR_WAL_NOT_ARCHIVED: { exit: 1 },
   /** A restore target already holds a store (and --force was not given). */
   RA_ERR_RESTORE_TARGET: { exit: 2 },
   /** A store's control socket is absent or refuses connections (no owner, or an owner without one). */

@@ -3,7 +3,9 @@
  * redo of what was committed, rollback of what was not — then prints what it did.
  */
 import type { Command } from 'commander';
+import { readArchiveLink } from '../../plugins/pagestore/archiveLink.js';
 import { recover } from '../../plugins/pagestore/recovery.js';
+import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
 import { raError } from '../errors.js';
 import { WorkerPool } from '../workerPool.js';
 
@@ -19,7 +21,10 @@ export function registerRecoverCommand(program: Command): void {
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
       const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers });
       try {
-        const stats = await recover(opts.store, { ...(pool ? { pool } : {}), serialRedo: Boolean(opts.serial) });
+        // A store that archives its WAL is archived before recovery recycles any of it.
+        const remembered = await readArchiveLink(opts.store).catch(() => null);
+        const archiver = remembered ? walArchiver(remembered) : undefined;
+        const stats = await recover(opts.store, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), serialRedo: Boolean(opts.serial) });
         if (opts.json) {
           process.stdout.write(JSON.stringify(stats, null, 2) + '\n');
           return;

@@ -23,7 +23,7 @@ import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { ControlClient } from '../pagestore/controlClient.js';
 import { PageStore } from '../pagestore/pageStore.js';
-import { WalArchiverSource } from '../pagestore/index.js';
+import { archiverFor } from '../pagestore/index.js';
 import { walUsage } from '../pagestore/walUsage.js';
 
 /** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
@@ -65,7 +65,7 @@ export default definePlugin({
         let store: PageStore | null = null;
         try {
           // The WAL this checkpoint retires must reach the archive first, or restores lose the chain.
-          const archiver = ctx.container.isRegistered(WalArchiverSource, true) ? ctx.container.resolve(WalArchiverSource).archiverFor(dir) : undefined;
+          const archiver = await archiverFor(ctx.container, dir);
           store = await PageStore.open(dir, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), checkpointIntervalMs: 0, log: ctx.log });
         } catch (err) {
           if (!isRaError(err, 'RA_ERR_STORE_LOCKED')) throw err;

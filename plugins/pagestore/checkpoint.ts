@@ -21,6 +21,7 @@ import { RecordType } from './walRecord.js';
 import { listSegments, segmentPath } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
+import { raError } from '../../core/errors.js';
 
 /** A WAL segment about to be recycled; the snapshot manager archives it. */
 export interface RetiredSegment {
@@ -29,8 +30,21 @@ export interface RetiredSegment {
   readonly endLsn: number;
 }
 
-/** Called before a segment is removed; if it throws, the segment is kept for the next checkpoint. */
-export type WalArchiver = (segment: RetiredSegment) => Promise<void>;
+/**
+ * Called before a segment is removed; if it throws, the segment is kept for the next checkpoint.
+ * `target` names where it archives (an absolute directory): the store remembers it
+ * (archiveLink.ts) and, once it does, recycles no segment without an archiver.
+ */
+export type WalArchiver = ((segment: RetiredSegment) => Promise<void>) & { readonly target?: string };
+
+/** How a store's checkpoints retire WAL: through `archiver`, or, when `required` and none is given, not at all. */
+export interface ArchivePolicy {
+  readonly archiver?: WalArchiver;
+  /** The store remembers an archive (archiveLink.ts): a segment nobody archived is kept. */
+  readonly required: boolean;
+  /** Where the remembered archive is, for messages. */
+  readonly target?: string | null;
+}
 
 /** An active transaction as a checkpoint records it: [txId, firstLsn, lastLsn]. */
 export type AttEntry = [number, number, number];
@@ -92,22 +106,28 @@ export async function completeCheckpoint(
   wal: WalWriter,
   geometry: StoreGeometry,
   body: CheckpointBody,
-  archiver?: WalArchiver,
+  archive: ArchivePolicy = { required: false },
 ): Promise<CheckpointOutcome> {
   const { lsn } = wal.append({ type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json: Buffer.from(JSON.stringify(body)) });
   await wal.flush();
   faultPoint('checkpoint-before-control');
   await writeControl(dir, { checkpointLsn: lsn, redoLsn: body.redoLsn, nextTxId: body.nextTxId, ...geometry });
   const keepFrom = Math.min(body.redoLsn, ...body.att.map((a) => a[1]));
-  return { lsn, ...(await recycleSegments(dir, geometry.segmentSize, keepFrom, archiver)) };
+  return { lsn, ...(await recycleSegments(dir, geometry.segmentSize, keepFrom, archive)) };
 }
 
-async function recycleSegments(dir: string, segmentSize: number, keepFrom: number, archiver?: WalArchiver): Promise<Omit<CheckpointOutcome, 'lsn'>> {
+async function recycleSegments(dir: string, segmentSize: number, keepFrom: number, { archiver, required, target }: ArchivePolicy): Promise<Omit<CheckpointOutcome, 'lsn'>> {
   const walDir = walDirOf(dir);
   let recycled = 0;
   for (const start of await listSegments(walDir)) {
     if (start + segmentSize > keepFrom) break;
     const file = segmentPath(walDir, start);
+    if (!archiver && required) {
+      return {
+        recycled,
+        archiveError: raError('RA_ERR_WAL_NOT_ARCHIVED', `${dir} archives its WAL to ${target ?? 'an archive'}, but no archiver was given: WAL segments from ${file} on are kept for the next owner that archives`),
+      };
+    }
     if (archiver) {
       try {
         await archiver({ file, startLsn: start, endLsn: start + segmentSize });

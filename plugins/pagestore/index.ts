@@ -2,7 +2,8 @@
  * The `pagestore` plugin: provides the reference engine behind the StorageEngine contract, so
  * stores with `engine: pagestore` can be described and recovered by the agent.
  */
-import type { InjectionToken } from 'tsyringe';
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import { readArchiveLink } from './archiveLink.js';
 import { definePlugin } from '../../core/plugin.js';
 import { StorageEngine, isStorageEngine, type StoreDescription } from '../../core/contracts/StorageEngine.js';
 import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
@@ -13,24 +14,34 @@ import type { WalArchiver } from './checkpoint.js';
 
 /** Offered by a plugin that archives WAL (snapshot-manager): the archiver for a store, if any. */
 export interface WalArchiverSource {
-  archiverFor(storePath: string): WalArchiver | undefined;
+  /**
+   * The archiver for the store at `storePath`: the one its config names, else one for
+   * `remembered` (the archive the store itself remembers, archiveLink.ts), else none.
+   */
+  archiverFor(storePath: string, remembered?: string | null): WalArchiver | undefined;
 }
 export const WalArchiverSource: InjectionToken<WalArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
+
+/** The archiver for a store: from the archiving plugin, told the archive the store remembers. */
+export async function archiverFor(container: DependencyContainer, storePath: string): Promise<WalArchiver | undefined> {
+  if (!container.isRegistered(WalArchiverSource, true)) return undefined;
+  return container.resolve<WalArchiverSource>(WalArchiverSource).archiverFor(storePath, await readArchiveLink(storePath));
+}
 
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
 export { Transaction } from './transaction.js';
 export { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
 
 /** The engine object; usable without the agent too. */
-export function pageStoreEngine(defaults: RecoverOptions = {}, archiverFor?: (storePath: string) => WalArchiver | undefined): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
+export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (storePath: string) => Promise<WalArchiver | undefined>): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
   return {
     name: 'pagestore',
     async describe(storePath: string): Promise<StoreDescription> {
       const c = await readControl(storePath);
       return { engine: 'pagestore', path: storePath, pageSize: c.pageSize, pageCount: c.pageCount };
     },
-    recover: (storePath: string, options: RecoverOptions = {}) => {
-      const archiver = archiverFor?.(storePath);
+    recover: async (storePath: string, options: RecoverOptions = {}) => {
+      const archiver = await archiverOf?.(storePath);
       return recover(storePath, { ...defaults, ...(archiver ? { archiver } : {}), ...options });
     },
   };
@@ -42,7 +53,6 @@ export default definePlugin({
   register(ctx) {
     const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
     // Resolved at each recovery: the archiving plugin registers after this one.
-    const archiverFor = (p: string) => (ctx.container.isRegistered(WalArchiverSource, true) ? ctx.container.resolve<WalArchiverSource>(WalArchiverSource).archiverFor(p) : undefined);
-    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, archiverFor), isStorageEngine);
+    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, (p) => archiverFor(ctx.container, p)), isStorageEngine);
   },
 });

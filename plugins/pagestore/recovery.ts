@@ -19,7 +19,8 @@ import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
 import type { RecoveryReport } from '../../core/contracts/StorageEngine.js';
 import { defineTask, type WorkerPool } from '../../core/workerPool.js';
-import { completeCheckpoint, writePages, type CheckpointBody, type WalArchiver } from './checkpoint.js';
+import { readArchiveLink, writeArchiveLink } from './archiveLink.js';
+import { completeCheckpoint, writePages, type ArchivePolicy, type CheckpointBody, type WalArchiver } from './checkpoint.js';
 import { readControl } from './control.js';
 import { faultPoint } from './faults.js';
 import { readU64, setPageLsn, verifyPage } from './format.js';
@@ -29,6 +30,7 @@ import { checkDataFile, dataFileOf, storeExists, walDirOf, type StoreGeometry } 
 import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type WalRecord } from './walRecord.js';
 import { readRecordFromDisk, scanWal, type WalScan } from './walScan.js';
 import { WalWriter } from './walWriter.js';
+import { settleSwap } from './storeSwap.js';
 
 const redoTask = defineTask<RedoInput, RedoResult>(new URL('./redoTask.js', import.meta.url));
 
@@ -67,10 +69,13 @@ export interface RecoveredStore {
   data: FileHandle;
   geometry: StoreGeometry;
   nextTxId: number;
+  /** How this store's checkpoints retire WAL (the archiver given, and whether the store remembers an archive). */
+  archive: ArchivePolicy;
 }
 
 /** Recovers a store no process has open: takes its lock, recovers, releases everything. */
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoveryStats> {
+  await settleSwap(dir);
   if (!storeExists(dir)) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (no control file)`);
   const lock = await acquireStoreLock(dir);
   try {
@@ -87,6 +92,7 @@ export async function recover(dir: string, options: RecoverOptions = {}): Promis
 export async function recoverLocked(dir: string, options: RecoverOptions = {}): Promise<RecoveredStore> {
   const t0 = performance.now();
   const control = await readControl(dir);
+  const archive = await archivePolicy(dir, options.archiver);
   const geometry: StoreGeometry = { pageSize: control.pageSize, pageCount: control.pageCount, segmentSize: control.segmentSize, storeId: control.storeId };
   const walDir = walDirOf(dir);
   const data = await open(dataFileOf(dir), 'r+');
@@ -154,7 +160,8 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
     await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
-    await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, options.archiver);
+    const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive);
+    if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
     const t4 = performance.now();
 
     const stats: RecoveryStats = {
@@ -173,7 +180,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
       durationMs: round(t4 - t0),
     };
     options.log?.info({ ...stats }, 'recovery complete');
-    return { stats, wal, data, geometry, nextTxId };
+    return { stats, wal, data, geometry, nextTxId, archive };
   } catch (err) {
     await walToClose?.close().catch(() => undefined);
     await data.close().catch(() => undefined);
@@ -289,3 +296,15 @@ function round(ms: number): number {
   return Math.round(ms * 100) / 100;
 }
 
+/**
+ * The store's archive policy: an archiver that names a new target is remembered; a store that
+ * remembers one recycles no segment without an archiver (archiveLink.ts).
+ */
+async function archivePolicy(dir: string, archiver: WalArchiver | undefined): Promise<ArchivePolicy> {
+  let target = await readArchiveLink(dir);
+  if (archiver?.target && archiver.target !== target) {
+    await writeArchiveLink(dir, archiver.target);
+    target = archiver.target;
+  }
+  return { ...(archiver ? { archiver } : {}), required: target !== null, target };
+}

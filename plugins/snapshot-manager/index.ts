@@ -39,7 +39,9 @@ export default definePlugin({
     for (const s of ctx.config.stores) {
       if (s.snapshots) byPath.set(path.resolve(s.path), walArchiver(path.resolve(s.snapshots.dir)));
     }
-    ctx.container.registerInstance(WalArchiverSource, { archiverFor: (p: string) => byPath.get(path.resolve(p)) });
+    ctx.container.registerInstance(WalArchiverSource, {
+      archiverFor: (p: string, remembered?: string | null) => byPath.get(path.resolve(p)) ?? (remembered ? walArchiver(remembered) : undefined),
+    });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
 
     const scheduled: ScheduledStore[] = ctx.config.stores.flatMap((s) => (s.snapshots ? [{

@@ -36,11 +36,13 @@ export interface ArchivedSegment extends WalEntry {
  */
 export function walArchiver(snapshotDir: string): WalArchiver {
   let ready: Promise<unknown> | null = null;
-  return async (segment: RetiredSegment) => {
+  const archive = async (segment: RetiredSegment) => {
     ready ??= mkdir(archiveDirOf(snapshotDir), { recursive: true });
     await ready;
     await archiveSegment(snapshotDir, segment);
   };
+  // The store remembers this target, and archives through it after any later recovery too.
+  return Object.assign(archive, { target: path.resolve(snapshotDir) });
 }
 
 export async function archiveSegment(snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {

@@ -5,7 +5,8 @@
  *
  * Points: wal-before-sync (WAL written, not yet fdatasync'd), page-write-torn (half a page
  * written during a checkpoint), checkpoint-before-control (pages flushed, control file not yet
- * updated), recovery-redo (halfway through redo), recovery-undo (after the first CLR of undo).
+ * updated), recovery-redo (halfway through redo), recovery-undo (after the first CLR of undo),
+ * swap-between-renames (a restore's old store renamed aside, the new one not yet in place).
  */
 const spec = /^([a-z-]+)(?::(\d+))?$/.exec(process.env.RA_FAULT ?? '');
 const target = spec?.[1];

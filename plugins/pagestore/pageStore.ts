@@ -13,7 +13,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
-import { completeCheckpoint, writePages, type AttEntry, type PageImage } from './checkpoint.js';
+import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
 import { PAGE_HEADER_SIZE, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { LockManager } from './lockManager.js';
@@ -21,6 +21,7 @@ import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
 import { createStore, storeExists, superblockProblem, type StoreGeometry } from './storeFiles.js';
+import { settleSwap } from './storeSwap.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
@@ -63,6 +64,8 @@ export class PageStore {
     readonly recovery: RecoveryStats,
     nextTxId: number,
     private readonly options: PageStoreOptions,
+    /** How checkpoints retire WAL (recovery.ts archivePolicy). */
+    private readonly archive: ArchivePolicy,
   ) {
     this.pageSize = geometry.pageSize;
     this.pageCount = geometry.pageCount;
@@ -79,6 +82,8 @@ export class PageStore {
 
   /** Opens (or creates) a store: takes its lock, runs recovery, and is ready for transactions. */
   static async open(dir: string, options: PageStoreOptions = {}): Promise<PageStore> {
+    // A restore interrupted between its renames is finished, never papered over by a new store.
+    await settleSwap(dir);
     if (!storeExists(dir)) {
       if (!options.create) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (pass create: true to make one)`);
       if (options.pageCount === undefined) throw raError('RA_ERR_STORE_OPTIONS', 'pageCount is required to create a store');
@@ -87,7 +92,7 @@ export class PageStore {
     const lock = await acquireStoreLock(dir);
     try {
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
-      const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options);
+      const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
       if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);
       return store;
     } catch (err) {
@@ -330,8 +335,8 @@ export class PageStore {
       this.cache.trim();
       const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
       const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
-      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.options.archiver);
-      if (out.archiveError) this.options.log?.warn({ err: out.archiveError }, 'WAL archiver failed; segments kept for the next checkpoint');
+      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.archive);
+      if (out.archiveError) this.options.log?.warn({ err: out.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
       this.counters.checkpoints++;
       return { lsn: out.lsn, redoLsn, pagesWritten: images.length, segmentsRecycled: out.recycled, durationMs: performance.now() - t0 };
     } catch (err) {

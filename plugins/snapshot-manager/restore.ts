@@ -11,7 +11,7 @@
  * archived segment), or, with neither, as far as the WAL chain goes.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { verifyPages } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
@@ -22,6 +22,7 @@ import { recover } from '../pagestore/recovery.js';
 import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { segmentPath } from '../pagestore/walSegments.js';
+import { settleSwap, swapInStore } from '../pagestore/storeSwap.js';
 import { chainOf, loadAll, snapshotPath, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
@@ -53,6 +54,7 @@ export interface RestoreResult {
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
   const to = path.resolve(o.to);
+  await settleSwap(to); // a restore to here that a crash interrupted is finished first
   let lock: StoreLock | null = null;
   if (existsSync(to) && (await readdir(to)).length > 0) {
     // Never over a store a live process holds: acquiring its lock throws RA_ERR_STORE_LOCKED.
@@ -101,16 +103,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     const stats = await recover(staging, { ...(o.pool ? { pool: o.pool } : {}) });
     const pagesVerified = await verifyAllPages(staging, top.pageSize, top.pageCount, (d) => o.onProgress?.('verify', d, top.pageCount));
 
-    if (existsSync(to)) {
-      const aside = `${to}.replaced-${process.pid}`;
-      await rename(to, aside);
-      await rename(staging, to);
-      await rm(aside, { recursive: true, force: true });
-    } else {
-      await mkdir(path.dirname(to), { recursive: true });
-      await rename(staging, to);
-    }
-    await fsyncDir(path.dirname(to));
+    await mkdir(path.dirname(to), { recursive: true });
+    await swapInStore(staging, to);
     lock = null; // its file went away with the replaced directory
     return {
       snapshots: chain.map((m) => m.id),

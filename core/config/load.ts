@@ -3,33 +3,36 @@
  * schema, resolve relative paths against the config file's directory. Every error is
  * RA_ERR_CONFIG and names the key path, the bad value and what was expected.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { raError } from '../errors.js';
+import { MAX_ALIAS_COUNT, aliasBomb, checkConfigText, readConfigFile } from './limits.js';
 import { ConfigSchema, type AgentConfig } from './schema.js';
+
+export { MAX_CONFIG_BYTES } from './limits.js';
 
 /** Reads, validates and resolves a config file. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const absolute = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(absolute, 'utf8');
-  } catch (err) {
-    throw raError('RA_ERR_CONFIG', `cannot read config file ${absolute}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseConfigText(text, absolute, env);
+  return parseConfigText(readConfigFile(absolute), absolute, env);
 }
 
 /** Validates YAML text as if read from `source` (relative paths resolve against its directory). */
 export function parseConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+  checkConfigText(text, source);
   const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
     throw raError('RA_ERR_CONFIG', `${source}: not valid YAML: ${first.message}`, { cause: first });
   }
-  const raw: unknown = doc.toJS() ?? {};
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    if (/alias/i.test((err as Error).message)) throw aliasBomb(source, err);
+    throw raError('RA_ERR_CONFIG', `${source}: not a usable config: ${(err as Error).message}`, { cause: err });
+  }
   return validateConfig(raw, source, env);
 }
 

@@ -20,6 +20,9 @@ The target directory must be empty or absent unless --force; a store whose lock 
 live process is never replaced. The restore is built beside the target and moved into place
 only after recovery and a check of every page, so a failure leaves the target untouched.
 
+A snapshot whose manifest cannot be read is skipped with a warning naming it (and listed under
+"skipped" with --json), unless the chain the restore needs holds it: then the restore refuses.
+
 Exit codes: 0 restored; 2 bad usage, no usable snapshot, or a non-empty target without --force;
 3 the target store is open by a live process; 4 a damaged snapshot, WAL or page, or a gap in
 the WAL chain (the message names the missing LSN range).`;
@@ -58,6 +61,10 @@ export function registerRestoreCommand(program: Command): void {
           snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
           ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}),
           onProgress: (phase, d, t) => bar?.update(`restore ${phase}`, d, t),
+          onWarning: (message) => {
+            bar?.clear();
+            process.stderr.write(`recovery-agent: warning: ${message}\n`);
+          },
         });
         bar?.clear();
         if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');

@@ -22,6 +22,7 @@ import { recover } from '../pagestore/recovery.js';
 import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { segmentPath } from '../pagestore/walSegments.js';
+import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
 import { chainOf, loadAll, snapshotPath, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
@@ -51,6 +52,8 @@ export interface RestoreResult {
   durationMs: number;
   /** Snapshots skipped because their manifest cannot be read (no chain restored needed them). */
   skipped: Array<{ id: string; manifest: string; problem: string }>;
+  /** Staging directories of killed restores to the same target, removed before this one. */
+  leftoversRemoved: Leftover[];
 }
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
@@ -65,8 +68,9 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       throw raError('RA_ERR_RESTORE_TARGET', `${to} is not empty; refusing to write over it (pass --force to replace it)`, { details: { path: to } });
     }
   }
-  const staging = `${to}.restoring-${process.pid}`;
+  const staging = restoreStagingPath(to);
   try {
+    const leftoversRemoved = await removeRestoreLeftovers(to);
     // A manifest that cannot be read is skipped, and said so; chainOf refuses it if the chain needs it.
     const { manifests, unreadable } = splitReadable(o.snapshotDir, await loadAll(o.snapshotDir));
     for (const u of unreadable) o.onWarning?.(`skipped snapshot ${u.id}: ${whyUnreadable(u)}`);
@@ -125,6 +129,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       pagesVerified,
       durationMs: Math.round(performance.now() - t0),
       skipped: unreadable.map((u) => ({ id: u.id, manifest: u.manifest, problem: u.problem })),
+      leftoversRemoved,
     };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

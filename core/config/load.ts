@@ -26,7 +26,9 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
   const doc = parseDocument(marked.text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
-    throw raError('RA_ERR_CONFIG', `${source}: not valid YAML: ${marked.unmark(first.message)}`, { cause: first });
+    // Its message quotes the line: show it as written, not as marked.
+    first.message = marked.unmark(first.message);
+    throw raError('RA_ERR_CONFIG', `${source}: not valid YAML: ${first.message}`, { cause: first });
   }
   let raw: unknown;
   try {

@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { parseConfigText, validateConfig } from '../../core/config/index.js';
-import { isRaError } from '../../core/errors.js';
+import { describeError, isRaError } from '../../core/errors.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const SRC = '/etc/ra/agent.yaml';
@@ -94,8 +94,17 @@ describe('config: ${ENV} substitution', () => {
     assert.match(configError('agent: { http: { token: ${NOPE} } }\n', {}), /agent\.http\.token: environment variable NOPE is not set/);
   });
 
-  it('shows a YAML syntax error with the text as written', () => {
+  it('shows a YAML syntax error with the text as written, in the error and in its cause', () => {
     assert.match(configError('agent: { dataDir: ${D}\n', { D: 'x' }), /\$\{D\}/);
+    try {
+      parseConfigText('agent: { dataDir: ${D}\n', SRC, { D: 'x' });
+      assert.fail('accepted');
+    } catch (err) {
+      const all = describeError(err);
+      assert.match(all, /caused by: .*/);
+      assert.doesNotMatch(all, /[\uE000-\uF8FF]/u, 'no marker characters');
+      assert.equal(all.match(/\$\{D\}/g)?.length, 2, all);
+    }
   });
 
   it('validateConfig substitutes in an object given directly, once (a value holding ${…} is not expanded again)', () => {

@@ -18,7 +18,7 @@ recorded at or before T: a snapshot's end, or the end of an archived WAL segment
 segments are stamped when the store retires them) — a granularity of one segment.
 
 The target directory must be empty or absent unless --force; a store whose lock is held by a
-live process is never replaced. The restore is built beside the target (<to>.restoring-<pid>-<start>)
+live process is never replaced. The restore is built beside the target (<to>.restoring-<owner>)
 and moved into place only after recovery and a check of every page, so a failure leaves the
 target untouched; staging directories of earlier restores to it that were killed are removed.
 

@@ -6,7 +6,7 @@
  *   <dir>/snapshots/<id>/wal/<start>.wal.lz4  the WAL from the snapshot's start to its end LSN
  *   <dir>/wal/<start>.wal.lz4 (+ .json)  the WAL archive: segments retired by the store
  *
- * A snapshot is built in `snapshots/.<id>.<pid>-<start>.tmp` (leftovers.ts) and renamed into
+ * A snapshot is built in `snapshots/.<id>.<owner>.tmp` (leftovers.ts) and renamed into
  * place once its manifest is durable, so a snapshot directory without the dot is always complete.
  */
 import { existsSync } from 'node:fs';

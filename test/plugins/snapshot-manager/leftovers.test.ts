@@ -52,10 +52,25 @@ async function killMidRun(args: string[], midRun: () => boolean): Promise<void> 
   assert.fail(`${args.join(' ')} finished every time before it could be killed mid-run`);
 }
 
+/** The owner in a temporary directory's name (`.<id>.<pid>-<start>-<space>.tmp`, `<to>.restoring-<pid>-<start>-<space>`). */
+function ownerOfName(p: string): { pid: number; start: string; space: string } {
+  const m = /(\d+)-(\d+)-([0-9a-z]+)(?:\.tmp)?$/.exec(path.basename(p));
+  assert.ok(m, `an owner in ${p}`);
+  return { pid: Number(m[1]), start: m[2]!, space: m[3]! };
+}
+
 /** A pid that was a process a moment ago and is none now. */
 function deadPid(): number {
   const r = spawnSync(process.execPath, ['-e', '0']);
   return r.pid!;
+}
+
+function twoDeadPids(): [number, number] {
+  const a = deadPid();
+  for (;;) {
+    const b = deadPid();
+    if (b !== a) return [a, b];
+  }
 }
 
 /** A fake temporary directory with a file in it, last changed `ageMs` ago. */
@@ -103,22 +118,28 @@ describe('leftovers of killed snapshot and restore runs', () => {
       assert.equal(killed.length, 1, 'the killed run left its temp dir behind');
       assert.ok(existsSync(liveTemp), 'the killed run, starting, spared the live run\'s temp dir');
 
-      // A pid now held by another process (this one, started at another time) is no owner;
-      // names without an owner (before this fix) count as leftovers only once idle for an hour.
-      const reused = fakeTemp(path.join(snapshotsDirOf(dir), `.20200101T000000000Z-F.${process.pid}-1.tmp`), 0);
+      // A pid now held by another process (this one, started at another time) is no owner.
+      // An owner that cannot be checked — another pid namespace or boot (a container, a host
+      // sharing the directory), or a name from before owners were recorded — is taken for gone
+      // only once nothing changed for an hour.
+      const space = ownerOfName(liveTemp).space;
+      const reused = fakeTemp(path.join(snapshotsDirOf(dir), `.20200101T000000000Z-F.${process.pid}-1-${space}.tmp`), 0);
       const legacyIdle = fakeTemp(path.join(snapshotsDirOf(dir), '.20200101T000000001Z-F.tmp'), 2 * 3600_000);
       const legacyBusy = fakeTemp(path.join(snapshotsDirOf(dir), '.20200101T000000002Z-F.tmp'), 0);
+      const foreignIdle = fakeTemp(path.join(snapshotsDirOf(dir), `.20200101T000000003Z-F.${deadPid()}-1-0n1.tmp`), 2 * 3600_000);
+      const foreignBusy = fakeTemp(path.join(snapshotsDirOf(dir), `.20200101T000000004Z-F.${deadPid()}-1-0n1.tmp`), 0);
 
       const r = cli(args);
       assert.equal(r.status, 0, r.stderr);
-      for (const gone of [...killed, reused, legacyIdle]) {
+      for (const gone of [...killed, reused, legacyIdle, foreignIdle]) {
         assert.equal(existsSync(gone), false, `${gone} removed`);
         assert.ok(r.stdout.includes(gone), `the run says it removed ${gone}: ${r.stdout}`);
       }
-      assert.match(r.stdout, /leftovers\s+removed 3 temporary directories of killed runs \(\d+ bytes\)/);
-      assert.ok(existsSync(liveTemp), 'the live run\'s temp dir survives');
-      assert.ok(existsSync(legacyBusy), 'an ownerless temp dir changed recently survives');
-      assert.ok(!r.stdout.includes(liveTemp) && !r.stdout.includes(legacyBusy));
+      assert.match(r.stdout, /leftovers\s+removed 4 temporary directories of killed runs \(\d+ bytes\)/);
+      for (const kept of [liveTemp, legacyBusy, foreignBusy]) {
+        assert.ok(existsSync(kept), `${kept} survives`);
+        assert.ok(!r.stdout.includes(kept), `${kept} is not reported`);
+      }
       live.child.kill('SIGCONT');
       const e = await live.exited;
       assert.equal(e.code, 0, `the live run, resumed, completes: ${e.stderr}`);
@@ -166,16 +187,19 @@ describe('leftovers of killed snapshot and restore runs', () => {
       const killed = stagings(to).filter((s) => s !== liveStaging);
       assert.equal(killed.length, 1, 'the killed restore left its staging directory');
       assert.equal(existsSync(to), false);
-      const reused = fakeTemp(`${to}.restoring-${process.pid}-1`, 0);
-      const legacyDead = fakeTemp(`${to}.restoring-${deadPid()}`, 0);
+      const reused = fakeTemp(`${to}.restoring-${process.pid}-1-${ownerOfName(liveStaging).space}`, 0);
+      const [idlePid, busyPid] = twoDeadPids();
+      const legacyIdle = fakeTemp(`${to}.restoring-${idlePid}`, 2 * 3600_000);
+      const legacyBusy = fakeTemp(`${to}.restoring-${busyPid}`, 0);
 
       const r = cli([...args, '--json']);
       assert.equal(r.status, 0, r.stderr);
       const out = JSON.parse(r.stdout) as { leftoversRemoved: Array<{ path: string; bytes: number }> };
-      assert.deepEqual(out.leftoversRemoved.map((l) => l.path).sort(), [...killed, reused, legacyDead].sort());
+      assert.deepEqual(out.leftoversRemoved.map((l) => l.path).sort(), [...killed, reused, legacyIdle].sort());
       assert.ok(out.leftoversRemoved.find((l) => l.path === killed[0])!.bytes > 0, 'reports the space freed');
-      for (const gone of [...killed, reused, legacyDead]) assert.equal(existsSync(gone), false, `${gone} removed`);
+      for (const gone of [...killed, reused, legacyIdle]) assert.equal(existsSync(gone), false, `${gone} removed`);
       assert.ok(existsSync(liveStaging), 'the live restore\'s staging survives');
+      assert.ok(existsSync(legacyBusy), 'an ownerless staging directory changed recently survives (its pid may be of another namespace)');
       assert.ok(existsSync(path.join(to, 'pages.db')));
 
       // Killed now, it is a leftover too: the next restore (text output) removes it and says so.
@@ -185,7 +209,7 @@ describe('leftovers of killed snapshot and restore runs', () => {
       assert.equal(again.status, 0, again.stderr);
       assert.ok(again.stdout.includes(liveStaging), again.stdout);
       assert.match(again.stdout, /leftovers\s+removed 1 temporary directory of killed runs/);
-      assert.deepEqual(stagings(to), []);
+      assert.deepEqual(stagings(to), [legacyBusy]);
     } finally {
       live.child.kill('SIGKILL');
     }

@@ -1,11 +1,13 @@
 /**
  * The `recovery-agent` command line. Each command lives in its own file; this one wires them
- * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise).
+ * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise); a
+ * closed output pipe drops the output, not the command (brokenPipe.ts).
  */
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { packageVersion } from '../agent.js';
 import { describeError, isRaError } from '../errors.js';
+import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
@@ -35,6 +37,7 @@ export function buildProgram(): Command {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  dropOutputOnBrokenPipe();
   const program = buildProgram();
   try {
     await program.parseAsync(argv);

@@ -3,6 +3,7 @@
  * store from snapshots and archived WAL, to the end of the WAL chain or to a past point.
  */
 import type { Command } from 'commander';
+import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
 import { restoreSnapshot } from '../../plugins/snapshot-manager/restore.js';
 import { raError } from '../errors.js';
 import { WorkerPool } from '../workerPool.js';
@@ -17,8 +18,12 @@ recorded at or before T: a snapshot's end, or the end of an archived WAL segment
 segments are stamped when the store retires them) — a granularity of one segment.
 
 The target directory must be empty or absent unless --force; a store whose lock is held by a
-live process is never replaced. The restore is built beside the target and moved into place
-only after recovery and a check of every page, so a failure leaves the target untouched.
+live process is never replaced. The restore is built beside the target (<to>.restoring-<owner>)
+and moved into place only after recovery and a check of every page, so a failure leaves the
+target untouched; staging directories of earlier restores to it that were killed are removed.
+
+A snapshot whose manifest cannot be read is skipped with a warning naming it (and listed under
+"skipped" with --json), unless the chain the restore needs holds it: then the restore refuses.
 
 Exit codes: 0 restored; 2 bad usage, no usable snapshot, or a non-empty target without --force;
 3 the target store is open by a live process; 4 a damaged snapshot, WAL or page, or a gap in
@@ -58,6 +63,10 @@ export function registerRestoreCommand(program: Command): void {
           snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
           ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}),
           onProgress: (phase, d, t) => bar?.update(`restore ${phase}`, d, t),
+          onWarning: (message) => {
+            bar?.clear();
+            process.stderr.write(`recovery-agent: warning: ${message}\n`);
+          },
         });
         bar?.clear();
         if (o.json) return void process.stdout.write(JSON.stringify(r, null, 2) + '\n');
@@ -65,6 +74,7 @@ export function registerRestoreCommand(program: Command): void {
           `restored ${o.to} from ${r.snapshots.join(' + ')} in ${r.durationMs} ms`,
           `  pages restored  ${r.pagesRestored}; WAL segments ${r.walSegments}; records redone ${r.recordsRedone}; transactions rolled back ${r.transactionsRolledBack}`,
           `  end LSN         ${r.endLsn}${r.targetLsn !== null ? ` (target ${r.targetLsn})` : ''}; ${r.pagesVerified} pages verified`,
+          ...(r.leftoversRemoved.length > 0 ? [`  leftovers       ${describeLeftovers(r.leftoversRemoved)}`] : []),
         ].join('\n') + '\n');
       } finally {
         bar?.clear();

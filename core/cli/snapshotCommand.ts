@@ -4,7 +4,8 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { createSnapshot } from '../../plugins/snapshot-manager/createSnapshot.js';
+import { createSnapshot, type SnapshotReport } from '../../plugins/snapshot-manager/createSnapshot.js';
+import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
 import { loadAll } from '../../plugins/snapshot-manager/manifest.js';
 import { pruneSnapshots } from '../../plugins/snapshot-manager/prune.js';
 import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
@@ -33,14 +34,21 @@ export function registerSnapshotCommands(program: Command): void {
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
         const t0 = performance.now();
-        const m = await createSnapshot({ store: o.store, dir: o.dir, pool, incremental: Boolean(o.incremental), onProgress: (d, t) => bar?.update('snapshot', Math.round(d / 2 ** 20), Math.round(t / 2 ** 20), ' MiB') });
+        const report: Partial<SnapshotReport> = {};
+        const m = await createSnapshot({ store: o.store, dir: o.dir, pool, incremental: Boolean(o.incremental), report, onProgress: (d, t) => bar?.update('snapshot', Math.round(d / 2 ** 20), Math.round(t / 2 ** 20), ' MiB') });
         bar?.clear();
-        if (o.json) return json(m);
+        const leftovers = report.leftoversRemoved ?? [];
+        if (o.json) {
+          // stdout holds the manifest alone; what was cleaned up goes to stderr.
+          if (leftovers.length > 0) process.stderr.write(`recovery-agent: ${describeLeftovers(leftovers)}\n`);
+          return json(m);
+        }
         const raw = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
         const packed = m.chunks.reduce((n, c) => n + c.bytes, 0);
         print(`snapshot ${m.id} (${m.kind}${m.baseId ? ` on ${m.baseId}` : ''}) of ${path.resolve(o.store)} in ${Math.round(performance.now() - t0)} ms`);
         print(`  pages       ${m.pagesCopied} in ${m.chunks.length} chunk(s), ${raw} bytes -> ${packed} (ratio ${(raw / Math.max(1, packed)).toFixed(2)}), ${m.pagesReread} re-read`);
         print(`  LSN         ${m.startLsn} .. ${m.endLsn} (consistent from ${m.endLsn}); WAL copied from ${m.walFromLsn} in ${m.wal.length} segment(s)`);
+        if (leftovers.length > 0) print(`  leftovers   ${describeLeftovers(leftovers)}`);
       } finally {
         bar?.clear();
         await pool.close();
@@ -85,7 +93,7 @@ export function registerSnapshotCommands(program: Command): void {
 
   snap
     .command('prune')
-    .description('delete old snapshots and archived WAL, never what a kept snapshot or the WAL chain needs')
+    .description('delete old snapshots and archived WAL, never what a kept snapshot or the WAL chain needs; remove temporary directories of killed snapshot runs')
     .argument('<dir>', 'the snapshot directory')
     .requiredOption('--keep-full <n>', 'full snapshots to keep', nonNegativeInt('--keep-full'))
     .requiredOption('--keep-incremental <n>', 'incremental snapshots to keep', nonNegativeInt('--keep-incremental'))
@@ -100,6 +108,7 @@ export function registerSnapshotCommands(program: Command): void {
       const r = await pruneSnapshots(dir, { keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(o.maxAge !== undefined ? { maxAgeMs: o.maxAge } : {}), dryRun: Boolean(o.dryRun) });
       if (o.json) return json(r);
       print(`${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} snapshot(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}; ${r.walSegmentsDeleted.length} archived WAL segment(s); kept ${r.kept.length}`);
+      if (r.leftovers.removed.length > 0) print(describeLeftovers(r.leftovers.removed, o.dryRun ? 'would remove' : 'removed'));
     });
 }
 

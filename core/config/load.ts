@@ -3,42 +3,49 @@
  * schema, resolve relative paths against the config file's directory. Every error is
  * RA_ERR_CONFIG and names the key path, the bad value and what was expected.
  */
-import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { raError } from '../errors.js';
+import { markReferences, samePath, scalarOf, substituteEnv, unmarkStrings, withValueAt, type Substitution } from './envSubstitution.js';
+import { MAX_ALIAS_COUNT, aliasBomb, checkConfigText, readConfigFile } from './limits.js';
 import { ConfigSchema, type AgentConfig } from './schema.js';
+
+export { MAX_CONFIG_BYTES } from './limits.js';
 
 /** Reads, validates and resolves a config file. */
 export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const absolute = path.resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(absolute, 'utf8');
-  } catch (err) {
-    throw raError('RA_ERR_CONFIG', `cannot read config file ${absolute}: ${(err as Error).message}`, { cause: err });
-  }
-  return parseConfigText(text, absolute, env);
+  return parseConfigText(readConfigFile(absolute), absolute, env);
 }
 
 /** Validates YAML text as if read from `source` (relative paths resolve against its directory). */
 export function parseConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const doc = parseDocument(text, { prettyErrors: true, uniqueKeys: true });
+  checkConfigText(text, source);
+  const marked = markReferences(text, source);
+  const doc = parseDocument(marked.text, { prettyErrors: true, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const first = doc.errors[0]!;
+    // Its message quotes the line: show it as written, not as marked.
+    first.message = marked.unmark(first.message);
     throw raError('RA_ERR_CONFIG', `${source}: not valid YAML: ${first.message}`, { cause: first });
   }
-  const raw: unknown = doc.toJS() ?? {};
-  return validateConfig(raw, source, env);
+  let raw: unknown;
+  try {
+    raw = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT }) ?? {};
+  } catch (err) {
+    if (/alias/i.test((err as Error).message)) throw aliasBomb(source, err);
+    throw raError('RA_ERR_CONFIG', `${source}: not a usable config: ${(err as Error).message}`, { cause: err });
+  }
+  return validateConfig(unmarkStrings(raw, marked.unmark), source, env);
 }
 
-/** Validates an already-parsed config object. */
+/** Validates an already-parsed config object, substituting `${ENV}` references in its string values. */
 export function validateConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
-  const substituted = substituteEnv(raw, [], env, source);
-  const result = ConfigSchema.safeParse(substituted, { reportInput: true });
+  const { value, substitutions } = substituteEnv(raw, env, source, formatPath);
+  const result = parseRetyped(value, substitutions);
   if (!result.success) {
-    const lines = result.error.issues.map(describeIssue);
+    const lines = result.error.issues.map((i) => describeIssue(i, substitutions));
     throw raError('RA_ERR_CONFIG', `${source}: invalid config:\n  ${lines.join('\n  ')}`, {
       details: { issues: result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) },
     });
@@ -46,43 +53,38 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
   return resolvePaths(result.data, source);
 }
 
-function describeIssue(issue: z.core.$ZodIssue): string {
+/**
+ * Parses against the schema; where it refuses the text a variable gave and that text reads as a
+ * number or a boolean, parses again with that instead — and keeps the text where the schema
+ * refuses a number or boolean there too (it wants text), so the error is about the text.
+ */
+function parseRetyped(value: unknown, substitutions: readonly Substitution[]) {
+  const parse = (v: unknown) => ConfigSchema.safeParse(v, { reportInput: true });
+  const first = parse(value);
+  if (first.success) return first;
+  const retyped = substitutions.filter((s) => scalarOf(s.text) !== undefined && first.error.issues.some((i) => samePath(i.path, s.path)));
+  if (retyped.length === 0) return first;
+  const second = parse(retyped.reduce((v, s) => withValueAt(v, s.path, scalarOf(s.text)), value));
+  if (second.success) return second;
+  // A number where the schema wants text helps no one: that error is about the text.
+  const kept = retyped.filter((s) => !second.error.issues.some((i) => samePath(i.path, s.path) && (i.code === 'invalid_type' || i.code === 'invalid_union')));
+  if (kept.length === retyped.length) return second;
+  return parse(kept.reduce((v, s) => withValueAt(v, s.path, scalarOf(s.text)), value));
+}
+
+function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitution[]): string {
   const where = formatPath(issue.path) || '(top level)';
   if (issue.code === 'unrecognized_keys') {
     return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
   }
-  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)})` : issue.code === 'invalid_type' ? ' (missing)' : '';
+  const from = substitutions.find((s) => samePath(s.path, issue.path));
+  const fromText = from ? `, from ${from.names.map((n) => `\${${n}}`).join(' ')}` : '';
+  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)}${fromText})` : issue.code === 'invalid_type' ? ' (missing)' : '';
   return `${where}: ${issue.message}${got}`;
 }
 
 function formatPath(p: readonly PropertyKey[]): string {
   return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i === 0 ? '' : '.'}${String(k)}`)).join('');
-}
-
-const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
-
-/**
- * Replaces `${NAME}` and `${NAME:-default}` in string values (not keys, not YAML text, so a
- * variable can never inject structure). `$${` escapes a literal `${`.
- */
-function substituteEnv(value: unknown, at: PropertyKey[], env: NodeJS.ProcessEnv, source: string): unknown {
-  if (typeof value === 'string') {
-    const escaped = value.split('$${');
-    const replaced = escaped.map((part) =>
-      part.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
-        const v = env[name];
-        if (v !== undefined && v !== '') return v;
-        if (fallback !== undefined) return fallback;
-        throw raError('RA_ERR_CONFIG', `${source}: invalid config:\n  ${formatPath(at)}: environment variable ${name} is not set (write \${${name}:-default} for a default)`);
-      }),
-    );
-    return replaced.join('${');
-  }
-  if (Array.isArray(value)) return value.map((v, i) => substituteEnv(v, [...at, i], env, source));
-  if (value !== null && typeof value === 'object') {
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, substituteEnv(v, [...at, k], env, source)]));
-  }
-  return value;
 }
 
 function resolvePaths(config: AgentConfig, source: string): AgentConfig {

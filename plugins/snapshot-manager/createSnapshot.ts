@@ -14,7 +14,8 @@
  *      the end LSN: replaying it over the copy gives the store as of the end LSN.
  *
  * Every file is fdatasync'd as soon as it is written (frameWriter.ts); the manifest is written
- * only once all are durable, then the directory is synced and renamed into place.
+ * only once all are durable, then the directory is synced and renamed into place. The temporary
+ * directory's name holds its owner, so a later run removes those of killed runs (leftovers.ts).
  */
 import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
@@ -26,6 +27,7 @@ import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { Compressor } from './compressor.js';
 import { copyAllPages, copyChangedPages, type CopyContext } from './copyPages.js';
 import { FrameWriter } from './frameWriter.js';
+import { removeSnapshotLeftovers, snapshotTempPath, type Leftover } from './leftovers.js';
 import { MANIFEST_FILE, MANIFEST_FORMAT, encodeManifest, loadAll, newSnapshotId, snapshotPath, snapshotsDirOf, writeFileDurable, type Manifest, type PageRun } from './manifest.js';
 import { LiveWal } from './walCopy.js';
 import { summarizeWal } from './walSummary.js';
@@ -64,17 +66,21 @@ export interface SnapshotReport {
   copyMs: number;
   walMs: number;
   syncMs: number;
+  /** Temporary directories of killed snapshot runs removed before this one started. */
+  leftoversRemoved: Leftover[];
 }
 
 /** Takes a snapshot; returns its manifest once it is durable. */
 export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest> {
   const startedAt = Date.now();
+  const leftoversRemoved = await removeSnapshotLeftovers(o.dir);
+  if (o.report) o.report.leftoversRemoved = leftoversRemoved;
   const manifests = o.incremental ? (await loadAll(o.dir)).flatMap((s) => (s.manifest ? [s.manifest] : [])) : [];
   const base = manifests[manifests.length - 1] ?? null;
   if (o.incremental && !base) throw raError('RA_ERR_SNAPSHOT_INVALID', `${o.dir} holds no readable snapshot to take an incremental on; take a full one first`);
   const kind = base ? 'incremental' : 'full';
   const id = newSnapshotId(kind);
-  const tmp = path.join(snapshotsDirOf(o.dir), `.${id}.tmp`);
+  const tmp = snapshotTempPath(o.dir, id);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(path.join(tmp, 'wal'), { recursive: true });
   const writer = new FrameWriter();
@@ -115,6 +121,7 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
         summaryWalBytes: pick?.summaryWalBytes ?? 0,
         summaryArchivedSegments: pick?.summaryArchivedSegments ?? 0,
         selectMs: t1 - t0, copyMs: t2 - t1, walMs: t3 - t2, syncMs: performance.now() - t3,
+        leftoversRemoved,
       } satisfies SnapshotReport);
     }
     await writeFileDurable(path.join(tmp, MANIFEST_FILE), encodeManifest(manifest));

@@ -6,8 +6,8 @@
  *   <dir>/snapshots/<id>/wal/<start>.wal.lz4  the WAL from the snapshot's start to its end LSN
  *   <dir>/wal/<start>.wal.lz4 (+ .json)  the WAL archive: segments retired by the store
  *
- * A snapshot is built in `snapshots/.<id>.tmp` and renamed into place once its manifest is
- * durable, so a snapshot directory without the dot is always complete.
+ * A snapshot is built in `snapshots/.<id>.<owner>.tmp` (leftovers.ts) and renamed into
+ * place once its manifest is durable, so a snapshot directory without the dot is always complete.
  */
 import { existsSync } from 'node:fs';
 import { open, readFile, readdir, rename } from 'node:fs/promises';
@@ -142,6 +142,32 @@ export async function loadAll(dir: string): Promise<Array<{ id: string; manifest
   return out;
 }
 
+/** A snapshot whose manifest cannot be read: what restore skipped (prune and repair ignore them too). */
+export interface UnreadableSnapshot {
+  id: string;
+  /** Path of its manifest. */
+  manifest: string;
+  /** Why it cannot be read. */
+  problem: string;
+  error: Error;
+}
+
+/** Splits loadAll's result into the readable manifests and the snapshots whose manifest is not. */
+export function splitReadable(dir: string, all: ReadonlyArray<{ id: string; manifest?: Manifest; error?: Error }>): { manifests: Manifest[]; unreadable: UnreadableSnapshot[] } {
+  const manifests: Manifest[] = [];
+  const unreadable: UnreadableSnapshot[] = [];
+  for (const s of all) {
+    if (s.manifest) manifests.push(s.manifest);
+    else unreadable.push({ id: s.id, manifest: path.join(snapshotPath(dir, s.id), MANIFEST_FILE), problem: s.error?.message ?? 'unreadable', error: s.error ?? new Error('unreadable') });
+  }
+  return { manifests, unreadable };
+}
+
+/** Why a snapshot's manifest cannot be read, naming the manifest file. */
+export function whyUnreadable(u: UnreadableSnapshot): string {
+  return u.problem.includes(u.manifest) ? u.problem : `${u.manifest}: ${u.problem}`;
+}
+
 /** A new snapshot id: UTC time to the millisecond, then F (full) or I (incremental). */
 export function newSnapshotId(kind: Manifest['kind'], at = new Date()): string {
   return `${at.toISOString().replace(/[-:.]/g, '')}-${kind === 'full' ? 'F' : 'I'}`;
@@ -161,8 +187,11 @@ export async function writeFileDurable(file: string, bytes: Uint8Array, syncDir 
   if (syncDir) await fsyncDir(path.dirname(file));
 }
 
-/** The chain a restore of `id` needs, full snapshot first. */
-export function chainOf(id: string, byId: ReadonlyMap<string, Manifest>): Manifest[] {
+/**
+ * The chain a restore of `id` needs, full snapshot first. A base that is among `unreadable` is
+ * damage the restore cannot do without: RA_ERR_SNAPSHOT_CORRUPT naming its manifest.
+ */
+export function chainOf(id: string, byId: ReadonlyMap<string, Manifest>, unreadable: readonly UnreadableSnapshot[] = []): Manifest[] {
   const chain: Manifest[] = [];
   let cur = byId.get(id);
   while (cur) {
@@ -170,6 +199,10 @@ export function chainOf(id: string, byId: ReadonlyMap<string, Manifest>): Manife
     if (cur.kind === 'full') return chain;
     if (!cur.baseId || chain.length > 10_000) break;
     const base = byId.get(cur.baseId);
+    const damaged = base ? undefined : unreadable.find((u) => u.id === cur!.baseId);
+    if (damaged) {
+      throw raError('RA_ERR_SNAPSHOT_CORRUPT', `snapshot ${cur.id} is an incremental on ${damaged.id}, whose manifest cannot be read: ${whyUnreadable(damaged)}`, { cause: damaged.error, details: { id: cur.id, baseId: damaged.id, file: damaged.manifest } });
+    }
     if (!base) throw raError('RA_ERR_SNAPSHOT_INVALID', `snapshot ${cur.id} is an incremental on ${cur.baseId}, which is missing or unreadable`, { details: { id: cur.id, baseId: cur.baseId } });
     cur = base;
   }

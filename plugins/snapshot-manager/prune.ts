@@ -4,12 +4,14 @@
  * needs: its chain of bases down to its full snapshot, and the archived WAL from the oldest
  * kept snapshot's WAL start on. The newest snapshot's chain is always kept, so pruning never
  * leaves nothing to restore from. Snapshots whose manifest cannot be read are left alone.
+ * Temporary directories of killed snapshot runs are removed too (leftovers.ts).
  */
 import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
 import { segmentStartOf } from '../pagestore/walSegments.js';
+import { removeSnapshotLeftovers, type Leftover } from './leftovers.js';
 import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, type Manifest } from './manifest.js';
 import { listArchive } from './walArchive.js';
 
@@ -25,6 +27,8 @@ export interface PruneResult {
   kept: string[];
   deleted: string[];
   walSegmentsDeleted: number[];
+  /** Temporary directories of killed snapshot runs: removed (or, in a dry run, found). */
+  leftovers: { removed: Leftover[] };
 }
 
 export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<PruneResult> {
@@ -69,5 +73,6 @@ export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<Prun
     }
     if (walSegmentsDeleted.length > 0) await fsyncDir(archiveDirOf(dir));
   }
-  return { kept: manifests.filter((m) => keep.has(m.id)).map((m) => m.id), deleted, walSegmentsDeleted };
+  const leftovers = { removed: await removeSnapshotLeftovers(dir, { dryRun: o.dryRun ?? false }) };
+  return { kept: manifests.filter((m) => keep.has(m.id)).map((m) => m.id), deleted, walSegmentsDeleted, leftovers };
 }

@@ -23,7 +23,8 @@ import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { segmentPath } from '../pagestore/walSegments.js';
 import { settleSwap, swapInStore } from '../pagestore/storeSwap.js';
-import { chainOf, loadAll, snapshotPath, type Manifest } from './manifest.js';
+import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
+import { chainOf, loadAll, snapshotPath, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
 import { writeAll } from '../../core/writeAll.js';
@@ -37,6 +38,8 @@ export interface RestoreOptions {
   force?: boolean;
   pool?: WorkerPool;
   onProgress?: (phase: string, done: number, total: number) => void;
+  /** Told of what the restore works around, e.g. a snapshot whose manifest cannot be read. */
+  onWarning?: (message: string) => void;
 }
 
 export interface RestoreResult {
@@ -49,6 +52,10 @@ export interface RestoreResult {
   transactionsRolledBack: number;
   pagesVerified: number;
   durationMs: number;
+  /** Snapshots skipped because their manifest cannot be read (no chain restored needed them). */
+  skipped: Array<{ id: string; manifest: string; problem: string }>;
+  /** Staging directories of killed restores to the same target, removed before this one. */
+  leftoversRemoved: Leftover[];
 }
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
@@ -64,13 +71,13 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       throw raError('RA_ERR_RESTORE_TARGET', `${to} is not empty; refusing to write over it (pass --force to replace it)`, { details: { path: to } });
     }
   }
-  const staging = `${to}.restoring-${process.pid}`;
+  const staging = restoreStagingPath(to);
   try {
-    const all = await loadAll(o.snapshotDir);
-    const bad = all.find((s) => s.error);
-    if (bad) throw bad.error!;
-    const manifests = all.map((s) => s.manifest!);
-    if (manifests.length === 0) throw raError('RA_ERR_SNAPSHOT_INVALID', `${o.snapshotDir} holds no snapshot`);
+    const leftoversRemoved = await removeRestoreLeftovers(to);
+    // A manifest that cannot be read is skipped, and said so; chainOf refuses it if the chain needs it.
+    const { manifests, unreadable } = splitReadable(o.snapshotDir, await loadAll(o.snapshotDir));
+    for (const u of unreadable) o.onWarning?.(`skipped snapshot ${u.id}: ${whyUnreadable(u)}`);
+    if (manifests.length === 0) throw raError('RA_ERR_SNAPSHOT_INVALID', `${o.snapshotDir} holds no ${unreadable.length > 0 ? 'readable ' : ''}snapshot`);
     const archive = await listArchive(o.snapshotDir);
     const sources = await walSources(o.snapshotDir, manifests, archive);
     const target = o.lsn ?? (o.time !== undefined ? lsnAtTime(o.time, manifests, [...sources.values()]) : Infinity);
@@ -81,7 +88,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       const first = Math.min(...manifests.map((m) => m.endLsn));
       throw raError('RA_ERR_SNAPSHOT_INVALID', `no snapshot is consistent at or before LSN ${target}; the earliest consistent point is LSN ${first}`, { details: { target, earliest: first } });
     }
-    const chain = chainOf(top.id, new Map(manifests.map((m) => [m.id, m])));
+    const chain = chainOf(top.id, new Map(manifests.map((m) => [m.id, m])), unreadable);
     const segs = chainTo(sources, top.walFromLsn, target, top.segmentSize);
 
     await rm(staging, { recursive: true, force: true });
@@ -116,6 +123,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       transactionsRolledBack: stats.transactionsRolledBack,
       pagesVerified,
       durationMs: Math.round(performance.now() - t0),
+      skipped: unreadable.map((u) => ({ id: u.id, manifest: u.manifest, problem: u.problem })),
+      leftoversRemoved,
     };
   } catch (err) {
     await rm(staging, { recursive: true, force: true });

@@ -138,6 +138,7 @@ export class SnapshotScheduler {
     const pruned = await pruneSnapshots(s.dir, { keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
     this.stats.pruned += pruned.deleted.length;
     this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
+    if (report.leftoversRemoved?.length) this.log.warn({ store: s.id, removed: report.leftoversRemoved.map((l) => l.path), bytes: report.leftoversRemoved.reduce((n, l) => n + l.bytes, 0) }, 'removed temporary directories of killed snapshot runs');
     // An incremental that read every page: the WAL since its base was not usable (say why).
     if (report.fallback) this.log.warn({ store: s.id, id: m.id, why: report.fallback }, 'incremental snapshot read every page');
     return m;

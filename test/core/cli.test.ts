@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { BIN, cli } from '../helpers/cli.js';
+import { BIN, cli, cliWithClosedPipe } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ra-cli-'));
@@ -132,4 +133,58 @@ plugins:
     assert.equal(r.status, 2);
     assert.match(r.stderr, /stores\[0\]\.path/);
   });
+
+  it('output into a pipe closed early (`… | head -1`): no EPIPE stack trace, the exit code of the command', async () => {
+    const out = await cliWithClosedPipe(['config', 'schema'], 'stdout');
+    assert.equal(out.signal, null);
+    assert.equal(out.other, '', 'nothing on stderr');
+    assert.equal(out.status, 0);
+    const dir = tmp();
+    const err = await cliWithClosedPipe(['config', 'check', path.join(dir, 'missing.yaml')], 'stderr');
+    assert.equal(err.status, 2, 'still the exit code of a bad config');
+    assert.equal(err.other, '');
+  });
+
+  it('run: a daemon whose stdout (its log) is closed keeps running and stops cleanly', async () => {
+    const dir = tmp();
+    const port = await freePort();
+    const cfg = path.join(dir, 'agent.yaml');
+    writeFileSync(cfg, `agent: { dataDir: ./state, workers: 1, logLevel: info, http: { listen: '127.0.0.1:${port}' } }\n`);
+    const child = spawn(process.execPath, [BIN, 'run', '--config', cfg], { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.destroy();
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+    let exit: number | null | undefined;
+    child.on('exit', (c) => (exit = c));
+    try {
+      let healthy = false;
+      for (let waited = 0; !healthy; waited += 100) {
+        assert.equal(exit, undefined, `the daemon died: ${err}`);
+        if (waited > 20_000) assert.fail(`no answer on /health in time: ${err}`);
+        await new Promise((r) => setTimeout(r, 100));
+        healthy = await fetch(`http://127.0.0.1:${port}/health`).then((r) => r.status === 200, () => false);
+      }
+      // It has logged (and lost) its start-up lines by now; it must still be alive and serving.
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(exit, undefined, `the daemon died: ${err}`);
+      child.kill('SIGTERM');
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw e;
+    }
+    const code = exit !== undefined ? exit : await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    assert.equal(code, 0, err);
+    assert.doesNotMatch(err, /EPIPE|Error/);
+  });
 });
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}

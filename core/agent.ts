@@ -3,7 +3,7 @@
  * built-in and configured plugins on top of it. `recovery-agent run` is a thin shell around it.
  */
 import 'reflect-metadata';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -11,6 +11,7 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import { raError } from './errors.js';
+import { ensurePrivateDirSync } from './privateFiles.js';
 import { FailureBus as FailureBusImpl } from './failureBus.js';
 import { Healer } from './contracts/Healer.js';
 import { buildServer, listen } from './http/server.js';
@@ -92,7 +93,9 @@ export class Agent {
     if (this.state !== 'created') throw raError('RA_ERR_AGENT_STATE', `agent cannot start from state "${this.state}"`);
     this.state = 'starting';
     try {
-      mkdirSync(this.config.agent.dataDir, { recursive: true });
+      // The journal and scrub and learning state describe the stores: for the agent's user only.
+      const tightened = ensurePrivateDirSync(this.config.agent.dataDir);
+      if (tightened.length > 0) this.log.warn({ tightened }, 'agent.dataDir was open to other users; removed group and other permission bits');
       for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
       for (const p of this.config.plugins) await this.host.load(p.module, p.options);
       const status = await this.host.startAll();

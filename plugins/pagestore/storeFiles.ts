@@ -6,15 +6,18 @@
  *   control    where the last checkpoint is (control.ts)
  *   LOCK       the writer's pid lock (storeLock.ts)
  *
+ * Every file is created 0600 and every directory 0700, whatever the umask (core/privateFiles.ts).
+ *
  * Superblock payload (page 0, after the page header), little-endian: u32 magic, u32 page size,
  * u32 page count, u32 WAL segment size, 16 bytes store id, u64 creation time (ms since epoch).
  * It is written once, at creation.
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
+import { ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
 import { writeControl } from './control.js';
 import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
 import { fsyncDir } from './fsyncDir.js';
@@ -68,10 +71,11 @@ export function storeExists(dir: string): boolean {
 export async function createStore(dir: string, options: CreateOptions): Promise<StoreGeometry> {
   const { pageCount, pageSize, segmentSize } = validateCreateOptions(options);
   if (storeExists(dir)) throw raError('RA_ERR_STORE_INVALID', `${dir} already holds a store`);
-  await mkdir(walDirOf(dir), { recursive: true });
+  await ensurePrivateDir(dir);
+  await ensurePrivateDir(walDirOf(dir));
   const storeId = randomBytes(16);
 
-  const data = await open(dataFileOf(dir), 'w');
+  const data = await openPrivate(dataFileOf(dir), 'w');
   try {
     const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
     const chunk = Buffer.alloc(chunkPages * pageSize);
@@ -97,7 +101,7 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   const fields = { type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json };
   const rec = Buffer.alloc(encodedSize(fields));
   encodeRecord(rec, firstLsn, fields);
-  const seg = await open(segmentPath(walDirOf(dir), 0), 'w');
+  const seg = await openPrivate(segmentPath(walDirOf(dir), 0), 'w');
   try {
     await seg.write(encodeSegmentHeader(storeId, 0, segmentSize), 0, SEGMENT_HEADER_SIZE, 0);
     await seg.write(rec, 0, rec.byteLength, firstLsn);

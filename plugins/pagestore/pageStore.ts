@@ -20,7 +20,7 @@ import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
-import { createStore, storeExists, type StoreGeometry } from './storeFiles.js';
+import { createStore, storeExists, tightenStore, type StoreGeometry } from './storeFiles.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
@@ -77,7 +77,11 @@ export class PageStore {
     this.timer?.unref();
   }
 
-  /** Opens (or creates) a store: takes its lock, runs recovery, and is ready for transactions. */
+  /**
+   * Opens (or creates) a store: takes its lock, removes group and other access from its files
+   * (a store made by an older version followed the umask), runs recovery, and is ready for
+   * transactions.
+   */
   static async open(dir: string, options: PageStoreOptions = {}): Promise<PageStore> {
     if (!storeExists(dir)) {
       if (!options.create) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (pass create: true to make one)`);
@@ -86,6 +90,7 @@ export class PageStore {
     }
     const lock = await acquireStoreLock(dir);
     try {
+      await tightenStore(dir, options.log);
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options);
       if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);

@@ -5,8 +5,10 @@
  *   wal/       WAL segments
  *   control    where the last checkpoint is (control.ts)
  *   LOCK       the writer's pid lock (storeLock.ts)
+ *   run/       the control socket's private directory, while a process has the store open
  *
- * Every file is created 0600 and every directory 0700, whatever the umask (core/privateFiles.ts).
+ * Every file is created 0600 and every directory 0700, whatever the umask (core/privateFiles.ts);
+ * a store made with looser modes (by an older version) is tightened when it is opened.
  *
  * Superblock payload (page 0, after the page header), little-endian: u32 magic, u32 page size,
  * u32 page count, u32 WAL segment size, 16 bytes store id, u64 creation time (ms since epoch).
@@ -14,11 +16,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
+import { readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
-import { ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
+import { ensurePrivateDir, openPrivate, tightenPath, type Tightened } from '../../core/privateFiles.js';
 import { writeControl } from './control.js';
+import { CONTROL_SOCKET_DIR } from './controlSocket.js';
 import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
 import { fsyncDir } from './fsyncDir.js';
 import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
@@ -112,6 +116,29 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   await fsyncDir(walDirOf(dir));
   await writeControl(dir, { checkpointLsn: firstLsn, redoLsn: firstLsn, nextTxId: 1, pageSize, pageCount, segmentSize, storeId });
   return { pageSize, pageCount, segmentSize, storeId };
+}
+
+/**
+ * Removes group and other access from a store made with looser modes (an older version followed
+ * the umask: 0644 files, or 0666 under umask 000): the store directory, wal/ and run/, pages.db,
+ * control and every WAL segment. Never loosens anything. Each change is logged (warn): the data
+ * was readable by other local users until now. The caller holds the store's lock.
+ */
+export async function tightenStore(dir: string, log?: Logger): Promise<Tightened[]> {
+  const wal = walDirOf(dir);
+  const paths = [dir, wal, path.join(dir, CONTROL_SOCKET_DIR), dataFileOf(dir), path.join(dir, 'control')];
+  const names = await readdir(wal).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  for (const n of names) paths.push(path.join(wal, n));
+  const done: Tightened[] = [];
+  for (const p of paths) {
+    const t = await tightenPath(p);
+    if (t) done.push(t);
+  }
+  if (done.length > 0) log?.warn({ store: dir, tightened: done }, 'store files were open to other users (group or other permission bits); removed those bits');
+  return done;
 }
 
 function writeSuperblock(page: Uint8Array, g: StoreGeometry): void {

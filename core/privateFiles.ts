@@ -12,9 +12,15 @@
  * left as it is, since only its owner may change it. A symlink is never followed to tighten what
  * it points at: it may point anywhere (a store's run/ made a link to /tmp must not make a root
  * process chmod /tmp).
+ *
+ * A root process working in another user's directory (the agent recovering, checkpointing or
+ * restoring that user's store) gives what it creates there to the directory's owner: a 0600 file
+ * of root's would otherwise lock the owner out of its own store (its control file, a new WAL
+ * segment, the lock file).
  */
 import { chmodSync, lstatSync, mkdirSync, type Stats } from 'node:fs';
-import { chmod, lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
+import { chmod, lchown, lstat, mkdir, open, stat, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
 
 /** Mode of every file the agent or a store creates. */
 export const PRIVATE_FILE_MODE = 0o600;
@@ -46,14 +52,27 @@ function tighter(st: Stats): number | null {
 }
 
 /**
+ * Who should own what this process creates in `dir`: its owner, when this process is root and
+ * `dir` belongs to another user; else null (what it creates stays its own).
+ */
+export async function ownerFor(dir: string): Promise<{ uid: number; gid: number } | null> {
+  if (process.geteuid?.() !== 0) return null;
+  const st = await stat(dir);
+  return st.uid === 0 ? null : { uid: st.uid, gid: st.gid };
+}
+
+/**
  * Opens `file` for writing as a private file: created 0600; one that existed with group or other
- * bits is tightened before anything is written to it.
+ * bits is tightened before anything is written to it. Given to the directory's owner (ownerFor).
  */
 export async function openPrivate(file: string, flags: 'w' | 'w+' | 'wx' | 'a'): Promise<FileHandle> {
   const h = await open(file, flags, PRIVATE_FILE_MODE);
   try {
-    const mode = tighter(await h.stat());
+    const st = await h.stat();
+    const mode = tighter(st);
     if (mode !== null) await h.chmod(mode);
+    const owner = await ownerFor(path.dirname(file));
+    if (owner && (st.uid !== owner.uid || st.gid !== owner.gid)) await h.chown(owner.uid, owner.gid);
   } catch (err) {
     await h.close().catch(() => undefined);
     throw err;
@@ -62,12 +81,23 @@ export async function openPrivate(file: string, flags: 'w' | 'w+' | 'wx' | 'a'):
 }
 
 /**
- * Makes sure `dir` exists and is private: missing directories on the way are created 0700, and
- * `dir` itself, if it existed (and is no symlink), is tightened. Returns what was tightened
- * (nothing or `dir`).
+ * Makes sure `dir` exists and is private: missing directories on the way are created 0700 (each
+ * given to its parent's owner, see ownerFor), and `dir` itself, if it existed (and is no
+ * symlink), is tightened. Returns what was tightened (nothing or `dir`).
  */
 export async function ensurePrivateDir(dir: string): Promise<Tightened[]> {
-  await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  const first = await mkdir(dir, { recursive: true, mode: PRIVATE_DIR_MODE });
+  if (first !== undefined) {
+    const made: string[] = [];
+    for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+      made.unshift(d);
+      if (d === path.resolve(first) || d === path.dirname(d)) break;
+    }
+    for (const d of made) {
+      const owner = await ownerFor(path.dirname(d));
+      if (owner) await lchown(d, owner.uid, owner.gid);
+    }
+  }
   const t = await tightenPath(dir);
   return t ? [t] : [];
 }

@@ -23,7 +23,7 @@ import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, isRaError, raError } from '../../core/errors.js';
-import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../core/privateFiles.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
 import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
@@ -179,19 +179,26 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
 
 /**
  * Makes and opens the socket's directory: created 0700; an existing one must be a real
- * directory (not a symlink) of this process's user, and is tightened to 0700 through the handle.
+ * directory (not a symlink) of this process's user (or, for root, of the store's owner, to
+ * whom root gives the one it makes: see ownerFor), and is tightened to 0700 through the handle.
  * The socket is then bound through the handle (socketAddress), so it lands in the directory
  * checked here even if the path were swapped meanwhile.
  */
 async function openSocketDir(runDir: string): Promise<FileHandle> {
-  await mkdir(runDir, { mode: PRIVATE_DIR_MODE }).catch((err: NodeJS.ErrnoException) => {
-    if (err.code !== 'EEXIST') throw err;
-  });
+  const made = await mkdir(runDir, { mode: PRIVATE_DIR_MODE }).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+      return false;
+    },
+  );
   const h = await open(runDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
   try {
+    const owner = await ownerFor(path.dirname(runDir));
+    if (made && owner) await h.chown(owner.uid, owner.gid);
     const st = await h.stat();
     const euid = process.geteuid?.();
-    if (euid !== undefined && st.uid !== euid) {
+    if (euid !== undefined && st.uid !== euid && st.uid !== owner?.uid) {
       throw raError('RA_ERR_CONTROL', `${runDir} belongs to uid ${st.uid}, not to this process's user (uid ${euid}); remove it so the socket can be made private`);
     }
     if ((st.mode & 0o077) !== 0) await h.chmod(PRIVATE_DIR_MODE);

@@ -3,7 +3,7 @@
  * built-in and configured plugins on top of it. `recovery-agent run` is a thin shell around it.
  */
 import 'reflect-metadata';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
@@ -11,8 +11,10 @@ import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import { raError } from './errors.js';
+import { ensurePrivateDirSync } from './privateFiles.js';
 import { FailureBus as FailureBusImpl } from './failureBus.js';
 import { Healer } from './contracts/Healer.js';
+import { exposureProblem, isLoopbackHost, listenHost } from './http/exposure.js';
 import { buildServer, listen } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createMetricsRegistry, instrumentOrchestrator } from './metrics.js';
@@ -92,7 +94,13 @@ export class Agent {
     if (this.state !== 'created') throw raError('RA_ERR_AGENT_STATE', `agent cannot start from state "${this.state}"`);
     this.state = 'starting';
     try {
-      mkdirSync(this.config.agent.dataDir, { recursive: true });
+      const http = this.config.agent.http;
+      // validateConfig refuses this already; a config built in code gets the same answer.
+      const problem = exposureProblem(http);
+      if (problem) throw raError('RA_ERR_CONFIG', `agent.http.listen: ${http.listen} is ${problem}`);
+      // The journal and scrub and learning state describe the stores: for the agent's user only.
+      const tightened = ensurePrivateDirSync(this.config.agent.dataDir);
+      if (tightened.length > 0) this.log.warn({ tightened }, 'agent.dataDir was open to other users; removed group and other permission bits');
       for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
       for (const p of this.config.plugins) await this.host.load(p.module, p.options);
       const status = await this.host.startAll();
@@ -110,7 +118,13 @@ export class Agent {
           container: this.container,
           version: packageVersion(),
         });
-        this.httpAddress = await listen(this.http, this.config.agent.http.listen);
+        this.httpAddress = await listen(this.http, http.listen);
+        // A host name may resolve to more than loopback: judge the address actually bound.
+        const bound = exposureProblem(http, this.httpAddress);
+        if (bound) throw raError('RA_ERR_CONFIG', `agent.http.listen: ${http.listen} was bound to ${this.httpAddress}, which is ${bound}`);
+        if (!http.token && http.allowUnauthenticatedRemote && !isLoopbackHost(listenHost(this.httpAddress))) {
+          this.log.warn({ http: this.httpAddress }, 'HTTP API on a non-loopback address without a token (agent.http.allowUnauthenticatedRemote): anyone who can reach it reads status, failures and snapshots');
+        }
       }
       this.state = 'running';
       return status;

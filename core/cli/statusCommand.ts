@@ -1,4 +1,8 @@
-/** `recovery-agent status`: what a running agent says about itself, from its HTTP API. */
+/**
+ * `recovery-agent status`: what a running agent says about itself, from its HTTP API. /status
+ * needs the agent's token once it has one: taken from RECOVERY_AGENT_TOKEN, else from the
+ * config given with --config (never from the command line, where `ps` would show it).
+ */
 import type { Command } from 'commander';
 import { loadConfigFile } from '../config/load.js';
 import { raError } from '../errors.js';
@@ -20,16 +24,26 @@ export function registerStatusCommand(program: Command): void {
     .option('-c, --config <file>', 'read the API address from this config file')
     .option('-u, --url <url>', 'the API base URL (default http://127.0.0.1:9464)')
     .option('--json', 'print the raw status document')
-    .addHelpText('after', '\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage.')
+    .addHelpText('after', '\nThe agent\'s token, once it has one, comes from RECOVERY_AGENT_TOKEN or else from --config.\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage (or a missing or wrong token).')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
-      const base = opts.url ?? (opts.config ? `http://${loadConfigFile(opts.config).agent.http.listen}` : 'http://127.0.0.1:9464');
-      let doc: StatusDoc;
+      const config = opts.config ? loadConfigFile(opts.config) : undefined;
+      const base = opts.url ?? (config ? `http://${config.agent.http.listen}` : 'http://127.0.0.1:9464');
+      const token = process.env.RECOVERY_AGENT_TOKEN || config?.agent.http.token;
+      let res: Response;
       try {
-        const res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });
-        if (!res.ok) throw new Error(`HTTP ${res.status}`);
-        doc = (await res.json()) as StatusDoc;
+        res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000), headers: token ? { authorization: `Bearer ${token}` } : {} });
       } catch (err) {
         throw raError('RA_ERR_AGENT_STATE', `no agent answered at ${base}: ${(err as Error).message}`, { cause: err });
+      }
+      if (res.status === 401) {
+        throw raError('RA_ERR_USAGE', `the agent at ${base} refused ${token ? 'the token given' : 'a request without a token'} (HTTP 401): set RECOVERY_AGENT_TOKEN, or pass --config with its agent.http.token`);
+      }
+      if (!res.ok) throw raError('RA_ERR_AGENT_STATE', `the agent at ${base} answered HTTP ${res.status} to GET /status`);
+      let doc: StatusDoc;
+      try {
+        doc = (await res.json()) as StatusDoc;
+      } catch (err) {
+        throw raError('RA_ERR_AGENT_STATE', `the agent at ${base} sent a /status that is not JSON: ${(err as Error).message}`, { cause: err });
       }
       if (!doc.health.healthy) process.exitCode = 1;
       if (opts.json) {

@@ -14,10 +14,15 @@ agent:
   # fatal | error | warn | info | debug | trace | silent
   logLevel: info
   http:
-    # Loopback only unless you change it.
+    # Loopback only unless you change it; another address needs a token (or the line below).
     listen: 127.0.0.1:9464
-    # Bearer token for mutating endpoints (at least 16 characters).
+    # Bearer token (at least 16 characters): needed by mutating endpoints and, once set, by
+    # every endpoint but /health and /metrics. \`recovery-agent status\` reads it from
+    # RECOVERY_AGENT_TOKEN or from this file (--config).
     # token: \${RECOVERY_AGENT_TOKEN}
+    # Serve a non-loopback address without a token: anyone who reaches it reads status,
+    # failures and snapshots. Refused unless set.
+    # allowUnauthenticatedRemote: false
   # Worker threads for scans, compression and redo (default: the CPU count).
   # workers: 2
   maxConcurrentRecoveries: 3

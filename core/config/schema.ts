@@ -8,6 +8,7 @@
  */
 import os from 'node:os';
 import { z } from 'zod';
+import { exposureProblem } from '../http/exposure.js';
 import { parseDuration, parseRate, parseSize } from './units.js';
 
 const DURATION_HINT = 'a duration such as 100ms, 5s, 2m or 1h';
@@ -57,7 +58,14 @@ const AgentSection = z.strictObject({
       /** Serve the HTTP API (health, status, metrics). */
       enabled: z.boolean().default(true),
       listen: listen.default('127.0.0.1:9464'),
+      /** Bearer token: needed by mutating calls and, once set, by every endpoint but /health and /metrics. */
       token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
+      /** Listen on a non-loopback address without a token (refused otherwise). */
+      allowUnauthenticatedRemote: z.boolean().default(false),
+    })
+    .superRefine((http, ctx) => {
+      const problem = exposureProblem(http);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, path: ['listen'], input: http.listen });
     })
     .prefault({}),
   workers: z.number().int().min(1).max(256).default(() => os.availableParallelism()),

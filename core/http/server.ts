@@ -15,8 +15,14 @@
  *   POST /snapshots    { "store": id, "incremental"?: bool }: take a snapshot now (after a
  *                      checkpoint by the store's owner); answers once it is durable (bearer token)
  *
- * Mutating endpoints need `Authorization: Bearer <agent.http.token>`; without a configured
- * token they are disabled (403).
+ * Access, checked in an onRequest hook, before a body is read or parsed (so a huge or malformed
+ * body from a client without the token gets 401, and is never parsed):
+ *
+ *   open   /health, /metrics: never need the token (load balancers, Prometheus)
+ *   read   every other GET (and any route that does not say): need
+ *          `Authorization: Bearer <agent.http.token>` once a token is set; open without one,
+ *          which the config allows only on loopback or with allowUnauthenticatedRemote
+ *   write  the POSTs: need the token; disabled (403) while none is set
  */
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
@@ -29,6 +35,11 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
 import { HealthHistory, ScanTrigger, SnapshotTrigger, StatusSection } from '../tokens.js';
 import { tokenMatches } from './auth.js';
+
+/** Who may call a route; set as the route's `config.access` (absent: 'read'). */
+export type Access = 'open' | 'read' | 'write';
+const openRoute = { config: { access: 'open' satisfies Access } };
+const writeRoute = { config: { access: 'write' satisfies Access } };
 
 export interface HttpDeps {
   config: AgentConfig;
@@ -67,15 +78,21 @@ export function buildServer(d: HttpDeps): FastifyInstance {
   const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, disableRequestLogging: true });
   const started = Date.now();
 
-  const requireToken = async (req: FastifyRequest, reply: FastifyReply) => {
+  app.addHook('onRequest', async (req, reply) => {
+    const access = (req.routeOptions.config as { access?: Access }).access ?? 'read';
+    if (access === 'open') return;
     const token = d.config.agent.http.token;
-    if (!token) return reply.code(403).send({ error: 'mutating endpoints are disabled: set agent.http.token in the config' });
-    if (!tokenMatches(req.headers.authorization, token)) {
-      return reply.code(401).header('www-authenticate', 'Bearer').send({ error: 'missing or wrong bearer token' });
+    if (!token) {
+      if (access === 'read') return;
+      return reply.code(403).header('connection', 'close').send({ error: 'mutating endpoints are disabled: set agent.http.token in the config' });
     }
-  };
+    if (!tokenMatches(req.headers.authorization, token)) {
+      // The body, if any, is never read: close the connection rather than drain it.
+      return reply.code(401).header('www-authenticate', 'Bearer').header('connection', 'close').send({ error: 'missing or wrong bearer token' });
+    }
+  });
 
-  app.get('/health', async (_req, reply) => {
+  app.get('/health', openRoute, async (_req, reply) => {
     const h = health(d);
     return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
   });
@@ -112,11 +129,11 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     };
   });
 
-  app.get('/metrics', async (_req, reply) => reply.header('content-type', d.metrics.contentType).send(await d.metrics.metrics()));
+  app.get('/metrics', openRoute, async (_req, reply) => reply.header('content-type', d.metrics.contentType).send(await d.metrics.metrics()));
   app.get('/failures', async (req) => ({ failures: d.orchestrator.recentFailures(limitOf(req)) }));
   app.get('/recoveries', async (req) => ({ recoveries: d.orchestrator.recentRecoveries(limitOf(req)), statistics: d.orchestrator.snapshot() }));
 
-  app.post('/recoveries', { preHandler: requireToken }, async (req, reply) => {
+  app.post('/recoveries', writeRoute, async (req, reply) => {
     const body = req.body as { store?: unknown } | undefined;
     const store = body?.store;
     if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
@@ -126,7 +143,7 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     return reply.code(202).send({ accepted: true, failureId: failure.id });
   });
 
-  app.post('/scans', { preHandler: requireToken }, async (req, reply) => {
+  app.post('/scans', writeRoute, async (req, reply) => {
     const store = (req.body as { store?: unknown } | undefined)?.store;
     if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
       return reply.code(400).send({ error: `body must be { "store": <id> } naming a configured store (have: ${d.config.stores.map((s) => s.id).join(', ') || 'none'})` });
@@ -151,7 +168,7 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     if (typeof store !== 'string') return reply.code(400).send({ error: 'give the store: GET /snapshots?store=<id>' });
     return snapshots(reply, async (t) => ({ store, snapshots: await t.list(store) }));
   });
-  app.post('/snapshots', { preHandler: requireToken }, async (req, reply) => {
+  app.post('/snapshots', writeRoute, async (req, reply) => {
     const body = req.body as { store?: unknown; incremental?: unknown } | undefined;
     if (typeof body?.store !== 'string' || (body.incremental !== undefined && typeof body.incremental !== 'boolean')) {
       return reply.code(400).send({ error: 'body must be { "store": <id>, "incremental"?: true|false }' });

@@ -8,6 +8,7 @@ import { closeSync, existsSync, openSync, readFileSync, renameSync, statSync } f
 import path from 'node:path';
 import type { Failure } from '../contracts/Failure.js';
 import type { ActionAttempt, HealResult } from '../contracts/Healer.js';
+import { PRIVATE_FILE_MODE } from '../privateFiles.js';
 import { writeAllSync } from '../writeAll.js';
 
 /** One recovery, as journaled and served by `/recoveries`. */
@@ -63,7 +64,7 @@ export class Journal {
 
   append(entry: JournalEntry): void {
     if (this.fd === null) {
-      this.fd = openSync(this.file, 'a');
+      this.fd = openSync(this.file, 'a', PRIVATE_FILE_MODE);
       this.bytes = statSync(this.file).size;
     }
     const line = Buffer.from(JSON.stringify(entry) + '\n');

@@ -9,6 +9,7 @@
  */
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE } from '../../core/privateFiles.js';
 
 export const SCRUB_STATE_VERSION = 1;
 /** Suspect pages remembered across restarts, at most. */
@@ -63,9 +64,9 @@ export async function loadScrubState(file: string, expect: { storeId: string; pa
 }
 
 export async function saveScrubState(file: string, state: ScrubState): Promise<void> {
-  await mkdir(path.dirname(file), { recursive: true });
+  await mkdir(path.dirname(file), { recursive: true, mode: PRIVATE_DIR_MODE });
   const tmp = `${file}.tmp`;
   const body = { ...state, suspects: state.suspects.slice(0, MAX_PERSISTED_SUSPECTS) };
-  await writeFile(tmp, JSON.stringify(body) + '\n');
+  await writeFile(tmp, JSON.stringify(body) + '\n', { mode: PRIVATE_FILE_MODE });
   await rename(tmp, file);
 }

@@ -10,10 +10,11 @@
  *  48 16 bytes store id
  *  64 u64 XXH3-64 of bytes [0, 64)
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
+import { openPrivate } from '../../core/privateFiles.js';
 import { readU64, writeU64 } from './format.js';
 import { fsyncDir } from './fsyncDir.js';
 import { writeAll } from '../../core/writeAll.js';
@@ -76,7 +77,7 @@ export async function readControl(dir: string): Promise<Control> {
 /** Replaces the control file atomically and durably. */
 export async function writeControl(dir: string, c: Control): Promise<void> {
   const tmp = path.join(dir, 'control.tmp');
-  const h = await open(tmp, 'w');
+  const h = await openPrivate(tmp, 'w');
   try {
     await writeAll(h, encodeControl(c), 0);
     await h.datasync();

@@ -4,9 +4,12 @@
  *
  *   const s = await ControlClient.with(storeDir, (c) => c.status());
  */
+import { constants } from 'node:fs';
+import { open } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
 import { ErrorCodes, raError, type ErrorCode } from '../../core/errors.js';
-import { controlSocketOf } from './controlSocket.js';
+import { CONTROL_SOCKET, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
 import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
 export interface ControlClientOptions {
@@ -38,18 +41,25 @@ export class ControlClient {
   }
 
   /** Connects to the control socket of the store in `dir`; RA_ERR_CONTROL_UNAVAILABLE if nobody serves it. */
-  static connect(dir: string, options: ControlClientOptions = {}): Promise<ControlClient> {
-    const file = controlSocketOf(dir);
-    return new Promise((resolve, reject) => {
-      const sock = net.createConnection(file);
-      sock.once('connect', () => {
-        sock.removeAllListeners('error');
-        resolve(new ControlClient(sock, file, options.timeoutMs ?? 30_000));
+  static async connect(dir: string, options: ControlClientOptions = {}): Promise<ControlClient> {
+    const file = controlSocketOf(path.resolve(dir));
+    const unavailable = (err: NodeJS.ErrnoException) =>
+      raError('RA_ERR_CONTROL_UNAVAILABLE', `no one serves the control socket ${file} (${err.code ?? err.message}): the store's owner is not running, or runs without a control socket`, { cause: err, details: { path: file } });
+    // A path longer than sun_path holds is reached through an open handle on its directory.
+    const runDir = Buffer.byteLength(file) > MAX_SOCKET_PATH ? await open(path.dirname(file), constants.O_RDONLY | constants.O_DIRECTORY).catch((err: NodeJS.ErrnoException) => { throw unavailable(err); }) : null;
+    const address = runDir ? `/proc/self/fd/${runDir.fd}/${CONTROL_SOCKET}` : file;
+    try {
+      return await new Promise((resolve, reject) => {
+        const sock = net.createConnection(address);
+        sock.once('connect', () => {
+          sock.removeAllListeners('error');
+          resolve(new ControlClient(sock, file, options.timeoutMs ?? 30_000));
+        });
+        sock.once('error', (err: NodeJS.ErrnoException) => reject(unavailable(err)));
       });
-      sock.once('error', (err: NodeJS.ErrnoException) => {
-        reject(raError('RA_ERR_CONTROL_UNAVAILABLE', `no one serves the control socket ${file} (${err.code ?? err.message}): the store's owner is not running, or runs without a control socket`, { cause: err, details: { path: file } }));
-      });
-    });
+    } finally {
+      await runDir?.close();
+    }
   }
 
   /** Connects, runs `fn` with the client, and closes it whatever happens. */

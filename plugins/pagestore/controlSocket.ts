@@ -1,7 +1,9 @@
 /**
  * The store's control socket: how the agent works on a store while an application has it open
  * (it holds the lock, so the agent may not touch the files itself). A Unix domain socket,
- * `control.sock` in the store directory, mode 0600 (only the owner's user may connect).
+ * `run/control.sock` in the store directory. `run/` is a 0700 directory of the owner's user,
+ * made before the socket is bound, so no other user can connect at any moment (a chmod of the
+ * socket after bind() would leave a window in which they can).
  *
  * Protocol: one JSON object per line each way; a connection may send several requests and gets
  * the replies in order. Requests:
@@ -15,20 +17,24 @@
  * own cached copy). A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
  * longer than 1 MiB, or one that is not a request, gets an error and the connection is closed.
  */
-import { chmod, unlink } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { chmod, mkdir, open, unlink, type FileHandle } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { describeError, isRaError } from '../../core/errors.js';
+import { describeError, isRaError, raError } from '../../core/errors.js';
+import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
 import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
+/** The private directory in the store directory that holds the socket. */
+export const CONTROL_SOCKET_DIR = 'run';
 /** Longest request line accepted. */
 export const MAX_LINE = 1 << 20;
 /** Linux's sun_path holds 108 bytes, the terminating NUL included. */
-const MAX_SOCKET_PATH = 107;
+export const MAX_SOCKET_PATH = 107;
 
-export const controlSocketOf = (dir: string) => path.join(dir, CONTROL_SOCKET);
+export const controlSocketOf = (dir: string) => path.join(dir, CONTROL_SOCKET_DIR, CONTROL_SOCKET);
 
 /** What the socket serves: the store's side of the protocol. */
 export interface ControlTarget {
@@ -85,16 +91,12 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
 }
 
 /**
- * Serves `target` on `<dir>/control.sock`; the caller holds the store's lock, so a socket file
- * left there is a dead owner's and is replaced. Returns null (and logs why) when the socket
- * cannot be served: the store works without it, only the agent cannot reach it.
+ * Serves `target` on `<dir>/run/control.sock`; the caller holds the store's lock, so a socket
+ * file left there is a dead owner's (kill -9) and is replaced. Returns null (and logs why) when
+ * the socket cannot be served: the store works without it, only the agent cannot reach it.
  */
 export async function serveControl(target: ControlTarget, dir: string, log?: Logger): Promise<ControlServer | null> {
   const file = controlSocketOf(path.resolve(dir));
-  if (Buffer.byteLength(file) > MAX_SOCKET_PATH) {
-    log?.warn({ path: file }, `control socket path is longer than ${MAX_SOCKET_PATH} bytes; not serving it (the agent cannot checkpoint or repair this store while it is open)`);
-    return null;
-  }
   const sockets = new Set<net.Socket>();
   const server = net.createServer((sock) => {
     sockets.add(sock);
@@ -137,20 +139,28 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
       }
     });
   });
+  let runDir: FileHandle | null = null;
+  let address = file;
   try {
-    await unlink(file).catch((err: NodeJS.ErrnoException) => {
+    runDir = await openSocketDir(path.dirname(file));
+    address = socketAddress(runDir, file);
+    await unlink(address).catch((err: NodeJS.ErrnoException) => {
       if (err.code !== 'ENOENT') throw err;
     });
+    // A socket an older version left in the store directory itself.
+    await unlink(path.join(path.resolve(dir), CONTROL_SOCKET)).catch(() => undefined);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
-      server.listen(file, () => {
+      server.listen(address, () => {
         server.off('error', reject);
         resolve();
       });
     });
-    await chmod(file, 0o600);
+    // Not what keeps others out (run/ is), but the socket should not look open either.
+    await chmod(address, PRIVATE_FILE_MODE);
   } catch (err) {
     server.close();
+    await runDir?.close().catch(() => undefined);
     log?.warn({ path: file, err: describeError(err) }, 'cannot serve the store control socket; the agent cannot checkpoint or repair this store while it is open');
     return null;
   }
@@ -161,7 +171,53 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
     async close() {
       for (const s of sockets) s.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      await unlink(file).catch(() => undefined);
+      await unlink(address).catch(() => undefined);
+      await runDir?.close().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Makes and opens the socket's directory: created 0700; an existing one must be a real
+ * directory (not a symlink) of this process's user (or, for root, of the store's owner, to
+ * whom root gives the one it makes: see ownerFor), and is tightened to 0700 through the handle.
+ * The socket is then bound through the handle (socketAddress), so it lands in the directory
+ * checked here even if the path were swapped meanwhile.
+ */
+async function openSocketDir(runDir: string): Promise<FileHandle> {
+  const made = await mkdir(runDir, { mode: PRIVATE_DIR_MODE }).then(
+    () => true,
+    (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err;
+      return false;
+    },
+  );
+  const h = await open(runDir, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  try {
+    const owner = await ownerFor(path.dirname(runDir));
+    if (made && owner) await h.chown(owner.uid, owner.gid);
+    const st = await h.stat();
+    const euid = process.geteuid?.();
+    if (euid !== undefined && st.uid !== euid && st.uid !== owner?.uid) {
+      throw raError('RA_ERR_CONTROL', `${runDir} belongs to uid ${st.uid}, not to this process's user (uid ${euid}); remove it so the socket can be made private`);
+    }
+    if ((st.mode & 0o077) !== 0) await h.chmod(PRIVATE_DIR_MODE);
+    return h;
+  } catch (err) {
+    await h.close();
+    throw err;
+  }
+}
+
+/**
+ * Where to bind: through /proc/self/fd/N of the opened directory, which is both exactly the
+ * directory checked and short whatever the store path (sun_path holds 107 bytes); the plain path
+ * where /proc is not mounted.
+ */
+function socketAddress(runDir: FileHandle, file: string): string {
+  if (existsSync('/proc/self/fd')) return `/proc/self/fd/${runDir.fd}/${CONTROL_SOCKET}`;
+  if (Buffer.byteLength(file) > MAX_SOCKET_PATH) {
+    throw raError('RA_ERR_CONTROL', `control socket path ${file} is longer than ${MAX_SOCKET_PATH} bytes and /proc is not mounted to shorten it`);
+  }
+  return file;
 }

@@ -20,7 +20,7 @@ import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
-import { createStore, storeExists, superblockProblem, type StoreGeometry } from './storeFiles.js';
+import { createStore, storeExists, superblockProblem, tightenStore, type StoreGeometry } from './storeFiles.js';
 import { settleSwap } from './storeSwap.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
@@ -80,7 +80,11 @@ export class PageStore {
     this.timer?.unref();
   }
 
-  /** Opens (or creates) a store: takes its lock, runs recovery, and is ready for transactions. */
+  /**
+   * Opens (or creates) a store: takes its lock, removes group and other access from its files
+   * (a store made by an older version followed the umask), runs recovery, and is ready for
+   * transactions.
+   */
   static async open(dir: string, options: PageStoreOptions = {}): Promise<PageStore> {
     // A restore interrupted between its renames is finished, never papered over by a new store.
     await settleSwap(dir);
@@ -91,6 +95,7 @@ export class PageStore {
     }
     const lock = await acquireStoreLock(dir);
     try {
+      await tightenStore(dir, options.log);
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
       if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);

@@ -26,7 +26,7 @@ import { faultPoint } from './faults.js';
 import { readU64, setPageLsn, verifyPage } from './format.js';
 import { applyRedo, type RedoInput, type RedoResult } from './redoApply.js';
 import { acquireStoreLock } from './storeLock.js';
-import { checkDataFile, dataFileOf, storeExists, walDirOf, type StoreGeometry } from './storeFiles.js';
+import { checkDataFile, dataFileOf, storeExists, tightenStore, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type WalRecord } from './walRecord.js';
 import { readRecordFromDisk, scanWal, type WalScan } from './walScan.js';
 import { WalWriter } from './walWriter.js';
@@ -73,12 +73,16 @@ export interface RecoveredStore {
   archive: ArchivePolicy;
 }
 
-/** Recovers a store no process has open: takes its lock, recovers, releases everything. */
+/**
+ * Recovers a store no process has open: takes its lock, removes group and other access from its
+ * files (as PageStore.open does), recovers, releases everything.
+ */
 export async function recover(dir: string, options: RecoverOptions = {}): Promise<RecoveryStats> {
   await settleSwap(dir);
   if (!storeExists(dir)) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (no control file)`);
   const lock = await acquireStoreLock(dir);
   try {
+    await tightenStore(dir, options.log);
     const r = await recoverLocked(dir, options);
     await r.wal.close();
     await r.data.close();

@@ -5,6 +5,10 @@
  *   wal/       WAL segments
  *   control    where the last checkpoint is (control.ts)
  *   LOCK       the writer's pid lock (storeLock.ts)
+ *   run/       the control socket's private directory, while a process has the store open
+ *
+ * Every file is created 0600 and every directory 0700, whatever the umask (core/privateFiles.ts);
+ * a store made with looser modes (by an older version) is tightened when it is opened.
  *
  * Superblock payload (page 0, after the page header), little-endian: u32 magic, u32 page size,
  * u32 page count, u32 WAL segment size, 16 bytes store id, u64 creation time (ms since epoch).
@@ -12,10 +16,13 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, type FileHandle } from 'node:fs/promises';
+import { readdir, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
+import { ensurePrivateDir, openPrivate, tightenPath, type Tightened } from '../../core/privateFiles.js';
 import { writeControl } from './control.js';
+import { CONTROL_SOCKET_DIR } from './controlSocket.js';
 import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
 import { fsyncDir } from './fsyncDir.js';
 import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
@@ -69,10 +76,11 @@ export function storeExists(dir: string): boolean {
 export async function createStore(dir: string, options: CreateOptions): Promise<StoreGeometry> {
   const { pageCount, pageSize, segmentSize } = validateCreateOptions(options);
   if (storeExists(dir)) throw raError('RA_ERR_STORE_INVALID', `${dir} already holds a store`);
-  await mkdir(walDirOf(dir), { recursive: true });
+  await ensurePrivateDir(dir);
+  await ensurePrivateDir(walDirOf(dir));
   const storeId = randomBytes(16);
 
-  const data = await open(dataFileOf(dir), 'w');
+  const data = await openPrivate(dataFileOf(dir), 'w');
   try {
     const chunkPages = Math.max(1, Math.floor((4 << 20) / pageSize));
     const chunk = Buffer.alloc(chunkPages * pageSize);
@@ -98,7 +106,7 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   const fields = { type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json };
   const rec = Buffer.alloc(encodedSize(fields));
   encodeRecord(rec, firstLsn, fields);
-  const seg = await open(segmentPath(walDirOf(dir), 0), 'w');
+  const seg = await openPrivate(segmentPath(walDirOf(dir), 0), 'w');
   try {
     await writeAll(seg, encodeSegmentHeader(storeId, 0, segmentSize), 0);
     await writeAll(seg, rec, firstLsn);
@@ -109,6 +117,29 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   await fsyncDir(walDirOf(dir));
   await writeControl(dir, { checkpointLsn: firstLsn, redoLsn: firstLsn, nextTxId: 1, pageSize, pageCount, segmentSize, storeId });
   return { pageSize, pageCount, segmentSize, storeId };
+}
+
+/**
+ * Removes group and other access from a store made with looser modes (an older version followed
+ * the umask: 0644 files, or 0666 under umask 000): the store directory, wal/ and run/, pages.db,
+ * control and every WAL segment. Never loosens anything. Each change is logged (warn): the data
+ * was readable by other local users until now. The caller holds the store's lock.
+ */
+export async function tightenStore(dir: string, log?: Logger): Promise<Tightened[]> {
+  const wal = walDirOf(dir);
+  const paths = [dir, wal, path.join(dir, CONTROL_SOCKET_DIR), dataFileOf(dir), path.join(dir, 'control')];
+  const names = await readdir(wal).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  for (const n of names) paths.push(path.join(wal, n));
+  const done: Tightened[] = [];
+  for (const p of paths) {
+    const t = await tightenPath(p);
+    if (t) done.push(t);
+  }
+  if (done.length > 0) log?.warn({ store: dir, tightened: done }, 'store files were open to other users (group or other permission bits); removed those bits');
+  return done;
 }
 
 function writeSuperblock(page: Uint8Array, g: StoreGeometry): void {

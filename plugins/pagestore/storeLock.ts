@@ -8,9 +8,10 @@
  * racing to take it over exactly one wins.
  */
 import { readFileSync } from 'node:fs';
-import { link, open, readFile, rename, unlink } from 'node:fs/promises';
+import { link, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
+import { openPrivate } from '../../core/privateFiles.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export interface StoreLock {
@@ -40,7 +41,7 @@ export async function acquireStoreLock(dir: string): Promise<StoreLock> {
   const me = `${process.pid}\n${processStartTime(process.pid) ?? 'unknown'}\n`;
   for (let attempt = 0; attempt < 5; attempt++) {
     try {
-      const h = await open(file, 'wx', 0o644);
+      const h = await openPrivate(file, 'wx');
       try {
         await writeAll(h, Buffer.from(me), 0);
         await h.datasync();

@@ -12,6 +12,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { unlink } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
+import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from './fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
@@ -91,7 +92,7 @@ export class WalWriter {
 
   /** Creates a segment file holding only its header, durably. */
   static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<FileHandle> {
-    const handle = await open(segmentPath(walDir, start), 'w+');
+    const handle = await openPrivate(segmentPath(walDir, start), 'w+');
     await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize), 0);
     await handle.datasync();
     await fsyncDir(walDir);

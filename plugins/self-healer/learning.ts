@@ -5,6 +5,7 @@
  * rate, then lowest mean duration.
  */
 import { readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { PRIVATE_FILE_MODE } from '../../core/privateFiles.js';
 import type { ActionRef } from './rules.js';
 
 export interface ActionRecord {
@@ -35,7 +36,7 @@ export class Learning {
     if (success) r.successes++;
     r.totalMs += ms;
     const tmp = `${this.file}.tmp`;
-    writeFileSync(tmp, JSON.stringify(this.table, null, 1));
+    writeFileSync(tmp, JSON.stringify(this.table, null, 1), { mode: PRIVATE_FILE_MODE });
     renameSync(tmp, this.file);
   }
 

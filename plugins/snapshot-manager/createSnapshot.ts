@@ -17,9 +17,10 @@
  * only once all are durable, then the directory is synced and renamed into place. The temporary
  * directory's name holds its owner, so a later run removes those of killed runs (leftovers.ts).
  */
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
+import { ensurePrivateDir } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { Control } from '../pagestore/control.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
@@ -82,7 +83,10 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
   const id = newSnapshotId(kind);
   const tmp = snapshotTempPath(o.dir, id);
   await rm(tmp, { recursive: true, force: true });
-  await mkdir(path.join(tmp, 'wal'), { recursive: true });
+  // Private (0700) from the snapshot directory down; one an older version left open is tightened.
+  await ensurePrivateDir(o.dir);
+  await ensurePrivateDir(snapshotsDirOf(o.dir));
+  await ensurePrivateDir(path.join(tmp, 'wal'));
   const writer = new FrameWriter();
   const { control, ckpt, wal: live } = await LiveWal.pin(o.store);
   const compressor = new Compressor(o.pool, writer, 2 * o.pool.threads);

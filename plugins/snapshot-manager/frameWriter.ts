@@ -12,7 +12,8 @@
  * kept and thrown by every later `write` and by `drain`; every file is closed by `settle` at the
  * latest.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import { openPrivate } from '../../core/privateFiles.js';
 import { writevAll } from '../../core/writeAll.js';
 
 /** Syncs in flight: with libuv's 4 threads, 2 leave 2 for reads and writes. */
@@ -42,7 +43,7 @@ export class FrameWriter {
   async write(file: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     while (this.queued.length >= this.maxQueued) await this.progress();
     if (this.failure) throw this.failure;
-    const h = await open(file, 'w');
+    const h = await openPrivate(file, 'w');
     try {
       await writevAll(h, data instanceof Uint8Array ? [data] : data, 0);
     } catch (err) {

@@ -10,10 +10,11 @@
  * place once its manifest is durable, so a snapshot directory without the dot is always complete.
  */
 import { existsSync } from 'node:fs';
-import { open, readFile, readdir, rename } from 'node:fs/promises';
+import { readFile, readdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
+import { openPrivate } from '../../core/privateFiles.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
 import { writeAll } from '../../core/writeAll.js';
 
@@ -176,7 +177,7 @@ export function newSnapshotId(kind: Manifest['kind'], at = new Date()): string {
 /** Writes a file durably: temporary file, fdatasync, rename, fsync of the directory. */
 export async function writeFileDurable(file: string, bytes: Uint8Array, syncDir = true): Promise<void> {
   const tmp = `${file}.tmp`;
-  const h = await open(tmp, 'w');
+  const h = await openPrivate(tmp, 'w');
   try {
     await writeAll(h, bytes, 0);
     await h.datasync();

@@ -15,6 +15,7 @@ import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { verifyPages } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
+import { PRIVATE_DIR_MODE, ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { writeControl } from '../pagestore/control.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
@@ -92,7 +93,9 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     const segs = chainTo(sources, top.walFromLsn, target, top.segmentSize);
 
     await rm(staging, { recursive: true, force: true });
-    await mkdir(walDirOf(staging), { recursive: true });
+    // The restored store is private (0700, files 0600) like one the page store creates.
+    await ensurePrivateDir(staging);
+    await ensurePrivateDir(walDirOf(staging));
     const pagesRestored = await layOutPages(o, staging, chain);
     const storeId = Buffer.from(top.storeId, 'hex');
     let endLsn = top.walFromLsn;
@@ -110,7 +113,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     const stats = await recover(staging, { ...(o.pool ? { pool: o.pool } : {}) });
     const pagesVerified = await verifyAllPages(staging, top.pageSize, top.pageCount, (d) => o.onProgress?.('verify', d, top.pageCount));
 
-    await mkdir(path.dirname(to), { recursive: true });
+    // Made with the staging directory beside it; a parent is never tightened, only created 0700.
+    await mkdir(path.dirname(to), { recursive: true, mode: PRIVATE_DIR_MODE });
     await swapInStore(staging, to);
     lock = null; // its file went away with the replaced directory
     return {
@@ -147,7 +151,7 @@ export function lsnAtTime(time: number, manifests: readonly Manifest[], sources:
 /** Writes the full snapshot's pages, then each incremental's over them; returns pages written. */
 async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]): Promise<number> {
   const { pageSize, pageCount } = chain[0]!;
-  const data = await open(dataFileOf(staging), 'w');
+  const data = await openPrivate(dataFileOf(staging), 'w');
   let pages = 0;
   try {
     await data.truncate(pageSize * pageCount);
@@ -187,7 +191,7 @@ async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]
 }
 
 async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
-  const h = await open(file, 'w');
+  const h = await openPrivate(file, 'w');
   try {
     await writeAll(h, bytes, 0);
     await h.datasync();

@@ -8,10 +8,11 @@
  * The archiver runs inside the store's checkpoint, before the segment is unlinked; if it throws,
  * the store keeps the segment and offers it again at its next checkpoint.
  */
-import { mkdir, readFile, readdir } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
+import { ensurePrivateDir } from '../../core/privateFiles.js';
 import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
 import { encodeIndexed, type BlockIndex } from './archiveBlocks.js';
 import { SEGMENT_HEADER_SIZE, segmentName } from '../pagestore/walSegments.js';
@@ -37,7 +38,7 @@ export interface ArchivedSegment extends WalEntry {
 export function walArchiver(snapshotDir: string): WalArchiver {
   let ready: Promise<unknown> | null = null;
   const archive = async (segment: RetiredSegment) => {
-    ready ??= mkdir(archiveDirOf(snapshotDir), { recursive: true });
+    ready ??= ensurePrivateDir(snapshotDir).then(() => ensurePrivateDir(archiveDirOf(snapshotDir)));
     await ready;
     await archiveSegment(snapshotDir, segment);
   };

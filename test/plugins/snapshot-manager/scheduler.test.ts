@@ -96,7 +96,7 @@ describe('snapshot-manager plugin', () => {
     assert.deepEqual((await verifySnapshots(snaps)).problems, []);
   });
 
-  it('GET /snapshots lists and POST /snapshots (with the token) takes a snapshot on demand', async () => {
+  it('GET /snapshots lists and POST /snapshots takes a snapshot on demand, both with the token', async () => {
     const dir = tmpStoreDir('ra-snapsched-');
     const base = path.dirname(dir);
     const snaps = path.join(base, 'snaps');
@@ -123,13 +123,14 @@ describe('snapshot-manager plugin', () => {
       assert.ok(a.endLsn >= owner.endLsn - 1, 'the snapshot reaches what was committed');
       const inc = await post({ store: 'db', incremental: true });
       assert.equal(((await inc.json()) as { snapshot: { kind: string } }).snapshot.kind, 'incremental');
-      const list = (await (await fetch(`${url}?store=db`)).json()) as { snapshots: Array<{ kind: string }> };
+      assert.equal((await fetch(`${url}?store=db`)).status, 401, 'the list shows internals: token needed');
+      const list = (await (await fetch(`${url}?store=db`, { headers: { authorization: `Bearer ${token}` } })).json()) as { snapshots: Array<{ kind: string }> };
       assert.deepEqual(list.snapshots.map((x) => x.kind), ['full', 'incremental']);
       const bad = await post({ store: 'other' });
       assert.equal(bad.status, 400);
       assert.match(((await bad.json()) as { error: string }).error, /store "other" has no snapshots.dir/);
       assert.equal((await post({ store: 'db', incremental: 'yes' })).status, 400);
-      assert.equal((await fetch(url)).status, 400);
+      assert.equal((await fetch(url, { headers: { authorization: `Bearer ${token}` } })).status, 400);
       assert.ok(owner.counters.checkpoints >= 2, 'the owner checkpointed before each');
     } finally {
       await agent.stop();

@@ -208,18 +208,18 @@ export async function verifyAllPages(dir: string, pageSize: number, pageCount: n
   try {
     const per = Math.max(1, Math.floor((4 << 20) / pageSize));
     const buf = Buffer.alloc(per * pageSize);
-    const out = new Uint32Array(256);
+    const out = new Uint32Array(2 * per); // room for every page of a batch to be bad
     for (let first = 0; first < pageCount; first += per) {
       const n = Math.min(per, pageCount - first);
       const { bytesRead } = await h.read(buf, 0, n * pageSize, first * pageSize);
       if (bytesRead !== n * pageSize) throw raError('RA_ERR_PAGE_CORRUPT', `restored data file is short at page ${first}`);
       const nBad = verifyPages(buf.subarray(0, n * pageSize), pageSize, first, Number.MAX_SAFE_INTEGER, out);
-      for (let k = 0; k < Math.min(nBad, out.length / 2); k++) bad.push({ pageId: first + out[2 * k]!, reason: reasons[out[2 * k + 1]!] ?? 'unknown' });
+      for (let k = 0; k < nBad; k++) bad.push({ pageId: first + out[2 * k]!, reason: reasons[out[2 * k + 1]!] ?? 'unknown' });
       onProgress?.(first + n);
     }
   } finally {
     await h.close();
   }
-  if (bad.length > 0) throw raError('RA_ERR_PAGE_CORRUPT', `${bad.length} restored page(s) fail verification: ${bad.slice(0, 10).map((b) => `${b.pageId} (${b.reason})`).join(', ')}`, { details: { pages: bad.slice(0, 100) } });
+  if (bad.length > 0) throw raError('RA_ERR_PAGE_CORRUPT', `${bad.length} restored page(s) fail verification: ${bad.slice(0, 10).map((b) => `${b.pageId} (${b.reason})`).join(', ')}`, { details: { count: bad.length, pages: bad.slice(0, 100) } });
   return pageCount;
 }

@@ -24,7 +24,7 @@
  *          which the config allows only on loopback or with allowUnauthenticatedRemote
  *   write  the POSTs: need the token; disabled (403) while none is set
  */
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { DependencyContainer } from 'tsyringe';
@@ -75,7 +75,7 @@ function limitOf(req: FastifyRequest): number {
 }
 
 export function buildServer(d: HttpDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, disableRequestLogging: true });
+  const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, logController: new LogController({ disableRequestLogging: true }) });
   const started = Date.now();
 
   app.addHook('onRequest', async (req, reply) => {

@@ -110,6 +110,7 @@ plugins:
     }
     const code = exited !== undefined ? exited : await new Promise<number | null>((resolve) => child.on('exit', resolve));
     assert.equal(code, 0, err);
+    assert.doesNotMatch(err, /Warning|FSTDEP/, 'the daemon starts without a (deprecation) warning');
     out = readFileSync(outFile, 'utf8');
     const msgs = out.split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { msg: string }).msg);
     assert.ok(msgs.indexOf('plugin stopped') > msgs.indexOf('recovery-agent ready'));

@@ -575,7 +575,8 @@ export class CrashHarness {
   /** Runs iterations as the options say; returns the summary. Removes a temporary store unless `keep`. */
   async run(): Promise<CrashSummary> {
     const o = this.options;
-    const firedAll = () => (o.ioFaults === 'only' ? IO_FAULT_KINDS.every((k) => this.summary.ioFaultsFired[k] > 0) : FAULT_POINTS.every((p) => this.summary.faultsFired[p] > 0));
+    const firedAll = () =>
+      (o.ioFaults === 'only' || FAULT_POINTS.every((p) => this.summary.faultsFired[p] > 0)) && (o.ioFaults === undefined || IO_FAULT_KINDS.every((k) => this.summary.ioFaultsFired[k] > 0));
     try {
       for (;;) {
         const n = this.summary.iterations;

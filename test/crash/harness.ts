@@ -894,11 +894,14 @@ export async function runCrashHarness(options: HarnessOptions): Promise<CrashSum
 
 export function formatSummary(s: CrashSummary): string {
   const pts = (r: Record<FaultPoint, number>) => FAULT_POINTS.map((p) => `${p} ${r[p]}`).join(', ');
+  const ioTrials = IO_FAULT_KINDS.reduce((n, k) => n + s.ioFaultsTried[k], 0);
   return [
     `crash harness: seed ${s.seed}, ${s.iterations} iterations in ${(s.elapsedMs / 1000).toFixed(1)} s (store ${s.dir})`,
-    `  kills: ${s.kills} (${s.randomKills} random SIGKILLs, ${s.kills - s.randomKills - s.ioFaultKills} by fault points, ${s.ioFaultKills} after I/O faults)`,
+    `  kills: ${s.kills} (${s.randomKills} random SIGKILLs, ${s.kills - s.randomKills - s.ioFaultKills} by fault points${ioTrials > 0 ? `, ${s.ioFaultKills} after I/O faults` : ''})`,
     `  faults fired / tried: ${FAULT_POINTS.map((p) => `${p} ${s.faultsFired[p]}/${s.faultsTried[p]}`).join(', ')}`,
-    `  I/O faults fired / tried: ${IO_FAULT_KINDS.map((k) => `${k} ${s.ioFaultsFired[k]}/${s.ioFaultsTried[k]}`).join(', ')}; ${s.ioShortWrites} short writes; ${s.ioStoreErrors} store operations failed`,
+    ...(ioTrials > 0
+      ? [`  I/O faults fired / tried: ${IO_FAULT_KINDS.map((k) => `${k} ${s.ioFaultsFired[k]}/${s.ioFaultsTried[k]}`).join(', ')}; ${s.ioShortWrites} short writes; ${s.ioStoreErrors} store operations failed`]
+      : []),
     `    in writers: ${pts(s.faultsFiredInWriter)}`,
     `    in recovery: ${pts(s.faultsFiredInRecovery)}`,
     `  commits: ${s.commitRequests} requested, ${s.commitsAcked} acknowledged; in doubt: ${s.inDoubtCommitted} resolved committed, ${s.inDoubtRolledBack} rolled back; ${s.aborts} aborts (${s.deadlockVictims} deadlock victims)`,

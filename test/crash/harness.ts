@@ -28,6 +28,13 @@
  * stamp that never requested commit (aborted, or in flight at the kill) is never visible, and an
  * in-doubt transaction is all or nothing. The verdicts carry over: the next writer continues on
  * the recovered store, and recovery of recovered stores is exercised.
+ *
+ * I/O faults (options.ioFaults, ioFaults.ts): some writers run under an LD_PRELOAD library that
+ * makes a seeded write or sync under the store fail (a short write then ENOSPC, ENOSPC, EIO on
+ * a write, EIO on an fsync). The writer reports each failed store operation (`store-error`) and
+ * keeps trying; the harness kills it shortly after the first, recovers without the library and
+ * checks the same model. Also checked: no commit is acknowledged after the WAL failed, the store
+ * fails only when the fault fired, and a fault that fired is not swallowed.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -45,6 +52,7 @@ import { dataFileOf, walDirOf } from '../../plugins/pagestore/storeFiles.js';
 import { readRecordFromDisk } from '../../plugins/pagestore/walScan.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPath } from '../../plugins/pagestore/walSegments.js';
 import { fixture } from '../helpers/paths.js';
+import { IO_FAULT_KINDS, describeIoFault, faultLibrary, ioFaultEnv, needsCheckpoints, pickIoFault, readFiredFault, storeRealPath, type IoFault, type IoFaultKind } from './ioFaults.js';
 import { Prng, decodePayload, describeSegments, stampName, stampRun, type WriterMessage } from './pattern.js';
 
 export const FAULT_POINTS = ['wal-before-sync', 'page-write-torn', 'checkpoint-before-control', 'recovery-redo', 'recovery-undo'] as const;
@@ -340,11 +348,11 @@ function tail(s: string, n = 2000): string {
   return s.length > n ? `…${s.slice(-n)}` : s;
 }
 
-function childEnv(fault: string | null): NodeJS.ProcessEnv {
+function childEnv(fault: string | null, extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env = { ...process.env };
   delete env.RA_FAULT;
   if (fault) env.RA_FAULT = fault;
-  return env;
+  return { ...env, ...extra };
 }
 
 /** Collects a child's stdout/stderr and resolves when it has exited and its pipes closed. */
@@ -399,6 +407,11 @@ export interface HarnessOptions {
   progressEvery?: number;
   /** Fix writer parameters the harness otherwise picks at random. */
   writer?: Partial<WriterParams>;
+  /**
+   * I/O fault trials (ioFaults.ts): `mixed` adds one of each kind to every block of iterations,
+   * `only` runs nothing else. Off by default.
+   */
+  ioFaults?: 'mixed' | 'only';
 }
 
 export interface CrashSummary {
@@ -414,6 +427,14 @@ export interface CrashSummary {
   /** Fault kills by where they fired: in a writer or in a recovery child. */
   faultsFiredInWriter: Record<FaultPoint, number>;
   faultsFiredInRecovery: Record<FaultPoint, number>;
+  /** I/O fault trials by kind, those whose fault fired, and writers killed after one. */
+  ioFaultsTried: Record<IoFaultKind, number>;
+  ioFaultsFired: Record<IoFaultKind, number>;
+  ioFaultKills: number;
+  /** short-enospc faults whose write took some but not all of its bytes. */
+  ioShortWrites: number;
+  /** Store operations that failed under I/O faults (writers report the first ten each). */
+  ioStoreErrors: number;
   commitRequests: number;
   commitsAcked: number;
   inDoubtCommitted: number;
@@ -438,9 +459,30 @@ export interface CrashSummary {
   violationCount: number;
 }
 
-type Kind = 'random' | `writer:${FaultPoint}` | 'recovery:recovery-redo' | 'recovery:recovery-undo' | 'recovery:other';
+type Kind = 'random' | `writer:${FaultPoint}` | 'recovery:recovery-redo' | 'recovery:recovery-undo' | 'recovery:other' | `io:${IoFaultKind}`;
 
 const BLOCK: Kind[] = ['random', 'random', 'random', 'random', 'writer:wal-before-sync', 'writer:page-write-torn', 'writer:checkpoint-before-control', 'recovery:recovery-redo', 'recovery:recovery-undo', 'recovery:other'];
+const IO_BLOCK: Kind[] = IO_FAULT_KINDS.map((k) => `io:${k}` as const);
+
+/** An I/O fault trial: the fault, when to kill after the first store error, the library's report file. */
+interface IoTrial {
+  fault: IoFault;
+  killAfterErrorMs: number;
+  report: string;
+}
+
+/** What a writer run produced. */
+interface WriterRun {
+  outcome: ChildOutcome;
+  messages: number;
+  commitReqs: number;
+  fatal: string | null;
+  /** `store-error` messages, and the first one's text. */
+  storeErrors: number;
+  firstStoreError: string | null;
+  /** Wall-clock time the writer had ended (ms since the epoch). */
+  endedAt: number;
+}
 
 /** What `crash` hands `check`. */
 export interface Crashed {
@@ -451,6 +493,7 @@ export interface Crashed {
 }
 
 const zeroCounts = (): Record<FaultPoint, number> => Object.fromEntries(FAULT_POINTS.map((p) => [p, 0])) as Record<FaultPoint, number>;
+const zeroIoCounts = (): Record<IoFaultKind, number> => Object.fromEntries(IO_FAULT_KINDS.map((k) => [k, 0])) as Record<IoFaultKind, number>;
 
 export class CrashHarness {
   readonly rng: Prng;
@@ -480,6 +523,11 @@ export class CrashHarness {
       faultsFired: zeroCounts(),
       faultsFiredInWriter: zeroCounts(),
       faultsFiredInRecovery: zeroCounts(),
+      ioFaultsTried: zeroIoCounts(),
+      ioFaultsFired: zeroIoCounts(),
+      ioFaultKills: 0,
+      ioShortWrites: 0,
+      ioStoreErrors: 0,
       commitRequests: 0,
       commitsAcked: 0,
       inDoubtCommitted: 0,
@@ -527,7 +575,8 @@ export class CrashHarness {
   /** Runs iterations as the options say; returns the summary. Removes a temporary store unless `keep`. */
   async run(): Promise<CrashSummary> {
     const o = this.options;
-    const firedAll = () => FAULT_POINTS.every((p) => this.summary.faultsFired[p] > 0);
+    const firedAll = () =>
+      (o.ioFaults === 'only' || FAULT_POINTS.every((p) => this.summary.faultsFired[p] > 0)) && (o.ioFaults === undefined || IO_FAULT_KINDS.every((k) => this.summary.ioFaultsFired[k] > 0));
     try {
       for (;;) {
         const n = this.summary.iterations;
@@ -556,7 +605,10 @@ export class CrashHarness {
    * unchecked until `check`.
    */
   async crash(): Promise<Crashed | null> {
-    if (this.schedule.length === 0) this.schedule = this.rng.shuffle([...BLOCK]);
+    if (this.schedule.length === 0) {
+      const io = this.options.ioFaults;
+      this.schedule = this.rng.shuffle(io === 'only' ? [...IO_BLOCK] : io === 'mixed' ? [...BLOCK, ...IO_BLOCK] : [...BLOCK]);
+    }
     const kind = this.schedule.shift()!;
     const runId = ++this.runId;
     const rng = this.rng;
@@ -585,20 +637,32 @@ export class CrashHarness {
       params.checkpointWalBytes = 8 << 20;
       killAfterMs = rng.int(60, 300);
     }
+    let io: IoTrial | null = null;
+    if (kind.startsWith('io:')) {
+      const f = pickIoFault(rng, kind.slice('io:'.length) as IoFaultKind);
+      // Killed this long after the first store error (the writer goes on trying meanwhile), or
+      // 1.5 s after it is ready if the fault never fires.
+      io = { fault: f, killAfterErrorMs: rng.int(20, 200), report: path.join(path.dirname(this.dir), `${path.basename(this.dir)}.faultfs.${runId}`) };
+      killAfterMs = 1500;
+      if (needsCheckpoints(f) && params.checkpointEveryMs === 0) params.checkpointEveryMs = rng.pick([10, 30, 60]);
+    }
 
     Object.assign(params, fixed);
 
     // ---- the writer
-    let w = await this.runWriter(runId, params, fault, killAfterMs);
+    let w = await this.runWriter(runId, params, fault, killAfterMs, io);
     for (let retry = 0; retry < 2 && w.messages === 0 && failedToLoad(w.outcome); retry++) {
       s.loadRetries++;
       this.log(`note: iteration ${runId}: the writer failed to load its modules (dist/ rebuilt under it?); retrying`);
       await sleep(1000);
-      w = await this.runWriter(runId, params, fault, killAfterMs);
+      w = await this.runWriter(runId, params, fault, killAfterMs, io);
     }
+    let ioHow = '';
+    if (io) ioHow = await this.judgeIoTrial(io, w);
     if (w.outcome.signal === 'SIGKILL') {
       s.kills++;
-      if (w.outcome.killedByUs) s.randomKills++;
+      if (io && w.outcome.killedByUs) s.ioFaultKills++;
+      else if (w.outcome.killedByUs) s.randomKills++;
       else if (point) {
         s.faultsFired[point]++;
         s.faultsFiredInWriter[point]++;
@@ -655,7 +719,7 @@ export class CrashHarness {
     s.totalRecordsUndone += stats.recordsUndone;
     s.totalLosersRolledBack += stats.transactionsRolledBack;
     if (stats.tornTail) s.tornTails++;
-    const how = w.outcome.killedByUs ? `killed at ${killAfterMs} ms` : w.outcome.signal === 'SIGKILL' ? `fault ${fault}` : 'no kill';
+    const how = io ? ioHow : w.outcome.killedByUs ? `killed at ${killAfterMs} ms` : w.outcome.signal === 'SIGKILL' ? `fault ${fault}` : 'no kill';
     return {
       runId,
       stats,
@@ -687,21 +751,44 @@ export class CrashHarness {
     return true;
   }
 
-  private async runWriter(runId: number, params: WriterParams, fault: string | null, killAfterMs: number | null): Promise<{ outcome: ChildOutcome; messages: number; commitReqs: number; fatal: string | null }> {
+  /** Counts an I/O fault trial and checks what only it can show; returns a progress text. */
+  private async judgeIoTrial(io: IoTrial, w: WriterRun): Promise<string> {
+    const s = this.summary;
+    const f = io.fault;
+    s.ioFaultsTried[f.kind]++;
+    const fired = await readFiredFault(io.report);
+    await rm(io.report, { force: true });
+    const what = `${describeIoFault(f)}, seed ${f.seed}`;
+    if (fired) s.ioFaultsFired[f.kind]++;
+    if (fired?.short) s.ioShortWrites++;
+    if (w.storeErrors > 0 && !fired) this.violation(`the store failed though the I/O fault (${what}) never fired: ${w.firstStoreError}`);
+    if (fired && w.storeErrors === 0 && w.endedAt - fired.atMs > 1000) {
+      this.violation(`the I/O fault fired ${w.endedAt - fired.atMs} ms before the writer was killed, but no store operation failed (an error swallowed?): ${fired.line}`);
+    }
+    return `${what}: ${fired ? `fired, ${w.storeErrors} store errors` : 'never fired'}`;
+  }
+
+  private async runWriter(runId: number, params: WriterParams, fault: string | null, killAfterMs: number | null, io: IoTrial | null = null): Promise<WriterRun> {
     const args = [
       fixture('crashWriter.js'),
       ...['--store', this.dir, '--seed', String(this.rng.seed()), '--run-id', String(runId)],
       ...['--concurrency', String(params.concurrency), '--checkpoint-every-ms', String(params.checkpointEveryMs)],
       ...['--checkpoint-wal-bytes', String(params.checkpointWalBytes), '--cache-pages', String(params.cachePages), '--page-count', String(this.pageCount)],
+      ...(io ? ['--tolerate-store-errors'] : []),
     ];
     const s = this.summary;
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: childEnv(fault) });
+    const extraEnv = io ? ioFaultEnv(await faultLibrary(), await storeRealPath(this.dir), io.fault, io.report) : {};
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe', 'pipe'], env: childEnv(fault, extraEnv) });
     const state = { killedByUs: false };
     const kill = killer(child, state);
     const done = watch(child, state);
     let messages = 0;
     let commitReqs = 0;
     let fatal: string | null = null;
+    let storeErrors = 0;
+    let firstStoreError: string | null = null;
+    /** The first failure of the WAL the writer reported: no commit may be acknowledged after it. */
+    let walFailure: string | null = null;
     let pendingLine = '';
     const timers: NodeJS.Timeout[] = [];
     // A writer that is never ready, or whose fault point is never reached, is killed anyway.
@@ -735,6 +822,19 @@ export class CrashHarness {
           commitReqs++;
           s.commitRequests++;
           break;
+        case 'ack':
+          if (walFailure) this.violation(`${stampName(msg.stamp)} acknowledged after the WAL failed (${walFailure})`);
+          break;
+        case 'store-error':
+          storeErrors++;
+          s.ioStoreErrors++;
+          if (msg.wal) walFailure ??= msg.error;
+          if (firstStoreError === null) {
+            firstStoreError = `${msg.phase}: ${msg.error}`;
+            clearTimeout(timers[0]); // an open that failed sends no ready
+            timers.push(setTimeout(kill, io?.killAfterErrorMs ?? 0));
+          }
+          break;
         case 'abort':
           s.aborts++;
           if (msg.deadlock) s.deadlockVictims++;
@@ -764,7 +864,7 @@ export class CrashHarness {
     try {
       const outcome = await done;
       // A line cut short by the kill was never wholly written: writeSync had not returned.
-      return { outcome, messages, commitReqs, fatal };
+      return { outcome, messages, commitReqs, fatal, storeErrors, firstStoreError, endedAt: Date.now() };
     } finally {
       for (const t of timers) clearTimeout(t);
     }
@@ -794,10 +894,14 @@ export async function runCrashHarness(options: HarnessOptions): Promise<CrashSum
 
 export function formatSummary(s: CrashSummary): string {
   const pts = (r: Record<FaultPoint, number>) => FAULT_POINTS.map((p) => `${p} ${r[p]}`).join(', ');
+  const ioTrials = IO_FAULT_KINDS.reduce((n, k) => n + s.ioFaultsTried[k], 0);
   return [
     `crash harness: seed ${s.seed}, ${s.iterations} iterations in ${(s.elapsedMs / 1000).toFixed(1)} s (store ${s.dir})`,
-    `  kills: ${s.kills} (${s.randomKills} random SIGKILLs, ${s.kills - s.randomKills} by fault points)`,
+    `  kills: ${s.kills} (${s.randomKills} random SIGKILLs, ${s.kills - s.randomKills - s.ioFaultKills} by fault points${ioTrials > 0 ? `, ${s.ioFaultKills} after I/O faults` : ''})`,
     `  faults fired / tried: ${FAULT_POINTS.map((p) => `${p} ${s.faultsFired[p]}/${s.faultsTried[p]}`).join(', ')}`,
+    ...(ioTrials > 0
+      ? [`  I/O faults fired / tried: ${IO_FAULT_KINDS.map((k) => `${k} ${s.ioFaultsFired[k]}/${s.ioFaultsTried[k]}`).join(', ')}; ${s.ioShortWrites} short writes; ${s.ioStoreErrors} store operations failed`]
+      : []),
     `    in writers: ${pts(s.faultsFiredInWriter)}`,
     `    in recovery: ${pts(s.faultsFiredInRecovery)}`,
     `  commits: ${s.commitRequests} requested, ${s.commitsAcked} acknowledged; in doubt: ${s.inDoubtCommitted} resolved committed, ${s.inDoubtRolledBack} rolled back; ${s.aborts} aborts (${s.deadlockVictims} deadlock victims)`,

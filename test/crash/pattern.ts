@@ -205,5 +205,11 @@ export type WriterMessage =
   | { t: 'bad-read'; stamp: number; page: number; detail: string }
   /** A record of this writer's ended exactly at a WAL segment boundary (`lsn`). */
   | { t: 'boundary'; lsn: number }
+  /**
+   * A store operation failed and the writer goes on (--tolerate-store-errors, under injected
+   * I/O faults). `wal`: the failure is the WAL writer's; from then on no commit may be
+   * acknowledged.
+   */
+  | { t: 'store-error'; phase: 'open' | 'transaction' | 'checkpoint'; wal: boolean; error: string }
   /** The writer hit an unexpected error and exits. */
   | { t: 'fatal'; error: string };

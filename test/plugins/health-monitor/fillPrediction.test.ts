@@ -12,7 +12,7 @@ import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
 import healthMonitor from '../../../plugins/health-monitor/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';
-import { mountSmallFs, startFiller } from './smallFs.js';
+import { mountSmallFs, startFiller } from '../../helpers/smallFs.js';
 
 const MiB = 2 ** 20;
 const HORIZON_S = 10;

@@ -37,8 +37,12 @@ export class LockManager {
     this.sweep.unref();
   }
 
+  /** Set once the store failed: every waiter was rejected with it, and every later request is. */
+  private failure: Error | null = null;
+
   /** Resolves when `txId` holds `pageId` in `mode` (or stronger). */
   acquire(txId: number, pageId: number, mode: LockMode): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     const lock = this.lockOf(pageId);
     this.pagesOf(txId).add(pageId);
     const held = lock.holders.get(txId);
@@ -75,6 +79,18 @@ export class LockManager {
 
   close(): void {
     clearInterval(this.sweep);
+  }
+
+  /**
+   * The store failed (its log cannot be written): no lock will be released by a commit, so
+   * every waiter is rejected with `err` now, and so is every later request.
+   */
+  failAll(err: Error): void {
+    if (this.failure) return;
+    this.failure = err;
+    for (const lock of this.locks.values()) {
+      for (const w of lock.queue.splice(0)) w.reject(err);
+    }
   }
 
   private grantable(lock: PageLock, txId: number, mode: LockMode, upgrade: boolean): boolean {

@@ -261,7 +261,11 @@ export class PageStore {
         tx.lastLsn = r.lsn;
         return r;
       },
-      flush: (upto) => this.wal.flush(upto),
+      flush: (upto) =>
+        this.wal.flush(upto).catch((err: Error) => {
+          this.fail(err);
+          throw err;
+        }),
       ended: (tx) => this.ended(tx),
     };
   }
@@ -347,8 +351,8 @@ export class PageStore {
     } catch (err) {
       // Pages may be half-written and the kernel may have dropped what failed: only recovery
       // can say what is on disk now.
-      this.broken = raError('RA_ERR_STORE_CLOSED', `checkpoint failed; reopen the store to recover: ${(err as Error).message}`, { cause: err });
-      throw this.broken;
+      this.fail(raError('RA_ERR_STORE_CLOSED', `checkpoint failed; reopen the store to recover: ${(err as Error).message}`, { cause: err }));
+      throw this.broken!;
     }
   }
 
@@ -358,7 +362,18 @@ export class PageStore {
     }
   }
 
+  /**
+   * The store's log cannot be written: nothing more can be acknowledged, so nothing more may
+   * start. Transactions waiting for locks held by ones whose commit failed get the error instead
+   * of waiting forever; reopening the store (recovery) is the way back.
+   */
+  private fail(err: Error): void {
+    this.broken ??= err;
+    this.locks.failAll(this.broken);
+  }
+
   private checkOpen(): void {
+    if (!this.broken && this.wal.failure) this.fail(this.wal.failure);
     if (this.broken) throw this.broken;
     if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `store ${this.dir} is closed`);
   }

@@ -53,6 +53,11 @@ export class WalWriter {
     this.flushedLsn = nextLsn;
   }
 
+  /** Why the log cannot be written any more (it never recovers from that), or null. */
+  get failure(): Error | null {
+    return this.broken;
+  }
+
   /** Every byte below this LSN is durable. */
   flushedLsn: number;
 

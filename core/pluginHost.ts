@@ -259,6 +259,7 @@ export class PluginHost {
       work.then((hooks) => hooks.stop?.()).catch(() => undefined);
       const error = isRaError(err) ? err : raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" failed to start: ${describeError(err)}`, { cause: err });
       this.fail(entry, error);
+      await entry.isolated?.terminate(); // a spinning worker is gone before the next plugin starts
       return;
     }
     for (const { token, value } of provided) this.opts.container.register(token, { useValue: value });

@@ -92,7 +92,6 @@ export class PluginWorker {
       transferList: [channel.port2],
       resourceLimits: nodeResourceLimits(o.resourceLimits),
     });
-    this.worker.unref();
     this.worker.on('message', (m: FromWorker) => this.onMessage(m));
     this.worker.on('error', (err: Error & { code?: string }) => this.die(this.crashError(err)));
     this.worker.on('exit', (code) => {
@@ -103,6 +102,8 @@ export class PluginWorker {
       );
       this.publishPort.close();
     });
+    // After the listeners: adding a 'message' listener to a Worker refs its port again.
+    this.worker.unref();
   }
 
   /** `"id"` once loaded, else `module <specifier>`: how messages name the plugin. */

@@ -4,6 +4,8 @@
 // Each misbehaviour is a real plugin file in test/fixtures/plugins/.
 import 'reflect-metadata';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -206,6 +208,18 @@ describe('plugin isolation', () => {
     const after = readFileSync(beacon, 'utf8');
     await sleep(200);
     assert.equal(readFileSync(beacon, 'utf8'), after, 'the interval stopped with the worker');
+  });
+
+  it('a worker never keeps the process alive: a script that forgets to stop its plugins still ends', async () => {
+    const beacon = path.join(dir, 'beacon');
+    const proc = spawn(process.execPath, [fixture('hostWithoutStop.js'), beacon], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    const code = await Promise.race([once(proc, 'exit').then(([c]) => c as number | null), sleep(30_000, 'still running', { ref: false })]);
+    if (code === 'still running') proc.kill('SIGKILL');
+    assert.equal(out.trim(), 'running', 'the plugin was running with its interval');
+    assert.ok(existsSync(beacon), 'its interval ran');
+    assert.equal(code, 0, 'the process ended by itself');
   });
 
   it('a stop hook that never finishes: the worker is terminated once the stop timeout passes', async () => {

@@ -162,6 +162,22 @@ describe('plugin isolation', () => {
     await h.stopAll();
   });
 
+  it('a busy loop at import: the load gives up after the start timeout; this thread kept answering', async () => {
+    const { h, status } = host({ startTimeoutMs: 1_500 });
+    let ticks = 0;
+    const ticker = setInterval(() => ticks++, 20);
+    const t0 = Date.now();
+    await h.loadAll([{ module: plugin('busyImport') }]);
+    clearInterval(ticker);
+    assert.ok(Date.now() - t0 < 5_000, `the load gave up in time (${Date.now() - t0} ms)`);
+    assert.ok(ticks >= 10, `this event loop ran while the module spun (${ticks} ticks)`);
+    const { state, error } = status(plugin('busyImport'));
+    assert.equal(state, 'failed');
+    assert.equal(error?.code, 'RA_ERR_PLUGIN_LOAD');
+    assert.match(error!.message, /cannot load plugin module .*busyImport\.js: .*did not answer load within 1500 ms/);
+    await h.stopAll();
+  });
+
   it('a heap leak of 80 MB every 100 ms ends with ERR_WORKER_OUT_OF_MEMORY: that plugin fails, this process stays small', async () => {
     const { h, status } = host({ configText: 'agent: { pluginResourceLimits: { maxOldGenerationSizeMb: 64 } }\n' });
     const notes = await loadNotifyFile(h);

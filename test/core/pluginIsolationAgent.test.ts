@@ -29,7 +29,7 @@ function rssOf(pid: number): number {
 }
 
 describe('the agent process with misbehaving third-party plugins', () => {
-  it('stays up, shows each bad plugin failed, heals with the good one, and exits 0 on SIGTERM', async () => {
+  it('stays up, shows each bad plugin failed, heals with the good one, and exits 0 on SIGTERM', async (t) => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-isolation-agent-'));
     const cfg = path.join(dir, 'agent.yaml');
     const q = (s: string) => JSON.stringify(s);
@@ -133,6 +133,7 @@ plugins:
       assert.match(readFileSync(path.join(dir, 'notes.log'), 'utf8'), /"kind":"acme-alert"/);
 
       peakRss = Math.max(peakRss, rssOf(agent.pid!));
+      t.diagnostic(`agent peak RSS ${Math.round(peakRss / 2 ** 20)} MB`);
       assert.ok(peakRss < 1536 * 2 ** 20, `the agent stayed small: peak RSS ${Math.round(peakRss / 2 ** 20)} MB`);
       agent.kill('SIGTERM');
     } catch (err) {
@@ -143,6 +144,7 @@ plugins:
     const code = await Promise.race([exited, sleep(20_000, 'still running', { ref: false })]);
     if (code === 'still running') agent.kill('SIGKILL');
     assert.equal(code, 0, `exit after SIGTERM (${Date.now() - t0} ms): ${stderr}`);
+    t.diagnostic(`exited ${Date.now() - t0} ms after SIGTERM`);
     const msgs = logLines().map((l) => l.msg);
     assert.equal(msgs.at(-1), 'stopped');
   });

@@ -68,7 +68,7 @@ async function notifyFileStillWorks(status: (id: string) => PluginStatus, notes:
 describe('plugin isolation', () => {
   it('a throw in a timer fails that plugin; its action fails cleanly; the others go on', async () => {
     const { h, lines, status } = host();
-    await h.load(plugin('timerBomb'), { delayMs: 100 });
+    await h.load(plugin('timerBomb'), { delayMs: 500 }); // well after it runs: this test is about a plugin that dies while running
     const notes = await loadNotifyFile(h);
     await h.startAll();
     const bomb = child.resolveAll(HealingAction).find((a) => a.id === 'timer-bomb')!;

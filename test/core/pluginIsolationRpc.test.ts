@@ -126,7 +126,7 @@ describe('plugin isolation: the RPC', () => {
         agent: { dataDir: path.join(dir, 'agent'), workers: 1, http: { enabled: false } },
         healing: { rules: [{ on: 'acme-alert', do: [{ anyOf: ['timer-bomb', 'notify-file'] }] }] },
         plugins: [
-          { module: plugin('timerBomb'), options: { delayMs: 50 } },
+          { module: plugin('timerBomb'), options: { delayMs: 500 } },
           { module: NOTIFY_FILE, options: { path: notes } },
         ],
       },

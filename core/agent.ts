@@ -87,8 +87,8 @@ export class Agent {
 
   /**
    * Registers every plugin and starts them. Throws only for problems of the whole setup (a
-   * plugin module that cannot load, a missing dependency, a cycle); a plugin that fails to start
-   * is reported in the returned status and the agent runs without it.
+   * built-in's missing dependency, a cycle); a third-party plugin that cannot be loaded, and any
+   * plugin that fails to start, is reported in the returned status and the agent runs without it.
    */
   async start(): Promise<PluginStatus[]> {
     if (this.state !== 'created') throw raError('RA_ERR_AGENT_STATE', `agent cannot start from state "${this.state}"`);
@@ -102,7 +102,7 @@ export class Agent {
       const tightened = ensurePrivateDirSync(this.config.agent.dataDir);
       if (tightened.length > 0) this.log.warn({ tightened }, 'agent.dataDir was open to other users; removed group and other permission bits');
       for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
-      for (const p of this.config.plugins) await this.host.load(p.module, p.options);
+      await this.host.loadAll(this.config.plugins);
       const status = await this.host.startAll();
       // Plugins are up (the healer among them): take failures, including any published while
       // plugins started, then open the API.

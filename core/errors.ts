@@ -24,8 +24,16 @@ export const ErrorCodes = {
   RA_ERR_PLUGIN_CYCLE: { exit: 1 },
   /** A plugin threw while registering or starting. */
   RA_ERR_PLUGIN_START: { exit: 1 },
-  /** A plugin did not finish starting or stopping within its timeout. */
+  /** A plugin did not finish starting or stopping within its timeout, or an isolated plugin did not answer a call in time. */
   RA_ERR_PLUGIN_TIMEOUT: { exit: 1 },
+  /** An isolated plugin's worker died: an uncaught exception, an unhandled rejection, or process.exit(). */
+  RA_ERR_PLUGIN_CRASHED: { exit: 1 },
+  /** An isolated plugin went over its memory limits (agent.pluginResourceLimits) and was stopped. */
+  RA_ERR_PLUGIN_MEMORY: { exit: 1 },
+  /** An isolated plugin asked for what cannot cross to its worker (a token, an extension point, a value that cannot be cloned). */
+  RA_ERR_PLUGIN_ISOLATION: { exit: 1 },
+  /** A call reached an isolated plugin that is not running (it failed, or the agent stopped it). */
+  RA_ERR_PLUGIN_UNAVAILABLE: { exit: 1 },
   /** A value handed to a contract does not implement it. */
   RA_ERR_CONTRACT: { exit: 1 },
   /** A worker-pool task was given a payload that is not a view on a SharedArrayBuffer. */

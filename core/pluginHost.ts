@@ -5,6 +5,11 @@
  * Isolation: a plugin that throws, or does not finish registering and starting within the
  * start timeout, is marked `failed` and reported by id; plugins that depend on it are marked
  * failed too (they cannot work without it); every other plugin starts as usual.
+ *
+ * Third-party plugins (`load`) run in a worker thread each (core/isolation/): one that cannot
+ * be loaded is listed as failed under its module name, and one whose worker crashes, exits or
+ * goes over its memory limits while running is marked failed then; the agent goes on.
+ * Built-in plugins (`add`) run in the agent's own thread.
  */
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -15,7 +20,9 @@ import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
 import { CONTRACT_VERSION } from './contracts/version.js';
 import { describeError, isRaError, raError, type RecoveryAgentError } from './errors.js';
+import { IsolatedPlugin } from './isolation/isolatedPlugin.js';
 import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginHooks } from './plugin.js';
+import { FailureBus } from './tokens.js';
 
 export type PluginState = 'registered' | 'starting' | 'running' | 'failed' | 'stopping' | 'stopped';
 
@@ -39,6 +46,8 @@ interface Entry {
   startMs?: number;
   hooks?: PluginHooks;
   abort: AbortController;
+  /** Set for a third-party plugin: its worker thread. */
+  isolated?: IsolatedPlugin;
 }
 
 export interface PluginHostOptions {
@@ -75,20 +84,58 @@ export class PluginHost {
   }
 
   /**
-   * Loads a third-party plugin from a path or an npm package name and adds it. The module's
-   * default export (or its export named `plugin`) must come from `definePlugin`.
+   * Loads a third-party plugin from a path or an npm package name, in a worker thread of its
+   * own, and adds it. The module's default export (or its export named `plugin`) must come from
+   * `definePlugin`. Throws RA_ERR_PLUGIN_LOAD (and the errors of `add`) naming the module.
    */
   async load(specifier: string, options: Readonly<Record<string, unknown>> = {}): Promise<PluginDefinition> {
-    let mod: Record<string, unknown>;
+    const { config } = this.opts;
+    const isolated = await IsolatedPlugin.load({
+      url: resolveModule(specifier, config.source),
+      specifier,
+      options,
+      config,
+      log: this.opts.log,
+      resourceLimits: config.agent.pluginResourceLimits,
+      maxExternalMemoryMb: config.agent.pluginResourceLimits.maxExternalMemoryMb,
+      ...(this.opts.container.isRegistered(FailureBus, true) ? { bus: this.opts.container.resolve(FailureBus) } : {}),
+      loadTimeoutMs: this.opts.startTimeoutMs ?? 10_000,
+      callTimeoutMs: config.agent.pluginCallTimeout,
+      stopTimeoutMs: this.opts.stopTimeoutMs ?? 10_000,
+    });
+    const def = isolated.definition;
     try {
-      mod = (await import(resolveModule(specifier, this.opts.config.source))) as Record<string, unknown>;
+      this.add(def, specifier, options);
     } catch (err) {
-      throw raError('RA_ERR_PLUGIN_LOAD', `cannot load plugin module ${specifier}: ${(err as Error).message}`, { cause: err });
+      await isolated.terminate();
+      throw err;
     }
-    const def = [mod.default, mod.plugin, (mod.default as Record<string, unknown> | undefined)?.default].find(isPluginDefinition);
-    if (!def) throw raError('RA_ERR_PLUGIN_LOAD', `plugin module ${specifier} has no default export made with definePlugin()`);
-    this.add(def, specifier, options);
+    const entry = this.entries.get(def.id)!;
+    entry.isolated = isolated;
+    isolated.onFailure((err) => {
+      if (entry.state === 'running') this.fail(entry, err);
+    });
     return def;
+  }
+
+  /**
+   * Loads the config's third-party plugins. One that cannot be loaded (missing module, a throw
+   * at import, not a plugin, a contract version or id this agent refuses) is listed as failed
+   * under its module name, and the others load as usual.
+   */
+  async loadAll(plugins: ReadonlyArray<{ module: string; options?: Readonly<Record<string, unknown>> }>): Promise<void> {
+    for (const p of plugins) {
+      try {
+        await this.load(p.module, p.options ?? {});
+      } catch (err) {
+        let id = p.module;
+        for (let n = 2; this.entries.has(id); n++) id = `${p.module}#${n}`;
+        const def: PluginDefinition = { id, dependsOn: [], contractVersion: '*', register: () => undefined };
+        const entry: Entry = { def, origin: p.module, options: p.options ?? {}, state: 'registered', abort: new AbortController() };
+        this.entries.set(id, entry);
+        this.fail(entry, isRaError(err) ? err : raError('RA_ERR_PLUGIN_LOAD', `cannot load plugin module ${p.module}: ${describeError(err)}`, { cause: err }));
+      }
+    }
   }
 
   /** Plugins in start order. Throws naming the plugins when a dependency is missing or circular. */
@@ -105,6 +152,7 @@ export class PluginHost {
       const entry = this.entries.get(id)!;
       mark.set(id, 'visiting');
       for (const dep of entry.def.dependsOn) {
+        if (!this.entries.has(dep) && entry.state === 'failed') continue; // it will not start anyway
         if (!this.entries.has(dep)) {
           throw raError('RA_ERR_PLUGIN_MISSING_DEPENDENCY', `plugin "${id}" depends on "${dep}", which is not registered`, { details: { plugin: id, missing: dep } });
         }
@@ -119,9 +167,18 @@ export class PluginHost {
 
   /** Registers and starts every plugin in dependency order. Failed plugins are isolated. */
   async startAll(): Promise<PluginStatus[]> {
+    // A third-party plugin that names a plugin nobody registered (perhaps one that failed to
+    // load) fails alone; for built-ins it is a broken setup, and order() says so.
+    for (const entry of this.entries.values()) {
+      const missing = entry.origin !== 'builtin' && entry.state !== 'failed' && entry.def.dependsOn.find((d) => !this.entries.has(d));
+      if (missing) {
+        this.fail(entry, raError('RA_ERR_PLUGIN_MISSING_DEPENDENCY', `plugin "${entry.def.id}" depends on "${missing}", which is not registered`, { details: { plugin: entry.def.id, missing } }));
+      }
+    }
     const order = this.order();
     for (const def of order) {
       const entry = this.entries.get(def.id)!;
+      if (entry.state === 'failed') continue;
       const failedDep = def.dependsOn.find((d) => this.entries.get(d)!.state !== 'running');
       if (failedDep) {
         this.fail(entry, raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" not started: its dependency "${failedDep}" is not running`));
@@ -151,6 +208,8 @@ export class PluginHost {
       entry.state = 'stopped';
     }
     this.started = [];
+    // Workers of third-party plugins that never ran (failed, or never started) end too.
+    await Promise.all([...this.entries.values()].map((e) => e.isolated?.terminate()));
   }
 
   status(): PluginStatus[] {
@@ -200,6 +259,7 @@ export class PluginHost {
       work.then((hooks) => hooks.stop?.()).catch(() => undefined);
       const error = isRaError(err) ? err : raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" failed to start: ${describeError(err)}`, { cause: err });
       this.fail(entry, error);
+      await entry.isolated?.terminate(); // a spinning worker is gone before the next plugin starts
       return;
     }
     for (const { token, value } of provided) this.opts.container.register(token, { useValue: value });
@@ -212,6 +272,9 @@ export class PluginHost {
   private fail(entry: Entry, error: RecoveryAgentError): void {
     entry.state = 'failed';
     entry.error = error;
+    // What the plugin provided stays in the container as proxies; with the worker gone, their
+    // calls reject at once (RA_ERR_PLUGIN_UNAVAILABLE), so the healer moves on to other actions.
+    void entry.isolated?.terminate();
     this.childLog(entry.def.id).error({ code: error.code, err: describeError(error) }, 'plugin failed; the agent goes on without it');
   }
 

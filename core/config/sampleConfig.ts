@@ -30,6 +30,11 @@ agent:
   rto: { P0: 30s, P1: 2m, P2: 5m, P3: 1h }
   # A plugin that takes longer than this to start is marked failed; the agent goes on.
   pluginStartTimeout: 10s
+  # Each third-party plugin runs in its own worker thread with these limits; one that goes
+  # over them (or throws, exits or hangs) is marked failed and the agent goes on without it.
+  pluginResourceLimits: { maxOldGenerationSizeMb: 256, maxExternalMemoryMb: 256 }
+  # A call into a third-party plugin (canHandle, apply, verify, sample...) that takes longer fails.
+  pluginCallTimeout: 30s
 
 # The stores to protect.
 stores: []
@@ -88,7 +93,8 @@ health:
     guard: 0.2                    # ... and at most this share is left
     sustain: 60                   # ... for this many samples in a row
 
-# Third-party plugins: a path (relative to this file) or an npm package name.
+# Third-party plugins: a path (relative to this file) or an npm package name. Each runs
+# isolated in a worker thread (see agent.pluginResourceLimits).
 plugins: []
 #  - module: ./examples/plugins/notify-file.js
 #    options: { path: ./var/notifications.log }

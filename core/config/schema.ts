@@ -76,6 +76,21 @@ const AgentSection = z.strictObject({
   /** How long a plugin may take to register and start before it is marked failed. */
   pluginStartTimeout: duration.default(10_000),
   pluginStopTimeout: duration.default(10_000),
+  /**
+   * Limits of each third-party plugin's worker thread. The first three are Node's Worker
+   * `resourceLimits` (V8's heap: the worker ends with ERR_WORKER_OUT_OF_MEMORY); Buffers and
+   * ArrayBuffers live outside V8's heap, so the agent checks them against `maxExternalMemoryMb`.
+   */
+  pluginResourceLimits: z
+    .strictObject({
+      maxOldGenerationSizeMb: z.number().int().min(16).max(65_536).default(256),
+      maxYoungGenerationSizeMb: z.number().int().min(1).max(1024).optional(),
+      stackSizeMb: z.number().int().min(1).max(64).default(4),
+      maxExternalMemoryMb: z.number().int().min(16).max(65_536).default(256),
+    })
+    .prefault({}),
+  /** How long a call into a third-party plugin (canHandle, apply, verify, undo, sample) may take. */
+  pluginCallTimeout: duration.default(30_000),
 });
 
 const StoreSection = z.strictObject({

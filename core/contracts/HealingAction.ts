@@ -28,8 +28,12 @@ export interface HealingOutcome {
 export interface HealingAction {
   /** Stable id, the name used in `healing.rules[].do`. */
   readonly id: string;
-  /** True when this action applies to the failure (kind, subject, evidence). */
-  canHandle(failure: Failure): boolean;
+  /**
+   * True when this action applies to the failure (kind, subject, evidence). May answer with a
+   * promise (since contract 1.1.0): an isolated plugin's action is asked across threads, so
+   * callers must `await` it, under a timeout.
+   */
+  canHandle(failure: Failure): boolean | Promise<boolean>;
   /** Does the repair. Throws when it could not. */
   apply(failure: Failure, ctx: HealingContext): Promise<HealingOutcome | void>;
   /** Checks, independently of `apply`'s own account, that the failure is gone. */

@@ -3,4 +3,7 @@
  * written against (`contractVersion: '^1.0.0'`); the host refuses a plugin whose range this
  * version does not satisfy. Bump the major when a contract changes incompatibly.
  */
-export const CONTRACT_VERSION = '1.0.0';
+export const CONTRACT_VERSION = '1.1.0';
+
+// 1.1.0: HealingAction.canHandle may return a promise (third-party plugins run isolated and are
+// asked across threads). Plugins written against ^1.0.0 still load; callers await canHandle.

@@ -2,7 +2,8 @@
  * The self-healer: for a failure, the first matching rule's steps, in order. In a step, each
  * alternative that can handle the failure is applied, then verified independently; if it does
  * not verify it is undone (when it can be) and the next alternative is tried. Every action runs
- * under a timeout and the agent's abort signal. A step none of whose actions can handle the
+ * under a timeout and the agent's abort signal, `canHandle` included (it may answer with a
+ * promise: a third-party action is asked across threads). A step none of whose actions can handle the
  * failure is skipped; the recovery succeeds when at least one step was done and none failed.
  */
 import type { DependencyContainer } from 'tsyringe';
@@ -44,7 +45,7 @@ export function createSelfHealer(o: SelfHealerOptions): Healer {
           }
           let can = false;
           try {
-            can = action.canHandle(failure);
+            can = Boolean(await withTimeout(Promise.resolve().then(() => action.canHandle(failure)), ref.timeout ?? o.actionTimeoutMs, signal));
           } catch (err) {
             attempts.push({ action: ref.action, applied: false, verified: false, undone: false, durationMs: 0, error: `canHandle threw: ${describeError(err)}` });
             continue;
@@ -115,6 +116,23 @@ async function runAction(action: HealingAction, ref: ActionRef, failure: Failure
   const durationMs = Math.round((performance.now() - t0) * 10) / 10;
   ctx.log.info({ applied, verified, undone, durationMs, error }, verified ? 'action verified' : 'action did not fix the failure');
   return { action: action.id, applied, verified, undone, durationMs, ...(summary ? { summary } : {}), ...(error ? { error } : {}) };
+}
+
+/** `p`, or a rejection once `ms` pass or `signal` aborts: canHandle may be a call into an isolated plugin. */
+async function withTimeout<T>(p: Promise<T>, ms: number, signal: AbortSignal): Promise<T> {
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(new Error(`no answer within ${ms} ms`)), ms);
+  const onOuter = () => ctrl.abort(signal.reason);
+  signal.addEventListener('abort', onOuter, { once: true });
+  try {
+    return await Promise.race([
+      p,
+      new Promise<never>((_, reject) => ctrl.signal.addEventListener('abort', () => reject(abortError(ctrl.signal)), { once: true })),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    signal.removeEventListener('abort', onOuter);
+  }
 }
 
 function abortError(signal: AbortSignal): Error {

@@ -25,7 +25,7 @@ afterEach(async () => {
 function host(options: { startTimeoutMs?: number; configText?: string; configSource?: string } = {}) {
   const cap = captureLogger();
   const config = parseConfigText(options.configText ?? '', options.configSource ?? path.join(repoRoot(), 'examples', 'test.yaml'), {});
-  const h = new PluginHost({ container: child, log: cap.log, config, startTimeoutMs: options.startTimeoutMs ?? 2000, stopTimeoutMs: 500 });
+  const h = new PluginHost({ container: child, log: cap.log, config, startTimeoutMs: options.startTimeoutMs ?? 10_000, stopTimeoutMs: 500 });
   return { h, lines: cap.lines };
 }
 
@@ -177,8 +177,9 @@ describe('plugin host', () => {
     assert.equal(st!.state, 'running');
     const action = child.resolve(HealingAction);
     const failure: Failure = { id: 'f-1', kind: 'process-crash', priority: 'P1', subject: 'process:w', evidence: { exitCode: 137 }, detectedAt: Date.now(), source: 'test', fingerprint: 'x' };
-    assert.equal(action.canHandle(failure), true);
-    assert.equal(action.canHandle({ ...failure, kind: 'page-corruption' }), false);
+    // Third-party plugins run isolated: canHandle is asked across threads and answers a promise.
+    assert.equal(await action.canHandle(failure), true);
+    assert.equal(await action.canHandle({ ...failure, kind: 'page-corruption' }), false);
     assert.equal(await action.verify(failure, {} as never), false);
     await action.apply(failure, {} as never);
     assert.equal(await action.verify(failure, {} as never), true);

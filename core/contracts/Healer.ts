@@ -13,15 +13,18 @@ export interface ActionAttempt {
   readonly applied: boolean;
   readonly verified: boolean;
   readonly undone: boolean;
+  /** Applied, but the action cannot observe whether it fixed the failure (verify said 'unobservable'). */
+  readonly unobservable?: boolean;
   readonly durationMs: number;
   readonly summary?: string;
   readonly error?: string;
 }
 
 export interface HealResult {
-  /** `recovered`: every step applied and verified; `failed`: a step had no action that verified;
-   *  `no-action`: nothing is configured or able to handle the failure. */
-  readonly outcome: 'recovered' | 'failed' | 'no-action';
+  /** `recovered`: every step applied and verified; `applied-unverified`: every step applied, but
+   *  some only by an action that cannot observe its effect; `failed`: a step had no action that
+   *  applied and verified; `no-action`: nothing is configured or able to handle the failure. */
+  readonly outcome: 'recovered' | 'applied-unverified' | 'failed' | 'no-action';
   readonly attempts: readonly ActionAttempt[];
   readonly reason?: string;
 }

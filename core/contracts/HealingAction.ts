@@ -37,10 +37,18 @@ export interface HealingAction {
   /** Does the repair. Throws when it could not. */
   apply(failure: Failure, ctx: HealingContext): Promise<HealingOutcome | void>;
   /** Checks, independently of `apply`'s own account, that the failure is gone. */
-  verify(failure: Failure, ctx: HealingContext): Promise<boolean>;
+  verify(failure: Failure, ctx: HealingContext): Promise<VerifyResult>;
   /** Reverts what `apply` did, when that is possible and `verify` failed. */
   undo?(failure: Failure, ctx: HealingContext): Promise<void>;
 }
+
+/**
+ * What `verify` observed: true, the failure is gone; false, it is not; `'unobservable'`, this
+ * action has no way to observe its effect (a notification, a command with no check). Never
+ * answer true on `apply`'s word: the recovery is then recorded as applied-unverified, not
+ * recovered.
+ */
+export type VerifyResult = boolean | 'unobservable';
 
 /** Token under which action plugins provide their `HealingAction`. */
 export const HealingAction: InjectionToken<HealingAction> = Symbol.for('recovery-agent.HealingAction');

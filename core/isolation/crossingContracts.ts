@@ -47,7 +47,10 @@ function healingActionProxy(value: ProvidedValue, worker: PluginWorker, callTime
     id: value.id,
     canHandle: async (failure) => (await call('canHandle', failure)) === true,
     apply: async (failure, ctx) => (await call('apply', failure, ctx ?? {})) as HealingOutcome | void,
-    verify: async (failure, ctx) => (await call('verify', failure, ctx ?? {})) === true,
+    verify: async (failure, ctx) => {
+      const v = await call('verify', failure, ctx ?? {});
+      return v === 'unobservable' ? v : v === true;
+    },
   };
   if (!value.methods.includes('undo')) return action;
   return {

@@ -183,7 +183,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       targetMs,
       withinTarget: result.outcome === 'recovered' && rtoMs <= targetMs,
       outcome: result.outcome,
-      escalated: result.outcome !== 'recovered',
+      // Applied by actions that cannot observe their effect: not recovered, yet nothing failed either.
+      escalated: result.outcome === 'failed' || result.outcome === 'no-action',
       attempts: result.attempts,
       duplicates: o.duplicates,
       ...(result.reason ? { reason: result.reason } : {}),
@@ -196,6 +197,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.escalated.set(record.fingerprint, record);
       log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, 'ESCALATION: automatic recovery failed; a human is needed');
       this.emit('escalation', record);
+    } else if (record.outcome === 'applied-unverified') {
+      log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, reason: record.reason }, 'recovery applied, but not verified: its actions cannot observe their effect');
     } else {
       this.escalated.delete(record.fingerprint);
       log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, targetMs, withinTarget: record.withinTarget }, 'recovered');

@@ -6,6 +6,8 @@ export interface OrchestratorStats {
   duplicatesSuppressed: number;
   recoveriesSucceeded: number;
   recoveriesFailed: number;
+  /** Applied by actions that cannot observe their effect (webhook, exec without a check). */
+  recoveriesUnverified: number;
   escalations: number;
   /** Over successful recoveries. */
   avgRtoMs: number | null;
@@ -22,6 +24,8 @@ export class StatsKeeper {
   duplicatesSuppressed = 0;
   succeeded = 0;
   failed = 0;
+  /** Applied by actions that cannot observe their effect: neither succeeded nor failed. */
+  unverified = 0;
   escalations = 0;
   compliant = 0;
   private readonly rtos: number[] = [];
@@ -34,6 +38,8 @@ export class StatsKeeper {
       this.rtos.push(r.rtoMs);
       if (this.rtos.length > this.sampleSize) this.rtos.shift();
       if (r.withinTarget) this.compliant++;
+    } else if (r.outcome === 'applied-unverified') {
+      this.unverified++;
     } else {
       this.failed++;
     }
@@ -42,13 +48,14 @@ export class StatsKeeper {
   }
 
   snapshot(queued: number, running: number): OrchestratorStats {
-    const total = this.succeeded + this.failed;
+    const total = this.succeeded + this.failed + this.unverified;
     const sorted = [...this.rtos].sort((a, b) => a - b);
     return {
       failuresDetected: this.failuresDetected,
       duplicatesSuppressed: this.duplicatesSuppressed,
       recoveriesSucceeded: this.succeeded,
       recoveriesFailed: this.failed,
+      recoveriesUnverified: this.unverified,
       escalations: this.escalations,
       avgRtoMs: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
       p95RtoMs: sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]! : null,

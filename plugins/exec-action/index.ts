@@ -1,8 +1,8 @@
 /**
  * The `exec` healing action: runs a command of the operator's, with a timeout. The failure is
  * passed as JSON in the environment (`RECOVERY_AGENT_FAILURE`). Exit 0 means applied. If the
- * step gives `verify: { command, args }`, that command's exit 0 means verified; otherwise a
- * successful run is taken as verified.
+ * step gives `verify: { command, args }`, that command's exit 0 means verified; otherwise the
+ * action cannot observe its effect, and the recovery is recorded as applied-unverified.
  *
  *   do: [{ action: exec, options: { command: /usr/local/bin/fix-it, args: [--fast] }, timeout: 20s }]
  */
@@ -55,7 +55,8 @@ export default definePlugin({
         return { summary: `${spec.command} exited 0`, details: { stdout: stdout.slice(0, 2000) } };
       },
       async verify(failure, hctx) {
-        if (hctx.options.verify === undefined) return ran.delete(failure.id);
+        // Without a check command, a successful run says nothing about the failure.
+        if (hctx.options.verify === undefined) return ran.delete(failure.id) ? 'unobservable' : false;
         ran.delete(failure.id);
         try {
           await run(commandFrom(hctx.options.verify, 'exec options.verify'), failure, hctx);

@@ -1,13 +1,29 @@
 /**
  * The `recover-store` healing action: crash recovery (rollback + redo) of the store a failure
  * names — `evidence.store`, or a subject `store:<id>` — through the TransactionRollbackManager.
- * Verified independently: a second recovery must find nothing left to redo or roll back.
+ * Verified independently: a second recovery must find nothing left to redo or roll back; a store
+ * a live process holds is verified by that owner answering on its control socket.
  */
 import { definePlugin } from '../../core/plugin.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { raError } from '../../core/errors.js';
+import { ControlClient } from '../pagestore/controlClient.js';
 import { TransactionRollbackManager } from '../transaction-rollback/index.js';
+
+/**
+ * A store a live process holds was recovered by that process when it opened it; that is
+ * observed, not assumed, by asking the owner over the store's control socket: verified only if
+ * it answers, as the process holding the lock.
+ */
+async function ownerServes(dir: string, lockPid: number | undefined): Promise<boolean> {
+  try {
+    const s = await ControlClient.with(dir, (c) => c.status(), { timeoutMs: 5000 });
+    return lockPid === undefined || s.pid === lockPid;
+  } catch {
+    return false;
+  }
+}
 
 /** The configured store a failure is about, if any. */
 export function storeOf(failure: Failure): string | undefined {
@@ -24,6 +40,7 @@ export default definePlugin({
   register(ctx) {
     const manager = ctx.container.resolve(TransactionRollbackManager);
     const configured = new Set(ctx.config.stores.map((s) => s.id));
+    const paths = new Map(ctx.config.stores.map((s) => [s.id, s.path]));
     const action: HealingAction = {
       id: 'recover-store',
       canHandle: (failure) => {
@@ -42,8 +59,9 @@ export default definePlugin({
         };
       },
       async verify(failure) {
-        const out = await manager.recoverStore(storeOf(failure)!);
-        if (out.status === 'locked') return true;
+        const id = storeOf(failure)!;
+        const out = await manager.recoverStore(id);
+        if (out.status === 'locked') return ownerServes(paths.get(id)!, out.pid);
         return out.status === 'recovered' && out.report.transactionsRolledBack === 0 && out.report.recordsRedone === 0;
       },
     };

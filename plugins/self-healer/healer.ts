@@ -32,10 +32,12 @@ export function createSelfHealer(o: SelfHealerOptions): Healer {
       const actions = new Map(o.container.isRegistered(HealingAction, true) ? o.container.resolveAll(HealingAction).map((a) => [a.id, a]) : []);
       const attempts: ActionAttempt[] = [];
       let done = 0;
+      let stepsUnverified = 0;
       for (const [i, step] of rule.steps.entries()) {
         const ordered = o.learning.order(failure.kind, step);
         let handled = false;
         let verified = false;
+        let unverified = false;
         for (const ref of ordered) {
           if (signal.aborted) return { outcome: 'failed', attempts, reason: 'the agent is stopping' };
           const action = actions.get(ref.action);
@@ -59,14 +61,22 @@ export function createSelfHealer(o: SelfHealerOptions): Healer {
             verified = true;
             break;
           }
+          unverified ||= attempt.unobservable === true;
         }
         if (!handled) continue;
+        if (!verified && unverified) {
+          // Applied by an action that cannot tell whether it worked: done, but not as recovered.
+          stepsUnverified++;
+          done++;
+          continue;
+        }
         if (!verified) {
           return { outcome: 'failed', attempts, reason: `step ${i + 1} (${step.map((s) => s.action).join(' | ')}) had no action that verified` };
         }
         done++;
       }
       if (done === 0) return { outcome: 'no-action', attempts, reason: `no action of rule "${rule.on}" can handle this failure` };
+      if (stepsUnverified > 0) return { outcome: 'applied-unverified', attempts, reason: `${stepsUnverified} step(s) applied by actions that cannot observe their effect` };
       return { outcome: 'recovered', attempts };
     },
   };
@@ -91,21 +101,24 @@ async function runAction(action: HealingAction, ref: ActionRef, failure: Failure
   let applied = false;
   let verified = false;
   let undone = false;
+  let unobservable = false;
   let summary: string | undefined;
   let error: string | undefined;
   try {
     const outcome = await bounded(Promise.resolve().then(() => action.apply(failure, ctx)));
     applied = true;
     summary = outcome?.summary;
-    verified = await bounded(Promise.resolve().then(() => action.verify(failure, ctx)));
-    if (!verified) error = 'verify said the failure is not fixed';
+    const seen = await bounded(Promise.resolve().then(() => action.verify(failure, ctx)));
+    unobservable = seen === 'unobservable';
+    verified = seen === true;
+    if (!verified && !unobservable) error = 'verify said the failure is not fixed';
   } catch (err) {
     error = describeError(err);
   } finally {
     clearTimeout(timer);
     outer.removeEventListener('abort', onOuter);
   }
-  if (!verified && applied && action.undo) {
+  if (!verified && !unobservable && applied && action.undo) {
     try {
       await action.undo(failure, { ...ctx, signal: AbortSignal.timeout(timeoutMs) });
       undone = true;
@@ -114,8 +127,8 @@ async function runAction(action: HealingAction, ref: ActionRef, failure: Failure
     }
   }
   const durationMs = Math.round((performance.now() - t0) * 10) / 10;
-  ctx.log.info({ applied, verified, undone, durationMs, error }, verified ? 'action verified' : 'action did not fix the failure');
-  return { action: action.id, applied, verified, undone, durationMs, ...(summary ? { summary } : {}), ...(error ? { error } : {}) };
+  ctx.log.info({ applied, verified, unobservable, undone, durationMs, error }, verified ? 'action verified' : unobservable ? 'action applied; it cannot observe its effect' : 'action did not fix the failure');
+  return { action: action.id, applied, verified, undone, ...(unobservable ? { unobservable } : {}), durationMs, ...(summary ? { summary } : {}), ...(error ? { error } : {}) };
 }
 
 /** `p`, or a rejection once `ms` pass or `signal` aborts: canHandle may be a call into an isolated plugin. */

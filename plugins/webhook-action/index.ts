@@ -34,8 +34,9 @@ export default definePlugin({
         delivered.add(failure.id);
         return { summary: `POST ${url}: ${res.status}` };
       },
+      // A notification cannot observe the failure going away: delivered is all it can say.
       async verify(failure) {
-        return delivered.delete(failure.id);
+        return delivered.delete(failure.id) ? 'unobservable' : false;
       },
     };
     ctx.provide(HealingAction, action, isHealingAction);

@@ -11,7 +11,7 @@
 import { open, stat } from 'node:fs/promises';
 import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
-import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
+import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
 
@@ -77,7 +77,7 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
     const r = regions[i]!;
     if (i > 0 && r.start !== regions[i - 1]!.start + segmentSize) {
       // A missing segment matters only if the log goes on after it.
-      if (hasValidRecordFrom(buf, regions, i, segmentSize, storeId)) {
+      if (hasValidRecordFrom(buf, regions, i)) {
         const gap = regions[i - 1]!.start + segmentSize;
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment for LSN ${gap} to ${r.start - 1} is missing, and the log goes on after it`, { details: { lsn: gap } });
       }
@@ -90,7 +90,7 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       // zeros (extended by a crash before its bytes were written). Anything else is damage,
       // and dropping the segment would drop the commits in it.
       const unwritten = r.length < SEGMENT_HEADER_SIZE || buf.subarray(r.at, r.at + r.length).every((b) => b === 0);
-      if (i === 0 || !unwritten || hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId)) {
+      if (i === 0 || !unwritten || hasValidRecordFrom(buf, regions, i + 1)) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}; refusing to recover past a damaged segment header`, {
           details: { lsn: r.start, reason: headerProblem },
         });
@@ -98,9 +98,28 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       tornAt = { lsn: r.start + SEGMENT_HEADER_SIZE, reason: `segment header: ${headerProblem} (segment never written)` };
       break;
     }
+    const end = r.at + r.length;
+    const prevEndLsn = endLsn;
+    if (i > 0) {
+      // The writer starts a segment only when the next record does not fit the rest of the one
+      // before; a segment whose records stop earlier lost its tail (cut short, or emptied).
+      // A segment with no record at all is never followed by one with records (no record is
+      // larger than a segment). Stores recovered before recovery cut a torn first record of a
+      // segment together with its segment have recovery's own records (CLR, abort, checkpoint)
+      // first in the next one: allowed.
+      const prevEnd = endLsn - regions[i - 1]!.start;
+      const first = validRecordAt(buf, r.at + SEGMENT_HEADER_SIZE, end, r.start + SEGMENT_HEADER_SIZE);
+      const firstType = buf[r.at + SEGMENT_HEADER_SIZE + kRecType];
+      const byRecovery = firstType === RecordType.Clr || firstType === RecordType.Abort || firstType === RecordType.Checkpoint;
+      if (first > 0 && (prevEnd <= SEGMENT_HEADER_SIZE || (prevEnd + first <= segmentSize && !byRecovery))) {
+        const lsn = endLsn;
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, regions[i - 1]!.start)} ends at LSN ${lsn}, but the next segment's first record (${first} bytes) would have fitted after it: records from LSN ${lsn} to ${r.start - 1} are missing; refusing to recover past them`, {
+          details: { lsn, reason: 'segment cut short', nextValidLsn: r.start + SEGMENT_HEADER_SIZE },
+        });
+      }
+    }
     // A start LSN at a segment boundary (the log ended there) means the segment's first record.
     let p = r.at + (i === 0 ? Math.max(fromLsn - r.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE);
-    const end = r.at + r.length;
     endLsn = r.start + (p - r.at);
     while (p < end) {
       // The valid records from p on, as many as one native call validates (validRecordAt's
@@ -120,14 +139,16 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       }
       const lsn = r.start + (p - r.at);
       const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
-      const after = nextValidRecord(buf, r, p + 8, end) ?? (hasValidRecordFrom(buf, regions, i + 1, segmentSize, storeId) ? regions[i + 1]!.start : null);
+      const after = nextValidRecord(buf, r, p + 8, end) ?? (hasValidRecordFrom(buf, regions, i + 1) ? regions[i + 1]!.start : null);
       if (after !== null) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged (${reason}) but valid records follow (at LSN ${after}); refusing to recover past it`, {
           details: { lsn, reason, nextValidLsn: after },
         });
       }
       tornAt = { lsn, reason };
-      endLsn = lsn;
+      // A torn first record of a segment: the log ends where the previous segment's records do,
+      // and the segment goes, so the next record goes where it would have gone (it fits there).
+      endLsn = i > 0 && p === r.at + SEGMENT_HEADER_SIZE ? prevEndLsn : lsn;
       break scan;
     }
   }
@@ -148,9 +169,13 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
   };
 }
 
-/** The LSN of a valid record at an 8-byte boundary in [from, end) of region r, or null. */
+/**
+ * The LSN of a valid record in [from, end) of region r, or null. Records start at 8-byte
+ * boundaries of the segment (LSN), which are not those of `buf` when an earlier segment's file
+ * length is not a multiple of 8.
+ */
 function nextValidRecord(buf: Uint8Array, r: Region, from: number, end: number): number | null {
-  for (let p = (from + 7) & ~7; p + RECORD_MIN_SIZE <= end; p += 8) {
+  for (let p = r.at + ((from - r.at + 7) & ~7); p + RECORD_MIN_SIZE <= end; p += 8) {
     const lsn = r.start + (p - r.at);
     // Cheap test first: a record carries its own LSN.
     if (readU64(buf, p + 8) === lsn && validRecordAt(buf, p, end, lsn) > 0) return lsn;
@@ -158,10 +183,13 @@ function nextValidRecord(buf: Uint8Array, r: Region, from: number, end: number):
   return null;
 }
 
-function hasValidRecordFrom(buf: Uint8Array, regions: Region[], i: number, segmentSize: number, storeId: Uint8Array): boolean {
+/**
+ * True when a valid record lies in regions i onwards. A segment whose header is damaged counts
+ * too: its records carry their own LSN and checksum, and dropping them would drop commits.
+ */
+function hasValidRecordFrom(buf: Uint8Array, regions: Region[], i: number): boolean {
   for (let k = i; k < regions.length; k++) {
     const r = regions[k]!;
-    if (checkSegmentHeader(buf.subarray(r.at, r.at + r.length), storeId, r.start, segmentSize)) continue;
     if (nextValidRecord(buf, r, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
   }
   return false;

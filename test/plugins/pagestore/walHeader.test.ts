@@ -100,3 +100,30 @@ describe('a damaged WAL segment header (walScan.ts)', () => {
     }
   });
 });
+
+describe('a WAL segment cut short in the middle of the log (walScan.ts)', () => {
+  const base = tmpStoreDir('ra-walcut-');
+  killedWriter({ dir: base, commits: 900, open: 1, pages: 64, segmentSize: 64 * 1024 });
+
+  // Lengths not a multiple of 8 shift every later segment in the scan's buffer; a segment cut to
+  // its header alone holds no record at all; the others cut a record or the records after one.
+  for (const length of [1, 7, 40, 63, 64, 65, 1001, 30001]) {
+    it(`cut to ${length} bytes: refused, nothing deleted or written`, () => {
+      const dir = tmpStoreDir('ra-walcut-case-');
+      copyStoreDir(base, dir);
+      const segs = segments(dir);
+      assert.ok(segs.length >= 4, `the fixture left ${segs.length} segments`);
+      const victim = segs[Math.floor(segs.length / 2)]!;
+      const b = readFileSync(victim);
+      assert.ok(b.byteLength > length, `segment is ${b.byteLength} bytes`);
+      writeFileSync(victim, b.subarray(0, length));
+      const before = walBytes(dir);
+      const pagesBefore = dataBytes(dir);
+      const r = cli(['recover', '--store', dir, '--json']);
+      assert.equal(r.status, 4, `cut to ${length}: exit ${r.status}\n${r.stdout}${r.stderr}`);
+      assert.match(r.stdout + r.stderr, /RA_ERR_WAL_CORRUPT/);
+      assert.deepEqual(walBytes(dir), before, 'the WAL is untouched');
+      assert.ok(dataBytes(dir).equals(pagesBefore), 'no page was written');
+    });
+  }
+});

@@ -22,6 +22,7 @@ import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
 import { createStore, storeExists, superblockProblem, tightenStore, type StoreGeometry } from './storeFiles.js';
 import { settleSwap } from './storeSwap.js';
+import { newestLoggedLsn } from './pageLogLsn.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
@@ -207,8 +208,11 @@ export class PageStore {
         // Checked where nothing else can load or install the page meanwhile.
         const onDisk = await readPageAt(this.data, pageId, this.pageSize);
         if (onDisk.fault === null) throw refuse('valid', `its copy on disk verifies (LSN ${pageLsn(onDisk.image)}); only a bad page is replaced`);
-        const known = this.cache.knownLsn(pageId);
-        if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store last held (LSN ${known})`);
+        // The newest version the store can know of: the one it last held (since it opened), the
+        // bad copy's own LSN when only its checksum fails (header intact), and the newest change
+        // to the page its live WAL holds (what survives a reopen).
+        const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await newestLoggedLsn(this.dir, pageId));
+        if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
         await this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }]));
       });
       if (installed) return { pageId, source: 'image', lsn };

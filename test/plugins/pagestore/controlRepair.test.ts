@@ -99,7 +99,7 @@ describe('control socket write-page (pageStore.repairPage)', () => {
       await evictAllBut(store, 21);
       damageOnDisk(dir, 21);
       assert.ok((await c.readPage(21)).fault, 'the page is bad on disk');
-      await refused(c.writePage(21, older.image), 'older than the version this store last held');
+      await refused(c.writePage(21, older.image), 'older than the version this store knows');
       const r = await c.writePage(21, current.image);
       assert.equal(r.source, 'image');
       assert.equal(await balanceOf(store, 21), 'balance=7;');
@@ -108,6 +108,35 @@ describe('control socket write-page (pageStore.repairPage)', () => {
       await store.close();
     }
   });
+
+  for (const damage of ['payload', 'header', 'zero'] as const) {
+    it(`refuses a stale image after the store was reopened (${damage} of the disk copy damaged)`, async () => {
+      const dir = tmpStoreDir('ra-ctlrepair-reopen-');
+      let store = await openSmall(dir, true);
+      let c = await ControlClient.connect(dir);
+      await commitBalance(store, 7, 1);
+      await c.checkpoint();
+      const old = await c.readPage(7);
+      await commitBalance(store, 7, 2);
+      await c.checkpoint();
+      c.close();
+      await store.close();
+      const fd = openSync(path.join(dir, 'pages.db'), 'r+');
+      if (damage === 'payload') writeSync(fd, Buffer.from([0x42]), 0, 1, 7 * PAGE + 900);
+      if (damage === 'header') writeSync(fd, Buffer.alloc(8, 0xee), 0, 8, 7 * PAGE + 8);
+      if (damage === 'zero') writeSync(fd, Buffer.alloc(PAGE), 0, PAGE, 7 * PAGE);
+      closeSync(fd);
+      store = await openSmall(dir);
+      c = await ControlClient.connect(dir);
+      try {
+        assert.ok((await c.readPage(7)).fault, 'the page is bad on disk');
+        await refused(c.writePage(7, old.image), 'older than the version this store knows');
+      } finally {
+        c.close();
+        await store.close();
+      }
+    });
+  }
 
   it("never installs another store's superblock as page 0; its own is taken back when page 0 is bad", async () => {
     const dir = tmpStoreDir('ra-ctlrepair-');

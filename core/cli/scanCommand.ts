@@ -110,7 +110,7 @@ export function registerScanCommand(program: Command): void {
 
 async function scanOne(t: { id: string; path: string }, pool: WorkerPool, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
   const t0 = performance.now();
-  const scanner = await PageScanner.open(t.path, pageSize === undefined ? {} : { pageSize });
+  const scanner = await PageScanner.open(t.path, { ...(pageSize === undefined ? {} : { pageSize }), checkRecovery: true });
   let r: RangeScanResult;
   try {
     const { pageCount, pageSize: size } = scanner.target;

@@ -2,7 +2,7 @@
 // before any record is written to it, so dropping a segment whose header does not check would
 // drop acknowledged commits with it (issue #11, defect 2).
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, readdirSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
@@ -124,6 +124,31 @@ describe('a WAL segment cut short in the middle of the log (walScan.ts)', () => 
       assert.match(r.stdout + r.stderr, /RA_ERR_WAL_CORRUPT/);
       assert.deepEqual(walBytes(dir), before, 'the WAL is untouched');
       assert.ok(dataBytes(dir).equals(pagesBefore), 'no page was written');
+    });
+  }
+});
+
+describe('scan reports a store whose WAL recovery would refuse', () => {
+  const base = tmpStoreDir('ra-walscan-');
+  killedWriter({ dir: base, commits: 500, open: 1, pages: 48, segmentSize: 64 * 1024 });
+
+  const damages: Array<[string, (dir: string) => void]> = [
+    ['a flipped byte in the newest header', (dir) => flipByte(segments(dir).at(-1)!, 30, 0x04)],
+    ['a middle segment missing', (dir) => unlinkSync(segments(dir)[1]!)],
+    ['a middle segment cut short', (dir) => writeFileSync(segments(dir)[1]!, readFileSync(segments(dir)[1]!).subarray(0, 3001))],
+    ['a damaged record with valid ones after it', (dir) => flipByte(segments(dir)[1]!, 2000, 0x01)],
+    ['a damaged archive file', (dir) => writeFileSync(path.join(dir, 'archive'), '{"target": 7}')],
+  ];
+  for (const [what, damage] of damages) {
+    it(`${what}: exit 4, named under storeProblems`, () => {
+      const dir = tmpStoreDir('ra-walscan-case-');
+      copyStoreDir(base, dir);
+      assert.equal(cli(['scan', '--store', dir, '--json']).status, 0, 'clean before');
+      damage(dir);
+      const r = cli(['scan', '--store', dir, '--json']);
+      assert.equal(r.status, 4, `${what}: ${r.stdout}${r.stderr}`);
+      const out = JSON.parse(r.stdout) as { storeProblems: string[] };
+      assert.ok(out.storeProblems.some((p) => /recovery would refuse/.test(p)), JSON.stringify(out.storeProblems));
     });
   }
 });

@@ -17,6 +17,12 @@ export const MAX_CONFIG_BYTES = 1 << 20;
  */
 export const MAX_ALIAS_COUNT = 100;
 
+/**
+ * Lines a config may have. The YAML parser's check for duplicate keys is quadratic in the keys
+ * of one mapping (60 000 keys: a minute); a real config has a few hundred lines.
+ */
+export const MAX_CONFIG_LINES = 10_000;
+
 /** Flow collections (`[ ]`, `{ }`) nested deeper than this are refused before parsing. */
 export const MAX_FLOW_DEPTH = 64;
 
@@ -55,6 +61,11 @@ export function readConfigFile(file: string): string {
 export function checkConfigText(text: string, source: string): void {
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_CONFIG_BYTES) throw tooLarge(source, `${bytes} bytes`);
+  let lines = 1;
+  for (let at = text.indexOf('\n'); at >= 0; at = text.indexOf('\n', at + 1)) lines++;
+  if (lines > MAX_CONFIG_LINES) {
+    throw raError('RA_ERR_CONFIG', `${source}: config has ${lines} lines; a config may have at most ${MAX_CONFIG_LINES}`, { details: { maxLines: MAX_CONFIG_LINES } });
+  }
   // The lexer keeps quoted scalars, comments and block scalars whole, so a bracket inside them
   // is no token of its own; it is linear, where the parser's cost grows with the depth.
   let depth = 0;

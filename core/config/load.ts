@@ -40,14 +40,25 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
   return validateConfig(unmarkStrings(raw, marked.unmark), source, env);
 }
 
+/** Problems listed in a config error; the rest are counted. */
+const kMaxIssuesShown = 50;
+
+/** One problem's line, cut to a readable length (a list of 10 000 unknown keys is one problem). */
+function clip(line: string, max = 400): string {
+  return line.length <= max ? line : `${line.slice(0, max)}… (${line.length - max} more characters)`;
+}
+
 /** Validates an already-parsed config object, substituting `${ENV}` references in its string values. */
 export function validateConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const { value, substitutions } = substituteEnv(raw, env, source, formatPath);
   const result = parseRetyped(value, substitutions);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => describeIssue(i, substitutions));
+    // Every problem in one round, but not ten thousand lines of them.
+    const issues = result.error.issues;
+    const lines = issues.slice(0, kMaxIssuesShown).map((i) => clip(describeIssue(i, substitutions)));
+    if (issues.length > kMaxIssuesShown) lines.push(`… and ${issues.length - kMaxIssuesShown} more`);
     throw raError('RA_ERR_CONFIG', `${source}: invalid config:\n  ${lines.join('\n  ')}`, {
-      details: { issues: result.error.issues.map((i) => ({ path: formatPath(i.path), message: i.message })) },
+      details: { issueCount: issues.length, issues: issues.slice(0, 100).map((i) => ({ path: formatPath(i.path), message: i.message })) },
     });
   }
   return resolvePaths(result.data, source);

@@ -46,6 +46,19 @@ describe('config resource limits', () => {
     assertRefused(['run', '--config', file], file, /at most/);
   });
 
+  it('refuses a config of tens of thousands of keys under the byte cap fast, and keeps the error short', () => {
+    // The YAML parser's duplicate-key check is quadratic in one mapping's keys: 60 000 took a minute.
+    const many = path.join(tmp(), 'many.yaml');
+    writeFileSync(many, Array.from({ length: 60_000 }, (_, i) => `k${i}: v\n`).join(''));
+    assertRefused(['config', 'check', many], many, /60001 lines; a config may have at most 10000/);
+    const unknown = path.join(tmp(), 'unknown.yaml');
+    writeFileSync(unknown, Array.from({ length: 5000 }, (_, i) => `k${i}: v\n`).join(''));
+    const r = cli(['config', 'check', unknown]);
+    assert.equal(r.status, 2);
+    assert.ok(r.stderr.length < 5000, `a short error (${r.stderr.length} characters)`);
+    assert.match(r.stderr, /unknown keys "k0", "k1".*more characters/);
+  });
+
   it('refuses an endless file that is not a regular file (no size to check) once it passes the cap', () => {
     assertRefused(['config', 'check', '/dev/zero'], '/dev/zero', /at most/);
   });

@@ -14,6 +14,7 @@ import { walDirOf } from '../../../plugins/pagestore/storeFiles.js';
 import { ARCHIVE_BLOCK, blocksFor, encodeIndexed, readBlockRecords } from '../../../plugins/snapshot-manager/archiveBlocks.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { needTool } from '../../helpers/tools.js';
 
 describe('archive blocks', () => {
   it('finds every record of every page from the blocks its filter names', async () => {
@@ -36,6 +37,7 @@ describe('archive blocks', () => {
     assert.deepEqual(await decompressFrame(frame), raw);
     const file = path.join(path.dirname(dir), 'seg.lz4');
     writeFileSync(file, frame);
+    needTool('lz4', 'lz4');
     const d = spawnSync('lz4', ['-d', '-c', file], { maxBuffer: 64 << 20 });
     assert.equal(d.status, 0, String(d.stderr));
     assert.deepEqual(d.stdout, raw);

@@ -11,6 +11,7 @@ import { FrameWriter } from '../../../plugins/snapshot-manager/frameWriter.js';
 import { FRAME_BLOCK_MAX } from '../../../plugins/snapshot-manager/lz4Frame.js';
 import { xxh3Hex, type FileEntry } from '../../../plugins/snapshot-manager/manifest.js';
 import { prng } from '../../helpers/prng.js';
+import { needTool } from '../../helpers/tools.js';
 
 /** WAL-like bytes: records of text with a counter and a few random bytes, some runs of zeros. */
 function walLike(n: number, seed: number): Uint8Array {
@@ -57,6 +58,7 @@ describe('Compressor: slabs into LZ4 frame files on the pool', () => {
       assert.equal(e.rawXxh3, xxh3Hex(raw));
       assert.ok(frame.byteLength < raw.byteLength || raw.byteLength < 1000, `${e.file} compressed (${frame.byteLength} of ${raw.byteLength})`);
       assert.ok(decompressFrameSync(frame).equals(raw), `${e.file} through lz4-napi`);
+      needTool('lz4', 'lz4');
       const cli = spawnSync('lz4', ['-d', '-c', path.join(dir, e.file)], { maxBuffer: 64 << 20 });
       assert.equal(cli.status, 0, String(cli.stderr));
       assert.ok(cli.stdout.equals(raw), `${e.file} through lz4 -d`);

@@ -5,6 +5,7 @@ import { decompressFrameSync } from 'lz4-napi';
 import xxhash from 'xxhash-addon';
 import { encodeFrame, frameBound, FRAME_BLOCK_MAX } from '../../../plugins/snapshot-manager/lz4Frame.js';
 import { prng } from '../../helpers/prng.js';
+import { needTool } from '../../helpers/tools.js';
 
 /** Bytes like a page store's: records with a repeated text field and some random bytes. */
 function compressible(n: number, seed: number): Buffer {
@@ -32,6 +33,7 @@ function frameOf(raw: Uint8Array): Buffer {
 }
 
 function lz4Cli(frame: Buffer): Buffer {
+  needTool('lz4', 'lz4');
   const r = spawnSync('lz4', ['-d', '-c'], { input: frame, maxBuffer: 64 << 20 });
   assert.equal(r.status, 0, String(r.stderr));
   return r.stdout;
@@ -61,6 +63,7 @@ describe('LZ4 frames from lz4-napi blocks', () => {
 
   it('compresses page-like data about as well as lz4 -1, and stores random data with 4 bytes a block', () => {
     const raw = compressible(1 << 20, 4);
+    needTool('lz4', 'lz4');
     const cli = spawnSync('lz4', ['-1', '-c'], { input: raw, maxBuffer: 8 << 20 }).stdout;
     const ours = frameOf(raw).byteLength;
     assert.ok(Math.abs(ours - cli.byteLength) / cli.byteLength < 0.05, `ours ${ours} bytes, lz4 -1 ${cli.byteLength}`);

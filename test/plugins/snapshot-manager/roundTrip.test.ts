@@ -12,6 +12,7 @@ import { verifyPage } from '../../../plugins/pagestore/format.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
+import { needTool } from '../../helpers/tools.js';
 
 const PAGES = 48;
 const PAGE = 4096;
@@ -106,6 +107,7 @@ describe('snapshot round trip under a running writer', () => {
 
   it('writes chunks that the lz4 CLI decodes to verified page images', () => {
     const chunk = full.chunks[0]!;
+    needTool('lz4', 'lz4');
     const r = spawnSync('lz4', ['-d', '-c', path.join(snapshotPath(snaps, full.id), chunk.file)], { maxBuffer: 1 << 24 });
     assert.equal(r.status, 0, String(r.stderr));
     assert.equal(r.stdout.byteLength, chunk.rawBytes);

@@ -6,9 +6,9 @@
  * start timeout, is marked `failed` and reported by id; plugins that depend on it are marked
  * failed too (they cannot work without it); every other plugin starts as usual.
  *
- * Third-party plugins (`load`) run in a worker thread each (core/isolation/): one that cannot
- * be loaded is listed as failed under its module name, and one whose worker crashes, exits or
- * goes over its memory limits while running is marked failed then; the agent goes on.
+ * Third-party plugins (`load`) run in a child process each (core/isolation/): one that cannot
+ * be loaded is listed as failed under its module name, and one whose process crashes, exits, is
+ * killed or goes over its memory limits while running is marked failed then; the agent goes on.
  * Built-in plugins (`add`) run in the agent's own thread.
  */
 import { createRequire } from 'node:module';
@@ -46,7 +46,7 @@ interface Entry {
   startMs?: number;
   hooks?: PluginHooks;
   abort: AbortController;
-  /** Set for a third-party plugin: its worker thread. */
+  /** Set for a third-party plugin: its child process. */
   isolated?: IsolatedPlugin;
 }
 
@@ -84,7 +84,7 @@ export class PluginHost {
   }
 
   /**
-   * Loads a third-party plugin from a path or an npm package name, in a worker thread of its
+   * Loads a third-party plugin from a path or an npm package name, in a child process of its
    * own, and adds it. The module's default export (or its export named `plugin`) must come from
    * `definePlugin`. Throws RA_ERR_PLUGIN_LOAD (and the errors of `add`) naming the module.
    */
@@ -208,7 +208,7 @@ export class PluginHost {
       entry.state = 'stopped';
     }
     this.started = [];
-    // Workers of third-party plugins that never ran (failed, or never started) end too.
+    // Processes of third-party plugins that never ran (failed, or never started) are killed too.
     await Promise.all([...this.entries.values()].map((e) => e.isolated?.terminate()));
   }
 
@@ -259,7 +259,7 @@ export class PluginHost {
       work.then((hooks) => hooks.stop?.()).catch(() => undefined);
       const error = isRaError(err) ? err : raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" failed to start: ${describeError(err)}`, { cause: err });
       this.fail(entry, error);
-      await entry.isolated?.terminate(); // a spinning worker is gone before the next plugin starts
+      await entry.isolated?.terminate(); // a spinning process is gone before the next plugin starts
       return;
     }
     for (const { token, value } of provided) this.opts.container.register(token, { useValue: value });
@@ -272,7 +272,7 @@ export class PluginHost {
   private fail(entry: Entry, error: RecoveryAgentError): void {
     entry.state = 'failed';
     entry.error = error;
-    // What the plugin provided stays in the container as proxies; with the worker gone, their
+    // What the plugin provided stays in the container as proxies; with the process gone, their
     // calls reject at once (RA_ERR_PLUGIN_UNAVAILABLE), so the healer moves on to other actions.
     void entry.isolated?.terminate();
     this.childLog(entry.def.id).error({ code: error.code, err: describeError(error) }, 'plugin failed; the agent goes on without it');

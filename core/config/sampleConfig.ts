@@ -30,7 +30,7 @@ agent:
   rto: { P0: 30s, P1: 2m, P2: 5m, P3: 1h }
   # A plugin that takes longer than this to start is marked failed; the agent goes on.
   pluginStartTimeout: 10s
-  # Each third-party plugin runs in its own worker thread with these limits; one that goes
+  # Each third-party plugin runs in a child process of its own with these limits; one that goes
   # over them (or throws, exits or hangs) is marked failed and the agent goes on without it.
   pluginResourceLimits: { maxOldGenerationSizeMb: 256, maxExternalMemoryMb: 256 }
   # A call into a third-party plugin (canHandle, apply, verify, sample...) that takes longer fails.
@@ -94,7 +94,7 @@ health:
     sustain: 60                   # ... for this many samples in a row
 
 # Third-party plugins: a path (relative to this file) or an npm package name. Each runs
-# isolated in a worker thread (see agent.pluginResourceLimits).
+# isolated in a child process (see agent.pluginResourceLimits).
 plugins: []
 #  - module: ./examples/plugins/notify-file.js
 #    options: { path: ./var/notifications.log }

@@ -77,9 +77,10 @@ const AgentSection = z.strictObject({
   pluginStartTimeout: duration.default(10_000),
   pluginStopTimeout: duration.default(10_000),
   /**
-   * Limits of each third-party plugin's worker thread. The first three are Node's Worker
-   * `resourceLimits` (V8's heap: the worker ends with ERR_WORKER_OUT_OF_MEMORY); Buffers and
-   * ArrayBuffers live outside V8's heap, so the agent checks them against `maxExternalMemoryMb`.
+   * Limits of each third-party plugin's child process. The first three become its V8 flags
+   * (`--max-old-space-size`, `--max-semi-space-size`, `--stack-size`; past the heap limit V8
+   * aborts the plugin's process); Buffers and ArrayBuffers live outside V8's heap, so the
+   * plugin's process checks them against `maxExternalMemoryMb`.
    */
   pluginResourceLimits: z
     .strictObject({

@@ -1,7 +1,7 @@
 /**
  * The extension points an isolated plugin can provide, and the proxies that stand for its
- * values in the main thread's container. Every proxy method is an RPC into the plugin's worker
- * with a timeout (`agent.pluginCallTimeout`); it rejects when the call times out or the worker
+ * values in the agent's container. Every proxy method is an RPC into the plugin's process
+ * with a timeout (`agent.pluginCallTimeout`); it rejects when the call times out or the process
  * is gone, so a caller (the self-healer, the health monitor) sees a failed call, never a hang.
  */
 import type { InjectionToken } from 'tsyringe';
@@ -9,9 +9,9 @@ import { HealingAction, isHealingAction, type HealingContext, type HealingOutcom
 import { HealthProbe, isHealthProbe, type HealthSample } from '../contracts/HealthProbe.js';
 import type { Failure } from '../contracts/Failure.js';
 import type { ProvidedValue } from './messages.js';
-import type { PluginWorker } from './pluginWorker.js';
+import type { PluginProcess } from './pluginProcess.js';
 
-/** One extension point that can cross threads. */
+/** One extension point that can cross to the agent. */
 export interface CrossingContract {
   /** For messages: `HealingAction`. */
   readonly name: string;
@@ -19,8 +19,8 @@ export interface CrossingContract {
   readonly guard: (v: unknown) => boolean;
   /** The methods the proxy forwards (optional ones only when the value has them). */
   readonly methods: readonly string[];
-  /** Builds the main-thread proxy for a value the worker described. */
-  proxy(value: ProvidedValue, worker: PluginWorker, callTimeoutMs: number): unknown;
+  /** Builds the agent's proxy for a value the plugin's process described. */
+  proxy(value: ProvidedValue, plugin: PluginProcess, callTimeoutMs: number): unknown;
 }
 
 /** By the token's `Symbol.for` key. */
@@ -29,11 +29,11 @@ export const crossingContracts: Readonly<Record<string, CrossingContract>> = {
   'recovery-agent.HealthProbe': { name: 'HealthProbe', token: HealthProbe, guard: isHealthProbe, methods: ['sample'], proxy: healthProbeProxy },
 };
 
-function healingActionProxy(value: ProvidedValue, worker: PluginWorker, callTimeoutMs: number): HealingAction {
-  // A HealingContext's signal and logger cannot cross: the options do, the worker makes a
-  // logger bound to the failure, and aborting the signal cancels the call in the worker.
+function healingActionProxy(value: ProvidedValue, plugin: PluginProcess, callTimeoutMs: number): HealingAction {
+  // A HealingContext's signal and logger cannot cross: the options do, the child makes a
+  // logger bound to the failure, and aborting the signal cancels the call in the child.
   const call = (method: string, failure: Failure, ctx?: Partial<HealingContext>) =>
-    worker.invoke(
+    plugin.invoke(
       {
         target: value.target,
         method,
@@ -61,9 +61,9 @@ function healingActionProxy(value: ProvidedValue, worker: PluginWorker, callTime
   };
 }
 
-function healthProbeProxy(value: ProvidedValue, worker: PluginWorker, callTimeoutMs: number): HealthProbe {
+function healthProbeProxy(value: ProvidedValue, plugin: PluginProcess, callTimeoutMs: number): HealthProbe {
   return {
     id: value.id,
-    sample: async () => (await worker.invoke({ target: value.target, method: 'sample', args: [] }, callTimeoutMs)) as HealthSample,
+    sample: async () => (await plugin.invoke({ target: value.target, method: 'sample', args: [] }, callTimeoutMs)) as HealthSample,
   };
 }

@@ -1,19 +1,20 @@
 /**
- * Every message that crosses between the agent's main thread and an isolated plugin's worker
- * thread. The narrow RPC of plugin isolation: the main thread asks (`load`, `start`, `invoke`,
- * `stop`), the worker answers each request once, by `callId`; the worker on its own only logs,
- * publishes failures and reports going over its memory limit.
+ * Every message that crosses between the agent and an isolated plugin's child process (over
+ * the child's IPC channel, `serialization: 'advanced'`, so structured clones). The narrow RPC of
+ * plugin isolation: the agent asks (`load`, `start`, `invoke`, `stop`), the child answers each
+ * request once, by `callId`; the child on its own only logs, publishes failures, reports going
+ * over its memory limit, and reports the uncaught error it is about to die of.
  *
  * Rules: everything here is structured-clone data (no functions, no class instances); tokens
- * travel as their `Symbol.for` key; errors travel as `WireError`.
+ * travel as their `Symbol.for` key; errors travel as `WireError`. Answers to `publish` do not
+ * use the IPC channel (the plugin waits for them synchronously): see publishChannel.ts.
  */
-import type { MessagePort, ResourceLimits } from 'node:worker_threads';
 import type { AgentConfig } from '../config/schema.js';
 import type { Failure, FailureInput } from '../contracts/Failure.js';
 import { ErrorCodes, raError } from '../errors.js';
 
-/** What the worker is started with (`workerData`). */
-export interface PluginWorkerData {
+/** What the child is told first, in its `load` request. */
+export interface PluginProcessData {
   /** The module to import, as a URL (file: URL for paths). */
   readonly url: string;
   /** How the config names it (a path or a package name), for messages. */
@@ -21,36 +22,33 @@ export interface PluginWorkerData {
   /** `plugins[].options`, as plain data. */
   readonly options: Readonly<Record<string, unknown>>;
   readonly config: AgentConfig;
-  /** The level of the agent's logger, so the worker does not send lines the agent drops. */
+  /** The level of the agent's logger, so the child does not send lines the agent drops. */
   readonly logLevel: string;
   /** `Symbol.for` keys of the tokens the plugin's container can resolve. */
   readonly resolvable: readonly string[];
-  /** Buffers and ArrayBuffers the plugin may hold, checked by the worker's memory watchdog. */
+  /** Buffers and ArrayBuffers the plugin may hold, checked by the child's memory watchdog. */
   readonly maxExternalMemoryMb: number;
-  /** How long a failure publication waits for the main thread's answer. */
+  /** How long a failure publication waits for the agent's answer. */
   readonly publishTimeoutMs: number;
-  /** The main thread answers `publish` requests on this port (synchronous for the plugin). */
-  readonly publishPort: MessagePort;
-  /** One Int32 at `kPublishAnswered`: the main thread stores the answered sequence number. */
-  readonly publishSignal: SharedArrayBuffer;
 }
 
-/** Index of the Int32 in `publishSignal`: the sequence number of the last answered publication. */
-export const kPublishAnswered = 0;
+/** The child's file descriptor on which the agent writes `PublishAnswer` frames (stdio[3]). */
+export const kPublishAnswerFd = 3;
 
-/** An error as it crosses threads. */
+/** An error as it crosses to the agent. */
 export interface WireError {
   readonly name: string;
   readonly message: string;
   readonly code?: string;
 }
 
-// ---- main thread → worker -----------------------------------------------------------------
+// ---- agent → child ------------------------------------------------------------------------
 
-/** Import the module and describe the plugin definition it exports. Answer: `LoadedPlugin`. */
+/** The first request: take `data`, import the module and describe the plugin definition it exports. Answer: `LoadedPlugin`. */
 export interface LoadRequest {
   readonly kind: 'load';
   readonly callId: number;
+  readonly data: PluginProcessData;
 }
 
 /** Call `register(ctx)`, then the `start` hook. Answer: `ProvidedValue[]`. */
@@ -83,9 +81,9 @@ export interface StopRequest {
   readonly callId: number;
 }
 
-export type ToWorker = LoadRequest | StartRequest | InvokeRequest | CancelRequest | StopRequest;
+export type ToPlugin = LoadRequest | StartRequest | InvokeRequest | CancelRequest | StopRequest;
 
-// ---- worker → main thread -----------------------------------------------------------------
+// ---- child → agent ------------------------------------------------------------------------
 
 /** The plugin definition a module exports, as data. */
 export interface LoadedPlugin {
@@ -94,11 +92,11 @@ export interface LoadedPlugin {
   readonly contractVersion: string;
 }
 
-/** A value the plugin provided through `ctx.provide`, described so the main thread can proxy it. */
+/** A value the plugin provided through `ctx.provide`, described so the agent can proxy it. */
 export interface ProvidedValue {
   /** `Symbol.for` key of the token, e.g. `recovery-agent.HealingAction`. */
   readonly token: string;
-  /** Index the worker keeps the value under; `InvokeRequest.target`. */
+  /** Index the child keeps the value under; `InvokeRequest.target`. */
   readonly target: number;
   /** The value's `id`. */
   readonly id: string;
@@ -111,7 +109,7 @@ export type Response =
   | { readonly kind: 'response'; readonly callId: number; readonly ok: true; readonly value: unknown }
   | { readonly kind: 'response'; readonly callId: number; readonly ok: false; readonly error: WireError };
 
-/** One log line of the plugin, for its child logger in the main thread. */
+/** One log line of the plugin, for its child logger in the agent. */
 export interface LogLine {
   readonly kind: 'log';
   readonly level: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
@@ -122,29 +120,39 @@ export interface LogLine {
   readonly msg?: string;
 }
 
-/** A failure the plugin publishes on the FailureBus; answered with `PublishAnswer` on the publish port. */
+/** A failure the plugin publishes on the FailureBus; answered with a `PublishAnswer` frame on `kPublishAnswerFd`. */
 export interface PublishRequest {
   readonly kind: 'publish';
   readonly seq: number;
   readonly input: FailureInput;
 }
 
-/** The memory watchdog found the plugin over `maxExternalMemoryMb`; the worker exits next. */
+/** The memory watchdog found the plugin over `maxExternalMemoryMb`; the child exits next. */
 export interface MemoryExceeded {
   readonly kind: 'memory-exceeded';
   readonly externalMb: number;
   readonly limitMb: number;
 }
 
-export type FromWorker = Response | LogLine | PublishRequest | MemoryExceeded;
+/** The plugin threw where nobody catches it (or left a rejection unhandled); the child exits next. */
+export interface Uncaught {
+  readonly kind: 'uncaught';
+  readonly error: WireError;
+}
 
-/** Sent on the publish port, then signalled through `publishSignal`. */
+export type FromPlugin = Response | LogLine | PublishRequest | MemoryExceeded | Uncaught;
+
+/** Written by the agent on `kPublishAnswerFd` (see publishChannel.ts). */
 export type PublishAnswer =
   | { readonly seq: number; readonly ok: true; readonly failure: Failure }
   | { readonly seq: number; readonly ok: false; readonly error: WireError };
 
-/** The Node resource limits a plugin worker gets, as configured. */
-export type PluginResourceLimits = Pick<ResourceLimits, 'maxOldGenerationSizeMb' | 'maxYoungGenerationSizeMb' | 'stackSizeMb'>;
+/** The V8 limits a plugin's process gets, as configured (`agent.pluginResourceLimits`); see childProcessOptions.ts. */
+export interface PluginResourceLimits {
+  readonly maxOldGenerationSizeMb?: number;
+  readonly maxYoungGenerationSizeMb?: number;
+  readonly stackSizeMb?: number;
+}
 
 export function toWireError(err: unknown): WireError {
   if (err instanceof Error) {

@@ -1,10 +1,12 @@
 // The real daemon (`recovery-agent run`) with every misbehaving third-party plugin of issue #11
-// item 6 in its config, next to the sample notify-file: it must come up, keep answering HTTP,
-// show each bad plugin failed in /status and /health, heal with notify-file, stay small, and
-// exit 0 on SIGTERM although a plugin left an interval running.
+// item 6 in its config (plus the two a worker thread could not contain: one giant allocation,
+// and a plugin that SIGKILLs its own process), next to the sample notify-file: it must come up,
+// keep answering HTTP, show each bad plugin failed in /status and /health, heal with
+// notify-file, stay small, and exit 0 on SIGTERM although a plugin left an interval running.
+// And when the agent itself is killed with SIGKILL, no plugin process outlives it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,6 +28,31 @@ interface PluginStatus {
 function rssOf(pid: number): number {
   const kb = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1];
   return Number(kb) * 1024;
+}
+
+/** The pids whose parent is `pid`. */
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(name));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** Whether a process still runs (a zombie waiting for its new parent to reap it does not). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3) !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 describe('the agent process with misbehaving third-party plugins', () => {
@@ -59,10 +86,13 @@ plugins:
   - { module: ${q(plugin('bufferLeak'))} }
   - { module: ${q(plugin('leftoverInterval'))}, options: { beacon: ${q(path.join(dir, 'interval.beacon'))} } }
   - { module: ${q(plugin('publisher'))}, options: { delayMs: 1500 } }
+  - { module: ${q(plugin('giantAlloc'))} }
+  - { module: ${q(plugin('selfKill'))} }
 `,
     );
     // stdout to a file, not a pipe: a pipe would hold the daemon's event loop open by itself.
     const outFile = path.join(dir, 'stdout.log');
+    const started = Date.now();
     const agent = spawn(process.execPath, [BIN, 'run', '--config', cfg], { stdio: ['ignore', openSync(outFile, 'w'), 'pipe'] });
     let stderr = '';
     agent.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -73,6 +103,7 @@ plugins:
     try {
       await until(() => exitCode !== undefined || logLines().some((l) => l.msg === 'recovery-agent ready'), 90_000, `the agent to be ready (${stderr})`);
       assert.equal(exitCode, undefined, `the agent exited early: ${stderr}`);
+      t.diagnostic(`ready ${Date.now() - started} ms after spawn, with ${childrenOf(agent.pid!).length} plugin processes`);
       const ready = logLines().find((l) => l.msg === 'recovery-agent ready')!;
       const base = `http://${String(ready.http)}`;
       // The config resolves a relative module path against its own directory.
@@ -97,11 +128,15 @@ plugins:
         'buffer-leak': ['failed', 'RA_ERR_PLUGIN_MEMORY'],
         'leftover-interval': ['running'],
         publisher: ['running'],
+        'giant-alloc': ['failed', 'RA_ERR_PLUGIN_MEMORY'],
+        'self-kill': ['failed', 'RA_ERR_PLUGIN_CRASHED'],
       };
       const asText = (m: Record<string, unknown>) => JSON.stringify(Object.keys(m).sort().map((k) => [k, m[k]]));
       let seen: Record<string, [string, string?]> = {};
+      let peakWithPlugins = 0;
       const settled = async () => {
         peakRss = Math.max(peakRss, rssOf(agent.pid!));
+        peakWithPlugins = Math.max(peakWithPlugins, [agent.pid!, ...childrenOf(agent.pid!)].reduce((sum, pid) => sum + (running(pid) ? rssOf(pid) : 0), 0));
         const all = await plugins();
         assert.deepEqual(all.filter((p) => p.origin === 'builtin' && p.state !== 'running'), [], 'every built-in plugin runs');
         seen = Object.fromEntries(all.filter((p) => p.origin !== 'builtin').map((p) => [p.id, p.error ? [p.state, p.error.code] : [p.state]]));
@@ -118,7 +153,7 @@ plugins:
       assert.ok(Date.now() - t0 < 2_000, 'the main event loop answers');
       assert.equal(health.status, 503);
       const { reasons } = (await health.json()) as { reasons: string[] };
-      for (const id of ['timer-bomb', 'exits-3', 'busy-start', 'heap-leak', 'buffer-leak']) {
+      for (const id of ['timer-bomb', 'exits-3', 'busy-start', 'heap-leak', 'buffer-leak', 'giant-alloc', 'self-kill']) {
         assert.ok(reasons.some((r) => r.startsWith(`plugin ${id} failed: `)), `${id} in ${JSON.stringify(reasons)}`);
       }
 
@@ -133,7 +168,7 @@ plugins:
       assert.match(readFileSync(path.join(dir, 'notes.log'), 'utf8'), /"kind":"acme-alert"/);
 
       peakRss = Math.max(peakRss, rssOf(agent.pid!));
-      t.diagnostic(`agent peak RSS ${Math.round(peakRss / 2 ** 20)} MB`);
+      t.diagnostic(`agent peak RSS ${Math.round(peakRss / 2 ** 20)} MB; with its plugin processes, up to ${Math.round(peakWithPlugins / 2 ** 20)} MB`);
       assert.ok(peakRss < 1536 * 2 ** 20, `the agent stayed small: peak RSS ${Math.round(peakRss / 2 ** 20)} MB`);
       agent.kill('SIGTERM');
     } catch (err) {
@@ -147,5 +182,47 @@ plugins:
     t.diagnostic(`exited ${Date.now() - t0} ms after SIGTERM`);
     const msgs = logLines().map((l) => l.msg);
     assert.equal(msgs.at(-1), 'stopped');
+  });
+
+  it('a plugin process does not outlive an agent killed with SIGKILL, even one that spins', async (t) => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-isolation-kill9-'));
+    const cfg = path.join(dir, 'agent.yaml');
+    const q = (s: string) => JSON.stringify(s);
+    const pidFile = path.join(dir, 'busy.pid');
+    writeFileSync(
+      cfg,
+      `agent:
+  dataDir: ./state
+  workers: 1
+  http: { listen: '127.0.0.1:0' }
+plugins:
+  - { module: ${q(path.join(repoRoot(), 'examples', 'plugins', 'notify-file.js'))}, options: { path: ./notes.log } }
+  - { module: ${q(plugin('leftoverInterval'))}, options: { beacon: ${q(path.join(dir, 'interval.beacon'))} } }
+  - { module: ${q(plugin('busyLater'))}, options: { pidFile: ${q(pidFile)} } }
+`,
+    );
+    const outFile = path.join(dir, 'stdout.log');
+    const agent = spawn(process.execPath, [BIN, 'run', '--config', cfg], { stdio: ['ignore', openSync(outFile, 'w'), 'inherit'] });
+    const exited = new Promise((resolve) => agent.on('exit', resolve));
+    let plugins: number[] = [];
+    try {
+      await until(() => readFileSync(outFile, 'utf8').includes('"msg":"recovery-agent ready"'), 60_000, 'the agent to be ready');
+      await until(() => existsSync(pidFile), 10_000, 'busy-later to start');
+      await sleep(300); // busy-later is spinning now
+      plugins = childrenOf(agent.pid!);
+      assert.equal(plugins.length, 3, `one process per plugin: ${JSON.stringify(plugins)}`);
+      assert.ok(plugins.includes(Number(readFileSync(pidFile, 'utf8'))), 'busy-later is one of them');
+    } finally {
+      agent.kill('SIGKILL');
+    }
+    await exited;
+    const t0 = Date.now();
+    while (plugins.some(running) && Date.now() - t0 < 5_000) await sleep(20);
+    const took = Date.now() - t0;
+    const left = plugins.filter(running);
+    for (const pid of left) process.kill(pid, 'SIGKILL'); // never leave one behind, even when the test fails
+    assert.deepEqual(left, [], 'every plugin process ended');
+    t.diagnostic(`plugin processes gone ${took} ms after the agent was killed`);
+    assert.ok(took < 1_500, `the plugin processes ended ${took} ms after the agent`);
   });
 });

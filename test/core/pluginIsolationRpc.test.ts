@@ -57,7 +57,7 @@ describe('plugin isolation: the RPC', () => {
     assert.ok(published, 'the failure reached the agent bus');
     assert.equal(published.source, 'publisher', 'the source is the plugin, whatever it claims');
     assert.equal(published.kind, 'acme-alert');
-    assert.deepEqual(published.evidence, { workers: 3 }, 'Config resolved in the worker is the agent config');
+    assert.deepEqual(published.evidence, { workers: 3 }, 'Config resolved in the plugin is the agent config');
     const line = lines().find((l) => l.msg === 'published acme-alert');
     assert.ok(line, 'the plugin log line was forwarded');
     assert.equal(line.plugin, 'publisher', 'a log field cannot claim another plugin id');
@@ -66,6 +66,10 @@ describe('plugin isolation: the RPC', () => {
     assert.equal(line.failureId, published.id, 'publish returned, synchronously, the failure as the bus made it');
     const refused = lines().find((l) => l.plugin === 'publisher' && l.level === 40);
     assert.match(String((refused?.err as { message?: string } | undefined)?.message), /failure\.kind must be a non-empty string/, 'a bad publication throws in the plugin');
+    await until(() => lines().some((l) => l.msg === 'hello from console.log'), 5_000, "the plugin's console.log to reach the log");
+    const said = lines().find((l) => l.msg === 'hello from console.log')!;
+    assert.equal(said.plugin, 'publisher', 'its stdout is logged as lines of that plugin');
+    assert.equal(said.stream, 'stdout');
     await h.stopAll();
   });
 
@@ -75,7 +79,7 @@ describe('plugin isolation: the RPC', () => {
     const [st] = await h.startAll();
     assert.equal(st!.state, 'failed');
     assert.equal(st!.error?.code, 'RA_ERR_PLUGIN_ISOLATION');
-    assert.match(st!.error!.message, /plugin "publisher" runs isolated in a worker thread and cannot resolve Symbol\(recovery-agent\.WorkerPool\); it can resolve: recovery-agent\.Config$/);
+    assert.match(st!.error!.message, /plugin "publisher" runs isolated in a process of its own and cannot resolve Symbol\(recovery-agent\.WorkerPool\); it can resolve: recovery-agent\.Config$/);
     await h.stopAll();
   });
 
@@ -96,12 +100,12 @@ describe('plugin isolation: the RPC', () => {
     const [st] = await other.h.startAll();
     assert.equal(st!.state, 'failed');
     assert.equal(st!.error?.code, 'RA_ERR_PLUGIN_ISOLATION');
-    assert.match(st!.error!.message, /plugin "acme-probe" runs isolated in a worker thread and cannot provide Symbol\(recovery-agent\.StatusSection\); it can provide: HealingAction, HealthProbe/);
+    assert.match(st!.error!.message, /plugin "acme-probe" runs isolated in a process of its own and cannot provide Symbol\(recovery-agent\.StatusSection\); it can provide: HealingAction, HealthProbe/);
     assert.equal(child.isRegistered(HealthProbe), false, 'nothing of a failed plugin reaches the container');
     await other.h.stopAll();
   });
 
-  it('a call that does not answer times out; a call its caller aborts is cancelled in the worker too', async () => {
+  it('a call that does not answer times out; a call its caller aborts is cancelled in the plugin too', async () => {
     const { h, lines } = host('agent: { pluginCallTimeout: 300ms }\n');
     await h.load(plugin('stuckAction'), { honourSignal: true });
     await h.startAll();
@@ -115,7 +119,7 @@ describe('plugin isolation: the RPC', () => {
     ctrl.abort(new Error('the healer gave up'));
     await assert.rejects(pending, /the healer gave up/);
     const cancelled = (id: string) => lines().some((l) => l.msg === 'apply cancelled' && l.plugin === 'stuck-action' && l.action === 'stuck-action' && l.failureId === id);
-    await until(() => cancelled('f-timeout') && cancelled('f-abort'), 10_000, 'both calls to be cancelled in the worker');
+    await until(() => cancelled('f-timeout') && cancelled('f-abort'), 10_000, 'both calls to be cancelled in the plugin');
     await h.stopAll();
   });
 

@@ -1,20 +1,20 @@
 /**
- * What an isolated plugin's `ctx` is made of inside its worker thread: a logger that forwards
- * to the plugin's pino child logger in the main thread, a container that resolves only what can
- * cross threads (Config, FailureBus), and the FailureBus proxy.
+ * What an isolated plugin's `ctx` is made of inside its child process: a logger that forwards
+ * to the plugin's pino child logger in the agent, a container that resolves only what can cross
+ * (Config, FailureBus), and the FailureBus proxy.
  *
  * Concurrency: `publish` is synchronous for the plugin, as `FailureBus.publish` is in-process.
- * The worker posts a `PublishRequest` and blocks in `Atomics.wait` on `publishSignal` until the
- * main thread has posted the answer on `publishPort` and stored its sequence number (the publish
- * step). Only the worker waits; the main thread never blocks on a plugin.
+ * The child posts a `PublishRequest` and blocks reading the answer from the publish channel
+ * (publishChannel.ts) until it arrives or the timeout passes. Only the child waits; the agent
+ * never blocks on a plugin.
  */
 import { format } from 'node:util';
-import { receiveMessageOnPort } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import type { InjectionToken } from 'tsyringe';
 import type { Failure, FailureInput, FailureSink } from '../contracts/Failure.js';
 import { raError } from '../errors.js';
-import { fromWireError, kPublishAnswered, type LogLine, type PluginWorkerData, type PublishAnswer, type PublishRequest } from './messages.js';
+import { fromWireError, type LogLine, type PublishRequest } from './messages.js';
+import type { PublishAnswerReader } from './publishChannel.js';
 
 const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal'] as const;
 const LEVEL_VALUES: Readonly<Record<string, number>> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
@@ -35,7 +35,7 @@ export function toPlain(v: unknown): Record<string, unknown> {
 }
 
 /**
- * A pino-shaped logger whose lines go to the main thread (levels, `child`, `isLevelEnabled`).
+ * A pino-shaped logger whose lines go to the agent (levels, `child`, `isLevelEnabled`).
  * Lines below the agent's level are dropped here, before they cross.
  */
 export function forwardingLogger(post: (line: LogLine) => void, level: string, bindings: Readonly<Record<string, unknown>> = {}): Logger {
@@ -65,7 +65,7 @@ function logLine(level: LogLine['level'], bindings: Readonly<Record<string, unkn
 
 /**
  * The container an isolated plugin gets: `resolve`, `resolveAll` and `isRegistered` over the
- * few tokens that can cross threads. Anything else is a clear error naming the plugin.
+ * few tokens that can cross to the agent. Anything else is a clear error naming the plugin.
  */
 export class IsolatedContainer {
   constructor(
@@ -82,7 +82,7 @@ export class IsolatedContainer {
     const can = [...this.values.keys()].map((k) => Symbol.keyFor(k)).join(', ');
     throw raError(
       'RA_ERR_PLUGIN_ISOLATION',
-      `plugin "${this.pluginId}" runs isolated in a worker thread and cannot resolve ${String(token)}; it can resolve: ${can}`,
+      `plugin "${this.pluginId}" runs isolated in a process of its own and cannot resolve ${String(token)}; it can resolve: ${can}`,
       { details: { plugin: this.pluginId, token: String(token) } },
     );
   }
@@ -98,28 +98,20 @@ export interface FailureBusProxy {
   sinkFor(source: string): FailureSink;
 }
 
-export function failureBusProxy(pluginId: string, data: PluginWorkerData, post: (m: PublishRequest) => void): FailureBusProxy {
-  const answered = new Int32Array(data.publishSignal);
+export function failureBusProxy(pluginId: string, timeoutMs: number, answers: PublishAnswerReader, post: (m: PublishRequest) => void): FailureBusProxy {
   let seq = 0;
   const publish = (_source: string, input: FailureInput): Failure => {
     const mine = ++seq;
     post({ kind: 'publish', seq: mine, input: toPlain(input) as unknown as FailureInput });
-    const deadline = Date.now() + data.publishTimeoutMs;
+    const deadline = Date.now() + timeoutMs;
     for (;;) {
-      // Read the signal before the port: an answer that lands in between changes the signal,
-      // so the wait below returns at once instead of sleeping through it.
-      const seen = Atomics.load(answered, kPublishAnswered);
-      const answer = receiveMessageOnPort(data.publishPort)?.message as PublishAnswer | undefined;
-      if (answer !== undefined) {
-        if (answer.seq !== mine) continue; // the late answer to an earlier publication that timed out
-        if (answer.ok) return answer.failure;
-        throw fromWireError(answer.error);
+      const answer = answers.next(deadline);
+      if (answer === undefined) {
+        throw raError('RA_ERR_PLUGIN_TIMEOUT', `plugin "${pluginId}": the agent did not take the published failure within ${timeoutMs} ms`);
       }
-      const left = deadline - Date.now();
-      if (left <= 0) {
-        throw raError('RA_ERR_PLUGIN_TIMEOUT', `plugin "${pluginId}": the agent did not take the published failure within ${data.publishTimeoutMs} ms`);
-      }
-      Atomics.wait(answered, kPublishAnswered, seen, left);
+      if (answer.seq !== mine) continue; // the late answer to an earlier publication that timed out
+      if (answer.ok) return answer.failure;
+      throw fromWireError(answer.error);
     }
   };
   return { publish, sinkFor: (source) => ({ publish: (input) => publish(source, input) }) };

@@ -1,27 +1,39 @@
 /**
- * The host shim inside an isolated plugin's worker thread: imports the plugin's module, calls
- * `register(ctx)` and its hooks, and answers the main thread's requests (messages.ts) by
- * calling the values the plugin provided.
+ * The host shim inside an isolated plugin's child process (the agent forks this file): imports
+ * the plugin's module, calls `register(ctx)` and its hooks, and answers the agent's requests
+ * (messages.ts) by calling the values the plugin provided.
  *
- * Nothing here tries to survive the plugin: an uncaught exception, an unhandled rejection or
- * `process.exit()` ends this worker, and the main thread marks the plugin failed. The one thing
- * the shim watches itself is memory outside V8's heap (Buffers, ArrayBuffers), which Node's
- * `resourceLimits` do not cover.
+ * Nothing here tries to survive the plugin: an uncaught exception or an unhandled rejection is
+ * reported to the agent and ends this process, as do `process.exit()`, a signal, a native crash
+ * or running out of V8's heap (which aborts the process); the agent marks the plugin failed.
+ * What the shim watches itself: memory outside V8's heap (Buffers, ArrayBuffers), which
+ * `--max-old-space-size` does not cover, and the agent: when its IPC channel closes, or when
+ * this process gets a new parent (the agent was killed while the plugin spins, so no event
+ * would ever run), this process ends.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { Worker } from 'node:worker_threads';
 import { raError } from '../errors.js';
 import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginHooks } from '../plugin.js';
 import { crossingContracts } from './crossingContracts.js';
-import { toWireError, type FromWorker, type InvokeRequest, type LoadedPlugin, type PluginWorkerData, type ProvidedValue, type ToWorker } from './messages.js';
-import { failureBusProxy, forwardingLogger, IsolatedContainer } from './workerContext.js';
+import { failureBusProxy, forwardingLogger, IsolatedContainer } from './isolatedContext.js';
+import { kPublishAnswerFd, toWireError, type FromPlugin, type InvokeRequest, type LoadedPlugin, type PluginProcessData, type ProvidedValue, type ToPlugin } from './messages.js';
+import { PublishAnswerReader } from './publishChannel.js';
 
 /** How often the memory watchdog looks at Buffers and ArrayBuffers. */
 const kMemoryCheckMs = 50;
+/** How often the orphan watchdog (on a thread of its own) checks that the agent is still this process's parent. */
+const kParentCheckMs = 250;
+/** How long a last message to the agent (why this process dies) may take before it exits anyway. */
+const kLastWordsMs = 1_000;
 
-const data = workerData as PluginWorkerData;
-const port = parentPort!;
-const post = (m: FromWorker): void => port.postMessage(m);
-const log = forwardingLogger(post, data.logLevel);
+const agentPid = Number(process.argv[2]);
+const send = process.send!.bind(process);
+/** Throws at once when `m` cannot be cloned; a channel that is already closed is not an error here ('disconnect' ends this process). */
+const post = (m: FromPlugin): void => void send(m, undefined, {}, () => undefined);
+/** Set by the `load` request, the first the agent sends. */
+let data!: PluginProcessData;
+let log: ReturnType<typeof forwardingLogger>;
+const answers = new PublishAnswerReader(kPublishAnswerFd);
 
 let definition: PluginDefinition | undefined;
 let hooks: PluginHooks = {};
@@ -31,16 +43,43 @@ const provided: Array<Record<string, unknown>> = [];
 /** The signals of pending `invoke`s, so that a `cancel` can abort one. */
 const invocations = new Map<number, AbortController>();
 
-const watchdog = setInterval(() => {
+/** Tells the agent why this process dies, then ends it (exit code 1, as Node's own for an uncaught error). */
+function dieWith(m: FromPlugin): void {
+  const exit = () => process.exit(1);
+  setTimeout(exit, kLastWordsMs).unref();
+  try {
+    send(m, undefined, {}, exit);
+  } catch {
+    exit();
+  }
+}
+
+process.on('uncaughtException', (err) => dieWith({ kind: 'uncaught', error: toWireError(err) }));
+process.on('disconnect', () => process.exit(0)); // the agent is gone, or done with this plugin
+
+// A thread of its own, so it runs even while the plugin spins: a process whose parent is no
+// longer the agent (killed with SIGKILL, say) kills itself. Allowed only a small heap.
+const orphanWatchdog = new Worker(
+  `const { workerData: w } = require('node:worker_threads');
+   setInterval(() => { if (process.ppid !== w.agentPid) process.kill(w.pid, 'SIGKILL'); }, w.everyMs);`,
+  { eval: true, workerData: { agentPid, pid: process.pid, everyMs: kParentCheckMs }, resourceLimits: { maxOldGenerationSizeMb: 16 }, stdout: false, stderr: false },
+);
+orphanWatchdog.unref();
+
+const memoryWatchdog = setInterval(() => {
   const externalMb = process.memoryUsage().external / 2 ** 20;
   if (externalMb > data.maxExternalMemoryMb) {
-    post({ kind: 'memory-exceeded', externalMb: Math.round(externalMb), limitMb: data.maxExternalMemoryMb });
-    process.exit(1);
+    clearInterval(memoryWatchdog);
+    dieWith({ kind: 'memory-exceeded', externalMb: Math.round(externalMb), limitMb: data.maxExternalMemoryMb });
   }
 }, kMemoryCheckMs);
-watchdog.unref(); // the watchdog must not be what keeps a finished worker alive
+memoryWatchdog.unref(); // the watchdog must not be what keeps a finished plugin alive
 
-port.on('message', (m: ToWorker) => {
+process.on('message', (m: ToPlugin) => {
+  if (m.kind === 'load') {
+    data = m.data;
+    log = forwardingLogger(post, data.logLevel);
+  }
   if (m.kind === 'cancel') {
     invocations.get(m.callId)?.abort(new Error('cancelled by the agent'));
     return;
@@ -65,7 +104,7 @@ function name(): string {
   return definition ? `"${definition.id}"` : `module ${data.specifier}`;
 }
 
-async function handle(m: Exclude<ToWorker, { kind: 'cancel' }>): Promise<unknown> {
+async function handle(m: Exclude<ToPlugin, { kind: 'cancel' }>): Promise<unknown> {
   switch (m.kind) {
     case 'load':
       return load();
@@ -99,7 +138,7 @@ async function start(): Promise<ProvidedValue[]> {
   const resolvable = new Map<symbol, unknown>();
   for (const key of data.resolvable) {
     if (key === 'recovery-agent.Config') resolvable.set(Symbol.for(key), data.config);
-    if (key === 'recovery-agent.FailureBus') resolvable.set(Symbol.for(key), failureBusProxy(def.id, data, post));
+    if (key === 'recovery-agent.FailureBus') resolvable.set(Symbol.for(key), failureBusProxy(def.id, data.publishTimeoutMs, answers, post));
   }
   const ctx: PluginContext = {
     id: def.id,
@@ -113,7 +152,7 @@ async function start(): Promise<ProvidedValue[]> {
       const contract = key === undefined ? undefined : crossingContracts[key];
       if (!key || !contract) {
         const can = Object.values(crossingContracts).map((c) => c.name).join(', ');
-        throw raError('RA_ERR_PLUGIN_ISOLATION', `plugin "${def.id}" runs isolated in a worker thread and cannot provide ${String(token)}; it can provide: ${can}`);
+        throw raError('RA_ERR_PLUGIN_ISOLATION', `plugin "${def.id}" runs isolated in a process of its own and cannot provide ${String(token)}; it can provide: ${can}`);
       }
       if ((guard && !guard(value)) || !contract.guard(value)) {
         throw raError('RA_ERR_CONTRACT', `plugin "${def.id}" provides a value for ${String(token)} that does not implement the contract`);

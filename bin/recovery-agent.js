@@ -3,7 +3,7 @@
 // `npm run build` (run by `npm ci` through the prepare script).
 import { existsSync } from 'node:fs';
 
-const entry = new URL('../dist/core/cli/main.js', import.meta.url);
+const entry = new URL('../dist/cli/main.js', import.meta.url);
 if (!existsSync(entry)) {
   process.stderr.write('recovery-agent: dist/ is missing; run `npm run build` first\n');
   process.exit(1);

@@ -4,10 +4,10 @@
  * (SIGINT more than a second after the first) while stopping exits at once with 1.
  */
 import type { Command } from 'commander';
-import { builtinPlugins } from '../../plugins/index.js';
-import { Agent } from '../agent.js';
-import { loadConfigFile } from '../config/load.js';
-import { createLogger } from '../logger.js';
+import { builtinPlugins } from './builtins.js';
+import { Agent } from '../core/agent.js';
+import { loadConfigFile } from '../core/config/load.js';
+import { createLogger } from '../core/logger.js';
 
 export function registerRunCommand(program: Command): void {
   program

@@ -3,10 +3,10 @@
  * store from snapshots and archived WAL, to the end of the WAL chain or to a past point.
  */
 import type { Command } from 'commander';
-import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
-import { restoreSnapshot } from '../../plugins/snapshot-manager/restore.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { describeLeftovers } from '../plugins/snapshot-manager/leftovers.js';
+import { restoreSnapshot } from '../plugins/snapshot-manager/restore.js';
+import { raError } from '../core/errors.js';
+import { WorkerPool } from '../core/workerPool.js';
 import { ProgressBar } from './progressBar.js';
 
 const HELP = `

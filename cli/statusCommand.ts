@@ -1,7 +1,7 @@
 /** `recovery-agent status`: what a running agent says about itself, from its HTTP API. */
 import type { Command } from 'commander';
-import { loadConfigFile } from '../config/load.js';
-import { raError } from '../errors.js';
+import { loadConfigFile } from '../core/config/load.js';
+import { raError } from '../core/errors.js';
 
 interface StatusDoc {
   agent: { version: string; pid: number; uptimeSeconds: number; config: string | null };

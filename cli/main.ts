@@ -5,8 +5,8 @@
  */
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
-import { packageVersion } from '../agent.js';
-import { describeError, isRaError } from '../errors.js';
+import { packageVersion } from '../core/agent.js';
+import { describeError, isRaError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';

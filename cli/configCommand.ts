@@ -1,7 +1,7 @@
 /** `recovery-agent config check FILE` and `recovery-agent config schema`. */
 import type { Command } from 'commander';
-import { configJsonSchema } from '../config/schema.js';
-import { loadConfigFile } from '../config/load.js';
+import { configJsonSchema } from '../core/config/schema.js';
+import { loadConfigFile } from '../core/config/load.js';
 
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('check a config file or print its JSON Schema');

@@ -4,14 +4,14 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { createSnapshot, type SnapshotReport } from '../../plugins/snapshot-manager/createSnapshot.js';
-import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
-import { loadAll } from '../../plugins/snapshot-manager/manifest.js';
-import { pruneSnapshots } from '../../plugins/snapshot-manager/prune.js';
-import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
-import { parseDuration } from '../config/units.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { createSnapshot, type SnapshotReport } from '../plugins/snapshot-manager/createSnapshot.js';
+import { describeLeftovers } from '../plugins/snapshot-manager/leftovers.js';
+import { loadAll } from '../plugins/snapshot-manager/manifest.js';
+import { pruneSnapshots } from '../plugins/snapshot-manager/prune.js';
+import { verifySnapshots } from '../plugins/snapshot-manager/verify.js';
+import { parseDuration } from '../core/config/units.js';
+import { raError } from '../core/errors.js';
+import { WorkerPool } from '../core/workerPool.js';
 import { ProgressBar } from './progressBar.js';
 
 const print = (s: string): void => void process.stdout.write(s + '\n');

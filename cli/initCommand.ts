@@ -1,8 +1,8 @@
 /** `recovery-agent init [FILE]`: writes a commented sample config. */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { SAMPLE_CONFIG } from '../config/sampleConfig.js';
-import { raError } from '../errors.js';
+import { SAMPLE_CONFIG } from '../core/config/sampleConfig.js';
+import { raError } from '../core/errors.js';
 
 export function registerInitCommand(program: Command): void {
   program

@@ -7,10 +7,10 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PageScanner, type RangeScanResult } from '../../plugins/corruption-detector/scanner.js';
-import { loadConfigFile } from '../config/load.js';
-import { describeError, isRaError, raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { PageScanner, type RangeScanResult } from '../plugins/corruption-detector/scanner.js';
+import { loadConfigFile } from '../core/config/load.js';
+import { describeError, isRaError, raError } from '../core/errors.js';
+import { WorkerPool } from '../core/workerPool.js';
 
 interface ScanOpts {
   store?: string;

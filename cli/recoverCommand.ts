@@ -3,11 +3,11 @@
  * redo of what was committed, rollback of what was not — then prints what it did.
  */
 import type { Command } from 'commander';
-import { readArchiveLink } from '../../plugins/pagestore/archiveLink.js';
-import { recover } from '../../plugins/pagestore/recovery.js';
-import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { readArchiveLink } from '../plugins/pagestore/archiveLink.js';
+import { recover } from '../plugins/pagestore/recovery.js';
+import { walArchiver } from '../plugins/snapshot-manager/walArchive.js';
+import { raError } from '../core/errors.js';
+import { WorkerPool } from '../core/workerPool.js';
 
 export function registerRecoverCommand(program: Command): void {
   program

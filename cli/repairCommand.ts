@@ -5,8 +5,8 @@
  * `repair-page` healing action run by hand (plugins/data-repairer).
  */
 import type { Command } from 'commander';
-import { repairPage, type PageRepairOutcome } from '../../plugins/data-repairer/repair.js';
-import { describeError, raError } from '../errors.js';
+import { repairPage, type PageRepairOutcome } from '../plugins/data-repairer/repair.js';
+import { describeError, raError } from '../core/errors.js';
 
 function parsePages(v: string): number[] {
   const pages = v.split(',').map((x) => Number(x.trim()));

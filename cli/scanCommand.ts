@@ -7,10 +7,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PageScanner, type RangeScanResult } from '../plugins/corruption-detector/scanner.js';
-import { loadConfigFile } from '../core/config/load.js';
+import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
-import { WorkerPool } from '../core/workerPool.js';
+import type { WorkerPool } from '../core/workerPool.js';
 
 interface ScanOpts {
   store?: string;
@@ -70,9 +69,10 @@ export function registerScanCommand(program: Command): void {
       }
       const targets = opts.store
         ? [{ id: path.basename(path.resolve(opts.store)), path: path.resolve(opts.store) }]
-        : loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
+        : (await import('../core/config/load.js')).loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
       if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
 
+      const { WorkerPool } = await import('../core/workerPool.js');
       const pool = new WorkerPool({ threads: opts.workers ?? os.availableParallelism() });
       const bar = opts.progress !== false && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
       const outcomes: StoreOutcome[] = [];
@@ -110,6 +110,7 @@ export function registerScanCommand(program: Command): void {
 
 async function scanOne(t: { id: string; path: string }, pool: WorkerPool, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
   const t0 = performance.now();
+  const { PageScanner } = await import('../plugins/corruption-detector/scanner.js');
   const scanner = await PageScanner.open(t.path, pageSize === undefined ? {} : { pageSize });
   let r: RangeScanResult;
   try {

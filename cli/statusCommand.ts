@@ -1,6 +1,5 @@
 /** `recovery-agent status`: what a running agent says about itself, from its HTTP API. */
 import type { Command } from 'commander';
-import { loadConfigFile } from '../core/config/load.js';
 import { raError } from '../core/errors.js';
 
 interface StatusDoc {
@@ -22,7 +21,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--json', 'print the raw status document')
     .addHelpText('after', '\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage.')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
-      const base = opts.url ?? (opts.config ? `http://${loadConfigFile(opts.config).agent.http.listen}` : 'http://127.0.0.1:9464');
+      const base = opts.url ?? (opts.config ? `http://${(await import('../core/config/load.js')).loadConfigFile(opts.config).agent.http.listen}` : 'http://127.0.0.1:9464');
       let doc: StatusDoc;
       try {
         const res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000) });

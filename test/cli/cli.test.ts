@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { BIN, cli, cliWithClosedPipe } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
+import { fixture, repoRoot } from '../helpers/paths.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ra-cli-'));
 
@@ -21,6 +22,26 @@ describe('cli', () => {
       assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stdout, /Usage: recovery-agent/);
     }
+  });
+
+  it('help, --version and usage errors load commander and the command line only: no agent, plugin, pool, logger, config schema or addon', () => {
+    const loads = (args: string[]): { status: number | null; urls: string[] } => {
+      const trace = path.join(tmp(), 'imports.txt');
+      writeFileSync(trace, '');
+      const r = spawnSync(process.execPath, ['--import', pathToFileURL(fixture('traceImports.js')).href, BIN, ...args], {
+        env: { ...process.env, RA_TRACE_IMPORTS: trace }, encoding: 'utf8', timeout: 60_000,
+      });
+      return { status: r.status, urls: readFileSync(trace, 'utf8').split('\n').filter((u) => u && !u.includes('/dist/test/fixtures/')) };
+    };
+    const beyondCommandLine = (u: string) => /\/node_modules\/(?!commander\/)/.test(u) || /\/dist\/(plugins|core\/(?!errors\.js$))/.test(u) || /\/native\//.test(u);
+    for (const args of [['--help'], ['scan', '--help'], ['run', '--help'], ['snapshot', 'prune', '--help'], ['repair', '--help'], ['frobnicate'], ['scan', '--workers', 'x']]) {
+      const { status, urls } = loads(args);
+      assert.ok(status === 0 || status === 2, `${args.join(' ')} exited ${status}`);
+      assert.ok(urls.some((u) => u.endsWith('/dist/cli/main.js')), `${args.join(' ')}: the trace saw the command line load (${urls.join(' ')})`);
+      assert.deepEqual(urls.filter(beyondCommandLine), [], args.join(' '));
+    }
+    // A command's own modules load when it runs, not before.
+    assert.ok(loads(['config', 'schema']).urls.some((u) => u.endsWith('/dist/core/config/schema.js')));
   });
 
   it('exits 2 on an unknown command or a missing option', () => {

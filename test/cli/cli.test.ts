@@ -14,9 +14,13 @@ const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ra-cli-'));
 describe('cli', () => {
   it('prints its version and help for every command', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
-    const v = cli(['--version']);
-    assert.equal(v.status, 0);
-    assert.equal(v.stdout.trim(), pkg.version);
+    for (const flag of ['--version', '-V']) {
+      const v = cli([flag]);
+      assert.equal(v.status, 0);
+      assert.equal(v.stdout, `${pkg.version}\n`);
+    }
+    // Beside anything else, --version is commander's (which prints the version all the same).
+    assert.equal(cli(['--version', 'scan']).stdout.trim(), pkg.version);
     for (const args of [['--help'], ['run', '--help'], ['init', '--help'], ['config', '--help'], ['config', 'check', '--help'], ['config', 'schema', '--help']]) {
       const r = cli(args);
       assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
@@ -42,6 +46,12 @@ describe('cli', () => {
     }
     // A command's own modules load when it runs, not before.
     assert.ok(loads(['config', 'schema']).urls.some((u) => u.endsWith('/dist/core/config/schema.js')));
+    // --version is answered by bin/ itself, from package.json: not even commander loads.
+    for (const flag of ['--version', '-V']) {
+      const { status, urls } = loads([flag]);
+      assert.equal(status, 0);
+      assert.deepEqual(urls.filter((u) => !u.startsWith('node:')), [pathToFileURL(BIN).href], flag);
+    }
   });
 
   it('exits 2 on an unknown command or a missing option', () => {

@@ -9,7 +9,12 @@
  *   - `recovery-agent scan --store S --json` over a 2 GiB store (8 KiB pages) that sits in the
  *     page cache (created with bench/fixtures/cachedStore.ts and read once; dropping caches is
  *     not possible here), against `xxhsum -H3 S/pages.db`, the checksum baseline, `--scan-runs`
- *     runs each (default 7). Every scan must report every page and no corrupt one.
+ *     runs each (default 7); and the same scan with `--workers 1` (the command's own thread
+ *     only, no pool), which shows what the pool's worker adds once its start is paid for.
+ *     Every scan must report every page and no corrupt one.
+ * The load average before and after goes into the JSON: other work on the machine slows
+ * processes unevenly (a worker thread that waits for a core helps less), so compare runs with
+ * the load they were measured under.
  * Goals (TARGETS.md, CLI start): `--version` and `--help` ≤ 2× bare Node's median time; `scan`
  * ≥ 1.3× `xxhsum -H3`'s speed, process start included.
  *
@@ -113,7 +118,9 @@ async function main(): Promise<void> {
     if (probe.error) throw new Error(`xxhsum is needed for the baseline (apt-get install xxhash): ${probe.error.message}`);
 
     const startCmds = [nodeBare, version, help];
-    const scanCmds = [xxhsum, scan];
+    const scanOne: Cmd = { ...scan, name: 'recovery-agent scan --store --workers 1', args: [...scan.args, '--workers', '1'] };
+    const scanCmds = [xxhsum, scan, scanOne];
+    const loadBefore = os.loadavg();
     const times = new Map<Cmd, number[]>([...startCmds, ...scanCmds].map((c) => [c, []]));
     // One unrecorded run of each: the binaries, node_modules and dist/ into the page cache.
     for (const c of [...startCmds, ...scanCmds]) run(c);
@@ -149,9 +156,12 @@ async function main(): Promise<void> {
       params: {
         runs: RUNS, scanRuns: SCAN_RUNS, storeBytes: bytes, pageSize: PAGE_SIZE, pages,
         timing: 'wall time from spawn to exit of each process (spawnSync), interleaved rounds, after one unrecorded run of each; value = median',
+        store: given ? 'given with --store, read once' : 'created for this run (bench/fixtures/cachedStore.ts)',
         cache: 'store read once before timing (page cache)', cpus: os.availableParallelism(),
+        loadavg: { before: loadBefore.map((l) => Number(l.toFixed(2))), after: os.loadavg().map((l) => Number(l.toFixed(2))) },
       },
     });
+    process.stdout.write(`  load average (1 min) ${loadBefore[0]!.toFixed(2)} before, ${os.loadavg()[0]!.toFixed(2)} after, on ${os.availableParallelism()} CPUs\n`);
   } finally {
     if (base) rmSync(base, { recursive: true, force: true });
   }

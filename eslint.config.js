@@ -15,4 +15,18 @@ export default tseslint.config(
       '@typescript-eslint/no-require-imports': 'off',
     },
   },
+  {
+    // The core knows contracts, not implementations: it never imports a plugin or the app layer.
+    files: ['core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/plugins/**', '**/cli/**'], message: 'core/ must not import plugins/ or the app layer (cli/): depend on a contract in core/contracts/ and let the app layer wire the implementation' }] }],
+    },
+  },
+  {
+    // Plugins are libraries of the app layer, never the other way round.
+    files: ['plugins/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/cli/**'], message: 'plugins must not import the app layer (cli/)' }] }],
+    },
+  },
 );

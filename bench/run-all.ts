@@ -8,7 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const benches = ['hash', 'ring', 'scan', 'commit', 'redo', 'health', 'snapshot', 'repair'];
+const benches = ['hash', 'ring', 'scan', 'cli', 'commit', 'redo', 'health', 'snapshot', 'repair'];
 for (const name of benches) {
   const file = path.join(here, `${name}.js`);
   if (!existsSync(file)) {

@@ -18,7 +18,7 @@
  * Run: npm run bench:scan   (options: --rounds N, --scrub-seconds S)
  */
 import { spawnSync } from 'node:child_process';
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -26,7 +26,7 @@ import { pino } from 'pino';
 import { WorkerPool } from '../core/workerPool.js';
 import { scanStore } from '../plugins/corruption-detector/scanner.js';
 import { Scrubber, type ScrubMode } from '../plugins/corruption-detector/scrubber.js';
-import { createStore } from '../plugins/pagestore/storeFiles.js';
+import { createCachedStore } from './fixtures/cachedStore.js';
 import { numArg } from './lib/args.js';
 import { report, type BenchRow } from './lib/report.js';
 
@@ -47,16 +47,6 @@ function processCpuSeconds(): number {
   return ticks / clockTicks;
 }
 const clockTicks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-function warm(file: string): void {
-  const fd = openSync(file, 'r');
-  const buf = Buffer.alloc(8 << 20);
-  try {
-    for (let pos = 0; readSync(fd, buf, 0, buf.length, pos) > 0; pos += buf.length);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 function gbRow(name: string, seconds: number, extra: Record<string, number | string> = {}): BenchRow {
   return {
@@ -108,9 +98,7 @@ async function main(): Promise<void> {
   const pools: WorkerPool[] = [];
   try {
     process.stdout.write(`creating a ${STORE_BYTES / 2 ** 30} GiB store (${PAGES} pages of ${PAGE_SIZE} bytes) in ${dir} ...\n`);
-    await createStore(dir, { pageCount: PAGES, pageSize: PAGE_SIZE });
-    const file = path.join(dir, 'pages.db');
-    warm(file);
+    const { dataFile: file } = await createCachedStore(dir, STORE_BYTES, PAGE_SIZE);
 
     const probe = spawnSync('xxhsum', ['-H3', file], { encoding: 'utf8' });
     const haveXxhsum = !probe.error && probe.status === 0;

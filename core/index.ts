@@ -15,6 +15,5 @@ export { createLogger } from './logger.js';
 export { loadConfigFile, parseConfigText, validateConfig, configJsonSchema, type AgentConfig, type AgentConfigInput } from './config/index.js';
 export * from './ring/index.js';
 
-// The reference engine is part of the package's public API, so applications can
-// `import { PageStore } from 'recovery-agent'`.
-export { PageStore, Transaction, recover, pageStoreEngine, type PageStoreOptions, type CheckpointStats, type RecoverOptions, type RecoveryStats } from '../plugins/pagestore/index.js';
+// The core knows no plugin: the reference engine (PageStore, Transaction, recover,
+// pageStoreEngine) is the package's `recovery-agent/pagestore` export.

@@ -15,6 +15,8 @@ export interface BenchRow {
   unit: string;
   /** value / baseline value, filled in by `report`. */
   ratio?: number;
+  /** The row this one's ratio is against, when not the report's baseline (a table of two kinds of rows). */
+  baseline?: string;
   /** Extra measured figures worth keeping (pages/s, seconds, ...). */
   extra?: Record<string, number | string>;
 }
@@ -37,12 +39,17 @@ export function repoRoot(): string {
 export function report(r: BenchReport): BenchReport {
   const base = r.rows.find((row) => row.name === r.baseline);
   if (!base) throw new Error(`benchmark ${r.bench}: baseline row "${r.baseline}" was not measured`);
-  for (const row of r.rows) row.ratio = row.value / base.value;
+  for (const row of r.rows) {
+    const against = row.baseline === undefined ? base : r.rows.find((x) => x.name === row.baseline);
+    if (!against) throw new Error(`benchmark ${r.bench}: row "${row.name}" names baseline "${row.baseline}", which was not measured`);
+    row.ratio = row.value / against.value;
+  }
   const width = Math.max(...r.rows.map((row) => row.name.length), 8);
   console.log(`\n${r.bench} (baseline: ${r.baseline})`);
   for (const row of r.rows) {
     const extra = row.extra ? '  ' + Object.entries(row.extra).map(([k, v]) => `${k}=${typeof v === 'number' ? fmt(v) : v}`).join(' ') : '';
-    console.log(`  ${row.name.padEnd(width)}  ${fmt(row.value).padStart(10)} ${row.unit.padEnd(10)} ×${row.ratio!.toFixed(2)}${extra}`);
+    const vs = row.baseline === undefined ? '' : ` (vs ${row.baseline})`;
+    console.log(`  ${row.name.padEnd(width)}  ${fmt(row.value).padStart(10)} ${row.unit.padEnd(10)} ×${row.ratio!.toFixed(2)}${vs}${extra}`);
   }
   if (r.goal) console.log(`  goal: ${r.goal.description} — ${r.goal.met ? 'MET' : 'NOT MET'}`);
   const out = path.join(repoRoot(), 'bench', 'results');

@@ -3,11 +3,14 @@
  * (checksum, magic, version, page id = position, page LSN not beyond the end of the WAL).
  *
  * A range is cut into runs of at least 1 MiB and at most 8 MiB (below 1 MiB two workers lose to
- * one thread: the task round trip costs ~80 µs). Each run goes to a worker-pool task that reads
- * it with positional reads into its lane's slab of one SharedArrayBuffer and verifies it there,
- * a piece at a time (scanTask.ts); without a pool the same work runs on the calling thread with
- * asynchronous reads. Two runs per worker are in flight, so the next run is already queued when
- * a worker finishes one.
+ * one thread: the task round trip costs ~80 µs). Lanes take runs from a cursor they share
+ * (scanControl.ts) and read each with positional reads into the lane's slab of one
+ * SharedArrayBuffer, verifying it there a piece at a time (scanTask.ts). On a worker pool each
+ * task takes one run, so the pool, which the agent shares, gives other work a worker between
+ * runs; two lanes per worker are in flight, so the next run is already queued when a worker
+ * finishes one. Without a pool, lanes are asynchronous loops on the calling thread. With
+ * `callingThread` (the `scan` command), the calling thread checks runs itself with synchronous
+ * reads from the start, and each worker takes runs until none is left as soon as it is up.
  *
  * Scans only read and take no lock, so they may race a writer's checkpoint. A page that fails is
  * therefore read again, `recheckAttempts` times `recheckDelayMs` apart (default 3 × 50 ms), each
@@ -19,13 +22,15 @@
  * stays open until every task using it has settled.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { verifyPages } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
-import { defineTask, type WorkerPool } from '../../core/workerPool.js';
+import { defineTask } from '../../core/taskRef.js';
+import type { WorkerPool } from '../../core/workerPool.js';
 import { reasonOf, type CorruptReason, type PageFinding } from './reasons.js';
+import { ScanControl } from './scanControl.js';
 import { openScanTarget, walEndLsn, type ScanTarget, type ScanTargetOptions } from './scanTarget.js';
-import { PIECE_BYTES, scanRunInline, type ScanTaskInput, type ScanTaskResult } from './scanTask.js';
+import { PIECE_BYTES, scanRuns, scanRunsInline, type ScanTaskInput, type ScanTaskResult } from './scanTask.js';
 
 const scanTask = defineTask<ScanTaskInput, ScanTaskResult>(new URL('./scanTask.js', import.meta.url));
 
@@ -46,9 +51,20 @@ export interface RecheckOptions {
 export interface RangeScanOptions {
   /** Worker pool to run on; without one the scan runs on the calling thread. */
   pool?: WorkerPool;
-  /** Largest run per task, in bytes (at least 1 MiB or one page). Default 8 MiB. */
+  /**
+   * The calling thread checks runs too, with synchronous reads, blocking its event loop until no
+   * run is left (an abort is then seen only after it): for a process with nothing else to do,
+   * such as the `scan` command, never in the agent. It starts at once, before any worker is up;
+   * the pool's workers take one task each and pull runs until none is left, needing nothing from
+   * the blocked event loop. Default false.
+   */
+  callingThread?: boolean;
+  /** Largest run, in bytes (at least 1 MiB or one page). Default 8 MiB. */
   taskBytes?: number;
-  /** Runs in flight at once. Default: two per worker thread (two without a pool). */
+  /**
+   * Lanes besides the calling thread's own (with `callingThread`). Default: two per worker thread
+   * (one running, one queued), one per worker thread with `callingThread`, two without a pool.
+   */
   lanes?: number;
   /** Stops scheduling new runs; the scan then rejects with the signal's reason. */
   signal?: AbortSignal;
@@ -126,50 +142,114 @@ export class PageScanner {
   private async scanLocked(first: number, count: number, options: RangeScanOptions): Promise<RangeScanResult> {
     const { pageSize } = this.target;
     const { pool, signal } = options;
+    const caller = options.callingThread === true;
     const maxLsn = await walEndLsn(this.target.walDir);
-    const lanes = Math.max(1, options.lanes ?? (pool ? pool.threads * LANES_PER_THREAD : 2));
+    // Lanes besides the calling thread's: tasks on the pool, or asynchronous loops without one.
+    const otherLanes = Math.max(caller ? 0 : 1, options.lanes ?? (pool ? pool.threads * (caller ? 1 : LANES_PER_THREAD) : caller ? 0 : 2));
+    const allLanes = otherLanes + (caller ? 1 : 0);
     const maxTaskPages = Math.max(1, Math.floor(Math.max(options.taskBytes ?? DEFAULT_TASK_BYTES, MIN_TASK_BYTES) / pageSize));
     const minTaskPages = Math.max(1, Math.floor(MIN_TASK_BYTES / pageSize));
-    const taskPages = Math.min(maxTaskPages, Math.max(minTaskPages, Math.ceil(count / lanes)));
+    const runPages = Math.min(maxTaskPages, Math.max(minTaskPages, Math.ceil(count / allLanes)));
+    const runCount = Math.ceil(count / runPages);
     // A lane's slab holds one piece: runs are read and checked a piece at a time (scanTask.ts).
     const laneBytes = Math.max(PIECE_BYTES, pageSize);
-    const slab = this.slabFor(lanes * laneBytes);
+    const slab = this.slabFor(allLanes * laneBytes);
+    const controlBuffer = ScanControl.allocate(runCount, allLanes);
+    const control = new ScanControl(controlBuffer);
+    const controlView = new Uint8Array(controlBuffer);
+    const input = (lane: number, maxRuns: number): ScanTaskInput => ({
+      fd: this.handle.fd, control: controlView, lane, slab: new Uint8Array(slab, lane * laneBytes, laneBytes) as Uint8Array<SharedArrayBuffer>,
+      pageSize, firstPageId: first, pageCount: count, runPages, maxLsn, maxRuns: Math.max(1, maxRuns),
+    });
+    const progress = options.onProgress && (() => options.onProgress!({ pages: control.pagesDone, bytes: control.pagesDone * pageSize }));
+    const onAbort = () => control.stop();
+    if (signal?.aborted) control.stop();
+    signal?.addEventListener('abort', onAbort);
 
-    const suspects: Suspect[] = [];
-    let pagesScanned = 0;
-    let next = first;
-    const end = first + count;
-    let failedLane = false;
-
-    const lane = async (i: number): Promise<void> => {
-      const laneView = new Uint8Array(slab, i * laneBytes, laneBytes) as Uint8Array<SharedArrayBuffer>;
-      while (next < end && !signal?.aborted && !failedLane) {
-        const runFirst = next;
-        const runPages = Math.min(taskPages, end - runFirst);
-        next += runPages;
-        const input: ScanTaskInput = { fd: this.handle.fd, slab: laneView, pageSize, firstPageId: runFirst, pageCount: runPages, maxLsn };
-        let r: ScanTaskResult;
-        try {
-          r = pool ? await pool.run(scanTask, input) : await scanRunInline(input, this.handle);
-        } catch (err) {
-          failedLane = true;
-          throw err;
-        }
-        for (let k = 0; k < r.bad.length; k += 2) suspects.push({ pageId: runFirst + r.bad[k]!, reason: reasonOf(r.bad[k + 1]!) });
-        for (let p = r.pagesRead; p < runPages; p++) suspects.push({ pageId: runFirst + p, reason: 'short-read' });
-        pagesScanned += r.pagesRead;
-        options.onProgress?.({ pages: pagesScanned, bytes: pagesScanned * pageSize });
+    const results: ScanTaskResult[] = [];
+    // Every lane that started settles before the scan returns or throws: tasks still reading
+    // through the descriptor or into the slab must finish before either can be reused or closed.
+    let settled: PromiseSettledResult<unknown>[];
+    try {
+      if (caller) settled = await this.scanWithCaller(input, control, otherLanes, runCount, pool, results, progress);
+      else {
+        const lane = async (i: number): Promise<void> => {
+          if (!pool) return void results.push(await scanRunsInline(input(i, Infinity), this.handle, progress));
+          // One run per task: the pool is shared, and other work gets a worker between runs.
+          while (control.runsLeft) {
+            const r = await this.runOnPool(pool, input(i, 1), control);
+            if (r.runs === 0) break;
+            results.push(r);
+            progress?.();
+          }
+        };
+        settled = await Promise.allSettled(Array.from({ length: Math.min(otherLanes, runCount) }, (_, i) => lane(i)));
       }
-    };
-    // Every lane settles before the scan returns or throws: tasks still reading through the
-    // descriptor or into the slab must finish before either can be reused or closed.
-    const settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, Math.ceil(count / taskPages)) }, (_, i) => lane(i)));
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
     if (signal?.aborted) throw signal.reason ?? new Error('scan aborted');
+    // With the calling thread's lane, the last run may have been a worker's: report the end.
+    if (caller) progress?.();
 
+    const suspects: Suspect[] = [];
+    let pagesScanned = 0;
+    for (const r of results) {
+      pagesScanned += r.pagesRead;
+      for (let k = 0; k < r.bad.length; k += 2) suspects.push({ pageId: first + r.bad[k]!, reason: reasonOf(r.bad[k + 1]!) });
+      for (let k = 0; k < r.short.length; k += 2) {
+        for (let p = 0; p < r.short[k + 1]!; p++) suspects.push({ pageId: first + r.short[k]! + p, reason: 'short-read' });
+      }
+    }
     const { corrupt, transient } = await this.confirm(suspects);
     return { pagesScanned, bytesScanned: pagesScanned * pageSize, corrupt, transient, maxLsn };
+  }
+
+  /**
+   * The calling thread checks runs itself, synchronously, while the pool's workers (one task
+   * each, taking runs until none is left) join as soon as they are up. The pool hands a task to
+   * a worker only from this thread's event loop, so until every worker has started its task this
+   * thread checks one run at a time and lets the event loop turn between runs; after that it
+   * checks the rest in one go. Then it waits only for the workers that started: a worker still
+   * booting when the last run was taken is not waited for (its task, if it ever runs, finds its
+   * lane closed and touches nothing).
+   */
+  private async scanWithCaller(
+    input: (lane: number, maxRuns: number) => ScanTaskInput, control: ScanControl, workerLanes: number, runCount: number,
+    pool: WorkerPool | undefined, results: ScanTaskResult[], progress: (() => void) | undefined,
+  ): Promise<PromiseSettledResult<unknown>[]> {
+    // The calling thread takes a run of its own first, so at most runCount - 1 tasks are useful.
+    const lanes = pool ? Array.from({ length: Math.min(workerLanes, Math.max(0, runCount - 1)) }, (_, i) => i) : [];
+    const ownLane = lanes.length;
+    const tasks = lanes.map((lane) => this.runOnPool(pool!, input(lane, runCount), control));
+    const own = (async () => {
+      while (lanes.some((lane) => !control.hasEntered(lane))) {
+        const r = scanRuns(input(ownLane, 1), progress);
+        results.push(r);
+        if (r.runs === 0) return;
+        await yieldToEventLoop();
+      }
+      results.push(scanRuns(input(ownLane, runCount), progress));
+    })();
+    await own.catch(() => undefined);
+    const waited: Promise<unknown>[] = [own];
+    lanes.forEach((lane, i) => {
+      if (control.closeLaneIfIdle(lane)) tasks[i]!.catch(() => undefined);
+      else waited.push(tasks[i]!.then((r) => void results.push(r)));
+    });
+    return Promise.allSettled(waited);
+  }
+
+  /** One task on the pool; a task that cannot even be run (pool closed, bad payload) stops the other lanes too. */
+  private async runOnPool(pool: WorkerPool, input: ScanTaskInput, control: ScanControl): Promise<ScanTaskResult> {
+    try {
+      return await pool.run(scanTask, input);
+    } catch (err) {
+      control.stop();
+      throw err;
+    }
   }
 
   /** Re-reads failing pages; see the file comment. */

@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../core/agent.js';
 import { validateConfig } from '../../core/config/load.js';
 import { tokenMatches } from '../../core/http/auth.js';
-import { builtinPlugins } from '../../plugins/index.js';
+import { builtinPlugins } from '../../cli/builtins.js';
 import { captureLogger } from '../helpers/logCapture.js';
 import { BIN } from '../helpers/cli.js';
 import { killedWriter, tmpStoreDir } from '../helpers/store.js';

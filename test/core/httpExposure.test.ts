@@ -11,7 +11,7 @@ import type { AgentConfig } from '../../core/config/schema.js';
 import { validateConfig } from '../../core/config/load.js';
 import { isRaError } from '../../core/errors.js';
 import { exposureProblem, isLoopbackHost } from '../../core/http/exposure.js';
-import { builtinPlugins } from '../../plugins/index.js';
+import { builtinPlugins } from '../../cli/builtins.js';
 import { cli } from '../helpers/cli.js';
 import { captureLogger } from '../helpers/logCapture.js';
 

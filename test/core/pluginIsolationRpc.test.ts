@@ -18,7 +18,7 @@ import { isRaError } from '../../core/errors.js';
 import { FailureBus } from '../../core/failureBus.js';
 import { PluginHost } from '../../core/pluginHost.js';
 import * as tokens from '../../core/tokens.js';
-import { builtinPlugins } from '../../plugins/index.js';
+import { builtinPlugins } from '../../cli/builtins.js';
 import { captureLogger } from '../helpers/logCapture.js';
 import { fixture, repoRoot } from '../helpers/paths.js';
 import { until } from '../helpers/wait.js';

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { Agent } from '../../core/agent.js';
 import { validateConfig } from '../../core/config/load.js';
 import { ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
-import { builtinPlugins } from '../../plugins/index.js';
+import { builtinPlugins } from '../../cli/builtins.js';
 import { captureLogger } from '../helpers/logCapture.js';
 import { until } from '../helpers/wait.js';
 

@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
-import { WorkerPool } from '../../../core/workerPool.js';
+import { WorkerPool, defineTask } from '../../../core/workerPool.js';
 import { PageScanner, scanStore } from '../../../plugins/corruption-detector/scanner.js';
 import { walEndLsn } from '../../../plugins/corruption-detector/scanTarget.js';
 import { writeU64 } from '../../../plugins/pagestore/format.js';
@@ -75,7 +75,7 @@ describe('scanner', () => {
     expected.set(0, 'checksum');
 
     const want = [...expected].map(([pageId, reason]) => ({ pageId, reason })).sort((a, b) => a.pageId - b.pageId);
-    for (const options of [{ pool }, {}, { pool, taskBytes: 1 }]) {
+    for (const options of [{ pool }, {}, { pool, taskBytes: 1 }, { pool, callingThread: true }, { pool, callingThread: true, taskBytes: 1 }, { callingThread: true }]) {
       const r = await scanStore(dir, { ...options, recheckDelayMs: 1 });
       assert.deepEqual(r.corrupt, want, `options ${Object.keys(options).join(',') || 'inline'}`);
       assert.equal(r.pagesScanned, pages);
@@ -85,16 +85,67 @@ describe('scanner', () => {
 
   it('scans a range, and refuses one outside the store', async () => {
     const dir = path.join(tmpDir(), 'store');
-    await makeStore(dir, 64, 4096);
-    const hit = flipBits(dir, 4096, 64, 6, 7);
+    await makeStore(dir, 1024, 4096);
+    const hit = flipBits(dir, 4096, 1024, 60, 7);
     const scanner = await PageScanner.open(dir, { recheckDelayMs: 1 });
     try {
-      const r = await scanner.scan(10, 30, { pool });
-      assert.equal(r.pagesScanned, 30);
-      assert.deepEqual(r.corrupt.map((c) => c.pageId), [...hit.keys()].filter((p) => p >= 10 && p < 40).sort((a, b) => a - b));
-      await assert.rejects(scanner.scan(60, 5), (err: unknown) => isRaError(err, 'RA_ERR_PAGE_RANGE'));
+      for (const options of [{ pool }, {}, { pool, callingThread: true }]) {
+        // 700 pages from page 10: several 1 MiB runs, the last one partial.
+        const r = await scanner.scan(10, 700, { ...options, taskBytes: 1 });
+        assert.equal(r.pagesScanned, 700);
+        assert.deepEqual(r.corrupt.map((c) => c.pageId), [...hit.keys()].filter((p) => p >= 10 && p < 710).sort((a, b) => a - b), Object.keys(options).join(','));
+      }
+      await assert.rejects(scanner.scan(1020, 5), (err: unknown) => isRaError(err, 'RA_ERR_PAGE_RANGE'));
     } finally {
       await scanner.close();
+    }
+  });
+
+  it('with the calling thread scanning, does not wait for a worker that never got to start', async () => {
+    const dir = path.join(tmpDir(), 'store');
+    await makeStore(dir, 1024, 4096);
+    const hit = flipBits(dir, 4096, 1024, 5, 11);
+    const busy = new WorkerPool({ threads: 1 });
+    const flag = new Int32Array(new SharedArrayBuffer(4));
+    const held = busy.run(defineTask<{ flag: Int32Array<SharedArrayBuffer> }, void>(fixture('poolTask.js'), 'hold'), { flag });
+    const release = () => {
+      Atomics.store(flag, 0, 1);
+      Atomics.notify(flag, 0);
+    };
+    // A scan that waited for the held worker would wait forever: let it go after a while, so the
+    // test fails on the assertion below instead of hanging.
+    const deadline = setTimeout(release, 10_000);
+    try {
+      // The pool's one worker is held: the scan's task queues behind it, and the calling thread
+      // checks every run itself.
+      const r = await scanStore(dir, { pool: busy, callingThread: true, taskBytes: 1, recheckDelayMs: 1 });
+      assert.equal(r.pagesScanned, 1024);
+      assert.deepEqual(r.corrupt.map((c) => c.pageId), [...hit.keys()].sort((a, b) => a - b));
+      assert.equal(Atomics.load(flag, 0), 0, 'the worker was still held when the scan returned');
+    } finally {
+      clearTimeout(deadline);
+      release();
+      await held;
+      await busy.close();
+    }
+  });
+
+  it('reports the pages of a data file that shrank during the scan as short reads', async () => {
+    const dir = path.join(tmpDir(), 'store');
+    await makeStore(dir, 600, 4096);
+    for (const options of [{ pool }, {}, { pool, callingThread: true }]) {
+      const scanner = await PageScanner.open(dir, { recheckDelayMs: 1 });
+      const file = path.join(dir, 'pages.db');
+      const good = readFileSync(file);
+      try {
+        truncateSync(file, 4096 * 550 + 100);
+        const r = await scanner.scan(0, 600, { ...options, taskBytes: 1 });
+        assert.equal(r.pagesScanned, 550);
+        assert.deepEqual(r.corrupt, Array.from({ length: 50 }, (_, i) => ({ pageId: 550 + i, reason: 'short-read' })), Object.keys(options).join(','));
+      } finally {
+        await scanner.close();
+        writeFileSync(file, good);
+      }
     }
   });
 

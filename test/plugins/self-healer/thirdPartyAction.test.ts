@@ -6,7 +6,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
-import { builtinPlugins } from '../../../plugins/index.js';
+import { builtinPlugins } from '../../../cli/builtins.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { repoRoot } from '../../helpers/paths.js';
 

@@ -10,7 +10,7 @@ import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
-import { builtinPlugins } from '../../../plugins/index.js';
+import { builtinPlugins } from '../../../cli/builtins.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { tmpStoreDir } from '../../helpers/store.js';

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../core/config/load.js';
-import { builtinPlugins } from '../../../plugins/index.js';
+import { builtinPlugins } from '../../../cli/builtins.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { TransactionRollbackManager } from '../../../plugins/transaction-rollback/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';

@@ -4,14 +4,8 @@
  */
 import path from 'node:path';
 import type { Command } from 'commander';
-import { createSnapshot, type SnapshotReport } from '../../plugins/snapshot-manager/createSnapshot.js';
-import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
-import { loadAll } from '../../plugins/snapshot-manager/manifest.js';
-import { pruneSnapshots } from '../../plugins/snapshot-manager/prune.js';
-import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
-import { parseDuration } from '../config/units.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import type { SnapshotReport } from '../plugins/snapshot-manager/createSnapshot.js';
+import { raError } from '../core/errors.js';
 import { ProgressBar } from './progressBar.js';
 
 const print = (s: string): void => void process.stdout.write(s + '\n');
@@ -30,6 +24,11 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--json', 'print the manifest as JSON')
     .option('--no-progress', 'no progress bar')
     .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
+      const [{ createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
+        import('../plugins/snapshot-manager/createSnapshot.js'),
+        import('../plugins/snapshot-manager/leftovers.js'),
+        import('../core/workerPool.js'),
+      ]);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
@@ -61,6 +60,7 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<dir>', 'the snapshot directory')
     .option('--json', 'print JSON')
     .action(async (dir: string, o: { json?: boolean }) => {
+      const { loadAll } = await import('../plugins/snapshot-manager/manifest.js');
       const all = await loadAll(dir);
       const rows = all.map((s) => s.manifest
         ? { id: s.id, kind: s.manifest.kind, base: s.manifest.baseId, startLsn: s.manifest.startLsn, endLsn: s.manifest.endLsn, pages: s.manifest.pagesCopied, bytes: s.manifest.chunks.reduce((n, c) => n + c.bytes, 0), finishedAt: new Date(s.manifest.finishedAt).toISOString() }
@@ -80,6 +80,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', '\nExit codes: 0 everything verifies, 4 damage found (each problem is named), 2 bad usage.')
     .action(async (dir: string, o: { json?: boolean; progress?: boolean }) => {
+      const { verifySnapshots } = await import('../plugins/snapshot-manager/verify.js');
       const bar = ProgressBar.forStderr(o.progress !== false);
       const r = await verifySnapshots(dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
       if (o.json) json(r);
@@ -97,15 +98,16 @@ export function registerSnapshotCommands(program: Command): void {
     .argument('<dir>', 'the snapshot directory')
     .requiredOption('--keep-full <n>', 'full snapshots to keep', nonNegativeInt('--keep-full'))
     .requiredOption('--keep-incremental <n>', 'incremental snapshots to keep', nonNegativeInt('--keep-incremental'))
-    .option('--max-age <duration>', 'also drop snapshots older than this (e.g. 7d), unless a kept one needs them', (v) => {
-      const ms = parseDuration(v);
-      if (ms === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${v}")`);
-      return ms;
-    })
+    .option('--max-age <duration>', 'also drop snapshots older than this (e.g. 7d), unless a kept one needs them')
     .option('--dry-run', 'only say what would be deleted')
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: number; dryRun?: boolean; json?: boolean }) => {
-      const r = await pruneSnapshots(dir, { keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(o.maxAge !== undefined ? { maxAgeMs: o.maxAge } : {}), dryRun: Boolean(o.dryRun) });
+    .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: string; dryRun?: boolean; json?: boolean }) => {
+      // --max-age is parsed here rather than by commander, so that --help never loads the unit parsers.
+      const { parseDuration } = await import('../core/config/units.js');
+      const maxAgeMs = o.maxAge === undefined ? undefined : parseDuration(o.maxAge);
+      if (o.maxAge !== undefined && maxAgeMs === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${o.maxAge}")`);
+      const [{ pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
+      const r = await pruneSnapshots(dir, { keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), dryRun: Boolean(o.dryRun) });
       if (o.json) return json(r);
       print(`${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} snapshot(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}; ${r.walSegmentsDeleted.length} archived WAL segment(s); kept ${r.kept.length}`);
       if (r.leftovers.removed.length > 0) print(describeLeftovers(r.leftovers.removed, o.dryRun ? 'would remove' : 'removed'));

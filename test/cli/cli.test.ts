@@ -1,25 +1,56 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
 import { BIN, cli, cliWithClosedPipe } from '../helpers/cli.js';
-import { repoRoot } from '../helpers/paths.js';
+import { fixture, repoRoot } from '../helpers/paths.js';
 
 const tmp = () => mkdtempSync(path.join(os.tmpdir(), 'ra-cli-'));
 
 describe('cli', () => {
   it('prints its version and help for every command', () => {
     const pkg = JSON.parse(readFileSync(path.join(repoRoot(), 'package.json'), 'utf8')) as { version: string };
-    const v = cli(['--version']);
-    assert.equal(v.status, 0);
-    assert.equal(v.stdout.trim(), pkg.version);
+    for (const flag of ['--version', '-V']) {
+      const v = cli([flag]);
+      assert.equal(v.status, 0);
+      assert.equal(v.stdout, `${pkg.version}\n`);
+    }
+    // Beside anything else, --version is commander's (which prints the version all the same).
+    assert.equal(cli(['--version', 'scan']).stdout.trim(), pkg.version);
     for (const args of [['--help'], ['run', '--help'], ['init', '--help'], ['config', '--help'], ['config', 'check', '--help'], ['config', 'schema', '--help']]) {
       const r = cli(args);
       assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
       assert.match(r.stdout, /Usage: recovery-agent/);
+    }
+  });
+
+  it('help, --version and usage errors load commander and the command line only: no agent, plugin, pool, logger, config schema or addon', () => {
+    const loads = (args: string[]): { status: number | null; urls: string[] } => {
+      const trace = path.join(tmp(), 'imports.txt');
+      writeFileSync(trace, '');
+      const r = spawnSync(process.execPath, ['--import', pathToFileURL(fixture('traceImports.js')).href, BIN, ...args], {
+        env: { ...process.env, RA_TRACE_IMPORTS: trace }, encoding: 'utf8', timeout: 60_000,
+      });
+      return { status: r.status, urls: readFileSync(trace, 'utf8').split('\n').filter((u) => u && !u.includes('/dist/test/fixtures/')) };
+    };
+    const beyondCommandLine = (u: string) => /\/node_modules\/(?!commander\/)/.test(u) || /\/dist\/(plugins|core\/(?!errors\.js$))/.test(u) || /\/native\//.test(u);
+    for (const args of [['--help'], ['scan', '--help'], ['run', '--help'], ['snapshot', 'prune', '--help'], ['repair', '--help'], ['frobnicate'], ['scan', '--workers', 'x']]) {
+      const { status, urls } = loads(args);
+      assert.ok(status === 0 || status === 2, `${args.join(' ')} exited ${status}`);
+      assert.ok(urls.some((u) => u.endsWith('/dist/cli/main.js')), `${args.join(' ')}: the trace saw the command line load (${urls.join(' ')})`);
+      assert.deepEqual(urls.filter(beyondCommandLine), [], args.join(' '));
+    }
+    // A command's own modules load when it runs, not before.
+    assert.ok(loads(['config', 'schema']).urls.some((u) => u.endsWith('/dist/core/config/schema.js')));
+    // --version is answered by bin/ itself, from package.json: not even commander loads.
+    for (const flag of ['--version', '-V']) {
+      const { status, urls } = loads([flag]);
+      assert.equal(status, 0);
+      assert.deepEqual(urls.filter((u) => !u.startsWith('node:')), [pathToFileURL(BIN).href], flag);
     }
   });
 

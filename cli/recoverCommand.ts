@@ -3,11 +3,7 @@
  * redo of what was committed, rollback of what was not — then prints what it did.
  */
 import type { Command } from 'commander';
-import { readArchiveLink } from '../../plugins/pagestore/archiveLink.js';
-import { recover } from '../../plugins/pagestore/recovery.js';
-import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { raError } from '../core/errors.js';
 
 export function registerRecoverCommand(program: Command): void {
   program
@@ -19,6 +15,12 @@ export function registerRecoverCommand(program: Command): void {
     .option('--serial', 'redo on one thread (the baseline)')
     .addHelpText('after', '\nExit codes: 0 recovered, 2 not a store, 3 the store is open by a live process, 4 WAL or page corruption.')
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
+      const [{ readArchiveLink }, { recover }, { walArchiver }, { WorkerPool }] = await Promise.all([
+        import('../plugins/pagestore/archiveLink.js'),
+        import('../plugins/pagestore/recovery.js'),
+        import('../plugins/snapshot-manager/walArchive.js'),
+        import('../core/workerPool.js'),
+      ]);
       const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers });
       try {
         // A store that archives its WAL is archived before recovery recycles any of it.

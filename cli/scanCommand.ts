@@ -7,10 +7,9 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { PageScanner, type RangeScanResult } from '../../plugins/corruption-detector/scanner.js';
-import { loadConfigFile } from '../config/load.js';
-import { describeError, isRaError, raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
+import { describeError, isRaError, raError } from '../core/errors.js';
+import type { WorkerPool } from '../core/workerPool.js';
 
 interface ScanOpts {
   store?: string;
@@ -60,7 +59,7 @@ export function registerScanCommand(program: Command): void {
     .option('-s, --store <dir>', 'the store directory')
     .option('-c, --config <file>', 'scan every pagestore store of this config instead')
     .option('--json', 'print the result as JSON on stdout')
-    .option('-w, --workers <n>', 'worker threads (default: CPU count)', parsePositiveInt)
+    .option('-w, --workers <n>', 'threads that check pages, this command\'s own included (default: CPU count)', parsePositiveInt)
     .option('--page-size <bytes>', 'the page size the store must have (needed only when its control file and superblock are both damaged)', parsePageSize)
     .option('--no-progress', 'no progress bar (it is shown only when stderr is a terminal)')
     .addHelpText('after', EXIT_HELP)
@@ -68,16 +67,19 @@ export function registerScanCommand(program: Command): void {
       if (Boolean(opts.store) === Boolean(opts.config)) {
         throw raError('RA_ERR_USAGE', 'scan needs exactly one of --store DIR or --config FILE');
       }
-      const targets = opts.store
-        ? [{ id: path.basename(path.resolve(opts.store)), path: path.resolve(opts.store) }]
-        : loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
-      if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
-
-      const pool = new WorkerPool({ threads: opts.workers ?? os.availableParallelism() });
+      // This thread checks pages too (it has nothing else to do), so the pool has one thread
+      // less. It starts first: its workers boot while this thread loads the scanner and the
+      // config and opens the store, and join the scan once up.
+      const threads = opts.workers ?? os.availableParallelism();
+      const pool = threads > 1 ? new (await import('../core/workerPool.js')).WorkerPool({ threads: threads - 1 }) : undefined;
       const bar = opts.progress !== false && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
       const outcomes: StoreOutcome[] = [];
       let exitForErrors: number | undefined;
       try {
+        const targets = opts.store
+          ? [{ id: path.basename(path.resolve(opts.store)), path: path.resolve(opts.store) }]
+          : (await import('../core/config/load.js')).loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
+        if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
         for (const t of targets) {
           try {
             outcomes.push(await scanOne(t, pool, opts.pageSize, bar));
@@ -94,7 +96,7 @@ export function registerScanCommand(program: Command): void {
         }
       } finally {
         bar?.clear();
-        await pool.close();
+        await pool?.close();
       }
 
       if (opts.json) {
@@ -108,14 +110,15 @@ export function registerScanCommand(program: Command): void {
     });
 }
 
-async function scanOne(t: { id: string; path: string }, pool: WorkerPool, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
+async function scanOne(t: { id: string; path: string }, pool: WorkerPool | undefined, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
   const t0 = performance.now();
+  const { PageScanner } = await import('../plugins/corruption-detector/scanner.js');
   const scanner = await PageScanner.open(t.path, { ...(pageSize === undefined ? {} : { pageSize }), checkRecovery: true });
   let r: RangeScanResult;
   try {
     const { pageCount, pageSize: size } = scanner.target;
     bar?.begin(t.id, pageCount * size);
-    r = await scanner.scan(0, pageCount, { pool, onProgress: (p) => bar?.update(p.bytes) });
+    r = await scanner.scan(0, pageCount, { ...(pool ? { pool } : {}), callingThread: true, onProgress: (p) => bar?.update(p.bytes) });
   } finally {
     bar?.clear();
     await scanner.close();

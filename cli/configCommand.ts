@@ -1,7 +1,5 @@
 /** `recovery-agent config check FILE` and `recovery-agent config schema`. */
 import type { Command } from 'commander';
-import { configJsonSchema } from '../config/schema.js';
-import { loadConfigFile } from '../config/load.js';
 
 export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('check a config file or print its JSON Schema');
@@ -10,7 +8,8 @@ export function registerConfigCommands(program: Command): void {
     .description('validate a config file; exits 0 when valid, 2 with the key path of each problem when not')
     .argument('<file>', 'the YAML config file')
     .option('--json', 'print the validated config (defaults applied, units parsed) as JSON')
-    .action((file: string, opts: { json?: boolean }) => {
+    .action(async (file: string, opts: { json?: boolean }) => {
+      const { loadConfigFile } = await import('../core/config/load.js');
       const cfg = loadConfigFile(file);
       if (opts.json) process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
       else process.stdout.write(`${cfg.source}: valid (${cfg.stores.length} store(s), ${cfg.plugins.length} plugin(s))\n`);
@@ -18,7 +17,8 @@ export function registerConfigCommands(program: Command): void {
   config
     .command('schema')
     .description('print the JSON Schema of the config file, for editors')
-    .action(() => {
+    .action(async () => {
+      const { configJsonSchema } = await import('../core/config/schema.js');
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
     });
 }

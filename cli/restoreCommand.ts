@@ -3,10 +3,7 @@
  * store from snapshots and archived WAL, to the end of the WAL chain or to a past point.
  */
 import type { Command } from 'commander';
-import { describeLeftovers } from '../../plugins/snapshot-manager/leftovers.js';
-import { restoreSnapshot } from '../../plugins/snapshot-manager/restore.js';
-import { raError } from '../errors.js';
-import { WorkerPool } from '../workerPool.js';
+import { raError } from '../core/errors.js';
 import { ProgressBar } from './progressBar.js';
 
 const HELP = `
@@ -56,6 +53,11 @@ export function registerRestoreCommand(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
       if (o.lsn !== undefined && o.time !== undefined) throw raError('RA_ERR_USAGE', 'restore takes --lsn or --time, not both');
+      const [{ describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
+        import('../plugins/snapshot-manager/leftovers.js'),
+        import('../plugins/snapshot-manager/restore.js'),
+        import('../core/workerPool.js'),
+      ]);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {

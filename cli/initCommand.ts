@@ -1,8 +1,7 @@
 /** `recovery-agent init [FILE]`: writes a commented sample config. */
 import { existsSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import { SAMPLE_CONFIG } from '../config/sampleConfig.js';
-import { raError } from '../errors.js';
+import { raError } from '../core/errors.js';
 
 export function registerInitCommand(program: Command): void {
   program
@@ -10,7 +9,8 @@ export function registerInitCommand(program: Command): void {
     .description('write a commented sample config to FILE (or print it when FILE is omitted)')
     .argument('[file]', 'where to write the config')
     .option('-f, --force', 'overwrite FILE if it exists')
-    .action((file: string | undefined, opts: { force?: boolean }) => {
+    .action(async (file: string | undefined, opts: { force?: boolean }) => {
+      const { SAMPLE_CONFIG } = await import('../core/config/sampleConfig.js');
       if (!file) {
         process.stdout.write(SAMPLE_CONFIG);
         return;

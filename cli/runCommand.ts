@@ -4,10 +4,6 @@
  * (SIGINT more than a second after the first) while stopping exits at once with 1.
  */
 import type { Command } from 'commander';
-import { builtinPlugins } from '../../plugins/index.js';
-import { Agent } from '../agent.js';
-import { loadConfigFile } from '../config/load.js';
-import { createLogger } from '../logger.js';
 
 export function registerRunCommand(program: Command): void {
   program
@@ -15,6 +11,13 @@ export function registerRunCommand(program: Command): void {
     .description('run the agent until SIGINT or SIGTERM')
     .requiredOption('-c, --config <file>', 'the YAML config file')
     .action(async (opts: { config: string }) => {
+      // The agent first: it loads reflect-metadata, which tsyringe needs before it is imported.
+      const { Agent } = await import('../core/agent.js');
+      const [{ builtinPlugins }, { loadConfigFile }, { createLogger }] = await Promise.all([
+        import('./builtins.js'),
+        import('../core/config/load.js'),
+        import('../core/logger.js'),
+      ]);
       const config = loadConfigFile(opts.config);
       const log = createLogger({ level: config.agent.logLevel });
       const agent = new Agent({ config, builtins: builtinPlugins, log });

@@ -2,11 +2,14 @@
  * The `recovery-agent` command line. Each command lives in its own file; this one wires them
  * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise); a
  * closed output pipe drops the output, not the command (brokenPipe.ts).
+ *
+ * Start-up cost is paid per command: this file and the command files import only commander and
+ * the error catalogue, so `--help` and usage errors load nothing else; each command imports what
+ * it needs (the agent, the config loader, a plugin's modules, the worker pool) inside its action.
  */
-import 'reflect-metadata';
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { packageVersion } from '../agent.js';
-import { describeError, isRaError } from '../errors.js';
+import { describeError, isRaError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
@@ -17,6 +20,12 @@ import { registerRunCommand } from './runCommand.js';
 import { registerScanCommand } from './scanCommand.js';
 import { registerSnapshotCommands } from './snapshotCommand.js';
 import { registerStatusCommand } from './statusCommand.js';
+
+/** This package's version, from package.json (read here: core/agent.ts has it too, but loads the whole agent). */
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
 
 export function buildProgram(): Command {
   const program = new Command('recovery-agent')

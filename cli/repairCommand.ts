@@ -5,8 +5,8 @@
  * `repair-page` healing action run by hand (plugins/data-repairer).
  */
 import type { Command } from 'commander';
-import { repairPage, type PageRepairOutcome } from '../../plugins/data-repairer/repair.js';
-import { describeError, raError } from '../errors.js';
+import type { PageRepairOutcome } from '../plugins/data-repairer/repair.js';
+import { describeError, raError } from '../core/errors.js';
 
 function parsePages(v: string): number[] {
   const pages = v.split(',').map((x) => Number(x.trim()));
@@ -24,6 +24,7 @@ export function registerRepairCommand(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExit codes: 0 every page repaired or already valid, 4 a page no source could rebuild, 3 the store is open by a process that serves no control socket.')
     .action(async (opts: { store: string; page: number[]; snapshotDir?: string; json?: boolean }) => {
+      const { repairPage } = await import('../plugins/data-repairer/repair.js');
       const outcomes: PageRepairOutcome[] = [];
       const failed: Array<{ pageId: number; error: string }> = [];
       let firstError: unknown;

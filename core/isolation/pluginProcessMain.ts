@@ -56,6 +56,10 @@ function dieWith(m: FromPlugin): void {
 
 process.on('uncaughtException', (err) => dieWith({ kind: 'uncaught', error: toWireError(err) }));
 process.on('disconnect', () => process.exit(0)); // the agent is gone, or done with this plugin
+// Ctrl-C in a terminal and a service manager's SIGTERM reach the whole process group; the agent
+// stops its plugins itself, in order (their stop hooks first), and a plugin whose agent died goes
+// through 'disconnect' and the parent watchdog. So these signals are the agent's to handle.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => undefined);
 
 // A thread of its own, so it runs even while the plugin spins: a process whose parent is no
 // longer the agent (killed with SIGKILL, say) kills itself. Allowed only a small heap.

@@ -100,6 +100,34 @@ describe('cli', () => {
     assert.match(cli(['init']).stdout, /maxConcurrentRecoveries/);
   });
 
+  it('run: Ctrl-C (SIGINT to the whole process group) stops the agent and its plugin processes cleanly', async () => {
+    const dir = tmp();
+    const cfg = path.join(dir, 'agent.yaml');
+    writeFileSync(cfg, `agent: { dataDir: ./state, workers: 1, logLevel: info, http: { listen: '127.0.0.1:0' } }
+plugins:
+  - module: ${path.join(repoRoot(), 'examples', 'plugins', 'notify-file.js')}
+    options: { path: ./notes.log }
+`);
+    const outFile = path.join(dir, 'stdout.log');
+    // Its own process group, as a shell gives a foreground job: the group is what Ctrl-C signals.
+    const child = spawn(process.execPath, [BIN, 'run', '--config', cfg], { stdio: ['ignore', openSync(outFile, 'w'), 'ignore'], detached: true });
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      for (let waited = 0; !readFileSync(outFile, 'utf8').includes('recovery-agent ready'); waited += 50) {
+        if (waited > 30_000) assert.fail(`not ready in time: ${readFileSync(outFile, 'utf8').slice(-2000)}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      process.kill(-child.pid!, 'SIGINT');
+    } catch (err) {
+      process.kill(-child.pid!, 'SIGKILL');
+      throw err;
+    }
+    assert.equal(await exited, 0);
+    const lines = readFileSync(outFile, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as { level: number; msg: string; plugin?: string });
+    assert.deepEqual(lines.filter((l) => l.level >= 50).map((l) => `${l.plugin}: ${l.msg}`), [], 'no plugin failed on the way down');
+    assert.ok(lines.some((l) => l.plugin === 'notify-file' && l.msg === 'plugin stopped'));
+  });
+
   it('run: logs one line when ready, and exits 0 on SIGTERM after stopping plugins in reverse', async () => {
     const dir = tmp();
     const cfg = path.join(dir, 'agent.yaml');

@@ -22,7 +22,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { processStartTime } from '../pagestore/storeLock.js';
-import { snapshotsDirOf } from './manifest.js';
+import { archiveDirOf, snapshotsDirOf } from './manifest.js';
 
 /** A leftover found (and removed, unless a dry run). */
 export interface Leftover {
@@ -73,6 +73,29 @@ export async function removeSnapshotLeftovers(dir: string, o: { dryRun?: boolean
     const m = /^\.[^./]+\.(?:([^./]+)\.)?tmp$/.exec(name);
     return m ? ownerOf(m[1]) : null;
   }, o.dryRun ?? false);
+}
+
+/**
+ * Removes temporary files of killed WAL archivers in `dir`'s archive (`<lsn>.wal.lz4.tmp`,
+ * `<lsn>.wal.json.tmp`: written, then renamed into place). Their writer, a store's owner, is not
+ * named in them, so only those unchanged for LEGACY_IDLE_MS go; a live archiver renames its
+ * file within a second. Removing one early would only make that archiving fail and be retried.
+ */
+export async function removeArchiveLeftovers(dir: string, o: { dryRun?: boolean } = {}): Promise<Leftover[]> {
+  const archive = archiveDirOf(dir);
+  const names = await readdir(archive).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  const found: Leftover[] = [];
+  for (const name of names.filter((n) => /^[0-9a-f]{16}\.wal\.(?:lz4|json)\.tmp$/.test(n)).sort()) {
+    const p = path.join(archive, name);
+    const st = await lstat(p).catch(() => null);
+    if (!st?.isFile() || Date.now() - st.mtimeMs < LEGACY_IDLE_MS) continue;
+    if (!o.dryRun) await rm(p, { force: true });
+    found.push({ path: p, pid: null, bytes: st.blocks * 512, why: `an archiver's temporary file, unchanged for ${Math.round((Date.now() - st.mtimeMs) / 60_000)} min` });
+  }
+  return found;
 }
 
 /** Removes the staging directories of killed restores to `to`. */

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { fsyncDir } from '../pagestore/fsyncDir.js';
 import { segmentStartOf } from '../pagestore/walSegments.js';
-import { removeSnapshotLeftovers, type Leftover } from './leftovers.js';
+import { removeArchiveLeftovers, removeSnapshotLeftovers, type Leftover } from './leftovers.js';
 import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, type Manifest } from './manifest.js';
 import { listArchive } from './walArchive.js';
 
@@ -73,6 +73,6 @@ export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<Prun
     }
     if (walSegmentsDeleted.length > 0) await fsyncDir(archiveDirOf(dir));
   }
-  const leftovers = { removed: await removeSnapshotLeftovers(dir, { dryRun: o.dryRun ?? false }) };
+  const leftovers = { removed: [...(await removeSnapshotLeftovers(dir, { dryRun: o.dryRun ?? false })), ...(await removeArchiveLeftovers(dir, { dryRun: o.dryRun ?? false }))] };
   return { kept: manifests.filter((m) => keep.has(m.id)).map((m) => m.id), deleted, walSegmentsDeleted, leftovers };
 }

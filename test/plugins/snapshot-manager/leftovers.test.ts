@@ -173,6 +173,24 @@ describe('leftovers of killed snapshot and restore runs', () => {
     assert.deepEqual(snapshotTemps(dir), []);
   });
 
+  it('snapshot prune removes a killed archiver\'s temporary files once idle, never a fresh one', () => {
+    const dir = path.join(root, 'snaps-archive-tmp');
+    assert.equal(cli(['snapshot', 'create', '--store', store, '--dir', dir]).status, 0);
+    mkdirSync(path.join(dir, 'wal'), { recursive: true });
+    const old = path.join(dir, 'wal', '00000000000a0000.wal.lz4.tmp');
+    const fresh = path.join(dir, 'wal', '00000000000b0000.wal.json.tmp');
+    writeFileSync(old, Buffer.alloc(4096, 1));
+    writeFileSync(fresh, '{}');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+    utimesSync(old, twoHoursAgo, twoHoursAgo);
+    const r = cli(['snapshot', 'prune', dir, '--keep-full', '1', '--keep-incremental', '0', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const removed = (JSON.parse(r.stdout) as { leftovers: { removed: Array<{ path: string }> } }).leftovers.removed.map((l) => l.path);
+    assert.deepEqual(removed, [old]);
+    assert.equal(existsSync(old), false);
+    assert.ok(existsSync(fresh), 'a file a live archiver may still rename stays');
+  });
+
   it('restore: a killed run leaves <to>.restoring-…; the next restore to it removes it and says so, and spares a live run\'s', async () => {
     const to = path.join(root, 'restored');
     const args = ['restore', '--snapshot-dir', snaps, '--to', to];

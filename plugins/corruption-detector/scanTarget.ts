@@ -154,10 +154,10 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
 
 /** A recovery problem seen three times in a row, 50 ms apart: not a checkpoint of a live owner racing the read. */
 async function persistentRecoveryProblem(dir: string): Promise<string | null> {
+  // Loaded only when asked for: a scan need not load the recovery code otherwise.
+  const { recoveryProblem } = await import('../pagestore/index.js');
   let problem: string | null = null;
   for (let attempt = 0; attempt < 3; attempt++) {
-    // Loaded only when asked for: a scan need not load the recovery code otherwise.
-    const { recoveryProblem } = await import('../pagestore/recovery.js');
     problem = await recoveryProblem(dir);
     if (problem === null) return null;
     await new Promise((resolve) => setTimeout(resolve, 50));

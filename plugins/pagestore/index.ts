@@ -30,7 +30,11 @@ export async function archiverFor(container: DependencyContainer, storePath: str
 
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
 export { Transaction } from './transaction.js';
-export { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
+export { recover, recoveryProblem, type RecoverOptions, type RecoveryStats } from './recovery.js';
+export { ControlClient } from './controlClient.js';
+export { settleSwap, swapInStore } from './storeSwap.js';
+export { superblockProblem } from './storeFiles.js';
+export { processStartTime } from './storeLock.js';
 
 /** The engine object; usable without the agent too. */
 export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (storePath: string) => Promise<WalArchiver | undefined>): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {

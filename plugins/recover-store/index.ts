@@ -8,7 +8,7 @@ import { definePlugin } from '../../core/plugin.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { raError } from '../../core/errors.js';
-import { ControlClient } from '../pagestore/controlClient.js';
+import { ControlClient } from '../pagestore/index.js';
 import { TransactionRollbackManager } from '../transaction-rollback/index.js';
 
 /**

@@ -23,7 +23,7 @@ import { recover } from '../pagestore/recovery.js';
 import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { segmentPath } from '../pagestore/walSegments.js';
-import { settleSwap, swapInStore } from '../pagestore/storeSwap.js';
+import { settleSwap, swapInStore } from '../pagestore/index.js';
 import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
 import { chainOf, loadAll, snapshotPath, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';

@@ -23,19 +23,9 @@ import type { WalWriter } from './walWriter.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
 import { raError } from '../../core/errors.js';
 
-/** A WAL segment about to be recycled; the snapshot manager archives it. */
-export interface RetiredSegment {
-  readonly file: string;
-  readonly startLsn: number;
-  readonly endLsn: number;
-}
-
-/**
- * Called before a segment is removed; if it throws, the segment is kept for the next checkpoint.
- * `target` names where it archives (an absolute directory): the store remembers it
- * (archiveLink.ts) and, once it does, recycles no segment without an archiver.
- */
-export type WalArchiver = ((segment: RetiredSegment) => Promise<void>) & { readonly target?: string };
+/** A WAL segment about to be recycled, and who archives it: the face's types (core/contracts/PageEngine.ts). */
+export type { RetiredSegment, LogArchiver as WalArchiver } from '../../core/contracts/PageEngine.js';
+import type { LogArchiver as WalArchiver } from '../../core/contracts/PageEngine.js';
 
 /** How a store's checkpoints retire WAL: through `archiver`, or, when `required` and none is given, not at all. */
 export interface ArchivePolicy {

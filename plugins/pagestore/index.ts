@@ -2,31 +2,24 @@
  * The `pagestore` plugin: provides the reference engine behind the StorageEngine contract, so
  * stores with `engine: pagestore` can be described and recovered by the agent.
  */
-import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import type { DependencyContainer } from 'tsyringe';
 import { readArchiveLink } from './archiveLink.js';
 import { definePlugin } from '../../core/plugin.js';
-import { StorageEngine, isStorageEngine, type StoreDescription } from '../../core/contracts/StorageEngine.js';
+import { StorageEngine, isStorageEngine } from '../../core/contracts/StorageEngine.js';
+import { LogArchiverSource, type LogArchiver } from '../../core/contracts/PageEngine.js';
 import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
-import { readControl } from './control.js';
-import { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import type { WalArchiver } from './checkpoint.js';
-
-/** Offered by a plugin that archives WAL (snapshot-manager): the archiver for a store, if any. */
-export interface WalArchiverSource {
-  /**
-   * The archiver for the store at `storePath`: the one its config names, else one for
-   * `remembered` (the archive the store itself remembers, archiveLink.ts), else none.
-   */
-  archiverFor(storePath: string, remembered?: string | null): WalArchiver | undefined;
-}
-export const WalArchiverSource: InjectionToken<WalArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
+import { makePageStoreEngine } from './face.js';
+import type { RecoverOptions } from './recovery.js';
 
 /** The archiver for a store: from the archiving plugin, told the archive the store remembers. */
-export async function archiverFor(container: DependencyContainer, storePath: string): Promise<WalArchiver | undefined> {
-  if (!container.isRegistered(WalArchiverSource, true)) return undefined;
-  return container.resolve<WalArchiverSource>(WalArchiverSource).archiverFor(storePath, await readArchiveLink(storePath));
+export async function archiverFor(container: DependencyContainer, storePath: string): Promise<LogArchiver | undefined> {
+  if (!container.isRegistered(LogArchiverSource, true)) return undefined;
+  return container.resolve<LogArchiverSource>(LogArchiverSource).archiverFor(storePath, await readArchiveLink(storePath));
 }
+
+/** @deprecated the contract's name is LogArchiverSource (core/contracts/PageEngine.ts). */
+export const WalArchiverSource = LogArchiverSource;
 
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
 export { Transaction } from './transaction.js';
@@ -36,19 +29,9 @@ export { settleSwap, swapInStore } from './storeSwap.js';
 export { superblockProblem } from './storeFiles.js';
 export { processStartTime } from './storeLock.js';
 
-/** The engine object; usable without the agent too. */
-export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (storePath: string) => Promise<WalArchiver | undefined>): StorageEngine & { recover(storePath: string, options?: RecoverOptions): Promise<RecoveryStats> } {
-  return {
-    name: 'pagestore',
-    async describe(storePath: string): Promise<StoreDescription> {
-      const c = await readControl(storePath);
-      return { engine: 'pagestore', path: storePath, pageSize: c.pageSize, pageCount: c.pageCount };
-    },
-    recover: async (storePath: string, options: RecoverOptions = {}) => {
-      const archiver = await archiverOf?.(storePath);
-      return recover(storePath, { ...defaults, ...(archiver ? { archiver } : {}), ...options });
-    },
-  };
+/** The engine object, with its page face; usable without the agent too. */
+export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (storePath: string) => Promise<LogArchiver | undefined>) {
+  return makePageStoreEngine(defaults, archiverOf);
 }
 
 export default definePlugin({

@@ -1,0 +1,248 @@
+/**
+ * The face of a page engine: what the other plugins (scanner, snapshots, repairer, health
+ * probes, checkpoint-store, recovery) need from a store, and all they may use of it. A
+ * `StorageEngine` that also offers this face is a `PageEngine`; consumers find the engine of a
+ * store by contract (`isPageEngine`), never by its name or by importing its files.
+ *
+ * The model it describes, which any engine behind it must map itself onto:
+ *
+ *   - A store is a directory. Its data are fixed-size **pages** numbered from 0 in one data file;
+ *     page 0 describes the store. Every page carries its own id, its LSN (the log position of the
+ *     last change applied to it, a little-endian u64 at `pages.lsnOffset`) and a checksum, so a
+ *     page can be verified alone (`pages.verify`).
+ *   - Changes are logged before they reach pages, in a **log** addressed by LSN (byte position):
+ *     segment files of `segmentSize` bytes, each opening with a header of `log.segmentHeaderSize`
+ *     bytes, then records. Each record carries its length, its LSN and, when it changes a page,
+ *     the page's id. A page is rebuilt from an older image of it plus its records in LSN order
+ *     (`log.applyToPage`).
+ *   - The store's **state** (`StoreState`) says where the last checkpoint is (recovery replays
+ *     the log from `redoLsn`) and the geometry; it is replaced atomically at each checkpoint.
+ *   - A store opened by an application has a **live owner**; only the owner may write its files,
+ *     and other processes ask it (`owner`) to checkpoint, to hand over a cached page, or to
+ *     install a verified page. A store nobody has open is taken with `files.lock`.
+ *
+ * The reference engine is `plugins/pagestore`; its byte layouts are documented in one place,
+ * `plugins/pagestore/FORMAT.md`.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { InjectionToken } from 'tsyringe';
+import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
+
+/** What a store records about itself: geometry and where recovery starts. */
+export interface StoreState {
+  /** LSN of the last complete checkpoint's record. */
+  readonly checkpointLsn: number;
+  /** Where redo starts: no change older than this is missing from the data file. */
+  readonly redoLsn: number;
+  /** The next transaction id to hand out. */
+  readonly nextTxId: number;
+  readonly pageSize: number;
+  /** Pages in the data file, page 0 included. */
+  readonly pageCount: number;
+  /** Bytes per log segment. */
+  readonly segmentSize: number;
+  /** 16 bytes naming the store; log segments carry it so a segment of another store is refused. */
+  readonly storeId: Uint8Array;
+}
+
+/** How pages are laid out and checked. */
+export interface PageLayout {
+  /** Bytes of header at the start of each page (the rest is the application's). */
+  readonly headerSize: number;
+  /** Offset of the page's LSN (little-endian u64) in its header. */
+  readonly lsnOffset: number;
+  /** True for a page size this engine can have. */
+  isValidPageSize(size: number): boolean;
+  /** Why `image` is not a sound copy of page `pageId` (`checksum`, `magic`, `page-id`, …), or null. */
+  verify(image: Uint8Array, pageId: number): string | null;
+  /** The page's LSN. */
+  lsn(image: Uint8Array): number;
+  /** Reads page `pageId` of an open data file and verifies it; `short-read` past the end. */
+  readPage(data: FileHandle, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: string | null }>;
+  /** Seals (checksums) and writes page images to an open data file, then syncs it. */
+  writePages(data: FileHandle, pageSize: number, pages: ReadonlyArray<{ pageId: number; image: Uint8Array }>): Promise<void>;
+  /**
+   * Page size and count read from page 0 alone, when it looks like this engine's first page,
+   * else null: the geometry of a store whose state is lost. Reads only the first bytes.
+   */
+  readFirstPageGeometry(dataFile: string): Promise<{ pageSize: number; pageCount: number } | null>;
+  /** What makes a sound page 0 not this store's first page (another store's, other geometry), or null. */
+  firstPageProblem(page0: Uint8Array, state: StoreState): string | null;
+}
+
+/** Kinds of log record a consumer tells apart. */
+export type LogRecordKind = 'page' | 'commit' | 'abort' | 'checkpoint' | 'other';
+
+/** A checkpoint record's content: where redo starts and what was in flight. */
+export interface CheckpointContent {
+  readonly redoLsn: number;
+  readonly nextTxId: number;
+  /** Transactions active at the checkpoint: [txId, firstLsn, lastLsn]. */
+  readonly activeTransactions: ReadonlyArray<readonly [number, number, number]>;
+  /** Pages dirty at the checkpoint: [pageId, recLsn]. */
+  readonly dirtyPages: ReadonlyArray<readonly [number, number]>;
+}
+
+/** How the log is cut into segments and records, read without the engine's own process. */
+export interface LogLayout {
+  /** Bytes of header at the start of every segment; records follow. */
+  readonly segmentHeaderSize: number;
+  /** The file name of the segment starting at LSN `start` (no directory). */
+  segmentName(start: number): string;
+  /** The start LSN a segment file name stands for, or null for a name that is not a segment's. */
+  segmentStartOfName(name: string): number | null;
+  /** The start of the segment holding `lsn`. */
+  segmentStartOf(lsn: number, segmentSize: number): number;
+  /** Start LSNs of the segments in `logDir`, ascending (empty when there is none or no directory). */
+  listSegments(logDir: string): Promise<number[]>;
+  /** Why `header` is not the header of this store's segment starting at `start`, or null. */
+  checkSegmentHeader(header: Uint8Array, storeId: Uint8Array, start: number, segmentSize: number): string | null;
+  /**
+   * Walks the valid records of `buf` from position `from` (whose record has LSN `lsn`) up to
+   * `end`, calling `visit(position)` for each; returns where the valid records end.
+   */
+  scanRecords(buf: Uint8Array, from: number, end: number, lsn: number, visit?: (at: number) => void): number;
+  /** Like `scanRecords` to the end of `buf`, but visits only records that change a page, with its id. */
+  forEachPageRecord(buf: Uint8Array, from: number, lsn: number, visit: (at: number, pageId: number) => void): number;
+  /** Bytes the (valid) record at `at` takes. */
+  recordLength(buf: Uint8Array, at: number): number;
+  /** The LSN of the (valid) record at `at`. */
+  recordLsn(buf: Uint8Array, at: number): number;
+  /** What the (valid) record at `at` is. */
+  recordKind(buf: Uint8Array, at: number): LogRecordKind;
+  /** The page the record at `at` changes, or null when it changes none. */
+  recordPageId(buf: Uint8Array, at: number): number | null;
+  /** The content of the checkpoint record at `at` (`recordKind` 'checkpoint'). */
+  decodeCheckpoint(buf: Uint8Array, at: number, pageSize: number): CheckpointContent;
+  /** Reads and checks the one record at `lsn` from a store's log directory. */
+  readRecord(logDir: string, state: Pick<StoreState, 'storeId' | 'segmentSize'>, lsn: number): Promise<Uint8Array>;
+  /**
+   * Applies the page records at `positions` of `buf` (in LSN order) to `image`, a copy of page
+   * `pageId` of `pageSize` bytes; records older than the image's LSN are skipped. Returns how
+   * many were applied. The image is left sealed (its checksum valid) when any was.
+   */
+  applyToPage(image: Uint8Array, pageId: number, pageSize: number, buf: Uint8Array, positions: readonly number[]): number;
+}
+
+/** A WAL segment about to be recycled, handed to the store's archiver. */
+export interface RetiredSegment {
+  readonly file: string;
+  readonly startLsn: number;
+  readonly endLsn: number;
+}
+
+/**
+ * Called with each log segment before the engine recycles it; if it throws, the segment is
+ * kept for the next checkpoint. `target` names where it archives (an absolute directory): the
+ * store remembers it and, once it does, recycles no segment without an archiver.
+ */
+export type LogArchiver = ((segment: RetiredSegment) => Promise<void>) & { readonly target?: string };
+
+/** Offered by a plugin that archives logs (the snapshot manager): the archiver for a store, if any. */
+export interface LogArchiverSource {
+  /**
+   * The archiver for the store at `storePath`: the one its config names, else one for
+   * `remembered` (the archive the store itself remembers), else none.
+   */
+  archiverFor(storePath: string, remembered?: string | null): LogArchiver | undefined;
+}
+
+/** Token under which the archiving plugin provides its `LogArchiverSource`. */
+export const LogArchiverSource: InjectionToken<LogArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
+
+/** The files of a store, for processes that are not its owner. */
+export interface StoreFiles {
+  /** True when `dir` holds a store of this engine (cheap: no full read). */
+  exists(dir: string): boolean;
+  dataFile(dir: string): string;
+  logDir(dir: string): string;
+  /** The store's state; RA_ERR_STORE_NOT_FOUND / RA_ERR_STORE_INVALID when absent or damaged. */
+  readState(dir: string): Promise<StoreState>;
+  /** Replaces the store's state atomically (only under the store lock, or in a staging copy). */
+  writeState(dir: string, state: StoreState): Promise<void>;
+  /** Takes the store's lock; RA_ERR_STORE_LOCKED when a live process holds it. */
+  lock(dir: string): Promise<{ release(): Promise<void> }>;
+  /** Puts the complete store in `staging` in place of `to` atomically (a crash leaves one or the other). */
+  swapIn(staging: string, to: string): Promise<void>;
+  /** Finishes or undoes a swap a crash interrupted; what it did. */
+  settleSwap(to: string): Promise<'none' | 'finished' | 'completed'>;
+  /** The archive directory the store remembers (its archiver's target), or null. */
+  rememberedArchive(dir: string): Promise<string | null>;
+}
+
+/** How much log a store holds since its last checkpoint, read from its files. */
+export interface LogUsage {
+  readonly redoLsn: number;
+  readonly endLsn: number;
+  /** endLsn − redoLsn: what crash recovery would replay, and what a checkpoint lets go. */
+  readonly sinceCheckpointBytes: number;
+  readonly segments: number;
+  readonly segmentSize: number;
+  /** When the last checkpoint was written, ms since the epoch. */
+  readonly checkpointAt: number;
+}
+
+/** What a live owner reports about its store. */
+export interface OwnerStatus {
+  readonly pid: number;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  readonly endLsn: number;
+  readonly flushedLsn: number;
+  readonly redoLsn: number;
+  readonly activeTransactions: number;
+}
+
+/** The process that has a store open, asked through the engine's channel to it. */
+export interface LiveOwner {
+  status(): Promise<OwnerStatus>;
+  /** Checkpoints now; answers once the checkpoint is durable. */
+  checkpoint(): Promise<{ lsn: number; redoLsn: number; pagesWritten: number; durationMs: number }>;
+  /** The page as the owner sees it: its cached copy (`cached`), else the disk copy and its fault. */
+  readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: string | null }>;
+  /**
+   * Asks the owner to write `image` (which it verifies, and refuses when stale) or, with none,
+   * its cached copy of the page.
+   */
+  installPage(pageId: number, image?: Uint8Array): Promise<{ pageId: number; source: 'image' | 'cache'; lsn: number }>;
+  close(): void;
+}
+
+/** A storage engine with the page face. */
+export interface PageEngine extends StorageEngine {
+  readonly pages: PageLayout;
+  readonly log: LogLayout;
+  readonly files: StoreFiles;
+  /**
+   * Connects to the live owner of the store in `dir`; RA_ERR_CONTROL_UNAVAILABLE when no
+   * process serves it (nobody has the store open, or its owner runs without the channel).
+   */
+  connectOwner(dir: string, options?: { timeoutMs?: number }): Promise<LiveOwner>;
+  /** The store's log usage since its last checkpoint, without opening it. */
+  logUsage(dir: string): Promise<LogUsage>;
+  /** What would make crash recovery refuse the store (read-only), or null. */
+  recoveryProblem(dir: string): Promise<string | null>;
+  /** Crash recovery, with the archiver to hand retired segments to and an abort signal. */
+  recover(dir: string, options?: { archiver?: LogArchiver }): Promise<RecoveryReport>;
+}
+
+/** Runtime guard: true when `v` is a storage engine that offers the page face. */
+export function isPageEngine(v: unknown): v is PageEngine {
+  const e = v as PageEngine | null;
+  return typeof e === 'object' && e !== null && typeof e.name === 'string' && typeof e.describe === 'function' &&
+    typeof e.recover === 'function' && typeof e.connectOwner === 'function' && typeof e.logUsage === 'function' &&
+    typeof e.recoveryProblem === 'function' &&
+    typeof e.pages === 'object' && e.pages !== null && typeof e.pages.verify === 'function' &&
+    typeof e.log === 'object' && e.log !== null && typeof e.log.scanRecords === 'function' &&
+    typeof e.files === 'object' && e.files !== null && typeof e.files.readState === 'function';
+}
+
+/** Runs `fn` with the live owner of `dir`, and closes the connection whatever happens. */
+export async function withOwner<T>(engine: PageEngine, dir: string, fn: (owner: LiveOwner) => Promise<T>, options?: { timeoutMs?: number }): Promise<T> {
+  const owner = await engine.connectOwner(dir, options);
+  try {
+    return await fn(owner);
+  } finally {
+    owner.close();
+  }
+}

@@ -24,6 +24,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { WorkerPool } from '../core/workerPool.js';
+import { pageStoreEngine } from '../plugins/pagestore/index.js';
 import { scanStore } from '../plugins/corruption-detector/scanner.js';
 import { Scrubber, type ScrubMode } from '../plugins/corruption-detector/scrubber.js';
 import { createCachedStore } from './fixtures/cachedStore.js';
@@ -69,7 +70,7 @@ async function scrubCpu(dir: string, mode: ScrubMode | 'idle', pool: WorkerPool)
     mode === 'idle'
       ? null
       : new Scrubber({
-          storeId: 'bench', dir, rate: SCRUB_RATE, intervalMs: 86_400_000, dataDir, mode, pool, log: pino({ level: 'silent' }),
+          storeId: 'bench', engine: pageStoreEngine(), dir, rate: SCRUB_RATE, intervalMs: 86_400_000, dataDir, mode, pool, log: pino({ level: 'silent' }),
           onScanned: (_range, corrupt) => {
             if (corrupt.length > 0) throw new Error(`scrub found ${corrupt.length} corrupt pages in a clean store`);
           },
@@ -108,7 +109,7 @@ async function main(): Promise<void> {
     const pool2 = new WorkerPool({ threads: 2 });
     pools.push(pool1, pool2);
     const scan = async (pool?: WorkerPool) => {
-      const r = await scanStore(dir, pool ? { pool } : {});
+      const r = await scanStore(pageStoreEngine(), dir, pool ? { pool } : {});
       if (r.corrupt.length > 0 || r.pagesScanned !== PAGES) throw new Error(`scan checked ${r.pagesScanned} pages and found ${r.corrupt.length} corrupt in a clean store`);
     };
     // Warm-up: workers started, addon loaded, slabs touched.

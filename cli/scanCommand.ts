@@ -7,6 +7,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import type { Command } from 'commander';
+import type { PageEngine } from '../core/contracts/PageEngine.js';
 import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
 import type { WorkerPool } from '../core/workerPool.js';
@@ -57,7 +58,7 @@ export function registerScanCommand(program: Command): void {
     .command('scan')
     .description('check every page of a store (checksum, header, page LSN) at full speed; exits 4 when corruption is found')
     .option('-s, --store <dir>', 'the store directory')
-    .option('-c, --config <file>', 'scan every pagestore store of this config instead')
+    .option('-c, --config <file>', 'scan every store of this config instead (each whose engine can be scanned)')
     .option('--json', 'print the result as JSON on stdout')
     .option('-w, --workers <n>', 'threads that check pages, this command\'s own included (default: CPU count)', parsePositiveInt)
     .option('--page-size <bytes>', 'the page size the store must have (needed only when its control file and superblock are both damaged)', parsePageSize)
@@ -76,9 +77,7 @@ export function registerScanCommand(program: Command): void {
       const outcomes: StoreOutcome[] = [];
       let exitForErrors: number | undefined;
       try {
-        const targets = opts.store
-          ? [{ id: path.basename(path.resolve(opts.store)), path: path.resolve(opts.store) }]
-          : (await import('../core/config/load.js')).loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
+        const targets = opts.store ? [await storeTarget(path.resolve(opts.store))] : await configTargets(opts.config!);
         if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
         for (const t of targets) {
           try {
@@ -110,10 +109,36 @@ export function registerScanCommand(program: Command): void {
     });
 }
 
-async function scanOne(t: { id: string; path: string }, pool: WorkerPool | undefined, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
+interface ScanTarget {
+  id: string;
+  path: string;
+  engine: PageEngine;
+}
+
+/** The store in `dir`, with the engine that recognises it. */
+async function storeTarget(dir: string): Promise<ScanTarget> {
+  const { pageEngineFor } = await import('./engines.js');
+  return { id: path.basename(dir), path: dir, engine: await pageEngineFor(dir) };
+}
+
+/** The config's stores whose engine has a page face; the others are skipped, saying why. */
+async function configTargets(file: string): Promise<ScanTarget[]> {
+  const [{ loadConfigFile }, { pageEngineNamed }] = await Promise.all([import('../core/config/load.js'), import('./engines.js')]);
+  const targets: ScanTarget[] = [];
+  for (const s of loadConfigFile(file).stores) {
+    try {
+      targets.push({ id: s.id, path: s.path, engine: await pageEngineNamed(s.engine) });
+    } catch (err) {
+      process.stderr.write(`recovery-agent: store ${s.id} not scanned: ${describeError(err)}\n`);
+    }
+  }
+  return targets;
+}
+
+async function scanOne(t: ScanTarget, pool: WorkerPool | undefined, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
   const t0 = performance.now();
   const { PageScanner } = await import('../plugins/corruption-detector/scanner.js');
-  const scanner = await PageScanner.open(t.path, { ...(pageSize === undefined ? {} : { pageSize }), checkRecovery: true });
+  const scanner = await PageScanner.open(t.engine, t.path, { ...(pageSize === undefined ? {} : { pageSize }), checkRecovery: true });
   let r: RangeScanResult;
   try {
     const { pageCount, pageSize: size } = scanner.target;

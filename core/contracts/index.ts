@@ -6,3 +6,7 @@ export * from './Detector.js';
 export * from './HealingAction.js';
 export * from './HealthProbe.js';
 export * from './Healer.js';
+export * from './pageCorruption.js';
+export * from './ProcessSupervisor.js';
+export * from './TransactionRollbackManager.js';
+export * from './CorruptionStats.js';

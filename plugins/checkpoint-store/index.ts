@@ -3,28 +3,28 @@
  * WAL segments are recycled and the space comes back. The default answer to
  * `predicted-exhaustion` (the health monitor names the stores on a filling filesystem).
  *
- * The agent does not own stores. A store nobody has open is opened here (`PageStore.open`
- * takes its lock and recovers it) and closed (`close()` checkpoints and recycles the WAL). A
- * store whose lock a live process holds is checkpointed by that owner, asked through the
- * store's control socket; an owner that serves none makes the action fail with
- * RA_ERR_STORE_LOCKED, naming it, and the healer escalates.
+ * The agent does not own stores; it reaches them through their engine's page face
+ * (core/contracts/PageEngine.ts). A store nobody has open is recovered here (`recover` takes its
+ * lock, brings it to a consistent state and ends with a checkpoint that recycles the WAL before
+ * the new redo point, handing retired segments to the store's archiver first). A store whose
+ * lock a live process holds is checkpointed by that owner, asked through the engine's channel
+ * to it (`connectOwner`: the page store's control socket); an owner that serves none makes the
+ * action fail with RA_ERR_STORE_LOCKED, naming it, and the healer escalates. A store whose
+ * engine has no page face is not taken (logged at start).
  *
  * Verified independently of apply: each store's WAL since its checkpoint is at most one
  * segment, and — when the failure says how fast space went and how far ahead it looked — what
  * is free now lasts at least that horizon at that rate.
  */
 import { statfs } from 'node:fs/promises';
+import type { DependencyContainer } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
+import { LogArchiverSource, withOwner, type LogArchiver, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
-import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
-import type { WorkerPool } from '../../core/workerPool.js';
-import { ControlClient } from '../pagestore/controlClient.js';
-import { PageStore } from '../pagestore/pageStore.js';
-import { archiverFor } from '../pagestore/index.js';
-import { walUsage } from '../pagestore/walUsage.js';
 
 /** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
 export function storesOf(failure: Failure): string[] {
@@ -50,8 +50,9 @@ export default definePlugin({
   id: 'checkpoint-store',
   contractVersion: '^1.0.0',
   register(ctx) {
-    const stores = new Map(ctx.config.stores.filter((s) => s.engine === 'pagestore').map((s) => [s.id, s.path]));
-    const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
+    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+    for (const { store, reason } of skipped) ctx.log.info({ store: store.id, engine: store.engine }, `store not checkpointed by this action: ${reason}`);
+    const stores = new Map(usable.map((s) => [s.id, { dir: s.path, engine: s.pageEngine }]));
     /** One checkpoint at a time per store: two failures about one filesystem must not race for its lock. */
     const serial = keyedSerialQueues();
     const named = (f: Failure) => storesOf(f).filter((id) => stores.has(id));
@@ -59,27 +60,26 @@ export default definePlugin({
     const checkpoint = (id: string, signal: AbortSignal): Promise<Done> =>
       serial(id, async () => {
         if (signal.aborted) throw signal.reason;
-        const dir = stores.get(id)!;
+        const { dir, engine } = stores.get(id)!;
         const t0 = performance.now();
-        const before = await walUsage(dir);
-        let store: PageStore | null = null;
+        const before = await engine.logUsage(dir);
         try {
           // The WAL this checkpoint retires must reach the archive first, or restores lose the chain.
-          const archiver = await archiverFor(ctx.container, dir);
-          store = await PageStore.open(dir, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), checkpointIntervalMs: 0, log: ctx.log });
+          const archiver = await archiverFor(ctx.container, engine, dir);
+          // Takes the lock, recovers, checkpoints (recycling the WAL before the new redo point), releases the lock.
+          await engine.recover(dir, archiver ? { archiver } : {});
         } catch (err) {
           if (!isRaError(err, 'RA_ERR_STORE_LOCKED')) throw err;
-          await checkpointThroughOwner(id, dir, err);
+          await checkpointThroughOwner(id, engine, dir, err);
         }
-        await store?.close(); // checkpoints, recycles the WAL before the new redo point, releases the lock
-        const after = await walUsage(dir);
+        const after = await engine.logUsage(dir);
         return { store: id, walBefore: before.sinceCheckpointBytes, walAfter: after.sinceCheckpointBytes, segmentsBefore: before.segments, segmentsAfter: after.segments, durationMs: Math.round(performance.now() - t0) };
       });
 
-    /** Asks the live owner to checkpoint, through the store's control socket. */
-    const checkpointThroughOwner = async (id: string, dir: string, locked: { details: Readonly<Record<string, unknown>> }) => {
+    /** Asks the live owner to checkpoint, through the engine's channel to it (the page store's control socket). */
+    const checkpointThroughOwner = async (id: string, engine: PageEngine, dir: string, locked: { details: Readonly<Record<string, unknown>> }) => {
       const pid = locked.details.pid;
-      const k = await ControlClient.with(dir, (c) => c.checkpoint()).catch((err: unknown) => {
+      const k = await withOwner(engine, dir, (owner) => owner.checkpoint()).catch((err: unknown) => {
         if (!isRaError(err, 'RA_ERR_CONTROL_UNAVAILABLE')) throw err;
         throw raError(
           'RA_ERR_STORE_LOCKED',
@@ -118,8 +118,8 @@ export default definePlugin({
         const rate = Number(f.evidence.ratePerSecond);
         const horizon = Number(f.evidence.horizonSeconds);
         for (const id of ids) {
-          const dir = stores.get(id)!;
-          const u = await walUsage(dir);
+          const { dir, engine } = stores.get(id)!;
+          const u = await engine.logUsage(dir);
           if (u.sinceCheckpointBytes > u.segmentSize) return false;
           if (rate > 0 && horizon > 0) {
             const s = await statfs(dir);
@@ -132,3 +132,12 @@ export default definePlugin({
     ctx.provide(HealingAction, action, isHealingAction);
   },
 });
+
+/**
+ * The archiver for a store: the archiving plugin's (resolved now: it registers after this one),
+ * told the archive the store remembers.
+ */
+async function archiverFor(container: DependencyContainer, engine: PageEngine, dir: string): Promise<LogArchiver | undefined> {
+  if (!container.isRegistered(LogArchiverSource, true)) return undefined;
+  return container.resolve<LogArchiverSource>(LogArchiverSource).archiverFor(dir, await engine.files.rememberedArchive(dir));
+}

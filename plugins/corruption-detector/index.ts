@@ -1,14 +1,15 @@
 /**
  * CorruptionDetector: finds corrupt pages before they spread or their good copies age out.
  *
- * - Background scrub of every configured `pagestore` store at `scrub.rate`, a full pass every
- *   `scrub.interval`, resuming after a restart (scrubber.ts).
+ * - Background scrub of every configured store whose engine has the page face
+ *   (core/contracts/PageEngine.ts) at `scrub.rate`, a full pass every `scrub.interval`, resuming
+ *   after a restart (scrubber.ts).
  * - Full-speed scans on demand through the `CorruptionDetector` service (and, outside the agent,
  *   `recovery-agent scan`), on the shared worker pool.
  * - Each corrupt page is published once, as a P0 `page-corruption` failure naming the store and
- *   pages (pageCorruption.ts). Page-corruption failures published by others (verify on read) count
+ *   pages (core/contracts/pageCorruption.ts). Page-corruption failures published by others (verify on read) count
  *   as published, and their pages' neighbours are scrubbed next.
- * - Counters for metrics under the `CorruptionDetectorStats` token.
+ * - Counters for metrics under the `CorruptionDetectorStats` token (core/contracts/CorruptionStats.ts).
  *
  * The plugin provides a `Detector`; until the orchestrator starts detectors itself, the plugin's
  * own start hook starts it with a sink on the failure bus (starting it again only swaps the sink).
@@ -16,19 +17,22 @@
 import type { InjectionToken } from 'tsyringe';
 import { Gauge, type Registry } from 'prom-client';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
+import { CorruptionDetectorStats, isCorruptionDetectorStats, type CorruptionStats } from '../../core/contracts/CorruptionStats.js';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
+import { PAGE_CORRUPTION, isPageCorruptionEvidence, pageCorruptionFailure } from '../../core/contracts/pageCorruption.js';
+import { storesWithPageEngines } from '../../core/engines.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
 import type { FailureBus } from '../../core/failureBus.js';
 import { definePlugin } from '../../core/plugin.js';
 import { FailureBus as FailureBusToken, Metrics, ScanTrigger, StatusSection, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { PAGE_CORRUPTION, isPageCorruptionEvidence, pageCorruptionFailure } from './pageCorruption.js';
 import type { PageFinding } from './reasons.js';
 import { scanStore, type RangeScanOptions, type StoreScanResult } from './scanner.js';
-import { NEIGHBOURS, Scrubber, type ScrubMode, type StoreScrubStats } from './scrubber.js';
+import { NEIGHBOURS, Scrubber, type ScrubMode } from './scrubber.js';
 
-export { PAGE_CORRUPTION, pageCorruptionFailure, corruptPagesOf, type PageCorruptionEvidence, type CorruptPage } from './pageCorruption.js';
+export { PAGE_CORRUPTION, pageCorruptionFailure, corruptPagesOf, type PageCorruptionEvidence, type CorruptPage } from '../../core/contracts/pageCorruption.js';
+export { CorruptionDetectorStats, type CorruptionStats, type CorruptionDetectorStatsSource } from '../../core/contracts/CorruptionStats.js';
 export { scanStore, PageScanner, type StoreScanResult, type RangeScanResult, type RangeScanOptions } from './scanner.js';
 export { openScanTarget, walEndLsn, type ScanTarget } from './scanTarget.js';
 export type { PageFinding, CorruptReason } from './reasons.js';
@@ -43,32 +47,6 @@ export const PLUGIN_ID = 'corruption-detector';
  * the shared pool free for recovery work.
  */
 export const DEFAULT_SCRUB_MODE = 'inline' as ScrubMode;
-
-/** Counters for metrics and `/status`. */
-export interface CorruptionStats {
-  /** Pages and bytes checked, by the scrub and by on-demand scans. */
-  pagesScanned: number;
-  bytesScanned: number;
-  /** Distinct corrupt pages (store + page) found or reported since the agent started. */
-  corruptPagesDetected: number;
-  /** page-corruption failures this plugin published. */
-  failuresPublished: number;
-  /** Pages that failed once and passed when re-read (writes in progress). */
-  transient: number;
-  /** On-demand scans run, and the last one's duration. */
-  scans: number;
-  lastScanDurationMs: number;
-  /** Per store id: the scrub's position, passes and last pass duration. */
-  stores: Record<string, StoreScrubStats>;
-}
-
-export interface CorruptionDetectorStatsSource {
-  /** A copy of the counters now. */
-  snapshot(): CorruptionStats;
-}
-
-/** Token of the counters, for the metrics endpoint. */
-export const CorruptionDetectorStats: InjectionToken<CorruptionDetectorStatsSource> = Symbol.for('recovery-agent.CorruptionDetectorStats');
 
 /** The detector's service, for the HTTP API and healing actions. */
 export interface CorruptionDetectorService {
@@ -90,8 +68,8 @@ export default definePlugin({
     const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
     const mode: ScrubMode = DEFAULT_SCRUB_MODE === 'pool' && pool ? 'pool' : 'inline';
 
-    const stores = config.stores.filter((s) => s.engine === 'pagestore');
-    for (const s of config.stores) if (s.engine !== 'pagestore') log.info({ store: s.id, engine: s.engine }, 'store not scrubbed: only pagestore stores can be scanned');
+    const { usable: stores, skipped } = storesWithPageEngines(ctx.container, config.stores);
+    for (const { store: s, reason } of skipped) log.info({ store: s.id, engine: s.engine }, `store not scrubbed: ${reason}`);
 
     const totals = { failuresPublished: 0, scans: 0, lastScanDurationMs: 0, scanPages: 0, scanBytes: 0, scanTransient: 0 };
     /** Pages known corrupt (published by us or by others), per store id: the deduplication set. */
@@ -121,6 +99,7 @@ export default definePlugin({
         s.id,
         new Scrubber({
           storeId: s.id,
+          engine: s.pageEngine,
           dir: s.path,
           rate: s.scrub.rate,
           intervalMs: s.scrub.interval,
@@ -199,7 +178,7 @@ export default definePlugin({
       async scan(storeId, options = {}) {
         const store = stores.find((s) => s.id === storeId);
         if (!store) throw raError('RA_ERR_USAGE', `no pagestore store with id "${storeId}" in the config (have: ${stores.map((s) => s.id).join(', ') || 'none'})`);
-        const r = await scanStore(store.path, { ...(pool ? { pool } : {}), ...options });
+        const r = await scanStore(store.pageEngine, store.path, { ...(pool ? { pool } : {}), ...options });
         totals.scans++;
         totals.lastScanDurationMs = r.durationMs;
         totals.scanPages += r.pagesScanned;
@@ -213,7 +192,7 @@ export default definePlugin({
     };
 
     ctx.provide(Detector, detector, isDetector);
-    ctx.provide(CorruptionDetectorStats, { snapshot });
+    ctx.provide(CorruptionDetectorStats, { snapshot }, isCorruptionDetectorStats);
     ctx.provide(CorruptionDetector, service);
     ctx.provide(ScanTrigger, service);
     ctx.provide(StatusSection, { name: 'scrub', snapshot });

@@ -6,17 +6,19 @@
  * The geometry comes from the control file; the superblock (page 0) must agree with it. Without a
  * readable control file (say it was lost), the superblock alone gives it, or the caller's page
  * size when the superblock is damaged too.
+ *
+ * Everything about the store's files is asked of its engine's page face
+ * (core/contracts/PageEngine.ts): its state (the control file), its first page, its log.
  */
 import { open, stat } from 'node:fs/promises';
 import path from 'node:path';
+import type { PageEngine, StoreState } from '../../core/contracts/PageEngine.js';
 import { isRaError, raError } from '../../core/errors.js';
-import { readControl, type Control } from '../pagestore/control.js';
-import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, verifyPage } from '../pagestore/format.js';
-import { DATA_FILE, SUPERBLOCK_MAGIC, superblockProblem } from '../pagestore/storeFiles.js';
-import { listSegments, segmentPath } from '../pagestore/walSegments.js';
 
 /** A store's data file, ready to scan. */
 export interface ScanTarget {
+  /** The store's engine, through its page face. */
+  readonly engine: PageEngine;
   readonly dir: string;
   readonly dataFile: string;
   readonly walDir: string;
@@ -44,12 +46,13 @@ export interface ScanTargetOptions {
 }
 
 /** Reads and checks a store's geometry against its data file. Throws RA_ERR_STORE_NOT_FOUND or RA_ERR_STORE_INVALID (exit 2) naming what is wrong. */
-export async function openScanTarget(dir: string, options: ScanTargetOptions = {}): Promise<ScanTarget> {
-  if (options.pageSize !== undefined && !isValidPageSize(options.pageSize)) {
+export async function openScanTarget(engine: PageEngine, dir: string, options: ScanTargetOptions = {}): Promise<ScanTarget> {
+  const { pages } = engine;
+  if (options.pageSize !== undefined && !pages.isValidPageSize(options.pageSize)) {
     throw raError('RA_ERR_USAGE', `page size must be a power of two from 4096 to 65536 (got ${JSON.stringify(options.pageSize)})`);
   }
-  const dataFile = path.join(dir, DATA_FILE);
-  const walDir = path.join(dir, 'wal');
+  const dataFile = engine.files.dataFile(dir);
+  const walDir = engine.files.logDir(dir);
   let size: number;
   try {
     const st = await stat(dataFile);
@@ -69,11 +72,11 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
     });
   }
 
-  const superblock = await readSuperblock(dataFile);
-  let control: Control | null = null;
+  const superblock = await pages.readFirstPageGeometry(dataFile);
+  let control: StoreState | null = null;
   let controlProblem: string | null = null;
   try {
-    control = await readControl(dir);
+    control = await engine.files.readState(dir);
   } catch (err) {
     if (!isRaError(err, 'RA_ERR_STORE_NOT_FOUND') && !isRaError(err, 'RA_ERR_STORE_INVALID')) throw err;
     controlProblem = (err as Error).message;
@@ -105,7 +108,7 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
       `cannot tell the page size of ${dataFile}: ${controlProblem ?? 'no control file'}, and its superblock (page 0) is damaged; give the page size (--page-size) to scan it anyway`,
     );
   }
-  if (!isValidPageSize(pageSize)) {
+  if (!pages.isValidPageSize(pageSize)) {
     throw raError('RA_ERR_STORE_INVALID', `wrong page size: the ${from} of ${dir} says ${pageSize}-byte pages; expected a power of two from 4096 to 65536`);
   }
   if (options.pageSize !== undefined && options.pageSize !== pageSize) {
@@ -140,25 +143,24 @@ export async function openScanTarget(dir: string, options: ScanTargetOptions = {
     const page0 = await readPage0(dataFile, pageSize);
     // A page 0 that fails its checks is reported by the page scan; one that passes them must
     // still be this store's superblock.
-    if (verifyPage(page0, 0) === null) {
-      const problem = superblockProblem(page0, control);
+    if (pages.verify(page0, 0) === null) {
+      const problem = pages.firstPageProblem(page0, control);
       if (problem) storeProblems.push(`${dataFile}: ${problem}`);
     }
   }
   if (!controlProblem && options.checkRecovery) {
-    const wal = await persistentRecoveryProblem(dir);
+    const wal = await persistentRecoveryProblem(engine, dir);
     if (wal) storeProblems.push(`recovery would refuse: ${wal}`);
   }
-  return { dir, dataFile, walDir, pageSize, pageCount, geometryFrom: from, storeProblems };
+  return { engine, dir, dataFile, walDir, pageSize, pageCount, geometryFrom: from, storeProblems };
 }
 
 /** A recovery problem seen three times in a row, 50 ms apart: not a checkpoint of a live owner racing the read. */
-async function persistentRecoveryProblem(dir: string): Promise<string | null> {
-  // Loaded only when asked for: a scan need not load the recovery code otherwise.
-  const { recoveryProblem } = await import('../pagestore/index.js');
+async function persistentRecoveryProblem(engine: PageEngine, dir: string): Promise<string | null> {
+  // The engine loads its recovery code only when asked: a scan without the check never does.
   let problem: string | null = null;
   for (let attempt = 0; attempt < 3; attempt++) {
-    problem = await recoveryProblem(dir);
+    problem = await engine.recoveryProblem(dir);
     if (problem === null) return null;
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
@@ -176,32 +178,19 @@ async function readPage0(dataFile: string, pageSize: number): Promise<Buffer> {
   }
 }
 
-/** Page size and count from a sound-looking superblock, or null when page 0 does not look like one. */
-async function readSuperblock(dataFile: string): Promise<{ pageSize: number; pageCount: number } | null> {
-  const h = await open(dataFile, 'r');
-  try {
-    const b = Buffer.alloc(PAGE_HEADER_SIZE + 12);
-    const { bytesRead } = await h.read(b, 0, b.byteLength, 0);
-    if (bytesRead < b.byteLength) return null;
-    if (b.readUInt32LE(kMagic) !== PAGE_MAGIC || b.readUInt32LE(PAGE_HEADER_SIZE) !== SUPERBLOCK_MAGIC) return null;
-    return { pageSize: b.readUInt32LE(PAGE_HEADER_SIZE + 4), pageCount: b.readUInt32LE(PAGE_HEADER_SIZE + 8) };
-  } finally {
-    await h.close();
-  }
-}
-
 /**
  * An upper bound of the end of a store's WAL: the last segment's start LSN plus its file size.
  * Cheap (a directory listing and one stat) and safe for the LSN check: every record lies below
  * it, and pages reach the data file only after the log holding their LSN is flushed. Without any
  * segment there is no bound: Number.MAX_SAFE_INTEGER turns the check off.
  */
-export async function walEndLsn(walDir: string): Promise<number> {
-  const segments = await listSegments(walDir).catch(() => [] as number[]);
+export async function walEndLsn(target: Pick<ScanTarget, 'engine' | 'walDir'>): Promise<number> {
+  const { engine: { log }, walDir } = target;
+  const segments = await log.listSegments(walDir).catch(() => [] as number[]);
   const last = segments.at(-1);
   if (last === undefined) return Number.MAX_SAFE_INTEGER;
   try {
-    const { size } = await stat(segmentPath(walDir, last));
+    const { size } = await stat(path.join(walDir, log.segmentName(last)));
     return last + size;
   } catch {
     // Recycled between the listing and the stat: a newer segment exists; no cheap bound now.

@@ -24,6 +24,7 @@
 import { open, type FileHandle } from 'node:fs/promises';
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
 import { verifyPages } from 'recovery-agent/native';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
 import { defineTask } from '../../core/taskRef.js';
 import type { WorkerPool } from '../../core/workerPool.js';
@@ -110,8 +111,8 @@ export class PageScanner {
   ) {}
 
   /** Checks the store's geometry (see scanTarget.ts) and opens its data file for reading. */
-  static async open(dir: string, options: ScanTargetOptions & RecheckOptions = {}): Promise<PageScanner> {
-    const target = await openScanTarget(dir, options);
+  static async open(engine: PageEngine, dir: string, options: ScanTargetOptions & RecheckOptions = {}): Promise<PageScanner> {
+    const target = await openScanTarget(engine, dir, options);
     const handle = await open(target.dataFile, 'r');
     return new PageScanner(target, handle, { recheckDelayMs: options.recheckDelayMs ?? 50, recheckAttempts: Math.max(1, options.recheckAttempts ?? 3) });
   }
@@ -143,7 +144,7 @@ export class PageScanner {
     const { pageSize } = this.target;
     const { pool, signal } = options;
     const caller = options.callingThread === true;
-    const maxLsn = await walEndLsn(this.target.walDir);
+    const maxLsn = await walEndLsn(this.target);
     // Lanes besides the calling thread's: tasks on the pool, or asynchronous loops without one.
     const otherLanes = Math.max(caller ? 0 : 1, options.lanes ?? (pool ? pool.threads * (caller ? 1 : LANES_PER_THREAD) : caller ? 0 : 2));
     const allLanes = otherLanes + (caller ? 1 : 0);
@@ -261,7 +262,7 @@ export class PageScanner {
     const out = new Uint32Array(2);
     for (let attempt = 0; attempt < this.recheck.recheckAttempts && todo.length > 0; attempt++) {
       await sleep(this.recheck.recheckDelayMs);
-      const maxLsn = await walEndLsn(this.target.walDir);
+      const maxLsn = await walEndLsn(this.target);
       const still: Suspect[] = [];
       for (const s of todo) {
         const { bytesRead } = await this.handle.read(page, 0, pageSize, s.pageId * pageSize);
@@ -285,9 +286,9 @@ export class PageScanner {
 }
 
 /** Scans every page of the store in `dir`: the full-speed, on-demand scan. */
-export async function scanStore(dir: string, options: RangeScanOptions & ScanTargetOptions & RecheckOptions = {}): Promise<StoreScanResult> {
+export async function scanStore(engine: PageEngine, dir: string, options: RangeScanOptions & ScanTargetOptions & RecheckOptions = {}): Promise<StoreScanResult> {
   const t0 = performance.now();
-  const scanner = await PageScanner.open(dir, options);
+  const scanner = await PageScanner.open(engine, dir, options);
   try {
     const { pageSize, pageCount, dataFile } = scanner.target;
     const r = await scanner.scan(0, pageCount, options);

@@ -19,6 +19,8 @@
  * inline or as one worker-pool task per batch (`mode`).
  */
 import type { Logger } from 'pino';
+import type { StoreScrubStats } from '../../core/contracts/CorruptionStats.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { describeError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { PageFinding } from './reasons.js';
@@ -37,8 +39,12 @@ const MAX_PAUSE_MS = 3_600_000;
 
 export type ScrubMode = 'inline' | 'pool';
 
+export type { StoreScrubStats };
+
 export interface ScrubberOptions {
   storeId: string;
+  /** The store's engine, through its page face. */
+  engine: PageEngine;
   /** The store directory. */
   dir: string;
   /** Bytes per second. */
@@ -57,28 +63,6 @@ export interface ScrubberOptions {
   recheckDelayMs?: number;
   /** Wait before retrying a store that cannot be opened (ms). Default 30 s. */
   retryMs?: number;
-}
-
-/** What `/status` and metrics show of one store's scrub. */
-export interface StoreScrubStats {
-  state: 'starting' | 'scanning' | 'waiting' | 'unavailable' | 'stopped';
-  /** The next page of the current pass (equal to pageCount between passes). */
-  position: number;
-  pageCount: number;
-  pageSize: number;
-  rateBytesPerSec: number;
-  passes: number;
-  passStartedAt: number;
-  lastPassCompletedAt: number;
-  lastPassDurationMs: number;
-  pagesScanned: number;
-  bytesScanned: number;
-  /** Corrupt pages found (each time a scan confirms one). */
-  corruptFound: number;
-  /** Pages that failed once and passed when re-read: writes in progress. */
-  transient: number;
-  suspectsPending: number;
-  lastError: string | null;
 }
 
 export class Scrubber {
@@ -247,7 +231,7 @@ export class Scrubber {
   /** Opens the store and loads (or starts) its saved state; false when it cannot be opened now. */
   private async open(): Promise<boolean> {
     try {
-      this.scanner = await PageScanner.open(this.o.dir, { recheckDelayMs: this.o.recheckDelayMs });
+      this.scanner = await PageScanner.open(this.o.engine, this.o.dir, { recheckDelayMs: this.o.recheckDelayMs });
     } catch (err) {
       this.noteError(err);
       this.stats.state = 'unavailable';

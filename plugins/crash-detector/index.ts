@@ -5,21 +5,17 @@
  * `process-crash` and `process-hang` (P1) on the failure bus, and provides the
  * `ProcessSupervisor` that the restart-process action and the HTTP API use.
  */
-import type { InjectionToken } from 'tsyringe';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { definePlugin } from '../../core/plugin.js';
 import { FailureBus, Metrics, StatusSection } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Supervisor } from './supervisor.js';
-import { PROCESS_CRASH, PROCESS_HANG, type ProcessSupervisor as ProcessSupervisorService } from './types.js';
+import { ProcessSupervisor, isProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
+import { PROCESS_CRASH, PROCESS_HANG } from './types.js';
 
+// The supervisor's contract (core/contracts/ProcessSupervisor.ts) comes with the plugin's types.
 export * from './types.js';
-
-/** The supervisor's interface (declared in types.ts), under the same name as its token. */
-export type ProcessSupervisor = ProcessSupervisorService;
-/** Token under which the crash detector provides its `ProcessSupervisor`. */
-export const ProcessSupervisor: InjectionToken<ProcessSupervisorService> = Symbol.for('recovery-agent.ProcessSupervisor');
 
 export default definePlugin({
   id: 'crash-detector',
@@ -43,7 +39,7 @@ export default definePlugin({
       },
       stop: () => supervisor.shutdown(),
     };
-    ctx.provide(ProcessSupervisor, supervisor);
+    ctx.provide(ProcessSupervisor, supervisor, isProcessSupervisor);
     ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() });
     if (ctx.container.isRegistered(Metrics, true)) {
       const registry = ctx.container.resolve(Metrics);

@@ -8,12 +8,13 @@
  */
 import os from 'node:os';
 import type { InjectionToken } from 'tsyringe';
+import { CorruptionDetectorStats } from '../../core/contracts/CorruptionStats.js';
 import { HealthProbe, isHealthProbe } from '../../core/contracts/HealthProbe.js';
+import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/pageCorruption.js';
+import { ProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
+import { storesWithPageEngines } from '../../core/engines.js';
 import { definePlugin } from '../../core/plugin.js';
 import { FailureBus, HealthHistory, Metrics, Orchestrator, StatusSection } from '../../core/tokens.js';
-import { CorruptionDetectorStats, PAGE_CORRUPTION } from '../corruption-detector/index.js';
-import { isPageCorruptionEvidence } from '../corruption-detector/pageCorruption.js';
-import { ProcessSupervisor } from '../crash-detector/index.js';
 import { parseHistoryQuery } from './history.js';
 import { cpuProbe, ioProbe, memoryProbe, networkProbe } from './hostProbes.js';
 import { registerHealthMetrics } from './metrics.js';
@@ -55,14 +56,15 @@ export default definePlugin({
       },
       corruptFound: (storeId) => (container.isRegistered(CorruptionDetectorStats, true) ? container.resolve(CorruptionDetectorStats).snapshot().stores[storeId]?.corruptFound : undefined),
     };
-    const pagestores = config.stores.filter((s) => s.engine === 'pagestore');
+    const { usable: pageStores, skipped } = storesWithPageEngines(container, config.stores);
+    for (const { store, reason } of skipped) log.info({ store: store.id, engine: store.engine }, `no store probe (WAL, checkpoint age) for this store: ${reason}`);
     const builtins: HealthProbe[] = [
       cpuProbe(th),
       memoryProbe(th),
       ioProbe(th),
       networkProbe(th),
       ...watchedFilesystems([config.agent.dataDir, ...cfg.paths], config.stores).map((fs) => diskProbe(fs, th)),
-      ...pagestores.map((s) => storeProbe(s, th, lookups)),
+      ...pageStores.map((s) => storeProbe(s, th, lookups)),
       ...config.processes.map((p) =>
         processProbe(p.id, th, () => (container.isRegistered(ProcessSupervisor, true) ? container.resolve(ProcessSupervisor).list() : []), () => os.totalmem()),
       ),

@@ -8,9 +8,9 @@ import { existsSync, readFileSync, realpathSync } from 'node:fs';
 import { statfs } from 'node:fs/promises';
 import path from 'node:path';
 import type { HealthProbe, HealthResource, HealthSample } from '../../core/contracts/HealthProbe.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import type { ProcessStatus } from '../../core/contracts/ProcessSupervisor.js';
 import { isRaError } from '../../core/errors.js';
-import { walUsage } from '../pagestore/walUsage.js';
-import type { ProcessStatus } from '../crash-detector/types.js';
 import type { HealthConfig } from './hostProbes.js';
 import { lineScore } from './score.js';
 
@@ -77,7 +77,8 @@ export interface StoreLookups {
 
 const WAL_FOR_AGE = 2 ** 20;
 
-export function storeProbe(store: { id: string; path: string }, th: Thresholds, lookups: StoreLookups): HealthProbe {
+/** The probe of one store, whose log usage its engine reads (`pageEngine.logUsage`). */
+export function storeProbe(store: { id: string; path: string; pageEngine: Pick<PageEngine, 'logUsage'> }, th: Thresholds, lookups: StoreLookups): HealthProbe {
   return {
     id: `store:${store.id}`,
     async sample(): Promise<HealthSample> {
@@ -87,7 +88,7 @@ export function storeProbe(store: { id: string; path: string }, th: Thresholds, 
       const corruptScore = corrupt > 0 ? 0 : 100;
       let usage;
       try {
-        usage = await walUsage(store.path);
+        usage = await store.pageEngine.logUsage(store.path);
       } catch (err) {
         // Not created yet (its owner makes it): nothing to judge but corruption reports.
         if (isRaError(err, 'RA_ERR_STORE_NOT_FOUND')) return { metrics: { ...base, present: 0 }, score: corruptScore };

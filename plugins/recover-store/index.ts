@@ -1,24 +1,28 @@
 /**
  * The `recover-store` healing action: crash recovery (rollback + redo) of the store a failure
- * names — `evidence.store`, or a subject `store:<id>` — through the TransactionRollbackManager.
+ * names — `evidence.store`, or a subject `store:<id>` — through the TransactionRollbackManager
+ * (core/contracts/TransactionRollbackManager.ts).
  * Verified independently: a second recovery must find nothing left to redo or roll back; a store
- * a live process holds is verified by that owner answering on its control socket.
+ * a live process holds is verified by that owner answering through its engine's page face
+ * (`connectOwner`: the page store's control socket). A store whose engine has no page face
+ * cannot be verified that way: such a store held by a live process is not verified.
  */
 import { definePlugin } from '../../core/plugin.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
+import { withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { TransactionRollbackManager } from '../../core/contracts/TransactionRollbackManager.js';
+import { storesWithPageEngines } from '../../core/engines.js';
 import { raError } from '../../core/errors.js';
-import { ControlClient } from '../pagestore/index.js';
-import { TransactionRollbackManager } from '../transaction-rollback/index.js';
 
 /**
  * A store a live process holds was recovered by that process when it opened it; that is
- * observed, not assumed, by asking the owner over the store's control socket: verified only if
- * it answers, as the process holding the lock.
+ * observed, not assumed, by asking the owner through the engine's channel to it: verified only
+ * if it answers, as the process holding the lock.
  */
-async function ownerServes(dir: string, lockPid: number | undefined): Promise<boolean> {
+async function ownerServes(engine: PageEngine, dir: string, lockPid: number | undefined): Promise<boolean> {
   try {
-    const s = await ControlClient.with(dir, (c) => c.status(), { timeoutMs: 5000 });
+    const s = await withOwner(engine, dir, (o) => o.status(), { timeoutMs: 5000 });
     return lockPid === undefined || s.pid === lockPid;
   } catch {
     return false;
@@ -40,7 +44,9 @@ export default definePlugin({
   register(ctx) {
     const manager = ctx.container.resolve(TransactionRollbackManager);
     const configured = new Set(ctx.config.stores.map((s) => s.id));
-    const paths = new Map(ctx.config.stores.map((s) => [s.id, s.path]));
+    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+    for (const { store, reason } of skipped) ctx.log.info({ store: store.id, engine: store.engine }, `a recovery of this store that finds it held by a live process cannot be verified: ${reason}`);
+    const owned = new Map(usable.map((s) => [s.id, { dir: s.path, engine: s.pageEngine }]));
     const action: HealingAction = {
       id: 'recover-store',
       canHandle: (failure) => {
@@ -61,7 +67,10 @@ export default definePlugin({
       async verify(failure) {
         const id = storeOf(failure)!;
         const out = await manager.recoverStore(id);
-        if (out.status === 'locked') return ownerServes(paths.get(id)!, out.pid);
+        if (out.status === 'locked') {
+          const store = owned.get(id);
+          return store !== undefined && ownerServes(store.engine, store.dir, out.pid);
+        }
         return out.status === 'recovered' && out.report.transactionsRolledBack === 0 && out.report.recordsRedone === 0;
       },
     };

@@ -15,9 +15,12 @@ import { HealingAction, isHealingAction, type HealingContext } from '../../core/
 import type { Failure } from '../../core/contracts/Failure.js';
 import { parseDuration } from '../../core/config/units.js';
 import { raError } from '../../core/errors.js';
+import type { AgentConfig } from '../../core/config/schema.js';
 import { definePlugin } from '../../core/plugin.js';
-import { PROCESS_CRASH, PROCESS_HANG, ProcessSupervisor, type ProcessConfig, type ProcessSupervisor as Supervisor } from '../crash-detector/index.js';
+import { PROCESS_CRASH, PROCESS_HANG, ProcessSupervisor, type ProcessSupervisor as Supervisor } from '../../core/contracts/ProcessSupervisor.js';
 import { sleep } from '../../core/sleep.js';
+
+type ProcessConfig = AgentConfig['processes'][number];
 
 const DEFAULT_SETTLE_MS = 250;
 const VERIFY_POLL_MS = 20;

@@ -6,47 +6,18 @@
  * A store whose lock is held by a live process is left alone: its owner recovered it when it
  * opened it, and two writers on one store is what the lock exists to prevent.
  */
-import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
-import { StorageEngine, type RecoveryReport } from '../../core/contracts/StorageEngine.js';
+import { TransactionRollbackManager, isTransactionRollbackManager, type RollbackStats } from '../../core/contracts/TransactionRollbackManager.js';
+import { engineNamed } from '../../core/engines.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import type { AgentConfig } from '../../core/config/schema.js';
 import type { PluginContext } from '../../core/plugin.js';
 import type { FailureBus } from '../../core/failureBus.js';
 import { FailureBus as FailureBusToken, Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
-import { corruptPagesOf, pageCorruptionFailure } from '../corruption-detector/pageCorruption.js';
+import { corruptPagesOf, pageCorruptionFailure } from '../../core/contracts/pageCorruption.js';
 
-/** Statistics for metrics and `/status`. */
-export interface RollbackStats {
-  recoveries: number;
-  failures: number;
-  skippedLocked: number;
-  transactionsRolledBack: number;
-  recordsUndone: number;
-  recordsRedone: number;
-  lastDurationMs: number;
-  totalDurationMs: number;
-  /** The last report per store id. */
-  lastReport: Record<string, RecoveryReport>;
-}
-
-/** What `recoverStore` did. */
-export type RecoverOutcome =
-  | { status: 'recovered'; report: RecoveryReport }
-  /** A live process holds the store's lock: its owner recovered it when it opened it. */
-  | { status: 'locked'; pid?: number }
-  /** The store does not exist (yet). */
-  | { status: 'missing' };
-
-export interface TransactionRollbackManager {
-  /** Recovers one configured store now. */
-  recoverStore(storeId: string): Promise<RecoverOutcome>;
-  stats(): Readonly<RollbackStats>;
-}
-
-/** Token under which the plugin provides its manager (the orchestrator's recover-store action uses it). */
-export const TransactionRollbackManager: InjectionToken<TransactionRollbackManager> = Symbol.for('recovery-agent.TransactionRollbackManager');
+export { TransactionRollbackManager, type RecoverOutcome, type RollbackStats } from '../../core/contracts/TransactionRollbackManager.js';
 
 export default definePlugin({
   id: 'transaction-rollback',
@@ -60,7 +31,7 @@ export default definePlugin({
       async recoverStore(storeId) {
         const store = config.stores.find((s) => s.id === storeId);
         if (!store) throw raError('RA_ERR_USAGE', `no store with id "${storeId}" in the config (have: ${config.stores.map((s) => s.id).join(', ') || 'none'})`);
-        const engine = ctx.container.resolveAll(StorageEngine).find((e) => e.name === store.engine);
+        const engine = engineNamed(ctx.container, store.engine);
         if (!engine) throw raError('RA_ERR_CONFIG', `stores[${storeId}].engine "${store.engine}" is not provided by any running plugin`);
         try {
           const report = await engine.recover(store.path);
@@ -91,7 +62,7 @@ export default definePlugin({
       },
       stats: () => stats,
     };
-    ctx.provide(TransactionRollbackManager, manager);
+    ctx.provide(TransactionRollbackManager, manager, isTransactionRollbackManager);
     if (ctx.container.isRegistered(Metrics, true)) {
       const registry = ctx.container.resolve(Metrics);
       counterFromTotals(registry, 'recovery_agent_rollbacks_total', 'Transactions rolled back by crash recovery', [], () => [{ labels: {}, value: stats.transactionsRolledBack }]);

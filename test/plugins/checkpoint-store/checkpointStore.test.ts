@@ -11,6 +11,7 @@ import { validateConfig } from '../../../core/config/load.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
 import checkpointStore from '../../../plugins/checkpoint-store/index.js';
+import pagestore from '../../../plugins/pagestore/index.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { walUsage } from '../../../plugins/pagestore/walUsage.js';
 import selfHealer from '../../../plugins/self-healer/index.js';
@@ -25,7 +26,7 @@ async function withAgent(fn: (agent: Agent, store: string) => Promise<void>): Pr
   killedWriter({ dir: store, commits: 1500, open: 1, pages: 32, segmentSize: SEGMENT });
   const dir = path.dirname(store);
   const config = validateConfig({ agent: { dataDir: path.join(dir, 'agent'), workers: 1, http: { enabled: false } }, stores: [{ id: 'demo', path: store }] }, path.join(dir, 'agent.yaml'), {});
-  const agent = new Agent({ config, builtins: [selfHealer, checkpointStore], log: captureLogger().log });
+  const agent = new Agent({ config, builtins: [pagestore, selfHealer, checkpointStore], log: captureLogger().log });
   await agent.start();
   try {
     await fn(agent, store);

@@ -14,11 +14,13 @@ import { isRaError } from '../../../core/errors.js';
 import { WorkerPool, defineTask } from '../../../core/workerPool.js';
 import { PageScanner, scanStore } from '../../../plugins/corruption-detector/scanner.js';
 import { walEndLsn } from '../../../plugins/corruption-detector/scanTarget.js';
+import { pageStoreEngine } from '../../../plugins/pagestore/index.js';
 import { writeU64 } from '../../../plugins/pagestore/format.js';
 import { fixture } from '../../helpers/paths.js';
 import { flipBits, makeStore, misdirect, resealPage } from './damage.js';
 
 const tmpDir = () => mkdtempSync(path.join(os.tmpdir(), 'ra-scan-'));
+const engine = pageStoreEngine();
 
 /** Starts a fixture process and resolves once it prints "ready". */
 function startFixture(name: string, spec: unknown): Promise<ChildProcess> {
@@ -56,7 +58,7 @@ describe('scanner', () => {
     const pageSize = 4096;
     const pages = 600; // 2.3 MiB: several 1 MiB tasks
     await makeStore(dir, pages, pageSize);
-    const clean = await scanStore(dir, { pool, recheckDelayMs: 1 });
+    const clean = await scanStore(engine, dir, { pool, recheckDelayMs: 1 });
     assert.deepEqual(clean.corrupt, []);
     assert.equal(clean.pagesScanned, pages);
     assert.equal(clean.bytesScanned, pages * pageSize);
@@ -66,7 +68,7 @@ describe('scanner', () => {
     // from beyond the end of the WAL (both with valid checksums).
     misdirect(dir, pageSize, 20, 21);
     expected.set(21, 'page-id');
-    const walEnd = await walEndLsn(path.join(dir, 'wal'));
+    const walEnd = await walEndLsn({ engine, walDir: path.join(dir, 'wal') });
     assert.ok(walEnd > 0 && walEnd < Number.MAX_SAFE_INTEGER);
     resealPage(dir, pageSize, 22, (p) => writeU64(p, 24, walEnd + 1_000_000));
     expected.set(22, 'lsn-beyond-wal');
@@ -76,7 +78,7 @@ describe('scanner', () => {
 
     const want = [...expected].map(([pageId, reason]) => ({ pageId, reason })).sort((a, b) => a.pageId - b.pageId);
     for (const options of [{ pool }, {}, { pool, taskBytes: 1 }, { pool, callingThread: true }, { pool, callingThread: true, taskBytes: 1 }, { callingThread: true }]) {
-      const r = await scanStore(dir, { ...options, recheckDelayMs: 1 });
+      const r = await scanStore(engine, dir, { ...options, recheckDelayMs: 1 });
       assert.deepEqual(r.corrupt, want, `options ${Object.keys(options).join(',') || 'inline'}`);
       assert.equal(r.pagesScanned, pages);
       assert.equal(r.transient, 0);
@@ -87,7 +89,7 @@ describe('scanner', () => {
     const dir = path.join(tmpDir(), 'store');
     await makeStore(dir, 1024, 4096);
     const hit = flipBits(dir, 4096, 1024, 60, 7);
-    const scanner = await PageScanner.open(dir, { recheckDelayMs: 1 });
+    const scanner = await PageScanner.open(engine, dir, { recheckDelayMs: 1 });
     try {
       for (const options of [{ pool }, {}, { pool, callingThread: true }]) {
         // 700 pages from page 10: several 1 MiB runs, the last one partial.
@@ -118,7 +120,7 @@ describe('scanner', () => {
     try {
       // The pool's one worker is held: the scan's task queues behind it, and the calling thread
       // checks every run itself.
-      const r = await scanStore(dir, { pool: busy, callingThread: true, taskBytes: 1, recheckDelayMs: 1 });
+      const r = await scanStore(engine, dir, { pool: busy, callingThread: true, taskBytes: 1, recheckDelayMs: 1 });
       assert.equal(r.pagesScanned, 1024);
       assert.deepEqual(r.corrupt.map((c) => c.pageId), [...hit.keys()].sort((a, b) => a - b));
       assert.equal(Atomics.load(flag, 0), 0, 'the worker was still held when the scan returned');
@@ -134,7 +136,7 @@ describe('scanner', () => {
     const dir = path.join(tmpDir(), 'store');
     await makeStore(dir, 600, 4096);
     for (const options of [{ pool }, {}, { pool, callingThread: true }]) {
-      const scanner = await PageScanner.open(dir, { recheckDelayMs: 1 });
+      const scanner = await PageScanner.open(engine, dir, { recheckDelayMs: 1 });
       const file = path.join(dir, 'pages.db');
       const good = readFileSync(file);
       try {
@@ -156,7 +158,7 @@ describe('scanner', () => {
     const file = path.join(dir, 'pages.db');
     const good = readFileSync(file);
     const expectInvalid = async (message: RegExp, options: { pageSize?: number } = {}) => {
-      await assert.rejects(scanStore(dir, options), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID') && message.test(err.message) && err.exitCode === 2);
+      await assert.rejects(scanStore(engine, dir, options), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID') && message.test(err.message) && err.exitCode === 2);
     };
 
     writeFileSync(file, Buffer.alloc(0));
@@ -178,7 +180,7 @@ describe('scanner', () => {
     // The caller expects another page size.
     writeFileSync(file, good);
     await expectInvalid(/wrong page size: 4096 was given, but .* has 8192-byte pages \(from its control file\)/, { pageSize: 4096 });
-    assert.equal((await scanStore(dir, { pageSize: 8192 })).corrupt.length, 0);
+    assert.equal((await scanStore(engine, dir, { pageSize: 8192 })).corrupt.length, 0);
 
     // The data file of a store with 4 KiB pages and the same file size, beside this control file.
     const other = path.join(base, 'other');
@@ -187,19 +189,19 @@ describe('scanner', () => {
     await expectInvalid(/wrong page size: the control file of .* says 8192-byte pages, but the superblock of .* says 4096/);
 
     // No store at all.
-    await assert.rejects(scanStore(path.join(base, 'nothing')), (err: unknown) => isRaError(err, 'RA_ERR_STORE_NOT_FOUND') && /pages\.db does not exist/.test(err.message));
+    await assert.rejects(scanStore(engine, path.join(base, 'nothing')), (err: unknown) => isRaError(err, 'RA_ERR_STORE_NOT_FOUND') && /pages\.db does not exist/.test(err.message));
   });
 
   it('without a control file, takes the geometry from the superblock, or from the page size given', async () => {
     const dir = path.join(tmpDir(), 'store');
     await makeStore(dir, 40, 4096);
     rmSync(path.join(dir, 'control'));
-    const r = await scanStore(dir);
+    const r = await scanStore(engine, dir);
     assert.equal(r.pageCount, 40);
     assert.deepEqual(r.corrupt, []);
     flipByte(dir, 8); // the superblock's magic: now nothing says how big a page is
-    await assert.rejects(scanStore(dir), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID') && /cannot tell the page size .* give the page size \(--page-size\)/.test(err.message));
-    const given = await scanStore(dir, { pageSize: 4096, recheckDelayMs: 1 });
+    await assert.rejects(scanStore(engine, dir), (err: unknown) => isRaError(err, 'RA_ERR_STORE_INVALID') && /cannot tell the page size .* give the page size \(--page-size\)/.test(err.message));
+    const given = await scanStore(engine, dir, { pageSize: 4096, recheckDelayMs: 1 });
     assert.deepEqual(given.corrupt, [{ pageId: 0, reason: 'magic' }]);
   });
 
@@ -215,7 +217,7 @@ describe('scanner', () => {
       const until = Date.now() + 8000;
       // Until the race has been seen a few times (it is, within a second or two), or time is up.
       while ((transient < 3 || scans < 20) && Date.now() < until) {
-        const r = await scanStore(dir, { recheckDelayMs: 50, ...(scans % 2 ? { pool } : {}) });
+        const r = await scanStore(engine, dir, { recheckDelayMs: 50, ...(scans % 2 ? { pool } : {}) });
         assert.deepEqual(r.corrupt, [], `scan ${scans} reported a page being written as corrupt`);
         transient += r.transient;
         scans++;
@@ -229,7 +231,7 @@ describe('scanner', () => {
     const fd = readFileSync(path.join(dir, 'pages.db'));
     fd[6 * pageSize + 2000]! ^= 0xff;
     writeFileSync(path.join(dir, 'pages.db'), fd);
-    assert.deepEqual((await scanStore(dir, { recheckDelayMs: 1 })).corrupt, [{ pageId: 6, reason: 'checksum' }]);
+    assert.deepEqual((await scanStore(engine, dir, { recheckDelayMs: 1 })).corrupt, [{ pageId: 6, reason: 'checksum' }]);
   });
 
   it('a scan beside a live writer that checkpoints every 10 ms reports no corrupt page', async () => {
@@ -239,7 +241,7 @@ describe('scanner', () => {
       const until = Date.now() + 3000;
       let scans = 0;
       while (Date.now() < until) {
-        const r = await scanStore(dir, { ...(scans % 2 ? { pool } : {}) });
+        const r = await scanStore(engine, dir, { ...(scans % 2 ? { pool } : {}) });
         assert.deepEqual(r.corrupt, [], `scan ${scans}`);
         assert.equal(r.pagesScanned, 512);
         scans++;

@@ -15,6 +15,7 @@ import type { PageFinding } from '../../../plugins/corruption-detector/reasons.j
 import { Scrubber, type ScrubberOptions } from '../../../plugins/corruption-detector/scrubber.js';
 import { scrubStateFile, type ScrubState } from '../../../plugins/corruption-detector/scrubState.js';
 import { TokenBucket } from '../../../plugins/corruption-detector/tokenBucket.js';
+import { pageStoreEngine } from '../../../plugins/pagestore/index.js';
 import { createStore } from '../../../plugins/pagestore/storeFiles.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { flipBits } from './damage.js';
@@ -31,6 +32,7 @@ function scrubber(o: Partial<ScrubberOptions> & Pick<ScrubberOptions, 'dir' | 'd
   const cap = captureLogger();
   const s = new Scrubber({
     storeId: 'st',
+    engine: pageStoreEngine(),
     intervalMs: 0,
     mode: 'inline',
     log: cap.log,

@@ -10,6 +10,7 @@ import { cpuProbe, ioProbe, memoryProbe, networkProbe, type ProcSource } from '.
 import { parseCpuTimes, parseDiskStats, parseMemInfo, parseNetDev } from '../../../plugins/health-monitor/procfs.js';
 import { diskProbe, mountPointOf, processProbe, storeProbe } from '../../../plugins/health-monitor/storageProbes.js';
 import type { ProcessStatus } from '../../../plugins/crash-detector/types.js';
+import { pageStoreEngine } from '../../../plugins/pagestore/index.js';
 import { killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 const th = validateConfig({}, '/tmp/agent.yaml', {}).health.thresholds;
@@ -93,7 +94,7 @@ describe('store and process probes', () => {
     const dir = tmpStoreDir();
     killedWriter({ dir, commits: 200, open: 1, pages: 16 });
     let corrupt = 0;
-    const probe = storeProbe({ id: 'demo', path: dir }, th, { openCorruptPages: () => corrupt, corruptFound: () => 3 });
+    const probe = storeProbe({ id: 'demo', path: dir, pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => corrupt, corruptFound: () => 3 });
     const s = await probe.sample();
     assert.equal(probe.id, 'store:demo');
     assert.equal(s.metrics.present, 1);
@@ -106,7 +107,7 @@ describe('store and process probes', () => {
     assert.deepEqual(wal.stores, ['demo']);
     corrupt = 2;
     assert.equal((await probe.sample()).score, 0);
-    const missing = await storeProbe({ id: 'new', path: path.join(dir, 'nope') }, th, { openCorruptPages: () => 0, corruptFound: () => undefined }).sample();
+    const missing = await storeProbe({ id: 'new', path: path.join(dir, 'nope'), pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => 0, corruptFound: () => undefined }).sample();
     assert.deepEqual([missing.metrics.present, missing.score], [0, 100]);
   });
 

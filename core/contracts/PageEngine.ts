@@ -222,7 +222,12 @@ export interface PageEngine extends StorageEngine {
   logUsage(dir: string): Promise<LogUsage>;
   /** What would make crash recovery refuse the store (read-only), or null. */
   recoveryProblem(dir: string): Promise<string | null>;
-  /** Crash recovery, with the archiver to hand retired segments to and an abort signal. */
+  /**
+   * Crash recovery of a store nobody has open (RA_ERR_STORE_LOCKED when a live process holds
+   * it), with the archiver to hand retired segments to. It ends with a checkpoint: the log
+   * before the new redo point is retired (archived first, when there is an archiver), which is
+   * how a store nobody has open is checkpointed.
+   */
   recover(dir: string, options?: { archiver?: LogArchiver }): Promise<RecoveryReport>;
 }
 

@@ -1,5 +1,6 @@
 /**
- * The on-disk page format of the reference store (see README.md beside this file).
+ * The on-disk page format of the reference store (every layout of the store: FORMAT.md beside
+ * this file).
  *
  * Page header, 32 bytes, little-endian:
  *

@@ -23,7 +23,7 @@ import { raError } from '../../core/errors.js';
 import { ensurePrivateDir } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { Control } from '../pagestore/control.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { Compressor } from './compressor.js';
 import { copyAllPages, copyChangedPages, type CopyContext } from './copyPages.js';

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { openPrivate } from '../../core/privateFiles.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export const MANIFEST_FORMAT = 1;

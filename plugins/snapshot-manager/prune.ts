@@ -9,7 +9,7 @@
 import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { segmentStartOf } from '../pagestore/walSegments.js';
 import { removeArchiveLeftovers, removeSnapshotLeftovers, type Leftover } from './leftovers.js';
 import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, type Manifest } from './manifest.js';

@@ -18,7 +18,7 @@ import { raError } from '../../core/errors.js';
 import { PRIVATE_DIR_MODE, ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { writeControl } from '../pagestore/control.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { recover } from '../pagestore/recovery.js';
 import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
 import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';

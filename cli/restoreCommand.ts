@@ -4,6 +4,7 @@
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
+import { pageEngineFor } from './engines.js';
 import { ProgressBar } from './progressBar.js';
 
 const HELP = `
@@ -48,11 +49,13 @@ export function registerRestoreCommand(program: Command): void {
       if (!Number.isInteger(n) || n < 1) throw raError('RA_ERR_USAGE', `--workers must be a positive integer (got "${v}")`);
       return n;
     })
+    .option('--engine <name>', 'the storage engine of the restored store (default: pagestore)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', HELP)
-    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
+    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
       if (o.lsn !== undefined && o.time !== undefined) throw raError('RA_ERR_USAGE', 'restore takes --lsn or --time, not both');
+      const engine = await pageEngineFor(o.to, o.engine);
       const [{ describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
         import('../plugins/snapshot-manager/leftovers.js'),
         import('../plugins/snapshot-manager/restore.js'),
@@ -62,7 +65,7 @@ export function registerRestoreCommand(program: Command): void {
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
         const r = await restoreSnapshot({
-          snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
+          engine, snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
           ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}),
           onProgress: (phase, d, t) => bar?.update(`restore ${phase}`, d, t),
           onWarning: (message) => {

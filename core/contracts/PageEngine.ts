@@ -27,6 +27,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { InjectionToken } from 'tsyringe';
 import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
+import type { WorkerPool } from '../workerPool.js';
 
 /** What a store records about itself: geometry and where recovery starts. */
 export interface StoreState {
@@ -222,8 +223,28 @@ export interface PageEngine extends StorageEngine {
   logUsage(dir: string): Promise<LogUsage>;
   /** What would make crash recovery refuse the store (read-only), or null. */
   recoveryProblem(dir: string): Promise<string | null>;
-  /** Crash recovery, with the archiver to hand retired segments to and an abort signal. */
-  recover(dir: string, options?: { archiver?: LogArchiver }): Promise<RecoveryReport>;
+  /** Crash recovery, with the archiver to hand retired segments to (options: PageRecoverOptions below). */
+  recover(dir: string, options?: PageRecoverOptions): Promise<PageRecoveryReport>;
+}
+
+// --- Recovery run by a consumer (added for the snapshot manager's restore) -------------------
+
+/**
+ * Options of a crash recovery a consumer runs: the archiver to hand retired segments to, and
+ * the worker pool to redo on. A restore replays a staged store's log on the pool the user
+ * sized (`restore --workers`); without one the engine uses its own default.
+ */
+export interface PageRecoverOptions {
+  readonly archiver?: LogArchiver;
+  readonly pool?: WorkerPool;
+}
+
+/**
+ * What a page engine's recovery reports beyond `RecoveryReport`: where the valid log it
+ * replayed ends (a restore reports it as the LSN the restored store is as of).
+ */
+export interface PageRecoveryReport extends RecoveryReport {
+  readonly endLsn: number;
 }
 
 /** Runtime guard: true when `v` is a storage engine that offers the page face. */

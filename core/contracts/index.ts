@@ -6,3 +6,4 @@ export * from './Detector.js';
 export * from './HealingAction.js';
 export * from './HealthProbe.js';
 export * from './Healer.js';
+export * from './PageSource.js';

@@ -8,7 +8,6 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { PageRepairOutcome } from '../plugins/data-repairer/repair.js';
 import { describeError, raError } from '../core/errors.js';
-import { pageEngineFor } from './engines.js';
 
 function parsePages(v: string): number[] {
   const pages = v.split(',').map((x) => Number(x.trim()));
@@ -27,11 +26,12 @@ export function registerRepairCommand(program: Command): void {
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExit codes: 0 every page repaired or already valid, 4 a page no source could rebuild, 3 the store is open by a process that serves no control socket.')
     .action(async (opts: { store: string; page: number[]; snapshotDir?: string; engine?: string; json?: boolean }) => {
-      const engine = await pageEngineFor(opts.store, opts.engine);
-      const [{ repairPage }, { snapshotPageSource }] = await Promise.all([
+      const [{ pageEngineFor }, { repairPage }, { snapshotPageSource }] = await Promise.all([
+        import('./engines.js'),
         import('../plugins/data-repairer/repair.js'),
         import('../plugins/snapshot-manager/index.js'),
       ]);
+      const engine = await pageEngineFor(opts.store, opts.engine);
       // The page sources the CLI knows: the snapshot directory given (none: the source says so).
       const snapshotDir = opts.snapshotDir ? path.resolve(opts.snapshotDir) : undefined;
       const target = { store: opts.store, sources: [snapshotPageSource(() => snapshotDir)] };

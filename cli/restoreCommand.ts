@@ -4,7 +4,6 @@
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
-import { pageEngineFor } from './engines.js';
 import { ProgressBar } from './progressBar.js';
 
 const HELP = `
@@ -55,12 +54,13 @@ export function registerRestoreCommand(program: Command): void {
     .addHelpText('after', HELP)
     .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
       if (o.lsn !== undefined && o.time !== undefined) throw raError('RA_ERR_USAGE', 'restore takes --lsn or --time, not both');
-      const engine = await pageEngineFor(o.to, o.engine);
-      const [{ describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
+      const [{ pageEngineFor }, { describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
+        import('./engines.js'),
         import('../plugins/snapshot-manager/leftovers.js'),
         import('../plugins/snapshot-manager/restore.js'),
         import('../core/workerPool.js'),
       ]);
+      const engine = await pageEngineFor(o.to, o.engine);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {

@@ -9,7 +9,6 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import type { SnapshotReport } from '../plugins/snapshot-manager/createSnapshot.js';
 import { raError } from '../core/errors.js';
-import { pageEngineFor } from './engines.js';
 import { ProgressBar } from './progressBar.js';
 
 const print = (s: string): void => void process.stdout.write(s + '\n');
@@ -29,12 +28,13 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--json', 'print the manifest as JSON')
     .option('--no-progress', 'no progress bar')
     .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
-      const engine = await pageEngineFor(o.store, o.engine);
-      const [{ createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
+      const [{ pageEngineFor }, { createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
+        import('./engines.js'),
         import('../plugins/snapshot-manager/createSnapshot.js'),
         import('../plugins/snapshot-manager/leftovers.js'),
         import('../core/workerPool.js'),
       ]);
+      const engine = await pageEngineFor(o.store, o.engine);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
@@ -87,8 +87,8 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', '\nExit codes: 0 everything verifies, 4 damage found (each problem is named), 2 bad usage.')
     .action(async (dir: string, o: { engine?: string; json?: boolean; progress?: boolean }) => {
+      const [{ pageEngineFor }, { verifySnapshots }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/verify.js')]);
       const engine = await pageEngineFor(dir, o.engine);
-      const { verifySnapshots } = await import('../plugins/snapshot-manager/verify.js');
       const bar = ProgressBar.forStderr(o.progress !== false);
       const r = await verifySnapshots(engine, dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
       if (o.json) json(r);
@@ -115,7 +115,7 @@ export function registerSnapshotCommands(program: Command): void {
       const { parseDuration } = await import('../core/config/units.js');
       const maxAgeMs = o.maxAge === undefined ? undefined : parseDuration(o.maxAge);
       if (o.maxAge !== undefined && maxAgeMs === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${o.maxAge}")`);
-      const [{ pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
+      const [{ pageEngineFor }, { pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
       const engine = await pageEngineFor(dir, o.engine);
       const r = await pruneSnapshots(dir, { engine, keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), dryRun: Boolean(o.dryRun) });
       if (o.json) return json(r);

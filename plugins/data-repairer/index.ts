@@ -31,6 +31,8 @@ export { repairPage, pageOnDisk, type PageRepairOutcome, type RepairTarget } fro
 
 export default definePlugin({
   id: 'data-repairer',
+  // Start order only: the engines register must find are provided by then (typed dependencies on
+  // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   register(ctx) {

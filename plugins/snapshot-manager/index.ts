@@ -45,6 +45,8 @@ function engineRecognising(container: DependencyContainer, dir: string): PageEng
 
 export default definePlugin({
   id: 'snapshot-manager',
+  // Start order only: the engines register must find are provided by then (typed dependencies on
+  // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   register(ctx) {

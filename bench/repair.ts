@@ -28,6 +28,10 @@ import { walArchiver } from '../plugins/snapshot-manager/walArchive.js';
 import { prng } from '../test/helpers/prng.js';
 import { numArg } from './lib/args.js';
 import { report } from './lib/report.js';
+import { makePageStoreEngine } from '../plugins/pagestore/face.js';
+import { snapshotPageSource, type RebuiltPage } from '../plugins/snapshot-manager/pageSource.js';
+
+const pagestore = makePageStoreEngine();
 
 const PAGE_SIZE = 8192;
 
@@ -49,7 +53,7 @@ const pool = new WorkerPool({ threads: 2 });
 try {
   const store = path.join(root, 'store');
   const snaps = path.join(root, 'snaps');
-  const open = () => PageStore.open(store, { create: true, pageCount: PAGES, pageSize: PAGE_SIZE, checkpointIntervalMs: 0, checkpointWalBytes: 16 << 20, cacheBytes: 8 << 20, archiver: walArchiver(snaps) });
+  const open = () => PageStore.open(store, { create: true, pageCount: PAGES, pageSize: PAGE_SIZE, checkpointIntervalMs: 0, checkpointWalBytes: 16 << 20, cacheBytes: 8 << 20, archiver: walArchiver(pagestore, snaps) });
   let s = await open();
   const rnd = prng(3);
   const payload = Buffer.alloc(512);
@@ -60,7 +64,7 @@ try {
     await tx.commit();
   }
   await s.checkpoint();
-  await createSnapshot({ store, dir: snaps, pool });
+  await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
   // WAL after the snapshot: small transactions over random pages.
   const walStart = s.endLsn;
   const touched = new Set<number>();
@@ -82,13 +86,13 @@ try {
   const offline: PageRepairOutcome[] = [];
   for (const p of victims) {
     corrupt(store, p);
-    offline.push(await repairPage({ store, snapshotDir: snaps }, p));
+    offline.push(await repairPage(pagestore, { store, sources: [snapshotPageSource(() => snaps)] }, p));
   }
   s = await open();
   const online: PageRepairOutcome[] = [];
   for (const p of victims) {
     corrupt(store, p);
-    const o = await repairPage({ store, snapshotDir: snaps }, p);
+    const o = await repairPage(pagestore, { store, sources: [snapshotPageSource(() => snaps)] }, p);
     if (o.source !== 'snapshot') throw new Error(`page ${p} came from ${o.source}; the bench expects an uncached page`);
     online.push(o);
     if (process.env.RA_BENCH_DEBUG) console.log(p, o.durationMs, JSON.stringify(o.rebuilt!.segments), o.rebuilt!.recordsApplied);
@@ -96,12 +100,12 @@ try {
   await s.close();
 
   const t0 = performance.now();
-  const restored = await restoreSnapshot({ snapshotDir: snaps, to: path.join(root, 'restored'), pool });
+  const restored = await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to: path.join(root, 'restored'), pool });
   const restoreMs = performance.now() - t0;
 
   const ms = (xs: PageRepairOutcome[]) => xs.map((o) => o.durationMs);
   const records = online.map((o) => o.rebuilt!.recordsApplied);
-  const segs = online[0]!.rebuilt!.segments;
+  const segs = online[0]!.rebuilt!.segments as RebuiltPage['segments'];
   const p50 = { offline: pct(ms(offline), 50), online: pct(ms(online), 50) };
   const p95 = { offline: pct(ms(offline), 95), online: pct(ms(online), 95) };
   report({

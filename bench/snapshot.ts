@@ -40,6 +40,9 @@ import { restoreSnapshot } from '../plugins/snapshot-manager/restore.js';
 import { prng } from '../test/helpers/prng.js';
 import { numArg } from './lib/args.js';
 import { bestOf, report, type BenchRow } from './lib/report.js';
+import { makePageStoreEngine } from '../plugins/pagestore/face.js';
+
+const pagestore = makePageStoreEngine();
 
 const PAGE_SIZE = 8192;
 
@@ -151,7 +154,7 @@ try {
       const report: Partial<SnapshotReport> = {};
       const c0 = selfCpuS();
       const t0 = performance.now();
-      manifest = await createSnapshot({ store, dir: snapDir, pool: pools[k], report });
+      manifest = await createSnapshot({ engine: pagestore, store, dir: snapDir, pool: pools[k], report });
       const secs = (performance.now() - t0) / 1000;
       if (secs < best[k]) {
         bestReport[k] = report;
@@ -196,7 +199,7 @@ try {
     if (inc) rmSync(path.join(snapDir, 'snapshots', inc.id), { recursive: true });
     const report: Partial<SnapshotReport> = {};
     const t0 = performance.now();
-    inc = await createSnapshot({ store, dir: snapDir, pool: pools.w2, incremental: true, report });
+    inc = await createSnapshot({ engine: pagestore, store, dir: snapDir, pool: pools.w2, incremental: true, report });
     const secs = (performance.now() - t0) / 1000;
     if (secs < incSecs) [incSecs, incReport] = [secs, report];
   }
@@ -206,7 +209,7 @@ try {
   rmSync(path.join(root, 'pages.out'));
   const to = path.join(root, 'restored');
   const r0 = performance.now();
-  const restored = await restoreSnapshot({ snapshotDir: snapDir, to, pool: pools.w2 });
+  const restored = await restoreSnapshot({ engine: pagestore, snapshotDir: snapDir, to, pool: pools.w2 });
   const restoreSecs = (performance.now() - r0) / 1000;
   await pools.w1.close();
   await pools.w2.close();

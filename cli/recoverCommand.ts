@@ -15,17 +15,18 @@ export function registerRecoverCommand(program: Command): void {
     .option('--serial', 'redo on one thread (the baseline)')
     .addHelpText('after', '\nExit codes: 0 recovered, 2 not a store, 3 the store is open by a live process, 4 WAL or page corruption.')
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
-      const [{ readArchiveLink }, { recover }, { walArchiver }, { WorkerPool }] = await Promise.all([
+      const [{ readArchiveLink }, { recover }, { walArchiver }, { WorkerPool }, { pageEngineFor }] = await Promise.all([
         import('../plugins/pagestore/archiveLink.js'),
         import('../plugins/pagestore/recovery.js'),
         import('../plugins/snapshot-manager/walArchive.js'),
         import('../core/workerPool.js'),
+        import('./engines.js'),
       ]);
       const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers });
       try {
         // A store that archives its WAL is archived before recovery recycles any of it.
         const remembered = await readArchiveLink(opts.store).catch(() => null);
-        const archiver = remembered ? walArchiver(remembered) : undefined;
+        const archiver = remembered ? walArchiver(await pageEngineFor(opts.store), remembered) : undefined;
         const stats = await recover(opts.store, { ...(pool ? { pool } : {}), ...(archiver ? { archiver } : {}), serialRedo: Boolean(opts.serial) });
         if (opts.json) {
           process.stdout.write(JSON.stringify(stats, null, 2) + '\n');

@@ -4,6 +4,7 @@
  * application has the store open, else the newest snapshot's image plus the WAL — the
  * `repair-page` healing action run by hand (plugins/data-repairer).
  */
+import path from 'node:path';
 import type { Command } from 'commander';
 import type { PageRepairOutcome } from '../plugins/data-repairer/repair.js';
 import { describeError, raError } from '../core/errors.js';
@@ -21,16 +22,25 @@ export function registerRepairCommand(program: Command): void {
     .requiredOption('-s, --store <dir>', 'the store directory')
     .requiredOption('-p, --page <ids>', 'page ids to repair, comma-separated', parsePages)
     .option('-d, --snapshot-dir <dir>', 'the store\'s snapshot directory (snapshots + WAL archive)')
+    .option('--engine <name>', 'the storage engine of the store (default: the one that recognises it, else pagestore)')
     .option('--json', 'print the outcome as JSON')
     .addHelpText('after', '\nExit codes: 0 every page repaired or already valid, 4 a page no source could rebuild, 3 the store is open by a process that serves no control socket.')
-    .action(async (opts: { store: string; page: number[]; snapshotDir?: string; json?: boolean }) => {
-      const { repairPage } = await import('../plugins/data-repairer/repair.js');
+    .action(async (opts: { store: string; page: number[]; snapshotDir?: string; engine?: string; json?: boolean }) => {
+      const [{ pageEngineFor }, { repairPage }, { snapshotPageSource }] = await Promise.all([
+        import('./engines.js'),
+        import('../plugins/data-repairer/repair.js'),
+        import('../plugins/snapshot-manager/index.js'),
+      ]);
+      const engine = await pageEngineFor(opts.store, opts.engine);
+      // The page sources the CLI knows: the snapshot directory given (none: the source says so).
+      const snapshotDir = opts.snapshotDir ? path.resolve(opts.snapshotDir) : undefined;
+      const target = { store: opts.store, sources: [snapshotPageSource(() => snapshotDir)] };
       const outcomes: PageRepairOutcome[] = [];
       const failed: Array<{ pageId: number; error: string }> = [];
       let firstError: unknown;
       for (const pageId of opts.page) {
         try {
-          outcomes.push(await repairPage({ store: opts.store, ...(opts.snapshotDir ? { snapshotDir: opts.snapshotDir } : {}) }, pageId));
+          outcomes.push(await repairPage(engine, target, pageId));
         } catch (err) {
           firstError ??= err;
           failed.push({ pageId, error: describeError(err) });
@@ -40,7 +50,7 @@ export function registerRepairCommand(program: Command): void {
         process.stdout.write(JSON.stringify({ repaired: outcomes, failed }, null, 2) + '\n');
       } else {
         for (const o of outcomes) {
-          const how = o.result === 'already-valid' ? 'verifies already; nothing written' : `repaired from ${o.source === 'owner-cache' ? "its owner's cached copy" : `snapshot ${o.rebuilt?.snapshot} + ${o.rebuilt?.recordsApplied} WAL record(s)`}`;
+          const how = o.result === 'already-valid' ? 'verifies already; nothing written' : `repaired from ${o.source === 'owner-cache' || !o.rebuilt ? "its owner's cached copy" : `${o.rebuilt.from} + ${o.rebuilt.recordsApplied} WAL record(s)`}`;
           process.stdout.write(`page ${o.pageId}: ${how} (${o.mode}, LSN ${o.lsn}, ${o.durationMs} ms)\n`);
         }
       }

@@ -48,21 +48,24 @@ export function registerRestoreCommand(program: Command): void {
       if (!Number.isInteger(n) || n < 1) throw raError('RA_ERR_USAGE', `--workers must be a positive integer (got "${v}")`);
       return n;
     })
+    .option('--engine <name>', 'the storage engine of the restored store (default: pagestore)')
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', HELP)
-    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
+    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
       if (o.lsn !== undefined && o.time !== undefined) throw raError('RA_ERR_USAGE', 'restore takes --lsn or --time, not both');
-      const [{ describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
+      const [{ pageEngineFor }, { describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
+        import('./engines.js'),
         import('../plugins/snapshot-manager/leftovers.js'),
         import('../plugins/snapshot-manager/restore.js'),
         import('../core/workerPool.js'),
       ]);
+      const engine = await pageEngineFor(o.to, o.engine);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
         const r = await restoreSnapshot({
-          snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
+          engine, snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
           ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}),
           onProgress: (phase, d, t) => bar?.update(`restore ${phase}`, d, t),
           onWarning: (message) => {

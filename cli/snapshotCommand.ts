@@ -1,6 +1,9 @@
 /**
  * `recovery-agent snapshot create|list|verify|prune`: LZ4 snapshots of a page store taken
- * online (no lock), their listing, their verification and their retention.
+ * online (no lock), their listing, their verification and their retention. The store is read
+ * through its engine's page face (cli/engines.ts): the one named by --engine, else the one that
+ * recognises the store, else the default. A snapshot directory does not record its engine, so
+ * verify and prune take --engine too.
  */
 import path from 'node:path';
 import type { Command } from 'commander';
@@ -21,20 +24,23 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption('-d, --dir <dir>', 'the snapshot directory')
     .option('-i, --incremental', 'only pages changed since the newest snapshot in --dir')
     .option('-w, --workers <n>', 'compression worker threads (default: CPU count)', positiveInt('--workers'))
+    .option('--engine <name>', 'the storage engine of the store (default: the one that recognises the store, else pagestore)')
     .option('--json', 'print the manifest as JSON')
     .option('--no-progress', 'no progress bar')
-    .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; json?: boolean; progress?: boolean }) => {
-      const [{ createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
+    .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
+      const [{ pageEngineFor }, { createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
+        import('./engines.js'),
         import('../plugins/snapshot-manager/createSnapshot.js'),
         import('../plugins/snapshot-manager/leftovers.js'),
         import('../core/workerPool.js'),
       ]);
+      const engine = await pageEngineFor(o.store, o.engine);
       const pool = new WorkerPool({ threads: o.workers });
       const bar = ProgressBar.forStderr(o.progress !== false);
       try {
         const t0 = performance.now();
         const report: Partial<SnapshotReport> = {};
-        const m = await createSnapshot({ store: o.store, dir: o.dir, pool, incremental: Boolean(o.incremental), report, onProgress: (d, t) => bar?.update('snapshot', Math.round(d / 2 ** 20), Math.round(t / 2 ** 20), ' MiB') });
+        const m = await createSnapshot({ engine, store: o.store, dir: o.dir, pool, incremental: Boolean(o.incremental), report, onProgress: (d, t) => bar?.update('snapshot', Math.round(d / 2 ** 20), Math.round(t / 2 ** 20), ' MiB') });
         bar?.clear();
         const leftovers = report.leftoversRemoved ?? [];
         if (o.json) {
@@ -76,13 +82,15 @@ export function registerSnapshotCommands(program: Command): void {
     .command('verify')
     .description('decompress every chunk and WAL file, check every page and manifest; exit 4 on damage')
     .argument('<dir>', 'the snapshot directory')
+    .option('--engine <name>', 'the storage engine of the snapshotted store (default: pagestore)')
     .option('--json', 'print JSON')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', '\nExit codes: 0 everything verifies, 4 damage found (each problem is named), 2 bad usage.')
-    .action(async (dir: string, o: { json?: boolean; progress?: boolean }) => {
-      const { verifySnapshots } = await import('../plugins/snapshot-manager/verify.js');
+    .action(async (dir: string, o: { engine?: string; json?: boolean; progress?: boolean }) => {
+      const [{ pageEngineFor }, { verifySnapshots }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/verify.js')]);
+      const engine = await pageEngineFor(dir, o.engine);
       const bar = ProgressBar.forStderr(o.progress !== false);
-      const r = await verifySnapshots(dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
+      const r = await verifySnapshots(engine, dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
       if (o.json) json(r);
       else {
         print(`${r.snapshots} snapshot(s), ${r.chunks} chunk(s), ${r.pages} page(s), ${r.walFiles} WAL file(s), ${r.bytes} bytes checked`);
@@ -100,14 +108,16 @@ export function registerSnapshotCommands(program: Command): void {
     .requiredOption('--keep-incremental <n>', 'incremental snapshots to keep', nonNegativeInt('--keep-incremental'))
     .option('--max-age <duration>', 'also drop snapshots older than this (e.g. 7d), unless a kept one needs them')
     .option('--dry-run', 'only say what would be deleted')
+    .option('--engine <name>', 'the storage engine of the snapshotted store (default: pagestore)')
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: string; dryRun?: boolean; json?: boolean }) => {
+    .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: string; dryRun?: boolean; engine?: string; json?: boolean }) => {
       // --max-age is parsed here rather than by commander, so that --help never loads the unit parsers.
       const { parseDuration } = await import('../core/config/units.js');
       const maxAgeMs = o.maxAge === undefined ? undefined : parseDuration(o.maxAge);
       if (o.maxAge !== undefined && maxAgeMs === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${o.maxAge}")`);
-      const [{ pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
-      const r = await pruneSnapshots(dir, { keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), dryRun: Boolean(o.dryRun) });
+      const [{ pageEngineFor }, { pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
+      const engine = await pageEngineFor(dir, o.engine);
+      const r = await pruneSnapshots(dir, { engine, keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), dryRun: Boolean(o.dryRun) });
       if (o.json) return json(r);
       print(`${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} snapshot(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}; ${r.walSegmentsDeleted.length} archived WAL segment(s); kept ${r.kept.length}`);
       if (r.leftovers.removed.length > 0) print(describeLeftovers(r.leftovers.removed, o.dryRun ? 'would remove' : 'removed'));

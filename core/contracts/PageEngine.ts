@@ -27,6 +27,7 @@
 import type { FileHandle } from 'node:fs/promises';
 import type { InjectionToken } from 'tsyringe';
 import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
+import type { WorkerPool } from '../workerPool.js';
 
 /** What a store records about itself: geometry and where recovery starts. */
 export interface StoreState {
@@ -224,11 +225,32 @@ export interface PageEngine extends StorageEngine {
   recoveryProblem(dir: string): Promise<string | null>;
   /**
    * Crash recovery of a store nobody has open (RA_ERR_STORE_LOCKED when a live process holds
-   * it), with the archiver to hand retired segments to. It ends with a checkpoint: the log
-   * before the new redo point is retired (archived first, when there is an archiver), which is
-   * how a store nobody has open is checkpointed.
+   * it), with the archiver to hand retired segments to and the pool to redo on (see
+   * PageRecoverOptions). It ends with a checkpoint: the log before the new redo point is
+   * retired (archived first, when there is an archiver), which is how a store nobody has open
+   * is checkpointed.
    */
-  recover(dir: string, options?: { archiver?: LogArchiver }): Promise<RecoveryReport>;
+  recover(dir: string, options?: PageRecoverOptions): Promise<PageRecoveryReport>;
+}
+
+// --- Recovery run by a consumer (added for the snapshot manager's restore) -------------------
+
+/**
+ * Options of a crash recovery a consumer runs: the archiver to hand retired segments to, and
+ * the worker pool to redo on. A restore replays a staged store's log on the pool the user
+ * sized (`restore --workers`); without one the engine uses its own default.
+ */
+export interface PageRecoverOptions {
+  readonly archiver?: LogArchiver;
+  readonly pool?: WorkerPool;
+}
+
+/**
+ * What a page engine's recovery reports beyond `RecoveryReport`: where the valid log it
+ * replayed ends (a restore reports it as the LSN the restored store is as of).
+ */
+export interface PageRecoveryReport extends RecoveryReport {
+  readonly endLsn: number;
 }
 
 /** Runtime guard: true when `v` is a storage engine that offers the page face. */

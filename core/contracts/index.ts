@@ -10,3 +10,4 @@ export * from './pageCorruption.js';
 export * from './ProcessSupervisor.js';
 export * from './TransactionRollbackManager.js';
 export * from './CorruptionStats.js';
+export * from './PageSource.js';

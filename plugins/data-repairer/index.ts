@@ -1,13 +1,17 @@
 /**
  * The `data-repairer` plugin (DataRepairer v1): the `repair-page` healing action for the P0
  * `page-corruption` failure. Each page the failure names is rewritten from a verified source —
- * the owner's in-memory copy, or the newest snapshot's image brought up to the end of the log
- * by the WAL (rebuild.ts) — through the owner's control socket while an application has the
- * store open, or directly under the store lock when none has (repair.ts). A page no source can
- * rebuild fails the action, and the healer escalates.
+ * the owner's in-memory copy, or a copy from a page source (core/contracts/PageSource.ts: the
+ * snapshot manager rebuilds one from a snapshot and the WAL; replicas will be another) —
+ * through the store's live owner while an application has the store open, or directly under
+ * the store lock when none has (repair.ts). A page no source can give fails the action, and the
+ * healer escalates.
  *
- * Verified independently of apply: every page named reads back from pages.db and verifies.
- * Replicas as a source come with replication (not built yet).
+ * It works on a store only through its engine's page face, found by the store's `engine:` in
+ * the config; a store whose engine has none is not repaired, and said so. Page sources are
+ * looked up at each repair, so it needs none of them to register first.
+ *
+ * Verified independently of apply: every page named reads back from the data file and verifies.
  */
 import path from 'node:path';
 import { Counter, Histogram } from 'prom-client';
@@ -15,25 +19,28 @@ import { definePlugin } from '../../core/plugin.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import { PageSource } from '../../core/contracts/PageSource.js';
+import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/pageCorruption.js';
+import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, raError } from '../../core/errors.js';
 import { Metrics } from '../../core/tokens.js';
-import { readControl } from '../pagestore/control.js';
-import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../corruption-detector/pageCorruption.js';
-import { pageOnDisk, repairPage, type PageRepairOutcome, type RepairTarget } from './repair.js';
+import { pageOnDisk, repairPage, type PageRepairOutcome } from './repair.js';
 
-export { repairPage, type PageRepairOutcome, type RepairTarget } from './repair.js';
-export { rebuildPage, type RebuiltPage } from './rebuild.js';
+export { repairPage, pageOnDisk, type PageRepairOutcome, type RepairTarget } from './repair.js';
 
 export default definePlugin({
   id: 'data-repairer',
+  // Start order only: the engines register must find are provided by then (typed dependencies on
+  // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   register(ctx) {
-    const targets = new Map<string, RepairTarget>(
-      ctx.config.stores
-        .filter((s) => s.engine === 'pagestore')
-        .map((s) => [s.id, { store: path.resolve(s.path), ...(s.snapshots ? { snapshotDir: path.resolve(s.snapshots.dir) } : {}) }]),
-    );
+    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+    for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no page repairs: ${reason}`);
+    const targets = new Map<string, { id: string; store: string; engine: PageEngine }>(usable.map((s) => [s.id, { id: s.id, store: path.resolve(s.path), engine: s.pageEngine }]));
+    /** The page sources provided so far (the snapshot manager, replicas): asked at each repair. */
+    const sources = () => (ctx.container.isRegistered(PageSource, true) ? ctx.container.resolveAll<PageSource>(PageSource) : []);
     const registry = ctx.container.resolve(Metrics);
     const repaired = new Counter({ name: 'recovery_agent_pages_repaired_total', help: 'Corrupt pages rewritten from a verified copy, by source', labelNames: ['source'], registers: [registry] });
     const unrepaired = new Counter({ name: 'recovery_agent_page_repair_failures_total', help: 'Corrupt pages no source could repair', registers: [registry] });
@@ -54,7 +61,7 @@ export default definePlugin({
         for (const pageId of pagesOf(f)) {
           if (hctx.signal.aborted) throw hctx.signal.reason;
           try {
-            const o = await serial(storeId, () => repairPage(target, pageId));
+            const o = await serial(storeId, () => repairPage(target.engine, { ...target, sources: sources() }, pageId, hctx.signal));
             done.push(o);
             if (o.result === 'repaired') {
               repaired.inc({ source: o.source ?? 'unknown' });
@@ -78,8 +85,8 @@ export default definePlugin({
       },
       async verify(f) {
         const target = targetOf(f)!;
-        const { pageSize } = await readControl(target.store);
-        for (const pageId of pagesOf(f)) if ((await pageOnDisk(target.store, pageId, pageSize)).fault) return false;
+        const { pageSize } = await target.engine.files.readState(target.store);
+        for (const pageId of pagesOf(f)) if ((await pageOnDisk(target.engine, target.store, pageId, pageSize)).fault) return false;
         return true;
       },
     };

@@ -1,103 +1,119 @@
 /**
- * Repairing one page of a store, online or offline:
+ * Repairing one page of a store, online or offline, through its engine's page face:
  *
- *   - nobody has the store open (its lock is free): the lock is taken, the page rebuilt from the
- *     snapshots and WAL (rebuild.ts), verified, written to pages.db and synced, the lock released;
- *   - an application has it open: through its control socket. If the owner has the page in
- *     memory, that copy is the truth and the owner writes it; otherwise the page is rebuilt here
- *     and the owner verifies and writes it, and caches it before any transaction may read it.
+ *   - nobody has the store open (its lock is free): the lock is taken, a verified copy of the
+ *     page asked of the page sources (a snapshot + the WAL, later a replica), written to the data
+ *     file and synced, the lock released;
+ *   - an application has it open: through the engine's channel to that live owner. If the owner
+ *     has the page in memory, that copy is the truth and the owner writes it; otherwise a copy is
+ *     had from the page sources and the owner verifies and writes it, and caches it before any
+ *     transaction may read it.
  *
- * Nothing is written that does not verify, here and again on the owner's side.
+ * Nothing is written that does not verify, at the source and again on the owner's side.
  */
 import { open } from 'node:fs/promises';
-import { isRaError, raError } from '../../core/errors.js';
-import { writePages } from '../pagestore/checkpoint.js';
-import { ControlClient } from '../pagestore/controlClient.js';
-import { pageLsn, readPageAt } from '../pagestore/format.js';
-import { readControl } from '../pagestore/control.js';
-import { acquireStoreLock } from '../pagestore/storeLock.js';
-import { dataFileOf } from '../pagestore/storeFiles.js';
-import { rebuildPage, type RebuiltPage } from './rebuild.js';
+import { withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
+import type { PageSource, PageSourceAccount, SourcedPage } from '../../core/contracts/PageSource.js';
+import { describeError, isRaError, raError } from '../../core/errors.js';
 
 export interface RepairTarget {
+  /** The store's id in the config; the store directory when there is none (the CLI). */
+  id?: string;
   /** The store directory. */
   store: string;
-  /** The store's snapshot directory (snapshots + WAL archive), if it has one. */
-  snapshotDir?: string;
+  /** Where verified copies come from when the owner holds none, asked in turn. */
+  sources: readonly PageSource[];
 }
 
 export interface PageRepairOutcome {
   pageId: number;
   /** `already-valid`: the page on disk verifies now (repaired meanwhile, or rewritten by its owner). */
   result: 'repaired' | 'already-valid';
-  /** Where the good copy came from. */
-  source: 'owner-cache' | 'snapshot' | null;
-  /** `offline`: under the store lock; `online`: through the owner's control socket. */
+  /** Where the good copy came from: `owner-cache`, or the id of the page source (`snapshot`). */
+  source: string | null;
+  /** `offline`: under the store lock; `online`: through the live owner. */
   mode: 'offline' | 'online';
   lsn: number | null;
-  rebuilt?: Omit<RebuiltPage, 'image'>;
+  /** How the page source made its copy (what it started from, log records applied, …). */
+  rebuilt?: PageSourceAccount;
   durationMs: number;
 }
 
-/** The page as it is in pages.db now, and what is wrong with it (null: it verifies). */
-export async function pageOnDisk(store: string, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: string | null }> {
-  const h = await open(dataFileOf(store), 'r');
+/** The page as it is in the data file now, and what is wrong with it (null: it verifies). */
+export async function pageOnDisk(engine: PageEngine, store: string, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: string | null }> {
+  const h = await open(engine.files.dataFile(store), 'r');
   try {
-    return await readPageAt(h, pageId, pageSize);
+    return await engine.pages.readPage(h, pageId, pageSize);
   } finally {
     await h.close();
   }
 }
 
-export async function repairPage(t: RepairTarget, pageId: number): Promise<PageRepairOutcome> {
+/** Repairs page `pageId` of the store `t` of `engine`. */
+export async function repairPage(engine: PageEngine, t: RepairTarget, pageId: number, signal?: AbortSignal): Promise<PageRepairOutcome> {
   const t0 = performance.now();
   const done = (o: Omit<PageRepairOutcome, 'durationMs' | 'pageId'>): PageRepairOutcome => ({ pageId, ...o, durationMs: Math.round((performance.now() - t0) * 10) / 10 });
-  const control = await readControl(t.store);
-  if (!Number.isInteger(pageId) || pageId < 0 || pageId >= control.pageCount) {
-    throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside store ${t.store} (pages 0..${control.pageCount - 1})`, { details: { pageId } });
+  const state = await engine.files.readState(t.store);
+  if (!Number.isInteger(pageId) || pageId < 0 || pageId >= state.pageCount) {
+    throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside store ${t.store} (pages 0..${state.pageCount - 1})`, { details: { pageId } });
   }
   let lock;
   try {
-    lock = await acquireStoreLock(t.store);
+    lock = await engine.files.lock(t.store);
   } catch (err) {
     if (!isRaError(err, 'RA_ERR_STORE_LOCKED')) throw err;
-    return done(await online(t, pageId));
+    return done(await online(engine, t, pageId, signal));
   }
   try {
-    const now = await pageOnDisk(t.store, pageId, control.pageSize);
-    if (!now.fault) return done({ result: 'already-valid', source: null, mode: 'offline', lsn: pageLsn(now.image) });
-    const rebuilt = await rebuild(t, pageId);
-    const h = await open(dataFileOf(t.store), 'r+');
+    const now = await pageOnDisk(engine, t.store, pageId, state.pageSize);
+    if (!now.fault) return done({ result: 'already-valid', source: null, mode: 'offline', lsn: engine.pages.lsn(now.image) });
+    const got = await fromSources(engine, t, pageId, signal);
+    const h = await open(engine.files.dataFile(t.store), 'r+');
     try {
-      await writePages(h, control.pageSize, [{ pageId, image: rebuilt.image }]);
+      await engine.pages.writePages(h, state.pageSize, [{ pageId, image: got.page.image }]);
     } finally {
       await h.close();
     }
-    const { image: _image, ...account } = rebuilt;
-    return done({ result: 'repaired', source: 'snapshot', mode: 'offline', lsn: pageLsn(rebuilt.image), rebuilt: account });
+    return done({ result: 'repaired', source: got.source, mode: 'offline', lsn: engine.pages.lsn(got.page.image), rebuilt: got.page.account });
   } finally {
     await lock.release();
   }
 }
 
-function online(t: RepairTarget, pageId: number): Promise<Omit<PageRepairOutcome, 'durationMs' | 'pageId'>> {
-  return ControlClient.with(t.store, async (c) => {
-    const seen = await c.readPage(pageId);
+function online(engine: PageEngine, t: RepairTarget, pageId: number, signal?: AbortSignal): Promise<Omit<PageRepairOutcome, 'durationMs' | 'pageId'>> {
+  return withOwner(engine, t.store, async (owner) => {
+    const seen = await owner.readPage(pageId);
     if (seen.cached) {
-      const r = await c.writePage(pageId);
+      const r = await owner.installPage(pageId);
       return { result: 'repaired', source: 'owner-cache', mode: 'online', lsn: r.lsn };
     }
-    if (!seen.fault) return { result: 'already-valid', source: null, mode: 'online', lsn: pageLsn(seen.image) };
-    const rebuilt = await rebuild(t, pageId);
-    const r = await c.writePage(pageId, rebuilt.image);
-    const { image: _image, ...account } = rebuilt;
-    return { result: 'repaired', source: r.source === 'cache' ? 'owner-cache' : 'snapshot', mode: 'online', lsn: r.lsn, rebuilt: account };
+    if (!seen.fault) return { result: 'already-valid', source: null, mode: 'online', lsn: engine.pages.lsn(seen.image) };
+    const got = await fromSources(engine, t, pageId, signal);
+    const r = await owner.installPage(pageId, got.page.image);
+    return { result: 'repaired', source: r.source === 'cache' ? 'owner-cache' : got.source, mode: 'online', lsn: r.lsn, rebuilt: got.page.account };
   });
 }
 
-function rebuild(t: RepairTarget, pageId: number): Promise<RebuiltPage> {
-  if (!t.snapshotDir) {
-    return Promise.reject(raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} of ${t.store} is bad on disk and not in its owner's memory, and the store has no snapshots.dir to rebuild it from`, { details: { pageId } }));
+/**
+ * A verified copy of the page from the first source that has one. When none has, one error
+ * (RA_ERR_REPAIR_NO_SOURCE) says what each source answered.
+ */
+async function fromSources(engine: PageEngine, t: RepairTarget, pageId: number, signal?: AbortSignal): Promise<{ source: string; page: SourcedPage }> {
+  const store = { id: t.id ?? t.store, path: t.store, engine };
+  const answers: string[] = [];
+  const problems: Array<{ source: string; error: string }> = [];
+  for (const s of t.sources) {
+    signal?.throwIfAborted();
+    try {
+      const page = await s.pageFor(store, pageId, signal);
+      if (page) return { source: s.id, page };
+      answers.push(`${s.id}: keeps no copy of this store`);
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      answers.push(`${s.id}: ${describeError(err)}`);
+      problems.push({ source: s.id, error: describeError(err) });
+    }
   }
-  return rebuildPage(t.store, t.snapshotDir, pageId);
+  const why = t.sources.length === 0 ? 'no page source (snapshots, replicas) is loaded' : `no page source can give a verified copy (${answers.join('; ')})`;
+  throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} of ${t.store} is bad on disk and not in its owner's memory, and ${why}`, { details: { pageId, problems } });
 }

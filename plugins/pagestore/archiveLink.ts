@@ -16,7 +16,7 @@ import { readFile, rename, open } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { writeAll } from '../../core/writeAll.js';
-import { fsyncDir } from './fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 
 export const ARCHIVE_FILE = 'archive';
 

@@ -16,7 +16,7 @@ import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { readU64, writeU64 } from './format.js';
-import { fsyncDir } from './fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export const CONTROL_MAGIC = 0x54434152; // "RACT"

@@ -15,6 +15,7 @@
  */
 import type { FileHandle } from 'node:fs/promises';
 import { xxh3 } from 'recovery-agent/native';
+import { readU64 } from '../../core/bytes.js';
 
 export const PAGE_MAGIC = 0x47504152; // "RAPG"
 export const FORMAT_VERSION = 1;
@@ -38,15 +39,7 @@ export const enum PageType {
   Superblock = 1,
 }
 
-/** Little-endian u32 from bytes; no allocation (redo calls it per record). */
-export function readU32(buf: Uint8Array, off: number): number {
-  return (buf[off]! | (buf[off + 1]! << 8) | (buf[off + 2]! << 16)) + buf[off + 3]! * 0x100_0000;
-}
-
-/** Unsigned 64-bit read as a JS number; LSNs stay below 2^53 (8 PiB of WAL). No allocation. */
-export function readU64(buf: Uint8Array, off: number): number {
-  return readU32(buf, off) + readU32(buf, off + 4) * 0x1_0000_0000;
-}
+export { readU32, readU64 } from '../../core/bytes.js';
 
 export function writeU32(buf: Uint8Array, off: number, v: number): void {
   buf[off] = v & 0xff;

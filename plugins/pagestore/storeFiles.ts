@@ -24,7 +24,7 @@ import { ensurePrivateDir, openPrivate, tightenPath, type Tightened } from '../.
 import { writeControl } from './control.js';
 import { CONTROL_SOCKET_DIR } from './controlSocket.js';
 import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
-import { fsyncDir } from './fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
 import { DEFAULT_SEGMENT_SIZE, SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath } from './walSegments.js';
 import { writeAll } from '../../core/writeAll.js';

@@ -7,10 +7,10 @@
  * to be the stale one, removed, and the lock created again with O_EXCL, so that of processes
  * racing to take it over exactly one wins.
  */
-import { readFileSync } from 'node:fs';
 import { link, readFile, rename, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
+import { processStartTime } from '../../core/processStartTime.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { writeAll } from '../../core/writeAll.js';
 
@@ -19,17 +19,7 @@ export interface StoreLock {
   release(): Promise<void>;
 }
 
-/** The start time of `pid` in clock ticks since boot, or null when no such process exists. */
-export function processStartTime(pid: number): string | null {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // The command name (field 2) may hold spaces and parentheses: split after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return fields[19] ?? null; // field 22 overall; fields[0] is field 3
-  } catch {
-    return null;
-  }
-}
+export { processStartTime };
 
 function ownerAlive(pid: number, start: string): boolean {
   if (!Number.isInteger(pid) || pid <= 0) return false;

@@ -20,7 +20,7 @@ import { open, readFile, readdir, rename, rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { writeAll } from '../../core/writeAll.js';
-import { fsyncDir } from './fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { faultPoint } from './faults.js';
 
 export const SWAP_MARKER = 'SWAP';

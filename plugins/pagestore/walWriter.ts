@@ -14,7 +14,7 @@ import { unlink } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
-import { fsyncDir } from './fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';

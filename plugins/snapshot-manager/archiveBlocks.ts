@@ -1,7 +1,7 @@
 /**
  * Archived WAL segments as LZ4 frames of 1 MiB independent blocks, with an index in the sidecar
  * so that one page's records can be read without decompressing the whole segment (what a page
- * rebuild does, plugins/data-repairer/rebuild.ts). The frame stays a standard one (`lz4 -d`,
+ * rebuild does, pageSource.ts). The frame stays a standard one (`lz4 -d`,
  * restore and verify read it whole, as before); the index adds, per block:
  *
  *   offset   where its u32 size field is in the compressed file;
@@ -11,10 +11,8 @@
  * A record may run past the end of its block into the next; `readBlockRecords` decodes both.
  */
 import { compress, uncompressSync } from 'lz4-napi';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
-import { readU32 } from '../pagestore/format.js';
-import { RecordType, kRecPageId, kRecType } from '../pagestore/walRecord.js';
-import { scanRecords } from '../pagestore/walPages.js';
 import { FRAME_END, FRAME_HEADER, frameBlock, kUncompressedBit } from './lz4Frame.js';
 
 export const ARCHIVE_BLOCK = 1 << 20;
@@ -32,7 +30,7 @@ export interface BlockIndex {
 }
 
 /** Compresses a segment (on libuv's threads, block by block) into a frame, and indexes it. */
-export async function encodeIndexed(raw: Buffer, recordsFrom: number, startLsn: number): Promise<{ frame: Buffer; index: BlockIndex }> {
+export async function encodeIndexed(engine: PageEngine, raw: Buffer, recordsFrom: number, startLsn: number): Promise<{ frame: Buffer; index: BlockIndex }> {
   const n = Math.ceil(raw.byteLength / ARCHIVE_BLOCK);
   const packed = await Promise.all(Array.from({ length: n }, (_, b) => compress(raw.subarray(b * ARCHIVE_BLOCK, Math.min((b + 1) * ARCHIVE_BLOCK, raw.byteLength)))));
   const parts: Uint8Array[] = [Buffer.from(FRAME_HEADER)];
@@ -50,12 +48,12 @@ export async function encodeIndexed(raw: Buffer, recordsFrom: number, startLsn: 
   parts.push(Buffer.from(FRAME_END));
   const firsts = new Array<number>(n).fill(-1);
   const filters = Buffer.alloc(n * FILTER_BYTES);
-  scanRecords(raw, recordsFrom, raw.byteLength, startLsn + recordsFrom, (pos) => {
+  engine.log.scanRecords(raw, recordsFrom, raw.byteLength, startLsn + recordsFrom, (pos) => {
     const b = Math.floor(pos / ARCHIVE_BLOCK);
     if (firsts[b] === -1) firsts[b] = pos;
-    const type = raw[pos + kRecType];
-    if (type !== RecordType.Update && type !== RecordType.Clr) return;
-    const bit = readU32(raw, pos + kRecPageId) % FILTER_BITS;
+    const pageId = engine.log.recordPageId(raw, pos);
+    if (pageId === null) return;
+    const bit = pageId % FILTER_BITS;
     filters[b * FILTER_BYTES + (bit >> 3)]! |= 1 << (bit & 7);
   });
   return { frame: Buffer.concat(parts), index: { size: ARCHIVE_BLOCK, offsets, firsts, filters: filters.toString('base64') } };

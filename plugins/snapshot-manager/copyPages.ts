@@ -50,6 +50,8 @@ export interface CopyContext {
   dir: string;
   pageSize: number;
   pageCount: number;
+  /** Where a page's LSN is (the engine's `pages.lsnOffset`), for the page checks. */
+  lsnOffset: number;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -106,7 +108,7 @@ export async function copyAllPages(c: CopyContext): Promise<PageCopy> {
         const checked = await withRereads(
           async () => {
             await readFull(data, c.dataFile, slab, raw.byteLength, firstPage * c.pageSize);
-            return checkRun(raw, c.pageSize, firstPage, count);
+            return checkRun(raw, c.pageSize, firstPage, count, c.lsnOffset);
           },
           (x) => firstPage + x.bad[0]!,
           `pages ${firstPage}..${firstPage + count - 1}`,
@@ -166,7 +168,7 @@ export async function copyChangedPages(c: CopyContext, candidates: readonly Page
       const frame = sharedBytes(frameBound(perSlab * c.pageSize));
       while (!stopped() && next < jobs.length) {
         const runs = jobs[next++]!;
-        const input: SelectInput = { slab, frame, dataFile: c.dataFile, runs, pageSize: c.pageSize, sinceLsn };
+        const input: SelectInput = { slab, frame, dataFile: c.dataFile, runs, pageSize: c.pageSize, lsnOffset: c.lsnOffset, sinceLsn };
         const r = await withRereads(() => c.pool.run(selectTask, input), (x) => x.bad[0]!, `pages ${runs[0]}..${runs[runs.length - 2]! + runs[runs.length - 1]! - 1}`, (n) => (copy.pagesReread += n));
         if (r.chunk) {
           // The task compressed a slab's worth of pages into a chunk of their own.

@@ -16,17 +16,20 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { verifyPages } from 'recovery-agent/native';
+import { readU64 } from '../../core/bytes.js';
 import { raError } from '../../core/errors.js';
 import type { SharedBytes } from '../../core/workerPool.js';
-import { kPageLsn, readU64 } from '../pagestore/format.js';
 import { compressInto, type CompressResult } from './compressTask.js';
 import { freeBlockBuffers } from './lz4Frame.js';
 
-/** Verifies `count` pages from page `firstPage` on; returns the indices of bad ones, and the largest page LSN. */
-export function checkRun(raw: Uint8Array, pageSize: number, firstPage: number, count: number): { bad: number[]; maxPageLsn: number } {
+/**
+ * Verifies `count` pages from page `firstPage` on; returns the indices of bad ones, and the
+ * largest page LSN (a little-endian u64 at `lsnOffset` of each page: the engine's `pages.lsnOffset`).
+ */
+export function checkRun(raw: Uint8Array, pageSize: number, firstPage: number, count: number, lsnOffset: number): { bad: number[]; maxPageLsn: number } {
   const bad = badPages(raw, pageSize, firstPage, count);
   let maxPageLsn = 0;
-  if (bad.length === 0) for (let i = 0; i < count; i++) maxPageLsn = Math.max(maxPageLsn, readU64(raw, i * pageSize + kPageLsn));
+  if (bad.length === 0) for (let i = 0; i < count; i++) maxPageLsn = Math.max(maxPageLsn, readU64(raw, i * pageSize + lsnOffset));
   return { bad, maxPageLsn };
 }
 
@@ -40,6 +43,8 @@ export interface SelectInput {
   /** Candidate runs, flat: first page id, count, first page id, count, …; ascending. */
   readonly runs: readonly number[];
   readonly pageSize: number;
+  /** Where each page's LSN (little-endian u64) is: the engine's `pages.lsnOffset` (a task gets numbers, not the engine). */
+  readonly lsnOffset: number;
   /** The base snapshot's start LSN: pages older than it are unchanged since the base. */
   readonly sinceLsn: number;
 }
@@ -84,7 +89,7 @@ export async function select(input: SelectInput): Promise<SelectResult> {
   let maxPageLsn = 0;
   for (let r = 0, slot = 0; r < runs.length; r += 2) {
     for (let id = runs[r]!; id < runs[r]! + runs[r + 1]!; id++, slot++) {
-      const lsn = readU64(slab, slot * pageSize + kPageLsn);
+      const lsn = readU64(slab, slot * pageSize + input.lsnOffset);
       // Page 0, the superblock, is written when the store is created and never changes: the
       // full snapshot at the root of every chain holds it.
       if (lsn < input.sinceLsn || id === 0) continue;

@@ -19,12 +19,11 @@
  */
 import { rename, rm } from 'node:fs/promises';
 import path from 'node:path';
+import type { PageEngine, StoreState } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { ensurePrivateDir } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import type { Control } from '../pagestore/control.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
-import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
 import { Compressor } from './compressor.js';
 import { copyAllPages, copyChangedPages, type CopyContext } from './copyPages.js';
 import { FrameWriter } from './frameWriter.js';
@@ -36,6 +35,8 @@ import { summarizeWal } from './walSummary.js';
 export { CHUNK_BYTES } from './copyPages.js';
 
 export interface CreateSnapshotOptions {
+  /** The store's engine: its files, pages and log are read through it. */
+  engine: PageEngine;
   store: string;
   dir: string;
   pool: WorkerPool;
@@ -88,15 +89,18 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
   await ensurePrivateDir(snapshotsDirOf(o.dir));
   await ensurePrivateDir(path.join(tmp, 'wal'));
   const writer = new FrameWriter();
-  const { control, ckpt, wal: live } = await LiveWal.pin(o.store);
+  const { control, ckpt, wal: live } = await LiveWal.pin(o.engine, o.store);
   const compressor = new Compressor(o.pool, writer, 2 * o.pool.threads);
   try {
     const storeId = Buffer.from(control.storeId).toString('hex');
     if (base && (base.storeId !== storeId || base.pageSize !== control.pageSize || base.pageCount !== control.pageCount)) {
       throw raError('RA_ERR_SNAPSHOT_INVALID', `the newest snapshot in ${o.dir} (${base.id}) is of another store or geometry; an incremental needs a base of the same store`);
     }
-    const walFromLsn = Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1]));
-    const ctx: CopyContext = { pool: o.pool, writer, dataFile: dataFileOf(o.store), dir: tmp, pageSize: control.pageSize, pageCount: control.pageCount, ...(o.onProgress ? { onProgress: o.onProgress } : {}) };
+    const walFromLsn = Math.min(control.redoLsn, ...ckpt.activeTransactions.map((a) => a[1]));
+    const ctx: CopyContext = {
+      pool: o.pool, writer, dataFile: o.engine.files.dataFile(o.store), dir: tmp, pageSize: control.pageSize, pageCount: control.pageCount,
+      lsnOffset: o.engine.pages.lsnOffset, ...(o.onProgress ? { onProgress: o.onProgress } : {}),
+    };
     const t0 = performance.now();
     const pick = base ? await candidates(o, control, base, manifests, live) : null;
     const t1 = performance.now();
@@ -147,9 +151,9 @@ export async function createSnapshot(o: CreateSnapshotOptions): Promise<Manifest
  * The pages an incremental reads: those the WAL since the base's start LSN names, or every page
  * (and why) when that WAL is not all at hand or is larger than a quarter of pages.db.
  */
-async function candidates(o: CreateSnapshotOptions, control: Control, base: Manifest, manifests: readonly Manifest[], live: LiveWal): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
+async function candidates(o: CreateSnapshotOptions, control: StoreState, base: Manifest, manifests: readonly Manifest[], live: LiveWal): Promise<{ runs: PageRun[]; summaryWalBytes: number; summaryArchivedSegments: number; fallback?: string }> {
   const outcome = await summarizeWal({
-    readLive: (start) => live.read(start), walDir: walDirOf(o.store), dir: o.dir, manifests, storeId: control.storeId, segmentSize: control.segmentSize, pageCount: control.pageCount,
+    engine: o.engine, readLive: (start) => live.read(start), walDir: o.engine.files.logDir(o.store), dir: o.dir, manifests, storeId: control.storeId, segmentSize: control.segmentSize, pageCount: control.pageCount,
     fromLsn: base.startLsn, mustReach: control.redoLsn, maxBytes: (control.pageCount * control.pageSize) / 4,
   });
   const s = outcome.summary;

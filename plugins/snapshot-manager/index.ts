@@ -3,21 +3,28 @@
  * `snapshots.dir` in the config, the agent's own recoveries of that store archive the WAL
  * segments they retire into `<dir>/wal/` (see walArchive.ts); with `snapshots.every`, the agent
  * also takes snapshots on that interval and applies retention (scheduler.ts). Restore, verify
- * and manual snapshots are run from the CLI (`recovery-agent snapshot …`, `restore …`).
+ * and manual snapshots are run from the CLI (`recovery-agent snapshot …`, `restore …`). It is
+ * also a page source (pageSource.ts): the data repairer asks it for verified copies of corrupt
+ * pages, rebuilt from a snapshot and the WAL.
+ *
+ * It works on a store only through its engine's page face (core/contracts/PageEngine.ts), found
+ * by the store's `engine:` in the config; a store whose engine has none is skipped, and said so.
  *
  * An application that owns a store passes the same archiver itself:
- *   PageStore.open(dir, { archiver: walArchiver(snapshotDir) })
+ *   PageStore.open(dir, { archiver: walArchiver(engine, snapshotDir) })
  */
 import path from 'node:path';
 import { Gauge } from 'prom-client';
-import type { InjectionToken } from 'tsyringe';
+import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import { LogArchiverSource, isPageEngine, type LogArchiver, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
+import { engines, storesWithPageEngines } from '../../core/engines.js';
 import { definePlugin } from '../../core/plugin.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { Manifest } from './manifest.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { WalArchiverSource } from '../pagestore/index.js';
-import type { WalArchiver } from '../pagestore/checkpoint.js';
+import { snapshotPageSource } from './pageSource.js';
 import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './scheduler.js';
 import { walArchiver } from './walArchive.js';
 
@@ -29,25 +36,47 @@ export { createSnapshot } from './createSnapshot.js';
 export { restoreSnapshot } from './restore.js';
 export { verifySnapshots } from './verify.js';
 export { pruneSnapshots } from './prune.js';
+export { snapshotPageSource, rebuildPage, type RebuiltPage } from './pageSource.js';
+
+/** The page engine that recognises the store in `dir` (one not in the config, but remembering an archive). */
+function engineRecognising(container: DependencyContainer, dir: string): PageEngine | undefined {
+  return engines(container).find((e): e is PageEngine => isPageEngine(e) && e.files.exists(dir));
+}
 
 export default definePlugin({
   id: 'snapshot-manager',
+  // Start order only: the engines register must find are provided by then (typed dependencies on
+  // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   register(ctx) {
-    const byPath = new Map<string, WalArchiver>();
-    for (const s of ctx.config.stores) {
-      if (s.snapshots) byPath.set(path.resolve(s.path), walArchiver(path.resolve(s.snapshots.dir)));
+    // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
+    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores.filter((s) => s.snapshots));
+    for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no snapshots, WAL archive or page rebuilds: ${reason}`);
+    const byPath = new Map<string, LogArchiver>();
+    const dirById = new Map<string, string>();
+    const dirByPath = new Map<string, string>();
+    for (const s of usable) {
+      const dir = path.resolve(s.snapshots!.dir);
+      byPath.set(path.resolve(s.path), walArchiver(s.pageEngine, dir));
+      dirById.set(s.id, dir);
+      dirByPath.set(path.resolve(s.path), dir);
     }
-    ctx.container.registerInstance(WalArchiverSource, {
-      archiverFor: (p: string, remembered?: string | null) => byPath.get(path.resolve(p)) ?? (remembered ? walArchiver(remembered) : undefined),
+    ctx.container.registerInstance(LogArchiverSource, {
+      archiverFor: (p: string, remembered?: string | null) => {
+        const configured = byPath.get(path.resolve(p));
+        if (configured || !remembered) return configured;
+        const engine = engineRecognising(ctx.container, p);
+        return engine ? walArchiver(engine, remembered) : undefined;
+      },
     });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
+    ctx.provide(PageSource, snapshotPageSource((store) => dirById.get(store.id) ?? dirByPath.get(path.resolve(store.path))), isPageSource);
 
-    const scheduled: ScheduledStore[] = ctx.config.stores.flatMap((s) => (s.snapshots ? [{
-      id: s.id, path: path.resolve(s.path), dir: path.resolve(s.snapshots.dir), ...(s.snapshots.every ? { everyMs: s.snapshots.every } : {}),
-      fullEvery: s.snapshots.fullEvery, keep: s.snapshots.keep, ...(s.snapshots.maxAge !== undefined ? { maxAgeMs: s.snapshots.maxAge } : {}),
-    }] : []));
+    const scheduled: ScheduledStore[] = usable.map((s) => ({
+      id: s.id, path: path.resolve(s.path), engine: s.pageEngine, dir: path.resolve(s.snapshots!.dir), ...(s.snapshots!.every ? { everyMs: s.snapshots!.every } : {}),
+      fullEvery: s.snapshots!.fullEvery, keep: s.snapshots!.keep, ...(s.snapshots!.maxAge !== undefined ? { maxAgeMs: s.snapshots!.maxAge } : {}),
+    }));
     const scheduler = new SnapshotScheduler(scheduled, ctx.container.resolve<WorkerPool>(WorkerPoolToken), ctx.log);
     ctx.container.registerInstance(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
     const summary = (m: Manifest) => ({

@@ -21,7 +21,7 @@
 import { readFileSync, readlinkSync } from 'node:fs';
 import { lstat, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { processStartTime } from '../pagestore/index.js';
+import { processStartTime } from '../../core/processStartTime.js';
 import { archiveDirOf, snapshotsDirOf } from './manifest.js';
 
 /** A leftover found (and removed, unless a dry run). */

@@ -15,7 +15,7 @@ import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { openPrivate } from '../../core/privateFiles.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export const MANIFEST_FORMAT = 1;
@@ -78,6 +78,15 @@ export interface Manifest {
 export const snapshotsDirOf = (dir: string) => path.join(dir, 'snapshots');
 export const archiveDirOf = (dir: string) => path.join(dir, 'wal');
 export const snapshotPath = (dir: string, id: string) => path.join(snapshotsDirOf(dir), id);
+
+/**
+ * The name of a WAL segment's copy in the archive and in a snapshot's wal/ (then `.lz4`,
+ * `.json`): its start LSN in 16 hex digits. The snapshot directory's own naming, whatever the
+ * engine calls its segment files.
+ */
+export function walFileName(startLsn: number): string {
+  return `${startLsn.toString(16).padStart(16, '0')}.wal`;
+}
 
 export function hex64(v: bigint): string {
   return v.toString(16).padStart(16, '0');

@@ -9,13 +9,15 @@
 import { rm, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
-import { segmentStartOf } from '../pagestore/walSegments.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { removeArchiveLeftovers, removeSnapshotLeftovers, type Leftover } from './leftovers.js';
-import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, type Manifest } from './manifest.js';
+import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, walFileName, type Manifest } from './manifest.js';
 import { listArchive } from './walArchive.js';
 
 export interface PruneOptions {
+  /** The engine of the store the snapshots are of: where its log segments start. */
+  engine: PageEngine;
   keepFull: number;
   keepIncremental: number;
   maxAgeMs?: number;
@@ -56,7 +58,7 @@ export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<Prun
   }
   const deleted = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
   const keptManifests = manifests.filter((m) => keep.has(m.id));
-  const walFloor = keptManifests.length > 0 ? Math.min(...keptManifests.map((m) => segmentStartOf(m.walFromLsn, m.segmentSize))) : -1;
+  const walFloor = keptManifests.length > 0 ? Math.min(...keptManifests.map((m) => o.engine.log.segmentStartOf(m.walFromLsn, m.segmentSize))) : -1;
   const walSegmentsDeleted = walFloor < 0 ? [] : (await listArchive(dir)).filter((a) => a.startLsn < walFloor).map((a) => a.startLsn);
 
   if (!o.dryRun) {
@@ -67,7 +69,7 @@ export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<Prun
     }
     if (deleted.length > 0) await fsyncDir(snapshotsDirOf(dir));
     for (const start of walSegmentsDeleted) {
-      const base = path.join(archiveDirOf(dir), `${start.toString(16).padStart(16, '0')}.wal`);
+      const base = path.join(archiveDirOf(dir), walFileName(start));
       await unlink(`${base}.json`).catch(() => undefined);
       await unlink(`${base}.lz4`).catch(() => undefined);
     }

@@ -1,7 +1,7 @@
 /**
  * Restore: the newest snapshot consistent at or before the target, its chain of incrementals
  * over its full snapshot, and the WAL from its start to the target, laid out as a store
- * (pages.db, wal/, control) in a staging directory beside the target; then the page store's own
+ * (data file, log, state) in a staging directory beside the target; then the engine's own
  * recovery redoes to the end of that WAL and rolls back what was not committed by then; every
  * page is verified; only then does the staging directory replace the target. A failure at any
  * step leaves the target as it was.
@@ -14,16 +14,11 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { verifyPages } from 'recovery-agent/native';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { PRIVATE_DIR_MODE, ensurePrivateDir, openPrivate } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { writeControl } from '../pagestore/control.js';
-import { fsyncDir } from '../pagestore/fsyncDir.js';
-import { recover } from '../pagestore/recovery.js';
-import { acquireStoreLock, type StoreLock } from '../pagestore/storeLock.js';
-import { dataFileOf, walDirOf } from '../pagestore/storeFiles.js';
-import { segmentPath } from '../pagestore/walSegments.js';
-import { settleSwap, swapInStore } from '../pagestore/index.js';
 import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
 import { chainOf, loadAll, snapshotPath, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
@@ -31,6 +26,8 @@ import { chainTo, loadSegment, walSources } from './walChain.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export interface RestoreOptions {
+  /** The engine of the store restored: lays out its files, runs its recovery. */
+  engine: PageEngine;
   snapshotDir: string;
   to: string;
   lsn?: number;
@@ -61,12 +58,13 @@ export interface RestoreResult {
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
+  const { engine } = o;
   const to = path.resolve(o.to);
-  await settleSwap(to); // a restore to here that a crash interrupted is finished first
-  let lock: StoreLock | null = null;
+  await engine.files.settleSwap(to); // a restore to here that a crash interrupted is finished first
+  let lock: { release(): Promise<void> } | null = null;
   if (existsSync(to) && (await readdir(to)).length > 0) {
     // Never over a store a live process holds: acquiring its lock throws RA_ERR_STORE_LOCKED.
-    if (existsSync(path.join(to, 'LOCK')) || existsSync(path.join(to, 'control'))) lock = await acquireStoreLock(to);
+    if (existsSync(path.join(to, 'LOCK')) || existsSync(path.join(to, 'control'))) lock = await engine.files.lock(to);
     if (!o.force) {
       await lock?.release();
       throw raError('RA_ERR_RESTORE_TARGET', `${to} is not empty; refusing to write over it (pass --force to replace it)`, { details: { path: to } });
@@ -90,32 +88,33 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       throw raError('RA_ERR_SNAPSHOT_INVALID', `no snapshot is consistent at or before LSN ${target}; the earliest consistent point is LSN ${first}`, { details: { target, earliest: first } });
     }
     const chain = chainOf(top.id, new Map(manifests.map((m) => [m.id, m])), unreadable);
-    const segs = chainTo(sources, top.walFromLsn, target, top.segmentSize);
+    const segs = chainTo(engine, sources, top.walFromLsn, target, top.segmentSize);
 
     await rm(staging, { recursive: true, force: true });
     // The restored store is private (0700, files 0600) like one the page store creates.
     await ensurePrivateDir(staging);
-    await ensurePrivateDir(walDirOf(staging));
+    const logDir = engine.files.logDir(staging);
+    await ensurePrivateDir(logDir);
     const pagesRestored = await layOutPages(o, staging, chain);
     const storeId = Buffer.from(top.storeId, 'hex');
     let endLsn = top.walFromLsn;
     for (const [i, src] of segs.entries()) {
-      const seg = await loadSegment(src, storeId, top.segmentSize, target);
-      await writeNewFile(segmentPath(walDirOf(staging), src.startLsn), seg.bytes);
+      const seg = await loadSegment(engine, src, storeId, top.segmentSize, target);
+      await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes);
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
     }
     if (endLsn < top.endLsn) throw raError('RA_ERR_WAL_GAP', `the WAL for snapshot ${top.id} ends at LSN ${endLsn}, before its consistency point ${top.endLsn}: LSN ${endLsn} to ${top.endLsn} is missing`, { details: { missingFrom: endLsn, missingTo: top.endLsn } });
-    await fsyncDir(walDirOf(staging));
-    await writeControl(staging, { checkpointLsn: top.checkpointLsn, redoLsn: top.startLsn, nextTxId: top.nextTxId, pageSize: top.pageSize, pageCount: top.pageCount, segmentSize: top.segmentSize, storeId });
+    await fsyncDir(logDir);
+    await engine.files.writeState(staging, { checkpointLsn: top.checkpointLsn, redoLsn: top.startLsn, nextTxId: top.nextTxId, pageSize: top.pageSize, pageCount: top.pageCount, segmentSize: top.segmentSize, storeId });
 
     o.onProgress?.('redo', 0, 1);
-    const stats = await recover(staging, { ...(o.pool ? { pool: o.pool } : {}) });
-    const pagesVerified = await verifyAllPages(staging, top.pageSize, top.pageCount, (d) => o.onProgress?.('verify', d, top.pageCount));
+    const stats = await engine.recover(staging, { ...(o.pool ? { pool: o.pool } : {}) });
+    const pagesVerified = await verifyAllPages(engine, staging, top.pageSize, top.pageCount, (d) => o.onProgress?.('verify', d, top.pageCount));
 
     // Made with the staging directory beside it; a parent is never tightened, only created 0700.
     await mkdir(path.dirname(to), { recursive: true, mode: PRIVATE_DIR_MODE });
-    await swapInStore(staging, to);
+    await engine.files.swapIn(staging, to);
     lock = null; // its file went away with the replaced directory
     return {
       snapshots: chain.map((m) => m.id),
@@ -151,7 +150,7 @@ export function lsnAtTime(time: number, manifests: readonly Manifest[], sources:
 /** Writes the full snapshot's pages, then each incremental's over them; returns pages written. */
 async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]): Promise<number> {
   const { pageSize, pageCount } = chain[0]!;
-  const data = await openPrivate(dataFileOf(staging), 'w');
+  const data = await openPrivate(o.engine.files.dataFile(staging), 'w');
   let pages = 0;
   try {
     await data.truncate(pageSize * pageCount);
@@ -200,9 +199,13 @@ async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
   }
 }
 
-/** Verifies every page of a store's data file; throws RA_ERR_PAGE_CORRUPT naming the bad ones. */
-export async function verifyAllPages(dir: string, pageSize: number, pageCount: number, onProgress?: (done: number) => void): Promise<number> {
-  const h = await open(dataFileOf(dir), 'r');
+/**
+ * Verifies every page of a store's data file; throws RA_ERR_PAGE_CORRUPT naming the bad ones.
+ * Pages are checked in 4 MiB batches by the native page check (the reference engine's page
+ * format; one call per batch instead of one per page).
+ */
+export async function verifyAllPages(engine: PageEngine, dir: string, pageSize: number, pageCount: number, onProgress?: (done: number) => void): Promise<number> {
+  const h = await open(engine.files.dataFile(dir), 'r');
   const bad: Array<{ pageId: number; reason: string }> = [];
   const reasons = ['', 'checksum', 'magic', 'version', 'page-id', 'lsn-beyond-wal'];
   try {

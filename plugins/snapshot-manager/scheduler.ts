@@ -7,17 +7,15 @@
  * `snapshotNow` takes one on demand (`POST /snapshots`), for any store with a snapshots.dir, after
  * any snapshot of that store in progress.
  *
- * Each starts with a checkpoint when an owner has the store open (asked through the store's
- * control socket), so the snapshot's WAL, and what a restore replays, starts at a fresh redo
+ * Each starts with a checkpoint when an owner has the store open (asked through the engine's
+ * channel to its live owner), so the snapshot's WAL, and what a restore replays, starts at a fresh redo
  * point. With no owner the store is quiet and its last checkpoint stands.
  */
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { describeError } from '../../core/errors.js';
+import { withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { describeError, isRaError, raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { isRaError, raError } from '../../core/errors.js';
-import { ControlClient } from '../pagestore/controlClient.js';
-import { storeExists } from '../pagestore/storeFiles.js';
 import { createSnapshot, type SnapshotReport } from './createSnapshot.js';
 import { loadAll, type Manifest } from './manifest.js';
 import { pruneSnapshots } from './prune.js';
@@ -25,6 +23,8 @@ import { pruneSnapshots } from './prune.js';
 export interface ScheduledStore {
   id: string;
   path: string;
+  /** The store's engine (found by its config's `engine:`). */
+  engine: PageEngine;
   dir: string;
   /** Snapshot on this interval; without it, only when asked (`snapshotNow`, `POST /snapshots`). */
   everyMs?: number;
@@ -72,7 +72,7 @@ export class SnapshotScheduler {
   /** Asks the store's owner, if any, for a checkpoint; a failure is logged, not fatal to the snapshot. */
   private async checkpointFirst(s: ScheduledStore): Promise<void> {
     try {
-      const k = await ControlClient.with(s.path, (c) => c.checkpoint());
+      const k = await withOwner(s.engine, s.path, (owner) => owner.checkpoint());
       this.stats.checkpoints++;
       this.log.debug({ store: s.id, ...k }, 'owner checkpointed before the snapshot');
     } catch (err) {
@@ -89,7 +89,7 @@ export class SnapshotScheduler {
   async snapshotNow(id: string, options: { incremental?: boolean } = {}): Promise<Manifest> {
     const s = this.stores.find((x) => x.id === id);
     if (!s) throw raError('RA_ERR_USAGE', `store "${id}" has no snapshots.dir in the config (stores with one: ${this.stores.map((x) => x.id).join(', ') || 'none'})`);
-    if (!storeExists(s.path)) throw raError('RA_ERR_STORE_NOT_FOUND', `store "${id}" does not exist yet at ${s.path}`);
+    if (!s.engine.files.exists(s.path)) throw raError('RA_ERR_STORE_NOT_FOUND', `store "${id}" does not exist yet at ${s.path}`);
     return this.exclusive(s, () => this.round(s, options.incremental)).catch((err: unknown) => {
       this.stats.failed++;
       throw err;
@@ -114,7 +114,7 @@ export class SnapshotScheduler {
 
   /** One scheduled round for a store: snapshot, then retention. Never throws. */
   private async takeOne(s: ScheduledStore): Promise<void> {
-    if (!storeExists(s.path)) return;
+    if (!s.engine.files.exists(s.path)) return;
     try {
       await this.round(s);
     } catch (err) {
@@ -130,12 +130,12 @@ export class SnapshotScheduler {
     const incremental = incrementalWanted ?? (lastFull >= 0 && all.length - 1 - lastFull < s.fullEvery - 1);
     await this.checkpointFirst(s);
     const report: Partial<SnapshotReport> = {};
-    const m = await createSnapshot({ store: s.path, dir: s.dir, pool: this.pool, incremental, report });
+    const m = await createSnapshot({ engine: s.engine, store: s.path, dir: s.dir, pool: this.pool, incremental, report });
     this.stats.taken[m.kind]++;
     this.stats.lastDurationMs = performance.now() - t0;
     this.stats.lastBytes = m.chunks.reduce((n, c) => n + c.bytes, 0);
     this.stats.lastRawBytes = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
-    const pruned = await pruneSnapshots(s.dir, { keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
+    const pruned = await pruneSnapshots(s.dir, { engine: s.engine, keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
     this.stats.pruned += pruned.deleted.length;
     this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
     if (report.leftoversRemoved?.length) this.log.warn({ store: s.id, removed: report.leftoversRemoved.map((l) => l.path), bytes: report.leftoversRemoved.reduce((n, l) => n + l.bytes, 0) }, 'removed temporary directories of killed snapshot runs');

@@ -5,9 +5,8 @@
  * each problem; nothing is changed.
  */
 import path from 'node:path';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
-import { verifyPage } from '../pagestore/format.js';
-import { checkSegmentHeader } from '../pagestore/walSegments.js';
 import { archiveDirOf, loadAll, snapshotPath, type FileEntry } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
 
@@ -28,7 +27,8 @@ export interface VerifyResult {
   problems: VerifyProblem[];
 }
 
-export async function verifySnapshots(dir: string, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
+/** Verifies the snapshot directory `dir` of a store of `engine` (which checks its pages and WAL). */
+export async function verifySnapshots(engine: PageEngine, dir: string, onProgress?: (done: number, total: number) => void): Promise<VerifyResult> {
   const r: VerifyResult = { snapshots: 0, chunks: 0, pages: 0, walFiles: 0, bytes: 0, problems: [] };
   const all = await loadAll(dir);
   let archive: Awaited<ReturnType<typeof listArchive>> = [];
@@ -72,7 +72,7 @@ export async function verifySnapshots(dir: string, onProgress?: (done: number, t
         let at = 0;
         for (const [first, count] of c.pages) {
           for (let id = first; id < first + count; id++, at += m.pageSize) {
-            const fault = at + m.pageSize <= raw.byteLength ? verifyPage(raw.subarray(at, at + m.pageSize), id) : 'missing';
+            const fault = at + m.pageSize <= raw.byteLength ? engine.pages.verify(raw.subarray(at, at + m.pageSize), id) : 'missing';
             if (fault) r.problems.push({ where: m.id, file, pageId: id, problem: `page ${id} fails its ${fault} check` });
             r.pages++;
           }
@@ -85,7 +85,7 @@ export async function verifySnapshots(dir: string, onProgress?: (done: number, t
     for (const w of m.wal) {
       const file = path.join(snapshotPath(dir, m.id), w.file);
       const raw = await check(m.id, file, w);
-      const bad = raw && checkSegmentHeader(raw, storeId, w.startLsn, m.segmentSize);
+      const bad = raw && engine.log.checkSegmentHeader(raw, storeId, w.startLsn, m.segmentSize);
       if (bad) r.problems.push({ where: m.id, file, problem: `WAL segment header: ${bad}` });
       r.walFiles++;
       tick();

@@ -13,10 +13,9 @@ import path from 'node:path';
 import { decompressFrame } from 'lz4-napi';
 import { raError } from '../../core/errors.js';
 import { ensurePrivateDir } from '../../core/privateFiles.js';
-import type { RetiredSegment, WalArchiver } from '../pagestore/checkpoint.js';
+import type { LogArchiver, PageEngine, RetiredSegment } from '../../core/contracts/PageEngine.js';
 import { encodeIndexed, type BlockIndex } from './archiveBlocks.js';
-import { SEGMENT_HEADER_SIZE, segmentName } from '../pagestore/walSegments.js';
-import { archiveDirOf, writeFileDurable, xxh3Hex, type FileEntry, type WalEntry } from './manifest.js';
+import { archiveDirOf, walFileName, writeFileDurable, xxh3Hex, type FileEntry, type WalEntry } from './manifest.js';
 
 /** An archived segment, as its sidecar describes it. */
 export interface ArchivedSegment extends WalEntry {
@@ -31,25 +30,26 @@ export interface ArchivedSegment extends WalEntry {
 }
 
 /**
- * The archiver for the `archiver` hook of `PageStore.open` and `recover()`:
+ * The archiver for the `archiver` hook of `PageStore.open` and `recover()`, for stores of
+ * `engine` (it reads their segments through the engine's log face):
  *
- *   const store = await PageStore.open(dir, { archiver: walArchiver('/backups/demo') });
+ *   const store = await PageStore.open(dir, { archiver: walArchiver(engine, '/backups/demo') });
  */
-export function walArchiver(snapshotDir: string): WalArchiver {
+export function walArchiver(engine: PageEngine, snapshotDir: string): LogArchiver {
   let ready: Promise<unknown> | null = null;
   const archive = async (segment: RetiredSegment) => {
     ready ??= ensurePrivateDir(snapshotDir).then(() => ensurePrivateDir(archiveDirOf(snapshotDir)));
     await ready;
-    await archiveSegment(snapshotDir, segment);
+    await archiveSegment(engine, snapshotDir, segment);
   };
   // The store remembers this target, and archives through it after any later recovery too.
   return Object.assign(archive, { target: path.resolve(snapshotDir) });
 }
 
-export async function archiveSegment(snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
+export async function archiveSegment(engine: PageEngine, snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
   const raw = await readFile(segment.file);
-  const { frame, index } = await encodeIndexed(raw, SEGMENT_HEADER_SIZE, segment.startLsn);
-  const base = path.join(archiveDirOf(snapshotDir), `${segmentName(segment.startLsn)}.lz4`);
+  const { frame, index } = await encodeIndexed(engine, raw, engine.log.segmentHeaderSize, segment.startLsn);
+  const base = path.join(archiveDirOf(snapshotDir), `${walFileName(segment.startLsn)}.lz4`);
   const entry: ArchivedSegment = {
     file: path.basename(base),
     bytes: frame.byteLength,

@@ -4,11 +4,8 @@
  * no hole. A hole before the target is RA_ERR_WAL_GAP naming the missing LSN range.
  */
 import path from 'node:path';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
-import { readU32 } from '../pagestore/format.js';
-import { kRecLength } from '../pagestore/walRecord.js';
-import { scanRecords } from '../pagestore/walPages.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, segmentStartOf } from '../pagestore/walSegments.js';
 import { archiveDirOf, snapshotPath, type Manifest, type WalEntry } from './manifest.js';
 import { listArchive, readRaw, type ArchivedSegment } from './walArchive.js';
 
@@ -43,10 +40,10 @@ export async function walSources(dir: string, manifests: readonly Manifest[], ar
  * The segments from `fromLsn` to `target` (Infinity: as far as the chain goes). Throws
  * RA_ERR_WAL_GAP when a segment is missing before the target, or before a later segment.
  */
-export function chainTo(sources: Map<number, WalSource>, fromLsn: number, target: number, segmentSize: number): WalSource[] {
+export function chainTo(engine: PageEngine, sources: Map<number, WalSource>, fromLsn: number, target: number, segmentSize: number): WalSource[] {
   const out: WalSource[] = [];
   const starts = [...sources.keys()].sort((a, b) => a - b);
-  let s = segmentStartOf(fromLsn, segmentSize);
+  let s = engine.log.segmentStartOf(fromLsn, segmentSize);
   for (;;) {
     const src = sources.get(s);
     if (!src) {
@@ -71,14 +68,15 @@ export function chainTo(sources: Map<number, WalSource>, fromLsn: number, target
 }
 
 /** Decompresses and checks one segment; cuts it at the last record boundary at or below `target`. */
-export async function loadSegment(src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
+export async function loadSegment(engine: PageEngine, src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
+  const { log } = engine;
   const raw = await readRaw(src.path, src.entry);
-  const problem = checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
+  const problem = log.checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
-  // The valid records (checked natively), cut before the first that ends past the target.
-  let p = SEGMENT_HEADER_SIZE;
-  scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
-    const end = at + readU32(raw, at + kRecLength);
+  // The valid records (checked by the engine), cut before the first that ends past the target.
+  let p = log.segmentHeaderSize;
+  log.scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
+    const end = at + log.recordLength(raw, at);
     if (at === p && src.startLsn + end <= target) p = end;
   });
   return { bytes: raw.subarray(0, p), endLsn: src.startLsn + p };

@@ -9,19 +9,13 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
 import { sharedBytes, type SharedBytes } from '../../core/workerPool.js';
-import type { CheckpointBody } from '../pagestore/checkpoint.js';
-import { readControl } from '../pagestore/control.js';
-import { walDirOf } from '../pagestore/storeFiles.js';
-import { RecordType, decodeRecord } from '../pagestore/walRecord.js';
-import { readRecordFromDisk } from '../pagestore/walScan.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
 import type { Compressor } from './compressor.js';
 import { readFull } from './copyPages.js';
-import type { WalEntry } from './manifest.js';
+import { walFileName, type WalEntry } from './manifest.js';
 import { listArchive } from './walArchive.js';
-import { scanRecords } from '../pagestore/walPages.js';
 
 interface PinnedSegment {
   start: number;
@@ -34,30 +28,32 @@ interface PinnedSegment {
 /** The live WAL of a store from the checkpoint a snapshot starts at. */
 export class LiveWal {
   private constructor(
+    private readonly engine: PageEngine,
     private readonly walDir: string,
     private readonly segmentSize: number,
     private readonly pinned: PinnedSegment[],
   ) {}
 
   /**
-   * Reads the control file and opens the WAL segments it needs; retries if a checkpoint races.
-   * The caller must `close()` the result.
+   * Reads the store's state (its control file) and opens the WAL segments it needs; retries if
+   * a checkpoint races. The caller must `close()` the result.
    */
-  static async pin(store: string) {
+  static async pin(engine: PageEngine, store: string) {
+    const { files, log } = engine;
     for (let attempt = 0; ; attempt++) {
-      const control = await readControl(store);
-      const walDir = walDirOf(store);
+      const control = await files.readState(store);
+      const walDir = files.logDir(store);
       const segments: PinnedSegment[] = [];
       try {
-        const rec = decodeRecord(await readRecordFromDisk(walDir, control.storeId, control.segmentSize, control.checkpointLsn), 0, control.pageSize);
-        if (rec.type !== RecordType.Checkpoint || !rec.json) throw raError('RA_ERR_STORE_INVALID', `control file of ${store} points at LSN ${control.checkpointLsn}, not a checkpoint record`);
-        const ckpt = JSON.parse(Buffer.from(rec.json).toString('utf8')) as CheckpointBody;
-        const first = segmentStartOf(Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1])), control.segmentSize);
-        for (const start of await listSegments(walDir)) {
-          if (start >= first) segments.push({ start, handle: await open(segmentPath(walDir, start), 'r') });
+        const rec = await log.readRecord(walDir, control, control.checkpointLsn);
+        if (log.recordKind(rec, 0) !== 'checkpoint') throw raError('RA_ERR_STORE_INVALID', `control file of ${store} points at LSN ${control.checkpointLsn}, not a checkpoint record`);
+        const ckpt = log.decodeCheckpoint(rec, 0, control.pageSize);
+        const first = log.segmentStartOf(Math.min(control.redoLsn, ...ckpt.activeTransactions.map((a) => a[1])), control.segmentSize);
+        for (const start of await log.listSegments(walDir)) {
+          if (start >= first) segments.push({ start, handle: await open(path.join(walDir, log.segmentName(start)), 'r') });
         }
-        if (segments[0]?.start !== first) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, first)} is missing`);
-        return { control, ckpt, wal: new LiveWal(walDir, control.segmentSize, segments) };
+        if (segments[0]?.start !== first) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${path.join(walDir, log.segmentName(first))} is missing`);
+        return { control, ckpt, wal: new LiveWal(engine, walDir, control.segmentSize, segments) };
       } catch (err) {
         await Promise.all(segments.map((s) => s.handle.close().catch(() => undefined)));
         // A checkpoint may have switched the control file and recycled segments meanwhile.
@@ -65,6 +61,10 @@ export class LiveWal {
         await new Promise((r) => setTimeout(r, 20));
       }
     }
+  }
+
+  private segmentPath(start: number): string {
+    return path.join(this.walDir, this.engine.log.segmentName(start));
   }
 
   async close(): Promise<void> {
@@ -80,7 +80,7 @@ export class LiveWal {
     if (seg) return (await this.refresh(seg, 0)).buf.subarray(0, seg.length);
     let h: FileHandle;
     try {
-      h = await open(segmentPath(this.walDir, start), 'r');
+      h = await open(this.segmentPath(start), 'r');
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
       throw err;
@@ -88,7 +88,7 @@ export class LiveWal {
     try {
       const { size } = await h.stat();
       const buf = Buffer.allocUnsafe(size);
-      await readFull(h, segmentPath(this.walDir, start), buf, size, 0);
+      await readFull(h, this.segmentPath(start), buf, size, 0);
       return buf;
     } finally {
       await h.close();
@@ -106,7 +106,7 @@ export class LiveWal {
       from = 0;
     }
     if (from > size || seg.length === undefined) from = 0;
-    await readFull(seg.handle, segmentPath(this.walDir, seg.start), seg.buf.subarray(from), size - from, from);
+    await readFull(seg.handle, this.segmentPath(seg.start), seg.buf.subarray(from), size - from, from);
     seg.length = size;
     return { buf: seg.buf, reread: from };
   }
@@ -118,9 +118,9 @@ export class LiveWal {
    */
   async copy(dir: string, snapshotDir: string, fromLsn: number, storeId: Uint8Array, compressor: Compressor): Promise<{ entries: WalEntry[]; endLsn: number; readAt: number }> {
     // Segments created since pinning (the copy may have taken a while).
-    for (const start of await listSegments(this.walDir)) {
+    for (const start of await this.engine.log.listSegments(this.walDir)) {
       if (start > this.pinned[this.pinned.length - 1]!.start) {
-        const handle = await open(segmentPath(this.walDir, start), 'r').catch(() => null);
+        const handle = await open(this.segmentPath(start), 'r').catch(() => null);
         if (handle) this.pinned.push({ start, handle });
       }
     }
@@ -134,18 +134,19 @@ export class LiveWal {
         const gap = this.pinned[i - 1]!.start + this.segmentSize;
         if (!archived.has(gap)) throw raError('RA_ERR_WAL_GAP', `WAL segment at LSN ${gap} was recycled during the snapshot and is not in the archive (${gap}..${seg.start - 1} missing); configure the archiver or retry`);
       }
-      const from = i === 0 ? Math.max(fromLsn - seg.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+      const { log } = this.engine;
+      const from = i === 0 ? Math.max(fromLsn - seg.start, log.segmentHeaderSize) : log.segmentHeaderSize;
       // Records read before (for the summary) stand; what follows them is read again.
-      const known = seg.buf && seg.length !== undefined ? scanRecords(seg.buf, from, seg.length, seg.start + from) : 0;
+      const known = seg.buf && seg.length !== undefined ? log.scanRecords(seg.buf, from, seg.length, seg.start + from) : 0;
       const { buf, reread } = await this.refresh(seg, known);
       const size = seg.length!;
       // Cut at the first record that is not (yet) valid: the writer may be mid-write there.
-      const problem = checkSegmentHeader(buf.subarray(0, size), storeId, seg.start, this.segmentSize);
-      if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(this.walDir, seg.start)}: ${problem}`);
+      const problem = log.checkSegmentHeader(buf.subarray(0, size), storeId, seg.start, this.segmentSize);
+      if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${this.segmentPath(seg.start)}: ${problem}`);
       const scanFrom = Math.max(from, reread);
-      const p = scanRecords(buf, scanFrom, size, seg.start + scanFrom);
+      const p = log.scanRecords(buf, scanFrom, size, seg.start + scanFrom);
       endLsn = seg.start + p;
-      const entry = { file: `wal/${segmentName(seg.start)}.lz4`, startLsn: seg.start } as WalEntry;
+      const entry = { file: `wal/${walFileName(seg.start)}.lz4`, startLsn: seg.start } as WalEntry;
       entries.push(entry);
       compressor.submit(buf, p, path.join(dir, entry.file), entry, false);
       if (p < size) break; // the valid log ends inside this segment

@@ -19,15 +19,14 @@
  * ends early, a damaged header — and the caller falls back to reading every page.
  */
 import path from 'node:path';
-import { readU32 } from '../pagestore/format.js';
-import { kRecLength, kRecPageId } from '../pagestore/walRecord.js';
-import { forEachPageRecord } from '../pagestore/walPages.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentStartOf } from '../pagestore/walSegments.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { archiveDirOf, snapshotPath, type Manifest, type PageRun } from './manifest.js';
 import { listArchive } from './walArchive.js';
 import { loadSegment, type WalSource } from './walChain.js';
 
 export interface WalSummaryOptions {
+  /** The store's engine: how its log is laid out. */
+  engine: PageEngine;
   /** The live segment starting at `start` as it is now, or null when recycled (walCopy.ts). */
   readLive: (start: number) => Promise<Uint8Array | null>;
   /** The store's WAL directory. */
@@ -62,8 +61,9 @@ export interface WalSummary {
 export type WalSummaryOutcome = { summary: WalSummary; fallback?: undefined } | { summary?: undefined; fallback: string };
 
 export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutcome> {
-  const first = segmentStartOf(o.fromLsn, o.segmentSize);
-  const live = (await listSegments(o.walDir)).filter((s) => s >= first);
+  const { log } = o.engine;
+  const first = log.segmentStartOf(o.fromLsn, o.segmentSize);
+  const live = (await log.listSegments(o.walDir)).filter((s) => s >= first);
   const last = live[live.length - 1];
   if (last === undefined) return { fallback: `the store's WAL directory holds no segment from LSN ${first} on` };
   if (last + o.segmentSize - first > o.maxBytes) {
@@ -82,23 +82,27 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
       whole = whole && whole.has(s) ? whole : await wholeCopies(o.dir, o.manifests);
       const src = whole.get(s);
       if (!src) return { fallback: `WAL segment at LSN ${s} is recycled and in neither the archive nor a snapshot's WAL copy as a whole` };
-      buf = (await loadSegment(src, o.storeId, o.segmentSize, Infinity)).bytes;
+      buf = (await loadSegment(o.engine, src, o.storeId, o.segmentSize, Infinity)).bytes;
       segmentsArchived++;
     }
     walBytes += buf.byteLength;
-    const problem = checkSegmentHeader(buf, o.storeId, s, o.segmentSize);
+    const problem = log.checkSegmentHeader(buf, o.storeId, s, o.segmentSize);
     if (problem) {
       // The newest segment may be being created; anything else is a damaged log.
       if (s === last && s > first) break;
       return { fallback: `WAL segment at LSN ${s}: ${problem}` };
     }
-    const start = s === first ? Math.max(o.fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+    const start = s === first ? Math.max(o.fromLsn - s, log.segmentHeaderSize) : log.segmentHeaderSize;
     let outside = -1;
-    const p = forEachPageRecord(buf, start, s + start, (at, pageId) => {
+    let outsidePage = -1;
+    const p = log.forEachPageRecord(buf, start, s + start, (at, pageId) => {
       if (pageId < o.pageCount) pages[pageId] = 1;
-      else outside = at;
+      else {
+        outside = at;
+        outsidePage = pageId;
+      }
     });
-    if (outside >= 0) return { fallback: `WAL record at LSN ${s + outside} names page ${readU32(buf, outside + kRecPageId)}, beyond the store's ${o.pageCount} pages` };
+    if (outside >= 0) return { fallback: `WAL record at LSN ${s + outside} names page ${outsidePage}, beyond the store's ${o.pageCount} pages` };
     if (s > first && prevEnd >= 0) {
       if (p === start) {
         // No record here: the end of the log, unless a later segment exists.
@@ -106,7 +110,7 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
         break;
       }
       // The previous segment is whole only if this one's first record did not fit after it.
-      if (prevEnd + readU32(buf, start + kRecLength) <= o.segmentSize) {
+      if (prevEnd + log.recordLength(buf, start) <= o.segmentSize) {
         return { fallback: `the WAL read of segment ${s - o.segmentSize} ends at LSN ${s - o.segmentSize + prevEnd}, before the segment's end (a damaged or partial copy)` };
       }
     }

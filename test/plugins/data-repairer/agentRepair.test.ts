@@ -21,11 +21,13 @@ import { verifyPage } from '../../../plugins/pagestore/format.js';
 import pagestore from '../../../plugins/pagestore/index.js';
 import selfHealer from '../../../plugins/self-healer/index.js';
 import { createSnapshot } from '../../../plugins/snapshot-manager/createSnapshot.js';
+import snapshotManager from '../../../plugins/snapshot-manager/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
 import { until } from '../../helpers/wait.js';
+import { pagestore as engine } from '../../helpers/engine.js';
 
 const PAGES = 200;
 const PAGE = 4096;
@@ -54,11 +56,11 @@ describe('repair-page in the agent, under a running writer', () => {
       agent: { dataDir: path.join(base, 'agent'), workers: 1, http: { enabled: false } },
       stores: [{ id: 'db', path: dir, scrub: { rate: '64MiB/s', interval: '100ms' }, snapshots: { dir: snaps } }],
     }, path.join(base, 'agent.yaml'), {});
-    const agent = new Agent({ config, builtins: [pagestore, corruptionDetector, selfHealer, dataRepairer], log: captureLogger().log });
+    const agent = new Agent({ config, builtins: [pagestore, corruptionDetector, selfHealer, snapshotManager, dataRepairer], log: captureLogger().log });
     const failures: Failure[] = [];
     try {
       await until(() => lastSeq >= 300, 60_000, '300 commits');
-      await createSnapshot({ store: dir, dir: snaps, pool });
+      await createSnapshot({ engine, store: dir, dir: snaps, pool });
       const atSnapshot = lastSeq;
       await until(() => lastSeq >= atSnapshot + 800, 60_000, '800 more commits');
       await agent.start();

@@ -10,6 +10,7 @@ import { createSnapshot } from '../../../plugins/snapshot-manager/createSnapshot
 import { walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 import { cli } from '../../helpers/cli.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const PAGE = 4096;
 const page = (dir: string, id: number) => readFileSync(path.join(dir, 'pages.db')).subarray(id * PAGE, (id + 1) * PAGE);
@@ -18,7 +19,7 @@ describe('recovery-agent repair', () => {
   it('repairs offline from a snapshot + WAL, reports, and fails clearly without a source', async () => {
     const dir = tmpStoreDir('ra-repaircli-');
     const snaps = path.join(path.dirname(dir), 'snaps');
-    const s = await PageStore.open(dir, { create: true, pageCount: 32, pageSize: PAGE, segmentSize: 65536, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(dir, { create: true, pageCount: 32, pageSize: PAGE, segmentSize: 65536, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     const write = async (tag: string) => {
       const tx = s.begin();
       for (let p = 1; p < 32; p++) await tx.write(p, 0, Buffer.from(`${tag} ${p}`));
@@ -26,7 +27,7 @@ describe('recovery-agent repair', () => {
     };
     await write('before');
     const pool = new WorkerPool({ threads: 1 });
-    await createSnapshot({ store: dir, dir: snaps, pool });
+    await createSnapshot({ engine: pagestore, store: dir, dir: snaps, pool });
     await pool.close();
     for (let i = 0; i < 20; i++) await write(`after-${i}`);
     await s.close();

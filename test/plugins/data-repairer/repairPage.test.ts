@@ -19,6 +19,8 @@ import { listArchive, walArchiver } from '../../../plugins/snapshot-manager/walA
 import { archiveDirOf } from '../../../plugins/snapshot-manager/manifest.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore } from '../../helpers/engine.js';
+import { snapshotPageSource, type RebuiltPage } from '../../../plugins/snapshot-manager/pageSource.js';
 
 const PAGES = 64;
 const PAGE = 4096;
@@ -35,7 +37,7 @@ function corrupt(dir: string, id: number): void {
 }
 
 const openStore = (dir: string, snaps: string) =>
-  PageStore.open(dir, { create: true, pageCount: PAGES, pageSize: PAGE, segmentSize: 65536, checkpointIntervalMs: 0, archiver: walArchiver(snaps), cacheBytes: 0 });
+  PageStore.open(dir, { create: true, pageCount: PAGES, pageSize: PAGE, segmentSize: 65536, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps), cacheBytes: 0 });
 
 describe('repair-page: rebuild from snapshot + WAL', () => {
   const root = path.dirname(tmpStoreDir('ra-repair-'));
@@ -71,7 +73,7 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
   before(async () => {
     store = await openStore(dir, snaps);
     for (let p = 1; p < PAGES; p += 8) await write(Array.from({ length: Math.min(8, PAGES - p) }, (_, k) => p + k), 'v0');
-    await createSnapshot({ store: dir, dir: snaps, pool });
+    await createSnapshot({ engine: pagestore, store: dir, dir: snaps, pool });
     // After the snapshot: many changes, checkpoints that retire (and archive) WAL segments.
     const rnd = prng(11);
     for (let i = 1; i <= 400; i++) {
@@ -91,12 +93,13 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
     const good = Buffer.from(diskPage(dir, 5));
     corrupt(dir, 5);
     await assert.rejects(read(5), (e: unknown) => isRaError(e, 'RA_ERR_PAGE_CORRUPT'), 'the owner never hands out the bad page');
-    const r = await repairPage({ store: dir, snapshotDir: snaps }, 5);
+    const r = await repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => snaps)] }, 5);
     assert.equal(r.result, 'repaired');
     assert.equal(r.mode, 'online');
     assert.equal(r.source, 'snapshot');
     assert.ok(r.rebuilt!.recordsApplied >= 400, `records applied: ${r.rebuilt!.recordsApplied}`);
-    assert.ok(r.rebuilt!.segments.archived > 0 && r.rebuilt!.segments.live > 0, JSON.stringify(r.rebuilt!.segments));
+    const segments = r.rebuilt!.segments as RebuiltPage['segments'];
+    assert.ok(segments.archived > 0 && segments.live > 0, JSON.stringify(segments));
     assert.deepEqual(diskPage(dir, 5), good, 'the page on disk is the page it was, byte for byte');
     assert.equal(await read(5), model.get(5));
     // The page goes on changing normally.
@@ -110,7 +113,7 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
     const good = Buffer.from(diskPage(dir, 9));
     corrupt(dir, 9);
     assert.equal((await store.readPage(9)).cached, true);
-    const r = await repairPage({ store: dir, snapshotDir: snaps }, 9);
+    const r = await repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => snaps)] }, 9);
     assert.equal(r.source, 'owner-cache');
     assert.deepEqual(diskPage(dir, 9), good);
   });
@@ -164,11 +167,11 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
     assert.equal(existsSync(controlSocketOf(dir)), false);
     const good = Buffer.from(diskPage(dir, 21));
     corrupt(dir, 21);
-    const r = await repairPage({ store: dir, snapshotDir: snaps }, 21);
+    const r = await repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => snaps)] }, 21);
     assert.equal(r.mode, 'offline');
     assert.equal(r.source, 'snapshot');
     assert.deepEqual(diskPage(dir, 21), good);
-    const again = await repairPage({ store: dir, snapshotDir: snaps }, 21);
+    const again = await repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => snaps)] }, 21);
     assert.equal(again.result, 'already-valid');
     store = await openStore(dir, snaps);
     assert.equal(await read(21), model.get(21));
@@ -178,14 +181,14 @@ describe('repair-page: rebuild from snapshot + WAL', () => {
   it('escalates with a clear error when no source can rebuild the page', async () => {
     await store.close();
     corrupt(dir, 30);
-    await assert.rejects(repairPage({ store: dir }, 30), (e: unknown) => isRaError(e, 'RA_ERR_REPAIR_NO_SOURCE') && /no snapshots.dir/.test((e as Error).message));
+    await assert.rejects(repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => undefined)] }, 30), (e: unknown) => isRaError(e, 'RA_ERR_REPAIR_NO_SOURCE') && /no snapshots.dir/.test((e as Error).message));
     // A hole in the archived WAL between the snapshot and the live log.
     const archived = await listArchive(snaps);
     const gone = archived[archived.length - 1]!;
     unlinkSync(path.join(archiveDirOf(snaps), gone.file));
     unlinkSync(path.join(archiveDirOf(snaps), gone.file.replace(/\.lz4$/, '.json')));
     const before = diskPage(dir, 30);
-    await assert.rejects(repairPage({ store: dir, snapshotDir: snaps }, 30), (e: unknown) => isRaError(e, 'RA_ERR_REPAIR_NO_SOURCE') && /gap|neither/.test((e as Error).message));
+    await assert.rejects(repairPage(pagestore, { store: dir, sources: [snapshotPageSource(() => snaps)] }, 30), (e: unknown) => isRaError(e, 'RA_ERR_REPAIR_NO_SOURCE') && /gap|neither/.test((e as Error).message));
     assert.deepEqual(diskPage(dir, 30), before, 'nothing written');
     store = await openStore(dir, snaps);
   });

@@ -18,6 +18,7 @@ import { BIN } from '../../helpers/cli.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { fixture, repoRoot } from '../../helpers/paths.js';
 import { until } from '../../helpers/wait.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const mode = (p: string) => (lstatSync(p).mode & 0o7777).toString(8);
 
@@ -153,10 +154,10 @@ describe('store file modes', () => {
     const s = await PageStore.open(dir, { create: true, pageCount: 8, pageSize: 4096, checkpointIntervalMs: 0 });
     const pool = new WorkerPool({ threads: 1 });
     try {
-      await createSnapshot({ store: dir, dir: snaps, pool });
+      await createSnapshot({ engine: pagestore, store: dir, dir: snaps, pool });
       chmodSync(snaps, 0o755);
       chmodSync(path.join(snaps, 'snapshots'), 0o777);
-      await createSnapshot({ store: dir, dir: snaps, pool, incremental: true });
+      await createSnapshot({ engine: pagestore, store: dir, dir: snaps, pool, incremental: true });
       assert.deepEqual([snaps, path.join(snaps, 'snapshots')].map((p) => (statSync(p).mode & 0o777).toString(8)), ['700', '700']);
     } finally {
       await pool.close();

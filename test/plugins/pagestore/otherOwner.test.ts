@@ -16,6 +16,7 @@ import { createSnapshot } from '../../../plugins/snapshot-manager/createSnapshot
 import { restoreSnapshot } from '../../../plugins/snapshot-manager/restore.js';
 import { nobody, type OtherUser } from '../../helpers/otherUser.js';
 import { fixture } from '../../helpers/paths.js';
+import { pagestore } from '../../helpers/engine.js';
 
 /** The pagestoreKill writer as `user`: opens (or creates) the store, commits, leaves losers, dies by SIGKILL. */
 function killedWriterAs(user: OtherUser, dir: string): void {
@@ -54,8 +55,8 @@ describe("root working on another user's store", () => {
     await s.close();
     const pool = new WorkerPool({ threads: 1 });
     try {
-      await createSnapshot({ store, dir: path.join(home, 'snaps'), pool });
-      await restoreSnapshot({ snapshotDir: path.join(home, 'snaps'), to: path.join(home, 'restored', 'store'), pool });
+      await createSnapshot({ engine: pagestore, store, dir: path.join(home, 'snaps'), pool });
+      await restoreSnapshot({ engine: pagestore, snapshotDir: path.join(home, 'snaps'), to: path.join(home, 'restored', 'store'), pool });
     } finally {
       await pool.close();
     }

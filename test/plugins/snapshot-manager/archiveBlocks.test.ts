@@ -15,6 +15,7 @@ import { ARCHIVE_BLOCK, blocksFor, encodeIndexed, readBlockRecords } from '../..
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { needTool } from '../../helpers/tools.js';
+import { pagestore } from '../../helpers/engine.js';
 
 describe('archive blocks', () => {
   it('finds every record of every page from the blocks its filter names', async () => {
@@ -33,7 +34,7 @@ describe('archive blocks', () => {
     await s.close();
     assert.ok(raw.byteLength > 3 * ARCHIVE_BLOCK, `segment of ${raw.byteLength} bytes spans several blocks`);
 
-    const { frame, index } = await encodeIndexed(raw, SEGMENT_HEADER_SIZE, start);
+    const { frame, index } = await encodeIndexed(pagestore, raw, SEGMENT_HEADER_SIZE, start);
     assert.deepEqual(await decompressFrame(frame), raw);
     const file = path.join(path.dirname(dir), 'seg.lz4');
     writeFileSync(file, frame);

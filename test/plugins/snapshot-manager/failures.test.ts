@@ -14,6 +14,7 @@ import { listArchive, walArchiver } from '../../../plugins/snapshot-manager/walA
 import { cli } from '../../helpers/cli.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore } from '../../helpers/engine.js';
 
 async function commitSome(store: PageStore, n: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -37,26 +38,26 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
   };
 
   before(async () => {
-    const s = await PageStore.open(store, { create: true, pageCount: 300, pageSize: 4096, segmentSize: 65536, checkpointWalBytes: 80 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 300, pageSize: 4096, segmentSize: 65536, checkpointWalBytes: 80 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     await commitSome(s, 50, 'a');
-    taken.push(await createSnapshot({ store, dir: snaps, pool }));
+    taken.push(await createSnapshot({ engine: pagestore, store, dir: snaps, pool }));
     await commitSome(s, 150, 'b');
-    taken.push(await createSnapshot({ store, dir: snaps, pool, incremental: true }));
+    taken.push(await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true }));
     await commitSome(s, 150, 'c');
-    taken.push(await createSnapshot({ store, dir: snaps, pool }));
+    taken.push(await createSnapshot({ engine: pagestore, store, dir: snaps, pool }));
     await commitSome(s, 100, 'd');
-    taken.push(await createSnapshot({ store, dir: snaps, pool, incremental: true }));
+    taken.push(await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true }));
     await commitSome(s, 100, 'e');
     await s.close();
   });
   after(() => pool.close());
 
   it('verifies a sound directory and restores it to the end of the archived WAL', async () => {
-    const v = await verifySnapshots(snaps);
+    const v = await verifySnapshots(pagestore, snaps);
     assert.deepEqual(v.problems, []);
     assert.equal(v.snapshots, 4);
     const to = path.join(root, 'r-ok');
-    await restoreSnapshot({ snapshotDir: snaps, to, pool });
+    await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, pool });
     // The store closed with a checkpoint that archived all but its last segment, so the restore
     // holds at least the last snapshot's commits; page by page, pages it has equal the store's
     // or are older versions. Every commit of phase d (before the last snapshot's end) is there.
@@ -74,7 +75,7 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
     assert.equal(r.status, 4, r.stderr + r.stdout);
     assert.match(r.stdout, /BAD .*chunk-00000\.lz4.*checksum/);
     const to = path.join(root, 'r-bad-chunk');
-    await assert.rejects(restoreSnapshot({ snapshotDir: d, to, lsn: taken[1]!.endLsn, pool }), (e: Error & { code?: string }) => e.code === 'RA_ERR_SNAPSHOT_CORRUPT' && e.message.includes('chunk-00000.lz4'));
+    await assert.rejects(restoreSnapshot({ engine: pagestore, snapshotDir: d, to, lsn: taken[1]!.endLsn, pool }), (e: Error & { code?: string }) => e.code === 'RA_ERR_SNAPSHOT_CORRUPT' && e.message.includes('chunk-00000.lz4'));
     assert.equal(existsSync(to), false);
     assert.deepEqual(readdirSync(root).filter((n) => n.includes('restoring')), []);
   });
@@ -87,7 +88,7 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
     assert.equal(r.status, 4, r.stderr + r.stdout);
     const out = JSON.parse(r.stdout) as { problems: Array<{ where: string; problem: string }> };
     assert.ok(out.problems.some((p) => p.where === taken[2]!.id && /not valid JSON/.test(p.problem)));
-    await assert.rejects(restoreSnapshot({ snapshotDir: d, to: path.join(root, 'r-bad-manifest'), pool }), /manifest\.json is not valid JSON/);
+    await assert.rejects(restoreSnapshot({ engine: pagestore, snapshotDir: d, to: path.join(root, 'r-bad-manifest'), pool }), /manifest\.json is not valid JSON/);
   });
 
   it('names the missing LSN range when an archived segment is gone', async () => {
@@ -97,7 +98,7 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
     assert.ok(inner, 'an archived segment between the second and third snapshots');
     unlinkSync(path.join(d, 'wal', `${inner.startLsn.toString(16).padStart(16, '0')}.wal.json`));
     const target = inner.startLsn + 1000;
-    await assert.rejects(restoreSnapshot({ snapshotDir: d, to: path.join(root, 'r-gap'), lsn: target, pool }), (e: Error & { code?: string }) => {
+    await assert.rejects(restoreSnapshot({ engine: pagestore, snapshotDir: d, to: path.join(root, 'r-gap'), lsn: target, pool }), (e: Error & { code?: string }) => {
       assert.equal(e.code, 'RA_ERR_WAL_GAP');
       assert.match(e.message, new RegExp(`LSN ${inner.startLsn} to ${inner.startLsn + 65535}`));
       return true;
@@ -106,7 +107,7 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
 
   it('refuses a non-empty target without --force, replaces it with --force, and never a store a live process holds', async () => {
     const to = path.join(root, 'r-force');
-    await restoreSnapshot({ snapshotDir: snaps, to, lsn: taken[0]!.endLsn, pool });
+    await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, lsn: taken[0]!.endLsn, pool });
     const first = readFileSync(path.join(to, 'pages.db'));
     const r1 = cli(['restore', '--snapshot-dir', snaps, '--to', to]);
     assert.equal(r1.status, 2);
@@ -131,15 +132,15 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
   it('prune keeps what kept snapshots and the WAL chain need', async () => {
     const d = copyOf('prune');
     const before = (await listArchive(d)).map((a) => a.startLsn);
-    const r = await pruneSnapshots(d, { keepFull: 0, keepIncremental: 1 });
+    const r = await pruneSnapshots(d, { engine: pagestore, keepFull: 0, keepIncremental: 1 });
     // The newest incremental needs its full base; the older pair goes.
     assert.deepEqual(r.kept, [taken[2]!.id, taken[3]!.id]);
     assert.deepEqual(r.deleted, [taken[0]!.id, taken[1]!.id]);
     const floor = Math.floor(taken[2]!.walFromLsn / 65536) * 65536;
     assert.deepEqual(r.walSegmentsDeleted, before.filter((s) => s < floor));
     assert.ok((await listArchive(d)).every((a) => a.startLsn >= floor));
-    assert.deepEqual((await verifySnapshots(d)).problems, []);
-    await restoreSnapshot({ snapshotDir: d, to: path.join(root, 'r-pruned'), pool });
+    assert.deepEqual((await verifySnapshots(pagestore, d)).problems, []);
+    await restoreSnapshot({ engine: pagestore, snapshotDir: d, to: path.join(root, 'r-pruned'), pool });
     rmSync(path.join(root, 'r-pruned'), { recursive: true });
   });
 
@@ -167,7 +168,7 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
     const data = readFileSync(path.join(copy, 'pages.db'));
     data[7 * 4096 + 100] ^= 0x40;
     writeFileSync(path.join(copy, 'pages.db'), data);
-    await assert.rejects(createSnapshot({ store: copy, dir: path.join(root, 'snaps-corrupt'), pool }), (e: Error & { code?: string }) => e.code === 'RA_ERR_PAGE_CORRUPT' && /page 7 /.test(e.message));
+    await assert.rejects(createSnapshot({ engine: pagestore, store: copy, dir: path.join(root, 'snaps-corrupt'), pool }), (e: Error & { code?: string }) => e.code === 'RA_ERR_PAGE_CORRUPT' && /page 7 /.test(e.message));
     assert.deepEqual(readdirSync(path.join(root, 'snaps-corrupt', 'snapshots')), [], 'no snapshot left behind');
   });
 

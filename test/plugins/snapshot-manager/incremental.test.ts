@@ -17,6 +17,7 @@ import { fixture } from '../../helpers/paths.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const PAGE = 4096;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -63,13 +64,13 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     const store = path.join(root, 'archived');
     const snaps = path.join(root, 'archived-snaps');
     // 2048 pages of 4 KiB: the WAL path serves up to 2 MiB of WAL since the base.
-    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     const rnd = prng(11);
     await commitRandom(s, 60, rnd, 'a');
-    const full = await createSnapshot({ store, dir: snaps, pool });
+    const full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await commitRandom(s, 150, rnd, 'b');
     const report: Partial<SnapshotReport> = {};
-    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+    const inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report });
     // The store is idle: its data file now holds exactly what the incremental saw.
     const expected = pagesSince(path.join(store, 'pages.db'), full.startLsn);
     await s.close();
@@ -85,7 +86,7 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     assert.equal(inc.pagesCopied, expected.length);
 
     const to = path.join(root, 'archived-restored');
-    const r = await restoreSnapshot({ snapshotDir: snaps, to, pool });
+    const r = await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, pool });
     assert.deepEqual(r.snapshots, [full.id, inc.id]);
     assertSamePages(path.join(to, 'pages.db'), path.join(store, 'pages.db'));
   });
@@ -96,10 +97,10 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0 });
     const rnd = prng(12);
     await commitRandom(s, 60, rnd, 'a');
-    const full = await createSnapshot({ store, dir: snaps, pool });
+    const full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await commitRandom(s, 150, rnd, 'b');
     const report: Partial<SnapshotReport> = {};
-    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+    const inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report });
     const expected = pagesSince(path.join(store, 'pages.db'), full.startLsn);
     await s.close();
 
@@ -108,17 +109,17 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     assert.equal(report.pagesRead, 2048);
     assert.deepEqual(pagesIn(inc), expected);
     const to = path.join(root, 'unarchived-restored');
-    await restoreSnapshot({ snapshotDir: snaps, to, pool });
+    await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, pool });
     assertSamePages(path.join(to, 'pages.db'), path.join(store, 'pages.db'));
   });
 
   it('notices an archived segment cut short (its records end before the next segment\'s first would have fit) and reads every page instead', async () => {
     const store = path.join(root, 'cut');
     const snaps = path.join(root, 'cut-snaps');
-    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     const rnd = prng(14);
     await commitRandom(s, 60, rnd, 'a');
-    const full = await createSnapshot({ store, dir: snaps, pool });
+    const full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await commitRandom(s, 150, rnd, 'b');
     // An archived segment after the base's, re-archived cut at a record boundary halfway.
     const archived = (await listArchive(snaps)).filter((a) => a.startLsn > segmentStartOf(full.startLsn, SEGMENT));
@@ -130,9 +131,9 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     assert.ok(starts.slice(starts.indexOf(cut)).some((at) => raw[at + 4] === 1), 'update records are cut off');
     const cutFile = path.join(root, 'cut-segment');
     writeFileSync(cutFile, raw.subarray(0, cut));
-    await archiveSegment(snaps, { file: cutFile, startLsn: victim.startLsn, endLsn: victim.startLsn + SEGMENT });
+    await archiveSegment(pagestore, snaps, { file: cutFile, startLsn: victim.startLsn, endLsn: victim.startLsn + SEGMENT });
     const report: Partial<SnapshotReport> = {};
-    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+    const inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report });
     const expected = pagesSince(path.join(store, 'pages.db'), full.startLsn);
     await s.close();
     assert.equal(report.selection, 'all-pages');
@@ -144,12 +145,12 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     const store = path.join(root, 'small');
     const snaps = path.join(root, 'small-snaps');
     // 128 pages of 4 KiB: a quarter is 128 KiB, two segments.
-    const s = await PageStore.open(store, { create: true, pageCount: 128, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 128, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     const rnd = prng(13);
-    const full = await createSnapshot({ store, dir: snaps, pool });
+    const full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await commitRandom(s, 100, rnd, 'b');
     const report: Partial<SnapshotReport> = {};
-    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+    const inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report });
     const expected = pagesSince(path.join(store, 'pages.db'), full.startLsn);
     await s.close();
     assert.equal(report.selection, 'all-pages');
@@ -160,8 +161,8 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
   it('refuses a page the WAL names that fails verification on every read, naming it', async () => {
     const store = path.join(root, 'corrupt');
     const snaps = path.join(root, 'corrupt-snaps');
-    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
-    const full = await createSnapshot({ store, dir: snaps, pool });
+    const s = await PageStore.open(store, { create: true, pageCount: 2048, pageSize: PAGE, segmentSize: SEGMENT, checkpointWalBytes: 96 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
+    const full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     const tx = s.begin();
     await tx.write(777, 100, Buffer.from('changed after the base'));
     await tx.commit();
@@ -173,10 +174,10 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     data[777 * PAGE + 2000] ^= 0x10;
     writeFileSync(path.join(copy, 'pages.db'), data);
     const report: Partial<SnapshotReport> = {};
-    await assert.rejects(createSnapshot({ store: copy, dir: snaps, pool, incremental: true, report }), (e: Error & { code?: string }) => e.code === 'RA_ERR_PAGE_CORRUPT' && /page 777 /.test(e.message));
+    await assert.rejects(createSnapshot({ engine: pagestore, store: copy, dir: snaps, pool, incremental: true, report }), (e: Error & { code?: string }) => e.code === 'RA_ERR_PAGE_CORRUPT' && /page 777 /.test(e.message));
     // The same store, undamaged, snapshots through the WAL path.
     const ok: Partial<SnapshotReport> = {};
-    const inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report: ok });
+    const inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report: ok });
     assert.equal(ok.selection, 'wal-summary', ok.fallback);
     assert.deepEqual(pagesIn(inc), [777]);
   });
@@ -213,9 +214,9 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     try {
       await ready;
       await commitsPast(100);
-      full = await createSnapshot({ store, dir: snaps, pool });
+      full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
       await commitsPast(commits.length + 150);
-      inc = await createSnapshot({ store, dir: snaps, pool, incremental: true, report });
+      inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true, report });
       await commitsPast(commits.length + 20);
     } finally {
       child.kill('SIGTERM');
@@ -226,7 +227,7 @@ describe('incremental snapshots that choose their pages from the WAL', () => {
     assert.ok(report.summaryArchivedSegments! > 0, 'segments since the base were archived');
     assert.ok(report.pagesRead! < pages, `read ${report.pagesRead} of ${pages} pages`);
     const to = path.join(root, 'live-restored');
-    const r = await restoreSnapshot({ snapshotDir: snaps, to, lsn: inc.endLsn, pool });
+    const r = await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, lsn: inc.endLsn, pool });
     assert.deepEqual(r.snapshots, [full.id, inc.id]);
     const data = readFileSync(path.join(to, 'pages.db'));
     const payload = (id: number) => data.subarray(id * PAGE + 32, (id + 1) * PAGE);

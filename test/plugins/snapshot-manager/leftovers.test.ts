@@ -11,6 +11,7 @@ import { walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 import { BIN, cli, cliWithClosedPipe } from '../../helpers/cli.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { until } from '../../helpers/wait.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -91,14 +92,14 @@ describe('leftovers of killed snapshot and restore runs', () => {
 
   before(async () => {
     // 32 MiB of pages: a snapshot or a restore of it takes long enough to be killed mid-way.
-    const s = await PageStore.open(store, { create: true, pageCount: 8192, pageSize: 4096, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 8192, pageSize: 4096, archiver: walArchiver(pagestore, snaps) });
     for (let i = 0; i < 400; i++) {
       const tx = s.begin();
       await tx.write(1 + ((i * 97) % 8000), 64, Buffer.from(`v${i};`.repeat(40)));
       await tx.commit();
     }
     await s.close();
-    await createSnapshot({ store, dir: snaps, pool });
+    await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
   });
   after(() => pool.close());
 

@@ -16,6 +16,7 @@ import { cli } from '../../helpers/cli.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const PAGE = 4096;
 
@@ -30,7 +31,7 @@ async function killedArchivingWriter(spec: { dir: string; archive: string; pages
     if (line === 'snap') {
       const pool = new WorkerPool({ threads: 1 });
       try {
-        await createSnapshot({ store: spec.dir, dir: spec.archive, pool });
+        await createSnapshot({ engine: pagestore, store: spec.dir, dir: spec.archive, pool });
       } finally {
         await pool.close();
       }

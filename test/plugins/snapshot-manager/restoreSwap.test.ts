@@ -14,6 +14,7 @@ import { walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 import { BIN } from '../../helpers/cli.js';
 import { prng } from '../../helpers/prng.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const PAGES = 600;
 
@@ -56,8 +57,8 @@ describe('restore --force, killed while it replaces the target', () => {
   const snaps = path.join(root, 'snaps');
   const pool = new WorkerPool({ threads: 1 });
   before(async () => {
-    await fill(src, 'new', { archiver: walArchiver(snaps) });
-    await createSnapshot({ store: src, dir: snaps, pool });
+    await fill(src, 'new', { archiver: walArchiver(pagestore, snaps) });
+    await createSnapshot({ engine: pagestore, store: src, dir: snaps, pool });
   });
   after(() => pool.close());
 

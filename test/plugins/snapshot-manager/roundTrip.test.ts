@@ -13,6 +13,7 @@ import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
 import { needTool } from '../../helpers/tools.js';
+import { pagestore } from '../../helpers/engine.js';
 
 const PAGES = 48;
 const PAGE = 4096;
@@ -61,9 +62,9 @@ describe('snapshot round trip under a running writer', () => {
     const w = startWriter(store, snaps);
     await w.ready;
     await sleep(400);
-    full = await createSnapshot({ store, dir: snaps, pool });
+    full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await sleep(400);
-    inc = await createSnapshot({ store, dir: snaps, pool, incremental: true });
+    inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true });
     await sleep(300);
     w.child.kill('SIGTERM');
     await new Promise((r) => w.child.once('exit', r));
@@ -83,7 +84,7 @@ describe('snapshot round trip under a running writer', () => {
 
   it('restores to the latest archived state: every page verifies, balances are exactly those of a committed prefix', async () => {
     const to = path.join(root, 'restored-latest');
-    const r = await restoreSnapshot({ snapshotDir: snaps, to, pool });
+    const r = await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, pool });
     assert.deepEqual(r.snapshots, [full.id, inc.id]);
     const s = stateOf(to);
     assert.deepEqual(s.balances, balancesAfter(s.seq, PAGES));
@@ -96,7 +97,7 @@ describe('snapshot round trip under a running writer', () => {
     const to = path.join(root, 'restored-lsn');
     const mid = commits.find(([, lsn]) => lsn > full.endLsn && lsn < inc.endLsn);
     assert.ok(mid, 'a commit between the snapshots');
-    const r = await restoreSnapshot({ snapshotDir: snaps, to, lsn: mid[1], pool });
+    const r = await restoreSnapshot({ engine: pagestore, snapshotDir: snaps, to, lsn: mid[1], pool });
     assert.deepEqual(r.snapshots, [full.id]);
     const s = stateOf(to);
     assert.deepEqual(s.balances, balancesAfter(s.seq, PAGES));

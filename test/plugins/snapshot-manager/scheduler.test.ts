@@ -18,6 +18,7 @@ import { loadAll } from '../../../plugins/snapshot-manager/manifest.js';
 import { verifySnapshots } from '../../../plugins/snapshot-manager/verify.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore as engine } from '../../helpers/engine.js';
 
 describe('snapshot-manager plugin', () => {
   it('takes scheduled snapshots, full every 2nd, keeps 1 full + 1 incremental chain, and wires the archiver', async () => {
@@ -62,7 +63,7 @@ describe('snapshot-manager plugin', () => {
     const inc = kept.find((m) => m.kind === 'incremental')!;
     assert.ok(kept.some((m) => m.id === inc.baseId), `the incremental's base is kept: ${ids}`);
     assert.ok(kept.filter((m) => m.kind === 'full').length <= 2, ids);
-    assert.deepEqual((await verifySnapshots(snaps)).problems, []);
+    assert.deepEqual((await verifySnapshots(engine, snaps)).problems, []);
   });
 
   it("asks a live owner for a checkpoint before each scheduled snapshot, through the store's control socket", async () => {
@@ -93,7 +94,7 @@ describe('snapshot-manager plugin', () => {
       await agent.stop();
       await owner.close();
     }
-    assert.deepEqual((await verifySnapshots(snaps)).problems, []);
+    assert.deepEqual((await verifySnapshots(engine, snaps)).problems, []);
   });
 
   it('GET /snapshots lists and POST /snapshots takes a snapshot on demand, both with the token', async () => {

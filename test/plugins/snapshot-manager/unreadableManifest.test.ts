@@ -9,6 +9,7 @@ import { MANIFEST_FILE, snapshotPath, type Manifest } from '../../../plugins/sna
 import { walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 import { cli } from '../../helpers/cli.js';
 import { tmpStoreDir } from '../../helpers/store.js';
+import { pagestore } from '../../helpers/engine.js';
 
 async function commitSome(store: PageStore, n: number, tag: string): Promise<void> {
   for (let i = 0; i < n; i++) {
@@ -41,11 +42,11 @@ describe('restore with an unreadable manifest in the snapshot directory', () => 
   };
 
   before(async () => {
-    const s = await PageStore.open(store, { create: true, pageCount: 200, pageSize: 4096, segmentSize: 65536, checkpointWalBytes: 80 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(snaps) });
+    const s = await PageStore.open(store, { create: true, pageCount: 200, pageSize: 4096, segmentSize: 65536, checkpointWalBytes: 80 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     await commitSome(s, 60, 'a');
-    full = await createSnapshot({ store, dir: snaps, pool });
+    full = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     await commitSome(s, 120, 'b');
-    inc = await createSnapshot({ store, dir: snaps, pool, incremental: true });
+    inc = await createSnapshot({ engine: pagestore, store, dir: snaps, pool, incremental: true });
     await commitSome(s, 40, 'c');
     await s.close();
   });

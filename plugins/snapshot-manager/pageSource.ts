@@ -1,4 +1,7 @@
 /**
+ * The snapshot manager as a page source (core/contracts/PageSource.ts): the data repairer asks
+ * it for a verified copy of a corrupt page, and it rebuilds one from a snapshot and the WAL.
+ *
  * Rebuilding one page from a snapshot and the WAL, like Oracle's block media recovery: the
  * page's image from the newest snapshot that holds it, then every WAL record for the page newer
  * than that image, from the snapshot's WAL start to the end of the log, applied in LSN order.
@@ -16,23 +19,35 @@
  *
  * The WAL comes from the store's live segments when they are there, else from the archive or a
  * snapshot's own copy (walChain.ts). A segment missing before the log's end is RA_ERR_WAL_GAP.
- * Records are found and checked by the native walScanRecords and applied by redoApplyPages,
- * the kernels of crash recovery. The image is verified before and after.
+ * Records are found, checked and applied through the engine's log face (`forEachPageRecord`,
+ * `applyToPage`: the kernels of crash recovery). The image is verified before and after.
  */
 import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { redoApplyPages } from 'recovery-agent/native';
+import type { PageEngine, StoreState } from '../../core/contracts/PageEngine.js';
+import type { PageSource, PageSourceStore } from '../../core/contracts/PageSource.js';
 import { raError, describeError } from '../../core/errors.js';
-import { pageLsn, readU32, readU64, verifyPage } from '../pagestore/format.js';
-import { readControl, type Control } from '../pagestore/control.js';
-import { walDirOf } from '../pagestore/storeFiles.js';
-import { kRecLsn } from '../pagestore/walRecord.js';
-import { forEachPageRecord } from '../pagestore/walPages.js';
-import { blocksFor, readBlockRecords, type BlockIndex } from '../snapshot-manager/archiveBlocks.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from '../pagestore/walSegments.js';
-import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from '../snapshot-manager/manifest.js';
-import { readChecked, readRaw } from '../snapshot-manager/walArchive.js';
-import { loadSegment, walSources, type WalSource } from '../snapshot-manager/walChain.js';
+import { blocksFor, readBlockRecords, type BlockIndex } from './archiveBlocks.js';
+import { chainOf, loadAll, snapshotPath, type ChunkEntry, type Manifest } from './manifest.js';
+import { readChecked, readRaw } from './walArchive.js';
+import { loadSegment, walSources, type WalSource } from './walChain.js';
+
+/**
+ * The snapshot page source: `snapshotDirOf` says where a store's snapshots and WAL archive are
+ * (its `snapshots.dir`), or that it has none, and then the source says so when asked.
+ */
+export function snapshotPageSource(snapshotDirOf: (store: { id: string; path: string }) => string | undefined): PageSource {
+  return {
+    id: 'snapshot',
+    async pageFor(store: PageSourceStore, pageId: number, signal?: AbortSignal) {
+      const dir = snapshotDirOf(store);
+      if (!dir) throw raError('RA_ERR_REPAIR_NO_SOURCE', `the store has no snapshots.dir to rebuild page ${pageId} from`, { details: { pageId } });
+      signal?.throwIfAborted();
+      const { image, ...rebuilt } = await rebuildPage(store.engine, store.path, dir, pageId);
+      return { image, lsn: store.engine.pages.lsn(image), account: { from: `snapshot ${rebuilt.snapshot}`, ...rebuilt } };
+    },
+  };
+}
 
 export interface RebuiltPage {
   pageId: number;
@@ -52,9 +67,9 @@ export interface RebuiltPage {
   segments: { live: number; archived: number; skipped: number; blocks: number };
 }
 
-/** Rebuilds page `pageId` of the store in `storeDir` from the snapshots and WAL in `snapshotDir`. */
-export async function rebuildPage(storeDir: string, snapshotDir: string, pageId: number): Promise<RebuiltPage> {
-  const control = await readControl(storeDir);
+/** Rebuilds page `pageId` of the store in `storeDir` (of `engine`) from the snapshots and WAL in `snapshotDir`. */
+export async function rebuildPage(engine: PageEngine, storeDir: string, snapshotDir: string, pageId: number): Promise<RebuiltPage> {
+  const control = await engine.files.readState(storeDir);
   if (!Number.isInteger(pageId) || pageId < 0 || pageId >= control.pageCount) {
     throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside the store (pages 0..${control.pageCount - 1})`, { details: { pageId } });
   }
@@ -67,8 +82,8 @@ export async function rebuildPage(storeDir: string, snapshotDir: string, pageId:
   for (let i = manifests.length - 1; i >= 0; i--) {
     const top = manifests[i]!;
     try {
-      const { image, from } = await imageFromChain(snapshotDir, chainOf(top.id, byId), pageId);
-      return { ...(await replay(storeDir, snapshotDir, control, manifests, image, top.walFromLsn)), pageId, snapshot: from.id };
+      const { image, from } = await imageFromChain(engine, snapshotDir, chainOf(top.id, byId), pageId);
+      return { ...(await replay(engine, storeDir, snapshotDir, control, manifests, image, pageId, top.walFromLsn)), pageId, snapshot: from.id };
     } catch (err) {
       problems.push(`${top.id}: ${describeError(err)}`);
     }
@@ -78,7 +93,7 @@ export async function rebuildPage(storeDir: string, snapshotDir: string, pageId:
 }
 
 /** The image of the page in the newest snapshot of `chain` that holds it, verified. */
-async function imageFromChain(dir: string, chain: readonly Manifest[], pageId: number): Promise<{ image: Buffer; from: Manifest }> {
+async function imageFromChain(engine: PageEngine, dir: string, chain: readonly Manifest[], pageId: number): Promise<{ image: Buffer; from: Manifest }> {
   for (let k = chain.length - 1; k >= 0; k--) {
     const m = chain[k]!;
     const hit = locate(m.chunks, pageId);
@@ -86,7 +101,7 @@ async function imageFromChain(dir: string, chain: readonly Manifest[], pageId: n
     const file = path.join(snapshotPath(dir, m.id), hit.chunk.file);
     const raw = await readRaw(file, hit.chunk);
     const image = Buffer.from(raw.subarray(hit.index * m.pageSize, (hit.index + 1) * m.pageSize));
-    const fault = image.byteLength === m.pageSize ? verifyPage(image, pageId) : 'short';
+    const fault = image.byteLength === m.pageSize ? engine.pages.verify(image, pageId) : 'short';
     if (fault) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `page ${pageId} in ${file} fails its ${fault} check`, { details: { file, pageId } });
     return { image, from: m };
   }
@@ -104,31 +119,30 @@ function locate(chunks: readonly ChunkEntry[], pageId: number): { chunk: ChunkEn
   return null;
 }
 
-/** Applies to `image` every record for its page from `fromLsn` to the end of the log. */
-async function replay(storeDir: string, snapshotDir: string, control: Control, manifests: readonly Manifest[], image: Buffer, fromLsn: number) {
-  const pageId = readU32(image, 16);
-  const imageLsn = pageLsn(image);
-  const { segmentSize, storeId } = control;
-  const walDir = walDirOf(storeDir);
+/** Applies to `image`, page `pageId`, every record for it from `fromLsn` to the end of the log. */
+async function replay(engine: PageEngine, storeDir: string, snapshotDir: string, control: StoreState, manifests: readonly Manifest[], image: Buffer, pageId: number, fromLsn: number) {
+  const { log } = engine;
+  const imageLsn = engine.pages.lsn(image);
+  const { segmentSize, storeId, pageSize } = control;
+  const walDir = engine.files.logDir(storeDir);
+  const segmentPath = (s: number) => path.join(walDir, log.segmentName(s));
   let archived: Map<number, WalSource> | null = null;
   const archive = async () => (archived ??= await walSources(snapshotDir, manifests));
   const segments = { live: 0, archived: 0, skipped: 0, blocks: 0 };
-  const pages = Uint32Array.of(pageId);
-  const starts = new Uint32Array(2);
-  const status = new Uint32Array(1);
-  let mine = new Uint32Array(256);
+  /** Positions of the page's records in the bytes at hand (reused). */
+  const mine: number[] = [];
   let recordsApplied = 0;
   let endLsn = fromLsn;
   /** Where the previous segment's valid records end, when it was read (-1: skipped or none). */
   let prevEnd = -1;
-  const first = segmentStartOf(fromLsn, segmentSize);
+  const first = log.segmentStartOf(fromLsn, segmentSize);
   const liveBuf = { b: spareBuffers.pop() ?? Buffer.alloc(0) };
   try {
     for (let s = first; ; s += segmentSize) {
       let seg = await segmentAt(s);
       let later = false;
       if (!seg) {
-        later = [...(await listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
+        later = [...(await log.listSegments(walDir)), ...(await archive()).keys()].some((x) => x > s);
         // The owner may have created and filled this segment (and started the next) since it was
         // looked for; it is a gap only if it is still missing now that a later one is known.
         if (later) seg = await segmentAt(s);
@@ -139,7 +153,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
         }
         break;
       }
-      const begin = s === first ? Math.max(fromLsn - s, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE;
+      const begin = s === first ? Math.max(fromLsn - s, log.segmentHeaderSize) : log.segmentHeaderSize;
       if ('index' in seg) {
         // Archived (so whole), in indexed blocks: only the blocks whose filter names the page.
         for (const b of blocksFor(seg.index, pageId)) {
@@ -159,7 +173,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
       // A record that does not fit the rest of a segment starts the next one; a segment whose
       // valid records stop earlier although the next one's first record would have fitted is a
       // partial copy or a damaged one: replaying on would skip records.
-      if (prevEnd >= 0 && end > begin && prevEnd + readU32(bytes, begin) <= segmentSize) {
+      if (prevEnd >= 0 && end > begin && prevEnd + log.recordLength(bytes, begin) <= segmentSize) {
         throw raError('RA_ERR_WAL_GAP', `the WAL read of segment ${s - segmentSize} ends at LSN ${s - segmentSize + prevEnd}, before the segment's end (a partial or damaged copy): LSN ${s - segmentSize + prevEnd} to ${s - 1} is missing`, { details: { missingFrom: s - segmentSize + prevEnd, missingTo: s - 1 } });
       }
       if (end === begin && s > first) break; // an empty segment: the end of the log
@@ -169,7 +183,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
   } finally {
     spareBuffers.push(liveBuf.b);
   }
-  const fault = verifyPage(image, pageId);
+  const fault = engine.pages.verify(image, pageId);
   if (fault) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} rebuilt from the snapshot and WAL fails its ${fault} check`, { details: { pageId } });
   return { image, imageLsn, walFromLsn: fromLsn, endLsn, recordsApplied, segments };
 
@@ -179,24 +193,25 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
    * records end.
    */
   function apply(s: number, bytes: Buffer, from: number, lsn: number, stop: number): number {
-    let n = 0;
-    const end = forEachPageRecord(bytes, from, lsn, (at, id) => {
-      if (id !== pageId || at >= stop || readU64(bytes, at + kRecLsn) <= imageLsn) return;
-      if (n === mine.length) mine = Uint32Array.from({ length: 2 * n }, (_, k) => mine[k] ?? 0);
-      mine[n++] = at;
+    mine.length = 0;
+    const end = log.forEachPageRecord(bytes, from, lsn, (at, id) => {
+      if (id !== pageId || at >= stop || log.recordLsn(bytes, at) <= imageLsn) return;
+      mine.push(at);
     });
-    if (n > 0) {
-      starts[1] = n;
-      recordsApplied += redoApplyPages(bytes, mine.subarray(0, n), starts, pages, 0, 1, image, image.byteLength, status);
-      if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId } });
+    if (mine.length > 0) {
+      try {
+        recordsApplied += log.applyToPage(image, pageId, pageSize, bytes, mine);
+      } catch (err) {
+        throw raError('RA_ERR_WAL_CORRUPT', `replaying WAL segment ${s} onto page ${pageId} failed: ${describeError(err)}`, { cause: err, details: { pageId } });
+      }
     }
     return end;
   }
 
   /** Segment `s`: the live file if the store still has it, else the archived or a snapshot's copy. */
   async function segmentAt(s: number): Promise<{ bytes: Buffer } | { index: BlockIndex; frame: Buffer; file: string; rawBytes: number } | null> {
-    const live = await readLive(segmentPath(walDir, s), liveBuf);
-    if (live && !checkSegmentHeader(live, storeId, s, segmentSize)) {
+    const live = await readLive(segmentPath(s), liveBuf);
+    if (live && !log.checkSegmentHeader(live, storeId, s, segmentSize)) {
       segments.live++;
       return { bytes: live };
     }
@@ -207,7 +222,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
       src = (await archive()).get(s);
     }
     if (!src) {
-      if (live) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, s)}: ${checkSegmentHeader(live, storeId, s, segmentSize)}, and the archive has no copy`);
+      if (live) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(s)}: ${log.checkSegmentHeader(live, storeId, s, segmentSize)}, and the archive has no copy`);
       return null;
     }
     const index = (src.entry as { blocks?: BlockIndex }).blocks;
@@ -220,7 +235,7 @@ async function replay(storeDir: string, snapshotDir: string, control: Control, m
       return { index, frame: await readChecked(src.path, src.entry), file: src.path, rawBytes: src.rawBytes };
     }
     segments.archived++;
-    return { bytes: (await loadSegment(src, storeId, segmentSize, Infinity)).bytes };
+    return { bytes: (await loadSegment(engine, src, storeId, segmentSize, Infinity)).bytes };
   }
 }
 

@@ -10,6 +10,7 @@ import type { Command } from 'commander';
 import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
 import type { WorkerPool } from '../core/workerPool.js';
+import { exitCodeFor } from './exitCode.js';
 
 interface ScanOpts {
   store?: string;
@@ -78,7 +79,7 @@ export function registerScanCommand(program: Command): void {
       try {
         const targets = opts.store
           ? [{ id: path.basename(path.resolve(opts.store)), path: path.resolve(opts.store) }]
-          : (await import('../core/config/load.js')).loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
+          : (await import('./config.js')).loadConfigFile(opts.config!).stores.filter((s) => s.engine === 'pagestore').map((s) => ({ id: s.id, path: s.path }));
         if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
         for (const t of targets) {
           try {
@@ -90,7 +91,7 @@ export function registerScanCommand(program: Command): void {
             const errno = (err as { code?: unknown }).code;
             const code = isRaError(err) ? err.code : typeof errno === 'string' ? errno : 'ERROR';
             outcomes.push({ id: t.id, path: t.path, pagesScanned: 0, bytesScanned: 0, corrupt: [], storeProblems: [], error: { code, message: describeError(err) } });
-            exitForErrors ??= isRaError(err) ? err.exitCode : 1;
+            exitForErrors ??= await exitCodeFor(err);
             process.stderr.write(`recovery-agent: store ${t.id}: ${describeError(err)}\n`);
           }
         }

@@ -12,6 +12,7 @@
 import path from 'node:path';
 import { Counter, Histogram } from 'prom-client';
 import { definePlugin } from '../../core/plugin.js';
+import { repairErrors } from './errors.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
@@ -28,6 +29,7 @@ export default definePlugin({
   id: 'data-repairer',
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
+  errorCodes: repairErrors,
   register(ctx) {
     const targets = new Map<string, RepairTarget>(
       ctx.config.stores

@@ -10,6 +10,7 @@ import os from 'node:os';
 import type { InjectionToken } from 'tsyringe';
 import { HealthProbe, isHealthProbe } from '../../core/contracts/HealthProbe.js';
 import { definePlugin } from '../../core/plugin.js';
+import { healthSection } from './configSection.js';
 import { FailureBus, HealthHistory, Metrics, Orchestrator, StatusSection } from '../../core/tokens.js';
 import { CorruptionDetectorStats, PAGE_CORRUPTION } from '../corruption-detector/index.js';
 import { isPageCorruptionEvidence } from '../corruption-detector/pageCorruption.js';
@@ -35,6 +36,7 @@ export const HealthMonitor: InjectionToken<HealthMonitorService> = Symbol.for('r
 export default definePlugin({
   id: PLUGIN_ID,
   contractVersion: '^1.0.0',
+  config: [healthSection],
   register(ctx) {
     const { config, container, log } = ctx;
     const cfg = config.health;

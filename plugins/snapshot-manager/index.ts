@@ -12,6 +12,8 @@ import path from 'node:path';
 import { Gauge } from 'prom-client';
 import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
+import { snapshotsSection } from './configSection.js';
+import { snapshotErrors } from './errors.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { Manifest } from './manifest.js';
@@ -34,6 +36,8 @@ export default definePlugin({
   id: 'snapshot-manager',
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
+  config: [snapshotsSection],
+  errorCodes: snapshotErrors,
   register(ctx) {
     const byPath = new Map<string, WalArchiver>();
     for (const s of ctx.config.stores) {

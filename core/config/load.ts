@@ -13,7 +13,7 @@ import type { z } from 'zod';
 import { raError } from '../errors.js';
 import { markReferences, samePath, scalarOf, substituteEnv, unmarkStrings, withValueAt, type Substitution } from './envSubstitution.js';
 import { MAX_ALIAS_COUNT, aliasBomb, checkConfigText, readConfigFile } from './limits.js';
-import { CORE_KEYS, composeConfigSchema, configJsonSchema, type AgentConfig, type ComposedConfigSchema } from './schema.js';
+import { composeConfigSchema, configJsonSchema, type AgentConfig, type ComposedConfigSchema } from './schema.js';
 import type { ConfigSection } from './section.js';
 
 export { MAX_CONFIG_BYTES } from './limits.js';
@@ -135,9 +135,7 @@ function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitu
 function sectionHint(at: readonly PropertyKey[], composed: ComposedConfigSchema): string {
   const scope = at.length === 0 ? 'root' : at.length === 2 && at[0] === 'stores' && typeof at[1] === 'number' ? 'store' : undefined;
   if (scope === undefined) return '';
-  const plugins = composed.sections.filter((s) => s.scope === scope).map((s) => s.key);
-  const known = [...CORE_KEYS[scope], ...plugins].join(', ');
-  return ` (${scope === 'root' ? 'sections' : 'a store has'}: ${known}; a plugin's section is known only when its plugin is loaded)`;
+  return ` (${scope === 'root' ? 'sections' : 'a store has'}: ${composed.keys[scope].join(', ')}; a plugin's section is known only when its plugin is loaded)`;
 }
 
 function formatPath(p: readonly PropertyKey[]): string {

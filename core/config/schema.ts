@@ -98,10 +98,12 @@ export const CORE_KEYS: Readonly<Record<ConfigSection['scope'], readonly string[
 };
 
 /** The core's sections with the plugins' added: theirs go after `processes` and, in a store, after `path`. */
-function rootSchema(rootShape: Record<string, z.ZodType>, storeShape: Record<string, z.ZodType>): z.ZodType {
-  return z
-    .strictObject({ agent: agentSection, stores: storeList(StoreSection.extend(storeShape) as unknown as typeof StoreSection), processes: processesSection, ...rootShape, plugins: pluginsSection })
+function rootSchema(rootShape: Record<string, z.ZodType>, storeShape: Record<string, z.ZodType>) {
+  const store = StoreSection.extend(storeShape);
+  const root = z
+    .strictObject({ agent: agentSection, stores: storeList(store as unknown as typeof StoreSection), processes: processesSection, ...rootShape, plugins: pluginsSection })
     .superRefine((cfg, ctx) => checkProcessReferences(cfg as ProcessReferences, ctx));
+  return { root, keys: { root: Object.keys(root.shape), store: Object.keys(store.shape) } };
 }
 
 /** The core's schema composed with plugin sections: what a config is validated against. */
@@ -110,6 +112,8 @@ export interface ComposedConfigSchema {
   readonly schema: z.ZodType<Omit<AgentConfig, 'source'>, unknown>;
   /** The plugin sections in it, in the order given. */
   readonly sections: readonly ConfigSection[];
+  /** The keys at the top level and in a store, the core's and the plugins', in the schema's order. */
+  readonly keys: Readonly<Record<ConfigSection['scope'], readonly string[]>>;
 }
 
 /**
@@ -136,8 +140,8 @@ export function composeConfigSchema(sections: readonly ConfigSection[]): Compose
   }
   // The composed schema's output is the core's plus each section's, which PluginConfigSections
   // and StoreConfigSections describe by declaration merging: zod cannot know them statically.
-  const schema = rootSchema(shapes.root, shapes.store) as unknown as ComposedConfigSchema['schema'];
-  return { schema, sections: [...sections] };
+  const { root, keys } = rootSchema(shapes.root, shapes.store);
+  return { schema: root as unknown as ComposedConfigSchema['schema'], sections: [...sections], keys };
 }
 
 /** JSON Schema (draft 2020-12) of the YAML input of a composed schema, for editors. */

@@ -114,7 +114,7 @@ export function isRaError(err: unknown, code?: ErrorCode): err is RecoveryAgentE
 }
 
 /**
- * Defines and registers `owner`'s error codes (an extension point: plugins/<id>/errors.ts calls
+ * Defines and registers `owner`'s error codes (an extension point: each plugin's errors.ts calls
  * it once, at import). All or none: a malformed code, or a code already defined with another
  * exit code or description, is refused with RA_ERR_PLUGIN_CONFLICT (RA_ERR_PLUGIN_LOAD for a
  * malformed one) and registers nothing. The same definition again (the module loaded twice, or

@@ -1,7 +1,7 @@
 /**
  * The value types a config section is built from: durations, sizes and rates in human units,
  * ids and listen addresses. They live apart from the core's own sections so that a plugin's
- * section (plugins/<id>/configSection.ts) can use them by importing zod and this file only —
+ * section (its configSection.ts) can use them by importing zod and this file only —
  * `config check` must not load a plugin's runtime to validate its section.
  */
 import { z } from 'zod';

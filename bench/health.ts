@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { pino } from 'pino';
 import { Agent } from '../core/agent.js';
-import { validateConfig } from '../core/config/load.js';
+import { validateConfig } from '../cli/config.js';
 import healthMonitor, { HealthMonitor } from '../plugins/health-monitor/index.js';
 import { createStore } from '../plugins/pagestore/storeFiles.js';
 import { numArg, strArg } from './lib/args.js';

@@ -1,4 +1,8 @@
-/** `recovery-agent config check FILE` and `recovery-agent config schema`. */
+/**
+ * `recovery-agent config check FILE` and `recovery-agent config schema`: both against the core's
+ * sections composed with the built-in plugins' (config.ts), which loads their section modules
+ * only, not the plugins.
+ */
 import type { Command } from 'commander';
 
 export function registerConfigCommands(program: Command): void {
@@ -9,7 +13,7 @@ export function registerConfigCommands(program: Command): void {
     .argument('<file>', 'the YAML config file')
     .option('--json', 'print the validated config (defaults applied, units parsed) as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
-      const { loadConfigFile } = await import('../core/config/load.js');
+      const { loadConfigFile } = await import('./config.js');
       const cfg = loadConfigFile(file);
       if (opts.json) process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
       else process.stdout.write(`${cfg.source}: valid (${cfg.stores.length} store(s), ${cfg.plugins.length} plugin(s))\n`);
@@ -18,7 +22,7 @@ export function registerConfigCommands(program: Command): void {
     .command('schema')
     .description('print the JSON Schema of the config file, for editors')
     .action(async () => {
-      const { configJsonSchema } = await import('../core/config/schema.js');
+      const { configJsonSchema } = await import('./config.js');
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');
     });
 }

@@ -10,7 +10,7 @@ export function registerInitCommand(program: Command): void {
     .argument('[file]', 'where to write the config')
     .option('-f, --force', 'overwrite FILE if it exists')
     .action(async (file: string | undefined, opts: { force?: boolean }) => {
-      const { SAMPLE_CONFIG } = await import('../core/config/sampleConfig.js');
+      const { SAMPLE_CONFIG } = await import('./sampleConfig.js');
       if (!file) {
         process.stdout.write(SAMPLE_CONFIG);
         return;

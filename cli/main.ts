@@ -9,8 +9,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { describeError, isRaError } from '../core/errors.js';
+import { describeError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
+import { exitCodeFor } from './exitCode.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
@@ -57,6 +58,6 @@ export async function main(argv: string[]): Promise<number> {
       return err.exitCode === 0 ? 0 : 2;
     }
     process.stderr.write(`recovery-agent: ${describeError(err)}\n`);
-    return isRaError(err) ? err.exitCode : 1;
+    return await exitCodeFor(err);
   }
 }

@@ -15,7 +15,7 @@ export function registerRunCommand(program: Command): void {
       const { Agent } = await import('../core/agent.js');
       const [{ builtinPlugins }, { loadConfigFile }, { createLogger }] = await Promise.all([
         import('./builtins.js'),
-        import('../core/config/load.js'),
+        import('./config.js'),
         import('../core/logger.js'),
       ]);
       const config = loadConfigFile(opts.config);

@@ -11,6 +11,7 @@ import type { PageEngine } from '../core/contracts/PageEngine.js';
 import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
 import type { WorkerPool } from '../core/workerPool.js';
+import { exitCodeFor } from './exitCode.js';
 
 interface ScanOpts {
   store?: string;
@@ -89,7 +90,7 @@ export function registerScanCommand(program: Command): void {
             const errno = (err as { code?: unknown }).code;
             const code = isRaError(err) ? err.code : typeof errno === 'string' ? errno : 'ERROR';
             outcomes.push({ id: t.id, path: t.path, pagesScanned: 0, bytesScanned: 0, corrupt: [], storeProblems: [], error: { code, message: describeError(err) } });
-            exitForErrors ??= isRaError(err) ? err.exitCode : 1;
+            exitForErrors ??= await exitCodeFor(err);
             process.stderr.write(`recovery-agent: store ${t.id}: ${describeError(err)}\n`);
           }
         }
@@ -123,7 +124,7 @@ async function storeTarget(dir: string): Promise<ScanTarget> {
 
 /** The config's stores whose engine has a page face; the others are skipped, saying why. */
 async function configTargets(file: string): Promise<ScanTarget[]> {
-  const [{ loadConfigFile }, { pageEngineNamed }] = await Promise.all([import('../core/config/load.js'), import('./engines.js')]);
+  const [{ loadConfigFile }, { pageEngineNamed }] = await Promise.all([import('./config.js'), import('./engines.js')]);
   const targets: ScanTarget[] = [];
   for (const s of loadConfigFile(file).stores) {
     try {

@@ -25,7 +25,7 @@ export function registerStatusCommand(program: Command): void {
     .option('--json', 'print the raw status document')
     .addHelpText('after', '\nThe agent\'s token, once it has one, comes from RECOVERY_AGENT_TOKEN or else from --config.\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage (or a missing or wrong token).')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
-      const config = opts.config ? (await import('../core/config/load.js')).loadConfigFile(opts.config) : undefined;
+      const config = opts.config ? (await import('./config.js')).loadConfigFile(opts.config) : undefined;
       const base = opts.url ?? (config ? `http://${config.agent.http.listen}` : 'http://127.0.0.1:9464');
       const token = process.env.RECOVERY_AGENT_TOKEN || config?.agent.http.token;
       let res: Response;

@@ -12,7 +12,8 @@ export { WorkerPool, defineTask, sharedBytes, type TaskRef, type TaskPayload, ty
 export { PluginHost, type PluginStatus, type PluginState } from './pluginHost.js';
 export { Agent, type AgentOptions } from './agent.js';
 export { createLogger } from './logger.js';
-export { loadConfigFile, parseConfigText, validateConfig, configJsonSchema, type AgentConfig, type AgentConfigInput } from './config/index.js';
+// The core validates a config against its own sections and those of the plugins it is given.
+export { createConfigLoader, composeConfigSchema, configJsonSchema, defineConfigSection, duration, size, rate, type ConfigLoader, type ConfigSection, type AgentConfig, type AgentConfigInput, type StoreConfig } from './config/index.js';
 export * from './ring/index.js';
 
 // The core knows no plugin: the reference engine (PageStore, Transaction, recover,

@@ -9,7 +9,8 @@
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
-import { raError } from './errors.js';
+import type { ConfigSection } from './config/section.js';
+import { raError, type ErrorCatalogue } from './errors.js';
 
 /** What `register` receives. */
 export interface PluginContext {
@@ -49,6 +50,10 @@ export interface PluginDefinition {
   /** The semver range of `CONTRACT_VERSION` this plugin was written against, e.g. `^1.0.0`. */
   readonly contractVersion: string;
   readonly register: (ctx: PluginContext) => void | PluginHooks | Promise<void | PluginHooks>;
+  /** The config sections this plugin reads (its configSection.ts); the app layer composes them into the schema. */
+  readonly config?: readonly ConfigSection[];
+  /** The error codes this plugin raises (its errors.ts), registered when that module loads. */
+  readonly errorCodes?: ErrorCatalogue;
 }
 
 /** Brand on every definition made by `definePlugin`; `Symbol.for` so copies of this package agree. */
@@ -62,6 +67,8 @@ export function definePlugin(def: {
   dependsOn?: readonly string[];
   contractVersion: string;
   register: PluginDefinition['register'];
+  config?: readonly ConfigSection[];
+  errorCodes?: ErrorCatalogue;
 }): PluginDefinition {
   const where = `plugin ${JSON.stringify(def?.id)}`;
   if (typeof def?.id !== 'string' || !ID.test(def.id)) {
@@ -77,7 +84,24 @@ export function definePlugin(def: {
   if (typeof def.register !== 'function') {
     throw raError('RA_ERR_PLUGIN_LOAD', `${where}: register must be a function`);
   }
-  return Object.freeze({ id: def.id, dependsOn: Object.freeze([...dependsOn]), contractVersion: def.contractVersion, register: def.register, [kPlugin]: true });
+  const contributions = pluginContributions(where, def);
+  return Object.freeze({ id: def.id, dependsOn: Object.freeze([...dependsOn]), contractVersion: def.contractVersion, register: def.register, ...contributions, [kPlugin]: true });
+}
+
+/** Checks a plugin's config sections and error codes: each must name this plugin as its owner. */
+function pluginContributions(where: string, def: { id: string; config?: readonly ConfigSection[]; errorCodes?: ErrorCatalogue }): Pick<PluginDefinition, 'config' | 'errorCodes'> {
+  const out: { config?: readonly ConfigSection[]; errorCodes?: ErrorCatalogue } = {};
+  if (def.config !== undefined) {
+    if (!Array.isArray(def.config)) throw raError('RA_ERR_PLUGIN_LOAD', `${where}: config must be an array of config sections (defineConfigSection)`);
+    const foreign = def.config.find((s: ConfigSection) => s?.plugin !== def.id);
+    if (foreign) throw raError('RA_ERR_PLUGIN_LOAD', `${where}: config section ${JSON.stringify(foreign?.key)} belongs to plugin ${JSON.stringify(foreign?.plugin)}`);
+    out.config = Object.freeze([...def.config]);
+  }
+  if (def.errorCodes !== undefined) {
+    if (def.errorCodes?.owner !== def.id) throw raError('RA_ERR_PLUGIN_LOAD', `${where}: errorCodes are defined by ${JSON.stringify(def.errorCodes?.owner)}, not by this plugin (defineErrorCodes(${JSON.stringify(def.id)}, …))`);
+    out.errorCodes = def.errorCodes;
+  }
+  return out;
 }
 
 /** Runtime guard for a plugin definition (from `definePlugin`, in this or another copy of the package). */

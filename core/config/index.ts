@@ -1,4 +1,5 @@
 export * from './schema.js';
+export * from './section.js';
 export * from './load.js';
 export * from './units.js';
-export { SAMPLE_CONFIG } from './sampleConfig.js';
+export * from './valueTypes.js';

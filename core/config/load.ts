@@ -1,7 +1,11 @@
 /**
  * Loading a config: read the YAML, substitute `${ENV}` references, validate against the
- * schema, resolve relative paths against the config file's directory. Every error is
- * RA_ERR_CONFIG and names the key path, the bad value and what was expected.
+ * schema composed of the core's sections and the loaded plugins' (schema.ts), resolve relative
+ * paths against the config file's directory. Every error is RA_ERR_CONFIG and names the key
+ * path, the bad value and what was expected.
+ *
+ * The core knows no plugin, so it validates against the sections it is given: the app layer
+ * makes a loader with its built-in plugins' sections (cli/config.ts).
  */
 import path from 'node:path';
 import { parseDocument } from 'yaml';
@@ -9,18 +13,48 @@ import type { z } from 'zod';
 import { raError } from '../errors.js';
 import { markReferences, samePath, scalarOf, substituteEnv, unmarkStrings, withValueAt, type Substitution } from './envSubstitution.js';
 import { MAX_ALIAS_COUNT, aliasBomb, checkConfigText, readConfigFile } from './limits.js';
-import { ConfigSchema, type AgentConfig } from './schema.js';
+import { composeConfigSchema, configJsonSchema, type AgentConfig, type ComposedConfigSchema } from './schema.js';
+import type { ConfigSection } from './section.js';
 
 export { MAX_CONFIG_BYTES } from './limits.js';
 
-/** Reads, validates and resolves a config file. */
-export function loadConfigFile(file: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+/** Loads configs against one composed schema: the core's sections and the given plugins'. */
+export interface ConfigLoader {
+  /** The composed schema. */
+  readonly composed: ComposedConfigSchema;
+  /** Reads, validates and resolves a config file. */
+  loadConfigFile(file: string, env?: NodeJS.ProcessEnv): AgentConfig;
+  /** Validates YAML text as if read from `source` (relative paths resolve against its directory). */
+  parseConfigText(text: string, source: string, env?: NodeJS.ProcessEnv): AgentConfig;
+  /** Validates an already-parsed config object, substituting `${ENV}` references in its string values. */
+  validateConfig(raw: unknown, source: string, env?: NodeJS.ProcessEnv): AgentConfig;
+  /** JSON Schema (draft 2020-12) of the YAML input, for editors. */
+  configJsonSchema(): Record<string, unknown>;
+}
+
+/**
+ * A loader for the core's sections plus `sections` (from the plugins the app layer loads).
+ * Refuses two plugins claiming one section (RA_ERR_PLUGIN_CONFLICT).
+ */
+export function createConfigLoader(sections: readonly ConfigSection[]): ConfigLoader {
+  const composed = composeConfigSchema(sections);
+  return Object.freeze({
+    composed,
+    loadConfigFile: (file: string, env: NodeJS.ProcessEnv = process.env) => loadConfigFile(file, composed, env),
+    parseConfigText: (text: string, source: string, env: NodeJS.ProcessEnv = process.env) => parseConfigText(text, source, composed, env),
+    validateConfig: (raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env) => validateConfig(raw, source, composed, env),
+    configJsonSchema: () => configJsonSchema(composed),
+  });
+}
+
+/** Reads, validates and resolves a config file against `composed`. */
+export function loadConfigFile(file: string, composed: ComposedConfigSchema, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const absolute = path.resolve(file);
-  return parseConfigText(readConfigFile(absolute), absolute, env);
+  return parseConfigText(readConfigFile(absolute), absolute, composed, env);
 }
 
 /** Validates YAML text as if read from `source` (relative paths resolve against its directory). */
-export function parseConfigText(text: string, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+export function parseConfigText(text: string, source: string, composed: ComposedConfigSchema, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   checkConfigText(text, source);
   const marked = markReferences(text, source);
   const doc = parseDocument(marked.text, { prettyErrors: true, uniqueKeys: true });
@@ -37,7 +71,7 @@ export function parseConfigText(text: string, source: string, env: NodeJS.Proces
     if (/alias/i.test((err as Error).message)) throw aliasBomb(source, err);
     throw raError('RA_ERR_CONFIG', `${source}: not a usable config: ${(err as Error).message}`, { cause: err });
   }
-  return validateConfig(unmarkStrings(raw, marked.unmark), source, env);
+  return validateConfig(unmarkStrings(raw, marked.unmark), source, composed, env);
 }
 
 /** Problems listed in a config error; the rest are counted. */
@@ -48,20 +82,20 @@ function clip(line: string, max = 400): string {
   return line.length <= max ? line : `${line.slice(0, max)}… (${line.length - max} more characters)`;
 }
 
-/** Validates an already-parsed config object, substituting `${ENV}` references in its string values. */
-export function validateConfig(raw: unknown, source: string, env: NodeJS.ProcessEnv = process.env): AgentConfig {
+/** Validates an already-parsed config object against `composed`, substituting `${ENV}` references in its string values. */
+export function validateConfig(raw: unknown, source: string, composed: ComposedConfigSchema, env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const { value, substitutions } = substituteEnv(raw, env, source, formatPath);
-  const result = parseRetyped(value, substitutions);
+  const result = parseRetyped(composed, value, substitutions);
   if (!result.success) {
     // Every problem in one round, but not ten thousand lines of them.
     const issues = result.error.issues;
-    const lines = issues.slice(0, kMaxIssuesShown).map((i) => clip(describeIssue(i, substitutions)));
+    const lines = issues.slice(0, kMaxIssuesShown).map((i) => clip(describeIssue(i, substitutions, composed)));
     if (issues.length > kMaxIssuesShown) lines.push(`… and ${issues.length - kMaxIssuesShown} more`);
     throw raError('RA_ERR_CONFIG', `${source}: invalid config:\n  ${lines.join('\n  ')}`, {
       details: { issueCount: issues.length, issues: issues.slice(0, 100).map((i) => ({ path: formatPath(i.path), message: i.message })) },
     });
   }
-  return resolvePaths(result.data, source);
+  return resolvePaths(result.data as AgentConfig, source, composed);
 }
 
 /**
@@ -69,8 +103,8 @@ export function validateConfig(raw: unknown, source: string, env: NodeJS.Process
  * number or a boolean, parses again with that instead — and keeps the text where the schema
  * refuses a number or boolean there too (it wants text), so the error is about the text.
  */
-function parseRetyped(value: unknown, substitutions: readonly Substitution[]) {
-  const parse = (v: unknown) => ConfigSchema.safeParse(v, { reportInput: true });
+function parseRetyped(composed: ComposedConfigSchema, value: unknown, substitutions: readonly Substitution[]) {
+  const parse = (v: unknown) => composed.schema.safeParse(v, { reportInput: true });
   const first = parse(value);
   if (first.success) return first;
   const retyped = substitutions.filter((s) => scalarOf(s.text) !== undefined && first.error.issues.some((i) => samePath(i.path, s.path)));
@@ -83,10 +117,10 @@ function parseRetyped(value: unknown, substitutions: readonly Substitution[]) {
   return parse(kept.reduce((v, s) => withValueAt(v, s.path, scalarOf(s.text)), value));
 }
 
-function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitution[]): string {
+function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitution[], composed: ComposedConfigSchema): string {
   const where = formatPath(issue.path) || '(top level)';
   if (issue.code === 'unrecognized_keys') {
-    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
+    return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}${sectionHint(issue.path, composed)}`;
   }
   const from = substitutions.find((s) => samePath(s.path, issue.path));
   const fromText = from ? `, from ${from.names.map((n) => `\${${n}}`).join(' ')}` : '';
@@ -94,19 +128,36 @@ function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitu
   return `${where}: ${issue.message}${got}`;
 }
 
+/**
+ * Where an unknown key sits among sections (the top level, or a store), the sections there:
+ * a plugin's section is known only while its plugin is loaded, and the message says so.
+ */
+function sectionHint(at: readonly PropertyKey[], composed: ComposedConfigSchema): string {
+  const scope = at.length === 0 ? 'root' : at.length === 2 && at[0] === 'stores' && typeof at[1] === 'number' ? 'store' : undefined;
+  if (scope === undefined) return '';
+  return ` (${scope === 'root' ? 'sections' : 'a store has'}: ${composed.keys[scope].join(', ')}; a plugin's section is known only when its plugin is loaded)`;
+}
+
 function formatPath(p: readonly PropertyKey[]): string {
   return p.map((k, i) => (typeof k === 'number' ? `[${k}]` : `${i === 0 ? '' : '.'}${String(k)}`)).join('');
 }
 
-function resolvePaths(config: AgentConfig, source: string): AgentConfig {
+function resolvePaths(config: AgentConfig, source: string, composed: ComposedConfigSchema): AgentConfig {
   const base = path.dirname(path.resolve(source));
   const abs = (p: string) => path.resolve(base, p);
+  // Each plugin section resolves its own paths; one left out of the config stays out.
+  const resolveSections = <T extends object>(target: T, scope: ConfigSection['scope']): T => {
+    const out = { ...target } as Record<string, unknown>;
+    for (const s of composed.sections) {
+      if (s.scope === scope && s.resolvePaths && out[s.key] !== undefined) out[s.key] = s.resolvePaths(out[s.key], abs);
+    }
+    return out as T;
+  };
   return {
-    ...config,
+    ...resolveSections(config, 'root'),
     source: path.resolve(source),
     agent: { ...config.agent, dataDir: abs(config.agent.dataDir) },
-    stores: config.stores.map((s) => ({ ...s, path: abs(s.path), ...(s.snapshots ? { snapshots: { ...s.snapshots, dir: abs(s.snapshots.dir) } } : {}) })),
-    health: { ...config.health, paths: config.health.paths.map(abs) },
+    stores: config.stores.map((s) => resolveSections({ ...s, path: abs(s.path) }, 'store')),
     // A started process runs in its cwd (default: the config's directory); args stay as written.
     processes: config.processes.map((p) => ({
       ...p,

@@ -11,7 +11,7 @@
  */
 import type { AgentConfig } from '../config/schema.js';
 import type { Failure, FailureInput } from '../contracts/Failure.js';
-import { ErrorCodes, raError } from '../errors.js';
+import { isErrorCode, raError } from '../errors.js';
 
 /** What the child is told first, in its `load` request. */
 export interface PluginProcessData {
@@ -164,8 +164,8 @@ export function toWireError(err: unknown): WireError {
 
 /** Rebuilds a WireError: a catalogued recovery-agent error as one (same code), anything else as an Error with its name, message and code. */
 export function fromWireError(w: WireError): Error {
-  if (w.name === 'RecoveryAgentError' && w.code !== undefined && Object.hasOwn(ErrorCodes, w.code)) {
-    return raError(w.code as keyof typeof ErrorCodes, w.message);
+  if (w.name === 'RecoveryAgentError' && isErrorCode(w.code)) {
+    return raError(w.code, w.message);
   }
   const err = new Error(w.message) as Error & { code?: string };
   err.name = w.name;

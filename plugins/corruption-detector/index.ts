@@ -25,6 +25,7 @@ import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
 import type { FailureBus } from '../../core/failureBus.js';
 import { definePlugin } from '../../core/plugin.js';
+import { scrubSection } from './configSection.js';
 import { FailureBus as FailureBusToken, Metrics, ScanTrigger, StatusSection, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { PageFinding } from './reasons.js';
@@ -62,6 +63,7 @@ export const CorruptionDetector: InjectionToken<CorruptionDetectorService> = Sym
 export default definePlugin({
   id: PLUGIN_ID,
   contractVersion: '^1.0.0',
+  config: [scrubSection],
   register(ctx) {
     const { config, log } = ctx;
     const bus = ctx.container.resolve<FailureBus>(FailureBusToken);

@@ -8,6 +8,7 @@
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { definePlugin } from '../../core/plugin.js';
+import { processErrors } from './errors.js';
 import { FailureBus, Metrics, StatusSection } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Supervisor } from './supervisor.js';
@@ -20,6 +21,7 @@ export * from './types.js';
 export default definePlugin({
   id: 'crash-detector',
   contractVersion: '^1.0.0',
+  errorCodes: processErrors,
   register(ctx) {
     const supervisor = new Supervisor(ctx.config.processes, ctx.log);
     let started = false;

@@ -16,6 +16,7 @@
 import path from 'node:path';
 import { Counter, Histogram } from 'prom-client';
 import { definePlugin } from '../../core/plugin.js';
+import { repairErrors } from './errors.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
@@ -35,6 +36,7 @@ export default definePlugin({
   // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
+  errorCodes: repairErrors,
   register(ctx) {
     const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
     for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no page repairs: ${reason}`);

@@ -14,6 +14,7 @@ import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/
 import { ProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import { definePlugin } from '../../core/plugin.js';
+import { healthSection } from './configSection.js';
 import { FailureBus, HealthHistory, Metrics, Orchestrator, StatusSection } from '../../core/tokens.js';
 import { parseHistoryQuery } from './history.js';
 import { cpuProbe, ioProbe, memoryProbe, networkProbe } from './hostProbes.js';
@@ -36,6 +37,7 @@ export const HealthMonitor: InjectionToken<HealthMonitorService> = Symbol.for('r
 export default definePlugin({
   id: PLUGIN_ID,
   contractVersion: '^1.0.0',
+  config: [healthSection],
   register(ctx) {
     const { config, container, log } = ctx;
     const cfg = config.health;

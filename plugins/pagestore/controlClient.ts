@@ -8,7 +8,7 @@ import { constants } from 'node:fs';
 import { open } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { ErrorCodes, raError, type ErrorCode } from '../../core/errors.js';
+import { raError, type ErrorCode } from '../../core/errors.js';
 import { CONTROL_SOCKET, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
 import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
 
@@ -127,7 +127,8 @@ export class ControlClient {
       if (reply.ok === true) {
         w.resolve(reply);
       } else {
-        const code = typeof reply.code === 'string' && reply.code in ErrorCodes ? (reply.code as ErrorCode) : 'RA_ERR_CONTROL';
+        // The owner sends catalogued codes only; one whose plugin catalogue this process has not loaded is kept all the same.
+        const code = typeof reply.code === 'string' && /^RA_ERR_[A-Z0-9_]+$/.test(reply.code) ? (reply.code as ErrorCode) : 'RA_ERR_CONTROL';
         w.reject(raError(code, `store owner: ${String(reply.message)}`, { details: { path: this.path } }));
       }
     }

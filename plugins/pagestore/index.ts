@@ -5,6 +5,7 @@
 import type { DependencyContainer } from 'tsyringe';
 import { readArchiveLink } from './archiveLink.js';
 import { definePlugin } from '../../core/plugin.js';
+import { pagestoreErrors } from './errors.js';
 import { StorageEngine, isStorageEngine } from '../../core/contracts/StorageEngine.js';
 import { LogArchiverSource, type LogArchiver } from '../../core/contracts/PageEngine.js';
 import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
@@ -37,6 +38,7 @@ export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (sto
 export default definePlugin({
   id: 'pagestore',
   contractVersion: '^1.0.0',
+  errorCodes: pagestoreErrors,
   register(ctx) {
     const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
     // Resolved at each recovery: the archiving plugin registers after this one.

@@ -6,6 +6,7 @@
 import path from 'node:path';
 import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
+import { healingSection } from './configSection.js';
 import { Healer, isHealer } from '../../core/contracts/Healer.js';
 import { Learning, type ActionRecord } from './learning.js';
 import { compileRules } from './rules.js';
@@ -17,6 +18,7 @@ export const HealerLearning: InjectionToken<{ snapshot(): Readonly<Record<string
 export default definePlugin({
   id: 'self-healer',
   contractVersion: '^1.0.0',
+  config: [healingSection],
   register(ctx) {
     const rules = compileRules(ctx.config);
     const learning = new Learning(path.join(ctx.config.agent.dataDir, 'healer-learning.json'), ctx.config.healing.learnAfter);

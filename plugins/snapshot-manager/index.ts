@@ -20,6 +20,8 @@ import { LogArchiverSource, isPageEngine, type LogArchiver, type PageEngine } fr
 import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
 import { engines, storesWithPageEngines } from '../../core/engines.js';
 import { definePlugin } from '../../core/plugin.js';
+import { snapshotsSection } from './configSection.js';
+import { snapshotErrors } from './errors.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
 import type { Manifest } from './manifest.js';
@@ -49,6 +51,8 @@ export default definePlugin({
   // the StorageEngine contract will replace this plugin id).
   dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
+  config: [snapshotsSection],
+  errorCodes: snapshotErrors,
   register(ctx) {
     // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
     const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores.filter((s) => s.snapshots));

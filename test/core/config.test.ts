@@ -3,7 +3,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { configJsonSchema, loadConfigFile, parseConfigText, SAMPLE_CONFIG } from '../../core/config/index.js';
+import { configJsonSchema, loadConfigFile, parseConfigText, SAMPLE_CONFIG } from '../../cli/config.js';
 import { parseDuration, parseRate, parseSize } from '../../core/config/units.js';
 import { isRaError } from '../../core/errors.js';
 import { repoRoot } from '../helpers/paths.js';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { parseConfigText, validateConfig } from '../../core/config/index.js';
+import { parseConfigText, validateConfig } from '../../cli/config.js';
 import { describeError, isRaError } from '../../core/errors.js';
 import { repoRoot } from '../helpers/paths.js';
 

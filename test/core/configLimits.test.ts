@@ -3,7 +3,7 @@ import { mkdtempSync, truncateSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { MAX_CONFIG_BYTES, parseConfigText } from '../../core/config/load.js';
+import { MAX_CONFIG_BYTES, parseConfigText } from '../../cli/config.js';
 import { isRaError } from '../../core/errors.js';
 import { cli } from '../helpers/cli.js';
 

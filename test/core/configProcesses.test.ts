@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { configJsonSchema, parseConfigText, SAMPLE_CONFIG } from '../../core/config/index.js';
+import { configJsonSchema, parseConfigText, SAMPLE_CONFIG } from '../../cli/config.js';
 import { isRaError } from '../../core/errors.js';
 
 const SRC = '/etc/ra/agent.yaml';

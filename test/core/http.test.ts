@@ -6,7 +6,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { Agent } from '../../core/agent.js';
-import { validateConfig } from '../../core/config/load.js';
+import { validateConfig } from '../../cli/config.js';
 import { tokenMatches } from '../../core/http/auth.js';
 import { builtinPlugins } from '../../cli/builtins.js';
 import { captureLogger } from '../helpers/logCapture.js';

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../core/agent.js';
 import type { AgentConfig } from '../../core/config/schema.js';
-import { validateConfig } from '../../core/config/load.js';
+import { validateConfig } from '../../cli/config.js';
 import { isRaError } from '../../core/errors.js';
 import { exposureProblem, isLoopbackHost } from '../../core/http/exposure.js';
 import { builtinPlugins } from '../../cli/builtins.js';

@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { container, type DependencyContainer } from 'tsyringe';
-import { parseConfigText } from '../../core/config/index.js';
+import { parseConfigText } from '../../cli/config.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import { isRaError } from '../../core/errors.js';
 import { definePlugin, type PluginDefinition } from '../../core/plugin.js';

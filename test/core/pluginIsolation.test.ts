@@ -13,7 +13,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { container, type DependencyContainer } from 'tsyringe';
-import { parseConfigText } from '../../core/config/index.js';
+import { parseConfigText } from '../../cli/config.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { HealingAction } from '../../core/contracts/HealingAction.js';
 import { isRaError } from '../../core/errors.js';

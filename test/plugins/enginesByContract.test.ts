@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../core/agent.js';
-import { validateConfig } from '../../core/config/load.js';
+import { validateConfig } from '../../cli/config.js';
 import { CorruptionDetectorStats } from '../../core/contracts/CorruptionStats.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { HealingAction } from '../../core/contracts/HealingAction.js';

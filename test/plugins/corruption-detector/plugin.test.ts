@@ -12,7 +12,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { Detector } from '../../../core/contracts/Detector.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import corruptionDetector, { CorruptionDetector, CorruptionDetectorStats } from '../../../plugins/corruption-detector/index.js';

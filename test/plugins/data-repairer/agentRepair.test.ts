@@ -11,7 +11,7 @@ import { closeSync, openSync, readFileSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { Metrics } from '../../../core/tokens.js';
 import { WorkerPool } from '../../../core/workerPool.js';

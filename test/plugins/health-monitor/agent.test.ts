@@ -8,7 +8,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import healthMonitor from '../../../plugins/health-monitor/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 

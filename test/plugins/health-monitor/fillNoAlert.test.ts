@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import healthMonitor from '../../../plugins/health-monitor/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { mountSmallFs, startFiller, type SmallFs } from '../../helpers/smallFs.js';

@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import healthMonitor from '../../../plugins/health-monitor/index.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { mountSmallFs, startFiller } from '../../helpers/smallFs.js';

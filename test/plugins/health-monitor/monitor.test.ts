@@ -2,7 +2,7 @@
 // and time driven by the test (monitor.tick(now)).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import type { FailureInput } from '../../../core/contracts/Failure.js';
 import type { HealthProbe, HealthSample } from '../../../core/contracts/HealthProbe.js';
 import { HealthHistory, parseHistoryQuery } from '../../../plugins/health-monitor/history.js';

@@ -3,7 +3,7 @@
 // ETA within ±10 %; a burst that stops, a sawtooth and noise never alert.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { ExhaustionPredictor, exhaustionProbability, fitLine, normalCdf, type Prediction, type PredictorOptions } from '../../../plugins/health-monitor/predictor.js';
 
 const p = validateConfig({}, '/tmp/x.yaml', {}).health.prediction;

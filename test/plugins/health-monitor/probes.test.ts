@@ -5,7 +5,7 @@ import { mkdirSync, mkdtempSync, realpathSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { cpuProbe, ioProbe, memoryProbe, networkProbe, type ProcSource } from '../../../plugins/health-monitor/hostProbes.js';
 import { parseCpuTimes, parseDiskStats, parseMemInfo, parseNetDev } from '../../../plugins/health-monitor/procfs.js';
 import { diskProbe, mountPointOf, processProbe, storeProbe } from '../../../plugins/health-monitor/storageProbes.js';

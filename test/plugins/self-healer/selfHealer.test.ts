@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { container, type DependencyContainer } from 'tsyringe';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
 import { createSelfHealer } from '../../../plugins/self-healer/healer.js';

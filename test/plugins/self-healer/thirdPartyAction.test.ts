@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { builtinPlugins } from '../../../cli/builtins.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { repoRoot } from '../../helpers/paths.js';

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
 import { builtinPlugins } from '../../../cli/builtins.js';

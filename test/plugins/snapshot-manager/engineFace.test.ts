@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
 import { PageSource } from '../../../core/contracts/PageSource.js';
 import { StorageEngine, isStorageEngine } from '../../../core/contracts/StorageEngine.js';

@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { Metrics } from '../../../core/tokens.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import pagestore, { WalArchiverSource } from '../../../plugins/pagestore/index.js';

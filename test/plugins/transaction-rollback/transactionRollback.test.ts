@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { Agent } from '../../../core/agent.js';
-import { validateConfig } from '../../../core/config/load.js';
+import { validateConfig } from '../../../cli/config.js';
 import { builtinPlugins } from '../../../cli/builtins.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { TransactionRollbackManager } from '../../../plugins/transaction-rollback/index.js';

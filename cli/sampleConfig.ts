@@ -1,6 +1,7 @@
 /**
- * The commented sample config that `recovery-agent init` writes. A test checks that it
- * validates, so it cannot drift from the schema.
+ * The commented sample config that `recovery-agent init` writes: the core's sections and the
+ * built-in plugins' (which is why it lives in the app layer). A test checks that it validates
+ * against the composed schema, so it cannot drift from it.
  */
 export const SAMPLE_CONFIG = `# recovery-agent configuration.
 # Check it with:  recovery-agent config check FILE

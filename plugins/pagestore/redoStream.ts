@@ -112,6 +112,10 @@ export interface StreamRedoInput {
   pool?: WorkerPool;
   /** How many workers (default: the pool's threads). */
   workers?: number;
+  /** Slots of the window (default: 128 MiB of segments, at least 4). Small ones exercise slot reuse. */
+  windowSegments?: number;
+  /** Entries per worker ring, a power of two (default 2^15). Small ones exercise a full ring. */
+  ringEntries?: number;
 }
 
 export interface StreamRedoOutput {
@@ -146,7 +150,10 @@ export class PageSet {
 export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutput> {
   const { segmentSize, pageSize, pageCount } = input;
   const segments = await segmentsFrom(input.walDir, segmentSize, input.fromLsn);
-  const slots = Math.max(4, Math.min(Math.floor(kWindowBytes / segmentSize), Math.floor(0xffffffff / segmentSize)));
+  const slots = input.windowSegments ?? Math.max(4, Math.min(Math.floor(kWindowBytes / segmentSize), Math.floor(0xffffffff / segmentSize)));
+  if (!Number.isInteger(slots) || slots < 2 || slots * segmentSize > 0xffffffff) {
+    throw raError('RA_ERR_CONFIG', `the redo window must hold 2 or more segments and at most 4 GiB (got ${slots} of ${segmentSize} bytes)`);
+  }
   const window = new SegmentWindow(input.walDir, input.storeId, segmentSize, Math.min(slots, segments.length), segments);
   // Segment k's records may point into slot k mod S until applied: apply every S/2 segments,
   // so the reader always has S/2 slots to fill while a worker applies.
@@ -291,7 +298,7 @@ class RingSink implements RedoSink {
     this.byWorker = Array.from({ length: workers }, () => new Uint32Array(2 * 4096));
     this.tasks = [];
     for (let w = 0; w < workers; w++) {
-      const sab = SpscRing.create(kRingEntries, kEntryBytes);
+      const sab = SpscRing.create(input.ringEntries ?? kRingEntries, kEntryBytes);
       this.producers.push(new RingProducer(sab));
       const task = input.pool!.run(redoStreamTask, {
         ring: new Uint8Array(sab),

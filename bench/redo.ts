@@ -1,7 +1,17 @@
 /**
- * Crash recovery of a page store with a large WAL since its last checkpoint: redo on this thread
- * (`serialRedo: true`, the baseline) vs redo on the worker pool (2 workers), measured in the same
- * run from the same bytes.
+ * Crash recovery of a page store with a large WAL since its last checkpoint, four ways, measured
+ * in the same run from the same bytes:
+ *
+ *   two-pass, single-threaded  the whole log read and analysed, then redo on this thread
+ *   two-pass, pool             the same, redo partitioned by page over 2 pool workers
+ *   stream, this thread        one forward read through a bounded window of segments, analysis
+ *                              and redo in turn on this thread (no rings)
+ *   stream, rings              the same read, redo records handed to 2 pool workers through
+ *                              SPSC rings as they are found, so analysis and redo overlap
+ *                              (plugins/pagestore/redoStream.ts; the default with a pool)
+ *
+ * The stream's two rows separate what the window (bounded, reused memory) wins from what the
+ * rings (overlap across threads) win.
  *
  * Workload (bench/fixtures/walGen.ts, a child process that dies by SIGKILL without closing):
  * a store of `--store-mib` (64 MiB of 8 KiB pages), `--writers` concurrent writers committing
@@ -12,13 +22,15 @@
  *
  * Each measured run recovers a fresh `cp -a` copy of the generated store (then `sync`, so the
  * copy's writeback does not land inside the measurement); nothing is dropped from the page
- * cache (warm cache is the stated condition). Runs alternate single-threaded / pool, `--repeat`
- * times each; the best run is reported, the median kept in `extra`. Every run must redo and undo
- * the record counts the generator wrote, leave a byte-identical data file, and recover again
- * with nothing to redo (failures of that last check are printed and kept in params).
+ * cache (warm cache is the stated condition). Runs rotate through the modes, `--repeat` times
+ * each, the first mode changing every round; medians are reported (the best run in `extra`).
+ * Every run must redo and undo the record counts the generator wrote, leave a byte-identical
+ * data file, and recover again with nothing to redo (failures of that last check are printed and
+ * kept in params).
  *
- * Reports (bench/results/): redo-<size>MiB (the redo pass: passes.redoMs), recovery-<size>MiB
- * (all of recovery: durationMs), undo (the undo pass, against the seed's "< 1 s per 1000
+ * Reports (bench/results/): redo-<size>MiB (the two-pass redo pass alone: passes.redoMs, single
+ * vs pool), recovery-<size>MiB (all of recovery: durationMs, every mode against the two-pass
+ * pool, the default before the stream), undo (the undo pass, against the seed's "< 1 s per 1000
  * operations").
  *
  * Run: npm run bench:redo [-- --sizes 256,1024 --repeat 3 --store-mib 64 --losers 8
@@ -126,8 +138,22 @@ function template(walMiB: number, withLosers: boolean): Template {
   return { label, dir, cfg, gen };
 }
 
+interface Mode {
+  name: string;
+  redo: 'stream' | 'two-pass';
+  pool: boolean;
+}
+
+const MODES: readonly Mode[] = [
+  { name: 'two-pass, single-threaded', redo: 'two-pass', pool: false },
+  { name: `two-pass, pool ${WORKERS} workers`, redo: 'two-pass', pool: true },
+  { name: 'stream, this thread', redo: 'stream', pool: false },
+  { name: `stream, rings to ${WORKERS} workers`, redo: 'stream', pool: true },
+];
+const [TWO_PASS_SERIAL, TWO_PASS_POOL, STREAM_INLINE, STREAM_RINGS] = MODES as [Mode, Mode, Mode, Mode];
+
 interface Run {
-  serial: boolean;
+  mode: Mode;
   stats: RecoveryStats;
   /** recover() as the caller sees it: lock, recovery, closing files. */
   wallMs: number;
@@ -139,14 +165,14 @@ interface Run {
 }
 
 /** Recovers a fresh copy of the template; checks what it did against what the generator wrote. */
-async function measure(t: Template, pool: WorkerPool, serial: boolean): Promise<Run> {
+async function measure(t: Template, pool: WorkerPool, mode: Mode): Promise<Run> {
   const dir = path.join(workDir, 'run');
   rmSync(dir, { recursive: true, force: true });
   execFileSync('cp', ['-a', t.dir, dir]);
   execFileSync('sync'); // write the copy back now, not during the measured recovery
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const stats = await recover(dir, { pool, serialRedo: serial });
+  const stats = await recover(dir, { pool, serialRedo: !mode.pool, redo: mode.redo });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
   const cpuMs = (cpu.user + cpu.system) / 1e3;
@@ -162,15 +188,14 @@ async function measure(t: Template, pool: WorkerPool, serial: boolean): Promise<
   const dataHash = xxh3(readFileSync(path.join(dir, 'pages.db')));
   rmSync(dir, { recursive: true, force: true });
   const redone = t.gen.committedUpdates + t.gen.loserUpdates;
-  const mode = serial ? 'single-threaded' : `pool (${WORKERS} workers)`;
   if (stats.recordsRedone !== redone || stats.recordsSkipped !== 0) {
-    throw new Error(`${t.label} ${mode}: redid ${stats.recordsRedone} records (skipped ${stats.recordsSkipped}); the generator wrote ${redone}`);
+    throw new Error(`${t.label} ${mode.name}: redid ${stats.recordsRedone} records (skipped ${stats.recordsSkipped}); the generator wrote ${redone}`);
   }
   if (stats.recordsUndone !== t.gen.loserUpdates || stats.transactionsRolledBack !== t.gen.loserTxs) {
-    throw new Error(`${t.label} ${mode}: undid ${stats.recordsUndone} records of ${stats.transactionsRolledBack} losers; expected ${t.gen.loserUpdates} of ${t.gen.loserTxs}`);
+    throw new Error(`${t.label} ${mode.name}: undid ${stats.recordsUndone} records of ${stats.transactionsRolledBack} losers; expected ${t.gen.loserUpdates} of ${t.gen.loserTxs}`);
   }
-  if (stats.redoWorkers !== (serial ? 1 : WORKERS)) throw new Error(`${t.label} ${mode}: redo ran on ${stats.redoWorkers} thread(s)`);
-  return { serial, stats, wallMs, cpuMs, dataHash, ...(reopenError ? { reopenError } : {}) };
+  if (stats.redoWorkers !== (mode.pool ? WORKERS : 1) || stats.redoMode !== mode.redo) throw new Error(`${t.label} ${mode.name}: redo ran ${stats.redoMode} on ${stats.redoWorkers} thread(s)`);
+  return { mode, stats, wallMs, cpuMs, dataHash, ...(reopenError ? { reopenError } : {}) };
 }
 
 function median(xs: number[]): number {
@@ -200,6 +225,29 @@ function passRow(name: string, runs: Run[], ms: (r: Run) => number): BenchRow {
   };
 }
 
+/** Whole recovery of one mode: the median run's duration as the value, the best run's passes in extra. */
+function recoveryRow(name: string, runs: Run[]): BenchRow {
+  const ms = runs.map((r) => r.stats.durationMs);
+  const mid = median(ms);
+  const best = runs.reduce((a, r) => (r.stats.durationMs < a.stats.durationMs ? r : a));
+  const s = best.stats;
+  return {
+    name,
+    value: perS(s.recordsRedone, mid),
+    unit: 'records/s',
+    extra: {
+      medianMs: r2(mid),
+      bestMs: r2(s.durationMs),
+      runsMs: ms.map((v) => v.toFixed(0)).join(' '),
+      medianCpuMs: r2(median(runs.map((r) => r.cpuMs))),
+      records: s.recordsRedone,
+      walMiB: r2(s.walBytesRead / MiB),
+      ...Object.fromEntries(Object.entries(s.passes).map(([k, v]) => [`best${k[0]!.toUpperCase()}${k.slice(1)}`, v])),
+      sPerGiB: r2(mid / 1e3 / (s.walBytesRead / 2 ** 30)),
+    },
+  };
+}
+
 async function main(): Promise<void> {
   const t0 = performance.now();
   mkdirSync(workDir, { recursive: true });
@@ -208,22 +256,22 @@ async function main(): Promise<void> {
   const summary: string[] = [];
   try {
     console.log(`redo bench: store ${storeMiB} MiB, WAL sizes ${sizes.join(', ')} MiB, ${repeat} runs per mode, work dir ${workDir}`);
-    // Warm-up (not reported): loads the worker module and lets the JIT settle on both paths.
+    // Warm-up (not reported): loads the worker modules and lets the JIT settle on every path.
     const warm = template(WARMUP_WAL_MIB, false);
-    await measure(warm, pool, true);
-    await measure(warm, pool, false);
+    for (const mode of MODES) await measure(warm, pool, mode);
 
     for (const walMiB of sizes) {
       const t = template(walMiB, true);
       const runs: Run[] = [];
       for (let i = 0; i < repeat; i++) {
-        // Alternate which mode goes first, so neither always follows the other.
-        for (const serial of i % 2 === 0 ? [true, false] : [false, true]) {
-          const run = await measure(t, pool, serial);
+        // Rotate which mode goes first, so none always follows another.
+        for (let k = 0; k < MODES.length; k++) {
+          const mode = MODES[(i + k) % MODES.length]!;
+          const run = await measure(t, pool, mode);
           runs.push(run);
           const p = run.stats.passes;
           console.log(
-            `    ${serial ? 'single-threaded' : `pool ${WORKERS} workers`}: total ${run.stats.durationMs.toFixed(0)} ms ` +
+            `    ${mode.name.padEnd(28)} total ${run.stats.durationMs.toFixed(0)} ms ` +
               `(analysis ${p.analysisMs.toFixed(0)}, redo ${p.redoMs.toFixed(0)}, undo ${p.undoMs.toFixed(0)}, checkpoint ${p.checkpointMs.toFixed(0)}), ` +
               `CPU ${run.cpuMs.toFixed(0)} ms`,
           );
@@ -231,9 +279,8 @@ async function main(): Promise<void> {
       }
       const hashes = new Set(runs.map((r) => r.dataHash));
       if (hashes.size !== 1) throw new Error(`${t.label}: recovered data files differ between runs (${[...hashes].map((h) => h.toString(16)).join(', ')})`);
-      const serial = runs.filter((r) => r.serial);
-      const pooled = runs.filter((r) => !r.serial);
-      const s0 = serial[0]!.stats;
+      const of = (m: Mode) => runs.filter((r) => r.mode === m);
+      const s0 = of(TWO_PASS_SERIAL)[0]!.stats;
       const mix = {
         storeMiB,
         pageSize: PAGE_SIZE,
@@ -251,14 +298,14 @@ async function main(): Promise<void> {
         loserRecords: t.gen.loserUpdates,
         avgRedoRecordBytes: Math.round(s0.walBytesRead / s0.recordsRedone),
         repeat,
-        selection: 'best of the runs (median in extra)',
         condition: 'warm page cache: each run recovers a fresh cp -a copy, synced, nothing dropped',
         cpus: os.availableParallelism(),
+        loadAverageAtEnd: os.loadavg()[0]!.toFixed(2),
         reopenFailures: runs.filter((r) => r.reopenError).map((r) => r.reopenError!),
       };
 
-      const redoBase = passRow('redo pass, single-threaded', serial, (r) => r.stats.passes.redoMs);
-      const redoPool = passRow(`redo pass, pool ${WORKERS} workers`, pooled, (r) => r.stats.passes.redoMs);
+      const redoBase = passRow('redo pass, single-threaded', of(TWO_PASS_SERIAL), (r) => r.stats.passes.redoMs);
+      const redoPool = passRow(`redo pass, pool ${WORKERS} workers`, of(TWO_PASS_POOL), (r) => r.stats.passes.redoMs);
       const met = redoPool.value >= GOAL_RECORDS_PER_S;
       report({
         bench: `redo-${t.label}`,
@@ -267,7 +314,8 @@ async function main(): Promise<void> {
         goal: { description: `redo pass with the pool ≥ ${GOAL_RECORDS_PER_S / 1e6} M records/s (3× PostgreSQL 15 replay; ours: ${(redoPool.value / 1e6).toFixed(2)} M/s)`, met },
         params: {
           ...mix,
-          measured: 'passes.redoMs: applying the redo records to the data file (WAL already in memory); MB/s = WAL bytes read / redo time',
+          selection: 'best of the runs (median in extra)',
+          measured: 'passes.redoMs of the two-pass path: applying the redo records to the data file (WAL already in memory); MB/s = WAL bytes read / redo time. The stream has no separate redo pass (it overlaps analysis): see recovery-<size>',
           postgresAnchor: 'PostgreSQL 15 crash replay, warm cache, single core: 600–770 k records/s, 119–410 MB/s by record mix (../shared/TARGETS.md; not re-measured here)',
           goalRecordsPerS: GOAL_RECORDS_PER_S,
           goalMet: met,
@@ -275,25 +323,26 @@ async function main(): Promise<void> {
         },
       });
 
-      const totBase = passRow('recovery, single-threaded redo', serial, (r) => r.stats.durationMs);
-      const totPool = passRow(`recovery, pool ${WORKERS} workers`, pooled, (r) => r.stats.durationMs);
-      for (const [row, rs] of [
-        [totBase, serial],
-        [totPool, pooled],
-      ] as const) {
-        const best = rs.reduce((a, r) => (r.stats.durationMs < a.stats.durationMs ? r : a));
-        Object.assign(row.extra!, { ...best.stats.passes, wallMs: r2(best.wallMs), cpuMs: r2(best.cpuMs), sPerGiB: r2(best.stats.durationMs / 1e3 / (best.stats.walBytesRead / 2 ** 30)) });
-      }
+      // Whole recovery, every mode against the two-pass pool (the default before the stream).
+      const totRows = MODES.map((m) => recoveryRow(`recovery, ${m.name}`, of(m)));
       report({
         bench: `recovery-${t.label}`,
-        baseline: totBase.name,
-        rows: [totBase, totPool],
+        baseline: `recovery, ${TWO_PASS_POOL.name}`,
+        rows: totRows,
         params: {
           ...mix,
-          measured: 'durationMs: analysis (WAL read + scan + checksums) + redo + undo + final checkpoint; records/s = records redone / duration; cpuMs: CPU of the whole process (all threads) during recover()',
+          selection: 'median of the runs (best in extra)',
+          measured:
+            'durationMs: analysis (WAL read + scan + checksums) + redo + undo + final checkpoint; records/s = records redone / duration; cpuMs: CPU of the whole process (all threads) during recover(). ' +
+            'For the stream, analysisMs lasts until the log is read (redo runs meanwhile) and redoMs is the redo left after it',
           postgresAnchor: 'PostgreSQL 15 restart after kill -9 with 0.75–1.25 GB WAL since checkpoint: 2.4–11.2 s (../shared/TARGETS.md); goal ≤ ⅓ of that for the same WAL volume',
         },
       });
+      const med = (m: Mode) => median(of(m).map((r) => r.stats.durationMs));
+      summary.push(
+        `${t.label}: recovery medians two-pass pool ${med(TWO_PASS_POOL).toFixed(0)} ms, stream this thread ${med(STREAM_INLINE).toFixed(0)} ms, stream rings ${med(STREAM_RINGS).toFixed(0)} ms ` +
+          `(rings ×${(med(TWO_PASS_POOL) / med(STREAM_RINGS)).toFixed(2)} vs two-pass pool, ×${(med(STREAM_INLINE) / med(STREAM_RINGS)).toFixed(2)} vs the stream without rings)`,
+      );
 
       const undoMs = runs.map((r) => r.stats.passes.undoMs);
       const bestUndo = Math.min(...undoMs);
@@ -303,7 +352,6 @@ async function main(): Promise<void> {
         unit: 'records/s',
         extra: { ms: r2(bestUndo), medianMs: r2(median(undoMs)), records: t.gen.loserUpdates, losers: t.gen.loserTxs, runs: runs.length, vsSeedClaim: r2(perS(t.gen.loserUpdates, bestUndo) / SEED_UNDO_PER_S) },
       });
-      summary.push(`${t.label}: redo ${(redoBase.value / 1e6).toFixed(2)} → ${(redoPool.value / 1e6).toFixed(2)} M records/s (×${(redoPool.value / redoBase.value).toFixed(2)}), recovery ${totBase.extra!.ms} → ${totPool.extra!.ms} ms`);
     }
 
     if (undoRows.length > 0 && losers > 0 && loserRecords > 0) {

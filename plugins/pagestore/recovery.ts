@@ -10,7 +10,10 @@
  *             as a compensation record (CLR) whose undo-next pointer skips what is already
  *             undone, so a crash during undo never undoes anything twice;
  *
- * then a checkpoint. Idempotent: running it again, or after a crash in the middle of it, ends
+ * then a checkpoint. Analysis and redo run together by default: one forward read of the log,
+ * the reading thread analysing and handing redo records to the workers through SPSC rings as it
+ * goes (redoStream.ts); `redo: 'two-pass'` reads and analyses the whole log first, then redoes.
+ * Idempotent: running it again, or after a crash in the middle of it, ends
  * in the same state.
  */
 import { readSync } from 'node:fs';
@@ -25,23 +28,29 @@ import { readControl } from './control.js';
 import { faultPoint } from './faults.js';
 import { readU64, setPageLsn, verifyPage } from './format.js';
 import { applyRedo, type RedoInput, type RedoResult } from './redoApply.js';
+import { streamRedo } from './redoStream.js';
 import { acquireStoreLock } from './storeLock.js';
 import { checkDataFile, dataFileOf, storeExists, tightenStore, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type WalRecord } from './walRecord.js';
-import { readRecordFromDisk, scanWal, type WalScan } from './walScan.js';
+import { readRecordFromDisk, scanWal } from './walScan.js';
 import { WalWriter } from './walWriter.js';
 import { settleSwap } from './storeSwap.js';
 
 const redoTask = defineTask<RedoInput, RedoResult>(new URL('./redoTask.js', import.meta.url));
 
-/** Below this many records, handing work to threads costs more than it saves. */
-const kMinParallelRecords = 4096;
-
 export interface RecoverOptions {
   /** Worker pool for parallel redo; without one, redo runs on this thread. */
   pool?: WorkerPool;
-  /** Force the single-threaded redo (the baseline) even with a pool. */
+  /** Redo on this thread even with a pool. */
   serialRedo?: boolean;
+  /**
+   * 'stream' (the default): analysis and redo in one forward read of the log through a bounded
+   * window, redo records handed to the workers through SPSC rings as they are found
+   * (redoStream.ts). 'two-pass': the whole log read into memory and analysed first, then redo;
+   * the baseline bench/redo.ts measures the stream against, and a fallback should the stream
+   * ever misbehave in the field.
+   */
+  redo?: 'stream' | 'two-pass';
   archiver?: WalArchiver;
   log?: Logger;
 }
@@ -58,6 +67,12 @@ export interface RecoveryStats extends RecoveryReport {
   readonly endLsn: number;
   readonly tornTail: { lsn: number; reason: string } | null;
   readonly redoWorkers: number;
+  /** Which redo path ran (RecoverOptions.redo). */
+  readonly redoMode: 'stream' | 'two-pass';
+  /**
+   * Wall time per pass. With the stream, analysis and redo overlap: `analysisMs` lasts until the
+   * log has been read and analysed (redo running meanwhile), `redoMs` is the redo left after that.
+   */
   readonly passes: { analysisMs: number; redoMs: number; undoMs: number; checkpointMs: number };
   readonly durationMs: number;
 }
@@ -104,7 +119,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
   try {
     await checkDataFile(dir, data, geometry);
 
-    // ---- analysis
+    // ---- analysis and redo
     const ckptRec = decodeRecord(await readRecordFromDisk(walDir, geometry.storeId, geometry.segmentSize, control.checkpointLsn), 0, geometry.pageSize);
     if (ckptRec.type !== RecordType.Checkpoint || !ckptRec.json) {
       throw raError('RA_ERR_STORE_INVALID', `control file points at LSN ${control.checkpointLsn}, which is not a checkpoint record`);
@@ -112,37 +127,10 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const ckpt = JSON.parse(Buffer.from(ckptRec.json).toString('utf8')) as CheckpointBody;
     // Undo may need the records of transactions that were active at the checkpoint.
     const from = Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1]));
-    const scan = await scanWal(walDir, geometry.storeId, geometry.segmentSize, from);
-    const dv = new DataView(scan.buf.buffer);
-    const txs = new Map<number, { lastLsn: number; ended: boolean }>();
-    let maxTxId = 0;
-    let redoCount = 0;
-    const redoPositions = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
-    const redoPageIds = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
-    for (let i = 0; i < scan.count; i++) {
-      const at = scan.positions[i]!;
-      const type = scan.buf[at + kRecType] as RecordType;
-      const lsn = readU64(scan.buf, at + kRecLsn);
-      if (type === RecordType.Checkpoint) continue;
-      const txId = readU64(scan.buf, at + kRecTxId);
-      maxTxId = Math.max(maxTxId, txId);
-      const tx = txs.get(txId) ?? { lastLsn: 0, ended: false };
-      tx.lastLsn = lsn;
-      if (type === RecordType.Commit || type === RecordType.Abort) tx.ended = true;
-      txs.set(txId, tx);
-      if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= control.redoLsn) {
-        redoPositions[redoCount] = at;
-        redoPageIds[redoCount++] = dv.getUint32(at + kRecPageId, true);
-      }
-    }
-    const losers = [...txs.entries()].filter(([, t]) => !t.ended).map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
-    const nextTxId = Math.max(ckpt.nextTxId, control.nextTxId, maxTxId + 1);
-    const t1 = performance.now();
-
-    // ---- redo
-    const input: RedoInput = { wal: scan.buf, positions: redoPositions, pageIds: redoPageIds, count: redoCount, dataFile: dataFileOf(dir), pageSize: geometry.pageSize, pageCount: geometry.pageCount };
-    const useWorkers = options.pool && !options.serialRedo && redoCount >= kMinParallelRecords ? options.pool.threads : 0;
-    const redo = useWorkers > 1 ? await parallelRedo(options.pool!, input, useWorkers) : applyRedo(input);
+    const pool = options.serialRedo ? undefined : options.pool;
+    const input = { walDir, geometry, from, redoLsn: control.redoLsn, dataFile: dataFileOf(dir), ...(pool ? { pool } : {}) };
+    const ar = options.redo === 'two-pass' ? await twoPassRedo(input) : await streamedRedo(input);
+    const { redo } = ar;
     if (redo.outOfRange.length > 0) {
       const first = redo.outOfRange[0]!;
       throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${first.lsn} changes page ${first.pageId} or a byte range outside this store's ${geometry.pageCount} pages`, { details: { lsn: first.lsn } });
@@ -152,14 +140,14 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
         details: { pages: redo.corrupt },
       });
     }
+    const nextTxId = Math.max(ckpt.nextTxId, control.nextTxId, ar.maxTxId + 1);
+    const t1 = ar.analysisDoneAt;
     const t2 = performance.now();
 
     // ---- undo
-    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, scan.endLsn);
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn);
     walToClose = wal;
-    const covered = new Set<number>();
-    for (let i = 0; i < redoCount; i++) covered.add(redoPageIds[i]!);
-    const undo = await undoLosers({ scan, wal, data, geometry, losers, covered, walDir });
+    const undo = await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered });
     const t3 = performance.now();
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
@@ -169,17 +157,18 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const t4 = performance.now();
 
     const stats: RecoveryStats = {
-      transactionsRolledBack: losers.length,
+      transactionsRolledBack: ar.losers.length,
       recordsRedone: redo.applied,
       recordsSkipped: redo.skipped,
       recordsUndone: undo.undone,
-      walBytesRead: scan.bytesRead,
-      walRecordsScanned: scan.count,
+      walBytesRead: ar.bytesRead,
+      walRecordsScanned: ar.recordsScanned,
       pagesWritten: redo.pagesWritten + undo.pages.size,
       redoLsn: control.redoLsn,
-      endLsn: scan.endLsn,
-      tornTail: scan.tornAt ?? null,
-      redoWorkers: useWorkers > 1 ? useWorkers : 1,
+      endLsn: ar.endLsn,
+      tornTail: ar.tornAt ?? null,
+      redoWorkers: ar.redoWorkers,
+      redoMode: options.redo ?? 'stream',
       passes: { analysisMs: round(t1 - t0), redoMs: round(t2 - t1), undoMs: round(t3 - t2), checkpointMs: round(t4 - t3) },
       durationMs: round(t4 - t0),
     };
@@ -190,6 +179,124 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     await data.close().catch(() => undefined);
     throw err;
   }
+}
+
+/** What both redo paths hand to undo and the report. */
+interface AnalysisAndRedo {
+  losers: Array<{ txId: number; lastLsn: number }>;
+  maxTxId: number;
+  redo: RedoResult;
+  redoWorkers: number;
+  endLsn: number;
+  tornAt?: { lsn: number; reason: string };
+  bytesRead: number;
+  recordsScanned: number;
+  /** Pages with a record in the redo range (they have a full image there). */
+  covered: { has(pageId: number): boolean; add(pageId: number): void };
+  /** A record of the scanned log by LSN, for undo. */
+  records: (lsn: number) => Promise<WalRecord>;
+  /** performance.now() when the log had been read and analysed. */
+  analysisDoneAt: number;
+}
+
+interface RedoPathInput {
+  walDir: string;
+  geometry: StoreGeometry;
+  from: number;
+  redoLsn: number;
+  dataFile: string;
+  pool?: WorkerPool;
+}
+
+/** The default: analysis and redo overlapped in one forward read of the log (redoStream.ts). */
+async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
+  const { geometry } = i;
+  const out = await streamRedo({
+    walDir: i.walDir,
+    storeId: geometry.storeId,
+    segmentSize: geometry.segmentSize,
+    fromLsn: i.from,
+    redoLsn: i.redoLsn,
+    dataFile: i.dataFile,
+    pageSize: geometry.pageSize,
+    pageCount: geometry.pageCount,
+    ...(i.pool ? { pool: i.pool } : {}),
+  });
+  return {
+    losers: out.losers,
+    maxTxId: out.maxTxId,
+    redo: out.redo,
+    redoWorkers: out.redoWorkers,
+    endLsn: out.end.endLsn,
+    ...(out.end.tornAt ? { tornAt: out.end.tornAt } : {}),
+    bytesRead: out.end.bytesRead,
+    recordsScanned: out.end.count,
+    covered: out.covered,
+    records: async (lsn) => {
+      const { bytes, at } = await out.records.record(lsn);
+      return decodeRecord(bytes, at, geometry.pageSize);
+    },
+    analysisDoneAt: out.readDoneAt,
+  };
+}
+
+/** Below this many records, handing work to threads costs more than it saves. */
+const kMinParallelRecords = 4096;
+
+/**
+ * The two-pass path (option `redo: 'two-pass'`; bench/redo.ts measures the stream against it):
+ * the whole log read into memory and analysed, then redo partitioned by page over the pool.
+ */
+async function twoPassRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
+  const { geometry } = i;
+  const scan = await scanWal(i.walDir, geometry.storeId, geometry.segmentSize, i.from);
+  const dv = new DataView(scan.buf.buffer);
+  const txs = new Map<number, { lastLsn: number; ended: boolean }>();
+  let maxTxId = 0;
+  let redoCount = 0;
+  const redoPositions = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
+  const redoPageIds = new Uint32Array(new SharedArrayBuffer(Math.max(4, scan.count * 4)));
+  for (let k = 0; k < scan.count; k++) {
+    const at = scan.positions[k]!;
+    const type = scan.buf[at + kRecType] as RecordType;
+    const lsn = readU64(scan.buf, at + kRecLsn);
+    if (type === RecordType.Checkpoint) continue;
+    const txId = readU64(scan.buf, at + kRecTxId);
+    maxTxId = Math.max(maxTxId, txId);
+    const tx = txs.get(txId) ?? { lastLsn: 0, ended: false };
+    tx.lastLsn = lsn;
+    if (type === RecordType.Commit || type === RecordType.Abort) tx.ended = true;
+    txs.set(txId, tx);
+    if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= i.redoLsn) {
+      redoPositions[redoCount] = at;
+      redoPageIds[redoCount++] = dv.getUint32(at + kRecPageId, true);
+    }
+  }
+  const losers = [...txs.entries()].filter(([, t]) => !t.ended).map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
+  const analysisDoneAt = performance.now();
+
+  const input: RedoInput = { wal: scan.buf, positions: redoPositions, pageIds: redoPageIds, count: redoCount, dataFile: i.dataFile, pageSize: geometry.pageSize, pageCount: geometry.pageCount };
+  const workers = i.pool && redoCount >= kMinParallelRecords ? i.pool.threads : 0;
+  const redo = workers > 1 ? await parallelRedo(i.pool!, input, workers) : applyRedo(input);
+  const covered = new Set<number>();
+  for (let k = 0; k < redoCount; k++) covered.add(redoPageIds[k]!);
+  return {
+    losers,
+    maxTxId,
+    redo,
+    redoWorkers: workers > 1 ? workers : 1,
+    endLsn: scan.endLsn,
+    ...(scan.tornAt ? { tornAt: scan.tornAt } : {}),
+    bytesRead: scan.bytesRead,
+    recordsScanned: scan.count,
+    covered,
+    records: async (lsn) => {
+      const at = scan.positionOf(lsn);
+      if (at >= 0 && readU64(scan.buf, at + kRecLsn) === lsn) return decodeRecord(scan.buf, at, geometry.pageSize);
+      return decodeRecord(await readRecordFromDisk(i.walDir, geometry.storeId, geometry.segmentSize, lsn), 0, geometry.pageSize);
+    },
+    analysisDoneAt,
+  };
 }
 
 /**
@@ -205,13 +312,13 @@ async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number)
   // keeps its records in LSN order.
   const partOf = (pageId: number) => Math.floor(pageId / kRedoBlockPages) % workers;
   const counts = new Array<number>(workers).fill(0);
-  for (let i = 0; i < input.count; i++) counts[partOf(input.pageIds[i]!)]!++;
+  for (let k = 0; k < input.count; k++) counts[partOf(input.pageIds[k]!)]!++;
   const shared = (n: number) => new Uint32Array(new SharedArrayBuffer(Math.max(4, n * 4)));
   const parts = counts.map((n) => ({ positions: shared(n), pageIds: shared(n), n: 0 }));
-  for (let i = 0; i < input.count; i++) {
-    const part = parts[partOf(input.pageIds[i]!)]!;
-    part.positions[part.n] = input.positions[i]!;
-    part.pageIds[part.n++] = input.pageIds[i]!;
+  for (let k = 0; k < input.count; k++) {
+    const part = parts[partOf(input.pageIds[k]!)]!;
+    part.positions[part.n] = input.positions[k]!;
+    part.pageIds[part.n++] = input.pageIds[k]!;
   }
   const results = await Promise.all(parts.map((p) => pool.run(redoTask, { ...input, positions: p.positions, pageIds: p.pageIds, count: p.n })));
   return results.reduce((a, r) => ({
@@ -224,18 +331,17 @@ async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number)
 }
 
 interface UndoInput {
-  scan: WalScan;
+  records: (lsn: number) => Promise<WalRecord>;
   wal: WalWriter;
   data: FileHandle;
   geometry: StoreGeometry;
   losers: Array<{ txId: number; lastLsn: number }>;
   /** Pages that already have a full image in the redo range. */
-  covered: Set<number>;
-  walDir: string;
+  covered: AnalysisAndRedo['covered'];
 }
 
 async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<number, Buffer> }> {
-  const { scan, wal, data, geometry } = u;
+  const { wal, data, geometry } = u;
   const pages = new Map<number, Buffer>();
   // Synchronous reads: recovery has the store to itself, and a thread-pool round trip per page
   // made undo wait on I/O for most of its time (measured: 449 of 668 ms idle for 8000 pages).
@@ -250,19 +356,13 @@ async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<nu
     }
     return page;
   };
-  const readRecord = async (lsn: number): Promise<WalRecord> => {
-    const at = scan.positionOf(lsn);
-    if (at >= 0 && readU64(scan.buf, at + kRecLsn) === lsn) return decodeRecord(scan.buf, at, geometry.pageSize);
-    return decodeRecord(await readRecordFromDisk(u.walDir, geometry.storeId, geometry.segmentSize, lsn), 0, geometry.pageSize);
-  };
-
   // Each loser: the next LSN to undo, and the tail of its chain (where its next CLR links).
   const todo = u.losers.map((l) => ({ txId: l.txId, next: l.lastLsn, tail: l.lastLsn }));
   let undone = 0;
   while (todo.length > 0) {
     todo.sort((a, b) => b.next - a.next); // newest first across all losers
     const t = todo[0]!;
-    const rec = await readRecord(t.next);
+    const rec = await u.records(t.next);
     if (rec.txId !== t.txId) throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${rec.lsn} belongs to transaction ${rec.txId}, not ${t.txId} whose chain leads there`, { details: { lsn: rec.lsn } });
     let next: number;
     if (rec.type === RecordType.Update) {

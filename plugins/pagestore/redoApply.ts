@@ -226,3 +226,245 @@ function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number
   for (let i = 0; i < count; i++) ordered[fill[slotOf[i]!]!++] = positions[i]!;
   return { pages, starts, ordered };
 }
+
+/** Bytes per slab of a PageRedo's page cache (one native call applies a slab's pages). */
+const kCacheChunkBytes = 4 << 20;
+/** Up to this many pages a PageRedo maps page ids to cache slots with a flat table. */
+const kFlatSlotPages = 1 << 22;
+const kNoSlot = 0xffffffff;
+
+/**
+ * Redo as a stream (redoStream.ts): records arrive in LSN order a few segments at a time.
+ * `add` queues one, `apply` applies the queued ones to pages held in memory (read from the data
+ * file on first use, verified and rebuilt by the same native kernel as `applyRedo`), and
+ * `finish` writes the changed pages back, each once. `apply` must run before the log bytes of
+ * the queued records are reused (the caller's window of segments).
+ *
+ * Pages reach the data file only in `finish`, after the whole log checked out, so a log found
+ * damaged later (or a worker that fails) leaves the data file as it was, as the two-pass redo
+ * does. Except: when the pages outgrow `budgetBytes`, `apply` writes the changed ones back and
+ * drops them first. That is safe for crash safety (they hold only records of the valid log,
+ * which every later recovery repeats anyway), but the "nothing written" promise then holds only
+ * for logs whose pages fit the budget.
+ *
+ * The kernel verifies a page before and re-seals it after every call that changes it, so each
+ * `apply` costs two hashes per page it touches: callers batch several segments per apply.
+ */
+export class PageRedo {
+  readonly result: RedoResult = { applied: 0, skipped: 0, pagesWritten: 0, corrupt: [], outOfRange: [] };
+  private queuedPositions = new Uint32Array(1 << 14);
+  private queuedPageIds = new Uint32Array(1 << 14);
+  private queued = 0;
+  /** Page id → cache slot: a flat table for stores up to kFlatSlotPages pages, else a map. */
+  private readonly flat: Uint32Array | null;
+  private readonly map = new Map<number, number>();
+  /** Per slot: its page id, whether it changed, whether it is corrupt (its records are dropped). */
+  private slotPage = new Uint32Array(1024);
+  private slotState = new Uint8Array(1024);
+  private slots = 0;
+  private readonly chunks: Buffer[] = [];
+  private readonly chunkPages: number;
+  private readonly budgetPages: number;
+  private readonly fd: number;
+
+  constructor(
+    private readonly wal: Uint8Array,
+    dataFile: string,
+    private readonly pageSize: number,
+    private readonly pageCount: number,
+    budgetBytes: number,
+  ) {
+    this.chunkPages = Math.max(1, Math.floor(kCacheChunkBytes / pageSize));
+    this.budgetPages = Math.max(this.chunkPages, Math.floor(budgetBytes / pageSize));
+    this.flat = pageCount <= kFlatSlotPages ? new Uint32Array(pageCount).fill(kNoSlot) : null;
+    this.fd = openSync(dataFile, 'r+');
+  }
+
+  /** Queues the record at `position` of the log, which changes page `pageId`. */
+  add(position: number, pageId: number): void {
+    if (this.queued === this.queuedPositions.length) {
+      this.queuedPositions = grow(this.queuedPositions, this.queued * 2);
+      this.queuedPageIds = grow(this.queuedPageIds, this.queued * 2);
+    }
+    this.queuedPositions[this.queued] = position;
+    this.queuedPageIds[this.queued++] = pageId;
+  }
+
+  /** Applies every queued record to its cached page; after this the queued log bytes may go. */
+  apply(): void {
+    const n = this.queued;
+    if (n === 0) return;
+    const ids = this.queuedPageIds;
+    // Slots for pages not cached yet; past the budget, write back and start over first.
+    const fresh = this.freshPages(ids, n);
+    if (this.slots > 0 && this.slots + fresh.length > this.budgetPages) {
+      this.writeBack(false);
+      this.clearCache();
+      this.loadPages(this.freshPages(ids, n));
+    } else {
+      this.loadPages(fresh);
+    }
+    // Group the queued records by slot, LSN order kept; those of corrupt pages are dropped.
+    const slots = this.slots;
+    const starts = new Uint32Array(slots + 1);
+    const slotOfRec = new Uint32Array(n);
+    for (let i = 0; i < n; i++) {
+      const slot = this.slotOf(ids[i]!);
+      slotOfRec[i] = slot;
+      starts[slot + 1]!++;
+    }
+    for (let s = 0; s < slots; s++) {
+      if (this.slotState[s]! & kSlotCorrupt) starts[s + 1] = 0;
+      starts[s + 1]! += starts[s]!;
+    }
+    const fill = starts.slice(0, slots);
+    const ordered = new Uint32Array(starts[slots]!);
+    for (let i = 0; i < n; i++) {
+      const slot = slotOfRec[i]!;
+      if (!(this.slotState[slot]! & kSlotCorrupt)) ordered[fill[slot]!++] = this.queuedPositions[i]!;
+    }
+    const status = new Uint32Array(this.chunkPages);
+    for (let c = 0; c * this.chunkPages < slots; c++) {
+      const first = c * this.chunkPages;
+      const end = Math.min(slots, first + this.chunkPages);
+      if (starts[first] === starts[end]) continue;
+      const applied = redoApplyPages(this.wal, ordered, starts, this.slotPage, first, end, this.chunks[c]!, this.pageSize, status);
+      let live = 0;
+      for (let k = 0; k < end - first; k++) {
+        const s = first + k;
+        const st = status[k]!;
+        if (st <= kStatusChanged) {
+          live += starts[s + 1]! - starts[s]!;
+          if (st === kStatusChanged) this.slotState[s]! |= kSlotDirty;
+        } else if (st === kStatusMalformed) {
+          // The reader checked every record (redoCheckRecords), so this cannot happen; report, never write.
+          for (let r = starts[s]!; r < starts[s + 1]!; r++) this.result.outOfRange.push({ lsn: lsnAt(this.wal, ordered[r]!), pageId: this.slotPage[s]! });
+          this.slotState[s] = kSlotCorrupt;
+        } else {
+          this.result.corrupt.push({ pageId: this.slotPage[s]!, reason: kCorruptReasons[st] ?? `status ${st}` });
+          this.slotState[s] = kSlotCorrupt;
+        }
+      }
+      this.result.applied += applied;
+      this.result.skipped += live - applied;
+    }
+    this.queued = 0;
+  }
+
+  /**
+   * Applies what is queued and, with `commit`, writes every changed page back; then closes the
+   * data file. Without `commit` (the log turned out damaged, or a worker failed) nothing more is
+   * written.
+   */
+  finish(commit: boolean): RedoResult {
+    try {
+      if (commit) {
+        this.apply();
+        this.writeBack(true);
+      }
+    } finally {
+      closeSync(this.fd);
+    }
+    return this.result;
+  }
+
+  private slotOf(pageId: number): number {
+    return this.flat ? this.flat[pageId]! : (this.map.get(pageId) ?? kNoSlot);
+  }
+
+  /** The distinct pages of the queued records that have no slot yet, ascending. */
+  private freshPages(ids: Uint32Array, n: number): number[] {
+    const fresh: number[] = [];
+    const seen = new Set<number>();
+    for (let i = 0; i < n; i++) {
+      const id = ids[i]!;
+      if (this.slotOf(id) === kNoSlot && !seen.has(id)) {
+        seen.add(id);
+        fresh.push(id);
+      }
+    }
+    return fresh.sort((a, b) => a - b);
+  }
+
+  /** Gives each page a slot (ascending pages get consecutive slots) and reads it, one read per run. */
+  private loadPages(pages: number[]): void {
+    const size = this.pageSize;
+    for (let k = 0; k < pages.length; ) {
+      // A run: adjacent page ids in adjacent slots of one chunk.
+      const slot = this.newSlot(pages[k]!);
+      const chunk = Math.floor(slot / this.chunkPages);
+      let e = k + 1;
+      while (e < pages.length && pages[e] === pages[e - 1]! + 1 && Math.floor((slot + e - k) / this.chunkPages) === chunk) this.newSlot(pages[e++]!);
+      const buf = this.chunks[chunk]!;
+      const off = (slot % this.chunkPages) * size;
+      const len = (e - k) * size;
+      let done = 0;
+      while (done < len) {
+        const got = readSync(this.fd, buf, off + done, len - done, pages[k]! * size + done);
+        if (got === 0) break;
+        done += got;
+      }
+      // Past the end of the file: no page there, so it fails verification (a zeroed page does).
+      if (done < len) buf.fill(0, off + done, off + len);
+      k = e;
+    }
+  }
+
+  private newSlot(pageId: number): number {
+    const slot = this.slots++;
+    if (slot === this.slotPage.length) {
+      this.slotPage = grow(this.slotPage, slot * 2);
+      const state = new Uint8Array(slot * 2);
+      state.set(this.slotState);
+      this.slotState = state;
+    }
+    if (Math.floor(slot / this.chunkPages) === this.chunks.length) this.chunks.push(Buffer.allocUnsafe(this.chunkPages * this.pageSize));
+    this.slotPage[slot] = pageId;
+    this.slotState[slot] = 0;
+    if (this.flat) this.flat[pageId] = slot;
+    else this.map.set(pageId, slot);
+    return slot;
+  }
+
+  private clearCache(): void {
+    for (let s = 0; s < this.slots; s++) {
+      if (this.flat) this.flat[this.slotPage[s]!] = kNoSlot;
+    }
+    this.map.clear();
+    this.slots = 0;
+  }
+
+  /**
+   * Writes the changed pages back in page order, one write per run of adjacent pages in
+   * adjacent slots. The crash harness's fault point (at the last write-back): dies with half of
+   * the changed pages written.
+   */
+  private writeBack(last: boolean): void {
+    const dirty: number[] = [];
+    for (let s = 0; s < this.slots; s++) if (this.slotState[s]! & kSlotDirty) dirty.push(s);
+    dirty.sort((a, b) => this.slotPage[a]! - this.slotPage[b]!);
+    const half = dirty.length >> 1;
+    const size = this.pageSize;
+    for (let k = 0; k < dirty.length; ) {
+      if (last && k >= half && half > 0 && faultFires('recovery-redo')) die();
+      const slot = dirty[k]!;
+      const chunk = Math.floor(slot / this.chunkPages);
+      let e = k + 1;
+      while (e < dirty.length && (!last || e !== half) && dirty[e] === dirty[e - 1]! + 1 && this.slotPage[dirty[e]!] === this.slotPage[dirty[e - 1]!]! + 1 && Math.floor(dirty[e]! / this.chunkPages) === chunk) e++;
+      const off = (slot % this.chunkPages) * size;
+      writeAllSync(this.fd, this.chunks[chunk]!.subarray(off, off + (e - k) * size), this.slotPage[slot]! * size);
+      for (let j = k; j < e; j++) this.slotState[dirty[j]!]! &= ~kSlotDirty;
+      this.result.pagesWritten += e - k;
+      k = e;
+    }
+  }
+}
+
+const kSlotDirty = 1;
+const kSlotCorrupt = 2;
+
+function grow(a: Uint32Array, length: number): Uint32Array<ArrayBuffer> {
+  const b = new Uint32Array(length);
+  b.set(a);
+  return b;
+}

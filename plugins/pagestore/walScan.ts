@@ -1,7 +1,9 @@
 /**
- * Reading the WAL for recovery: every segment from a start LSN to the end of the log, read into
- * one SharedArrayBuffer (so redo workers can apply records straight from it, never copied), and
- * an index of the valid records in it.
+ * Reading the WAL for recovery: every segment from a start LSN to the end of the log, one
+ * segment at a time (`scanSegments`), into buffers on SharedArrayBuffers (so redo workers can
+ * apply records straight from them, never copied): all of it into one buffer with an index of
+ * the valid records (`scanWal`), or segment by segment into a window of reused slots as the
+ * streaming redo does (redoStream.ts).
  *
  * Where the log ends: at the first record that is torn (cut short) or fails its checksum or
  * LSN check, provided no valid record follows it; that is what a crash in the middle of a write
@@ -31,58 +33,154 @@ export interface WalScan {
   positionOf(lsn: number): number;
 }
 
-interface Region {
-  start: number; // segment start LSN
-  at: number; // position of the segment's byte 0 in buf
-  length: number; // bytes of the segment file
+/** One segment file as the scan sees it: where its bytes are, in whichever buffer holds them. */
+export interface WalRegion {
+  /** The segment's start LSN. */
+  readonly start: number;
+  /** The buffer holding the segment's bytes (shared, so redo workers can read records in place). */
+  readonly bytes: Uint8Array<SharedArrayBuffer>;
+  /** Position of the segment's byte 0 in `bytes`. */
+  readonly at: number;
+  /** Bytes of the segment file read. */
+  readonly length: number;
 }
 
-export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: number, fromLsn: number): Promise<WalScan> {
+/**
+ * Where the scan gets segment bytes: `load` for the segments it scans in order (the bytes must
+ * stay put while the scan's caller uses the records), `probe` for looking past damage at the
+ * segments after it (the bytes may go to a scratch buffer).
+ */
+export interface SegmentSource {
+  load(index: number, start: number): Promise<WalRegion>;
+  probe(index: number, start: number): Promise<WalRegion>;
+}
+
+/** The valid records of one segment (maybe none): positions in `region.bytes`, in LSN order. */
+export type SegmentRecords = (region: WalRegion, positions: Uint32Array, count: number) => void | Promise<void>;
+
+/** How the log ended. */
+export interface WalEnd {
+  /** The end of the valid log: where the next record goes. */
+  readonly endLsn: number;
+  /** Bytes of WAL read from disk. */
+  readonly bytesRead: number;
+  /** Valid records from `fromLsn`. */
+  readonly count: number;
+  readonly tornAt?: { lsn: number; reason: string };
+}
+
+/** The segment files from the one holding `fromLsn` on, in LSN order; fails when that one is missing. */
+export async function segmentsFrom(walDir: string, segmentSize: number, fromLsn: number): Promise<number[]> {
   const firstSeg = segmentStartOf(fromLsn, segmentSize);
   const all = (await listSegments(walDir)).filter((s) => s >= firstSeg);
   if (all[0] !== firstSeg) {
     throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, firstSeg)} holding the redo start LSN ${fromLsn} is missing`, { details: { lsn: fromLsn } });
   }
-  const regions: Region[] = [];
+  return all;
+}
+
+/** Reads segment file `start` into `into` at `at`, at most `max` bytes; returns the bytes read. */
+export async function readSegmentInto(walDir: string, start: number, into: Uint8Array, at: number, max: number): Promise<number> {
+  const h = await open(segmentPath(walDir, start), 'r');
+  try {
+    let done = 0;
+    while (done < max) {
+      const { bytesRead } = await h.read(into, at + done, Math.min(max - done, 64 << 20), done);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done;
+  } finally {
+    await h.close();
+  }
+}
+
+/** The whole log from `fromLsn` read into one buffer, and every valid record's position in it. */
+export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: number, fromLsn: number): Promise<WalScan> {
+  const segments = await segmentsFrom(walDir, segmentSize, fromLsn);
+  const sizes: number[] = [];
   let total = 0;
-  for (const start of all) {
+  for (const start of segments) {
     const { size } = await stat(segmentPath(walDir, start));
-    regions.push({ start, at: total, length: size });
+    sizes.push(size);
     total += size;
   }
   const buf = new Uint8Array(new SharedArrayBuffer(Math.max(total, 8)));
-  for (const r of regions) {
-    const h = await open(segmentPath(walDir, r.start), 'r');
-    try {
-      let done = 0;
-      while (done < r.length) {
-        const { bytesRead } = await h.read(buf, r.at + done, Math.min(r.length - done, 64 << 20), done);
-        if (bytesRead === 0) break;
-        done += bytesRead;
-      }
-      r.length = done;
-    } finally {
-      await h.close();
+  const ats: number[] = [];
+  for (let i = 0, at = 0; i < segments.length; at += sizes[i]!, i++) ats.push(at);
+  const regions = new Map<number, WalRegion>();
+  const load = async (i: number, start: number): Promise<WalRegion> => {
+    let r = regions.get(i);
+    if (!r) {
+      r = { start, bytes: buf, at: ats[i]!, length: await readSegmentInto(walDir, start, buf, ats[i]!, sizes[i]!) };
+      regions.set(i, r);
     }
-  }
-
+    return r;
+  };
   // Sized for records of about 512 bytes; grown by doubling when there are more.
   let positions = new Uint32Array(Math.max(1024, total >>> 9));
   let count = 0;
-  let endLsn = fromLsn;
-  let tornAt: WalScan['tornAt'];
-  const dv = new DataView(buf.buffer);
+  const end = await scanSegments(walDir, storeId, segmentSize, fromLsn, segments, { load, probe: load }, (_r, found, n) => {
+    if (count + n > positions.length) {
+      const grown = new Uint32Array(Math.max(positions.length * 2, count + n));
+      grown.set(positions.subarray(0, count));
+      positions = grown;
+    }
+    positions.set(found.subarray(0, n), count);
+    count += n;
+  });
+  return {
+    buf,
+    positions,
+    count,
+    endLsn: end.endLsn,
+    bytesRead: end.bytesRead,
+    ...(end.tornAt ? { tornAt: end.tornAt } : {}),
+    positionOf(lsn: number): number {
+      const i = segments.indexOf(segmentStartOf(lsn, segmentSize));
+      const r = regions.get(i);
+      if (!r || lsn - r.start >= r.length) return -1;
+      return r.at + (lsn - r.start);
+    },
+  };
+}
 
-  scan: for (let i = 0; i < regions.length; i++) {
-    const r = regions[i]!;
-    if (i > 0 && r.start !== regions[i - 1]!.start + segmentSize) {
+/**
+ * The scan proper, one segment at a time: loads each of `segments` (listed from the one holding
+ * `fromLsn`) from `source`, validates its records, hands them to `onSegment`, and decides where
+ * the log ends (a torn tail) or that it is damaged (RA_ERR_WAL_CORRUPT) by the rules at the top
+ * of this file. A segment's records reach `onSegment` only once the segment is known to be sound
+ * up to them; records after damage never do.
+ */
+export async function scanSegments(walDir: string, storeId: Uint8Array, segmentSize: number, fromLsn: number, segments: readonly number[], source: SegmentSource, onSegment: SegmentRecords): Promise<WalEnd> {
+  let positions = new Uint32Array(4096);
+  let count = 0;
+  let found = 0;
+  let bytesRead = 0;
+  let endLsn = fromLsn;
+  let tornAt: WalEnd['tornAt'];
+  let prev: WalRegion | undefined;
+  const validFrom = async (i: number): Promise<boolean> => {
+    for (let k = i; k < segments.length; k++) {
+      const r = await source.probe(k, segments[k]!);
+      if (nextValidRecord(r, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
+    }
+    return false;
+  };
+
+  scan: for (let i = 0; i < segments.length; i++) {
+    const start = segments[i]!;
+    if (prev && start !== prev.start + segmentSize) {
       // A missing segment matters only if the log goes on after it.
-      if (hasValidRecordFrom(buf, regions, i)) {
-        const gap = regions[i - 1]!.start + segmentSize;
-        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment for LSN ${gap} to ${r.start - 1} is missing, and the log goes on after it`, { details: { lsn: gap } });
+      if (await validFrom(i)) {
+        const gap = prev.start + segmentSize;
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment for LSN ${gap} to ${start - 1} is missing, and the log goes on after it`, { details: { lsn: gap } });
       }
       break;
     }
+    const r = await source.load(i, start);
+    const buf = r.bytes;
+    bytesRead += r.length;
     const headerProblem = checkSegmentHeader(buf.subarray(r.at, r.at + r.length), storeId, r.start, segmentSize);
     if (headerProblem) {
       // A header is durable before any record is written to its segment, so a bad one is a
@@ -90,7 +188,7 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       // zeros (extended by a crash before its bytes were written). Anything else is damage,
       // and dropping the segment would drop the commits in it.
       const unwritten = r.length < SEGMENT_HEADER_SIZE || buf.subarray(r.at, r.at + r.length).every((b) => b === 0);
-      if (i === 0 || !unwritten || hasValidRecordFrom(buf, regions, i + 1)) {
+      if (i === 0 || !unwritten || (await validFrom(i + 1))) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}; refusing to recover past a damaged segment header`, {
           details: { lsn: r.start, reason: headerProblem },
         });
@@ -99,25 +197,28 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       break;
     }
     const end = r.at + r.length;
+    const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const prevEndLsn = endLsn;
-    if (i > 0) {
+    if (prev) {
       // The writer starts a segment only when the next record does not fit the rest of the one
       // before; a segment whose records stop earlier lost its tail (cut short, or emptied).
       // A segment with no record at all is never followed by one with records (no record is
       // larger than a segment). Stores recovered before recovery cut a torn first record of a
       // segment together with its segment have recovery's own records (CLR, abort, checkpoint)
       // first in the next one: allowed.
-      const prevEnd = endLsn - regions[i - 1]!.start;
+      const prevEnd = endLsn - prev.start;
       const first = validRecordAt(buf, r.at + SEGMENT_HEADER_SIZE, end, r.start + SEGMENT_HEADER_SIZE);
       const firstType = buf[r.at + SEGMENT_HEADER_SIZE + kRecType];
       const byRecovery = firstType === RecordType.Clr || firstType === RecordType.Abort || firstType === RecordType.Checkpoint;
       if (first > 0 && (prevEnd <= SEGMENT_HEADER_SIZE || (prevEnd + first <= segmentSize && !byRecovery))) {
         const lsn = endLsn;
-        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, regions[i - 1]!.start)} ends at LSN ${lsn}, but the next segment's first record (${first} bytes) would have fitted after it: records from LSN ${lsn} to ${r.start - 1} are missing; refusing to recover past them`, {
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, prev.start)} ends at LSN ${lsn}, but the next segment's first record (${first} bytes) would have fitted after it: records from LSN ${lsn} to ${r.start - 1} are missing; refusing to recover past them`, {
           details: { lsn, reason: 'segment cut short', nextValidLsn: r.start + SEGMENT_HEADER_SIZE },
         });
       }
     }
+    prev = r;
+    count = 0;
     // A start LSN at a segment boundary (the log ended there) means the segment's first record.
     let p = r.at + (i === 0 ? Math.max(fromLsn - r.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE);
     endLsn = r.start + (p - r.at);
@@ -139,7 +240,7 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       }
       const lsn = r.start + (p - r.at);
       const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
-      const after = nextValidRecord(buf, r, p + 8, end) ?? (hasValidRecordFrom(buf, regions, i + 1) ? regions[i + 1]!.start : null);
+      const after = nextValidRecord(r, p + 8, end) ?? ((await validFrom(i + 1)) ? segments[i + 1]! : null);
       if (after !== null) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged (${reason}) but valid records follow (at LSN ${after}); refusing to recover past it`, {
           details: { lsn, reason, nextValidLsn: after },
@@ -149,50 +250,28 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
       // A torn first record of a segment: the log ends where the previous segment's records do,
       // and the segment goes, so the next record goes where it would have gone (it fits there).
       endLsn = i > 0 && p === r.at + SEGMENT_HEADER_SIZE ? prevEndLsn : lsn;
+      await onSegment(r, positions, count);
+      found += count;
       break scan;
     }
+    await onSegment(r, positions, count);
+    found += count;
   }
-
-  return {
-    buf,
-    positions,
-    count,
-    endLsn,
-    bytesRead: total,
-    ...(tornAt ? { tornAt } : {}),
-    positionOf(lsn: number): number {
-      const start = segmentStartOf(lsn, segmentSize);
-      const r = regions.find((x) => x.start === start);
-      if (!r || lsn - start >= r.length) return -1;
-      return r.at + (lsn - start);
-    },
-  };
+  return { endLsn, bytesRead, count: found, ...(tornAt ? { tornAt } : {}) };
 }
 
 /**
  * The LSN of a valid record in [from, end) of region r, or null. Records start at 8-byte
- * boundaries of the segment (LSN), which are not those of `buf` when an earlier segment's file
- * length is not a multiple of 8.
+ * boundaries of the segment (LSN), which are not those of the buffer when an earlier segment's
+ * file length is not a multiple of 8.
  */
-function nextValidRecord(buf: Uint8Array, r: Region, from: number, end: number): number | null {
+function nextValidRecord(r: WalRegion, from: number, end: number): number | null {
   for (let p = r.at + ((from - r.at + 7) & ~7); p + RECORD_MIN_SIZE <= end; p += 8) {
     const lsn = r.start + (p - r.at);
     // Cheap test first: a record carries its own LSN.
-    if (readU64(buf, p + 8) === lsn && validRecordAt(buf, p, end, lsn) > 0) return lsn;
+    if (readU64(r.bytes, p + 8) === lsn && validRecordAt(r.bytes, p, end, lsn) > 0) return lsn;
   }
   return null;
-}
-
-/**
- * True when a valid record lies in regions i onwards. A segment whose header is damaged counts
- * too: its records carry their own LSN and checksum, and dropping them would drop commits.
- */
-function hasValidRecordFrom(buf: Uint8Array, regions: Region[], i: number): boolean {
-  for (let k = i; k < regions.length; k++) {
-    const r = regions[k]!;
-    if (nextValidRecord(buf, r, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
-  }
-  return false;
 }
 
 /** Reads and validates one record straight from its segment file (for LSNs outside a scan). */

@@ -1,0 +1,526 @@
+/**
+ * Streaming redo: analysis and redo in one forward read of the log, overlapped across threads.
+ *
+ * The flow. The reading thread (the caller's) reads the log from the analysis start LSN one
+ * segment at a time into a *window*: a SharedArrayBuffer of a few segment-sized slots, reused
+ * round-robin (segment k goes to slot k mod S). For each segment it validates the records
+ * (walScan.ts's `scanSegments`, the same rules as the two-pass scan), runs analysis over them
+ * (transactions and their last LSNs; the loser set at the end), checks the redo records against
+ * the store (`redoCheckRecords`: a record outside the store fails recovery before any page is
+ * written), and hands each redo record's position and page id to the worker that owns the page
+ * (blocks of 64 adjacent pages dealt round-robin, as the two-pass parallel redo does). Workers
+ * (redoStreamTask.ts) apply records to pages they hold in memory (redoApply.ts `PageRedo`)
+ * while the reader goes on; they write the changed pages back once, at the end.
+ *
+ * The rings. Each worker has one SPSC ring (core/ring) of 8-byte entries: (position, page id)
+ * of a redo record, or a segment-end marker (page id 0xffffffff, position = the segment's
+ * sequence number). The reader pushes a segment's entries in one batch and one publish per
+ * worker; the worker drains whole batches. Nothing is copied but the 8 bytes: the record bytes
+ * stay in the window, which the worker reads in place.
+ *
+ * Backpressure. Two kinds. The ring: when a worker falls behind and its ring fills, the reader
+ * waits (Atomics.waitAsync, never blocking the event loop) for space. The window: a slot may be
+ * refilled only once every worker has applied the records that point into it. A worker applies
+ * its queued records every S/2 segment markers and then publishes "applied through segment k"
+ * in a shared control word; the reader waits on those words before it reuses a slot. (Applying
+ * every S/2 segments, not every record, because each apply verifies and re-seals every page it
+ * touches.) Memory is therefore bounded by the window, the rings and the workers' page caches,
+ * whatever the size of the log; the two-pass redo holds the whole log in memory.
+ *
+ * Read-ahead: while the reader analyses segment k, segment k+1 is already being read (by libuv's
+ * thread) into its slot when that slot is free, so the read overlaps analysis too.
+ *
+ * Ending. A control word carries the verdict. When the log has been read to its end (a clean
+ * end or a torn tail) the reader sets it to COMMIT and closes every ring; each worker drains its
+ * ring, applies what is left, writes its changed pages back and returns its counts. When the
+ * reader fails — damage followed by valid records (RA_ERR_WAL_CORRUPT), a record outside the
+ * store, an I/O error — it sets ABORT and closes the rings; the workers drop their pages
+ * without writing (within their page budget, see PageRedo) and the reader's error is thrown
+ * once they have stopped. When a worker fails (its task rejects), the reader notices at its next
+ * segment or wait, aborts the others the same way and throws the worker's error. Either way no
+ * thread is left waiting on a ring: the reader's waits time out every 100 ms to check for a
+ * failed worker, and a worker's waits end when the ring is closed.
+ *
+ * Without a worker pool (or for a small log) the same flow runs on the reading thread: one
+ * `PageRedo` fed directly, no rings. The window then only bounds memory.
+ *
+ * After redo, the window serves undo as a cache of segments (`records`): undo reads losers'
+ * records newest first, mostly from the last segments, which are still there.
+ */
+import { stat } from 'node:fs/promises';
+import { redoCheckRecords } from 'recovery-agent/native';
+import { raError } from '../../core/errors.js';
+import { RingProducer, SpscRing } from '../../core/ring/index.js';
+import { defineTask, type WorkerPool } from '../../core/workerPool.js';
+import { readU64 } from './format.js';
+import { PageRedo, type RedoResult } from './redoApply.js';
+import { RecordType, kRecLsn, kRecPageId, kRecTxId, kRecType, validRecordAt } from './walRecord.js';
+import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
+import { segmentPath, segmentStartOf } from './walSegments.js';
+
+/** The worker side's input (redoStreamTask.ts). */
+export type RedoStreamTaskInput = {
+  readonly ring: Uint8Array<SharedArrayBuffer>;
+  readonly control: Int32Array<SharedArrayBuffer>;
+  readonly worker: number;
+  readonly wal: Uint8Array<SharedArrayBuffer>;
+  readonly dataFile: string;
+  readonly pageSize: number;
+  readonly pageCount: number;
+  readonly budgetBytes: number;
+  /** Apply queued records every this many segment markers. */
+  readonly applyEvery: number;
+};
+
+const redoStreamTask = defineTask<RedoStreamTaskInput, RedoResult>(new URL('./redoStreamTask.js', import.meta.url));
+
+/** Ring entry: u32 position, u32 page id. */
+export const kEntryBytes = 8;
+/** The page id of a segment-end marker; its position is the segment's sequence number. */
+export const kSegmentEnd = 0xffffffff;
+/** Control words: [0] the verdict, [1 + w] segments applied by worker w (through seq = value - 1). */
+export const kVerdict = 0;
+export const kRunning = 0;
+export const kCommit = 1;
+export const kAbort = 2;
+
+/** Entries per worker ring (2^15 × 8 bytes = 256 KiB): about a segment's worth of records. */
+const kRingEntries = 1 << 15;
+/** Bytes of log the window aims to hold; at least 4 segments, at most 2^32 bytes (u32 positions). */
+const kWindowBytes = 128 << 20;
+/** Pages a redo thread keeps in memory before it writes back early (see PageRedo). */
+const kPageBudgetBytes = 512 << 20;
+/** Pages per block of the partition between workers (as in the two-pass redo). */
+const kBlockPages = 64;
+/** Below this much log, threads cost more than they save: redo runs on the reading thread. */
+const kMinParallelLogBytes = 512 << 10;
+/** How long a reader's wait lasts before it checks for a failed worker. */
+const kWaitSliceMs = 100;
+
+export interface StreamRedoInput {
+  walDir: string;
+  storeId: Uint8Array;
+  segmentSize: number;
+  /** Where analysis starts: min(redoLsn, first LSN of every transaction active at the checkpoint). */
+  fromLsn: number;
+  /** Where redo starts. */
+  redoLsn: number;
+  dataFile: string;
+  pageSize: number;
+  pageCount: number;
+  /** Workers for redo; without, redo runs on this thread. */
+  pool?: WorkerPool;
+  /** How many workers (default: the pool's threads). */
+  workers?: number;
+  /** Slots of the window (default: 128 MiB of segments, at least 4). Small ones exercise slot reuse. */
+  windowSegments?: number;
+  /** Entries per worker ring, a power of two (default 2^15). Small ones exercise a full ring. */
+  ringEntries?: number;
+}
+
+export interface StreamRedoOutput {
+  end: WalEnd;
+  losers: Array<{ txId: number; lastLsn: number }>;
+  maxTxId: number;
+  redo: RedoResult;
+  redoRecords: number;
+  redoWorkers: number;
+  /** Pages with a record in the redo range. */
+  covered: PageSet;
+  /** The log's records by LSN, for undo (the window as a segment cache). */
+  records: SegmentWindow;
+  /** When the reader reached the end of the log (performance.now()). */
+  readDoneAt: number;
+}
+
+/** A set of page ids: a bitmap, lazily touched. */
+export class PageSet {
+  private readonly bits: Uint8Array;
+  constructor(pageCount: number) {
+    this.bits = new Uint8Array(Math.ceil(pageCount / 8));
+  }
+  has(pageId: number): boolean {
+    return (this.bits[pageId >>> 3]! & (1 << (pageId & 7))) !== 0;
+  }
+  add(pageId: number): void {
+    this.bits[pageId >>> 3]! |= 1 << (pageId & 7);
+  }
+}
+
+export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutput> {
+  const { segmentSize, pageSize, pageCount } = input;
+  const segments = await segmentsFrom(input.walDir, segmentSize, input.fromLsn);
+  const slots = input.windowSegments ?? Math.max(4, Math.min(Math.floor(kWindowBytes / segmentSize), Math.floor(0xffffffff / segmentSize)));
+  if (!Number.isInteger(slots) || slots < 2 || slots * segmentSize > 0xffffffff) {
+    throw raError('RA_ERR_CONFIG', `the redo window must hold 2 or more segments and at most 4 GiB (got ${slots} of ${segmentSize} bytes)`);
+  }
+  const window = new SegmentWindow(input.walDir, input.storeId, segmentSize, Math.min(slots, segments.length), segments);
+  // Segment k's records may point into slot k mod S until applied: apply every S/2 segments,
+  // so the reader always has S/2 slots to fill while a worker applies.
+  const applyEvery = Math.max(1, window.slots >> 1);
+  const wanted = input.pool ? (input.workers ?? input.pool.threads) : 0;
+  let logBytes = 0;
+  for (let i = 0; wanted > 1 && i < segments.length && logBytes < kMinParallelLogBytes; i++) logBytes += await window.fileSize(i);
+  const workers = wanted > 1 && logBytes >= kMinParallelLogBytes ? wanted : 0;
+  const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery) : new InlineSink(input, window, applyEvery);
+
+  const txs = new Map<number, { lastLsn: number; ended: boolean }>();
+  let maxTxId = 0;
+  let redoRecords = 0;
+  const covered = new PageSet(pageCount);
+  let segPositions = new Uint32Array(4096);
+  let segPageIds = new Uint32Array(4096);
+  const bad = new Uint32Array(2);
+  let seq = -1;
+
+  const source: SegmentSource = {
+    load: async (index) => {
+      await sink.failed();
+      return window.load(index, sink);
+    },
+    probe: (index) => window.probe(index),
+  };
+  let end: WalEnd;
+  try {
+    end = await scanSegments(input.walDir, input.storeId, segmentSize, input.fromLsn, segments, source, async (region, positions, count) => {
+      const buf = region.bytes;
+      seq = window.seqOf(region);
+      if (segPositions.length < count) {
+        segPositions = new Uint32Array(count);
+        segPageIds = new Uint32Array(count);
+      }
+      let m = 0;
+      for (let i = 0; i < count; i++) {
+        const at = positions[i]!;
+        const type = buf[at + kRecType] as RecordType;
+        if (type === RecordType.Checkpoint) continue;
+        const lsn = readU64(buf, at + kRecLsn);
+        const txId = readU64(buf, at + kRecTxId);
+        if (txId > maxTxId) maxTxId = txId;
+        let tx = txs.get(txId);
+        if (!tx) txs.set(txId, (tx = { lastLsn: 0, ended: false }));
+        tx.lastLsn = lsn;
+        if (type === RecordType.Commit || type === RecordType.Abort) {
+          // An ended transaction is no longer a loser candidate; forget it (keeps the map small).
+          txs.delete(txId);
+          continue;
+        }
+        if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= input.redoLsn) {
+          segPositions[m] = at;
+          segPageIds[m++] = buf[at + kRecPageId]! | (buf[at + kRecPageId + 1]! << 8) | (buf[at + kRecPageId + 2]! << 16) | ((buf[at + kRecPageId + 3]! << 24) >>> 0);
+        }
+      }
+      // Every record must fit its page and the store before anything is written.
+      if (m > 0 && redoCheckRecords(buf, segPositions, segPageIds, m, pageSize, pageCount, bad) > 0) {
+        const at = segPositions[bad[0]!]!;
+        const lsn = readU64(buf, at + kRecLsn);
+        throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} changes page ${segPageIds[bad[0]!]!} or a byte range outside this store's ${pageCount} pages`, { details: { lsn } });
+      }
+      for (let i = 0; i < m; i++) covered.add(segPageIds[i]!);
+      redoRecords += m;
+      await sink.segment(seq, segPositions, segPageIds, m);
+    });
+  } catch (err) {
+    await sink.end(false).catch(() => undefined);
+    throw err;
+  }
+  const readDoneAt = performance.now();
+  const redo = await sink.end(true);
+  await window.redoDone();
+  // Transactions that ended were deleted as they ended; the rest never ended.
+  const losers = [...txs.entries()].map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
+  return { end, losers, maxTxId, redo, redoRecords, redoWorkers: Math.max(1, workers), covered, records: window, readDoneAt };
+}
+
+/** Where the reader's redo records go: this thread's PageRedo, or the workers' rings. */
+interface RedoSink {
+  /** Segments `seq` and before have been applied by every consumer: their slots may be reused. */
+  appliedThrough(): number;
+  /** Waits until `appliedThrough() >= seq` (throws if a consumer failed). */
+  waitApplied(seq: number): Promise<void>;
+  /** Throws the error of a failed consumer, if any. */
+  failed(): Promise<void>;
+  /** The redo records of segment `seq` (and its end). */
+  segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void>;
+  /** Ends redo: with `commit`, every change is applied and written; without, nothing more is written. */
+  end(commit: boolean): Promise<RedoResult>;
+}
+
+class InlineSink implements RedoSink {
+  private readonly redo: PageRedo;
+  private applied = -1;
+  private pending = 0;
+  private ended = false;
+
+  constructor(input: StreamRedoInput, window: SegmentWindow, private readonly applyEvery: number) {
+    this.redo = new PageRedo(window.bytes, input.dataFile, input.pageSize, input.pageCount, kPageBudgetBytes);
+  }
+
+  appliedThrough(): number {
+    return this.applied;
+  }
+
+  async waitApplied(seq: number): Promise<void> {
+    if (this.applied < seq) throw new Error(`internal: inline redo has applied through segment ${this.applied}, not ${seq}`);
+  }
+
+  async failed(): Promise<void> {}
+
+  async segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void> {
+    for (let i = 0; i < count; i++) this.redo.add(positions[i]!, pageIds[i]!);
+    if (++this.pending >= this.applyEvery) {
+      this.redo.apply();
+      this.applied = seq;
+      this.pending = 0;
+    }
+  }
+
+  async end(commit: boolean): Promise<RedoResult> {
+    if (this.ended) return this.redo.result;
+    this.ended = true;
+    return this.redo.finish(commit);
+  }
+}
+
+type WaitAsync = (a: Int32Array, index: number, value: number, timeoutMs: number) => { async: false; value: string } | { async: true; value: Promise<string> };
+const waitAsync = (Atomics as unknown as { waitAsync: WaitAsync }).waitAsync;
+
+class RingSink implements RedoSink {
+  private readonly control = new Int32Array(new SharedArrayBuffer(4 * 32));
+  private readonly producers: RingProducer[] = [];
+  private readonly tasks: Array<Promise<RedoResult>>;
+  private failure: { err: unknown } | undefined;
+  private byWorker: Uint32Array[];
+  private ended: Promise<RedoResult> | undefined;
+
+  constructor(input: StreamRedoInput, window: SegmentWindow, private readonly workers: number, applyEvery: number) {
+    if (workers + 1 > this.control.length) throw raError('RA_ERR_CONFIG', `streaming redo supports at most ${this.control.length - 1} workers (got ${workers})`);
+    this.byWorker = Array.from({ length: workers }, () => new Uint32Array(2 * 4096));
+    this.tasks = [];
+    for (let w = 0; w < workers; w++) {
+      const sab = SpscRing.create(input.ringEntries ?? kRingEntries, kEntryBytes);
+      this.producers.push(new RingProducer(sab));
+      const task = input.pool!.run(redoStreamTask, {
+        ring: new Uint8Array(sab),
+        control: this.control,
+        worker: w,
+        wal: window.bytes,
+        dataFile: input.dataFile,
+        pageSize: input.pageSize,
+        pageCount: input.pageCount,
+        budgetBytes: Math.floor(kPageBudgetBytes / workers),
+        applyEvery,
+      });
+      // Noticed at the reader's next segment or wait; the rejection is rethrown from end().
+      task.catch((err: unknown) => {
+        this.failure ??= { err };
+      });
+      this.tasks.push(task);
+    }
+  }
+
+  appliedThrough(): number {
+    let min = Infinity;
+    for (let w = 0; w < this.workers; w++) min = Math.min(min, Atomics.load(this.control, 1 + w) - 1);
+    return min;
+  }
+
+  async waitApplied(seq: number): Promise<void> {
+    for (let w = 0; w < this.workers; w++) {
+      for (;;) {
+        await this.failed();
+        const v = Atomics.load(this.control, 1 + w);
+        if (v - 1 >= seq) break;
+        const r = waitAsync(this.control, 1 + w, v, kWaitSliceMs);
+        if (r.async) await r.value;
+      }
+    }
+  }
+
+  async failed(): Promise<void> {
+    if (this.failure) throw this.failure.err;
+  }
+
+  async segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void> {
+    // Deal the segment's records to their workers, then one batch (and one publish) per worker.
+    const n = new Array<number>(this.workers).fill(0);
+    for (let i = 0; i < count; i++) {
+      const w = Math.floor(pageIds[i]! / kBlockPages) % this.workers;
+      let out = this.byWorker[w]!;
+      if (2 * n[w]! + 2 > out.length) {
+        const grown = new Uint32Array(out.length * 2);
+        grown.set(out);
+        this.byWorker[w] = out = grown;
+      }
+      out[2 * n[w]!] = positions[i]!;
+      out[2 * n[w]! + 1] = pageIds[i]!;
+      n[w]!++;
+    }
+    for (let w = 0; w < this.workers; w++) {
+      const out = this.byWorker[w]!;
+      out[2 * n[w]!] = seq;
+      out[2 * n[w]! + 1] = kSegmentEnd;
+      await this.push(w, out, n[w]! + 1);
+    }
+  }
+
+  /** Pushes `count` entries (pairs of u32 in `from`) into worker w's ring, waiting for space as needed. */
+  private async push(w: number, from: Uint32Array, count: number): Promise<void> {
+    const ring = this.producers[w]!;
+    const words = ring.int32;
+    for (let done = 0; done < count; ) {
+      const n = ring.reserve(count - done);
+      if (n === 0) {
+        await this.failed();
+        await ring.waitForSpace(kWaitSliceMs);
+        continue;
+      }
+      for (let i = 0; i < n; i++) {
+        const word = ring.offsetOf(i) >> 2;
+        words[word] = from[2 * (done + i)]! | 0;
+        words[word + 1] = from[2 * (done + i) + 1]! | 0;
+      }
+      ring.commit(n);
+      done += n;
+    }
+  }
+
+  end(commit: boolean): Promise<RedoResult> {
+    this.ended ??= this.finish(commit);
+    return this.ended;
+  }
+
+  private async finish(commit: boolean): Promise<RedoResult> {
+    // The verdict before the close: a worker that sees the ring closed reads it next.
+    Atomics.store(this.control, kVerdict, commit && !this.failure ? kCommit : kAbort);
+    for (const p of this.producers) p.close();
+    const settled = await Promise.allSettled(this.tasks);
+    const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
+    if (rejected) throw rejected.reason;
+    return settled
+      .map((s) => (s as PromiseFulfilledResult<RedoResult>).value)
+      .reduce((a, r) => ({
+        applied: a.applied + r.applied,
+        skipped: a.skipped + r.skipped,
+        pagesWritten: a.pagesWritten + r.pagesWritten,
+        corrupt: [...a.corrupt, ...r.corrupt],
+        outOfRange: [...a.outOfRange, ...r.outOfRange],
+      }));
+  }
+}
+
+/**
+ * The window: `slots` segment-sized slots of one SharedArrayBuffer. During redo, segment k of
+ * the scan goes to slot k mod slots (read ahead by one when its slot is free); afterwards the
+ * slots are a cache of segments for undo's reads by LSN.
+ */
+export class SegmentWindow {
+  readonly bytes: Uint8Array<SharedArrayBuffer>;
+  /** Per slot: the index (in `segments`) of the segment it holds, its length; -1 when empty. */
+  private readonly held: Array<{ index: number; length: number; used: number }>;
+  private readonly reads = new Map<number, Promise<WalRegion>>();
+  private scratch: Uint8Array<SharedArrayBuffer> | undefined;
+  private clock = 0;
+  private streaming = true;
+
+  constructor(
+    private readonly walDir: string,
+    private readonly storeId: Uint8Array,
+    private readonly segmentSize: number,
+    readonly slots: number,
+    private readonly segments: readonly number[],
+  ) {
+    this.bytes = new Uint8Array(new SharedArrayBuffer(Math.max(8, slots * segmentSize)));
+    this.held = Array.from({ length: slots }, () => ({ index: -1, length: 0, used: 0 }));
+  }
+
+  async fileSize(index: number): Promise<number> {
+    return (await stat(this.pathOf(index))).size;
+  }
+
+  private pathOf(index: number): string {
+    return segmentPath(this.walDir, this.segments[index]!);
+  }
+
+  /** The sequence number (index in the scan) of a region this window loaded. */
+  seqOf(region: WalRegion): number {
+    return this.held[region.at / this.segmentSize]!.index;
+  }
+
+  /**
+   * Segment `index` of the scan in its slot: waits until the slot's previous segment has been
+   * applied, reads (or takes the read-ahead), then starts reading the next one if its slot is free.
+   */
+  async load(index: number, sink: RedoSink): Promise<WalRegion> {
+    let read = this.reads.get(index);
+    if (!read) {
+      await sink.waitApplied(index - this.slots);
+      read = this.readSlot(index, index % this.slots);
+    }
+    this.reads.delete(index);
+    const region = await read;
+    const next = index + 1;
+    if (next < this.segments.length && !this.reads.has(next) && sink.appliedThrough() >= next - this.slots) {
+      const ahead = this.readSlot(next, next % this.slots);
+      ahead.catch(() => undefined); // reported when the scan loads it
+      this.reads.set(next, ahead);
+    }
+    return region;
+  }
+
+  private async readSlot(index: number, slot: number): Promise<WalRegion> {
+    const at = slot * this.segmentSize;
+    const h = this.held[slot]!;
+    h.index = -1;
+    const length = await this.readFile(index, this.bytes, at);
+    Object.assign(h, { index, length, used: ++this.clock });
+    return { start: this.segments[index]!, bytes: this.bytes, at, length };
+  }
+
+  private async readFile(index: number, into: Uint8Array, at: number): Promise<number> {
+    const size = await this.fileSize(index);
+    if (size > this.segmentSize) {
+      throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${this.pathOf(index)} is ${size} bytes, longer than the store's ${this.segmentSize}-byte segments`, {
+        details: { lsn: this.segments[index]! },
+      });
+    }
+    return readSegmentInto(this.walDir, this.segments[index]!, into, at, size);
+  }
+
+  /** Segment `index` in a scratch buffer: for the scan's look past damage. */
+  async probe(index: number): Promise<WalRegion> {
+    this.scratch ??= new Uint8Array(new SharedArrayBuffer(this.segmentSize));
+    const length = await this.readFile(index, this.scratch, 0);
+    return { start: this.segments[index]!, bytes: this.scratch, at: 0, length };
+  }
+
+  /** Redo is over: once a read-ahead past the end of the log has landed, the slots are an LRU cache for `record`. */
+  async redoDone(): Promise<void> {
+    await Promise.allSettled(this.reads.values());
+    this.reads.clear();
+    this.streaming = false;
+  }
+
+  /**
+   * The record at `lsn` (validated): the window's bytes and its position in them, valid until
+   * the next call. Reads its segment into the least recently used slot when it is not held.
+   */
+  async record(lsn: number): Promise<{ bytes: Uint8Array; at: number }> {
+    if (this.streaming) throw new Error('internal: the segment window is still feeding redo');
+    const start = segmentStartOf(lsn, this.segmentSize);
+    const index = this.segments.indexOf(start);
+    if (index < 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment holding LSN ${lsn} is not in the log being recovered`, { details: { lsn } });
+    let slot = this.held.findIndex((h) => h.index === index);
+    if (slot < 0) {
+      slot = this.held.reduce((best, h, i) => (h.used < this.held[best]!.used ? i : best), 0);
+      await this.readSlot(index, slot);
+    }
+    const h = this.held[slot]!;
+    h.used = ++this.clock;
+    const at = slot * this.segmentSize + (lsn - start);
+    if (lsn - start >= h.length || validRecordAt(this.bytes, at, slot * this.segmentSize + h.length, lsn) === 0) {
+      throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged`, { details: { lsn } });
+    }
+    return { bytes: this.bytes, at };
+  }
+}

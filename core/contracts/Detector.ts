@@ -1,4 +1,5 @@
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 import type { FailureSink } from './Failure.js';
 
 /**
@@ -17,7 +18,7 @@ export interface Detector {
 }
 
 /** Token under which detector plugins provide their `Detector`. */
-export const Detector: InjectionToken<Detector> = Symbol.for('recovery-agent.Detector');
+export const Detector: InjectionToken<Detector> = createToken<Detector>('recovery-agent.Detector');
 
 /** Runtime guard: true when `v` implements `Detector`. */
 export function isDetector(v: unknown): v is Detector {

@@ -5,3 +5,5 @@ export * from './Detector.js';
 export * from './HealingAction.js';
 export * from './HealthProbe.js';
 export * from './Healer.js';
+export * from './StatusSection.js';
+export * from './HttpRoute.js';

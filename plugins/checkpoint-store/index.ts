@@ -14,13 +14,12 @@
  * is free now lasts at least that horizon at that rate.
  */
 import { statfs } from 'node:fs/promises';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, optional } from '../../core/plugin.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
-import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
-import type { WorkerPool } from '../../core/workerPool.js';
+import { WorkerPool } from '../../core/tokens.js';
 import { ControlClient } from '../pagestore/controlClient.js';
 import { PageStore } from '../pagestore/pageStore.js';
 import { archiverFor } from '../pagestore/index.js';
@@ -49,9 +48,10 @@ interface Done {
 export default definePlugin({
   id: 'checkpoint-store',
   contractVersion: '^1.0.0',
-  register(ctx) {
+  deps: { pool: optional(WorkerPool) },
+  provides: [HealingAction],
+  register(ctx, { pool }) {
     const stores = new Map(ctx.config.stores.filter((s) => s.engine === 'pagestore').map((s) => [s.id, s.path]));
-    const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
     /** One checkpoint at a time per store: two failures about one filesystem must not race for its lock. */
     const serial = keyedSerialQueues();
     const named = (f: Failure) => storesOf(f).filter((id) => stores.has(id));

@@ -8,8 +8,10 @@
 import type { InjectionToken } from 'tsyringe';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
-import { definePlugin } from '../../core/plugin.js';
-import { FailureBus, Metrics, StatusSection } from '../../core/tokens.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
+import { definePlugin, optional } from '../../core/plugin.js';
+import { createToken } from '../../core/token.js';
+import { Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Supervisor } from './supervisor.js';
 import { PROCESS_CRASH, PROCESS_HANG, type ProcessSupervisor as ProcessSupervisorService } from './types.js';
@@ -19,14 +21,17 @@ export * from './types.js';
 /** The supervisor's interface (declared in types.ts), under the same name as its token. */
 export type ProcessSupervisor = ProcessSupervisorService;
 /** Token under which the crash detector provides its `ProcessSupervisor`. */
-export const ProcessSupervisor: InjectionToken<ProcessSupervisorService> = Symbol.for('recovery-agent.ProcessSupervisor');
+export const ProcessSupervisor: InjectionToken<ProcessSupervisorService> = createToken<ProcessSupervisorService>('crash-detector.ProcessSupervisor');
 
 export default definePlugin({
   id: 'crash-detector',
   contractVersion: '^1.0.0',
-  register(ctx) {
+  deps: { metrics: optional(Metrics) },
+  provides: [ProcessSupervisor, StatusSection, Detector],
+  register(ctx, { metrics }) {
     const supervisor = new Supervisor(ctx.config.processes, ctx.log);
     let started = false;
+    // The host starts it with a sink on the failure bus once the plugin is up, and stops it first.
     const detector: Detector = {
       id: ctx.id,
       kinds: [PROCESS_CRASH, PROCESS_HANG],
@@ -36,7 +41,7 @@ export default definePlugin({
         try {
           await supervisor.start(sink);
         } catch (err) {
-          // The host does not call stop() for a plugin that failed to start: leave nothing behind.
+          // The host does not call stop() for a detector that failed to start: leave nothing behind.
           await supervisor.shutdown();
           throw err;
         }
@@ -44,20 +49,15 @@ export default definePlugin({
       stop: () => supervisor.shutdown(),
     };
     ctx.provide(ProcessSupervisor, supervisor);
-    ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() });
-    if (ctx.container.isRegistered(Metrics, true)) {
-      const registry = ctx.container.resolve(Metrics);
-      counterFromTotals(registry, 'recovery_agent_process_restarts_total', 'Restarts of supervised processes', ['process'], () =>
+    ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() }, isStatusSection);
+    if (metrics) {
+      counterFromTotals(metrics, 'recovery_agent_process_restarts_total', 'Restarts of supervised processes', ['process'], () =>
         supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.restarts })),
       );
-      counterFromTotals(registry, 'recovery_agent_process_crashes_total', 'Crashes of supervised or attached processes', ['process'], () =>
+      counterFromTotals(metrics, 'recovery_agent_process_crashes_total', 'Crashes of supervised or attached processes', ['process'], () =>
         supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.crashes })),
       );
     }
     ctx.provide(Detector, detector, isDetector);
-    return {
-      start: () => detector.start(ctx.container.resolve(FailureBus).sinkFor(ctx.id)),
-      stop: () => detector.stop(),
-    };
   },
 });

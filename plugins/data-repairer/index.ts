@@ -26,15 +26,15 @@ export { rebuildPage, type RebuiltPage } from './rebuild.js';
 
 export default definePlugin({
   id: 'data-repairer',
-  dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
-  register(ctx) {
+  deps: { registry: Metrics },
+  provides: [HealingAction],
+  register(ctx, { registry }) {
     const targets = new Map<string, RepairTarget>(
       ctx.config.stores
         .filter((s) => s.engine === 'pagestore')
         .map((s) => [s.id, { store: path.resolve(s.path), ...(s.snapshots ? { snapshotDir: path.resolve(s.snapshots.dir) } : {}) }]),
     );
-    const registry = ctx.container.resolve(Metrics);
     const repaired = new Counter({ name: 'recovery_agent_pages_repaired_total', help: 'Corrupt pages rewritten from a verified copy, by source', labelNames: ['source'], registers: [registry] });
     const unrepaired = new Counter({ name: 'recovery_agent_page_repair_failures_total', help: 'Corrupt pages no source could repair', registers: [registry] });
     const duration = new Histogram({ name: 'recovery_agent_page_repair_duration_seconds', help: 'Time to repair one page', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] });

@@ -4,12 +4,12 @@
  */
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import { readArchiveLink } from './archiveLink.js';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, optional } from '../../core/plugin.js';
+import { createToken } from '../../core/token.js';
 import { StorageEngine, isStorageEngine, type StoreDescription } from '../../core/contracts/StorageEngine.js';
-import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import { WorkerPool } from '../../core/tokens.js';
 import { readControl } from './control.js';
 import { recover, type RecoverOptions, type RecoveryStats } from './recovery.js';
-import type { WorkerPool } from '../../core/workerPool.js';
 import type { WalArchiver } from './checkpoint.js';
 
 /** Offered by a plugin that archives WAL (snapshot-manager): the archiver for a store, if any. */
@@ -20,7 +20,7 @@ export interface WalArchiverSource {
    */
   archiverFor(storePath: string, remembered?: string | null): WalArchiver | undefined;
 }
-export const WalArchiverSource: InjectionToken<WalArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
+export const WalArchiverSource: InjectionToken<WalArchiverSource> = createToken<WalArchiverSource>('pagestore.WalArchiverSource');
 
 /** The archiver for a store: from the archiving plugin, told the archive the store remembers. */
 export async function archiverFor(container: DependencyContainer, storePath: string): Promise<WalArchiver | undefined> {
@@ -54,9 +54,11 @@ export function pageStoreEngine(defaults: RecoverOptions = {}, archiverOf?: (sto
 export default definePlugin({
   id: 'pagestore',
   contractVersion: '^1.0.0',
-  register(ctx) {
-    const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
-    // Resolved at each recovery: the archiving plugin registers after this one.
-    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, (p) => archiverFor(ctx.container, p)), isStorageEngine);
+  // The archiving plugin (snapshot-manager) starts first, so that even the recoveries at start
+  // archive the WAL they retire.
+  deps: { pool: WorkerPool, archivers: optional(WalArchiverSource) },
+  provides: [StorageEngine],
+  register(ctx, { pool, archivers }) {
+    ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, async (p) => archivers?.archiverFor(p, await readArchiveLink(p))), isStorageEngine);
   },
 });

@@ -35,10 +35,10 @@ export function storeOf(failure: Failure): string | undefined {
 
 export default definePlugin({
   id: 'recover-store',
-  dependsOn: ['transaction-rollback'],
   contractVersion: '^1.0.0',
-  register(ctx) {
-    const manager = ctx.container.resolve(TransactionRollbackManager);
+  deps: { manager: TransactionRollbackManager },
+  provides: [HealingAction],
+  register(ctx, { manager }) {
     const configured = new Set(ctx.config.stores.map((s) => s.id));
     const paths = new Map(ctx.config.stores.map((s) => [s.id, s.path]));
     const action: HealingAction = {

@@ -2,8 +2,10 @@
  * The `snapshot-manager` plugin (StateSnapshotManager, stage 1): for every store with
  * `snapshots.dir` in the config, the agent's own recoveries of that store archive the WAL
  * segments they retire into `<dir>/wal/` (see walArchive.ts); with `snapshots.every`, the agent
- * also takes snapshots on that interval and applies retention (scheduler.ts). Restore, verify
- * and manual snapshots are run from the CLI (`recovery-agent snapshot …`, `restore …`).
+ * also takes snapshots on that interval and applies retention (scheduler.ts). It contributes
+ * `GET /snapshots?store=id` (a store's snapshots) and `POST /snapshots` (one now) to the API.
+ * Restore, verify and manual snapshots are also run from the CLI (`recovery-agent snapshot …`,
+ * `restore …`).
  *
  * An application that owns a store passes the same archiver itself:
  *   PageStore.open(dir, { archiver: walArchiver(snapshotDir) })
@@ -11,18 +13,19 @@
 import path from 'node:path';
 import { Gauge } from 'prom-client';
 import type { InjectionToken } from 'tsyringe';
+import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
 import { definePlugin } from '../../core/plugin.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
-import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import { createToken } from '../../core/token.js';
+import { Metrics, WorkerPool } from '../../core/tokens.js';
 import type { Manifest } from './manifest.js';
-import type { WorkerPool } from '../../core/workerPool.js';
 import { WalArchiverSource } from '../pagestore/index.js';
 import type { WalArchiver } from '../pagestore/checkpoint.js';
 import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './scheduler.js';
 import { walArchiver } from './walArchive.js';
 
 /** The scheduler's running totals (for tests and the status API). */
-export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = Symbol.for('recovery-agent.SnapshotManagerStats');
+export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = createToken<{ snapshot(): SnapshotStats }>('snapshot-manager.SnapshotManagerStats');
 
 export { walArchiver } from './walArchive.js';
 export { createSnapshot } from './createSnapshot.js';
@@ -32,14 +35,15 @@ export { pruneSnapshots } from './prune.js';
 
 export default definePlugin({
   id: 'snapshot-manager',
-  dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
-  register(ctx) {
+  deps: { pool: WorkerPool, metrics: Metrics },
+  provides: [WalArchiverSource, SnapshotManagerStats, HttpRoute],
+  register(ctx, { pool, metrics }) {
     const byPath = new Map<string, WalArchiver>();
     for (const s of ctx.config.stores) {
       if (s.snapshots) byPath.set(path.resolve(s.path), walArchiver(path.resolve(s.snapshots.dir)));
     }
-    ctx.container.registerInstance(WalArchiverSource, {
+    ctx.provide(WalArchiverSource, {
       archiverFor: (p: string, remembered?: string | null) => byPath.get(path.resolve(p)) ?? (remembered ? walArchiver(remembered) : undefined),
     });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
@@ -48,17 +52,40 @@ export default definePlugin({
       id: s.id, path: path.resolve(s.path), dir: path.resolve(s.snapshots.dir), ...(s.snapshots.every ? { everyMs: s.snapshots.every } : {}),
       fullEvery: s.snapshots.fullEvery, keep: s.snapshots.keep, ...(s.snapshots.maxAge !== undefined ? { maxAgeMs: s.snapshots.maxAge } : {}),
     }] : []));
-    const scheduler = new SnapshotScheduler(scheduled, ctx.container.resolve<WorkerPool>(WorkerPoolToken), ctx.log);
-    ctx.container.registerInstance(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
+    const scheduler = new SnapshotScheduler(scheduled, pool, ctx.log);
+    ctx.provide(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
     const summary = (m: Manifest) => ({
       id: m.id, kind: m.kind, baseId: m.baseId, startLsn: m.startLsn, endLsn: m.endLsn, startedAt: m.startedAt, finishedAt: m.finishedAt,
       pages: m.pagesCopied, chunks: m.chunks.length, bytes: m.chunks.reduce((n, c) => n + c.bytes, 0), rawBytes: m.chunks.reduce((n, c) => n + c.rawBytes, 0),
     });
-    ctx.container.registerInstance(SnapshotTrigger, {
-      list: async (id) => (await scheduler.list(id)).map(summary),
-      take: async (id, o) => summary(await scheduler.snapshotNow(id, o)),
-    });
-    const registry = ctx.container.resolve(Metrics);
+    // Errors of the scheduler answer as the core maps them: RA_ERR_USAGE (a store without
+    // snapshots.dir) 400, another recovery-agent error 500 with its code.
+    ctx.provide(HttpRoute, {
+      method: 'GET',
+      path: '/snapshots',
+      access: 'read',
+      // ?store=id: the store's snapshots, oldest first.
+      async handler({ query }) {
+        const store = query.store;
+        if (typeof store !== 'string') return { status: 400, body: { error: 'give the store: GET /snapshots?store=<id>' } };
+        return { status: 200, body: { store, snapshots: (await scheduler.list(store)).map(summary) } };
+      },
+    }, isHttpRoute);
+    ctx.provide(HttpRoute, {
+      method: 'POST',
+      path: '/snapshots',
+      access: 'write',
+      // { "store": id, "incremental"?: bool }: a snapshot now (after a checkpoint by the store's owner); answers once it is durable.
+      async handler({ body }) {
+        const b = body as { store?: unknown; incremental?: unknown } | undefined;
+        if (typeof b?.store !== 'string' || (b.incremental !== undefined && typeof b.incremental !== 'boolean')) {
+          return { status: 400, body: { error: 'body must be { "store": <id>, "incremental"?: true|false }' } };
+        }
+        const { store, incremental } = b as { store: string; incremental?: boolean };
+        return { status: 200, body: { store, snapshot: summary(await scheduler.snapshotNow(store, incremental === undefined ? {} : { incremental })) } };
+      },
+    }, isHttpRoute);
+    const registry = metrics;
     const st = scheduler.stats;
     counterFromTotals(registry, 'recovery_agent_snapshots_total', 'Scheduled snapshots, by kind and result', ['kind', 'result'], () => [
       { labels: { kind: 'full', result: 'ok' }, value: st.taken.full },

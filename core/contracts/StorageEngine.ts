@@ -2,7 +2,7 @@ import type { InjectionToken } from 'tsyringe';
 import { createToken } from '../token.js';
 
 /**
- * A storage engine the agent protects (the reference one is `plugins/pagestore`). Engines are
+ * A storage engine the agent protects (the reference one is the `pagestore` plugin). Engines are
  * looked up by `name`, the `engine:` of a store in the config.
  */
 

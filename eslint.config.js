@@ -89,10 +89,13 @@ export default tseslint.config(
     },
   },
   {
-    // The core knows contracts, not implementations: it never imports a plugin or the app layer.
+    // The core knows contracts, not implementations: it never imports a plugin or the app layer,
+    // by a relative path, through the package's own plugin entry (recovery-agent/pagestore), or
+    // with a dynamic import().
     files: ['core/**/*.ts'],
     rules: {
-      'no-restricted-imports': ['error', { patterns: [{ group: ['**/plugins/**', '**/cli/**'], message: 'core/ must not import plugins/ or the app layer (cli/): depend on a contract in core/contracts/ and let the app layer wire the implementation' }] }],
+      'no-restricted-imports': ['error', { patterns: [{ group: ['**/plugins/**', '**/cli/**', 'recovery-agent/pagestore', 'recovery-agent/pagestore/**'], message: 'core/ must not import plugins/ or the app layer (cli/): depend on a contract in core/contracts/ and let the app layer wire the implementation' }] }],
+      'no-restricted-syntax': ['error', { selector: "ImportExpression[source.value=/(^|\\/)(plugins|cli)\\/|^recovery-agent\\/pagestore/]", message: 'core/ must not import plugins/ or the app layer (cli/), not even with import()' }],
     },
   },
   {

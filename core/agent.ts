@@ -68,7 +68,8 @@ export class Agent {
       journalFile: path.join(config.agent.dataDir, 'journal.jsonl'),
       maxConcurrent: config.agent.maxConcurrentRecoveries,
       rtoTargets: config.agent.rto,
-      healer: () => (this.container.isRegistered(Healer, true) ? this.container.resolve(Healer) : undefined),
+      // The healer of the running plugin that provides one (the last, as the container would resolve).
+      healer: () => this.host.contributions(Healer).at(-1)?.value,
     });
     instrumentOrchestrator(this.metrics, this.orchestrator);
     this.container.register(tokens.Config, { useValue: config });
@@ -115,7 +116,6 @@ export class Agent {
           orchestrator: this.orchestrator,
           bus: this.bus,
           metrics: this.metrics,
-          container: this.container,
           version: packageVersion(),
         });
         this.httpAddress = await listen(this.http, http.listen);

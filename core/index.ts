@@ -7,6 +7,7 @@ export * from './contracts/index.js';
 export * from './errors.js';
 export * from './plugin.js';
 export * as tokens from './tokens.js';
+export { createToken, tokenId } from './token.js';
 export { FailureBus, type FailureListener } from './failureBus.js';
 export { WorkerPool, defineTask, sharedBytes, type TaskRef, type TaskPayload, type SharedBytes } from './workerPool.js';
 export { PluginHost, type PluginStatus, type PluginState } from './pluginHost.js';

@@ -2,6 +2,16 @@
  * The plugin host: registers built-in and third-party plugins, starts them in dependency order,
  * stops them in reverse, and isolates them from each other.
  *
+ * Order: derived from what plugins declare (`definePlugin({ deps, provides, dependsOn })`):
+ * every plugin that provides a token a plugin needs starts before it, as does every plugin it
+ * names in `dependsOn`; otherwise plugins start in the order they were added. A cycle, or a
+ * required token that no plugin provides and the agent does not register, is an error naming
+ * the plugins and the token. `register` gets its `deps` resolved from the container.
+ *
+ * Detectors: every `Detector` a plugin provides is started by the host, once the plugin's own
+ * start hook has run, with a sink on the failure bus that publishes under the plugin's id; they
+ * are stopped, last started first, before the plugin's stop hook.
+ *
  * Isolation: a plugin that throws, or does not finish registering and starting within the
  * start timeout, is marked `failed` and reported by id; plugins that depend on it are marked
  * failed too (they cannot work without it); every other plugin starts as usual.
@@ -18,10 +28,13 @@ import semver from 'semver';
 import type { DependencyContainer, InjectionToken } from 'tsyringe';
 import type { Logger } from 'pino';
 import type { AgentConfig } from './config/schema.js';
+import { Detector } from './contracts/Detector.js';
+import type { FailureSink } from './contracts/Failure.js';
 import { CONTRACT_VERSION } from './contracts/version.js';
 import { describeError, isRaError, raError, type RecoveryAgentError } from './errors.js';
 import { IsolatedPlugin } from './isolation/isolatedPlugin.js';
-import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginHooks } from './plugin.js';
+import { depRequests, isPluginDefinition, type DepRequest, type PluginContext, type PluginDefinition, type PluginHooks } from './plugin.js';
+import { tokenId } from './token.js';
 import { FailureBus } from './tokens.js';
 
 export type PluginState = 'registered' | 'starting' | 'running' | 'failed' | 'stopping' | 'stopped';
@@ -32,6 +45,7 @@ export interface PluginStatus {
   readonly state: PluginState;
   /** `builtin`, or the module a third-party plugin came from. */
   readonly origin: string;
+  /** The plugins it starts after: those it names in `dependsOn` and those that provide its `deps`. */
   readonly dependsOn: readonly string[];
   readonly error?: { code: string; message: string };
   readonly startMs?: number;
@@ -48,6 +62,18 @@ interface Entry {
   abort: AbortController;
   /** Set for a third-party plugin: its child process. */
   isolated?: IsolatedPlugin;
+  /** What it provided, once running (in the order provided). */
+  provided: Array<{ token: InjectionToken<unknown>; value: unknown }>;
+  /** Its Detectors the host started, in start order. */
+  detectors: Detector[];
+  /** Set by `order()`: the plugins it starts after, each with why. */
+  after?: Map<string, string>;
+}
+
+/** A value a running plugin provided, with the plugin's id. */
+export interface Contribution<T> {
+  readonly plugin: string;
+  readonly value: T;
 }
 
 export interface PluginHostOptions {
@@ -80,7 +106,7 @@ export class PluginHost {
         { details: { plugin: def.id, wanted: def.contractVersion, provided: CONTRACT_VERSION } },
       );
     }
-    this.entries.set(def.id, { def, origin, options, state: 'registered', abort: new AbortController() });
+    this.entries.set(def.id, newEntry(def, origin, options));
   }
 
   /**
@@ -130,16 +156,33 @@ export class PluginHost {
       } catch (err) {
         let id = p.module;
         for (let n = 2; this.entries.has(id); n++) id = `${p.module}#${n}`;
-        const def: PluginDefinition = { id, dependsOn: [], contractVersion: '*', register: () => undefined };
-        const entry: Entry = { def, origin: p.module, options: p.options ?? {}, state: 'registered', abort: new AbortController() };
+        const def: PluginDefinition = { id, dependsOn: [], deps: {}, provides: [], contractVersion: '*', register: () => undefined };
+        const entry = newEntry(def, p.module, p.options ?? {});
         this.entries.set(id, entry);
         this.fail(entry, isRaError(err) ? err : raError('RA_ERR_PLUGIN_LOAD', `cannot load plugin module ${p.module}: ${describeError(err)}`, { cause: err }));
       }
     }
   }
 
-  /** Plugins in start order. Throws naming the plugins when a dependency is missing or circular. */
+  /**
+   * Plugins in start order: each after the plugins it names in `dependsOn` and after every
+   * plugin that provides a token of its `deps`. Throws naming the plugins (and tokens) when a
+   * dependency is missing or circular.
+   */
   order(): PluginDefinition[] {
+    const providers = new Map<InjectionToken<unknown>, Entry[]>();
+    for (const e of this.entries.values()) for (const t of e.def.provides ?? []) providers.set(t, [...(providers.get(t) ?? []), e]);
+    for (const entry of this.entries.values()) {
+      const missing = entry.state === 'failed' ? undefined : this.missingDependency(entry);
+      if (missing) throw missing;
+      entry.after = new Map();
+      for (const dep of entry.def.dependsOn) if (this.entries.has(dep)) entry.after.set(dep, `"${entry.def.id}" depends on "${dep}"`);
+      for (const req of depRequests(entry.def)) {
+        for (const p of providers.get(req.token) ?? []) {
+          if (p !== entry && !entry.after.has(p.def.id)) entry.after.set(p.def.id, `"${entry.def.id}" needs ${tokenId(req.token)}, which "${p.def.id}" provides`);
+        }
+      }
+    }
     const out: PluginDefinition[] = [];
     const mark = new Map<string, 'visiting' | 'done'>();
     const visit = (id: string, chain: string[]): void => {
@@ -147,17 +190,12 @@ export class PluginHost {
       if (state === 'done') return;
       if (state === 'visiting') {
         const cycle = [...chain.slice(chain.indexOf(id)), id];
-        throw raError('RA_ERR_PLUGIN_CYCLE', `plugins depend on each other in a cycle: ${cycle.join(' -> ')}`, { details: { cycle } });
+        const why = cycle.slice(0, -1).map((from, i) => this.entries.get(from)!.after!.get(cycle[i + 1]!)!);
+        throw raError('RA_ERR_PLUGIN_CYCLE', `plugins depend on each other in a cycle: ${cycle.join(' -> ')} (${why.join('; ')})`, { details: { cycle } });
       }
       const entry = this.entries.get(id)!;
       mark.set(id, 'visiting');
-      for (const dep of entry.def.dependsOn) {
-        if (!this.entries.has(dep) && entry.state === 'failed') continue; // it will not start anyway
-        if (!this.entries.has(dep)) {
-          throw raError('RA_ERR_PLUGIN_MISSING_DEPENDENCY', `plugin "${id}" depends on "${dep}", which is not registered`, { details: { plugin: id, missing: dep } });
-        }
-        visit(dep, [...chain, id]);
-      }
+      for (const dep of entry.after!.keys()) visit(dep, [...chain, id]);
       mark.set(id, 'done');
       out.push(entry.def);
     };
@@ -167,26 +205,42 @@ export class PluginHost {
 
   /** Registers and starts every plugin in dependency order. Failed plugins are isolated. */
   async startAll(): Promise<PluginStatus[]> {
-    // A third-party plugin that names a plugin nobody registered (perhaps one that failed to
-    // load) fails alone; for built-ins it is a broken setup, and order() says so.
+    // A third-party plugin that needs a plugin or token nobody registered (perhaps one that
+    // failed to load) fails alone; for built-ins it is a broken setup, and order() says so.
     for (const entry of this.entries.values()) {
-      const missing = entry.origin !== 'builtin' && entry.state !== 'failed' && entry.def.dependsOn.find((d) => !this.entries.has(d));
-      if (missing) {
-        this.fail(entry, raError('RA_ERR_PLUGIN_MISSING_DEPENDENCY', `plugin "${entry.def.id}" depends on "${missing}", which is not registered`, { details: { plugin: entry.def.id, missing } }));
-      }
+      const missing = entry.origin !== 'builtin' && entry.state !== 'failed' && this.missingDependency(entry);
+      if (missing) this.fail(entry, missing);
     }
     const order = this.order();
     for (const def of order) {
       const entry = this.entries.get(def.id)!;
       if (entry.state === 'failed') continue;
-      const failedDep = def.dependsOn.find((d) => this.entries.get(d)!.state !== 'running');
-      if (failedDep) {
-        this.fail(entry, raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" not started: its dependency "${failedDep}" is not running`));
+      const unmet = this.unmetDependency(entry);
+      if (unmet) {
+        this.fail(entry, raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" not started: ${unmet}`));
         continue;
       }
       await this.startOne(entry);
     }
     return this.status();
+  }
+
+  /**
+   * The values running plugins provided under `token`, each with the plugin's id, in start
+   * order: how the core finds every contribution to an extension point and says whose it is.
+   */
+  contributions<T>(token: InjectionToken<T>): Array<Contribution<T>> {
+    const out: Array<Contribution<T>> = [];
+    for (const e of this.started) {
+      if (e.state !== 'running') continue;
+      for (const p of e.provided) if (p.token === token) out.push({ plugin: e.def.id, value: p.value as T });
+    }
+    return out;
+  }
+
+  /** True while the plugin `id` runs. */
+  isRunning(id: string): boolean {
+    return this.entries.get(id)?.state === 'running';
   }
 
   /** Stops running plugins in reverse start order; errors and timeouts are logged, not thrown. */
@@ -198,7 +252,7 @@ export class PluginHost {
       entry.abort.abort();
       const log = this.childLog(entry.def.id);
       try {
-        await withTimeout(Promise.resolve().then(() => entry.hooks?.stop?.()), timeout, () =>
+        await withTimeout(this.teardown(entry), timeout, () =>
           raError('RA_ERR_PLUGIN_TIMEOUT', `plugin "${entry.def.id}" did not stop within ${timeout} ms`),
         );
         log.info('plugin stopped');
@@ -217,10 +271,79 @@ export class PluginHost {
       id: e.def.id,
       state: e.state,
       origin: e.origin,
-      dependsOn: e.def.dependsOn,
+      dependsOn: e.after ? [...e.after.keys()] : e.def.dependsOn,
       ...(e.error ? { error: { code: e.error.code, message: e.error.message } } : {}),
       ...(e.startMs !== undefined ? { startMs: e.startMs } : {}),
     }));
+  }
+
+  /** Why `entry` cannot be ordered: a plugin it names that is not registered, or a required token nobody provides. */
+  private missingDependency(entry: Entry): RecoveryAgentError | undefined {
+    const id = entry.def.id;
+    const ghost = entry.def.dependsOn.find((d) => !this.entries.has(d));
+    if (ghost) return raError('RA_ERR_PLUGIN_MISSING_DEPENDENCY', `plugin "${id}" depends on "${ghost}", which is not registered`, { details: { plugin: id, missing: ghost } });
+    for (const req of depRequests(entry.def)) {
+      if (req.kind !== 'required' || this.providersOf(req.token, entry).length > 0 || this.opts.container.isRegistered(req.token, true)) continue;
+      const token = tokenId(req.token);
+      return raError(
+        'RA_ERR_PLUGIN_MISSING_DEPENDENCY',
+        `plugin "${id}" needs ${token} (deps.${req.name}), which no registered plugin provides and the agent does not register`,
+        { details: { plugin: id, missing: token } },
+      );
+    }
+    return undefined;
+  }
+
+  /** Why `entry` cannot start now: a dependency named in `dependsOn` that is not running, or a required token none of whose providers runs. */
+  private unmetDependency(entry: Entry): string | undefined {
+    const failedDep = entry.def.dependsOn.find((d) => this.entries.get(d)!.state !== 'running');
+    if (failedDep) return `its dependency "${failedDep}" is not running`;
+    for (const req of depRequests(entry.def)) {
+      const providers = this.providersOf(req.token, entry);
+      if (req.kind !== 'required' || providers.length === 0 || providers.some((p) => p.state === 'running')) continue;
+      return `it needs ${tokenId(req.token)} (deps.${req.name}), and no plugin that provides it is running (${providers.map((p) => `"${p.def.id}" ${p.state}`).join(', ')})`;
+    }
+    return undefined;
+  }
+
+  /** The other plugins that declare they provide `token`. */
+  private providersOf(token: InjectionToken<unknown>, except: Entry): Entry[] {
+    return [...this.entries.values()].filter((e) => e !== except && (e.def.provides ?? []).includes(token));
+  }
+
+  /** `register`'s deps, resolved from the container. Throws naming the plugin and the token for a required one nobody provided. */
+  private resolveDeps(def: PluginDefinition): Record<string, unknown> {
+    const { container } = this.opts;
+    const deps: Record<string, unknown> = {};
+    for (const req of depRequests(def)) deps[req.name] = this.resolveDep(def.id, req, container);
+    return deps;
+  }
+
+  private resolveDep(id: string, req: DepRequest, container: DependencyContainer): unknown {
+    const has = container.isRegistered(req.token, true);
+    if (req.kind === 'many') return has ? container.resolveAll(req.token) : [];
+    if (has) return container.resolve(req.token);
+    if (req.kind === 'optional') return undefined;
+    throw raError('RA_ERR_PLUGIN_START', `plugin "${id}" needs ${tokenId(req.token)} (deps.${req.name}), but no running plugin provided it`, { details: { plugin: id, missing: tokenId(req.token) } });
+  }
+
+  /** The sink a plugin's detectors publish to: the failure bus, under the plugin's id. */
+  private sinkFor(id: string): FailureSink {
+    const { container } = this.opts;
+    if (!container.isRegistered(FailureBus, true)) throw raError('RA_ERR_PLUGIN_START', `plugin "${id}" provides a Detector, but the agent registers no FailureBus for it to publish to`);
+    return container.resolve(FailureBus).sinkFor(id);
+  }
+
+  /** Stops the plugin's detectors (last started first), then calls its stop hook. */
+  private async teardown(entry: Entry): Promise<void> {
+    for (const d of entry.detectors.splice(0).reverse()) {
+      try {
+        await d.stop();
+      } catch (err) {
+        this.childLog(entry.def.id).error({ detector: d.id, err: describeError(err) }, 'detector failed to stop cleanly');
+      }
+    }
+    await entry.hooks?.stop?.();
   }
 
   private async startOne(entry: Entry): Promise<void> {
@@ -235,6 +358,9 @@ export class PluginHost {
       config: this.opts.config,
       signal: entry.abort.signal,
       provide: (token, value, guard) => {
+        if (!(def.provides ?? []).includes(token)) {
+          throw raError('RA_ERR_CONTRACT', `plugin "${def.id}" provides ${tokenId(token)}, which it does not declare: add it to definePlugin({ provides: [...] })`);
+        }
         if (guard && !guard(value)) {
           throw raError('RA_ERR_CONTRACT', `plugin "${def.id}" provides a value for ${String(token)} that does not implement the contract`);
         }
@@ -245,10 +371,20 @@ export class PluginHost {
     const t0 = performance.now();
     entry.state = 'starting';
     const work = (async () => {
-      const hooks = (await def.register(ctx)) ?? {};
+      const hooks = (await def.register(ctx, this.resolveDeps(def) as never)) ?? {};
       entry.hooks = hooks;
       await hooks.start?.();
-      return hooks;
+      const detectors = provided.filter((p) => p.token === Detector).map((p) => p.value as Detector);
+      try {
+        const sink = detectors.length > 0 ? this.sinkFor(def.id) : undefined;
+        for (const d of detectors) {
+          await d.start(sink!);
+          entry.detectors.push(d);
+        }
+      } catch (err) {
+        await this.teardown(entry).catch(() => undefined); // the plugin started: leave nothing of it running
+        throw err;
+      }
     })();
     try {
       await withTimeout(work, timeout, () => raError('RA_ERR_PLUGIN_TIMEOUT', `plugin "${def.id}" did not start within ${timeout} ms`));
@@ -256,13 +392,14 @@ export class PluginHost {
       entry.abort.abort();
       // A plugin that finishes starting after it was given up on is stopped, so that it does not
       // run unseen with timers or sockets open.
-      work.then((hooks) => hooks.stop?.()).catch(() => undefined);
+      work.then(() => this.teardown(entry)).catch(() => undefined);
       const error = isRaError(err) ? err : raError('RA_ERR_PLUGIN_START', `plugin "${def.id}" failed to start: ${describeError(err)}`, { cause: err });
       this.fail(entry, error);
       await entry.isolated?.terminate(); // a spinning process is gone before the next plugin starts
       return;
     }
     for (const { token, value } of provided) this.opts.container.register(token, { useValue: value });
+    entry.provided = provided;
     entry.state = 'running';
     entry.startMs = Math.round((performance.now() - t0) * 10) / 10;
     this.started.push(entry);
@@ -281,6 +418,10 @@ export class PluginHost {
   private childLog(id: string): Logger {
     return this.opts.log.child({ plugin: id });
   }
+}
+
+function newEntry(def: PluginDefinition, origin: string, options: Readonly<Record<string, unknown>>): Entry {
+  return { def, origin, options, state: 'registered', abort: new AbortController(), provided: [], detectors: [] };
 }
 
 /** A path (absolute, or relative to the config) becomes a file URL; a package name is resolved from the config's directory. */

@@ -4,6 +4,7 @@
  * store's scrub.
  */
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 
 /** What `/status` and metrics show of one store's scrub. */
 export interface StoreScrubStats {
@@ -51,7 +52,7 @@ export interface CorruptionDetectorStatsSource {
 }
 
 /** Token under which the corruption detector provides its counters (read by the health monitor). */
-export const CorruptionDetectorStats: InjectionToken<CorruptionDetectorStatsSource> = Symbol.for('recovery-agent.CorruptionDetectorStats');
+export const CorruptionDetectorStats: InjectionToken<CorruptionDetectorStatsSource> = createToken<CorruptionDetectorStatsSource>('recovery-agent.CorruptionDetectorStats');
 
 /** Runtime guard: true when `v` implements `CorruptionDetectorStatsSource`. */
 export function isCorruptionDetectorStats(v: unknown): v is CorruptionDetectorStatsSource {

@@ -1,4 +1,5 @@
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 import type { Failure } from './Failure.js';
 
 /**
@@ -36,7 +37,7 @@ export interface Healer {
 }
 
 /** Token under which the self-healer provides itself to the orchestrator. */
-export const Healer: InjectionToken<Healer> = Symbol.for('recovery-agent.Healer');
+export const Healer: InjectionToken<Healer> = createToken<Healer>('recovery-agent.Healer');
 
 /** Runtime guard: true when `v` implements `Healer`. */
 export function isHealer(v: unknown): v is Healer {

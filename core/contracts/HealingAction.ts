@@ -1,4 +1,5 @@
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 import type { Logger } from 'pino';
 import type { Failure } from './Failure.js';
 
@@ -51,7 +52,7 @@ export interface HealingAction {
 export type VerifyResult = boolean | 'unobservable';
 
 /** Token under which action plugins provide their `HealingAction`. */
-export const HealingAction: InjectionToken<HealingAction> = Symbol.for('recovery-agent.HealingAction');
+export const HealingAction: InjectionToken<HealingAction> = createToken<HealingAction>('recovery-agent.HealingAction');
 
 /** Runtime guard: true when `v` implements `HealingAction`. */
 export function isHealingAction(v: unknown): v is HealingAction {

@@ -1,4 +1,5 @@
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 
 /**
  * A health probe samples one aspect of the host or a store (CPU, memory, disk, a store's WAL…)
@@ -45,7 +46,7 @@ export interface HealthProbe {
 }
 
 /** Token under which probe plugins provide their `HealthProbe`. */
-export const HealthProbe: InjectionToken<HealthProbe> = Symbol.for('recovery-agent.HealthProbe');
+export const HealthProbe: InjectionToken<HealthProbe> = createToken<HealthProbe>('recovery-agent.HealthProbe');
 
 /** Runtime guard: true when `v` implements `HealthProbe`. */
 export function isHealthProbe(v: unknown): v is HealthProbe {

@@ -28,6 +28,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { InjectionToken } from 'tsyringe';
 import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
 import type { WorkerPool } from '../workerPool.js';
+import { createToken } from '../token.js';
 
 /** What a store records about itself: geometry and where recovery starts. */
 export interface StoreState {
@@ -149,7 +150,7 @@ export interface LogArchiverSource {
 }
 
 /** Token under which the archiving plugin provides its `LogArchiverSource`. */
-export const LogArchiverSource: InjectionToken<LogArchiverSource> = Symbol.for('recovery-agent.WalArchiverSource');
+export const LogArchiverSource: InjectionToken<LogArchiverSource> = createToken<LogArchiverSource>('recovery-agent.LogArchiverSource');
 
 /** The files of a store, for processes that are not its owner. */
 export interface StoreFiles {

@@ -6,6 +6,7 @@
  */
 import type { InjectionToken } from 'tsyringe';
 import type { PageEngine } from './PageEngine.js';
+import { createToken } from '../token.js';
 
 /** The store a source is asked about. */
 export interface PageSourceStore {
@@ -47,7 +48,7 @@ export interface PageSource {
 }
 
 /** Token under which every page source is provided. */
-export const PageSource: InjectionToken<PageSource> = Symbol.for('recovery-agent.PageSource');
+export const PageSource: InjectionToken<PageSource> = createToken<PageSource>('recovery-agent.PageSource');
 
 /** Runtime guard: true when `v` implements `PageSource`. */
 export function isPageSource(v: unknown): v is PageSource {

@@ -5,6 +5,7 @@
  * processes it publishes.
  */
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 
 /** `supervised`: the agent started it (config `command`); `attached`: found through its `pidFile`. */
 export type ProcessMode = 'supervised' | 'attached';
@@ -121,7 +122,7 @@ export interface ProcessHangEvidence {
 }
 
 /** Token under which the crash detector provides its `ProcessSupervisor`. */
-export const ProcessSupervisor: InjectionToken<ProcessSupervisor> = Symbol.for('recovery-agent.ProcessSupervisor');
+export const ProcessSupervisor: InjectionToken<ProcessSupervisor> = createToken<ProcessSupervisor>('recovery-agent.ProcessSupervisor');
 
 /** Runtime guard: true when `v` implements `ProcessSupervisor`. */
 export function isProcessSupervisor(v: unknown): v is ProcessSupervisor {

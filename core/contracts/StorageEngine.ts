@@ -1,7 +1,8 @@
 import type { InjectionToken } from 'tsyringe';
+import { createToken } from '../token.js';
 
 /**
- * A storage engine the agent protects (the reference one is `plugins/pagestore`). Engines are
+ * A storage engine the agent protects (the reference one is the `pagestore` plugin). Engines are
  * looked up by `name`, the `engine:` of a store in the config.
  */
 
@@ -37,7 +38,7 @@ export interface StorageEngine {
 }
 
 /** Token under which every engine plugin provides its `StorageEngine`. */
-export const StorageEngine: InjectionToken<StorageEngine> = Symbol.for('recovery-agent.StorageEngine');
+export const StorageEngine: InjectionToken<StorageEngine> = createToken<StorageEngine>('recovery-agent.StorageEngine');
 
 /** Runtime guard: true when `v` implements `StorageEngine`. */
 export function isStorageEngine(v: unknown): v is StorageEngine {

@@ -5,6 +5,7 @@
  */
 import type { InjectionToken } from 'tsyringe';
 import type { RecoveryReport } from './StorageEngine.js';
+import { createToken } from '../token.js';
 
 /** Statistics for metrics and `/status`. */
 export interface RollbackStats {
@@ -35,7 +36,7 @@ export interface TransactionRollbackManager {
 }
 
 /** Token under which the plugin provides its manager (the orchestrator's recover-store action uses it). */
-export const TransactionRollbackManager: InjectionToken<TransactionRollbackManager> = Symbol.for('recovery-agent.TransactionRollbackManager');
+export const TransactionRollbackManager: InjectionToken<TransactionRollbackManager> = createToken<TransactionRollbackManager>('recovery-agent.TransactionRollbackManager');
 
 /** Runtime guard: true when `v` implements `TransactionRollbackManager`. */
 export function isTransactionRollbackManager(v: unknown): v is TransactionRollbackManager {

@@ -11,3 +11,5 @@ export * from './ProcessSupervisor.js';
 export * from './TransactionRollbackManager.js';
 export * from './CorruptionStats.js';
 export * from './PageSource.js';
+export * from './StatusSection.js';
+export * from './HttpRoute.js';

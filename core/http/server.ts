@@ -2,42 +2,42 @@
  * The HTTP API, on 127.0.0.1 unless configured otherwise:
  *
  *   GET  /health       200 when healthy, 503 with the reasons otherwise (for load balancers)
- *   GET  /health/history  the health monitor's samples (?metrics=a,b*&since=5m&limit=N), when it runs
- *   GET  /status       plugins, processes and other plugin sections, open failures, recent
- *                      recoveries, statistics
+ *   GET  /status       plugins, the sections plugins contribute (StatusSection), open
+ *                      failures, recent recoveries, statistics
  *   GET  /metrics      Prometheus text format
  *   GET  /failures     recent failures        (?limit=N)
  *   GET  /recoveries   recent recoveries      (?limit=N)
  *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token)
- *   POST /scans        { "store": id }: a full-speed scan of a store; answers with its result
- *                      (corrupt pages also become page-corruption failures)  (bearer token)
- *   GET  /snapshots?store=id   the store's snapshots, oldest first
- *   POST /snapshots    { "store": id, "incremental"?: bool }: take a snapshot now (after a
- *                      checkpoint by the store's owner); answers once it is durable (bearer token)
+ *
+ * and every route running plugins contribute as `HttpRoute`s (pluginRoutes.ts): `POST /scans`
+ * (corruption-detector), `GET`/`POST /snapshots` (snapshot-manager), `GET /health/history`
+ * (health-monitor)…
  *
  * Access, checked in an onRequest hook, before a body is read or parsed (so a huge or malformed
  * body from a client without the token gets 401, and is never parsed):
  *
  *   open   /health, /metrics: never need the token (load balancers, Prometheus)
- *   read   every other GET (and any route that does not say): need
+ *   read   every other GET (and any route that does not say, and unknown paths): need
  *          `Authorization: Bearer <agent.http.token>` once a token is set; open without one,
  *          which the config allows only on loopback or with allowUnauthenticatedRemote
  *   write  the POSTs: need the token; disabled (403) while none is set
+ *
+ * A plugin's route says its own access (`HttpRoute.access`), checked by the same hook.
  */
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import type { DependencyContainer } from 'tsyringe';
+import type { HttpAccess } from '../contracts/HttpRoute.js';
+import { StatusSection } from '../contracts/StatusSection.js';
 import type { AgentConfig } from '../config/schema.js';
-import { isRaError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
-import { HealthHistory, ScanTrigger, SnapshotTrigger, StatusSection } from '../tokens.js';
 import { tokenMatches } from './auth.js';
+import { mountPluginRoutes } from './pluginRoutes.js';
 
 /** Who may call a route; set as the route's `config.access` (absent: 'read'). */
-export type Access = 'open' | 'read' | 'write';
+export type Access = HttpAccess;
 const openRoute = { config: { access: 'open' satisfies Access } };
 const writeRoute = { config: { access: 'write' satisfies Access } };
 
@@ -48,7 +48,6 @@ export interface HttpDeps {
   orchestrator: Orchestrator;
   bus: FailureBus;
   metrics: Registry;
-  container: DependencyContainer;
   version: string;
 }
 
@@ -97,25 +96,13 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
   });
 
-  app.get('/health/history', async (req, reply) => {
-    if (!d.container.isRegistered(HealthHistory, true)) return reply.code(404).send({ error: 'no health history: the health-monitor plugin is not running' });
-    try {
-      return d.container.resolve(HealthHistory).query(req.query as Record<string, unknown>);
-    } catch (err) {
-      if (isRaError(err, 'RA_ERR_USAGE')) return reply.code(400).send({ error: err.message });
-      throw err;
-    }
-  });
-
   app.get('/status', async () => {
     const sections: Record<string, unknown> = {};
-    if (d.container.isRegistered(StatusSection, true)) {
-      for (const s of d.container.resolveAll(StatusSection)) {
-        try {
-          sections[s.name] = s.snapshot();
-        } catch (err) {
-          sections[s.name] = { error: (err as Error).message };
-        }
+    for (const { value: s } of d.host.contributions(StatusSection)) {
+      try {
+        sections[s.name] = s.snapshot();
+      } catch (err) {
+        sections[s.name] = { error: (err as Error).message };
       }
     }
     return {
@@ -143,39 +130,8 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     return reply.code(202).send({ accepted: true, failureId: failure.id });
   });
 
-  app.post('/scans', writeRoute, async (req, reply) => {
-    const store = (req.body as { store?: unknown } | undefined)?.store;
-    if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
-      return reply.code(400).send({ error: `body must be { "store": <id> } naming a configured store (have: ${d.config.stores.map((s) => s.id).join(', ') || 'none'})` });
-    }
-    if (!d.container.isRegistered(ScanTrigger, true)) return reply.code(503).send({ error: 'no running plugin can scan stores (corruption-detector)' });
-    const r = await d.container.resolve(ScanTrigger).scan(store);
-    return reply.code(200).send({ store, pagesScanned: r.pagesScanned, corrupt: r.corrupt });
-  });
-
-  const snapshots = async (reply: FastifyReply, fn: (t: SnapshotTrigger) => Promise<unknown>) => {
-    if (!d.container.isRegistered(SnapshotTrigger, true)) return reply.code(503).send({ error: 'no running plugin takes snapshots (snapshot-manager)' });
-    try {
-      return reply.code(200).send(await fn(d.container.resolve(SnapshotTrigger)));
-    } catch (err) {
-      if (isRaError(err, 'RA_ERR_USAGE')) return reply.code(400).send({ error: err.message });
-      if (isRaError(err)) return reply.code(500).send({ error: err.message, code: err.code });
-      throw err;
-    }
-  };
-  app.get('/snapshots', async (req, reply) => {
-    const store = (req.query as { store?: unknown }).store;
-    if (typeof store !== 'string') return reply.code(400).send({ error: 'give the store: GET /snapshots?store=<id>' });
-    return snapshots(reply, async (t) => ({ store, snapshots: await t.list(store) }));
-  });
-  app.post('/snapshots', writeRoute, async (req, reply) => {
-    const body = req.body as { store?: unknown; incremental?: unknown } | undefined;
-    if (typeof body?.store !== 'string' || (body.incremental !== undefined && typeof body.incremental !== 'boolean')) {
-      return reply.code(400).send({ error: 'body must be { "store": <id>, "incremental"?: true|false }' });
-    }
-    const { store, incremental } = body as { store: string; incremental?: boolean };
-    return snapshots(reply, async (t) => ({ store, snapshot: await t.take(store, incremental === undefined ? {} : { incremental }) }));
-  });
+  // After the core's own routes, so that a plugin claiming one of them is refused by name.
+  mountPluginRoutes(app, d.host);
 
   return app;
 }

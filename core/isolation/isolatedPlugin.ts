@@ -10,8 +10,9 @@
  * process, so the host's start timeout fires and the process is killed; a leftover timer cannot
  * keep the agent alive, because the process is killed after `stop` and never holds the agent.
  */
-import { definePlugin, type PluginContext, type PluginDefinition, type PluginHooks } from '../plugin.js';
+import { definePlugin, many, optional, type PluginContext, type PluginDefinition, type PluginHooks } from '../plugin.js';
 import { describeError, isRaError, raError, type RecoveryAgentError } from '../errors.js';
+import { tokenOf } from '../token.js';
 import { crossingContracts } from './crossingContracts.js';
 import type { LoadedPlugin, ProvidedValue } from './messages.js';
 import { PluginProcess, type PluginProcessOptions } from './pluginProcess.js';
@@ -33,7 +34,15 @@ export class IsolatedPlugin {
     loaded: LoadedPlugin,
     private readonly o: IsolatedPluginOptions,
   ) {
-    this.definition = definePlugin({ ...loaded, register: (ctx) => this.register(ctx) });
+    const { deps, provides, ...rest } = loaded;
+    this.definition = definePlugin({
+      ...rest,
+      // Tokens by their id: the same tokens the plugin's process made.
+      deps: Object.fromEntries(deps.map((d) => [d.name, d.kind === 'required' ? tokenOf(d.token) : d.kind === 'optional' ? optional(tokenOf(d.token)) : many(tokenOf(d.token))])),
+      // A plugin that declares nothing can still provide what crosses, as before `provides` existed.
+      provides: (provides ?? Object.keys(crossingContracts)).map((k) => tokenOf(k)),
+      register: (ctx) => this.register(ctx),
+    });
   }
 
   /**

@@ -6,7 +6,7 @@
  * over its memory limit, and reports the uncaught error it is about to die of.
  *
  * Rules: everything here is structured-clone data (no functions, no class instances); tokens
- * travel as their `Symbol.for` key; errors travel as `WireError`. Answers to `publish` do not
+ * travel as their id (`Symbol.for` key, `tokenId`); errors travel as `WireError`. Answers to `publish` do not
  * use the IPC channel (the plugin waits for them synchronously): see publishChannel.ts.
  */
 import type { AgentConfig } from '../config/schema.js';
@@ -89,6 +89,10 @@ export type ToPlugin = LoadRequest | StartRequest | InvokeRequest | CancelReques
 export interface LoadedPlugin {
   readonly id: string;
   readonly dependsOn: readonly string[];
+  /** Its `deps`, tokens by their `Symbol.for` key, so the agent orders it after their providers. */
+  readonly deps: ReadonlyArray<{ readonly name: string; readonly token: string; readonly kind: 'required' | 'optional' | 'many' }>;
+  /** `Symbol.for` keys of the tokens it declares in `provides`; absent when it declares none. */
+  readonly provides?: readonly string[];
   readonly contractVersion: string;
 }
 

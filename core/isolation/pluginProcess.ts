@@ -34,6 +34,8 @@ import {
   type ToPlugin,
 } from './messages.js';
 import { writePublishAnswer } from './publishChannel.js';
+import { tokenId } from '../token.js';
+import { Config, FailureBus as FailureBusToken } from '../tokens.js';
 
 export interface PluginProcessOptions {
   /** The module, as a URL. */
@@ -307,7 +309,7 @@ export class PluginProcess {
       options: o.options,
       config: o.config,
       logLevel: o.log.level,
-      resolvable: ['recovery-agent.Config', ...(o.bus ? ['recovery-agent.FailureBus'] : [])],
+      resolvable: [tokenId(Config), ...(o.bus ? [tokenId(FailureBusToken)] : [])],
       maxExternalMemoryMb: o.maxExternalMemoryMb,
       publishTimeoutMs: 5_000,
     };

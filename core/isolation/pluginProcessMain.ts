@@ -13,7 +13,9 @@
  */
 import { Worker } from 'node:worker_threads';
 import { raError } from '../errors.js';
-import { isPluginDefinition, type PluginContext, type PluginDefinition, type PluginHooks } from '../plugin.js';
+import { depRequests, isPluginDefinition, type PluginContext, type PluginDefinition, type PluginHooks } from '../plugin.js';
+import { tokenId, tokenOf } from '../token.js';
+import { Config, FailureBus } from '../tokens.js';
 import { crossingContracts } from './crossingContracts.js';
 import { failureBusProxy, forwardingLogger, IsolatedContainer } from './isolatedContext.js';
 import { kPublishAnswerFd, toWireError, type FromPlugin, type InvokeRequest, type LoadedPlugin, type PluginProcessData, type ProvidedValue, type ToPlugin } from './messages.js';
@@ -133,7 +135,13 @@ async function load(): Promise<LoadedPlugin> {
   const def = [mod.default, mod.plugin, (mod.default as Record<string, unknown> | undefined)?.default].find(isPluginDefinition);
   if (!def) throw raError('RA_ERR_PLUGIN_LOAD', `plugin module ${data.specifier} has no default export made with definePlugin()`);
   definition = def;
-  return { id: def.id, dependsOn: [...def.dependsOn], contractVersion: def.contractVersion };
+  return {
+    id: def.id,
+    dependsOn: [...def.dependsOn],
+    deps: depRequests(def).map((d) => ({ name: d.name, token: tokenId(d.token), kind: d.kind })),
+    ...(def.provides ? { provides: def.provides.map((t) => tokenId(t)) } : {}),
+    contractVersion: def.contractVersion,
+  };
 }
 
 async function start(): Promise<ProvidedValue[]> {
@@ -141,8 +149,8 @@ async function start(): Promise<ProvidedValue[]> {
   const described: ProvidedValue[] = [];
   const resolvable = new Map<symbol, unknown>();
   for (const key of data.resolvable) {
-    if (key === 'recovery-agent.Config') resolvable.set(Symbol.for(key), data.config);
-    if (key === 'recovery-agent.FailureBus') resolvable.set(Symbol.for(key), failureBusProxy(def.id, data.publishTimeoutMs, answers, post));
+    if (key === tokenId(Config)) resolvable.set(tokenOf(key), data.config);
+    if (key === tokenId(FailureBus)) resolvable.set(tokenOf(key), failureBusProxy(def.id, data.publishTimeoutMs, answers, post));
   }
   const ctx: PluginContext = {
     id: def.id,
@@ -152,6 +160,9 @@ async function start(): Promise<ProvidedValue[]> {
     config: data.config,
     signal: lifetime.signal,
     provide: (token, value, guard) => {
+      if (def.provides && !def.provides.includes(token)) {
+        throw raError('RA_ERR_CONTRACT', `plugin "${def.id}" provides ${tokenId(token)}, which it does not declare: add it to definePlugin({ provides: [...] })`);
+      }
       const key = typeof token === 'symbol' ? Symbol.keyFor(token) : undefined;
       const contract = key === undefined ? undefined : crossingContracts[key];
       if (!key || !contract) {
@@ -166,7 +177,14 @@ async function start(): Promise<ProvidedValue[]> {
       provided.push(v);
     },
   };
-  hooks = (await def.register(ctx)) ?? {};
+  const container = ctx.container as unknown as IsolatedContainer;
+  const deps: Record<string, unknown> = {};
+  for (const d of depRequests(def)) {
+    // Only what can cross is there (Config, FailureBus); resolve() says so for anything else.
+    if (d.kind === 'many') deps[d.name] = container.isRegistered(d.token) ? container.resolveAll(d.token) : [];
+    else deps[d.name] = d.kind === 'optional' && !container.isRegistered(d.token) ? undefined : container.resolve(d.token);
+  }
+  hooks = (await def.register(ctx, deps as never)) ?? {};
   await hooks.start?.();
   return described;
 }

@@ -13,6 +13,7 @@ import { definePlugin, HealingAction, isHealingAction } from 'recovery-agent';
 export default definePlugin({
   id: 'notify-file',
   contractVersion: '^1.0.0',
+  provides: [HealingAction],
   register(ctx) {
     const file = ctx.options.path;
     if (typeof file !== 'string' || file.length === 0) {

@@ -17,12 +17,12 @@
  * is free now lasts at least that horizon at that rate.
  */
 import { statfs } from 'node:fs/promises';
-import type { DependencyContainer } from 'tsyringe';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
-import { LogArchiverSource, withOwner, type LogArchiver, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { LogArchiverSource, withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 
@@ -49,8 +49,11 @@ interface Done {
 export default definePlugin({
   id: 'checkpoint-store',
   contractVersion: '^1.0.0',
-  register(ctx) {
-    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+  // The engines, and the log archiver (the WAL a checkpoint retires is archived first), start first.
+  deps: { engines: many(StorageEngine), archivers: optional(LogArchiverSource) },
+  provides: [HealingAction],
+  register(ctx, { engines, archivers }) {
+    const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores);
     for (const { store, reason } of skipped) ctx.log.info({ store: store.id, engine: store.engine }, `store not checkpointed by this action: ${reason}`);
     const stores = new Map(usable.map((s) => [s.id, { dir: s.path, engine: s.pageEngine }]));
     /** One checkpoint at a time per store: two failures about one filesystem must not race for its lock. */
@@ -65,7 +68,7 @@ export default definePlugin({
         const before = await engine.logUsage(dir);
         try {
           // The WAL this checkpoint retires must reach the archive first, or restores lose the chain.
-          const archiver = await archiverFor(ctx.container, engine, dir);
+          const archiver = archivers?.archiverFor(dir, await engine.files.rememberedArchive(dir));
           // Takes the lock, recovers, checkpoints (recycling the WAL before the new redo point), releases the lock.
           await engine.recover(dir, archiver ? { archiver } : {});
         } catch (err) {
@@ -132,12 +135,3 @@ export default definePlugin({
     ctx.provide(HealingAction, action, isHealingAction);
   },
 });
-
-/**
- * The archiver for a store: the archiving plugin's (resolved now: it registers after this one),
- * told the archive the store remembers.
- */
-async function archiverFor(container: DependencyContainer, engine: PageEngine, dir: string): Promise<LogArchiver | undefined> {
-  if (!container.isRegistered(LogArchiverSource, true)) return undefined;
-  return container.resolve<LogArchiverSource>(LogArchiverSource).archiverFor(dir, await engine.files.rememberedArchive(dir));
-}

@@ -4,15 +4,16 @@
  * - Background scrub of every configured store whose engine has the page face
  *   (core/contracts/PageEngine.ts) at `scrub.rate`, a full pass every `scrub.interval`, resuming
  *   after a restart (scrubber.ts).
- * - Full-speed scans on demand through the `CorruptionDetector` service (and, outside the agent,
- *   `recovery-agent scan`), on the shared worker pool.
+ * - Full-speed scans on demand through the `CorruptionDetector` service and the `POST /scans`
+ *   route it contributes to the API (and, outside the agent, `recovery-agent scan`), on the
+ *   shared worker pool.
  * - Each corrupt page is published once, as a P0 `page-corruption` failure naming the store and
  *   pages (core/contracts/pageCorruption.ts). Page-corruption failures published by others (verify on read) count
  *   as published, and their pages' neighbours are scrubbed next.
  * - Counters for metrics under the `CorruptionDetectorStats` token (core/contracts/CorruptionStats.ts).
  *
- * The plugin provides a `Detector`; until the orchestrator starts detectors itself, the plugin's
- * own start hook starts it with a sink on the failure bus (starting it again only swaps the sink).
+ * The plugin provides a `Detector`, which the plugin host starts with a sink on the failure bus
+ * once the plugin is up, and stops before anything else of it (starting it again only swaps the sink).
  */
 import type { InjectionToken } from 'tsyringe';
 import { Gauge, type Registry } from 'prom-client';
@@ -22,12 +23,14 @@ import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import { PAGE_CORRUPTION, isPageCorruptionEvidence, pageCorruptionFailure } from '../../core/contracts/pageCorruption.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
+import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
 import { describeError, raError } from '../../core/errors.js';
-import type { FailureBus } from '../../core/failureBus.js';
-import { definePlugin } from '../../core/plugin.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
 import { scrubSection } from './configSection.js';
-import { FailureBus as FailureBusToken, Metrics, ScanTrigger, StatusSection, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
-import type { WorkerPool } from '../../core/workerPool.js';
+import { createToken } from '../../core/token.js';
+import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import type { PageFinding } from './reasons.js';
 import { scanStore, type RangeScanOptions, type StoreScanResult } from './scanner.js';
 import { NEIGHBOURS, Scrubber, type ScrubMode } from './scrubber.js';
@@ -58,19 +61,19 @@ export interface CorruptionDetectorService {
   stats(): CorruptionStats;
 }
 
-export const CorruptionDetector: InjectionToken<CorruptionDetectorService> = Symbol.for('recovery-agent.CorruptionDetector');
+export const CorruptionDetector: InjectionToken<CorruptionDetectorService> = createToken<CorruptionDetectorService>('corruption-detector.CorruptionDetector');
 
 export default definePlugin({
   id: PLUGIN_ID,
   contractVersion: '^1.0.0',
   config: [scrubSection],
-  register(ctx) {
+  deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
+  provides: [Detector, CorruptionDetectorStats, CorruptionDetector, StatusSection, HttpRoute],
+  register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
-    const bus = ctx.container.resolve<FailureBus>(FailureBusToken);
-    const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
     const mode: ScrubMode = DEFAULT_SCRUB_MODE === 'pool' && pool ? 'pool' : 'inline';
 
-    const { usable: stores, skipped } = storesWithPageEngines(ctx.container, config.stores);
+    const { usable: stores, skipped } = storesWithPageEngines(engines, config.stores);
     for (const { store: s, reason } of skipped) log.info({ store: s.id, engine: s.engine }, `store not scrubbed: ${reason}`);
 
     const totals = { failuresPublished: 0, scans: 0, lastScanDurationMs: 0, scanPages: 0, scanBytes: 0, scanTransient: 0 };
@@ -196,17 +199,22 @@ export default definePlugin({
     ctx.provide(Detector, detector, isDetector);
     ctx.provide(CorruptionDetectorStats, { snapshot }, isCorruptionDetectorStats);
     ctx.provide(CorruptionDetector, service);
-    ctx.provide(ScanTrigger, service);
-    ctx.provide(StatusSection, { name: 'scrub', snapshot });
-    if (ctx.container.isRegistered(Metrics, true)) registerMetrics(ctx.container.resolve(Metrics), snapshot);
-    return {
-      start() {
-        detector.start(bus.sinkFor(ctx.id));
+    ctx.provide(StatusSection, { name: 'scrub', snapshot }, isStatusSection);
+    ctx.provide(HttpRoute, {
+      method: 'POST',
+      path: '/scans',
+      access: 'write',
+      // `{ "store": id }`: a full-speed scan now; answers with its result (corrupt pages are also published).
+      async handler({ body }) {
+        const store = (body as { store?: unknown } | undefined)?.store;
+        if (typeof store !== 'string' || !config.stores.some((s) => s.id === store)) {
+          return { status: 400, body: { error: `body must be { "store": <id> } naming a configured store (have: ${config.stores.map((s) => s.id).join(', ') || 'none'})` } };
+        }
+        const r = await service.scan(store);
+        return { status: 200, body: { store, pagesScanned: r.pagesScanned, corrupt: r.corrupt } };
       },
-      async stop() {
-        await detector.stop();
-      },
-    };
+    }, isHttpRoute);
+    if (metrics) registerMetrics(metrics, snapshot);
   },
 });
 

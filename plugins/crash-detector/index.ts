@@ -7,9 +7,10 @@
  */
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
-import { definePlugin } from '../../core/plugin.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
+import { definePlugin, optional } from '../../core/plugin.js';
 import { processErrors } from './errors.js';
-import { FailureBus, Metrics, StatusSection } from '../../core/tokens.js';
+import { Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { Supervisor } from './supervisor.js';
 import { ProcessSupervisor, isProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
@@ -22,9 +23,12 @@ export default definePlugin({
   id: 'crash-detector',
   contractVersion: '^1.0.0',
   errorCodes: processErrors,
-  register(ctx) {
+  deps: { metrics: optional(Metrics) },
+  provides: [ProcessSupervisor, StatusSection, Detector],
+  register(ctx, { metrics }) {
     const supervisor = new Supervisor(ctx.config.processes, ctx.log);
     let started = false;
+    // The host starts it with a sink on the failure bus once the plugin is up, and stops it first.
     const detector: Detector = {
       id: ctx.id,
       kinds: [PROCESS_CRASH, PROCESS_HANG],
@@ -34,7 +38,7 @@ export default definePlugin({
         try {
           await supervisor.start(sink);
         } catch (err) {
-          // The host does not call stop() for a plugin that failed to start: leave nothing behind.
+          // The host does not call stop() for a detector that failed to start: leave nothing behind.
           await supervisor.shutdown();
           throw err;
         }
@@ -42,20 +46,15 @@ export default definePlugin({
       stop: () => supervisor.shutdown(),
     };
     ctx.provide(ProcessSupervisor, supervisor, isProcessSupervisor);
-    ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() });
-    if (ctx.container.isRegistered(Metrics, true)) {
-      const registry = ctx.container.resolve(Metrics);
-      counterFromTotals(registry, 'recovery_agent_process_restarts_total', 'Restarts of supervised processes', ['process'], () =>
+    ctx.provide(StatusSection, { name: 'processes', snapshot: () => supervisor.list() }, isStatusSection);
+    if (metrics) {
+      counterFromTotals(metrics, 'recovery_agent_process_restarts_total', 'Restarts of supervised processes', ['process'], () =>
         supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.restarts })),
       );
-      counterFromTotals(registry, 'recovery_agent_process_crashes_total', 'Crashes of supervised or attached processes', ['process'], () =>
+      counterFromTotals(metrics, 'recovery_agent_process_crashes_total', 'Crashes of supervised or attached processes', ['process'], () =>
         supervisor.list().map((p) => ({ labels: { process: p.id }, value: p.crashes })),
       );
     }
     ctx.provide(Detector, detector, isDetector);
-    return {
-      start: () => detector.start(ctx.container.resolve(FailureBus).sinkFor(ctx.id)),
-      stop: () => detector.stop(),
-    };
   },
 });

@@ -15,13 +15,14 @@
  */
 import path from 'node:path';
 import { Counter, Histogram } from 'prom-client';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, many } from '../../core/plugin.js';
 import { repairErrors } from './errors.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { PageSource } from '../../core/contracts/PageSource.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/pageCorruption.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, raError } from '../../core/errors.js';
@@ -32,18 +33,17 @@ export { repairPage, pageOnDisk, type PageRepairOutcome, type RepairTarget } fro
 
 export default definePlugin({
   id: 'data-repairer',
-  // Start order only: the engines register must find are provided by then (typed dependencies on
-  // the StorageEngine contract will replace this plugin id).
-  dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   errorCodes: repairErrors,
-  register(ctx) {
-    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+  // The engines and the page sources (the snapshot manager, later replicas) start first.
+  deps: { engines: many(StorageEngine), pageSources: many(PageSource), registry: Metrics },
+  provides: [HealingAction],
+  register(ctx, { engines, pageSources, registry }) {
+    const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores);
     for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no page repairs: ${reason}`);
     const targets = new Map<string, { id: string; store: string; engine: PageEngine }>(usable.map((s) => [s.id, { id: s.id, store: path.resolve(s.path), engine: s.pageEngine }]));
-    /** The page sources provided so far (the snapshot manager, replicas): asked at each repair. */
-    const sources = () => (ctx.container.isRegistered(PageSource, true) ? ctx.container.resolveAll<PageSource>(PageSource) : []);
-    const registry = ctx.container.resolve(Metrics);
+    if (pageSources.length === 0) ctx.log.warn('no page source is running (snapshot-manager, replicas): corrupt pages can come back only from their owner\'s memory');
+    const sources = () => pageSources;
     const repaired = new Counter({ name: 'recovery_agent_pages_repaired_total', help: 'Corrupt pages rewritten from a verified copy, by source', labelNames: ['source'], registers: [registry] });
     const unrepaired = new Counter({ name: 'recovery_agent_page_repair_failures_total', help: 'Corrupt pages no source could repair', registers: [registry] });
     const duration = new Histogram({ name: 'recovery_agent_page_repair_duration_seconds', help: 'Time to repair one page', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] });

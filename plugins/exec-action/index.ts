@@ -43,6 +43,7 @@ function run(spec: CommandSpec, failure: Failure, ctx: HealingContext): Promise<
 export default definePlugin({
   id: 'exec-action',
   contractVersion: '^1.0.0',
+  provides: [HealingAction],
   register(ctx) {
     const ran = new Set<string>();
     const action: HealingAction = {

@@ -3,23 +3,30 @@
  * keeps a history, and predicts exhaustion before it happens (README.md).
  *
  * Its built-in probes are provided under the `HealthProbe` token like any third-party probe,
- * and every probe in the container is sampled. It also provides the `HealthHistory` served at
- * `GET /health/history`, a `healthMonitor` section of `/status`, and the health metrics.
+ * and every running plugin's probe is sampled. It also contributes `GET /health/history` (its
+ * samples) to the API, a `healthMonitor` section of `/status`, and the health metrics; and it
+ * is a `Detector`: the plugin host starts it with a sink on the failure bus.
  */
 import os from 'node:os';
 import type { InjectionToken } from 'tsyringe';
 import { CorruptionDetectorStats } from '../../core/contracts/CorruptionStats.js';
+import { Detector, isDetector } from '../../core/contracts/Detector.js';
+import type { FailureSink } from '../../core/contracts/Failure.js';
 import { HealthProbe, isHealthProbe } from '../../core/contracts/HealthProbe.js';
+import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
 import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/pageCorruption.js';
 import { ProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
 import { healthSection } from './configSection.js';
-import { FailureBus, HealthHistory, Metrics, Orchestrator, StatusSection } from '../../core/tokens.js';
+import { createToken } from '../../core/token.js';
+import { Metrics, Orchestrator, PluginHost } from '../../core/tokens.js';
 import { parseHistoryQuery } from './history.js';
 import { cpuProbe, ioProbe, memoryProbe, networkProbe } from './hostProbes.js';
 import { registerHealthMetrics } from './metrics.js';
-import { HealthMonitor as Monitor, type HealthSnapshot } from './monitor.js';
+import { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, HealthMonitor as Monitor, type HealthSnapshot } from './monitor.js';
 import { diskProbe, processProbe, storeProbe, watchedFilesystems, type StoreLookups } from './storageProbes.js';
 
 export { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, type HealthSnapshot, type PredictionState, type ProbeState } from './monitor.js';
@@ -32,33 +39,42 @@ export const PLUGIN_ID = 'health-monitor';
 export interface HealthMonitorService {
   snapshot(): HealthSnapshot;
 }
-export const HealthMonitor: InjectionToken<HealthMonitorService> = Symbol.for('recovery-agent.HealthMonitor');
+export const HealthMonitor: InjectionToken<HealthMonitorService> = createToken<HealthMonitorService>('health-monitor.HealthMonitor');
 
 export default definePlugin({
   id: PLUGIN_ID,
   contractVersion: '^1.0.0',
   config: [healthSection],
-  register(ctx) {
-    const { config, container, log } = ctx;
+  deps: {
+    engines: many(StorageEngine),
+    orchestrator: optional(Orchestrator),
+    corruption: optional(CorruptionDetectorStats),
+    supervisor: optional(ProcessSupervisor),
+    metrics: optional(Metrics),
+    host: optional(PluginHost),
+  },
+  provides: [HealthProbe, HealthMonitor, StatusSection, HttpRoute, Detector],
+  register(ctx, { engines, orchestrator, corruption, supervisor, metrics, host }) {
+    const { config, log } = ctx;
     const cfg = config.health;
     if (!cfg.enabled) {
       log.info('health monitoring is off (health.enabled: false)');
+      ctx.provide(HttpRoute, { method: 'GET', path: '/health/history', access: 'read', handler: () => ({ status: 404, body: { error: 'no health history: the health-monitor plugin is not running (health.enabled: false)' } }) }, isHttpRoute);
       return;
     }
     const th = cfg.thresholds;
     const lookups: StoreLookups = {
       openCorruptPages: (storeId) => {
-        if (!container.isRegistered(Orchestrator, true)) return 0;
         let pages = 0;
-        for (const o of container.resolve(Orchestrator).openFailures()) {
+        for (const o of orchestrator?.openFailures() ?? []) {
           const e = o.failure.evidence;
           if (o.failure.kind === PAGE_CORRUPTION && isPageCorruptionEvidence(e) && e.storeId === storeId) pages += e.pages.length;
         }
         return pages;
       },
-      corruptFound: (storeId) => (container.isRegistered(CorruptionDetectorStats, true) ? container.resolve(CorruptionDetectorStats).snapshot().stores[storeId]?.corruptFound : undefined),
+      corruptFound: (storeId) => corruption?.snapshot().stores[storeId]?.corruptFound,
     };
-    const { usable: pageStores, skipped } = storesWithPageEngines(container, config.stores);
+    const { usable: pageStores, skipped } = storesWithPageEngines(engines, config.stores);
     for (const { store, reason } of skipped) log.info({ store: store.id, engine: store.engine }, `no store probe (WAL, checkpoint age) for this store: ${reason}`);
     const builtins: HealthProbe[] = [
       cpuProbe(th),
@@ -67,28 +83,40 @@ export default definePlugin({
       networkProbe(th),
       ...watchedFilesystems([config.agent.dataDir, ...cfg.paths], config.stores).map((fs) => diskProbe(fs, th)),
       ...pageStores.map((s) => storeProbe(s, th, lookups)),
-      ...config.processes.map((p) =>
-        processProbe(p.id, th, () => (container.isRegistered(ProcessSupervisor, true) ? container.resolve(ProcessSupervisor).list() : []), () => os.totalmem()),
-      ),
+      ...config.processes.map((p) => processProbe(p.id, th, () => supervisor?.list() ?? [], () => os.totalmem())),
     ];
     for (const p of builtins) ctx.provide(HealthProbe, p, isHealthProbe);
 
+    let sink: FailureSink | null = null;
     const monitor = new Monitor({
       config: cfg,
       log,
-      // Ours, and any other plugin's (only running plugins' probes are in the container).
-      probes: () => [...builtins, ...(container.isRegistered(HealthProbe, true) ? container.resolveAll(HealthProbe) : [])],
-      sink: container.resolve(FailureBus).sinkFor(ctx.id),
+      // Ours, and every other running plugin's, looked up at each tick.
+      probes: () => [...builtins, ...(host?.contributions(HealthProbe).map((c) => c.value) ?? [])],
+      // The monitor publishes only once started, and the host starts it (below) with the sink.
+      sink: { publish: (f) => sink!.publish(f) },
     });
-    ctx.provide(HealthMonitor, { snapshot: () => monitor.snapshot() });
-    ctx.provide(HealthHistory, { query: (params) => monitor.history.query(parseHistoryQuery(params, monitor.history.capacity)) });
-    ctx.provide(StatusSection, { name: 'healthMonitor', snapshot: () => statusOf(monitor.snapshot()) });
-    if (container.isRegistered(Metrics, true)) registerHealthMetrics(container.resolve(Metrics), () => monitor.snapshot());
-    log.info({ probes: builtins.map((p) => p.id), intervalMs: cfg.interval }, 'health monitor ready');
-    return {
-      start: () => monitor.start(),
+    const detector: Detector = {
+      id: ctx.id,
+      kinds: [HEALTH_DEGRADED, HEALTH_CRITICAL, PREDICTED_EXHAUSTION],
+      start(s) {
+        sink = s;
+        monitor.start();
+      },
       stop: () => monitor.stop(),
     };
+    ctx.provide(Detector, detector, isDetector);
+    ctx.provide(HealthMonitor, { snapshot: () => monitor.snapshot() });
+    ctx.provide(HttpRoute, {
+      method: 'GET',
+      path: '/health/history',
+      access: 'read',
+      // ?metrics=a,b*&since=5m&limit=N; a bad parameter throws RA_ERR_USAGE, which answers 400.
+      handler: ({ query }) => ({ status: 200, body: monitor.history.query(parseHistoryQuery(query, monitor.history.capacity)) }),
+    }, isHttpRoute);
+    ctx.provide(StatusSection, { name: 'healthMonitor', snapshot: () => statusOf(monitor.snapshot()) }, isStatusSection);
+    if (metrics) registerHealthMetrics(metrics, () => monitor.snapshot());
+    log.info({ probes: builtins.map((p) => p.id), intervalMs: cfg.interval }, 'health monitor ready');
   },
 });
 

@@ -8,8 +8,7 @@ import { definePlugin } from '../../core/plugin.js';
 import { pagestoreErrors } from './errors.js';
 import { StorageEngine, isStorageEngine } from '../../core/contracts/StorageEngine.js';
 import { LogArchiverSource, type LogArchiver } from '../../core/contracts/PageEngine.js';
-import { WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
-import type { WorkerPool } from '../../core/workerPool.js';
+import { WorkerPool } from '../../core/tokens.js';
 import { makePageStoreEngine } from './face.js';
 import type { RecoverOptions } from './recovery.js';
 
@@ -39,9 +38,11 @@ export default definePlugin({
   id: 'pagestore',
   contractVersion: '^1.0.0',
   errorCodes: pagestoreErrors,
-  register(ctx) {
-    const pool = ctx.container.resolve<WorkerPool>(WorkerPoolToken);
-    // Resolved at each recovery: the archiving plugin registers after this one.
+  deps: { pool: WorkerPool },
+  provides: [StorageEngine],
+  register(ctx, { pool }) {
+    // The archiver is looked up at each recovery (the archiving plugin may start after this one);
+    // a consumer that runs recoveries at start passes the archiver itself (transaction-rollback).
     ctx.provide(StorageEngine, pageStoreEngine({ pool, log: ctx.log }, (p) => archiverFor(ctx.container, p)), isStorageEngine);
   },
 });

@@ -7,7 +7,8 @@
  * (`connectOwner`: the page store's control socket). A store whose engine has no page face
  * cannot be verified that way: such a store held by a live process is not verified.
  */
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, many } from '../../core/plugin.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
@@ -39,12 +40,12 @@ export function storeOf(failure: Failure): string | undefined {
 
 export default definePlugin({
   id: 'recover-store',
-  dependsOn: ['transaction-rollback'],
   contractVersion: '^1.0.0',
-  register(ctx) {
-    const manager = ctx.container.resolve(TransactionRollbackManager);
+  deps: { manager: TransactionRollbackManager, engines: many(StorageEngine) },
+  provides: [HealingAction],
+  register(ctx, { manager, engines }) {
     const configured = new Set(ctx.config.stores.map((s) => s.id));
-    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores);
+    const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores);
     for (const { store, reason } of skipped) ctx.log.info({ store: store.id, engine: store.engine }, `a recovery of this store that finds it held by a live process cannot be verified: ${reason}`);
     const owned = new Map(usable.map((s) => [s.id, { dir: s.path, engine: s.pageEngine }]));
     const action: HealingAction = {

@@ -17,7 +17,7 @@ import { parseDuration } from '../../core/config/units.js';
 import { raError } from '../../core/errors.js';
 import type { AgentConfig } from '../../core/config/schema.js';
 import { definePlugin } from '../../core/plugin.js';
-import { PROCESS_CRASH, PROCESS_HANG, ProcessSupervisor, type ProcessSupervisor as Supervisor } from '../../core/contracts/ProcessSupervisor.js';
+import { PROCESS_CRASH, PROCESS_HANG, ProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
 import { sleep } from '../../core/sleep.js';
 
 type ProcessConfig = AgentConfig['processes'][number];
@@ -27,10 +27,10 @@ const VERIFY_POLL_MS = 20;
 
 export default definePlugin({
   id: 'restart-process',
-  dependsOn: ['crash-detector'],
   contractVersion: '^1.0.0',
-  register(ctx) {
-    let supervisor: Supervisor | null = null;
+  deps: { supervisor: ProcessSupervisor },
+  provides: [HealingAction],
+  register(ctx, { supervisor }) {
     const processes = new Map(ctx.config.processes.map((p) => [p.id, p]));
 
     /** The supervised process a failure is about, if it is one of ours. */
@@ -39,10 +39,6 @@ export default definePlugin({
       const id = failure.evidence.processId;
       const cfg = typeof id === 'string' ? processes.get(id) : undefined;
       return cfg?.command !== undefined ? cfg : undefined;
-    };
-    const need = (): Supervisor => {
-      if (supervisor === null) throw raError('RA_ERR_PROCESS_STATE', 'restart-process is not started (no process supervisor)');
-      return supervisor;
     };
 
     const action: HealingAction = {
@@ -67,7 +63,7 @@ export default definePlugin({
       async apply(failure, hctx) {
         const cfg = processOf(failure);
         if (cfg === undefined) throw raError('RA_ERR_USAGE', `restart-process cannot handle failure ${failure.id} (${failure.kind} of ${failure.subject})`);
-        const sup = need();
+        const sup = supervisor;
         const failedPid = failure.evidence.pid;
         const now = sup.get(cfg.id)!;
         if (now.state === 'running' && now.pid !== null && now.pid !== failedPid) {
@@ -84,7 +80,7 @@ export default definePlugin({
       async verify(failure, hctx) {
         const cfg = processOf(failure);
         if (cfg === undefined) return false;
-        const sup = need();
+        const sup = supervisor;
         const settleMs = durationOption(hctx, 'settle') ?? DEFAULT_SETTLE_MS;
         const timeoutMs = durationOption(hctx, 'verifyTimeout') ?? (cfg.heartbeat !== undefined ? cfg.heartbeat.timeout : settleMs) + 1000;
         const deadline = Date.now() + timeoutMs;
@@ -104,11 +100,6 @@ export default definePlugin({
       },
     };
     ctx.provide(HealingAction, action, isHealingAction);
-    return {
-      start() {
-        supervisor = ctx.container.resolve(ProcessSupervisor);
-      },
-    };
   },
 });
 

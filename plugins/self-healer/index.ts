@@ -7,18 +7,20 @@ import path from 'node:path';
 import type { InjectionToken } from 'tsyringe';
 import { definePlugin } from '../../core/plugin.js';
 import { healingSection } from './configSection.js';
+import { createToken } from '../../core/token.js';
 import { Healer, isHealer } from '../../core/contracts/Healer.js';
 import { Learning, type ActionRecord } from './learning.js';
 import { compileRules } from './rules.js';
 import { createSelfHealer } from './healer.js';
 
 /** What the healer learned, for `/status`. */
-export const HealerLearning: InjectionToken<{ snapshot(): Readonly<Record<string, ActionRecord>> }> = Symbol.for('recovery-agent.HealerLearning');
+export const HealerLearning: InjectionToken<{ snapshot(): Readonly<Record<string, ActionRecord>> }> = createToken<{ snapshot(): Readonly<Record<string, ActionRecord>> }>('self-healer.HealerLearning');
 
 export default definePlugin({
   id: 'self-healer',
   contractVersion: '^1.0.0',
   config: [healingSection],
+  provides: [Healer, HealerLearning],
   register(ctx) {
     const rules = compileRules(ctx.config);
     const learning = new Learning(path.join(ctx.config.agent.dataDir, 'healer-learning.json'), ctx.config.healing.learnAfter);

@@ -2,10 +2,11 @@
  * The `snapshot-manager` plugin (StateSnapshotManager, stage 1): for every store with
  * `snapshots.dir` in the config, the agent's own recoveries of that store archive the WAL
  * segments they retire into `<dir>/wal/` (see walArchive.ts); with `snapshots.every`, the agent
- * also takes snapshots on that interval and applies retention (scheduler.ts). Restore, verify
- * and manual snapshots are run from the CLI (`recovery-agent snapshot …`, `restore …`). It is
- * also a page source (pageSource.ts): the data repairer asks it for verified copies of corrupt
- * pages, rebuilt from a snapshot and the WAL.
+ * also takes snapshots on that interval and applies retention (scheduler.ts). It contributes
+ * `GET /snapshots?store=id` (a store's snapshots) and `POST /snapshots` (one now) to the API.
+ * Restore, verify and manual snapshots are also run from the CLI (`recovery-agent snapshot …`,
+ * `restore …`). It is also a page source (pageSource.ts): the data repairer asks it for
+ * verified copies of corrupt pages, rebuilt from a snapshot and the WAL.
  *
  * It works on a store only through its engine's page face (core/contracts/PageEngine.ts), found
  * by the store's `engine:` in the config; a store whose engine has none is skipped, and said so.
@@ -15,23 +16,25 @@
  */
 import path from 'node:path';
 import { Gauge } from 'prom-client';
-import type { DependencyContainer, InjectionToken } from 'tsyringe';
+import type { InjectionToken } from 'tsyringe';
 import { LogArchiverSource, isPageEngine, type LogArchiver, type PageEngine } from '../../core/contracts/PageEngine.js';
 import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
-import { engines, storesWithPageEngines } from '../../core/engines.js';
-import { definePlugin } from '../../core/plugin.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
+import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
+import { storesWithPageEngines } from '../../core/engines.js';
+import { definePlugin, many } from '../../core/plugin.js';
 import { snapshotsSection } from './configSection.js';
 import { snapshotErrors } from './errors.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
-import { Metrics, SnapshotTrigger, WorkerPool as WorkerPoolToken } from '../../core/tokens.js';
+import { createToken } from '../../core/token.js';
+import { Metrics, WorkerPool } from '../../core/tokens.js';
 import type { Manifest } from './manifest.js';
-import type { WorkerPool } from '../../core/workerPool.js';
 import { snapshotPageSource } from './pageSource.js';
 import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './scheduler.js';
 import { walArchiver } from './walArchive.js';
 
 /** The scheduler's running totals (for tests and the status API). */
-export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = Symbol.for('recovery-agent.SnapshotManagerStats');
+export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = createToken<{ snapshot(): SnapshotStats }>('snapshot-manager.SnapshotManagerStats');
 
 export { walArchiver } from './walArchive.js';
 export { createSnapshot } from './createSnapshot.js';
@@ -40,22 +43,17 @@ export { verifySnapshots } from './verify.js';
 export { pruneSnapshots } from './prune.js';
 export { snapshotPageSource, rebuildPage, type RebuiltPage } from './pageSource.js';
 
-/** The page engine that recognises the store in `dir` (one not in the config, but remembering an archive). */
-function engineRecognising(container: DependencyContainer, dir: string): PageEngine | undefined {
-  return engines(container).find((e): e is PageEngine => isPageEngine(e) && e.files.exists(dir));
-}
-
 export default definePlugin({
   id: 'snapshot-manager',
-  // Start order only: the engines register must find are provided by then (typed dependencies on
-  // the StorageEngine contract will replace this plugin id).
-  dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
   config: [snapshotsSection],
   errorCodes: snapshotErrors,
-  register(ctx) {
+  // The engines start first: each store is worked on through its engine's page face.
+  deps: { engines: many(StorageEngine), pool: WorkerPool, metrics: Metrics },
+  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute],
+  register(ctx, { engines, pool, metrics }) {
     // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
-    const { usable, skipped } = storesWithPageEngines(ctx.container, ctx.config.stores.filter((s) => s.snapshots));
+    const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores.filter((s) => s.snapshots));
     for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no snapshots, WAL archive or page rebuilds: ${reason}`);
     const byPath = new Map<string, LogArchiver>();
     const dirById = new Map<string, string>();
@@ -66,11 +64,13 @@ export default definePlugin({
       dirById.set(s.id, dir);
       dirByPath.set(path.resolve(s.path), dir);
     }
-    ctx.container.registerInstance(LogArchiverSource, {
+    /** The page engine that recognises the store in `dir` (one not in the config, but remembering an archive). */
+    const engineRecognising = (dir: string) => engines.find((e): e is PageEngine => isPageEngine(e) && e.files.exists(dir));
+    ctx.provide(LogArchiverSource, {
       archiverFor: (p: string, remembered?: string | null) => {
         const configured = byPath.get(path.resolve(p));
         if (configured || !remembered) return configured;
-        const engine = engineRecognising(ctx.container, p);
+        const engine = engineRecognising(p);
         return engine ? walArchiver(engine, remembered) : undefined;
       },
     });
@@ -81,17 +81,40 @@ export default definePlugin({
       id: s.id, path: path.resolve(s.path), engine: s.pageEngine, dir: path.resolve(s.snapshots!.dir), ...(s.snapshots!.every ? { everyMs: s.snapshots!.every } : {}),
       fullEvery: s.snapshots!.fullEvery, keep: s.snapshots!.keep, ...(s.snapshots!.maxAge !== undefined ? { maxAgeMs: s.snapshots!.maxAge } : {}),
     }));
-    const scheduler = new SnapshotScheduler(scheduled, ctx.container.resolve<WorkerPool>(WorkerPoolToken), ctx.log);
-    ctx.container.registerInstance(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
+    const scheduler = new SnapshotScheduler(scheduled, pool, ctx.log);
+    ctx.provide(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
     const summary = (m: Manifest) => ({
       id: m.id, kind: m.kind, baseId: m.baseId, startLsn: m.startLsn, endLsn: m.endLsn, startedAt: m.startedAt, finishedAt: m.finishedAt,
       pages: m.pagesCopied, chunks: m.chunks.length, bytes: m.chunks.reduce((n, c) => n + c.bytes, 0), rawBytes: m.chunks.reduce((n, c) => n + c.rawBytes, 0),
     });
-    ctx.container.registerInstance(SnapshotTrigger, {
-      list: async (id) => (await scheduler.list(id)).map(summary),
-      take: async (id, o) => summary(await scheduler.snapshotNow(id, o)),
-    });
-    const registry = ctx.container.resolve(Metrics);
+    // Errors of the scheduler answer as the core maps them: RA_ERR_USAGE (a store without
+    // snapshots.dir) 400, another recovery-agent error 500 with its code.
+    ctx.provide(HttpRoute, {
+      method: 'GET',
+      path: '/snapshots',
+      access: 'read',
+      // ?store=id: the store's snapshots, oldest first.
+      async handler({ query }) {
+        const store = query.store;
+        if (typeof store !== 'string') return { status: 400, body: { error: 'give the store: GET /snapshots?store=<id>' } };
+        return { status: 200, body: { store, snapshots: (await scheduler.list(store)).map(summary) } };
+      },
+    }, isHttpRoute);
+    ctx.provide(HttpRoute, {
+      method: 'POST',
+      path: '/snapshots',
+      access: 'write',
+      // { "store": id, "incremental"?: bool }: a snapshot now (after a checkpoint by the store's owner); answers once it is durable.
+      async handler({ body }) {
+        const b = body as { store?: unknown; incremental?: unknown } | undefined;
+        if (typeof b?.store !== 'string' || (b.incremental !== undefined && typeof b.incremental !== 'boolean')) {
+          return { status: 400, body: { error: 'body must be { "store": <id>, "incremental"?: true|false }' } };
+        }
+        const { store, incremental } = b as { store: string; incremental?: boolean };
+        return { status: 200, body: { store, snapshot: summary(await scheduler.snapshotNow(store, incremental === undefined ? {} : { incremental })) } };
+      },
+    }, isHttpRoute);
+    const registry = metrics;
     const st = scheduler.stats;
     counterFromTotals(registry, 'recovery_agent_snapshots_total', 'Scheduled snapshots, by kind and result', ['kind', 'result'], () => [
       { labels: { kind: 'full', result: 'ok' }, value: st.taken.full },

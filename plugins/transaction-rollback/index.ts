@@ -6,14 +6,16 @@
  * A store whose lock is held by a live process is left alone: its owner recovered it when it
  * opened it, and two writers on one store is what the lock exists to prevent.
  */
-import { definePlugin } from '../../core/plugin.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
 import { TransactionRollbackManager, isTransactionRollbackManager, type RollbackStats } from '../../core/contracts/TransactionRollbackManager.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
+import { LogArchiverSource, isPageEngine } from '../../core/contracts/PageEngine.js';
 import { engineNamed } from '../../core/engines.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import type { AgentConfig } from '../../core/config/schema.js';
 import type { PluginContext } from '../../core/plugin.js';
-import type { FailureBus } from '../../core/failureBus.js';
-import { FailureBus as FailureBusToken, Metrics } from '../../core/tokens.js';
+import type { FailureBus as FailureBusService } from '../../core/failureBus.js';
+import { FailureBus, Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
 import { corruptPagesOf, pageCorruptionFailure } from '../../core/contracts/pageCorruption.js';
 
@@ -21,9 +23,12 @@ export { TransactionRollbackManager, type RecoverOutcome, type RollbackStats } f
 
 export default definePlugin({
   id: 'transaction-rollback',
-  dependsOn: ['pagestore'],
   contractVersion: '^1.0.0',
-  register(ctx) {
+  // Every engine, and the log archiver, start first: the stores are recovered when this plugin
+  // starts, and the log those recoveries retire is archived.
+  deps: { engines: many(StorageEngine), archivers: optional(LogArchiverSource), bus: optional(FailureBus), metrics: optional(Metrics) },
+  provides: [TransactionRollbackManager],
+  register(ctx, { engines, archivers, bus, metrics }) {
     const config: AgentConfig = ctx.config;
     const stats: RollbackStats = { recoveries: 0, failures: 0, skippedLocked: 0, transactionsRolledBack: 0, recordsUndone: 0, recordsRedone: 0, lastDurationMs: 0, totalDurationMs: 0, lastReport: {} };
 
@@ -31,10 +36,11 @@ export default definePlugin({
       async recoverStore(storeId) {
         const store = config.stores.find((s) => s.id === storeId);
         if (!store) throw raError('RA_ERR_USAGE', `no store with id "${storeId}" in the config (have: ${config.stores.map((s) => s.id).join(', ') || 'none'})`);
-        const engine = engineNamed(ctx.container, store.engine);
+        const engine = engineNamed(engines, store.engine);
         if (!engine) throw raError('RA_ERR_CONFIG', `stores[${storeId}].engine "${store.engine}" is not provided by any running plugin`);
         try {
-          const report = await engine.recover(store.path);
+          const archiver = archivers && isPageEngine(engine) ? archivers.archiverFor(store.path, await engine.files.rememberedArchive(store.path)) : undefined;
+          const report = archiver && isPageEngine(engine) ? await engine.recover(store.path, { archiver }) : await engine.recover(store.path);
           stats.recoveries++;
           stats.transactionsRolledBack += report.transactionsRolledBack;
           stats.recordsUndone += report.recordsUndone;
@@ -55,7 +61,7 @@ export default definePlugin({
             const pid = err.details.pid;
             return typeof pid === 'number' ? { status: 'locked', pid } : { status: 'locked' };
           }
-          if (isRaError(err, 'RA_ERR_PAGE_CORRUPT')) publishCorruptPages(ctx, storeId, store.path, err.details);
+          if (isRaError(err, 'RA_ERR_PAGE_CORRUPT') && bus) publishCorruptPages(ctx, bus, storeId, store.path, err.details);
           stats.failures++;
           throw err;
         }
@@ -63,8 +69,8 @@ export default definePlugin({
       stats: () => stats,
     };
     ctx.provide(TransactionRollbackManager, manager, isTransactionRollbackManager);
-    if (ctx.container.isRegistered(Metrics, true)) {
-      const registry = ctx.container.resolve(Metrics);
+    if (metrics) {
+      const registry = metrics;
       counterFromTotals(registry, 'recovery_agent_rollbacks_total', 'Transactions rolled back by crash recovery', [], () => [{ labels: {}, value: stats.transactionsRolledBack }]);
       counterFromTotals(registry, 'recovery_agent_store_recoveries_total', 'Crash recoveries of stores, by result', ['result'], () => [
         { labels: { result: 'recovered' }, value: stats.recoveries },
@@ -95,11 +101,11 @@ export default definePlugin({
  * its details). Each becomes a P0 page-corruption failure on the bus, so the corruption detector
  * counts them and a repair can be chosen for them.
  */
-function publishCorruptPages(ctx: PluginContext, storeId: string, storePath: string, details: Readonly<Record<string, unknown>>): void {
+function publishCorruptPages(ctx: PluginContext, bus: FailureBusService, storeId: string, storePath: string, details: Readonly<Record<string, unknown>>): void {
   const pages = corruptPagesOf(details);
-  if (pages.length === 0 || !ctx.container.isRegistered(FailureBusToken, true)) return;
+  if (pages.length === 0) return;
   try {
-    ctx.container.resolve<FailureBus>(FailureBusToken).publish(ctx.id, pageCorruptionFailure({ storeId, path: storePath, pages, foundBy: 'recovery' }));
+    bus.publish(ctx.id, pageCorruptionFailure({ storeId, path: storePath, pages, foundBy: 'recovery' }));
   } catch (err) {
     ctx.log.error({ store: storeId, err: describeError(err) }, 'cannot publish page-corruption failure');
   }

@@ -12,6 +12,7 @@ import { raError } from '../../core/errors.js';
 export default definePlugin({
   id: 'webhook-action',
   contractVersion: '^1.0.0',
+  provides: [HealingAction],
   register(ctx) {
     const delivered = new Set<string>();
     const action: HealingAction = {

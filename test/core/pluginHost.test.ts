@@ -149,12 +149,13 @@ describe('plugin host', () => {
   it('registers provided extension points only once the plugin runs, and checks them with the guard', async () => {
     const { h } = host();
     const action = { id: 'noop', canHandle: () => true, apply: async () => undefined, verify: async () => true };
-    h.add(definePlugin({ id: 'good', contractVersion: '^1.0.0', register: (ctx) => ctx.provide(HealingAction, action, isHealingAction) }));
-    h.add(definePlugin({ id: 'bad', contractVersion: '^1.0.0', register: (ctx) => ctx.provide(HealingAction, { id: 'x' } as never, isHealingAction) }));
+    h.add(definePlugin({ id: 'good', contractVersion: '^1.0.0', provides: [HealingAction], register: (ctx) => ctx.provide(HealingAction, action, isHealingAction) }));
+    h.add(definePlugin({ id: 'bad', contractVersion: '^1.0.0', provides: [HealingAction], register: (ctx) => ctx.provide(HealingAction, { id: 'x' } as never, isHealingAction) }));
     h.add(
       definePlugin({
         id: 'fails-late',
         contractVersion: '^1.0.0',
+        provides: [HealingAction],
         register: (ctx) => {
           ctx.provide(HealingAction, { ...action, id: 'never-seen' }, isHealingAction);
           return { start: () => { throw new Error('no'); } };

@@ -74,7 +74,7 @@ describe('corruption-detector plugin', () => {
       assert.equal(failures.filter((x) => x.kind === 'page-corruption').length, 1);
       await assert.rejects(service.scan('nope'), /no pagestore store with id "nope"/);
 
-      // The plugin's Detector is in the container for the orchestrator; starting it again only swaps the sink.
+      // The plugin's Detector is in the container; the host started it with a sink on the bus.
       const detectors = agent.container.resolveAll(Detector);
       const ours = detectors.find((d) => d.id === 'corruption-detector');
       assert.deepEqual(ours?.kinds, ['page-corruption']);

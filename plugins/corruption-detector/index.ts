@@ -3,8 +3,8 @@
  *
  * - Background scrub of every configured `pagestore` store at `scrub.rate`, a full pass every
  *   `scrub.interval`, resuming after a restart (scrubber.ts).
- * - Full-speed scans on demand through the `CorruptionDetector` service (and, outside the agent,
- *   `recovery-agent scan`), on the shared worker pool.
+ * - Full-speed scans on demand through the `CorruptionDetector` service, on the shared worker
+ *   pool (outside the agent, `recovery-agent scan` runs the same scanner on native threads).
  * - Each corrupt page is published once, as a P0 `page-corruption` failure naming the store and
  *   pages (pageCorruption.ts). Page-corruption failures published by others (verify on read) count
  *   as published, and their pages' neighbours are scrubbed next.
@@ -26,7 +26,7 @@ import type { WorkerPool } from '../../core/workerPool.js';
 import { PAGE_CORRUPTION, isPageCorruptionEvidence, pageCorruptionFailure } from './pageCorruption.js';
 import type { PageFinding } from './reasons.js';
 import { scanStore, type RangeScanOptions, type StoreScanResult } from './scanner.js';
-import { NEIGHBOURS, Scrubber, type ScrubMode, type StoreScrubStats } from './scrubber.js';
+import { NEIGHBOURS, Scrubber, type StoreScrubStats } from './scrubber.js';
 
 export { PAGE_CORRUPTION, pageCorruptionFailure, corruptPagesOf, type PageCorruptionEvidence, type CorruptPage } from './pageCorruption.js';
 export { scanStore, PageScanner, type StoreScanResult, type RangeScanResult, type RangeScanOptions } from './scanner.js';
@@ -35,14 +35,6 @@ export type { PageFinding, CorruptReason } from './reasons.js';
 export type { StoreScrubStats } from './scrubber.js';
 
 export const PLUGIN_ID = 'corruption-detector';
-
-/**
- * Where background page checks run. Measured by `npm run bench:scan` (scrub rows) at 50 MiB/s:
- * inline 1.2–2.3 % of one core, on the pool 1.6–2.7 % (four runs here, inline cheaper in each). A 5 MiB batch is
- * checked in about half a millisecond, so the pool's round trip saves nothing, and inline leaves
- * the shared pool free for recovery work.
- */
-export const DEFAULT_SCRUB_MODE = 'inline' as ScrubMode;
 
 /** Counters for metrics and `/status`. */
 export interface CorruptionStats {
@@ -88,7 +80,6 @@ export default definePlugin({
     const { config, log } = ctx;
     const bus = ctx.container.resolve<FailureBus>(FailureBusToken);
     const pool = ctx.container.isRegistered(WorkerPoolToken, true) ? ctx.container.resolve<WorkerPool>(WorkerPoolToken) : undefined;
-    const mode: ScrubMode = DEFAULT_SCRUB_MODE === 'pool' && pool ? 'pool' : 'inline';
 
     const stores = config.stores.filter((s) => s.engine === 'pagestore');
     for (const s of config.stores) if (s.engine !== 'pagestore') log.info({ store: s.id, engine: s.engine }, 'store not scrubbed: only pagestore stores can be scanned');
@@ -125,8 +116,6 @@ export default definePlugin({
           rate: s.scrub.rate,
           intervalMs: s.scrub.interval,
           dataDir: config.agent.dataDir,
-          mode,
-          ...(pool ? { pool } : {}),
           log,
           onScanned: (range, corrupt) => {
             report(s.id, s.path, corrupt, 'scrub');
@@ -184,7 +173,7 @@ export default definePlugin({
         running = true;
         unsubscribe = bus.subscribe(onFailure, { replay: true });
         for (const scrubber of scrubbers.values()) scrubber.start();
-        log.info({ stores: [...scrubbers.keys()], mode }, 'background scrub started');
+        log.info({ stores: [...scrubbers.keys()] }, 'background scrub started');
       },
       async stop() {
         if (!running) return;

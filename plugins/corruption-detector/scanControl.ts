@@ -4,7 +4,7 @@
  *
  * Rules of this concurrent code. The block lives in one SharedArrayBuffer, allocated by the
  * thread that runs the scan (`ScanControl.allocate`, not for the hot path) and viewed by every
- * lane — worker tasks and the calling thread's own loops — through `new ScanControl(buffer)`.
+ * lane — worker tasks and the calling thread's asynchronous loops — through `new ScanControl(buffer)`.
  * Every field is read and written with Atomics only:
  * - the run cursor: a lane takes a run with `Atomics.add`; the index it gets back is its own
  *   (no two lanes ever check the same run), and indices past the run count mean "none left";

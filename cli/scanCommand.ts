@@ -1,8 +1,12 @@
 /**
  * `recovery-agent scan --store DIR | --config FILE`: checks every page of a store at full speed
- * on a worker pool — checksum, header (magic, version, page id), page LSN against the WAL's end —
- * and reports the corrupt ones. Read-only and lock-free: safe while the store's owner runs (a
- * page that fails is read again before it is reported).
+ * — checksum, header (magic, version, page id), page LSN against the WAL's end — and reports the
+ * corrupt ones. Read-only and lock-free: safe while the store's owner runs (a page that fails is
+ * read again before it is reported).
+ *
+ * The pages are read and verified by native threads inside this thread's calls (scanner.ts,
+ * `callingThread`): no worker pool, whose start would cost more than it saves on a scan of a few
+ * GiB. A process start is part of what the user waits for, so this path loads only the scanner.
  */
 import os from 'node:os';
 import path from 'node:path';
@@ -10,7 +14,6 @@ import type { Command } from 'commander';
 import type { PageEngine } from '../core/contracts/PageEngine.js';
 import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
-import type { WorkerPool } from '../core/workerPool.js';
 import { exitCodeFor } from './exitCode.js';
 
 interface ScanOpts {
@@ -61,7 +64,7 @@ export function registerScanCommand(program: Command): void {
     .option('-s, --store <dir>', 'the store directory')
     .option('-c, --config <file>', 'scan every store of this config instead (each whose engine can be scanned)')
     .option('--json', 'print the result as JSON on stdout')
-    .option('-w, --workers <n>', 'threads that check pages, this command\'s own included (default: CPU count)', parsePositiveInt)
+    .option('-w, --workers <n>', 'threads that check pages, this command\'s own included (default: CPU count, at most 256)', parsePositiveInt)
     .option('--page-size <bytes>', 'the page size the store must have (needed only when its control file and superblock are both damaged)', parsePageSize)
     .option('--no-progress', 'no progress bar (it is shown only when stderr is a terminal)')
     .addHelpText('after', EXIT_HELP)
@@ -69,11 +72,7 @@ export function registerScanCommand(program: Command): void {
       if (Boolean(opts.store) === Boolean(opts.config)) {
         throw raError('RA_ERR_USAGE', 'scan needs exactly one of --store DIR or --config FILE');
       }
-      // This thread checks pages too (it has nothing else to do), so the pool has one thread
-      // less. It starts first: its workers boot while this thread loads the scanner and the
-      // config and opens the store, and join the scan once up.
       const threads = opts.workers ?? os.availableParallelism();
-      const pool = threads > 1 ? new (await import('../core/workerPool.js')).WorkerPool({ threads: threads - 1 }) : undefined;
       const bar = opts.progress !== false && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
       const outcomes: StoreOutcome[] = [];
       let exitForErrors: number | undefined;
@@ -82,7 +81,7 @@ export function registerScanCommand(program: Command): void {
         if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
         for (const t of targets) {
           try {
-            outcomes.push(await scanOne(t, pool, opts.pageSize, bar));
+            outcomes.push(await scanOne(t, threads, opts.pageSize, bar));
           } catch (err) {
             bar?.clear();
             // A single store that cannot be scanned ends the command with its own error and exit code.
@@ -96,7 +95,6 @@ export function registerScanCommand(program: Command): void {
         }
       } finally {
         bar?.clear();
-        await pool?.close();
       }
 
       if (opts.json) {
@@ -136,7 +134,7 @@ async function configTargets(file: string): Promise<ScanTarget[]> {
   return targets;
 }
 
-async function scanOne(t: ScanTarget, pool: WorkerPool | undefined, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
+async function scanOne(t: ScanTarget, threads: number, pageSize: number | undefined, bar: ProgressBar | null): Promise<StoreOutcome> {
   const t0 = performance.now();
   const { PageScanner } = await import('../plugins/corruption-detector/scanner.js');
   const scanner = await PageScanner.open(t.engine, t.path, { ...(pageSize === undefined ? {} : { pageSize }), checkRecovery: true });
@@ -144,7 +142,7 @@ async function scanOne(t: ScanTarget, pool: WorkerPool | undefined, pageSize: nu
   try {
     const { pageCount, pageSize: size } = scanner.target;
     bar?.begin(t.id, pageCount * size);
-    r = await scanner.scan(0, pageCount, { ...(pool ? { pool } : {}), callingThread: true, onProgress: (p) => bar?.update(p.bytes) });
+    r = await scanner.scan(0, pageCount, { callingThread: true, threads, onProgress: (p) => bar?.update(p.bytes) });
   } finally {
     bar?.clear();
     await scanner.close();
@@ -233,7 +231,7 @@ class ProgressBar {
 
 function parsePositiveInt(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw raError('RA_ERR_USAGE', `--workers must be a positive integer (got "${v}")`);
+  if (!Number.isInteger(n) || n < 1 || n > 256) throw raError('RA_ERR_USAGE', `--workers must be an integer from 1 to 256 (got "${v}")`);
   return n;
 }
 

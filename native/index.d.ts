@@ -3,7 +3,7 @@
  * redo kernels of crash recovery.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
- * `redoCheckRecords`, `redoApplyPages`, `walScanRecords`). Importing throws an
+ * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -85,6 +85,40 @@ export type VerifyReasonCode = 1 | 2 | 3 | 4 | 5;
  * `pageSize`, the page ids would pass 2^32 − 1, or `out` overlaps `view`.
  */
 export declare function verifyPages(view: Uint8Array, pageSize: number, firstPageId: number, maxLsn: number, out: Uint32Array): number;
+
+/**
+ * Reason code `verifyFile` writes for a page the data file ended before (a file shorter than the
+ * range, or one that shrank during the call). Stable, like {@link VerifyReasonCode}.
+ */
+export type VerifyFileReasonCode = VerifyReasonCode | 6;
+
+/**
+ * The checks of {@link verifyPages} over pages `[firstPageId, firstPageId + pageCount)` of the file
+ * open at `fd`, read (`pread`, 1 MiB at a time) and verified by `threads` threads inside this one
+ * call, the calling thread among them: the engine of the full-speed scan. It blocks the calling
+ * thread until every page is checked, so call it from a process or worker with nothing else to do,
+ * or in slices.
+ *
+ * For each bad page, in page order, it writes two elements into `out`: the page's index within the
+ * range (0 for `firstPageId`) and its reason code ({@link VerifyFileReasonCode}); pages the file
+ * ended before get 6. Pairs that do not fit in `out` are counted but not written.
+ *
+ * @param fd - A file descriptor open for reading (e.g. `FileHandle.fd`); not closed.
+ * @param pageSize - Bytes per page: an integer of at least 32.
+ * @param firstPageId - The first page's id (its position in the file): an integer from 0 to
+ * 2^32 − 1; the range's last page id must not pass 2^32 − 1.
+ * @param pageCount - Pages to check: an integer from 0 to 2^32.
+ * @param maxLsn - As for {@link verifyPages}.
+ * @param threads - Threads to use, the calling one included: an integer from 1 to 256 (fewer are
+ * used when the range has fewer 1 MiB pieces).
+ * @param out - Receives (index, reason) pairs.
+ * @returns The number of bad pages (which may exceed the pairs written).
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_OUT_OF_RANGE'`) for a number outside its range; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`) when the page ids would pass 2^32 − 1; Error with the errno's
+ * name as `code` (`EIO`, `EBADF`, …) when a read fails.
+ */
+export declare function verifyFile(fd: number, pageSize: number, firstPageId: number, pageCount: number, maxLsn: number, threads: number, out: Uint32Array): number;
 
 /**
  * Problem codes `redoCheckRecords` writes, one per record redo cannot apply. Stable.

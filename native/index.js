@@ -66,6 +66,7 @@ const binding = loadBinding();
 export const xxh3 = binding.xxh3;
 export const xxh3Pages = binding.xxh3Pages;
 export const verifyPages = binding.verifyPages;
+export const verifyFile = binding.verifyFile;
 export const redoCheckRecords = binding.redoCheckRecords;
 export const redoApplyPages = binding.redoApplyPages;
 export const walScanRecords = binding.walScanRecords;

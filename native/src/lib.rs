@@ -7,12 +7,14 @@
 //! - `xxh3(view: Uint8Array): bigint`
 //! - `xxh3Pages(view: Uint8Array, pageSize: number, out: BigUint64Array): number`
 //! - `verifyPages(view: Uint8Array, pageSize: number, firstPageId: number, maxLsn: number, out: Uint32Array): number`
+//! - `verifyFile(fd, pageSize, firstPageId, pageCount, maxLsn, threads, out): number`
 //! - `redoCheckRecords(wal, positions, pageIds, count, pageSize, pageCount, out): number`
 //! - `redoApplyPages(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status): number`
 //! - `walScanRecords(buf, start, end, startLsn, positions, first): number`
 //!
 //! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
-//! `long_x86` (SSE2/AVX2 kernels), `verify_pages` (page header + checksum verification),
+//! `long_x86` (SSE2/AVX2/AVX-512 kernels), `verify_pages` (page header + checksum verification), `verify_file` (the same over a file
+//! range, read by several threads in one call),
 //! `redo` (crash-recovery redo of a batch of pages, with its bindings), `wal_scan` (WAL record
 //! validation for recovery's analysis pass, with its binding),
 //! `napi_sys` (declarations), `js` (argument and error helpers).
@@ -21,6 +23,7 @@ mod long;
 #[cfg(target_arch = "x86_64")]
 mod long_x86;
 mod redo;
+mod verify_file;
 mod verify_pages;
 mod wal_scan;
 mod xxh3;
@@ -36,6 +39,7 @@ mod napi_sys;
 mod tests;
 
 pub use redo::{apply_pages as redo_apply_pages, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
+pub use verify_file::{verify_file, FileRange, REASON_SHORT_READ};
 pub use verify_pages::{verify_page_with, verify_pages, verify_pages_with};
 pub use wal_scan::{scan_records as wal_scan_records, valid_record_at as wal_valid_record_at};
 pub use xxh3::{xxh3_64, xxh3_64_pages, xxh3_64_with, Kernel};
@@ -69,6 +73,7 @@ mod addon {
             export_function(env, exports, c"xxh3", Some(xxh3))?;
             export_function(env, exports, c"xxh3Pages", Some(xxh3_pages))?;
             export_function(env, exports, c"verifyPages", Some(verify_pages_js))?;
+            export_function(env, exports, c"verifyFile", Some(crate::verify_file::binding::verify_file_js))?;
             export_function(env, exports, c"redoCheckRecords", Some(crate::redo::binding::redo_check_records_js))?;
             export_function(env, exports, c"redoApplyPages", Some(crate::redo::binding::redo_apply_pages_js))?;
             export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))

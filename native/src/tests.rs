@@ -98,6 +98,18 @@ fn x86_kernels_are_available_on_x86_64() {
     assert!(Kernel::best().is_supported());
 }
 
+/// The wide kernels are tested wherever the CPU has them: the tests below run every available
+/// kernel, so check that "available" really includes them here.
+#[test]
+#[cfg(target_arch = "x86_64")]
+fn wide_kernels_are_tested_when_the_cpu_has_them() {
+    assert_eq!(Kernel::available().contains(&Kernel::Avx2), std::arch::is_x86_feature_detected!("avx2"));
+    assert_eq!(Kernel::available().contains(&Kernel::Avx512), std::arch::is_x86_feature_detected!("avx512f"));
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        assert_eq!(Kernel::best(), Kernel::Avx512);
+    }
+}
+
 /// Every kernel agrees with the scalar one for every length up to a few blocks, at every
 /// misalignment of the input pointer.
 #[test]

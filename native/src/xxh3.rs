@@ -1,7 +1,7 @@
 //! XXH3-64 with seed 0 and the default secret, written from the public specification
 //! (xxHash's `doc/xxhash_spec.md`). This file holds the constants, the short- and mid-length
 //! paths (0..=240 bytes) and the choice of kernel for long inputs; the long-input loop lives in
-//! `long.rs` (scalar) and `long_x86.rs` (SSE2/AVX2).
+//! `long.rs` (scalar) and `long_x86.rs` (SSE2/AVX2/AVX-512).
 //!
 //! Everything here is safe code. Reads go through `r32`/`r64`, which index slices: the length
 //! class of each path guarantees the indexes are in bounds, and if a bug ever broke that, the
@@ -50,18 +50,22 @@ pub enum Kernel {
     Sse2,
     /// 256-bit AVX2, chosen at run time when the CPU has it.
     Avx2,
+    /// 512-bit AVX-512F, chosen at run time when the CPU has it.
+    Avx512,
 }
 
 impl Kernel {
     /// Every kernel this CPU can run, slowest first.
     pub fn available() -> Vec<Kernel> {
-        [Kernel::Scalar, Kernel::Sse2, Kernel::Avx2].into_iter().filter(|k| k.is_supported()).collect()
+        [Kernel::Scalar, Kernel::Sse2, Kernel::Avx2, Kernel::Avx512].into_iter().filter(|k| k.is_supported()).collect()
     }
 
     /// The fastest kernel this CPU can run. `is_x86_feature_detected!` caches its answer, so this
     /// is cheap enough to call per hash.
     pub fn best() -> Kernel {
-        if Kernel::Avx2.is_supported() {
+        if Kernel::Avx512.is_supported() {
+            Kernel::Avx512
+        } else if Kernel::Avx2.is_supported() {
             Kernel::Avx2
         } else if Kernel::Sse2.is_supported() {
             Kernel::Sse2
@@ -77,8 +81,10 @@ impl Kernel {
             Kernel::Sse2 => true,
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => std::arch::is_x86_feature_detected!("avx512f"),
             #[cfg(not(target_arch = "x86_64"))]
-            Kernel::Sse2 | Kernel::Avx2 => false,
+            Kernel::Sse2 | Kernel::Avx2 | Kernel::Avx512 => false,
         }
     }
 
@@ -92,6 +98,9 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             // SAFETY: only reached when `is_supported` saw AVX2 on this CPU; length > 240.
             Kernel::Avx2 => unsafe { crate::long_x86::hash_long_avx2(input) },
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: only reached when `is_supported` saw AVX-512F on this CPU; length > 240.
+            Kernel::Avx512 => unsafe { crate::long_x86::hash_long_avx512(input) },
             _ => long::hash_long_scalar(input),
         }
     }

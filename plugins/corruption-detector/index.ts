@@ -5,8 +5,8 @@
  *   (core/contracts/PageEngine.ts) at `scrub.rate`, a full pass every `scrub.interval`, resuming
  *   after a restart (scrubber.ts).
  * - Full-speed scans on demand through the `CorruptionDetector` service and the `POST /scans`
- *   route it contributes to the API (and, outside the agent, `recovery-agent scan`), on the
- *   shared worker pool.
+ *   route it contributes to the API, on the shared worker pool (outside the agent,
+ *   `recovery-agent scan` runs the same scanner on native threads).
  * - Each corrupt page is published once, as a P0 `page-corruption` failure naming the store and
  *   pages (core/contracts/pageCorruption.ts). Page-corruption failures published by others (verify on read) count
  *   as published, and their pages' neighbours are scrubbed next.
@@ -33,7 +33,7 @@ import { createToken } from '../../core/token.js';
 import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import type { PageFinding } from './reasons.js';
 import { scanStore, type RangeScanOptions, type StoreScanResult } from './scanner.js';
-import { NEIGHBOURS, Scrubber, type ScrubMode } from './scrubber.js';
+import { NEIGHBOURS, Scrubber } from './scrubber.js';
 
 export { PAGE_CORRUPTION, pageCorruptionFailure, corruptPagesOf, type PageCorruptionEvidence, type CorruptPage } from '../../core/contracts/pageCorruption.js';
 export { CorruptionDetectorStats, type CorruptionStats, type CorruptionDetectorStatsSource } from '../../core/contracts/CorruptionStats.js';
@@ -44,13 +44,6 @@ export type { StoreScrubStats } from './scrubber.js';
 
 export const PLUGIN_ID = 'corruption-detector';
 
-/**
- * Where background page checks run. Measured by `npm run bench:scan` (scrub rows) at 50 MiB/s:
- * inline 1.2–2.3 % of one core, on the pool 1.6–2.7 % (four runs here, inline cheaper in each). A 5 MiB batch is
- * checked in about half a millisecond, so the pool's round trip saves nothing, and inline leaves
- * the shared pool free for recovery work.
- */
-export const DEFAULT_SCRUB_MODE = 'inline' as ScrubMode;
 
 /** The detector's service, for the HTTP API and healing actions. */
 export interface CorruptionDetectorService {
@@ -71,7 +64,6 @@ export default definePlugin({
   provides: [Detector, CorruptionDetectorStats, CorruptionDetector, StatusSection, HttpRoute],
   register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
-    const mode: ScrubMode = DEFAULT_SCRUB_MODE === 'pool' && pool ? 'pool' : 'inline';
 
     const { usable: stores, skipped } = storesWithPageEngines(engines, config.stores);
     for (const { store: s, reason } of skipped) log.info({ store: s.id, engine: s.engine }, `store not scrubbed: ${reason}`);
@@ -109,8 +101,6 @@ export default definePlugin({
           rate: s.scrub.rate,
           intervalMs: s.scrub.interval,
           dataDir: config.agent.dataDir,
-          mode,
-          ...(pool ? { pool } : {}),
           log,
           onScanned: (range, corrupt) => {
             report(s.id, s.path, corrupt, 'scrub');
@@ -168,7 +158,7 @@ export default definePlugin({
         running = true;
         unsubscribe = bus.subscribe(onFailure, { replay: true });
         for (const scrubber of scrubbers.values()) scrubber.start();
-        log.info({ stores: [...scrubbers.keys()], mode }, 'background scrub started');
+        log.info({ stores: [...scrubbers.keys()] }, 'background scrub started');
       },
       async stop() {
         if (!running) return;

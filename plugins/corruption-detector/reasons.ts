@@ -1,21 +1,22 @@
 /**
- * Why a page is reported corrupt: the reason codes of the native `verifyPages` kernel
- * (native/index.d.ts) as the strings scans, failures and `--json` output use.
+ * Why a page is reported corrupt: the reason codes of the native `verifyPages` and `verifyFile`
+ * kernels (native/index.d.ts) as the strings scans, failures and `--json` output use.
  */
 
 /** Every reason a scan can give for a page. */
 export type CorruptReason = 'checksum' | 'magic' | 'version' | 'page-id' | 'lsn-beyond-wal' | 'short-read';
 
 /**
- * Kernel code → reason. Index = code; 0 means sound. `short-read` is not a kernel code: the scanner
- * gives it to pages the data file ended before (it shrank while being scanned).
+ * Kernel code → reason. Index = code; 0 means sound. `short-read` (6) is a page the data file
+ * ended before (it shrank while being scanned): `verifyFile` reports it, and the lanes of
+ * scanTask.ts give it to the pages their reads did not reach.
  */
-const BY_CODE: readonly (CorruptReason | null)[] = [null, 'checksum', 'magic', 'version', 'page-id', 'lsn-beyond-wal'];
+const BY_CODE: readonly (CorruptReason | null)[] = [null, 'checksum', 'magic', 'version', 'page-id', 'lsn-beyond-wal', 'short-read'];
 
 /** The reason string of a kernel reason code. */
 export function reasonOf(code: number): CorruptReason {
   const r = BY_CODE[code];
-  if (r === undefined || r === null) throw new RangeError(`unknown verifyPages reason code ${code}`);
+  if (r === undefined || r === null) throw new RangeError(`unknown verifyPages/verifyFile reason code ${code}`);
   return r;
 }
 

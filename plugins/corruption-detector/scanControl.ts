@@ -1,43 +1,33 @@
 /**
- * The control block one scan's lanes share: which run to take next, whether to stop, how many
- * pages are done, and whether each lane has started.
+ * The control block one scan's lanes share: which run to take next, whether to stop, and how
+ * many pages are done.
  *
  * Rules of this concurrent code. The block lives in one SharedArrayBuffer, allocated by the
  * thread that runs the scan (`ScanControl.allocate`, not for the hot path) and viewed by every
- * lane — worker tasks and the calling thread's own loops — through `new ScanControl(buffer)`.
+ * lane — worker tasks and the calling thread's asynchronous loops — through `new ScanControl(buffer)`.
  * Every field is read and written with Atomics only:
  * - the run cursor: a lane takes a run with `Atomics.add`; the index it gets back is its own
  *   (no two lanes ever check the same run), and indices past the run count mean "none left";
  * - the stop flag: set by whoever sees a failure or an abort; lanes look at it before each run;
- * - the pages-done count: added to by the lane that checked them, read for progress;
- * - one state per lane: idle → running (the lane, when its first task starts) or idle → closed
- *   (the calling thread, once no runs are left: a lane that has not started by then never will,
- *   so the caller need not wait for a worker still booting). A closed lane touches nothing.
+ * - the pages-done count: added to by the lane that checked them, read for progress.
  */
 
 /** Int32 slots after the 8-byte pages-done count (BigInt64 slot 0 = Int32 slots 0 and 1). */
 const kNextRun = 2;
 const kStop = 3;
 const kRunCount = 4;
-const kLaneStates = 5;
-
-const kLaneIdle = 0;
-const kLaneRunning = 1;
-const kLaneClosed = 2;
+const kSlots = 5;
 
 export class ScanControl {
   private readonly ints: Int32Array<SharedArrayBuffer>;
   private readonly pages: BigInt64Array<SharedArrayBuffer>;
   /** Runs in the scan, set once at allocation. */
   readonly runCount: number;
-  /** Lanes the block has room for. */
-  readonly lanes: number;
 
-  /** Allocates the block of a scan of `runCount` runs by `lanes` lanes. Not for the hot path. */
-  static allocate(runCount: number, lanes: number): SharedArrayBuffer {
+  /** Allocates the block of a scan of `runCount` runs. Not for the hot path. */
+  static allocate(runCount: number): SharedArrayBuffer {
     if (!Number.isInteger(runCount) || runCount < 0 || runCount > 0x7fffffff) throw new RangeError(`scan control: runCount must be an integer from 0 to 2^31 - 1 (got ${runCount})`);
-    if (!Number.isInteger(lanes) || lanes < 1) throw new RangeError(`scan control: lanes must be a positive integer (got ${lanes})`);
-    const buffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * (kLaneStates + lanes));
+    const buffer = new SharedArrayBuffer(Int32Array.BYTES_PER_ELEMENT * kSlots);
     Atomics.store(new Int32Array(buffer), kRunCount, runCount);
     return buffer;
   }
@@ -46,7 +36,6 @@ export class ScanControl {
     this.ints = new Int32Array(buffer);
     this.pages = new BigInt64Array(buffer, 0, 1);
     this.runCount = Atomics.load(this.ints, kRunCount);
-    this.lanes = this.ints.length - kLaneStates;
   }
 
   /** The index of the next run for the calling lane, or -1 when none is left or the scan stopped. */
@@ -80,25 +69,5 @@ export class ScanControl {
   /** Pages checked so far, by every lane. */
   get pagesDone(): number {
     return Number(Atomics.load(this.pages, 0));
-  }
-
-  /** Called by a lane's task before it touches anything: false when the caller closed the lane. */
-  enterLane(lane: number): boolean {
-    return Atomics.compareExchange(this.ints, kLaneStates + this.laneIndex(lane), kLaneIdle, kLaneRunning) !== kLaneClosed;
-  }
-
-  /** Whether the lane's task has started (and takes runs without the caller's help from then on). */
-  hasEntered(lane: number): boolean {
-    return Atomics.load(this.ints, kLaneStates + this.laneIndex(lane)) === kLaneRunning;
-  }
-
-  /** Called by the caller once no runs are left: true when the lane never started (and now never will). */
-  closeLaneIfIdle(lane: number): boolean {
-    return Atomics.compareExchange(this.ints, kLaneStates + this.laneIndex(lane), kLaneIdle, kLaneClosed) === kLaneIdle;
-  }
-
-  private laneIndex(lane: number): number {
-    if (!Number.isInteger(lane) || lane < 0 || lane >= this.lanes) throw new RangeError(`scan control: no lane ${lane} (the block has ${this.lanes})`);
-    return lane;
   }
 }

@@ -7,8 +7,7 @@
  * without opening the file; the slab is a view on a SharedArrayBuffer (never copied). A lane's
  * slab is written by that lane only, from the start of its task until its result is posted.
  * Runs are taken with Atomics (no two lanes check the same run), so a lane that takes many runs
- * in one task (`maxRuns`) needs nothing from the main thread between them: the main thread may
- * be checking runs itself meanwhile (the `scan` command does).
+ * in one task (`maxRuns`) needs nothing from the main thread between them.
  *
  * A run is read and verified a piece at a time, every piece into the same slab: a piece is
  * hashed right after it is read, while it is still in the CPU cache, and the slab stays in the
@@ -28,8 +27,6 @@ export type ScanTaskInput = {
   readonly fd: number;
   /** The scan's control block (scanControl.ts), as a view on its SharedArrayBuffer. */
   readonly control: Uint8Array<SharedArrayBuffer>;
-  /** This lane's slot in the control block. */
-  readonly lane: number;
   /** This lane's scratch space: at least one piece (1 MiB) or one page of shared memory. */
   readonly slab: Uint8Array<SharedArrayBuffer>;
   readonly pageSize: number;
@@ -62,12 +59,10 @@ export default function scan(input: ScanTaskInput): ScanTaskResult {
 
 /**
  * Takes and checks runs with synchronous reads until none is left, `maxRuns` are done, or the
- * scan stopped; `onRun` is called after each run (the calling thread's progress). A failure
- * stops the scan for every lane, then propagates.
+ * scan stopped. A failure stops the scan for every lane, then propagates.
  */
-export function scanRuns(input: ScanTaskInput, onRun?: () => void): ScanTaskResult {
+export function scanRuns(input: ScanTaskInput): ScanTaskResult {
   const lane = new Lane(input);
-  if (!lane.control.enterLane(input.lane)) return lane.result;
   try {
     for (let run = lane.claim(); run >= 0; run = lane.claim()) {
       const { first, pages } = lane.runAt(run);
@@ -75,7 +70,6 @@ export function scanRuns(input: ScanTaskInput, onRun?: () => void): ScanTaskResu
         const view = lane.piece(pages - p);
         if (!lane.check(first + p, pages - p, view, readRunSync(input.fd, view, (input.firstPageId + first + p) * input.pageSize, input.pageSize))) break;
       }
-      onRun?.();
     }
   } catch (err) {
     lane.control.stop();
@@ -91,7 +85,6 @@ export function scanRuns(input: ScanTaskInput, onRun?: () => void): ScanTaskResu
  */
 export async function scanRunsInline(input: ScanTaskInput, handle: FileHandle, onRun?: () => void): Promise<ScanTaskResult> {
   const lane = new Lane(input);
-  if (!lane.control.enterLane(input.lane)) return lane.result;
   try {
     for (let run = lane.claim(); run >= 0; run = lane.claim()) {
       const { first, pages } = lane.runAt(run);

@@ -2,15 +2,19 @@
  * The scanner: reads a store's pages and checks each with the native `verifyPages` kernel
  * (checksum, magic, version, page id = position, page LSN not beyond the end of the WAL).
  *
- * A range is cut into runs of at least 1 MiB and at most 8 MiB (below 1 MiB two workers lose to
- * one thread: the task round trip costs ~80 µs). Lanes take runs from a cursor they share
- * (scanControl.ts) and read each with positional reads into the lane's slab of one
- * SharedArrayBuffer, verifying it there a piece at a time (scanTask.ts). On a worker pool each
- * task takes one run, so the pool, which the agent shares, gives other work a worker between
- * runs; two lanes per worker are in flight, so the next run is already queued when a worker
- * finishes one. Without a pool, lanes are asynchronous loops on the calling thread. With
- * `callingThread` (the `scan` command), the calling thread checks runs itself with synchronous
- * reads from the start, and each worker takes runs until none is left as soon as it is up.
+ * Two ways to check a range:
+ * - On the calling thread (`callingThread`, the `scan` command): the native `verifyFile` reads
+ *   and verifies the pages with several native threads inside one call, 256 MiB at a time
+ *   (progress and abort are looked at between slices). It blocks the event loop, so it is for a
+ *   process with nothing else to do, never the agent. No worker pool is started: booting a
+ *   worker costs more than it would save on a scan of a few GiB.
+ * - On lanes (the agent): a range is cut into runs of at least 1 MiB and at most 8 MiB (below
+ *   1 MiB two workers lose to one thread: the task round trip costs ~80 µs). Lanes take runs from
+ *   a cursor they share (scanControl.ts) and read each with positional reads into the lane's slab
+ *   of one SharedArrayBuffer, verifying it there a piece at a time (scanTask.ts). On a worker pool
+ *   each task takes one run, so the pool, which the agent shares, gives other work a worker
+ *   between runs; two lanes per worker are in flight, so the next run is already queued when a
+ *   worker finishes one. Without a pool, lanes are asynchronous loops on the calling thread.
  *
  * Scans only read and take no lock, so they may race a writer's checkpoint. A page that fails is
  * therefore read again, `recheckAttempts` times `recheckDelayMs` apart (default 3 × 50 ms), each
@@ -22,8 +26,9 @@
  * stays open until every task using it has settled.
  */
 import { open, type FileHandle } from 'node:fs/promises';
-import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises';
-import { verifyPages } from 'recovery-agent/native';
+import os from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { verifyFile, verifyPages } from 'recovery-agent/native';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
 import { defineTask } from '../../core/taskRef.js';
@@ -31,7 +36,7 @@ import type { WorkerPool } from '../../core/workerPool.js';
 import { reasonOf, type CorruptReason, type PageFinding } from './reasons.js';
 import { ScanControl } from './scanControl.js';
 import { openScanTarget, walEndLsn, type ScanTarget, type ScanTargetOptions } from './scanTarget.js';
-import { PIECE_BYTES, scanRuns, scanRunsInline, type ScanTaskInput, type ScanTaskResult } from './scanTask.js';
+import { PIECE_BYTES, scanRunsInline, type ScanTaskInput, type ScanTaskResult } from './scanTask.js';
 
 const scanTask = defineTask<ScanTaskInput, ScanTaskResult>(new URL('./scanTask.js', import.meta.url));
 
@@ -41,6 +46,10 @@ export const MIN_TASK_BYTES = 1 << 20;
 export const DEFAULT_TASK_BYTES = 8 << 20;
 /** Runs in flight per worker thread (one running, one queued behind it). */
 const LANES_PER_THREAD = 2;
+/** Bytes the calling thread checks per native call: progress and abort are seen between calls. */
+export const SLICE_BYTES = 256 << 20;
+/** Most native threads one `verifyFile` call takes (native/index.d.ts). */
+const MAX_NATIVE_THREADS = 256;
 
 export interface RecheckOptions {
   /** Wait before reading a failing page again, in ms. Default 50. */
@@ -53,23 +62,21 @@ export interface RangeScanOptions {
   /** Worker pool to run on; without one the scan runs on the calling thread. */
   pool?: WorkerPool;
   /**
-   * The calling thread checks runs too, with synchronous reads, blocking its event loop until no
-   * run is left (an abort is then seen only after it): for a process with nothing else to do,
-   * such as the `scan` command, never in the agent. It starts at once, before any worker is up;
-   * the pool's workers take one task each and pull runs until none is left, needing nothing from
-   * the blocked event loop. Default false.
+   * The calling thread checks the range itself with the native `verifyFile` on `threads`
+   * threads, blocking its event loop until the last slice is done (an abort is seen between
+   * 256 MiB slices): for a process with nothing else to do, such as the `scan` command, never in
+   * the agent. `pool`, `taskBytes` and `lanes` are then unused. Default false.
    */
   callingThread?: boolean;
+  /** Native threads with `callingThread` (the calling one included), 1 to 256. Default: the CPU count. */
+  threads?: number;
   /** Largest run, in bytes (at least 1 MiB or one page). Default 8 MiB. */
   taskBytes?: number;
-  /**
-   * Lanes besides the calling thread's own (with `callingThread`). Default: two per worker thread
-   * (one running, one queued), one per worker thread with `callingThread`, two without a pool.
-   */
+  /** Lanes in flight. Default: two per worker thread (one running, one queued), two without a pool. */
   lanes?: number;
   /** Stops scheduling new runs; the scan then rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Called after each run with the pages and bytes scanned so far in this call. */
+  /** Called after each run (or slice) with the pages and bytes scanned so far in this call. */
   onProgress?: (progress: { pages: number; bytes: number }) => void;
 }
 
@@ -96,6 +103,12 @@ export interface StoreScanResult extends RangeScanResult {
 interface Suspect {
   pageId: number;
   reason: CorruptReason;
+}
+
+/** What a first pass over a range found, before the failing pages are read again. */
+interface Checked {
+  pagesScanned: number;
+  suspects: Suspect[];
 }
 
 /** Scans ranges of one store's data file; holds it open between scans (for the background scrub). */
@@ -142,24 +155,54 @@ export class PageScanner {
 
   private async scanLocked(first: number, count: number, options: RangeScanOptions): Promise<RangeScanResult> {
     const { pageSize } = this.target;
-    const { pool, signal } = options;
-    const caller = options.callingThread === true;
     const maxLsn = await walEndLsn(this.target);
-    // Lanes besides the calling thread's: tasks on the pool, or asynchronous loops without one.
-    const otherLanes = Math.max(caller ? 0 : 1, options.lanes ?? (pool ? pool.threads * (caller ? 1 : LANES_PER_THREAD) : caller ? 0 : 2));
-    const allLanes = otherLanes + (caller ? 1 : 0);
+    const checked = options.callingThread === true ? this.checkHere(first, count, maxLsn, options) : await this.checkOnLanes(first, count, maxLsn, options);
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error('scan aborted');
+    const { corrupt, transient } = await this.confirm(checked.suspects);
+    return { pagesScanned: checked.pagesScanned, bytesScanned: checked.pagesScanned * pageSize, corrupt, transient, maxLsn };
+  }
+
+  /** The calling thread checks the range with native threads, a slice at a time (see `callingThread`). */
+  private checkHere(first: number, count: number, maxLsn: number, options: RangeScanOptions): Checked {
+    const { pageSize } = this.target;
+    const threads = Math.max(1, Math.min(MAX_NATIVE_THREADS, Math.floor(options.threads ?? os.availableParallelism())));
+    const slicePages = Math.max(1, Math.floor(SLICE_BYTES / pageSize));
+    // A pair for every page of a slice: every finding fits, whatever the damage.
+    const out = new Uint32Array(2 * Math.min(slicePages, count));
+    const suspects: Suspect[] = [];
+    let pagesScanned = 0;
+    for (let at = 0; at < count && !options.signal?.aborted; at += slicePages) {
+      const pages = Math.min(slicePages, count - at);
+      const bad = verifyFile(this.handle.fd, pageSize, first + at, pages, maxLsn, threads, out);
+      let short = 0;
+      for (let k = 0; k < bad; k++) {
+        const reason = reasonOf(out[2 * k + 1]!);
+        if (reason === 'short-read') short++;
+        suspects.push({ pageId: first + at + out[2 * k]!, reason });
+      }
+      pagesScanned += pages - short;
+      options.onProgress?.({ pages: pagesScanned, bytes: pagesScanned * pageSize });
+    }
+    return { pagesScanned, suspects };
+  }
+
+  /** Lanes on the pool, or asynchronous loops on this thread without one (see the file comment). */
+  private async checkOnLanes(first: number, count: number, maxLsn: number, options: RangeScanOptions): Promise<Checked> {
+    const { pageSize } = this.target;
+    const { pool, signal } = options;
+    const lanes = Math.max(1, options.lanes ?? (pool ? pool.threads * LANES_PER_THREAD : 2));
     const maxTaskPages = Math.max(1, Math.floor(Math.max(options.taskBytes ?? DEFAULT_TASK_BYTES, MIN_TASK_BYTES) / pageSize));
     const minTaskPages = Math.max(1, Math.floor(MIN_TASK_BYTES / pageSize));
-    const runPages = Math.min(maxTaskPages, Math.max(minTaskPages, Math.ceil(count / allLanes)));
+    const runPages = Math.min(maxTaskPages, Math.max(minTaskPages, Math.ceil(count / lanes)));
     const runCount = Math.ceil(count / runPages);
     // A lane's slab holds one piece: runs are read and checked a piece at a time (scanTask.ts).
     const laneBytes = Math.max(PIECE_BYTES, pageSize);
-    const slab = this.slabFor(allLanes * laneBytes);
-    const controlBuffer = ScanControl.allocate(runCount, allLanes);
+    const slab = this.slabFor(lanes * laneBytes);
+    const controlBuffer = ScanControl.allocate(runCount);
     const control = new ScanControl(controlBuffer);
     const controlView = new Uint8Array(controlBuffer);
     const input = (lane: number, maxRuns: number): ScanTaskInput => ({
-      fd: this.handle.fd, control: controlView, lane, slab: new Uint8Array(slab, lane * laneBytes, laneBytes) as Uint8Array<SharedArrayBuffer>,
+      fd: this.handle.fd, control: controlView, slab: new Uint8Array(slab, lane * laneBytes, laneBytes) as Uint8Array<SharedArrayBuffer>,
       pageSize, firstPageId: first, pageCount: count, runPages, maxLsn, maxRuns: Math.max(1, maxRuns),
     });
     const progress = options.onProgress && (() => options.onProgress!({ pages: control.pagesDone, bytes: control.pagesDone * pageSize }));
@@ -172,28 +215,22 @@ export class PageScanner {
     // through the descriptor or into the slab must finish before either can be reused or closed.
     let settled: PromiseSettledResult<unknown>[];
     try {
-      if (caller) settled = await this.scanWithCaller(input, control, otherLanes, runCount, pool, results, progress);
-      else {
-        const lane = async (i: number): Promise<void> => {
-          if (!pool) return void results.push(await scanRunsInline(input(i, Infinity), this.handle, progress));
-          // One run per task: the pool is shared, and other work gets a worker between runs.
-          while (control.runsLeft) {
-            const r = await this.runOnPool(pool, input(i, 1), control);
-            if (r.runs === 0) break;
-            results.push(r);
-            progress?.();
-          }
-        };
-        settled = await Promise.allSettled(Array.from({ length: Math.min(otherLanes, runCount) }, (_, i) => lane(i)));
-      }
+      const lane = async (i: number): Promise<void> => {
+        if (!pool) return void results.push(await scanRunsInline(input(i, Infinity), this.handle, progress));
+        // One run per task: the pool is shared, and other work gets a worker between runs.
+        while (control.runsLeft) {
+          const r = await this.runOnPool(pool, input(i, 1), control);
+          if (r.runs === 0) break;
+          results.push(r);
+          progress?.();
+        }
+      };
+      settled = await Promise.allSettled(Array.from({ length: Math.min(lanes, runCount) }, (_, i) => lane(i)));
     } finally {
       signal?.removeEventListener('abort', onAbort);
     }
     const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (failed) throw failed.reason;
-    if (signal?.aborted) throw signal.reason ?? new Error('scan aborted');
-    // With the calling thread's lane, the last run may have been a worker's: report the end.
-    if (caller) progress?.();
 
     const suspects: Suspect[] = [];
     let pagesScanned = 0;
@@ -204,43 +241,7 @@ export class PageScanner {
         for (let p = 0; p < r.short[k + 1]!; p++) suspects.push({ pageId: first + r.short[k]! + p, reason: 'short-read' });
       }
     }
-    const { corrupt, transient } = await this.confirm(suspects);
-    return { pagesScanned, bytesScanned: pagesScanned * pageSize, corrupt, transient, maxLsn };
-  }
-
-  /**
-   * The calling thread checks runs itself, synchronously, while the pool's workers (one task
-   * each, taking runs until none is left) join as soon as they are up. The pool hands a task to
-   * a worker only from this thread's event loop, so until every worker has started its task this
-   * thread checks one run at a time and lets the event loop turn between runs; after that it
-   * checks the rest in one go. Then it waits only for the workers that started: a worker still
-   * booting when the last run was taken is not waited for (its task, if it ever runs, finds its
-   * lane closed and touches nothing).
-   */
-  private async scanWithCaller(
-    input: (lane: number, maxRuns: number) => ScanTaskInput, control: ScanControl, workerLanes: number, runCount: number,
-    pool: WorkerPool | undefined, results: ScanTaskResult[], progress: (() => void) | undefined,
-  ): Promise<PromiseSettledResult<unknown>[]> {
-    // The calling thread takes a run of its own first, so at most runCount - 1 tasks are useful.
-    const lanes = pool ? Array.from({ length: Math.min(workerLanes, Math.max(0, runCount - 1)) }, (_, i) => i) : [];
-    const ownLane = lanes.length;
-    const tasks = lanes.map((lane) => this.runOnPool(pool!, input(lane, runCount), control));
-    const own = (async () => {
-      while (lanes.some((lane) => !control.hasEntered(lane))) {
-        const r = scanRuns(input(ownLane, 1), progress);
-        results.push(r);
-        if (r.runs === 0) return;
-        await yieldToEventLoop();
-      }
-      results.push(scanRuns(input(ownLane, runCount), progress));
-    })();
-    await own.catch(() => undefined);
-    const waited: Promise<unknown>[] = [own];
-    lanes.forEach((lane, i) => {
-      if (control.closeLaneIfIdle(lane)) tasks[i]!.catch(() => undefined);
-      else waited.push(tasks[i]!.then((r) => void results.push(r)));
-    });
-    return Promise.allSettled(waited);
+    return { pagesScanned, suspects };
   }
 
   /** One task on the pool; a task that cannot even be run (pool closed, bad payload) stops the other lanes too. */

@@ -31,6 +31,7 @@ import { makeStore } from './corruption-detector/damage.js';
 const flatEngine = definePlugin({
   id: 'flat-engine',
   contractVersion: '^1.0.0',
+  provides: [StorageEngine],
   register(ctx) {
     ctx.provide(
       StorageEngine,

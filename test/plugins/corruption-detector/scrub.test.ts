@@ -106,14 +106,17 @@ describe('background scrub', () => {
     const base = tmpDir();
     const dir = path.join(base, 'store');
     const dataDir = path.join(base, 'agent');
-    await createStore(dir, { pageCount: 512, pageSize: 4096 });
+    // 4096 pages: a pass at 1 MiB/s takes 16 s, so a stalled test process cannot see the first
+    // scrubber finish its pass (and start over) between its progress check and its stop.
+    const pageCount = 4096;
+    await createStore(dir, { pageCount, pageSize: 4096 });
     const first = scrubber({ dir, dataDir, rate: 1 << 20 }); // 25 pages per batch, ~250 pages a second
     first.s.start();
     await until(() => first.s.stats.position > 60, 5000, 'the first scrubber to get going');
     await first.s.stop();
     const saved = JSON.parse(readFileSync(scrubStateFile(dataDir, 'st'), 'utf8')) as ScrubState;
     assert.equal(saved.nextPage, first.s.stats.position);
-    assert.ok(saved.nextPage > 60 && saved.nextPage < 512, `saved position ${saved.nextPage}`);
+    assert.ok(saved.nextPage > 60 && saved.nextPage < pageCount, `saved position ${saved.nextPage}`);
     assert.equal(saved.passes, 0);
     assert.ok(saved.passStartedAt > 0);
     assert.equal(first.s.stats.state, 'stopped');
@@ -128,12 +131,12 @@ describe('background scrub', () => {
     // Suspects first (the lowest run, then the next), then the pass from where it stopped.
     assert.deepEqual(ranges.slice(0, 3), [{ first: 3, count: 1 }, { first: 450, count: 2 }, { first: saved.nextPage, count: ranges[2]!.count }]);
     const passPages = ranges.slice(2).reduce((a, r) => a + r.count, 0);
-    assert.equal(passPages, 512 - saved.nextPage, 'the pass read only what was left, once');
+    assert.equal(passPages, pageCount - saved.nextPage, 'the pass read only what was left, once');
     assert.ok(second.lines().some((l) => l.msg === 'scrub resumes where it stopped' && l.position === saved.nextPage));
     assert.ok(second.lines().some((l) => l.msg === 'scrub pass complete'));
     const done = JSON.parse(readFileSync(scrubStateFile(dataDir, 'st'), 'utf8')) as ScrubState;
     assert.equal(done.passes, 1);
-    assert.equal(done.nextPage, 512);
+    assert.equal(done.nextPage, pageCount);
     assert.ok(done.lastPassDurationMs > 0);
   });
 

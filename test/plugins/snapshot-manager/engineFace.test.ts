@@ -22,6 +22,7 @@ import { tmpStoreDir } from '../../helpers/store.js';
 const plainEngine = definePlugin({
   id: 'plain-engine',
   contractVersion: '^1.0.0',
+  provides: [StorageEngine],
   register(ctx) {
     ctx.provide(StorageEngine, {
       name: 'plain',

@@ -477,14 +477,21 @@ export class SegmentWindow {
     return { start: this.segments[index]!, bytes: this.bytes, at, length };
   }
 
+  /**
+   * Reads segment `index`. Bytes of the newest segment past the segment size hold no record (the
+   * next LSN would be the next segment's) and are not read: they are a torn tail, as the
+   * two-pass scan finds, and the writer cuts them off when it reopens the log. Any other
+   * segment longer than the segment size is damage.
+   */
   private async readFile(index: number, into: Uint8Array, at: number): Promise<number> {
     const size = await this.fileSize(index);
-    if (size > this.segmentSize) {
+    const newest = index === this.segments.length - 1;
+    if (size > this.segmentSize && !newest) {
       throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${this.pathOf(index)} is ${size} bytes, longer than the store's ${this.segmentSize}-byte segments`, {
         details: { lsn: this.segments[index]! },
       });
     }
-    return readSegmentInto(this.walDir, this.segments[index]!, into, at, size);
+    return readSegmentInto(this.walDir, this.segments[index]!, into, at, Math.min(size, this.segmentSize));
   }
 
   /** Segment `index` in a scratch buffer: for the scan's look past damage. */

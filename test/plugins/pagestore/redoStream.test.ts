@@ -77,6 +77,25 @@ describe('streaming redo', () => {
     assert.ok(dataBytes(inline).equals(dataBytes(twoPass)), 'this thread: same data file as two-pass');
   });
 
+  it('treats bytes past the segment size in the newest segment as a torn tail, as two passes do', async () => {
+    const dir = manySegments();
+    const wal = path.join(dir, 'wal');
+    const newest = path.join(wal, readdirSync(wal).sort().at(-1)!);
+    const fd = openSync(newest, 'a');
+    writeSync(fd, Buffer.alloc(70_000, 0x5a)); // longer than a 64 KiB segment, whatever it held
+    closeSync(fd);
+    const inline = copyOf(dir, 'junk-inline');
+    const twoPass = copyOf(dir, 'junk-two-pass');
+    const base = await recover(twoPass, { redo: 'two-pass' });
+    for (const [copy, s] of [[dir, await recover(dir, { pool })], [inline, await recover(inline)]] as const) {
+      assert.equal(s.redoMode, 'stream');
+      assert.equal(s.endLsn, base.endLsn);
+      assert.deepEqual(s.tornTail, base.tornTail);
+      assert.equal(s.recordsRedone, base.recordsRedone);
+      assert.ok(dataBytes(copy).equals(dataBytes(twoPass)), 'same data file as two-pass');
+    }
+  });
+
   it('reuses window slots and waits on full rings without losing or reordering a record', async () => {
     const dir = manySegments();
     const wide = copyOf(dir, 'wide');

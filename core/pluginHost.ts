@@ -173,13 +173,16 @@ export class PluginHost {
     const providers = new Map<InjectionToken<unknown>, Entry[]>();
     for (const e of this.entries.values()) for (const t of e.def.provides ?? []) providers.set(t, [...(providers.get(t) ?? []), e]);
     for (const entry of this.entries.values()) {
-      const missing = entry.state === 'failed' ? undefined : this.missingDependency(entry);
-      if (missing) throw missing;
       entry.after = new Map();
-      for (const dep of entry.def.dependsOn) if (this.entries.has(dep)) entry.after.set(dep, `"${entry.def.id}" depends on "${dep}"`);
+      // A failed plugin will not start: it orders nothing (and a cycle through it is broken).
+      if (entry.state === 'failed') continue;
+      const missing = this.missingDependency(entry);
+      if (missing) throw missing;
+      const usable = (id: string) => this.entries.get(id)?.state !== 'failed';
+      for (const dep of entry.def.dependsOn) if (this.entries.has(dep) && usable(dep)) entry.after.set(dep, `"${entry.def.id}" depends on "${dep}"`);
       for (const req of depRequests(entry.def)) {
         for (const p of providers.get(req.token) ?? []) {
-          if (p !== entry && !entry.after.has(p.def.id)) entry.after.set(p.def.id, `"${entry.def.id}" needs ${tokenId(req.token)}, which "${p.def.id}" provides`);
+          if (p !== entry && p.state !== 'failed' && !entry.after.has(p.def.id)) entry.after.set(p.def.id, `"${entry.def.id}" needs ${tokenId(req.token)}, which "${p.def.id}" provides`);
         }
       }
     }
@@ -205,13 +208,27 @@ export class PluginHost {
 
   /** Registers and starts every plugin in dependency order. Failed plugins are isolated. */
   async startAll(): Promise<PluginStatus[]> {
+    let order: PluginDefinition[];
     // A third-party plugin that needs a plugin or token nobody registered (perhaps one that
     // failed to load) fails alone; for built-ins it is a broken setup, and order() says so.
     for (const entry of this.entries.values()) {
       const missing = entry.origin !== 'builtin' && entry.state !== 'failed' && this.missingDependency(entry);
       if (missing) this.fail(entry, missing);
     }
-    const order = this.order();
+    for (;;) {
+      try {
+        order = this.order();
+        break;
+      } catch (err) {
+        // Third-party plugins in a cycle fail, the agent goes on without them (and without what
+        // needs them); a cycle of built-ins alone is a broken build.
+        if (!isRaError(err, 'RA_ERR_PLUGIN_CYCLE')) throw err;
+        const cycle = (err.details as { cycle?: string[] } | undefined)?.cycle ?? [];
+        const thirdParty = [...new Set(cycle)].map((id) => this.entries.get(id)!).filter((e) => e.origin !== 'builtin' && e.state !== 'failed');
+        if (thirdParty.length === 0) throw err;
+        for (const e of thirdParty) this.fail(e, err);
+      }
+    }
     for (const def of order) {
       const entry = this.entries.get(def.id)!;
       if (entry.state === 'failed') continue;

@@ -44,6 +44,7 @@ export interface HttpRoute {
   readonly method: HttpMethod;
   /** Starts with `/`; Fastify's syntax for parameters (`/snapshots/:id`). */
   readonly path: string;
+  /** Who may call it (see HttpAccess); a method other than GET changes something, and must be `write`. */
   readonly access: HttpAccess;
   /**
    * Optional JSON Schemas the request must match before the handler runs; a request that does
@@ -68,7 +69,7 @@ export function isHttpRoute(v: unknown): v is HttpRoute {
   const r = v as HttpRoute | null;
   return (
     typeof r === 'object' && r !== null && METHODS.has(r.method) && typeof r.path === 'string' && r.path.startsWith('/') &&
-    ACCESS.has(r.access) && typeof r.handler === 'function' &&
+    ACCESS.has(r.access) && (r.method === 'GET' || r.access === 'write') && typeof r.handler === 'function' &&
     (r.schema === undefined || (typeof r.schema === 'object' && r.schema !== null))
   );
 }

@@ -93,9 +93,27 @@ describe('routes contributed by plugins', () => {
     }
   });
 
+  it('a route that changes something (any method but GET) must need the token: one that does not is refused', async () => {
+    for (const access of ['open', 'read'] as const) {
+      const loose = definePlugin({ id: `loose-${access}`, contractVersion: '^1.0.0', provides: [HttpRoute], register: (ctx) => ctx.provide(HttpRoute, { method: 'POST', path: '/wipe', access, handler: () => ({ status: 200, body: 'wiped' }) }, isHttpRoute) });
+      assert.equal(isHttpRoute({ method: 'POST', path: '/wipe', access, handler: () => ({ status: 200, body: null }) }), false);
+      const agent = agentWith([loose]);
+      const status = await agent.start();
+      try {
+        const mine = status.find((p) => p.id === `loose-${access}`);
+        assert.equal(mine?.state, 'failed', JSON.stringify(status));
+        assert.equal(mine?.error?.code, 'RA_ERR_CONTRACT');
+        const res = await fetch(`http://${agent.httpAddress}/wipe`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}` } });
+        assert.equal(res.status, 404, 'the route is not mounted');
+      } finally {
+        await agent.stop();
+      }
+    }
+  });
+
   it('two plugins claiming one method and path are refused, naming both', async () => {
     const claim = (id: string, method: 'GET' | 'POST', routePath: string) =>
-      definePlugin({ id, contractVersion: '^1.0.0', provides: [HttpRoute], register: (ctx) => ctx.provide(HttpRoute, { method, path: routePath, access: 'read', handler: () => ({ status: 200, body: id }) }, isHttpRoute) });
+      definePlugin({ id, contractVersion: '^1.0.0', provides: [HttpRoute], register: (ctx) => ctx.provide(HttpRoute, { method, path: routePath, access: method === 'GET' ? 'read' : 'write', handler: () => ({ status: 200, body: id }) }, isHttpRoute) });
     const twice = agentWith([claim('first-owner', 'GET', '/things'), claim('second-owner', 'GET', '/things'), claim('other-method', 'POST', '/things')]);
     await assert.rejects(twice.start(), (err: unknown) => isRaError(err, 'RA_ERR_PLUGIN_DUPLICATE') && /plugin "second-owner" serves GET \/things, which plugin "first-owner" serves already/.test(err.message));
 

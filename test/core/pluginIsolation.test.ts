@@ -138,6 +138,21 @@ describe('plugin isolation', () => {
     await h.stopAll();
   });
 
+  it('third-party plugins in a cycle fail, naming it; the agent goes on with the others', async () => {
+    const { h, status } = host();
+    const notes = await loadNotifyFile(h);
+    await h.loadAll([{ module: plugin('cycleA') }, { module: plugin('cycleB') }]);
+    await h.startAll();
+    for (const id of ['cycle-a', 'cycle-b']) {
+      const s = status(id);
+      assert.equal(s.state, 'failed');
+      assert.equal(s.error?.code, 'RA_ERR_PLUGIN_CYCLE');
+      assert.match(s.error!.message, /cycle-(a|b) -> cycle-(a|b) -> cycle-(a|b)/);
+    }
+    await notifyFileStillWorks(status, notes);
+    await h.stopAll();
+  });
+
   it('a busy loop in start: the start timeout fires, the process is killed, this thread kept answering', async () => {
     const { h, status } = host({ startTimeoutMs: 2_000 });
     const notes = await loadNotifyFile(h);

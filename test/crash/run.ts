@@ -15,26 +15,40 @@ import { parseArgs } from 'node:util';
 import { FAULT_POINTS, formatSummary, runCrashHarness } from './harness.js';
 import { IO_FAULT_KINDS } from './ioFaults.js';
 
-const { values } = parseArgs({
-  options: {
-    iterations: { type: 'string', default: '300' },
-    seed: { type: 'string' },
-    dir: { type: 'string' },
-    keep: { type: 'boolean', default: false },
-    'page-count': { type: 'string', default: '96' },
-    quiet: { type: 'boolean', default: false },
-    'cache-pages': { type: 'string' },
-    concurrency: { type: 'string' },
-    'io-faults': { type: 'string', default: 'mixed' },
-  },
-  strict: true,
-});
+const USAGE = 'usage: run.js --iterations N [--seed S] [--dir DIR] [--keep] [--page-count N] [--quiet] [--cache-pages N] [--concurrency C] [--io-faults mixed|only|off]\n';
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      help: { type: 'boolean', short: 'h', default: false },
+      iterations: { type: 'string', default: '300' },
+      seed: { type: 'string' },
+      dir: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      'page-count': { type: 'string', default: '96' },
+      quiet: { type: 'boolean', default: false },
+      'cache-pages': { type: 'string' },
+      concurrency: { type: 'string' },
+      'io-faults': { type: 'string', default: 'mixed' },
+    },
+    strict: true,
+  });
+} catch (err) {
+  process.stderr.write(`run.js: ${(err as Error).message}\n${USAGE}`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(USAGE);
+  process.exit(0);
+}
 
 const iterations = Number(values.iterations);
 const seed = values.seed !== undefined ? Number(values.seed) : (Date.now() % 1_000_000) + 1;
 const ioFaults = values['io-faults'];
 if (!Number.isInteger(iterations) || iterations < 1 || !Number.isInteger(seed) || !['mixed', 'only', 'off'].includes(ioFaults)) {
-  process.stderr.write('usage: run.js --iterations N [--seed S] [--dir DIR] [--keep] [--page-count N] [--quiet] [--cache-pages N] [--concurrency C] [--io-faults mixed|only|off]\n');
+  process.stderr.write(USAGE);
   process.exit(2);
 }
 console.log(`crash harness: ${iterations} iterations, seed ${seed} (rerun with --seed ${seed}), I/O faults ${ioFaults}`);

@@ -159,7 +159,7 @@ export function makePageStoreEngine(
       return walUsage(dir);
     },
     async recoveryProblem(dir) {
-      const { recoveryProblem } = await import('./recovery.js');
+      const { recoveryProblem } = await import('./recoveryCheck.js');
       return recoveryProblem(dir);
     },
   };

@@ -19,7 +19,7 @@
 import { readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import type { Logger } from 'pino';
-import { isRaError, raError } from '../../core/errors.js';
+import { raError } from '../../core/errors.js';
 import type { RecoveryReport } from '../../core/contracts/StorageEngine.js';
 import { defineTask, type WorkerPool } from '../../core/workerPool.js';
 import { readArchiveLink, writeArchiveLink } from './archiveLink.js';
@@ -413,25 +413,4 @@ async function archivePolicy(dir: string, archiver: WalArchiver | undefined): Pr
   return { ...(archiver ? { archiver } : {}), required: target !== null, target };
 }
 
-/**
- * What would make recovery of `dir` refuse, found without a lock and without writing: the
- * archive file, the checkpoint record the control file names, and the WAL from where recovery
- * would read it (a damaged header, a gap, a damaged record with valid ones after it). Null when
- * recovery would go ahead. A live owner may append or recycle meanwhile: callers read again
- * before they report.
- */
-export async function recoveryProblem(dir: string): Promise<string | null> {
-  try {
-    await readArchiveLink(dir);
-    const control = await readControl(dir);
-    const walDir = walDirOf(dir);
-    const rec = decodeRecord(await readRecordFromDisk(walDir, control.storeId, control.segmentSize, control.checkpointLsn), 0, control.pageSize);
-    if (rec.type !== RecordType.Checkpoint || !rec.json) return `control file points at LSN ${control.checkpointLsn}, which is not a checkpoint record`;
-    const ckpt = JSON.parse(Buffer.from(rec.json).toString('utf8')) as CheckpointBody;
-    await scanWal(walDir, control.storeId, control.segmentSize, Math.min(control.redoLsn, ...ckpt.att.map((a) => a[1])));
-    return null;
-  } catch (err) {
-    if (isRaError(err, 'RA_ERR_WAL_CORRUPT') || isRaError(err, 'RA_ERR_STORE_INVALID') || isRaError(err, 'RA_ERR_STORE_NOT_FOUND')) return (err as Error).message;
-    throw err;
-  }
-}
+export { recoveryProblem } from './recoveryCheck.js';

@@ -275,7 +275,7 @@ export class PageRedo {
     budgetBytes: number,
   ) {
     this.chunkPages = Math.max(1, Math.floor(kCacheChunkBytes / pageSize));
-    this.budgetPages = Math.max(this.chunkPages, Math.floor(budgetBytes / pageSize));
+    this.budgetPages = Math.max(1, Math.floor(budgetBytes / pageSize));
     this.flat = pageCount <= kFlatSlotPages ? new Uint32Array(pageCount).fill(kNoSlot) : null;
     this.fd = openSync(dataFile, 'r+');
   }

@@ -116,6 +116,8 @@ export interface StreamRedoInput {
   windowSegments?: number;
   /** Entries per worker ring, a power of two (default 2^15). Small ones exercise a full ring. */
   ringEntries?: number;
+  /** Bytes of pages kept in memory, shared by the workers (default 512 MiB). Small ones exercise early write-back. */
+  pageBudgetBytes?: number;
 }
 
 export interface StreamRedoOutput {
@@ -253,7 +255,7 @@ class InlineSink implements RedoSink {
   private ended = false;
 
   constructor(input: StreamRedoInput, window: SegmentWindow, private readonly applyEvery: number) {
-    this.redo = new PageRedo(window.bytes, input.dataFile, input.pageSize, input.pageCount, kPageBudgetBytes);
+    this.redo = new PageRedo(window.bytes, input.dataFile, input.pageSize, input.pageCount, input.pageBudgetBytes ?? kPageBudgetBytes);
   }
 
   appliedThrough(): number {
@@ -308,7 +310,7 @@ class RingSink implements RedoSink {
         dataFile: input.dataFile,
         pageSize: input.pageSize,
         pageCount: input.pageCount,
-        budgetBytes: Math.floor(kPageBudgetBytes / workers),
+        budgetBytes: Math.floor((input.pageBudgetBytes ?? kPageBudgetBytes) / workers),
         applyEvery,
       });
       // Noticed at the reader's next segment or wait; the rejection is rethrown from end().

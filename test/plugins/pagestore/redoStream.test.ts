@@ -96,6 +96,25 @@ describe('streaming redo', () => {
     }
   });
 
+  it('writes pages back early when they outgrow the page budget, and ends with the same pages', async () => {
+    const dir = manySegments();
+    const inline = copyOf(dir, 'budget-inline');
+    const twoPass = copyOf(dir, 'budget-two-pass');
+    await recover(twoPass, { redo: 'two-pass' });
+    const c = await readControl(dir);
+    // A budget of a few pages per worker: most pages are written back before redo ends.
+    const pageBudgetBytes = 8 * c.pageSize;
+    for (const [copy, extra] of [[dir, { pool, pageBudgetBytes }], [inline, { pageBudgetBytes }]] as const) {
+      const out = await streamRedo(await streamInput(copy, extra));
+      assert.ok(out.redo.applied > 1000, `applied ${out.redo.applied}`);
+    }
+    // Redo alone leaves the losers' changes; finish both as recovery does, then compare.
+    await recover(dir, { pool });
+    await recover(inline);
+    assert.ok(dataBytes(dir).equals(dataBytes(twoPass)), 'rings, small budget: same data file as two-pass');
+    assert.ok(dataBytes(inline).equals(dataBytes(twoPass)), 'this thread, small budget: same data file as two-pass');
+  });
+
   it('reuses window slots and waits on full rings without losing or reordering a record', async () => {
     const dir = manySegments();
     const wide = copyOf(dir, 'wide');

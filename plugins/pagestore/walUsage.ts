@@ -5,21 +5,14 @@
  * is the time of the last checkpoint (it is replaced atomically by each one).
  */
 import { stat } from 'node:fs/promises';
+import type { LogUsage } from '../../core/contracts/PageEngine.js';
 import path from 'node:path';
 import { readControl } from './control.js';
 import { walDirOf } from './storeFiles.js';
 import { listSegments, segmentPath } from './walSegments.js';
 
-export interface WalUsage {
-  readonly redoLsn: number;
-  readonly endLsn: number;
-  /** endLsn − redoLsn: what crash recovery would replay, and what a checkpoint lets go. */
-  readonly sinceCheckpointBytes: number;
-  readonly segments: number;
-  readonly segmentSize: number;
-  /** When the last checkpoint was written, ms since the epoch. */
-  readonly checkpointAt: number;
-}
+/** The face's `LogUsage` (core/contracts/PageEngine.ts), under the page store's name for its log. */
+export type WalUsage = LogUsage;
 
 /** Reads a store's WAL usage. Throws RA_ERR_STORE_NOT_FOUND / RA_ERR_STORE_INVALID like readControl. */
 export async function walUsage(dir: string): Promise<WalUsage> {

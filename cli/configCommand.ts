@@ -9,12 +9,13 @@ export function registerConfigCommands(program: Command): void {
   const config = program.command('config').description('check a config file or print its JSON Schema');
   config
     .command('check')
-    .description('validate a config file; exits 0 when valid, 2 with the key path of each problem when not')
+    .description('validate a config file (the schema; each store holds a store or is written by a configured process; plugin modules exist); exits 0 when valid, 2 with the key path of each problem when not')
     .argument('<file>', 'the YAML config file')
     .option('--json', 'print the validated config (defaults applied, units parsed) as JSON')
     .action(async (file: string, opts: { json?: boolean }) => {
-      const { loadConfigFile } = await import('./config.js');
+      const [{ loadConfigFile }, { assertNoConfigProblems }] = await Promise.all([import('./config.js'), import('./configProblems.js')]);
       const cfg = loadConfigFile(file);
+      assertNoConfigProblems(cfg);
       if (opts.json) process.stdout.write(JSON.stringify(cfg, null, 2) + '\n');
       else process.stdout.write(`${cfg.source}: valid (${cfg.stores.length} store(s), ${cfg.plugins.length} plugin(s))\n`);
     });

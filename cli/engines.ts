@@ -17,6 +17,11 @@ const builtin: ReadonlyMap<string, EngineLoader> = new Map([
   ['pagestore', async () => (await import('../plugins/pagestore/face.js')).makePageStoreEngine()],
 ]);
 
+/** The names of the built-in engines. */
+export function builtinEngineNames(): string[] {
+  return [...builtin.keys()];
+}
+
 /** The page engine called `name`. */
 export async function pageEngineNamed(name: string): Promise<PageEngine> {
   const load = builtin.get(name);

@@ -13,12 +13,16 @@ export function registerRunCommand(program: Command): void {
     .action(async (opts: { config: string }) => {
       // The agent first: it loads reflect-metadata, which tsyringe needs before it is imported.
       const { Agent } = await import('../core/agent.js');
-      const [{ builtinPlugins }, { loadConfigFile }, { createLogger }] = await Promise.all([
+      const [{ builtinPlugins }, { loadConfigFile }, { createLogger }, { assertNoConfigProblems }] = await Promise.all([
         import('./builtins.js'),
         import('./config.js'),
         import('../core/logger.js'),
+        import('./configProblems.js'),
       ]);
       const config = loadConfigFile(opts.config);
+      // A typo'd store path is refused before anything starts (a missing plugin module is that
+      // plugin failed, as for any third-party plugin that cannot load).
+      assertNoConfigProblems(config, { plugins: false });
       const log = createLogger({ level: config.agent.logLevel });
       const agent = new Agent({ config, builtins: builtinPlugins, log });
       // A daemon must not end because its plugins happen to hold no ref'd handle (piscina's

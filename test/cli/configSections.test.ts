@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -26,6 +26,7 @@ describe('cli: config sections and error codes of plugins', () => {
     const file = path.join(dir, 'agent.yaml');
     assert.equal(cli(['init', file]).status, 0);
     writeFileSync(file, readFileSync(file, 'utf8').replace('stores: []', 'stores:\n  - { id: demo, path: ./store, scrub: { rate: 10MiB/s }, snapshots: { dir: ./snaps, every: 1h } }'));
+    mkdirSync(path.join(dir, 'store')); // a store path that does not exist, with no process writing it, is an error
     const { status, stderr, urls } = loads(['config', 'check', file]);
     assert.equal(status, 0, stderr);
     const plugins = urls.filter((u) => u.includes('/dist/plugins/'));

@@ -54,7 +54,7 @@ export function registerStatusCommand(program: Command): void {
         `recovery-agent ${doc.agent.version} (pid ${doc.agent.pid}, up ${doc.agent.uptimeSeconds} s): ${doc.health.healthy ? 'healthy' : 'UNHEALTHY'}`,
         ...doc.health.reasons.map((r) => `  ! ${r}`),
         `plugins: ${doc.plugins.map((p) => `${p.id}${p.state === 'running' ? '' : ` (${p.state})`}`).join(', ')}`,
-        `failures detected ${s.failuresDetected}, recovered ${s.recoveriesSucceeded}, failed ${s.recoveriesFailed}, ` +
+        `failures detected ${s.failuresDetected}, recovered ${s.recoveriesSucceeded}, failed ${s.recoveriesFailed}, unhandled ${s.recoveriesUnhandled ?? 0}, ` +
           `RTO avg ${fmtMs(s.avgRtoMs)} p95 ${fmtMs(s.p95RtoMs)}, compliance ${s.rtoComplianceRate === null ? '-' : `${Math.round(s.rtoComplianceRate! * 100)} %`}`,
       ];
       if (doc.openFailures.length) {

@@ -183,8 +183,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       targetMs,
       withinTarget: result.outcome === 'recovered' && rtoMs <= targetMs,
       outcome: result.outcome,
-      // Applied by actions that cannot observe their effect: not recovered, yet nothing failed either.
-      escalated: result.outcome === 'failed' || result.outcome === 'no-action',
+      // What automation could not fix needs a human: a failed recovery, or one nothing is set up
+      // to handle when the failure is urgent (P0/P1). A P2/P3 failure no rule handles is recorded
+      // as unhandled: no escalation, and no weight in RTO compliance.
+      escalated: result.outcome === 'failed' || (result.outcome === 'no-action' && !isLowPriority(failure.priority)),
       attempts: result.attempts,
       duplicates: o.duplicates,
       ...(result.reason ? { reason: result.reason } : {}),
@@ -197,6 +199,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.escalated.set(record.fingerprint, record);
       log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, 'ESCALATION: automatic recovery failed; a human is needed');
       this.emit('escalation', record);
+    } else if (record.outcome === 'no-action') {
+      log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, priority: failure.priority, reason: record.reason }, 'failure unhandled: nothing is set up to handle it (low priority, not escalated)');
     } else if (record.outcome === 'applied-unverified') {
       log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, reason: record.reason }, 'recovery applied, but not verified: its actions cannot observe their effect');
     } else {
@@ -210,4 +214,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     list.push(item);
     if (list.length > (this.opts.recent ?? 1000)) list.shift();
   }
+}
+
+/** P2 and P3: degraded or housekeeping, not data or availability at risk. */
+function isLowPriority(p: Failure['priority']): boolean {
+  return p === 'P2' || p === 'P3';
 }

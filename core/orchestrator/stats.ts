@@ -9,10 +9,12 @@ export interface OrchestratorStats {
   /** Applied by actions that cannot observe their effect (webhook, exec without a check). */
   recoveriesUnverified: number;
   escalations: number;
+  /** Low-priority failures nothing is set up to handle (no-action, not escalated): not in RTO compliance. */
+  recoveriesUnhandled: number;
   /** Over successful recoveries. */
   avgRtoMs: number | null;
   p95RtoMs: number | null;
-  /** Share of recoveries (of any outcome) that ended recovered within their RTO target. */
+  /** Share of recoveries (of any outcome but unhandled) that ended recovered within their RTO target. */
   rtoComplianceRate: number | null;
   queued: number;
   running: number;
@@ -27,6 +29,8 @@ export class StatsKeeper {
   /** Applied by actions that cannot observe their effect: neither succeeded nor failed. */
   unverified = 0;
   escalations = 0;
+  /** no-action and not escalated: a low-priority failure no rule handles. */
+  unhandled = 0;
   compliant = 0;
   private readonly rtos: number[] = [];
 
@@ -40,6 +44,8 @@ export class StatsKeeper {
       if (r.withinTarget) this.compliant++;
     } else if (r.outcome === 'applied-unverified') {
       this.unverified++;
+    } else if (r.outcome === 'no-action' && !r.escalated) {
+      this.unhandled++;
     } else {
       this.failed++;
     }
@@ -57,6 +63,7 @@ export class StatsKeeper {
       recoveriesFailed: this.failed,
       recoveriesUnverified: this.unverified,
       escalations: this.escalations,
+      recoveriesUnhandled: this.unhandled,
       avgRtoMs: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
       p95RtoMs: sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]! : null,
       rtoComplianceRate: total ? this.compliant / total : null,

@@ -124,6 +124,23 @@ describe('orchestrator', () => {
     await second.orch.stop();
   });
 
+  it('records a low-priority failure nothing handles as unhandled: no escalation, no weight in RTO compliance', async () => {
+    const { bus, orch } = setup(undefined);
+    orch.start();
+    bus.publish('t', { kind: 'health-degraded', priority: 'P3', subject: 'host' });
+    await orch.idle();
+    const [r] = orch.recentRecoveries();
+    assert.equal(r!.outcome, 'no-action');
+    assert.equal(r!.escalated, false);
+    const s = orch.snapshot();
+    assert.equal(s.escalations, 0);
+    assert.equal(s.recoveriesUnhandled, 1);
+    assert.equal(s.recoveriesFailed, 0);
+    assert.equal(s.rtoComplianceRate, null, 'no recovery counts toward compliance');
+    assert.equal(orch.openFailures().length, 0, 'not held open as escalated');
+    await orch.stop();
+  });
+
   it('escalates when no healer runs', async () => {
     const { bus, orch } = setup(undefined);
     orch.start();

@@ -6,9 +6,19 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Orchestrator } from './orchestrator/orchestrator.js';
 
+/**
+ * prom-client's default metrics that break the naming rules: gauges with a `_total` name, which
+ * `promtool check metrics` rejects and which Prometheus tools then take for counters (a `rate()`
+ * over a gauge). Each is the sum of a per-`type` gauge that stays
+ * (`sum(recovery_agent_nodejs_active_handles)`), so nothing is lost by leaving them out.
+ */
+const MISNAMED_DEFAULT_METRICS = ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total'];
+
 export function createMetricsRegistry(): Registry {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'recovery_agent_' });
+  const prefix = 'recovery_agent_';
+  collectDefaultMetrics({ register: registry, prefix });
+  for (const name of MISNAMED_DEFAULT_METRICS) registry.removeSingleMetric(prefix + name);
   return registry;
 }
 

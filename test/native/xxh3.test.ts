@@ -1,12 +1,12 @@
 /**
- * The native addon's XXH3-64 (native/): equal to xxhash-addon and to `xxhsum -H3` for every
- * length class, on views at any offset and on SharedArrayBuffers; xxh3Pages equal to per-page
+ * The native addon's XXH3-64 (native/): equal to xxhash-addon and to `xxhsum -H3` (without
+ * xxhsum, @node-rs/xxhash: helpers/oracles.ts) for every length class, on views at any offset and
+ * on SharedArrayBuffers; xxh3Pages equal to per-page
  * xxh3; bad arguments throw instead of crashing; usable from a worker thread; a clear error when
  * the addon is missing. Needs `npm run build:native` first.
  */
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -16,7 +16,7 @@ import xxhashAddon from 'xxhash-addon';
 import { xxh3, xxh3Pages } from 'recovery-agent/native';
 import type { NativeXxh3WorkerInput, NativeXxh3WorkerResult } from '../fixtures/nativeXxh3Worker.js';
 import { prng } from '../helpers/prng.js';
-import { needTool } from '../helpers/tools.js';
+import { xxh3Oracle } from '../helpers/oracles.js';
 
 
 function randomBytes(len: number, seed: number, target: Uint8Array = new Uint8Array(len)): Uint8Array {
@@ -39,36 +39,6 @@ function addonXxh3(bytes: Uint8Array): bigint {
 }
 
 
-/**
- * `xxhsum -H3` of each buffer, in one run of the CLI over temp files. Accepts both output
- * formats: BSD `XXH3 (file) = hex` (xxHash 0.8.1's default for -H3) and GNU `[XXH3_]hex  file`.
- */
-function xxhsum(buffers: Uint8Array[]): bigint[] {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-native-xxh3-'));
-  try {
-    const files = buffers.map((b, i) => {
-      const f = path.join(dir, `b${i}.bin`);
-      writeFileSync(f, b);
-      return f;
-    });
-    const stdout = execFileSync('xxhsum', ['-H3', ...files], { encoding: 'utf8', maxBuffer: 64 << 20 });
-    const byFile = new Map<string, bigint>();
-    for (const line of stdout.split('\n')) {
-      const bsd = /^XXH3 \((.+)\) = ([0-9a-f]{16})\s*$/.exec(line);
-      const gnu = /^(?:XXH3_)?([0-9a-f]{16}) {2}(.+?)\s*$/.exec(line);
-      if (bsd) byFile.set(bsd[1], BigInt(`0x${bsd[2]}`));
-      else if (gnu) byFile.set(gnu[2], BigInt(`0x${gnu[1]}`));
-    }
-    return files.map((f) => {
-      const h = byFile.get(f);
-      assert.notEqual(h, undefined, `xxhsum printed no hash for ${f}:\n${stdout.slice(0, 500)}`);
-      return h as bigint;
-    });
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 // Lengths around every class boundary and the 64-byte stripe / 1024-byte block edges, up to 5 MiB.
 const LONG_LENGTHS = [
   301, 320, 383, 384, 511, 512, 513, 1000, 1023, 1024, 1025, 1087, 1088, 1089, 2047, 2048, 2049, 3072, 4095, 4096, 4097,
@@ -77,25 +47,27 @@ const LONG_LENGTHS = [
 ];
 
 describe('native xxh3', () => {
-  test('xxh3 of every length 0..300 equals xxhash-addon and xxhsum -H3', () => {
-    needTool('xxhsum', 'xxhash');
+  test('xxh3 of every length 0..300 equals xxhash-addon and xxhsum -H3', (t) => {
+    const oracle = xxh3Oracle();
+    t.diagnostic(`oracle: ${oracle.name}`);
     const buffers = Array.from({ length: 301 }, (_, len) => randomBytes(len, 1000 + len));
-    const cli = xxhsum(buffers);
+    const cli = oracle.fn(buffers);
     buffers.forEach((b, len) => {
       const got = xxh3(b);
       assert.equal(got, addonXxh3(b), `length ${len}: xxhash-addon`);
-      assert.equal(got, cli[len], `length ${len}: xxhsum -H3`);
+      assert.equal(got, cli[len], `length ${len}: ${oracle.name}`);
     });
   });
 
-  test('xxh3 of random buffers up to 5 MiB equals xxhash-addon and xxhsum -H3', () => {
-    needTool('xxhsum', 'xxhash');
+  test('xxh3 of random buffers up to 5 MiB equals xxhash-addon and xxhsum -H3', (t) => {
+    const oracle = xxh3Oracle();
+    t.diagnostic(`oracle: ${oracle.name}`);
     const buffers = LONG_LENGTHS.map((len, i) => randomBytes(len, 77 + i));
-    const cli = xxhsum(buffers);
+    const cli = oracle.fn(buffers);
     buffers.forEach((b, i) => {
       const got = xxh3(b);
       assert.equal(got, addonXxh3(b), `length ${b.length}: xxhash-addon`);
-      assert.equal(got, cli[i], `length ${b.length}: xxhsum -H3`);
+      assert.equal(got, cli[i], `length ${b.length}: ${oracle.name}`);
     });
   });
 

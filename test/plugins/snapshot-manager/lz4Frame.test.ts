@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { describe, it } from 'node:test';
 import { decompressFrameSync } from 'lz4-napi';
 import xxhash from 'xxhash-addon';
 import { encodeFrame, frameBound, FRAME_BLOCK_MAX } from '../../../plugins/snapshot-manager/lz4Frame.js';
 import { prng } from '../../helpers/prng.js';
-import { needTool } from '../../helpers/tools.js';
+import { lz4DecodeOracle, lz4FastSizeOracle } from '../../helpers/oracles.js';
 
 /** Bytes like a page store's: records with a repeated text field and some random bytes. */
 function compressible(n: number, seed: number): Buffer {
@@ -32,13 +31,6 @@ function frameOf(raw: Uint8Array): Buffer {
   return out.subarray(0, n);
 }
 
-function lz4Cli(frame: Buffer): Buffer {
-  needTool('lz4', 'lz4');
-  const r = spawnSync('lz4', ['-d', '-c'], { input: frame, maxBuffer: 64 << 20 });
-  assert.equal(r.status, 0, String(r.stderr));
-  return r.stdout;
-}
-
 describe('LZ4 frames from lz4-napi blocks', () => {
   it('has the header checksum the format asks for: byte 1 of XXH32 of FLG and BD', () => {
     const frame = frameOf(Buffer.alloc(100));
@@ -53,20 +45,23 @@ describe('LZ4 frames from lz4-napi blocks', () => {
     ['incompressible bytes (stored raw)', random(300_000, 3)],
     ['nothing', Buffer.alloc(0)],
   ] as const) {
-    it(`${name}: lz4 -d and lz4-napi give the input back`, () => {
+    it(`${name}: lz4 -d (or lz4js) and lz4-napi give the input back`, (t) => {
+      const oracle = lz4DecodeOracle();
+      t.diagnostic(`oracle: ${oracle.name}`);
       const frame = frameOf(raw);
-      assert.ok(lz4Cli(frame).equals(raw), 'lz4 -d');
+      assert.ok(oracle.fn(frame).equals(raw), oracle.name);
       assert.ok(decompressFrameSync(frame).equals(raw), 'lz4-napi');
       assert.ok(frame.byteLength <= frameBound(raw.byteLength));
     });
   }
 
-  it('compresses page-like data about as well as lz4 -1, and stores random data with 4 bytes a block', () => {
+  it('compresses page-like data about as well as lz4 -1 (or lz4js), and stores random data with 4 bytes a block', (t) => {
+    const baseline = lz4FastSizeOracle();
+    t.diagnostic(`baseline: ${baseline.name}`);
     const raw = compressible(1 << 20, 4);
-    needTool('lz4', 'lz4');
-    const cli = spawnSync('lz4', ['-1', '-c'], { input: raw, maxBuffer: 8 << 20 }).stdout;
+    const theirs = baseline.fn(raw);
     const ours = frameOf(raw).byteLength;
-    assert.ok(Math.abs(ours - cli.byteLength) / cli.byteLength < 0.05, `ours ${ours} bytes, lz4 -1 ${cli.byteLength}`);
+    assert.ok(Math.abs(ours - theirs) / theirs < 0.05, `ours ${ours} bytes, ${baseline.name} ${theirs}`);
     const rnd = random(1 << 20, 5);
     assert.equal(frameOf(rnd).byteLength, 7 + 4 + rnd.byteLength + 4);
   });

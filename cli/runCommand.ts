@@ -1,16 +1,31 @@
 /**
- * `recovery-agent run --config FILE`: the daemon. Starts the agent, logs one line when ready,
+ * `recovery-agent run [--config FILE]`: the daemon. The config is `--config`, else
+ * `$RECOVERY_AGENT_CONFIG`, else /etc/recovery-agent/agent.yaml (where deploy/'s unit puts it). Starts the agent, logs one line when ready,
  * and on SIGINT or SIGTERM stops everything in reverse order and exits 0. A second Ctrl-C
  * (SIGINT more than a second after the first) while stopping exits at once with 1.
  */
+import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
+
+/** Where `run` looks for its config when neither --config nor RECOVERY_AGENT_CONFIG names one. */
+export const DEFAULT_CONFIG = '/etc/recovery-agent/agent.yaml';
+
+/** The config file `run` uses: --config, else $RECOVERY_AGENT_CONFIG, else the default path if it exists. */
+export async function configFileFor(given: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string> {
+  if (given) return given;
+  if (env.RECOVERY_AGENT_CONFIG) return env.RECOVERY_AGENT_CONFIG;
+  if (existsSync(DEFAULT_CONFIG)) return DEFAULT_CONFIG;
+  const { raError } = await import('../core/errors.js');
+  throw raError('RA_ERR_USAGE', `no config: give --config FILE, set RECOVERY_AGENT_CONFIG, or put one at ${DEFAULT_CONFIG} (\`recovery-agent init FILE\` writes a sample)`);
+}
 
 export function registerRunCommand(program: Command): void {
   program
     .command('run')
     .description('run the agent until SIGINT or SIGTERM')
-    .requiredOption('-c, --config <file>', 'the YAML config file')
-    .action(async (opts: { config: string }) => {
+    .option('-c, --config <file>', `the YAML config file (default: $RECOVERY_AGENT_CONFIG, else ${DEFAULT_CONFIG})`)
+    .action(async (opts: { config?: string }) => {
+      const configFile = await configFileFor(opts.config);
       // The agent first: it loads reflect-metadata, which tsyringe needs before it is imported.
       const { Agent } = await import('../core/agent.js');
       const [{ builtinPlugins }, { loadConfigFile }, { createLogger }, { assertNoConfigProblems }] = await Promise.all([
@@ -19,7 +34,7 @@ export function registerRunCommand(program: Command): void {
         import('../core/logger.js'),
         import('./configProblems.js'),
       ]);
-      const config = loadConfigFile(opts.config);
+      const config = loadConfigFile(configFile);
       // A typo'd store path is refused before anything starts (a missing plugin module is that
       // plugin failed, as for any third-party plugin that cannot load).
       assertNoConfigProblems(config, { plugins: false });

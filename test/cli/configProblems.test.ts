@@ -43,4 +43,18 @@ describe('cli: config problems beyond the schema', () => {
     assert.match(r.stderr, /stores\[0\]\.path: .*notastore does not exist/);
     mkdirSync(path.join(dir, 'agent'), { recursive: true });
   });
+
+  it('run takes its config from RECOVERY_AGENT_CONFIG without --config, and says where to put one when there is none', () => {
+    const dir = tmp();
+    const file = path.join(dir, 'agent.yaml');
+    writeFileSync(file, ['agent: { dataDir: ./agent, http: { enabled: false } }', 'stores:', '  - { id: ns, path: ./typo }', ''].join('\n'));
+    const viaEnv = cli(['run'], { env: { ...process.env, RECOVERY_AGENT_CONFIG: file } });
+    assert.equal(viaEnv.status, 2, viaEnv.stderr);
+    assert.match(viaEnv.stderr, /agent\.yaml: invalid config:\n {2}stores\[0\]\.path: .*typo does not exist/, 'the file named by the variable was read');
+    const env = { ...process.env };
+    delete env.RECOVERY_AGENT_CONFIG;
+    const none = cli(['run'], { env });
+    assert.equal(none.status, 2);
+    assert.match(none.stderr, /no config: give --config FILE, set RECOVERY_AGENT_CONFIG, or put one at \/etc\/recovery-agent\/agent\.yaml/);
+  });
 });

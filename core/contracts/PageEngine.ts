@@ -164,6 +164,8 @@ export interface StoreFiles {
   writeState(dir: string, state: StoreState): Promise<void>;
   /** Takes the store's lock; RA_ERR_STORE_LOCKED when a live process holds it. */
   lock(dir: string): Promise<{ release(): Promise<void> }>;
+  /** The pid of the live process holding the store's lock, or null; read-only (takes nothing). */
+  lockHolder(dir: string): Promise<number | null>;
   /** Puts the complete store in `staging` in place of `to` atomically (a crash leaves one or the other). */
   swapIn(staging: string, to: string): Promise<void>;
   /** Finishes or undoes a swap a crash interrupted; what it did. */
@@ -224,6 +226,11 @@ export interface PageEngine extends StorageEngine {
   logUsage(dir: string): Promise<LogUsage>;
   /** What would make crash recovery refuse the store (read-only), or null. */
   recoveryProblem(dir: string): Promise<string | null>;
+  /**
+   * What crash recovery would still have to do to a store nobody has open (read-only), or null
+   * when nothing: how a recovery is verified without running another.
+   */
+  recoveryPending(dir: string): Promise<string | null>;
   /**
    * Crash recovery of a store nobody has open (RA_ERR_STORE_LOCKED when a live process holds
    * it), with the archiver to hand retired segments to and the pool to redo on (see

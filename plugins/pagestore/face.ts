@@ -17,7 +17,7 @@ import type { CheckpointBody } from './checkpoint.js';
 import { readControl, writeControl } from './control.js';
 import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, kPageLsn, pageLsn, readPageAt, readU32, readU64, verifyPage } from './format.js';
 import { DATA_FILE, SUPERBLOCK_MAGIC, dataFileOf, storeExists, superblockProblem, walDirOf } from './storeFiles.js';
-import { acquireStoreLock } from './storeLock.js';
+import { acquireStoreLock, lockHolder } from './storeLock.js';
 import { settleSwap, swapInStore } from './storeSwap.js';
 import { RecordType, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecType } from './walRecord.js';
 import { forEachPageRecord, scanRecords } from './walPages.js';
@@ -116,6 +116,7 @@ export const storeFiles: StoreFiles = {
   readState: (dir) => readControl(dir),
   writeState: (dir, state) => writeControl(dir, { ...state }),
   lock: (dir) => acquireStoreLock(dir),
+  lockHolder,
   swapIn: swapInStore,
   settleSwap,
   rememberedArchive: readArchiveLink,
@@ -161,6 +162,10 @@ export function makePageStoreEngine(
     async recoveryProblem(dir) {
       const { recoveryProblem } = await import('./recoveryCheck.js');
       return recoveryProblem(dir);
+    },
+    async recoveryPending(dir) {
+      const { recoveryPending } = await import('./recoveryCheck.js');
+      return recoveryPending(dir);
     },
   };
 }

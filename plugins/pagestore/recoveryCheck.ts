@@ -1,6 +1,7 @@
 /**
- * The read-only check of whether crash recovery would accept a store, apart from recovery
- * itself so that `scan` (which runs it) loads none of the redo, undo and worker pool code.
+ * Read-only checks of a store's log, apart from recovery itself so that `scan` (which runs one)
+ * loads none of the redo, undo and worker pool code: whether crash recovery would accept the
+ * store, and whether it would have anything to do.
  */
 import { isRaError } from '../../core/errors.js';
 import { readArchiveLink } from './archiveLink.js';
@@ -31,4 +32,23 @@ export async function recoveryProblem(dir: string): Promise<string | null> {
     if (isRaError(err, 'RA_ERR_WAL_CORRUPT') || isRaError(err, 'RA_ERR_STORE_INVALID') || isRaError(err, 'RA_ERR_STORE_NOT_FOUND')) return (err as Error).message;
     throw err;
   }
+}
+
+/**
+ * What crash recovery would still have to do to the store in `dir` (nobody has it open), found
+ * without a lock and without writing; null when nothing: the last checkpoint is the last record,
+ * nothing was dirty or active at it. How a recovery is verified without running another (which
+ * would be a second recovery to count and log).
+ */
+export async function recoveryPending(dir: string): Promise<string | null> {
+  const control = await readControl(dir);
+  const walDir = walDirOf(dir);
+  const rec = decodeRecord(await readRecordFromDisk(walDir, control.storeId, control.segmentSize, control.checkpointLsn), 0, control.pageSize);
+  if (rec.type !== RecordType.Checkpoint || !rec.json) return `control file points at LSN ${control.checkpointLsn}, which is not a checkpoint record`;
+  const ckpt = JSON.parse(Buffer.from(rec.json).toString('utf8')) as CheckpointBody;
+  if (ckpt.att.length > 0) return `${ckpt.att.length} transaction(s) were active at the last checkpoint`;
+  if (control.redoLsn < control.checkpointLsn || ckpt.dpt.length > 0) return `pages changed before the last checkpoint may be missing from the data file (redo from LSN ${control.redoLsn})`;
+  const scan = await scanWal(walDir, control.storeId, control.segmentSize, control.checkpointLsn);
+  if (scan.count > 1) return `${scan.count - 1} record(s) follow the last checkpoint`;
+  return null;
 }

@@ -26,6 +26,15 @@ function ownerAlive(pid: number, start: string): boolean {
   return processStartTime(pid) === start;
 }
 
+/** The pid of the live process that holds the store's lock, or null (free, or stale); read-only. */
+export async function lockHolder(dir: string): Promise<number | null> {
+  const content = await readFile(path.join(dir, 'LOCK'), 'utf8').catch(() => null);
+  if (content === null) return null;
+  const [pidText, start] = content.split('\n');
+  const pid = Number(pidText);
+  return start !== undefined && ownerAlive(pid, start) ? pid : null;
+}
+
 export async function acquireStoreLock(dir: string): Promise<StoreLock> {
   const file = path.join(dir, 'LOCK');
   const me = `${process.pid}\n${processStartTime(process.pid) ?? 'unknown'}\n`;

@@ -67,11 +67,19 @@ export default definePlugin({
       },
       async verify(failure) {
         const id = storeOf(failure)!;
-        const out = await manager.recoverStore(id);
-        if (out.status === 'locked') {
-          const store = owned.get(id);
-          return store !== undefined && ownerServes(store.engine, store.dir, out.pid);
+        const store = owned.get(id);
+        if (store) {
+          // Observed read-only through the engine's face: a live owner that answers, or a log
+          // with nothing left to redo or undo. Not another recovery (that one would be counted
+          // and logged as a second store recovery for one crash).
+          // (No lock is taken here: a writer restarted meanwhile must find the store free.)
+          const holder = await store.engine.files.lockHolder(store.dir);
+          if (holder !== null) return ownerServes(store.engine, store.dir, holder);
+          return (await store.engine.recoveryPending(store.dir)) === null;
         }
+        // An engine without the page face: recovery is idempotent, so a second one that finds
+        // nothing to do is the observation.
+        const out = await manager.recoverStore(id);
         return out.status === 'recovered' && out.report.transactionsRolledBack === 0 && out.report.recordsRedone === 0;
       },
     };

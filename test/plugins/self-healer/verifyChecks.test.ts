@@ -10,10 +10,11 @@ import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction } from '../../../core/contracts/HealingAction.js';
+import { TransactionRollbackManager } from '../../../core/contracts/TransactionRollbackManager.js';
 import { builtinPlugins } from '../../../cli/builtins.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { captureLogger } from '../../helpers/logCapture.js';
-import { tmpStoreDir } from '../../helpers/store.js';
+import { killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 function agentFor(dir: string, healing: unknown) {
   const base = path.dirname(dir);
@@ -30,6 +31,25 @@ function actionOf(agent: Agent, id: string): HealingAction {
 const hctx = () => ({ signal: new AbortController().signal, log: captureLogger().log, options: {} });
 
 describe('verify observes the outcome', () => {
+  it('recover-store verifies a crash recovery by reading the log, not by a second recovery: one crash, one store recovery', async () => {
+    const dir = tmpStoreDir('ra-verify-once-');
+    const agent = agentFor(dir, {});
+    await agent.start(); // nothing there yet: no recovery at start
+    try {
+      killedWriter({ dir, commits: 50, open: 2, pages: 32 });
+      const manager = agent.container.resolve(TransactionRollbackManager);
+      const before = manager.stats().recoveries;
+      const a = actionOf(agent, 'recover-store');
+      const f = failure();
+      const out = await a.apply(f, hctx());
+      assert.match(String(out?.summary), /recovered store "db": 2 transaction\(s\) rolled back/);
+      assert.equal(await a.verify(f, hctx()), true);
+      assert.equal(manager.stats().recoveries - before, 1, 'apply recovered once; verify only looked');
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it("recover-store on a store a live process holds: verified by the owner's answer, not by the lock", async () => {
     for (const serves of [true, false]) {
       const dir = tmpStoreDir('ra-verify-');

@@ -55,6 +55,8 @@ export interface ProcessStatus {
   readonly threads: number | null;
   /** The store this process owns, from the config. */
   readonly store: string | undefined;
+  /** True when the running instance was started by an earlier agent (which crashed) and adopted by this one. */
+  readonly adopted?: boolean;
 }
 
 /** What a stop may be told: `graceMs: 0` is SIGKILL at once (for a hung process). */
@@ -99,14 +101,19 @@ export interface ProcessCrashEvidence {
   readonly mode: ProcessMode;
   /** Null when the command could not be started at all. */
   readonly pid: number | null;
-  /** Null when it died by a signal, or when it was attached (not our child: unknown). */
+  /** Null when it died by a signal, or when it was attached or adopted (not our child: unknown). */
   readonly exitCode: number | null;
   readonly signal: string | null;
   readonly uptimeMs: number | null;
   readonly lastHeartbeatAt: number | null;
   readonly store: string | undefined;
-  /** Attached processes: `gone` (no such pid) or `pid-reused` (the pid now names another process). */
+  /**
+   * Attached and adopted processes: `gone` (no such pid, or a zombie) or `pid-reused` (the pid
+   * now names another process).
+   */
   readonly reason?: 'exit' | 'spawn-failed' | 'gone' | 'pid-reused';
+  /** True when it was adopted from an earlier agent: not this agent's child, so its exit code and signal are unknown. */
+  readonly adopted?: boolean;
   /** When the command could not even be started. */
   readonly spawnError?: string;
 }

@@ -26,7 +26,7 @@ export default definePlugin({
   deps: { metrics: optional(Metrics) },
   provides: [ProcessSupervisor, StatusSection, Detector],
   register(ctx, { metrics }) {
-    const supervisor = new Supervisor(ctx.config.processes, ctx.log);
+    const supervisor = new Supervisor(ctx.config.processes, ctx.log, ctx.config.agent.dataDir);
     let started = false;
     // The host starts it with a sink on the failure bus once the plugin is up, and stops it first.
     const detector: Detector = {

@@ -105,6 +105,7 @@ export class ProcessEntry {
       rssBytes: this.rssBytes,
       threads: this.threads,
       store: this.cfg.store,
+      adopted: this.child?.adopted ?? false,
     };
   }
 }

@@ -5,18 +5,23 @@
  *
  * Everything runs on the main thread's event loop; a supervised child's exit is handled in its
  * 'exit' event, so the failure is published within the same turn that Node learns of the exit.
+ *
+ * What it starts is recorded under `dataDir` (processRecords.ts): after the agent's own crash, a
+ * new agent adopts the instances that still run instead of starting duplicates that would only
+ * crash-loop on their store's lock; an adopted instance's end is seen by polling (README.md).
  */
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
-import { spawnChild, stopChild } from './childProcess.js';
+import { adoptChild, spawnChild, stopChild } from './childProcess.js';
 import { HangWatch, UdpHeartbeats } from './heartbeat.js';
 import { readPidFile, sameInstance } from './pidFile.js';
 import { ProbeLoop } from './probes.js';
 import { readProcStat, startedAtFromTicks } from './procStats.js';
 import { ProcessEntry } from './processEntry.js';
+import { InstanceRecords, checkRecord, processesDir } from './processRecords.js';
 import {
   HEARTBEAT_ENV,
   PROCESS_CRASH,
@@ -42,20 +47,29 @@ export class Supervisor implements ProcessSupervisor {
   private sink: FailureSink | null = null;
   private stopping = false;
   private readonly timers: NodeJS.Timeout[] = [];
+  /** `<dataDir>/processes`: the started instances' records and their output files. */
+  private readonly dir: string;
+  private readonly records: InstanceRecords;
 
+  /** `dataDir`: the agent's, where what it started is recorded for a restarted agent to adopt. */
   constructor(
     processes: readonly ProcessConfig[],
     private readonly log: Logger,
+    dataDir: string,
     private readonly timing: SupervisorTiming = DEFAULT_TIMING,
   ) {
     for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
     this.udp = new UdpHeartbeats(log);
+    this.dir = processesDir(dataDir);
+    this.records = new InstanceRecords(this.dir);
+    if (this.records.loadError !== null) log.warn({ note: this.records.loadError }, 'process records ignored: nothing will be adopted');
   }
 
   /**
-   * Binds the heartbeat sockets, then starts the supervised processes and attaches to the
-   * others. A socket that cannot be bound fails the start (and nothing is left running); a
-   * command that cannot be started is a crash of that process, not of the others.
+   * Binds the heartbeat sockets, then starts the supervised processes — or adopts those an
+   * earlier agent started and that still run — and attaches to the others. A socket that cannot
+   * be bound fails the start (and nothing is left running); a command that cannot be started is
+   * a crash of that process, not of the others.
    */
   async start(sink: FailureSink): Promise<void> {
     if (this.sink !== null || this.stopping) return;
@@ -72,7 +86,7 @@ export class Supervisor implements ProcessSupervisor {
         continue;
       }
       try {
-        await this.spawnInstance(e);
+        if (!(await this.adoptInstance(e))) await this.spawnInstance(e);
       } catch (err) {
         this.publishCrash(e, { processId: e.id, mode: e.mode, pid: null, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason: 'spawn-failed', spawnError: describeError(err) });
       }
@@ -186,7 +200,7 @@ export class Supervisor implements ProcessSupervisor {
     e.policy.recordStart(Date.now());
     let spawned;
     try {
-      spawned = await spawnChild(e.cfg, env, e.log, (pid, code, signal) => this.onExit(e, pid, code, signal));
+      spawned = await spawnChild(e.cfg, env, e.log, this.dir, (pid, code, signal) => this.onExit(e, pid, code, signal));
     } catch (err) {
       e.state = 'exited';
       e.crashes++;
@@ -197,6 +211,9 @@ export class Supervisor implements ProcessSupervisor {
     e.child = spawned;
     e.pid = spawned.pid;
     e.startTime = readProcStat(spawned.pid)?.startTime ?? null;
+    if (e.startTime !== null) {
+      this.saveRecord(e.id, { pid: spawned.pid, startTime: e.startTime, argv: [e.cfg.command!, ...e.cfg.args], cwd: e.cfg.cwd!, token: hb?.token === undefined ? token : null });
+    }
     e.startedAt = Date.now();
     e.startedMono = performance.now();
     e.expectExit = false;
@@ -209,8 +226,62 @@ export class Supervisor implements ProcessSupervisor {
     return spawned.pid;
   }
 
+  /**
+   * Adopts the instance an earlier agent of this dataDir started, when its record names a
+   * process that still runs (same pid, start time and command line): it keeps its pid, and is
+   * watched (by polling, heartbeats, resources) from here on. One started with another command
+   * line or cwd than the config now says is adopted only to be stopped. False when there is
+   * nothing to adopt.
+   */
+  private async adoptInstance(e: ProcessEntry): Promise<boolean> {
+    const rec = this.records.get(e.id);
+    if (rec === undefined) return false;
+    const found = checkRecord(rec);
+    if (found !== 'alive') {
+      e.log.info({ processPid: rec.pid, found }, found === 'gone' ? 'the instance an earlier agent started is gone' : 'the recorded pid runs another command now; leaving it alone');
+      this.deleteRecord(e.id);
+      return false;
+    }
+    const now = Date.now();
+    e.child = adoptChild(e.cfg, rec.pid, rec.startTime, e.log, this.dir, this.timing.attachPollMs, (pid, code, signal) => this.onExit(e, pid, code, signal));
+    e.pid = rec.pid;
+    e.startTime = rec.startTime;
+    e.startedAt = startedAtFromTicks(rec.startTime, now) ?? now;
+    e.startedMono = performance.now() - (now - e.startedAt);
+    e.expectExit = false;
+    e.token = e.cfg.heartbeat?.token ?? rec.token;
+    e.lastHeartbeatAt = null;
+    e.state = 'running';
+    this.watchHeartbeats(e);
+    e.sampleResources();
+    e.log.info({ processPid: rec.pid, startedAt: new Date(e.startedAt).toISOString() }, 'adopted the process an earlier agent started');
+    const argv = [e.cfg.command!, ...e.cfg.args];
+    if (rec.cwd === e.cfg.cwd && rec.argv.length === argv.length && rec.argv.every((a, i) => a === argv[i])) return true;
+    e.log.warn({ processPid: rec.pid, was: rec.argv, now: argv }, 'the adopted process runs another command line than the config says: stopping it to start the configured one');
+    await this.terminate(e, e.cfg.stopGrace);
+    return false;
+  }
+
+  private saveRecord(id: string, rec: Parameters<InstanceRecords['set']>[1]): void {
+    try {
+      this.records.set(id, rec);
+    } catch (err) {
+      this.log.error({ err: describeError(err), processId: id }, 'cannot record the started process: a restarted agent will not adopt it');
+    }
+  }
+
+  private deleteRecord(id: string): void {
+    try {
+      this.records.delete(id);
+    } catch (err) {
+      this.log.error({ err: describeError(err), processId: id }, 'cannot update the process records');
+    }
+  }
+
   private onExit(e: ProcessEntry, pid: number, code: number | null, signal: NodeJS.Signals | null): void {
     if (e.child?.pid !== pid) return;
+    const adopted = e.child.adopted;
+    this.deleteRecord(e.id);
     const at = Date.now();
     const uptimeMs = Math.round(performance.now() - e.startedMono);
     const lastHeartbeatAt = e.lastHeartbeatAt;
@@ -229,7 +300,9 @@ export class Supervisor implements ProcessSupervisor {
       return;
     }
     e.crashes++;
-    this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: code, signal, uptimeMs, lastHeartbeatAt, store: e.cfg.store, reason: 'exit' });
+    // An adopted process is not our child: no exit code, no signal, only that it is gone.
+    const how = adopted ? { reason: 'gone' as const, adopted: true } : { reason: 'exit' as const };
+    this.publishCrash(e, { processId: e.id, mode: e.mode, pid, exitCode: code, signal, uptimeMs, lastHeartbeatAt, store: e.cfg.store, ...how });
   }
 
   /** Ends the running instance: SIGTERM (and SIGCONT), SIGKILL after `graceMs`. */
@@ -350,6 +423,11 @@ export class Supervisor implements ProcessSupervisor {
 
   private onHang(e: ProcessEntry): void {
     if (e.state !== 'running' || e.pid === null) return;
+    if (e.child?.adopted) {
+      // Silent because it died: a zombie waiting for init to reap it; its exit is reported once reaped.
+      const st = readProcStat(e.pid);
+      if (st === null || st.state === 'Z' || st.state === 'X') return;
+    }
     e.state = 'hung';
     e.hangs++;
     const evidence: ProcessHangEvidence = { processId: e.id, mode: e.mode, pid: e.pid, lastHeartbeatAt: e.lastHeartbeatAt, timeoutMs: e.hang!.timeoutMs, store: e.cfg.store };

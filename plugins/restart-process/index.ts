@@ -54,8 +54,10 @@ export default definePlugin({
             return true;
           case 'on-failure': {
             if (failure.kind === PROCESS_HANG) return true;
-            const { exitCode, signal, spawnError } = failure.evidence;
-            return (typeof exitCode === 'number' && exitCode !== 0) || typeof signal === 'string' || typeof spawnError === 'string';
+            const { exitCode, signal, spawnError, adopted } = failure.evidence;
+            // An adopted process (started by an agent that crashed) was not our child: how it
+            // ended is unknown, and a writer left down is the worse mistake, so it counts as a failure.
+            return (typeof exitCode === 'number' && exitCode !== 0) || typeof signal === 'string' || typeof spawnError === 'string' || adopted === true;
           }
         }
       },

@@ -3,7 +3,9 @@
  * failure bus that records every failure and the monotonic time it was delivered.
  */
 import 'reflect-metadata';
+import { mkdtempSync, rmSync } from 'node:fs';
 import net from 'node:net';
+import os from 'node:os';
 import path from 'node:path';
 import { container as rootContainer, type DependencyContainer } from 'tsyringe';
 import type { AgentConfig } from '../../../core/config/schema.js';
@@ -35,7 +37,9 @@ export function childProcessConfig(id: string, spec: ChildSpec, extra: Record<st
 
 export async function startDetector(processes: unknown[], options: { stores?: unknown[]; restartAction?: boolean } = {}) {
   const cap = captureLogger();
-  const config: AgentConfig = validateConfig({ agent: { workers: 1 }, stores: options.stores ?? [], processes }, path.join(repoRoot(), 'crash-detector-test.yaml'), {});
+  // A dataDir of its own: the supervisor records what it starts there (for a restarted agent to adopt).
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ra-crash-detector-'));
+  const config: AgentConfig = validateConfig({ agent: { workers: 1, dataDir }, stores: options.stores ?? [], processes }, path.join(repoRoot(), 'crash-detector-test.yaml'), {});
   const container: DependencyContainer = rootContainer.createChildContainer();
   const bus = new FailureBusImpl(cap.log);
   container.register(FailureBus, { useValue: bus });
@@ -62,6 +66,7 @@ export async function startDetector(processes: unknown[], options: { stores?: un
       stopped = true;
       await host.stopAll();
       await container.dispose();
+      rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -91,7 +91,8 @@ describe('crash detector: supervised processes', () => {
     const h = await detector([childProcessConfig('sleeper', { heartbeatMs: 30, printEnv: [HEARTBEAT_ENV, PROCESS_ID_ENV] }, { heartbeat: { udp: '127.0.0.1:0', timeout } })]);
     const pid = h.supervisor.get('sleeper')!.pid!;
     await waitFor(() => h.supervisor.get('sleeper')!.lastHeartbeatAt, 5000, 'a first heartbeat');
-    const env = h.lines().filter((l) => l.process === 'sleeper' && l.stream === 'stdout').map((l) => String(l.msg));
+    const stdout = () => h.lines().filter((l) => l.process === 'sleeper' && l.stream === 'stdout').map((l) => String(l.msg));
+    const env = await waitFor(() => stdout().length >= 2 && stdout(), 5000, 'the environment printed');
     assert.match(env[0]!, /^RECOVERY_AGENT_HEARTBEAT=udp:\/\/127\.0\.0\.1:[1-9]\d*\/[0-9a-f]{32}$/);
     assert.equal(env[1], 'RECOVERY_AGENT_PROCESS_ID=sleeper');
     const t0 = process.hrtime.bigint();

@@ -57,6 +57,7 @@ export function registerStatusCommand(program: Command): void {
         `failures detected ${s.failuresDetected}, recovered ${s.recoveriesSucceeded}, failed ${s.recoveriesFailed}, unhandled ${s.recoveriesUnhandled ?? 0}, ` +
           `RTO avg ${fmtMs(s.avgRtoMs)} p95 ${fmtMs(s.p95RtoMs)}, compliance ${s.rtoComplianceRate === null ? '-' : `${Math.round(s.rtoComplianceRate! * 100)} %`}`,
       ];
+      lines.push(...sectionLines(doc));
       if (doc.openFailures.length) {
         lines.push('open failures:');
         for (const o of doc.openFailures) lines.push(`  ${o.failure.priority} ${o.failure.kind} ${o.failure.subject} (${o.state})`);
@@ -69,6 +70,62 @@ export function registerStatusCommand(program: Command): void {
       }
       process.stdout.write(lines.join('\n') + '\n');
     });
+}
+
+interface ProcessLine {
+  id: string;
+  state: string;
+  pid: number | null;
+  restarts: number;
+  crashes: number;
+  hangs: number;
+  cpuPercent: number | null;
+  rssBytes: number | null;
+  store?: string;
+  adopted?: boolean;
+}
+
+interface HealthSection {
+  score: number | null;
+  level: string;
+  components: Array<{ component: string; score: number }>;
+  failingProbes: Array<{ id: string; error: string }>;
+  predictions: Array<{ resource: string; alerting: boolean; etaSeconds: number | null; probability: number }>;
+}
+
+/** The plugin sections an operator reads first, as text: supervised processes and the host's health. */
+export function sectionLines(doc: Record<string, unknown>): string[] {
+  const lines: string[] = [];
+  const processes = Array.isArray(doc.processes) ? (doc.processes as ProcessLine[]) : [];
+  if (processes.length) {
+    lines.push('processes:');
+    for (const p of processes) {
+      const facts = [
+        p.pid !== null ? `pid ${p.pid}` : null,
+        p.adopted ? 'adopted' : null,
+        p.store ? `store ${p.store}` : null,
+        `${p.restarts} restart(s), ${p.crashes} crash(es), ${p.hangs} hang(s)`,
+        p.cpuPercent !== null ? `cpu ${Math.round(p.cpuPercent)} %` : null,
+        p.rssBytes !== null ? `rss ${Math.round(p.rssBytes / 2 ** 20)} MiB` : null,
+      ].filter((f) => f !== null);
+      lines.push(`  ${p.id}: ${p.state} (${facts.join(', ')})`);
+    }
+  }
+  const h = doc.healthMonitor as HealthSection | undefined;
+  if (h && typeof h === 'object' && Array.isArray(h.components)) {
+    lines.push(`health: ${h.score === null ? '-' : Math.round(h.score)}/100 ${h.level} (${h.components.map((c) => `${c.component} ${c.score}`).join(', ')})`);
+    for (const p of h.failingProbes ?? []) lines.push(`  ! probe ${p.id}: ${p.error}`);
+    for (const p of (h.predictions ?? []).filter((x) => x.alerting)) {
+      lines.push(`  ! ${p.resource} predicted to run out${p.etaSeconds === null ? '' : ` in ${fmtEta(p.etaSeconds)}`} (probability ${p.probability})`);
+    }
+  }
+  return lines;
+}
+
+function fmtEta(seconds: number): string {
+  if (seconds < 120) return `${Math.round(seconds)} s`;
+  if (seconds < 7200) return `${Math.round(seconds / 60)} min`;
+  return `${(seconds / 3600).toFixed(1)} h`;
 }
 
 function fmtMs(ms: number | null | undefined): string {

@@ -12,6 +12,7 @@ export function registerConfigCommands(program: Command): void {
     .description('validate a config file (the schema; each store holds a store or is written by a configured process; plugin modules exist); exits 0 when valid, 2 with the key path of each problem when not')
     .argument('<file>', 'the YAML config file')
     .option('--json', 'print the validated config (defaults applied, units parsed) as JSON')
+    .addHelpText('after', '\nExit codes: 0 valid; 2 invalid (every problem, each under its key path), or the file cannot be read.')
     .action(async (file: string, opts: { json?: boolean }) => {
       const [{ loadConfigFile }, { assertNoConfigProblems }] = await Promise.all([import('./config.js'), import('./configProblems.js')]);
       const cfg = loadConfigFile(file);
@@ -22,6 +23,7 @@ export function registerConfigCommands(program: Command): void {
   config
     .command('schema')
     .description('print the JSON Schema of the config file, for editors')
+    .addHelpText('after', '\nExit codes: 0 printed.')
     .action(async () => {
       const { configJsonSchema } = await import('./config.js');
       process.stdout.write(JSON.stringify(configJsonSchema(), null, 2) + '\n');

@@ -9,6 +9,7 @@ export function registerInitCommand(program: Command): void {
     .description('write a commented sample config to FILE (or print it when FILE is omitted)')
     .argument('[file]', 'where to write the config')
     .option('-f, --force', 'overwrite FILE if it exists')
+    .addHelpText('after', '\nExit codes: 0 written (or printed); 2 FILE exists and --force was not given, or bad usage.')
     .action(async (file: string | undefined, opts: { force?: boolean }) => {
       const { SAMPLE_CONFIG } = await import('./sampleConfig.js');
       if (!file) {

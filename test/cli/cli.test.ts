@@ -54,6 +54,14 @@ describe('cli', () => {
     }
   });
 
+  it('the help of run, init and config check/schema states the exit codes', () => {
+    for (const args of [['run'], ['init'], ['config', 'check'], ['config', 'schema']]) {
+      const r = cli([...args, '--help']);
+      assert.equal(r.status, 0);
+      assert.match(r.stdout, /Exit codes: 0 /, `${args.join(' ')} --help`);
+    }
+  });
+
   it('exits 2 on an unknown command or a missing option', () => {
     assert.equal(cli(['frobnicate']).status, 2);
     const r = cli(['run']);

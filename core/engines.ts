@@ -6,28 +6,10 @@
  */
 import { isPageEngine, type PageEngine } from './contracts/PageEngine.js';
 import type { StorageEngine } from './contracts/StorageEngine.js';
-import { raError } from './errors.js';
 
 /** The engine called `name`, or undefined. */
 export function engineNamed(engines: readonly StorageEngine[], name: string): StorageEngine | undefined {
   return engines.find((e) => e.name === name);
-}
-
-/**
- * The page face of the engine called `name`, or null when that engine is not loaded or has no
- * page face (a store such a consumer cannot protect; it says so in its log).
- */
-export function pageEngineNamed(engines: readonly StorageEngine[], name: string): PageEngine | null {
-  const e = engineNamed(engines, name);
-  return e && isPageEngine(e) ? e : null;
-}
-
-/** Like `pageEngineNamed`, but a clear error instead of null. */
-export function requirePageEngine(engines: readonly StorageEngine[], name: string, what: string): PageEngine {
-  const e = engineNamed(engines, name);
-  if (!e) throw raError('RA_ERR_CONFIG', `${what}: no loaded plugin provides the storage engine "${name}"`, { details: { engine: name } });
-  if (!isPageEngine(e)) throw raError('RA_ERR_CONFIG', `${what}: the storage engine "${name}" has no page face (core/contracts/PageEngine.ts), which this needs`, { details: { engine: name } });
-  return e;
 }
 
 /** The configured stores whose engine has a page face, each with it; and those skipped, with why. */

@@ -9,14 +9,14 @@
 import { open } from 'node:fs/promises';
 import { redoApplyPages } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
-import type { CheckpointContent, LogLayout, LogRecordKind, LiveOwner, PageEngine, PageLayout, StoreFiles, StoreState } from '../../core/contracts/PageEngine.js';
+import type { CheckpointContent, LogLayout, LogRecordKind, LiveOwner, PageEngine, PageLayout, StoreFiles } from '../../core/contracts/PageEngine.js';
 import type { StoreDescription } from '../../core/contracts/StorageEngine.js';
 import { readArchiveLink } from './archiveLink.js';
 import { writePages } from './checkpoint.js';
 import type { CheckpointBody } from './checkpoint.js';
 import { readControl, writeControl } from './control.js';
 import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, kPageLsn, pageLsn, readPageAt, readU32, readU64, verifyPage } from './format.js';
-import { DATA_FILE, SUPERBLOCK_MAGIC, dataFileOf, storeExists, superblockProblem, walDirOf } from './storeFiles.js';
+import { SUPERBLOCK_MAGIC, dataFileOf, storeExists, superblockProblem, walDirOf } from './storeFiles.js';
 import { acquireStoreLock, lockHolder } from './storeLock.js';
 import { settleSwap, swapInStore } from './storeSwap.js';
 import { RecordType, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecType } from './walRecord.js';
@@ -169,8 +169,3 @@ export function makePageStoreEngine(
     },
   };
 }
-
-/** The data file's name inside a store directory (for messages and the format document). */
-export const PAGESTORE_DATA_FILE = DATA_FILE;
-
-export type { StoreState };

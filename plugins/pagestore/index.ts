@@ -18,9 +18,6 @@ export async function archiverFor(container: DependencyContainer, storePath: str
   return container.resolve<LogArchiverSource>(LogArchiverSource).archiverFor(storePath, await readArchiveLink(storePath));
 }
 
-/** @deprecated the contract's name is LogArchiverSource (core/contracts/PageEngine.ts). */
-export const WalArchiverSource = LogArchiverSource;
-
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
 export { Transaction } from './transaction.js';
 export { recover, recoveryProblem, type RecoverOptions, type RecoveryStats } from './recovery.js';

@@ -12,7 +12,8 @@ import { Agent } from '../../../core/agent.js';
 import { validateConfig } from '../../../cli/config.js';
 import { Metrics } from '../../../core/tokens.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
-import pagestore, { WalArchiverSource } from '../../../plugins/pagestore/index.js';
+import { LogArchiverSource } from '../../../core/contracts/PageEngine.js';
+import pagestore from '../../../plugins/pagestore/index.js';
 import snapshotManager, { SnapshotManagerStats } from '../../../plugins/snapshot-manager/index.js';
 import { loadAll } from '../../../plugins/snapshot-manager/manifest.js';
 import { verifySnapshots } from '../../../plugins/snapshot-manager/verify.js';
@@ -48,7 +49,7 @@ describe('snapshot-manager plugin', () => {
       }
       assert.ok(stats.snapshot().taken.full >= 2 && stats.snapshot().taken.incremental >= 2, JSON.stringify(stats.snapshot()));
       assert.equal(stats.snapshot().failed, 0);
-      assert.ok(agent.container.resolve(WalArchiverSource).archiverFor(dir), 'the engine gets an archiver for the store');
+      assert.ok(agent.container.resolve(LogArchiverSource).archiverFor(dir), 'the engine gets an archiver for the store');
       const metrics = await agent.container.resolve(Metrics).metrics();
       assert.match(metrics, /recovery_agent_snapshots_total\{kind="full",result="ok"\} [1-9]/);
       assert.match(metrics, /recovery_agent_snapshot_last_compression_ratio [1-9]/);

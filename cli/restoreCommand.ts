@@ -7,12 +7,16 @@ import { raError } from '../core/errors.js';
 import { ProgressBar } from './progressBar.js';
 
 const HELP = `
-Target: with neither --lsn nor --time, as far as the WAL chain goes. --lsn N restores the
-store as of LSN N: every record ending at or before N is replayed, transactions not committed
-by then are rolled back (N must be at or after some snapshot's end LSN, its consistency point).
-WAL records carry no time, so --time T resolves to the newest point whose wall-clock time is
-recorded at or before T: a snapshot's end, or the end of an archived WAL segment (archived
-segments are stamped when the store retires them) — a granularity of one segment.
+Target: with neither --lsn nor --time, as far as the WAL chain goes. --time T restores to the
+last commit at or before T: commit records carry the wall-clock time (ms) the commit was issued,
+replay stops right after that commit, and transactions that committed later are rolled back.
+T must be at or after the oldest snapshot's end, and some commit in the WAL from the snapshot
+used must be at or before T (else exit 2); a log written before commits carried their time
+cannot be restored by time (restore it by --lsn). --lsn N (unchanged): every record ending at
+or before N is replayed, so every transaction whose commit record ends by N stays committed and
+the rest are rolled back (N must be at or after some snapshot's end LSN, its consistency
+point). --exclusive leaves out a commit exactly at the target (time T, or a record ending at N).
+The restore names the commit it stopped at: LSN, transaction id and time ("stoppedAt" in --json).
 
 The target directory must be empty or absent unless --force; a store whose lock is held by a
 live process is never replaced. The restore is built beside the target (<to>.restoring-<owner>)
@@ -37,11 +41,12 @@ export function registerRestoreCommand(program: Command): void {
       if (!Number.isSafeInteger(n) || n < 0) throw raError('RA_ERR_USAGE', `--lsn must be a non-negative integer (got "${v}")`);
       return n;
     })
-    .option('--time <iso>', 'restore to the newest recorded point at or before this time (ISO 8601 or ms since epoch)', (v) => {
+    .option('--time <iso>', 'restore to the last commit at or before this time (ISO 8601 or ms since epoch)', (v) => {
       const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
       if (!Number.isFinite(t)) throw raError('RA_ERR_USAGE', `--time must be an ISO 8601 time or ms since epoch (got "${v}")`);
       return t;
     })
+    .option('--exclusive', 'stop before a commit exactly at the target (its time = --time, or its record ending at --lsn)')
     .option('--force', 'replace whatever is at --to, a store or not (never a store a live process holds)')
     .option('-w, --workers <n>', 'worker threads for redo (default: CPU count)', (v) => {
       const n = Number(v);
@@ -52,8 +57,9 @@ export function registerRestoreCommand(program: Command): void {
     .option('--json', 'print the result as JSON')
     .option('--no-progress', 'no progress bar')
     .addHelpText('after', HELP)
-    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; force?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
+    .action(async (o: { snapshotDir: string; to: string; lsn?: number; time?: number; exclusive?: boolean; force?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
       if (o.lsn !== undefined && o.time !== undefined) throw raError('RA_ERR_USAGE', 'restore takes --lsn or --time, not both');
+      if (o.exclusive && o.lsn === undefined && o.time === undefined) throw raError('RA_ERR_USAGE', '--exclusive needs --lsn or --time');
       const [{ pageEngineFor }, { describeLeftovers }, { restoreSnapshot }, { WorkerPool }] = await Promise.all([
         import('./engines.js'),
         import('../plugins/snapshot-manager/leftovers.js'),
@@ -66,7 +72,7 @@ export function registerRestoreCommand(program: Command): void {
       try {
         const r = await restoreSnapshot({
           engine, snapshotDir: o.snapshotDir, to: o.to, force: Boolean(o.force), pool,
-          ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}),
+          ...(o.lsn !== undefined ? { lsn: o.lsn } : {}), ...(o.time !== undefined ? { time: o.time } : {}), exclusive: Boolean(o.exclusive),
           onProgress: (phase, d, t) => bar?.update(`restore ${phase}`, d, t),
           onWarning: (message) => {
             bar?.clear();
@@ -78,6 +84,7 @@ export function registerRestoreCommand(program: Command): void {
         process.stdout.write([
           `restored ${o.to} from ${r.snapshots.join(' + ')} in ${r.durationMs} ms`,
           `  pages restored  ${r.pagesRestored}; WAL segments ${r.walSegments}; records redone ${r.recordsRedone}; transactions rolled back ${r.transactionsRolledBack}`,
+          `  stopped at      ${r.stoppedAt ? `commit at LSN ${r.stoppedAt.lsn} (transaction ${r.stoppedAt.txId}, ${r.stoppedAt.time !== null ? new Date(r.stoppedAt.time).toISOString() : 'time unknown: the log predates commit times'})` : 'no commit in the replayed WAL'}`,
           `  end LSN         ${r.endLsn}${r.targetLsn !== null ? ` (target ${r.targetLsn})` : ''}; ${r.pagesVerified} pages verified`,
           ...(r.leftoversRemoved.length > 0 ? [`  leftovers       ${describeLeftovers(r.leftoversRemoved)}`] : []),
         ].join('\n') + '\n');

@@ -62,19 +62,50 @@ export function registerSnapshotCommands(program: Command): void {
 
   snap
     .command('list')
-    .description('list the snapshots in a snapshot directory')
+    .description('list the snapshots in a snapshot directory, with the time each covers')
     .argument('<dir>', 'the snapshot directory')
+    .option('--engine <name>', 'the storage engine of the snapshotted store (default: pagestore)')
     .option('--json', 'print JSON')
-    .action(async (dir: string, o: { json?: boolean }) => {
-      const { loadAll } = await import('../plugins/snapshot-manager/manifest.js');
+    .addHelpText('after', `
+Each snapshot's time range: when its copy started and finished (finished: the time a restore by
+--time can reach it from), and the first and last commit in the WAL it copied (from the
+checkpoint in force when it started to its end LSN; read from its WAL copy), with their times
+("unknown" for a log written before commit records carried their time).`)
+    .action(async (dir: string, o: { engine?: string; json?: boolean }) => {
+      const [{ loadAll }, { pageEngineFor }, { snapshotCommitSpan }] = await Promise.all([
+        import('../plugins/snapshot-manager/manifest.js'),
+        import('./engines.js'),
+        import('../plugins/snapshot-manager/commitTimes.js'),
+      ]);
       const all = await loadAll(dir);
-      const rows = all.map((s) => s.manifest
-        ? { id: s.id, kind: s.manifest.kind, base: s.manifest.baseId, startLsn: s.manifest.startLsn, endLsn: s.manifest.endLsn, pages: s.manifest.pagesCopied, bytes: s.manifest.chunks.reduce((n, c) => n + c.bytes, 0), finishedAt: new Date(s.manifest.finishedAt).toISOString() }
-        : { id: s.id, error: s.error!.message });
+      const engine = all.some((s) => s.manifest) ? await pageEngineFor(dir, o.engine) : null;
+      const isoOrNull = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+      const rows = [];
+      for (const s of all) {
+        const m = s.manifest;
+        if (!m || !engine) {
+          rows.push({ id: s.id, error: s.error!.message });
+          continue;
+        }
+        const span = await snapshotCommitSpan(engine, dir, m).catch((e: Error) => ({ error: e.message }));
+        const commit = (c: { lsn: number; txId: number; time: number | null } | null) => (c ? { lsn: c.lsn, txId: c.txId, time: isoOrNull(c.time) } : null);
+        rows.push({
+          id: s.id, kind: m.kind, base: m.baseId, startLsn: m.startLsn, endLsn: m.endLsn, pages: m.pagesCopied, bytes: m.chunks.reduce((n, c) => n + c.bytes, 0),
+          startedAt: new Date(m.startedAt).toISOString(), finishedAt: new Date(m.finishedAt).toISOString(),
+          walFromLsn: m.walFromLsn,
+          ...('error' in span ? { commitsError: span.error } : { firstCommit: commit(span.first), lastCommit: commit(span.last), commitsWithoutTime: span.untimed }),
+        });
+      }
       if (o.json) return json(rows);
       if (rows.length === 0) return print(`no snapshots in ${dir}`);
       for (const r of rows) {
-        print('error' in r ? `${r.id}  UNREADABLE: ${r.error}` : `${r.id}  ${r.kind.padEnd(11)} LSN ${r.startLsn}..${r.endLsn}  ${r.pages} pages  ${r.bytes} bytes  ${r.finishedAt}${r.base ? `  base ${r.base}` : ''}`);
+        if ('error' in r) {
+          print(`${r.id}  UNREADABLE: ${r.error}`);
+          continue;
+        }
+        const when = (c: { time: string | null } | null | undefined) => (c ? (c.time ?? 'time unknown') : '');
+        const commits = 'commitsError' in r ? `commits unreadable: ${r.commitsError}` : r.firstCommit ? `commits ${when(r.firstCommit)} .. ${when(r.lastCommit)} (LSN ${r.firstCommit.lsn}..${r.lastCommit!.lsn})` : 'no commit in its WAL';
+        print(`${r.id}  ${r.kind.padEnd(11)} LSN ${r.startLsn}..${r.endLsn}  ${r.pages} pages  ${r.bytes} bytes  ${r.startedAt} .. ${r.finishedAt}  ${commits}${r.base ? `  base ${r.base}` : ''}`);
       }
     });
 

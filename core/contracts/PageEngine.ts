@@ -112,6 +112,13 @@ export interface LogLayout {
   recordLsn(buf: Uint8Array, at: number): number;
   /** What the (valid) record at `at` is. */
   recordKind(buf: Uint8Array, at: number): LogRecordKind;
+  /** The transaction the (valid) record at `at` belongs to (0 for none, e.g. a checkpoint). */
+  recordTxId(buf: Uint8Array, at: number): number;
+  /**
+   * The wall-clock time (ms since the epoch) a (valid) commit record at `at` carries, or null
+   * when it carries none (a log written before commits carried their time).
+   */
+  commitTime(buf: Uint8Array, at: number): number | null;
   /** The page the record at `at` changes, or null when it changes none. */
   recordPageId(buf: Uint8Array, at: number): number | null;
   /** The content of the checkpoint record at `at` (`recordKind` 'checkpoint'). */

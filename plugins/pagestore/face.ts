@@ -19,7 +19,7 @@ import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, kPageLsn, pageLs
 import { SUPERBLOCK_MAGIC, dataFileOf, storeExists, superblockProblem, walDirOf } from './storeFiles.js';
 import { acquireStoreLock, lockHolder } from './storeLock.js';
 import { settleSwap, swapInStore } from './storeSwap.js';
-import { RecordType, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecType } from './walRecord.js';
+import { RecordType, commitTimeAt, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecTxId, kRecType } from './walRecord.js';
 import { forEachPageRecord, scanRecords } from './walPages.js';
 import { readRecordFromDisk } from './walScan.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentStartOf } from './walSegments.js';
@@ -86,6 +86,8 @@ export const logLayout: LogLayout = {
   recordLength: (buf, at) => readU32(buf, at + kRecLength),
   recordLsn: (buf, at) => readU64(buf, at + kRecLsn),
   recordKind: (buf, at) => kindOf(buf[at + kRecType]),
+  recordTxId: (buf, at) => readU64(buf, at + kRecTxId),
+  commitTime: (buf, at) => (buf[at + kRecType] === RecordType.Commit ? commitTimeAt(buf, at) : null),
   recordPageId: (buf, at) => (kindOf(buf[at + kRecType]) === 'page' ? readU32(buf, at + kRecPageId) : null),
   decodeCheckpoint(buf, at, pageSize): CheckpointContent {
     const rec = decodeRecord(buf, at, pageSize);

@@ -45,6 +45,8 @@ export class PageStore {
   private readonly timer: NodeJS.Timeout | null;
   private closed = false;
   private broken: Error | null = null;
+  /** The time the last commit record carries: commit times never go backwards in one process's log. */
+  private lastCommitTime = 0;
   /**
    * Writes of pages to the data file, one at a time. Each writer copies its images when its turn
    * comes (a checkpoint copies earlier, which only means a newer copy is written later), so a
@@ -261,7 +263,11 @@ export class PageStore {
       unpin: (frame) => this.cache.unpin(frame),
       logChange: (tx, frame, pageOffset, after, before, undoNextLsn) => this.logChange(tx, frame, pageOffset, after, before, undoNextLsn),
       logEnd: (tx, commit) => {
-        const r = this.wal.append({ type: commit ? RecordType.Commit : RecordType.Abort, txId: tx.id, prevLsn: tx.lastLsn });
+        // A commit's time is taken as it is issued, in the same step that gives its record an
+        // LSN and before the group flush that makes it durable; so, within a process, times
+        // grow with LSNs (a wall clock stepped back repeats the last time rather than go back).
+        const commitTime = commit ? (this.lastCommitTime = Math.max(this.lastCommitTime, Date.now())) : undefined;
+        const r = this.wal.append({ type: commit ? RecordType.Commit : RecordType.Abort, txId: tx.id, prevLsn: tx.lastLsn, ...(commitTime !== undefined ? { commitTime } : {}) });
         tx.lastLsn = r.lsn;
         return r;
       },

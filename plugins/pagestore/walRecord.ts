@@ -10,11 +10,13 @@
  *  24  u64 previous LSN of the same transaction (0 for its first record)
  *  32  u32 page id
  *  36  u32 offset        byte offset of the changed range within the page
- *  40  u32 length        bytes in the changed range (checkpoint: bytes of its JSON body)
+ *  40  u32 length        bytes in the changed range (checkpoint: bytes of its JSON body;
+ *                        commit: 8 when it carries its time, 0 in logs written before that)
  *  44  u32 reserved
  *  48  u64 undo-next LSN (CLR: the next record of the transaction to undo)
  *  56  body              update: before image, after image; CLR: after image;
- *                        checkpoint: JSON; then the full page image when kFlagFullPage
+ *                        checkpoint: JSON; commit: u64 ms since the epoch (absent in old
+ *                        logs); then the full page image when kFlagFullPage
  *   …  zero padding to a multiple of 8
  *  -8  u64 checksum      XXH3-64 of every byte before it
  */
@@ -62,11 +64,16 @@ export interface RecordFields {
   fullPage?: Uint8Array;
   /** Checkpoint body. */
   json?: Uint8Array;
+  /** Commit: the wall-clock time of the commit, ms since the epoch (the commit record's body). */
+  commitTime?: number;
 }
+
+/** Bytes of a commit record's body: its time, a u64. */
+export const COMMIT_TIME_SIZE = 8;
 
 /** Bytes the encoded record will take. */
 export function encodedSize(f: RecordFields): number {
-  const body = (f.before?.byteLength ?? 0) + (f.after?.byteLength ?? 0) + (f.json?.byteLength ?? 0) + (f.fullPage?.byteLength ?? 0);
+  const body = (f.before?.byteLength ?? 0) + (f.after?.byteLength ?? 0) + (f.json?.byteLength ?? 0) + (f.fullPage?.byteLength ?? 0) + (f.commitTime !== undefined ? COMMIT_TIME_SIZE : 0);
   return align8(RECORD_HEADER_SIZE + body) + 8;
 }
 
@@ -77,7 +84,8 @@ export function align8(n: number): number {
 /** Encodes a record for position `lsn` into `out` (exactly `encodedSize(f)` bytes, zeroed). */
 export function encodeRecord(out: Buffer, lsn: number, f: RecordFields): void {
   const total = out.byteLength;
-  const rangeLength = f.type === RecordType.Checkpoint ? (f.json?.byteLength ?? 0) : (f.after?.byteLength ?? 0);
+  const rangeLength =
+    f.type === RecordType.Checkpoint ? (f.json?.byteLength ?? 0) : f.commitTime !== undefined ? COMMIT_TIME_SIZE : (f.after?.byteLength ?? 0);
   out.writeUInt32LE(total, kRecLength);
   out[kRecType] = f.type;
   out[kRecFlags] = f.fullPage ? kFlagFullPage : 0;
@@ -89,6 +97,10 @@ export function encodeRecord(out: Buffer, lsn: number, f: RecordFields): void {
   out.writeUInt32LE(rangeLength, kRecRangeLength);
   writeU64(out, kRecUndoNext, f.undoNextLsn ?? 0);
   let at = RECORD_HEADER_SIZE;
+  if (f.commitTime !== undefined) {
+    writeU64(out, at, f.commitTime);
+    at += COMMIT_TIME_SIZE;
+  }
   for (const part of [f.before, f.after, f.json, f.fullPage]) {
     if (part) {
       out.set(part, at);
@@ -112,6 +124,8 @@ export interface WalRecord {
   readonly after?: Uint8Array;
   readonly fullPage?: Uint8Array;
   readonly json?: Uint8Array;
+  /** Commit: its wall-clock time (ms since the epoch), or null for a commit written before commits carried one. */
+  readonly commitTime?: number | null;
   /** Bytes the record takes in the log. */
   readonly size: number;
 }
@@ -163,6 +177,8 @@ export function decodeRecord(buf: Uint8Array, at: number, pageSize: number): Wal
     rec.after = take(length);
   } else if (type === RecordType.Checkpoint) {
     rec.json = take(length);
+  } else if (type === RecordType.Commit) {
+    rec.commitTime = commitTimeAt(buf, at);
   }
   if (flags & kFlagFullPage) rec.fullPage = take(pageSize);
   return rec;
@@ -171,4 +187,13 @@ export function decodeRecord(buf: Uint8Array, at: number, pageSize: number): Wal
 /** True for records that change a page (and so are redone). */
 export function changesPage(type: RecordType): boolean {
   return type === RecordType.Update || type === RecordType.Clr;
+}
+
+/**
+ * The time of the (valid) commit record at `at`, ms since the epoch, or null when it has none:
+ * a commit written before commits carried their time has an empty body (length 0).
+ */
+export function commitTimeAt(buf: Uint8Array, at: number): number | null {
+  if (readU32(buf, at + kRecRangeLength) < COMMIT_TIME_SIZE || readU32(buf, at + kRecLength) < RECORD_HEADER_SIZE + COMMIT_TIME_SIZE + 8) return null;
+  return readU64(buf, at + RECORD_HEADER_SIZE);
 }

@@ -6,9 +6,14 @@
  * page is verified; only then does the staging directory replace the target. A failure at any
  * step leaves the target as it was.
  *
- * The target: `lsn` (the log cut at the last record ending at or before it), `time` (the newest
- * point whose wall-clock time is known to be at or before it: a snapshot's end, or the end of an
- * archived segment), or, with neither, as far as the WAL chain goes.
+ * The target: `lsn` (the log cut at the last record ending at or before it, as before commits
+ * carried their time: every transaction whose commit record ends by then stays committed),
+ * `time` (the last commit whose time is at or before it: replay stops right after that commit
+ * record, and every transaction that committed later is rolled back like a loser), or, with
+ * neither, as far as the WAL chain goes. `exclusive` leaves out a commit exactly at the target
+ * (its time equal to `time`, or its record ending exactly at `lsn`). Whatever the target, the
+ * result names the last commit replayed: its LSN, transaction and time (null in a log written
+ * before commit records carried their time).
  */
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rm } from 'node:fs/promises';
@@ -22,7 +27,8 @@ import type { WorkerPool } from '../../core/workerPool.js';
 import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
 import { chainOf, loadAll, snapshotPath, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
 import { listArchive, readRaw } from './walArchive.js';
-import { chainTo, loadSegment, walSources } from './walChain.js';
+import { chainTo, loadSegment, walSources, type WalSource } from './walChain.js';
+import { forEachCommit, lastCommit, type CommitPoint } from './commitTimes.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export interface RestoreOptions {
@@ -31,8 +37,10 @@ export interface RestoreOptions {
   snapshotDir: string;
   to: string;
   lsn?: number;
-  /** ms since epoch. */
+  /** ms since epoch: restore to the last commit at or before it. */
   time?: number;
+  /** Leave out a commit exactly at the target (`time`, or a commit record ending at `lsn`). */
+  exclusive?: boolean;
   force?: boolean;
   pool?: WorkerPool;
   onProgress?: (phase: string, done: number, total: number) => void;
@@ -42,7 +50,10 @@ export interface RestoreOptions {
 
 export interface RestoreResult {
   snapshots: string[];
+  /** Where the log was cut (records ending at or before it are replayed); null: the whole chain. */
   targetLsn: number | null;
+  /** The last commit replayed (the restore stopped at it), or null when the replayed log holds none. */
+  stoppedAt: CommitPoint | null;
   endLsn: number;
   pagesRestored: number;
   walSegments: number;
@@ -55,6 +66,8 @@ export interface RestoreResult {
   /** Staging directories of killed restores to the same target, removed before this one. */
   leftoversRemoved: Leftover[];
 }
+
+export type { CommitPoint };
 
 export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult> {
   const t0 = performance.now();
@@ -79,7 +92,12 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     if (manifests.length === 0) throw raError('RA_ERR_SNAPSHOT_INVALID', `${o.snapshotDir} holds no ${unreadable.length > 0 ? 'readable ' : ''}snapshot`);
     const archive = await listArchive(o.snapshotDir);
     const sources = await walSources(o.snapshotDir, manifests, archive);
-    const target = o.lsn ?? (o.time !== undefined ? lsnAtTime(o.time, manifests, [...sources.values()]) : Infinity);
+    const target =
+      o.time !== undefined
+        ? await lsnAtTime(engine, o.time, Boolean(o.exclusive), manifests, sources)
+        : o.lsn !== undefined
+          ? o.lsn - (o.exclusive ? 1 : 0)
+          : Infinity;
 
     const candidates = manifests.filter((m) => m.endLsn <= target).sort((a, b) => a.endLsn - b.endLsn);
     const top = candidates[candidates.length - 1];
@@ -98,8 +116,10 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     const pagesRestored = await layOutPages(o, staging, chain);
     const storeId = Buffer.from(top.storeId, 'hex');
     let endLsn = top.walFromLsn;
+    let stoppedAt: CommitPoint | null = null;
     for (const [i, src] of segs.entries()) {
       const seg = await loadSegment(engine, src, storeId, top.segmentSize, target);
+      stoppedAt = lastCommit(engine, seg.bytes, src.startLsn, Math.max(0, top.walFromLsn - src.startLsn)) ?? stoppedAt;
       await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes);
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
@@ -119,6 +139,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     return {
       snapshots: chain.map((m) => m.id),
       targetLsn: Number.isFinite(target) ? target : null,
+      stoppedAt,
       endLsn: stats.endLsn,
       pagesRestored,
       walSegments: segs.length,
@@ -137,14 +158,61 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
   }
 }
 
-/** The newest LSN whose wall-clock time is known to be at or before `time`. */
-export function lsnAtTime(time: number, manifests: readonly Manifest[], sources: ReadonlyArray<{ startLsn: number; rawBytes: number; at: number }>): number {
-  const points = [
-    ...manifests.map((m) => ({ lsn: m.endLsn, at: m.finishedAt })),
-    ...sources.map((s) => ({ lsn: s.startLsn + s.rawBytes, at: s.at })),
-  ].filter((p) => p.at <= time);
-  if (points.length === 0) throw raError('RA_ERR_SNAPSHOT_INVALID', `nothing in the snapshot directory is known to predate ${new Date(time).toISOString()}`);
-  return Math.max(...points.map((p) => p.lsn));
+const iso = (ms: number) => new Date(ms).toISOString();
+
+/**
+ * Where to cut the log to restore to the last commit at or before `time` (before it, with
+ * `exclusive`): the end of that commit's record, or the base snapshot's consistency point when
+ * that commit lies before it (nothing committed in between).
+ *
+ * The base is the newest snapshot finished at or before `time`: every commit in the log before
+ * its `endLsn` took its time before `endLsn` was read (a commit's time is taken when it is
+ * issued, before its record is written), so it is at or before `time`. From `endLsn` on, the
+ * commits are read in log order and the restore stops before the first one later than `time`
+ * (as PostgreSQL's recovery_target_time does; the writer keeps commit times from going
+ * backwards, so that is also the last commit at or before `time`). A commit there without a
+ * time (a log written before commits carried one) cannot be placed: RA_ERR_SNAPSHOT_INVALID,
+ * restore by LSN instead.
+ */
+export async function lsnAtTime(engine: PageEngine, time: number, exclusive: boolean, manifests: readonly Manifest[], sources: Map<number, WalSource>): Promise<number> {
+  const after = (t: number) => (exclusive ? t >= time : t > time);
+  const bases = manifests.filter((m) => !after(m.finishedAt)).sort((a, b) => a.endLsn - b.endLsn);
+  const base = bases[bases.length - 1];
+  if (!base) {
+    const oldest = Math.min(...manifests.map((m) => m.finishedAt));
+    throw raError('RA_ERR_SNAPSHOT_INVALID', `${iso(time)} is before the oldest snapshot finished (${iso(oldest)}): no snapshot is consistent ${exclusive ? 'before' : 'at or before'} that time`, { details: { time, oldest } });
+  }
+  const storeId = Buffer.from(base.storeId, 'hex');
+  let last: CommitPoint | null = null;
+  let over: CommitPoint | null = null;
+  let untimed: CommitPoint | null = null;
+  for (const src of chainTo(engine, sources, base.walFromLsn, Infinity, base.segmentSize)) {
+    const seg = await loadSegment(engine, src, storeId, base.segmentSize, Infinity);
+    forEachCommit(engine, seg.bytes, src.startLsn, Math.max(0, base.walFromLsn - src.startLsn), (c) => {
+      if (c.lsn >= base.endLsn) {
+        if (c.time === null) {
+          untimed = c;
+          return true;
+        }
+        if (after(c.time)) {
+          over = c;
+          return true;
+        }
+      }
+      last = c;
+    });
+    if (over || untimed) break;
+  }
+  const u = untimed as CommitPoint | null;
+  if (u) {
+    throw raError('RA_ERR_SNAPSHOT_INVALID', `commit times are unknown: the commit at LSN ${u.lsn} (transaction ${u.txId}) carries no time (its log was written before commit records carried one); restore by --lsn instead`, { details: { lsn: u.lsn, txId: u.txId } });
+  }
+  const l = last as CommitPoint | null;
+  if (!l) {
+    const o = over as CommitPoint | null;
+    throw raError('RA_ERR_SNAPSHOT_INVALID', `no commit in the WAL from snapshot ${base.id} (LSN ${base.walFromLsn} on) is ${exclusive ? 'before' : 'at or before'} ${iso(time)}${o?.time != null ? `; the first is at LSN ${o.lsn}, ${iso(o.time)}` : ''}`, { details: { time, snapshot: base.id } });
+  }
+  return Math.max(base.endLsn, l.endLsn);
 }
 
 /** Writes the full snapshot's pages, then each incremental's over them; returns pages written. */

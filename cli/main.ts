@@ -1,7 +1,10 @@
 /**
  * The `recovery-agent` command line. Each command lives in its own file; this one wires them
  * into commander and turns errors into exit codes (2 for bad config or usage, 1 otherwise); a
- * closed output pipe drops the output, not the command (brokenPipe.ts).
+ * closed output pipe drops the output, not the command (brokenPipe.ts). A command run with
+ * `--json` that fails also writes its error to stdout, as JSON, for the script that asked for
+ * JSON: `{"error":{"code":"RA_ERR_…","message":"…","exitCode":N}}` (code null for an error
+ * outside the catalogue); the text stays on stderr, the exit code is the same.
  *
  * Start-up cost is paid per command: this file and the command files import only commander and
  * the error catalogue, so `--help` and usage errors load nothing else; each command imports what
@@ -9,7 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { describeError } from '../core/errors.js';
+import { describeError, isRaError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { exitCodeFor } from './exitCode.js';
 import { registerConfigCommands } from './configCommand.js';
@@ -46,18 +49,33 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** The error as the JSON line a `--json` command writes to stdout when it fails. */
+function jsonError(code: string | null, message: string, exitCode: number): string {
+  return `${JSON.stringify({ error: { code, message, exitCode } })}\n`;
+}
+
 export async function main(argv: string[]): Promise<number> {
   dropOutputOnBrokenPipe();
   const program = buildProgram();
+  // Known once commander has parsed the command's options; a usage error comes before that,
+  // so then the arguments tell (a command without --json refuses it as a usage error too).
+  let json: boolean | undefined;
+  program.hook('preAction', (_program, command) => {
+    json = command.opts<{ json?: boolean }>().json === true;
+  });
   try {
     await program.parseAsync(argv);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end through here with exit code 0; usage errors were printed already.
-      return err.exitCode === 0 ? 0 : 2;
+      if (err.exitCode === 0) return 0;
+      if (json ?? argv.slice(2).includes('--json')) process.stdout.write(jsonError('RA_ERR_USAGE', err.message.replace(/^error: /, ''), 2));
+      return 2;
     }
     process.stderr.write(`recovery-agent: ${describeError(err)}\n`);
-    return await exitCodeFor(err);
+    const exitCode = await exitCodeFor(err);
+    if (json) process.stdout.write(isRaError(err) ? jsonError(err.code, err.message, exitCode) : jsonError(null, describeError(err), exitCode));
+    return exitCode;
   }
 }

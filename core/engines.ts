@@ -24,3 +24,13 @@ export function storesWithPageEngines<S extends { id: string; engine: string }>(
   }
   return { usable, skipped };
 }
+
+/**
+ * The pid of the live process that has the store open (holds its lock), or null: none, or the
+ * store's engine has no page face to ask. A store with a live owner was recovered by that owner
+ * when it opened it, and only the owner may write it: asking for its crash recovery is moot.
+ */
+export async function liveOwnerOf(engines: readonly StorageEngine[], store: { id: string; engine: string; path: string }): Promise<number | null> {
+  const [usable] = storesWithPageEngines(engines, [store]).usable;
+  return usable ? usable.pageEngine.files.lockHolder(store.path) : null;
+}

@@ -80,16 +80,34 @@ const agentSection = AgentSection.prefault({});
 const processesSection = z.array(ProcessSection).default([]);
 const pluginsSection = z.array(PluginSection).default([]);
 
-function storeList<S extends z.ZodType<{ id: string }>>(store: S) {
-  return z.array(store).default([]).refine((stores) => new Set(stores.map((s) => s.id)).size === stores.length, {
-    error: 'expected store ids to be unique',
+/**
+ * Cross-entry checks run even when entries have other problems (`when: always`), so that one
+ * `config check` reports every problem at once; they read what parsed and skip what did not.
+ */
+const always = { when: () => true };
+
+/** Each id's first index; an issue at `<list>[i].id` for every repeat. */
+function checkUniqueIds(list: unknown, what: 'store' | 'process', ctx: z.RefinementCtx, at: PropertyKey[] = []): void {
+  if (!Array.isArray(list)) return;
+  const first = new Map<string, number>();
+  const section = what === 'store' ? 'stores' : 'processes';
+  list.forEach((entry: unknown, i) => {
+    const id = (entry as { id?: unknown } | null)?.id;
+    if (typeof id !== 'string') return;
+    const twin = first.get(id);
+    if (twin === undefined) first.set(id, i);
+    else ctx.addIssue({ code: 'custom', message: `expected ${what} ids to be unique ("${id}" is also ${section}[${twin}].id)`, path: [...at, i, 'id'], input: id });
   });
+}
+
+function storeList<S extends z.ZodType<{ id: string }>>(store: S) {
+  return z.array(store).default([]).superRefine((stores, ctx) => checkUniqueIds(stores, 'store', ctx), always);
 }
 
 /** The core's schema alone: what the types below are built from, and the keys no plugin may claim. */
 const coreSchema = z
   .strictObject({ agent: agentSection, stores: storeList(StoreSection), processes: processesSection, plugins: pluginsSection })
-  .superRefine(checkProcessReferences);
+  .superRefine(checkProcessReferences, always);
 
 /** Keys the core owns, at the top level and in a store: no plugin may claim them. */
 export const CORE_KEYS: Readonly<Record<ConfigSection['scope'], readonly string[]>> = {
@@ -102,7 +120,7 @@ function rootSchema(rootShape: Record<string, z.ZodType>, storeShape: Record<str
   const store = StoreSection.extend(storeShape);
   const root = z
     .strictObject({ agent: agentSection, stores: storeList(store as unknown as typeof StoreSection), processes: processesSection, ...rootShape, plugins: pluginsSection })
-    .superRefine((cfg, ctx) => checkProcessReferences(cfg as ProcessReferences, ctx));
+    .superRefine((cfg, ctx) => checkProcessReferences(cfg as ProcessReferences, ctx), always);
   return { root, keys: { root: Object.keys(root.shape), store: Object.keys(store.shape) } };
 }
 
@@ -158,23 +176,25 @@ interface ProcessReferences {
   processes: ReadonlyArray<{ id: string; store?: string | undefined }>;
 }
 
-/** Process ids are unique; a process's store exists in stores[] and has one owner (one writer per store). */
+/**
+ * Process ids are unique; a process's store exists in stores[] and has one owner (one writer per
+ * store). Runs on what parsed even when other keys did not (see `always`): reads defensively.
+ */
 function checkProcessReferences(cfg: ProcessReferences, ctx: z.RefinementCtx): void {
-  const storeIds = cfg.stores.map((s) => s.id);
-  const ids = new Map<string, number>();
+  if (!Array.isArray(cfg.processes)) return;
+  checkUniqueIds(cfg.processes, 'process', ctx, ['processes']);
+  const storeIds = Array.isArray(cfg.stores) ? [...new Set(cfg.stores.map((s) => (s as { id?: unknown } | null)?.id))] : null;
   const owners = new Map<string, string>();
-  cfg.processes.forEach((p, i) => {
-    const twin = ids.get(p.id);
-    if (twin !== undefined) ctx.addIssue({ code: 'custom', message: `expected process ids to be unique ("${p.id}" is also processes[${twin}].id)`, path: ['processes', i, 'id'], input: p.id });
-    ids.set(p.id, i);
-    if (p.store === undefined) return;
-    if (!storeIds.includes(p.store)) {
-      ctx.addIssue({ code: 'custom', message: `expected the id of a store in stores[] (have: ${storeIds.join(', ') || 'none'})`, path: ['processes', i, 'store'], input: p.store });
+  cfg.processes.forEach((p: unknown, i) => {
+    const { id, store } = (p ?? {}) as { id?: unknown; store?: unknown };
+    if (typeof store !== 'string' || storeIds === null) return;
+    if (!storeIds.includes(store)) {
+      ctx.addIssue({ code: 'custom', message: `expected the id of a store in stores[] (have: ${storeIds.filter((x) => typeof x === 'string').join(', ') || 'none'})`, path: ['processes', i, 'store'], input: store });
       return;
     }
-    const owner = owners.get(p.store);
-    if (owner !== undefined) ctx.addIssue({ code: 'custom', message: `store "${p.store}" is already owned by process "${owner}"; one writer per store`, path: ['processes', i, 'store'], input: p.store });
-    owners.set(p.store, p.id);
+    const owner = owners.get(store);
+    if (owner !== undefined) ctx.addIssue({ code: 'custom', message: `store "${store}" is already owned by process "${owner}"; one writer per store`, path: ['processes', i, 'store'], input: store });
+    owners.set(store, String(id));
   });
 }
 

@@ -7,7 +7,8 @@
  *   GET  /metrics      Prometheus text format
  *   GET  /failures     recent failures        (?limit=N)
  *   GET  /recoveries   recent recoveries      (?limit=N)
- *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token)
+ *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token);
+ *                      409 when a live process has the store open (it recovered it on open)
  *
  * and every route running plugins contribute as `HttpRoute`s (pluginRoutes.ts): `POST /scans`
  * (corruption-detector), `GET`/`POST /snapshots` (snapshot-manager), `GET /health/history`
@@ -29,6 +30,8 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { HttpAccess } from '../contracts/HttpRoute.js';
 import { StatusSection } from '../contracts/StatusSection.js';
+import { StorageEngine } from '../contracts/StorageEngine.js';
+import { liveOwnerOf } from '../engines.js';
 import type { AgentConfig } from '../config/schema.js';
 import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
@@ -123,8 +126,14 @@ export function buildServer(d: HttpDeps): FastifyInstance {
   app.post('/recoveries', writeRoute, async (req, reply) => {
     const body = req.body as { store?: unknown } | undefined;
     const store = body?.store;
-    if (typeof store !== 'string' || !d.config.stores.some((s) => s.id === store)) {
+    const configured = d.config.stores.find((s) => s.id === store);
+    if (typeof store !== 'string' || !configured) {
       return reply.code(400).send({ error: `body must be { "store": <id> } naming a configured store (have: ${d.config.stores.map((s) => s.id).join(', ') || 'none'})` });
+    }
+    // Refused, not queued: a recovery that does nothing must not be recorded as one (nor weigh in RTO compliance).
+    const owner = await liveOwnerOf(d.host.contributions(StorageEngine).map((c) => c.value), configured);
+    if (owner !== null) {
+      return reply.code(409).send({ error: `store "${store}" is open by live process ${owner}, which recovered it when it opened it: no recovery is needed`, store, ownerPid: owner });
     }
     const failure = d.bus.publish('http-api', { kind: 'recovery-requested', priority: 'P1', subject: `store:${store}`, evidence: { store, requestedBy: req.ip } });
     return reply.code(202).send({ accepted: true, failureId: failure.id });

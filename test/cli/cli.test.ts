@@ -69,6 +69,28 @@ describe('cli', () => {
     assert.match(r.stderr, /--config/);
   });
 
+  it('--json: a failing command writes its error to stdout as JSON too, with the text on stderr and the same exit code', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-json-err-'));
+    const bad = path.join(dir, 'bad.yaml');
+    writeFileSync(bad, 'stores: [{ id: a, path: /x }, { id: a, path: /y }]\n');
+    const cases: Array<{ args: string[]; code: string; status: number; message: RegExp }> = [
+      { args: ['config', 'check', bad, '--json'], code: 'RA_ERR_CONFIG', status: 2, message: /stores\[1\]\.id: expected store ids to be unique/ },
+      { args: ['recover', '--store', path.join(dir, 'nostore'), '--json'], code: 'RA_ERR_STORE_NOT_FOUND', status: 2, message: /holds no page store/ },
+      { args: ['snapshot', 'list', '--json', '--bogus'], code: 'RA_ERR_USAGE', status: 2, message: /unknown option '--bogus'/ },
+    ];
+    for (const c of cases) {
+      const r = cli(c.args);
+      assert.equal(r.status, c.status, `${c.args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, c.message, `${c.args.join(' ')}: the text stays on stderr`);
+      const out = JSON.parse(r.stdout) as { error: { code: string; message: string; exitCode: number } };
+      assert.equal(out.error.code, c.code, c.args.join(' '));
+      assert.equal(out.error.exitCode, c.status, c.args.join(' '));
+      assert.match(out.error.message, c.message, c.args.join(' '));
+    }
+    // Without --json, stdout stays empty.
+    assert.equal(cli(['recover', '--store', path.join(dir, 'nostore')]).stdout, '');
+  });
+
   it('config check: 0 on a good file, 2 naming the key on a bad one', () => {
     const dir = tmp();
     const good = path.join(dir, 'good.yaml');

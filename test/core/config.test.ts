@@ -75,6 +75,30 @@ plugins:
     assert.match(configError('stores: [{ id: "Bad Id", path: x }]'), /stores\[0\]\.id: expected an id/);
   });
 
+  it('reports every problem in one pass, each at its key path, with no list dumped', () => {
+    const message = configError(`agent: { workers: x }
+stores:
+  - { id: a, path: /x }
+  - { id: a, path: /y, engine: 5 }
+processes:
+  - { id: w, args: [x] }
+  - { id: w, command: /bin/true, restart: { policy: bogus } }
+  - { id: v, command: /bin/true, store: nosuch }
+`);
+    const lines = message.split('\n').slice(1).map((l) => l.trim());
+    for (const expected of [
+      /^agent\.workers: .*expected number/,
+      /^stores\[1\]\.id: expected store ids to be unique \("a" is also stores\[0\]\.id\)/,
+      /^stores\[1\]\.engine: .*expected string/,
+      /^processes\[0\]\.command: expected exactly one of command .* or pidFile/,
+      /^processes\[1\]\.id: expected process ids to be unique \("w" is also processes\[0\]\.id\)/,
+      /^processes\[1\]\.restart\.policy: /,
+      /^processes\[2\]\.store: expected the id of a store in stores\[\] \(have: a\)/,
+    ]) assert.ok(lines.some((l) => expected.test(l)), `no line matches ${String(expected)} in:\n${message}`);
+    assert.doesNotMatch(message, /\/y|\/x/, 'a store entry (its paths) is dumped');
+    assert.equal(lines.length, 7, message);
+  });
+
   it('reports YAML syntax errors', () => {
     assert.match(configError('agent: { workers: 2\n'), /not valid YAML/);
     assert.match(configError('agent: {}\nagent: {}\n'), /not valid YAML/);

@@ -10,6 +10,9 @@
  *   POST /recoveries   { "store": id }: ask for crash recovery of a store    (bearer token);
  *                      409 when a live process has the store open (it recovered it on open)
  *
+ *   GET  /, /dashboard.js, /dashboard.css   the dashboard (dashboard.ts; open: no data in them)
+ *   GET  /events       the dashboard's server-sent events: the status, then failures and recoveries
+ *
  * and every route running plugins contribute as `HttpRoute`s (pluginRoutes.ts): `POST /scans`
  * (corruption-detector), `GET`/`POST /snapshots` (snapshot-manager), `GET /health/history`
  * (health-monitor)…
@@ -17,7 +20,7 @@
  * Access, checked in an onRequest hook, before a body is read or parsed (so a huge or malformed
  * body from a client without the token gets 401, and is never parsed):
  *
- *   open   /health, /metrics: never need the token (load balancers, Prometheus)
+ *   open   /health, /metrics: never need the token (load balancers, Prometheus); the dashboard's files
  *   read   every other GET (and any route that does not say, and unknown paths): need
  *          `Authorization: Bearer <agent.http.token>` once a token is set; open without one,
  *          which the config allows only on loopback or with allowUnauthenticatedRemote
@@ -37,6 +40,7 @@ import type { FailureBus } from '../failureBus.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
 import { tokenMatches } from './auth.js';
+import { mountDashboard } from './dashboard.js';
 import { mountPluginRoutes } from './pluginRoutes.js';
 
 /** Who may call a route; set as the route's `config.access` (absent: 'read'). */
@@ -70,6 +74,11 @@ export function health(d: Pick<HttpDeps, 'host' | 'orchestrator'>): Health {
   return { healthy: reasons.length === 0, reasons };
 }
 
+/** The configured stores, as the dashboard lists them. */
+function storesOf(config: AgentConfig): Array<{ id: string; engine: string; snapshots: boolean }> {
+  return config.stores.map((s) => ({ id: s.id, engine: s.engine, snapshots: (s as { snapshots?: unknown }).snapshots !== undefined }));
+}
+
 function limitOf(req: FastifyRequest): number {
   const raw = (req.query as { limit?: string }).limit;
   const n = raw === undefined ? 100 : Number(raw);
@@ -77,7 +86,10 @@ function limitOf(req: FastifyRequest): number {
 }
 
 export function buildServer(d: HttpDeps): FastifyInstance {
-  const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, logController: new LogController({ disableRequestLogging: true }) });
+  // forceCloseConnections: a stopping agent does not wait for clients' keep-alive sockets (a
+  // browser on the dashboard holds spare ones that never carry a request); its event streams
+  // are ended first, in the dashboard's preClose hook.
+  const app = Fastify({ loggerInstance: d.log as unknown as FastifyBaseLogger, bodyLimit: 64 * 1024, forceCloseConnections: true, logController: new LogController({ disableRequestLogging: true }) });
   const started = Date.now();
 
   app.addHook('onRequest', async (req, reply) => {
@@ -99,25 +111,29 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
   });
 
-  app.get('/status', async () => {
-    const sections: Record<string, unknown> = {};
+  /** The plugins' StatusSections, each under its name (a throw shows as `{ error }`). */
+  const sections = (): Record<string, unknown> => {
+    const out: Record<string, unknown> = {};
     for (const { value: s } of d.host.contributions(StatusSection)) {
       try {
-        sections[s.name] = s.snapshot();
+        out[s.name] = s.snapshot();
       } catch (err) {
-        sections[s.name] = { error: (err as Error).message };
+        out[s.name] = { error: (err as Error).message };
       }
     }
-    return {
-      agent: { version: d.version, pid: process.pid, uptimeSeconds: Math.round((Date.now() - started) / 1000), config: d.config.source ?? null },
-      health: health(d),
-      plugins: d.host.status(),
-      ...sections,
-      openFailures: d.orchestrator.openFailures(),
-      recentRecoveries: d.orchestrator.recentRecoveries(20),
-      statistics: d.orchestrator.snapshot(),
-    };
+    return out;
+  };
+  const status = () => ({
+    agent: { version: d.version, pid: process.pid, uptimeSeconds: Math.round((Date.now() - started) / 1000), config: d.config.source ?? null },
+    health: health(d),
+    plugins: d.host.status(),
+    ...sections(),
+    openFailures: d.orchestrator.openFailures(),
+    recentRecoveries: d.orchestrator.recentRecoveries(20),
+    statistics: d.orchestrator.snapshot(),
   });
+
+  app.get('/status', async () => status());
 
   app.get('/metrics', openRoute, async (_req, reply) => reply.header('content-type', d.metrics.contentType).send(await d.metrics.metrics()));
   app.get('/failures', async (req) => ({ failures: d.orchestrator.recentFailures(limitOf(req)) }));
@@ -137,6 +153,13 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     }
     const failure = d.bus.publish('http-api', { kind: 'recovery-requested', priority: 'P1', subject: `store:${store}`, evidence: { store, requestedBy: req.ip } });
     return reply.code(202).send({ accepted: true, failureId: failure.id });
+  });
+
+  mountDashboard(app, {
+    orchestrator: d.orchestrator,
+    // The dashboard also wants the stores (which to ask /snapshots about) and recent failures.
+    status: () => ({ ...status(), stores: storesOf(d.config), recentFailures: d.orchestrator.recentFailures(50), recentRecoveries: d.orchestrator.recentRecoveries(50) }),
+    refresh: () => ({ health: health(d), ...sections(), openFailures: d.orchestrator.openFailures(), statistics: d.orchestrator.snapshot() }),
   });
 
   // After the core's own routes, so that a plugin claiming one of them is refused by name.

@@ -35,6 +35,8 @@ interface Open {
 
 export interface OrchestratorEvents {
   failure: [Failure];
+  /** A queued failure's recovery has started (the dashboard shows it as recovering). */
+  recovering: [Failure];
   recovery: [RecoveryRecord];
   escalation: [RecoveryRecord];
 }
@@ -142,6 +144,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (this.busySubjects.has(o.failure.subject)) continue;
       o.state = 'running';
       this.busySubjects.add(o.failure.subject);
+      this.emit('recovering', o.failure);
       const p = this.recover(o).finally(() => {
         this.running.delete(p);
         this.busySubjects.delete(o.failure.subject);

@@ -18,6 +18,7 @@ export const pagestoreErrors = defineErrorCodes('pagestore', {
   RA_ERR_WAL_NOT_ARCHIVED: { exit: 1, description: 'A store that archives its WAL was checkpointed without an archiver: the segments it would have recycled are kept.' },
   RA_ERR_CONTROL_UNAVAILABLE: { exit: 3, description: 'A store\'s control socket is absent or refuses connections (no owner, or an owner without one).' },
   RA_ERR_CONTROL: { exit: 1, description: 'A control-socket request failed: bad request, no answer in time, or a malformed reply.' },
+  RA_ERR_REPL_CONFIG: { exit: 2, description: 'A store\'s replication.json does not parse or holds a wrong value, or its listen address cannot be bound.' },
   RA_ERR_REPAIR_REFUSED: { exit: 4, description: 'A store\'s owner refused an image offered to repair a page: the page is not bad, the image is older than what the owner knows, or it is not this store\'s.' },
 });
 

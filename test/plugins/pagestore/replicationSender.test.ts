@@ -20,6 +20,7 @@ import {
   parseWal,
   type ReplicationChannel,
 } from '../../../core/replication/protocol.js';
+import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import type { ReplicationStatus } from '../../../plugins/pagestore/replicationSender.js';
 import { fixture } from '../../helpers/paths.js';
@@ -37,7 +38,7 @@ function writeConfig(dir: string, extra: Record<string, unknown> = {}): void {
 async function openPrimary(extra: Record<string, unknown> = {}): Promise<PageStore> {
   const dir = tmpStoreDir('ra-repl-');
   writeConfig(dir, extra);
-  return PageStore.open(dir, { create: true, pageCount: 32, pageSize: 4096, segmentSize: SEG, checkpointWalBytes: 1 << 30, checkpointIntervalMs: 0, controlSocket: false });
+  return PageStore.open(dir, { create: true, pageCount: 32, pageSize: 4096, segmentSize: SEG, checkpointWalBytes: 1 << 30, checkpointIntervalMs: 0 });
 }
 
 async function commit(store: PageStore, i: number): Promise<void> {
@@ -192,6 +193,11 @@ describe('the replication sender', () => {
     assert.equal(st.epoch, 1);
     assert.deepEqual({ ...st.replicas[0], lastAckAt: 0, address: '' }, { id: 'test-replica', address: '', state: 'streaming', durableLsn: r.durable, appliedLsn: 0, lagBytes: 0, lastAckAt: 0 });
     assert.ok(st.replicas[0]!.lastAckAt! > Date.now() - 10_000);
+    // The same, through the owner's control socket (what the agent reads for GET /replication).
+    const viaSocket = (await ControlClient.with(store.dir, (c) => c.status())).replication!;
+    assert.equal(viaSocket.flushedLsn, store.status().flushedLsn);
+    assert.equal(viaSocket.listen, `127.0.0.1:${store.replicationAddress!.port}`);
+    assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, 0]]);
   });
 
   it('checkpoints keep the segments a connected replica has not acknowledged, and retire them once it has', async () => {

@@ -280,6 +280,8 @@ export interface ReplicaPosition {
   readonly durableLsn: number;
   /** Every record below this is applied to its pages. */
   readonly appliedLsn: number;
+  /** The log's rolling checksum at `durableLsn` (replication's `hello` carries it; DESIGN.md). */
+  readonly rolling: bigint;
 }
 
 /** What an `apply` did. */

@@ -10,6 +10,7 @@ import { readControl } from '../../../plugins/pagestore/control.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
 import { openReplica } from '../../../plugins/pagestore/replica.js';
 import { validRecordAt } from '../../../plugins/pagestore/walRecord.js';
+import { rollingAt } from '../../../plugins/pagestore/walRolling.js';
 import { pagestore } from '../../helpers/engine.js';
 import { fixture } from '../../helpers/paths.js';
 import { PAGE, SEGMENT, primaryRuns, runsFrom, writePrimary, type Primary, type Run } from '../../helpers/replica.js';
@@ -102,6 +103,9 @@ after(() => {
   if (root) rmSync(root, { recursive: true, force: true });
 });
 
+/** The primary here is a plain store (no replication.json): its segment headers say epoch 0. */
+const PRIMARY_EPOCH = 0;
+
 describe('replica', () => {
   for (const [maxRecords, withPool] of [[1, false], [9, true], [400, false]] as const) {
     it(`ends with the primary's pages and log, fed runs of up to ${maxRecords} records${withPool ? ' and applying on a pool' : ''}`, async () => {
@@ -117,7 +121,7 @@ describe('replica', () => {
         assert.ok(runs.length > 0);
         let k = 0;
         for (const run of runs) {
-          const pos = await replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+          const pos = await replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
           assert.equal(pos.durableLsn, run.endLsn);
           // Apply now and then, to a bound inside the log (a run's start) or to its end.
           if (++k % 13 === 0) {
@@ -129,7 +133,11 @@ describe('replica', () => {
         }
         const done = await replica.apply();
         assert.equal(Math.max(workers, done.redoWorkers), pool ? 2 : 1);
-        assert.deepEqual(done.position, { epoch: 1, durableLsn: runs.at(-1)!.endLsn, appliedLsn: runs.at(-1)!.endLsn });
+        const { rolling, ...rest } = done.position;
+        assert.deepEqual(rest, { epoch: PRIMARY_EPOCH, durableLsn: runs.at(-1)!.endLsn, appliedLsn: runs.at(-1)!.endLsn });
+        // R at the end equals the primary's R there, computed from the primary's own segment files.
+        const state = await pagestore.files.readState(primary.dir);
+        assert.equal(rolling, (await rollingAt(pagestore.files.logDir(primary.dir), state.storeId, state.segmentSize, runs.at(-1)!.endLsn)).rolling);
         await replica.close();
         assertSameAsPrimary(dir);
       } finally {
@@ -144,7 +152,7 @@ describe('replica', () => {
     try {
       const applying: Array<Promise<unknown>> = [];
       for (const run of primaryRuns(primary, replica.position().durableLsn, 20, 4)) {
-        const appended = replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+        const appended = replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
         applying.push(replica.apply());
         await appended;
       }
@@ -187,7 +195,7 @@ describe('replica', () => {
       assert.deepEqual(logFiles(dir), before, 'nothing written');
       // And the right run still goes in, at a newer epoch too.
       const p = await replica.append(next.bytes, next.startLsn, next.endLsn, 3);
-      assert.deepEqual(p, { epoch: 3, durableLsn: next.endLsn, appliedLsn: pos.appliedLsn });
+      assert.deepEqual({ ...p, rolling: 0n }, { epoch: 3, durableLsn: next.endLsn, appliedLsn: pos.appliedLsn, rolling: 0n });
     } finally {
       await replica.close();
     }
@@ -207,7 +215,7 @@ describe('replica', () => {
     const replica = await openReplica(dir);
     try {
       const runs = primaryRuns(primary, replica.position().durableLsn, 50, 1);
-      for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+      for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
       const end = replica.position().durableLsn;
       await assert.rejects(replica.readPage(3, end + 8), (err: unknown) => isRaError(err) && err.code === 'RA_ERR_REPLICA_BEHIND');
       const mid = runs[runs.length >> 1]!.startLsn;
@@ -229,7 +237,7 @@ describe('replica', () => {
     const dir = newReplica('restartpoint');
     let replica = await openReplica(dir);
     const runs = primaryRuns(primary, replica.position().durableLsn, 40, 3);
-    for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+    for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
     // Apply to just past a checkpoint in the middle of the log.
     const mid = checkpoints[checkpoints.length >> 1]!;
     const r = await replica.apply(mid + 1);
@@ -251,7 +259,7 @@ describe('replica', () => {
     // From a restartpoint at the last checkpoint (the primary's close), a restart reads little log.
     const dir2 = newReplica('restartpoint-2');
     replica = await openReplica(dir2);
-    for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+    for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
     assert.equal((await replica.apply()).restartpoint, checkpoints.at(-1));
     await replica.close();
     state = await readControl(dir2);
@@ -294,7 +302,7 @@ describe('replica', () => {
     try {
       const rest: Run[] = runsFrom(primaryRuns(primary, replica.position().durableLsn, 30, 99), replica.position().durableLsn);
       assert.ok(rest.length > 0, 'the kills came before the end of the log');
-      for (const run of rest) await replica.append(run.bytes, run.startLsn, run.endLsn, 1);
+      for (const run of rest) await replica.append(run.bytes, run.startLsn, run.endLsn, PRIMARY_EPOCH);
       await replica.apply();
     } finally {
       await replica.close();

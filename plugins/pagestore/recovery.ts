@@ -155,7 +155,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     walToClose = wal;
     const undo = options.redoOnly
       ? { undone: 0, pages: new Map<number, Buffer>() }
-      : await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered });
+      : await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered }).finally(() => ar.releaseRecords());
     const t3 = performance.now();
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
@@ -207,6 +207,8 @@ interface AnalysisAndRedo {
   covered: { has(pageId: number): boolean; add(pageId: number): void };
   /** A record of the scanned log by LSN, for undo. */
   records: (lsn: number) => Promise<WalRecord>;
+  /** Undo is over: files `records` kept open are closed. */
+  releaseRecords: () => void;
   /** performance.now() when the log had been read and analysed. */
   analysisDoneAt: number;
 }
@@ -248,6 +250,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
       const { bytes, at } = await out.records.record(lsn);
       return decodeRecord(bytes, at, geometry.pageSize);
     },
+    releaseRecords: () => out.records.close(),
     analysisDoneAt: out.readDoneAt,
   };
 }
@@ -307,6 +310,7 @@ async function twoPassRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
       if (at >= 0 && readU64(scan.buf, at + kRecLsn) === lsn) return decodeRecord(scan.buf, at, geometry.pageSize);
       return decodeRecord(await readRecordFromDisk(i.walDir, geometry.storeId, geometry.segmentSize, lsn), 0, geometry.pageSize);
     },
+    releaseRecords: () => undefined,
     analysisDoneAt,
   };
 }

@@ -151,17 +151,22 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const t2 = performance.now();
 
     // ---- undo
+    // Redo wrote its pages without syncing; the checkpoint must not be recorded before they are
+    // durable. Start that sync now, on libuv's thread, so the writeback of every page redo
+    // changed overlaps undo instead of following it (the checkpoint then only syncs undo's pages).
+    const redoSynced = data.datasync();
+    redoSynced.catch(() => undefined); // awaited below; a failure is reported there
     const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn);
     walToClose = wal;
-    const undo = options.redoOnly
-      ? { undone: 0, pages: new Map<number, Buffer>() }
-      : await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered }).finally(() => ar.releaseRecords());
+    const undo = await (options.redoOnly
+      ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>() })
+      : undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered })
+    ).finally(() => ar.releaseRecords());
     const t3 = performance.now();
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
-    if (options.redoOnly) {
-      await data.datasync();
-    } else {
+    await redoSynced;
+    if (!options.redoOnly) {
       await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
       const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive);
       if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');

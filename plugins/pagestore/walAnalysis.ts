@@ -63,10 +63,11 @@ export class WalAnalysis {
 
   /** Analyses the `count` validated records at `positions` of `buf` (one chunk, in LSN order). */
   chunk(buf: Uint8Array, positions: Uint32Array, count: number): ChunkRedo {
-    if (this.txs.length < 4 * count) {
-      this.txs = new Float64Array(4 * count);
-      this.dirty = new Float64Array(2 * count);
-      this.redo = new Uint32Array(2 * (count + this.groups));
+    if (this.redo.length < 2 * (count + this.groups)) {
+      const size = Math.max(count, 1024);
+      this.txs = new Float64Array(4 * size);
+      this.dirty = new Float64Array(2 * size);
+      this.redo = new Uint32Array(2 * (size + this.groups));
     }
     const s = this.summary;
     const total = walAnalyze(buf, positions, count, this.params, this.covered, this.txs, this.redo, this.dirty, s);

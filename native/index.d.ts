@@ -3,7 +3,7 @@
  * redo kernels of crash recovery.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
- * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`). Importing throws an
+ * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -261,3 +261,50 @@ export declare function redoApplyPages(
  * `positions`, or `positions` overlaps `buf`.
  */
 export declare function walScanRecords(buf: Uint8Array, start: number, end: number, startLsn: number, positions: Uint32Array, first: number): number;
+
+/**
+ * Recovery's analysis of one chunk of the log (native/src/analysis.rs), over records a scan has
+ * already validated (`walScanRecords`), in one call: JavaScript then touches per-transaction and
+ * per-chunk data, never per-record. Checkpoint records are skipped (their JSON stays in JS);
+ * commit and abort records may carry a body of any length.
+ *
+ * - `txs` receives 4 numbers per transaction of the chunk, in order of its first record there:
+ *   transaction id, first LSN, last LSN, and what its last record is (0 not an end, 1 commit,
+ *   2 abort). Only that last record decides: an ended transaction is no loser, an open one's
+ *   undo starts at its last LSN.
+ * - `redo` receives the (position, page id) pairs of the redo records (update or CLR with an LSN
+ *   at or after `redoLsn`), in LSN order within each group: with `workers` > 1, group w holds
+ *   the records of the blocks of `blockPages` page ids with `floor(pageId / blockPages) % workers
+ *   === w`; with 0 or 1, one group. Group w starts at pair `sum over v < w of (n_v + 1)`, and the
+ *   pair after its last is left for the caller (a segment-end marker).
+ * - `covered` (a bitmap of page ids, bit `p & 7` of byte `p >> 3`) gets each redo record's page
+ *   set; `dirty` receives (page id, LSN) of each page whose bit was clear: its first change.
+ * - `summary`: [0] transactions, [1] dirty pages, [2] largest transaction id, [3] the index in
+ *   `positions` of the first redo record redo could not apply (`redoCheckRecords`' checks) or -1,
+ *   [4] its {@link RedoRecordProblem}, [5..9] records of types 1..5, [10 + w] group w's records.
+ *   At a bad record the analysis stops: what follows it is not reported.
+ *
+ * @param wal - The log bytes (read only).
+ * @param positions - Positions of validated records in `wal`, in LSN order; the first `count` are used.
+ * @param params - `[redoLsn, pageSize, pageCount, workers, blockPages]`.
+ * @param covered - Bitmap of pages redo already touches (read and written).
+ * @param txs - At least `4 × count` elements.
+ * @param redo - At least `2 × (count + max(workers, 1))` elements.
+ * @param dirty - At least `2 × count` elements.
+ * @param summary - At least `10 + max(workers, 1)` elements.
+ * @returns How many redo records the chunk has (up to a bad one).
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_INVALID_ARG_VALUE'`) for outputs too short, a parameter out of range,
+ * or an output sharing memory with another argument.
+ */
+export declare function walAnalyze(
+  wal: Uint8Array,
+  positions: Uint32Array,
+  count: number,
+  params: Float64Array,
+  covered: Uint8Array,
+  txs: Float64Array,
+  redo: Uint32Array,
+  dirty: Float64Array,
+  summary: Float64Array,
+): number;

@@ -70,3 +70,4 @@ export const verifyFile = binding.verifyFile;
 export const redoCheckRecords = binding.redoCheckRecords;
 export const redoApplyPages = binding.redoApplyPages;
 export const walScanRecords = binding.walScanRecords;
+export const walAnalyze = binding.walAnalyze;

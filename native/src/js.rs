@@ -214,6 +214,14 @@ pub(crate) unsafe fn uint32_arg(env: napi_env, value: napi_value, name: &str, ar
     }
 }
 
+/// A Float64Array argument as (pointer to the first element, element count).
+pub(crate) unsafe fn float64_arg(env: napi_env, value: napi_value, name: &str, arg: &str) -> JsResult<(*mut f64, usize)> {
+    match typed_array(env, value)? {
+        Some(ta) if ta.kind == NAPI_FLOAT64_ARRAY => Ok((ta.data as *mut f64, ta.len)),
+        _ => Err(type_error(format!("{name}: argument '{arg}' must be a Float64Array, got {}", describe(env, value)))),
+    }
+}
+
 /// A number argument that is an integer from 0 to `max` (at most Number.MAX_SAFE_INTEGER).
 pub(crate) unsafe fn int_in_range_arg(env: napi_env, value: napi_value, name: &str, arg: &str, max: f64) -> JsResult<u64> {
     let mut t = -1;

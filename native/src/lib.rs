@@ -11,14 +11,17 @@
 //! - `redoCheckRecords(wal, positions, pageIds, count, pageSize, pageCount, out): number`
 //! - `redoApplyPages(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status): number`
 //! - `walScanRecords(buf, start, end, startLsn, positions, first): number`
+//! - `walAnalyze(wal, positions, count, params, covered, txs, redo, dirty, summary): number`
 //!
 //! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
 //! `long_x86` (SSE2/AVX2/AVX-512 kernels), `verify_pages` (page header + checksum verification), `verify_file` (the same over a file
 //! range, read by several threads in one call),
 //! `redo` (crash-recovery redo of a batch of pages, with its bindings), `wal_scan` (WAL record
-//! validation for recovery's analysis pass, with its binding),
+//! validation for recovery's analysis pass, with its binding), `analysis` (the analysis pass's
+//! per-record work over a chunk of validated records: transactions, dirty pages, redo partition),
 //! `napi_sys` (declarations), `js` (argument and error helpers).
 
+mod analysis;
 mod long;
 #[cfg(target_arch = "x86_64")]
 mod long_x86;
@@ -76,7 +79,8 @@ mod addon {
             export_function(env, exports, c"verifyFile", Some(crate::verify_file::binding::verify_file_js))?;
             export_function(env, exports, c"redoCheckRecords", Some(crate::redo::binding::redo_check_records_js))?;
             export_function(env, exports, c"redoApplyPages", Some(crate::redo::binding::redo_apply_pages_js))?;
-            export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))
+            export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))?;
+            export_function(env, exports, c"walAnalyze", Some(crate::analysis::binding::wal_analyze_js))
         })();
         match registered {
             Ok(()) => exports,

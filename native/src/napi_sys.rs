@@ -38,6 +38,7 @@ pub const NAPI_NUMBER: napi_valuetype = 3;
 pub type napi_typedarray_type = i32;
 pub const NAPI_UINT8_ARRAY: napi_typedarray_type = 1;
 pub const NAPI_UINT32_ARRAY: napi_typedarray_type = 6;
+pub const NAPI_FLOAT64_ARRAY: napi_typedarray_type = 8;
 pub const NAPI_BIGUINT64_ARRAY: napi_typedarray_type = 10;
 
 pub type napi_callback = Option<unsafe extern "C" fn(env: napi_env, info: napi_callback_info) -> napi_value>;

@@ -140,6 +140,17 @@ fn prefetch(wal: &[u8], at: usize) {
 /// How many records ahead `check_records` prefetches (its header line).
 const CHECK_PREFETCH_AHEAD: usize = 16;
 
+/// One record of `check_records`' pre-pass: `Err(problem)` when redo could not apply it to page
+/// `page_id` (the page it was grouped by) of a store of `page_count` pages. Shared with the
+/// analysis kernel (analysis.rs), which checks each redo record as it finds it.
+pub(crate) fn check_record(wal: &[u8], at: usize, page_size: usize, page_id: u32, page_count: u64) -> Result<(), u32> {
+    match parse_record(wal, at, page_size) {
+        Err(code) => Err(code),
+        Ok(rec) if rec.page_id == 0 || u64::from(rec.page_id) >= page_count || rec.page_id != page_id => Err(RECORD_PAGE_ID),
+        Ok(_) => Ok(()),
+    }
+}
+
 /// The pre-pass over the first `count` records: `positions[i]` is where record i starts in `wal`,
 /// `page_ids[i]` the page it was grouped by. A record is bad when `parse_record` rejects it, or
 /// its page id is 0, at least `page_count`, or not `page_ids[i]`. For each bad record, in order,
@@ -154,10 +165,8 @@ pub fn check_records(wal: &[u8], positions: &[u32], page_ids: &[u32], count: usi
         if i + CHECK_PREFETCH_AHEAD < n {
             prefetch(wal, positions[i + CHECK_PREFETCH_AHEAD] as usize + K_REC_LSN);
         }
-        let problem = match parse_record(wal, positions[i] as usize, page_size) {
-            Err(code) => code,
-            Ok(rec) if rec.page_id == 0 || u64::from(rec.page_id) >= page_count || rec.page_id != page_ids[i] => RECORD_PAGE_ID,
-            Ok(_) => continue,
+        let Err(problem) = check_record(wal, positions[i] as usize, page_size, page_ids[i], page_count) else {
+            continue;
         };
         if bad < slots {
             out[2 * bad] = i as u32;

@@ -151,17 +151,22 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const t2 = performance.now();
 
     // ---- undo
+    // Redo wrote its pages without syncing; the checkpoint must not be recorded before they are
+    // durable. Start that sync now, on libuv's thread, so the writeback of every page redo
+    // changed overlaps undo instead of following it (the checkpoint then only syncs undo's pages).
+    const redoSynced = data.datasync();
+    redoSynced.catch(() => undefined); // awaited below; a failure is reported there
     const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn);
     walToClose = wal;
-    const undo = options.redoOnly
-      ? { undone: 0, pages: new Map<number, Buffer>() }
-      : await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered });
+    const undo = await (options.redoOnly
+      ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>() })
+      : undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered })
+    ).finally(() => ar.releaseRecords());
     const t3 = performance.now();
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
-    if (options.redoOnly) {
-      await data.datasync();
-    } else {
+    await redoSynced;
+    if (!options.redoOnly) {
       await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
       const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive);
       if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
@@ -207,6 +212,8 @@ interface AnalysisAndRedo {
   covered: { has(pageId: number): boolean; add(pageId: number): void };
   /** A record of the scanned log by LSN, for undo. */
   records: (lsn: number) => Promise<WalRecord>;
+  /** Undo is over: files `records` kept open are closed. */
+  releaseRecords: () => void;
   /** performance.now() when the log had been read and analysed. */
   analysisDoneAt: number;
 }
@@ -248,6 +255,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
       const { bytes, at } = await out.records.record(lsn);
       return decodeRecord(bytes, at, geometry.pageSize);
     },
+    releaseRecords: () => out.records.close(),
     analysisDoneAt: out.readDoneAt,
   };
 }
@@ -307,6 +315,7 @@ async function twoPassRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
       if (at >= 0 && readU64(scan.buf, at + kRecLsn) === lsn) return decodeRecord(scan.buf, at, geometry.pageSize);
       return decodeRecord(await readRecordFromDisk(i.walDir, geometry.storeId, geometry.segmentSize, lsn), 0, geometry.pageSize);
     },
+    releaseRecords: () => undefined,
     analysisDoneAt,
   };
 }

@@ -290,6 +290,22 @@ export class PageRedo {
     this.queuedPageIds[this.queued++] = pageId;
   }
 
+  /** Queues `count` records given as (position, page id) pairs of `pairs`, from pair `first` on. */
+  addMany(pairs: Uint32Array, first: number, count: number): void {
+    if (this.queued + count > this.queuedPositions.length) {
+      const size = Math.max(this.queued * 2, this.queued + count);
+      this.queuedPositions = grow(this.queuedPositions, size);
+      this.queuedPageIds = grow(this.queuedPageIds, size);
+    }
+    const positions = this.queuedPositions;
+    const pageIds = this.queuedPageIds;
+    for (let i = 0, q = this.queued, k = 2 * first; i < count; i++, q++, k += 2) {
+      positions[q] = pairs[k]!;
+      pageIds[q] = pairs[k + 1]!;
+    }
+    this.queued += count;
+  }
+
   /** Applies every queued record to its cached page; after this the queued log bytes may go. */
   apply(): void {
     const n = this.queued;

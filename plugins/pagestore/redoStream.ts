@@ -47,14 +47,15 @@
  * After redo, the window serves undo as a cache of segments (`records`): undo reads losers'
  * records newest first, mostly from the last segments, which are still there.
  */
+import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import { redoCheckRecords } from 'recovery-agent/native';
+import { readU32 } from '../../core/bytes.js';
 import { raError } from '../../core/errors.js';
 import { RingProducer, SpscRing } from '../../core/ring/index.js';
 import { defineTask, type WorkerPool } from '../../core/workerPool.js';
-import { readU64 } from './format.js';
 import { PageRedo, type RedoResult } from './redoApply.js';
-import { RecordType, kRecLsn, kRecPageId, kRecTxId, kRecType, validRecordAt } from './walRecord.js';
+import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
+import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
 import { segmentPath, segmentStartOf } from './walSegments.js';
 
@@ -94,6 +95,8 @@ const kPageBudgetBytes = 512 << 20;
 const kBlockPages = 64;
 /** Below this much log, threads cost more than they save: redo runs on the reading thread. */
 const kMinParallelLogBytes = 512 << 10;
+/** Bytes undo reads for a record outside the window: most records fit; a longer one is read again whole. */
+const kRecordReadBytes = 32 << 10;
 /** How long a reader's wait lasts before it checks for a failed worker. */
 const kWaitSliceMs = 100;
 
@@ -129,6 +132,8 @@ export interface StreamRedoOutput {
   redoWorkers: number;
   /** Pages with a record in the redo range. */
   covered: PageSet;
+  /** How many pages have a record in the redo range (the dirty page table's size). */
+  dirtyPages: number;
   /** The log's records by LSN, for undo (the window as a segment cache). */
   records: SegmentWindow;
   /** When the reader reached the end of the log (performance.now()). */
@@ -137,7 +142,8 @@ export interface StreamRedoOutput {
 
 /** A set of page ids: a bitmap, lazily touched. */
 export class PageSet {
-  private readonly bits: Uint8Array;
+  /** Bit p & 7 of byte p >> 3 is page p (walAnalyze fills it in natively). */
+  readonly bits: Uint8Array;
   constructor(pageCount: number) {
     this.bits = new Uint8Array(Math.ceil(pageCount / 8));
   }
@@ -166,14 +172,10 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   const workers = wanted > 1 && logBytes >= kMinParallelLogBytes ? wanted : 0;
   const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery) : new InlineSink(input, window, applyEvery);
 
-  const txs = new Map<number, { lastLsn: number; ended: boolean }>();
-  let maxTxId = 0;
-  let redoRecords = 0;
   const covered = new PageSet(pageCount);
-  let segPositions = new Uint32Array(4096);
-  let segPageIds = new Uint32Array(4096);
-  const bad = new Uint32Array(2);
-  let seq = -1;
+  // The per-record analysis runs natively, one call per segment (walAnalysis.ts).
+  const analysis = new WalAnalysis(input.redoLsn, pageSize, pageCount, workers, kBlockPages, covered.bits);
+  let redoRecords = 0;
 
   const source: SegmentSource = {
     load: async (index) => {
@@ -185,42 +187,11 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   let end: WalEnd;
   try {
     end = await scanSegments(input.walDir, input.storeId, segmentSize, input.fromLsn, segments, source, async (region, positions, count) => {
-      const buf = region.bytes;
-      seq = window.seqOf(region);
-      if (segPositions.length < count) {
-        segPositions = new Uint32Array(count);
-        segPageIds = new Uint32Array(count);
-      }
-      let m = 0;
-      for (let i = 0; i < count; i++) {
-        const at = positions[i]!;
-        const type = buf[at + kRecType] as RecordType;
-        if (type === RecordType.Checkpoint) continue;
-        const lsn = readU64(buf, at + kRecLsn);
-        const txId = readU64(buf, at + kRecTxId);
-        if (txId > maxTxId) maxTxId = txId;
-        let tx = txs.get(txId);
-        if (!tx) txs.set(txId, (tx = { lastLsn: 0, ended: false }));
-        tx.lastLsn = lsn;
-        if (type === RecordType.Commit || type === RecordType.Abort) {
-          // An ended transaction is no longer a loser candidate; forget it (keeps the map small).
-          txs.delete(txId);
-          continue;
-        }
-        if ((type === RecordType.Update || type === RecordType.Clr) && lsn >= input.redoLsn) {
-          segPositions[m] = at;
-          segPageIds[m++] = buf[at + kRecPageId]! | (buf[at + kRecPageId + 1]! << 8) | (buf[at + kRecPageId + 2]! << 16) | ((buf[at + kRecPageId + 3]! << 24) >>> 0);
-        }
-      }
-      // Every record must fit its page and the store before anything is written.
-      if (m > 0 && redoCheckRecords(buf, segPositions, segPageIds, m, pageSize, pageCount, bad) > 0) {
-        const at = segPositions[bad[0]!]!;
-        const lsn = readU64(buf, at + kRecLsn);
-        throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} changes page ${segPageIds[bad[0]!]!} or a byte range outside this store's ${pageCount} pages`, { details: { lsn } });
-      }
-      for (let i = 0; i < m; i++) covered.add(segPageIds[i]!);
-      redoRecords += m;
-      await sink.segment(seq, segPositions, segPageIds, m);
+      const seq = window.seqOf(region);
+      // Every record must fit its page and the store before anything is written (chunk throws).
+      const redo = analysis.chunk(region.bytes, positions, count);
+      redoRecords += redo.total;
+      await sink.segment(seq, redo);
     });
   } catch (err) {
     await sink.end(false).catch(() => undefined);
@@ -229,9 +200,8 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   const readDoneAt = performance.now();
   const redo = await sink.end(true);
   await window.redoDone();
-  // Transactions that ended were deleted as they ended; the rest never ended.
-  const losers = [...txs.entries()].map(([txId, t]) => ({ txId, lastLsn: t.lastLsn }));
-  return { end, losers, maxTxId, redo, redoRecords, redoWorkers: Math.max(1, workers), covered, records: window, readDoneAt };
+  // Transactions that ended were forgotten as they ended; the rest never ended.
+  return { end, losers: analysis.losers(), maxTxId: analysis.maxTxId, redo, redoRecords, redoWorkers: Math.max(1, workers), covered, dirtyPages: analysis.dirtyPages.size, records: window, readDoneAt };
 }
 
 /** Where the reader's redo records go: this thread's PageRedo, or the workers' rings. */
@@ -242,8 +212,8 @@ interface RedoSink {
   waitApplied(seq: number): Promise<void>;
   /** Throws the error of a failed consumer, if any. */
   failed(): Promise<void>;
-  /** The redo records of segment `seq` (and its end). */
-  segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void>;
+  /** The redo records of segment `seq`, dealt to the workers by the analysis (and the segment's end). */
+  segment(seq: number, redo: ChunkRedo): Promise<void>;
   /** Ends redo: with `commit`, every change is applied and written; without, nothing more is written. */
   end(commit: boolean): Promise<RedoResult>;
 }
@@ -268,8 +238,8 @@ class InlineSink implements RedoSink {
 
   async failed(): Promise<void> {}
 
-  async segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void> {
-    for (let i = 0; i < count; i++) this.redo.add(positions[i]!, pageIds[i]!);
+  async segment(seq: number, redo: ChunkRedo): Promise<void> {
+    this.redo.addMany(redo.entries, redo.starts[0]!, redo.counts[0]!);
     if (++this.pending >= this.applyEvery) {
       this.redo.apply();
       this.applied = seq;
@@ -292,12 +262,10 @@ class RingSink implements RedoSink {
   private readonly producers: RingProducer[] = [];
   private readonly tasks: Array<Promise<RedoResult>>;
   private failure: { err: unknown } | undefined;
-  private byWorker: Uint32Array[];
   private ended: Promise<RedoResult> | undefined;
 
   constructor(input: StreamRedoInput, window: SegmentWindow, private readonly workers: number, applyEvery: number) {
     if (workers + 1 > this.control.length) throw raError('RA_ERR_CONFIG', `streaming redo supports at most ${this.control.length - 1} workers (got ${workers})`);
-    this.byWorker = Array.from({ length: workers }, () => new Uint32Array(2 * 4096));
     this.tasks = [];
     for (let w = 0; w < workers; w++) {
       const sab = SpscRing.create(input.ringEntries ?? kRingEntries, kEntryBytes);
@@ -343,26 +311,16 @@ class RingSink implements RedoSink {
     if (this.failure) throw this.failure.err;
   }
 
-  async segment(seq: number, positions: Uint32Array, pageIds: Uint32Array, count: number): Promise<void> {
-    // Deal the segment's records to their workers, then one batch (and one publish) per worker.
-    const n = new Array<number>(this.workers).fill(0);
-    for (let i = 0; i < count; i++) {
-      const w = Math.floor(pageIds[i]! / kBlockPages) % this.workers;
-      let out = this.byWorker[w]!;
-      if (2 * n[w]! + 2 > out.length) {
-        const grown = new Uint32Array(out.length * 2);
-        grown.set(out);
-        this.byWorker[w] = out = grown;
-      }
-      out[2 * n[w]!] = positions[i]!;
-      out[2 * n[w]! + 1] = pageIds[i]!;
-      n[w]!++;
-    }
+  async segment(seq: number, redo: ChunkRedo): Promise<void> {
+    // The analysis dealt the records to their workers; one batch (and one publish) per worker,
+    // its segment-end marker in the free pair after the worker's group.
+    const { entries } = redo;
     for (let w = 0; w < this.workers; w++) {
-      const out = this.byWorker[w]!;
-      out[2 * n[w]!] = seq;
-      out[2 * n[w]! + 1] = kSegmentEnd;
-      await this.push(w, out, n[w]! + 1);
+      const at = redo.starts[w]!;
+      const n = redo.counts[w]!;
+      entries[2 * (at + n)] = seq;
+      entries[2 * (at + n) + 1] = kSegmentEnd;
+      await this.push(w, entries.subarray(2 * at), n + 1);
     }
   }
 
@@ -424,6 +382,9 @@ export class SegmentWindow {
   private scratch: Uint8Array<SharedArrayBuffer> | undefined;
   private clock = 0;
   private streaming = true;
+  /** The segment file undo reads single records from, and the buffer they land in. */
+  private file: { index: number; fd: number } | undefined;
+  private recordBuf: Buffer | undefined;
 
   constructor(
     private readonly walDir: string,
@@ -511,19 +472,18 @@ export class SegmentWindow {
   }
 
   /**
-   * The record at `lsn` (validated): the window's bytes and its position in them, valid until
-   * the next call. Reads its segment into the least recently used slot when it is not held.
+   * The record at `lsn` (validated): bytes and its position in them, valid until the next call.
+   * From the window when its segment is still there; else only the record is read from its file
+   * (undo walks losers' chains backwards through the whole log: reading a 16 MiB segment for the
+   * few records it needs there cost most of undo's time).
    */
   async record(lsn: number): Promise<{ bytes: Uint8Array; at: number }> {
     if (this.streaming) throw new Error('internal: the segment window is still feeding redo');
     const start = segmentStartOf(lsn, this.segmentSize);
     const index = this.segments.indexOf(start);
     if (index < 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment holding LSN ${lsn} is not in the log being recovered`, { details: { lsn } });
-    let slot = this.held.findIndex((h) => h.index === index);
-    if (slot < 0) {
-      slot = this.held.reduce((best, h, i) => (h.used < this.held[best]!.used ? i : best), 0);
-      await this.readSlot(index, slot);
-    }
+    const slot = this.held.findIndex((h) => h.index === index);
+    if (slot < 0) return this.readRecord(index, lsn);
     const h = this.held[slot]!;
     h.used = ++this.clock;
     const at = slot * this.segmentSize + (lsn - start);
@@ -531,5 +491,30 @@ export class SegmentWindow {
       throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged`, { details: { lsn } });
     }
     return { bytes: this.bytes, at };
+  }
+
+  /** The record at `lsn` of segment `index`, read on its own (one or two preads). */
+  private readRecord(index: number, lsn: number): { bytes: Uint8Array; at: number } {
+    if (this.file?.index !== index) {
+      this.close();
+      this.file = { index, fd: openSync(this.pathOf(index), 'r') };
+    }
+    const offset = lsn - this.segments[index]!;
+    const room = this.segmentSize - offset;
+    this.recordBuf ??= Buffer.alloc(kRecordReadBytes);
+    let n = readSync(this.file.fd, this.recordBuf, 0, Math.min(room, this.recordBuf.length), offset);
+    const total = n >= RECORD_MIN_SIZE ? readU32(this.recordBuf, kRecLength) : 0;
+    if (total > n && total <= room) {
+      if (total > this.recordBuf.length) this.recordBuf = Buffer.alloc(total);
+      n = readSync(this.file.fd, this.recordBuf, 0, total, offset);
+    }
+    if (validRecordAt(this.recordBuf, 0, n, lsn) === 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged`, { details: { lsn } });
+    return { bytes: this.recordBuf, at: 0 };
+  }
+
+  /** Closes the segment file undo's reads keep open. */
+  close(): void {
+    if (this.file) closeSync(this.file.fd);
+    this.file = undefined;
   }
 }

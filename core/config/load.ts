@@ -124,8 +124,27 @@ function describeIssue(issue: z.core.$ZodIssue, substitutions: readonly Substitu
   }
   const from = substitutions.find((s) => samePath(s.path, issue.path));
   const fromText = from ? `, from ${from.names.map((n) => `\${${n}}`).join(' ')}` : '';
-  const got = 'input' in issue && issue.input !== undefined ? ` (got ${JSON.stringify(issue.input)}${fromText})` : issue.code === 'invalid_type' ? ' (missing)' : '';
+  const input = 'input' in issue ? issue.input : undefined;
+  const shown = input === undefined ? '' : mayBeSecret(issue.path, input) ? redacted(input) : JSON.stringify(input);
+  const got = input !== undefined ? ` (got ${shown}${fromText})` : issue.code === 'invalid_type' ? ' (missing)' : '';
   return `${where}: ${issue.message}${got}`;
+}
+
+/**
+ * True where an error must not echo the value: under a key named like a credential (token,
+ * secret, password, key), or a value of a process's environment (not the variable's name, which
+ * an error about a bad name shows). Errors go to terminals, `--json` output and journald.
+ */
+function mayBeSecret(at: readonly PropertyKey[], input: unknown): boolean {
+  const keys = at.filter((k): k is string => typeof k === 'string');
+  if (keys.some((k) => /token|secret|password|passwd|credential|key$/i.test(k))) return true;
+  return keys.includes('env') && input !== at[at.length - 1];
+}
+
+/** What an error says of a value it must not show: its kind and size only. */
+function redacted(value: unknown): string {
+  if (typeof value === 'string') return `a string of ${value.length} characters, not shown`;
+  return `a value of type ${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value}, not shown`;
 }
 
 /**

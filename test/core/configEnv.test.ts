@@ -86,6 +86,18 @@ describe('config: ${ENV} substitution', () => {
     assert.match(configError('agent: { http: { listen: ${L} } }\n', { L: '8080' }), /agent\.http\.listen: expected host:port.*\(got "8080", from \$\{L\}\)/);
   });
 
+  it('never echoes a credential or an environment value in an error: only its size', () => {
+    const secret = 'prod-secret-9f8';
+    const msg = configError('agent: { http: { token: ${T} } }\n', { T: secret });
+    assert.match(msg, /agent\.http\.token: .*\(got a string of 15 characters, not shown, from \$\{T\}\)/);
+    assert.doesNotMatch(msg, /prod-secret/);
+    const inline = configError('agent: { http: { token: 12345 } }\n', {});
+    assert.match(inline, /agent\.http\.token: .*\(got a value of type number, not shown\)/);
+    const env = configError('processes: [{ id: p, command: x, env: { DB_PASS: { nested: hunter2 } } }]\n', {});
+    assert.match(env, /processes\[0\]\.env\.DB_PASS: .*not shown/);
+    assert.doesNotMatch(env, /hunter2/);
+  });
+
   it('leaves keys, comments and escaped references alone; a missing variable names its key', () => {
     const cfg = parseConfigText('# ${NOT_SET} in a comment needs no variable\nagent: { dataDir: "$${HOME}/x", http: { token: "${T}" } }\n', SRC, { T: TOKEN });
     assert.equal(cfg.agent.dataDir, '/etc/ra/${HOME}/x');

@@ -34,13 +34,17 @@
  * operations").
  *
  * Run: npm run bench:redo [-- --sizes 256,1024 --repeat 3 --store-mib 64 --losers 8
- *      --loser-records 4000 --writers 32 --work-dir DIR --keep]
+ *      --loser-records 4000 --writers 32 --work-dir DIR --keep
+ *      --recovery-only --modes two-pass-pool,stream-rings --profile]
  * Every flag can also be given as an env var: REDO_BENCH_SIZES, REDO_BENCH_REPEAT, ...
  * With --keep the generated stores stay in --work-dir and are reused by the next run with the
- * same parameters.
+ * same parameters. --recovery-only writes only the recovery-<size> reports (not redo-<size> and
+ * undo); --modes runs only the modes named; --profile prints, for every run, the CPU time of
+ * each thread (main, pool workers, libuv) in each pass, from /proc/self/task/<tid>/schedstat.
+ * --help lists the flags.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -77,6 +81,32 @@ function intFlag(name: string, def: number): number {
   return v;
 }
 
+const HELP = `bench/redo.js: crash recovery of a page store with a large WAL, four ways (see the file's header).
+
+  --sizes LIST          WAL sizes since the checkpoint, MiB (default 256,1024)
+  --repeat N            runs per mode and size (default 3)
+  --store-mib N         store size (default 64)
+  --writers N           concurrent writers of the generator (default 32)
+  --losers N            transactions left open at the kill (default 8)
+  --loser-records N     updates per loser (default 4000)
+  --work-dir DIR        where templates and runs go
+  --keep                keep the generated templates in --work-dir and reuse them
+  --recovery-only       write only the whole-recovery reports (recovery-<size>), not redo-<size> and undo
+  --modes LIST          run only these modes: ${'two-pass-serial,two-pass-pool,stream-inline,stream-rings'} (default all)
+  --profile             print each run's CPU per thread and per pass (Linux /proc)
+  --help                this text
+
+Every flag can also be an env var: REDO_BENCH_SIZES, REDO_BENCH_RECOVERY_ONLY=1, ...`;
+if (process.argv.includes('--help') || process.argv.includes('-h')) {
+  console.log(HELP);
+  process.exit(0);
+}
+
+/** A boolean flag: `--name` or env REDO_BENCH_NAME=1. */
+function boolFlag(name: string): boolean {
+  return process.argv.includes(`--${name}`) || process.env[`REDO_BENCH_${name.toUpperCase().replace(/-/g, '_')}`] === '1';
+}
+
 const sizes = flag('sizes', '256,1024')
   .split(',')
   .map((s) => Number(s.trim()));
@@ -86,7 +116,9 @@ const storeMiB = Math.max(1, intFlag('store-mib', 64));
 const writers = Math.max(1, intFlag('writers', 32));
 const losers = intFlag('losers', 8);
 const loserRecords = intFlag('loser-records', 4000);
-const keep = process.argv.includes('--keep') || process.env.REDO_BENCH_KEEP === '1';
+const keep = boolFlag('keep');
+const recoveryOnly = boolFlag('recovery-only');
+const profile = boolFlag('profile');
 const workDir = path.resolve(flag('work-dir', path.join(os.tmpdir(), `ra-bench-redo-${keep ? 'kept' : process.pid}`)));
 
 const genScript = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'walGen.js');
@@ -139,18 +171,58 @@ function template(walMiB: number, withLosers: boolean): Template {
 }
 
 interface Mode {
+  /** For --modes. */
+  id: string;
   name: string;
   redo: 'stream' | 'two-pass';
   pool: boolean;
 }
 
-const MODES: readonly Mode[] = [
-  { name: 'two-pass, single-threaded', redo: 'two-pass', pool: false },
-  { name: `two-pass, pool ${WORKERS} workers`, redo: 'two-pass', pool: true },
-  { name: 'stream, this thread', redo: 'stream', pool: false },
-  { name: `stream, rings to ${WORKERS} workers`, redo: 'stream', pool: true },
+const ALL_MODES: readonly Mode[] = [
+  { id: 'two-pass-serial', name: 'two-pass, single-threaded', redo: 'two-pass', pool: false },
+  { id: 'two-pass-pool', name: `two-pass, pool ${WORKERS} workers`, redo: 'two-pass', pool: true },
+  { id: 'stream-inline', name: 'stream, this thread', redo: 'stream', pool: false },
+  { id: 'stream-rings', name: `stream, rings to ${WORKERS} workers`, redo: 'stream', pool: true },
 ];
-const [TWO_PASS_SERIAL, TWO_PASS_POOL, STREAM_INLINE, STREAM_RINGS] = MODES as [Mode, Mode, Mode, Mode];
+const [TWO_PASS_SERIAL, TWO_PASS_POOL, STREAM_INLINE, STREAM_RINGS] = ALL_MODES as [Mode, Mode, Mode, Mode];
+const modeIds = flag('modes', ALL_MODES.map((m) => m.id).join(','))
+  .split(',')
+  .map((s) => s.trim());
+const unknownModes = modeIds.filter((id) => !ALL_MODES.some((m) => m.id === id));
+if (unknownModes.length > 0 || modeIds.length === 0) throw new Error(`--modes: unknown ${unknownModes.join(', ')}; known: ${ALL_MODES.map((m) => m.id).join(', ')}`);
+const MODES = ALL_MODES.filter((m) => modeIds.includes(m.id));
+const has = (m: Mode) => MODES.includes(m);
+
+/** CPU time (ns) of each thread of this process, by tid, with its name: /proc/self/task/<tid>/schedstat. */
+function threadCpu(): Map<number, { comm: string; ns: number }> {
+  const out = new Map<number, { comm: string; ns: number }>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const ns = Number(readFileSync(`/proc/self/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      out.set(Number(tid), { comm: readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim(), ns });
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
+}
+
+/** Per pass, the CPU milliseconds of each thread that used at least 1 ms ('main' is this thread). */
+type PassProfile = Array<{ pass: string; threads: Array<{ thread: string; ms: number }> }>;
+
+function profileOf(marks: Array<{ pass: string; cpu: Map<number, { comm: string; ns: number }> }>): PassProfile {
+  const out: PassProfile = [];
+  for (let i = 1; i < marks.length; i++) {
+    const threads: Array<{ thread: string; ms: number }> = [];
+    for (const [tid, now] of marks[i]!.cpu) {
+      const ms = (now.ns - (marks[i - 1]!.cpu.get(tid)?.ns ?? 0)) / 1e6;
+      if (ms >= 1) threads.push({ thread: tid === process.pid ? 'main' : `${now.comm}:${tid}`, ms });
+    }
+    threads.sort((a, b) => b.ms - a.ms);
+    out.push({ pass: marks[i]!.pass, threads });
+  }
+  return out;
+}
 
 interface Run {
   mode: Mode;
@@ -162,6 +234,8 @@ interface Run {
   dataHash: bigint;
   /** Set when the recovered store fails to recover again (it must, with nothing to redo). */
   reopenError?: string;
+  /** With --profile. */
+  profile?: PassProfile;
 }
 
 /** Recovers a fresh copy of the template; checks what it did against what the generator wrote. */
@@ -170,11 +244,15 @@ async function measure(t: Template, pool: WorkerPool, mode: Mode): Promise<Run> 
   rmSync(dir, { recursive: true, force: true });
   execFileSync('cp', ['-a', t.dir, dir]);
   execFileSync('sync'); // write the copy back now, not during the measured recovery
+  const marks: Array<{ pass: string; cpu: Map<number, { comm: string; ns: number }> }> = [];
+  const onPass = profile ? (pass: string) => marks.push({ pass, cpu: threadCpu() }) : undefined;
+  onPass?.('start');
   const t0 = performance.now();
   const cpu0 = process.cpuUsage();
-  const stats = await recover(dir, { pool, serialRedo: !mode.pool, redo: mode.redo });
+  const stats = await recover(dir, { pool, serialRedo: !mode.pool, redo: mode.redo, ...(onPass ? { onPass } : {}) });
   const wallMs = performance.now() - t0;
   const cpu = process.cpuUsage(cpu0);
+  onPass?.('close');
   const cpuMs = (cpu.user + cpu.system) / 1e3;
   // The recovered store must recover again, with nothing left to redo or undo.
   let reopenError: string | undefined;
@@ -195,7 +273,7 @@ async function measure(t: Template, pool: WorkerPool, mode: Mode): Promise<Run> 
     throw new Error(`${t.label} ${mode.name}: undid ${stats.recordsUndone} records of ${stats.transactionsRolledBack} losers; expected ${t.gen.loserUpdates} of ${t.gen.loserTxs}`);
   }
   if (stats.redoWorkers !== (mode.pool ? WORKERS : 1) || stats.redoMode !== mode.redo) throw new Error(`${t.label} ${mode.name}: redo ran ${stats.redoMode} on ${stats.redoWorkers} thread(s)`);
-  return { mode, stats, wallMs, cpuMs, dataHash, ...(reopenError ? { reopenError } : {}) };
+  return { mode, stats, wallMs, cpuMs, dataHash, ...(reopenError ? { reopenError } : {}), ...(profile ? { profile: profileOf(marks) } : {}) };
 }
 
 function median(xs: number[]): number {
@@ -273,14 +351,15 @@ async function main(): Promise<void> {
           console.log(
             `    ${mode.name.padEnd(28)} total ${run.stats.durationMs.toFixed(0)} ms ` +
               `(analysis ${p.analysisMs.toFixed(0)}, redo ${p.redoMs.toFixed(0)}, undo ${p.undoMs.toFixed(0)}, checkpoint ${p.checkpointMs.toFixed(0)}), ` +
-              `CPU ${run.cpuMs.toFixed(0)} ms`,
+              `CPU ${run.cpuMs.toFixed(0)} ms, load ${os.loadavg()[0]!.toFixed(1)}`,
           );
+          for (const p of run.profile ?? []) console.log(`      ${p.pass.padEnd(10)} ${p.threads.map((t) => `${t.thread} ${t.ms.toFixed(0)}`).join(', ')}`);
         }
       }
       const hashes = new Set(runs.map((r) => r.dataHash));
       if (hashes.size !== 1) throw new Error(`${t.label}: recovered data files differ between runs (${[...hashes].map((h) => h.toString(16)).join(', ')})`);
       const of = (m: Mode) => runs.filter((r) => r.mode === m);
-      const s0 = of(TWO_PASS_SERIAL)[0]!.stats;
+      const s0 = runs[0]!.stats;
       const mix = {
         storeMiB,
         pageSize: PAGE_SIZE,
@@ -304,6 +383,7 @@ async function main(): Promise<void> {
         reopenFailures: runs.filter((r) => r.reopenError).map((r) => r.reopenError!),
       };
 
+      if (!recoveryOnly && has(TWO_PASS_SERIAL) && has(TWO_PASS_POOL)) {
       const redoBase = passRow('redo pass, single-threaded', of(TWO_PASS_SERIAL), (r) => r.stats.passes.redoMs);
       const redoPool = passRow(`redo pass, pool ${WORKERS} workers`, of(TWO_PASS_POOL), (r) => r.stats.passes.redoMs);
       const met = redoPool.value >= GOAL_RECORDS_PER_S;
@@ -322,12 +402,13 @@ async function main(): Promise<void> {
           vsPostgresAnchor: `single-threaded ${(redoBase.value / PG_RECORDS_PER_S[1]).toFixed(2)}–${(redoBase.value / PG_RECORDS_PER_S[0]).toFixed(2)}×, pool ${(redoPool.value / PG_RECORDS_PER_S[1]).toFixed(2)}–${(redoPool.value / PG_RECORDS_PER_S[0]).toFixed(2)}× the anchor (the printed ratio is against our own single-threaded redo, same run)`,
         },
       });
+      }
 
       // Whole recovery, every mode against the two-pass pool (the default before the stream).
       const totRows = MODES.map((m) => recoveryRow(`recovery, ${m.name}`, of(m)));
       report({
         bench: `recovery-${t.label}`,
-        baseline: `recovery, ${TWO_PASS_POOL.name}`,
+        baseline: `recovery, ${(has(TWO_PASS_POOL) ? TWO_PASS_POOL : MODES[0]!).name}`,
         rows: totRows,
         params: {
           ...mix,
@@ -339,7 +420,7 @@ async function main(): Promise<void> {
         },
       });
       const med = (m: Mode) => median(of(m).map((r) => r.stats.durationMs));
-      summary.push(
+      if (has(TWO_PASS_POOL) && has(STREAM_INLINE) && has(STREAM_RINGS)) summary.push(
         `${t.label}: recovery medians two-pass pool ${med(TWO_PASS_POOL).toFixed(0)} ms, stream this thread ${med(STREAM_INLINE).toFixed(0)} ms, stream rings ${med(STREAM_RINGS).toFixed(0)} ms ` +
           `(rings ×${(med(TWO_PASS_POOL) / med(STREAM_RINGS)).toFixed(2)} vs two-pass pool, ×${(med(STREAM_INLINE) / med(STREAM_RINGS)).toFixed(2)} vs the stream without rings)`,
       );
@@ -354,7 +435,7 @@ async function main(): Promise<void> {
       });
     }
 
-    if (undoRows.length > 0 && losers > 0 && loserRecords > 0) {
+    if (!recoveryOnly && undoRows.length > 0 && losers > 0 && loserRecords > 0) {
       const worst = Math.min(...undoRows.map((r) => r.value));
       report({
         bench: 'undo',

@@ -99,33 +99,55 @@ export async function completeCheckpoint(
   archive: ArchivePolicy = { required: false },
   /** Keep the segments from this LSN on too (replicas still need them), or undefined. */
   retainFrom?: number,
+  /**
+   * Step 2 still under way (recovery: its pages' fdatasync), or undefined when it is done. The
+   * checkpoint record's flush overlaps it, and the control file is switched only once both are
+   * durable: a checkpoint record the control file does not point at is one recovery skips.
+   */
+  pagesDurable?: Promise<void>,
 ): Promise<CheckpointOutcome> {
   const { lsn } = wal.append({ type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json: Buffer.from(JSON.stringify(body)) });
-  await wal.flush();
+  const settled = await Promise.allSettled([wal.flush(), pagesDurable]);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
   faultPoint('checkpoint-before-control');
   await writeControl(dir, { checkpointLsn: lsn, redoLsn: body.redoLsn, nextTxId: body.nextTxId, ...geometry });
   const keepFrom = Math.min(body.redoLsn, ...body.att.map((a) => a[1]), retainFrom ?? Infinity);
   return { lsn, ...(await recycleSegments(dir, geometry.segmentSize, keepFrom, archive)) };
 }
 
+/**
+ * Step 5. Without an archiver the segments are unlinked all at once (on libuv's threads): one
+ * after another cost a checkpoint after a long log (recovery's: 64 segments per GiB) a disk
+ * round trip each. Any subset of them may be gone after a crash, which is safe: they lie wholly
+ * below what the durable checkpoint needs (keepFrom), and nothing reads the log below it as a
+ * sequence (recovery and the readers start at the checkpoint's segment, and tolerate a segment
+ * gone under them). With an archiver they go in order, each only once archived, and the first
+ * failure keeps it and those after it.
+ */
 async function recycleSegments(dir: string, segmentSize: number, keepFrom: number, { archiver, required, target }: ArchivePolicy): Promise<Omit<CheckpointOutcome, 'lsn'>> {
   const walDir = walDirOf(dir);
+  const retired = (await listSegments(walDir)).filter((start) => start + segmentSize <= keepFrom);
+  if (retired.length === 0) return { recycled: 0 };
+  if (!archiver && required) {
+    return {
+      recycled: 0,
+      archiveError: raError('RA_ERR_WAL_NOT_ARCHIVED', `${dir} archives its WAL to ${target ?? 'an archive'}, but no archiver was given: WAL segments from ${segmentPath(walDir, retired[0]!)} on are kept for the next owner that archives`),
+    };
+  }
+  if (!archiver) {
+    const settled = await Promise.allSettled(retired.map((start) => unlink(segmentPath(walDir, start))));
+    const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    return { recycled: retired.length };
+  }
   let recycled = 0;
-  for (const start of await listSegments(walDir)) {
-    if (start + segmentSize > keepFrom) break;
+  for (const start of retired) {
     const file = segmentPath(walDir, start);
-    if (!archiver && required) {
-      return {
-        recycled,
-        archiveError: raError('RA_ERR_WAL_NOT_ARCHIVED', `${dir} archives its WAL to ${target ?? 'an archive'}, but no archiver was given: WAL segments from ${file} on are kept for the next owner that archives`),
-      };
-    }
-    if (archiver) {
-      try {
-        await archiver({ file, startLsn: start, endLsn: start + segmentSize });
-      } catch (err) {
-        return { recycled, archiveError: err as Error };
-      }
+    try {
+      await archiver({ file, startLsn: start, endLsn: start + segmentSize });
+    } catch (err) {
+      return { recycled, archiveError: err as Error };
     }
     await unlink(file);
     recycled++;

@@ -324,10 +324,17 @@ class RingSink implements RedoSink {
     }
   }
 
-  /** Pushes `count` entries (pairs of u32 in `from`) into worker w's ring, waiting for space as needed. */
+  /**
+   * Pushes `count` entries (pairs of u32 in `from`) into worker w's ring, waiting for space as
+   * needed. Entries are copied in at most two block copies per reservation (the reserved slots
+   * run to the ring's end, then wrap): a loop over entries in JavaScript cost the reader about a
+   * tenth of its CPU time.
+   */
   private async push(w: number, from: Uint32Array, count: number): Promise<void> {
     const ring = this.producers[w]!;
     const words = ring.int32;
+    const src = new Int32Array(from.buffer, from.byteOffset, 2 * count);
+    const ringEntries = words.length / 2;
     for (let done = 0; done < count; ) {
       const n = ring.reserve(count - done);
       if (n === 0) {
@@ -335,11 +342,10 @@ class RingSink implements RedoSink {
         await ring.waitForSpace(kWaitSliceMs);
         continue;
       }
-      for (let i = 0; i < n; i++) {
-        const word = ring.offsetOf(i) >> 2;
-        words[word] = from[2 * (done + i)]! | 0;
-        words[word + 1] = from[2 * (done + i) + 1]! | 0;
-      }
+      const slot = ring.offsetOf(0) / kEntryBytes;
+      const first = Math.min(n, ringEntries - slot);
+      words.set(src.subarray(2 * done, 2 * (done + first)), 2 * slot);
+      if (first < n) words.set(src.subarray(2 * (done + first), 2 * (done + n)), 0);
       ring.commit(n);
       done += n;
     }

@@ -39,7 +39,7 @@ export function registerRunCommand(program: Command): void {
       // A typo'd store path is refused before anything starts (a missing plugin module is that
       // plugin failed, as for any third-party plugin that cannot load).
       assertNoConfigProblems(config, { plugins: false });
-      const log = createLogger({ level: config.agent.logLevel });
+      const log = createLogger({ level: config.agent.logLevel, format: config.agent.logFormat });
       const agent = new Agent({ config, builtins: builtinPlugins, log });
       // A daemon must not end because its plugins happen to hold no ref'd handle (piscina's
       // workers are unref'd); this timer holds the event loop until a signal stops the agent.

@@ -51,7 +51,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     const { config } = options;
-    this.log = options.log ?? createLogger({ level: config.agent.logLevel });
+    this.log = options.log ?? createLogger({ level: config.agent.logLevel, format: config.agent.logFormat });
     this.container = (options.parentContainer ?? rootContainer).createChildContainer();
     this.bus = new FailureBusImpl(this.log.child({ component: 'failure-bus' }));
     this.pool = new WorkerPoolImpl({ threads: config.agent.workers });

@@ -44,6 +44,8 @@ export const CoreErrorCodes = {
   RA_ERR_RING: { exit: 1, description: 'A ring buffer was given a geometry or a record that does not fit it.' },
   RA_ERR_NATIVE_MISSING: { exit: 1, description: 'The native addon is missing or failed to load.' },
   RA_ERR_HTTP_LISTEN: { exit: 2, description: 'The HTTP API\'s address (agent.http.listen) cannot be bound: the port is in use, privileged, or the address is not this host\'s. Checked before any plugin starts.' },
+  RA_ERR_AGENT_UNREACHABLE: { exit: 1, description: 'No agent answers at the HTTP API address (`status`): it is not running, or listens elsewhere.' },
+  RA_ERR_AGENT_UNHEALTHY: { exit: 1, description: 'The agent answers but reports itself unhealthy (`status`), with the reasons.' },
   RA_ERR_AGENT_STATE: { exit: 1, description: 'The agent is already running or has been stopped.' },
   RA_ERR_STORE_LOCKED: { exit: 3, description: 'Another live process holds the store\'s lock.' },
   RA_ERR_STORE_NOT_FOUND: { exit: 2, description: 'The directory holds no store (no control file).' },

@@ -4,7 +4,9 @@
  * closed output pipe drops the output, not the command (brokenPipe.ts). A command run with
  * `--json` that fails also writes its error to stdout, as JSON, for the script that asked for
  * JSON: `{"error":{"code":"RA_ERR_…","message":"…","exitCode":N}}` (code null for an error
- * outside the catalogue); the text stays on stderr, the exit code is the same.
+ * outside the catalogue); the text stays on stderr, the exit code is the same. A command that
+ * fails after working out its result (commandFailure.ts) ends the same way, and its --json
+ * document carries the same `error` member.
  *
  * Start-up cost is paid per command: this file and the command files import only commander and
  * the error catalogue, so `--help` and usage errors load nothing else; each command imports what
@@ -12,9 +14,9 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
-import { describeError, isRaError } from '../core/errors.js';
+import { describeError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
-import { exitCodeFor } from './exitCode.js';
+import { jsonErrorMember, takeCommandFailure, type JsonErrorMember } from './commandFailure.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
@@ -50,8 +52,8 @@ export function buildProgram(): Command {
 }
 
 /** The error as the JSON line a `--json` command writes to stdout when it fails. */
-function jsonError(code: string | null, message: string, exitCode: number): string {
-  return `${JSON.stringify({ error: { code, message, exitCode } })}\n`;
+function jsonError(error: JsonErrorMember): string {
+  return `${JSON.stringify({ error })}\n`;
 }
 
 export async function main(argv: string[]): Promise<number> {
@@ -65,17 +67,25 @@ export async function main(argv: string[]): Promise<number> {
   });
   try {
     await program.parseAsync(argv);
+    // A failure the command found after its result: its --json document carries it already.
+    const failure = takeCommandFailure();
+    if (failure) return await reportFailure(failure.err, false);
     return process.exitCode === undefined ? 0 : Number(process.exitCode);
   } catch (err) {
     if (err instanceof CommanderError) {
       // --help and --version end through here with exit code 0; usage errors were printed already.
       if (err.exitCode === 0) return 0;
-      if (json ?? argv.slice(2).includes('--json')) process.stdout.write(jsonError('RA_ERR_USAGE', err.message.replace(/^error: /, ''), 2));
+      if (json ?? argv.slice(2).includes('--json')) process.stdout.write(jsonError({ code: 'RA_ERR_USAGE', message: err.message.replace(/^error: /, ''), exitCode: 2 }));
       return 2;
     }
-    process.stderr.write(`recovery-agent: ${describeError(err)}\n`);
-    const exitCode = await exitCodeFor(err);
-    if (json) process.stdout.write(isRaError(err) ? jsonError(err.code, err.message, exitCode) : jsonError(null, describeError(err), exitCode));
-    return exitCode;
+    return reportFailure(err, json === true);
   }
+}
+
+/** Writes the error that ends a command: text on stderr and, with --json, the JSON line on stdout. Returns its exit code. */
+async function reportFailure(err: unknown, json: boolean): Promise<number> {
+  process.stderr.write(`recovery-agent: ${describeError(err)}\n`);
+  const error = await jsonErrorMember(err);
+  if (json) process.stdout.write(jsonError(error));
+  return error.exitCode;
 }

@@ -13,7 +13,7 @@ export function registerRecoverCommand(program: Command): void {
     .option('--json', 'print the statistics as JSON')
     .option('-w, --workers <n>', 'worker threads for parallel redo (default: CPU count)', parsePositiveInt)
     .option('--serial', 'redo on one thread (the baseline)')
-    .addHelpText('after', '\nExit codes: 0 recovered, 2 not a store, 3 the store is open by a live process, 4 WAL or page corruption.')
+    .addHelpText('after', '\nExit codes: 0 recovered, 2 not a store or bad usage, 3 the store is open by a live process, 4 WAL or page corruption.\nWith --json a failure also writes {"error":{"code","message","exitCode"}} on stdout.')
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
       const [{ readArchiveLink }, { recover }, { walArchiver }, { WorkerPool }, { pageEngineFor }] = await Promise.all([
         import('../plugins/pagestore/archiveLink.js'),

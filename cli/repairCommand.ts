@@ -24,7 +24,7 @@ export function registerRepairCommand(program: Command): void {
     .option('-d, --snapshot-dir <dir>', 'the store\'s snapshot directory (snapshots + WAL archive)')
     .option('--engine <name>', 'the storage engine of the store (default: the one that recognises it, else pagestore)')
     .option('--json', 'print the outcome as JSON')
-    .addHelpText('after', '\nExit codes: 0 every page repaired or already valid, 4 a page no source could rebuild, 3 the store is open by a process that serves no control socket.')
+    .addHelpText('after', '\nExit codes: 0 every page repaired or already valid; 4 a page no source could rebuild (without --snapshot-dir,\nonly the owner\'s memory is a source); 3 the store is open by a process that serves no control socket; 2 bad usage\nor not a store. With --json a failure also writes {"error":{"code","message","exitCode"}} on stdout, after the outcome.')
     .action(async (opts: { store: string; page: number[]; snapshotDir?: string; engine?: string; json?: boolean }) => {
       const [{ pageEngineFor }, { repairPage }, { snapshotPageSource }] = await Promise.all([
         import('./engines.js'),
@@ -34,7 +34,11 @@ export function registerRepairCommand(program: Command): void {
       const engine = await pageEngineFor(opts.store, opts.engine);
       // The page sources the CLI knows: the snapshot directory given (none: the source says so).
       const snapshotDir = opts.snapshotDir ? path.resolve(opts.snapshotDir) : undefined;
-      const target = { store: opts.store, sources: [snapshotPageSource(() => snapshotDir)] };
+      // Without --snapshot-dir the source's own word ("no snapshots.dir", a config key) would
+      // mislead at the command line: say which flag gives it.
+      const snapshots = snapshotPageSource(() => snapshotDir);
+      const source: typeof snapshots = snapshotDir ? snapshots : { ...snapshots, pageFor: (_store, pageId) => Promise.reject(raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} cannot be rebuilt from a snapshot: no --snapshot-dir given (the store's snapshot directory)`, { details: { pageId } })) };
+      const target = { store: opts.store, sources: [source] };
       const outcomes: PageRepairOutcome[] = [];
       const failed: Array<{ pageId: number; error: string }> = [];
       let firstError: unknown;

@@ -28,7 +28,8 @@ A snapshot whose manifest cannot be read is skipped with a warning naming it (an
 
 Exit codes: 0 restored; 2 bad usage, no usable snapshot, or a non-empty target without --force;
 3 the target store is open by a live process; 4 a damaged snapshot, WAL or page, or a gap in
-the WAL chain (the message names the missing LSN range).`;
+the WAL chain (the message names the missing LSN range). With --json a failure also writes
+{"error":{"code","message","exitCode"}} on stdout.`;
 
 export function registerRestoreCommand(program: Command): void {
   program

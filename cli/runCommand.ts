@@ -24,7 +24,7 @@ export function registerRunCommand(program: Command): void {
     .command('run')
     .description('run the agent until SIGINT or SIGTERM')
     .option('-c, --config <file>', `the YAML config file (default: $RECOVERY_AGENT_CONFIG, else ${DEFAULT_CONFIG})`)
-    .addHelpText('after', '\nExit codes: 0 stopped cleanly on SIGINT or SIGTERM; 2 bad usage or config (each problem named), checked before\nanything starts; 1 an error while stopping, or a second Ctrl-C while stopping; a failure at start exits with the\ncode of its error.')
+    .addHelpText('after', '\nExit codes: 0 stopped cleanly on SIGINT or SIGTERM; 2 bad usage or config (each problem named), or agent.http.listen\ncannot be bound (a port in use), checked before anything starts; 1 an error while stopping, or a second Ctrl-C while stopping; a failure at start exits with the\ncode of its error.')
     .action(async (opts: { config?: string }) => {
       const configFile = await configFileFor(opts.config);
       // The agent first: it loads reflect-metadata, which tsyringe needs before it is imported.
@@ -39,7 +39,7 @@ export function registerRunCommand(program: Command): void {
       // A typo'd store path is refused before anything starts (a missing plugin module is that
       // plugin failed, as for any third-party plugin that cannot load).
       assertNoConfigProblems(config, { plugins: false });
-      const log = createLogger({ level: config.agent.logLevel });
+      const log = createLogger({ level: config.agent.logLevel, format: config.agent.logFormat });
       const agent = new Agent({ config, builtins: builtinPlugins, log });
       // A daemon must not end because its plugins happen to hold no ref'd handle (piscina's
       // workers are unref'd); this timer holds the event loop until a signal stops the agent.

@@ -14,6 +14,9 @@ agent:
   dataDir: ./var/agent
   # fatal | error | warn | info | debug | trace | silent
   logLevel: info
+  # auto: readable lines on a terminal, JSON lines otherwise (a file, journald) | json | pretty.
+  # RECOVERY_AGENT_LOG_FORMAT=json|pretty|auto overrides it for one run.
+  logFormat: auto
   http:
     # Loopback only unless you change it; another address needs a token (or the line below).
     listen: 127.0.0.1:9464

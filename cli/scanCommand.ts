@@ -14,7 +14,7 @@ import type { Command } from 'commander';
 import type { PageEngine } from '../core/contracts/PageEngine.js';
 import type { RangeScanResult } from '../plugins/corruption-detector/scanner.js';
 import { describeError, isRaError, raError } from '../core/errors.js';
-import { exitCodeFor } from './exitCode.js';
+import { failAfterOutput, withFailure } from './commandFailure.js';
 
 interface ScanOpts {
   store?: string;
@@ -55,7 +55,9 @@ that is another store's superblock) is reported under "storeProblems" and exits 
 
 Exit codes: 0 every page is sound; 4 corruption found; 2 bad usage or config, or a store that
 cannot be scanned (missing, empty, truncated, not a multiple of the page size, wrong page size);
-1 an I/O error. With --config every store is scanned, and corruption (4) wins over the others.`;
+1 an I/O error. With --config every store is scanned, and corruption (4) wins over the others.
+With --json a failure also writes {"error":{"code","message","exitCode"}} on stdout (after a scan:
+that "error" member in its result).`;
 
 export function registerScanCommand(program: Command): void {
   program
@@ -75,7 +77,7 @@ export function registerScanCommand(program: Command): void {
       const threads = opts.workers ?? os.availableParallelism();
       const bar = opts.progress !== false && process.stderr.isTTY ? new ProgressBar(process.stderr) : null;
       const outcomes: StoreOutcome[] = [];
-      let exitForErrors: number | undefined;
+      let firstError: unknown;
       try {
         const targets = opts.store ? [await storeTarget(path.resolve(opts.store))] : await configTargets(opts.config!);
         if (targets.length === 0) throw raError('RA_ERR_CONFIG', `${opts.config}: no pagestore stores to scan`);
@@ -89,7 +91,7 @@ export function registerScanCommand(program: Command): void {
             const errno = (err as { code?: unknown }).code;
             const code = isRaError(err) ? err.code : typeof errno === 'string' ? errno : 'ERROR';
             outcomes.push({ id: t.id, path: t.path, pagesScanned: 0, bytesScanned: 0, corrupt: [], storeProblems: [], error: { code, message: describeError(err) } });
-            exitForErrors ??= await exitCodeFor(err);
+            firstError ??= err;
             process.stderr.write(`recovery-agent: store ${t.id}: ${describeError(err)}\n`);
           }
         }
@@ -97,14 +99,26 @@ export function registerScanCommand(program: Command): void {
         bar?.clear();
       }
 
+      // Corruption (exit 4) wins over a store that could not be scanned.
+      let failure: unknown;
+      const damaged = outcomes.filter((o) => o.corrupt.length > 0 || o.storeProblems.length > 0);
+      if (damaged.length > 0) {
+        const what = damaged.map((o) => `${o.id}: ${[o.corrupt.length ? `${o.corrupt.length} corrupt page(s)` : '', ...o.storeProblems].filter(Boolean).join(', ')}`);
+        failure = raError('RA_ERR_PAGE_CORRUPT', `corruption found (${what.join('; ')})`);
+      } else if (firstError !== undefined) {
+        // With the code (and so the exit code) of the first store that could not be scanned;
+        // each was named on stderr already.
+        const ids = outcomes.filter((o) => o.error).map((o) => o.id);
+        const message = `${ids.length} of ${outcomes.length} store(s) could not be scanned: ${ids.join(', ')}`;
+        failure = isRaError(firstError) ? raError(firstError.code, message) : new Error(message);
+      }
+      if (failure !== undefined) failAfterOutput(failure);
       if (opts.json) {
         const json = opts.store ? withoutId(outcomes[0]!) : { stores: outcomes };
-        process.stdout.write(JSON.stringify(json, null, 2) + '\n');
+        process.stdout.write(JSON.stringify(await withFailure(json, failure), null, 2) + '\n');
       } else {
         for (const o of outcomes) if (!o.error) process.stdout.write(describeOutcome(o, Boolean(opts.config)));
       }
-      if (outcomes.some((o) => o.corrupt.length > 0 || o.storeProblems.length > 0)) process.exitCode = 4;
-      else if (exitForErrors !== undefined) process.exitCode = exitForErrors;
     });
 }
 

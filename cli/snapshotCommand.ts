@@ -5,14 +5,18 @@
  * recognises the store, else the default. A snapshot directory does not record its engine, so
  * verify and prune take --engine too.
  */
+import { statSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import type { SnapshotReport } from '../plugins/snapshot-manager/createSnapshot.js';
 import { raError } from '../core/errors.js';
+import { failAfterOutput, withFailure } from './commandFailure.js';
 import { ProgressBar } from './progressBar.js';
 
 const print = (s: string): void => void process.stdout.write(s + '\n');
 const json = (v: unknown): void => print(JSON.stringify(v, null, 2));
+/** The --json failure line, as every snapshot command's --help ends. */
+const JSON_ERROR_HELP = '\nWith --json a failure also writes {"error":{"code","message","exitCode"}} on stdout.';
 
 export function registerSnapshotCommands(program: Command): void {
   const snap = program.command('snapshot').description('take, list, verify and prune LZ4 snapshots of a page store');
@@ -27,6 +31,7 @@ export function registerSnapshotCommands(program: Command): void {
     .option('--engine <name>', 'the storage engine of the store (default: the one that recognises the store, else pagestore)')
     .option('--json', 'print the manifest as JSON')
     .option('--no-progress', 'no progress bar')
+    .addHelpText('after', `\nExit codes: 0 snapshot taken; 2 bad usage, or --store holds no store; 1 an I/O error.${JSON_ERROR_HELP}`)
     .action(async (o: { store: string; dir: string; incremental?: boolean; workers?: number; engine?: string; json?: boolean; progress?: boolean }) => {
       const [{ pageEngineFor }, { createSnapshot }, { describeLeftovers }, { WorkerPool }] = await Promise.all([
         import('./engines.js'),
@@ -70,13 +75,17 @@ export function registerSnapshotCommands(program: Command): void {
 Each snapshot's time range: when its copy started and finished (finished: the time a restore by
 --time can reach it from), and the first and last commit in the WAL it copied (from the
 checkpoint in force when it started to its end LSN; read from its WAL copy), with their times
-("unknown" for a log written before commit records carried their time).`)
+("unknown" for a log written before commit records carried their time).
+
+Exit codes: 0 listed (an unreadable snapshot is listed as such); 2 bad usage, or <dir> does not
+exist or is not a directory.${JSON_ERROR_HELP}`)
     .action(async (dir: string, o: { engine?: string; json?: boolean }) => {
       const [{ loadAll }, { pageEngineFor }, { snapshotCommitSpan }] = await Promise.all([
         import('../plugins/snapshot-manager/manifest.js'),
         import('./engines.js'),
         import('../plugins/snapshot-manager/commitTimes.js'),
       ]);
+      assertDirectory(dir);
       const all = await loadAll(dir);
       const engine = all.some((s) => s.manifest) ? await pageEngineFor(dir, o.engine) : null;
       const isoOrNull = (t: number | null) => (t === null ? null : new Date(t).toISOString());
@@ -116,19 +125,20 @@ checkpoint in force when it started to its end LSN; read from its WAL copy), wit
     .option('--engine <name>', 'the storage engine of the snapshotted store (default: pagestore)')
     .option('--json', 'print JSON')
     .option('--no-progress', 'no progress bar')
-    .addHelpText('after', '\nExit codes: 0 everything verifies, 4 damage found (each problem is named), 2 bad usage.')
+    .addHelpText('after', `\nExit codes: 0 everything verifies; 4 damage found (each problem is named, RA_ERR_SNAPSHOT_CORRUPT); 2 bad usage,\nor <dir> holds no snapshot and no archived WAL.${JSON_ERROR_HELP} (damage: that "error" member in the result)`)
     .action(async (dir: string, o: { engine?: string; json?: boolean; progress?: boolean }) => {
       const [{ pageEngineFor }, { verifySnapshots }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/verify.js')]);
       const engine = await pageEngineFor(dir, o.engine);
       const bar = ProgressBar.forStderr(o.progress !== false);
       const r = await verifySnapshots(engine, dir, (d, t) => bar?.update('verify', d, t, ' files')).finally(() => bar?.clear());
-      if (o.json) json(r);
+      const damage = r.problems.length > 0 ? raError('RA_ERR_SNAPSHOT_CORRUPT', `${dir}: ${r.problems.length} problem(s) found by verify`) : undefined;
+      if (damage) failAfterOutput(damage);
+      if (o.json) json(await withFailure(r, damage));
       else {
         print(`${r.snapshots} snapshot(s), ${r.chunks} chunk(s), ${r.pages} page(s), ${r.walFiles} WAL file(s), ${r.bytes} bytes checked`);
         for (const p of r.problems) print(`BAD ${p.where}${p.file ? ` ${p.file}` : ''}${p.pageId !== undefined ? ` page ${p.pageId}` : ''}: ${p.problem}`);
         print(r.problems.length === 0 ? 'all good' : `${r.problems.length} problem(s)`);
       }
-      if (r.problems.length > 0) process.exitCode = 4;
     });
 
   snap
@@ -141,18 +151,31 @@ checkpoint in force when it started to its end LSN; read from its WAL copy), wit
     .option('--dry-run', 'only say what would be deleted')
     .option('--engine <name>', 'the storage engine of the snapshotted store (default: pagestore)')
     .option('--json', 'print JSON')
+    .addHelpText('after', `\nExit codes: 0 pruned (or nothing to prune, which it says); 2 bad usage, or <dir> does not exist or is\nnot a directory; 1 an I/O error.${JSON_ERROR_HELP}`)
     .action(async (dir: string, o: { keepFull: number; keepIncremental: number; maxAge?: string; dryRun?: boolean; engine?: string; json?: boolean }) => {
       // --max-age is parsed here rather than by commander, so that --help never loads the unit parsers.
       const { parseDuration } = await import('../core/config/units.js');
       const maxAgeMs = o.maxAge === undefined ? undefined : parseDuration(o.maxAge);
       if (o.maxAge !== undefined && maxAgeMs === undefined) throw raError('RA_ERR_USAGE', `--max-age must be a duration like 12h or 7d (got "${o.maxAge}")`);
       const [{ pageEngineFor }, { pruneSnapshots }, { describeLeftovers }] = await Promise.all([import('./engines.js'), import('../plugins/snapshot-manager/prune.js'), import('../plugins/snapshot-manager/leftovers.js')]);
+      assertDirectory(dir);
       const engine = await pageEngineFor(dir, o.engine);
       const r = await pruneSnapshots(dir, { engine, keepFull: o.keepFull, keepIncremental: o.keepIncremental, ...(maxAgeMs !== undefined ? { maxAgeMs } : {}), dryRun: Boolean(o.dryRun) });
       if (o.json) return json(r);
+      if (r.deleted.length === 0 && r.walSegmentsDeleted.length === 0 && r.leftovers.removed.length === 0) {
+        return print(`nothing to prune in ${dir}: every snapshot is within --keep-full ${o.keepFull}, --keep-incremental ${o.keepIncremental}${o.maxAge ? ` and --max-age ${o.maxAge}` : ''} or needed by one that is (kept ${r.kept.length})`);
+      }
       print(`${o.dryRun ? 'would delete' : 'deleted'} ${r.deleted.length} snapshot(s)${r.deleted.length ? `: ${r.deleted.join(', ')}` : ''}; ${r.walSegmentsDeleted.length} archived WAL segment(s); kept ${r.kept.length}`);
       if (r.leftovers.removed.length > 0) print(describeLeftovers(r.leftovers.removed, o.dryRun ? 'would remove' : 'removed'));
     });
+}
+
+/**
+ * A snapshot directory that is not there is a mistake (a typo, an unmounted disk) to say, exit 2
+ * as verify does, not "no snapshots" or "nothing to prune" with exit 0.
+ */
+function assertDirectory(dir: string): void {
+  if (!statSync(dir, { throwIfNoEntry: false })?.isDirectory()) throw raError('RA_ERR_SNAPSHOT_INVALID', `${dir} does not exist or is not a directory`);
 }
 
 function positiveInt(flag: string) {

@@ -5,6 +5,7 @@
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
+import { failAfterOutput, withFailure } from './commandFailure.js';
 
 interface StatusDoc {
   agent: { version: string; pid: number; uptimeSeconds: number; config: string | null };
@@ -23,7 +24,7 @@ export function registerStatusCommand(program: Command): void {
     .option('-c, --config <file>', 'read the API address from this config file')
     .option('-u, --url <url>', 'the API base URL (default http://127.0.0.1:9464)')
     .option('--json', 'print the raw status document')
-    .addHelpText('after', '\nThe agent\'s token, once it has one, comes from RECOVERY_AGENT_TOKEN or else from --config.\nExit codes: 0 healthy, 1 unhealthy or unreachable, 2 bad usage (or a missing or wrong token).')
+    .addHelpText('after', '\nThe agent\'s token, once it has one, comes from RECOVERY_AGENT_TOKEN or else from --config.\nExit codes: 0 healthy; 1 unhealthy (RA_ERR_AGENT_UNHEALTHY, after the status) or no agent answers\n(RA_ERR_AGENT_UNREACHABLE); 2 bad usage (or a missing or wrong token). With --json a failure also writes\n{"error":{"code","message","exitCode"}} on stdout (an unhealthy status: that "error" member in its document).')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
       const config = opts.config ? (await import('./config.js')).loadConfigFile(opts.config) : undefined;
       const base = opts.url ?? (config ? `http://${config.agent.http.listen}` : 'http://127.0.0.1:9464');
@@ -32,7 +33,8 @@ export function registerStatusCommand(program: Command): void {
       try {
         res = await fetch(new URL('/status', base), { signal: AbortSignal.timeout(5000), headers: token ? { authorization: `Bearer ${token}` } : {} });
       } catch (err) {
-        throw raError('RA_ERR_AGENT_STATE', `no agent answered at ${base}: ${(err as Error).message}`, { cause: err });
+        // One line: fetch's own "fetch failed" says nothing; the reason under it, briefly.
+        throw raError('RA_ERR_AGENT_UNREACHABLE', `no agent answers at ${base}${unreachableWhy(err)}: is it running?`);
       }
       if (res.status === 401) {
         throw raError('RA_ERR_USAGE', `the agent at ${base} refused ${token ? 'the token given' : 'a request without a token'} (HTTP 401): set RECOVERY_AGENT_TOKEN, or pass --config with its agent.http.token`);
@@ -44,9 +46,10 @@ export function registerStatusCommand(program: Command): void {
       } catch (err) {
         throw raError('RA_ERR_AGENT_STATE', `the agent at ${base} sent a /status that is not JSON: ${(err as Error).message}`, { cause: err });
       }
-      if (!doc.health.healthy) process.exitCode = 1;
+      const unhealthy = doc.health.healthy ? undefined : raError('RA_ERR_AGENT_UNHEALTHY', `the agent at ${base} is unhealthy${doc.health.reasons.length ? `: ${doc.health.reasons.join('; ')}` : ''}`);
+      if (unhealthy) failAfterOutput(unhealthy);
       if (opts.json) {
-        process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+        process.stdout.write(JSON.stringify(await withFailure(doc, unhealthy), null, 2) + '\n');
         return;
       }
       const s = doc.statistics;
@@ -131,4 +134,12 @@ function fmtEta(seconds: number): string {
 function fmtMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return '-';
   return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(2)} s`;
+}
+
+/** Why a fetch failed, as " (connection refused)", from the errno under fetch's TypeError; "" when unknown. */
+function unreachableWhy(err: unknown): string {
+  if ((err as Error | undefined)?.name === 'TimeoutError') return ' (no answer within 5 s)';
+  const code = ((err as { cause?: { code?: unknown } } | undefined)?.cause?.code);
+  const why: Record<string, string> = { ECONNREFUSED: 'connection refused', ENOTFOUND: 'host not found', EHOSTUNREACH: 'host unreachable', ECONNRESET: 'connection reset' };
+  return typeof code === 'string' ? ` (${why[code] ?? code})` : '';
 }

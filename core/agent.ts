@@ -15,6 +15,7 @@ import { ensurePrivateDirSync } from './privateFiles.js';
 import { FailureBus as FailureBusImpl } from './failureBus.js';
 import { Healer } from './contracts/Healer.js';
 import { exposureProblem, isLoopbackHost, listenHost } from './http/exposure.js';
+import { assertCanListen, listenError } from './http/portProbe.js';
 import { buildServer, listen } from './http/server.js';
 import { createLogger } from './logger.js';
 import { createMetricsRegistry, instrumentOrchestrator } from './metrics.js';
@@ -50,7 +51,7 @@ export class Agent {
 
   constructor(private readonly options: AgentOptions) {
     const { config } = options;
-    this.log = options.log ?? createLogger({ level: config.agent.logLevel });
+    this.log = options.log ?? createLogger({ level: config.agent.logLevel, format: config.agent.logFormat });
     this.container = (options.parentContainer ?? rootContainer).createChildContainer();
     this.bus = new FailureBusImpl(this.log.child({ component: 'failure-bus' }));
     this.pool = new WorkerPoolImpl({ threads: config.agent.workers });
@@ -102,6 +103,9 @@ export class Agent {
       // The journal and scrub and learning state describe the stores: for the agent's user only.
       const tightened = ensurePrivateDirSync(this.config.agent.dataDir);
       if (tightened.length > 0) this.log.warn({ tightened }, 'agent.dataDir was open to other users; removed group and other permission bits');
+      // A port in use is found now, before any plugin starts a supervised process (and the
+      // agent, failing, would stop it again).
+      if (http.enabled) await assertCanListen(http.listen);
       for (const def of this.options.builtins ?? []) this.host.add(def, 'builtin');
       await this.host.loadAll(this.config.plugins);
       const status = await this.host.startAll();
@@ -118,7 +122,10 @@ export class Agent {
           metrics: this.metrics,
           version: packageVersion(),
         });
-        this.httpAddress = await listen(this.http, http.listen);
+        // Free when probed at start, but another process may have taken it since.
+        this.httpAddress = await listen(this.http, http.listen).catch((err: unknown) => {
+          throw listenError(http.listen, err);
+        });
         // A host name may resolve to more than loopback: judge the address actually bound.
         const bound = exposureProblem(http, this.httpAddress);
         if (bound) throw raError('RA_ERR_CONFIG', `agent.http.listen: ${http.listen} was bound to ${this.httpAddress}, which is ${bound}`);

@@ -21,6 +21,8 @@ const AgentSection = z.strictObject({
   /** Directory for the agent's own state (journal, scrub progress, learning). */
   dataDir: z.string().min(1).default('./var/agent'),
   logLevel: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  /** `auto`: pretty lines on a terminal, JSON lines otherwise; RECOVERY_AGENT_LOG_FORMAT overrides it (core/logger.ts). */
+  logFormat: z.enum(['auto', 'json', 'pretty']).default('auto'),
   http: z
     .strictObject({
       /** Serve the HTTP API (health, status, metrics). */

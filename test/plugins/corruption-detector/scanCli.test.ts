@@ -39,7 +39,9 @@ describe('recovery-agent scan', () => {
     const json = JSON.parse(r.stdout) as ScanJson;
     assert.equal(json.pagesScanned, pages);
     assert.deepEqual(json.corrupt, [...hit].map(([pageId, reason]) => ({ pageId, reason })).sort((a, b) => a.pageId - b.pageId));
-    assert.equal(r.stderr, '', 'no progress bar or noise when stderr is not a terminal');
+    // No progress bar when stderr is not a terminal: only the failure's line, as for any error.
+    assert.equal(r.stderr, `recovery-agent: corruption found (store: ${hit.size} corrupt page(s)) [RA_ERR_PAGE_CORRUPT]\n`);
+    assert.deepEqual((json as unknown as { error: unknown }).error, { code: 'RA_ERR_PAGE_CORRUPT', message: `corruption found (store: ${hit.size} corrupt page(s))`, exitCode: 4 });
 
     const text = cli(['scan', '--store', dir, '--workers', '1']);
     assert.equal(text.status, 4);
@@ -54,7 +56,8 @@ describe('recovery-agent scan', () => {
     truncateSync(path.join(dir, 'pages.db'), 4096 * 16 - 100);
     const truncated = cli(['scan', '--store', dir, '--json']);
     assert.equal(truncated.status, 2);
-    assert.equal(truncated.stdout, '');
+    // --json: the error as JSON on stdout too (cli/main.ts), no scan result.
+    assert.equal((JSON.parse(truncated.stdout) as { error: { code: string; exitCode: number } }).error.exitCode, 2);
     assert.match(truncated.stderr, /pages\.db is 65436 bytes, not a multiple of the page size 4096 .*and truncated/);
 
     const missing = cli(['scan', '--store', path.join(base, 'nope')]);

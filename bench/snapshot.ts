@@ -27,17 +27,17 @@
 import { spawnSync } from 'node:child_process';
 import { compressSync } from 'lz4-napi';
 import { setImmediate as eventLoopTurn } from 'node:timers/promises';
-import { fsyncSync, mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, rmSync, statSync, writeSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkerPool } from '../core/workerPool.js';
-import { PAGE_HEADER_SIZE, PageType, initPageHeader, sealPage } from '../plugins/pagestore/format.js';
 import { PageStore } from '../plugins/pagestore/pageStore.js';
 import { createStore, dataFileOf } from '../plugins/pagestore/storeFiles.js';
 import { createSnapshot, type SnapshotReport } from '../plugins/snapshot-manager/createSnapshot.js';
 import type { Manifest } from '../plugins/snapshot-manager/manifest.js';
-import { restoreSnapshot } from '../plugins/snapshot-manager/restore.js';
+import { restoreSnapshot, type RestoreTimings } from '../plugins/snapshot-manager/restore.js';
 import { prng } from '../test/helpers/prng.js';
+import { fillStore, flushFile } from './fixtures/snapStore.js';
 import { numArg } from './lib/args.js';
 import { bestOf, report, type BenchRow } from './lib/report.js';
 import { makePageStoreEngine } from '../plugins/pagestore/face.js';
@@ -49,47 +49,6 @@ const PAGE_SIZE = 8192;
 const ROUNDS = numArg('rounds', 3);
 const BYTES = numArg('mib', 1024) * 2 ** 20;
 const PAGES = BYTES / PAGE_SIZE;
-
-/**
- * Fills every data page with 64-byte records (an id, 16 random bytes, a text field from a
- * small vocabulary): `lz4 -1` compresses it about 2.5×, near the 2.4 of TARGETS.md's anchor.
- */
-function fillStore(dir: string): void {
-  const names = ['alice', 'bob', 'carol', 'dave', 'erin', 'frank', 'grace', 'heidi'];
-  const rnd = prng(42);
-  const pool = Buffer.alloc(8 << 20);
-  for (let at = 0, id = 0; at + 64 <= pool.byteLength; at += 64, id++) {
-    pool.writeUInt32LE(id, at);
-    for (let k = 0; k < 16; k++) pool[at + 4 + k] = rnd() & 0xff;
-    pool.write(`${names[rnd() % names.length]}|status=ok|region=eu-west|`.padEnd(44, '.'), at + 20);
-  }
-  const fd = openSync(dataFileOf(dir), 'r+');
-  const per = 512;
-  const buf = Buffer.alloc(per * PAGE_SIZE);
-  for (let first = 1; first < PAGES; first += per) {
-    const n = Math.min(per, PAGES - first);
-    for (let i = 0; i < n; i++) {
-      const page = buf.subarray(i * PAGE_SIZE, (i + 1) * PAGE_SIZE);
-      initPageHeader(page, first + i, PageType.Data);
-      const off = (rnd() % ((pool.byteLength - PAGE_SIZE) / 64)) * 64;
-      pool.copy(page, PAGE_HEADER_SIZE, off, off + PAGE_SIZE - PAGE_HEADER_SIZE);
-      sealPage(page);
-    }
-    writeSync(fd, buf, 0, n * PAGE_SIZE, first * PAGE_SIZE);
-  }
-  closeSync(fd);
-  flushFile(dataFileOf(dir));
-}
-
-/**
- * Writes a file's dirty pages out now, outside any timed section: else the kernel writes them
- * back (after ~30 s) while a later round runs, and that round's fdatasyncs queue behind them.
- */
-function flushFile(file: string): void {
-  const fd = openSync(file, 'r+');
-  fsyncSync(fd);
-  closeSync(fd);
-}
 
 function warm(file: string): void {
   const fd = openSync(file, 'r');
@@ -130,7 +89,7 @@ const root = mkdtempSync(path.join(os.tmpdir(), 'ra-bench-snap-'));
 try {
   const store = path.join(root, 'store');
   await createStore(store, { pageCount: PAGES, pageSize: PAGE_SIZE });
-  fillStore(store);
+  fillStore(store, PAGES, PAGE_SIZE);
   const data = dataFileOf(store);
   warm(data);
   const createUs = fileCreateMicros(path.join(root, 'probe'));
@@ -209,7 +168,8 @@ try {
   rmSync(path.join(root, 'pages.out'));
   const to = path.join(root, 'restored');
   const r0 = performance.now();
-  const restored = await restoreSnapshot({ engine: pagestore, snapshotDir: snapDir, to, pool: pools.w2 });
+  const timings: Partial<RestoreTimings> = {};
+  const restored = await restoreSnapshot({ engine: pagestore, snapshotDir: snapDir, to, pool: pools.w2, timings });
   const restoreSecs = (performance.now() - r0) / 1000;
   await pools.w1.close();
   await pools.w2.close();
@@ -252,9 +212,9 @@ try {
     baseline: 'lz4 -d (CLI)',
     rows: [
       { name: 'lz4 -d (CLI)', value: mbs(lz4d), unit: 'MB/s', extra: { s: lz4d.toFixed(3) } },
-      { name: 'restore full + incremental', value: mbs(restoreSecs), unit: 'MB/s', extra: { s: restoreSecs.toFixed(3), pagesVerified: restored.pagesVerified, recordsRedone: restored.recordsRedone } },
+      { name: 'restore full + incremental', value: mbs(restoreSecs), unit: 'MB/s', extra: { s: restoreSecs.toFixed(3), pagesVerified: restored.pagesVerified, recordsRedone: restored.recordsRedone, ...Object.fromEntries(Object.entries(timings).map(([k, v]) => [k.replace(/Ms$/, 'S'), (v / 1000).toFixed(3)])) } },
     ],
-    params: { storeBytes: BYTES, pageSize: PAGE_SIZE, note: 'restore also runs recovery, verifies every page and fdatasyncs; lz4 -d does none of these' },
+    params: { storeBytes: BYTES, pageSize: PAGE_SIZE, loadAvg: os.loadavg().map((x) => x.toFixed(2)).join(' '), note: 'one round (bench:restore has rounds and CPU times); restore also runs recovery, verifies every page and fdatasyncs; lz4 -d does none of these' },
   });
 } finally {
   rmSync(root, { recursive: true, force: true });

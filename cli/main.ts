@@ -78,7 +78,7 @@ export async function main(argv: string[]): Promise<number> {
       if (json ?? argv.slice(2).includes('--json')) process.stdout.write(jsonError({ code: 'RA_ERR_USAGE', message: err.message.replace(/^error: /, ''), exitCode: 2 }));
       return 2;
     }
-    return reportFailure(err, json === true);
+    return reportFailure(err, json ?? argv.slice(2).includes('--json'));
   }
 }
 

@@ -46,6 +46,15 @@ describe('cli: exit codes and failures', () => {
     }
   });
 
+  it('an option refused while it is parsed still gives the --json error line (before the command runs)', () => {
+    const dir = tmp();
+    for (const bad of [['--time', 'yesterday'], ['--lsn', '-5']]) {
+      const r = cli(['restore', '-d', dir, '-t', path.join(dir, 'x'), ...bad, '--json']);
+      assert.equal(r.status, 2, r.stderr);
+      assert.equal(jsonErrorOf(r.stdout).code, 'RA_ERR_USAGE', `${bad.join(' ')}: ${r.stdout}`);
+    }
+  });
+
   it('snapshot list and prune of a missing directory exit 2, as verify does; prune with nothing to delete says so', () => {
     const missing = path.join(tmp(), 'nope');
     for (const args of [['snapshot', 'list', missing], ['snapshot', 'prune', missing, '--keep-full', '1', '--keep-incremental', '1'], ['snapshot', 'verify', missing]]) {

@@ -18,6 +18,13 @@
  * Open streams are ended in the server's preClose hook: `agent.stop()` does not wait for a
  * browser to hang up.
  *
+ * The streams cost the agent little whatever clients do: one orchestrator subscription and one
+ * pair of timers serve them all (each event and each refresh is serialized once, then written to
+ * every stream); at most `maxStreams` are open (more get 503); and a stream whose client does not
+ * read is dropped once `maxBufferedBytes` wait in its buffer, rather than growing the agent's
+ * memory without bound. Every document is serialized section by section (jsonSafe.ts): what a
+ * plugin's section holds never throws from a timer, where a throw would end the process.
+ *
  * The static files are read from `core/http/dashboard/` in the package (not from dist/: they
  * are not compiled), once, when the routes are mounted.
  */
@@ -27,6 +34,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Failure } from '../contracts/Failure.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { RecoveryRecord } from '../orchestrator/journal.js';
+import { documentJsonText, toJsonText } from './jsonSafe.js';
 
 /** The page's files, relative to this module compiled (dist/core/http/) or not (core/http/). */
 export function dashboardDir(): URL {
@@ -54,7 +62,25 @@ export interface DashboardOptions {
   refresh: () => unknown;
   refreshMs?: number;
   keepAliveMs?: number;
+  /** Open streams at most; one more gets 503 (a dashboard holds one per browser tab). */
+  maxStreams?: number;
+  /** Bytes a stream may have waiting for its client before it is dropped. */
+  maxBufferedBytes?: number;
 }
+
+export const DEFAULT_MAX_STREAMS = 32;
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+
+/** The `data:` of an event whose document could not be computed at all. */
+function computed(what: () => unknown): string {
+  try {
+    return documentJsonText(what());
+  } catch (err) {
+    return toJsonText({ error: (err as Error).message });
+  }
+}
+
+const frame = (event: string, json: string) => `event: ${event}\ndata: ${json}\n\n`;
 
 export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void {
   const dir = dashboardDir();
@@ -65,10 +91,61 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
     );
   }
 
+  const maxStreams = o.maxStreams ?? DEFAULT_MAX_STREAMS;
+  const maxBuffered = o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;
   const streams = new Set<ServerResponse>();
+
+  /**
+   * Writes to one stream, unless its client has let more than maxBuffered bytes pile up: then
+   * the stream is dropped (write() returning false only says the buffer is past its high-water
+   * mark: what is written after that still goes into memory). Checked before the write, so that
+   * one large event (the state, with its failures' evidence) is not a reason; what waits is at
+   * most maxBuffered plus one event. The browser reconnects and gets the whole state again.
+   */
+  const write = (res: ServerResponse, chunk: string) => {
+    if (res.writableEnded || res.destroyed) return;
+    if (res.writableLength > maxBuffered) {
+      app.log.warn({ buffered: res.writableLength, limit: maxBuffered }, 'dashboard: dropping an event stream whose client does not read');
+      streams.delete(res);
+      res.destroy();
+      if (streams.size === 0) stopFanOut();
+      return;
+    }
+    res.write(chunk);
+  };
+  const broadcast = (chunk: string) => {
+    for (const res of [...streams]) write(res, chunk);
+  };
+
+  // One subscription and one pair of timers for all the streams, while there is any.
+  const onFailure = (f: Failure) => broadcast(frame('failure', toJsonText(f)));
+  const onRecovering = (f: Failure) => broadcast(frame('recovering', toJsonText(f)));
+  const onRecovery = (r: RecoveryRecord) => broadcast(frame('recovery', toJsonText(r)));
+  let timers: { refresh: NodeJS.Timeout; keepAlive: NodeJS.Timeout } | null = null;
+  const startFanOut = () => {
+    if (timers) return;
+    o.orchestrator.on('failure', onFailure);
+    o.orchestrator.on('recovering', onRecovering);
+    o.orchestrator.on('recovery', onRecovery);
+    timers = {
+      refresh: setInterval(() => broadcast(frame('status', computed(o.refresh))), o.refreshMs ?? 1000),
+      keepAlive: setInterval(() => broadcast(': keep-alive\n\n'), o.keepAliveMs ?? 15_000),
+    };
+  };
+  function stopFanOut() {
+    if (!timers) return;
+    clearInterval(timers.refresh);
+    clearInterval(timers.keepAlive);
+    timers = null;
+    o.orchestrator.off('failure', onFailure);
+    o.orchestrator.off('recovering', onRecovering);
+    o.orchestrator.off('recovery', onRecovery);
+  }
+
   // End every stream cleanly before the server closes (which then cuts whatever connection is
   // left: server.ts's forceCloseConnections), so that agent.stop() never waits for a browser.
   app.addHook('preClose', async () => {
+    stopFanOut();
     await Promise.all([...streams].map((res) => new Promise<void>((resolve) => {
       const timer = setTimeout(resolve, 250);
       res.end(() => {
@@ -79,6 +156,9 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
   });
 
   app.get('/events', async (req, reply) => {
+    if (streams.size >= maxStreams) {
+      return reply.code(503).header('retry-after', '10').send({ error: `too many dashboard event streams open (${streams.size}, the most allowed): close a dashboard tab and retry` });
+    }
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, {
@@ -91,38 +171,14 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
       'x-accel-buffering': 'no',
     });
     req.raw.socket.setNoDelay(true);
-    const send = (event: string, data: unknown) => {
-      if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
-    };
-    const onFailure = (f: Failure) => send('failure', f);
-    const onRecovering = (f: Failure) => send('recovering', f);
-    const onRecovery = (r: RecoveryRecord) => send('recovery', r);
-    const guarded = (what: () => unknown) => {
-      try {
-        return what();
-      } catch (err) {
-        return { error: (err as Error).message };
-      }
-    };
-    const refresh = setInterval(() => send('status', guarded(o.refresh)), o.refreshMs ?? 1000);
-    const keepAlive = setInterval(() => {
-      if (!res.writableEnded) res.write(': keep-alive\n\n');
-    }, o.keepAliveMs ?? 15_000);
-    const close = () => {
-      clearInterval(refresh);
-      clearInterval(keepAlive);
-      o.orchestrator.off('failure', onFailure);
-      o.orchestrator.off('recovering', onRecovering);
-      o.orchestrator.off('recovery', onRecovery);
-      streams.delete(res);
-    };
     streams.add(res);
-    res.on('close', close);
-    o.orchestrator.on('failure', onFailure);
-    o.orchestrator.on('recovering', onRecovering);
-    o.orchestrator.on('recovery', onRecovery);
+    res.on('close', () => {
+      streams.delete(res);
+      if (streams.size === 0) stopFanOut();
+    });
+    startFanOut();
     // Tells the browser how long to wait before it reconnects, then the state to draw.
-    res.write('retry: 2000\n\n');
-    send('state', guarded(o.status));
+    write(res, 'retry: 2000\n\n');
+    write(res, frame('state', computed(o.status)));
   });
 }

@@ -41,6 +41,7 @@ import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { PluginHost } from '../pluginHost.js';
 import { tokenMatches } from './auth.js';
 import { mountDashboard } from './dashboard.js';
+import { jsonSafe } from './jsonSafe.js';
 import { mountPluginRoutes } from './pluginRoutes.js';
 
 /** Who may call a route; set as the route's `config.access` (absent: 'read'). */
@@ -111,12 +112,16 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     return reply.code(h.healthy ? 200 : 503).send({ status: h.healthy ? 'healthy' : 'unhealthy', reasons: h.reasons });
   });
 
-  /** The plugins' StatusSections, each under its name (a throw shows as `{ error }`). */
+  /**
+   * The plugins' StatusSections, each under its name, each made plain JSON data on its own
+   * (jsonSafe.ts): a throw, a value JSON cannot hold, or a promise shows as `{ error }` in its
+   * place, never as a failed /status or, from the dashboard's timer, a crashed agent.
+   */
   const sections = (): Record<string, unknown> => {
     const out: Record<string, unknown> = {};
     for (const { value: s } of d.host.contributions(StatusSection)) {
       try {
-        out[s.name] = s.snapshot();
+        out[s.name] = jsonSafe(s.snapshot());
       } catch (err) {
         out[s.name] = { error: (err as Error).message };
       }

@@ -10,6 +10,8 @@
 
 const TOKEN_KEY = 'recovery-agent.token';
 const HISTORY_POINTS = 600;
+/** Failures kept for the timeline (which shows the newest 100): the oldest go beyond this. */
+const MAX_FAILURES = 500;
 const COLORS = ['#0969da', '#8250df', '#bf3989', '#9a6700', '#1a7f37', '#cf222e', '#57606a'];
 
 const $ = (id) => document.getElementById(id);
@@ -57,6 +59,15 @@ function stateOfRecovery(r) {
   return r.outcome; // recovered, applied-unverified, failed
 }
 
+/** Keeps state.failures bounded (a long-open page would otherwise hold every failure it saw). */
+function trimFailures() {
+  while (state.failures.size > MAX_FAILURES) {
+    let oldest = null;
+    for (const [id, e] of state.failures) if (oldest === null || !(e.failure.detectedAt >= oldest.at)) oldest = { id, at: e.failure.detectedAt };
+    state.failures.delete(oldest.id);
+  }
+}
+
 function noteFailure(f, st) {
   const e = state.failures.get(f.id);
   if (e) {
@@ -64,6 +75,7 @@ function noteFailure(f, st) {
     if (st && !e.recovery) e.state = st;
   } else {
     state.failures.set(f.id, { failure: f, state: st || 'detected', recovery: null });
+    trimFailures();
   }
 }
 
@@ -75,6 +87,7 @@ function noteRecovery(r) {
   } else {
     // Its failure is older than what we were sent: draw it from the record.
     state.failures.set(r.failureId, { failure: { id: r.failureId, kind: r.kind, priority: r.priority, subject: r.subject, detectedAt: r.detectedAt, evidence: {} }, state: stateOfRecovery(r), recovery: r });
+    trimFailures();
   }
 }
 

@@ -25,6 +25,7 @@
  * `plugins/pagestore/FORMAT.md`.
  */
 import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
 import type { InjectionToken } from 'tsyringe';
 import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
 import type { WorkerPool } from '../workerPool.js';
@@ -239,6 +240,81 @@ export interface PageEngine extends StorageEngine {
    * is checkpointed.
    */
   recover(dir: string, options?: PageRecoverOptions): Promise<PageRecoveryReport>;
+  /** The replica side of physical replication (plugins/replication/DESIGN.md). */
+  readonly replica: ReplicaEngine;
+}
+
+// --- The replica's side of replication (#14) -------------------------------------------------
+
+/**
+ * How a store is run as a physical replica: its log is the primary's, byte for byte (same LSNs,
+ * same segments), appended as it arrives and applied to its pages by the crash recovery's redo.
+ */
+export interface ReplicaEngine {
+  /**
+   * Takes the store's lock (RA_ERR_STORE_LOCKED when a live process holds it) and runs redo only
+   * (no undo, no checkpoint: nothing is written to the log) from the store's restartpoint to the
+   * end of its log, which is the replica's durable position.
+   */
+  openReplica(dir: string, options?: ReplicaOpenOptions): Promise<ReplicaStore>;
+}
+
+export interface ReplicaOpenOptions {
+  /** Worker pool for redo (the open's and each apply's); without one, redo runs on this thread. */
+  readonly pool?: WorkerPool;
+  readonly log?: Logger;
+}
+
+/** Where a replica stands. */
+export interface ReplicaPosition {
+  /** The newest epoch it has accepted records of (0 until it has accepted any). */
+  readonly epoch: number;
+  /** The end of its log: every record below it is durable. */
+  readonly durableLsn: number;
+  /** Every record below this is applied to its pages. */
+  readonly appliedLsn: number;
+}
+
+/** What an `apply` did. */
+export interface ReplicaApplied {
+  readonly position: ReplicaPosition;
+  /** Records redone onto pages (records older than their page are skipped, not counted). */
+  readonly recordsRedone: number;
+  /** The most threads the redo of one segment ran on (1: the caller's). */
+  readonly redoWorkers: number;
+  /** The checkpoint LSN of the restartpoint written, or null when the range passed none. */
+  readonly restartpoint: number | null;
+}
+
+/**
+ * A store open as a replica (ReplicaEngine.openReplica). Appends run one at a time, in the order
+ * called, as do applies; an apply may run while appends go on (it works behind the durable LSN
+ * it saw when it started).
+ */
+export interface ReplicaStore {
+  position(): ReplicaPosition;
+  /**
+   * Appends `bytes`, consecutive records of the primary's log `[startLsn, endLsn)` in one segment,
+   * durably. `startLsn` is the durable end, or the first record position of the next segment when
+   * the primary's next record did not fit the current one. Every record is checked (length, LSN,
+   * checksum) before anything is written; a gap, an overlap, a bad record or an epoch older than
+   * the replica's is refused with RA_ERR_REPLICA_REFUSED (`details.reason`) and nothing written.
+   */
+  append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<ReplicaPosition>;
+  /**
+   * Redoes the records below `min(upto, durable)` not yet applied onto the pages (every record
+   * whose LSN is below that bound), syncs them, and records a restartpoint when it passed a
+   * checkpoint record of the primary: the store's state then names that checkpoint, so a restart
+   * or a promotion is ordinary crash recovery from there.
+   */
+  apply(upto?: number): Promise<ReplicaApplied>;
+  /**
+   * Page `pageId` with every record below `minLsn` applied, verified. RA_ERR_REPLICA_BEHIND when
+   * the replica's log ends before `minLsn`; RA_ERR_PAGE_CORRUPT when the page fails verification.
+   */
+  readPage(pageId: number, minLsn: number): Promise<Buffer>;
+  /** Releases the store (its lock and files); what is durable stays. */
+  close(): Promise<void>;
 }
 
 // --- Recovery run by a consumer (added for the snapshot manager's restore) -------------------

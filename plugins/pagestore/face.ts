@@ -167,5 +167,13 @@ export function makePageStoreEngine(
       const { recoveryPending } = await import('./recoveryCheck.js');
       return recoveryPending(dir);
     },
+    replica: {
+      async openReplica(dir, options = {}) {
+        const { openReplica } = await import('./replica.js');
+        const pool = options.pool ?? defaults.pool;
+        const log = options.log ?? defaults.log;
+        return openReplica(dir, { ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
+      },
+    },
   };
 }

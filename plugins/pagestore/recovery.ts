@@ -53,6 +53,12 @@ export interface RecoverOptions {
   redo?: 'stream' | 'two-pass';
   archiver?: WalArchiver;
   log?: Logger;
+  /**
+   * Analysis and redo only, for a replica (replica.ts): no undo and no checkpoint, so nothing is
+   * written to the log (a replica's log is its primary's, byte for byte); the torn tail is cut
+   * and the redone pages synced. `transactionsRolledBack` is 0: the losers may still commit.
+   */
+  redoOnly?: boolean;
 }
 
 export interface RecoveryStats extends RecoveryReport {
@@ -147,17 +153,23 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     // ---- undo
     const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn);
     walToClose = wal;
-    const undo = await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered });
+    const undo = options.redoOnly
+      ? { undone: 0, pages: new Map<number, Buffer>() }
+      : await undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered });
     const t3 = performance.now();
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
-    await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
-    const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive);
-    if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
+    if (options.redoOnly) {
+      await data.datasync();
+    } else {
+      await writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })));
+      const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive);
+      if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
+    }
     const t4 = performance.now();
 
     const stats: RecoveryStats = {
-      transactionsRolledBack: ar.losers.length,
+      transactionsRolledBack: options.redoOnly ? 0 : ar.losers.length,
       recordsRedone: redo.applied,
       recordsSkipped: redo.skipped,
       recordsUndone: undo.undone,
@@ -307,7 +319,7 @@ async function twoPassRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
 const kRedoBlockPages = 64;
 
 /** Splits redo by page id across `workers` tasks; each applies its pages' records in LSN order. */
-async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number): Promise<RedoResult> {
+export async function parallelRedo(pool: WorkerPool, input: RedoInput, workers: number): Promise<RedoResult> {
   // Partition by block of page ids (from analysis, so the WAL is not touched here); each worker
   // keeps its records in LSN order.
   const partOf = (pageId: number) => Math.floor(pageId / kRedoBlockPages) % workers;

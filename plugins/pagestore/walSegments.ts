@@ -5,7 +5,10 @@
  * recycled file) is never replayed.
  *
  * Segment header, little-endian: u32 magic, u16 version, u16 reserved, 16 bytes store id,
- * u64 segment start LSN, u32 segment size, zero padding, u64 XXH3-64 of bytes [0, 56) at 56.
+ * u64 segment start LSN, u32 segment size, u64 epoch at 36, u64 rolling checksum R at 44 (the
+ * log's R at the segment's first record: replication's position check, DESIGN.md of
+ * plugins/replication), zero padding, u64 XXH3-64 of bytes [0, 56) at 56. Segments written
+ * before epoch and R existed hold zeros there: "epoch 0, R folded from 0 at this segment".
  */
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -41,15 +44,32 @@ export async function listSegments(walDir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
-export function encodeSegmentHeader(storeId: Uint8Array, start: number, segmentSize: number): Buffer {
+export const kSegEpoch = 36;
+export const kSegRolling = 44;
+
+/** Where a segment starts in the log's history: the epoch it was written in, and R before its first record. */
+export interface SegmentPosition {
+  epoch: number;
+  rolling: bigint;
+}
+
+export function encodeSegmentHeader(storeId: Uint8Array, start: number, segmentSize: number, pos: SegmentPosition = { epoch: 0, rolling: 0n }): Buffer {
   const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
   h.writeUInt32LE(SEGMENT_MAGIC, 0);
   h.writeUInt16LE(SEGMENT_VERSION, 4);
   h.set(storeId, 8);
   writeU64(h, 24, start);
   h.writeUInt32LE(segmentSize, 32);
+  writeU64(h, kSegEpoch, pos.epoch);
+  h.writeBigUInt64LE(pos.rolling, kSegRolling);
   h.writeBigUInt64LE(xxh3(h.subarray(0, 56)), 56);
   return h;
+}
+
+/** The epoch and R a (checked) segment header records. */
+export function segmentPosition(h: Uint8Array): SegmentPosition {
+  const b = Buffer.from(h.buffer, h.byteOffset, SEGMENT_HEADER_SIZE);
+  return { epoch: readU64(b, kSegEpoch), rolling: b.readBigUInt64LE(kSegRolling) };
 }
 
 /** Why a segment header is not one of this store's, or null when it is. */

@@ -5,6 +5,10 @@
  * appended while an fdatasync runs wait for the next round, which writes them all with one
  * writev and one fdatasync. So N concurrent commits cost about two fdatasyncs, not N.
  *
+ * The writer keeps the log's rolling checksum R (walRolling.ts) as it appends, and stamps R and
+ * the epoch into each segment header it creates. A replication sender may hook `onFlushed`: it
+ * is called with each batch right after its fdatasync (a null check when nobody hooks it).
+ *
  * After a failed write or fdatasync the writer is broken for good: the kernel may have dropped
  * the dirty pages, so retrying fsync could report success for data that is gone. Every waiter
  * is rejected; the store must be reopened, which runs recovery.
@@ -16,12 +20,17 @@ import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { roll } from '../../core/replication/frames.js';
+import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
 
-interface Pending {
-  lsn: number;
-  buf: Buffer;
+/** A record appended and not yet durable, or (to `onFlushed`) just made durable. */
+export interface Pending {
+  readonly lsn: number;
+  readonly buf: Buffer;
+  /** R before this record: what a segment starting with it records in its header. */
+  readonly rollingBefore: bigint;
 }
 
 interface Waiter {
@@ -49,9 +58,25 @@ export class WalWriter {
     private segStart: number,
     /** LSN the next record gets. */
     private nextLsn: number,
+    at: SegmentPosition,
   ) {
     this.flushedLsn = nextLsn;
+    this.epoch = at.epoch;
+    this.rolling = at.rolling;
+    this.flushedRolling = at.rolling;
   }
+
+  /** The epoch stamped into the segment headers this writer creates (replication raises it). */
+  epoch: number;
+  /** R at `endLsn`: folded over every record appended so far. */
+  rolling: bigint;
+  /** R at `flushedLsn`. */
+  flushedRolling: bigint;
+  /**
+   * Called with each batch of records right after it is durable, before the commits it holds are
+   * acknowledged (the replication sender's live tail). Must not throw.
+   */
+  onFlushed: ((batch: readonly Pending[]) => void) | null = null;
 
   /** Why the log cannot be written any more (it never recovers from that), or null. */
   get failure(): Error | null {
@@ -77,28 +102,30 @@ export class WalWriter {
       if (start > segStart) await unlink(segmentPath(walDir, start));
     }
     const file = segmentPath(walDir, segStart);
+    // R at the end of the log, from its segment's header and records (recovery checked them).
+    const at = await rollingAt(walDir, storeId, segmentSize, endLsn);
     let handle: FileHandle;
     if (endLsn - segStart < SEGMENT_HEADER_SIZE) {
       // The log ends at a segment boundary, so this segment holds no record; a crash while it
       // was being created may have left it without a header. Start it afresh.
-      handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize);
+      handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize, at);
     } else {
       try {
         handle = await open(file, 'r+');
         await handle.truncate(endLsn - segStart);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-        handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize);
+        handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize, at);
       }
     }
     await handle.datasync();
-    return new WalWriter(walDir, storeId, segmentSize, handle, segStart, endLsn);
+    return new WalWriter(walDir, storeId, segmentSize, handle, segStart, endLsn, at);
   }
 
-  /** Creates a segment file holding only its header, durably. */
-  static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<FileHandle> {
+  /** Creates a segment file holding only its header (with the epoch and R at its start), durably. */
+  static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number, at: SegmentPosition): Promise<FileHandle> {
     const handle = await openPrivate(segmentPath(walDir, start), 'w+');
-    await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize), 0);
+    await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize, at), 0);
     await handle.datasync();
     await fsyncDir(walDir);
     return handle;
@@ -119,7 +146,8 @@ export class WalWriter {
     else if (lsn - start + size > this.segmentSize) lsn = start + this.segmentSize + SEGMENT_HEADER_SIZE;
     const buf = Buffer.alloc(size);
     encodeRecord(buf, lsn, fields);
-    this.pending.push({ lsn, buf });
+    this.pending.push({ lsn, buf, rollingBefore: this.rolling });
+    this.rolling = roll(this.rolling, buf.readBigUInt64LE(size - 8));
     this.nextLsn = lsn + size;
     return { lsn, end: this.nextLsn };
   }
@@ -152,8 +180,10 @@ export class WalWriter {
         await this.handle.datasync();
         const last = batch[batch.length - 1]!;
         this.flushedLsn = last.lsn + last.buf.byteLength;
+        this.flushedRolling = this.pending.length > 0 ? this.pending[0]!.rollingBefore : this.rolling;
         this.stats.flushes++;
         this.stats.recordsWritten += batch.length;
+        this.onFlushed?.(batch);
         this.wake();
       }
     } catch (err) {
@@ -182,7 +212,7 @@ export class WalWriter {
         // Everything before the new segment must be durable before anything in it is.
         await this.handle.datasync();
         await this.handle.close();
-        this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize);
+        this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize, { epoch: this.epoch, rolling: batch[i]!.rollingBefore });
         this.segStart = start;
       }
       let j = i;

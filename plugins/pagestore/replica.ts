@@ -1,0 +1,144 @@
+/**
+ * A page store run as a physical replica (the face's `replica.openReplica`; design in
+ * plugins/replication/DESIGN.md, "The replica's side"): its log is the primary's, appended as it
+ * arrives (replicaLog.ts), and applied to its pages behind the durable LSN (replicaApply.ts).
+ *
+ * Opening runs the crash recovery's analysis and redo only: no undo (a transaction in flight on
+ * the primary may still commit) and no end-of-recovery checkpoint (it would write records of the
+ * replica's own into a log that must stay the primary's). Its position is the end of its log,
+ * applied and durable alike. Restartpoints (replicaApply.ts) keep that redo short.
+ */
+import type { FileHandle } from 'node:fs/promises';
+import type { Logger } from 'pino';
+import { raError } from '../../core/errors.js';
+import type { ReplicaApplied, ReplicaPosition, ReplicaStore } from '../../core/contracts/PageEngine.js';
+import { serialQueue } from '../../core/serial.js';
+import type { WorkerPool } from '../../core/workerPool.js';
+import { readControl, type Control } from './control.js';
+import { readPageAt } from './format.js';
+import { recoverLocked, type RecoveryStats } from './recovery.js';
+import { applyRange } from './replicaApply.js';
+import { ReplicaLog } from './replicaLog.js';
+import { acquireStoreLock } from './storeLock.js';
+import { dataFileOf, storeExists, tightenStore, walDirOf } from './storeFiles.js';
+import { settleSwap } from './storeSwap.js';
+
+export interface OpenReplicaOptions {
+  pool?: WorkerPool;
+  log?: Logger;
+  /** Below this many page records in a segment, apply redoes on this thread (default 4096; tests lower it). */
+  parallelFrom?: number;
+}
+
+export class PageStoreReplica implements ReplicaStore {
+  private applied: number;
+  private closed = false;
+  /** Appends run one at a time, as do applies; an apply runs behind the durable LSN it saw at its start, so the two may overlap. */
+  private readonly appends = serialQueue();
+  private readonly applies = serialQueue();
+
+  private constructor(
+    private readonly dir: string,
+    private readonly lock: { release(): Promise<void> },
+    private readonly data: FileHandle,
+    private control: Control,
+    private readonly wal: ReplicaLog,
+    /** What the open's redo did (tests and logs: how long a restart's redo was). */
+    readonly recovery: RecoveryStats,
+    private readonly options: OpenReplicaOptions,
+  ) {
+    this.applied = wal.durableLsn;
+  }
+
+  /** Opens the store in `dir` as a replica (see the file's comment). */
+  static async open(dir: string, options: OpenReplicaOptions = {}): Promise<PageStoreReplica> {
+    await settleSwap(dir);
+    if (!storeExists(dir)) throw raError('RA_ERR_STORE_NOT_FOUND', `${dir} holds no page store (no control file)`);
+    const lock = await acquireStoreLock(dir);
+    let data: FileHandle | undefined;
+    try {
+      await tightenStore(dir, options.log);
+      const r = await recoverLocked(dir, { ...(options.pool ? { pool: options.pool } : {}), ...(options.log ? { log: options.log } : {}), redoOnly: true });
+      data = r.data;
+      await r.wal.close();
+      const wal = await ReplicaLog.open(dir, r.geometry, r.stats.endLsn);
+      return new PageStoreReplica(dir, lock, data, await readControl(dir), wal, r.stats, options);
+    } catch (err) {
+      await data?.close().catch(() => undefined);
+      await lock.release().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  position(): ReplicaPosition {
+    return { epoch: this.wal.epoch, durableLsn: this.wal.durableLsn, appliedLsn: this.applied };
+  }
+
+  async append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<ReplicaPosition> {
+    this.checkOpen();
+    return this.appends(async () => {
+      this.checkOpen();
+      await this.wal.append(bytes, startLsn, endLsn, epoch);
+      return this.position();
+    });
+  }
+
+  apply(upto = Number.MAX_SAFE_INTEGER): Promise<ReplicaApplied> {
+    this.checkOpen();
+    return this.applies(() => this.applyNow(upto));
+  }
+
+  private async applyNow(upto: number): Promise<ReplicaApplied> {
+    this.checkOpen();
+    const durable = this.wal.durableLsn;
+    if (Math.min(upto, durable) <= this.applied) return { position: this.position(), recordsRedone: 0, redoWorkers: 1, restartpoint: null };
+    const out = await applyRange({
+      dir: this.dir,
+      walDir: walDirOf(this.dir),
+      dataFile: dataFileOf(this.dir),
+      control: this.control,
+      from: this.applied,
+      upto,
+      durable,
+      ...(this.options.pool ? { pool: this.options.pool } : {}),
+      ...(this.options.parallelFrom !== undefined ? { parallelFrom: this.options.parallelFrom } : {}),
+      syncData: () => this.data.datasync(),
+    });
+    this.applied = out.appliedLsn;
+    if (out.control) this.control = out.control;
+    return { position: this.position(), recordsRedone: out.redo.applied, redoWorkers: out.redoWorkers, restartpoint: out.control?.checkpointLsn ?? null };
+  }
+
+  async readPage(pageId: number, minLsn: number): Promise<Buffer> {
+    this.checkOpen();
+    if (!Number.isInteger(pageId) || pageId < 0 || pageId >= this.control.pageCount) {
+      throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside this store's ${this.control.pageCount} pages`);
+    }
+    if (this.wal.durableLsn < minLsn) {
+      throw raError('RA_ERR_REPLICA_BEHIND', `the replica's log ends at LSN ${this.wal.durableLsn}, before ${minLsn}`, { details: { durableLsn: this.wal.durableLsn, minLsn } });
+    }
+    if (this.applied < minLsn) await this.apply(minLsn);
+    const { image, fault } = await readPageAt(this.data, pageId, this.control.pageSize);
+    if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `page ${pageId} of the replica fails its ${fault} check`, { details: { pageId, reason: fault } });
+    return image;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // What was started finishes first.
+    await Promise.allSettled([this.appends(async () => undefined), this.applies(async () => undefined)]);
+    try {
+      await this.wal.close();
+      await this.data.close();
+    } finally {
+      await this.lock.release();
+    }
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `the replica of ${this.dir} is closed`);
+  }
+}
+
+export const openReplica = (dir: string, options?: OpenReplicaOptions): Promise<PageStoreReplica> => PageStoreReplica.open(dir, options);

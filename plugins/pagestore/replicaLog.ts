@@ -1,0 +1,205 @@
+/**
+ * A replica's log: the primary's records, byte for byte, at their own LSNs in the replica's own
+ * segments (FORMAT.md, "The log"), so that the replica's store is an ordinary store whose crash
+ * recovery, restart and promotion need nothing replication-specific.
+ *
+ * `append` takes a run of the primary's consecutive records in one segment and checks all of it
+ * (the run starts where the log ends, every record's length, LSN and checksum, the epoch) before
+ * it writes a byte: a refused run leaves the log as it was. A run is written at its LSN's offset
+ * and fdatasynced before `append` resolves; the durable LSN is then its end. A crash in the middle
+ * leaves a torn tail, which the next open cuts (recovery's WalWriter.open), so the durable LSN
+ * after a restart is the end of the last complete run.
+ *
+ * The epoch (the primary's term, DESIGN.md) is kept in the store's `epoch` file, raised before
+ * the first record of a newer epoch is written; records of an older epoch are refused.
+ */
+import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { raError } from '../../core/errors.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
+import { openPrivate } from '../../core/privateFiles.js';
+import { writeAll } from '../../core/writeAll.js';
+import { die, faultFires } from './faults.js';
+import { readU32 } from './format.js';
+import type { StoreGeometry } from './storeFiles.js';
+import { kRecLength, validRecordAt } from './walRecord.js';
+import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath, segmentStartOf } from './walSegments.js';
+
+export const EPOCH_FILE = 'epoch';
+
+/** Why a run of records was refused (RA_ERR_REPLICA_REFUSED's `details.reason`). */
+export type RefusalReason = 'gap' | 'overlap' | 'bad-record' | 'bad-range' | 'older-epoch' | 'broken';
+
+function refuse(reason: RefusalReason, message: string, details: Record<string, unknown> = {}): Error {
+  return raError('RA_ERR_REPLICA_REFUSED', `replica refused log records [${reason}]: ${message}; nothing was written`, { details: { reason, ...details } });
+}
+
+export class ReplicaLog {
+  private handle: FileHandle | undefined;
+  private handleStart = -1;
+  private broken: Error | null = null;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly geometry: StoreGeometry,
+    private durable: number,
+    private currentEpoch: number,
+  ) {}
+
+  /** The log of the store in `dir`, whose valid records end at `endLsn` (recovery found it so). */
+  static async open(dir: string, geometry: StoreGeometry, endLsn: number): Promise<ReplicaLog> {
+    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir));
+  }
+
+  /** Every record below this is durable. */
+  get durableLsn(): number {
+    return this.durable;
+  }
+
+  get epoch(): number {
+    return this.currentEpoch;
+  }
+
+  /**
+   * Where a run that follows the log may start: the durable end, or, when the next record did
+   * not fit the current segment, the first record position of the next one.
+   */
+  private nextSegmentStart(): number {
+    return segmentStartOf(this.durable - 1, this.geometry.segmentSize) + this.geometry.segmentSize;
+  }
+
+  /** Checks a run (see the file's comment) without writing anything; throws the refusal. */
+  check(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): void {
+    const { segmentSize } = this.geometry;
+    if (this.broken) throw refuse('broken', `a write to this replica's log failed earlier (${this.broken.message}); reopen the replica`);
+    if (!Number.isSafeInteger(epoch) || epoch < 0) throw refuse('bad-range', `epoch ${epoch} is not an epoch`);
+    if (epoch < this.currentEpoch) throw refuse('older-epoch', `the records are of epoch ${epoch}, older than this replica's ${this.currentEpoch}`, { epoch, replicaEpoch: this.currentEpoch });
+    if (!Number.isSafeInteger(startLsn) || !Number.isSafeInteger(endLsn) || bytes.byteLength === 0 || endLsn - startLsn !== bytes.byteLength) {
+      throw refuse('bad-range', `the run [${startLsn}, ${endLsn}) does not match its ${bytes.byteLength} bytes`, { startLsn, endLsn });
+    }
+    const seg = segmentStartOf(startLsn, segmentSize);
+    if (startLsn - seg < SEGMENT_HEADER_SIZE || endLsn - seg > segmentSize) {
+      throw refuse('bad-range', `the run [${startLsn}, ${endLsn}) is not within the records of one ${segmentSize}-byte segment`, { startLsn, endLsn });
+    }
+    if (startLsn < this.durable) {
+      throw refuse('overlap', `the run starts at LSN ${startLsn}, inside this replica's log, which ends at ${this.durable}`, { startLsn, durableLsn: this.durable });
+    }
+    if (startLsn > this.durable) {
+      const next = this.nextSegmentStart();
+      // The primary moves on to the next segment only when its next record does not fit this one.
+      const firstLength = bytes.byteLength >= 8 ? readU32(bytes, kRecLength) : 0;
+      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && this.durable + firstLength > next;
+      if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${this.durable}: records are missing`, { startLsn, durableLsn: this.durable });
+    }
+    for (let at = 0; at < bytes.byteLength; ) {
+      const size = validRecordAt(bytes, at, bytes.byteLength, startLsn + at);
+      if (size === 0) {
+        throw refuse('bad-record', `the record at LSN ${startLsn + at} is damaged (length, LSN or checksum) or cut short`, { lsn: startLsn + at });
+      }
+      at += size;
+    }
+  }
+
+  /** Checks, then writes and syncs a run of records (see the file's comment). */
+  async append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<void> {
+    this.check(bytes, startLsn, endLsn, epoch);
+    const seg = segmentStartOf(startLsn, this.geometry.segmentSize);
+    try {
+      if (epoch > this.currentEpoch) {
+        await writeEpoch(this.dir, epoch);
+        this.currentEpoch = epoch;
+      }
+      const h = await this.segmentHandle(seg);
+      const offset = startLsn - seg;
+      if (faultFires('replica-append')) {
+        // The crash harness's point: half the run written, nothing synced.
+        await writeAll(h, bytes.subarray(0, bytes.byteLength >> 1), offset);
+        die();
+      }
+      await writeAll(h, bytes, offset);
+      await h.datasync();
+    } catch (err) {
+      // As the WAL writer: after a failed write or sync the kernel may have dropped what it
+      // held, so nothing more is appended until a reopen has found the log's real end.
+      this.broken = err as Error;
+      throw raError('RA_ERR_WAL_WRITE', `writing the replica's log failed; reopen the replica (recovery finds its durable end): ${(err as Error).message}`, { cause: err });
+    }
+    this.durable = endLsn;
+  }
+
+  /** The open segment starting at `seg`, created (header first, synced with its directory) when new. */
+  private async segmentHandle(seg: number): Promise<FileHandle> {
+    if (this.handle && this.handleStart === seg) return this.handle;
+    await this.handle?.close();
+    this.handle = undefined;
+    const file = segmentPath(path.join(this.dir, 'wal'), seg);
+    if (seg === segmentStartOf(this.durable - 1, this.geometry.segmentSize)) {
+      this.handle = await open(file, 'r+');
+    } else {
+      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg);
+    }
+    this.handleStart = seg;
+    return this.handle;
+  }
+
+  async close(): Promise<void> {
+    await this.handle?.close();
+    this.handle = undefined;
+  }
+}
+
+/**
+ * A new segment holding only its header, durable with its directory entry before any record
+ * goes in (as the WAL writer does). The header is the one place a segment's identity is
+ * written; when headers carry the epoch and the rolling checksum, they are passed here.
+ */
+async function createSegment(walDir: string, g: StoreGeometry, start: number): Promise<FileHandle> {
+  const h = await openPrivate(segmentPath(walDir, start), 'w+');
+  try {
+    await writeAll(h, encodeSegmentHeader(g.storeId, start, g.segmentSize), 0);
+    await h.datasync();
+    await fsyncDir(walDir);
+  } catch (err) {
+    await h.close().catch(() => undefined);
+    throw err;
+  }
+  return h;
+}
+
+/** The epoch the replica in `dir` has accepted (0 when none yet). */
+export async function readEpoch(dir: string): Promise<number> {
+  const file = path.join(dir, EPOCH_FILE);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+    throw err;
+  }
+  let epoch: unknown;
+  try {
+    epoch = (JSON.parse(text) as { epoch?: unknown }).epoch;
+  } catch {
+    epoch = undefined;
+  }
+  if (typeof epoch !== 'number' || !Number.isSafeInteger(epoch) || epoch < 0) {
+    // Guessing would let an older primary's records in: refuse.
+    throw raError('RA_ERR_STORE_INVALID', `${file} is damaged (expected {"epoch": N})`);
+  }
+  return epoch;
+}
+
+/** Replaces the epoch file atomically and durably. */
+async function writeEpoch(dir: string, epoch: number): Promise<void> {
+  const file = path.join(dir, EPOCH_FILE);
+  const tmp = `${file}.tmp`;
+  const h = await openPrivate(tmp, 'w');
+  try {
+    await writeAll(h, Buffer.from(JSON.stringify({ epoch }) + '\n'), 0);
+    await h.datasync();
+  } finally {
+    await h.close();
+  }
+  await rename(tmp, file);
+  await fsyncDir(dir);
+}

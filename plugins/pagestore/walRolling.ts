@@ -1,0 +1,70 @@
+/**
+ * The log's rolling checksum R (plugins/replication/DESIGN.md, "Position"): R(L) folds the
+ * trailing checksum of every record below LSN L, `R ← roll(R, checksum)`, from 0. Each segment
+ * header stores R (and the epoch) at the segment's start, so R(L) needs L's segment alone: its
+ * header, then its valid records up to L. A replication primary compares its R(L) with the one a
+ * replica says it has at L; the WAL writer recomputes it for the end of the log when it opens.
+ */
+import { open } from 'node:fs/promises';
+import { raError } from '../../core/errors.js';
+import { roll } from '../../core/replication/frames.js';
+import { validRecordAt } from './walRecord.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
+
+/** Folds the records of `buf[from, to)` (consecutive, already valid: the caller checked them) into `r`. */
+export function foldRecords(r: bigint, buf: Uint8Array, from: number, to: number): bigint {
+  for (let p = from; p < to; ) {
+    const total = buf[p]! | (buf[p + 1]! << 8) | (buf[p + 2]! << 16) | (buf[p + 3]! << 24);
+    r = roll(r, Buffer.from(buf.buffer, buf.byteOffset + p + total - 8, 8).readBigUInt64LE(0));
+    p += total;
+  }
+  return r;
+}
+
+/**
+ * The epoch and R at `lsn`: what a replica whose log ends at `lsn` must report. `lsn` must be a
+ * record boundary of this log: the end of a record, or a position in a segment's header (then R
+ * is the one after the previous segment's last valid record). Fails with RA_ERR_WAL_CORRUPT when
+ * the segment is missing, its header is not this store's, or no record ends at `lsn`.
+ */
+export async function rollingAt(walDir: string, storeId: Uint8Array, segmentSize: number, lsn: number): Promise<SegmentPosition & { lsn: number }> {
+  let seg = segmentStartOf(lsn, segmentSize);
+  let limit = lsn;
+  if (lsn - seg <= SEGMENT_HEADER_SIZE) {
+    // No record of this segment lies below `lsn`: R is the one at the end of the previous segment.
+    if (seg === 0) return { epoch: 0, rolling: 0n, lsn };
+    seg -= segmentSize;
+    limit = Infinity;
+  }
+  const file = segmentPath(walDir, seg);
+  const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} holding LSN ${lsn} is missing`, { details: { lsn } });
+    throw err;
+  });
+  let buf: Buffer;
+  try {
+    const size = (await fh.stat()).size;
+    const want = Math.min(size, limit === Infinity ? size : limit - seg);
+    buf = Buffer.alloc(want);
+    const { bytesRead } = await fh.read(buf, 0, want, 0);
+    buf = buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+  const problem = checkSegmentHeader(buf, storeId, seg, segmentSize);
+  if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file}: ${problem}`, { details: { lsn } });
+  const start = segmentPosition(buf);
+  let p = SEGMENT_HEADER_SIZE;
+  let r = start.rolling;
+  for (;;) {
+    if (limit !== Infinity && seg + p === limit) break;
+    const total = validRecordAt(buf, p, buf.byteLength, seg + p);
+    if (total === 0) {
+      if (limit === Infinity) break;
+      throw raError('RA_ERR_WAL_CORRUPT', `no record of ${file} ends at LSN ${lsn} (the valid records stop at ${seg + p})`, { details: { lsn } });
+    }
+    r = foldRecords(r, buf, p, p + total);
+    p += total;
+  }
+  return { epoch: start.epoch, rolling: r, lsn };
+}

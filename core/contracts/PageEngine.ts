@@ -273,6 +273,8 @@ export interface ReplicaPosition {
   readonly durableLsn: number;
   /** Every record below this is applied to its pages. */
   readonly appliedLsn: number;
+  /** The log's rolling checksum at `durableLsn` (DESIGN.md "Position"): the `hello` reports it. */
+  readonly rolling: bigint;
 }
 
 /** What an `apply` did. */

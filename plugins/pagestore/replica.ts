@@ -71,7 +71,7 @@ export class PageStoreReplica implements ReplicaStore {
   }
 
   position(): ReplicaPosition {
-    return { epoch: this.wal.epoch, durableLsn: this.wal.durableLsn, appliedLsn: this.applied };
+    return { epoch: this.wal.epoch, durableLsn: this.wal.durableLsn, appliedLsn: this.applied, rolling: this.wal.rolling };
   }
 
   async append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<ReplicaPosition> {

@@ -23,7 +23,8 @@ import { die, faultFires } from './faults.js';
 import { readU32 } from './format.js';
 import type { StoreGeometry } from './storeFiles.js';
 import { kRecLength, validRecordAt } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath, segmentStartOf } from './walSegments.js';
+import { foldRecords, rollingAt } from './walRolling.js';
+import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 export const EPOCH_FILE = 'epoch';
 
@@ -44,11 +45,19 @@ export class ReplicaLog {
     private readonly geometry: StoreGeometry,
     private durable: number,
     private currentEpoch: number,
+    /** R at the durable end (walRolling.ts): what the replica's `hello` reports with its LSN. */
+    private currentRolling: bigint,
   ) {}
 
   /** The log of the store in `dir`, whose valid records end at `endLsn` (recovery found it so). */
   static async open(dir: string, geometry: StoreGeometry, endLsn: number): Promise<ReplicaLog> {
-    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir));
+    const { rolling } = await rollingAt(path.join(dir, 'wal'), geometry.storeId, geometry.segmentSize, endLsn);
+    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir), rolling);
+  }
+
+  /** The log's rolling checksum R at the durable end. */
+  get rolling(): bigint {
+    return this.currentRolling;
   }
 
   /** Every record below this is durable. */
@@ -109,7 +118,7 @@ export class ReplicaLog {
         await writeEpoch(this.dir, epoch);
         this.currentEpoch = epoch;
       }
-      const h = await this.segmentHandle(seg);
+      const h = await this.segmentHandle(seg, this.currentEpoch);
       const offset = startLsn - seg;
       if (faultFires('replica-append')) {
         // The crash harness's point: half the run written, nothing synced.
@@ -125,10 +134,11 @@ export class ReplicaLog {
       throw raError('RA_ERR_WAL_WRITE', `writing the replica's log failed; reopen the replica (recovery finds its durable end): ${(err as Error).message}`, { cause: err });
     }
     this.durable = endLsn;
+    this.currentRolling = foldRecords(this.currentRolling, bytes, 0, bytes.byteLength);
   }
 
   /** The open segment starting at `seg`, created (header first, synced with its directory) when new. */
-  private async segmentHandle(seg: number): Promise<FileHandle> {
+  private async segmentHandle(seg: number, epoch: number): Promise<FileHandle> {
     if (this.handle && this.handleStart === seg) return this.handle;
     await this.handle?.close();
     this.handle = undefined;
@@ -136,7 +146,8 @@ export class ReplicaLog {
     if (seg === segmentStartOf(this.durable - 1, this.geometry.segmentSize)) {
       this.handle = await open(file, 'r+');
     } else {
-      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg);
+      // The header carries the epoch and R at the segment's start, as the primary's does.
+      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg, { epoch, rolling: this.currentRolling });
     }
     this.handleStart = seg;
     return this.handle;
@@ -153,10 +164,10 @@ export class ReplicaLog {
  * goes in (as the WAL writer does). The header is the one place a segment's identity is
  * written; when headers carry the epoch and the rolling checksum, they are passed here.
  */
-async function createSegment(walDir: string, g: StoreGeometry, start: number): Promise<FileHandle> {
+async function createSegment(walDir: string, g: StoreGeometry, start: number, pos: SegmentPosition): Promise<FileHandle> {
   const h = await openPrivate(segmentPath(walDir, start), 'w+');
   try {
-    await writeAll(h, encodeSegmentHeader(g.storeId, start, g.segmentSize), 0);
+    await writeAll(h, encodeSegmentHeader(g.storeId, start, g.segmentSize, pos), 0);
     await h.datasync();
     await fsyncDir(walDir);
   } catch (err) {

@@ -192,6 +192,11 @@ export class ReplicationChannel {
     return this.sock.write(encodeFrame(f));
   }
 
+  /** Bytes sent and still queued on this end (a slow peer's backlog). */
+  get queuedBytes(): number {
+    return this.sock.writableLength;
+  }
+
   /** Resolves when the socket's send buffer has room again (or it closed). */
   drained(): Promise<void> {
     if (!this.sock.writableNeedDrain || this.sock.destroyed) return Promise.resolve();

@@ -97,12 +97,14 @@ export async function completeCheckpoint(
   geometry: StoreGeometry,
   body: CheckpointBody,
   archive: ArchivePolicy = { required: false },
+  /** Keep the segments from this LSN on too (replicas still need them), or undefined. */
+  retainFrom?: number,
 ): Promise<CheckpointOutcome> {
   const { lsn } = wal.append({ type: RecordType.Checkpoint, txId: 0, prevLsn: 0, json: Buffer.from(JSON.stringify(body)) });
   await wal.flush();
   faultPoint('checkpoint-before-control');
   await writeControl(dir, { checkpointLsn: lsn, redoLsn: body.redoLsn, nextTxId: body.nextTxId, ...geometry });
-  const keepFrom = Math.min(body.redoLsn, ...body.att.map((a) => a[1]));
+  const keepFrom = Math.min(body.redoLsn, ...body.att.map((a) => a[1]), retainFrom ?? Infinity);
   return { lsn, ...(await recycleSegments(dir, geometry.segmentSize, keepFrom, archive)) };
 }
 

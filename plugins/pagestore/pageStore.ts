@@ -20,9 +20,11 @@ import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
-import { createStore, storeExists, superblockProblem, tightenStore, type StoreGeometry } from './storeFiles.js';
+import { createStore, storeExists, superblockProblem, tightenStore, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { settleSwap } from './storeSwap.js';
 import { newestLoggedLsn } from './pageLogLsn.js';
+import { readReplicationConfig } from './replicationConfig.js';
+import { ReplicationSender } from './replicationSender.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType } from './walRecord.js';
 import type { WalWriter } from './walWriter.js';
@@ -52,6 +54,8 @@ export class PageStore {
    */
   private readonly serialWrite = serialQueue();
   private control: ControlServer | null = null;
+  /** The replication sender, when replication.json makes this store a primary. */
+  private sender: ReplicationSender | null = null;
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
 
@@ -97,8 +101,18 @@ export class PageStore {
     const lock = await acquireStoreLock(dir);
     try {
       await tightenStore(dir, options.log);
+      // Read before recovery: a bad file fails the open before anything is written.
+      const replication = await readReplicationConfig(dir);
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
+      if (replication?.role === 'primary') {
+        try {
+          store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
+        } catch (err) {
+          await store.close().catch(() => undefined);
+          throw err;
+        }
+      }
       if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);
       return store;
     } catch (err) {
@@ -113,6 +127,11 @@ export class PageStore {
     const tx = new Transaction(this.nextTxId++, this.host);
     this.active.set(tx.id, tx);
     return tx;
+  }
+
+  /** Where replicas connect, when this store is a replication primary (null otherwise). */
+  get replicationAddress(): { host: string; port: number } | null {
+    return this.sender?.address ?? null;
   }
 
   /** The end of the log: the LSN the next record gets. */
@@ -160,6 +179,7 @@ export class PageStore {
       activeTransactions: this.active.size,
       ...this.counters,
       cache: { pages: this.cache.size, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
+      ...(this.sender ? { replication: this.sender.status() } : {}),
     };
   }
 
@@ -241,6 +261,8 @@ export class PageStore {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.locks.close();
+    // After the last checkpoint: its records reach the replicas too.
+    await this.sender?.close();
     await this.wal.close().catch(() => undefined);
     await this.data.close();
     await this.storeLock.release();
@@ -265,11 +287,16 @@ export class PageStore {
         tx.lastLsn = r.lsn;
         return r;
       },
-      flush: (upto) =>
-        this.wal.flush(upto).catch((err: Error) => {
+      flush: (upto) => {
+        const local = this.wal.flush(upto).catch((err: Error) => {
           this.fail(err);
           throw err;
-        }),
+        });
+        // Sync replication: acknowledged once enough replicas have it durable too. Without a
+        // sender this is the local flush alone.
+        const sender = this.sender;
+        return sender?.sync ? local.then(() => sender.waitDurable(upto)) : local;
+      },
       ended: (tx) => this.ended(tx),
     };
   }
@@ -348,7 +375,7 @@ export class PageStore {
       this.cache.trim();
       const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
       const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
-      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.archive);
+      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.archive, this.sender?.retainFrom());
       if (out.archiveError) this.options.log?.warn({ err: out.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
       this.counters.checkpoints++;
       return { lsn: out.lsn, redoLsn, pagesWritten: images.length, segmentsRecycled: out.recycled, durationMs: performance.now() - t0 };

@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { WalArchiver } from './checkpoint.js';
+import type { ReplicationStatus } from './replicationSender.js';
 
 export interface PageStoreOptions {
   /** Create the store if the directory holds none. */
@@ -58,6 +59,8 @@ export interface StoreStatus {
   aborts: number;
   checkpoints: number;
   cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
+  /** When the store is a replication primary (replication.json): its epoch, flushed LSN, replicas and sync state. */
+  replication?: ReplicationStatus;
 }
 
 /** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */

@@ -1,0 +1,462 @@
+/**
+ * The owner's replication sender (plugins/replication/DESIGN.md, "The owner's side"): a TCP
+ * listener in the process that writes the log, started by `PageStore.open` when the store's
+ * replication.json names it a primary. Per replica: the handshake (core/replication/protocol.ts),
+ * its `hello` checked against this log (same epoch, R equal at its LSN, else refused by name),
+ * catch-up from the segment files, then the live tail: each batch the WAL writer makes durable
+ * goes out right after its fdatasync (`WalWriter.onFlushed`). Replicas ack what they have
+ * durable and applied; in sync mode a commit is acknowledged once the local flush is done and
+ * the k-th highest durable ack has reached its end (`waitDurable`).
+ *
+ * A replica that falls more than `kMaxQueuedBytes` behind on its socket leaves the live tail and
+ * catches up from the files again, so a slow replica never holds the owner's memory.
+ */
+import { open } from 'node:fs/promises';
+import net from 'node:net';
+import type { Logger } from 'pino';
+import { describeError, isRaError, raError } from '../../core/errors.js';
+import {
+  FrameType,
+  keepaliveFrame,
+  openChannel,
+  parseAck,
+  parseHello,
+  walFrame,
+  type Hello,
+  type ReplicationChannel,
+} from '../../core/replication/protocol.js';
+import type { PrimaryReplicationConfig } from './replicationConfig.js';
+import { validRecordAt } from './walRecord.js';
+import { rollingAt } from './walRolling.js';
+import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
+import type { Pending, WalWriter } from './walWriter.js';
+
+/** Most bytes read from a segment file per catch-up frame. */
+const kCatchUpChunk = 4 * 1024 * 1024;
+/** Bytes queued on a live replica's socket past which it drops back to catch-up. */
+const kMaxQueuedBytes = 64 * 1024 * 1024;
+/** Time a replica has to send its hello after the handshake. */
+const kHelloTimeoutMs = 5000;
+
+export type ReplicaState = 'handshake' | 'catching-up' | 'streaming' | 'gone';
+
+/** One replica as the primary sees it (the control socket's `status.replication.replicas`). */
+export interface ReplicaStatus {
+  id: string;
+  address: string;
+  state: ReplicaState;
+  /** Every record below it is durable on the replica. */
+  durableLsn: number;
+  /** Every record below it is applied to the replica's pages. */
+  appliedLsn: number;
+  /** Bytes of log flushed here and not yet durable there. */
+  lagBytes: number;
+  /** Wall-clock ms of its last ack, or null before the first. */
+  lastAckAt: number | null;
+  /** Why it went, when it is gone. */
+  error?: string;
+}
+
+export interface ReplicationStatus {
+  role: 'primary';
+  epoch: number;
+  listen: string;
+  mode: 'async' | 'sync';
+  flushedLsn: number;
+  /** Sync mode: `sync` (enough replicas), `waiting` (commits wait, not timed out yet), `blocked` (timed out, commits wait), `degraded` (timed out, acknowledged after the local flush); `async` otherwise. */
+  syncState: 'async' | 'sync' | 'waiting' | 'blocked' | 'degraded';
+  syncReplicas?: number;
+  /** Sync: the LSN below which enough replicas have everything durable. */
+  syncDurableLsn?: number;
+  replicas: ReplicaStatus[];
+}
+
+interface Session {
+  id: string;
+  address: string;
+  ch: ReplicationChannel | null;
+  state: ReplicaState;
+  /** The LSN the next frame starts at. */
+  sentLsn: number;
+  durableLsn: number;
+  appliedLsn: number;
+  lastAckAt: number | null;
+  error?: string;
+}
+
+interface SyncWaiter {
+  end: number;
+  since: number;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
+export class ReplicationSender {
+  private readonly sessions = new Set<Session>();
+  /** Sessions that left, newest last, for status (a few). */
+  private readonly gone: Session[] = [];
+  private readonly live = new Set<Session>();
+  private waiters: SyncWaiter[] = [];
+  private degraded = false;
+  private timedOut = false;
+  private closed = false;
+  private readonly timer: NodeJS.Timeout;
+
+  private constructor(
+    private readonly cfg: PrimaryReplicationConfig,
+    private readonly wal: WalWriter,
+    private readonly walDir: string,
+    private readonly storeId: Uint8Array,
+    private readonly server: net.Server,
+    private readonly log?: Logger,
+  ) {
+    wal.onFlushed = (batch) => {
+      // Runs inside the WAL writer's flush loop: a throw there would break the log.
+      try {
+        this.onFlushed(batch);
+      } catch (err) {
+        log?.error({ err: describeError(err) }, 'replication live tail failed; replicas will catch up from the files');
+        for (const s of this.live) s.ch?.fail('RA_ERR_REPL_PROTOCOL', `the primary's live tail failed: ${describeError(err)}`);
+        this.live.clear();
+      }
+    };
+    const tick = Math.max(10, Math.min(cfg.keepaliveMs, cfg.mode === 'sync' ? Math.ceil(cfg.syncTimeoutMs / 4) : cfg.keepaliveMs));
+    this.timer = setInterval(() => this.tick(), tick);
+    this.timer.unref();
+  }
+
+  /** Binds `cfg.host:cfg.port` and serves replicas; fails with RA_ERR_REPL_CONFIG when it cannot bind. */
+  static async start(cfg: PrimaryReplicationConfig, wal: WalWriter, walDir: string, storeId: Uint8Array, log?: Logger): Promise<ReplicationSender> {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(cfg.port, cfg.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    }).catch((err: Error) => {
+      throw raError('RA_ERR_REPL_CONFIG', `cannot listen for replicas on ${cfg.host}:${cfg.port}: ${describeError(err)}`, { cause: err });
+    });
+    if (wal.epoch < cfg.epoch) wal.epoch = cfg.epoch;
+    const sender = new ReplicationSender(cfg, wal, walDir, storeId, server, log);
+    server.on('connection', (sock) => void sender.serve(sock));
+    server.on('error', (err) => log?.warn({ err: describeError(err) }, 'replication listener error'));
+    return sender;
+  }
+
+  /** Where replicas connect (the bound port, when the config said 0). */
+  get address(): { host: string; port: number } {
+    const a = this.server.address() as net.AddressInfo;
+    return { host: a.address, port: a.port };
+  }
+
+  /** True when commits must wait for replicas (`waitDurable`). */
+  get sync(): boolean {
+    return this.cfg.mode === 'sync';
+  }
+
+  /**
+   * Resolves once `syncReplicas` replicas have every record below `end` durable, or at once when
+   * the sender is degraded (sync timed out with `onSyncTimeout: degrade`). Called after the
+   * local flush of a commit.
+   */
+  waitDurable(end: number): Promise<void> {
+    if (!this.sync || this.degraded || this.quorumLsn() >= end) return Promise.resolve();
+    if (this.closed) return Promise.reject(raError('RA_ERR_STORE_CLOSED', 'the store closed before enough replicas had the commit durable'));
+    return new Promise((resolve, reject) => this.waiters.push({ end, since: Date.now(), resolve, reject }));
+  }
+
+  /**
+   * The lowest LSN a connected replica still needs (what it has durable: where it resumes), for
+   * checkpoints to keep its segments; replicas more than `maxRetainBytes` behind are not waited
+   * for (they will be told they are too far behind). Undefined when no replica needs anything.
+   */
+  retainFrom(): number | undefined {
+    const flushed = this.wal.flushedLsn;
+    let low: number | undefined;
+    for (const s of this.sessions) {
+      if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
+      if (flushed - s.durableLsn > this.cfg.maxRetainBytes) continue;
+      low = Math.min(low ?? Infinity, s.durableLsn);
+    }
+    return low;
+  }
+
+  status(): ReplicationStatus {
+    const flushed = this.wal.flushedLsn;
+    const a = this.address;
+    const replicas = [...this.sessions, ...this.gone].map((s) => ({
+      id: s.id,
+      address: s.address,
+      state: s.state,
+      durableLsn: s.durableLsn,
+      appliedLsn: s.appliedLsn,
+      lagBytes: Math.max(0, flushed - s.durableLsn),
+      lastAckAt: s.lastAckAt,
+      ...(s.error ? { error: s.error } : {}),
+    }));
+    return {
+      role: 'primary',
+      epoch: this.cfg.epoch,
+      listen: a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
+      mode: this.cfg.mode,
+      flushedLsn: flushed,
+      syncState: this.syncState(),
+      ...(this.sync ? { syncReplicas: this.cfg.syncReplicas, syncDurableLsn: this.quorumLsn() } : {}),
+      replicas,
+    };
+  }
+
+  /** Stops listening, closes every replica, and fails the commits still waiting for replicas. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    clearInterval(this.timer);
+    this.wal.onFlushed = null;
+    for (const s of this.sessions) s.ch?.close();
+    const err = raError('RA_ERR_STORE_CLOSED', 'the store closed before enough replicas had the commit durable');
+    for (const w of this.waiters.splice(0)) w.reject(err);
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  // ---- one replica
+
+  private async serve(sock: net.Socket): Promise<void> {
+    const address = sock.remoteAddress ? `${sock.remoteAddress}:${sock.remotePort}` : 'unknown';
+    if (this.closed) {
+      sock.destroy();
+      return;
+    }
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null };
+    this.sessions.add(s);
+    try {
+      s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch });
+      const hello = await this.readHello(s.ch);
+      s.id = hello.id || address;
+      s.durableLsn = hello.lsn;
+      s.appliedLsn = 0;
+      await this.checkHello(s.ch, hello);
+      s.sentLsn = hello.lsn;
+      this.log?.info({ replica: s.id, address, lsn: hello.lsn }, 'replica connected');
+      void this.catchUp(s);
+      await this.readAcks(s);
+    } catch (err) {
+      s.error = describeError(err);
+      if (s.ch) s.ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', (err as Error).message);
+      else sock.destroy();
+      this.log?.warn({ replica: s.id, address, err: s.error }, 'replica refused or gone');
+    } finally {
+      this.leave(s);
+    }
+  }
+
+  private async readHello(ch: ReplicationChannel): Promise<Hello> {
+    let timer: NodeJS.Timeout | undefined;
+    const f = await Promise.race([
+      ch.next(),
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(raError('RA_ERR_REPL_PROTOCOL', `no hello from ${ch.peer} within ${kHelloTimeoutMs} ms`)), kHelloTimeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    if (f.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello from ${ch.peer} first`);
+    return parseHello(f);
+  }
+
+  /** Refuses a replica whose epoch is not ours, or whose log is not a prefix of ours. */
+  private async checkHello(ch: ReplicationChannel, h: Hello): Promise<void> {
+    if (h.epoch !== this.cfg.epoch) {
+      const which = h.epoch < this.cfg.epoch ? 'older' : 'newer';
+      throw raError('RA_ERR_REPL_EPOCH', `replica ${h.id} (${ch.peer}) is at epoch ${h.epoch}, ${which} than this primary's ${this.cfg.epoch}${which === 'newer' ? ': this primary is stale' : ''}`);
+    }
+    const flushed = this.wal.flushedLsn;
+    if (h.lsn > flushed) {
+      throw raError('RA_ERR_REPL_DIVERGED', `replica ${h.id} diverged at ${h.lsn}: its log goes past this primary's flushed end ${flushed}`, { details: { lsn: h.lsn } });
+    }
+    let ours: bigint;
+    try {
+      ours = (await rollingAt(this.walDir, this.storeId, this.wal.segmentSize, h.lsn)).rolling;
+    } catch (err) {
+      if (isRaError(err, 'RA_ERR_WAL_CORRUPT') && /missing/.test(err.message)) {
+        throw raError('RA_ERR_REPL_PROTOCOL', `replica ${h.id} is too far behind: this primary no longer has the log at ${h.lsn}; rebuild it from a snapshot and the archive`, { cause: err });
+      }
+      throw raError('RA_ERR_REPL_DIVERGED', `replica ${h.id} diverged at ${h.lsn}: no record of this primary's log ends there (${describeError(err)})`, { cause: err, details: { lsn: h.lsn } });
+    }
+    if (ours !== h.rolling) {
+      throw raError('RA_ERR_REPL_DIVERGED', `replica ${h.id} diverged at ${h.lsn}: its rolling checksum is ${h.rolling.toString(16)}, this primary's is ${ours.toString(16)}`, { details: { lsn: h.lsn } });
+    }
+  }
+
+  /** Feeds the replica from the segment files up to the flushed end, then joins it to the live tail. */
+  private async catchUp(s: Session): Promise<void> {
+    s.state = 'catching-up';
+    const ch = s.ch!;
+    const seg = this.wal.segmentSize;
+    try {
+      for (;;) {
+        if (ch.failure) return;
+        const target = this.wal.flushedLsn;
+        if (s.sentLsn >= target) {
+          // Synchronous from the check on: the next onFlushed sends what comes after `target`.
+          s.state = 'streaming';
+          this.live.add(s);
+          return;
+        }
+        const start = segmentStartOf(s.sentLsn, seg);
+        if (s.sentLsn - start < SEGMENT_HEADER_SIZE) s.sentLsn = start + SEGMENT_HEADER_SIZE;
+        const bytes = await this.readRecords(start, s.sentLsn, Math.min(target, start + seg));
+        if (bytes.byteLength === 0) {
+          // No record at sentLsn: the rest of this segment is its unused tail.
+          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no record at LSN ${s.sentLsn} below the flushed end ${target}`);
+          s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
+          continue;
+        }
+        ch.send(walFrame(this.cfg.epoch, s.sentLsn, bytes));
+        s.sentLsn += bytes.byteLength;
+        await ch.drained();
+      }
+    } catch (err) {
+      ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', `catch-up failed: ${describeError(err)}`);
+    }
+  }
+
+  /** The whole valid records of segment `start` from `from`, below `limit` (at most about kCatchUpChunk bytes, at least one record). */
+  private async readRecords(start: number, from: number, limit: number): Promise<Buffer> {
+    const fh = await open(segmentPath(this.walDir, start), 'r').catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'ENOENT') throw err;
+      throw raError('RA_ERR_REPL_PROTOCOL', `the replica is too far behind: this primary no longer has the log at ${from} (segment retired); rebuild it from a snapshot and the archive`);
+    });
+    try {
+      let want = Math.min(limit - from, kCatchUpChunk);
+      for (;;) {
+        const buf = Buffer.alloc(want);
+        const { bytesRead } = await fh.read(buf, 0, want, from - start);
+        let p = 0;
+        for (let n; p < bytesRead && (n = validRecordAt(buf, p, bytesRead, from + p)) > 0; ) p += n;
+        if (p > 0 || bytesRead < 8) return buf.subarray(0, p);
+        // One record longer than the chunk: read exactly it.
+        const total = buf.readUInt32LE(0);
+        if (total <= want || total > limit - from) return buf.subarray(0, 0);
+        want = total;
+      }
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private async readAcks(s: Session): Promise<void> {
+    const ch = s.ch!;
+    for (;;) {
+      const f = await ch.next();
+      if (f.type !== FrameType.ack) throw raError('RA_ERR_REPL_PROTOCOL', `unexpected frame type ${f.type} from replica ${s.id}`);
+      const a = parseAck(f);
+      if (a.durableLsn > s.sentLsn) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} acknowledges LSN ${a.durableLsn}, past what it was sent (${s.sentLsn})`);
+      s.durableLsn = Math.max(s.durableLsn, a.durableLsn);
+      s.appliedLsn = Math.max(s.appliedLsn, a.appliedLsn);
+      s.lastAckAt = Date.now();
+      this.settle();
+    }
+  }
+
+  private leave(s: Session): void {
+    s.state = 'gone';
+    this.live.delete(s);
+    this.sessions.delete(s);
+    this.gone.push(s);
+    if (this.gone.length > 16) this.gone.shift();
+  }
+
+  // ---- the live tail
+
+  /** A batch just made durable: to every live replica, one frame per segment run. */
+  private onFlushed(batch: readonly Pending[]): void {
+    if (this.live.size === 0) return;
+    const runs: Array<{ lsn: number; bytes: Buffer }> = [];
+    const seg = this.wal.segmentSize;
+    for (let i = 0; i < batch.length; ) {
+      const start = segmentStartOf(batch[i]!.lsn, seg);
+      let j = i;
+      while (j < batch.length && segmentStartOf(batch[j]!.lsn, seg) === start) j++;
+      runs.push({ lsn: batch[i]!.lsn, bytes: j - i === 1 ? batch[i]!.buf : Buffer.concat(batch.slice(i, j).map((p) => p.buf)) });
+      i = j;
+    }
+    for (const s of this.live) {
+      const ch = s.ch!;
+      if (ch.failure) {
+        this.live.delete(s);
+        continue;
+      }
+      if (ch.queuedBytes > kMaxQueuedBytes) {
+        // Too slow for the live tail: back to the files, from what it was sent.
+        this.live.delete(s);
+        void this.catchUp(s);
+        continue;
+      }
+      for (const r of runs) ch.send(walFrame(this.cfg.epoch, r.lsn, r.bytes));
+      const last = runs[runs.length - 1]!;
+      s.sentLsn = last.lsn + last.bytes.byteLength;
+    }
+  }
+
+  private tick(): void {
+    const k = keepaliveFrame(this.cfg.epoch, { flushedLsn: this.wal.flushedLsn, timeMs: Date.now() });
+    for (const s of this.live) s.ch?.send(k);
+    this.settle();
+  }
+
+  // ---- sync mode
+
+  /** The LSN below which `syncReplicas` replicas have everything durable (0 when fewer are known). */
+  private quorumLsn(): number {
+    const durable = [...this.sessions].filter((s) => s.state === 'streaming' || s.state === 'catching-up').map((s) => s.durableLsn);
+    durable.sort((a, b) => b - a);
+    return durable[this.cfg.syncReplicas - 1] ?? 0;
+  }
+
+  private streamingCount(): number {
+    let n = 0;
+    for (const s of this.live) if (s.state === 'streaming') n++;
+    return n;
+  }
+
+  /** Resolves the commits enough replicas have; applies `onSyncTimeout` to those waiting too long. */
+  private settle(): void {
+    if (!this.sync) return;
+    const q = this.quorumLsn();
+    if (this.degraded && this.streamingCount() >= this.cfg.syncReplicas && q >= this.wal.flushedLsn) {
+      this.degraded = false;
+      this.timedOut = false;
+      this.log?.info({ replicas: this.streamingCount() }, 'enough sync replicas are back: commits wait for them again');
+    }
+    if (this.waiters.length === 0) {
+      if (!this.degraded) this.timedOut = false;
+      return;
+    }
+    const still: SyncWaiter[] = [];
+    for (const w of this.waiters) {
+      if (w.end <= q) w.resolve();
+      else still.push(w);
+    }
+    this.waiters = still;
+    const oldest = still[0];
+    if (oldest && Date.now() - oldest.since >= this.cfg.syncTimeoutMs) {
+      if (!this.timedOut) {
+        this.timedOut = true;
+        this.log?.warn({ waitingMs: Date.now() - oldest.since, replicas: this.streamingCount(), syncReplicas: this.cfg.syncReplicas, onSyncTimeout: this.cfg.onSyncTimeout }, 'sync replicas gone past syncTimeoutMs');
+      }
+      if (this.cfg.onSyncTimeout === 'degrade') {
+        this.degraded = true;
+        for (const w of this.waiters.splice(0)) w.resolve();
+      }
+    } else if (still.length === 0 && !this.degraded) {
+      this.timedOut = false;
+    }
+  }
+
+  private syncState(): ReplicationStatus['syncState'] {
+    if (!this.sync) return 'async';
+    if (this.degraded) return 'degraded';
+    if (this.timedOut) return 'blocked';
+    if (this.waiters.length > 0) return 'waiting';
+    return 'sync';
+  }
+}

@@ -6,7 +6,10 @@
  * Points: wal-before-sync (WAL written, not yet fdatasync'd), page-write-torn (half a page
  * written during a checkpoint), checkpoint-before-control (pages flushed, control file not yet
  * updated), recovery-redo (halfway through redo), recovery-undo (after the first CLR of undo),
- * swap-between-renames (a restore's old store renamed aside, the new one not yet in place).
+ * swap-between-renames (a restore's old store renamed aside, the new one not yet in place),
+ * replica-append (half of a replica's run of records written, nothing synced), replica-apply
+ * (a replica's apply after its first segment's pages were written), replica-restartpoint (a
+ * replica's applied pages synced, its control file not yet switched to the checkpoint).
  */
 const spec = /^([a-z-]+)(?::(\d+))?$/.exec(process.env.RA_FAULT ?? '');
 const target = spec?.[1];

@@ -28,6 +28,7 @@ import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
 import { replicationPluginErrors } from './errors.js';
 import { primarySettings, writePrimarySettings } from './primarySettings.js';
+import { PrimaryWatch } from './primaryWatch.js';
 import { ReplicaSession } from './replicaSession.js';
 import { readSecret } from './secret.js';
 
@@ -64,7 +65,7 @@ export default definePlugin({
 
     let sink: FailureSink | null = null;
     const sessions = new Map<string, ReplicaSession>();
-    const primaries = new Map<string, { cfg: PrimaryConfig; path: string }>();
+    const primaries = new Map<string, PrimaryWatch>();
     /** Lagging episodes open, by `store/replica`. */
     const lagging = new Map<string, { since: number }>();
     const limits = new Map<string, { maxLagBytes: number; maxLagMs: number }>();
@@ -78,7 +79,8 @@ export default definePlugin({
         // store must never acknowledge a commit its replicas do not have.
         const file = await writePrimarySettings(s.path, primarySettings(r, secret));
         log.info({ store: s.id, file, listen: r.listen, mode: r.mode }, 'primary replication settings written');
-        primaries.set(s.id, { cfg: r, path: s.path });
+        const pc: PrimaryConfig = r;
+        primaries.set(s.id, new PrimaryWatch({ storeId: s.id, dir: s.path, engine: s.pageEngine, listen: pc.listen, mode: pc.mode, log }));
       } else {
         const rc: ReplicaConfig = r;
         const { host, port } = hostPort(rc.primary);
@@ -106,7 +108,10 @@ export default definePlugin({
     const snapshot = (): Record<string, unknown> => {
       const out: Record<string, unknown> = {};
       for (const [id, sess] of sessions) out[id] = { ...sess.status(), lagging: lagging.has(`${id}/${sess.status().id}`) };
-      for (const [id, p] of primaries) out[id] = { role: 'primary', listen: p.cfg.listen, mode: p.cfg.mode, syncReplicas: p.cfg.syncReplicas, onSyncTimeout: p.cfg.onSyncTimeout };
+      for (const [id, w] of primaries) {
+        const st = w.status();
+        out[id] = { ...st, replicas: st.replicas.map((x) => ({ ...x, lagging: lagging.has(`${id}/${x.id}`) })) };
+      }
       return out;
     };
 
@@ -116,6 +121,7 @@ export default definePlugin({
         const st = sess.status();
         out.push({ store: id, replica: st.id, lagBytes: st.lagBytes, lagMs: st.lagMs });
       }
+      for (const [id, w] of primaries) for (const x of w.status().replicas) out.push({ store: id, replica: x.id, lagBytes: x.lagBytes, lagMs: x.lagMs });
       return out;
     };
 
@@ -168,6 +174,7 @@ export default definePlugin({
 
     return {
       async start() {
+        for (const w of primaries.values()) w.start();
         for (const [id, sess] of sessions) {
           try {
             await sess.start();
@@ -178,6 +185,7 @@ export default definePlugin({
         }
       },
       async stop() {
+        for (const w of primaries.values()) w.stop();
         await Promise.all([...sessions.values()].map((s) => s.stop()));
       },
     };

@@ -1,33 +1,23 @@
 // End to end, the replica role: a replica agent (`recovery-agent run`, a separate process) streams
 // from a primary on loopback. The primary here is built in the test from the stream's protocol
-// (core/replication/protocol.ts) over a store written by the real writer (helpers/replica.ts):
-// the owner's sender (fix-replstream) was not committed yet. It checks the replica's hello against
+// (core/replication/protocol.ts) over a store written by the real writer (helpers/replica.ts), so
+// that what is sent is known exactly (twoAgents.test.ts runs the owner's real sender). It checks the replica's hello against
 // its own log (epoch, R(L) from walRolling.ts), and counts the log bytes it sends per connection:
 // the oracle for "a restart resumes from its durable position, no re-copy".
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { FrameType, keepaliveFrame, openChannel, parseHello, walFrame, type Hello } from '../../../core/replication/protocol.js';
 import { foldRecords } from '../../../plugins/pagestore/walRolling.js';
-import { BIN } from '../../helpers/cli.js';
 import { PAGE, primaryRuns, writePrimary, type Primary, type Run } from '../../helpers/replica.js';
 import { copyStoreDir } from '../../helpers/store.js';
+import { replicationOf, startAgent, until, type Agent } from './agentHarness.js';
 
 const SECRET = 'a-replication-secret-of-32-bytes';
-
-async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 30_000): Promise<T> {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 /** A primary speaking the protocol: serves `runs` up to `limit` (an LSN) to each replica from its hello. */
 class TestPrimary {
@@ -84,27 +74,16 @@ interface StoreStatus {
   bytesReceived: number;
 }
 
-function startAgent(dir: string, name: string, store: string, port: number, secret: string): { child: ChildProcess; base: Promise<string> } {
+function startReplica(dir: string, name: string, store: string, port: number, secret: string): Agent {
   writeFileSync(path.join(dir, `${name}.secret`), secret + '\n', { mode: 0o600 });
-  writeFileSync(
-    path.join(dir, `${name}.yaml`),
-    `agent: { dataDir: ./${name}-data, workers: 2, http: { listen: 127.0.0.1:0 } }
-stores:
+  return startAgent(dir, name, `stores:
   - id: r
     path: ${store}
     replication: { role: replica, primary: 127.0.0.1:${port}, secretFile: ./${name}.secret, id: ${name} }
-`,
-  );
-  const out = path.join(dir, `${name}-${Date.now()}.log`);
-  const child = spawn(process.execPath, [BIN, 'run', '--config', path.join(dir, `${name}.yaml`)], { stdio: ['ignore', openSync(out, 'w'), 'inherit'] });
-  const base = until(`agent ${name} ready`, () => {
-    const line = readFileSync(out, 'utf8').split('\n').find((l) => l.includes('"recovery-agent ready"'));
-    return line ? `http://${(JSON.parse(line) as { http: string }).http}` : undefined;
-  });
-  return { child, base };
+`);
 }
 
-const status = async (base: string): Promise<StoreStatus> => ((await (await fetch(`${base}/replication`)).json()) as { stores: Record<string, StoreStatus> }).stores.r!;
+const status = (base: string): Promise<StoreStatus> => replicationOf<StoreStatus>(base, 'r');
 
 describe('replica agent, end to end', () => {
   let root: string;
@@ -134,7 +113,7 @@ describe('replica agent, end to end', () => {
     const end = runs.at(-1)!.endLsn;
     const mid = runs[Math.floor(runs.length / 2)]!.endLsn;
     server.limit = mid;
-    const a = startAgent(root, 'r1', path.join(root, 'replica'), server.port, SECRET);
+    const a = startReplica(root, 'r1', path.join(root, 'replica'), server.port, SECRET);
     children.push(a.child);
     const base = await a.base;
     const first = await until('the first half applied', async () => {
@@ -150,7 +129,7 @@ describe('replica agent, end to end', () => {
     a.child.kill('SIGKILL');
     await new Promise((r) => a.child.once('exit', r));
     server.limit = Infinity;
-    const b = startAgent(root, 'r1', path.join(root, 'replica'), server.port, SECRET);
+    const b = startReplica(root, 'r1', path.join(root, 'replica'), server.port, SECRET);
     children.push(b.child);
     const base2 = await b.base;
     const done = await until('everything applied', async () => {
@@ -172,7 +151,7 @@ describe('replica agent, end to end', () => {
     const mine = readFileSync(path.join(root, 'replica', 'pages.db'));
     const theirs = readFileSync(path.join(primary.dir, 'pages.db'));
     assert.equal(mine.byteLength, theirs.byteLength);
-    for (let id = 1; id < theirs.byteLength / PAGE; id++) {
+    for (let id = 0; id < theirs.byteLength / PAGE; id++) {
       assert.ok(mine.subarray(id * PAGE, (id + 1) * PAGE).equals(theirs.subarray(id * PAGE, (id + 1) * PAGE)), `page ${id} differs from the primary's`);
     }
   });
@@ -180,7 +159,7 @@ describe('replica agent, end to end', () => {
   it('is refused with a clear error on a wrong secret, and applies nothing', async () => {
     copyStoreDir(primary.base, path.join(root, 'wrong'));
     const hellos = server.hellos.length;
-    const a = startAgent(root, 'r2', path.join(root, 'wrong'), server.port, 'not-the-secret-of-the-primary');
+    const a = startReplica(root, 'r2', path.join(root, 'wrong'), server.port, 'not-the-secret-of-the-primary');
     children.push(a.child);
     const base = await a.base;
     const s = await until('the refusal', async () => {

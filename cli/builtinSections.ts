@@ -9,5 +9,6 @@ import { scrubSection } from '../plugins/corruption-detector/configSection.js';
 import { healthSection } from '../plugins/health-monitor/configSection.js';
 import { healingSection } from '../plugins/self-healer/configSection.js';
 import { snapshotsSection } from '../plugins/snapshot-manager/configSection.js';
+import { replicationSection } from '../plugins/replication/configSection.js';
 
-export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, healingSection, healthSection];
+export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, replicationSection, healingSection, healthSection];

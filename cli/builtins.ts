@@ -16,5 +16,7 @@ import snapshotManager from '../plugins/snapshot-manager/index.js';
 import healthMonitor from '../plugins/health-monitor/index.js';
 import checkpointStore from '../plugins/checkpoint-store/index.js';
 import dataRepairer from '../plugins/data-repairer/index.js';
+import replication from '../plugins/replication/index.js';
 
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager, dataRepairer];
+// replication before crash-detector: it writes a primary's replication.json before the owner starts.
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, replication, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager, dataRepairer];

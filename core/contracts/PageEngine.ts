@@ -203,6 +203,28 @@ export interface OwnerStatus {
   readonly flushedLsn: number;
   readonly redoLsn: number;
   readonly activeTransactions: number;
+  /** When the store is a replication primary: its sender's state (plugins/replication/DESIGN.md). */
+  readonly replication?: OwnerReplicationStatus;
+}
+
+/** A replication primary's sender, as its owner reports it. */
+export interface OwnerReplicationStatus {
+  readonly role: 'primary';
+  readonly epoch: number;
+  readonly listen: string;
+  readonly mode: 'async' | 'sync';
+  readonly flushedLsn: number;
+  readonly syncState: string;
+  readonly replicas: ReadonlyArray<{
+    readonly id: string;
+    readonly address: string;
+    readonly state: string;
+    readonly durableLsn: number;
+    readonly appliedLsn: number;
+    readonly lagBytes: number;
+    readonly lastAckAt: number | null;
+    readonly error?: string;
+  }>;
 }
 
 /** The process that has a store open, asked through the engine's channel to it. */

@@ -32,7 +32,7 @@ describe('cli: config sections and error codes of plugins', () => {
     const plugins = urls.filter((u) => u.includes('/dist/plugins/'));
     assert.deepEqual(
       plugins.map((u) => u.slice(u.indexOf('/dist/plugins/') + '/dist/plugins/'.length)).sort(),
-      ['corruption-detector/configSection.js', 'health-monitor/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
+      ['corruption-detector/configSection.js', 'health-monitor/configSection.js', 'replication/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
     );
     assert.deepEqual(urls.filter((u) => /\/native\/|\/node_modules\/(tsyringe|piscina|pino|fastify|prom-client)\//.test(u)), []);
   });

@@ -1,0 +1,78 @@
+/**
+ * The replication plugin's config section, `replication:` inside a store (design: DESIGN.md).
+ * A module of its own with no import beyond zod and the config's value types, so `config check`
+ * validates it without loading the replication runtime.
+ *
+ *   primary:  { role: primary, listen: 127.0.0.1:7400, secretFile: ./repl.secret, mode: sync }
+ *   replica:  { role: replica, primary: 127.0.0.1:7400, secretFile: ./repl.secret, id: r1 }
+ *
+ * The secret is given inline or as a file (relative to the config); it must be at least 16
+ * bytes, and is never logged nor shown by `GET /replication`.
+ */
+import { z } from 'zod';
+import { defineConfigSection } from '../../core/config/section.js';
+import { duration, id, listen, size } from '../../core/config/valueTypes.js';
+
+const secretFields = {
+  /** The shared secret, inline (at least 16 bytes). Prefer `secretFile`: a config is often readable by more people than a 0600 file. */
+  secret: z.string().min(16, { error: 'the replication secret must be at least 16 bytes' }).optional(),
+  /** A file holding the shared secret (trailing newline ignored; at least 16 bytes). */
+  secretFile: z.string().min(1).optional(),
+};
+
+const PrimarySchema = z.strictObject({
+  role: z.literal('primary'),
+  /** Where the store's owner listens for replicas. */
+  listen,
+  ...secretFields,
+  /** `async`: a commit is acknowledged after the local flush; `sync`: after `syncReplicas` replicas have it durable too. */
+  mode: z.enum(['async', 'sync']).default('async'),
+  syncReplicas: z.number().int().min(1).max(64).default(1),
+  syncTimeoutMs: duration.default(10_000),
+  /**
+   * What a sync store does once `syncReplicas` replicas have been missing for `syncTimeoutMs`:
+   * `block` (the default) keeps commits waiting — an operator who chose `sync` chose RPO 0, and no
+   * acknowledged commit may then be lost on failover (Patroni's `synchronous_mode_strict`);
+   * `degrade` acknowledges after the local flush until a replica is back (availability first).
+   */
+  onSyncTimeout: z.enum(['block', 'degrade']).default('block'),
+  /** A replica more than this many bytes behind the flushed log raises `replica-lagging`. */
+  maxLagBytes: size.default(64 * 2 ** 20),
+  /** A replica more than this far behind in time raises `replica-lagging`. */
+  maxLagMs: duration.default(30_000),
+});
+
+const ReplicaSchema = z.strictObject({
+  role: z.literal('replica'),
+  /** The primary's replication address, `host:port`. */
+  primary: listen,
+  ...secretFields,
+  /** This replica's name, as the primary reports it (default: the store's id). */
+  id: id.optional(),
+  maxLagBytes: size.default(64 * 2 ** 20),
+  maxLagMs: duration.default(30_000),
+});
+
+const ReplicationSchema = z
+  .discriminatedUnion('role', [PrimarySchema, ReplicaSchema])
+  .refine((r) => (r.secret === undefined) !== (r.secretFile === undefined), { error: 'give exactly one of "secret" and "secretFile"' });
+
+/** A store's validated `replication:` section. */
+export type ReplicationConfig = z.output<typeof ReplicationSchema>;
+export type PrimaryConfig = Extract<ReplicationConfig, { role: 'primary' }>;
+export type ReplicaConfig = Extract<ReplicationConfig, { role: 'replica' }>;
+
+export const replicationSection = defineConfigSection({
+  plugin: 'replication',
+  key: 'replication',
+  scope: 'store',
+  schema: ReplicationSchema.optional(),
+  resolvePaths: (r, resolve) => (r === undefined || r.secretFile === undefined ? r : { ...r, secretFile: resolve(r.secretFile) }),
+});
+
+declare module '../../core/config/section.js' {
+  interface StoreConfigSections {
+    /** Absent: the store is not replicated. */
+    replication?: ReplicationConfig;
+  }
+}

@@ -1,0 +1,17 @@
+/**
+ * Error codes of the replication plugin (the agent's side; the stream's own codes are the
+ * core's, core/replication/errors.ts). Registered when this module loads.
+ */
+import { defineErrorCodes } from '../../core/errors.js';
+
+export const replicationPluginErrors = defineErrorCodes('replication', {
+  RA_ERR_REPL_SECRET: { exit: 2, description: 'A store\'s replication secret cannot be used: its secretFile is unreadable, or it is shorter than 16 bytes.' },
+  RA_ERR_REPL_SETTINGS: { exit: 1, description: 'The agent could not write a primary store\'s replication settings (<store>/replication.json) before starting its owner.' },
+});
+
+type ReplicationPluginErrorCodes = typeof replicationPluginErrors.codes;
+
+declare module '../../core/errors.js' {
+  // eslint-disable-next-line @typescript-eslint/no-empty-object-type -- adds this plugin's codes to the known ones
+  interface PluginErrorCodes extends ReplicationPluginErrorCodes {}
+}

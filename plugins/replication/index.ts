@@ -1,0 +1,216 @@
+/**
+ * Replication, the agent's side (design: DESIGN.md). Per store with a `replication:` section:
+ *
+ * - `role: replica`: a ReplicaSession (replicaSession.ts) holds the replica store open through
+ *   the engine face, streams the primary's log into it and applies it on the worker pool.
+ * - `role: primary`: the store's owner streams (pagestore's sender); the agent writes the
+ *   owner's settings, `<store>/replication.json` (primarySettings.ts), at registration — before
+ *   the crash detector (registered after this plugin) starts the owner — and reads the owner's
+ *   status for lag.
+ *
+ * Contributes `GET /replication`, the status section `replication`, the metrics
+ * `recovery_agent_replication_lag_bytes{store,replica}` and `…_lag_seconds{store,replica}`, and
+ * failures: `replication-refused` (P1: the primary refused this replica — auth, divergence,
+ * epoch, too far behind — nothing is applied until fixed) and `replica-lagging` (P2: lag past
+ * `maxLagBytes` or `maxLagMs`; published once per episode, and the episode closes by itself when
+ * the lag is back under both bounds, which the status and the log say).
+ */
+import { Gauge, type Registry } from 'prom-client';
+import { Detector, isDetector } from '../../core/contracts/Detector.js';
+import type { FailureSink } from '../../core/contracts/Failure.js';
+import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
+import { StorageEngine } from '../../core/contracts/StorageEngine.js';
+import { storesWithPageEngines } from '../../core/engines.js';
+import { describeError } from '../../core/errors.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
+import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
+import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
+import { replicationPluginErrors } from './errors.js';
+import { primarySettings, writePrimarySettings } from './primarySettings.js';
+import { PrimaryWatch } from './primaryWatch.js';
+import { ReplicaSession } from './replicaSession.js';
+import { readSecret } from './secret.js';
+
+export const PLUGIN_ID = 'replication';
+export const REPLICATION_REFUSED = 'replication-refused';
+export const REPLICA_LAGGING = 'replica-lagging';
+const kLagCheckMs = 1000;
+
+/** One replica's lag, as the API and the metrics show it. */
+export interface ReplicaLag {
+  replica: string;
+  lagBytes: number | null;
+  lagMs: number | null;
+}
+
+function hostPort(s: string): { host: string; port: number } {
+  const i = s.lastIndexOf(':');
+  return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
+}
+
+export default definePlugin({
+  id: PLUGIN_ID,
+  contractVersion: '^1.0.0',
+  config: [replicationSection],
+  errorCodes: replicationPluginErrors,
+  deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
+  provides: [Detector, StatusSection, HttpRoute],
+  async register(ctx, { engines, bus, pool, metrics }) {
+    const { config, log } = ctx;
+    void bus;
+    const replicated = config.stores.filter((s) => s.replication !== undefined);
+    const { usable, skipped } = storesWithPageEngines(engines, replicated);
+    for (const { store: s, reason } of skipped) log.warn({ store: s.id }, `store not replicated: ${reason}`);
+
+    let sink: FailureSink | null = null;
+    const sessions = new Map<string, ReplicaSession>();
+    const primaries = new Map<string, PrimaryWatch>();
+    /** Lagging episodes open, by `store/replica`. */
+    const lagging = new Map<string, { since: number }>();
+    const limits = new Map<string, { maxLagBytes: number; maxLagMs: number }>();
+
+    for (const s of usable) {
+      const r = s.replication!;
+      const secret = readSecret(s.id, r);
+      limits.set(s.id, { maxLagBytes: r.maxLagBytes, maxLagMs: r.maxLagMs });
+      if (r.role === 'primary') {
+        // Before the owner starts (the crash detector registers after this plugin): a sync
+        // store must never acknowledge a commit its replicas do not have.
+        const file = await writePrimarySettings(s.path, primarySettings(r, secret));
+        log.info({ store: s.id, file, listen: r.listen, mode: r.mode }, 'primary replication settings written');
+        const pc: PrimaryConfig = r;
+        primaries.set(s.id, new PrimaryWatch({ storeId: s.id, dir: s.path, engine: s.pageEngine, listen: pc.listen, mode: pc.mode, log }));
+      } else {
+        const rc: ReplicaConfig = r;
+        const { host, port } = hostPort(rc.primary);
+        sessions.set(
+          s.id,
+          new ReplicaSession({
+            storeId: s.id,
+            dir: s.path,
+            engine: s.pageEngine,
+            host,
+            port,
+            secret,
+            id: rc.id ?? s.id,
+            pool,
+            log,
+            onRefused(code, reason) {
+              sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } });
+            },
+          }),
+        );
+      }
+    }
+
+    /** Per store: its role and state, for the API and the status section. */
+    const snapshot = (): Record<string, unknown> => {
+      const out: Record<string, unknown> = {};
+      for (const [id, sess] of sessions) out[id] = { ...sess.status(), lagging: lagging.has(`${id}/${sess.status().id}`) };
+      for (const [id, w] of primaries) {
+        const st = w.status();
+        out[id] = { ...st, replicas: st.replicas.map((x) => ({ ...x, lagging: lagging.has(`${id}/${x.id}`) })) };
+      }
+      return out;
+    };
+
+    const lags = (): Array<{ store: string } & ReplicaLag> => {
+      const out: Array<{ store: string } & ReplicaLag> = [];
+      for (const [id, sess] of sessions) {
+        const st = sess.status();
+        out.push({ store: id, replica: st.id, lagBytes: st.lagBytes, lagMs: st.lagMs });
+      }
+      for (const [id, w] of primaries) for (const x of w.status().replicas) out.push({ store: id, replica: x.id, lagBytes: x.lagBytes, lagMs: x.lagMs });
+      return out;
+    };
+
+    /** Opens and closes `replica-lagging` episodes. */
+    const checkLag = (): void => {
+      for (const l of lags()) {
+        const lim = limits.get(l.store)!;
+        const key = `${l.store}/${l.replica}`;
+        const over = (l.lagBytes ?? 0) > lim.maxLagBytes || (l.lagMs ?? 0) > lim.maxLagMs;
+        if (over && !lagging.has(key)) {
+          lagging.set(key, { since: Date.now() });
+          log.warn({ store: l.store, replica: l.replica, lagBytes: l.lagBytes, lagMs: l.lagMs }, 'replica lagging');
+          sink?.publish({ kind: REPLICA_LAGGING, priority: 'P2', subject: `store:${l.store}`, evidence: { store: l.store, replica: l.replica, lagBytes: l.lagBytes, lagMs: l.lagMs, ...lim }, fingerprint: `${REPLICA_LAGGING}:${key}:${Date.now()}` });
+        } else if (!over && lagging.has(key)) {
+          lagging.delete(key);
+          log.info({ store: l.store, replica: l.replica }, 'replica no longer lagging');
+        }
+      }
+    };
+
+    let lagTimer: NodeJS.Timeout | null = null;
+    const detector: Detector = {
+      id: ctx.id,
+      kinds: [REPLICATION_REFUSED, REPLICA_LAGGING],
+      start(s) {
+        sink = s;
+        if (lagTimer) return;
+        lagTimer = setInterval(checkLag, kLagCheckMs);
+        lagTimer.unref();
+      },
+      stop() {
+        if (lagTimer) clearInterval(lagTimer);
+        lagTimer = null;
+      },
+    };
+
+    ctx.provide(Detector, detector, isDetector);
+    ctx.provide(StatusSection, { name: 'replication', snapshot }, isStatusSection);
+    ctx.provide(
+      HttpRoute,
+      {
+        method: 'GET',
+        path: '/replication',
+        access: 'read',
+        handler: () => ({ status: 200, body: { stores: snapshot() } }),
+      },
+      isHttpRoute,
+    );
+    if (metrics) registerMetrics(metrics, lags);
+
+    return {
+      async start() {
+        for (const w of primaries.values()) w.start();
+        for (const [id, sess] of sessions) {
+          try {
+            await sess.start();
+          } catch (err) {
+            log.error({ store: id, err: describeError(err) }, 'cannot open the replica store');
+            throw err;
+          }
+        }
+      },
+      async stop() {
+        for (const w of primaries.values()) w.stop();
+        await Promise.all([...sessions.values()].map((s) => s.stop()));
+      },
+    };
+  },
+});
+
+function registerMetrics(registry: Registry, lags: () => Array<{ store: string } & ReplicaLag>): void {
+  new Gauge({
+    name: 'recovery_agent_replication_lag_bytes',
+    help: 'Bytes of log flushed on the primary and not yet applied on the replica',
+    labelNames: ['store', 'replica'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of lags()) if (l.lagBytes !== null) this.set({ store: l.store, replica: l.replica }, l.lagBytes);
+    },
+  });
+  new Gauge({
+    name: 'recovery_agent_replication_lag_seconds',
+    help: 'How long ago the oldest record not yet applied on the replica was flushed on the primary',
+    labelNames: ['store', 'replica'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const l of lags()) if (l.lagMs !== null) this.set({ store: l.store, replica: l.replica }, l.lagMs / 1000);
+    },
+  });
+}

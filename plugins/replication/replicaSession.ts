@@ -1,0 +1,254 @@
+/**
+ * The replica's side of a store (DESIGN.md, "The replica's side"): holds the replica store open
+ * through the engine face (`replica.openReplica`, which takes the store's lock and runs redo
+ * only), connects to the primary, says where its log ends (`hello`), appends what arrives and
+ * acknowledges it once durable, and applies behind the durable LSN on a short timer or a byte
+ * threshold (the redo runs on the agent's worker pool).
+ *
+ * Connection loss: reconnect with capped exponential backoff, from the durable end (nothing is
+ * received twice). The log says so once per state change, not once per attempt. A refusal by the
+ * primary (authentication, divergence, epoch, too far behind) is a state of its own with the
+ * primary's reason, reported once through `onRefused`; the session keeps trying at the longest
+ * backoff, since the operator may fix the other end.
+ */
+import type { Logger } from 'pino';
+import type { PageEngine, ReplicaStore } from '../../core/contracts/PageEngine.js';
+import { describeError, isRaError } from '../../core/errors.js';
+import {
+  FrameType,
+  ackFrame,
+  connectChannel,
+  helloFrame,
+  parseKeepalive,
+  parseWal,
+  type ReplicationChannel,
+} from '../../core/replication/protocol.js';
+import { sleep } from '../../core/sleep.js';
+import type { WorkerPool } from '../../core/workerPool.js';
+
+/** The epoch of a store outside a cluster (DESIGN.md "Epoch"); #15 replaces it with the leader key's revision. */
+export const NO_CLUSTER_EPOCH = 1;
+const kApplyEveryMs = 100;
+const kApplyBytes = 4 * 2 ** 20;
+const kBackoffFirstMs = 100;
+const kBackoffMaxMs = 5000;
+/** Keepalives remembered for the time lag (one a second: several minutes). */
+const kKeepalives = 512;
+
+export type ReplicaState = 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
+
+/** The codes with which a primary refuses a replica (as opposed to a connection that broke). */
+const kRefusals = new Set(['RA_ERR_REPL_AUTH', 'RA_ERR_REPL_DIVERGED', 'RA_ERR_REPL_EPOCH']);
+
+export interface ReplicaSessionOptions {
+  storeId: string;
+  dir: string;
+  engine: PageEngine;
+  host: string;
+  port: number;
+  secret: string;
+  id: string;
+  pool?: WorkerPool | undefined;
+  log: Logger;
+  /** The primary refused this replica (once per refusal state): the failure to publish. */
+  onRefused(code: string, reason: string): void;
+}
+
+export interface ReplicaSessionStatus {
+  role: 'replica';
+  id: string;
+  primary: string;
+  state: ReplicaState;
+  /** Why it is refused, disconnected or failed. */
+  reason?: string;
+  epoch: number;
+  durableLsn: number;
+  appliedLsn: number;
+  /** The primary's flushed LSN, from its last keepalive (null before one). */
+  primaryFlushedLsn: number | null;
+  lagBytes: number | null;
+  lagMs: number | null;
+  /** Log bytes received since this agent started (tests: a restart must not receive the log again). */
+  bytesReceived: number;
+  connects: number;
+}
+
+export class ReplicaSession {
+  private replica: ReplicaStore | null = null;
+  private ch: ReplicationChannel | null = null;
+  private state: ReplicaState = 'opening';
+  private reason: string | undefined;
+  private running = false;
+  private loop: Promise<void> | null = null;
+  private applyTimer: NodeJS.Timeout | null = null;
+  private applying: Promise<void> | null = null;
+  private unappliedBytes = 0;
+  private bytesReceived = 0;
+  private connects = 0;
+  /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
+  private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
+  private readonly stopping = new AbortController();
+
+  constructor(private readonly o: ReplicaSessionOptions) {}
+
+  /** Opens the replica store (redo only), then streams in the background. */
+  async start(): Promise<void> {
+    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
+    const p = this.replica.position();
+    this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
+    this.running = true;
+    this.applyTimer = setInterval(() => void this.applySoon(), kApplyEveryMs);
+    this.applyTimer.unref();
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.stopping.abort();
+    if (this.applyTimer) clearInterval(this.applyTimer);
+    this.ch?.close();
+    await this.loop;
+    await this.applying;
+    await this.replica?.close();
+    this.setState('stopped');
+  }
+
+  status(): ReplicaSessionStatus {
+    const pos = this.replica?.position();
+    const latest = this.keepalives.at(-1);
+    const applied = pos?.appliedLsn ?? 0;
+    return {
+      role: 'replica',
+      id: this.o.id,
+      primary: `${this.o.host}:${this.o.port}`,
+      state: this.state,
+      ...(this.reason ? { reason: this.reason } : {}),
+      epoch: pos?.epoch ?? 0,
+      durableLsn: pos?.durableLsn ?? 0,
+      appliedLsn: applied,
+      primaryFlushedLsn: latest?.lsn ?? null,
+      lagBytes: latest ? Math.max(0, latest.lsn - applied) : null,
+      lagMs: latest ? this.lagMs(applied) : null,
+      bytesReceived: this.bytesReceived,
+      connects: this.connects,
+    };
+  }
+
+  /**
+   * Time lag: how long ago (on the primary's clock, as its keepalives tell it) the oldest record
+   * not yet applied here was flushed there; 0 when everything the primary reported is applied.
+   * Clock skew between the hosts adds to it.
+   */
+  private lagMs(applied: number): number {
+    const first = this.keepalives.find((k) => k.lsn > applied);
+    return first ? Math.max(0, Date.now() - first.timeMs) : 0;
+  }
+
+  private setState(state: ReplicaState, reason?: string): void {
+    if (state === this.state && reason === this.reason) return;
+    this.state = state;
+    this.reason = reason;
+    const fields = { store: this.o.storeId, primary: `${this.o.host}:${this.o.port}`, ...(reason ? { reason } : {}) };
+    if (state === 'refused' || state === 'failed') this.o.log.error(fields, `replica ${state}`);
+    else if (state === 'disconnected') this.o.log.warn(fields, 'replica disconnected from its primary; reconnecting');
+    else this.o.log.info(fields, `replica ${state}`);
+  }
+
+  private async run(): Promise<void> {
+    let backoff = kBackoffFirstMs;
+    while (this.running) {
+      if (this.state !== 'refused' && this.state !== 'disconnected') this.setState('connecting');
+      try {
+        await this.session(() => (backoff = kBackoffFirstMs));
+      } catch (err) {
+        if (!this.running) break;
+        const code = isRaError(err) ? ((err.details?.peerCode as string | undefined) ?? err.code) : 'unknown';
+        const reason = describeError(err);
+        if (kRefusals.has(code) || /too far behind/i.test(reason)) {
+          if (this.state !== 'refused' || this.reason !== reason) this.o.onRefused(code, reason);
+          this.setState('refused', reason);
+          backoff = kBackoffMaxMs;
+        } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {
+          // The replica's log cannot be written: nothing more can be done here without a reopen.
+          this.setState('failed', reason);
+          this.running = false;
+          break;
+        } else {
+          this.setState('disconnected', reason);
+        }
+      } finally {
+        this.ch = null;
+      }
+      await sleep(backoff, this.stopping.signal).catch(() => undefined);
+      backoff = Math.min(kBackoffMaxMs, backoff * 2);
+    }
+  }
+
+  /** One connection: hello, then frames until it breaks. */
+  private async session(onStreaming: () => void): Promise<void> {
+    const replica = this.replica!;
+    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
+    this.ch = ch;
+    if (!this.running) return ch.close();
+    this.connects++;
+    const pos = replica.position();
+    const epoch = pos.epoch > 0 ? pos.epoch : NO_CLUSTER_EPOCH;
+    ch.epoch = epoch;
+    ch.send(helloFrame({ epoch, lsn: pos.durableLsn, rolling: pos.rolling, id: this.o.id }));
+    for (;;) {
+      const f = await ch.next();
+      if (f.type === FrameType.wal) {
+        const bytes = parseWal(f);
+        let p;
+        try {
+          p = await replica.append(bytes, f.startLsn, f.endLsn, f.epoch);
+        } catch (err) {
+          // A run the replica refuses (gap, overlap, bad record, older epoch): nothing of it was
+          // written; tell the primary why and start again from the durable end.
+          if (isRaError(err) && err.code === 'RA_ERR_REPLICA_REFUSED') ch.fail('RA_ERR_REPL_PROTOCOL', err.message);
+          throw err;
+        }
+        this.bytesReceived += bytes.byteLength;
+        this.unappliedBytes += bytes.byteLength;
+        ch.send(ackFrame(ch.epoch, { durableLsn: p.durableLsn, appliedLsn: p.appliedLsn }));
+        if (this.state !== 'streaming') {
+          this.setState('streaming');
+          onStreaming();
+        }
+        if (this.unappliedBytes >= kApplyBytes) void this.applySoon();
+      } else if (f.type === FrameType.keepalive) {
+        const k = parseKeepalive(f);
+        this.keepalives.push({ lsn: k.flushedLsn, timeMs: k.timeMs });
+        if (this.keepalives.length > kKeepalives) this.keepalives.shift();
+        if (this.state !== 'streaming') {
+          this.setState('streaming');
+          onStreaming();
+        }
+      }
+      // Other frame types (page requests: repair, #14 item 5) are not served yet; ignored.
+    }
+  }
+
+  /** Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN. */
+  private applySoon(): Promise<void> {
+    if (this.applying || !this.replica) return this.applying ?? Promise.resolve();
+    const replica = this.replica;
+    const pos = replica.position();
+    if (pos.appliedLsn >= pos.durableLsn) return Promise.resolve();
+    this.unappliedBytes = 0;
+    this.applying = replica
+      .apply()
+      .then((r) => {
+        // Drop the keepalives everything of which is applied, but the newest.
+        while (this.keepalives.length > 1 && this.keepalives[0]!.lsn <= r.position.appliedLsn) this.keepalives.shift();
+        this.ch?.send(ackFrame(this.ch.epoch, { durableLsn: r.position.durableLsn, appliedLsn: r.position.appliedLsn }));
+      })
+      .catch((err: unknown) => {
+        if (this.running) this.o.log.error({ store: this.o.storeId, err: describeError(err) }, 'replica apply failed');
+      })
+      .finally(() => {
+        this.applying = null;
+      });
+    return this.applying;
+  }
+}

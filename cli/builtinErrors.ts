@@ -8,6 +8,7 @@ import type { ErrorCatalogue } from '../core/errors.js';
 import { processErrors } from '../plugins/crash-detector/errors.js';
 import { repairErrors } from '../plugins/data-repairer/errors.js';
 import { pagestoreErrors } from '../plugins/pagestore/errors.js';
+import { replicationPluginErrors } from '../plugins/replication/errors.js';
 import { snapshotErrors } from '../plugins/snapshot-manager/errors.js';
 
-export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors];
+export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors, replicationPluginErrors];

@@ -173,7 +173,7 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery) : new InlineSink(input, window, applyEvery);
 
   const covered = new PageSet(pageCount);
-  // The per-record analysis runs natively, one call per segment (walAnalysis.ts).
+  // The per-record analysis runs natively, fused with validation: one call per segment (walAnalysis.ts).
   const analysis = new WalAnalysis(input.redoLsn, pageSize, pageCount, workers, kBlockPages, covered.bits);
   let redoRecords = 0;
 
@@ -186,13 +186,16 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   };
   let end: WalEnd;
   try {
-    end = await scanSegments(input.walDir, input.storeId, segmentSize, input.fromLsn, segments, source, async (region, positions, count) => {
+    // One native pass per segment validates and analyses its records (analysis.scan); the
+    // segment's analysis is taken once the scan has decided the segment is sound up to them.
+    const onSegment = async (region: WalRegion): Promise<void> => {
       const seq = window.seqOf(region);
-      // Every record must fit its page and the store before anything is written (chunk throws).
-      const redo = analysis.chunk(region.bytes, positions, count);
+      // Every record must fit its page and the store before anything is written (take throws).
+      const redo = analysis.take();
       redoRecords += redo.total;
       await sink.segment(seq, redo);
-    });
+    };
+    end = await scanSegments(input.walDir, input.storeId, segmentSize, input.fromLsn, segments, source, onSegment, analysis.scan);
   } catch (err) {
     await sink.end(false).catch(() => undefined);
     throw err;

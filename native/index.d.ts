@@ -3,7 +3,8 @@
  * redo kernels of crash recovery.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
- * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`). Importing throws an
+ * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`,
+ * `walScanAnalyze`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -301,6 +302,44 @@ export declare function walAnalyze(
   wal: Uint8Array,
   positions: Uint32Array,
   count: number,
+  params: Float64Array,
+  covered: Uint8Array,
+  txs: Float64Array,
+  redo: Uint32Array,
+  dirty: Float64Array,
+  summary: Float64Array,
+): number;
+
+/**
+ * `walScanRecords` and `walAnalyze` in one pass over the log (native/src/analysis.rs
+ * `scan_analyse`): validates records from `start` exactly as `walScanRecords` does (same stop,
+ * same positions written, same count returned) and analyses each as it is validated, as
+ * `walAnalyze` would over the positions written, with the same outputs. At a redo record redo
+ * could not apply the analysis stops (`summary[3]` is its index in `positions`, counting from 0,
+ * not from `first`) but validation goes on, so the caller still decides first where the log
+ * ends and whether what follows is a torn tail or damage.
+ *
+ * @param params - `[redoLsn, pageSize, pageCount, workers, blockPages]`.
+ * @param covered - Bitmap of pages redo already touches (read and written).
+ * @param txs - At least `4 × room` elements, where `room = positions.length - first` (the
+ * records are not known before the scan, which must not stop for lack of output space).
+ * @param redo - At least `2 × (room + max(workers, 1))` elements.
+ * @param dirty - At least `2 × room` elements.
+ * @param summary - At least `10 + max(workers, 1)` elements; layout as `walAnalyze`'s.
+ * @returns How many valid records it found (and wrote into `positions` from `first`).
+ * @throws TypeError (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type;
+ * RangeError (`code: 'ERR_OUT_OF_RANGE'`) for a number outside its range; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`) for `start > end`, `end` past `buf`, `first` past
+ * `positions`, outputs too short, a parameter out of range, or an output sharing memory with
+ * another argument.
+ */
+export declare function walScanAnalyze(
+  buf: Uint8Array,
+  start: number,
+  end: number,
+  startLsn: number,
+  positions: Uint32Array,
+  first: number,
   params: Float64Array,
   covered: Uint8Array,
   txs: Float64Array,

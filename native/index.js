@@ -71,3 +71,4 @@ export const redoCheckRecords = binding.redoCheckRecords;
 export const redoApplyPages = binding.redoApplyPages;
 export const walScanRecords = binding.walScanRecords;
 export const walAnalyze = binding.walAnalyze;
+export const walScanAnalyze = binding.walScanAnalyze;

@@ -21,7 +21,8 @@ use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
 use crate::redo::{check_record, K_REC_LSN, K_REC_TYPE, TYPE_CLR, TYPE_UPDATE};
-use crate::xxh3::{r32, r64};
+use crate::wal_scan::scan_records_with;
+use crate::xxh3::{r32, r64, Kernel};
 
 const K_REC_TX_ID: usize = 16;
 const K_REC_PAGE_ID: usize = 32;
@@ -96,28 +97,39 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Analyses the records at `positions` (validated, in LSN order) of `wal`. `covered` is the
-/// bitmap of pages already touched by redo records (bit `p & 7` of byte `p >> 3`); pages outside
-/// it are never marked (the record is refused first). Stops at the first redo record redo could
-/// not apply (`bad`); what came before it is reported.
-pub fn analyse(wal: &[u8], positions: &[u32], p: AnalysisParams, covered: &mut [u8]) -> AnalysisOut {
-    let groups = p.workers.max(1);
-    let mut out = AnalysisOut { redo: vec![Vec::new(); groups], ..AnalysisOut::default() };
-    let mut index: HashMap<u64, usize, BuildHasherDefault<IdHasher>> = HashMap::default();
-    let block = u64::from(p.block_pages.max(1));
-    for (i, &at) in positions.iter().enumerate() {
-        let at = at as usize;
-        if at + 64 > wal.len() {
-            // Not a record the scan validated; refuse it as check_records would.
-            out.bad = Some(BadRecord { index: i, problem: crate::redo::RECORD_OUTSIDE_WAL });
-            return out;
+/// The per-record analysis of one chunk, shared by `analyse` (records a scan already found) and
+/// `scan_analyse` (records analysed as the scan validates them), so the two agree record for record.
+struct Analyser {
+    p: AnalysisParams,
+    groups: usize,
+    block: u64,
+    index: HashMap<u64, usize, BuildHasherDefault<IdHasher>>,
+    out: AnalysisOut,
+}
+
+impl Analyser {
+    fn new(p: AnalysisParams) -> Self {
+        let groups = p.workers.max(1);
+        Analyser {
+            p,
+            groups,
+            block: u64::from(p.block_pages.max(1)),
+            index: HashMap::default(),
+            out: AnalysisOut { redo: vec![Vec::new(); groups], ..AnalysisOut::default() },
         }
+    }
+
+    /// Analyses the record at `at` (at least 64 bytes of `wal` from there), the chunk's record
+    /// `i`. A redo record redo could not apply sets `out.bad` and is not reported.
+    #[inline]
+    fn record(&mut self, wal: &[u8], at: usize, i: usize, covered: &mut [u8]) {
+        let (p, out) = (&self.p, &mut self.out);
         let kind = wal[at + K_REC_TYPE];
         if (1..=5).contains(&kind) {
             out.by_type[kind as usize] += 1;
         }
         if kind == TYPE_CHECKPOINT {
-            continue;
+            return;
         }
         let lsn = r64(wal, at + K_REC_LSN);
         let tx_id = r64(wal, at + K_REC_TX_ID);
@@ -127,14 +139,14 @@ pub fn analyse(wal: &[u8], positions: &[u32], p: AnalysisParams, covered: &mut [
             TYPE_ABORT => TX_ABORTED,
             _ => TX_OPEN,
         };
-        match index.get(&tx_id) {
+        match self.index.get(&tx_id) {
             Some(&k) => {
                 let e = &mut out.txs[k];
                 e.last_lsn = lsn;
                 e.state = state;
             }
             None => {
-                index.insert(tx_id, out.txs.len());
+                self.index.insert(tx_id, out.txs.len());
                 out.txs.push(TxEntry { tx_id, first_lsn: lsn, last_lsn: lsn, state });
             }
         }
@@ -142,7 +154,7 @@ pub fn analyse(wal: &[u8], positions: &[u32], p: AnalysisParams, covered: &mut [
             let page_id = r32(wal, at + K_REC_PAGE_ID);
             if let Err(problem) = check_record(wal, at, p.page_size, page_id, p.page_count) {
                 out.bad = Some(BadRecord { index: i, problem });
-                return out;
+                return;
             }
             let (byte, bit) = ((page_id >> 3) as usize, 1u8 << (page_id & 7));
             if let Some(b) = covered.get_mut(byte) {
@@ -151,11 +163,48 @@ pub fn analyse(wal: &[u8], positions: &[u32], p: AnalysisParams, covered: &mut [
                     out.dirty.push((page_id, lsn));
                 }
             }
-            let w = if groups > 1 { ((u64::from(page_id) / block) % groups as u64) as usize } else { 0 };
+            let w = if self.groups > 1 { ((u64::from(page_id) / self.block) % self.groups as u64) as usize } else { 0 };
             out.redo[w].push((at as u32, page_id));
         }
     }
-    out
+}
+
+/// Analyses the records at `positions` (validated, in LSN order) of `wal`. `covered` is the
+/// bitmap of pages already touched by redo records (bit `p & 7` of byte `p >> 3`); pages outside
+/// it are never marked (the record is refused first). Stops at the first redo record redo could
+/// not apply (`bad`); what came before it is reported.
+pub fn analyse(wal: &[u8], positions: &[u32], p: AnalysisParams, covered: &mut [u8]) -> AnalysisOut {
+    let mut a = Analyser::new(p);
+    for (i, &at) in positions.iter().enumerate() {
+        let at = at as usize;
+        if at + 64 > wal.len() {
+            // Not a record the scan validated; refuse it as check_records would.
+            a.out.bad = Some(BadRecord { index: i, problem: crate::redo::RECORD_OUTSIDE_WAL });
+            break;
+        }
+        a.record(wal, at, i, covered);
+        if a.out.bad.is_some() {
+            break;
+        }
+    }
+    a.out
+}
+
+/// Validation and analysis in one pass over the log: `wal_scan::scan_records` (same arguments,
+/// same stop, same positions written and count returned) analysing each record as it validates
+/// it, as `analyse` would over the positions it wrote. At a redo record redo could not apply the
+/// analysis stops (`bad`, its index in `positions`) but validation goes on: where the valid log
+/// ends, and whether what follows is a torn tail or damage, is still decided first by the caller
+/// (plugins/pagestore/walScan.ts), as when analysis ran after the scan.
+#[allow(clippy::too_many_arguments)]
+pub fn scan_analyse(wal: &[u8], start: usize, end: usize, start_lsn: u64, positions: &mut [u32], p: AnalysisParams, covered: &mut [u8], kernel: Kernel) -> (usize, AnalysisOut) {
+    let mut a = Analyser::new(p);
+    let n = scan_records_with(wal, start, end, start_lsn, positions, kernel, |at, i| {
+        if a.out.bad.is_none() {
+            a.record(wal, at, i, covered);
+        }
+    });
+    (n, a.out)
 }
 
 #[cfg(test)]
@@ -240,6 +289,79 @@ mod tests {
         assert_eq!(out.redo[0].iter().map(|r| r.0).collect::<Vec<_>>(), vec![pos[3], pos[6], pos[9]]);
     }
 
+    /// Rewrites the record at `at` with `f` applied to its bytes, checksum refreshed.
+    fn reseal(log: &mut [u8], at: usize, f: impl FnOnce(&mut [u8])) {
+        let total = r32(log, at) as usize;
+        f(&mut log[at..at + total]);
+        let sum = xxh3_64(&log[at..at + total - 8]);
+        log[at + total - 8..at + total].copy_from_slice(&sum.to_le_bytes());
+    }
+
+    #[test]
+    fn scan_analyse_matches_the_scan_then_the_analysis() {
+        let mut log = vec![0u8; 64];
+        let mut pos = vec![];
+        for k in 0..400u32 {
+            let tx = u64::from(1 + k % 13);
+            let kind = match k % 11 {
+                3 => 2,
+                7 => 3,
+                9 => 4,
+                10 => 5,
+                _ => 1,
+            };
+            let page = (k * 37) % 900;
+            pos.push(push(&mut log, kind, tx, page, 32 + (k % 64), 8 + k % 40, 96 + (k as usize * 13) % 200));
+        }
+        let scan_then_analyse = |log: &[u8], start: usize, end: usize, p: AnalysisParams, cap: usize| {
+            let mut positions = vec![0u32; cap];
+            let n = crate::wal_scan::scan_records(log, start, end, start as u64, &mut positions, Kernel::best());
+            let mut covered = vec![0u8; 125];
+            let out = analyse(log, &positions[..n], p, &mut covered);
+            (n, positions, out, covered)
+        };
+        let damaged_bad_record = {
+            let mut l = log.clone();
+            reseal(&mut l, pos[155] as usize, |r| r[32..36].copy_from_slice(&5000u32.to_le_bytes()));
+            l
+        };
+        let torn = {
+            let mut l = damaged_bad_record.clone();
+            l[pos[300] as usize + 70] ^= 1;
+            l
+        };
+        for kernel in Kernel::available() {
+            for (log, label) in [(&log, "clean"), (&damaged_bad_record, "page past the store"), (&torn, "checksum")] {
+                for workers in [0, 1, 3] {
+                    for (start, end, cap) in [(64, log.len(), 500), (pos[10] as usize, log.len(), 500), (64, pos[200] as usize + 40, 500), (64, log.len(), 77)] {
+                        let p = AnalysisParams { redo_lsn: u64::from(pos[20]), ..params(workers) };
+                        let (n, want_pos, want, want_cov) = scan_then_analyse(log, start, end, p, cap);
+                        let mut positions = vec![0u32; cap];
+                        let mut covered = vec![0u8; 125];
+                        let (m, got) = scan_analyse(log, start, end, start as u64, &mut positions, p, &mut covered, kernel);
+                        let what = format!("{label}, workers {workers}, start {start}, end {end}, cap {cap}");
+                        assert_eq!(m, n, "{what}");
+                        assert_eq!(positions[..m], want_pos[..n], "{what}");
+                        assert_eq!(got.txs, want.txs, "{what}");
+                        assert_eq!(got.redo, want.redo, "{what}");
+                        assert_eq!(got.dirty, want.dirty, "{what}");
+                        assert_eq!(got.by_type, want.by_type, "{what}");
+                        assert_eq!(got.max_tx_id, want.max_tx_id, "{what}");
+                        assert_eq!(got.bad, want.bad, "{what}");
+                        assert_eq!(covered, want_cov, "{what}");
+                    }
+                }
+            }
+        }
+        // The bad record stops the analysis, not the validation: the scan goes on to the damage.
+        let mut positions = vec![0u32; 500];
+        let mut covered = vec![0u8; 125];
+        let p = AnalysisParams { redo_lsn: u64::from(pos[20]), ..params(0) };
+        let (n, out) = scan_analyse(&torn, 64, torn.len(), 64, &mut positions, p, &mut covered, Kernel::best());
+        assert_eq!(n, 300);
+        assert_eq!(out.bad, Some(BadRecord { index: 155, problem: RECORD_PAGE_ID }));
+    }
+
     #[test]
     fn stops_at_the_first_record_redo_could_not_apply() {
         let mut log = vec![0u8; 64];
@@ -258,18 +380,109 @@ mod tests {
     }
 }
 
-/// The Node-API binding (left out of `cargo test` builds, like the rest of the glue).
+/// The Node-API bindings (left out of `cargo test` builds, like the rest of the glue).
 #[cfg(not(test))]
 pub(crate) mod binding {
-    use super::{analyse, AnalysisParams};
-    use crate::js::{args, bytes_arg, float64_arg, guard, int_in_range_arg, invalid_value, number, uint32_arg};
+    use super::{analyse, scan_analyse, AnalysisOut, AnalysisParams};
+    use crate::js::{args, bytes_arg, float64_arg, guard, int_in_range_arg, invalid_value, number, uint32_arg, JsResult};
     use crate::napi_sys::{napi_callback_info, napi_env, napi_value};
+    use crate::xxh3::Kernel;
 
     const MAX_SAFE_INTEGER: f64 = 9_007_199_254_740_991.0;
     /// Summary slots before the per-worker redo counts (native/index.d.ts, `walAnalyze`).
     const SUMMARY_FIXED: usize = 10;
     /// Workers a chunk may be dealt to (the streaming redo's limit is lower).
     const MAX_WORKERS: f64 = 256.0;
+
+    /// `params` = [redoLsn, pageSize, pageCount, workers, blockPages], checked.
+    unsafe fn params_arg(name: &str, ptr: *const f64, len: usize) -> JsResult<AnalysisParams> {
+        if len != 5 {
+            return Err(invalid_value(format!("{name}: 'params' must hold 5 numbers [redoLsn, pageSize, pageCount, workers, blockPages], got {len}")));
+        }
+        let par = std::slice::from_raw_parts(ptr, 5);
+        let int = |i: usize, what: &str, max: f64| -> JsResult<u64> {
+            let v = par[i];
+            if (0.0..=max).contains(&v) && v.fract() == 0.0 {
+                Ok(v as u64)
+            } else {
+                Err(invalid_value(format!("{name}: params[{i}] ({what}) must be an integer from 0 to {max}, got {v}")))
+            }
+        };
+        Ok(AnalysisParams {
+            redo_lsn: int(0, "redoLsn", MAX_SAFE_INTEGER)?,
+            page_size: int(1, "pageSize", 65536.0)? as usize,
+            page_count: int(2, "pageCount", u32::MAX as f64 + 1.0)?,
+            workers: int(3, "workers", MAX_WORKERS)? as usize,
+            block_pages: int(4, "blockPages", u32::MAX as f64)? as u32,
+        })
+    }
+
+    /// Refuses outputs too short for `count` records, and any of `spans` from index `written` on
+    /// (the ones written) sharing memory with another (Rust may not alias a &mut).
+    fn check_outputs(name: &str, count: usize, groups: usize, lens: [usize; 4], spans: &[(&str, usize, usize)], written: usize) -> JsResult<()> {
+        let [tx_len, redo_len, dirty_len, sum_len] = lens;
+        if tx_len < 4 * count || dirty_len < 2 * count || redo_len < 2 * (count + groups) || sum_len < SUMMARY_FIXED + groups {
+            return Err(invalid_value(format!(
+                "{name}: outputs too short for {count} records and {groups} group(s): txs needs {}, redo {}, dirty {}, summary {}",
+                4 * count,
+                2 * (count + groups),
+                2 * count,
+                SUMMARY_FIXED + groups
+            )));
+        }
+        for (i, a) in spans.iter().enumerate().skip(written) {
+            for b in spans.iter().take(i) {
+                if a.2 > 0 && b.2 > 0 && a.1 < b.1 + b.2 && b.1 < a.1 + a.2 {
+                    return Err(invalid_value(format!("{name}: argument '{}' must not share memory with '{}'", a.0, b.0)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes a chunk's analysis into the caller's arrays (layout: native/index.d.ts, `walAnalyze`);
+    /// `first` is added to the bad record's index. Returns how many redo records it reported.
+    ///
+    /// # Safety
+    /// The pointers are live, disjoint typed-array memory of the given lengths, checked by
+    /// `check_outputs` for `out`'s records.
+    unsafe fn write_out(out: &AnalysisOut, first: usize, txs: (*mut f64, usize), redo: (*mut u32, usize), dirty: (*mut f64, usize), summary: (*mut f64, usize)) -> usize {
+        let txs: &mut [f64] = if txs.1 == 0 { &mut [] } else { std::slice::from_raw_parts_mut(txs.0, txs.1) };
+        for (k, t) in out.txs.iter().enumerate() {
+            txs[4 * k] = t.tx_id as f64;
+            txs[4 * k + 1] = t.first_lsn as f64;
+            txs[4 * k + 2] = t.last_lsn as f64;
+            txs[4 * k + 3] = f64::from(t.state);
+        }
+        let redo: &mut [u32] = std::slice::from_raw_parts_mut(redo.0, redo.1);
+        let summary: &mut [f64] = std::slice::from_raw_parts_mut(summary.0, summary.1);
+        let mut e = 0usize;
+        let mut total = 0usize;
+        for (w, group) in out.redo.iter().enumerate() {
+            for &(at, page) in group {
+                redo[2 * e] = at;
+                redo[2 * e + 1] = page;
+                e += 1;
+            }
+            e += 1; // the caller's segment-end marker
+            summary[SUMMARY_FIXED + w] = group.len() as f64;
+            total += group.len();
+        }
+        let dirty: &mut [f64] = if dirty.1 == 0 { &mut [] } else { std::slice::from_raw_parts_mut(dirty.0, dirty.1) };
+        for (k, &(page, lsn)) in out.dirty.iter().enumerate() {
+            dirty[2 * k] = f64::from(page);
+            dirty[2 * k + 1] = lsn as f64;
+        }
+        summary[0] = out.txs.len() as f64;
+        summary[1] = out.dirty.len() as f64;
+        summary[2] = out.max_tx_id as f64;
+        summary[3] = out.bad.map_or(-1.0, |b| (first + b.index) as f64);
+        summary[4] = out.bad.map_or(0.0, |b| f64::from(b.problem));
+        for k in 1..=5 {
+            summary[4 + k] = out.by_type[k] as f64;
+        }
+        total
+    }
 
     /// `walAnalyze(wal, positions, count, params, covered, txs, redo, dirty, summary): number`
     pub(crate) unsafe extern "C" fn wal_analyze_js(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -289,36 +502,7 @@ pub(crate) mod binding {
             if count > pos_len {
                 return Err(invalid_value(format!("{NAME}: count ({count}) passes the {pos_len} elements of 'positions'")));
             }
-            if par_len != 5 {
-                return Err(invalid_value(format!("{NAME}: 'params' must hold 5 numbers [redoLsn, pageSize, pageCount, workers, blockPages], got {par_len}")));
-            }
-            let par = std::slice::from_raw_parts(par_ptr, 5);
-            let int = |i: usize, what: &str, max: f64| -> Result<u64, crate::js::JsError> {
-                let v = par[i];
-                if (0.0..=max).contains(&v) && v.fract() == 0.0 {
-                    Ok(v as u64)
-                } else {
-                    Err(invalid_value(format!("{NAME}: params[{i}] ({what}) must be an integer from 0 to {max}, got {v}")))
-                }
-            };
-            let p = AnalysisParams {
-                redo_lsn: int(0, "redoLsn", MAX_SAFE_INTEGER)?,
-                page_size: int(1, "pageSize", 65536.0)? as usize,
-                page_count: int(2, "pageCount", u32::MAX as f64 + 1.0)?,
-                workers: int(3, "workers", MAX_WORKERS)? as usize,
-                block_pages: int(4, "blockPages", u32::MAX as f64)? as u32,
-            };
-            let groups = p.workers.max(1);
-            if tx_len < 4 * count || dirty_len < 2 * count || redo_len < 2 * (count + groups) || sum_len < SUMMARY_FIXED + groups {
-                return Err(invalid_value(format!(
-                    "{NAME}: outputs too short for {count} records and {groups} group(s): txs needs {}, redo {}, dirty {}, summary {}",
-                    4 * count,
-                    2 * (count + groups),
-                    2 * count,
-                    SUMMARY_FIXED + groups
-                )));
-            }
-            // Outputs must not share memory with anything (Rust may not alias a &mut).
+            let p = params_arg(NAME, par_ptr, par_len)?;
             let spans = [
                 ("wal", wal_ptr as usize, wal_len),
                 ("positions", pos_ptr as usize, pos_len * 4),
@@ -329,54 +513,65 @@ pub(crate) mod binding {
                 ("dirty", dirty_ptr as usize, dirty_len * 8),
                 ("summary", sum_ptr as usize, sum_len * 8),
             ];
-            for (i, a) in spans.iter().enumerate().skip(3) {
-                for b in spans.iter().take(i) {
-                    if a.2 > 0 && b.2 > 0 && a.1 < b.1 + b.2 && b.1 < a.1 + a.2 {
-                        return Err(invalid_value(format!("{NAME}: argument '{}' must not share memory with '{}'", a.0, b.0)));
-                    }
-                }
-            }
+            check_outputs(NAME, count, p.workers.max(1), [tx_len, redo_len, dirty_len, sum_len], &spans, 3)?;
             // SAFETY: live typed-array memory for the call, pairwise disjoint where written (checked
             // above), aligned for their element types; empty views become empty slices.
             let wal: &[u8] = if wal_len == 0 { &[] } else { std::slice::from_raw_parts(wal_ptr, wal_len) };
             let positions: &[u32] = if count == 0 { &[] } else { std::slice::from_raw_parts(pos_ptr, count) };
             let covered: &mut [u8] = if cov_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(cov_ptr as *mut u8, cov_len) };
             let out = analyse(wal, positions, p, covered);
-            let txs: &mut [f64] = if tx_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(tx_ptr, tx_len) };
-            for (k, t) in out.txs.iter().enumerate() {
-                txs[4 * k] = t.tx_id as f64;
-                txs[4 * k + 1] = t.first_lsn as f64;
-                txs[4 * k + 2] = t.last_lsn as f64;
-                txs[4 * k + 3] = f64::from(t.state);
-            }
-            let redo: &mut [u32] = std::slice::from_raw_parts_mut(redo_ptr, redo_len);
-            let summary: &mut [f64] = std::slice::from_raw_parts_mut(sum_ptr, sum_len);
-            let mut e = 0usize;
-            let mut total = 0usize;
-            for (w, group) in out.redo.iter().enumerate() {
-                for &(at, page) in group {
-                    redo[2 * e] = at;
-                    redo[2 * e + 1] = page;
-                    e += 1;
-                }
-                e += 1; // the caller's segment-end marker
-                summary[SUMMARY_FIXED + w] = group.len() as f64;
-                total += group.len();
-            }
-            let dirty: &mut [f64] = if dirty_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(dirty_ptr, dirty_len) };
-            for (k, &(page, lsn)) in out.dirty.iter().enumerate() {
-                dirty[2 * k] = f64::from(page);
-                dirty[2 * k + 1] = lsn as f64;
-            }
-            summary[0] = out.txs.len() as f64;
-            summary[1] = out.dirty.len() as f64;
-            summary[2] = out.max_tx_id as f64;
-            summary[3] = out.bad.map_or(-1.0, |b| b.index as f64);
-            summary[4] = out.bad.map_or(0.0, |b| f64::from(b.problem));
-            for k in 1..=5 {
-                summary[4 + k] = out.by_type[k] as f64;
-            }
+            let total = write_out(&out, 0, (tx_ptr, tx_len), (redo_ptr, redo_len), (dirty_ptr, dirty_len), (sum_ptr, sum_len));
             number(env, total as f64)
+        })
+    }
+
+    /// `walScanAnalyze(buf, start, end, startLsn, positions, first, params, covered, txs, redo, dirty, summary): number`
+    pub(crate) unsafe extern "C" fn wal_scan_analyze_js(env: napi_env, info: napi_callback_info) -> napi_value {
+        const NAME: &str = "walScanAnalyze";
+        guard(env, NAME, || {
+            let [buf, start, end, start_lsn, positions, first, params, covered, txs, redo, dirty, summary] =
+                args::<12>(env, info, NAME, "(buf, start, end, startLsn, positions, first, params, covered, txs, redo, dirty, summary)")?;
+            let (buf_ptr, buf_len) = bytes_arg(env, buf, NAME, "buf")?;
+            let start = int_in_range_arg(env, start, NAME, "start", MAX_SAFE_INTEGER)? as usize;
+            let end = int_in_range_arg(env, end, NAME, "end", MAX_SAFE_INTEGER)? as usize;
+            let start_lsn = int_in_range_arg(env, start_lsn, NAME, "startLsn", MAX_SAFE_INTEGER)?;
+            let (pos_ptr, pos_len) = uint32_arg(env, positions, NAME, "positions")?;
+            let first = int_in_range_arg(env, first, NAME, "first", MAX_SAFE_INTEGER)? as usize;
+            let (par_ptr, par_len) = float64_arg(env, params, NAME, "params")?;
+            let (cov_ptr, cov_len) = bytes_arg(env, covered, NAME, "covered")?;
+            let (tx_ptr, tx_len) = float64_arg(env, txs, NAME, "txs")?;
+            let (redo_ptr, redo_len) = uint32_arg(env, redo, NAME, "redo")?;
+            let (dirty_ptr, dirty_len) = float64_arg(env, dirty, NAME, "dirty")?;
+            let (sum_ptr, sum_len) = float64_arg(env, summary, NAME, "summary")?;
+            if start > end || end > buf_len {
+                return Err(invalid_value(format!("{NAME}: start ({start}) and end ({end}) must satisfy start <= end <= buf.byteLength ({buf_len})")));
+            }
+            if first > pos_len {
+                return Err(invalid_value(format!("{NAME}: first ({first}) passes the {pos_len} elements of 'positions'")));
+            }
+            let p = params_arg(NAME, par_ptr, par_len)?;
+            // Sized for as many records as `positions` has room for: the outputs are only known
+            // once the records are, and the scan must not stop for them.
+            let room = pos_len - first;
+            let spans = [
+                ("buf", buf_ptr as usize, buf_len),
+                ("params", par_ptr as usize, par_len * 8),
+                ("positions", pos_ptr as usize, pos_len * 4),
+                ("covered", cov_ptr as usize, cov_len),
+                ("txs", tx_ptr as usize, tx_len * 8),
+                ("redo", redo_ptr as usize, redo_len * 4),
+                ("dirty", dirty_ptr as usize, dirty_len * 8),
+                ("summary", sum_ptr as usize, sum_len * 8),
+            ];
+            check_outputs(NAME, room, p.workers.max(1), [tx_len, redo_len, dirty_len, sum_len], &spans, 2)?;
+            // SAFETY: live typed-array memory for the call, pairwise disjoint where written (checked
+            // above), aligned for their element types; empty views become empty slices.
+            let bytes: &[u8] = if buf_len == 0 { &[] } else { std::slice::from_raw_parts(buf_ptr, buf_len) };
+            let positions: &mut [u32] = if pos_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(pos_ptr, pos_len) };
+            let covered: &mut [u8] = if cov_len == 0 { &mut [] } else { std::slice::from_raw_parts_mut(cov_ptr as *mut u8, cov_len) };
+            let (n, out) = scan_analyse(bytes, start, end, start_lsn, &mut positions[first..], p, covered, Kernel::best());
+            write_out(&out, first, (tx_ptr, tx_len), (redo_ptr, redo_len), (dirty_ptr, dirty_len), (sum_ptr, sum_len));
+            number(env, n as f64)
         })
     }
 }

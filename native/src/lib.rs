@@ -18,7 +18,8 @@
 //! range, read by several threads in one call),
 //! `redo` (crash-recovery redo of a batch of pages, with its bindings), `wal_scan` (WAL record
 //! validation for recovery's analysis pass, with its binding), `analysis` (the analysis pass's
-//! per-record work over a chunk of validated records: transactions, dirty pages, redo partition),
+//! per-record work over a chunk of validated records: transactions, dirty pages, redo partition;
+//! or over records as the scan validates them, in one pass),
 //! `napi_sys` (declarations), `js` (argument and error helpers).
 
 mod analysis;
@@ -80,7 +81,8 @@ mod addon {
             export_function(env, exports, c"redoCheckRecords", Some(crate::redo::binding::redo_check_records_js))?;
             export_function(env, exports, c"redoApplyPages", Some(crate::redo::binding::redo_apply_pages_js))?;
             export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))?;
-            export_function(env, exports, c"walAnalyze", Some(crate::analysis::binding::wal_analyze_js))
+            export_function(env, exports, c"walAnalyze", Some(crate::analysis::binding::wal_analyze_js))?;
+            export_function(env, exports, c"walScanAnalyze", Some(crate::analysis::binding::wal_scan_analyze_js))
         })();
         match registered {
             Ok(()) => exports,

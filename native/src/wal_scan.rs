@@ -43,6 +43,13 @@ pub fn valid_record_at(buf: &[u8], at: usize, end: usize, lsn: u64, kernel: Kern
 /// `positions` is full. Returns how many it wrote; the caller finds where it stopped from the
 /// last one (its position plus its length), or at `start` when it wrote none.
 pub fn scan_records(buf: &[u8], start: usize, end: usize, start_lsn: u64, positions: &mut [u32], kernel: Kernel) -> usize {
+    scan_records_with(buf, start, end, start_lsn, positions, kernel, |_, _| {})
+}
+
+/// `scan_records`, calling `on_record(position, index)` for each valid record as soon as it is
+/// validated, while its bytes are still in cache: recovery's analysis runs there
+/// (analysis.rs `scan_analyse`), so the log is read once, and stops exactly where this scan does.
+pub fn scan_records_with(buf: &[u8], start: usize, end: usize, start_lsn: u64, positions: &mut [u32], kernel: Kernel, mut on_record: impl FnMut(usize, usize)) -> usize {
     let mut p = start;
     let mut n = 0;
     while n < positions.len() {
@@ -57,6 +64,7 @@ pub fn scan_records(buf: &[u8], start: usize, end: usize, start_lsn: u64, positi
             break;
         };
         positions[n] = at;
+        on_record(p, n);
         n += 1;
         p += size;
     }

@@ -58,6 +58,13 @@ export interface SegmentSource {
 /** The valid records of one segment (maybe none): positions in `region.bytes`, in LSN order. */
 export type SegmentRecords = (region: WalRegion, positions: Uint32Array, count: number) => void | Promise<void>;
 
+/**
+ * Validates the records of a run from `start`: `walScanRecords`'s contract (same arguments, same
+ * stop, same positions written, same count returned). The streaming redo passes one that also
+ * analyses each record as it validates it (walAnalysis.ts `scan`).
+ */
+export type RecordScanner = (buf: Uint8Array, start: number, end: number, startLsn: number, positions: Uint32Array, first: number) => number;
+
 /** How the log ended. */
 export interface WalEnd {
   /** The end of the valid log: where the next record goes. */
@@ -150,9 +157,19 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
  * `fromLsn`) from `source`, validates its records, hands them to `onSegment`, and decides where
  * the log ends (a torn tail) or that it is damaged (RA_ERR_WAL_CORRUPT) by the rules at the top
  * of this file. A segment's records reach `onSegment` only once the segment is known to be sound
- * up to them; records after damage never do.
+ * up to them; records after damage never do. `scanner` validates each segment's records in one
+ * call (at most one per segment, none when the segment has no byte to scan).
  */
-export async function scanSegments(walDir: string, storeId: Uint8Array, segmentSize: number, fromLsn: number, segments: readonly number[], source: SegmentSource, onSegment: SegmentRecords): Promise<WalEnd> {
+export async function scanSegments(
+  walDir: string,
+  storeId: Uint8Array,
+  segmentSize: number,
+  fromLsn: number,
+  segments: readonly number[],
+  source: SegmentSource,
+  onSegment: SegmentRecords,
+  scanner: RecordScanner = walScanRecords,
+): Promise<WalEnd> {
   let positions = new Uint32Array(4096);
   let count = 0;
   let found = 0;
@@ -222,22 +239,19 @@ export async function scanSegments(walDir: string, storeId: Uint8Array, segmentS
     // A start LSN at a segment boundary (the log ended there) means the segment's first record.
     let p = r.at + (i === 0 ? Math.max(fromLsn - r.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE);
     endLsn = r.start + (p - r.at);
-    while (p < end) {
-      // The valid records from p on, as many as one native call validates (validRecordAt's
-      // checks); it stops at the first that is not valid, the end, or when positions is full.
-      if (count === positions.length) {
-        const grown = new Uint32Array(positions.length * 2);
-        grown.set(positions);
-        positions = grown;
-      }
-      const n = walScanRecords(buf, p, end, r.start + (p - r.at), positions, count);
-      if (n > 0) {
-        const last = positions[count + n - 1]!;
-        count += n;
+    if (p < end) {
+      // Room for every record the segment could hold, so one call validates the whole run
+      // (validRecordAt's checks): it stops only at the first record that is not valid or the end.
+      const room = Math.floor((end - p) / RECORD_MIN_SIZE) + 1;
+      if (positions.length < room) positions = new Uint32Array(room);
+      count = scanner(buf, p, end, r.start + (p - r.at), positions, 0);
+      if (count > 0) {
+        const last = positions[count - 1]!;
         p = last + dv.getUint32(last + kRecLength, true);
         endLsn = r.start + (p - r.at);
-        continue;
       }
+    }
+    if (p < end) {
       const lsn = r.start + (p - r.at);
       const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
       const after = nextValidRecord(r, p + 8, end) ?? ((await validFrom(i + 1)) ? segments[i + 1]! : null);

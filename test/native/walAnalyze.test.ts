@@ -5,10 +5,13 @@
  * logs), aborts, CLRs, checkpoints and a redo LSN in the middle, the same open transactions and
  * last LSNs, the same largest id, the same redo records dealt to the same workers in the same
  * order, the same pages covered; and a record redo could not apply is named, not skipped.
+ * `walScanAnalyze` (validation and analysis in one pass) against the old path it fuses,
+ * `walScanRecords` then `walAnalyze`: the same stop, positions and outputs, on clean, damaged and
+ * torn logs, with a bad redo record before the damage (the scan still goes on to the damage).
  */
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { walAnalyze, xxh3 } from 'recovery-agent/native';
+import { walAnalyze, walScanAnalyze, walScanRecords, xxh3 } from 'recovery-agent/native';
 import { readU32, readU64 } from '../../core/bytes.js';
 import { prng } from '../helpers/prng.js';
 
@@ -155,5 +158,99 @@ describe('walAnalyze', () => {
     assert.throws(() => walAnalyze(buf, positions, 10, params, new Uint8Array(64), txs, redo, txs, summary), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => walAnalyze(buf, positions, 11, params, new Uint8Array(64), txs, redo, dirty, summary), { code: 'ERR_INVALID_ARG_VALUE' });
     assert.throws(() => walAnalyze(buf, positions, 10, new Float64Array(4), new Uint8Array(64), txs, redo, dirty, summary), { code: 'ERR_INVALID_ARG_VALUE' });
+  });
+});
+
+describe('walScanAnalyze', () => {
+  /** Everything one analysis call leaves: its return, outputs, and the covered bitmap. */
+  type Run = { n: number; positions: number[]; txs: number[]; redo: number[]; dirty: number[]; summary: number[]; bitmap: number[] };
+
+  /** Outputs sized as walScanAnalyze requires for `room` records (filled with a marker, so unwritten slots compare too). */
+  function outputs(room: number, groups: number) {
+    return { txs: new Float64Array(4 * room).fill(-7), redo: new Uint32Array(2 * (room + groups)).fill(7), dirty: new Float64Array(2 * room).fill(-7), summary: new Float64Array(10 + groups).fill(-7) };
+  }
+
+  function oldPath(buf: Uint8Array, start: number, end: number, room: number, first: number, params: Float64Array, bitmap: Uint8Array): Run {
+    const groups = Math.max(1, params[3]!);
+    const positions = new Uint32Array(first + room);
+    const n = walScanRecords(buf, start, end, start, positions, first);
+    const o = outputs(room, groups);
+    walAnalyze(buf, positions.subarray(first), n, params, bitmap, o.txs, o.redo, o.dirty, o.summary);
+    if (o.summary[3]! >= 0) o.summary[3]! += first;
+    return { n, positions: [...positions.subarray(0, first + n)], txs: [...o.txs], redo: [...o.redo], dirty: [...o.dirty], summary: [...o.summary], bitmap: [...bitmap] };
+  }
+
+  function fused(buf: Uint8Array, start: number, end: number, room: number, first: number, params: Float64Array, bitmap: Uint8Array): Run {
+    const groups = Math.max(1, params[3]!);
+    const positions = new Uint32Array(first + room);
+    const o = outputs(room, groups);
+    const n = walScanAnalyze(buf, start, end, start, positions, first, params, bitmap, o.txs, o.redo, o.dirty, o.summary);
+    return { n, positions: [...positions.subarray(0, first + n)], txs: [...o.txs], redo: [...o.redo], dirty: [...o.dirty], summary: [...o.summary], bitmap: [...bitmap] };
+  }
+
+  /** Rewrites record `at`'s page id and reseals its checksum: valid for the scan, not for redo. */
+  function outsideTheStore(buf: Uint8Array, at: number): void {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+    const total = b.readUInt32LE(at);
+    b.writeUInt32LE(PAGES + 3, at + 32);
+    b.writeBigUInt64LE(xxh3(b.subarray(at, at + total - 8)), at + total - 8);
+  }
+
+  test('stops where walScanRecords stops and finds what walAnalyze finds there', () => {
+    for (const [seed, workers] of [[11, 0], [12, 2], [13, 3]] as const) {
+      const { buf, positions } = randomLog(seed, 2000);
+      const redoLsn = positions[300]!;
+      const params = Float64Array.of(redoLsn, PAGE, PAGES, workers, BLOCK);
+      const redoAt = (from: number) => {
+        for (let k = from; ; k++) if ((buf[positions[k]! + 4] === 1 || buf[positions[k]! + 4] === 4) && positions[k]! >= redoLsn) return k;
+      };
+      const logs: Array<[string, Uint8Array]> = [['clean', buf]];
+      const damaged = buf.slice();
+      damaged[positions[1500]! + 60]! ^= 1;
+      logs.push(['checksum damage', damaged]);
+      const bad = damaged.slice();
+      outsideTheStore(bad, positions[redoAt(900)]!);
+      logs.push(['redo record outside the store, then damage', bad]);
+      const torn = bad.slice(0, positions[1800]! + 100);
+      logs.push(['torn tail', torn]);
+      for (const [label, log] of logs) {
+        const cases: Array<[number, number, number, number]> = [
+          [64, log.length, Math.floor(log.length / 64) + 1, 0],
+          [positions[250]!, log.length, Math.floor(log.length / 64) + 1, 5],
+          [64, positions[1200]! + 30, 3000, 0],
+          [64, log.length, 700, 2], // positions full first
+          [log.length, log.length, 10, 0],
+        ];
+        for (const [start, end, room, first] of cases) {
+          const what = `seed ${seed}, ${label}, start ${start}, end ${end}, room ${room}, first ${first}`;
+          const covered = new Uint8Array(Math.ceil(PAGES / 8));
+          covered[3] = 0xff; // pages already covered stay out of the dirty list
+          const want = oldPath(log, start, end, room, first, params, covered.slice());
+          const got = fused(log, start, end, room, first, params, covered.slice());
+          assert.deepEqual(got, want, what);
+        }
+      }
+      // The bad record stops the analysis, not the scan: it still reaches the damage.
+      const got = fused(bad, 64, bad.length, 3000, 0, params, new Uint8Array(Math.ceil(PAGES / 8)));
+      assert.equal(got.n, 1500, 'validated up to the damaged record');
+      assert.equal(got.summary[3], redoAt(900));
+    }
+  });
+
+  test('refuses outputs too short for the room in positions, or sharing memory', () => {
+    const { buf } = randomLog(9, 10);
+    const params = Float64Array.of(0, PAGE, PAGES, 2, BLOCK);
+    const o = outputs(10, 2);
+    const call = (positions: Uint32Array, first: number, txs = o.txs, redo = o.redo, dirty = o.dirty, summary = o.summary) =>
+      walScanAnalyze(buf, 64, buf.length, 64, positions, first, params, new Uint8Array(64), txs, redo, dirty, summary);
+    assert.ok(call(new Uint32Array(10), 0) > 0);
+    assert.ok(call(new Uint32Array(14), 4) > 0);
+    assert.throws(() => call(new Uint32Array(11), 0), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => call(new Uint32Array(10), 0, new Float64Array(39)), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => call(new Uint32Array(10), 0, o.txs, new Uint32Array(23)), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => call(new Uint32Array(10), 0, o.txs, o.redo, o.txs), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => call(new Uint32Array(o.redo.buffer, 0, 10), 0), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => call(new Uint32Array(10), 11), { code: 'ERR_INVALID_ARG_VALUE' });
+    assert.throws(() => walScanAnalyze(buf, 64, buf.length + 8, 64, new Uint32Array(10), 0, params, new Uint8Array(64), o.txs, o.redo, o.dirty, o.summary), { code: 'ERR_INVALID_ARG_VALUE' });
   });
 });

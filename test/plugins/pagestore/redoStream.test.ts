@@ -7,6 +7,8 @@ import { WorkerPool } from '../../../core/workerPool.js';
 import { readControl } from '../../../plugins/pagestore/control.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
 import { streamRedo, type StreamRedoInput } from '../../../plugins/pagestore/redoStream.js';
+import { RECORD_MIN_SIZE } from '../../../plugins/pagestore/walRecord.js';
+import { SEGMENT_HEADER_SIZE } from '../../../plugins/pagestore/walSegments.js';
 import { copyStoreDir, dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 /**
@@ -131,6 +133,34 @@ describe('streaming redo', () => {
     assert.ok(dataBytes(dir).equals(dataBytes(wide)));
     // Undo reads losers' records back through the window, whatever it holds now.
     for (const l of narrow.losers) assert.ok((await narrow.records.record(l.lastLsn)).at >= 0);
+  });
+
+  it('reads back every record outside the window as it is on disk, short and long', async () => {
+    const dir = manySegments();
+    const out = await streamRedo(await streamInput(dir, { windowSegments: 4 }));
+    const segs = readdirSync(path.join(dir, 'wal')).sort();
+    const c = await readControl(dir);
+    let records = 0;
+    let longest = 0;
+    // The first segments left the 4-slot window long ago: each record is read from its file.
+    for (const name of segs.slice(0, -5)) {
+      const file = readFileSync(path.join(dir, 'wal', name));
+      const start = parseInt(name, 16);
+      for (let at = SEGMENT_HEADER_SIZE; at + RECORD_MIN_SIZE <= file.length; ) {
+        const total = file.readUInt32LE(at);
+        if (total < RECORD_MIN_SIZE || Number(file.readBigUInt64LE(at + 8)) !== start + at) break;
+        if (start + at >= c.redoLsn) {
+          const { bytes, at: p } = await out.records.record(start + at);
+          assert.ok(Buffer.from(bytes.subarray(p, p + total)).equals(file.subarray(at, at + total)), `record at LSN ${start + at}`);
+          records++;
+          longest = Math.max(longest, total);
+        }
+        at += total;
+      }
+    }
+    out.records.close();
+    assert.ok(records > 1000, `${records} records read back`);
+    assert.ok(longest > 4096, `a record longer than the first read (${longest} bytes)`);
   });
 
   it('writes no page when damage followed by valid records turns up after redo has begun', async () => {

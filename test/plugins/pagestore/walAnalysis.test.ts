@@ -1,7 +1,8 @@
 /**
  * walAnalysis.ts over the native kernel: chunks of any size (a segment with no valid record
  * included: the crash harness found one), the loser set and largest id merged across chunks, the
- * dirty page table, and a record outside the store failing with RA_ERR_WAL_CORRUPT at its LSN.
+ * dirty page table, and a record outside the store failing with RA_ERR_WAL_CORRUPT at its LSN;
+ * the fused scan (`scan`, then `take`) agreeing with `chunk`, its failure held until `take`.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -15,7 +16,7 @@ function log(records: RecordFields[]): { buf: Uint8Array; positions: Uint32Array
   const positions = new Uint32Array(records.length);
   let at = 64;
   records.forEach((f, k) => {
-    encodeRecord(buf.subarray(at), at, f);
+    encodeRecord(buf.subarray(at, at + sizes[k]!), at, f);
     positions[k] = at;
     at += sizes[k]!;
   });
@@ -46,4 +47,28 @@ test('a redo record outside the store fails with RA_ERR_WAL_CORRUPT at its LSN',
   const { buf, positions } = log([upd(1, 3), upd(1, 100)]);
   const a = new WalAnalysis(0, 4096, 100, 0, 64, new PageSet(100).bits);
   assert.throws(() => a.chunk(buf, positions, 2), (err: Error & { code?: string; details?: { lsn: number } }) => err.code === 'RA_ERR_WAL_CORRUPT' && err.details?.lsn === positions[1]);
+});
+
+test('scan then take finds what chunk finds, and holds a bad record until take', () => {
+  const { buf, positions } = log([upd(1, 3), upd(2, 4), { type: RecordType.Commit, txId: 1, prevLsn: 0 }, upd(3, 3), upd(2, 5), { type: RecordType.Abort, txId: 3, prevLsn: 0 }]);
+  for (const workers of [0, 2]) {
+    const byChunk = new WalAnalysis(0, 4096, 100, workers, 64, new PageSet(100).bits);
+    const covered = new PageSet(100);
+    const byScan = new WalAnalysis(0, 4096, 100, workers, 64, covered.bits);
+    const want = byChunk.chunk(buf, positions, positions.length);
+    const wantEntries = [...want.entries.subarray(0, 2 * (want.total + Math.max(1, workers)))];
+    assert.equal(byScan.take().total, 0, 'no scan: an empty chunk');
+    const found = new Uint32Array(buf.length >> 6);
+    assert.equal(byScan.scan(buf, 64, buf.length, 64, found, 0), positions.length);
+    assert.throws(() => byScan.scan(buf, 64, buf.length, 64, found, 0), /twice/);
+    const got = byScan.take();
+    assert.deepEqual([got.total, got.starts, got.counts], [want.total, want.starts, want.counts]);
+    assert.deepEqual([...got.entries.subarray(0, wantEntries.length)], wantEntries);
+    assert.deepEqual([byScan.losers(), byScan.maxTxId, [...byScan.dirtyPages], byScan.byType], [byChunk.losers(), byChunk.maxTxId, [...byChunk.dirtyPages], byChunk.byType]);
+    assert.ok(covered.has(3) && covered.has(5));
+  }
+  const bad = log([upd(1, 3), upd(1, 100), upd(1, 4)]);
+  const a = new WalAnalysis(0, 4096, 100, 0, 64, new PageSet(100).bits);
+  assert.equal(a.scan(bad.buf, 64, bad.buf.length, 64, new Uint32Array(16), 0), 3, 'the scan goes on past it');
+  assert.throws(() => a.take(), (err: Error & { code?: string; details?: { lsn: number } }) => err.code === 'RA_ERR_WAL_CORRUPT' && err.details?.lsn === bad.positions[1]);
 });

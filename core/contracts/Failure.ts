@@ -38,9 +38,33 @@ export interface FailureInput {
   fingerprint?: string;
 }
 
+/**
+ * A detector's word that a failure it published is over by itself (a store its writer was still
+ * to create now exists): not a recovery. The orchestrator records the open failure as `cleared`
+ * (no RTO sample, no weight in RTO compliance) and drops it from the open and escalated lists.
+ */
+export interface FailureResolution {
+  /** The failure the detector published, and its fingerprint, kind, subject and detection time. */
+  readonly failureId: string;
+  readonly fingerprint: string;
+  readonly kind: string;
+  readonly subject: string;
+  readonly detectedAt: number;
+  /** Why it is over, for people (`/failures`, the log). */
+  readonly reason: string;
+  readonly resolvedAt: number;
+  /** The plugin id of the detector: only the one that published a failure may resolve it. */
+  readonly source: string;
+}
+
 /** Where detectors publish failures. */
 export interface FailureSink {
   publish(failure: FailureInput): Failure;
+  /**
+   * Closes a failure this detector published whose condition went away by itself. Present for
+   * in-process plugins; not yet carried across to isolated (child-process) plugins.
+   */
+  resolve?(failureId: string, reason: string): FailureResolution;
 }
 
 /** Runtime guard for a priority string. */

@@ -36,6 +36,8 @@ export interface HealthSample {
   readonly score: number;
   /** Optional: resources that can run out, by name (`disk:/var`, `memory`), for prediction. */
   readonly resources?: Readonly<Record<string, HealthResource>>;
+  /** Optional: why the score is low, for people (`/status`): e.g. a store that cannot be opened. */
+  readonly reason?: string;
 }
 
 export interface HealthProbe {

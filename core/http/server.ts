@@ -69,7 +69,9 @@ export function health(d: Pick<HttpDeps, 'host' | 'orchestrator'>): Health {
   for (const p of d.host.status()) if (p.state === 'failed') reasons.push(`plugin ${p.id} failed: ${p.error?.message ?? 'unknown'}`);
   for (const o of d.orchestrator.openFailures()) {
     if (o.state === 'escalated' && (o.failure.priority === 'P0' || o.failure.priority === 'P1')) {
-      reasons.push(`${o.failure.priority} ${o.failure.kind} on ${o.failure.subject} was not fixed automatically`);
+      // A detector's own words, when it gave them (store-missing: why the store cannot be opened).
+      const why = typeof o.failure.evidence.reason === 'string' ? `: ${o.failure.evidence.reason}` : '';
+      reasons.push(`${o.failure.priority} ${o.failure.kind} on ${o.failure.subject} was not fixed automatically${why}`);
     }
   }
   return { healthy: reasons.length === 0, reasons };

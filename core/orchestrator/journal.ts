@@ -34,7 +34,30 @@ export interface RecoveryRecord {
   readonly reason?: string;
 }
 
-export type JournalEntry = { type: 'failure'; at: number; failure: Failure } | { type: 'recovery'; at: number; recovery: RecoveryRecord };
+/**
+ * A failure its detector closed because its condition went away by itself (FailureBus.resolve):
+ * not a recovery, so no RTO and no weight in RTO compliance.
+ */
+export interface ClearedRecord {
+  /** The open (or escalated) failure that was cleared. */
+  readonly failureId: string;
+  /** The failure the detector resolved (the same, or a later duplicate folded into it). */
+  readonly resolvedFailureId: string;
+  readonly kind: string;
+  readonly priority: Failure['priority'];
+  readonly subject: string;
+  readonly fingerprint: string;
+  readonly detectedAt: number;
+  readonly clearedAt: number;
+  readonly reason: string;
+  /** The detector that resolved it. */
+  readonly source: string;
+}
+
+export type JournalEntry =
+  | { type: 'failure'; at: number; failure: Failure }
+  | { type: 'recovery'; at: number; recovery: RecoveryRecord }
+  | { type: 'cleared'; at: number; cleared: ClearedRecord };
 
 export class Journal {
   private fd: number | null = null;

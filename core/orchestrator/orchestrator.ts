@@ -5,14 +5,19 @@
  * on the same subject. Each recovery's RTO runs from the failure's detection to its verified fix
  * and is compared with the target for its priority. What the healer could not fix is escalated.
  * Failures and recoveries are journaled, so statistics survive a restart.
+ *
+ * A detector may resolve a failure it published (FailureBus.resolve) when its condition went
+ * away by itself: the open or escalated failure is then `cleared` — journaled, emitted as a
+ * `cleared` event and marked in `recentFailures()`, but not a recovery (no RTO sample, no weight
+ * in RTO compliance). One being recovered right now is cleared when its recovery ends.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Failure, Priority } from '../contracts/Failure.js';
+import type { Failure, FailureResolution, Priority } from '../contracts/Failure.js';
 import type { Healer, HealResult } from '../contracts/Healer.js';
 import { describeError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
-import { Journal, type RecoveryRecord } from './journal.js';
+import { Journal, type ClearedRecord, type RecoveryRecord } from './journal.js';
 import { StatsKeeper, type OrchestratorStats } from './stats.js';
 
 export interface OrchestratorOptions {
@@ -33,12 +38,17 @@ interface Open {
   duplicates: number;
 }
 
+/** A failure as `recentFailures()` lists it: with `state: 'cleared'` once its detector closed it. */
+export type RecordedFailure = Failure & { readonly state?: 'cleared'; readonly cleared?: { readonly at: number; readonly reason: string; readonly by: string } };
+
 export interface OrchestratorEvents {
   failure: [Failure];
   /** A queued failure's recovery has started (the dashboard shows it as recovering). */
   recovering: [Failure];
   recovery: [RecoveryRecord];
   escalation: [RecoveryRecord];
+  /** Its detector closed an open or escalated failure (its condition went away by itself). */
+  cleared: [ClearedRecord];
 }
 
 const PRIORITY_RANK: Record<Priority, number> = { P0: 0, P1: 1, P2: 2, P3: 3 };
@@ -51,7 +61,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   private readonly running = new Set<Promise<void>>();
   /** Escalated fingerprints not yet fixed by a later recovery. */
   private readonly escalated = new Map<string, RecoveryRecord>();
-  private readonly failures: Failure[] = [];
+  private readonly failures: RecordedFailure[] = [];
+  /** Resolutions of failures being recovered right now, applied when the recovery ends. */
+  private readonly clearAfterRun = new Map<string, FailureResolution>();
   private readonly recoveries: RecoveryRecord[] = [];
   private readonly abort = new AbortController();
   private unsubscribe: (() => void) | null = null;
@@ -68,6 +80,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       if (e.type === 'failure') {
         this.stats.failuresDetected++;
         this.remember(this.failures, e.failure);
+      } else if (e.type === 'cleared') {
+        const esc = this.escalated.get(e.cleared.fingerprint);
+        if (esc && esc.detectedAt <= e.cleared.detectedAt) this.escalated.delete(e.cleared.fingerprint);
+        this.markCleared(e.cleared);
       } else {
         this.stats.addRecovery(e.recovery);
         this.remember(this.recoveries, e.recovery);
@@ -75,7 +91,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         else if (e.recovery.outcome === 'recovered') this.escalated.delete(e.recovery.fingerprint);
       }
     }
-    this.unsubscribe = this.opts.bus.subscribe((f) => this.accept(f), { replay: true });
+    this.unsubscribe = this.opts.bus.subscribe((f) => this.accept(f), { replay: true, onResolve: (r) => this.resolve(r) });
   }
 
   /** Stops taking failures, aborts running recoveries and waits for them (bounded). */
@@ -103,7 +119,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return out;
   }
 
-  recentFailures(limit = 100): readonly Failure[] {
+  recentFailures(limit = 100): readonly RecordedFailure[] {
     return this.failures.slice(-limit);
   }
 
@@ -149,6 +165,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.running.delete(p);
         this.busySubjects.delete(o.failure.subject);
         this.open.delete(o.failure.fingerprint);
+        const pending = this.clearAfterRun.get(o.failure.fingerprint);
+        if (pending) {
+          this.clearAfterRun.delete(o.failure.fingerprint);
+          this.resolve(pending);
+        }
         this.pump();
       });
       this.running.add(p);
@@ -211,6 +232,61 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, targetMs, withinTarget: record.withinTarget }, 'recovered');
     }
     this.emit('recovery', record);
+  }
+
+  /**
+   * Its detector says the failure is over. Clears the open failure with its fingerprint (when
+   * queued; when running, once the recovery ends) and the escalated one, provided they were
+   * detected no later than the resolved failure (a replayed old resolution must not clear a newer
+   * occurrence).
+   */
+  private resolve(r: FailureResolution): void {
+    const cleared: Failure[] = [];
+    const o = this.open.get(r.fingerprint);
+    if (o && o.failure.detectedAt <= r.detectedAt) {
+      if (o.state === 'running') {
+        this.clearAfterRun.set(r.fingerprint, r);
+        return;
+      }
+      this.open.delete(r.fingerprint);
+      cleared.push(o.failure);
+    }
+    const esc = this.escalated.get(r.fingerprint);
+    if (esc && esc.detectedAt <= r.detectedAt) {
+      this.escalated.delete(r.fingerprint);
+      const f = this.failures.find((x) => x.id === esc.failureId);
+      if (f && !cleared.includes(f)) cleared.push(f);
+    }
+    if (cleared.length === 0) {
+      this.opts.log.debug({ failureId: r.failureId, fingerprint: r.fingerprint }, 'resolution of a failure no longer open: nothing to clear');
+      return;
+    }
+    for (const failure of cleared) {
+      const record: ClearedRecord = {
+        failureId: failure.id,
+        resolvedFailureId: r.failureId,
+        kind: failure.kind,
+        priority: failure.priority,
+        subject: failure.subject,
+        fingerprint: failure.fingerprint,
+        detectedAt: failure.detectedAt,
+        clearedAt: r.resolvedAt,
+        reason: r.reason,
+        source: r.source,
+      };
+      // Replayed from the bus after a journal reload: already recorded.
+      if (this.failures.some((x) => x.id === failure.id && x.state === 'cleared')) continue;
+      this.journal.append({ type: 'cleared', at: Date.now(), cleared: record });
+      this.markCleared(record);
+      this.opts.log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, reason: r.reason, source: r.source }, 'failure cleared by its detector (not a recovery)');
+      this.emit('cleared', record);
+    }
+  }
+
+  /** Marks the failure `cleared` in the recent list (shown by /failures). */
+  private markCleared(c: ClearedRecord): void {
+    const i = this.failures.findIndex((x) => x.id === c.failureId);
+    if (i >= 0) this.failures[i] = { ...this.failures[i]!, state: 'cleared', cleared: { at: c.clearedAt, reason: c.reason, by: c.source } };
   }
 
   private remember<T>(list: T[], item: T): void {

@@ -25,6 +25,11 @@ const HealthSchema = z
     retention: duration.default(3_600_000),
     /** Filesystems to watch besides agent.dataDir and each store's. */
     paths: z.array(z.string().min(1)).default([]),
+    /**
+     * How long after the agent starts a store may be missing (its writer process creates it on
+     * first start) before that is a `store-missing` failure (P1).
+     */
+    storeGrace: duration.default(30_000),
     /** Samples a new level must hold before it counts (and a degraded or critical one is published). */
     sustain: z.number().int().min(1).max(3600).default(5),
     /** The host never scores more than its worst weighted component plus this. */

@@ -5,7 +5,10 @@
  * Its built-in probes are provided under the `HealthProbe` token like any third-party probe,
  * and every running plugin's probe is sampled. It also contributes `GET /health/history` (its
  * samples) to the API, a `healthMonitor` section of `/status`, and the health metrics; and it
- * is a `Detector`: the plugin host starts it with a sink on the failure bus.
+ * is a `Detector`: the plugin host starts it with a sink on the failure bus. Besides the level
+ * and exhaustion failures it publishes `store-missing` / `store-unopenable` for a store that
+ * cannot be opened once `health.storeGrace` has passed, and resolves them when it opens
+ * (storePresence.ts).
  */
 import os from 'node:os';
 import type { InjectionToken } from 'tsyringe';
@@ -28,8 +31,10 @@ import { cpuProbe, ioProbe, memoryProbe, networkProbe } from './hostProbes.js';
 import { registerHealthMetrics } from './metrics.js';
 import { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, HealthMonitor as Monitor, type HealthSnapshot } from './monitor.js';
 import { diskProbe, processProbe, storeProbe, watchedFilesystems, type StoreLookups } from './storageProbes.js';
+import { STORE_MISSING, STORE_UNOPENABLE, StorePresence } from './storePresence.js';
 
 export { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, type HealthSnapshot, type PredictionState, type ProbeState } from './monitor.js';
+export { STORE_MISSING, STORE_UNOPENABLE } from './storePresence.js';
 export { ExhaustionPredictor, fitLine, type Prediction, type PredictorOptions, type ResourceReading } from './predictor.js';
 export { combineScores, levelOf, lineScore, type HealthLevel } from './score.js';
 
@@ -63,7 +68,15 @@ export default definePlugin({
       return;
     }
     const th = cfg.thresholds;
+    let sink: FailureSink | null = null;
+    const presence = new StorePresence({
+      graceMs: cfg.storeGrace,
+      log,
+      writers: new Map(config.processes.filter((p) => p.store).map((p) => [p.store!, p.id])),
+      sink: () => sink,
+    });
     const lookups: StoreLookups = {
+      observed: (storeId, storePath, condition) => presence.observe(storeId, storePath, condition),
       openCorruptPages: (storeId) => {
         let pages = 0;
         for (const o of orchestrator?.openFailures() ?? []) {
@@ -87,7 +100,6 @@ export default definePlugin({
     ];
     for (const p of builtins) ctx.provide(HealthProbe, p, isHealthProbe);
 
-    let sink: FailureSink | null = null;
     const monitor = new Monitor({
       config: cfg,
       log,
@@ -98,9 +110,10 @@ export default definePlugin({
     });
     const detector: Detector = {
       id: ctx.id,
-      kinds: [HEALTH_DEGRADED, HEALTH_CRITICAL, PREDICTED_EXHAUSTION],
+      kinds: [HEALTH_DEGRADED, HEALTH_CRITICAL, PREDICTED_EXHAUSTION, STORE_MISSING, STORE_UNOPENABLE],
       start(s) {
         sink = s;
+        presence.start();
         monitor.start();
       },
       stop: () => monitor.stop(),
@@ -128,6 +141,7 @@ function statusOf(s: HealthSnapshot): Record<string, unknown> {
     level: s.level,
     components: s.components.map((c) => ({ component: c.component, score: Math.round(c.score), weight: c.weight, probes: c.probes.map((p) => `${p.id} ${Math.round(p.score)}`) })),
     failingProbes: s.probes.filter((p) => p.error).map((p) => ({ id: p.id, error: p.error })),
+    ...(s.probes.some((p) => p.reason) ? { probeReasons: s.probes.filter((p) => p.reason).map((p) => ({ id: p.id, score: p.score === null ? null : Math.round(p.score), reason: p.reason })) } : {}),
     predictions: s.predictions.map((p) => ({ resource: p.resource, ready: p.ready, etaSeconds: p.etaSeconds === null ? null : Math.round(p.etaSeconds), probability: Number(p.probability.toFixed(3)), alerting: p.alerting, availableRatio: p.total > 0 ? Number((p.available / p.total).toFixed(4)) : null })),
   };
 }

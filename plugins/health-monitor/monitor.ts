@@ -29,6 +29,8 @@ export interface ProbeState {
   readonly score: number | null;
   readonly metrics: Readonly<Record<string, number>>;
   readonly error?: string;
+  /** The probe's word on a low score (HealthSample.reason). */
+  readonly reason?: string;
 }
 
 export interface PredictionState extends Prediction {
@@ -183,7 +185,8 @@ export class HealthMonitor {
       const metrics: Record<string, number> = {};
       for (const [k, v] of Object.entries(sample.metrics ?? {})) if (typeof v === 'number' && Number.isFinite(v)) metrics[k] = v;
       this.warned.delete(`probe:${p.id}`);
-      return { state: { id: p.id, score: Math.min(100, Math.max(0, sample.score)), metrics }, sample };
+      const reason = typeof sample.reason === 'string' ? { reason: sample.reason } : {};
+      return { state: { id: p.id, score: Math.min(100, Math.max(0, sample.score)), metrics, ...reason }, sample };
     } catch (err) {
       this.warnOnce(`probe:${p.id}`, { probe: p.id, err: describeError(err) }, 'health probe failed; left out of the score until it answers');
       return fail(describeError(err));

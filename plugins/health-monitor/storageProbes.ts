@@ -10,9 +10,10 @@ import path from 'node:path';
 import type { HealthProbe, HealthResource, HealthSample } from '../../core/contracts/HealthProbe.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import type { ProcessStatus } from '../../core/contracts/ProcessSupervisor.js';
-import { isRaError } from '../../core/errors.js';
+import { describeError, isRaError } from '../../core/errors.js';
 import type { HealthConfig } from './hostProbes.js';
 import { lineScore } from './score.js';
+import type { StoreCondition } from './storePresence.js';
 
 type Thresholds = HealthConfig['thresholds'];
 
@@ -73,6 +74,8 @@ export interface StoreLookups {
   openCorruptPages(storeId: string): number;
   /** Corrupt pages the scrub has found in the store since the agent started, if it runs. */
   corruptFound(storeId: string): number | undefined;
+  /** Told at every sample whether the store opened (the store-missing detector, storePresence.ts). */
+  observed?(storeId: string, path: string, condition: StoreCondition): void;
 }
 
 const WAL_FOR_AGE = 2 ** 20;
@@ -90,10 +93,14 @@ export function storeProbe(store: { id: string; path: string; pageEngine: Pick<P
       try {
         usage = await store.pageEngine.logUsage(store.path);
       } catch (err) {
-        // Not created yet (its owner makes it): nothing to judge but corruption reports.
-        if (isRaError(err, 'RA_ERR_STORE_NOT_FOUND')) return { metrics: { ...base, present: 0 }, score: corruptScore };
-        throw err;
+        // Missing (perhaps not created yet: its writer makes it) or unopenable: nothing is
+        // protected, which is never healthy. The detector decides when that is a failure.
+        const missing = isRaError(err, 'RA_ERR_STORE_NOT_FOUND');
+        const reason = missing ? `${store.path} holds no store (not created yet, or the path is wrong)` : `${store.path} cannot be opened: ${describeError(err)}`;
+        lookups.observed?.(store.id, store.path, { ok: false, missing, reason });
+        return { metrics: { ...base, present: 0 }, score: 0, reason };
       }
+      lookups.observed?.(store.id, store.path, { ok: true });
       const fs = await statfs(store.path);
       const ageMs = Math.max(0, Date.now() - usage.checkpointAt);
       const wal = usage.sinceCheckpointBytes;

@@ -1,7 +1,7 @@
 // The probes: /proc parsers on fixed text, the host probes on this machine, and the store probe
 // on a real store left with WAL by a killed writer.
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, realpathSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, realpathSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, it } from 'node:test';
@@ -107,8 +107,21 @@ describe('store and process probes', () => {
     assert.deepEqual(wal.stores, ['demo']);
     corrupt = 2;
     assert.equal((await probe.sample()).score, 0);
-    const missing = await storeProbe({ id: 'new', path: path.join(dir, 'nope'), pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => 0, corruptFound: () => undefined }).sample();
-    assert.deepEqual([missing.metrics.present, missing.score], [0, 100]);
+    // A store that is not there protects nothing: 0, with the reason, and the detector told.
+    const told: unknown[] = [];
+    const missing = await storeProbe({ id: 'new', path: path.join(dir, 'nope'), pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => 0, corruptFound: () => undefined, observed: (...a) => told.push(a) }).sample();
+    assert.deepEqual([missing.metrics.present, missing.score], [0, 0]);
+    assert.match(missing.reason!, /nope holds no store/);
+    assert.deepEqual(told, [['new', path.join(dir, 'nope'), { ok: false, missing: true, reason: missing.reason }]]);
+    const opened: unknown[] = [];
+    await storeProbe({ id: 'demo', path: dir, pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => 0, corruptFound: () => undefined, observed: (...a) => opened.push(a) }).sample();
+    assert.deepEqual(opened, [['demo', dir, { ok: true }]]);
+    // One that cannot be opened (a file where the store should be): 0 too, with the engine's word.
+    const file = path.join(dir, 'a-file');
+    writeFileSync(file, 'not a store');
+    const bad = await storeProbe({ id: 'bad', path: file, pageEngine: pageStoreEngine() }, th, { openCorruptPages: () => 0, corruptFound: () => undefined }).sample();
+    assert.equal(bad.score, 0);
+    assert.match(bad.reason!, /a-file/);
   });
 
   it('score a process by its state and memory', async () => {

@@ -10,7 +10,7 @@
  * Opening takes the store's lock (one writer per store) and runs crash recovery, so a store
  * that was killed mid-write opens consistent. See README.md for the format.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
@@ -26,7 +26,9 @@ import { newestLoggedLsn } from './pageLogLsn.js';
 import { readReplicationConfig } from './replicationConfig.js';
 import { ReplicationSender } from './replicationSender.js';
 import { Transaction, type TxHost } from './transaction.js';
-import { RecordType } from './walRecord.js';
+import { RecordType, commitTimeAt, kRecType } from './walRecord.js';
+import { scanRecords } from './walPages.js';
+import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
 
 import type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
@@ -107,6 +109,8 @@ export class PageStore {
       const replication = await readReplicationConfig(dir);
       const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
+      // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
+      store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));
       if (replication?.role === 'primary') {
         try {
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
@@ -414,4 +418,25 @@ export class PageStore {
     if (this.broken) throw this.broken;
     if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `store ${this.dir} is closed`);
   }
+}
+
+/**
+ * The latest time a commit record in the log on disk carries (0: none in the segments kept):
+ * what a reopened store's commit times must not go below, so that a point-in-time restore, which
+ * stops before the first commit later than its target, sees times that grow with LSNs. Read
+ * after recovery, from the newest segment back to the first holding a commit (usually just the
+ * newest, still in the page cache from recovery).
+ */
+async function lastLoggedCommitTime(walDir: string): Promise<number> {
+  const starts = await listSegments(walDir);
+  for (let i = starts.length - 1; i >= 0; i--) {
+    const start = starts[i]!;
+    const buf = await readFile(segmentPath(walDir, start));
+    let latest = 0;
+    scanRecords(buf, SEGMENT_HEADER_SIZE, buf.byteLength, start + SEGMENT_HEADER_SIZE, (at) => {
+      if (buf[at + kRecType] === RecordType.Commit) latest = Math.max(latest, commitTimeAt(buf, at) ?? 0);
+    });
+    if (latest > 0) return latest;
+  }
+  return 0;
 }

@@ -164,6 +164,10 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
     }
+    if (stoppedAt === null && Number.isFinite(target)) {
+      // E.g. --time on a store quiet since a checkpoint and the snapshot: the snapshot is the store at the target.
+      o.onWarning?.(`stopped at snapshot ${top.id}'s consistency point (LSN ${top.endLsn}); the last commit before it is not known (its WAL from LSN ${top.walFromLsn} holds none)`);
+    }
     if (endLsn < top.endLsn) throw raError('RA_ERR_WAL_GAP', `the WAL for snapshot ${top.id} ends at LSN ${endLsn}, before its consistency point ${top.endLsn}: LSN ${endLsn} to ${top.endLsn} is missing`, { details: { missingFrom: endLsn, missingTo: top.endLsn } });
     await fsyncDir(logDir);
     await engine.files.writeState(staging, { checkpointLsn: top.checkpointLsn, redoLsn: top.startLsn, nextTxId: top.nextTxId, pageSize: top.pageSize, pageCount: top.pageCount, segmentSize: top.segmentSize, storeId });
@@ -206,57 +210,91 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 /**
  * Where to cut the log to restore to the last commit at or before `time` (before it, with
- * `exclusive`): the end of that commit's record, or the base snapshot's consistency point when
- * that commit lies before it (nothing committed in between).
+ * `exclusive`): the end of that commit's record, or the base snapshot's consistency point
+ * (`endLsn`) when no commit after it is at or before `time` (the store was quiet from the
+ * snapshot to `time`, so the snapshot is the store at `time`).
  *
- * The base is the newest snapshot finished at or before `time`: every commit in the log before
- * its `endLsn` took its time before `endLsn` was read (a commit's time is taken when it is
- * issued, before its record is written), so it is at or before `time`. From `endLsn` on, the
- * commits are read in log order and the restore stops before the first one later than `time`
- * (as PostgreSQL's recovery_target_time does; the writer keeps commit times from going
- * backwards, so that is also the last commit at or before `time`). A commit there without a
- * time (a log written before commits carried one) cannot be placed: RA_ERR_SNAPSHOT_INVALID,
- * restore by LSN instead.
+ * The base is the newest snapshot finished at or before `time` whose log before `endLsn` holds
+ * no commit later than `time`. Its `finishedAt` is taken once `endLsn` is fixed, so every commit
+ * before `endLsn` normally took its time before it; but a wall clock stepped back between the
+ * commits and the snapshot breaks that, so those commits are checked too, and a base holding a
+ * later one gives way to an older base. From `endLsn` on, the commits are read in log order and
+ * the restore stops before the first one later than `time` (as PostgreSQL's
+ * recovery_target_time does; the writer keeps commit times from going backwards, so that is also
+ * the last commit at or before `time`). A commit there without a time (a log written before
+ * commits carried one) cannot be placed: RA_ERR_SNAPSHOT_INVALID, restore by LSN instead.
+ *
+ * When the archived WAL ends before any commit later than `time`, commits up to `time` may be
+ * missing from it (they were in segments not archived yet): refused, as PostgreSQL refuses a
+ * recovery that ends before its target, unless a snapshot finished at or after `time` has its
+ * consistency point within the WAL read: it read the log by then, so the WAL up to there is the
+ * whole log at `time` (but for commits not yet durable, so not yet acknowledged, then: the same
+ * cut as the snapshot itself, which is the store as it finished).
  */
 export async function lsnAtTime(engine: PageEngine, time: number, exclusive: boolean, manifests: readonly Manifest[], sources: Map<number, WalSource>): Promise<number> {
   const after = (t: number) => (exclusive ? t >= time : t > time);
-  const bases = manifests.filter((m) => !after(m.finishedAt)).sort((a, b) => a.endLsn - b.endLsn);
-  const base = bases[bases.length - 1];
-  if (!base) {
+  const bases = manifests.filter((m) => !after(m.finishedAt)).sort((a, b) => b.endLsn - a.endLsn);
+  if (bases.length === 0) {
     const oldest = Math.min(...manifests.map((m) => m.finishedAt));
     throw raError('RA_ERR_SNAPSHOT_INVALID', `${iso(time)} is before the oldest snapshot finished (${iso(oldest)}): no snapshot is consistent ${exclusive ? 'before' : 'at or before'} that time`, { details: { time, oldest } });
   }
+  let late: { base: Manifest; commit: CommitPoint } | null = null;
+  for (const base of bases) {
+    const r = await commitsAfterBase(engine, base, after, sources);
+    if (r.late) {
+      late ??= { base, commit: r.late };
+      continue; // the clock stepped back: this snapshot holds a commit made after `time`
+    }
+    if (r.untimed) {
+      const u = r.untimed;
+      throw raError('RA_ERR_SNAPSHOT_INVALID', `commit times are unknown: the commit at LSN ${u.lsn} (transaction ${u.txId}) carries no time (its log was written before commit records carried one); restore by --lsn instead`, { details: { lsn: u.lsn, txId: u.txId } });
+    }
+    if (!r.over && !manifests.some((m) => m.finishedAt >= time && m.endLsn <= r.readTo)) {
+      const last = r.last;
+      throw raError(
+        'RA_ERR_SNAPSHOT_INVALID',
+        `${iso(time)} is beyond the archived WAL: it ends at LSN ${r.readTo}${last?.time != null ? ` (its last commit at LSN ${last.lsn}, ${iso(last.time)})` : ''} with no commit later than that time and no snapshot finished after it, so commits up to it may be missing; archive the rest of the WAL (or take a snapshot) and retry, or restore to what is archived with --lsn ${r.readTo}`,
+        { details: { time, walEnd: r.readTo } },
+      );
+    }
+    return r.last && r.last.lsn >= base.endLsn ? r.last.endLsn : base.endLsn;
+  }
+  const { base, commit } = late!;
+  throw raError('RA_ERR_SNAPSHOT_INVALID', `no snapshot is consistent ${exclusive ? 'before' : 'at or before'} ${iso(time)}: each one finished by then holds a later commit (snapshot ${base.id}: the commit at LSN ${commit.lsn}, ${iso(commit.time!)}; the clock may have stepped back); restore by --lsn instead`, {
+    details: { time, snapshot: base.id, lsn: commit.lsn },
+  });
+}
+
+/**
+ * The commits of the WAL from `base`'s start: `late`, the first before its `endLsn` later than
+ * the target (the base cannot be used); else `last`, the last one at or before it (before or
+ * after `endLsn`), and what stopped the reading: `over`, the first after `endLsn` later than the
+ * target, or `untimed`, one with no time; or the end of the WAL, `readTo`.
+ */
+async function commitsAfterBase(engine: PageEngine, base: Manifest, after: (t: number) => boolean, sources: Map<number, WalSource>) {
   const storeId = Buffer.from(base.storeId, 'hex');
-  let last: CommitPoint | null = null;
-  let over: CommitPoint | null = null;
-  let untimed: CommitPoint | null = null;
+  const r: { late: CommitPoint | null; last: CommitPoint | null; over: CommitPoint | null; untimed: CommitPoint | null; readTo: number } = { late: null, last: null, over: null, untimed: null, readTo: base.walFromLsn };
   for (const src of chainTo(engine, sources, base.walFromLsn, Infinity, base.segmentSize)) {
     const seg = await loadSegment(engine, src, storeId, base.segmentSize, Infinity);
     forEachCommit(engine, seg.bytes, src.startLsn, Math.max(0, base.walFromLsn - src.startLsn), (c) => {
-      if (c.lsn >= base.endLsn) {
-        if (c.time === null) {
-          untimed = c;
+      if (c.lsn < base.endLsn) {
+        if (c.time !== null && after(c.time)) {
+          r.late = c;
           return true;
         }
-        if (after(c.time)) {
-          over = c;
-          return true;
-        }
+      } else if (c.time === null) {
+        r.untimed = c;
+        return true;
+      } else if (after(c.time)) {
+        r.over = c;
+        return true;
       }
-      last = c;
+      r.last = c;
     });
-    if (over || untimed) break;
+    r.readTo = seg.endLsn;
+    if (r.late || r.over || r.untimed) break;
   }
-  const u = untimed as CommitPoint | null;
-  if (u) {
-    throw raError('RA_ERR_SNAPSHOT_INVALID', `commit times are unknown: the commit at LSN ${u.lsn} (transaction ${u.txId}) carries no time (its log was written before commit records carried one); restore by --lsn instead`, { details: { lsn: u.lsn, txId: u.txId } });
-  }
-  const l = last as CommitPoint | null;
-  if (!l) {
-    const o = over as CommitPoint | null;
-    throw raError('RA_ERR_SNAPSHOT_INVALID', `no commit in the WAL from snapshot ${base.id} (LSN ${base.walFromLsn} on) is ${exclusive ? 'before' : 'at or before'} ${iso(time)}${o?.time != null ? `; the first is at LSN ${o.lsn}, ${iso(o.time)}` : ''}`, { details: { time, snapshot: base.id } });
-  }
-  return Math.max(base.endLsn, l.endLsn);
+  return r;
 }
 
 /**

@@ -67,7 +67,15 @@ export function chainTo(engine: PageEngine, sources: Map<number, WalSource>, fro
   }
 }
 
-/** Decompresses and checks one segment; cuts it at the last record boundary at or below `target`. */
+/**
+ * Decompresses and checks one segment; cuts it at the last record boundary at or below `target`.
+ *
+ * A copy holds valid records only (the archiver copies a retired segment, whose torn tail the
+ * store cut at reopen; a snapshot copies up to the end of the valid records), so a record that
+ * fails its check before the copy's end is damage, not the log's end: RA_ERR_SNAPSHOT_CORRUPT
+ * naming that record, unless the target lies at or before it. Cutting there silently would end
+ * the restore early and blame the log's end (or the target) instead of the damaged record.
+ */
 export async function loadSegment(engine: PageEngine, src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
   const { log } = engine;
   const raw = await readRaw(src.path, src.entry);
@@ -75,9 +83,15 @@ export async function loadSegment(engine: PageEngine, src: WalSource, storeId: U
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
   // The valid records (checked by the engine), cut before the first that ends past the target.
   let p = log.segmentHeaderSize;
-  log.scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
+  const valid = log.scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
     const end = at + log.recordLength(raw, at);
     if (at === p && src.startLsn + end <= target) p = end;
   });
+  const damaged = src.startLsn + valid;
+  if (valid < raw.byteLength && damaged < target) {
+    throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: the WAL record at LSN ${damaged} is damaged (it fails its check, ${raw.byteLength - valid} byte(s) before the end of the copy); the WAL can be replayed up to LSN ${damaged} only (restore --lsn ${damaged})`, {
+      details: { file: src.path, lsn: damaged },
+    });
+  }
   return { bytes: raw.subarray(0, p), endLsn: src.startLsn + p };
 }

@@ -113,7 +113,8 @@ export class LiveWal {
 
   /**
    * Compresses the WAL from `fromLsn` to the end of its valid records into `dir/wal/` (through
-   * `compressor`; the caller drains it); returns the entries, that end, and when it was read.
+   * `compressor`; the caller drains it); returns the entries, that end, and when it was read
+   * (a time after every commit before that end was issued).
    * A segment recycled meanwhile must be in the archive of `snapshotDir` (RA_ERR_WAL_GAP).
    */
   async copy(dir: string, snapshotDir: string, fromLsn: number, storeId: Uint8Array, compressor: Compressor): Promise<{ entries: WalEntry[]; endLsn: number; readAt: number }> {
@@ -124,7 +125,6 @@ export class LiveWal {
         if (handle) this.pinned.push({ start, handle });
       }
     }
-    const readAt = Date.now();
     const archived = new Set((await listArchive(snapshotDir)).map((a) => a.startLsn));
     const entries: WalEntry[] = [];
     let endLsn = fromLsn;
@@ -151,6 +151,11 @@ export class LiveWal {
       compressor.submit(buf, p, path.join(dir, entry.file), entry, false);
       if (p < size) break; // the valid log ends inside this segment
     }
+    // Taken only now that `endLsn` is fixed: every commit before it took its time (as it was
+    // issued, before its record reached the file read above) before this, so `readAt` bounds the
+    // time of every commit the snapshot holds. Taken before the scan, a commit issued during
+    // the copy would lie before `endLsn` with a time after it (a restore to `readAt` kept it).
+    const readAt = Date.now();
     return { entries, endLsn, readAt };
   }
 }

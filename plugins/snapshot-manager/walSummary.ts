@@ -20,6 +20,7 @@
  */
 import path from 'node:path';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import { isRaError } from '../../core/errors.js';
 import { archiveDirOf, snapshotPath, type Manifest, type PageRun } from './manifest.js';
 import { listArchive } from './walArchive.js';
 import { loadSegment, type WalSource } from './walChain.js';
@@ -82,7 +83,14 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
       whole = whole && whole.has(s) ? whole : await wholeCopies(o.dir, o.manifests);
       const src = whole.get(s);
       if (!src) return { fallback: `WAL segment at LSN ${s} is recycled and in neither the archive nor a snapshot's WAL copy as a whole` };
-      buf = (await loadSegment(o.engine, src, o.storeId, o.segmentSize, Infinity)).bytes;
+      try {
+        buf = (await loadSegment(o.engine, src, o.storeId, o.segmentSize, Infinity)).bytes;
+      } catch (err) {
+        // A damaged record in the copy (it used to be cut there silently): the snapshot reads
+        // every page instead, as for any WAL it cannot use.
+        if (isRaError(err, 'RA_ERR_SNAPSHOT_CORRUPT') && typeof err.details.lsn === 'number') return { fallback: err.message };
+        throw err;
+      }
       segmentsArchived++;
     }
     walBytes += buf.byteLength;

@@ -67,11 +67,13 @@ describe('restore to the exact commit by time and by LSN', () => {
   let t = 0;
   let refBeforeX: Buffer[] = [];
   let refAtT: Buffer[] = [];
+  let refEmpty: Buffer[] = [];
 
   before(async () => {
     const s = await PageStore.open(store, { create: true, pageCount: PAGES, pageSize: PAGE, segmentSize: 65536, checkpointWalBytes: 80 * 1024, checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
     const first = await createSnapshot({ engine: pagestore, store, dir: snaps, pool });
     firstSnapshotDone = first.finishedAt;
+    refEmpty = await pagesNow(s);
     await sleep(5);
     beforeAnyCommit = Date.now();
     await sleep(5);
@@ -150,11 +152,14 @@ describe('restore to the exact commit by time and by LSN', () => {
     assert.match(text.stdout, /no commit in its WAL/);
   });
 
-  it('a T before any commit, or before the oldest snapshot, is a clear error (exit 2)', () => {
+  it('a T before any commit restores the first snapshot; before the oldest snapshot is a clear error (exit 2)', () => {
     assert.ok(beforeAnyCommit > firstSnapshotDone);
-    const none = restore(snaps, path.join(root, 'r-none'), '--time', String(beforeAnyCommit));
-    assert.equal(none.status, 2, none.stderr);
-    assert.match(none.stderr, /no commit in the WAL from snapshot .* is at or before .*; the first is at LSN \d+/);
+    // Quiet from the first snapshot to T: that snapshot is the store at T.
+    const none = restore(snaps, path.join(root, 'r-none'), '--time', String(beforeAnyCommit), '--json');
+    assert.equal(none.status, 0, none.stderr);
+    assert.equal(none.json!.stoppedAt, null);
+    assert.deepEqual(differing(path.join(root, 'r-none'), refEmpty), []);
+    assert.match(none.stderr, /stopped at snapshot .*'s consistency point \(LSN \d+\); the last commit before it is not known/);
     const old = restore(snaps, path.join(root, 'r-old'), '--time', '2000-01-01T00:00:00Z');
     assert.equal(old.status, 2, old.stderr);
     assert.match(old.stderr, /2000-01-01T00:00:00.000Z is before the oldest snapshot finished/);

@@ -181,7 +181,8 @@ describe('http api', () => {
     assert.equal((JSON.parse(json.out) as { agent: { pid: number } }).agent.pid, process.pid);
     const down = await runStatus(['--url', 'http://127.0.0.1:9'], envWith(TOKEN));
     assert.equal(down.code, 1);
-    assert.match(down.err, /no agent answered at http:\/\/127\.0\.0\.1:9/);
+    assert.match(down.err, /no agent answers at http:\/\/127\.0\.0\.1:9.*: is it running\? \[RA_ERR_AGENT_UNREACHABLE\]/);
+    assert.equal(down.err.trim().split('\n').length, 1, down.err);
   });
 
   it('recovery-agent status takes the token from --config, and exits 2 naming where to put it when it has none or a wrong one', async () => {

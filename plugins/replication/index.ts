@@ -159,7 +159,9 @@ export default definePlugin({
     };
 
     ctx.provide(Detector, detector, isDetector);
-    ctx.provide(StatusSection, { name: 'replication', snapshot }, isStatusSection);
+    // No section where no store is replicated: the status (and the dashboard's replication panel)
+    // shows replication only where it exists.
+    if (replicated.length > 0) ctx.provide(StatusSection, { name: 'replication', snapshot }, isStatusSection);
     ctx.provide(
       HttpRoute,
       {

@@ -218,10 +218,11 @@ async function storeEndingAtSegmentBoundary(cacheBytes?: number): Promise<{ dir:
   const tx = store.begin();
   await tx.write(1, 0, Buffer.alloc(store.payloadSize, 1));
   for (;;) {
-    // Room for one more update record (64 bytes + before and after images) and the 64-byte commit.
+    // Room for one more update record (64 bytes + before and after images) and the 72-byte commit
+    // (64 bytes + its 8-byte time).
     const room = SEG - (store.endLsn % SEG);
-    if (room >= 136 && room <= 2064) {
-      await tx.write(1, 0, Buffer.alloc((room - 128) / 2, 2));
+    if (room >= 144 && room <= 2072) {
+      await tx.write(1, 0, Buffer.alloc((room - 136) / 2, 2));
       break;
     }
     await tx.write(1, 0, Buffer.alloc(400, 2));

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { describeError, raError } from '../../core/errors.js';
 import { adoptChild, spawnChild, stopChild } from './childProcess.js';
+import { findOrphan } from './orphans.js';
 import { HangWatch, UdpHeartbeats } from './heartbeat.js';
 import { readPidFile, sameInstance } from './pidFile.js';
 import { ProbeLoop } from './probes.js';
@@ -23,6 +24,7 @@ import { readProcStat, startedAtFromTicks } from './procStats.js';
 import { ProcessEntry } from './processEntry.js';
 import { InstanceRecords, checkRecord, processesDir } from './processRecords.js';
 import {
+  DATA_DIR_ENV,
   HEARTBEAT_ENV,
   PROCESS_CRASH,
   PROCESS_HANG,
@@ -55,7 +57,7 @@ export class Supervisor implements ProcessSupervisor {
   constructor(
     processes: readonly ProcessConfig[],
     private readonly log: Logger,
-    dataDir: string,
+    private readonly dataDir: string,
     private readonly timing: SupervisorTiming = DEFAULT_TIMING,
   ) {
     for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
@@ -195,6 +197,7 @@ export class Supervisor implements ProcessSupervisor {
       ...process.env,
       ...e.cfg.env,
       [PROCESS_ID_ENV]: e.id,
+      [DATA_DIR_ENV]: this.dataDir,
       [HEARTBEAT_ENV]: token !== null ? this.udp.url(hb!.udp!, token) : undefined,
     };
     e.policy.recordStart(Date.now());
@@ -234,8 +237,15 @@ export class Supervisor implements ProcessSupervisor {
    * nothing to adopt.
    */
   private async adoptInstance(e: ProcessEntry): Promise<boolean> {
-    const rec = this.records.get(e.id);
-    if (rec === undefined) return false;
+    let rec = this.records.get(e.id);
+    if (rec === undefined) {
+      // No record (the file was lost): the orphan an earlier agent of this dataDir started, found
+      // by the environment it gave it (orphans.ts), else nothing to adopt.
+      rec = findOrphan({ id: e.id, dataDir: this.dataDir, argv: [e.cfg.command!, ...e.cfg.args], cwd: e.cfg.cwd!, exclude: new Set([process.pid]) }) ?? undefined;
+      if (rec === undefined) return false;
+      e.log.info({ processPid: rec.pid }, 'no record of this process, but an earlier agent of this dataDir started the live process found: adopting it');
+      this.saveRecord(e.id, rec);
+    }
     const found = checkRecord(rec);
     if (found !== 'alive') {
       e.log.info({ processPid: rec.pid, found }, found === 'gone' ? 'the instance an earlier agent started is gone' : 'the recorded pid runs another command now; leaving it alone');

@@ -17,6 +17,8 @@ export * from '../../core/contracts/ProcessSupervisor.js';
 export const HEARTBEAT_ENV = 'RECOVERY_AGENT_HEARTBEAT';
 /** The environment variable naming the process's id in the config. */
 export const PROCESS_ID_ENV = 'RECOVERY_AGENT_PROCESS_ID';
+/** The environment variable naming the dataDir of the agent that started the process (orphans.ts). */
+export const DATA_DIR_ENV = 'RECOVERY_AGENT_DATA_DIR';
 
 /** How often the supervisor polls; tests shorten these. */
 export interface SupervisorTiming {

@@ -142,9 +142,24 @@ describe('crash detector: a restarted agent adopts what the crashed one started'
     assert.doesNotMatch(two.log(), /ESCALATION[^\n]*process:writer|process:writer[^\n]*ESCALATION/, 'the crash was recovered without escalation');
     assert.deepEqual(pidsRunning(store), [restarted.pid]);
 
-    // A normal stop of the agent stops what it supervises.
-    two.a.kill('SIGTERM');
+    // kill -9 of agent 2, and its record of the writer lost: agent 3 still finds the orphan an agent
+    // of this dataDir started (by its environment, command line and cwd) and adopts it.
+    two.a.kill('SIGKILL');
     await new Promise((r) => two.a.once('exit', r));
+    rmSync(path.join(dir, 'agent', 'processes', 'instances.json'));
+    const three = startAgent(3);
+    const found = await until(async () => {
+      const s = await status();
+      return s?.state === 'running' ? s : undefined;
+    }, 30_000, 'agent 3 listing the writer as running', three.tail);
+    assert.deepEqual({ pid: found.pid, adopted: found.adopted }, { pid: restarted.pid, adopted: true }, 'the unrecorded orphan was adopted');
+    assert.match(three.log(), /no record of this process, but an earlier agent of this dataDir started the live process found: adopting it/);
+    assert.doesNotMatch(three.log(), /"msg":"process started"/);
+    assert.deepEqual(pidsRunning(store), [restarted.pid], 'no duplicate writer was started');
+
+    // A normal stop of the agent stops what it supervises.
+    three.a.kill('SIGTERM');
+    await new Promise((r) => three.a.once('exit', r));
     assert.equal(pidsRunning(store).length, 0, 'stopping the agent stopped the writer');
     const records = JSON.parse(readFileSync(path.join(dir, 'agent', 'processes', 'instances.json'), 'utf8')) as { instances: object };
     assert.deepEqual(records.instances, {}, 'nothing left to adopt');

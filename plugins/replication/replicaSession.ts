@@ -13,7 +13,7 @@
  */
 import type { Logger } from 'pino';
 import type { PageEngine, ReplicaStore } from '../../core/contracts/PageEngine.js';
-import { describeError, isRaError } from '../../core/errors.js';
+import { describeError, isRaError, raError } from '../../core/errors.js';
 import {
   FrameType,
   ackFrame,
@@ -204,8 +204,14 @@ export class ReplicaSession {
           p = await replica.append(bytes, f.startLsn, f.endLsn, f.epoch);
         } catch (err) {
           // A run the replica refuses (gap, overlap, bad record, older epoch): nothing of it was
-          // written; tell the primary why and start again from the durable end.
-          if (isRaError(err) && err.code === 'RA_ERR_REPLICA_REFUSED') ch.fail('RA_ERR_REPL_PROTOCOL', err.message);
+          // written; tell the primary why and start again from the durable end. Records of an
+          // older epoch come from a stale primary (another took over): a refusal, like the
+          // primary's own epoch check, not a broken connection to retry quietly.
+          if (isRaError(err) && err.code === 'RA_ERR_REPLICA_REFUSED') {
+            const older = err.details?.reason === 'older-epoch';
+            ch.fail(older ? 'RA_ERR_REPL_EPOCH' : 'RA_ERR_REPL_PROTOCOL', err.message);
+            if (older) throw raError('RA_ERR_REPL_EPOCH', err.message, { cause: err, details: err.details });
+          }
           throw err;
         }
         this.bytesReceived += bytes.byteLength;

@@ -1,7 +1,7 @@
 // For the replication end-to-end tests: agents started as separate processes (`recovery-agent
 // run`) on a config written here, and their `GET /replication`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { openSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, openSync, readFileSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { BIN } from '../../helpers/cli.js';
@@ -52,3 +52,16 @@ export async function freePort(): Promise<number> {
 export async function replicationOf<T>(base: string, store: string): Promise<T> {
   return ((await (await fetch(`${base}/replication`)).json()) as { stores: Record<string, T> }).stores[store]!;
 }
+
+/** ackWriter.ts's output so far: its pid, the acknowledged commits (complete lines only: a kill may cut the last), whether it finished. */
+export function acked(stdoutFile: string): { pid: number | null; acks: Array<{ seq: number; page: number }>; done: boolean } {
+  const text = existsSync(stdoutFile) ? readFileSync(stdoutFile, 'utf8') : '';
+  const lines = text.split('\n').slice(0, -1);
+  const ready = lines.find((l) => l.startsWith('ready '));
+  const acks = lines.flatMap((l) => {
+    const m = /^acked (\d+) (\d+)$/.exec(l);
+    return m ? [{ seq: Number(m[1]), page: Number(m[2]) }] : [];
+  });
+  return { pid: ready ? Number(ready.split(' ')[1]) : null, acks, done: lines.includes('done') };
+}
+

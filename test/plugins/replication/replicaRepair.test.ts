@@ -5,9 +5,12 @@
 // repaired by the data repairer through the owner from the replica: source `replica:r1`, byte for
 // byte the page before the flip. A replica that answers with a valid but stale copy (a test
 // replica speaking the protocol) is refused by the owner as a lost write, and the next source is used.
+// The CLI's `repair --json`, run as its own process, names the replica as the source.
 import assert from 'node:assert/strict';
 import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { execFile } from 'node:child_process';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
 import type { PageSource } from '../../../core/contracts/PageSource.js';
@@ -19,6 +22,7 @@ import { walDirOf } from '../../../plugins/pagestore/storeFiles.js';
 import { rollingAt } from '../../../plugins/pagestore/walRolling.js';
 import { replicaPageSource } from '../../../plugins/replication/pageSource.js';
 import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
+import { BIN } from '../../helpers/cli.js';
 import { pagestore } from '../../helpers/engine.js';
 import { copyStoreDir, tmpStoreDir } from '../../helpers/store.js';
 import { until } from './agentHarness.js';
@@ -135,6 +139,19 @@ describe('page repair from a replica (primary side)', () => {
     const before = store.status().flushedLsn;
     await until('the writer committing after the repairs', () => (store.status().flushedLsn > before ? true : undefined));
     assert.deepEqual(writerErrors, [], 'the writer never hit a corrupt page');
+  });
+
+  it('`recovery-agent repair --json` (a separate process) repairs from the replica and names it', async () => {
+    const P = HOT + 3;
+    await evict(P);
+    const good = diskPage(primaryDir, P);
+    flipBit(primaryDir, P, 2222);
+    // Not spawnSync: this process is the store's owner and must go on answering its socket.
+    const { stdout } = await promisify(execFile)(process.execPath, [BIN, 'repair', '--store', primaryDir, '--page', String(P), '--json'], { timeout: 60_000 });
+    const out = JSON.parse(stdout) as { repaired: Array<{ pageId: number; source: string; result: string }>; failed: unknown[] };
+    assert.deepEqual(out.failed, []);
+    assert.equal(out.repaired[0]!.source, 'replica:r1');
+    assert.ok(diskPage(primaryDir, P).equals(good));
   });
 
   it('refuses a valid-looking stale copy from a replica (a lost write) and uses the next source', async () => {

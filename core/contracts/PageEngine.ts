@@ -239,6 +239,13 @@ export interface LiveOwner {
    * its cached copy of the page.
    */
   installPage(pageId: number, image?: Uint8Array): Promise<{ pageId: number; source: 'image' | 'cache'; lsn: number }>;
+  /**
+   * A replication primary's owner asks its replicas for page `pageId` (the lowest-lag streaming
+   * one first, made to apply its log up to the owner's flushed LSN) and returns the first copy
+   * that verifies and is not older than the newest change the owner knows of for the page;
+   * writes nothing. Fails saying what each replica answered, or that the store has none.
+   */
+  replicaPage(pageId: number): Promise<{ image: Buffer; lsn: number; replica: string }>;
   close(): void;
 }
 

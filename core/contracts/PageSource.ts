@@ -33,6 +33,8 @@ export interface SourcedPage {
   readonly image: Buffer;
   /** The page's LSN. */
   readonly lsn: number;
+  /** The source's name in the repair's outcome when more precise than its `id` (`replica:<id>`). */
+  readonly source?: string;
   readonly account: PageSourceAccount;
 }
 

@@ -409,7 +409,25 @@ export function pageFrame(epoch: number, pageId: number, lsn: number, image: Uin
   return { type: FrameType.page, epoch, endLsn: lsn, payload: p };
 }
 
-export function parsePage(f: Frame): { pageId: number; lsn: number; image: Buffer } {
+/** Flag of a `page` frame that carries, instead of an image, why the peer cannot give the page. */
+export const PAGE_REFUSED_FLAG = 1;
+
+/**
+ * The answer to a `page-request` the peer cannot serve (its log does not reach the LSN, its own
+ * copy is bad, …): a `page` frame flagged PAGE_REFUSED_FLAG whose payload is the page id, then the
+ * reason (UTF-8). A refusal is an answer, not a broken stream: the connection stays up.
+ */
+export function pageRefusedFrame(epoch: number, pageId: number, reason: string): FrameFields {
+  const r = Buffer.from(reason.slice(0, 4000), 'utf8');
+  const p = Buffer.alloc(4 + r.byteLength);
+  p.writeUInt32LE(pageId, 0);
+  p.set(r, 4);
+  return { type: FrameType.page, epoch, flags: PAGE_REFUSED_FLAG, payload: p };
+}
+
+export function parsePage(f: Frame): { pageId: number; lsn: number; image: Buffer; refused?: string } {
   expectType(f, FrameType.page, 4);
-  return { pageId: readU32(f.payload, 0), lsn: f.endLsn, image: f.payload.subarray(4) };
+  const pageId = readU32(f.payload, 0);
+  if (f.flags & PAGE_REFUSED_FLAG) return { pageId, lsn: 0, image: Buffer.alloc(0), refused: f.payload.subarray(4).toString('utf8') || 'no reason given' };
+  return { pageId, lsn: f.endLsn, image: f.payload.subarray(4) };
 }

@@ -27,9 +27,9 @@ import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, raError } from '../../core/errors.js';
 import { Metrics } from '../../core/tokens.js';
-import { pageOnDisk, repairPage, type PageRepairOutcome } from './repair.js';
+import { orderSources, pageOnDisk, repairPage, type PageRepairOutcome } from './repair.js';
 
-export { repairPage, pageOnDisk, type PageRepairOutcome, type RepairTarget } from './repair.js';
+export { repairPage, pageOnDisk, orderSources, type PageRepairOutcome, type RepairTarget } from './repair.js';
 
 export default definePlugin({
   id: 'data-repairer',
@@ -43,7 +43,7 @@ export default definePlugin({
     for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no page repairs: ${reason}`);
     const targets = new Map<string, { id: string; store: string; engine: PageEngine }>(usable.map((s) => [s.id, { id: s.id, store: path.resolve(s.path), engine: s.pageEngine }]));
     if (pageSources.length === 0) ctx.log.warn('no page source is running (snapshot-manager, replicas): corrupt pages can come back only from their owner\'s memory');
-    const sources = () => pageSources;
+    const sources = () => orderSources(pageSources);
     const repaired = new Counter({ name: 'recovery_agent_pages_repaired_total', help: 'Corrupt pages rewritten from a verified copy, by source', labelNames: ['source'], registers: [registry] });
     const unrepaired = new Counter({ name: 'recovery_agent_page_repair_failures_total', help: 'Corrupt pages no source could repair', registers: [registry] });
     const duration = new Histogram({ name: 'recovery_agent_page_repair_duration_seconds', help: 'Time to repair one page', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] });

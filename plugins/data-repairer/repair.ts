@@ -95,6 +95,17 @@ function online(engine: PageEngine, t: RepairTarget, pageId: number, signal?: Ab
 }
 
 /**
+ * The order in which sources are asked (after the owner's cache, asked first by repairPage): a
+ * replica's copy — the page as the primary last wrote it, read off a live copy — before a
+ * rebuild from a snapshot and the WAL (issue #14: cache, lowest-lag replica, snapshot + WAL).
+ * Stable otherwise.
+ */
+export function orderSources(sources: readonly PageSource[]): PageSource[] {
+  const rank = (s: PageSource) => (s.id === 'replica' ? 0 : 1);
+  return [...sources].sort((a, b) => rank(a) - rank(b));
+}
+
+/**
  * A verified copy of the page from the first source that has one. When none has, one error
  * (RA_ERR_REPAIR_NO_SOURCE) says what each source answered.
  */
@@ -106,7 +117,7 @@ async function fromSources(engine: PageEngine, t: RepairTarget, pageId: number, 
     signal?.throwIfAborted();
     try {
       const page = await s.pageFor(store, pageId, signal);
-      if (page) return { source: s.id, page };
+      if (page) return { source: page.source ?? s.id, page };
       answers.push(`${s.id}: keeps no copy of this store`);
     } catch (err) {
       if (signal?.aborted) throw err;

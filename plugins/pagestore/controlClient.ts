@@ -91,6 +91,12 @@ export class ControlClient {
     return r.repair as PageRepair;
   }
 
+  /** Asks a primary's owner for a verified, current copy of the page from its replicas (writes nothing). */
+  async replicaPage(pageId: number): Promise<{ image: Buffer; lsn: number; replica: string }> {
+    const r = await this.request({ op: 'replica-page', pageId });
+    return { image: Buffer.from(String(r.image), 'base64'), lsn: Number(r.lsn), replica: String(r.replica) };
+  }
+
   close(): void {
     this.sock.destroy();
   }

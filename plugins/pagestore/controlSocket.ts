@@ -12,9 +12,11 @@
  *   { "op": "checkpoint" }                              → { "ok": true, "checkpoint": CheckpointStats }
  *   { "op": "read-page", "pageId": N }                  → { "ok": true, "image": base64, "cached": bool, "fault": null | reason }
  *   { "op": "write-page", "pageId": N, "image"?: b64 }  → { "ok": true, "repair": PageRepair }
+ *   { "op": "replica-page", "pageId": N }               → { "ok": true, "image": base64, "lsn": N, "replica": id }
  *
  * `write-page` is `PageStore.repairPage`: the store writes only an image that verifies (or its
- * own cached copy). A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
+ * own cached copy). `replica-page` (a primary only) asks its replicas for a verified, current
+ * copy of the page (`PageStore.replicaPage`) and writes nothing. A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
  * longer than 1 MiB, or one that is not a request, gets an error and the connection is closed.
  */
 import { constants, existsSync } from 'node:fs';
@@ -24,7 +26,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
-import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
+import type { CheckpointStats, PageRepair, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
 /** The private directory in the store directory that holds the socket. */
@@ -42,6 +44,8 @@ export interface ControlTarget {
   checkpoint(): Promise<CheckpointStats>;
   readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: string | null }>;
   repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair>;
+  /** A primary's: a copy of the page from its replicas (absent: the op is refused). */
+  replicaPage?(pageId: number): Promise<ReplicaPageCopy>;
 }
 
 export interface ControlServer {
@@ -49,7 +53,7 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-type Request = { op: 'status' | 'checkpoint' } | { op: 'read-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
+type Request = { op: 'status' | 'checkpoint' } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
 
 function parseRequest(line: string): Request | string {
   let v: unknown;
@@ -65,13 +69,14 @@ function parseRequest(line: string): Request | string {
     case 'checkpoint':
       return { op: r.op };
     case 'read-page':
+    case 'replica-page':
     case 'write-page':
       if (!Number.isInteger(r.pageId)) return `${r.op} needs an integer "pageId"`;
-      if (r.op === 'read-page') return { op: r.op, pageId: r.pageId as number };
+      if (r.op === 'read-page' || r.op === 'replica-page') return { op: r.op, pageId: r.pageId as number };
       if (r.image !== undefined && typeof r.image !== 'string') return '"image" must be a base64 string';
       return { op: r.op, pageId: r.pageId as number, ...(typeof r.image === 'string' ? { image: r.image } : {}) };
     default:
-      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page or write-page)`;
+      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page or replica-page)`;
   }
 }
 
@@ -84,6 +89,11 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
     case 'read-page': {
       const r = await target.readPage(req.pageId);
       return { image: r.image.toString('base64'), cached: r.cached, fault: r.fault };
+    }
+    case 'replica-page': {
+      if (!target.replicaPage) throw raError('RA_ERR_CONTROL', 'this owner does not serve replica-page');
+      const r = await target.replicaPage(req.pageId);
+      return { image: r.image.toString('base64'), lsn: r.lsn, replica: r.replica };
     }
     case 'write-page':
       return { repair: await target.repairPage(req.pageId, req.image === undefined ? undefined : Buffer.from(req.image, 'base64')) };

@@ -133,6 +133,7 @@ async function connectOwner(dir: string, options: { timeoutMs?: number } = {}): 
     checkpoint: () => c.checkpoint(),
     readPage: (pageId) => c.readPage(pageId),
     installPage: (pageId, image) => c.writePage(pageId, image),
+    replicaPage: (pageId) => c.replicaPage(pageId),
     close: () => c.close(),
   };
 }

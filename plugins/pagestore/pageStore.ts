@@ -31,7 +31,7 @@ import { scanRecords } from './walPages.js';
 import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
 
-import type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
+import type { CheckpointStats, PageRepair, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
 export type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
@@ -253,6 +253,35 @@ export class PageStore {
       return at;
     });
     return { pageId, source: 'cache', lsn };
+  }
+
+  /**
+   * A copy of page `pageId` from this primary's replicas (plugins/replication/DESIGN.md, "Page
+   * repair"), to repair it with: the streaming replica with the lowest lag is asked for the page
+   * with every record below this store's flushed LSN applied; an answer is taken only when it
+   * verifies as page `pageId` (checksum, id, this store's superblock for page 0), its LSN is not
+   * past the end of the log, and not older than the newest version of the page this store knows
+   * (its cache's memory, the newest change its live WAL holds): a valid-looking stale copy is a
+   * lost write, not a repair. Otherwise the next replica is asked. Nothing is written here: the
+   * repairer installs the copy through `repairPage`, which checks it again.
+   */
+  async replicaPage(pageId: number): Promise<ReplicaPageCopy> {
+    this.checkOpen();
+    this.checkPageId(pageId);
+    if (!this.sender) throw raError('RA_ERR_REPLICA_PAGE', `store ${this.dir} is not a replication primary: it has no replicas to ask for page ${pageId}`, { details: { pageId, replicas: [] } });
+    const verify = async (img: Buffer, lsn: number): Promise<string | null> => {
+      const fault = img.byteLength !== this.pageSize ? `size ${img.byteLength}, not ${this.pageSize}` : verifyPage(img, pageId);
+      if (fault) return `its copy fails its ${fault} check`;
+      if (pageLsn(img) !== lsn) return `the frame says LSN ${lsn}, the page ${pageLsn(img)}`;
+      if (lsn > this.wal.endLsn) return `its LSN ${lsn} is past the end of this store's log (${this.wal.endLsn})`;
+      const problem = pageId === 0 ? superblockProblem(img, this.geometry) : null;
+      if (problem) return `not this store's superblock: ${problem}`;
+      const known = Math.max(this.cache.knownLsn(pageId), await newestLoggedLsn(this.dir, pageId));
+      if (lsn < known) return `stale: its LSN ${lsn} is older than the newest change this store logged or held for the page (LSN ${known})`;
+      return null;
+    };
+    const got = await this.sender.requestPage(pageId, this.wal.flushedLsn, verify);
+    return { pageId, ...got };
   }
 
   /** Aborts open transactions, checkpoints, and releases the lock. */

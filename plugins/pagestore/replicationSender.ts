@@ -20,7 +20,9 @@ import {
   keepaliveFrame,
   openChannel,
   parseAck,
+  pageRequestFrame,
   parseHello,
+  parsePage,
   walFrame,
   type Hello,
   type ReplicationChannel,
@@ -37,6 +39,17 @@ const kCatchUpChunk = 4 * 1024 * 1024;
 const kMaxQueuedBytes = 64 * 1024 * 1024;
 /** Time a replica has to send its hello after the handshake. */
 const kHelloTimeoutMs = 5000;
+/** Time a replica has to answer a page request (it may first wait for and apply its log). */
+const kPageTimeoutMs = 5000;
+
+/** A page a replica gave for a repair (`requestPage`). */
+export interface ReplicaPage {
+  image: Buffer;
+  /** Its page LSN. */
+  lsn: number;
+  /** The replica's id (its hello). */
+  replica: string;
+}
 
 export type ReplicaState = 'handshake' | 'catching-up' | 'streaming' | 'gone';
 
@@ -82,6 +95,8 @@ interface Session {
   appliedLsn: number;
   lastAckAt: number | null;
   error?: string;
+  /** Page requests sent and not answered yet, by page id, oldest first (answers come in order). */
+  pageWaiters: Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>;
 }
 
 interface SyncWaiter {
@@ -227,7 +242,7 @@ export class ReplicationSender {
       sock.destroy();
       return;
     }
-    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null };
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map() };
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch });
@@ -347,6 +362,13 @@ export class ReplicationSender {
     const ch = s.ch!;
     for (;;) {
       const f = await ch.next();
+      if (f.type === FrameType.page) {
+        const a = parsePage(f);
+        const w = s.pageWaiters.get(a.pageId)?.shift();
+        if (!w) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} sent page ${a.pageId}, which was not asked for`);
+        w(a);
+        continue;
+      }
       if (f.type !== FrameType.ack) throw raError('RA_ERR_REPL_PROTOCOL', `unexpected frame type ${f.type} from replica ${s.id}`);
       const a = parseAck(f);
       if (a.durableLsn > s.sentLsn) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} acknowledges LSN ${a.durableLsn}, past what it was sent (${s.sentLsn})`);
@@ -358,11 +380,55 @@ export class ReplicationSender {
   }
 
   private leave(s: Session): void {
+    for (const ws of s.pageWaiters.values()) for (const w of ws.splice(0)) w({ image: Buffer.alloc(0), lsn: 0, refused: `the replica went (${s.error ?? 'connection closed'})` });
     s.state = 'gone';
     this.live.delete(s);
     this.sessions.delete(s);
     this.gone.push(s);
     if (this.gone.length > 16) this.gone.shift();
+  }
+
+  // ---- page repair from a replica
+
+  /**
+   * Page `pageId` from the streaming replicas, lowest lag first (bytes flushed here and not
+   * applied there): each is asked for the page with every record below `lsn` applied (SQL
+   * Server's rule: the replica first replays its log up to the LSN the primary names) and its
+   * answer checked by `verify` (null: good; else why not). The first good one is returned; when
+   * none is, RA_ERR_REPLICA_PAGE says what each answered.
+   */
+  async requestPage(pageId: number, lsn: number, verify: (image: Buffer, lsn: number) => Promise<string | null>, timeoutMs = kPageTimeoutMs): Promise<ReplicaPage> {
+    const flushed = this.wal.flushedLsn;
+    const candidates = [...this.live].filter((s) => s.state === 'streaming' && s.ch && !s.ch.failure).sort((a, b) => (flushed - a.appliedLsn) - (flushed - b.appliedLsn));
+    if (candidates.length === 0) throw raError('RA_ERR_REPLICA_PAGE', `no replica is streaming from this primary to ask for page ${pageId}`, { details: { pageId, replicas: [] } });
+    const answers: Array<{ replica: string; error: string }> = [];
+    for (const s of candidates) {
+      const a = await this.askReplica(s, pageId, lsn, timeoutMs);
+      const why = a.refused ?? (await verify(a.image, a.lsn));
+      if (why === null) return { image: Buffer.from(a.image), lsn: a.lsn, replica: s.id };
+      answers.push({ replica: s.id, error: why });
+      this.log?.warn({ replica: s.id, pageId, reason: why }, 'a replica\'s copy of a page was refused for a repair');
+    }
+    throw raError('RA_ERR_REPLICA_PAGE', `no replica gave a verified copy of page ${pageId} (${answers.map((x) => `${x.replica}: ${x.error}`).join('; ')})`, { details: { pageId, replicas: answers } });
+  }
+
+  private askReplica(s: Session, pageId: number, lsn: number, timeoutMs: number): Promise<{ image: Buffer; lsn: number; refused?: string }> {
+    return new Promise((resolve) => {
+      const list = s.pageWaiters.get(pageId) ?? [];
+      s.pageWaiters.set(pageId, list);
+      const timer = setTimeout(() => {
+        const i = list.indexOf(done);
+        // Left in place (answers come in order) but answered now; the late frame is dropped.
+        if (i >= 0) list[i] = () => undefined;
+        resolve({ image: Buffer.alloc(0), lsn: 0, refused: `no answer within ${timeoutMs} ms` });
+      }, timeoutMs);
+      const done = (a: { image: Buffer; lsn: number; refused?: string }) => {
+        clearTimeout(timer);
+        resolve(a);
+      };
+      list.push(done);
+      if (!s.ch!.send(pageRequestFrame(this.cfg.epoch, pageId, lsn)) && s.ch!.failure) done({ image: Buffer.alloc(0), lsn: 0, refused: 'its connection failed' });
+    });
   }
 
   // ---- the live tail

@@ -64,6 +64,15 @@ export interface StoreStatus {
 }
 
 /** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */
+/** A page a replica gave (the control socket's `replica-page`), verified by the owner. */
+export interface ReplicaPageCopy {
+  pageId: number;
+  image: Buffer;
+  lsn: number;
+  /** The replica's id. */
+  replica: string;
+}
+
 export interface PageRepair {
   pageId: number;
   source: 'image' | 'cache';

@@ -8,17 +8,20 @@
  *   the crash detector (registered after this plugin) starts the owner — and reads the owner's
  *   status for lag.
  *
- * Contributes `GET /replication`, the status section `replication`, the metrics
+ * Contributes a page source (`replica`: a primary's corrupt page from its lowest-lag replica,
+ * pageSource.ts), `GET /replication`, the status section `replication`, the metrics
  * `recovery_agent_replication_lag_bytes{store,replica}` and `…_lag_seconds{store,replica}`, and
  * failures: `replication-refused` (P1: the primary refused this replica — auth, divergence,
  * epoch, too far behind — nothing is applied until fixed) and `replica-lagging` (P2: lag past
  * `maxLagBytes` or `maxLagMs`; published once per episode, and the episode closes by itself when
  * the lag is back under both bounds, which the status and the log say).
  */
+import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
+import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
@@ -28,6 +31,7 @@ import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
 import { replicationPluginErrors } from './errors.js';
 import { primarySettings, writePrimarySettings } from './primarySettings.js';
+import { replicaPageSource } from './pageSource.js';
 import { PrimaryWatch } from './primaryWatch.js';
 import { ReplicaSession } from './replicaSession.js';
 import { readSecret } from './secret.js';
@@ -55,7 +59,7 @@ export default definePlugin({
   config: [replicationSection],
   errorCodes: replicationPluginErrors,
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute],
+  provides: [Detector, StatusSection, HttpRoute, PageSource],
   async register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
     void bus;
@@ -173,6 +177,9 @@ export default definePlugin({
       isHttpRoute,
     );
     if (metrics) registerMetrics(metrics, lags);
+    // Corrupt pages of a primary come back from its lowest-lag replica (pageSource.ts).
+    const primaryPaths = new Set(usable.filter((s) => s.replication!.role === 'primary').map((s) => path.resolve(s.path)));
+    ctx.provide(PageSource, replicaPageSource((store) => primaries.has(store.id) || primaryPaths.has(path.resolve(store.path))), isPageSource);
 
     return {
       async start() {

@@ -19,7 +19,10 @@ import {
   ackFrame,
   connectChannel,
   helloFrame,
+  pageFrame,
+  pageRefusedFrame,
   parseKeepalive,
+  parsePageRequest,
   parseWal,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
@@ -32,6 +35,8 @@ const kApplyEveryMs = 100;
 const kApplyBytes = 4 * 2 ** 20;
 const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
+/** How long a page request may wait for this replica's log to reach the LSN the primary names. */
+const kPageWaitMs = 3000;
 /** Keepalives remembered for the time lag (one a second: several minutes). */
 const kKeepalives = 512;
 
@@ -88,6 +93,10 @@ export class ReplicaSession {
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
+  /** Woken after each append (page requests waiting for the log to reach their LSN). */
+  private appended: Array<() => void> = [];
+  /** Page requests are answered one at a time, in the order asked (the primary matches answers in order). */
+  private pages: Promise<void> = Promise.resolve();
 
   constructor(private readonly o: ReplicaSessionOptions) {}
 
@@ -214,6 +223,7 @@ export class ReplicaSession {
           }
           throw err;
         }
+        for (const w of this.appended.splice(0)) w();
         this.bytesReceived += bytes.byteLength;
         this.unappliedBytes += bytes.byteLength;
         ch.send(ackFrame(ch.epoch, { durableLsn: p.durableLsn, appliedLsn: p.appliedLsn }));
@@ -230,8 +240,38 @@ export class ReplicaSession {
           this.setState('streaming');
           onStreaming();
         }
+      } else if (f.type === FrameType.pageRequest) {
+        const req = parsePageRequest(f);
+        this.pages = this.pages.then(() => this.servePage(ch, req.pageId, req.lsn));
       }
-      // Other frame types (page requests: repair, #14 item 5) are not served yet; ignored.
+    }
+  }
+
+  /**
+   * Answers the primary's request for page `pageId` with every record below `lsn` applied
+   * (repair of the primary's copy, DESIGN.md "Page repair"): waits a little for the log to get
+   * there (the primary names its flushed LSN, which the stream brings a moment later), applies up
+   * to it, and sends the page, verified; or says why it cannot (a refusal, the stream goes on).
+   * The primary checks the copy again before it is used.
+   */
+  private async servePage(ch: ReplicationChannel, pageId: number, lsn: number): Promise<void> {
+    const replica = this.replica!;
+    try {
+      const until = Date.now() + kPageWaitMs;
+      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure) {
+        await new Promise<void>((resolve) => {
+          const t = setTimeout(resolve, Math.max(1, until - Date.now()));
+          this.appended.push(() => {
+            clearTimeout(t);
+            resolve();
+          });
+        });
+      }
+      const image = await replica.readPage(pageId, lsn);
+      ch.send(pageFrame(ch.epoch, pageId, this.o.engine.pages.lsn(image), image));
+    } catch (err) {
+      this.o.log.warn({ store: this.o.storeId, pageId, lsn, err: describeError(err) }, 'cannot give the primary a page it asked for');
+      ch.send(pageRefusedFrame(ch.epoch, pageId, describeError(err)));
     }
   }
 

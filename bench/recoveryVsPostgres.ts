@@ -58,6 +58,14 @@ const SCALE = numArg('scale', 10);
 const CLIENTS = numArg('clients', 8);
 const WRITERS = numArg('writers', 32);
 const KEEP = process.argv.includes('--keep');
+if (process.argv.includes('--help')) {
+  console.log('bench/recoveryVsPostgres.js: restart after kill -9, PostgreSQL 15 beside our page store (see the file header).\n\n' +
+    '  --wal-mib N     WAL since the checkpoint to generate (default 256; the issue names 1024)\n' +
+    '  --scale N       pgbench scale (default 10)\n  --clients N     pgbench clients (default 8)\n' +
+    '  --writers N     our concurrent writers (default 32)\n  --pg-bin DIR    where initdb, pg_ctl, postgres, pgbench, pg_waldump are\n' +
+    '  --keep          keep the data directories\n  --help          this text');
+  process.exit(0);
+}
 /** Where to look: --pg-bin or PG_BIN alone when given, else Debian's directory for version 15. */
 const PG_BIN_CANDIDATES = [strArg('pg-bin') ?? process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin'];
 const NEEDED = ['initdb', 'pg_ctl', 'postgres', 'pgbench', 'pg_waldump', 'pg_controldata', 'pg_isready', 'psql'];
@@ -189,7 +197,14 @@ async function runPostgres(): Promise<PgResult> {
   // The crash: SIGKILL to the postmaster and all its children at once.
   const pmPid = Number(readFileSync(path.join(pgData, 'postmaster.pid'), 'utf8').split('\n')[0]);
   const victims = [pmPid, ...childrenOf(pmPid)];
-  for (const pid of victims) process.kill(pid, 'SIGKILL');
+  for (const pid of victims) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch (err) {
+      // A backend may end on its own between the listing and the signal (the postmaster is gone).
+      if ((err as NodeJS.ErrnoException).code !== 'ESRCH') throw err;
+    }
+  }
   for (const tk = performance.now(); !victims.every(gone); await sleep(5)) {
     if (performance.now() - tk > 60_000) throw new Error(`killed PostgreSQL processes not reaped after 60 s: ${victims.filter((p) => !gone(p)).join(' ')}`);
   }

@@ -19,6 +19,8 @@ import { chromium, type Browser, type Page } from 'playwright-core';
 import { Agent } from '../../core/agent.js';
 import { validateConfig } from '../../cli/config.js';
 import { builtinPlugins } from '../../cli/builtins.js';
+import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
+import { definePlugin } from '../../core/plugin.js';
 import type { ProcessStatus } from '../../core/contracts/ProcessSupervisor.js';
 import { BIN } from '../helpers/cli.js';
 import { captureLogger } from '../helpers/logCapture.js';
@@ -29,6 +31,7 @@ import { freePort, pidExists } from '../plugins/crash-detector/harness.js';
 // The page's globals, for the functions that run in the browser (the project compiles without the DOM lib).
 interface El {
   readonly textContent: string | null;
+  readonly className?: string;
   readonly children: ArrayLike<El | undefined>;
 }
 declare const document: { querySelectorAll(selector: string): Iterable<El> & ArrayLike<El>; getElementById(id: string): El | null };
@@ -169,6 +172,50 @@ describe('dashboard in a real browser (chromium)', () => {
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
     await page.waitForFunction(() => document.getElementById('live')?.textContent !== 'live', null, { timeout: 10_000 });
+  });
+
+  it('shows replication roles and lag as a table, from the replication status section', { timeout: 60_000 }, async () => {
+    const b = await launch();
+    const d = path.join(dir, 'replication');
+    // A stand-in for the replication plugin's section (its shape: plugins/replication/index.ts), so
+    // the page is tested without two agents; the two-agent tests check the section itself.
+    const section = {
+      p: { role: 'primary', listen: '127.0.0.1:7000', mode: 'sync', owner: 'up', epoch: 1, flushedLsn: 9000, syncState: 'sync', replicas: [
+        { id: 'r1', address: '127.0.0.1:5555', state: 'streaming', durableLsn: 9000, appliedLsn: 8000, lagBytes: 1000, lagMs: 12.6, lagging: false },
+        { id: '<b>r2</b>', address: '127.0.0.1:5556', state: 'catching-up', durableLsn: 100, appliedLsn: 100, lagBytes: 5 << 20, lagMs: 4000, lagging: true },
+      ] },
+      q: { role: 'replica', id: 'r9', primary: '127.0.0.1:7001', state: 'refused', reason: 'authentication failed', epoch: 1, durableLsn: 64, appliedLsn: 64, lagBytes: null, lagMs: null, lagging: false },
+    };
+    const fake = definePlugin({
+      id: 'fake-replication-status',
+      contractVersion: '^1.0.0',
+      provides: [StatusSection],
+      register(ctx) {
+        ctx.provide(StatusSection, { name: 'replication', snapshot: () => section }, isStatusSection);
+        return {};
+      },
+    });
+    const config = validateConfig({ agent: { dataDir: path.join(d, 'agent'), workers: 1, http: { listen: '127.0.0.1:0' } }, health: { enabled: false } }, path.join(d, 'agent.yaml'), {});
+    const agent = new Agent({ config, builtins: [...builtinPlugins, fake], log: captureLogger().log });
+    await agent.start();
+    try {
+      const page = await (await b.newContext()).newPage();
+      const problems = watch(page);
+      await page.goto(`http://${agent.httpAddress}/`);
+      await page.waitForFunction(() => document.querySelectorAll('#replication tbody tr').length === 4, null, { timeout: 10_000 });
+      const rows = await page.evaluate(() => [...document.querySelectorAll('#replication tbody tr')].map((r) => Array.from(r.children, (c) => c?.textContent)));
+      assert.deepEqual(rows[0]!.slice(0, 5), ['p', 'primary (sync)', '127.0.0.1:7000', 'owner up · sync', '1']);
+      assert.deepEqual(rows[1]!.slice(2), ['r1 127.0.0.1:5555', 'streaming', '–', '9000', '8000', '1000 B', '13 ms']);
+      assert.deepEqual(rows[2]!.slice(2), ['<b>r2</b> 127.0.0.1:5556', 'catching-up', '–', '100', '100', '5.0 MiB', '4.0 s']);
+      assert.deepEqual(rows[3]!.slice(0, 4), ['q', 'replica r9', '127.0.0.1:7001', 'refused (authentication failed)']);
+      assert.equal(await page.locator('#replication-panel').isVisible(), true);
+      assert.equal(await page.evaluate(() => document.querySelectorAll('#replication b').length), 0, 'a replica id is text, not markup');
+      assert.equal(await page.evaluate(() => document.querySelectorAll('#replication tbody tr')[2]!.children[7]!.className), 'warn', 'a lagging replica is marked');
+      await page.screenshot({ path: path.join(repoRoot(), 'test-artifacts', 'dashboard-replication.png'), fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await agent.stop();
+    }
   });
 
   it('shows hostile strings from a failure as text, and runs none of them', { timeout: 60_000 }, async () => {

@@ -35,6 +35,7 @@ function svg(tag, attrs) {
 
 const fmtTime = (ms) => (typeof ms === 'number' ? new Date(ms).toLocaleTimeString() : '–');
 const fmtMs = (ms) => (typeof ms !== 'number' ? '–' : ms < 1000 ? `${ms} ms` : ms < 120_000 ? `${(ms / 1000).toFixed(1)} s` : `${(ms / 60_000).toFixed(1)} min`);
+const roundMs = (v) => (typeof v === 'number' ? Math.round(v) : v);
 const fmtBytes = (b) => (typeof b !== 'number' ? '–' : b < 1024 ? `${b} B` : b < 1 << 20 ? `${(b / 1024).toFixed(1)} KiB` : b < 1 << 30 ? `${(b / (1 << 20)).toFixed(1)} MiB` : `${(b / (1 << 30)).toFixed(2)} GiB`);
 const levelClass = (score) => (typeof score !== 'number' ? 'mute' : score >= 80 ? 'ok' : score >= 50 ? 'warn' : 'bad');
 
@@ -281,10 +282,32 @@ function drawProcesses() {
 }
 
 function drawReplication() {
-  // Shown only when a plugin contributes a `replication` status section: nothing is faked.
+  // Shown only when a plugin contributes a `replication` status section: nothing is faked. A
+  // primary is one row for itself and one per replica; a replica is one row (its primary as peer).
   const r = state.status.replication;
-  $('replication-panel').hidden = r === undefined;
-  if (r !== undefined) $('replication').textContent = JSON.stringify(r, null, 2);
+  $('replication-panel').hidden = r === undefined || r === null || typeof r !== 'object';
+  if ($('replication-panel').hidden) return;
+  const lagClass = (x) => (x.lagging ? 'warn' : 'ok');
+  const rows = [];
+  for (const [store, s] of Object.entries(r)) {
+    if (s === null || typeof s !== 'object') continue;
+    if (s.role === 'primary') {
+      rows.push(el('tr', null, el('td', null, store), el('td', null, `primary (${s.mode})`), el('td', null, s.listen ?? '–'),
+        el('td', { class: s.owner === 'up' ? 'ok' : 'warn' }, s.owner === 'up' ? `owner up${s.syncState ? ` · ${s.syncState}` : ''}` : `owner down${s.reason ? `: ${s.reason}` : ''}`),
+        el('td', null, s.epoch ?? '–'), el('td', null, s.flushedLsn ?? '–'), el('td', null, '–'), el('td', null, '–'), el('td', null, '–')));
+      for (const x of Array.isArray(s.replicas) ? s.replicas : []) {
+        rows.push(el('tr', null, el('td', null, ''), el('td', { class: 'mute' }, 'replica'), el('td', null, `${x.id} ${x.address ?? ''}`),
+          el('td', null, x.state, x.error ? el('span', { class: 'warn' }, ` ${x.error}`) : null), el('td', null, '–'),
+          el('td', null, x.durableLsn), el('td', null, x.appliedLsn), el('td', { class: lagClass(x) }, fmtBytes(x.lagBytes)), el('td', { class: lagClass(x) }, fmtMs(roundMs(x.lagMs)))));
+      }
+    } else {
+      rows.push(el('tr', null, el('td', null, store), el('td', null, `replica ${s.id ?? ''}`), el('td', null, s.primary ?? '–'),
+        el('td', { class: s.state === 'streaming' ? 'ok' : 'warn' }, s.state, s.reason ? ` (${s.reason})` : ''),
+        el('td', null, s.epoch ?? '–'), el('td', null, s.durableLsn ?? '–'), el('td', null, s.appliedLsn ?? '–'),
+        el('td', { class: lagClass(s) }, fmtBytes(s.lagBytes)), el('td', { class: lagClass(s) }, fmtMs(roundMs(s.lagMs)))));
+    }
+  }
+  fillBody('replication', rows, 'no replicated store');
 }
 
 function drawAll() {

@@ -9,7 +9,8 @@
  *
  * `/events` sends the whole status document (what `GET /status` answers) as a `state` event on
  * connect, then, as they happen, `failure` (published), `recovering` (its recovery started) and
- * `recovery` (its outcome: recovered, escalated, unhandled…) from the orchestrator, a `status`
+ * `recovery` (its outcome: recovered, escalated, unhandled…) and `cleared` (its detector closed
+ * it: not a recovery) from the orchestrator, a `status`
  * event every `refreshMs` (health score, scrub, processes: they change without an event), and a
  * keep-alive comment every `keepAliveMs` so that proxies do not cut an idle stream. The page
  * reads it with fetch() rather than EventSource, which cannot send the Authorization header: the
@@ -33,7 +34,7 @@ import type { ServerResponse } from 'node:http';
 import type { FastifyInstance } from 'fastify';
 import type { Failure } from '../contracts/Failure.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
-import type { RecoveryRecord } from '../orchestrator/journal.js';
+import type { ClearedRecord, RecoveryRecord } from '../orchestrator/journal.js';
 import { documentJsonText, toJsonText } from './jsonSafe.js';
 
 /** The page's files, relative to this module compiled (dist/core/http/) or not (core/http/). */
@@ -121,12 +122,14 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
   const onFailure = (f: Failure) => broadcast(frame('failure', toJsonText(f)));
   const onRecovering = (f: Failure) => broadcast(frame('recovering', toJsonText(f)));
   const onRecovery = (r: RecoveryRecord) => broadcast(frame('recovery', toJsonText(r)));
+  const onCleared = (c: ClearedRecord) => broadcast(frame('cleared', toJsonText(c)));
   let timers: { refresh: NodeJS.Timeout; keepAlive: NodeJS.Timeout } | null = null;
   const startFanOut = () => {
     if (timers) return;
     o.orchestrator.on('failure', onFailure);
     o.orchestrator.on('recovering', onRecovering);
     o.orchestrator.on('recovery', onRecovery);
+    o.orchestrator.on('cleared', onCleared);
     timers = {
       refresh: setInterval(() => broadcast(frame('status', computed(o.refresh))), o.refreshMs ?? 1000),
       keepAlive: setInterval(() => broadcast(': keep-alive\n\n'), o.keepAliveMs ?? 15_000),
@@ -140,6 +143,7 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
     o.orchestrator.off('failure', onFailure);
     o.orchestrator.off('recovering', onRecovering);
     o.orchestrator.off('recovery', onRecovery);
+    o.orchestrator.off('cleared', onCleared);
   }
 
   // End every stream cleanly before the server closes (which then cuts whatever connection is

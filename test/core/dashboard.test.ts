@@ -175,12 +175,15 @@ describe('mountDashboard', () => {
       while (!sse.comments.includes(': keep-alive') && Date.now() < end) await new Promise((r) => setTimeout(r, 10));
       assert.ok(sse.comments.includes(': keep-alive'), 'keep-alive comment sent');
       const ee = orchestrator as unknown as EventEmitter;
-      assert.deepEqual(['failure', 'recovering', 'recovery'].map((n) => ee.listenerCount(n)), [1, 1, 1]);
+      assert.deepEqual(['failure', 'recovering', 'recovery', 'cleared'].map((n) => ee.listenerCount(n)), [1, 1, 1, 1]);
+      ee.emit('cleared', { failureId: 'f7', resolvedFailureId: 'f7', kind: 'store-missing', reason: 'the store appeared' });
+      const cleared = await sse.waitFor((e) => e.type === 'cleared');
+      assert.deepEqual((cleared.data as { failureId: string; reason: string }), { failureId: 'f7', resolvedFailureId: 'f7', kind: 'store-missing', reason: 'the store appeared' }, 'a failure its detector closed reaches the page');
       ctrl.abort();
       await sse.ended;
       const until = Date.now() + 3000;
       while (ee.listenerCount('failure') > 0 && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
-      assert.deepEqual(['failure', 'recovering', 'recovery'].map((n) => ee.listenerCount(n)), [0, 0, 0], 'listeners removed with the client');
+      assert.deepEqual(['failure', 'recovering', 'recovery', 'cleared'].map((n) => ee.listenerCount(n)), [0, 0, 0, 0], 'listeners removed with the client');
     } finally {
       await app.close();
     }

@@ -192,7 +192,7 @@ function evidenceText(ev) {
   return s.length > 300 ? `${s.slice(0, 300)}…` : s;
 }
 
-const STATE_CLASS = { detected: 'warn', queued: 'warn', recovering: 'warn', recovered: 'ok', 'applied-unverified': 'warn', unhandled: 'mute', escalated: 'bad', failed: 'bad' };
+const STATE_CLASS = { detected: 'warn', queued: 'warn', recovering: 'warn', recovered: 'ok', 'applied-unverified': 'warn', unhandled: 'mute', escalated: 'bad', failed: 'bad', cleared: 'ok' };
 
 function drawFailures() {
   const open = state.status.openFailures || [];
@@ -393,6 +393,13 @@ function onEvent(type, data) {
     case 'recovering':
       noteFailure(data, 'recovering');
       break;
+    case 'cleared': {
+      // Its detector closed it (the store appeared, say): not a recovery, no RTO.
+      const e = state.failures.get(data.failureId);
+      if (e) e.state = 'cleared';
+      state.status.openFailures = (state.status.openFailures || []).filter((o) => o.failure.id !== data.failureId);
+      break;
+    }
     case 'recovery':
       noteRecovery(data);
       // Off the open list now, unless escalated (the next status refresh says the same).

@@ -124,13 +124,27 @@ export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promi
     if (theirs[6] !== roleCode[peerRole]) throw fail(`the peer is not a ${peerRole} (role code ${theirs[6]})`);
     const peerNonce = Buffer.from(theirs.subarray(8, 8 + kNonce));
     if (peerNonce.equals(own)) throw fail('the peer echoed our nonce');
-    sock.write(proof(secret, opts.role, own, peerNonce));
-    const theirProof = await read(kProof, 'proof');
-    const ok = timingSafeEqual(theirProof, proof(secret, peerRole, peerNonce, own));
-    sock.write(Buffer.of(ok ? 1 : 0));
-    if (!ok) throw fail('authentication failed: the peer does not know the secret');
-    const verdict = await read(1, 'verdict');
-    if (verdict[0] !== 1) throw fail('the peer refused us: authentication failed (the two ends have different secrets)');
+    // The connecting side (the replica) proves first, and the primary proves itself only to a
+    // replica it has accepted: a listener reachable by anyone never hands a stranger an HMAC of
+    // the secret over a nonce the stranger chose (an offline guessing oracle).
+    const checkTheirs = async (): Promise<void> => {
+      const theirProof = await read(kProof, 'proof');
+      const ok = timingSafeEqual(theirProof, proof(secret, peerRole, peerNonce, own));
+      sock.write(Buffer.of(ok ? 1 : 0));
+      if (!ok) throw fail('authentication failed: the peer does not know the secret');
+    };
+    const proveOurs = async (): Promise<void> => {
+      sock.write(proof(secret, opts.role, own, peerNonce));
+      const verdict = await read(1, 'verdict');
+      if (verdict[0] !== 1) throw fail('the peer refused us: authentication failed (the two ends have different secrets)');
+    };
+    if (opts.role === 'replica') {
+      await proveOurs();
+      await checkTheirs();
+    } else {
+      await checkTheirs();
+      await proveOurs();
+    }
   } catch (err) {
     // Let the verdict byte go out before the socket closes.
     sock.end();

@@ -41,6 +41,12 @@ const kMaxQueuedBytes = 64 * 1024 * 1024;
 const kHelloTimeoutMs = 5000;
 /** Time a replica has to answer a page request (it may first wait for and apply its log). */
 const kPageTimeoutMs = 5000;
+/** Connections still in their handshake at once; more are closed at once (a stranger's idle sockets). */
+const kMaxPendingHandshakes = 16;
+/** Connections of any kind the listener holds (replicas are a handful). */
+const kMaxConnections = 64;
+/** Time an unauthenticated peer has to finish the handshake. */
+const kHandshakeTimeoutMs = 2000;
 
 /** A page a replica gave for a repair (`requestPage`). */
 export interface ReplicaPage {
@@ -81,6 +87,8 @@ export interface ReplicationStatus {
   syncReplicas?: number;
   /** Sync: the LSN below which enough replicas have everything durable. */
   syncDurableLsn?: number;
+  /** Connections closed unheard because too many handshakes were pending (a flood, or a scan). */
+  refusedConnections: number;
   replicas: ReplicaStatus[];
 }
 
@@ -115,6 +123,8 @@ export class ReplicationSender {
   private degraded = false;
   private timedOut = false;
   private closed = false;
+  /** Connections closed unheard because too many handshakes were pending. */
+  private refusedConnections = 0;
   private readonly timer: NodeJS.Timeout;
 
   private constructor(
@@ -154,6 +164,8 @@ export class ReplicationSender {
     });
     if (wal.epoch < cfg.epoch) wal.epoch = cfg.epoch;
     const sender = new ReplicationSender(cfg, wal, walDir, storeId, server, log);
+    // A bound on every connection, authenticated or not (replicas are a handful).
+    server.maxConnections = kMaxConnections;
     server.on('connection', (sock) => void sender.serve(sock));
     server.on('error', (err) => log?.warn({ err: describeError(err) }, 'replication listener error'));
     return sender;
@@ -218,6 +230,7 @@ export class ReplicationSender {
       flushedLsn: flushed,
       syncState: this.syncState(),
       ...(this.sync ? { syncReplicas: this.cfg.syncReplicas, syncDurableLsn: this.quorumLsn() } : {}),
+      refusedConnections: this.refusedConnections,
       replicas,
     };
   }
@@ -242,10 +255,19 @@ export class ReplicationSender {
       sock.destroy();
       return;
     }
+    // Connections not yet authenticated are few and short-lived: the listener runs inside the
+    // application, and a stranger's idle sockets must not use up the descriptors its log needs.
+    let pending = 0;
+    for (const x of this.sessions) if (x.state === 'handshake') pending++;
+    if (pending >= kMaxPendingHandshakes) {
+      sock.destroy();
+      this.refusedConnections++;
+      return;
+    }
     const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map() };
     this.sessions.add(s);
     try {
-      s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch });
+      s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
       const hello = await this.readHello(s.ch);
       s.id = hello.id || address;
       s.durableLsn = hello.lsn;

@@ -200,6 +200,28 @@ describe('the replication sender', () => {
     assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, 0]]);
   });
 
+  it('strangers that open connections and never speak hold at most 16 handshakes; commits and a real replica go on', async () => {
+    const store = await primary();
+    const port = store.replicationAddress!.port;
+    const idle: net.Socket[] = [];
+    try {
+      for (let i = 0; i < 60; i++) {
+        const sock = net.connect(port, '127.0.0.1');
+        sock.on('error', () => undefined);
+        idle.push(sock);
+      }
+      await until(() => repl(store).refusedConnections >= 60 - 16, 5000, 'connections past 16 pending handshakes closed unheard');
+      assert.ok(repl(store).replicas.filter((x) => x.state === 'handshake').length <= 16, 'at most 16 handshakes pending');
+      for (let i = 0; i < 20; i++) await commit(store, i);
+      // The idle ones time out (2 s); then a real replica gets in and receives the log.
+      await new Promise((r) => setTimeout(r, 2500));
+      const r = await replica(port);
+      await until(() => r.durable === store.status().flushedLsn, 10_000, 'the replica has the whole log');
+    } finally {
+      for (const sock of idle) sock.destroy();
+    }
+  });
+
   it('checkpoints keep the segments a connected replica has not acknowledged, and retire them once it has', async () => {
     const store = await primary();
     for (let i = 0; i < 150; i++) await commit(store, i);

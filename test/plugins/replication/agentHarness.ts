@@ -36,6 +36,11 @@ export function startAgent(dir: string, name: string, yaml: string): Agent {
   return { child, base, log };
 }
 
+/** SIGKILLs every agent of `agents` still running (a test's `after`: nothing outlives the file). */
+export function killAgents(agents: readonly Agent[]): void {
+  for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+}
+
 export function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r(child.exitCode) : child.once('exit', (code) => r(code))));
 }

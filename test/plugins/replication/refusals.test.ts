@@ -14,7 +14,7 @@ import { keepaliveFrame, openChannel, parseHello, walFrame } from '../../../core
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { primaryRuns, writePrimary, type Primary } from '../../helpers/replica.js';
 import { copyStoreDir } from '../../helpers/store.js';
-import { exited, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
+import { exited, replicationOf, startAgent, until, type Agent, killAgents } from './agentHarness.js';
 
 const SECRET = 'refusals-test-secret-of-32-bytes';
 
@@ -57,7 +57,7 @@ describe('replica agent refusals, end to end', () => {
     primary = await writePrimary(root, 300, 100);
   });
   after(() => {
-    for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+    killAgents(agents);
   });
 
   it('refuses frames from an epoch older than its own, and applies nothing of them', async () => {

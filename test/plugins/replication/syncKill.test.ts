@@ -15,7 +15,7 @@ import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { pagestore } from '../../helpers/engine.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { copyStoreDir } from '../../helpers/store.js';
-import { acked, exited, freePort, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
+import { acked, exited, freePort, replicationOf, startAgent, until, type Agent, killAgents } from './agentHarness.js';
 
 const PAGES = 64;
 
@@ -28,7 +28,7 @@ interface ReplicaSide {
 describe('sync replication between two agents, kill -9 of the primary\'s writer', () => {
   const agents: Agent[] = [];
   after(() => {
-    for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+    killAgents(agents);
   });
 
   it('loses no acknowledged commit on the replica', async () => {

@@ -11,7 +11,7 @@ import { after, describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { copyStoreDir } from '../../helpers/store.js';
-import { acked, exited, freePort, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
+import { acked, exited, freePort, replicationOf, startAgent, until, type Agent, killAgents } from './agentHarness.js';
 
 const PAGES = 128;
 const TRANSACTIONS = 3000;
@@ -26,7 +26,7 @@ interface ReplicaSide {
 describe('replication to two replicas, three processes', () => {
   const agents: Agent[] = [];
   after(() => {
-    for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+    killAgents(agents);
   });
 
   it('ends with every committed page equal on the primary and both replicas', async () => {

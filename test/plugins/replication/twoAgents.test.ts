@@ -13,7 +13,7 @@ import { after, describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { copyStoreDir } from '../../helpers/store.js';
-import { exited, freePort, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
+import { exited, freePort, replicationOf, startAgent, until, type Agent, killAgents } from './agentHarness.js';
 
 const PAGES = 64;
 
@@ -35,7 +35,7 @@ interface PrimarySide {
 describe('replication between two agents, end to end', () => {
   const agents: Agent[] = [];
   after(() => {
-    for (const a of agents) if (a.child.exitCode === null && a.child.signalCode === null) a.child.kill('SIGKILL');
+    killAgents(agents);
   });
 
   it('streams commits, shows lag on both, resumes after kill -9 without a re-copy, ends page-equal', async () => {

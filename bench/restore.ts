@@ -13,7 +13,7 @@
  * Run: npm run bench:restore   (options: --rounds N, --mib M)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkerPool } from '../core/workerPool.js';
@@ -26,6 +26,7 @@ import { prng } from '../test/helpers/prng.js';
 import { numArg } from './lib/args.js';
 import { report } from './lib/report.js';
 import { fillStore, flushFile } from './fixtures/snapStore.js';
+import { childCpuS, selfCpuS } from './lib/cpu.js';
 
 const engine = makePageStoreEngine();
 const PAGE_SIZE = 8192;
@@ -40,18 +41,6 @@ function timeCmd(cmd: string, args: string[]): number {
   return (performance.now() - t0) / 1000;
 }
 
-/** CPU seconds (user + system) of this process's reaped children: /proc/self/stat cutime + cstime. */
-function childCpuS(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) / 100; // fields 16 and 17, in USER_HZ (100 on Linux)
-}
-
-/** CPU seconds of this process, every thread (the pool's workers and libuv's included). */
-const selfCpuS = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 const load = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 const loadBefore = load();

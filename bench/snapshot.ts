@@ -27,7 +27,7 @@
 import { spawnSync } from 'node:child_process';
 import { compressSync } from 'lz4-napi';
 import { setImmediate as eventLoopTurn } from 'node:timers/promises';
-import { mkdirSync, mkdtempSync, openSync, closeSync, readFileSync, readSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, openSync, closeSync, readSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { WorkerPool } from '../core/workerPool.js';
@@ -41,6 +41,7 @@ import { fillStore, flushFile } from './fixtures/snapStore.js';
 import { numArg } from './lib/args.js';
 import { bestOf, report, type BenchRow } from './lib/report.js';
 import { makePageStoreEngine } from '../plugins/pagestore/face.js';
+import { childCpuS, selfCpuS } from './lib/cpu.js';
 
 const pagestore = makePageStoreEngine();
 
@@ -65,18 +66,6 @@ function fileCreateMicros(dir: string): number {
   return ((performance.now() - t0) * 1000) / 256;
 }
 
-/** CPU seconds (user + system) of this process's reaped children: /proc/self/stat cutime + cstime. */
-function childCpuS(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(f[13]) + Number(f[14])) / 100; // fields 16 and 17, in USER_HZ (100 on Linux)
-}
-
-/** CPU seconds of this process, every thread (workers and libuv's included). */
-const selfCpuS = () => {
-  const u = process.cpuUsage();
-  return (u.user + u.system) / 1e6;
-};
 
 function timeCmd(cmd: string, args: string[]): number {
   const t0 = performance.now();

@@ -205,6 +205,8 @@ export interface OwnerStatus {
   readonly activeTransactions: number;
   /** When the store is a replication primary: its sender's state (plugins/replication/DESIGN.md). */
   readonly replication?: OwnerReplicationStatus;
+  /** A clustered primary's commit fence: commits are acknowledged only under a valid lease grant. */
+  readonly fence?: { readonly enabled: boolean; readonly epoch: number; readonly remainingNs: string | null; readonly waiting: number; readonly refused: number };
 }
 
 /** A replication primary's sender, as its owner reports it. */
@@ -246,6 +248,13 @@ export interface LiveOwner {
    * writes nothing. Fails saying what each replica answered, or that the store has none.
    */
   replicaPage(pageId: number): Promise<{ image: Buffer; lsn: number; replica: string }>;
+  /**
+   * A clustered primary's owner (`"fenced": true`) acknowledges commits only until `untilNs`
+   * (`process.hrtime.bigint()`, CLOCK_MONOTONIC, shared by the host's processes): the agent's
+   * leadership lease for `epoch`, granted after each keepalive. A grant never shortens an
+   * earlier one; one for another epoch is refused (RA_ERR_FENCED).
+   */
+  grantLease(epoch: number, untilNs: bigint): Promise<{ untilNs: string; remainingNs: string }>;
   close(): void;
 }
 

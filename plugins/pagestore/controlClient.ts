@@ -97,6 +97,12 @@ export class ControlClient {
     return { image: Buffer.from(String(r.image), 'base64'), lsn: Number(r.lsn), replica: String(r.replica) };
   }
 
+  /** Grants a clustered primary's owner the agent's lease until `untilNs` (commitFence.ts). */
+  async grantLease(epoch: number, untilNs: bigint): Promise<{ untilNs: string; remainingNs: string }> {
+    const r = await this.request({ op: 'lease', epoch, untilNs: untilNs.toString() });
+    return r.lease as { untilNs: string; remainingNs: string };
+  }
+
   close(): void {
     this.sock.destroy();
   }

@@ -13,10 +13,13 @@
  *   { "op": "read-page", "pageId": N }                  → { "ok": true, "image": base64, "cached": bool, "fault": null | reason }
  *   { "op": "write-page", "pageId": N, "image"?: b64 }  → { "ok": true, "repair": PageRepair }
  *   { "op": "replica-page", "pageId": N }               → { "ok": true, "image": base64, "lsn": N, "replica": id }
+ *   { "op": "lease", "epoch": E, "untilNs": "…" }       → { "ok": true, "lease": { untilNs, remainingNs } }
  *
  * `write-page` is `PageStore.repairPage`: the store writes only an image that verifies (or its
  * own cached copy). `replica-page` (a primary only) asks its replicas for a verified, current
- * copy of the page (`PageStore.replicaPage`) and writes nothing. A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
+ * copy of the page (`PageStore.replicaPage`) and writes nothing. `lease` (a clustered
+ * primary only) is the agent's grant of its leadership lease, a deadline in
+ * `process.hrtime.bigint()` nanoseconds as a decimal string (commitFence.ts). A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
  * longer than 1 MiB, or one that is not a request, gets an error and the connection is closed.
  */
 import { constants, existsSync } from 'node:fs';
@@ -46,6 +49,8 @@ export interface ControlTarget {
   repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair>;
   /** A primary's: a copy of the page from its replicas (absent: the op is refused). */
   replicaPage?(pageId: number): Promise<ReplicaPageCopy>;
+  /** A clustered primary's: the agent's lease grant (absent: the op is refused). */
+  grantLease?(epoch: number, untilNs: bigint): { untilNs: string; remainingNs: string };
 }
 
 export interface ControlServer {
@@ -53,7 +58,7 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-type Request = { op: 'status' | 'checkpoint' } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
+type Request = { op: 'status' | 'checkpoint' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
 
 function parseRequest(line: string): Request | string {
   let v: unknown;
@@ -75,8 +80,12 @@ function parseRequest(line: string): Request | string {
       if (r.op === 'read-page' || r.op === 'replica-page') return { op: r.op, pageId: r.pageId as number };
       if (r.image !== undefined && typeof r.image !== 'string') return '"image" must be a base64 string';
       return { op: r.op, pageId: r.pageId as number, ...(typeof r.image === 'string' ? { image: r.image } : {}) };
+    case 'lease':
+      if (!Number.isSafeInteger(r.epoch) || (r.epoch as number) < 0) return 'lease needs a non-negative integer "epoch"';
+      if (typeof r.untilNs !== 'string' || !/^\d{1,20}$/.test(r.untilNs)) return 'lease needs "untilNs", a decimal string of nanoseconds';
+      return { op: 'lease', epoch: r.epoch as number, untilNs: BigInt(r.untilNs) };
     default:
-      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page or replica-page)`;
+      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page, replica-page or lease)`;
   }
 }
 
@@ -95,6 +104,9 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
       const r = await target.replicaPage(req.pageId);
       return { image: r.image.toString('base64'), lsn: r.lsn, replica: r.replica };
     }
+    case 'lease':
+      if (!target.grantLease) throw raError('RA_ERR_CONTROL', 'this owner does not take lease grants');
+      return { lease: target.grantLease(req.epoch, req.untilNs) };
     case 'write-page':
       return { repair: await target.repairPage(req.pageId, req.image === undefined ? undefined : Buffer.from(req.image, 'base64')) };
   }

@@ -134,6 +134,7 @@ async function connectOwner(dir: string, options: { timeoutMs?: number } = {}): 
     readPage: (pageId) => c.readPage(pageId),
     installPage: (pageId, image) => c.writePage(pageId, image),
     replicaPage: (pageId) => c.replicaPage(pageId),
+    grantLease: (epoch, untilNs) => c.grantLease(epoch, untilNs),
     close: () => c.close(),
   };
 }

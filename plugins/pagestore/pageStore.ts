@@ -25,6 +25,7 @@ import { settleSwap } from './storeSwap.js';
 import { newestLoggedLsn } from './pageLogLsn.js';
 import { readReplicationConfig } from './replicationConfig.js';
 import { ReplicationSender } from './replicationSender.js';
+import { CommitFence } from './commitFence.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType, commitTimeAt, kRecType } from './walRecord.js';
 import { scanRecords } from './walPages.js';
@@ -60,6 +61,8 @@ export class PageStore {
   private control: ControlServer | null = null;
   /** The replication sender, when replication.json makes this store a primary. */
   private sender: ReplicationSender | null = null;
+  /** A clustered primary's commit fence (commitFence.ts); disabled otherwise. */
+  private fence = new CommitFence(false, 0);
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
 
@@ -112,6 +115,7 @@ export class PageStore {
       // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
       store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));
       if (replication?.role === 'primary') {
+        store.fence = new CommitFence(replication.fenced, replication.epoch, replication.fenceWaitMs);
         try {
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
         } catch (err) {
@@ -186,6 +190,7 @@ export class PageStore {
       ...this.counters,
       cache: { pages: this.cache.size, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
       ...(this.sender ? { replication: this.sender.status() } : {}),
+      ...(this.fence.enabled ? { fence: this.fence.status() } : {}),
     };
   }
 
@@ -265,6 +270,12 @@ export class PageStore {
    * lost write, not a repair. Otherwise the next replica is asked. Nothing is written here: the
    * repairer installs the copy through `repairPage`, which checks it again.
    */
+  /** The agent's grant of its leadership lease, until `untilNs` of `process.hrtime.bigint()` (commitFence.ts). */
+  grantLease(epoch: number, untilNs: bigint): { untilNs: string; remainingNs: string } {
+    this.checkOpen();
+    return this.fence.grant(epoch, untilNs);
+  }
+
   async replicaPage(pageId: number): Promise<ReplicaPageCopy> {
     this.checkOpen();
     this.checkPageId(pageId);
@@ -297,6 +308,7 @@ export class PageStore {
     if (this.timer) clearInterval(this.timer);
     this.locks.close();
     // After the last checkpoint: its records reach the replicas too.
+    this.fence.close(raError('RA_ERR_FENCED', `store ${this.dir} closed while the commit waited for a lease grant; its outcome is unknown`));
     await this.sender?.close();
     await this.wal.close().catch(() => undefined);
     await this.data.close();
@@ -333,8 +345,10 @@ export class PageStore {
         });
         // Sync replication: acknowledged once enough replicas have it durable too. Without a
         // sender this is the local flush alone.
+        // A clustered primary then acknowledges only under a valid lease (commitFence.ts).
         const sender = this.sender;
-        return sender?.sync ? local.then(() => sender.waitDurable(upto)) : local;
+        const durable = sender?.sync ? local.then(() => sender.waitDurable(upto)) : local;
+        return this.fence.enabled ? durable.then(() => this.fence.wait()) : durable;
       },
       ended: (tx) => this.ended(tx),
     };

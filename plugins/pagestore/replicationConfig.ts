@@ -6,7 +6,8 @@
  * even while the agent is down.
  *
  *   { "role": "primary", "listen": "127.0.0.1:7400", "secret": "…", "mode": "sync",
- *     "syncReplicas": 1, "syncTimeoutMs": 10000, "onSyncTimeout": "block", "epoch": 1 }
+ *     "syncReplicas": 1, "syncTimeoutMs": 10000, "onSyncTimeout": "block", "epoch": 1,
+ *     "fenced": false, "fenceWaitMs": 30000 }
  *
  * Only `role`, `listen` and `secret` are required. A file that does not parse or holds a wrong
  * value fails the open with RA_ERR_REPL_CONFIG: a primary that silently did not replicate would
@@ -37,6 +38,10 @@ export interface PrimaryReplicationConfig {
   keepaliveMs: number;
   /** Log kept for a connected replica that is behind, at most (bytes behind the flushed end). */
   maxRetainBytes: number;
+  /** Clustered (#15): commits are acknowledged only while the agent's lease grant is valid (commitFence.ts). */
+  fenced: boolean;
+  /** Clustered: how long a commit waits for a lease grant before RA_ERR_FENCED. */
+  fenceWaitMs: number;
 }
 
 /** The store's replication settings: a primary's, `{ role: 'replica' }` (nothing for the owner to do), or null without the file. */
@@ -62,7 +67,7 @@ export function parseReplicationConfig(text: string, file = REPLICATION_FILE): P
   }
   if (typeof v !== 'object' || v === null || Array.isArray(v)) throw bad('expected a JSON object');
   const o = v as Record<string, unknown>;
-  const known = new Set(['role', 'listen', 'secret', 'mode', 'syncReplicas', 'syncTimeoutMs', 'onSyncTimeout', 'epoch', 'keepaliveMs', 'maxRetainBytes', 'primary']);
+  const known = new Set(['role', 'listen', 'secret', 'mode', 'syncReplicas', 'syncTimeoutMs', 'onSyncTimeout', 'epoch', 'keepaliveMs', 'maxRetainBytes', 'fenced', 'fenceWaitMs', 'primary']);
   for (const k of Object.keys(o)) if (!known.has(k)) throw bad(`unknown field ${JSON.stringify(k)}`);
   if (o.role === 'replica') return { role: 'replica' };
   if (o.role !== 'primary') throw bad(`"role" must be "primary" or "replica" (got ${JSON.stringify(o.role)})`);
@@ -80,6 +85,7 @@ export function parseReplicationConfig(text: string, file = REPLICATION_FILE): P
   };
   const onSyncTimeout = o.onSyncTimeout ?? 'block';
   if (onSyncTimeout !== 'block' && onSyncTimeout !== 'degrade') throw bad(`"onSyncTimeout" must be "block" or "degrade" (got ${JSON.stringify(onSyncTimeout)})`);
+  if (o.fenced !== undefined && typeof o.fenced !== 'boolean') throw bad(`"fenced" must be true or false (got ${JSON.stringify(o.fenced)})`);
   return {
     role: 'primary',
     host: m[1] ?? m[2]!,
@@ -92,5 +98,7 @@ export function parseReplicationConfig(text: string, file = REPLICATION_FILE): P
     epoch: int('epoch', 1, 0, Number.MAX_SAFE_INTEGER),
     keepaliveMs: int('keepaliveMs', 1000, 10, 3600_000),
     maxRetainBytes: int('maxRetainBytes', 1024 ** 3, 0, Number.MAX_SAFE_INTEGER),
+    fenced: o.fenced === true,
+    fenceWaitMs: int('fenceWaitMs', 30_000, 1, 24 * 3600_000),
   };
 }

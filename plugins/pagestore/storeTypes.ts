@@ -5,6 +5,7 @@
 import type { Logger } from 'pino';
 import type { WorkerPool } from '../../core/workerPool.js';
 import type { WalArchiver } from './checkpoint.js';
+import type { FenceStatus } from './commitFence.js';
 import type { ReplicationStatus } from './replicationSender.js';
 
 export interface PageStoreOptions {
@@ -61,6 +62,8 @@ export interface StoreStatus {
   cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
   /** When the store is a replication primary (replication.json): its epoch, flushed LSN, replicas and sync state. */
   replication?: ReplicationStatus;
+  /** A clustered primary's commit fence (commitFence.ts). */
+  fence?: FenceStatus;
 }
 
 /** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */

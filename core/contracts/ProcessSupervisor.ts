@@ -57,6 +57,8 @@ export interface ProcessStatus {
   readonly store: string | undefined;
   /** True when the running instance was started by an earlier agent (which crashed) and adopted by this one. */
   readonly adopted?: boolean;
+  /** Why a process gate (ProcessGate.ts) keeps it from running on this host now; null when none does. */
+  readonly heldBy?: string | null;
 }
 
 /** What a stop may be told: `graceMs: 0` is SIGKILL at once (for a hung process). */

@@ -8,6 +8,7 @@ export * from './HealthProbe.js';
 export * from './Healer.js';
 export * from './pageCorruption.js';
 export * from './ProcessSupervisor.js';
+export * from './ProcessGate.js';
 export * from './TransactionRollbackManager.js';
 export * from './CorruptionStats.js';
 export * from './PageSource.js';

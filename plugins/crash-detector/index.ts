@@ -8,7 +8,8 @@
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
-import { definePlugin, optional } from '../../core/plugin.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
+import { ProcessGate } from '../../core/contracts/ProcessGate.js';
 import { processErrors } from './errors.js';
 import { Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
@@ -23,10 +24,10 @@ export default definePlugin({
   id: 'crash-detector',
   contractVersion: '^1.0.0',
   errorCodes: processErrors,
-  deps: { metrics: optional(Metrics) },
+  deps: { metrics: optional(Metrics), gates: many(ProcessGate) },
   provides: [ProcessSupervisor, StatusSection, Detector],
-  register(ctx, { metrics }) {
-    const supervisor = new Supervisor(ctx.config.processes, ctx.log, ctx.config.agent.dataDir);
+  register(ctx, { metrics, gates }) {
+    const supervisor = new Supervisor(ctx.config.processes, ctx.log, ctx.config.agent.dataDir, undefined, gates);
     let started = false;
     // The host starts it with a sink on the failure bus once the plugin is up, and stops it first.
     const detector: Detector = {

@@ -20,6 +20,8 @@ export class ProcessEntry {
   readonly cpu = new CpuMeter();
 
   state: ProcessState = 'stopped';
+  /** Why a process gate holds it now (null: none does). */
+  heldBy: string | null = null;
   /** The current instance: its pid and its start time in /proc (which tells a reused pid apart). */
   pid: number | null = null;
   startTime: string | null = null;
@@ -106,6 +108,7 @@ export class ProcessEntry {
       threads: this.threads,
       store: this.cfg.store,
       adopted: this.child?.adopted ?? false,
+      heldBy: this.heldBy,
     };
   }
 }

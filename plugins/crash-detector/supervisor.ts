@@ -14,6 +14,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import type { FailureSink } from '../../core/contracts/Failure.js';
+import type { ProcessGate } from '../../core/contracts/ProcessGate.js';
 import { describeError, raError } from '../../core/errors.js';
 import { adoptChild, spawnChild, stopChild } from './childProcess.js';
 import { findOrphan } from './orphans.js';
@@ -52,6 +53,9 @@ export class Supervisor implements ProcessSupervisor {
   /** `<dataDir>/processes`: the started instances' records and their output files. */
   private readonly dir: string;
   private readonly records: InstanceRecords;
+  /** Gate changes are applied one at a time, in order. */
+  private gating: Promise<void> = Promise.resolve();
+  private readonly unsubscribe: Array<() => void> = [];
 
   /** `dataDir`: the agent's, where what it started is recorded for a restarted agent to adopt. */
   constructor(
@@ -59,6 +63,7 @@ export class Supervisor implements ProcessSupervisor {
     private readonly log: Logger,
     private readonly dataDir: string,
     private readonly timing: SupervisorTiming = DEFAULT_TIMING,
+    private readonly gates: readonly ProcessGate[] = [],
   ) {
     for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
     this.udp = new UdpHeartbeats(log);
@@ -88,7 +93,13 @@ export class Supervisor implements ProcessSupervisor {
         continue;
       }
       try {
-        if (!(await this.adoptInstance(e))) await this.spawnInstance(e);
+        if (await this.adoptInstance(e)) continue;
+        e.heldBy = this.heldReason(e);
+        if (e.heldBy !== null) {
+          e.log.info({ heldBy: e.heldBy }, 'process not started: a gate holds it on this host');
+          continue;
+        }
+        await this.spawnInstance(e);
       } catch (err) {
         this.publishCrash(e, { processId: e.id, mode: e.mode, pid: null, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason: 'spawn-failed', spawnError: describeError(err) });
       }
@@ -98,6 +109,7 @@ export class Supervisor implements ProcessSupervisor {
       t.unref();
       this.timers.push(t);
     };
+    for (const g of this.gates) this.unsubscribe.push(g.subscribe(() => this.gatesChanged()));
     if ([...this.entries.values()].some((e) => e.mode === 'attached')) every(this.timing.attachPollMs, () => this.pollAllAttached());
     every(this.timing.sampleMs, () => this.sampleAll());
   }
@@ -106,6 +118,8 @@ export class Supervisor implements ProcessSupervisor {
   async shutdown(): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    for (const u of this.unsubscribe.splice(0)) u();
+    await this.gating;
     for (const t of this.timers.splice(0)) clearInterval(t);
     for (const e of this.entries.values()) e.cancel.abort();
     await Promise.all([...this.entries.values()].map((e) => (e.mode === 'supervised' ? this.terminate(e, e.cfg.stopGrace) : this.detach(e))));
@@ -132,6 +146,10 @@ export class Supervisor implements ProcessSupervisor {
     if (this.sink === null || this.stopping) {
       return Promise.reject(raError('RA_ERR_PROCESS_STATE', `cannot restart process "${id}": the crash detector is ${this.stopping ? 'stopping' : 'not started'}`, { details: { processId: id } }));
     }
+    const held = this.heldReason(e);
+    if (held !== null) {
+      return Promise.reject(raError('RA_ERR_PROCESS_STATE', `process "${id}" may not run on this host now: ${held}`, { details: { processId: id, heldBy: held } }));
+    }
     e.pendingRestart ??= this.restartNow(e, reason).finally(() => {
       e.pendingRestart = null;
     });
@@ -150,6 +168,45 @@ export class Supervisor implements ProcessSupervisor {
     }
     await this.terminate(e, options.graceMs ?? e.cfg.stopGrace);
     if (e.child === null) e.state = 'stopped';
+  }
+
+  // ---- process gates (core/contracts/ProcessGate.ts) ----------------------------------------
+
+  /** The first gate's reason to hold `e`, or null. A gate that throws holds it (and says why). */
+  private heldReason(e: ProcessEntry): string | null {
+    for (const g of this.gates) {
+      try {
+        const r = g.hold({ id: e.id, store: e.cfg.store });
+        if (r !== null) return `${g.id}: ${r}`;
+      } catch (err) {
+        return `${g.id}: the gate failed (${describeError(err)})`;
+      }
+    }
+    return null;
+  }
+
+  /** A gate's answer may have changed: stop what is now held, start what is no longer held. */
+  private gatesChanged(): void {
+    this.gating = this.gating.then(async () => {
+      for (const e of this.entries.values()) {
+        if (e.mode !== 'supervised' || this.stopping) continue;
+        const was = e.heldBy;
+        e.heldBy = this.heldReason(e);
+        if (e.heldBy !== null && e.child !== null) {
+          e.log.info({ heldBy: e.heldBy, processPid: e.pid }, 'a gate holds this process on this host now: stopping it');
+          e.cancel.abort();
+          e.cancel = new AbortController();
+          await this.terminate(e, e.cfg.stopGrace);
+        } else if (e.heldBy === null && was !== null && e.child === null && e.state !== 'given-up') {
+          e.log.info({ was }, 'no gate holds this process any more: starting it');
+          try {
+            await this.spawnInstance(e);
+          } catch (err) {
+            this.publishCrash(e, { processId: e.id, mode: e.mode, pid: null, exitCode: null, signal: null, uptimeMs: null, lastHeartbeatAt: null, store: e.cfg.store, reason: 'spawn-failed', spawnError: describeError(err) });
+          }
+        }
+      }
+    }).catch((err: unknown) => this.log.error({ err: describeError(err) }, 'applying a process gate change failed'));
   }
 
   // ---- supervised processes ----------------------------------------------------------------

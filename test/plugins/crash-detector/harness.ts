@@ -12,6 +12,8 @@ import type { AgentConfig } from '../../../core/config/schema.js';
 import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction, type HealingContext } from '../../../core/contracts/HealingAction.js';
+import { ProcessGate, isProcessGate } from '../../../core/contracts/ProcessGate.js';
+import { definePlugin } from '../../../core/plugin.js';
 import type { Logger } from 'pino';
 import { FailureBus as FailureBusImpl } from '../../../core/failureBus.js';
 import { PluginHost } from '../../../core/pluginHost.js';
@@ -35,7 +37,7 @@ export function childProcessConfig(id: string, spec: ChildSpec, extra: Record<st
   return { id, command: process.execPath, args: [fixture('crash-detector-child.js'), JSON.stringify(spec)], ...extra };
 }
 
-export async function startDetector(processes: unknown[], options: { stores?: unknown[]; restartAction?: boolean } = {}) {
+export async function startDetector(processes: unknown[], options: { stores?: unknown[]; restartAction?: boolean; gates?: ProcessGate[] } = {}) {
   const cap = captureLogger();
   // A dataDir of its own: the supervisor records what it starts there (for a restarted agent to adopt).
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ra-crash-detector-'));
@@ -46,6 +48,19 @@ export async function startDetector(processes: unknown[], options: { stores?: un
   const delivered: Delivered[] = [];
   bus.subscribe((failure) => delivered.push({ failure, at: process.hrtime.bigint() }));
   const host = new PluginHost({ container, log: cap.log, config, startTimeoutMs: 5000, stopTimeoutMs: 10_000 });
+  if (options.gates) {
+    const gates = options.gates;
+    host.add(
+      definePlugin({
+        id: 'test-gates',
+        contractVersion: '^1.0.0',
+        provides: [ProcessGate],
+        register(ctx) {
+          for (const g of gates) ctx.provide(ProcessGate, g, isProcessGate);
+        },
+      }),
+    );
+  }
   host.add(crashDetector);
   if (options.restartAction) host.add(restartProcess);
   const status = await host.startAll();

@@ -9,6 +9,7 @@ export * from './Healer.js';
 export * from './pageCorruption.js';
 export * from './ProcessSupervisor.js';
 export * from './ProcessGate.js';
+export * from './ReplicationControl.js';
 export * from './TransactionRollbackManager.js';
 export * from './CorruptionStats.js';
 export * from './PageSource.js';

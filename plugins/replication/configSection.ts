@@ -5,6 +5,7 @@
  *
  *   primary:  { role: primary, listen: 127.0.0.1:7400, secretFile: ./repl.secret, mode: sync }
  *   replica:  { role: replica, primary: 127.0.0.1:7400, secretFile: ./repl.secret, id: r1 }
+ *   member:   { role: member, listen: 127.0.0.1:7401, secretFile: ./repl.secret, mode: sync }  (a cluster decides)
  *
  * The secret is given inline or as a file (relative to the config); it must be at least 16
  * bytes, and is never logged nor shown by `GET /replication`.
@@ -53,14 +54,29 @@ const ReplicaSchema = z.strictObject({
   maxLagMs: duration.default(30_000),
 });
 
+/**
+ * A member of a cluster (#15): primary or replica as the cluster decides (the `cluster:` section,
+ * plugins/cluster/). It takes the primary's settings, used while it is the primary; while a
+ * replica it streams from the leader's advertised address.
+ */
+const MemberSchema = z.strictObject({
+  ...PrimarySchema.shape,
+  role: z.literal('member'),
+  /** The address other members connect to when this one is the primary (default: `listen`; required when `listen` is a wildcard). */
+  advertise: listen.optional(),
+  /** This member's name as a replica, as its primary reports it (default: the store's id). */
+  id: id.optional(),
+});
+
 const ReplicationSchema = z
-  .discriminatedUnion('role', [PrimarySchema, ReplicaSchema])
+  .discriminatedUnion('role', [PrimarySchema, ReplicaSchema, MemberSchema])
   .refine((r) => (r.secret === undefined) !== (r.secretFile === undefined), { error: 'give exactly one of "secret" and "secretFile"' });
 
 /** A store's validated `replication:` section. */
 export type ReplicationConfig = z.output<typeof ReplicationSchema>;
 export type PrimaryConfig = Extract<ReplicationConfig, { role: 'primary' }>;
 export type ReplicaConfig = Extract<ReplicationConfig, { role: 'replica' }>;
+export type MemberConfig = Extract<ReplicationConfig, { role: 'member' }>;
 
 export const replicationSection = defineConfigSection({
   plugin: 'replication',

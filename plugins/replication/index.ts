@@ -25,10 +25,13 @@ import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
-import { describeError } from '../../core/errors.js';
+import { describeError, raError } from '../../core/errors.js';
 import { definePlugin, many, optional } from '../../core/plugin.js';
+import { ProcessGate, isProcessGate } from '../../core/contracts/ProcessGate.js';
+import { ReplicationControl, isReplicationControl } from '../../core/contracts/ReplicationControl.js';
 import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
+import { MemberStore } from './memberStore.js';
 import { replicationPluginErrors } from './errors.js';
 import { primarySettings, writePrimarySettings } from './primarySettings.js';
 import { replicaPageSource } from './pageSource.js';
@@ -59,7 +62,7 @@ export default definePlugin({
   config: [replicationSection],
   errorCodes: replicationPluginErrors,
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute, PageSource],
+  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl],
   async register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
     void bus;
@@ -70,6 +73,12 @@ export default definePlugin({
     let sink: FailureSink | null = null;
     const sessions = new Map<string, ReplicaSession>();
     const primaries = new Map<string, PrimaryWatch>();
+    /** Cluster members (#15): their role is the cluster plugin's to set, through ReplicationControl. */
+    const members = new Map<string, MemberStore>();
+    const gateListeners = new Set<() => void>();
+    const roleChanged = () => {
+      for (const l of gateListeners) l();
+    };
     /** Lagging episodes open, by `store/replica`. */
     const lagging = new Map<string, { since: number }>();
     const limits = new Map<string, { maxLagBytes: number; maxLagMs: number }>();
@@ -78,7 +87,24 @@ export default definePlugin({
       const r = s.replication!;
       const secret = readSecret(s.id, r);
       limits.set(s.id, { maxLagBytes: r.maxLagBytes, maxLagMs: r.maxLagMs });
-      if (r.role === 'primary') {
+      if (r.role === 'member') {
+        members.set(
+          s.id,
+          new MemberStore({
+            storeId: s.id,
+            dir: s.path,
+            engine: s.pageEngine,
+            cfg: r,
+            secret,
+            pool,
+            log,
+            onRoleChange: roleChanged,
+            onRefused(code, reason) {
+              sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, code, reason } });
+            },
+          }),
+        );
+      } else if (r.role === 'primary') {
         // Before the owner starts (the crash detector registers after this plugin): a sync
         // store must never acknowledge a commit its replicas do not have.
         const file = await writePrimarySettings(s.path, primarySettings(r, secret));
@@ -116,6 +142,7 @@ export default definePlugin({
         const st = w.status();
         out[id] = { ...st, replicas: st.replicas.map((x) => ({ ...x, lagging: lagging.has(`${id}/${x.id}`) })) };
       }
+      for (const [id, m] of members) out[id] = m.status();
       return out;
     };
 
@@ -177,13 +204,55 @@ export default definePlugin({
       isHttpRoute,
     );
     if (metrics) registerMetrics(metrics, lags);
+    // The application of a store that is not the primary here does not run (a static replica, or
+    // a member the cluster has not made the primary).
+    const replicaIds = new Set(usable.filter((s) => s.replication!.role === 'replica').map((s) => s.id));
+    ctx.provide(
+      ProcessGate,
+      {
+        id: 'replication',
+        hold: (p) => {
+          if (p.store === undefined) return null;
+          if (replicaIds.has(p.store)) return `store ${p.store} is a replica on this host`;
+          return members.get(p.store)?.holds() ?? null;
+        },
+        subscribe(listener) {
+          gateListeners.add(listener);
+          return () => gateListeners.delete(listener);
+        },
+      },
+      isProcessGate,
+    );
+    const member = (store: string): MemberStore => {
+      const m = members.get(store);
+      if (!m) throw raError('RA_ERR_REPL_PROMOTE', `store ${JSON.stringify(store)} is not a cluster member here (replication.role: member)`);
+      return m;
+    };
+    ctx.provide(
+      ReplicationControl,
+      {
+        members: () => [...members.values()].map((m) => m.state()),
+        promote: (store, epoch, o) => member(store).promote(epoch, o?.timeoutMs),
+        follow: (store, address, epoch, o) => member(store).follow(address, epoch, o?.timeoutMs),
+        grantLease: (store, epoch, untilNs) => member(store).grantLease(epoch, untilNs),
+      },
+      isReplicationControl,
+    );
     // Corrupt pages of a primary come back from its lowest-lag replica (pageSource.ts).
     const primaryPaths = new Set(usable.filter((s) => s.replication!.role === 'primary').map((s) => path.resolve(s.path)));
-    ctx.provide(PageSource, replicaPageSource((store) => primaries.has(store.id) || primaryPaths.has(path.resolve(store.path))), isPageSource);
+    ctx.provide(PageSource, replicaPageSource((store) => primaries.has(store.id) || members.get(store.id)?.role === "primary" || primaryPaths.has(path.resolve(store.path))), isPageSource);
 
     return {
       async start() {
         for (const w of primaries.values()) w.start();
+        for (const [id, m] of members) {
+          try {
+            await m.start();
+          } catch (err) {
+            log.error({ store: id, err: describeError(err) }, 'cannot open the member store');
+            throw err;
+          }
+        }
         for (const [id, sess] of sessions) {
           try {
             await sess.start();
@@ -196,6 +265,7 @@ export default definePlugin({
       async stop() {
         for (const w of primaries.values()) w.stop();
         await Promise.all([...sessions.values()].map((s) => s.stop()));
+        await Promise.all([...members.values()].map((m) => m.stop()));
       },
     };
   },

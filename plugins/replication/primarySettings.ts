@@ -11,14 +11,14 @@ import { fsyncDir } from '../../core/fsyncDir.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { writeAll } from '../../core/writeAll.js';
 import { raError } from '../../core/errors.js';
-import type { PrimaryConfig } from './configSection.js';
+import type { MemberConfig, PrimaryConfig } from './configSection.js';
 import { NO_CLUSTER_EPOCH } from './replicaSession.js';
 import './errors.js';
 
 export const SETTINGS_FILE = 'replication.json';
 
 /** The file's content for `cfg` (the secret included: the file is 0600, as the store's files). */
-export function primarySettings(cfg: PrimaryConfig, secret: string): Record<string, unknown> {
+export function primarySettings(cfg: PrimaryConfig | MemberConfig, secret: string): Record<string, unknown> {
   return {
     role: 'primary',
     listen: cfg.listen,

@@ -83,6 +83,8 @@ export class ReplicaSession {
   private ch: ReplicationChannel | null = null;
   private state: ReplicaState = 'opening';
   private reason: string | undefined;
+  /** The refusal reported last (code and reason without ephemeral ports). */
+  private refusedKey = '';
   private running = false;
   private loop: Promise<void> | null = null;
   private applyTimer: NodeJS.Timeout | null = null;
@@ -174,8 +176,14 @@ export class ReplicaSession {
         const code = isRaError(err) ? ((err.details?.peerCode as string | undefined) ?? err.code) : 'unknown';
         const reason = describeError(err);
         if (kRefusals.has(code) || /too far behind/i.test(reason)) {
-          if (this.state !== 'refused' || this.reason !== reason) this.o.onRefused(code, reason);
-          this.setState('refused', reason);
+          // Once per refusal, not per attempt: the primary's message names this side's ephemeral
+          // port, which changes with every connection.
+          const key = `${code}:${reason.replace(/ \((?:[\d.]+|\[[0-9a-f:.]+\]):\d+\)/gi, '')}`;
+          if (this.state !== 'refused' || this.refusedKey !== key) {
+            this.o.onRefused(code, reason);
+            this.setState('refused', reason);
+          }
+          this.refusedKey = key;
           backoff = kBackoffMaxMs;
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {
           // The replica's log cannot be written: nothing more can be done here without a reopen.

@@ -7,7 +7,10 @@
  * (pages - 1); with fewer transactions in flight than pages, a page's value only grows, so a
  * page holding less than the highest acknowledged seq for it lost an acknowledged commit.
  *
- *   node ackWriter.js --store DIR [--concurrency 4] [--mixed]
+ *   node ackWriter.js --store DIR [--concurrency 4] [--mixed] [--control] [--idle]
+ *
+ * --control: serve the store's control socket (a fenced primary needs it for its lease grants).
+ * --idle: open the store (its recovery runs), print "ready", write nothing, close on SIGTERM.
  *
  * --mixed: also aborts every fifth transaction after its write, and writes a second random-length
  * run of bytes (derived from seq) at a later offset, so the log holds aborts, compensation
@@ -24,14 +27,20 @@ const concurrency = Number(arg('concurrency') ?? 4);
 const mixed = process.argv.includes('--mixed');
 const limit = Number(arg('limit') ?? Infinity);
 
-const store = await PageStore.open(dir, { controlSocket: false });
+const idle = process.argv.includes('--idle');
+const store = await PageStore.open(dir, { controlSocket: process.argv.includes('--control') });
 const slots = store.pageCount - 1;
 if (concurrency >= slots) throw new Error('more writers than pages: a page value would not only grow');
 process.stdout.write(`ready ${process.pid}\n`);
 
 let next = 1;
 let stopping = false;
-process.on('SIGTERM', () => (stopping = true));
+let wake = (): void => undefined;
+process.on('SIGTERM', () => {
+  stopping = true;
+  wake();
+});
+if (idle) await new Promise<void>((r) => (wake = r));
 
 async function one(seq: number): Promise<void> {
   const page = 1 + (seq % slots);

@@ -25,16 +25,28 @@
 import { xxh3 } from 'recovery-agent/native';
 import { readU32, readU64 } from '../bytes.js';
 import { raError } from '../errors.js';
+import { ByteQueue } from './byteQueue.js';
 import './errors.js';
 
 export const FRAME_MAGIC = 0x50524152; // "RARP"
 export const FRAME_HEADER_SIZE = 40;
 export const FRAME_TRAILER_SIZE = 8;
 /**
- * Default bound on a frame's payload. The sender cuts `wal` frames at record boundaries well below
- * it; a single record (a page change with its full image, or a checkpoint's JSON) fits easily.
+ * Default bound on a frame's payload, and the replica's bound on what the primary sends. The
+ * sender's `wal` frames are catch-up reads of about 4 MiB (at least one whole record), or on the
+ * live tail one group commit's records within a segment: not much smaller than this in the worst
+ * case (a burst of large commits in one fdatasync), so the bound stays; a single record (a page
+ * change with its full image, or a checkpoint's JSON) fits easily.
  */
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024 * 1024;
+/**
+ * The primary's bound on a frame's payload from a replica. A replica sends `hello` (an id of at
+ * most 200 characters), `ack`, `error`, `page-request` and `page`; the largest is a page image,
+ * 4 + the page size, and the page store allows pages of at most 64 KiB (MAX_PAGE_SIZE in
+ * plugins/pagestore/format.ts; a replication test checks this bound stays above it). 1 MiB leaves
+ * room for larger pages while a replica cannot make the owner buffer 64 MiB per connection.
+ */
+export const MAX_PAYLOAD_FROM_REPLICA = 1024 * 1024;
 
 /** What a frame is (DESIGN.md "Types"); the numbers are the wire values and never change. */
 export const FrameType = {
@@ -109,14 +121,52 @@ export function encodeFrame(f: FrameFields): Buffer {
   return out;
 }
 
+/** Validates a frame's header; returns the whole frame's size. Throws RA_ERR_REPL_FRAME. */
+function checkHeader(h: Buffer, maxPayload: number): number {
+  const magic = readU32(h, 0);
+  if (magic !== FRAME_MAGIC) throw raError('RA_ERR_REPL_FRAME', `replication frame has magic 0x${magic.toString(16)}, not 0x${FRAME_MAGIC.toString(16)}: not a replication stream, or out of step`);
+  if (!typeNames.has(h[4]!)) throw raError('RA_ERR_REPL_FRAME', `replication frame of unknown type ${h[4]}`);
+  const len = readU32(h, 32);
+  if (len > maxPayload) {
+    throw raError('RA_ERR_REPL_FRAME', `replication ${frameTypeName(h[4]!)} frame claims a ${len}-byte payload, over the bound of ${maxPayload} bytes`, { details: { length: len, max: maxPayload } });
+  }
+  return FRAME_HEADER_SIZE + len + FRAME_TRAILER_SIZE;
+}
+
+/** Checks a whole frame's checksum and reads its fields (the payload a view on `b`). */
+function decodeChecked(b: Buffer): Frame {
+  const body = b.byteLength - FRAME_TRAILER_SIZE;
+  if (b.readBigUInt64LE(body) !== xxh3(b.subarray(0, body))) {
+    throw raError('RA_ERR_REPL_FRAME', `replication ${frameTypeName(b[4]!)} frame [${readU64(b, 16)}, ${readU64(b, 24)}) fails its checksum`);
+  }
+  return {
+    type: b[4] as FrameTypeCode,
+    flags: b[5]!,
+    epoch: readU64(b, 8),
+    startLsn: readU64(b, 16),
+    endLsn: readU64(b, 24),
+    payload: b.subarray(FRAME_HEADER_SIZE, body),
+  };
+}
+
+/**
+ * Decodes `b`, which must hold exactly one frame (what one sealed unit carries, seal.ts).
+ * Throws RA_ERR_REPL_FRAME as the stream decoder does, and when `b` is not exactly one frame.
+ */
+export function decodeFrame(b: Buffer, maxPayload = DEFAULT_MAX_PAYLOAD): Frame {
+  if (b.byteLength < FRAME_HEADER_SIZE + FRAME_TRAILER_SIZE) throw raError('RA_ERR_REPL_FRAME', `replication frame of ${b.byteLength} bytes, shorter than a header and a checksum`);
+  const size = checkHeader(b, maxPayload);
+  if (size !== b.byteLength) throw raError('RA_ERR_REPL_FRAME', `replication ${frameTypeName(b[4]!)} frame of ${b.byteLength} bytes, its header says ${size}`);
+  return decodeChecked(b);
+}
+
 /**
  * A streaming frame decoder: feed it the chunks TCP delivers (split or merged anyhow) and it
  * returns the complete frames they finish. After it throws it is dead: a stream that had one bad
  * frame cannot be trusted to be in step, so the connection must close.
  */
 export class FrameDecoder {
-  private chunks: Buffer[] = [];
-  private buffered = 0;
+  private readonly queue = new ByteQueue();
   /** Total bytes of the frame whose header has been checked, or 0. */
   private need = 0;
   private failed: Error | null = null;
@@ -125,105 +175,30 @@ export class FrameDecoder {
 
   /** Bytes received but not yet part of a returned frame. */
   get pending(): number {
-    return this.buffered;
+    return this.queue.length;
   }
 
   /** Adds received bytes; returns the frames completed by them, in order. Throws RA_ERR_REPL_FRAME. */
   push(chunk: Uint8Array): Frame[] {
     if (this.failed) throw this.failed;
-    if (chunk.byteLength > 0) {
-      this.chunks.push(Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-      this.buffered += chunk.byteLength;
-    }
+    this.queue.push(chunk);
     const frames: Frame[] = [];
     try {
       for (;;) {
         if (this.need === 0) {
-          if (this.buffered < FRAME_HEADER_SIZE) break;
-          this.need = this.checkHeader(this.peek(FRAME_HEADER_SIZE));
+          if (this.queue.length < FRAME_HEADER_SIZE) break;
+          this.need = checkHeader(this.queue.peek(FRAME_HEADER_SIZE), this.maxPayload);
         }
-        if (this.buffered < this.need) break;
-        frames.push(this.decode(this.take(this.need)));
+        if (this.queue.length < this.need) break;
+        frames.push(decodeChecked(this.queue.take(this.need)));
         this.need = 0;
       }
     } catch (err) {
       this.failed = err as Error;
-      this.chunks = [];
-      this.buffered = 0;
+      this.queue.clear();
       throw err;
     }
     return frames;
-  }
-
-  /** Validates a header; returns the whole frame's size. */
-  private checkHeader(h: Buffer): number {
-    const magic = readU32(h, 0);
-    if (magic !== FRAME_MAGIC) throw raError('RA_ERR_REPL_FRAME', `replication frame has magic 0x${magic.toString(16)}, not 0x${FRAME_MAGIC.toString(16)}: not a replication stream, or out of step`);
-    if (!typeNames.has(h[4]!)) throw raError('RA_ERR_REPL_FRAME', `replication frame of unknown type ${h[4]}`);
-    const len = readU32(h, 32);
-    if (len > this.maxPayload) {
-      throw raError('RA_ERR_REPL_FRAME', `replication ${frameTypeName(h[4]!)} frame claims a ${len}-byte payload, over the bound of ${this.maxPayload} bytes`, { details: { length: len, max: this.maxPayload } });
-    }
-    return FRAME_HEADER_SIZE + len + FRAME_TRAILER_SIZE;
-  }
-
-  private decode(b: Buffer): Frame {
-    const body = b.byteLength - FRAME_TRAILER_SIZE;
-    if (b.readBigUInt64LE(body) !== xxh3(b.subarray(0, body))) {
-      throw raError('RA_ERR_REPL_FRAME', `replication ${frameTypeName(b[4]!)} frame [${readU64(b, 16)}, ${readU64(b, 24)}) fails its checksum`);
-    }
-    return {
-      type: b[4] as FrameTypeCode,
-      flags: b[5]!,
-      epoch: readU64(b, 8),
-      startLsn: readU64(b, 16),
-      endLsn: readU64(b, 24),
-      payload: b.subarray(FRAME_HEADER_SIZE, body),
-    };
-  }
-
-  /** The first `n` buffered bytes, left in place. */
-  private peek(n: number): Buffer {
-    const first = this.chunks[0]!;
-    if (first.byteLength >= n) return first.subarray(0, n);
-    const out = Buffer.allocUnsafe(n);
-    let at = 0;
-    for (const c of this.chunks) {
-      const k = Math.min(c.byteLength, n - at);
-      c.copy(out, at, 0, k);
-      at += k;
-      if (at === n) break;
-    }
-    return out;
-  }
-
-  /** Removes and returns the first `n` buffered bytes (one copy at most). */
-  private take(n: number): Buffer {
-    const first = this.chunks[0]!;
-    let out: Buffer;
-    if (first.byteLength >= n) {
-      out = first.subarray(0, n);
-    } else {
-      out = Buffer.allocUnsafe(n);
-      let at = 0;
-      while (at < n) {
-        const c = this.chunks[0]!;
-        const k = Math.min(c.byteLength, n - at);
-        c.copy(out, at, 0, k);
-        at += k;
-        if (k < c.byteLength) {
-          this.chunks[0] = c.subarray(k);
-          break;
-        }
-        this.chunks.shift();
-      }
-      this.buffered -= n;
-      return out;
-    }
-    if (first.byteLength === n) this.chunks.shift();
-    else this.chunks[0] = first.subarray(n);
-    this.buffered -= n;
-    return out;
   }
 }
 

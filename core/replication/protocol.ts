@@ -1,7 +1,8 @@
 /**
  * The replication stream between a store's owner (the primary) and a replica
  * (plugins/replication/DESIGN.md, "The stream"): a mutual shared-secret handshake on a TCP
- * socket, then frames (frames.ts) both ways through a `ReplicationChannel`. Generic: it knows
+ * socket, then frames (frames.ts), each sealed with AES-256-GCM under keys the handshake derives
+ * (seal.ts), both ways through a `ReplicationChannel`. Generic: it knows
  * epochs, LSNs, rolling checksums and page ids, never what a record or a page holds.
  *
  *   primary:  net.createServer(async (sock) => { const ch = await openChannel(sock, { role: 'primary', secret }); … })
@@ -11,7 +12,7 @@
  *
  * The handshake, each side at once (the secret never on the wire):
  *
- *   1. 40 bytes: u32 magic 0x53484152 (`RAHS`), u16 version 1, u8 role (1 primary, 2 replica),
+ *   1. 40 bytes: u32 magic 0x53484152 (`RAHS`), u16 version 2, u8 role (1 primary, 2 replica),
  *      u8 reserved, 32 random bytes (its nonce);
  *   2. 32 bytes: HMAC-SHA256(secret, role name ‖ own nonce ‖ peer's nonce), its proof;
  *   3. 1 byte: its verdict on the peer's proof (compared in constant time): 1 accepted, 0 refused.
@@ -20,19 +21,24 @@
  * another connection nor reflected back at its maker. A side proceeds only when it accepted the
  * peer and the peer accepted it; otherwise it closes with RA_ERR_REPL_AUTH, having read nothing
  * but the handshake (a peer that fails is told so by the verdict byte: "authentication failed").
- * The whole handshake must finish within `timeoutMs` (5 s by default).
+ * The whole handshake must finish within `timeoutMs` (5 s by default). Both ends then derive the
+ * connection's two keys from the secret and both nonces (seal.ts `deriveKeys`); every frame after
+ * the handshake is sealed. Version 1 (frames in the clear) is refused by name.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import net from 'node:net';
 import { describeError, isErrorCode, raError, type ErrorCode, type RecoveryAgentError } from '../errors.js';
 import { readU32, readU64 } from '../bytes.js';
-import { DEFAULT_MAX_PAYLOAD, FrameDecoder, FrameType, encodeFrame, frameTypeName, type Frame, type FrameFields } from './frames.js';
+import { DEFAULT_MAX_PAYLOAD, FrameType, MAX_PAYLOAD_FROM_REPLICA, decodeFrame, encodeFrame, frameTypeName, type Frame, type FrameFields } from './frames.js';
+import { FrameOpener, FrameSealer, deriveKeys, type SessionKeys } from './seal.js';
 import './errors.js';
 
 export * from './frames.js';
+export * from './seal.js';
 
 export const HANDSHAKE_MAGIC = 0x53484152; // "RAHS"
-export const HANDSHAKE_VERSION = 1;
+/** 2: frames sealed after the handshake (seal.ts). 1 sent them in the clear, and is refused. */
+export const HANDSHAKE_VERSION = 2;
 export const HANDSHAKE_TIMEOUT_MS = 5000;
 /** Shortest secret accepted: 16 bytes (128 bits) of whatever the config holds. */
 export const MIN_SECRET_BYTES = 16;
@@ -52,7 +58,7 @@ export interface HandshakeOptions {
 }
 
 export interface ChannelOptions extends HandshakeOptions {
-  /** Bound on a received frame's payload. Default 64 MiB. */
+  /** Bound on a received frame's payload. Default: 1 MiB at the primary (MAX_PAYLOAD_FROM_REPLICA), 64 MiB at the replica. */
   maxPayload?: number;
 }
 
@@ -67,12 +73,13 @@ function proof(secret: Buffer, role: ReplicationRole, own: Buffer, peer: Buffer)
 }
 
 /**
- * Runs the handshake on a connected socket. Resolves once both sides accepted each other; the
- * socket is then paused with nothing read past the handshake (wrap it in a ReplicationChannel).
+ * Runs the handshake on a connected socket. Resolves, with this end's keys for the connection,
+ * once both sides accepted each other; the socket is then paused with nothing read past the
+ * handshake (wrap it in a ReplicationChannel with those keys).
  * Rejects with RA_ERR_REPL_AUTH (the socket destroyed) when either side refuses, the peer is not
  * a replication peer of the other role, closes, or is too slow.
  */
-export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promise<void> {
+export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promise<SessionKeys> {
   const secret = secretBytes(opts.secret);
   const timeoutMs = opts.timeoutMs ?? HANDSHAKE_TIMEOUT_MS;
   const peer = describePeer(sock);
@@ -119,7 +126,9 @@ export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promi
     sock.write(hello);
     const theirs = await read(kHello, 'greeting');
     if (readU32(theirs, 0) !== HANDSHAKE_MAGIC) throw fail('the peer is not a recovery-agent replication peer (bad greeting)');
-    if (theirs.readUInt16LE(4) !== HANDSHAKE_VERSION) throw fail(`the peer speaks handshake version ${theirs.readUInt16LE(4)}, not ${HANDSHAKE_VERSION}`);
+    const version = theirs.readUInt16LE(4);
+    if (version === 1) throw fail(`the peer speaks handshake version 1 (frames in the clear), this end ${HANDSHAKE_VERSION} (sealed frames): upgrade the peer`);
+    if (version !== HANDSHAKE_VERSION) throw fail(`the peer speaks handshake version ${version}, not ${HANDSHAKE_VERSION}`);
     const peerRole: ReplicationRole = opts.role === 'primary' ? 'replica' : 'primary';
     if (theirs[6] !== roleCode[peerRole]) throw fail(`the peer is not a ${peerRole} (role code ${theirs[6]})`);
     const peerNonce = Buffer.from(theirs.subarray(8, 8 + kNonce));
@@ -145,6 +154,7 @@ export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promi
       await checkTheirs();
       await proveOurs();
     }
+    return opts.role === 'primary' ? deriveKeys(secret, 'primary', own, peerNonce) : deriveKeys(secret, 'replica', peerNonce, own);
   } catch (err) {
     // Let the verdict byte go out before the socket closes.
     sock.end();
@@ -166,15 +176,17 @@ const kPassedCodes = new Set<string>(['RA_ERR_REPL_AUTH', 'RA_ERR_REPL_FRAME', '
 const kQueueHigh = 64;
 
 /**
- * Frames both ways on an authenticated socket. `next()` yields received frames in order; a peer's
- * `error` frame, a malformed frame or the connection closing rejects it (and every later call)
- * with a catalogued error. A frame that fails to decode is answered with an `error` frame and the
- * connection is closed: nothing after it is read.
+ * Frames both ways on an authenticated socket, sealed (seal.ts). `next()` yields received frames
+ * in order; a peer's `error` frame, a malformed frame, one that fails authentication or the
+ * connection closing rejects it (and every later call) with a catalogued error. A frame that
+ * fails to open or decode is answered with an `error` frame and the connection is closed: nothing
+ * of it nor after it is read.
  */
 export class ReplicationChannel {
   /** The peer's address, for messages and status. */
   readonly peer: string;
-  private readonly decoder: FrameDecoder;
+  private readonly sealer: FrameSealer;
+  private readonly opener: FrameOpener;
   private readonly queue: Frame[] = [];
   private readonly waiters: Array<{ resolve: (f: Frame) => void; reject: (e: Error) => void }> = [];
   private ended: Error | null = null;
@@ -183,12 +195,15 @@ export class ReplicationChannel {
 
   constructor(
     private readonly sock: net.Socket,
+    /** This end's keys, from the handshake. */
+    keys: SessionKeys,
     /** This end's epoch, stamped on the `error` frame it sends when a received one is bad. */
     public epoch = 0,
-    maxPayload = DEFAULT_MAX_PAYLOAD,
+    private readonly maxPayload = DEFAULT_MAX_PAYLOAD,
   ) {
     this.peer = describePeer(sock);
-    this.decoder = new FrameDecoder(maxPayload);
+    this.sealer = new FrameSealer(keys.send);
+    this.opener = new FrameOpener(keys.receive, maxPayload);
     this.closedPromise = new Promise((resolve) => (this.markClosed = resolve));
     sock.setNoDelay(true);
     sock.on('error', (err) => this.end(raError('RA_ERR_REPL_PROTOCOL', `replication connection with ${this.peer} failed: ${describeError(err)}`, { cause: err })));
@@ -203,7 +218,18 @@ export class ReplicationChannel {
   /** Sends a frame; false when the socket's buffer is full (wait for `drained()`), or it is closed. */
   send(f: FrameFields): boolean {
     if (this.ended || this.sock.destroyed) return false;
-    return this.sock.write(encodeFrame(f));
+    return this.writeSealed(encodeFrame(f), false);
+  }
+
+  /** Seals an encoded frame and writes its three pieces in one writev; `end` closes after it. */
+  private writeSealed(frame: Buffer, end: boolean): boolean {
+    const [head, body, tag] = this.sealer.seal(frame);
+    this.sock.cork();
+    this.sock.write(head);
+    this.sock.write(body);
+    const ok = end ? (this.sock.end(tag), false) : this.sock.write(tag);
+    process.nextTick(() => this.sock.uncork());
+    return ok;
   }
 
   /** Bytes sent and still queued on this end (a slow peer's backlog). */
@@ -248,7 +274,7 @@ export class ReplicationChannel {
 
   /** Tells the peer why (an `error` frame), then closes. Later `next()` calls reject with that error. */
   fail(code: ErrorCode, message: string): void {
-    if (!this.ended && !this.sock.destroyed) this.sock.end(encodeFrame(errorFrame(this.epoch, code, message)));
+    if (!this.ended && !this.sock.destroyed) this.writeSealed(encodeFrame(errorFrame(this.epoch, code, message)), true);
     this.end(raError(code, message, { details: { peer: this.peer } }));
     setTimeout(() => this.sock.destroy(), 1000).unref();
   }
@@ -263,7 +289,7 @@ export class ReplicationChannel {
     if (this.ended) return;
     let frames: Frame[];
     try {
-      frames = this.decoder.push(chunk);
+      frames = this.opener.push(chunk).map((b) => decodeFrame(b, this.maxPayload));
     } catch (err) {
       const e = err as RecoveryAgentError;
       this.fail(e.code, `${e.message} (from ${this.peer})`);
@@ -293,8 +319,8 @@ export class ReplicationChannel {
 
 /** Handshake on an accepted (or connected) socket, then a channel on it. */
 export async function openChannel(sock: net.Socket, opts: ChannelOptions & { epoch?: number }): Promise<ReplicationChannel> {
-  await handshake(sock, opts);
-  return new ReplicationChannel(sock, opts.epoch ?? 0, opts.maxPayload);
+  const keys = await handshake(sock, opts);
+  return new ReplicationChannel(sock, keys, opts.epoch ?? 0, opts.maxPayload ?? (opts.role === 'primary' ? MAX_PAYLOAD_FROM_REPLICA : DEFAULT_MAX_PAYLOAD));
 }
 
 /** A replica's side: connects to the primary at `host:port`, handshakes, and returns the channel. */

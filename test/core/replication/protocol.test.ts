@@ -1,16 +1,24 @@
 // The replication stream's protocol (core/replication/): frames, the streaming decoder, the
 // rolling checksum, and the mutual shared-secret handshake on real loopback sockets.
 import assert from 'node:assert/strict';
+import { createDecipheriv, randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { afterEach, describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
 import {
+  DEFAULT_MAX_PAYLOAD,
   FRAME_HEADER_SIZE,
   FrameDecoder,
+  FrameOpener,
+  FrameSealer,
+  HANDSHAKE_VERSION,
+  MAX_PAYLOAD_FROM_REPLICA,
   FrameType,
   ReplicationChannel,
   ackFrame,
   connectChannel,
+  decodeFrame,
+  deriveKeys,
   encodeFrame,
   errorFrame,
   helloFrame,
@@ -29,6 +37,7 @@ import {
   type Frame,
   type FrameFields,
 } from '../../../core/replication/protocol.js';
+import { MAX_PAGE_SIZE } from '../../../plugins/pagestore/format.js';
 import { npmXxh3 } from '../../helpers/oracles.js';
 import { prng } from '../../helpers/prng.js';
 
@@ -207,7 +216,7 @@ describe('replication handshake and channel', () => {
     sock.on('data', (d: Buffer) => received.push(d));
     const greeting = Buffer.alloc(40);
     greeting.writeUInt32LE(0x53484152, 0);
-    greeting.writeUInt16LE(1, 4);
+    greeting.writeUInt16LE(HANDSHAKE_VERSION, 4);
     greeting[6] = 2;
     // Greeting, a guessed proof, an accepting verdict and a WAL frame, all at once.
     sock.write(Buffer.concat([greeting, Buffer.alloc(32, 1), Buffer.of(1), encodeFrame(walFrame(1, 64, Buffer.alloc(64)))]));
@@ -240,7 +249,7 @@ describe('replication handshake and channel', () => {
     await assert.rejects(connectChannel({ host: '127.0.0.1', port, secret: 'short' }), (e: unknown) => isRaError(e, 'RA_ERR_REPL_AUTH') && /at least 16 bytes/.test(e.message));
   });
 
-  it('a frame with a bad checksum or an oversized length closes the channel with an error to the sender', async () => {
+  it('a frame with a bad checksum or an oversized length, sealed properly, closes the channel with an error to the sender', async () => {
     for (const corrupt of ['checksum', 'length'] as const) {
       const { port, primary } = await primaryOn({ secret: SECRET, maxPayload: 1 << 16 });
       const replica = await connectChannel({ host: '127.0.0.1', port, secret: SECRET });
@@ -249,10 +258,155 @@ describe('replication handshake and channel', () => {
       const bad = encodeFrame(helloFrame({ epoch: 1, lsn: 64, rolling: 0n, id: 'x' }));
       if (corrupt === 'checksum') bad[bad.byteLength - 1]! ^= 1;
       else bad.writeUInt32LE(1 << 30, 32);
-      // Write raw bytes past the channel, as a broken peer would.
-      (replica as unknown as { sock: net.Socket }).sock.write(bad);
+      // Sealed with the channel's own key and counter, written past it, as a broken peer would:
+      // the inner frame's own checks still hold under the seal.
+      const inner = replica as unknown as { sock: net.Socket; sealer: FrameSealer };
+      for (const piece of inner.sealer.seal(bad)) inner.sock.write(piece);
       await assert.rejects(p.next(), refusedFrame(corrupt === 'checksum' ? /fails its checksum/ : /over the bound/));
       await assert.rejects(replica.next(), (e: unknown) => isRaError(e, 'RA_ERR_REPL_FRAME') && /refused/.test(e.message));
     }
+  });
+
+  it('a frame not sealed by the peer (a plain frame, or one byte flipped on the way) fails authentication at either end', async () => {
+    for (const attack of ['plain', 'flip'] as const) {
+      const { port, primary } = await primaryOn({ secret: SECRET });
+      const replica = await connectChannel({ host: '127.0.0.1', port, secret: SECRET });
+      const p = await primary;
+      cleanup.push(() => p.close(), () => replica.close());
+      const inner = p as unknown as { sock: net.Socket; sealer: FrameSealer };
+      const good = encodeFrame(keepaliveFrame(1, { flushedLsn: 64, timeMs: 1 }));
+      if (attack === 'plain') inner.sock.write(good);
+      else {
+        const pieces = inner.sealer.seal(good);
+        pieces[1][10]! ^= 0x01;
+        for (const piece of pieces) inner.sock.write(piece);
+      }
+      // A plain frame's magic, read as a sealed length, is over the bound: refused before more is read.
+      const why = attack === 'plain' ? /sealed replication frame claims 1347567954 bytes, over the bound/ : /frame failed authentication/;
+      await assert.rejects(replica.next(), refusedFrame(why));
+      // The primary is told why, under the code.
+      await assert.rejects(p.next(), (e: unknown) => isRaError(e, 'RA_ERR_REPL_FRAME') && why.test(e.message));
+    }
+  });
+
+  it('refuses a version 1 peer (frames in the clear) by name', async () => {
+    const { port, primary } = await primaryOn({ secret: SECRET });
+    const sock = net.connect(port, '127.0.0.1');
+    cleanup.push(() => sock.destroy());
+    sock.on('error', () => undefined);
+    const greeting = Buffer.alloc(40);
+    greeting.writeUInt32LE(0x53484152, 0);
+    greeting.writeUInt16LE(1, 4);
+    greeting[6] = 2;
+    randomBytes(32).copy(greeting, 8);
+    sock.write(greeting);
+    await assert.rejects(primary, (e: unknown) => isRaError(e, 'RA_ERR_REPL_AUTH') && /version 1 \(frames in the clear\).*upgrade the peer/.test(e.message));
+  });
+});
+
+describe('sealed frames', () => {
+  const pn = randomBytes(32);
+  const rn = randomBytes(32);
+  const primaryKeys = deriveKeys(Buffer.from(SECRET), 'primary', pn, rn);
+  const replicaKeys = deriveKeys(Buffer.from(SECRET), 'replica', pn, rn);
+  const wire = (sealer: FrameSealer, frames: FrameFields[]) => frames.map((f) => Buffer.concat(sealer.seal(encodeFrame(f))));
+
+  it('derives one key per direction, the same at both ends, and new ones for new nonces or another secret', () => {
+    assert.ok(primaryKeys.send.equals(replicaKeys.receive));
+    assert.ok(primaryKeys.receive.equals(replicaKeys.send));
+    assert.equal(primaryKeys.send.byteLength, 32);
+    assert.ok(!primaryKeys.send.equals(primaryKeys.receive));
+    assert.ok(!deriveKeys(Buffer.from(SECRET), 'primary', pn, randomBytes(32)).send.equals(primaryKeys.send));
+    assert.ok(!deriveKeys(Buffer.from(OTHER), 'primary', pn, rn).send.equals(primaryKeys.send));
+  });
+
+  it('round-trips every frame type whatever the chunking, and nothing of the plaintext is on the wire', () => {
+    const frames = sample();
+    const bytes = Buffer.concat(wire(new FrameSealer(primaryKeys.send), frames));
+    const plain = encodeFrame(frames[1]!).subarray(FRAME_HEADER_SIZE, FRAME_HEADER_SIZE + 64);
+    assert.equal(bytes.indexOf(plain), -1, 'a wal payload does not appear on the wire');
+    const rnd = prng(5);
+    for (const mode of ['bytes', 'random', 'merged'] as const) {
+      const opener = new FrameOpener(replicaKeys.receive, DEFAULT_MAX_PAYLOAD);
+      const got: Frame[] = [];
+      for (let at = 0; at < bytes.byteLength; ) {
+        const n = mode === 'bytes' ? 1 : mode === 'merged' ? bytes.byteLength : 1 + Math.floor(rnd() * 3000);
+        got.push(...opener.push(Buffer.from(bytes.subarray(at, at + n))).map((b) => decodeFrame(b)));
+        at += n;
+      }
+      assert.equal(got.length, frames.length, mode);
+      got.forEach((g, i) => sameFrame(g, frames[i]!));
+    }
+  });
+
+  it('lays out length, AES-256-GCM with IV 0000 ‖ u64 BE counter, AAD the length, and the tag, as documented', () => {
+    const sealer = new FrameSealer(primaryKeys.send);
+    const frames = wire(sealer, sample().slice(0, 3));
+    const third = frames[2]!;
+    assert.equal(third.readUInt32LE(0), third.byteLength - 4);
+    const iv = Buffer.alloc(12);
+    iv.writeBigUInt64BE(2n, 4);
+    const d = createDecipheriv('aes-256-gcm', primaryKeys.send, iv, { authTagLength: 16 });
+    d.setAAD(third.subarray(0, 4));
+    d.setAuthTag(third.subarray(third.byteLength - 16));
+    const plain = Buffer.concat([d.update(third.subarray(4, third.byteLength - 16)), d.final()]);
+    assert.ok(plain.equals(encodeFrame(sample()[2]!)));
+    assert.equal(sealer.sealed, 3n);
+  });
+
+  it('refuses a frame sealed with a wrong key, a flipped bit anywhere, a replay, a reordering and a drop; dead after', () => {
+    const frames = sample().slice(0, 4);
+    const sealed = wire(new FrameSealer(primaryKeys.send), frames);
+    // A bound just above the largest of these frames: a flipped length bit is then a shorter unit, a
+    // longer one (reaching into the next frame), or over the bound — refused each way.
+    const fresh = () => new FrameOpener(replicaKeys.receive, 8192);
+    const auth = refusedFrame(/frame failed authentication/);
+    // Wrong key: the other direction's, and another secret's.
+    assert.throws(() => new FrameOpener(replicaKeys.send, DEFAULT_MAX_PAYLOAD).push(sealed[0]!), auth);
+    assert.throws(() => new FrameOpener(deriveKeys(Buffer.from(OTHER), 'replica', pn, rn).receive, DEFAULT_MAX_PAYLOAD).push(sealed[0]!), auth);
+    // Every byte of the first frame flipped in turn (the length: a shorter or longer unit, or over the bound).
+    for (let at = 0; at < sealed[0]!.byteLength; at++) {
+      const bad = Buffer.from(sealed[0]!);
+      bad[at]! ^= 0x04;
+      const o = fresh();
+      let threw = false;
+      try {
+        o.push(Buffer.concat([bad, ...sealed.slice(1)]));
+      } catch (err) {
+        threw = isRaError(err, 'RA_ERR_REPL_FRAME');
+      }
+      assert.ok(threw, `byte ${at}`);
+      assert.throws(() => o.push(sealed[1]!), refusedFrame(/./), 'dead after a refusal');
+    }
+    // Counter mismatch: replay of frame 0 after it, frame 2 before 1 (reordered), frame 1 dropped.
+    const replay = fresh();
+    assert.equal(replay.push(sealed[0]!).length, 1);
+    assert.throws(() => replay.push(sealed[0]!), auth);
+    const reorder = fresh();
+    reorder.push(sealed[0]!);
+    assert.throws(() => reorder.push(sealed[2]!), auth);
+    const drop = fresh();
+    assert.throws(() => drop.push(Buffer.concat([sealed[0]!, sealed[2]!])), auth);
+    // In order, all open.
+    assert.equal(fresh().push(Buffer.concat(sealed)).length, 4);
+  });
+
+  it('refuses a sealed length over the bound from its 4 bytes alone, before the body arrives', () => {
+    const o = new FrameOpener(replicaKeys.receive, 1024);
+    const before = process.memoryUsage().arrayBuffers;
+    const len = Buffer.alloc(4);
+    len.writeUInt32LE(0xffff_fff0, 0);
+    assert.throws(() => o.push(len), refusedFrame(/claims 4294967280 bytes, over the bound of 1088 bytes/));
+    assert.ok(process.memoryUsage().arrayBuffers - before < 1 << 20, 'nothing near the claimed size was allocated');
+    // Exactly at the bound is fine; too short to hold a frame is not.
+    const max = Buffer.concat(new FrameSealer(primaryKeys.send).seal(encodeFrame(walFrame(1, 64, Buffer.alloc(1024)))));
+    assert.equal(new FrameOpener(replicaKeys.receive, 1024).push(max).length, 1);
+    len.writeUInt32LE(20, 0);
+    assert.throws(() => new FrameOpener(replicaKeys.receive, 1024).push(len), refusedFrame(/too short to hold a frame/));
+  });
+
+  it("bounds a replica's frames at the primary above the largest page frame the store allows", () => {
+    assert.ok(MAX_PAYLOAD_FROM_REPLICA >= 4 + MAX_PAGE_SIZE, `${MAX_PAYLOAD_FROM_REPLICA} < page frame of ${4 + MAX_PAGE_SIZE}`);
+    assert.ok(MAX_PAYLOAD_FROM_REPLICA < DEFAULT_MAX_PAYLOAD);
   });
 });

@@ -14,6 +14,7 @@ import {
   ackFrame,
   connectChannel,
   encodeFrame,
+  type FrameSealer,
   helloFrame,
   openChannel,
   parseKeepalive,
@@ -303,7 +304,8 @@ describe('the replication sender', () => {
     const ch = await openChannel(raw, { role: 'replica', secret: SECRET });
     const bad = encodeFrame(helloFrame({ epoch: 1, lsn: 64, rolling: 0n, id: 'bad-frame' }));
     bad[bad.byteLength - 3]! ^= 0x40;
-    raw.write(bad);
+    // Sealed with the channel's key (frames travel sealed), so the frame's own checksum is what fails.
+    for (const piece of (ch as unknown as { sealer: FrameSealer }).sealer.seal(bad)) raw.write(piece);
     await assert.rejects(ch.next(), (e: unknown) => isRaError(e, 'RA_ERR_REPL_FRAME') && /fails its checksum/.test(e.message));
 
     await until(() => repl(store).replicas.filter((r) => r.state === 'gone').length === 5, 5000, 'five refused');

@@ -39,7 +39,11 @@ const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
 /** How long a page request may wait for this replica's log to reach the LSN the primary names. */
 const kPageWaitMs = 3000;
-/** Keepalives remembered for the time lag (one a second: several minutes). */
+/**
+ * Keepalives remembered for the time lag. They come once a second, and after live batches up to
+ * one per 10 ms; past this many the older ones are thinned (every other one dropped, the oldest
+ * kept), so a replica far behind still finds a stamp near its oldest unapplied record.
+ */
 const kKeepalives = 512;
 
 export type ReplicaState = 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
@@ -276,7 +280,10 @@ export class ReplicaSession {
       } else if (f.type === FrameType.keepalive) {
         const k = parseKeepalive(f);
         this.keepalives.push({ lsn: k.flushedLsn, timeMs: k.timeMs });
-        if (this.keepalives.length > kKeepalives) this.keepalives.shift();
+        if (this.keepalives.length > kKeepalives) {
+          const kept = this.keepalives.filter((_, i) => i % 2 === 0);
+          this.keepalives.splice(0, this.keepalives.length, ...kept);
+        }
         if (this.state !== 'streaming') {
           this.setState('streaming');
           onStreaming();

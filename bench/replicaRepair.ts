@@ -9,8 +9,11 @@
  * and are repaired online through the owner's control socket: first from the replica (the owner
  * asks it for the page as of its flushed LSN, verifies, the repairer installs it), then — flipped
  * again — from the snapshot + WAL (the baseline). Goal: p99 of a replica repair ≤ 10 ms.
+ * Then a burst (`--burst`, default 1000): that many pages, none in the owner's cache, damaged at
+ * once, then repaired from the replica one after the other as the data-repairer does (it repairs
+ * a store's pages serially): the wall time for all of them. Goal: 1000 pages in ≤ 1 s.
  *
- * Run: npm run build:ts && node dist/bench/replicaRepair.js   (options: --pages-total N, --wal-mib W, --pages N)
+ * Run: npm run build:ts && node dist/bench/replicaRepair.js   (options: --pages-total N, --wal-mib W, --pages N, --burst N)
  */
 import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import os from 'node:os';
@@ -36,6 +39,7 @@ const PAGE = 4096;
 const PAGES = numArg('pages-total', 2048);
 const WAL_MIB = numArg('wal-mib', 16);
 const TRIED = numArg('pages', 200);
+const BURST = numArg('burst', 1000);
 const SECRET = 'bench-replica-repair-secret-0123456789';
 
 const pct = (xs: number[], p: number) => {
@@ -55,6 +59,8 @@ function flipBit(dir: string, id: number, at: number): void {
   }
 }
 
+const loadStart = os.loadavg().map((v) => v.toFixed(2)).join(' ');
+console.log(`load average at start: ${loadStart} (${os.cpus().length} CPUs, shared)`);
 const root = mkdtempSync(path.join(os.tmpdir(), 'ra-bench-replrepair-'));
 const pool = new WorkerPool({ threads: 1 });
 const primaryDir = path.join(root, 'primary');
@@ -100,6 +106,20 @@ try {
   const fromReplica = await run([replica]);
   const fromSnapshot = await run([snapshot]);
   if (fromReplica.some((o) => !o.source?.startsWith('replica:'))) throw new Error('a repair did not come from the replica');
+  // The burst: damaged all at once, then repaired one after the other.
+  const burst: number[] = [];
+  for (let i = 0; burst.length < Math.min(BURST, PAGES - 1) && i < PAGES - 1; i++) {
+    const p = 1 + ((i * 1103) % (PAGES - 1));
+    if (!(await store.readPage(p)).cached) burst.push(p);
+  }
+  if (burst.length < BURST) throw new Error(`only ${burst.length} pages for a burst of ${BURST} (raise --pages-total)`);
+  for (const [i, p] of burst.entries()) flipBit(primaryDir, p, 300 + (i % 3000));
+  const tb = performance.now();
+  for (const p of burst) {
+    const o = await repairPage(pagestore, { id: 'p', store: primaryDir, sources: [replica] }, p);
+    if (o.result !== 'repaired' || !o.source?.startsWith('replica:')) throw new Error(`burst page ${p}: ${o.result} from ${o.source}`);
+  }
+  const burstS = (performance.now() - tb) / 1e3;
   const ms = (xs: PageRepairOutcome[]) => xs.map((o) => o.durationMs);
   const r = { p50: pct(ms(fromReplica), 50), p99: pct(ms(fromReplica), 99) };
   const s = { p50: pct(ms(fromSnapshot), 50), p99: pct(ms(fromSnapshot), 99) };
@@ -110,9 +130,13 @@ try {
       { name: 'repair one page from snapshot + WAL, p50', value: s.p50, unit: 'ms', extra: { p99: s.p99, pages: fromSnapshot.length } },
       { name: 'repair one page from the replica, p50', value: r.p50, unit: 'ms', extra: { p99: r.p99, pages: fromReplica.length } },
       { name: 'repair one page from the replica, p99', value: r.p99, unit: 'ms', baseline: 'repair one page from snapshot + WAL, p50' },
+      { name: `repair ${burst.length} corrupt pages from the replica, one after the other`, value: burstS, unit: 's', baseline: `repair ${burst.length} corrupt pages from the replica, one after the other`, extra: { pagesPerS: Math.round(burst.length / burstS) } },
     ],
-    params: { pageSize: PAGE, pages: PAGES, walBytesAfterSnapshot: flushed - walStart, pagesTried: TRIED },
-    goal: { description: `one page from a replica: p99 ≤ 10 ms (p99 ${r.p99} ms, p50 ${r.p50} ms; snapshot + WAL p50 ${s.p50} ms, p99 ${s.p99} ms)`, met: r.p99 <= 10 },
+    params: { pageSize: PAGE, pages: PAGES, walBytesAfterSnapshot: flushed - walStart, pagesTried: TRIED, burst: burst.length, loadAverage: { start: loadStart, end: os.loadavg().map((v) => v.toFixed(2)).join(' ') } },
+    goal: {
+      description: `one page from a replica: p99 ≤ 10 ms (p99 ${r.p99} ms, p50 ${r.p50} ms; snapshot + WAL p50 ${s.p50} ms, p99 ${s.p99} ms); ${burst.length} corrupt pages in ≤ 1 s (${burstS.toFixed(2)} s)`,
+      met: r.p99 <= 10 && burstS <= 1,
+    },
   });
 } finally {
   await session?.stop();

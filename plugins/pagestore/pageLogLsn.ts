@@ -11,8 +11,16 @@ import { kRecLsn } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js';
 
 export async function newestLoggedLsn(dir: string, pageId: number): Promise<number> {
+  return (await newestLoggedLsns(dir, pageId)).get(pageId) ?? 0;
+}
+
+/**
+ * The same for every page the live WAL changes, in one read of it (`only`: that page alone): what
+ * the owner keeps, so that a repair asks a map instead of reading every segment (`PageStore`).
+ */
+export async function newestLoggedLsns(dir: string, only?: number): Promise<Map<number, number>> {
   const walDir = walDirOf(dir);
-  let newest = 0;
+  const newest = new Map<number, number>();
   for (const start of await listSegments(walDir)) {
     let bytes: Buffer;
     try {
@@ -23,7 +31,9 @@ export async function newestLoggedLsn(dir: string, pageId: number): Promise<numb
     }
     if (bytes.byteLength <= SEGMENT_HEADER_SIZE) continue;
     forEachPageRecord(bytes, SEGMENT_HEADER_SIZE, start + SEGMENT_HEADER_SIZE, (at, id) => {
-      if (id === pageId) newest = Math.max(newest, readU64(bytes, at + kRecLsn));
+      if (only !== undefined && id !== only) return;
+      const lsn = readU64(bytes, at + kRecLsn);
+      if (lsn > (newest.get(id) ?? 0)) newest.set(id, lsn);
     });
   }
   return newest;

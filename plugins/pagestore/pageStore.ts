@@ -22,7 +22,7 @@ import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
 import { createStore, storeExists, superblockProblem, tightenStore, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { settleSwap } from './storeSwap.js';
-import { newestLoggedLsn } from './pageLogLsn.js';
+import { newestLoggedLsns } from './pageLogLsn.js';
 import { readReplicationConfig } from './replicationConfig.js';
 import { ReplicationSender } from './replicationSender.js';
 import { CommitFence } from './commitFence.js';
@@ -63,6 +63,11 @@ export class PageStore {
   private sender: ReplicationSender | null = null;
   /** A clustered primary's commit fence (commitFence.ts); disabled otherwise. */
   private fence = new CommitFence(false, 0);
+  /**
+   * The newest LSN at which the live WAL changed each page, read once at the first repair
+   * (`newestLogged`); the changes made after it go through the cache, whose `knownLsn` keeps them.
+   */
+  private loggedLsns: Promise<Map<number, number>> | null = null;
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
 
@@ -158,6 +163,9 @@ export class PageStore {
     return this.wal.stats;
   }
 
+  /** Reads of the whole live WAL made for repairs' staleness checks (one per process: `newestLogged`). */
+  readonly repairStats = { walReads: 0 };
+
   get lockStats(): { deadlocks: number } {
     return { deadlocks: this.locks.deadlocks };
   }
@@ -242,7 +250,7 @@ export class PageStore {
         // The newest version the store can know of: the one it last held (since it opened), the
         // bad copy's own LSN when only its checksum fails (header intact), and the newest change
         // to the page its live WAL holds (what survives a reopen).
-        const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await newestLoggedLsn(this.dir, pageId));
+        const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
         await this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }]));
       });
@@ -287,12 +295,30 @@ export class PageStore {
       if (lsn > this.wal.endLsn) return `its LSN ${lsn} is past the end of this store's log (${this.wal.endLsn})`;
       const problem = pageId === 0 ? superblockProblem(img, this.geometry) : null;
       if (problem) return `not this store's superblock: ${problem}`;
-      const known = Math.max(this.cache.knownLsn(pageId), await newestLoggedLsn(this.dir, pageId));
+      const known = Math.max(this.cache.knownLsn(pageId), await this.newestLogged(pageId));
       if (lsn < known) return `stale: its LSN ${lsn} is older than the newest change this store logged or held for the page (LSN ${known})`;
       return null;
     };
     const got = await this.sender.requestPage(pageId, this.wal.flushedLsn, verify);
     return { pageId, ...got };
+  }
+
+  /**
+   * The newest change to `pageId` the live WAL held at the store's first repair (one read of the
+   * WAL per process, not two per repair). Every change made since went through the cache, whose
+   * `knownLsn` remembers it, evicted or not: with it, the same bound a read of the WAL now gives,
+   * or a higher one (a change whose segment a checkpoint retired since).
+   */
+  private async newestLogged(pageId: number): Promise<number> {
+    if (!this.loggedLsns) {
+      this.repairStats.walReads++;
+      this.loggedLsns = newestLoggedLsns(this.dir);
+    }
+    const p = this.loggedLsns;
+    p.catch(() => {
+      if (this.loggedLsns === p) this.loggedLsns = null; // read again next time
+    });
+    return (await p).get(pageId) ?? 0;
   }
 
   /** Aborts open transactions, checkpoints, and releases the lock. */

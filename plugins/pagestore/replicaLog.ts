@@ -4,11 +4,16 @@
  * recovery, restart and promotion need nothing replication-specific.
  *
  * `append` takes a run of the primary's consecutive records in one segment and checks all of it
- * (the run starts where the log ends, every record's length, LSN and checksum, the epoch) before
- * it writes a byte: a refused run leaves the log as it was. A run is written at its LSN's offset
- * and fdatasynced before `append` resolves; the durable LSN is then its end. A crash in the middle
- * leaves a torn tail, which the next open cuts (recovery's WalWriter.open), so the durable LSN
- * after a restart is the end of the last complete run.
+ * (the run starts where the runs accepted before it end, every record's length, LSN and checksum,
+ * the epoch) before it writes a byte: a refused run leaves the log as it was. A run is written at
+ * its LSN's offset and fdatasynced before `append` resolves; the durable LSN is then its end.
+ *
+ * Group commit, as the primary's WAL writer: runs appended while a write and fdatasync are under
+ * way (frames that arrived together, or while the disk was busy) wait for the next round, which
+ * writes them all and syncs once. One fdatasync per frame would cap a replica at one frame per
+ * sync latency, and a burst would queue behind it (the sync commit's and the async lag's cost).
+ * A crash in the middle leaves a torn tail, which the next open cuts (recovery's WalWriter.open),
+ * so the durable LSN after a restart is the end of the last complete run.
  *
  * The epoch (the primary's term, DESIGN.md) is kept in the store's `epoch` file, raised before
  * the first record of a newer epoch is written; records of an older epoch are refused.
@@ -35,10 +40,36 @@ function refuse(reason: RefusalReason, message: string, details: Record<string, 
   return raError('RA_ERR_REPLICA_REFUSED', `replica refused log records [${reason}]: ${message}; nothing was written`, { details: { reason, ...details } });
 }
 
+/** A run accepted by `append`, waiting for its round's write and fdatasync. */
+interface QueuedRun {
+  bytes: Uint8Array;
+  startLsn: number;
+  endLsn: number;
+  epoch: number;
+  /** R before and after the run. */
+  rollingBefore: bigint;
+  rollingAfter: bigint;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
+
 export class ReplicaLog {
   private handle: FileHandle | undefined;
   private handleStart = -1;
   private broken: Error | null = null;
+  /** Runs accepted and not yet written (the next round). */
+  private queue: QueuedRun[] = [];
+  private flushing = false;
+  /** The running round loop (close waits for it). */
+  private loop: Promise<void> = Promise.resolve();
+  /** End, R and epoch of the runs accepted so far (durable, or queued or in a round): what the next run must follow. */
+  private acceptedEnd: number;
+  private acceptedR: bigint;
+  private acceptedEpoch: number;
+  /** End of what is written to the segment files (durable or not). */
+  private writtenEnd: number;
+  /** Rounds made durable (tests: runs that arrive together share one fdatasync). */
+  readonly stats = { syncs: 0, runs: 0 };
 
   private constructor(
     private readonly dir: string,
@@ -47,7 +78,12 @@ export class ReplicaLog {
     private currentEpoch: number,
     /** The log's rolling checksum R at `durable` (walRolling.ts). */
     private rollingR: bigint,
-  ) {}
+  ) {
+    this.acceptedEnd = durable;
+    this.acceptedR = rollingR;
+    this.acceptedEpoch = currentEpoch;
+    this.writtenEnd = durable;
+  }
 
   /** The log of the store in `dir`, whose valid records end at `endLsn` (recovery found it so). */
   static async open(dir: string, geometry: StoreGeometry, endLsn: number): Promise<ReplicaLog> {
@@ -70,11 +106,11 @@ export class ReplicaLog {
   }
 
   /**
-   * Where a run that follows the log may start: the durable end, or, when the next record did
-   * not fit the current segment, the first record position of the next one.
+   * Where a run that follows the log may start: the end of the runs accepted, or, when the next
+   * record did not fit the current segment, the first record position of the next one.
    */
   private nextSegmentStart(): number {
-    return segmentStartOf(this.durable - 1, this.geometry.segmentSize) + this.geometry.segmentSize;
+    return segmentStartOf(this.acceptedEnd - 1, this.geometry.segmentSize) + this.geometry.segmentSize;
   }
 
   /** Checks a run (see the file's comment) without writing anything; throws the refusal. */
@@ -82,7 +118,7 @@ export class ReplicaLog {
     const { segmentSize } = this.geometry;
     if (this.broken) throw refuse('broken', `a write to this replica's log failed earlier (${this.broken.message}); reopen the replica`);
     if (!Number.isSafeInteger(epoch) || epoch < 0) throw refuse('bad-range', `epoch ${epoch} is not an epoch`);
-    if (epoch < this.currentEpoch) throw refuse('older-epoch', `the records are of epoch ${epoch}, older than this replica's ${this.currentEpoch}`, { epoch, replicaEpoch: this.currentEpoch });
+    if (epoch < this.acceptedEpoch) throw refuse('older-epoch', `the records are of epoch ${epoch}, older than this replica's ${this.acceptedEpoch}`, { epoch, replicaEpoch: this.acceptedEpoch });
     if (!Number.isSafeInteger(startLsn) || !Number.isSafeInteger(endLsn) || bytes.byteLength === 0 || endLsn - startLsn !== bytes.byteLength) {
       throw refuse('bad-range', `the run [${startLsn}, ${endLsn}) does not match its ${bytes.byteLength} bytes`, { startLsn, endLsn });
     }
@@ -90,15 +126,16 @@ export class ReplicaLog {
     if (startLsn - seg < SEGMENT_HEADER_SIZE || endLsn - seg > segmentSize) {
       throw refuse('bad-range', `the run [${startLsn}, ${endLsn}) is not within the records of one ${segmentSize}-byte segment`, { startLsn, endLsn });
     }
-    if (startLsn < this.durable) {
-      throw refuse('overlap', `the run starts at LSN ${startLsn}, inside this replica's log, which ends at ${this.durable}`, { startLsn, durableLsn: this.durable });
+    const end = this.acceptedEnd;
+    if (startLsn < end) {
+      throw refuse('overlap', `the run starts at LSN ${startLsn}, inside this replica's log, which ends at ${end}`, { startLsn, durableLsn: end });
     }
-    if (startLsn > this.durable) {
+    if (startLsn > end) {
       const next = this.nextSegmentStart();
       // The primary moves on to the next segment only when its next record does not fit this one.
       const firstLength = bytes.byteLength >= 8 ? readU32(bytes, kRecLength) : 0;
-      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && this.durable + firstLength > next;
-      if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${this.durable}: records are missing`, { startLsn, durableLsn: this.durable });
+      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && end + firstLength > next;
+      if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${end}: records are missing`, { startLsn, durableLsn: end });
     }
     for (let at = 0; at < bytes.byteLength; ) {
       const size = validRecordAt(bytes, at, bytes.byteLength, startLsn + at);
@@ -109,53 +146,100 @@ export class ReplicaLog {
     }
   }
 
-  /** Checks, then writes and syncs a run of records (see the file's comment). */
-  async append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<void> {
+  /**
+   * Checks a run (refused at once, nothing written), then queues it for the next round of writes
+   * and fdatasync (see the file's comment); resolves once it is durable. Runs are written in the
+   * order they were appended.
+   */
+  append(bytes: Uint8Array, startLsn: number, endLsn: number, epoch: number): Promise<void> {
     this.check(bytes, startLsn, endLsn, epoch);
-    const seg = segmentStartOf(startLsn, this.geometry.segmentSize);
-    const rolled = foldRecords(this.rollingR, bytes, 0, bytes.byteLength);
-    try {
-      if (epoch > this.currentEpoch) {
-        await writeEpoch(this.dir, epoch);
-        this.currentEpoch = epoch;
-      }
-      const h = await this.segmentHandle(seg, epoch);
-      const offset = startLsn - seg;
-      if (faultFires('replica-append')) {
-        // The crash harness's point: half the run written, nothing synced.
-        await writeAll(h, bytes.subarray(0, bytes.byteLength >> 1), offset);
-        die();
-      }
-      await writeAll(h, bytes, offset);
-      await h.datasync();
-    } catch (err) {
-      // As the WAL writer: after a failed write or sync the kernel may have dropped what it
-      // held, so nothing more is appended until a reopen has found the log's real end.
-      this.broken = err as Error;
-      throw raError('RA_ERR_WAL_WRITE', `writing the replica's log failed; reopen the replica (recovery finds its durable end): ${(err as Error).message}`, { cause: err });
-    }
-    this.durable = endLsn;
-    this.rollingR = rolled;
+    const rollingBefore = this.acceptedR;
+    this.acceptedR = foldRecords(rollingBefore, bytes, 0, bytes.byteLength);
+    this.acceptedEnd = endLsn;
+    this.acceptedEpoch = Math.max(this.acceptedEpoch, epoch);
+    const done = new Promise<void>((resolve, reject) => this.queue.push({ bytes, startLsn, endLsn, epoch, rollingBefore, rollingAfter: this.acceptedR, resolve, reject }));
+    if (!this.flushing) this.loop = this.flushLoop();
+    return done;
   }
 
-  /** The open segment starting at `seg`, created (header first, synced with its directory) when new. */
-  private async segmentHandle(seg: number, epoch: number): Promise<FileHandle> {
+  /** Rounds: every run queued, written in order, then one fdatasync for all of them. */
+  private async flushLoop(): Promise<void> {
+    this.flushing = true;
+    try {
+      while (this.queue.length > 0) {
+        // One turn of the event loop first: frames already received are appended now and ride
+        // this round instead of the next.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        const batch = this.queue;
+        this.queue = [];
+        try {
+          for (const run of batch) await this.writeRun(run);
+          await this.handle!.datasync();
+        } catch (err) {
+          // As the WAL writer: after a failed write or sync the kernel may have dropped what it
+          // held, so nothing more is appended until a reopen has found the log's real end.
+          this.broken = err as Error;
+          const e = raError('RA_ERR_WAL_WRITE', `writing the replica's log failed; reopen the replica (recovery finds its durable end): ${(err as Error).message}`, { cause: err });
+          for (const run of [...batch, ...this.queue.splice(0)]) run.reject(e);
+          return;
+        }
+        const last = batch[batch.length - 1]!;
+        this.durable = last.endLsn;
+        this.rollingR = last.rollingAfter;
+        this.stats.syncs++;
+        this.stats.runs += batch.length;
+        for (const run of batch) run.resolve();
+      }
+    } finally {
+      this.flushing = false;
+    }
+  }
+
+  /** Writes one run at its LSN's offset (not synced), raising the epoch file first when the run's is newer. */
+  private async writeRun(run: QueuedRun): Promise<void> {
+    if (run.epoch > this.currentEpoch) {
+      await writeEpoch(this.dir, run.epoch);
+      this.currentEpoch = run.epoch;
+    }
+    const seg = segmentStartOf(run.startLsn, this.geometry.segmentSize);
+    const h = await this.segmentHandle(seg, run.epoch, run.rollingBefore);
+    const offset = run.startLsn - seg;
+    if (faultFires('replica-append')) {
+      // The crash harness's point: half the run written, nothing synced.
+      await writeAll(h, run.bytes.subarray(0, run.bytes.byteLength >> 1), offset);
+      die();
+    }
+    await writeAll(h, run.bytes, offset);
+    this.writtenEnd = run.endLsn;
+  }
+
+  /**
+   * The open segment starting at `seg`, created (header first, synced with its directory) when
+   * new; the segment before it is synced first (everything before a segment is durable before
+   * anything in it, as the WAL writer does).
+   */
+  private async segmentHandle(seg: number, epoch: number, rolling: bigint): Promise<FileHandle> {
     if (this.handle && this.handleStart === seg) return this.handle;
-    await this.handle?.close();
+    if (this.handle) {
+      await this.handle.datasync();
+      await this.handle.close();
+    }
     this.handle = undefined;
     const file = segmentPath(path.join(this.dir, 'wal'), seg);
-    if (seg === segmentStartOf(this.durable - 1, this.geometry.segmentSize)) {
+    if (seg === segmentStartOf(this.writtenEnd - 1, this.geometry.segmentSize)) {
       this.handle = await open(file, 'r+');
     } else {
       // A new segment's header holds the epoch of its first records and R where it starts, as
       // the primary's does: the replica's log stays byte-equal to the primary's.
-      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg, { epoch, rolling: this.rollingR });
+      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg, { epoch, rolling });
     }
     this.handleStart = seg;
     return this.handle;
   }
 
+  /** Closes the log once the runs already appended are durable (or failed). */
   async close(): Promise<void> {
+    await this.loop;
     await this.handle?.close();
     this.handle = undefined;
   }

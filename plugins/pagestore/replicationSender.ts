@@ -47,6 +47,12 @@ const kMaxPendingHandshakes = 16;
 const kMaxConnections = 64;
 /** Time an unauthenticated peer has to finish the handshake. */
 const kHandshakeTimeoutMs = 2000;
+/**
+ * A keepalive (flushed LSN, wall-clock ms) follows a live batch when the last one is older than
+ * this: the replica's lag in time is measured against these stamps, so with only the periodic
+ * keepalive (`keepaliveMs`, 1 s) it could be no finer than a second.
+ */
+const kLagStampMs = 10;
 
 /** A page a replica gave for a repair (`requestPage`). */
 export interface ReplicaPage {
@@ -126,6 +132,8 @@ export class ReplicationSender {
   /** Connections closed unheard because too many handshakes were pending. */
   private refusedConnections = 0;
   private readonly timer: NodeJS.Timeout;
+  /** When the last keepalive went to the live replicas. */
+  private lastKeepaliveAt = 0;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -483,12 +491,18 @@ export class ReplicationSender {
       const last = runs[runs.length - 1]!;
       s.sentLsn = last.lsn + last.bytes.byteLength;
     }
+    if (Date.now() - this.lastKeepaliveAt >= kLagStampMs) this.keepalive();
   }
 
   private tick(): void {
-    const k = keepaliveFrame(this.cfg.epoch, { flushedLsn: this.wal.flushedLsn, timeMs: Date.now() });
-    for (const s of this.live) s.ch?.send(k);
+    this.keepalive();
     this.settle();
+  }
+
+  private keepalive(): void {
+    this.lastKeepaliveAt = Date.now();
+    const k = keepaliveFrame(this.cfg.epoch, { flushedLsn: this.wal.flushedLsn, timeMs: this.lastKeepaliveAt });
+    for (const s of this.live) s.ch?.send(k);
   }
 
   // ---- sync mode

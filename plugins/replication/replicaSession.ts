@@ -33,11 +33,17 @@ import type { WorkerPool } from '../../core/workerPool.js';
 export const NO_CLUSTER_EPOCH = 1;
 const kApplyEveryMs = 100;
 const kApplyBytes = 4 * 2 ** 20;
+/** Log bytes received and not yet durable past which the session stops reading frames (the socket then pushes back). */
+const kMaxInflightBytes = 32 * 2 ** 20;
 const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
 /** How long a page request may wait for this replica's log to reach the LSN the primary names. */
 const kPageWaitMs = 3000;
-/** Keepalives remembered for the time lag (one a second: several minutes). */
+/**
+ * Keepalives remembered for the time lag. They come once a second, and after live batches up to
+ * one per 10 ms; past this many the older ones are thinned (every other one dropped, the oldest
+ * kept), so a replica far behind still finds a stamp near its oldest unapplied record.
+ */
 const kKeepalives = 512;
 
 export type ReplicaState = 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
@@ -99,6 +105,8 @@ export class ReplicaSession {
   private appended: Array<() => void> = [];
   /** Page requests are answered one at a time, in the order asked (the primary matches answers in order). */
   private pages: Promise<void> = Promise.resolve();
+  /** Appends received and not yet settled (durable or failed). */
+  private readonly inflight = new Set<Promise<void>>();
 
   constructor(private readonly o: ReplicaSessionOptions) {}
 
@@ -204,6 +212,8 @@ export class ReplicaSession {
   /** One connection: hello, then frames until it breaks. */
   private async session(onStreaming: () => void): Promise<void> {
     const replica = this.replica!;
+    // The hello names the durable end: every append of the last connection settled first.
+    await Promise.allSettled([...this.inflight]);
     const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
     this.ch = ch;
     if (!this.running) return ch.close();
@@ -212,38 +222,76 @@ export class ReplicaSession {
     const epoch = pos.epoch > 0 ? pos.epoch : NO_CLUSTER_EPOCH;
     ch.epoch = epoch;
     ch.send(helloFrame({ epoch, lsn: pos.durableLsn, rolling: pos.rolling, id: this.o.id }));
+    // Appends are not awaited one by one: the frames that arrived together are appended at once
+    // and made durable by one fdatasync (the replica log's group commit), and each durable end is
+    // acknowledged as soon as it is. The first failure ends the session.
+    const inflight = this.inflight;
+    let inflightBytes = 0;
+    let acked = pos.durableLsn;
+    let appendError: Error | null = null;
+    let failed!: (err: Error) => void;
+    const failure = new Promise<never>((_, reject) => (failed = reject));
+    failure.catch(() => undefined);
+    const onAppendError = (err: unknown): void => {
+      if (appendError) return;
+      appendError = err as Error;
+      // A run the replica refuses (gap, overlap, bad record, older epoch): nothing of it was
+      // written; tell the primary why and start again from the durable end. Records of an
+      // older epoch come from a stale primary (another took over): a refusal, like the
+      // primary's own epoch check, not a broken connection to retry quietly.
+      if (isRaError(err) && err.code === 'RA_ERR_REPLICA_REFUSED') {
+        const older = err.details?.reason === 'older-epoch';
+        if (older) appendError = raError('RA_ERR_REPL_EPOCH', err.message, { cause: err, details: err.details });
+        failed(appendError);
+        ch.fail(older ? 'RA_ERR_REPL_EPOCH' : 'RA_ERR_REPL_PROTOCOL', err.message);
+        return;
+      }
+      failed(appendError);
+      ch.close();
+    };
     for (;;) {
-      const f = await ch.next();
+      let f;
+      try {
+        f = await Promise.race([ch.next(), failure]);
+      } catch (err) {
+        throw appendError ?? err;
+      }
       if (f.type === FrameType.wal) {
         const bytes = parseWal(f);
-        let p;
-        try {
-          p = await replica.append(bytes, f.startLsn, f.endLsn, f.epoch);
-        } catch (err) {
-          // A run the replica refuses (gap, overlap, bad record, older epoch): nothing of it was
-          // written; tell the primary why and start again from the durable end. Records of an
-          // older epoch come from a stale primary (another took over): a refusal, like the
-          // primary's own epoch check, not a broken connection to retry quietly.
-          if (isRaError(err) && err.code === 'RA_ERR_REPLICA_REFUSED') {
-            const older = err.details?.reason === 'older-epoch';
-            ch.fail(older ? 'RA_ERR_REPL_EPOCH' : 'RA_ERR_REPL_PROTOCOL', err.message);
-            if (older) throw raError('RA_ERR_REPL_EPOCH', err.message, { cause: err, details: err.details });
-          }
-          throw err;
-        }
-        for (const w of this.appended.splice(0)) w();
-        this.bytesReceived += bytes.byteLength;
-        this.unappliedBytes += bytes.byteLength;
-        ch.send(ackFrame(ch.epoch, { durableLsn: p.durableLsn, appliedLsn: p.appliedLsn }));
-        if (this.state !== 'streaming') {
-          this.setState('streaming');
-          onStreaming();
-        }
-        if (this.unappliedBytes >= kApplyBytes) void this.applySoon();
+        inflightBytes += bytes.byteLength;
+        const done: Promise<void> = replica.append(bytes, f.startLsn, f.endLsn, f.epoch).then(
+          (p) => {
+            inflight.delete(done);
+            inflightBytes -= bytes.byteLength;
+            for (const w of this.appended.splice(0)) w();
+            this.bytesReceived += bytes.byteLength;
+            this.unappliedBytes += bytes.byteLength;
+            // Runs made durable by one fdatasync resolve together: one ack for all of them.
+            if (p.durableLsn > acked) {
+              acked = p.durableLsn;
+              ch.send(ackFrame(ch.epoch, { durableLsn: p.durableLsn, appliedLsn: p.appliedLsn }));
+            }
+            if (this.state !== 'streaming') {
+              this.setState('streaming');
+              onStreaming();
+            }
+            if (this.unappliedBytes >= kApplyBytes) void this.applySoon();
+          },
+          (err: unknown) => {
+            inflight.delete(done);
+            onAppendError(err);
+          },
+        );
+        inflight.add(done);
+        // Bounded: past kMaxInflightBytes the next frame waits for the disk.
+        while (inflightBytes > kMaxInflightBytes && inflight.size > 0 && !appendError) await Promise.race([...inflight]);
       } else if (f.type === FrameType.keepalive) {
         const k = parseKeepalive(f);
         this.keepalives.push({ lsn: k.flushedLsn, timeMs: k.timeMs });
-        if (this.keepalives.length > kKeepalives) this.keepalives.shift();
+        if (this.keepalives.length > kKeepalives) {
+          const kept = this.keepalives.filter((_, i) => i % 2 === 0);
+          this.keepalives.splice(0, this.keepalives.length, ...kept);
+        }
         if (this.state !== 'streaming') {
           this.setState('streaming');
           onStreaming();

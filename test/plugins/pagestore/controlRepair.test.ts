@@ -138,6 +138,46 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     });
   }
 
+  it('reads the live WAL once for all repairs, and still refuses a page changed before the open or after that read', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-once-');
+    let store = await openSmall(dir, true);
+    let c = await ControlClient.connect(dir);
+    await commitBalance(store, 7, 1);
+    await c.checkpoint();
+    const old7 = await c.readPage(7);
+    await commitBalance(store, 7, 2);
+    await c.checkpoint();
+    c.close();
+    await store.close();
+    store = await openSmall(dir);
+    c = await ControlClient.connect(dir);
+    try {
+      // Changed before the open: only the WAL knows (the cache is new).
+      const cur7 = await c.readPage(7);
+      assert.equal(cur7.fault, null);
+      damageOnDisk(dir, 7);
+      await refused(c.writePage(7, old7.image), 'older than the version this store knows');
+      assert.equal(store.repairStats.walReads, 1);
+      // A good copy goes in.
+      assert.equal((await c.writePage(7, cur7.image)).source, 'image');
+      assert.equal(await balanceOf(store, 7), 'balance=2;');
+      // Changed after that read, then evicted: the cache remembers it.
+      await commitBalance(store, 9, 1);
+      await c.checkpoint();
+      const old9 = await c.readPage(9);
+      await commitBalance(store, 9, 2);
+      await c.checkpoint();
+      await evictAllBut(store, 5);
+      damageOnDisk(dir, 9);
+      await refused(c.writePage(9, old9.image), 'older than the version this store knows');
+      // The WAL was not read again.
+      assert.equal(store.repairStats.walReads, 1, 'one read of the WAL for every repair of the process');
+    } finally {
+      c.close();
+      await store.close();
+    }
+  });
+
   it("never installs another store's superblock as page 0; its own is taken back when page 0 is bad", async () => {
     const dir = tmpStoreDir('ra-ctlrepair-');
     const otherDir = tmpStoreDir('ra-ctlrepair-other-');

@@ -165,6 +165,39 @@ describe('replica', () => {
     assertSameAsPrimary(dir);
   });
 
+  it('writes runs appended together with one fdatasync (group commit), in order, and ends with the primary\'s pages and log', async () => {
+    const dir = newReplica('grouped');
+    const replica = await openReplica(dir);
+    try {
+      const all = primaryRuns(primary, replica.position().durableLsn, 3, 7);
+      // The runs of the first segment, appended without waiting (frames that arrived together).
+      const seg = Math.floor(all[0]!.startLsn / SEGMENT);
+      const together = all.filter((r) => Math.floor(r.startLsn / SEGMENT) === seg);
+      assert.ok(together.length >= 8, `only ${together.length} runs in one segment`);
+      const before = { ...replica.appendStats };
+      const positions = await Promise.all(together.map((r) => replica.append(r.bytes, r.startLsn, r.endLsn, PRIMARY_EPOCH)));
+      assert.equal(replica.appendStats.runs - before.runs, together.length);
+      assert.equal(replica.appendStats.syncs - before.syncs, 1, 'one fdatasync for the runs appended together');
+      // Each resolves durable to at least its own end: all of them here, by the one sync.
+      for (const p of positions) assert.equal(p.durableLsn, together.at(-1)!.endLsn);
+      // A refusal among queued runs refuses that run alone; the ones before it go in.
+      const rest = all.slice(together.length);
+      const a = replica.append(rest[0]!.bytes, rest[0]!.startLsn, rest[0]!.endLsn, PRIMARY_EPOCH);
+      await refused(replica.append(rest[2]!.bytes, rest[2]!.startLsn, rest[2]!.endLsn, PRIMARY_EPOCH), 'gap');
+      await a;
+      // The rest, across segments, all at once: a new segment's header needs R at its start.
+      const rounds = replica.appendStats.syncs;
+      await Promise.all(rest.slice(1).map((r) => replica.append(r.bytes, r.startLsn, r.endLsn, PRIMARY_EPOCH)));
+      assert.equal(replica.appendStats.syncs - rounds, 1, 'one round for runs appended at once, across segments');
+      const done = await replica.apply();
+      assert.equal(done.position.durableLsn, all.at(-1)!.endLsn);
+      assert.equal(done.position.appliedLsn, done.position.durableLsn);
+    } finally {
+      await replica.close();
+    }
+    assertSameAsPrimary(dir);
+  });
+
   it('refuses a gap, an overlap, a damaged record, a run across segments and an older epoch, writing nothing', async () => {
     const dir = newReplica('refusals');
     const replica = await openReplica(dir);

@@ -201,6 +201,15 @@ describe('the replication sender', () => {
     assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, 0]]);
   });
 
+  it('a keepalive (flushed LSN, time) follows live batches, not only every keepaliveMs: the replica\'s lag in time has no 1 s floor', async () => {
+    const store = await primary({ keepaliveMs: 3_600_000 });
+    const r = await replica(store.replicationAddress!.port);
+    await until(() => repl(store).replicas[0]?.state === 'streaming', 5000, 'the replica streaming');
+    for (let i = 0; i < 5; i++) await commit(store, i);
+    await until(() => r.durable === store.status().flushedLsn, 5000, 'the replica has the commits');
+    await until(() => r.keepalives > 0, 2000, 'a keepalive after a live batch (the periodic one is an hour away)');
+  });
+
   it('strangers that open connections and never speak hold at most 16 handshakes; commits and a real replica go on', async () => {
     const store = await primary();
     const port = store.replicationAddress!.port;

@@ -463,15 +463,18 @@ export class ReplicationSender {
 
   // ---- the live tail
 
-  /** A batch just made durable: to every live replica, one frame per segment run. */
+  /** A batch just made durable: to every live replica, one frame per segment run (split past kCatchUpChunk). */
   private onFlushed(batch: readonly Pending[]): void {
     if (this.live.size === 0) return;
     const runs: Array<{ lsn: number; bytes: Buffer }> = [];
     const seg = this.wal.segmentSize;
     for (let i = 0; i < batch.length; ) {
       const start = segmentStartOf(batch[i]!.lsn, seg);
+      // One frame per segment run, and at most about kCatchUpChunk bytes each: a group commit's
+      // batch has no bound, and the replica refuses frames over its payload bound.
       let j = i;
-      while (j < batch.length && segmentStartOf(batch[j]!.lsn, seg) === start) j++;
+      let bytes = 0;
+      while (j < batch.length && segmentStartOf(batch[j]!.lsn, seg) === start && (j === i || bytes + batch[j]!.buf.byteLength <= kCatchUpChunk)) bytes += batch[j++]!.buf.byteLength;
       runs.push({ lsn: batch[i]!.lsn, bytes: j - i === 1 ? batch[i]!.buf : Buffer.concat(batch.slice(i, j).map((p) => p.buf)) });
       i = j;
     }

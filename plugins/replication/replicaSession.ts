@@ -57,6 +57,8 @@ export interface ReplicaSessionOptions {
   log: Logger;
   /** The primary refused this replica (once per refusal state): the failure to publish. */
   onRefused(code: string, reason: string): void;
+  /** How long a page request may wait for the log to reach its LSN (default 3 s; tests shorten it). */
+  pageWaitMs?: number;
 }
 
 export interface ReplicaSessionStatus {
@@ -95,8 +97,12 @@ export class ReplicaSession {
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
-  /** Woken after each append (page requests waiting for the log to reach their LSN). */
-  private appended: Array<() => void> = [];
+  /**
+   * Page requests waiting for the log to reach their LSN: woken after each append, and when the
+   * connection ends or the session stops. Each removes itself when woken or timed out, so an idle
+   * stream (no append to sweep them) keeps none of a request that gave up.
+   */
+  private readonly appended = new Set<() => void>();
   /** Page requests are answered one at a time, in the order asked (the primary matches answers in order). */
   private pages: Promise<void> = Promise.resolve();
 
@@ -118,7 +124,9 @@ export class ReplicaSession {
     this.stopping.abort();
     if (this.applyTimer) clearInterval(this.applyTimer);
     this.ch?.close();
+    this.wakePageWaits();
     await this.loop;
+    await this.pages;
     await this.applying;
     await this.replica?.close();
     this.setState('stopped');
@@ -195,6 +203,8 @@ export class ReplicaSession {
         }
       } finally {
         this.ch = null;
+        // Requests of the connection that ended: nobody can be answered on it any more.
+        this.wakePageWaits();
       }
       await sleep(backoff, this.stopping.signal).catch(() => undefined);
       backoff = Math.min(kBackoffMaxMs, backoff * 2);
@@ -231,7 +241,7 @@ export class ReplicaSession {
           }
           throw err;
         }
-        for (const w of this.appended.splice(0)) w();
+        this.wakePageWaits();
         this.bytesReceived += bytes.byteLength;
         this.unappliedBytes += bytes.byteLength;
         ch.send(ackFrame(ch.epoch, { durableLsn: p.durableLsn, appliedLsn: p.appliedLsn }));
@@ -265,22 +275,37 @@ export class ReplicaSession {
   private async servePage(ch: ReplicationChannel, pageId: number, lsn: number): Promise<void> {
     const replica = this.replica!;
     try {
-      const until = Date.now() + kPageWaitMs;
-      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.max(1, until - Date.now()));
-          this.appended.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
+      const until = Date.now() + (this.o.pageWaitMs ?? kPageWaitMs);
+      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure && this.running) await this.waitAppend(until - Date.now());
+      if (ch.failure || !this.running) return;
       const image = await replica.readPage(pageId, lsn);
       ch.send(pageFrame(ch.epoch, pageId, this.o.engine.pages.lsn(image), image));
     } catch (err) {
       this.o.log.warn({ store: this.o.storeId, pageId, lsn, err: describeError(err) }, 'cannot give the primary a page it asked for');
       ch.send(pageRefusedFrame(ch.epoch, pageId, describeError(err)));
     }
+  }
+
+  /** Page requests waiting for the log to grow (tests: none is left behind by one that gave up). */
+  get pendingPageWaits(): number {
+    return this.appended.size;
+  }
+
+  /** Resolves after the next append, when the connection ends or the session stops, or after `ms`. */
+  private waitAppend(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.appended.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, Math.max(1, ms));
+      this.appended.add(wake);
+    });
+  }
+
+  private wakePageWaits(): void {
+    for (const w of [...this.appended]) w();
   }
 
   /** Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN. */

@@ -342,8 +342,10 @@ export class ReplicationSender {
         if (s.sentLsn - start < SEGMENT_HEADER_SIZE) s.sentLsn = start + SEGMENT_HEADER_SIZE;
         const bytes = await this.readRecords(start, s.sentLsn, Math.min(target, start + seg));
         if (bytes.byteLength === 0) {
-          // No record at sentLsn: the rest of this segment is its unused tail.
-          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no record at LSN ${s.sentLsn} below the flushed end ${target}`);
+          // No valid record at sentLsn: either the rest of this segment is its unused tail, or a
+          // record here is damaged. Never skip past the latter (the replica would miss commits).
+          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no valid record at LSN ${s.sentLsn} below the flushed end ${target}: the log is damaged there`, { details: { lsn: s.sentLsn } });
+          if (target > start + seg + SEGMENT_HEADER_SIZE) await this.checkSegmentTail(start, s.sentLsn);
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
@@ -352,8 +354,29 @@ export class ReplicationSender {
         await ch.drained();
       }
     } catch (err) {
+      if (isRaError(err, 'RA_ERR_WAL_CORRUPT')) {
+        s.error = describeError(err);
+        this.log?.error({ replica: s.id, lsn: s.sentLsn, err: s.error }, 'catch-up stopped at a damaged record of this primary\'s log');
+      }
       ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', `catch-up failed: ${describeError(err)}`);
     }
+  }
+
+  /**
+   * Segment `start`'s valid records end at `end`, and the log goes on in the next segment: that
+   * is its unused tail only when the next segment's first record could not have fitted after
+   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts). Otherwise the record at
+   * `end` is damaged (or records are missing): RA_ERR_WAL_CORRUPT, nothing past it is sent.
+   */
+  private async checkSegmentTail(start: number, end: number): Promise<void> {
+    const seg = this.wal.segmentSize;
+    const damaged = (why: string) => raError('RA_ERR_WAL_CORRUPT', `the record at LSN ${end} of WAL segment ${segmentPath(this.walDir, start)} is damaged: ${why}; catch-up stops there`, { details: { lsn: end } });
+    if (end - start <= SEGMENT_HEADER_SIZE) throw damaged('the segment has no valid record, and the log goes on after it');
+    const next = start + seg;
+    const first = await this.readRecords(next, next + SEGMENT_HEADER_SIZE, next + seg).catch(() => Buffer.alloc(0));
+    if (first.byteLength === 0) throw damaged(`the next segment has no valid first record either`);
+    const size = first.readUInt32LE(0);
+    if (end - start + size <= seg) throw damaged(`the next segment's first record (${size} bytes) would have fitted after it`);
   }
 
   /** The whole valid records of segment `start` from `from`, below `limit` (at most about kCatchUpChunk bytes, at least one record). */

@@ -22,11 +22,15 @@ import {
   parseAck,
   pageRequestFrame,
   parseHello,
+  pageFrame,
+  pageRefusedFrame,
   parsePage,
+  parsePageRequest,
   walFrame,
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
+import { pageLsn } from './format.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
 import { rollingAt } from './walRolling.js';
@@ -105,6 +109,8 @@ interface Session {
   error?: string;
   /** Page requests sent and not answered yet, by page id, oldest first (answers come in order). */
   pageWaiters: Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>;
+  /** The replica's own page requests, answered one at a time in the order asked. */
+  answering: Promise<void>;
 }
 
 interface SyncWaiter {
@@ -126,6 +132,12 @@ export class ReplicationSender {
   /** Connections closed unheard because too many handshakes were pending. */
   private refusedConnections = 0;
   private readonly timer: NodeJS.Timeout;
+  /**
+   * A page a replica asks for to repair its copy (the owner's cache or store, verified, with the
+   * log durable up to its LSN so the stream brings the replica there); set by the owner. Without
+   * it, requests are refused.
+   */
+  servePage: ((pageId: number) => Promise<Buffer>) | null = null;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -264,7 +276,7 @@ export class ReplicationSender {
       this.refusedConnections++;
       return;
     }
-    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map() };
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map(), answering: Promise.resolve() };
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
@@ -414,6 +426,11 @@ export class ReplicationSender {
         w(a);
         continue;
       }
+      if (f.type === FrameType.pageRequest) {
+        const req = parsePageRequest(f);
+        s.answering = s.answering.then(() => this.answerPage(s, req.pageId));
+        continue;
+      }
       if (f.type !== FrameType.ack) throw raError('RA_ERR_REPL_PROTOCOL', `unexpected frame type ${f.type} from replica ${s.id}`);
       const a = parseAck(f);
       if (a.durableLsn > s.sentLsn) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} acknowledges LSN ${a.durableLsn}, past what it was sent (${s.sentLsn})`);
@@ -434,6 +451,20 @@ export class ReplicationSender {
   }
 
   // ---- page repair from a replica
+
+  /** Answers a replica's request for a page (its copy is damaged): `page`, or `page` refused saying why. */
+  private async answerPage(s: Session, pageId: number): Promise<void> {
+    const ch = s.ch;
+    if (!ch || ch.failure) return;
+    try {
+      if (!this.servePage) throw raError('RA_ERR_REPLICA_PAGE', 'this primary serves no pages to its replicas');
+      const image = await this.servePage(pageId);
+      ch.send(pageFrame(this.cfg.epoch, pageId, pageLsn(image), image));
+    } catch (err) {
+      this.log?.warn({ replica: s.id, pageId, err: describeError(err) }, 'cannot give a replica the page it asked for');
+      ch.send(pageRefusedFrame(this.cfg.epoch, pageId, describeError(err)));
+    }
+  }
 
   /**
    * Page `pageId` from the streaming replicas, lowest lag first (bytes flushed here and not

@@ -360,6 +360,13 @@ export interface ReplicaStore {
    * the replica's log ends before `minLsn`; RA_ERR_PAGE_CORRUPT when the page fails verification.
    */
   readPage(pageId: number, minLsn: number): Promise<Buffer>;
+  /**
+   * Installs `image`, a copy of page `pageId` from elsewhere (the primary), made consistent with
+   * this replica's log: it must verify (page 0: this store's superblock; else RA_ERR_PAGE_CORRUPT)
+   * and its LSN be at most the durable LSN (else RA_ERR_REPLICA_BEHIND); the page's records
+   * between its LSN and the applied LSN are redone on it before it is written.
+   */
+  installPage(pageId: number, image: Buffer): Promise<{ lsn: number; recordsRedone: number }>;
   /** Releases the store (its lock and files); what is durable stays. */
   close(): Promise<void>;
 }

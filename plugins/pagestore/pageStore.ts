@@ -123,6 +123,7 @@ export class PageStore {
         store.fence = new CommitFence(replication.fenced, replication.epoch, replication.fenceWaitMs);
         try {
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
+          store.sender.servePage = (pageId) => store.pageForReplica(pageId);
         } catch (err) {
           await store.close().catch(() => undefined);
           throw err;
@@ -319,6 +320,19 @@ export class PageStore {
       if (this.loggedLsns === p) this.loggedLsns = null; // read again next time
     });
     return (await p).get(pageId) ?? 0;
+  }
+
+  /**
+   * Page `pageId` for a replica whose copy is damaged (plugins/replication/DESIGN.md, "Page
+   * repair"): the cached copy, or the one on disk when it verifies; the log durable up to its LSN
+   * first (WAL before the page leaves), so the stream brings the replica there. The replica makes
+   * it consistent with its own log before installing it.
+   */
+  async pageForReplica(pageId: number): Promise<Buffer> {
+    const seen = await this.readPage(pageId);
+    if (seen.fault) throw raError('RA_ERR_PAGE_CORRUPT', `this primary's copy of page ${pageId} fails its ${seen.fault} check too`, { details: { pageId, reason: seen.fault } });
+    await this.wal.flush();
+    return seen.image;
   }
 
   /** Aborts open transactions, checkpoints, and releases the lock. */

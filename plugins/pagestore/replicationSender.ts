@@ -22,11 +22,15 @@ import {
   parseAck,
   pageRequestFrame,
   parseHello,
+  pageFrame,
+  pageRefusedFrame,
   parsePage,
+  parsePageRequest,
   walFrame,
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
+import { pageLsn } from './format.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
 import { rollingAt } from './walRolling.js';
@@ -111,6 +115,8 @@ interface Session {
   error?: string;
   /** Page requests sent and not answered yet, by page id, oldest first (answers come in order). */
   pageWaiters: Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>;
+  /** The replica's own page requests, answered one at a time in the order asked. */
+  answering: Promise<void>;
 }
 
 interface SyncWaiter {
@@ -134,6 +140,12 @@ export class ReplicationSender {
   private readonly timer: NodeJS.Timeout;
   /** When the last keepalive went to the live replicas. */
   private lastKeepaliveAt = 0;
+  /**
+   * A page a replica asks for to repair its copy (the owner's cache or store, verified, with the
+   * log durable up to its LSN so the stream brings the replica there); set by the owner. Without
+   * it, requests are refused.
+   */
+  servePage: ((pageId: number) => Promise<Buffer>) | null = null;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -272,7 +284,7 @@ export class ReplicationSender {
       this.refusedConnections++;
       return;
     }
-    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map() };
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map(), answering: Promise.resolve() };
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
@@ -350,8 +362,10 @@ export class ReplicationSender {
         if (s.sentLsn - start < SEGMENT_HEADER_SIZE) s.sentLsn = start + SEGMENT_HEADER_SIZE;
         const bytes = await this.readRecords(start, s.sentLsn, Math.min(target, start + seg));
         if (bytes.byteLength === 0) {
-          // No record at sentLsn: the rest of this segment is its unused tail.
-          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no record at LSN ${s.sentLsn} below the flushed end ${target}`);
+          // No valid record at sentLsn: either the rest of this segment is its unused tail, or a
+          // record here is damaged. Never skip past the latter (the replica would miss commits).
+          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no valid record at LSN ${s.sentLsn} below the flushed end ${target}: the log is damaged there`, { details: { lsn: s.sentLsn } });
+          if (target > start + seg + SEGMENT_HEADER_SIZE) await this.checkSegmentTail(start, s.sentLsn);
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
@@ -360,8 +374,29 @@ export class ReplicationSender {
         await ch.drained();
       }
     } catch (err) {
+      if (isRaError(err, 'RA_ERR_WAL_CORRUPT')) {
+        s.error = describeError(err);
+        this.log?.error({ replica: s.id, lsn: s.sentLsn, err: s.error }, 'catch-up stopped at a damaged record of this primary\'s log');
+      }
       ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', `catch-up failed: ${describeError(err)}`);
     }
+  }
+
+  /**
+   * Segment `start`'s valid records end at `end`, and the log goes on in the next segment: that
+   * is its unused tail only when the next segment's first record could not have fitted after
+   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts). Otherwise the record at
+   * `end` is damaged (or records are missing): RA_ERR_WAL_CORRUPT, nothing past it is sent.
+   */
+  private async checkSegmentTail(start: number, end: number): Promise<void> {
+    const seg = this.wal.segmentSize;
+    const damaged = (why: string) => raError('RA_ERR_WAL_CORRUPT', `the record at LSN ${end} of WAL segment ${segmentPath(this.walDir, start)} is damaged: ${why}; catch-up stops there`, { details: { lsn: end } });
+    if (end - start <= SEGMENT_HEADER_SIZE) throw damaged('the segment has no valid record, and the log goes on after it');
+    const next = start + seg;
+    const first = await this.readRecords(next, next + SEGMENT_HEADER_SIZE, next + seg).catch(() => Buffer.alloc(0));
+    if (first.byteLength === 0) throw damaged(`the next segment has no valid first record either`);
+    const size = first.readUInt32LE(0);
+    if (end - start + size <= seg) throw damaged(`the next segment's first record (${size} bytes) would have fitted after it`);
   }
 
   /** The whole valid records of segment `start` from `from`, below `limit` (at most about kCatchUpChunk bytes, at least one record). */
@@ -399,6 +434,11 @@ export class ReplicationSender {
         w(a);
         continue;
       }
+      if (f.type === FrameType.pageRequest) {
+        const req = parsePageRequest(f);
+        s.answering = s.answering.then(() => this.answerPage(s, req.pageId));
+        continue;
+      }
       if (f.type !== FrameType.ack) throw raError('RA_ERR_REPL_PROTOCOL', `unexpected frame type ${f.type} from replica ${s.id}`);
       const a = parseAck(f);
       if (a.durableLsn > s.sentLsn) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} acknowledges LSN ${a.durableLsn}, past what it was sent (${s.sentLsn})`);
@@ -419,6 +459,20 @@ export class ReplicationSender {
   }
 
   // ---- page repair from a replica
+
+  /** Answers a replica's request for a page (its copy is damaged): `page`, or `page` refused saying why. */
+  private async answerPage(s: Session, pageId: number): Promise<void> {
+    const ch = s.ch;
+    if (!ch || ch.failure) return;
+    try {
+      if (!this.servePage) throw raError('RA_ERR_REPLICA_PAGE', 'this primary serves no pages to its replicas');
+      const image = await this.servePage(pageId);
+      ch.send(pageFrame(this.cfg.epoch, pageId, pageLsn(image), image));
+    } catch (err) {
+      this.log?.warn({ replica: s.id, pageId, err: describeError(err) }, 'cannot give a replica the page it asked for');
+      ch.send(pageRefusedFrame(this.cfg.epoch, pageId, describeError(err)));
+    }
+  }
 
   /**
    * Page `pageId` from the streaming replicas, lowest lag first (bytes flushed here and not

@@ -21,7 +21,9 @@ import {
   helloFrame,
   pageFrame,
   pageRefusedFrame,
+  pageRequestFrame,
   parseKeepalive,
+  parsePage,
   parsePageRequest,
   parseWal,
   type ReplicationChannel,
@@ -39,6 +41,8 @@ const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
 /** How long a page request may wait for this replica's log to reach the LSN the primary names. */
 const kPageWaitMs = 3000;
+/** How long the primary has to answer this replica's request for a page. */
+const kPrimaryPageTimeoutMs = 5000;
 /**
  * Keepalives remembered for the time lag. They come once a second, and after live batches up to
  * one per 10 ms; past this many the older ones are thinned (every other one dropped, the oldest
@@ -63,6 +67,8 @@ export interface ReplicaSessionOptions {
   log: Logger;
   /** The primary refused this replica (once per refusal state): the failure to publish. */
   onRefused(code: string, reason: string): void;
+  /** How long a page request may wait for the log to reach its LSN (default 3 s; tests shorten it). */
+  pageWaitMs?: number;
 }
 
 export interface ReplicaSessionStatus {
@@ -101,8 +107,14 @@ export class ReplicaSession {
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
-  /** Woken after each append (page requests waiting for the log to reach their LSN). */
-  private appended: Array<() => void> = [];
+  /**
+   * Page requests waiting for the log to reach their LSN: woken after each append, and when the
+   * connection ends or the session stops. Each removes itself when woken or timed out, so an idle
+   * stream (no append to sweep them) keeps none of a request that gave up.
+   */
+  private readonly appended = new Set<() => void>();
+  /** This replica's requests to the primary, by page id, oldest first (answered in order). */
+  private readonly asked = new Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>();
   /** Page requests are answered one at a time, in the order asked (the primary matches answers in order). */
   private pages: Promise<void> = Promise.resolve();
   /** Appends received and not yet settled (durable or failed). */
@@ -126,7 +138,10 @@ export class ReplicaSession {
     this.stopping.abort();
     if (this.applyTimer) clearInterval(this.applyTimer);
     this.ch?.close();
+    this.wakePageWaits();
+    this.failAsked('the replica is stopping');
     await this.loop;
+    await this.pages;
     await this.applying;
     await this.replica?.close();
     this.setState('stopped');
@@ -203,6 +218,9 @@ export class ReplicaSession {
         }
       } finally {
         this.ch = null;
+        // Requests of the connection that ended: nobody can be answered on it any more.
+        this.wakePageWaits();
+        this.failAsked('the connection to the primary ended');
       }
       await sleep(backoff, this.stopping.signal).catch(() => undefined);
       backoff = Math.min(kBackoffMaxMs, backoff * 2);
@@ -263,7 +281,7 @@ export class ReplicaSession {
           (p) => {
             inflight.delete(done);
             inflightBytes -= bytes.byteLength;
-            for (const w of this.appended.splice(0)) w();
+            this.wakePageWaits();
             this.bytesReceived += bytes.byteLength;
             this.unappliedBytes += bytes.byteLength;
             // Runs made durable by one fdatasync resolve together: one ack for all of them.
@@ -296,6 +314,13 @@ export class ReplicaSession {
           this.setState('streaming');
           onStreaming();
         }
+      } else if (f.type === FrameType.page) {
+        const a = parsePage(f);
+        const list = this.asked.get(a.pageId);
+        const w = list?.shift();
+        if (list?.length === 0) this.asked.delete(a.pageId);
+        // An answer to a request that timed out meanwhile is dropped.
+        w?.(a);
       } else if (f.type === FrameType.pageRequest) {
         const req = parsePageRequest(f);
         this.pages = this.pages.then(() => this.servePage(ch, req.pageId, req.lsn));
@@ -313,22 +338,95 @@ export class ReplicaSession {
   private async servePage(ch: ReplicationChannel, pageId: number, lsn: number): Promise<void> {
     const replica = this.replica!;
     try {
-      const until = Date.now() + kPageWaitMs;
-      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.max(1, until - Date.now()));
-          this.appended.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
+      const until = Date.now() + (this.o.pageWaitMs ?? kPageWaitMs);
+      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure && this.running) await this.waitAppend(until - Date.now());
+      if (ch.failure || !this.running) return;
       const image = await replica.readPage(pageId, lsn);
       ch.send(pageFrame(ch.epoch, pageId, this.o.engine.pages.lsn(image), image));
     } catch (err) {
       this.o.log.warn({ store: this.o.storeId, pageId, lsn, err: describeError(err) }, 'cannot give the primary a page it asked for');
       ch.send(pageRefusedFrame(ch.epoch, pageId, describeError(err)));
     }
+  }
+
+  /** Where this replica's pages come from in a repair: `primary:<address>`. */
+  get primarySource(): string {
+    return `primary:${this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host}:${this.o.port}`;
+  }
+
+  /**
+   * Repairs this replica's page `pageId` from the primary (DESIGN.md, "Page repair", the replica's
+   * side): asks it over the stream (`page-request`), and installs the answer only once it verifies
+   * and is made consistent with this replica's log (ReplicaStore.installPage: the image's LSN at
+   * most the durable LSN — waiting up to 3 s for the stream to get there —, then the page's
+   * records up to the applied LSN redone on it). Fails saying why: not streaming, refused by the
+   * primary, no answer in time, or a copy that does not verify.
+   */
+  async repairPage(pageId: number): Promise<{ source: string; lsn: number; recordsRedone: number }> {
+    const replica = this.replica;
+    const ch = this.ch;
+    if (!replica || !ch || ch.failure || this.state !== 'streaming') throw raError('RA_ERR_REPLICA_PAGE', `the replica is not streaming from its primary (${this.state}${this.reason ? `: ${this.reason}` : ''}): page ${pageId} cannot be asked for`, { details: { pageId } });
+    const a = await this.askPrimary(ch, pageId, replica.position().durableLsn);
+    if (a.refused !== undefined) throw raError('RA_ERR_REPLICA_PAGE', `the primary gave no copy of page ${pageId}: ${a.refused}`, { details: { pageId } });
+    if (this.o.engine.pages.lsn(a.image) !== a.lsn) throw raError('RA_ERR_REPLICA_PAGE', `the primary's answer for page ${pageId} says LSN ${a.lsn}, its page ${this.o.engine.pages.lsn(a.image)}`, { details: { pageId } });
+    const until = Date.now() + (this.o.pageWaitMs ?? kPageWaitMs);
+    for (;;) {
+      try {
+        const r = await replica.installPage(pageId, a.image);
+        this.o.log.info({ store: this.o.storeId, pageId, lsn: r.lsn, recordsRedone: r.recordsRedone, source: this.primarySource }, 'replica page repaired from the primary');
+        return { source: this.primarySource, ...r };
+      } catch (err) {
+        // The copy is ahead of this replica's log: the stream brings the records a moment later.
+        if (!isRaError(err, 'RA_ERR_REPLICA_BEHIND') || Date.now() >= until || !this.running) throw err;
+        await this.waitAppend(until - Date.now());
+      }
+    }
+  }
+
+  private askPrimary(ch: ReplicationChannel, pageId: number, lsn: number): Promise<{ image: Buffer; lsn: number; refused?: string }> {
+    return new Promise((resolve) => {
+      const list = this.asked.get(pageId) ?? [];
+      this.asked.set(pageId, list);
+      const timer = setTimeout(() => {
+        // Left in place (answers come in order) but answered now: the late answer is dropped.
+        const i = list.indexOf(done);
+        if (i >= 0) list[i] = () => undefined;
+        resolve({ image: Buffer.alloc(0), lsn: 0, refused: `no answer within ${kPrimaryPageTimeoutMs} ms` });
+      }, kPrimaryPageTimeoutMs);
+      const done = (a: { image: Buffer; lsn: number; refused?: string }) => {
+        clearTimeout(timer);
+        resolve(a);
+      };
+      list.push(done);
+      if (!ch.send(pageRequestFrame(ch.epoch, pageId, lsn)) && ch.failure) done({ image: Buffer.alloc(0), lsn: 0, refused: 'the connection to the primary failed' });
+    });
+  }
+
+  private failAsked(why: string): void {
+    for (const list of this.asked.values()) for (const w of list.splice(0)) w({ image: Buffer.alloc(0), lsn: 0, refused: why });
+    this.asked.clear();
+  }
+
+  /** Page requests waiting for the log to grow (tests: none is left behind by one that gave up). */
+  get pendingPageWaits(): number {
+    return this.appended.size;
+  }
+
+  /** Resolves after the next append, when the connection ends or the session stops, or after `ms`. */
+  private waitAppend(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.appended.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, Math.max(1, ms));
+      this.appended.add(wake);
+    });
+  }
+
+  private wakePageWaits(): void {
+    for (const w of [...this.appended]) w();
   }
 
   /** Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN. */

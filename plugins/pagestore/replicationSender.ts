@@ -24,9 +24,12 @@ import {
   parseHello,
   parsePage,
   walFrame,
+  type Frame,
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
+import { parseBaseRequest } from '../../core/replication/baseFrames.js';
+import { sendBaseCopy, type BaseSource } from './baseCopy.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
 import { rollingAt } from './walRolling.js';
@@ -126,6 +129,10 @@ export class ReplicationSender {
   /** Connections closed unheard because too many handshakes were pending. */
   private refusedConnections = 0;
   private readonly timer: NodeJS.Timeout;
+  /** Base copies under way: the LSN each needs the log kept from. */
+  private readonly baseRetain = new Map<object, number>();
+  /** What base copies are taken from (the owner's store); without it a base request is refused. */
+  base: BaseSource | null = null;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -201,6 +208,7 @@ export class ReplicationSender {
   retainFrom(): number | undefined {
     const flushed = this.wal.flushedLsn;
     let low: number | undefined;
+    for (const lsn of this.baseRetain.values()) low = Math.min(low ?? Infinity, lsn);
     for (const s of this.sessions) {
       if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
       if (flushed - s.durableLsn > this.cfg.maxRetainBytes) continue;
@@ -268,7 +276,13 @@ export class ReplicationSender {
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
-      const hello = await this.readHello(s.ch);
+      const first = await this.readFirst(s.ch);
+      if (first.type === FrameType.baseRequest) {
+        await this.serveBase(s, parseBaseRequest(first).id);
+        return;
+      }
+      if (first.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello or a base request from ${s.ch.peer} first`);
+      const hello = parseHello(first);
       s.id = hello.id || address;
       s.durableLsn = hello.lsn;
       s.appliedLsn = 0;
@@ -287,7 +301,26 @@ export class ReplicationSender {
     }
   }
 
-  private async readHello(ch: ReplicationChannel): Promise<Hello> {
+  /** A base copy for a new or far-behind replica (baseCopy.ts), then the connection closes: the replica reconnects with a hello. */
+  private async serveBase(s: Session, id: string): Promise<void> {
+    s.id = id || s.address;
+    const ch = s.ch!;
+    if (!this.base) throw raError('RA_ERR_REPL_PROTOCOL', 'this primary does not serve base copies');
+    s.state = 'catching-up';
+    const key = {};
+    this.log?.info({ replica: s.id, address: s.address }, 'base copy requested');
+    await sendBaseCopy(ch, this.base, {
+      epoch: this.cfg.epoch,
+      replica: s.id,
+      endLsn: this.wal.endLsn,
+      log: this.log,
+      retain: (lsn) => (lsn === null ? this.baseRetain.delete(key) : this.baseRetain.set(key, lsn)),
+    });
+    // The replica closes once it has everything (it acknowledges nothing); wait for that.
+    await ch.closed;
+  }
+
+  private async readFirst(ch: ReplicationChannel): Promise<Frame> {
     let timer: NodeJS.Timeout | undefined;
     const f = await Promise.race([
       ch.next(),
@@ -295,8 +328,7 @@ export class ReplicationSender {
         timer = setTimeout(() => reject(raError('RA_ERR_REPL_PROTOCOL', `no hello from ${ch.peer} within ${kHelloTimeoutMs} ms`)), kHelloTimeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    if (f.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello from ${ch.peer} first`);
-    return parseHello(f);
+    return f;
   }
 
   /** Refuses a replica whose epoch is not ours, or whose log is not a prefix of ours. */

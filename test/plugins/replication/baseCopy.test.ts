@@ -1,0 +1,205 @@
+// A new or far-behind replica from a base copy (#14 item 2, #15 rejoin): the replica session of
+// the replication plugin against a real primary (a PageStore with replication.json, in this
+// process) with a writer running during the copy; every page equal to the primary's once caught
+// up. A replica agent killed (-9, a fault point) in the middle of its base copy leaves no store,
+// and the restarted agent copies again from scratch. A stopped replica whose segments the
+// primary retired is refused as too far behind; with autoReinit it is moved aside and made again.
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { PageStore } from '../../../plugins/pagestore/pageStore.js';
+import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
+import { pagestore } from '../../helpers/engine.js';
+import { captureLogger } from '../../helpers/logCapture.js';
+import { exited, killAgents, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
+
+const SECRET = 'base-copy-test-secret-32-bytes!!';
+const PAGE = 4096;
+const PAGES = 600;
+const SEG = 256 * 1024;
+
+async function openPrimary(dir: string): Promise<PageStore> {
+  await (await PageStore.open(dir, { create: true, pageCount: PAGES, pageSize: PAGE, segmentSize: SEG, controlSocket: false })).close();
+  writeFileSync(path.join(dir, 'replication.json'), JSON.stringify({ role: 'primary', listen: '127.0.0.1:0', secret: SECRET, epoch: 1, keepaliveMs: 50 }), { mode: 0o600 });
+  // A small cache: most pages of the copy come from the data file, the hot ones from memory.
+  return PageStore.open(dir, { checkpointIntervalMs: 0, checkpointWalBytes: 1 << 30, cacheBytes: 24 * PAGE, controlSocket: false });
+}
+
+async function write(store: PageStore, pages: number[], tag: string): Promise<void> {
+  const tx = store.begin();
+  for (const p of pages) await tx.write(p, (p * 37) % 3000, Buffer.from(`${tag} page ${p} `.repeat(8)));
+  await tx.commit();
+}
+
+/** Every page gets content (so a copy of the created store would not pass). */
+async function fill(store: PageStore, tag: string): Promise<void> {
+  for (let p = 1; p < PAGES; p += 10) await write(store, Array.from({ length: Math.min(10, PAGES - p) }, (_, k) => p + k), tag);
+}
+
+/** A writer on hot pages and cold ones until `stop()`, with a checkpoint now and then. */
+function runWriter(store: PageStore): { stop(): Promise<number> } {
+  let writing = true;
+  const done = (async () => {
+    let n = 0;
+    while (writing) {
+      await write(store, [1 + (n % 20), 1 + ((n * 53) % (PAGES - 1))], `w${n}`);
+      n++;
+      if (n % 150 === 0) await store.checkpoint();
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    return n;
+  })();
+  return {
+    stop: async () => {
+      writing = false;
+      return done;
+    },
+  };
+}
+
+/** Asserts that the replica's data file holds every page as the primary has it now. */
+async function assertPagesEqual(primary: PageStore, replicaDir: string): Promise<void> {
+  const data = readFileSync(path.join(replicaDir, 'pages.db'));
+  assert.equal(data.byteLength, PAGES * PAGE);
+  const differ: number[] = [];
+  for (let p = 0; p < PAGES; p++) {
+    const { image } = await primary.readPage(p);
+    if (!image.equals(data.subarray(p * PAGE, (p + 1) * PAGE))) differ.push(p);
+  }
+  assert.deepEqual(differ, [], 'pages that differ from the primary\'s');
+}
+
+async function caughtUp(session: ReplicaSession, primary: PageStore): Promise<void> {
+  const end = primary.endLsn;
+  await until('the replica applied everything', () => {
+    const s = session.status();
+    return s.state === 'streaming' && s.durableLsn >= end && s.appliedLsn >= end ? true : undefined;
+  });
+}
+
+describe('replica base copy', () => {
+  let root: string;
+  const agents: Agent[] = [];
+  before(() => {
+    root = mkdtempSync(path.join(os.tmpdir(), 'ra-basecopy-'));
+  });
+  after(() => killAgents(agents));
+
+  it('makes a new replica from a base copy taken while the primary writes; every page equal after catch-up', async () => {
+    const primary = await openPrimary(path.join(root, 'p1'));
+    const { log, lines } = captureLogger();
+    const replicaDir = path.join(root, 'r1');
+    let session: ReplicaSession | undefined;
+    try {
+      await fill(primary, 'v0');
+      const writer = runWriter(primary);
+      session = new ReplicaSession({ storeId: 'r', dir: replicaDir, engine: pagestore, host: '127.0.0.1', port: primary.replicationAddress!.port, secret: SECRET, id: 'r1', log, onRefused: () => undefined });
+      await session.start();
+      await until('the replica streaming', () => (session!.status().state === 'streaming' ? true : undefined));
+      // The writer kept going through the copy and after it.
+      await new Promise((r) => setTimeout(r, 300));
+      const n = await writer.stop();
+      assert.ok(n > 50, `the writer ran during the copy (${n} commits)`);
+      await caughtUp(session, primary);
+      const st = session.status();
+      assert.equal(st.baseCopies, 1);
+      assert.deepEqual(st.baseCopy, { pagesCopied: PAGES, pagesTotal: PAGES, done: true });
+      assert.ok(lines().some((l) => l.msg === 'replica base copy progress' && l.pagesCopied === PAGES), 'progress in the log');
+      assert.ok(!existsSync(`${replicaDir}.init`), 'nothing left aside');
+      await session.stop();
+      session = undefined;
+      await assertPagesEqual(primary, replicaDir);
+    } finally {
+      await session?.stop();
+      await primary.close();
+    }
+  });
+
+  it('a replica agent killed in the middle of its base copy leaves no store; restarted, it copies again from scratch', async () => {
+    const primary = await openPrimary(path.join(root, 'p2'));
+    const replicaDir = path.join(root, 'r2');
+    try {
+      await fill(primary, 'v0');
+      writeFileSync(path.join(root, 'r2.secret'), SECRET + '\n', { mode: 0o600 });
+      const yaml = `stores:
+  - id: r
+    path: ${replicaDir}
+    replication: { role: replica, primary: 127.0.0.1:${primary.replicationAddress!.port}, secretFile: ./r2.secret, id: r2 }
+`;
+      process.env.RA_FAULT = 'base-copy:3';
+      const killed = startAgent(root, 'r2', yaml);
+      delete process.env.RA_FAULT;
+      agents.push(killed);
+      await exited(killed.child);
+      assert.equal(killed.child.signalCode, 'SIGKILL', 'the fault point killed the agent');
+      assert.ok(!existsSync(replicaDir), 'no store where the replica belongs');
+      assert.ok(existsSync(`${replicaDir}.init`), 'the half copy is aside');
+
+      const writer = runWriter(primary);
+      const again = startAgent(root, 'r2', yaml);
+      agents.push(again);
+      const base = await again.base;
+      await until('the replica streaming', async () => ((await replicationOf<{ state: string }>(base, 'r')).state === 'streaming' ? true : undefined));
+      await writer.stop();
+      const end = primary.endLsn;
+      const st = await until('the replica applied everything', async () => {
+        const s = await replicationOf<{ appliedLsn: number; baseCopies: number; baseCopy: { done: boolean } }>(base, 'r');
+        return s.appliedLsn >= end ? s : undefined;
+      });
+      assert.equal(st.baseCopies, 1);
+      assert.ok(!existsSync(`${replicaDir}.init`), 'the half copy was removed');
+      again.child.kill('SIGTERM');
+      await exited(again.child);
+      await assertPagesEqual(primary, replicaDir);
+    } finally {
+      delete process.env.RA_FAULT;
+      await primary.close();
+    }
+  });
+
+  it('a replica too far behind is refused, and re-initialised from a base copy only with autoReinit', async () => {
+    const primary = await openPrimary(path.join(root, 'p3'));
+    const replicaDir = path.join(root, 'r3');
+    const { log } = captureLogger();
+    const port = primary.replicationAddress!.port;
+    const make = (autoReinit: boolean, refused: string[]) =>
+      new ReplicaSession({ storeId: 'r', dir: replicaDir, engine: pagestore, host: '127.0.0.1', port, secret: SECRET, id: 'r3', log, autoReinit, onRefused: (_c, reason) => refused.push(reason) });
+    try {
+      await fill(primary, 'v0');
+      let session = make(false, []);
+      await session.start();
+      await caughtUp(session, primary);
+      await session.stop();
+      // The primary moves on and retires the segments the stopped replica would need.
+      for (let i = 0; i < 6; i++) {
+        await fill(primary, `v${i + 1}`);
+        await primary.checkpoint();
+      }
+      const refused: string[] = [];
+      session = make(false, refused);
+      await session.start();
+      await until('the refusal', () => (session.status().state === 'refused' ? true : undefined));
+      assert.match(refused[0] ?? '', /too far behind/);
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(session.status().baseCopies, 0, 'no base copy without autoReinit');
+      await session.stop();
+      assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('r3.replaced-')), []);
+
+      const writer = runWriter(primary);
+      session = make(true, []);
+      await session.start();
+      await until('the re-initialised replica streaming', () => (session.status().baseCopies === 1 && session.status().state === 'streaming' ? true : undefined));
+      await writer.stop();
+      await caughtUp(session, primary);
+      await session.stop();
+      const aside = readdirSync(root).filter((f) => f.startsWith('r3.replaced-'));
+      assert.equal(aside.length, 1, 'the old store moved aside, not deleted');
+      assert.ok(existsSync(path.join(root, aside[0]!, 'control')));
+      await assertPagesEqual(primary, replicaDir);
+    } finally {
+      await primary.close();
+    }
+  });
+});

@@ -15,11 +15,12 @@
  *      bytes (headers included, so the replica's segments carry the primary's epoch and R);
  *   6. `base-end` with that LSN.
  *
- * The replica's side (`receiveBaseCopy`): everything goes into `<dir>.init`, removed first if a
- * crash left one; at `base-end` the pages and segments are synced, the epoch and control files
+ * The replica's side (`receiveBaseCopy`): everything goes into `<dir>.init-<pid>` (the pid: an
+ * agent and `replica init` copying at once never share one); copies of processes no longer alive
+ * are removed first. At `base-end` the pages and segments are synced, the epoch and control files
  * written, and the directory renamed to `<dir>` (then the parent synced). A store directory
- * exists only whole: a crash in the middle leaves `<dir>.init`, which is never opened and is
- * removed by the next attempt. Opening the result as a replica runs redo from the redo LSN to
+ * exists only whole: a crash in the middle leaves `<dir>.init-<pid>`, which is never opened and
+ * is removed by the next attempt. The rename fails when another copy finished first. Opening the result as a replica runs redo from the redo LSN to
  * the end of the copied log (records no newer than a page's LSN are skipped), after which its
  * position (end LSN, R) is the primary's own and its `hello` verifies.
  */
@@ -161,8 +162,28 @@ async function sendSegment(ch: ReplicationChannel, epoch: number, walDir: string
   }
 }
 
-/** The directory a base copy is written into before it becomes `dir`. */
-export const initDirOf = (dir: string): string => `${path.resolve(dir)}.init`;
+/** The directory this process writes a base copy into before it becomes `dir`. */
+export const initDirOf = (dir: string, pid = process.pid): string => `${path.resolve(dir)}.init-${pid}`;
+
+/** Removes the base copies of `dir` a process that is no longer alive left (a crash in the middle). */
+async function removeDeadCopies(dir: string): Promise<void> {
+  const prefix = `${path.basename(dir)}.init-`;
+  for (const name of await readdir(path.dirname(dir)).catch(() => [] as string[])) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length));
+    if (!Number.isInteger(pid) || pid <= 0 || (pid !== process.pid && alive(pid))) continue;
+    await rm(path.join(path.dirname(dir), name), { recursive: true, force: true });
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 export interface ReceiveBaseOptions {
   /** This replica's name (the primary's logs and status). */
@@ -192,7 +213,7 @@ export async function receiveBaseCopy(ch: ReplicationChannel, dir: string, o: Re
   if (storeExists(dir) || (await exists(dir))) throw raError('RA_ERR_STORE_INVALID', `${dir} already exists; a base copy never overwrites a store (move it aside first)`);
   const tmp = initDirOf(dir);
   // A copy a crash interrupted: never a store (no rename happened), so nothing of it is kept.
-  await rm(tmp, { recursive: true, force: true });
+  await removeDeadCopies(dir);
   ch.epoch = o.epoch;
   ch.send(baseRequestFrame(o.epoch, o.id));
   const first = await ch.next();

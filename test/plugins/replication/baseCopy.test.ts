@@ -5,12 +5,14 @@
 // and the restarted agent copies again from scratch. A stopped replica whose segments the
 // primary retired is refused as too far behind; with autoReinit it is moved aside and made again.
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
+import { BIN } from '../../helpers/cli.js';
 import { pagestore } from '../../helpers/engine.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { exited, killAgents, replicationOf, startAgent, until, type Agent } from './agentHarness.js';
@@ -79,6 +81,16 @@ async function caughtUp(session: ReplicaSession, primary: PageStore): Promise<vo
   });
 }
 
+/** The CLI, run asynchronously (the primary serving the copy is in this process). */
+function cliAsync(args: string[], cwd: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  return new Promise((resolve) => child.on('close', (status) => resolve({ status, stdout, stderr })));
+}
+
 describe('replica base copy', () => {
   let root: string;
   const agents: Agent[] = [];
@@ -107,7 +119,7 @@ describe('replica base copy', () => {
       assert.equal(st.baseCopies, 1);
       assert.deepEqual(st.baseCopy, { pagesCopied: PAGES, pagesTotal: PAGES, done: true });
       assert.ok(lines().some((l) => l.msg === 'replica base copy progress' && l.pagesCopied === PAGES), 'progress in the log');
-      assert.ok(!existsSync(`${replicaDir}.init`), 'nothing left aside');
+      assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('r1.init-')), [], 'nothing left aside');
       await session.stop();
       session = undefined;
       await assertPagesEqual(primary, replicaDir);
@@ -135,7 +147,7 @@ describe('replica base copy', () => {
       await exited(killed.child);
       assert.equal(killed.child.signalCode, 'SIGKILL', 'the fault point killed the agent');
       assert.ok(!existsSync(replicaDir), 'no store where the replica belongs');
-      assert.ok(existsSync(`${replicaDir}.init`), 'the half copy is aside');
+      assert.equal(readdirSync(root).filter((f) => f.startsWith('r2.init-')).length, 1, 'the half copy is aside');
 
       const writer = runWriter(primary);
       const again = startAgent(root, 'r2', yaml);
@@ -149,7 +161,7 @@ describe('replica base copy', () => {
         return s.appliedLsn >= end ? s : undefined;
       });
       assert.equal(st.baseCopies, 1);
-      assert.ok(!existsSync(`${replicaDir}.init`), 'the half copy was removed');
+      assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('r2.init-')), [], 'the half copy was removed');
       again.child.kill('SIGTERM');
       await exited(again.child);
       await assertPagesEqual(primary, replicaDir);
@@ -197,6 +209,47 @@ describe('replica base copy', () => {
       const aside = readdirSync(root).filter((f) => f.startsWith('r3.replaced-'));
       assert.equal(aside.length, 1, 'the old store moved aside, not deleted');
       assert.ok(existsSync(path.join(root, aside[0]!, 'control')));
+      await assertPagesEqual(primary, replicaDir);
+    } finally {
+      await primary.close();
+    }
+  });
+
+  it('`replica init` makes the store, refuses to overwrite it, and with --force moves the old one aside', async () => {
+    const primary = await openPrimary(path.join(root, 'p4'));
+    const replicaDir = path.join(root, 'r4');
+    try {
+      await fill(primary, 'v0');
+      writeFileSync(path.join(root, 'r4.secret'), SECRET + '\n', { mode: 0o600 });
+      writeFileSync(
+        path.join(root, 'r4.yaml'),
+        `agent: { dataDir: ./r4-data }\nstores:\n  - id: r\n    path: ${replicaDir}\n    replication: { role: replica, primary: 127.0.0.1:${primary.replicationAddress!.port}, secretFile: ./r4.secret, id: r4 }\n`,
+      );
+      const args = ['replica', 'init', '--store', 'r', '--config', path.join(root, 'r4.yaml')];
+      const first = await cliAsync([...args, '--json'], root);
+      assert.equal(first.status, 0, first.stderr);
+      const out = JSON.parse(first.stdout) as { pages: number; consistentLsn: number; redoLsn: number; replaced: string | null };
+      assert.equal(out.pages, PAGES);
+      assert.ok(out.consistentLsn >= out.redoLsn);
+      assert.equal(out.replaced, null);
+      // Every page verifies and the store opens as a replica whose position the primary accepts.
+      const session = new ReplicaSession({ storeId: 'r', dir: replicaDir, engine: pagestore, host: '127.0.0.1', port: primary.replicationAddress!.port, secret: SECRET, id: 'r4', log: captureLogger().log, onRefused: () => undefined });
+      await session.start();
+      await caughtUp(session, primary);
+      assert.equal(session.status().baseCopies, 0, 'the agent needed no copy of its own');
+      await session.stop();
+      await assertPagesEqual(primary, replicaDir);
+
+      const again = await cliAsync(args, root);
+      assert.equal(again.status, 2, again.stderr);
+      assert.match(again.stderr, /already exists.*--force/);
+      const forced = await cliAsync([...args, '--force'], root);
+      assert.equal(forced.status, 0, forced.stderr);
+      assert.match(forced.stdout, /old store moved to/);
+      assert.match(forced.stderr, new RegExp(`base copy: ${PAGES}/${PAGES} pages`));
+      const aside = readdirSync(root).filter((f) => f.startsWith('r4.replaced-'));
+      assert.equal(aside.length, 1);
+      assert.ok(existsSync(path.join(root, aside[0]!, 'control')), 'the old store kept whole');
       await assertPagesEqual(primary, replicaDir);
     } finally {
       await primary.close();

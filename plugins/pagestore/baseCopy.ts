@@ -80,12 +80,13 @@ export interface BaseSource {
 export async function sendBaseCopy(
   ch: ReplicationChannel,
   src: BaseSource,
-  o: { epoch: number; replica: string; endLsn: number; retain(lsn: number | null): void; log?: Logger | undefined },
+  o: { epoch: number; replica: string; retain(lsn: number | null): void; log?: Logger | undefined },
 ): Promise<void> {
   const g = src.geometry;
   const walDir = walDirOf(src.dir);
-  // Kept from before the checkpoint: its redo point is at least this, whatever checkpoint runs next.
-  o.retain(o.endLsn);
+  // Every segment kept until the copy knows where its log starts: the checkpoint may be one
+  // already under way (an older redo point than the end now), and another may complete meanwhile.
+  o.retain(0);
   try {
     await src.checkpoint();
     const control = await readControl(src.dir);

@@ -60,7 +60,8 @@ export interface ReplicaPage {
   replica: string;
 }
 
-export type ReplicaState = 'handshake' | 'catching-up' | 'streaming' | 'gone';
+/** `base-copy`: a new replica being sent a base copy (baseCopy.ts); it reconnects with a hello after it. */
+export type ReplicaState = 'handshake' | 'base-copy' | 'catching-up' | 'streaming' | 'gone';
 
 /** One replica as the primary sees it (the control socket's `status.replication.replicas`). */
 export interface ReplicaStatus {
@@ -306,13 +307,13 @@ export class ReplicationSender {
     s.id = id || s.address;
     const ch = s.ch!;
     if (!this.base) throw raError('RA_ERR_REPL_PROTOCOL', 'this primary does not serve base copies');
-    s.state = 'catching-up';
+    // Not a replica yet for retention and sync quorums: the copy keeps its own log (baseRetain).
+    s.state = 'base-copy';
     const key = {};
     this.log?.info({ replica: s.id, address: s.address }, 'base copy requested');
     await sendBaseCopy(ch, this.base, {
       epoch: this.cfg.epoch,
       replica: s.id,
-      endLsn: this.wal.endLsn,
       log: this.log,
       retain: (lsn) => (lsn === null ? this.baseRetain.delete(key) : this.baseRetain.set(key, lsn)),
     });

@@ -7,9 +7,12 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { baseBeginFrame, baseEndFrame, basePageFrame, parseBaseRequest } from '../../../core/replication/baseFrames.js';
+import { connectChannel, openChannel } from '../../../core/replication/protocol.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
 import { BIN } from '../../helpers/cli.js';
@@ -129,28 +132,32 @@ describe('replica base copy', () => {
     }
   });
 
-  it('a replica agent killed in the middle of its base copy leaves no store; restarted, it copies again from scratch', async () => {
-    const primary = await openPrimary(path.join(root, 'p2'));
-    const replicaDir = path.join(root, 'r2');
+  for (const [n, fault, when] of [
+    ['2', 'base-copy:3', 'in the middle of its base copy'],
+    ['2b', 'base-copy-before-rename', 'with its base copy complete and synced but not renamed into place'],
+  ] as const) {
+  it(`a replica agent killed ${when} leaves no store; restarted, it copies again from scratch`, async () => {
+    const primary = await openPrimary(path.join(root, `p${n}`));
+    const replicaDir = path.join(root, `r${n}`);
     try {
       await fill(primary, 'v0');
-      writeFileSync(path.join(root, 'r2.secret'), SECRET + '\n', { mode: 0o600 });
+      writeFileSync(path.join(root, `r${n}.secret`), SECRET + '\n', { mode: 0o600 });
       const yaml = `stores:
   - id: r
     path: ${replicaDir}
-    replication: { role: replica, primary: 127.0.0.1:${primary.replicationAddress!.port}, secretFile: ./r2.secret, id: r2 }
+    replication: { role: replica, primary: 127.0.0.1:${primary.replicationAddress!.port}, secretFile: ./r${n}.secret, id: r${n} }
 `;
-      process.env.RA_FAULT = 'base-copy:3';
-      const killed = startAgent(root, 'r2', yaml);
+      process.env.RA_FAULT = fault;
+      const killed = startAgent(root, `r${n}`, yaml);
       delete process.env.RA_FAULT;
       agents.push(killed);
       await exited(killed.child);
       assert.equal(killed.child.signalCode, 'SIGKILL', 'the fault point killed the agent');
       assert.ok(!existsSync(replicaDir), 'no store where the replica belongs');
-      assert.equal(readdirSync(root).filter((f) => f.startsWith('r2.init-')).length, 1, 'the half copy is aside');
+      assert.equal(readdirSync(root).filter((f) => f.startsWith(`r${n}.init-`)).length, 1, 'the half copy is aside');
 
       const writer = runWriter(primary);
-      const again = startAgent(root, 'r2', yaml);
+      const again = startAgent(root, `r${n}`, yaml);
       agents.push(again);
       const base = await again.base;
       await until('the replica streaming', async () => ((await replicationOf<{ state: string }>(base, 'r')).state === 'streaming' ? true : undefined));
@@ -161,7 +168,7 @@ describe('replica base copy', () => {
         return s.appliedLsn >= end ? s : undefined;
       });
       assert.equal(st.baseCopies, 1);
-      assert.deepEqual(readdirSync(root).filter((f) => f.startsWith('r2.init-')), [], 'the half copy was removed');
+      assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(`r${n}.init-`)), [], 'the half copy was removed');
       again.child.kill('SIGTERM');
       await exited(again.child);
       await assertPagesEqual(primary, replicaDir);
@@ -170,6 +177,7 @@ describe('replica base copy', () => {
       await primary.close();
     }
   });
+  }
 
   it('a replica too far behind is refused, and re-initialised from a base copy only with autoReinit', async () => {
     const primary = await openPrimary(path.join(root, 'p3'));
@@ -253,6 +261,45 @@ describe('replica base copy', () => {
       await assertPagesEqual(primary, replicaDir);
     } finally {
       await primary.close();
+    }
+  });
+
+  it('a base copy the primary ends early (pages missing) or with a torn page is refused, and leaves nothing behind', async () => {
+    const src = path.join(root, 'p5');
+    await (await PageStore.open(src, { create: true, pageCount: 64, pageSize: PAGE, segmentSize: SEG, controlSocket: false })).close();
+    const data = readFileSync(path.join(src, 'pages.db'));
+    const info = { pageSize: PAGE, pageCount: 64, segmentSize: SEG, storeId: data.subarray(48, 64).toString('hex'), nextTxId: 1, walFrom: 64 };
+    for (const [name, send] of [
+      ['pages missing', (ch: Awaited<ReturnType<typeof openChannel>>) => {
+        ch.send(basePageFrame(1, 0, 8, data.subarray(0, 8 * PAGE)));
+        ch.send(baseEndFrame(1, 200));
+      }],
+      ['a torn page', (ch: Awaited<ReturnType<typeof openChannel>>) => {
+        const torn = Buffer.from(data.subarray(0, 8 * PAGE));
+        torn.fill(0x5a, 5 * PAGE + 100, 5 * PAGE + 4000);
+        ch.send(basePageFrame(1, 0, 8, torn));
+      }],
+    ] as const) {
+      const server = net.createServer((sock) => {
+        void (async () => {
+          const ch = await openChannel(sock, { role: 'primary', secret: SECRET });
+          parseBaseRequest(await ch.next());
+          ch.send(baseBeginFrame(1, { redoLsn: 64, checkpointLsn: 64, info }));
+          send(ch);
+          await ch.closed;
+        })().catch(() => undefined);
+      });
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      const dir = path.join(root, `r5-${name.replace(/ /g, '-')}`);
+      try {
+        const ch = await connectChannel({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, secret: SECRET });
+        await assert.rejects(pagestore.replica.initReplica(dir, ch, { id: 'r5', epoch: 1 }), (err: Error & { code?: string }) => err.code === 'RA_ERR_REPL_PROTOCOL', name);
+        ch.close();
+        assert.ok(!existsSync(dir), `${name}: no store`);
+        assert.deepEqual(readdirSync(root).filter((f) => f.startsWith(`${path.basename(dir)}.init-`)), [], `${name}: nothing aside`);
+      } finally {
+        await new Promise((r) => server.close(r));
+      }
     }
   });
 });

@@ -76,17 +76,23 @@ export interface BaseSource {
   flushAll(): Promise<number>;
 }
 
-/** The owner's side: see the file's comment. `retain(lsn)` keeps the log from `lsn` while the copy runs (null: done). */
+/**
+ * The owner's side: see the file's comment. `retain(lsn)` keeps the log from `lsn` while the copy
+ * runs; null releases it when the copy fails. A copy sent leaves it at the consistency LSN, which
+ * resolves it: the replica's hello comes from there once it has opened the copy, and a
+ * checkpoint meanwhile must not retire that segment (the caller releases it then).
+ */
 export async function sendBaseCopy(
   ch: ReplicationChannel,
   src: BaseSource,
   o: { epoch: number; replica: string; retain(lsn: number | null): void; log?: Logger | undefined },
-): Promise<void> {
+): Promise<number> {
   const g = src.geometry;
   const walDir = walDirOf(src.dir);
   // Every segment kept until the copy knows where its log starts: the checkpoint may be one
   // already under way (an older redo point than the end now), and another may complete meanwhile.
   o.retain(0);
+  let sent = false;
   try {
     await src.checkpoint();
     const control = await readControl(src.dir);
@@ -119,8 +125,11 @@ export async function sendBaseCopy(
     ch.send(baseEndFrame(o.epoch, consistent));
     await ch.drained();
     o.log?.info({ replica: o.replica, consistentLsn: consistent }, 'base copy sent');
+    o.retain(consistent);
+    sent = true;
+    return consistent;
   } finally {
-    o.retain(null);
+    if (!sent) o.retain(null);
   }
 }
 

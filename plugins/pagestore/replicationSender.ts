@@ -48,6 +48,11 @@ const kPageTimeoutMs = 5000;
 const kMaxPendingHandshakes = 16;
 /** Connections of any kind the listener holds (replicas are a handful). */
 const kMaxConnections = 64;
+/**
+ * How long the log from a base copy's consistency LSN is kept for its replica to come back with a
+ * hello from there (it opens the copy first: redo from the copy's redo point); its hello ends it.
+ */
+const kBaseRetainMs = 120_000;
 /** Time an unauthenticated peer has to finish the handshake. */
 const kHandshakeTimeoutMs = 2000;
 
@@ -132,6 +137,8 @@ export class ReplicationSender {
   private readonly timer: NodeJS.Timeout;
   /** Base copies under way: the LSN each needs the log kept from. */
   private readonly baseRetain = new Map<object, number>();
+  /** Copies sent, by replica id: their retention key, until the replica's hello (or kBaseRetainMs). */
+  private readonly baseSent = new Map<string, { key: object; timer: NodeJS.Timeout }>();
   /** What base copies are taken from (the owner's store); without it a base request is refused. */
   base: BaseSource | null = null;
 
@@ -288,6 +295,8 @@ export class ReplicationSender {
       s.durableLsn = hello.lsn;
       s.appliedLsn = 0;
       await this.checkHello(s.ch, hello);
+      // Back after a base copy: its own position keeps its log from now on.
+      this.releaseBase(s.id);
       s.sentLsn = hello.lsn;
       this.log?.info({ replica: s.id, address, lsn: hello.lsn }, 'replica connected');
       void this.catchUp(s);
@@ -310,6 +319,7 @@ export class ReplicationSender {
     // Not a replica yet for retention and sync quorums: the copy keeps its own log (baseRetain).
     s.state = 'base-copy';
     const key = {};
+    this.releaseBase(s.id);
     this.log?.info({ replica: s.id, address: s.address }, 'base copy requested');
     await sendBaseCopy(ch, this.base, {
       epoch: this.cfg.epoch,
@@ -317,8 +327,19 @@ export class ReplicationSender {
       log: this.log,
       retain: (lsn) => (lsn === null ? this.baseRetain.delete(key) : this.baseRetain.set(key, lsn)),
     });
+    const timer = setTimeout(() => this.releaseBase(s.id), kBaseRetainMs);
+    timer.unref();
+    this.baseSent.set(s.id, { key, timer });
     // The replica closes once it has everything (it acknowledges nothing); wait for that.
     await ch.closed;
+  }
+
+  private releaseBase(id: string): void {
+    const b = this.baseSent.get(id);
+    if (!b) return;
+    clearTimeout(b.timer);
+    this.baseRetain.delete(b.key);
+    this.baseSent.delete(id);
   }
 
   private async readFirst(ch: ReplicationChannel): Promise<Frame> {

@@ -73,6 +73,8 @@ const MemberSchema = z.strictObject({
   advertise: listen.optional(),
   /** This member's name as a replica, as its primary reports it (default: the store's id). */
   id: id.optional(),
+  /** While a replica: as the replica's `autoReinit` (a base copy when the primary says it is too far behind). */
+  autoReinit: z.boolean().default(false),
 });
 
 const ReplicationSchema = z

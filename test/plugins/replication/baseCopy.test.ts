@@ -56,6 +56,8 @@ function runWriter(store: PageStore): { stop(): Promise<number> } {
     }
     return n;
   })();
+  // Kept from an unhandled rejection when a test fails before stop(): its own error is the one to see.
+  done.catch(() => undefined);
   return {
     stop: async () => {
       writing = false;
@@ -160,7 +162,9 @@ describe('replica base copy', () => {
       const again = startAgent(root, `r${n}`, yaml);
       agents.push(again);
       const base = await again.base;
-      await until('the replica streaming', async () => ((await replicationOf<{ state: string }>(base, 'r')).state === 'streaming' ? true : undefined));
+      await until('the replica streaming', async () => ((await replicationOf<{ state: string }>(base, 'r')).state === 'streaming' ? true : undefined)).catch((err: Error) => {
+        throw new Error(`${err.message}; the agent's log ends:\n${readFileSync(again.log, 'utf8').slice(-3000)}`);
+      });
       await writer.stop();
       const end = primary.endLsn;
       const st = await until('the replica applied everything', async () => {

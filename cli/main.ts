@@ -21,6 +21,7 @@ import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
 import { registerRepairCommand } from './repairCommand.js';
+import { registerReplicaCommands } from './replicaCommand.js';
 import { registerRestoreCommand } from './restoreCommand.js';
 import { registerRunCommand } from './runCommand.js';
 import { registerScanCommand } from './scanCommand.js';
@@ -48,6 +49,7 @@ export function buildProgram(): Command {
   registerSnapshotCommands(program);
   registerRestoreCommand(program);
   registerRepairCommand(program);
+  registerReplicaCommands(program);
   return program;
 }
 

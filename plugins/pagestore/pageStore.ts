@@ -124,6 +124,7 @@ export class PageStore {
         try {
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
           store.sender.servePage = (pageId) => store.pageForReplica(pageId);
+          store.sender.base = store;
         } catch (err) {
           await store.close().catch(() => undefined);
           throw err;
@@ -217,6 +218,46 @@ export class PageStore {
       return { image, cached: true, fault: null };
     }
     return { ...(await readPageAt(this.data, pageId, this.pageSize)), cached: false };
+  }
+
+  /**
+   * Pages `[first, first + count)` for a base copy (baseCopy.ts), each whole and sealed: the cached
+   * copy when in memory, else the data file's. The file is read inside the page-write queue, so
+   * no checkpoint or repair writes it meanwhile (no torn read); the cached copies are laid over
+   * it in the same step as the read returns, so a page not in memory then is clean and the file
+   * holds its newest version (a dirty page never leaves memory before a checkpoint writes it, and
+   * that write waits for this read).
+   */
+  async copyPages(first: number, count: number): Promise<Buffer> {
+    this.checkOpen();
+    this.checkPageId(first);
+    this.checkPageId(first + count - 1);
+    const ps = this.pageSize;
+    const out = Buffer.alloc(count * ps);
+    await this.serialWrite(async () => {
+      const { bytesRead } = await this.data.read(out, 0, out.byteLength, first * ps);
+      if (bytesRead !== out.byteLength) throw raError('RA_ERR_STORE_INVALID', `${this.dir}'s data file ends inside page ${first + Math.floor(bytesRead / ps)}`);
+      for (let i = 0; i < count; i++) {
+        const page = out.subarray(i * ps, (i + 1) * ps);
+        const f = this.cache.peek(first + i);
+        if (f) {
+          page.set(f.page);
+          sealPage(page);
+        }
+      }
+    });
+    for (let i = 0; i < count; i++) {
+      const fault = verifyPage(out.subarray(i * ps, (i + 1) * ps), first + i);
+      if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `page ${first + i} fails its ${fault} check: a base copy cannot include it (repair it first)`, { details: { pageId: first + i, reason: fault } });
+    }
+    return out;
+  }
+
+  /** Flushes the whole log; resolves with its flushed end (a base copy's consistency point). */
+  async flushAll(): Promise<number> {
+    this.checkOpen();
+    await this.wal.flush();
+    return this.wal.flushedLsn;
   }
 
   /**

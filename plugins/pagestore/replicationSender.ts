@@ -27,10 +27,13 @@ import {
   parsePage,
   parsePageRequest,
   walFrame,
+  type Frame,
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
 import { pageLsn } from './format.js';
+import { parseBaseRequest } from '../../core/replication/baseFrames.js';
+import { sendBaseCopy, type BaseSource } from './baseCopy.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
 import { rollingAt } from './walRolling.js';
@@ -49,6 +52,11 @@ const kPageTimeoutMs = 5000;
 const kMaxPendingHandshakes = 16;
 /** Connections of any kind the listener holds (replicas are a handful). */
 const kMaxConnections = 64;
+/**
+ * How long the log from a base copy's consistency LSN is kept for its replica to come back with a
+ * hello from there (it opens the copy first: redo from the copy's redo point); its hello ends it.
+ */
+const kBaseRetainMs = 120_000;
 /** Time an unauthenticated peer has to finish the handshake. */
 const kHandshakeTimeoutMs = 2000;
 /**
@@ -67,7 +75,8 @@ export interface ReplicaPage {
   replica: string;
 }
 
-export type ReplicaState = 'handshake' | 'catching-up' | 'streaming' | 'gone';
+/** `base-copy`: a new replica being sent a base copy (baseCopy.ts); it reconnects with a hello after it. */
+export type ReplicaState = 'handshake' | 'base-copy' | 'catching-up' | 'streaming' | 'gone';
 
 /** One replica as the primary sees it (the control socket's `status.replication.replicas`). */
 export interface ReplicaStatus {
@@ -146,6 +155,12 @@ export class ReplicationSender {
    * it, requests are refused.
    */
   servePage: ((pageId: number) => Promise<Buffer>) | null = null;
+  /** Base copies under way: the LSN each needs the log kept from. */
+  private readonly baseRetain = new Map<object, number>();
+  /** Copies sent, by replica id: their retention key, until the replica's hello (or kBaseRetainMs). */
+  private readonly baseSent = new Map<string, { key: object; timer: NodeJS.Timeout }>();
+  /** What base copies are taken from (the owner's store); without it a base request is refused. */
+  base: BaseSource | null = null;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -221,6 +236,7 @@ export class ReplicationSender {
   retainFrom(): number | undefined {
     const flushed = this.wal.flushedLsn;
     let low: number | undefined;
+    for (const lsn of this.baseRetain.values()) low = Math.min(low ?? Infinity, lsn);
     for (const s of this.sessions) {
       if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
       if (flushed - s.durableLsn > this.cfg.maxRetainBytes) continue;
@@ -288,11 +304,19 @@ export class ReplicationSender {
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
-      const hello = await this.readHello(s.ch);
+      const first = await this.readFirst(s.ch);
+      if (first.type === FrameType.baseRequest) {
+        await this.serveBase(s, parseBaseRequest(first).id);
+        return;
+      }
+      if (first.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello or a base request from ${s.ch.peer} first`);
+      const hello = parseHello(first);
       s.id = hello.id || address;
       s.durableLsn = hello.lsn;
       s.appliedLsn = 0;
       await this.checkHello(s.ch, hello);
+      // Back after a base copy: its own position keeps its log from now on.
+      this.releaseBase(s.id);
       s.sentLsn = hello.lsn;
       this.log?.info({ replica: s.id, address, lsn: hello.lsn }, 'replica connected');
       void this.catchUp(s);
@@ -307,7 +331,38 @@ export class ReplicationSender {
     }
   }
 
-  private async readHello(ch: ReplicationChannel): Promise<Hello> {
+  /** A base copy for a new or far-behind replica (baseCopy.ts), then the connection closes: the replica reconnects with a hello. */
+  private async serveBase(s: Session, id: string): Promise<void> {
+    s.id = id || s.address;
+    const ch = s.ch!;
+    if (!this.base) throw raError('RA_ERR_REPL_PROTOCOL', 'this primary does not serve base copies');
+    // Not a replica yet for retention and sync quorums: the copy keeps its own log (baseRetain).
+    s.state = 'base-copy';
+    const key = {};
+    this.releaseBase(s.id);
+    this.log?.info({ replica: s.id, address: s.address }, 'base copy requested');
+    await sendBaseCopy(ch, this.base, {
+      epoch: this.cfg.epoch,
+      replica: s.id,
+      log: this.log,
+      retain: (lsn) => (lsn === null ? this.baseRetain.delete(key) : this.baseRetain.set(key, lsn)),
+    });
+    const timer = setTimeout(() => this.releaseBase(s.id), kBaseRetainMs);
+    timer.unref();
+    this.baseSent.set(s.id, { key, timer });
+    // The replica closes once it has everything (it acknowledges nothing); wait for that.
+    await ch.closed;
+  }
+
+  private releaseBase(id: string): void {
+    const b = this.baseSent.get(id);
+    if (!b) return;
+    clearTimeout(b.timer);
+    this.baseRetain.delete(b.key);
+    this.baseSent.delete(id);
+  }
+
+  private async readFirst(ch: ReplicationChannel): Promise<Frame> {
     let timer: NodeJS.Timeout | undefined;
     const f = await Promise.race([
       ch.next(),
@@ -315,8 +370,7 @@ export class ReplicationSender {
         timer = setTimeout(() => reject(raError('RA_ERR_REPL_PROTOCOL', `no hello from ${ch.peer} within ${kHelloTimeoutMs} ms`)), kHelloTimeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    if (f.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello from ${ch.peer} first`);
-    return parseHello(f);
+    return f;
   }
 
   /** Refuses a replica whose epoch is not ours, or whose log is not a prefix of ours. */

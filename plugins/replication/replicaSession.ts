@@ -10,7 +10,16 @@
  * primary (authentication, divergence, epoch, too far behind) is a state of its own with the
  * primary's reason, reported once through `onRefused`; the session keeps trying at the longest
  * backoff, since the operator may fix the other end.
+ *
+ * A replica store that does not exist is made by a base copy from the primary (the engine's
+ * `replica.initReplica`) before the first hello: a new replica needs nothing but its config. A
+ * replica the primary calls "too far behind" (it retired the segments the replica needs) is
+ * re-initialised only with `autoReinit`: the old store is moved aside (`<dir>.replaced-<time>`,
+ * never deleted) and a base copy made; without it the refusal stands for the operator to decide
+ * (a whole copy of the store over the network, and the old replica's pages set aside, are not
+ * things to do behind an operator's back by default).
  */
+import { rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { PageEngine, ReplicaStore } from '../../core/contracts/PageEngine.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
@@ -50,7 +59,7 @@ const kPrimaryPageTimeoutMs = 5000;
  */
 const kKeepalives = 512;
 
-export type ReplicaState = 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
+export type ReplicaState = 'initialising' | 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
 
 /** The codes with which a primary refuses a replica (as opposed to a connection that broke). */
 const kRefusals = new Set(['RA_ERR_REPL_AUTH', 'RA_ERR_REPL_DIVERGED', 'RA_ERR_REPL_EPOCH']);
@@ -69,6 +78,8 @@ export interface ReplicaSessionOptions {
   onRefused(code: string, reason: string): void;
   /** How long a page request may wait for the log to reach its LSN (default 3 s; tests shorten it). */
   pageWaitMs?: number;
+  /** Re-initialise from a base copy when the primary says this replica is too far behind (default false). */
+  autoReinit?: boolean | undefined;
 }
 
 export interface ReplicaSessionStatus {
@@ -88,6 +99,10 @@ export interface ReplicaSessionStatus {
   /** Log bytes received since this agent started (tests: a restart must not receive the log again). */
   bytesReceived: number;
   connects: number;
+  /** The base copy under way or last made by this agent, if any. */
+  baseCopy: { pagesCopied: number; pagesTotal: number; done: boolean } | null;
+  /** Base copies made by this agent (initial and re-initialisations). */
+  baseCopies: number;
 }
 
 export class ReplicaSession {
@@ -104,6 +119,10 @@ export class ReplicaSession {
   private unappliedBytes = 0;
   private bytesReceived = 0;
   private connects = 0;
+  private baseCopy: ReplicaSessionStatus['baseCopy'] = null;
+  private baseCopies = 0;
+  /** The primary said this replica is too far behind, and autoReinit is on: make it again. */
+  private reinit = false;
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
@@ -124,13 +143,67 @@ export class ReplicaSession {
 
   /** Opens the replica store (redo only), then streams in the background. */
   async start(): Promise<void> {
-    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
-    const p = this.replica.position();
-    this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
+    // A store that is not there yet is made by a base copy in the connection loop (the primary
+    // may not be reachable yet); one that is there is opened now, so a bad one fails the start.
+    if (this.o.engine.files.exists(this.o.dir)) await this.open();
+    else this.setState('initialising');
     this.running = true;
     this.applyTimer = setInterval(() => void this.applySoon(), kApplyEveryMs);
     this.applyTimer.unref();
     this.loop = this.run();
+  }
+
+  private async open(): Promise<void> {
+    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
+    const p = this.replica.position();
+    this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
+  }
+
+  /**
+   * A base copy from the primary into the (absent) store directory, then the store opened. The
+   * engine writes it aside and renames it into place whole: a crash here leaves no store, and
+   * the next start copies again from scratch.
+   */
+  private async initialise(): Promise<void> {
+    this.setState('initialising');
+    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
+    this.ch = ch;
+    if (!this.running) return ch.close();
+    this.connects++;
+    this.baseCopy = { pagesCopied: 0, pagesTotal: 0, done: false };
+    let logged = 0;
+    try {
+      const r = await this.o.engine.replica.initReplica(this.o.dir, ch, {
+        id: this.o.id,
+        epoch: NO_CLUSTER_EPOCH,
+        log: this.o.log,
+        onProgress: (p) => {
+          this.baseCopy = { ...p, done: false };
+          if (p.pagesCopied - logged >= Math.max(1024, p.pagesTotal / 10) || p.pagesCopied === p.pagesTotal) {
+            logged = p.pagesCopied;
+            this.o.log.info({ store: this.o.storeId, pagesCopied: p.pagesCopied, pagesTotal: p.pagesTotal }, 'replica base copy progress');
+          }
+        },
+      });
+      this.baseCopy = { pagesCopied: r.pages, pagesTotal: r.pages, done: true };
+      this.baseCopies++;
+      this.o.log.info({ store: this.o.storeId, redoLsn: r.redoLsn, consistentLsn: r.consistentLsn, pages: r.pages, epoch: r.epoch }, 'replica initialised from a base copy');
+    } finally {
+      ch.close();
+      this.ch = null;
+    }
+    await this.open();
+  }
+
+  /** Closes the replica store and moves it aside (`<dir>.replaced-<time>`, never deleted) for a new base copy. */
+  private async quarantine(): Promise<void> {
+    await this.applying;
+    const r = this.replica;
+    this.replica = null;
+    await r?.close();
+    const aside = `${this.o.dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(this.o.dir, aside);
+    this.o.log.warn({ store: this.o.storeId, movedTo: aside }, 'replica too far behind: its store is moved aside and made again from a base copy (autoReinit)');
   }
 
   async stop(): Promise<void> {
@@ -165,6 +238,8 @@ export class ReplicaSession {
       lagMs: latest ? this.lagMs(applied) : null,
       bytesReceived: this.bytesReceived,
       connects: this.connects,
+      baseCopy: this.baseCopy,
+      baseCopies: this.baseCopies,
     };
   }
 
@@ -193,6 +268,12 @@ export class ReplicaSession {
     while (this.running) {
       if (this.state !== 'refused' && this.state !== 'disconnected') this.setState('connecting');
       try {
+        if (this.reinit) {
+          await this.quarantine();
+          this.reinit = false;
+        }
+        if (!this.replica) await this.initialise();
+        if (!this.running) break;
         await this.session(() => (backoff = kBackoffFirstMs));
       } catch (err) {
         if (!this.running) break;
@@ -208,6 +289,10 @@ export class ReplicaSession {
           }
           this.refusedKey = key;
           backoff = kBackoffMaxMs;
+          if (this.o.autoReinit && this.replica && /too far behind/i.test(reason)) {
+            this.reinit = true;
+            backoff = kBackoffFirstMs;
+          }
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {
           // The replica's log cannot be written: nothing more can be done here without a reopen.
           this.setState('failed', reason);

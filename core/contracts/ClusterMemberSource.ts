@@ -43,15 +43,23 @@ export interface Eligibility {
   readonly reason: string;
 }
 
+/** What the cluster's config says about candidates; the replication side adds its mode and sync count. */
+export interface ClusterLimits {
+  /** How many members the cluster has (`cluster.size`). */
+  readonly members: number;
+  /** async: how far behind the most advanced answering member a candidate may be (`cluster.maxLagBytes`). */
+  readonly maxLagBytes: number;
+}
+
 export interface ClusterMemberSource {
   /** This member's state now. Called about once a second; must be cheap and must not throw. */
   state(): ClusterMemberState;
   /**
    * Whether this member may become the primary, given the states of the other live members
    * (those whose keys still exist: their leases are alive). See core/cluster/eligibility.ts for
-   * the rule the replication side applies.
+   * the rule the replication side applies, with its own mode and `syncReplicas`.
    */
-  eligible(peers: readonly PeerState[]): Eligibility;
+  eligible(peers: readonly PeerState[], limits: ClusterLimits): Eligibility;
 }
 
 /** Token under which one plugin (replication) provides the `ClusterMemberSource`. */

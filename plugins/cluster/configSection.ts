@@ -3,7 +3,7 @@
  * this agent is in no cluster. A module of its own with no import beyond zod and the config's
  * value types, so `config check` validates it without loading etcd's client.
  *
- *   cluster: { name: shop, etcd: [http://10.0.0.1:2379], ttl: 10s, size: 3, mode: sync }
+ *   cluster: { name: shop, etcd: [http://10.0.0.1:2379], ttl: 10s, size: 3 }
  */
 import { z } from 'zod';
 import { defineConfigSection } from '../../core/config/section.js';
@@ -28,13 +28,13 @@ const ClusterSchema = z
      * a quarter of the TTL, at most 2 s).
      */
     renewMargin: duration.optional(),
-    /** How many members the cluster has (the sync rule counts the replicas that answer against it). */
+    /**
+     * How many members the cluster has: in sync mode (the store's `replication.mode`) a candidate
+     * needs `size − 1 − syncReplicas + 1` replicas answering to know it holds every acknowledged
+     * commit (core/cluster/eligibility.ts).
+     */
     size: z.number().int().min(1).max(64).default(3),
-    /** `sync`: only a member holding every acknowledged commit may win; `async`: one within `maxLagBytes`. */
-    mode: z.enum(['sync', 'async']).default('async'),
-    /** sync: how many replicas hold a commit before the primary acknowledges it. */
-    syncReplicas: z.number().int().min(1).max(63).default(1),
-    /** async: how far behind the most advanced member a candidate may be. */
+    /** In async mode, how far behind the most advanced member a candidate may be. */
     maxLagBytes: size.default(16 * 2 ** 20),
     /** The address other members and the CLI reach this agent's API at (default: agent.http.listen). */
     httpAddress: listen.optional(),
@@ -46,7 +46,6 @@ const ClusterSchema = z
     if (c.ttl < 2000 || c.ttl % 1000 !== 0) issue(['ttl'], 'expected whole seconds, at least 2s (an etcd lease TTL)', c.ttl);
     const margin = c.renewMargin ?? defaultMargin(c.ttl);
     if (margin <= 0 || margin * 2 >= c.ttl) issue(['renewMargin'], `expected a margin above 0 and under half the ttl (${c.ttl / 2} ms)`, margin);
-    if (c.syncReplicas >= c.size) issue(['syncReplicas'], `expected fewer sync replicas than the cluster's other members (${c.size - 1})`, c.syncReplicas);
     if (c.pollInterval < 100 || c.pollInterval > c.ttl / 2) issue(['pollInterval'], `expected from 100ms to half the ttl (${c.ttl / 2} ms)`, c.pollInterval);
   });
 

@@ -27,7 +27,7 @@
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
-import type { ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../core/contracts/ClusterMemberSource.js';
+import type { ClusterLimits, ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../core/contracts/ClusterMemberSource.js';
 import { describeError, raError } from '../../core/errors.js';
 
 export interface ClusterMemberOptions {
@@ -44,6 +44,8 @@ export interface ClusterMemberOptions {
   /** Where this member's API is reached (advertised in its keys). */
   httpAddress: string | null;
   source: ClusterMemberSource;
+  /** Handed to the source's eligibility rule. */
+  limits: ClusterLimits;
   log: Logger;
   /** Called once when this member has had no keepalive success for more than ttl/2 (and again after it recovered and lost etcd again). */
   onPartition?(evidence: Record<string, unknown>): void;
@@ -58,6 +60,8 @@ export interface LeadershipEvent {
   /** process.hrtime.bigint() when the txn's answer arrived (elected) or the member stopped claiming. */
   readonly at: bigint;
   readonly reason: string;
+  /** On stepping down: the lease deadline held until then (the latest it ever was for that leadership). */
+  readonly deadline: bigint | null;
 }
 
 /** The leader key's value and revision, as last read. */
@@ -118,8 +122,9 @@ export class ClusterMember {
   private deadline: bigint | null = null;
   /** hrtime ns of the last keepalive (or grant) success; null before the first. */
   private lastRenewal: bigint | null = null;
-  private readonly startedAt = process.hrtime.bigint();
+  private startedAt = process.hrtime.bigint();
   private claimed: { epoch: number; since: bigint } | null = null;
+  private readonly history: LeadershipEvent[] = [];
   private leader: LeaderInfo | null = null;
   private peers: PeerState[] = [];
   private lastEligibility: Eligibility = { eligible: false, reason: 'not evaluated yet' };
@@ -203,6 +208,7 @@ export class ClusterMember {
   start(): void {
     if (this.running) return;
     this.running = true;
+    this.startedAt = process.hrtime.bigint();
     const keepaliveMs = Math.max(100, Math.floor(this.o.ttlMs / 3));
     this.keepaliveTimer = setInterval(() => void this.renew(), keepaliveMs);
     this.pollTimer = setInterval(() => this.wake(), this.o.pollMs);
@@ -243,7 +249,9 @@ export class ClusterMember {
         lease.on('lost', () => undefined); // we never rely on it; an unhandled 'error'-like emit must not crash
         let id: string;
         try {
-          id = await within(lease.grant(), limit, 'granting a lease');
+          // A whole TTL for a grant (the first one also opens the connection): the deadline counts
+          // from t0 whatever the wait, so a slow grant only shortens the lease we believe in.
+          id = await within(lease.grant(), this.o.ttlMs, 'granting a lease');
         } catch (err) {
           lease.release();
           throw err;
@@ -319,7 +327,18 @@ export class ClusterMember {
     if (!was) return;
     const at = process.hrtime.bigint();
     this.o.log.warn({ epoch: was.epoch, reason }, 'cluster: no longer the leader');
-    this.o.onLeadership?.({ leader: false, epoch: was.epoch, at, reason });
+    this.record({ leader: false, epoch: was.epoch, at, reason, deadline: this.deadline });
+  }
+
+  private record(e: LeadershipEvent): void {
+    this.history.push(e);
+    if (this.history.length > 20) this.history.shift();
+    this.o.onLeadership?.(e);
+  }
+
+  /** The last leadership changes (at most 20), oldest first. */
+  leadershipHistory(): readonly LeadershipEvent[] {
+    return this.history;
   }
 
   private checkPartition(): void {
@@ -327,7 +346,8 @@ export class ClusterMember {
     const now = process.hrtime.bigint();
     const since = this.lastRenewal ?? this.startedAt;
     const silentMs = Number(now - since) / 1e6;
-    const cut = silentMs > this.o.ttlMs / 2;
+    // Before the first success a whole TTL (the first call also opens the connection).
+    const cut = silentMs > (this.lastRenewal === null ? this.o.ttlMs : this.o.ttlMs / 2);
     if (cut && !this.partitioned) {
       this.partitioned = true;
       this.o.log.error({ silentMs: Math.round(silentMs), etcd: this.o.etcd }, 'cluster: no keepalive success for more than half the TTL: cut off from etcd');
@@ -430,7 +450,7 @@ export class ClusterMember {
   /** Takes the leader key if it is free, our deadline valid, and the source says we may. */
   private async campaign(limit: number): Promise<void> {
     if (this.leader !== null || this.claimed !== null || this.leaseId === null) return;
-    this.lastEligibility = this.o.source.eligible(this.peers);
+    this.lastEligibility = this.o.source.eligible(this.peers, this.o.limits);
     if (!this.lastEligibility.eligible) return;
     // Campaign only with most of a lease ahead: a win must leave time to act before the deadline.
     if (this.leaseRemainingSeconds() * 1000 < this.o.ttlMs / 2) return;
@@ -453,7 +473,7 @@ export class ClusterMember {
     this.claimed = { epoch, since: at };
     this.leader = { member: this.o.member, httpAddress: this.o.httpAddress, replicationAddress: s.replicationAddress, epoch, lease: leaseId };
     this.o.log.info({ epoch, reason: this.lastEligibility.reason }, 'cluster: elected leader');
-    this.o.onLeadership?.({ leader: true, epoch, at, reason: this.lastEligibility.reason });
+    this.record({ leader: true, epoch, at, reason: this.lastEligibility.reason, deadline: this.deadline });
     this.lastPut = 0; // publish role "leader" at once
     this.passAgain = true;
   }

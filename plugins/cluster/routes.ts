@@ -33,7 +33,17 @@ export interface ClusterDoc {
   cluster: string;
   member: string;
   leader: { member: string; epoch: number; httpAddress: string | null; replicationAddress: string | null } | null;
-  self: { leader: boolean; leaseRemainingSeconds: number; eligible: boolean; reason: string; partitioned: boolean };
+  self: {
+    leader: boolean;
+    leaseRemainingSeconds: number;
+    /** The lease deadline, process.hrtime.bigint() ns (CLOCK_MONOTONIC of this host) as a decimal string; null: no lease. */
+    leaseDeadline: string | null;
+    eligible: boolean;
+    reason: string;
+    partitioned: boolean;
+    /** The last changes of leadership, with their monotonic stamps (ns strings). */
+    leadership: Array<{ leader: boolean; epoch: number | null; at: string; deadline: string | null; reason: string }>;
+  };
   members: ClusterRow[];
 }
 
@@ -59,7 +69,15 @@ export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMem
     cluster,
     member: m.member,
     leader: leader ? { member: leader.member, epoch: leader.epoch, httpAddress: leader.httpAddress, replicationAddress: leader.replicationAddress } : null,
-    self: { leader: leading, leaseRemainingSeconds: round3(m.leaseRemainingSeconds()), eligible: e.eligible, reason: e.reason, partitioned: m.partitionedFromEtcd() },
+    self: {
+      leader: leading,
+      leaseRemainingSeconds: round3(m.leaseRemainingSeconds()),
+      leaseDeadline: m.leaseDeadline()?.toString() ?? null,
+      eligible: e.eligible,
+      reason: e.reason,
+      partitioned: m.partitionedFromEtcd(),
+      leadership: m.leadershipHistory().map((x) => ({ leader: x.leader, epoch: x.epoch, at: x.at.toString(), deadline: x.deadline?.toString() ?? null, reason: x.reason })),
+    },
     members: rows,
   };
 }

@@ -26,7 +26,7 @@ interface Node {
 function node(etcd: EtcdServer, cluster: string, name: string, src = standIn()): Node {
   const n: Node = { src, events: [], partitions: 0, m: undefined as unknown as ClusterMember };
   n.m = new ClusterMember({
-    cluster, member: name, etcd: [etcd.url], ttlMs: TTL, marginMs: 500, pollMs: 200, httpAddress: `127.0.0.1:${9000 + name.length}`, source: src, log,
+    cluster, member: name, etcd: [etcd.url], ttlMs: TTL, marginMs: 500, pollMs: 200, httpAddress: `127.0.0.1:${9000 + name.length}`, source: src, limits: { members: 3, maxLagBytes: 0 }, log,
     onLeadership: (e) => n.events.push(e),
     onPartition: () => n.partitions++,
   });

@@ -1,10 +1,10 @@
 /** A stand-in ClusterMemberSource for the cluster tests: a mutable state and an eligibility answer. */
-import type { ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../../core/contracts/ClusterMemberSource.js';
+import type { ClusterLimits, ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../../core/contracts/ClusterMemberSource.js';
 
 export interface StandIn extends ClusterMemberSource {
   s: { -readonly [K in keyof ClusterMemberState]: ClusterMemberState[K] };
   /** Replaces the eligibility answer (default: eligible). */
-  decide: (peers: readonly PeerState[]) => Eligibility;
+  decide: (peers: readonly PeerState[], limits: ClusterLimits) => Eligibility;
 }
 
 export function standIn(over: Partial<ClusterMemberState> = {}): StandIn {
@@ -12,7 +12,7 @@ export function standIn(over: Partial<ClusterMemberState> = {}): StandIn {
     s: { epoch: 0, durableLsn: 0, appliedLsn: 0, health: 'ok', streaming: true, replicationAddress: null, ...over },
     decide: () => ({ eligible: true, reason: 'stand-in: eligible' }),
     state: () => ({ ...src.s }),
-    eligible: (peers) => src.decide(peers),
+    eligible: (peers, limits) => src.decide(peers, limits),
   };
   return src;
 }

@@ -5,7 +5,9 @@
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
+import '../plugins/cluster/errors.js';
 import type { ClusterDoc } from '../plugins/cluster/routes.js';
+import { failAfterOutput, withFailure } from './commandFailure.js';
 
 export function registerClusterCommands(program: Command): void {
   const cluster = program.command('cluster').description('the cluster this agent is a member of (etcd election, issue #15)');
@@ -15,7 +17,7 @@ export function registerClusterCommands(program: Command): void {
     .option('-c, --config <file>', 'read the API address from this config file')
     .option('-u, --url <url>', 'the API base URL (default http://127.0.0.1:9464)')
     .option('--json', 'print the raw /cluster document')
-    .addHelpText('after', '\nExit codes: 0 the cluster has a leader; 1 it has none (RA_ERR_AGENT_STATE, after the table); 3 no agent answers\n(RA_ERR_AGENT_UNREACHABLE) or it is in no cluster.')
+    .addHelpText('after', '\nExit codes: 0 the cluster has a leader; 1 it has none (RA_ERR_CLUSTER_NO_LEADER, after the table) or no agent\nanswers (RA_ERR_AGENT_UNREACHABLE); 2 bad usage, or the agent is in no cluster (RA_ERR_CLUSTER_NOT_MEMBER). With --json a\nfailure also writes {"error":{"code","message","exitCode"}} on stdout (no leader: that "error" member in its document).')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
       const config = opts.config ? (await import('./config.js')).loadConfigFile(opts.config) : undefined;
       const base = opts.url ?? (config ? `http://${config.agent.http.listen}` : 'http://127.0.0.1:9464');
@@ -25,12 +27,13 @@ export function registerClusterCommands(program: Command): void {
       } catch (err) {
         throw raError('RA_ERR_AGENT_UNREACHABLE', `no agent answers at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message}): is it running?`);
       }
-      if (res.status === 404) throw raError('RA_ERR_AGENT_UNREACHABLE', `the agent at ${base} is in no cluster (no cluster: section in its config)`);
+      if (res.status === 404) throw raError('RA_ERR_CLUSTER_NOT_MEMBER', `the agent at ${base} is in no cluster (no cluster: section in its config)`);
       if (!res.ok) throw raError('RA_ERR_AGENT_STATE', `the agent at ${base} answered HTTP ${res.status} to GET /cluster`);
       const doc = (await res.json()) as ClusterDoc;
-      if (opts.json) process.stdout.write(JSON.stringify(doc, null, 2) + '\n');
+      const leaderless = doc.leader === null ? raError('RA_ERR_CLUSTER_NO_LEADER', `cluster ${doc.cluster} has no leader (${doc.member}: ${doc.self.reason})`) : undefined;
+      if (leaderless) failAfterOutput(leaderless);
+      if (opts.json) process.stdout.write(JSON.stringify(await withFailure(doc, leaderless), null, 2) + '\n');
       else process.stdout.write(clusterTable(doc));
-      if (doc.leader === null) throw raError('RA_ERR_AGENT_STATE', `cluster ${doc.cluster} has no leader (${doc.member}: ${doc.self.reason})`);
     });
 }
 

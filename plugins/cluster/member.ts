@@ -286,6 +286,12 @@ export class ClusterMember {
 
   /** A renewal succeeded for a request sent at t0: the lease lives at least until t0 + ttl. */
   private renewed(t0: bigint, ttlSeconds: number): void {
+    if (this.deadline !== null && process.hrtime.bigint() >= this.deadline) {
+      // Too late: a leader whose deadline passed has stepped down (or must now), and a late
+      // answer does not bring the claim back — the lease is given up and a new one granted.
+      this.abandonLease('the lease deadline passed before a keepalive answered');
+      return;
+    }
     const next = t0 + BigInt(ttlSeconds * 1000 - this.o.marginMs) * NS_PER_MS;
     // A late answer to an older request must not move the deadline back.
     if (this.deadline === null || next > this.deadline) this.deadline = next;

@@ -26,6 +26,7 @@
  */
 import os from 'node:os';
 import type { Logger } from 'pino';
+import { ConstantBackoff, noop } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
 import type { ClusterLimits, ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../core/contracts/ClusterMemberSource.js';
 import { describeError, raError } from '../../core/errors.js';
@@ -147,7 +148,15 @@ export class ClusterMember {
     this.leaderKey = `${this.prefix}leader`;
     this.memberKey = `${this.prefix}members/${o.member}`;
     this.ttlSeconds = Math.round(o.ttlMs / 1000);
-    this.client = new Etcd3({ hosts: [...o.etcd], dialTimeout: Math.max(500, Math.floor(o.ttlMs / 3)) });
+    this.client = new Etcd3({
+      hosts: [...o.etcd],
+      dialTimeout: Math.max(500, Math.floor(o.ttlMs / 3)),
+      // No client-side retries nor circuit breaker: our loop retries on its own schedule, and the
+      // default breaker (open 5 s after 3 failures) would refuse keepalives for longer than a short
+      // TTL after an etcd blip that had already passed.
+      // The watch reconnects at the poll's pace (the default backs off to 30 s; the poll covers the gap).
+      faultHandling: { host: () => noop, global: noop, watchBackoff: new ConstantBackoff(o.pollMs).next() },
+    });
   }
 
   get member(): string {
@@ -228,7 +237,7 @@ export class ClusterMember {
     this.keepaliveTimer = this.pollTimer = this.deadlineTimer = null;
     if (this.claimed) this.stepDown('the agent stops');
     this.deadline = null;
-    await this.watcher?.cancel().catch(() => undefined);
+    if (this.watcher) await within(this.watcher.cancel(), this.o.ttlMs, 'cancelling the watch').catch(() => undefined);
     this.watcher = null;
     const lease = this.lease;
     this.lease = null;

@@ -202,7 +202,10 @@ export class ClusterMember {
     return this.lastEligibility;
   }
 
-  /** True while the loop has completed a pass within 3 poll intervals (or is just starting). */
+  /**
+   * True while the loop has completed a pass within 3 poll intervals plus a TTL (a pass whose etcd
+   * calls all time out takes about a TTL): the agent's loop runs, whether or not etcd answers.
+   */
   loopAlive(now = process.hrtime.bigint()): boolean {
     if (!this.running) return false;
     const ref = this.lastPass ?? this.startedAt;
@@ -255,7 +258,7 @@ export class ClusterMember {
       if (this.lease === null) {
         const t0 = process.hrtime.bigint();
         const lease = this.client.lease(this.ttlSeconds, { autoKeepAlive: false });
-        lease.on('lost', () => undefined); // we never rely on it; an unhandled 'error'-like emit must not crash
+        lease.on('lost', () => undefined); // never relied on (see the module doc); listened to so its emit is handled
         let id: string;
         try {
           // A whole TTL for a grant (the first one also opens the connection): the deadline counts

@@ -5,7 +5,6 @@
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
-import '../plugins/cluster/errors.js';
 import type { ClusterDoc } from '../plugins/cluster/routes.js';
 import { failAfterOutput, withFailure } from './commandFailure.js';
 
@@ -19,6 +18,7 @@ export function registerClusterCommands(program: Command): void {
     .option('--json', 'print the raw /cluster document')
     .addHelpText('after', '\nExit codes: 0 the cluster has a leader; 1 it has none (RA_ERR_CLUSTER_NO_LEADER, after the table) or no agent\nanswers (RA_ERR_AGENT_UNREACHABLE); 2 bad usage, or the agent is in no cluster (RA_ERR_CLUSTER_NOT_MEMBER). With --json a\nfailure also writes {"error":{"code","message","exitCode"}} on stdout (no leader: that "error" member in its document).')
     .action(async (opts: { config?: string; url?: string; json?: boolean }) => {
+      await import('../plugins/cluster/errors.js'); // this command's codes (loaded here: --help loads nothing)
       const config = opts.config ? (await import('./config.js')).loadConfigFile(opts.config) : undefined;
       const base = opts.url ?? (config ? `http://${config.agent.http.listen}` : 'http://127.0.0.1:9464');
       let res: Response;

@@ -17,6 +17,7 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { jsonErrorMember, takeCommandFailure, type JsonErrorMember } from './commandFailure.js';
+import { registerClusterCommands } from './clusterCommand.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
@@ -50,6 +51,7 @@ export function buildProgram(): Command {
   registerRestoreCommand(program);
   registerRepairCommand(program);
   registerReplicaCommands(program);
+  registerClusterCommands(program);
   return program;
 }
 

@@ -6,6 +6,7 @@ import { defineErrorCodes } from '../../core/errors.js';
 export const clusterPluginErrors = defineErrorCodes('cluster', {
   RA_ERR_CLUSTER_ETCD: { exit: 3, description: 'An etcd request of the cluster layer failed or got no answer within its time limit.' },
   RA_ERR_CLUSTER_NO_LEADER: { exit: 1, description: '`cluster status`: the cluster has no leader now (each member\'s reason is in the table).' },
+  RA_ERR_CLUSTER_FAILOVER: { exit: 1, description: 'The `cluster-failover` healing action saw no new primary (a leader key naming a member whose /primary answers 200) within its time limit.' },
   RA_ERR_CLUSTER_NOT_MEMBER: { exit: 2, description: '`cluster status` asked an agent that is in no cluster (no `cluster:` section).' },
 });
 

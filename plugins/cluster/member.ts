@@ -52,6 +52,10 @@ export interface ClusterMemberOptions {
   onPartition?(evidence: Record<string, unknown>): void;
   /** Called at every change of leadership as this member sees it (tests stamp the time). */
   onLeadership?(event: LeadershipEvent): void;
+  /** Called after each renewal that moved the lease deadline (the owner's lease grant follows it). */
+  onRenewed?(deadline: bigint): void;
+  /** Called after each loop pass, whether or not its etcd calls succeeded (roles follow the leader key). */
+  onPass?(): void;
 }
 
 /** A change of this member's leadership, with the monotonic time it was known. */
@@ -309,6 +313,7 @@ export class ClusterMember {
     if (this.deadline === null || next > this.deadline) this.deadline = next;
     this.lastRenewal = t0;
     this.armDeadline();
+    this.o.onRenewed?.(this.deadline);
   }
 
   /** A timer at the deadline: if nothing renewed the lease by then, step down and start over. */
@@ -407,6 +412,7 @@ export class ClusterMember {
     } finally {
       this.lastPass = process.hrtime.bigint();
       this.checkPartition();
+      this.o.onPass?.();
     }
   }
 
@@ -442,10 +448,15 @@ export class ClusterMember {
     return this.deadline !== null && now < this.deadline;
   }
 
-  private async readLeader(limit: number): Promise<void> {
-    const res = await within(this.client.get(this.leaderKey).exec(), limit, 'reading the leader key');
+  /** Reads the leader key from etcd now (not the last pass's copy), within `limitMs`. */
+  async fetchLeader(limitMs = Math.max(200, Math.floor(this.o.ttlMs / 3))): Promise<LeaderInfo | null> {
+    const res = await within(this.client.get(this.leaderKey).exec(), limitMs, 'reading the leader key');
     const kv = res.kvs[0];
-    this.leader = kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null;
+    return kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null;
+  }
+
+  private async readLeader(limit: number): Promise<void> {
+    this.leader = await this.fetchLeader(limit);
     if (this.claimed) {
       const mine = this.leader !== null && this.leader.epoch === this.claimed.epoch && this.leader.lease === this.leaseId;
       if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : 'the leader key was deleted');

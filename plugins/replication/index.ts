@@ -29,6 +29,8 @@ import { describeError, raError } from '../../core/errors.js';
 import { definePlugin, many, optional } from '../../core/plugin.js';
 import { ProcessGate, isProcessGate } from '../../core/contracts/ProcessGate.js';
 import { ReplicationControl, isReplicationControl } from '../../core/contracts/ReplicationControl.js';
+import { ClusterMemberSource, isClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
+import { memberSource } from './clusterSource.js';
 import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
 import { MemberStore } from './memberStore.js';
@@ -62,11 +64,19 @@ export default definePlugin({
   config: [replicationSection],
   errorCodes: replicationPluginErrors,
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl],
+  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl, ClusterMemberSource],
   async register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
     void bus;
     const replicated = config.stores.filter((s) => s.replication !== undefined);
+    // An agent is one member of its cluster: the leader key names a member, not a store, so two
+    // member stores here could not be promoted or followed apart. Refused before anything opens.
+    const memberIds = replicated.filter((s) => s.replication!.role === 'member').map((s) => s.id);
+    if (memberIds.length > 1) {
+      throw raError('RA_ERR_CONFIG', `stores ${memberIds.map((id) => JSON.stringify(id)).join(', ')} all have replication.role: member; an agent holds one member store (it is one member of its cluster): give the others role primary or replica, or run one agent per member store`, {
+        details: { stores: memberIds },
+      });
+    }
     const { usable, skipped } = storesWithPageEngines(engines, replicated);
     for (const { store: s, reason } of skipped) log.warn({ store: s.id }, `store not replicated: ${reason}`);
 
@@ -239,6 +249,9 @@ export default definePlugin({
       },
       isReplicationControl,
     );
+    // The election's view of this member (the cluster plugin's optional dependency).
+    const theMember = [...members.values()][0];
+    if (theMember) ctx.provide(ClusterMemberSource, memberSource(theMember), isClusterMemberSource);
     // Corrupt pages of a primary come back from its lowest-lag replica (pageSource.ts).
     const primaryPaths = new Set(usable.filter((s) => s.replication!.role === 'primary').map((s) => path.resolve(s.path)));
     ctx.provide(PageSource, replicaPageSource((store) => primaries.has(store.id) || members.get(store.id)?.role === "primary" || primaryPaths.has(path.resolve(store.path))), isPageSource);

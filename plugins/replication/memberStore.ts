@@ -57,8 +57,15 @@ export class MemberStore {
   private watch: PrimaryWatch | null = null;
   private note: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last role change failed (its error is the note) and none succeeded since. */
+  private lastFailed = false;
 
   constructor(private readonly o: MemberStoreOptions) {}
+
+  /** True while the last role change (promote, follow) failed. */
+  failed(): boolean {
+    return this.lastFailed;
+  }
 
   get role(): MemberRole {
     return this.roleNow;
@@ -243,9 +250,15 @@ export class MemberStore {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
-    this.queue = run.catch((err: unknown) => {
-      this.note = describeError(err);
-    });
+    this.queue = run.then(
+      () => {
+        this.lastFailed = false;
+      },
+      (err: unknown) => {
+        this.lastFailed = true;
+        this.note = describeError(err);
+      },
+    );
     return run;
   }
 }

@@ -33,6 +33,7 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: string[] }> = [
   { on: 'recovery-requested', do: ['recover-store'] },
   { on: 'page-corruption', do: ['repair-page'] },
   { on: 'predicted-exhaustion', do: ['checkpoint-store'] },
+  { on: 'primary-failure', do: ['cluster-failover'] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -69,14 +69,6 @@ export default definePlugin({
     const { config, log } = ctx;
     void bus;
     const replicated = config.stores.filter((s) => s.replication !== undefined);
-    // An agent is one member of its cluster: the leader key names a member, not a store, so two
-    // member stores here could not be promoted or followed apart. Refused before anything opens.
-    const memberIds = replicated.filter((s) => s.replication!.role === 'member').map((s) => s.id);
-    if (memberIds.length > 1) {
-      throw raError('RA_ERR_CONFIG', `stores ${memberIds.map((id) => JSON.stringify(id)).join(', ')} all have replication.role: member; an agent holds one member store (it is one member of its cluster): give the others role primary or replica, or run one agent per member store`, {
-        details: { stores: memberIds },
-      });
-    }
     const { usable, skipped } = storesWithPageEngines(engines, replicated);
     for (const { store: s, reason } of skipped) log.warn({ store: s.id }, `store not replicated: ${reason}`);
 

@@ -30,6 +30,8 @@ const kPollMs = 100;
 export interface LeaderView {
   readonly member: string;
   knownLeader(): LeaderInfo | null;
+  /** The other live members' keys (their `updatedAt`: when each last published). */
+  knownPeers(): ReadonlyArray<{ readonly member: string; readonly updatedAt: number }>;
 }
 
 /** Publishes `primary-failure` when the leader goes, and counts failovers once a new one leads. */
@@ -38,6 +40,8 @@ export class FailoverWatch {
   /** The epoch of the last leader whose loss was published. */
   private lost: number | null = null;
   private counted: number | null = null;
+  /** When the last leader's member key was last seen updated (wall ms): the primary was alive then. */
+  private leaderSeenAt: number | null = null;
 
   constructor(
     private readonly o: {
@@ -55,7 +59,8 @@ export class FailoverWatch {
     const last = this.last;
     if (last !== null && (now === null || now.epoch !== last.epoch) && this.lost !== last.epoch) {
       this.lost = last.epoch;
-      const evidence = { cluster: this.o.cluster, observer: this.o.view.member, leader: last.member, epoch: last.epoch, newLeader: now?.member ?? null, newEpoch: now?.epoch ?? null };
+      // leaderLastSeenAt: the fault came after it, so the failover took at most (now − it) + the RTO.
+      const evidence = { cluster: this.o.cluster, observer: this.o.view.member, leader: last.member, epoch: last.epoch, newLeader: now?.member ?? null, newEpoch: now?.epoch ?? null, leaderLastSeenAt: this.leaderSeenAt };
       this.o.log.error(evidence, now === null ? 'cluster: the leader key is gone: the primary failed' : `cluster: the leader key passed to ${now.member} without a switchover: the primary failed`);
       this.o.publish({ kind: PRIMARY_FAILURE, priority: 'P1', subject: `cluster:${this.o.cluster}`, evidence, fingerprint: `${PRIMARY_FAILURE}:${this.o.cluster}:${last.epoch}` });
     }
@@ -64,7 +69,10 @@ export class FailoverWatch {
         this.counted = now.epoch;
         this.o.onFailover(last, now);
       }
+      if (now.epoch !== last?.epoch) this.leaderSeenAt = null;
       this.last = now;
+      const key = this.o.view.knownPeers().find((p) => p.member === now.member);
+      if (key) this.leaderSeenAt = Math.max(this.leaderSeenAt ?? 0, key.updatedAt);
     }
   }
 }

@@ -129,7 +129,7 @@ describe('FailoverWatch', () => {
     const failovers: string[] = [];
     const w = new FailoverWatch({
       cluster: 'c',
-      view: { member: 'me', knownLeader: () => leader },
+      view: { member: 'me', knownLeader: () => leader, knownPeers: () => (leader ? [{ member: leader.member, updatedAt: 1000 + leader.epoch }] : []) },
       publish: (f) => published.push(f),
       onFailover: (from, to) => failovers.push(`${from.epoch}->${to.epoch}`),
       log,
@@ -146,7 +146,7 @@ describe('FailoverWatch', () => {
     assert.equal(published[0]!.kind, PRIMARY_FAILURE);
     assert.equal(published[0]!.priority, 'P1');
     assert.equal(published[0]!.subject, 'cluster:c');
-    assert.deepEqual(published[0]!.evidence, { cluster: 'c', observer: 'me', leader: 'a', epoch: 5, newLeader: null, newEpoch: null });
+    assert.deepEqual(published[0]!.evidence, { cluster: 'c', observer: 'me', leader: 'a', epoch: 5, newLeader: null, newEpoch: null, leaderLastSeenAt: 1005 });
     assert.deepEqual(failovers, []);
     leader = leaderInfo('b', 8);
     w.observe();

@@ -164,7 +164,8 @@ async function writeEpochFile(walDir: string, history: readonly EpochStart[]): P
 
 /** The fork LSN of the first epoch after `epoch` in `history` (where that epoch's history ends), or null when none came after it. */
 export function forkAfter(history: readonly EpochStart[], epoch: number): { epoch: number; startLsn: number } | null {
-  return history.find((e) => e.epoch > epoch) ?? null;
+  // Epoch 1 taking over unstamped segments is an adoption, not a fork.
+  return history.find((e) => isFork(epoch, e.epoch)) ?? null;
 }
 
 /**

@@ -322,7 +322,8 @@ export class ReplicationSender {
       throw raError('RA_ERR_REPL_EPOCH', `replica ${h.id} (${ch.peer}) is at epoch ${h.epoch}, newer than this primary's ${ours}: this primary is stale`);
     }
     if (h.epoch < ours) {
-      fork = forkAfter(await epochHistory(this.walDir), h.epoch);
+      // Epoch 0 is no epoch: such a replica never took one from a primary, and is on no history.
+      fork = h.epoch >= UNSTAMPED_EPOCH ? forkAfter(await epochHistory(this.walDir), h.epoch) : null;
       if (!fork) {
         // The log was never forked since that epoch (it adopted a configured one): no history says
         // where epoch h.epoch ended.

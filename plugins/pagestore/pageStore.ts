@@ -115,7 +115,8 @@ export class PageStore {
       await tightenStore(dir, options.log);
       // Read before recovery: a bad file fails the open before anything is written.
       const replication = await readReplicationConfig(dir);
-      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
+      // A primary at a newer epoch than its log (a promoted replica) forks the log at its end.
+      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log, ...(replication?.role === 'primary' ? { epoch: replication.epoch } : {}) });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
       // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
       store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));

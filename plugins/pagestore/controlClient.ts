@@ -10,6 +10,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { raError, type ErrorCode } from '../../core/errors.js';
 import { CONTROL_SOCKET, MAX_LINE, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
+import { LineSplitter } from './lineSplitter.js';
 import { MAX_BATCH_PAGES } from './pageBatch.js';
 import type { CheckpointStats, PageRepair, PageState, StoreStatus } from './storeTypes.js';
 
@@ -59,7 +60,7 @@ export interface ControlClientOptions {
 }
 
 export class ControlClient {
-  private buffered = '';
+  private readonly lines = new LineSplitter();
   private readonly waiting: Array<{ resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
   private failed: Error | null = null;
 
@@ -186,10 +187,7 @@ export class ControlClient {
   }
 
   private onData(chunk: string): void {
-    this.buffered += chunk;
-    for (let nl; (nl = this.buffered.indexOf('\n')) >= 0; ) {
-      const line = this.buffered.slice(0, nl);
-      this.buffered = this.buffered.slice(nl + 1);
+    for (const line of this.lines.push(chunk)) {
       const w = this.waiting.shift();
       if (!w) continue;
       clearTimeout(w.timer);

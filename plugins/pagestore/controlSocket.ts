@@ -37,6 +37,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
+import { LineSplitter } from './lineSplitter.js';
 import { MAX_BATCH_PAGES } from './pageBatch.js';
 import type { CheckpointStats, PageBatchAnswer, PageRepair, PageState, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
@@ -163,7 +164,7 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
-    let buffered = '';
+    const lines = new LineSplitter();
     let chain = Promise.resolve();
     const reply = (body: Record<string, unknown>) => {
       if (!sock.destroyed) sock.write(JSON.stringify(body) + '\n');
@@ -172,23 +173,14 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
     let ended = false;
     sock.on('data', (chunk: string) => {
       if (ended) return;
-      buffered += chunk;
-      if (buffered.length > MAX_LINE && !buffered.includes('\n')) {
-        reply({ ok: false, code: 'RA_ERR_CONTROL', message: `request longer than ${MAX_LINE} bytes` });
+      const refuse = (message: string) => {
+        reply({ ok: false, code: 'RA_ERR_CONTROL', message });
         sock.end();
         ended = true;
-        return;
-      }
-      for (let nl; (nl = buffered.indexOf('\n')) >= 0; ) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        const req = parseRequest(line);
-        if (typeof req === 'string') {
-          reply({ ok: false, code: 'RA_ERR_CONTROL', message: req });
-          sock.end();
-          ended = true;
-          return;
-        }
+      };
+      for (const line of lines.push(chunk)) {
+        const req = line.length > MAX_LINE ? `request longer than ${MAX_LINE} bytes` : parseRequest(line);
+        if (typeof req === 'string') return refuse(req);
         // In order, one at a time per connection.
         chain = chain.then(async () => {
           try {
@@ -198,6 +190,7 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
           }
         });
       }
+      if (lines.pending > MAX_LINE) refuse(`request longer than ${MAX_LINE} bytes`);
     });
   });
   let runDir: FileHandle | null = null;

@@ -16,6 +16,9 @@ import { describeError } from '../../core/errors.js';
 import { OwnerConnections } from './owners.js';
 import { noSourceError, repairPage, type PageRepairOutcome, type RepairTarget } from './repair.js';
 
+/** Pages fetched, then installed, at a time: the owner fetches the next chunk while it writes one. */
+const kChunkPages = 256;
+
 /** One page's end in a batch: repaired (or found valid), or why not. */
 export type PageBatchOutcome = { pageId: number; outcome: PageRepairOutcome; error?: undefined } | { pageId: number; outcome?: undefined; error: Error };
 
@@ -56,15 +59,9 @@ async function online(engine: PageEngine, t: RepairTarget, owner: Required<Pick<
     else if (s.value.fault) bad.push(s.pageId);
     else ended.set(s.pageId, { pageId: s.pageId, outcome: { pageId: s.pageId, result: 'already-valid', source: null, mode: 'online', lsn: s.value.lsn, durationMs: ms() } });
   }
-  const got = await fromSources(engine, t, owner, bad, signal);
-  for (const pageId of bad) {
-    const g = got.get(pageId)!;
-    if (g instanceof Error) ended.set(pageId, { pageId, error: g });
-    else install.push({ pageId, image: g.page.image });
-  }
-  signal?.throwIfAborted();
-  if (install.length > 0) {
-    for (const r of await owner.installPages(install)) {
+  const got = new Map<number, { source: string; page: SourcedPage } | Error>();
+  const end = (rs: Awaited<ReturnType<typeof owner.installPages>>) => {
+    for (const r of rs) {
       if (r.error) {
         ended.set(r.pageId, r);
         continue;
@@ -74,7 +71,27 @@ async function online(engine: PageEngine, t: RepairTarget, owner: Required<Pick<
       const source = r.value.source === 'cache' ? 'owner-cache' : (from?.source ?? 'unknown');
       ended.set(r.pageId, { pageId: r.pageId, outcome: { pageId: r.pageId, result: 'repaired', source, mode: 'online', lsn: r.value.lsn, ...(from && r.value.source === 'image' ? { rebuilt: from.page.account } : {}), durationMs: ms() } });
     }
+  };
+  const installs: Array<Promise<void>> = [];
+  try {
+    // Chunk by chunk: a chunk's install is asked before the next chunk's copies, and the owner
+    // fetches those while it writes (replica-pages runs beside the request before it).
+    for (let i = 0; i < bad.length || i === 0; i += kChunkPages) {
+      const chunk = bad.slice(i, i + kChunkPages);
+      const g = chunk.length > 0 ? await fromSources(engine, t, owner, chunk, signal) : new Map<number, { source: string; page: SourcedPage } | Error>();
+      for (const pageId of chunk) {
+        const x = g.get(pageId)!;
+        got.set(pageId, x);
+        if (x instanceof Error) ended.set(pageId, { pageId, error: x });
+        else install.push({ pageId, image: x.page.image });
+      }
+      signal?.throwIfAborted();
+      if (install.length > 0) installs.push(owner.installPages(install.splice(0)).then(end));
+    }
+  } finally {
+    await Promise.allSettled(installs);
   }
+  await Promise.all(installs);
   return ids.map((pageId) => ended.get(pageId) ?? { pageId, error: new Error(`page ${pageId}: the owner did not answer for it`) });
 }
 

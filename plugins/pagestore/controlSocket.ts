@@ -23,7 +23,8 @@
  * copy of the page (`PageStore.replicaPage`) and writes nothing. The batch ops answer each page apart, in the order named (`PageBatchAnswer`: the
  * page's answer, or `{ pageId, error: { code, message, reason? } }`), so one refused page does not
  * fail the others: `page-states` is `read-page` without the images, `replica-pages` sends every
- * page's request to the replica at once (pageBatch.ts), and `write-pages` checks each image as
+ * page's request to the replica at once (pageBatch.ts; it runs beside the requests before it,
+ * since it changes nothing, and is answered in its turn), and `write-pages` checks each image as
  * `write-page` does and writes those that pass with one data-file sync. The line limit bounds a
  * batch: ControlClient splits `write-pages` to fit (`writePagesBatches`). `lease` (a clustered
  * primary only) is the agent's grant of its leadership lease, a deadline in
@@ -181,10 +182,14 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
       for (const line of lines.push(chunk)) {
         const req = line.length > MAX_LINE ? `request longer than ${MAX_LINE} bytes` : parseRequest(line);
         if (typeof req === 'string') return refuse(req);
-        // In order, one at a time per connection.
+        // In order, one at a time per connection; but `replica-pages`, which changes nothing
+        // here, starts at once (beside a batch's install of the pages fetched before), its
+        // answer sent in its turn.
+        const early = req.op === 'replica-pages' ? handle(target, req) : null;
+        early?.catch(() => undefined);
         chain = chain.then(async () => {
           try {
-            reply({ ok: true, ...(await handle(target, req)) });
+            reply({ ok: true, ...(await (early ?? handle(target, req))) });
           } catch (err) {
             reply({ ok: false, code: isRaError(err) ? err.code : 'RA_ERR_CONTROL', message: describeError(err) });
           }

@@ -9,6 +9,7 @@ import { processErrors } from '../plugins/crash-detector/errors.js';
 import { repairErrors } from '../plugins/data-repairer/errors.js';
 import { pagestoreErrors } from '../plugins/pagestore/errors.js';
 import { replicationPluginErrors } from '../plugins/replication/errors.js';
+import { clusterPluginErrors } from '../plugins/cluster/errors.js';
 import { snapshotErrors } from '../plugins/snapshot-manager/errors.js';
 
-export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors, replicationPluginErrors];
+export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors, replicationPluginErrors, clusterPluginErrors];

@@ -10,5 +10,6 @@ import { healthSection } from '../plugins/health-monitor/configSection.js';
 import { healingSection } from '../plugins/self-healer/configSection.js';
 import { snapshotsSection } from '../plugins/snapshot-manager/configSection.js';
 import { replicationSection } from '../plugins/replication/configSection.js';
+import { clusterSection } from '../plugins/cluster/configSection.js';
 
-export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, replicationSection, healingSection, healthSection];
+export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, replicationSection, healingSection, healthSection, clusterSection];

@@ -3,7 +3,8 @@
  * whose engine no built-in plugin or configured plugin can provide, a store path that does not
  * exist while no configured process writes it (a typo would leave nothing protected), and a
  * plugin module that does not exist. A store a configured process writes may appear later (the
- * process creates it on first start). Loads no engine: a path that exists but holds no store is
+ * process creates it on first start), as may a replica's (the replication plugin makes it from a
+ * base copy of its primary). Loads no engine: a path that exists but holds no store is
  * for the agent to report, once it runs.
  *
  * `run` refuses the store problems too; a missing plugin module it reports as that plugin
@@ -33,6 +34,8 @@ export function configProblems(cfg: AgentConfig, what: { plugins: boolean } = { 
       continue;
     }
     if (existsSync(s.path) || writers.has(s.id)) continue; // a writer creates it on first start
+    // A replica's store is made by the replication plugin, from a base copy of its primary.
+    if ((s as { replication?: { role?: string } }).replication?.role === 'replica') continue;
     problems.push({ path: `stores[${i}].path`, message: `${s.path} does not exist, and no configured process writes store "${s.id}" (processes[].store): nothing would be protected` });
   }
   for (const [i, p] of what.plugins ? cfg.plugins.entries() : []) {

@@ -17,10 +17,12 @@ import { Command, CommanderError } from 'commander';
 import { describeError } from '../core/errors.js';
 import { dropOutputOnBrokenPipe } from './brokenPipe.js';
 import { jsonErrorMember, takeCommandFailure, type JsonErrorMember } from './commandFailure.js';
+import { registerClusterCommands } from './clusterCommand.js';
 import { registerConfigCommands } from './configCommand.js';
 import { registerInitCommand } from './initCommand.js';
 import { registerRecoverCommand } from './recoverCommand.js';
 import { registerRepairCommand } from './repairCommand.js';
+import { registerReplicaCommands } from './replicaCommand.js';
 import { registerRestoreCommand } from './restoreCommand.js';
 import { registerRunCommand } from './runCommand.js';
 import { registerScanCommand } from './scanCommand.js';
@@ -48,6 +50,8 @@ export function buildProgram(): Command {
   registerSnapshotCommands(program);
   registerRestoreCommand(program);
   registerRepairCommand(program);
+  registerReplicaCommands(program);
+  registerClusterCommands(program);
   return program;
 }
 

@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import type { InjectionToken } from 'tsyringe';
 import type { StorageEngine, RecoveryReport } from './StorageEngine.js';
 import type { WorkerPool } from '../workerPool.js';
+import type { ReplicationChannel } from '../replication/protocol.js';
 import { createToken } from '../token.js';
 
 /** What a store records about itself: geometry and where recovery starts. */
@@ -320,6 +321,31 @@ export interface ReplicaEngine {
    * end of its log, which is the replica's durable position.
    */
   openReplica(dir: string, options?: ReplicaOpenOptions): Promise<ReplicaStore>;
+  /**
+   * A new replica store in `dir` (which must not exist) from a base copy its primary sends over
+   * `ch` (connected and authenticated, nothing sent yet): written aside and renamed into place
+   * whole, so a crash in the middle leaves no store. Open it with `openReplica` afterwards; its
+   * position then verifies at the primary. Fails with the primary's refusal or a protocol error.
+   */
+  initReplica(dir: string, ch: ReplicationChannel, options: ReplicaInitOptions): Promise<ReplicaInitResult>;
+}
+
+export interface ReplicaInitOptions {
+  /** This replica's name (the primary's logs). */
+  readonly id: string;
+  /** The epoch to ask with. */
+  readonly epoch: number;
+  readonly onProgress?: (p: { pagesCopied: number; pagesTotal: number }) => void;
+  readonly log?: Logger;
+}
+
+export interface ReplicaInitResult {
+  /** Where the copy's redo starts. */
+  readonly redoLsn: number;
+  /** The copy is consistent from this LSN on (its log reaches it). */
+  readonly consistentLsn: number;
+  readonly epoch: number;
+  readonly pages: number;
 }
 
 export interface ReplicaOpenOptions {
@@ -378,6 +404,13 @@ export interface ReplicaStore {
    * the replica's log ends before `minLsn`; RA_ERR_PAGE_CORRUPT when the page fails verification.
    */
   readPage(pageId: number, minLsn: number): Promise<Buffer>;
+  /**
+   * Installs `image`, a copy of page `pageId` from elsewhere (the primary), made consistent with
+   * this replica's log: it must verify (page 0: this store's superblock; else RA_ERR_PAGE_CORRUPT)
+   * and its LSN be at most the durable LSN (else RA_ERR_REPLICA_BEHIND); the page's records
+   * between its LSN and the applied LSN are redone on it before it is written.
+   */
+  installPage(pageId: number, image: Buffer): Promise<{ lsn: number; recordsRedone: number }>;
   /** Releases the store (its lock and files); what is durable stays. */
   close(): Promise<void>;
 }

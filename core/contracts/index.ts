@@ -15,3 +15,4 @@ export * from './CorruptionStats.js';
 export * from './PageSource.js';
 export * from './StatusSection.js';
 export * from './HttpRoute.js';
+export * from './ClusterMemberSource.js';

@@ -64,6 +64,16 @@ export const FrameType = {
   pageRequest: 6,
   /** either way: a page id (payload u32) then its image; `endLsn` is the image's LSN. */
   page: 7,
+  /** replica → primary, instead of `hello`: send me a base copy (payload: the replica's id). Base-copy frames: baseFrames.ts. */
+  baseRequest: 8,
+  /** primary → replica: a base copy starts; `startLsn` its redo LSN, `endLsn` its checkpoint's LSN, payload the engine's description (opaque). */
+  baseBegin: 9,
+  /** primary → replica: consecutive page images (payload u32 first page id, u32 count, then the images). */
+  basePage: 10,
+  /** primary → replica: raw log bytes `[startLsn, endLsn)` of one segment (its header at the segment's start LSN). */
+  baseWal: 11,
+  /** primary → replica: the base copy is complete; `endLsn` the LSN it is consistent from. */
+  baseEnd: 12,
 } as const;
 
 export type FrameTypeName = keyof typeof FrameType;

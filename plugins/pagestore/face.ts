@@ -184,6 +184,10 @@ export function makePageStoreEngine(
         const log = options.log ?? defaults.log;
         return openReplica(dir, { ...(pool ? { pool } : {}), ...(log ? { log } : {}) });
       },
+      async initReplica(dir, ch, options) {
+        const { receiveBaseCopy } = await import('./baseCopy.js');
+        return receiveBaseCopy(ch, dir, { ...options, log: options.log ?? defaults.log });
+      },
     },
   };
 }

@@ -9,7 +9,9 @@
  * swap-between-renames (a restore's old store renamed aside, the new one not yet in place),
  * replica-append (half of a replica's run of records written, nothing synced), replica-apply
  * (a replica's apply after its first segment's pages were written), replica-restartpoint (a
- * replica's applied pages synced, its control file not yet switched to the checkpoint).
+ * replica's applied pages synced, its control file not yet switched to the checkpoint),
+ * base-copy (a base copy's chunk of pages written to the replica's `<dir>.init`, baseCopy.ts),
+ * base-copy-before-rename (a base copy complete and synced, not yet renamed into place).
  */
 const spec = /^([a-z-]+)(?::(\d+))?$/.exec(process.env.RA_FAULT ?? '');
 const target = spec?.[1];

@@ -124,6 +124,8 @@ export class PageStore {
         store.fence = new CommitFence(replication.fenced, replication.epoch, replication.fenceWaitMs);
         try {
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
+          store.sender.servePage = (pageId) => store.pageForReplica(pageId);
+          store.sender.base = store;
         } catch (err) {
           await store.close().catch(() => undefined);
           throw err;
@@ -217,6 +219,46 @@ export class PageStore {
       return { image, cached: true, fault: null };
     }
     return { ...(await readPageAt(this.data, pageId, this.pageSize)), cached: false };
+  }
+
+  /**
+   * Pages `[first, first + count)` for a base copy (baseCopy.ts), each whole and sealed: the cached
+   * copy when in memory, else the data file's. The file is read inside the page-write queue, so
+   * no checkpoint or repair writes it meanwhile (no torn read); the cached copies are laid over
+   * it in the same step as the read returns, so a page not in memory then is clean and the file
+   * holds its newest version (a dirty page never leaves memory before a checkpoint writes it, and
+   * that write waits for this read).
+   */
+  async copyPages(first: number, count: number): Promise<Buffer> {
+    this.checkOpen();
+    this.checkPageId(first);
+    this.checkPageId(first + count - 1);
+    const ps = this.pageSize;
+    const out = Buffer.alloc(count * ps);
+    await this.serialWrite(async () => {
+      const { bytesRead } = await this.data.read(out, 0, out.byteLength, first * ps);
+      if (bytesRead !== out.byteLength) throw raError('RA_ERR_STORE_INVALID', `${this.dir}'s data file ends inside page ${first + Math.floor(bytesRead / ps)}`);
+      for (let i = 0; i < count; i++) {
+        const page = out.subarray(i * ps, (i + 1) * ps);
+        const f = this.cache.peek(first + i);
+        if (f) {
+          page.set(f.page);
+          sealPage(page);
+        }
+      }
+    });
+    for (let i = 0; i < count; i++) {
+      const fault = verifyPage(out.subarray(i * ps, (i + 1) * ps), first + i);
+      if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `page ${first + i} fails its ${fault} check: a base copy cannot include it (repair it first)`, { details: { pageId: first + i, reason: fault } });
+    }
+    return out;
+  }
+
+  /** Flushes the whole log; resolves with its flushed end (a base copy's consistency point). */
+  async flushAll(): Promise<number> {
+    this.checkOpen();
+    await this.wal.flush();
+    return this.wal.flushedLsn;
   }
 
   /**
@@ -339,6 +381,19 @@ export class PageStore {
       if (this.loggedLsns === p) this.loggedLsns = null; // read again next time
     });
     return (await p).get(pageId) ?? 0;
+  }
+
+  /**
+   * Page `pageId` for a replica whose copy is damaged (plugins/replication/DESIGN.md, "Page
+   * repair"): the cached copy, or the one on disk when it verifies; the log durable up to its LSN
+   * first (WAL before the page leaves), so the stream brings the replica there. The replica makes
+   * it consistent with its own log before installing it.
+   */
+  async pageForReplica(pageId: number): Promise<Buffer> {
+    const seen = await this.readPage(pageId);
+    if (seen.fault) throw raError('RA_ERR_PAGE_CORRUPT', `this primary's copy of page ${pageId} fails its ${seen.fault} check too`, { details: { pageId, reason: seen.fault } });
+    await this.wal.flush();
+    return seen.image;
   }
 
   /** Aborts open transactions, checkpoints, and releases the lock. */

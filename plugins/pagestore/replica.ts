@@ -8,19 +8,24 @@
  * replica's own into a log that must stay the primary's). Its position is the end of its log,
  * applied and durable alike. Restartpoints (replicaApply.ts) keep that redo short.
  */
-import type { FileHandle } from 'node:fs/promises';
+import { readFile, type FileHandle } from 'node:fs/promises';
+import { redoApplyPages } from 'recovery-agent/native';
 import type { Logger } from 'pino';
 import { raError } from '../../core/errors.js';
 import type { ReplicaApplied, ReplicaPosition, ReplicaStore } from '../../core/contracts/PageEngine.js';
 import { serialQueue } from '../../core/serial.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { readControl, type Control } from './control.js';
-import { readPageAt } from './format.js';
+import { pageLsn, readPageAt, verifyPage } from './format.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { applyRange } from './replicaApply.js';
 import { ReplicaLog } from './replicaLog.js';
 import { acquireStoreLock } from './storeLock.js';
-import { dataFileOf, storeExists, tightenStore, walDirOf } from './storeFiles.js';
+import { dataFileOf, storeExists, superblockProblem, tightenStore, walDirOf } from './storeFiles.js';
+import { forEachPageRecord } from './walPages.js';
+import { kRecLsn } from './walRecord.js';
+import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
+import { readU64 } from './format.js';
 import { settleSwap } from './storeSwap.js';
 
 export interface OpenReplicaOptions {
@@ -126,6 +131,75 @@ export class PageStoreReplica implements ReplicaStore {
     const { image, fault } = await readPageAt(this.data, pageId, this.control.pageSize);
     if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `page ${pageId} of the replica fails its ${fault} check`, { details: { pageId, reason: fault } });
     return image;
+  }
+
+  /**
+   * Installs `image`, a copy of page `pageId` from elsewhere (the primary), in place of this
+   * replica's copy, made consistent with this replica's log: the image must verify as page
+   * `pageId` (and, page 0, be this store's superblock), and its LSN must be at most the durable
+   * LSN (RA_ERR_REPLICA_BEHIND otherwise: the stream has not brought those records yet; the caller
+   * may wait and ask again). The records for the page between the image's LSN and the applied LSN
+   * are redone on it, so the page written is the page at the applied LSN, as if it had never been
+   * damaged; a copy ahead of the applied LSN is written, then the log applied up to it. Runs
+   * between applies. Returns the installed page's LSN.
+   */
+  installPage(pageId: number, image: Buffer): Promise<{ lsn: number; recordsRedone: number }> {
+    this.checkOpen();
+    return this.applies(async () => {
+      this.checkOpen();
+      const { pageSize, pageCount } = this.control;
+      if (!Number.isInteger(pageId) || pageId < 0 || pageId >= pageCount) throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside this store's ${pageCount} pages`);
+      const refuse = (why: string) => raError('RA_ERR_PAGE_CORRUPT', `the copy of page ${pageId} offered to the replica is refused: ${why}`, { details: { pageId, reason: why } });
+      if (image.byteLength !== pageSize) throw refuse(`${image.byteLength} bytes, not ${pageSize}`);
+      const fault = verifyPage(image, pageId);
+      if (fault) throw refuse(`it fails its ${fault} check`);
+      if (pageId === 0) {
+        const problem = superblockProblem(image, this.control);
+        if (problem) throw refuse(`not this store's superblock: ${problem}`);
+      }
+      const from = pageLsn(image);
+      const durable = this.wal.durableLsn;
+      if (from > durable) throw raError('RA_ERR_REPLICA_BEHIND', `the copy of page ${pageId} is at LSN ${from}, past the end of the replica's log (${durable})`, { details: { durableLsn: durable, minLsn: from } });
+      const page = Buffer.from(image);
+      if (this.applied < from) {
+        // The copy is ahead of this replica's pages: in place first (the damaged page would stop
+        // the apply), then the apply up to it, which skips the page's records the copy has.
+        await this.data.write(page, 0, pageSize, pageId * pageSize);
+        await this.data.datasync();
+        const before = this.applied;
+        await this.applyNow(from);
+        const { image: now, fault: after } = await readPageAt(this.data, pageId, pageSize);
+        if (after) throw raError('RA_ERR_PAGE_CORRUPT', `page ${pageId} fails its ${after} check after the apply from ${before} to ${this.applied}`, { details: { pageId, reason: after } });
+        return { lsn: pageLsn(now), recordsRedone: 0 };
+      }
+      const recordsRedone = await this.redoOnto(page, pageId, from, this.applied);
+      await this.data.write(page, 0, pageSize, pageId * pageSize);
+      await this.data.datasync();
+      return { lsn: pageLsn(page), recordsRedone };
+    });
+  }
+
+  /** Redoes onto `page` (at LSN `from`) the log's records for `pageId` with LSNs in (from, upto); returns how many changed it. */
+  private async redoOnto(page: Buffer, pageId: number, from: number, upto: number): Promise<number> {
+    const seg = this.control.segmentSize;
+    const walDir = walDirOf(this.dir);
+    let redone = 0;
+    for (let start = segmentStartOf(from, seg); start < upto; start += seg) {
+      const buf = await readFile(segmentPath(walDir, start)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+        throw raError('RA_ERR_WAL_CORRUPT', `the replica's log no longer has segment ${segmentPath(walDir, start)}, which the copy of page ${pageId} (LSN ${from}) needs`, { details: { pageId, lsn: start } });
+      });
+      const positions: number[] = [];
+      forEachPageRecord(buf, SEGMENT_HEADER_SIZE, start + SEGMENT_HEADER_SIZE, (at, id) => {
+        const lsn = readU64(buf, at + kRecLsn);
+        if (id === pageId && lsn > from && lsn < upto) positions.push(at);
+      });
+      if (positions.length === 0) continue;
+      const status = new Uint32Array(1);
+      redone += redoApplyPages(buf, Uint32Array.from(positions), Uint32Array.of(0, positions.length), Uint32Array.of(pageId), 0, 1, page, this.control.pageSize, status);
+      if (status[0]! > 1) throw raError('RA_ERR_WAL_CORRUPT', `replaying the replica's log onto page ${pageId} failed (redo status ${status[0]})`, { details: { pageId, status: status[0] } });
+    }
+    return redone;
   }
 
   async close(): Promise<void> {

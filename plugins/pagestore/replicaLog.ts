@@ -287,7 +287,7 @@ export async function readEpoch(dir: string): Promise<number> {
 }
 
 /** Replaces the epoch file atomically and durably. */
-async function writeEpoch(dir: string, epoch: number): Promise<void> {
+export async function writeEpoch(dir: string, epoch: number): Promise<void> {
   const file = path.join(dir, EPOCH_FILE);
   const tmp = `${file}.tmp`;
   const h = await openPrivate(tmp, 'w');

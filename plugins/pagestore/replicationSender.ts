@@ -22,11 +22,18 @@ import {
   parseAck,
   pageRequestFrame,
   parseHello,
+  pageFrame,
+  pageRefusedFrame,
   parsePage,
+  parsePageRequest,
   walFrame,
+  type Frame,
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
+import { pageLsn } from './format.js';
+import { parseBaseRequest } from '../../core/replication/baseFrames.js';
+import { sendBaseCopy, type BaseSource } from './baseCopy.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
 import { rollingAt } from './walRolling.js';
@@ -45,6 +52,11 @@ const kPageTimeoutMs = 5000;
 const kMaxPendingHandshakes = 16;
 /** Connections of any kind the listener holds (replicas are a handful). */
 const kMaxConnections = 64;
+/**
+ * How long the log from a base copy's consistency LSN is kept for its replica to come back with a
+ * hello from there (it opens the copy first: redo from the copy's redo point); its hello ends it.
+ */
+const kBaseRetainMs = 120_000;
 /** Time an unauthenticated peer has to finish the handshake. */
 const kHandshakeTimeoutMs = 2000;
 /**
@@ -63,7 +75,8 @@ export interface ReplicaPage {
   replica: string;
 }
 
-export type ReplicaState = 'handshake' | 'catching-up' | 'streaming' | 'gone';
+/** `base-copy`: a new replica being sent a base copy (baseCopy.ts); it reconnects with a hello after it. */
+export type ReplicaState = 'handshake' | 'base-copy' | 'catching-up' | 'streaming' | 'gone';
 
 /** One replica as the primary sees it (the control socket's `status.replication.replicas`). */
 export interface ReplicaStatus {
@@ -111,6 +124,8 @@ interface Session {
   error?: string;
   /** Page requests sent and not answered yet, by page id, oldest first (answers come in order). */
   pageWaiters: Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>;
+  /** The replica's own page requests, answered one at a time in the order asked. */
+  answering: Promise<void>;
 }
 
 interface SyncWaiter {
@@ -134,6 +149,18 @@ export class ReplicationSender {
   private readonly timer: NodeJS.Timeout;
   /** When the last keepalive went to the live replicas. */
   private lastKeepaliveAt = 0;
+  /**
+   * A page a replica asks for to repair its copy (the owner's cache or store, verified, with the
+   * log durable up to its LSN so the stream brings the replica there); set by the owner. Without
+   * it, requests are refused.
+   */
+  servePage: ((pageId: number) => Promise<Buffer>) | null = null;
+  /** Base copies under way: the LSN each needs the log kept from. */
+  private readonly baseRetain = new Map<object, number>();
+  /** Copies sent, by replica id: their retention key, until the replica's hello (or kBaseRetainMs). */
+  private readonly baseSent = new Map<string, { key: object; timer: NodeJS.Timeout }>();
+  /** What base copies are taken from (the owner's store); without it a base request is refused. */
+  base: BaseSource | null = null;
 
   private constructor(
     private readonly cfg: PrimaryReplicationConfig,
@@ -209,6 +236,7 @@ export class ReplicationSender {
   retainFrom(): number | undefined {
     const flushed = this.wal.flushedLsn;
     let low: number | undefined;
+    for (const lsn of this.baseRetain.values()) low = Math.min(low ?? Infinity, lsn);
     for (const s of this.sessions) {
       if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
       if (flushed - s.durableLsn > this.cfg.maxRetainBytes) continue;
@@ -272,15 +300,23 @@ export class ReplicationSender {
       this.refusedConnections++;
       return;
     }
-    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map() };
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map(), answering: Promise.resolve() };
     this.sessions.add(s);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
-      const hello = await this.readHello(s.ch);
+      const first = await this.readFirst(s.ch);
+      if (first.type === FrameType.baseRequest) {
+        await this.serveBase(s, parseBaseRequest(first).id);
+        return;
+      }
+      if (first.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello or a base request from ${s.ch.peer} first`);
+      const hello = parseHello(first);
       s.id = hello.id || address;
       s.durableLsn = hello.lsn;
       s.appliedLsn = 0;
       await this.checkHello(s.ch, hello);
+      // Back after a base copy: its own position keeps its log from now on.
+      this.releaseBase(s.id);
       s.sentLsn = hello.lsn;
       this.log?.info({ replica: s.id, address, lsn: hello.lsn }, 'replica connected');
       void this.catchUp(s);
@@ -295,7 +331,38 @@ export class ReplicationSender {
     }
   }
 
-  private async readHello(ch: ReplicationChannel): Promise<Hello> {
+  /** A base copy for a new or far-behind replica (baseCopy.ts), then the connection closes: the replica reconnects with a hello. */
+  private async serveBase(s: Session, id: string): Promise<void> {
+    s.id = id || s.address;
+    const ch = s.ch!;
+    if (!this.base) throw raError('RA_ERR_REPL_PROTOCOL', 'this primary does not serve base copies');
+    // Not a replica yet for retention and sync quorums: the copy keeps its own log (baseRetain).
+    s.state = 'base-copy';
+    const key = {};
+    this.releaseBase(s.id);
+    this.log?.info({ replica: s.id, address: s.address }, 'base copy requested');
+    await sendBaseCopy(ch, this.base, {
+      epoch: this.cfg.epoch,
+      replica: s.id,
+      log: this.log,
+      retain: (lsn) => (lsn === null ? this.baseRetain.delete(key) : this.baseRetain.set(key, lsn)),
+    });
+    const timer = setTimeout(() => this.releaseBase(s.id), kBaseRetainMs);
+    timer.unref();
+    this.baseSent.set(s.id, { key, timer });
+    // The replica closes once it has everything (it acknowledges nothing); wait for that.
+    await ch.closed;
+  }
+
+  private releaseBase(id: string): void {
+    const b = this.baseSent.get(id);
+    if (!b) return;
+    clearTimeout(b.timer);
+    this.baseRetain.delete(b.key);
+    this.baseSent.delete(id);
+  }
+
+  private async readFirst(ch: ReplicationChannel): Promise<Frame> {
     let timer: NodeJS.Timeout | undefined;
     const f = await Promise.race([
       ch.next(),
@@ -303,8 +370,7 @@ export class ReplicationSender {
         timer = setTimeout(() => reject(raError('RA_ERR_REPL_PROTOCOL', `no hello from ${ch.peer} within ${kHelloTimeoutMs} ms`)), kHelloTimeoutMs);
       }),
     ]).finally(() => clearTimeout(timer));
-    if (f.type !== FrameType.hello) throw raError('RA_ERR_REPL_PROTOCOL', `expected a hello from ${ch.peer} first`);
-    return parseHello(f);
+    return f;
   }
 
   /** Refuses a replica whose epoch is not ours, or whose log is not a prefix of ours. */
@@ -350,8 +416,10 @@ export class ReplicationSender {
         if (s.sentLsn - start < SEGMENT_HEADER_SIZE) s.sentLsn = start + SEGMENT_HEADER_SIZE;
         const bytes = await this.readRecords(start, s.sentLsn, Math.min(target, start + seg));
         if (bytes.byteLength === 0) {
-          // No record at sentLsn: the rest of this segment is its unused tail.
-          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no record at LSN ${s.sentLsn} below the flushed end ${target}`);
+          // No valid record at sentLsn: either the rest of this segment is its unused tail, or a
+          // record here is damaged. Never skip past the latter (the replica would miss commits).
+          if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no valid record at LSN ${s.sentLsn} below the flushed end ${target}: the log is damaged there`, { details: { lsn: s.sentLsn } });
+          if (target > start + seg + SEGMENT_HEADER_SIZE) await this.checkSegmentTail(start, s.sentLsn);
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
@@ -360,8 +428,29 @@ export class ReplicationSender {
         await ch.drained();
       }
     } catch (err) {
+      if (isRaError(err, 'RA_ERR_WAL_CORRUPT')) {
+        s.error = describeError(err);
+        this.log?.error({ replica: s.id, lsn: s.sentLsn, err: s.error }, 'catch-up stopped at a damaged record of this primary\'s log');
+      }
       ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', `catch-up failed: ${describeError(err)}`);
     }
+  }
+
+  /**
+   * Segment `start`'s valid records end at `end`, and the log goes on in the next segment: that
+   * is its unused tail only when the next segment's first record could not have fitted after
+   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts). Otherwise the record at
+   * `end` is damaged (or records are missing): RA_ERR_WAL_CORRUPT, nothing past it is sent.
+   */
+  private async checkSegmentTail(start: number, end: number): Promise<void> {
+    const seg = this.wal.segmentSize;
+    const damaged = (why: string) => raError('RA_ERR_WAL_CORRUPT', `the record at LSN ${end} of WAL segment ${segmentPath(this.walDir, start)} is damaged: ${why}; catch-up stops there`, { details: { lsn: end } });
+    if (end - start <= SEGMENT_HEADER_SIZE) throw damaged('the segment has no valid record, and the log goes on after it');
+    const next = start + seg;
+    const first = await this.readRecords(next, next + SEGMENT_HEADER_SIZE, next + seg).catch(() => Buffer.alloc(0));
+    if (first.byteLength === 0) throw damaged(`the next segment has no valid first record either`);
+    const size = first.readUInt32LE(0);
+    if (end - start + size <= seg) throw damaged(`the next segment's first record (${size} bytes) would have fitted after it`);
   }
 
   /** The whole valid records of segment `start` from `from`, below `limit` (at most about kCatchUpChunk bytes, at least one record). */
@@ -399,6 +488,11 @@ export class ReplicationSender {
         w(a);
         continue;
       }
+      if (f.type === FrameType.pageRequest) {
+        const req = parsePageRequest(f);
+        s.answering = s.answering.then(() => this.answerPage(s, req.pageId));
+        continue;
+      }
       if (f.type !== FrameType.ack) throw raError('RA_ERR_REPL_PROTOCOL', `unexpected frame type ${f.type} from replica ${s.id}`);
       const a = parseAck(f);
       if (a.durableLsn > s.sentLsn) throw raError('RA_ERR_REPL_PROTOCOL', `replica ${s.id} acknowledges LSN ${a.durableLsn}, past what it was sent (${s.sentLsn})`);
@@ -419,6 +513,20 @@ export class ReplicationSender {
   }
 
   // ---- page repair from a replica
+
+  /** Answers a replica's request for a page (its copy is damaged): `page`, or `page` refused saying why. */
+  private async answerPage(s: Session, pageId: number): Promise<void> {
+    const ch = s.ch;
+    if (!ch || ch.failure) return;
+    try {
+      if (!this.servePage) throw raError('RA_ERR_REPLICA_PAGE', 'this primary serves no pages to its replicas');
+      const image = await this.servePage(pageId);
+      ch.send(pageFrame(this.cfg.epoch, pageId, pageLsn(image), image));
+    } catch (err) {
+      this.log?.warn({ replica: s.id, pageId, err: describeError(err) }, 'cannot give a replica the page it asked for');
+      ch.send(pageRefusedFrame(this.cfg.epoch, pageId, describeError(err)));
+    }
+  }
 
   /**
    * Page `pageId` from the streaming replicas, lowest lag first (bytes flushed here and not
@@ -463,15 +571,18 @@ export class ReplicationSender {
 
   // ---- the live tail
 
-  /** A batch just made durable: to every live replica, one frame per segment run. */
+  /** A batch just made durable: to every live replica, one frame per segment run (split past kCatchUpChunk). */
   private onFlushed(batch: readonly Pending[]): void {
     if (this.live.size === 0) return;
     const runs: Array<{ lsn: number; bytes: Buffer }> = [];
     const seg = this.wal.segmentSize;
     for (let i = 0; i < batch.length; ) {
       const start = segmentStartOf(batch[i]!.lsn, seg);
+      // One frame per segment run, and at most about kCatchUpChunk bytes each: a group commit's
+      // batch has no bound, and the replica refuses frames over its payload bound.
       let j = i;
-      while (j < batch.length && segmentStartOf(batch[j]!.lsn, seg) === start) j++;
+      let bytes = 0;
+      while (j < batch.length && segmentStartOf(batch[j]!.lsn, seg) === start && (j === i || bytes + batch[j]!.buf.byteLength <= kCatchUpChunk)) bytes += batch[j++]!.buf.byteLength;
       runs.push({ lsn: batch[i]!.lsn, bytes: j - i === 1 ? batch[i]!.buf : Buffer.concat(batch.slice(i, j).map((p) => p.buf)) });
       i = j;
     }

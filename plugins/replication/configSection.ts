@@ -50,6 +50,13 @@ const ReplicaSchema = z.strictObject({
   ...secretFields,
   /** This replica's name, as the primary reports it (default: the store's id). */
   id: id.optional(),
+  /**
+   * When the primary refuses this replica as too far behind (it no longer has the log the replica
+   * needs): move the replica's store aside (`<path>.replaced-<time>`) and make it again from a base
+   * copy. Off by default: a whole copy of the store over the network, and the old replica set aside,
+   * are the operator's call (README, "Replication").
+   */
+  autoReinit: z.boolean().default(false),
   maxLagBytes: size.default(64 * 2 ** 20),
   maxLagMs: duration.default(30_000),
 });
@@ -66,6 +73,8 @@ const MemberSchema = z.strictObject({
   advertise: listen.optional(),
   /** This member's name as a replica, as its primary reports it (default: the store's id). */
   id: id.optional(),
+  /** While a replica: as the replica's `autoReinit` (a base copy when the primary says it is too far behind). */
+  autoReinit: z.boolean().default(false),
 });
 
 const ReplicationSchema = z

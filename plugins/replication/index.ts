@@ -124,6 +124,7 @@ export default definePlugin({
             port,
             secret,
             id: rc.id ?? s.id,
+            autoReinit: rc.autoReinit,
             pool,
             log,
             onRefused(code, reason) {

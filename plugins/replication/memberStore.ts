@@ -209,6 +209,8 @@ export class MemberStore {
         port,
         secret: this.o.secret,
         id: this.o.cfg.id ?? this.o.storeId,
+        autoReinit: this.o.cfg.autoReinit,
+        rejoinOnDiverged: true,
         pool: this.o.pool,
         log: this.o.log,
         onRefused: (code, reason) => this.o.onRefused(code, reason),

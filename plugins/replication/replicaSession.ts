@@ -10,7 +10,16 @@
  * primary (authentication, divergence, epoch, too far behind) is a state of its own with the
  * primary's reason, reported once through `onRefused`; the session keeps trying at the longest
  * backoff, since the operator may fix the other end.
+ *
+ * A replica store that does not exist is made by a base copy from the primary (the engine's
+ * `replica.initReplica`) before the first hello: a new replica needs nothing but its config. A
+ * replica the primary calls "too far behind" (it retired the segments the replica needs) is
+ * re-initialised only with `autoReinit`: the old store is moved aside (`<dir>.replaced-<time>`,
+ * never deleted) and a base copy made; without it the refusal stands for the operator to decide
+ * (a whole copy of the store over the network, and the old replica's pages set aside, are not
+ * things to do behind an operator's back by default).
  */
+import { rename } from 'node:fs/promises';
 import type { Logger } from 'pino';
 import type { PageEngine, ReplicaStore } from '../../core/contracts/PageEngine.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
@@ -21,7 +30,9 @@ import {
   helloFrame,
   pageFrame,
   pageRefusedFrame,
+  pageRequestFrame,
   parseKeepalive,
+  parsePage,
   parsePageRequest,
   parseWal,
   type ReplicationChannel,
@@ -39,6 +50,8 @@ const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
 /** How long a page request may wait for this replica's log to reach the LSN the primary names. */
 const kPageWaitMs = 3000;
+/** How long the primary has to answer this replica's request for a page. */
+const kPrimaryPageTimeoutMs = 5000;
 /**
  * Keepalives remembered for the time lag. They come once a second, and after live batches up to
  * one per 10 ms; past this many the older ones are thinned (every other one dropped, the oldest
@@ -46,7 +59,7 @@ const kPageWaitMs = 3000;
  */
 const kKeepalives = 512;
 
-export type ReplicaState = 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
+export type ReplicaState = 'initialising' | 'opening' | 'connecting' | 'streaming' | 'disconnected' | 'refused' | 'stopped' | 'failed';
 
 /** The codes with which a primary refuses a replica (as opposed to a connection that broke). */
 const kRefusals = new Set(['RA_ERR_REPL_AUTH', 'RA_ERR_REPL_DIVERGED', 'RA_ERR_REPL_EPOCH']);
@@ -63,6 +76,17 @@ export interface ReplicaSessionOptions {
   log: Logger;
   /** The primary refused this replica (once per refusal state): the failure to publish. */
   onRefused(code: string, reason: string): void;
+  /** How long a page request may wait for the log to reach its LSN (default 3 s; tests shorten it). */
+  pageWaitMs?: number;
+  /** Re-initialise from a base copy when the primary says this replica is too far behind (default false). */
+  autoReinit?: boolean | undefined;
+  /**
+   * A cluster member (#15): refused as diverged — its log holds records the primary's history
+   * never had, i.e. it is an old primary whose suffix after the fork no member acknowledged under
+   * the new epoch — its store is moved aside (`<dir>.diverged-<time>`, kept for audit) and made
+   * again from a base copy, then it follows. Default false: a static replica waits for an operator.
+   */
+  rejoinOnDiverged?: boolean | undefined;
 }
 
 export interface ReplicaSessionStatus {
@@ -82,6 +106,10 @@ export interface ReplicaSessionStatus {
   /** Log bytes received since this agent started (tests: a restart must not receive the log again). */
   bytesReceived: number;
   connects: number;
+  /** The base copy under way or last made by this agent, if any. */
+  baseCopy: { pagesCopied: number; pagesTotal: number; done: boolean } | null;
+  /** Base copies made by this agent (initial and re-initialisations). */
+  baseCopies: number;
 }
 
 export class ReplicaSession {
@@ -98,11 +126,21 @@ export class ReplicaSession {
   private unappliedBytes = 0;
   private bytesReceived = 0;
   private connects = 0;
+  private baseCopy: ReplicaSessionStatus['baseCopy'] = null;
+  private baseCopies = 0;
+  /** Why the store is to be moved aside and made again (autoReinit, rejoinOnDiverged), or null. */
+  private reinit: 'replaced' | 'diverged' | null = null;
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
-  /** Woken after each append (page requests waiting for the log to reach their LSN). */
-  private appended: Array<() => void> = [];
+  /**
+   * Page requests waiting for the log to reach their LSN: woken after each append, and when the
+   * connection ends or the session stops. Each removes itself when woken or timed out, so an idle
+   * stream (no append to sweep them) keeps none of a request that gave up.
+   */
+  private readonly appended = new Set<() => void>();
+  /** This replica's requests to the primary, by page id, oldest first (answered in order). */
+  private readonly asked = new Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>();
   /** Page requests are answered one at a time, in the order asked (the primary matches answers in order). */
   private pages: Promise<void> = Promise.resolve();
   /** Appends received and not yet settled (durable or failed). */
@@ -112,13 +150,72 @@ export class ReplicaSession {
 
   /** Opens the replica store (redo only), then streams in the background. */
   async start(): Promise<void> {
-    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
-    const p = this.replica.position();
-    this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
+    // A store that is not there yet is made by a base copy in the connection loop (the primary
+    // may not be reachable yet); one that is there is opened now, so a bad one fails the start.
+    if (this.o.engine.files.exists(this.o.dir)) await this.open();
+    else this.setState('initialising');
     this.running = true;
     this.applyTimer = setInterval(() => void this.applySoon(), kApplyEveryMs);
     this.applyTimer.unref();
     this.loop = this.run();
+  }
+
+  private async open(): Promise<void> {
+    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
+    const p = this.replica.position();
+    this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
+  }
+
+  /**
+   * A base copy from the primary into the (absent) store directory, then the store opened. The
+   * engine writes it aside and renames it into place whole: a crash here leaves no store, and
+   * the next start copies again from scratch.
+   */
+  private async initialise(): Promise<void> {
+    this.setState('initialising');
+    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
+    this.ch = ch;
+    if (!this.running) return ch.close();
+    this.connects++;
+    this.baseCopy = { pagesCopied: 0, pagesTotal: 0, done: false };
+    let logged = 0;
+    try {
+      const r = await this.o.engine.replica.initReplica(this.o.dir, ch, {
+        id: this.o.id,
+        epoch: NO_CLUSTER_EPOCH,
+        log: this.o.log,
+        onProgress: (p) => {
+          this.baseCopy = { ...p, done: false };
+          if (p.pagesCopied - logged >= Math.max(1024, p.pagesTotal / 10) || p.pagesCopied === p.pagesTotal) {
+            logged = p.pagesCopied;
+            this.o.log.info({ store: this.o.storeId, pagesCopied: p.pagesCopied, pagesTotal: p.pagesTotal }, 'replica base copy progress');
+          }
+        },
+      });
+      this.baseCopy = { pagesCopied: r.pages, pagesTotal: r.pages, done: true };
+      this.baseCopies++;
+      this.o.log.info({ store: this.o.storeId, redoLsn: r.redoLsn, consistentLsn: r.consistentLsn, pages: r.pages, epoch: r.epoch }, 'replica initialised from a base copy');
+    } finally {
+      ch.close();
+      this.ch = null;
+    }
+    await this.open();
+  }
+
+  /** Closes the replica store and moves it aside (`<dir>.<why>-<time>`, never deleted) for a new base copy. */
+  private async quarantine(why: 'replaced' | 'diverged'): Promise<void> {
+    await this.applying;
+    const r = this.replica;
+    this.replica = null;
+    await r?.close();
+    const aside = `${this.o.dir}.${why}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    await rename(this.o.dir, aside);
+    this.o.log.warn(
+      { store: this.o.storeId, movedTo: aside },
+      why === 'diverged'
+        ? 'this store diverged from the primary (an old primary\'s suffix past the fork): it is moved aside, kept for audit, and made again from a base copy'
+        : 'replica too far behind: its store is moved aside and made again from a base copy (autoReinit)',
+    );
   }
 
   async stop(): Promise<void> {
@@ -126,7 +223,10 @@ export class ReplicaSession {
     this.stopping.abort();
     if (this.applyTimer) clearInterval(this.applyTimer);
     this.ch?.close();
+    this.wakePageWaits();
+    this.failAsked('the replica is stopping');
     await this.loop;
+    await this.pages;
     await this.applying;
     await this.replica?.close();
     this.setState('stopped');
@@ -150,6 +250,8 @@ export class ReplicaSession {
       lagMs: latest ? this.lagMs(applied) : null,
       bytesReceived: this.bytesReceived,
       connects: this.connects,
+      baseCopy: this.baseCopy,
+      baseCopies: this.baseCopies,
     };
   }
 
@@ -178,6 +280,12 @@ export class ReplicaSession {
     while (this.running) {
       if (this.state !== 'refused' && this.state !== 'disconnected') this.setState('connecting');
       try {
+        if (this.reinit) {
+          await this.quarantine(this.reinit);
+          this.reinit = null;
+        }
+        if (!this.replica) await this.initialise();
+        if (!this.running) break;
         await this.session(() => (backoff = kBackoffFirstMs));
       } catch (err) {
         if (!this.running) break;
@@ -193,6 +301,13 @@ export class ReplicaSession {
           }
           this.refusedKey = key;
           backoff = kBackoffMaxMs;
+          if (this.o.autoReinit && this.replica && /too far behind/i.test(reason)) {
+            this.reinit = 'replaced';
+            backoff = kBackoffFirstMs;
+          } else if (this.o.rejoinOnDiverged && this.replica && code === 'RA_ERR_REPL_DIVERGED') {
+            this.reinit = 'diverged';
+            backoff = kBackoffFirstMs;
+          }
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {
           // The replica's log cannot be written: nothing more can be done here without a reopen.
           this.setState('failed', reason);
@@ -203,6 +318,9 @@ export class ReplicaSession {
         }
       } finally {
         this.ch = null;
+        // Requests of the connection that ended: nobody can be answered on it any more.
+        this.wakePageWaits();
+        this.failAsked('the connection to the primary ended');
       }
       await sleep(backoff, this.stopping.signal).catch(() => undefined);
       backoff = Math.min(kBackoffMaxMs, backoff * 2);
@@ -263,7 +381,7 @@ export class ReplicaSession {
           (p) => {
             inflight.delete(done);
             inflightBytes -= bytes.byteLength;
-            for (const w of this.appended.splice(0)) w();
+            this.wakePageWaits();
             this.bytesReceived += bytes.byteLength;
             this.unappliedBytes += bytes.byteLength;
             // Runs made durable by one fdatasync resolve together: one ack for all of them.
@@ -296,6 +414,13 @@ export class ReplicaSession {
           this.setState('streaming');
           onStreaming();
         }
+      } else if (f.type === FrameType.page) {
+        const a = parsePage(f);
+        const list = this.asked.get(a.pageId);
+        const w = list?.shift();
+        if (list?.length === 0) this.asked.delete(a.pageId);
+        // An answer to a request that timed out meanwhile is dropped.
+        w?.(a);
       } else if (f.type === FrameType.pageRequest) {
         const req = parsePageRequest(f);
         this.pages = this.pages.then(() => this.servePage(ch, req.pageId, req.lsn));
@@ -313,22 +438,95 @@ export class ReplicaSession {
   private async servePage(ch: ReplicationChannel, pageId: number, lsn: number): Promise<void> {
     const replica = this.replica!;
     try {
-      const until = Date.now() + kPageWaitMs;
-      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure) {
-        await new Promise<void>((resolve) => {
-          const t = setTimeout(resolve, Math.max(1, until - Date.now()));
-          this.appended.push(() => {
-            clearTimeout(t);
-            resolve();
-          });
-        });
-      }
+      const until = Date.now() + (this.o.pageWaitMs ?? kPageWaitMs);
+      while (replica.position().durableLsn < lsn && Date.now() < until && !ch.failure && this.running) await this.waitAppend(until - Date.now());
+      if (ch.failure || !this.running) return;
       const image = await replica.readPage(pageId, lsn);
       ch.send(pageFrame(ch.epoch, pageId, this.o.engine.pages.lsn(image), image));
     } catch (err) {
       this.o.log.warn({ store: this.o.storeId, pageId, lsn, err: describeError(err) }, 'cannot give the primary a page it asked for');
       ch.send(pageRefusedFrame(ch.epoch, pageId, describeError(err)));
     }
+  }
+
+  /** Where this replica's pages come from in a repair: `primary:<address>`. */
+  get primarySource(): string {
+    return `primary:${this.o.host.includes(':') ? `[${this.o.host}]` : this.o.host}:${this.o.port}`;
+  }
+
+  /**
+   * Repairs this replica's page `pageId` from the primary (DESIGN.md, "Page repair", the replica's
+   * side): asks it over the stream (`page-request`), and installs the answer only once it verifies
+   * and is made consistent with this replica's log (ReplicaStore.installPage: the image's LSN at
+   * most the durable LSN — waiting up to 3 s for the stream to get there —, then the page's
+   * records up to the applied LSN redone on it). Fails saying why: not streaming, refused by the
+   * primary, no answer in time, or a copy that does not verify.
+   */
+  async repairPage(pageId: number): Promise<{ source: string; lsn: number; recordsRedone: number }> {
+    const replica = this.replica;
+    const ch = this.ch;
+    if (!replica || !ch || ch.failure || this.state !== 'streaming') throw raError('RA_ERR_REPLICA_PAGE', `the replica is not streaming from its primary (${this.state}${this.reason ? `: ${this.reason}` : ''}): page ${pageId} cannot be asked for`, { details: { pageId } });
+    const a = await this.askPrimary(ch, pageId, replica.position().durableLsn);
+    if (a.refused !== undefined) throw raError('RA_ERR_REPLICA_PAGE', `the primary gave no copy of page ${pageId}: ${a.refused}`, { details: { pageId } });
+    if (this.o.engine.pages.lsn(a.image) !== a.lsn) throw raError('RA_ERR_REPLICA_PAGE', `the primary's answer for page ${pageId} says LSN ${a.lsn}, its page ${this.o.engine.pages.lsn(a.image)}`, { details: { pageId } });
+    const until = Date.now() + (this.o.pageWaitMs ?? kPageWaitMs);
+    for (;;) {
+      try {
+        const r = await replica.installPage(pageId, a.image);
+        this.o.log.info({ store: this.o.storeId, pageId, lsn: r.lsn, recordsRedone: r.recordsRedone, source: this.primarySource }, 'replica page repaired from the primary');
+        return { source: this.primarySource, ...r };
+      } catch (err) {
+        // The copy is ahead of this replica's log: the stream brings the records a moment later.
+        if (!isRaError(err, 'RA_ERR_REPLICA_BEHIND') || Date.now() >= until || !this.running) throw err;
+        await this.waitAppend(until - Date.now());
+      }
+    }
+  }
+
+  private askPrimary(ch: ReplicationChannel, pageId: number, lsn: number): Promise<{ image: Buffer; lsn: number; refused?: string }> {
+    return new Promise((resolve) => {
+      const list = this.asked.get(pageId) ?? [];
+      this.asked.set(pageId, list);
+      const timer = setTimeout(() => {
+        // Left in place (answers come in order) but answered now: the late answer is dropped.
+        const i = list.indexOf(done);
+        if (i >= 0) list[i] = () => undefined;
+        resolve({ image: Buffer.alloc(0), lsn: 0, refused: `no answer within ${kPrimaryPageTimeoutMs} ms` });
+      }, kPrimaryPageTimeoutMs);
+      const done = (a: { image: Buffer; lsn: number; refused?: string }) => {
+        clearTimeout(timer);
+        resolve(a);
+      };
+      list.push(done);
+      if (!ch.send(pageRequestFrame(ch.epoch, pageId, lsn)) && ch.failure) done({ image: Buffer.alloc(0), lsn: 0, refused: 'the connection to the primary failed' });
+    });
+  }
+
+  private failAsked(why: string): void {
+    for (const list of this.asked.values()) for (const w of list.splice(0)) w({ image: Buffer.alloc(0), lsn: 0, refused: why });
+    this.asked.clear();
+  }
+
+  /** Page requests waiting for the log to grow (tests: none is left behind by one that gave up). */
+  get pendingPageWaits(): number {
+    return this.appended.size;
+  }
+
+  /** Resolves after the next append, when the connection ends or the session stops, or after `ms`. */
+  private waitAppend(ms: number): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = () => {
+        clearTimeout(t);
+        this.appended.delete(wake);
+        resolve();
+      };
+      const t = setTimeout(wake, Math.max(1, ms));
+      this.appended.add(wake);
+    });
+  }
+
+  private wakePageWaits(): void {
+    for (const w of [...this.appended]) w();
   }
 
   /** Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN. */

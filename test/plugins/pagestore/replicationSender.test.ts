@@ -201,6 +201,24 @@ describe('the replication sender', () => {
     assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, 0]]);
   });
 
+  it('splits a live batch larger than 4 MiB into frames of at most about 4 MiB (the replica bounds a frame)', async () => {
+    const dir = tmpStoreDir('ra-repl-');
+    writeConfig(dir);
+    const store = await PageStore.open(dir, { create: true, pageCount: 32, pageSize: 4096, segmentSize: 64 * 1024 * 1024, checkpointWalBytes: 1 << 30, checkpointIntervalMs: 0 });
+    stores.push(store);
+    const r = await replica(store.replicationAddress!.port);
+    await until(() => repl(store).replicas.some((x) => x.state === 'streaming'), 5000, 'the replica streaming');
+    // One transaction of ~6 MiB of records: its commit's group flush is one batch.
+    const tx = store.begin();
+    for (let i = 0; i < 3000; i++) await tx.write(1 + (i % 30), 64, Buffer.alloc(2000, i & 0xff));
+    await tx.commit();
+    await until(() => r.durable >= store.status().flushedLsn, 10_000, 'the replica to have the batch');
+    const big = Math.max(...r.pieces.map((p) => p.bytes.byteLength));
+    assert.ok(r.pieces.length >= 2, `the batch went out in ${r.pieces.length} frames`);
+    assert.ok(big <= 4 * 1024 * 1024 + 16 * 1024, `largest frame ${big} bytes`);
+    assertSameLog(store.dir, 64, r.pieces);
+  });
+
   it('a keepalive (flushed LSN, time) follows live batches, not only every keepaliveMs: the replica\'s lag in time has no 1 s floor', async () => {
     const store = await primary({ keepaliveMs: 3_600_000 });
     const r = await replica(store.replicationAddress!.port);

@@ -230,6 +230,12 @@ export interface OwnerReplicationStatus {
   }>;
 }
 
+/**
+ * One page's answer in a batch asked of a live owner: the value, or the error of this page alone
+ * (the others go on). Answers come in the order the pages were named.
+ */
+export type PageBatchResult<T> = { readonly pageId: number; readonly value: T; readonly error?: undefined } | { readonly pageId: number; readonly error: Error };
+
 /** The process that has a store open, asked through the engine's channel to it. */
 export interface LiveOwner {
   status(): Promise<OwnerStatus>;
@@ -249,6 +255,18 @@ export interface LiveOwner {
    * writes nothing. Fails saying what each replica answered, or that the store has none.
    */
   replicaPage(pageId: number): Promise<{ image: Buffer; lsn: number; replica: string }>;
+  /**
+   * Batches, for a burst of corrupt pages (optional: an owner without them is asked page by
+   * page). Each page is checked as alone; the requests are cut to fit the channel.
+   * `pageStates`: `readPage` without the images (the LSN of the copy seen instead).
+   */
+  pageStates?(pageIds: readonly number[]): Promise<Array<PageBatchResult<{ cached: boolean; fault: string | null; lsn: number }>>>;
+  /** `replicaPage` for many pages, asked of the replica together. */
+  replicaPages?(pageIds: readonly number[]): Promise<Array<PageBatchResult<{ image: Buffer; lsn: number; replica: string }>>>;
+  /** `installPage` for many pages, written with one data-file sync per request. */
+  installPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchResult<{ source: 'image' | 'cache'; lsn: number }>>>;
+  /** True once the channel has failed or been closed: the connection is not to be used again. */
+  readonly closed?: boolean;
   /**
    * A clustered primary's owner (`"fenced": true`) acknowledges commits only until `untilNs`
    * (`process.hrtime.bigint()`, CLOCK_MONOTONIC, shared by the host's processes): the agent's

@@ -5,7 +5,7 @@
  * asks every source it finds under this token, in turn, and never knows how a source works.
  */
 import type { InjectionToken } from 'tsyringe';
-import type { PageEngine } from './PageEngine.js';
+import type { LiveOwner, PageEngine } from './PageEngine.js';
 import { createToken } from '../token.js';
 
 /** The store a source is asked about. */
@@ -16,7 +16,16 @@ export interface PageSourceStore {
   readonly path: string;
   /** The store's engine, through which the source reads its files and log. */
   readonly engine: PageEngine;
+  /**
+   * The store's live owner, when the repairer holds a connection to it: a source that reaches the
+   * store through its owner (the replicas) asks on this one instead of connecting again. Not
+   * to be closed by the source.
+   */
+  readonly owner?: LiveOwner;
 }
+
+/** One page's answer of `pagesFor`: a verified copy, or why this source cannot give it. */
+export type SourcedPageResult = { readonly pageId: number; readonly page: SourcedPage; readonly error?: undefined } | { readonly pageId: number; readonly error: Error };
 
 /** How a copy was made, for the repair's outcome and logs. */
 export interface PageSourceAccount {
@@ -47,6 +56,12 @@ export interface PageSource {
    * cannot give this page (no snapshots configured for the store, a gap in the log, …).
    */
   pageFor(store: PageSourceStore, pageId: number, signal?: AbortSignal): Promise<SourcedPage | null>;
+  /**
+   * Optional: `pageFor` for many pages of one store at once (a burst of corrupt pages), each page
+   * answered apart, in the order named; null as `pageFor`'s (nothing kept of this store). A
+   * source without it is asked page by page.
+   */
+  pagesFor?(store: PageSourceStore, pageIds: readonly number[], signal?: AbortSignal): Promise<SourcedPageResult[] | null>;
 }
 
 /** Token under which every page source is provided. */

@@ -272,10 +272,13 @@ export class ReplicationChannel {
     return this.closedPromise;
   }
 
-  /** Tells the peer why (an `error` frame), then closes. Later `next()` calls reject with that error. */
-  fail(code: ErrorCode, message: string): void {
-    if (!this.ended && !this.sock.destroyed) this.writeSealed(encodeFrame(errorFrame(this.epoch, code, message)), true);
-    this.end(raError(code, message, { details: { peer: this.peer } }));
+  /**
+   * Tells the peer why (an `error` frame, with `details` when given: what the peer acts on, e.g. a
+   * divergence's fork LSN), then closes. Later `next()` calls reject with that error.
+   */
+  fail(code: ErrorCode, message: string, details?: Record<string, unknown>): void {
+    if (!this.ended && !this.sock.destroyed) this.writeSealed(encodeFrame(errorFrame(this.epoch, code, message, details)), true);
+    this.end(raError(code, message, { details: { ...details, peer: this.peer } }));
     setTimeout(() => this.sock.destroy(), 1000).unref();
   }
 
@@ -297,9 +300,9 @@ export class ReplicationChannel {
     }
     for (const f of frames) {
       if (f.type === FrameType.error) {
-        const { code, message } = parseError(f);
+        const { code, message, details } = parseError(f);
         const passed = kPassedCodes.has(code) && isErrorCode(code) ? code : 'RA_ERR_REPL_PROTOCOL';
-        this.end(raError(passed, `replication peer ${this.peer} refused: ${message}`, { details: { peer: this.peer, peerCode: code } }));
+        this.end(raError(passed, `replication peer ${this.peer} refused: ${message}`, { details: { ...details, peer: this.peer, peerCode: code } }));
         this.sock.destroy();
         return;
       }
@@ -416,14 +419,19 @@ export function parseKeepalive(f: Frame): Keepalive {
   return { flushedLsn: f.endLsn, timeMs: readU64(f.payload, 0) };
 }
 
-export function errorFrame(epoch: number, code: string, message: string): FrameFields {
-  return { type: FrameType.error, epoch, payload: Buffer.from(JSON.stringify({ code, message }), 'utf8') };
+export function errorFrame(epoch: number, code: string, message: string, details?: Record<string, unknown>): FrameFields {
+  return { type: FrameType.error, epoch, payload: Buffer.from(JSON.stringify({ code, message, ...(details ? { details } : {}) }), 'utf8') };
 }
 
-export function parseError(f: Frame): { code: string; message: string } {
+/** An `error` frame's reason; `details` keeps only its number and string fields (the peer's word, not trusted further). */
+export function parseError(f: Frame): { code: string; message: string; details?: Record<string, number | string> } {
   try {
-    const v = JSON.parse(f.payload.toString('utf8')) as { code?: unknown; message?: unknown };
-    return { code: String(v.code ?? 'RA_ERR_REPL_PROTOCOL'), message: String(v.message ?? 'no reason given') };
+    const v = JSON.parse(f.payload.toString('utf8')) as { code?: unknown; message?: unknown; details?: unknown };
+    const details: Record<string, number | string> = {};
+    if (typeof v.details === 'object' && v.details !== null && !Array.isArray(v.details)) {
+      for (const [k, x] of Object.entries(v.details as Record<string, unknown>)) if (typeof x === 'number' || typeof x === 'string') details[k] = x;
+    }
+    return { code: String(v.code ?? 'RA_ERR_REPL_PROTOCOL'), message: String(v.message ?? 'no reason given'), ...(Object.keys(details).length > 0 ? { details } : {}) };
   } catch {
     return { code: 'RA_ERR_REPL_PROTOCOL', message: `unreadable error frame: ${f.payload.subarray(0, 200).toString('utf8')}` };
   }

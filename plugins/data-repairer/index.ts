@@ -5,7 +5,9 @@
  * snapshot manager rebuilds one from a snapshot and the WAL; replicas will be another) —
  * through the store's live owner while an application has the store open, or directly under
  * the store lock when none has (repair.ts). A page no source can give fails the action, and the
- * healer escalates.
+ * healer escalates. The pages of one failure (one scan's finds) are repaired as a batch (batch.ts:
+ * a few requests to the owner, one install), on a connection to the owner kept between repairs
+ * (owners.ts), closed when idle.
  *
  * It works on a store only through its engine's page face, found by the store's `engine:` in
  * the config; a store whose engine has none is not repaired, and said so. Page sources are
@@ -27,9 +29,13 @@ import { PAGE_CORRUPTION, isPageCorruptionEvidence } from '../../core/contracts/
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, raError } from '../../core/errors.js';
 import { Metrics } from '../../core/tokens.js';
-import { orderSources, pageOnDisk, repairPage, type PageRepairOutcome } from './repair.js';
+import { repairPages } from './batch.js';
+import { OwnerConnections } from './owners.js';
+import { orderSources, pageOnDisk, type PageRepairOutcome } from './repair.js';
 
 export { repairPage, pageOnDisk, orderSources, type PageRepairOutcome, type RepairTarget } from './repair.js';
+export { repairPages, type PageBatchOutcome } from './batch.js';
+export { OwnerConnections } from './owners.js';
 
 export default definePlugin({
   id: 'data-repairer',
@@ -49,6 +55,7 @@ export default definePlugin({
     const duration = new Histogram({ name: 'recovery_agent_page_repair_duration_seconds', help: 'Time to repair one page', buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 5], registers: [registry] });
     /** One repair at a time per store. */
     const serial = keyedSerialQueues();
+    const owners = new OwnerConnections();
     const pagesOf = (f: Failure) => (isPageCorruptionEvidence(f.evidence) ? f.evidence.pages.map((p) => p.pageId) : []);
     const targetOf = (f: Failure) => (isPageCorruptionEvidence(f.evidence) ? targets.get(f.evidence.storeId) : undefined);
 
@@ -60,21 +67,25 @@ export default definePlugin({
         const storeId = (f.evidence as { storeId: string }).storeId;
         const done: PageRepairOutcome[] = [];
         const failed: Array<{ pageId: number; error: string }> = [];
-        for (const pageId of pagesOf(f)) {
-          if (hctx.signal.aborted) throw hctx.signal.reason;
-          try {
-            const o = await serial(storeId, () => repairPage(target.engine, { ...target, sources: sources() }, pageId, hctx.signal));
-            done.push(o);
-            if (o.result === 'repaired') {
-              repaired.inc({ source: o.source ?? 'unknown' });
-              duration.observe(o.durationMs / 1000);
-            }
-            hctx.log.info({ store: storeId, ...o }, o.result === 'repaired' ? 'page repaired' : 'page verifies already');
-          } catch (err) {
+        if (hctx.signal.aborted) throw hctx.signal.reason;
+        const ends = await serial(storeId, () => repairPages(target.engine, { ...target, sources: sources(), owners }, pagesOf(f), hctx.signal)).catch((err: unknown) => {
+          if (hctx.signal.aborted) throw err;
+          return pagesOf(f).map((pageId) => ({ pageId, error: err as Error }));
+        });
+        for (const e of ends) {
+          if (e.error) {
             unrepaired.inc();
-            failed.push({ pageId, error: describeError(err) });
-            hctx.log.error({ store: storeId, pageId, err: describeError(err) }, 'cannot repair page');
+            failed.push({ pageId: e.pageId, error: describeError(e.error) });
+            hctx.log.error({ store: storeId, pageId: e.pageId, err: describeError(e.error) }, 'cannot repair page');
+            continue;
           }
+          const o = e.outcome;
+          done.push(o);
+          if (o.result === 'repaired') {
+            repaired.inc({ source: o.source ?? 'unknown' });
+            duration.observe(o.durationMs / 1000);
+          }
+          hctx.log.info({ store: storeId, ...o }, o.result === 'repaired' ? 'page repaired' : 'page verifies already');
         }
         if (failed.length > 0) {
           throw raError('RA_ERR_REPAIR_NO_SOURCE', `store "${storeId}": ${failed.length} page(s) not repaired (${failed.map((x) => `page ${x.pageId}: ${x.error}`).join('; ')})` + (done.length ? `; ${done.length} repaired` : ''), { details: { repaired: done, failed } });
@@ -93,5 +104,6 @@ export default definePlugin({
       },
     };
     ctx.provide(HealingAction, action, isHealingAction);
+    return { stop: () => owners.closeAll() };
   },
 });

@@ -9,8 +9,50 @@ import { open } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import { raError, type ErrorCode } from '../../core/errors.js';
-import { CONTROL_SOCKET, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
-import type { CheckpointStats, PageRepair, StoreStatus } from './storeTypes.js';
+import { CONTROL_SOCKET, MAX_LINE, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
+import { LineSplitter } from './lineSplitter.js';
+import { MAX_BATCH_PAGES } from './pageBatch.js';
+import type { CheckpointStats, PageRepair, PageState, StoreStatus } from './storeTypes.js';
+
+/** Pages asked of the replica in one `replica-pages` request (its timeouts run from the request). */
+export const REPLICA_BATCH_PAGES = 256;
+
+/** A batch page's answer as the client hands it on: the value, or this page's error. */
+export type BatchResult<T> = { pageId: number; value: T; error?: undefined } | { pageId: number; error: Error };
+
+/** The `write-pages` entries of `pages`, cut into requests whose lines fit the socket's limit. */
+export function writePagesBatches(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>, maxLine = MAX_LINE): Array<Array<{ pageId: number; image?: string }>> {
+  const head = JSON.stringify({ op: 'write-pages', pages: [] }).length;
+  const out: Array<Array<{ pageId: number; image?: string }>> = [];
+  let cur: Array<{ pageId: number; image?: string }> = [];
+  let len = head;
+  for (const p of pages) {
+    const e = { pageId: p.pageId, ...(p.image ? { image: Buffer.from(p.image).toString('base64') } : {}) };
+    const n = JSON.stringify(e).length + 1;
+    if (head + n > maxLine) throw raError('RA_ERR_CONTROL', `page ${p.pageId}'s image alone does not fit a control request (${maxLine} bytes)`);
+    if (cur.length > 0 && (len + n > maxLine || cur.length >= MAX_BATCH_PAGES)) {
+      out.push(cur);
+      cur = [];
+      len = head;
+    }
+    cur.push(e);
+    len += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}
+
+/** `n` items at a time. */
+const chunks = <T>(xs: readonly T[], n: number): T[][] => Array.from({ length: Math.ceil(xs.length / n) }, (_, i) => xs.slice(i * n, (i + 1) * n));
+
+/** A wire answer (`PageBatchAnswer`) as a result; `value` maps a good one. */
+function batchResult<T>(a: Record<string, unknown>, value: (a: Record<string, unknown>) => T): BatchResult<T> {
+  const pageId = Number(a.pageId);
+  const e = a.error as { code?: unknown; message?: unknown; reason?: unknown } | undefined;
+  if (!e) return { pageId, value: value(a) };
+  const code = typeof e.code === 'string' && /^RA_ERR_[A-Z0-9_]+$/.test(e.code) ? (e.code as ErrorCode) : 'RA_ERR_CONTROL';
+  return { pageId, error: raError(code, `store owner: ${String(e.message)}`, { details: { pageId, ...(typeof e.reason === 'string' ? { reason: e.reason } : {}) } }) };
+}
 
 export interface ControlClientOptions {
   /** Milliseconds each request may take. Default 30 s (a checkpoint writes every dirty page). */
@@ -18,7 +60,7 @@ export interface ControlClientOptions {
 }
 
 export class ControlClient {
-  private buffered = '';
+  private readonly lines = new LineSplitter();
   private readonly waiting: Array<{ resolve: (v: Record<string, unknown>) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }> = [];
   private failed: Error | null = null;
 
@@ -97,6 +139,29 @@ export class ControlClient {
     return { image: Buffer.from(String(r.image), 'base64'), lsn: Number(r.lsn), replica: String(r.replica) };
   }
 
+  /** `read-page` without the images, for many pages (`page-states`). */
+  async pageStates(pageIds: readonly number[]): Promise<Array<BatchResult<Omit<PageState, 'pageId'>>>> {
+    const replies = await Promise.all(chunks(pageIds, MAX_BATCH_PAGES).map((ids) => this.request({ op: 'page-states', pageIds: ids })));
+    return replies.flatMap((r) => (r.pages as Array<Record<string, unknown>>).map((a) => batchResult(a, (x) => ({ cached: x.cached === true, fault: typeof x.fault === 'string' ? x.fault : null, lsn: Number(x.lsn) }))));
+  }
+
+  /** `replica-page` for many pages; requests of REPLICA_BATCH_PAGES, sent together, answered in order. */
+  async replicaPages(pageIds: readonly number[]): Promise<Array<BatchResult<{ image: Buffer; lsn: number; replica: string }>>> {
+    const replies = await Promise.all(chunks(pageIds, REPLICA_BATCH_PAGES).map((ids) => this.request({ op: 'replica-pages', pageIds: ids })));
+    return replies.flatMap((r) => (r.pages as Array<Record<string, unknown>>).map((a) => batchResult(a, (x) => ({ image: Buffer.from(String(x.image), 'base64'), lsn: Number(x.lsn), replica: String(x.replica) }))));
+  }
+
+  /** `write-page` for many pages, in requests that fit the line limit (one data-file sync each). */
+  async writePages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<BatchResult<Omit<PageRepair, 'pageId'>>>> {
+    const replies = await Promise.all(writePagesBatches(pages).map((b) => this.request({ op: 'write-pages', pages: b })));
+    return replies.flatMap((r) => (r.repairs as Array<Record<string, unknown>>).map((a) => batchResult(a, (x) => ({ source: x.source === 'cache' ? ('cache' as const) : ('image' as const), lsn: Number(x.lsn) }))));
+  }
+
+  /** True once the connection failed or was closed. */
+  get closed(): boolean {
+    return this.failed !== null || this.sock.destroyed;
+  }
+
   /** Grants a clustered primary's owner the agent's lease until `untilNs` (commitFence.ts). */
   async grantLease(epoch: number, untilNs: bigint): Promise<{ untilNs: string; remainingNs: string }> {
     const r = await this.request({ op: 'lease', epoch, untilNs: untilNs.toString() });
@@ -122,10 +187,7 @@ export class ControlClient {
   }
 
   private onData(chunk: string): void {
-    this.buffered += chunk;
-    for (let nl; (nl = this.buffered.indexOf('\n')) >= 0; ) {
-      const line = this.buffered.slice(0, nl);
-      this.buffered = this.buffered.slice(nl + 1);
+    for (const line of this.lines.push(chunk)) {
       const w = this.waiting.shift();
       if (!w) continue;
       clearTimeout(w.timer);

@@ -13,11 +13,20 @@
  *   { "op": "read-page", "pageId": N }                  → { "ok": true, "image": base64, "cached": bool, "fault": null | reason }
  *   { "op": "write-page", "pageId": N, "image"?: b64 }  → { "ok": true, "repair": PageRepair }
  *   { "op": "replica-page", "pageId": N }               → { "ok": true, "image": base64, "lsn": N, "replica": id }
+ *   { "op": "page-states", "pageIds": [N…] }           → { "ok": true, "pages": [PageState | error, …] }
+ *   { "op": "replica-pages", "pageIds": [N…] }         → { "ok": true, "pages": [{ pageId, image, lsn, replica } | error, …] }
+ *   { "op": "write-pages", "pages": [{ pageId, image? }, …] } → { "ok": true, "repairs": [PageRepair | error, …] }
  *   { "op": "lease", "epoch": E, "untilNs": "…" }       → { "ok": true, "lease": { untilNs, remainingNs } }
  *
  * `write-page` is `PageStore.repairPage`: the store writes only an image that verifies (or its
  * own cached copy). `replica-page` (a primary only) asks its replicas for a verified, current
- * copy of the page (`PageStore.replicaPage`) and writes nothing. `lease` (a clustered
+ * copy of the page (`PageStore.replicaPage`) and writes nothing. The batch ops answer each page apart, in the order named (`PageBatchAnswer`: the
+ * page's answer, or `{ pageId, error: { code, message, reason? } }`), so one refused page does not
+ * fail the others: `page-states` is `read-page` without the images, `replica-pages` sends every
+ * page's request to the replica at once (pageBatch.ts; it runs beside the requests before it,
+ * since it changes nothing, and is answered in its turn), and `write-pages` checks each image as
+ * `write-page` does and writes those that pass with one data-file sync. The line limit bounds a
+ * batch: ControlClient splits `write-pages` to fit (`writePagesBatches`). `lease` (a clustered
  * primary only) is the agent's grant of its leadership lease, a deadline in
  * `process.hrtime.bigint()` nanoseconds as a decimal string (commitFence.ts). A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
  * longer than 1 MiB, or one that is not a request, gets an error and the connection is closed.
@@ -29,7 +38,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { describeError, isRaError, raError } from '../../core/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
-import type { CheckpointStats, PageRepair, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
+import { LineSplitter } from './lineSplitter.js';
+import { MAX_BATCH_PAGES } from './pageBatch.js';
+import type { CheckpointStats, PageBatchAnswer, PageRepair, PageState, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
 /** The private directory in the store directory that holds the socket. */
@@ -49,6 +60,10 @@ export interface ControlTarget {
   repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair>;
   /** A primary's: a copy of the page from its replicas (absent: the op is refused). */
   replicaPage?(pageId: number): Promise<ReplicaPageCopy>;
+  /** Batches (absent: the ops are refused); each page answered apart (pageBatch.ts). */
+  pageStates?(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<PageState>>>;
+  replicaPages?(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<ReplicaPageCopy>>>;
+  repairPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchAnswer<PageRepair>>>;
   /** A clustered primary's: the agent's lease grant (absent: the op is refused). */
   grantLease?(epoch: number, untilNs: bigint): { untilNs: string; remainingNs: string };
 }
@@ -58,7 +73,10 @@ export interface ControlServer {
   close(): Promise<void>;
 }
 
-type Request = { op: 'status' | 'checkpoint' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
+type Request =
+  | { op: 'page-states' | 'replica-pages'; pageIds: number[] }
+  | { op: 'write-pages'; pages: Array<{ pageId: number; image?: string }> }
+  | { op: 'status' | 'checkpoint' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
 
 function parseRequest(line: string): Request | string {
   let v: unknown;
@@ -80,12 +98,24 @@ function parseRequest(line: string): Request | string {
       if (r.op === 'read-page' || r.op === 'replica-page') return { op: r.op, pageId: r.pageId as number };
       if (r.image !== undefined && typeof r.image !== 'string') return '"image" must be a base64 string';
       return { op: r.op, pageId: r.pageId as number, ...(typeof r.image === 'string' ? { image: r.image } : {}) };
+    case 'page-states':
+    case 'replica-pages': {
+      const ids = r.pageIds;
+      if (!Array.isArray(ids) || ids.length > MAX_BATCH_PAGES || !ids.every((x) => Number.isInteger(x))) return `${r.op} needs "pageIds", a list of at most ${MAX_BATCH_PAGES} integers`;
+      return { op: r.op, pageIds: ids as number[] };
+    }
+    case 'write-pages': {
+      const pages = r.pages;
+      const good = (x: unknown) => typeof x === 'object' && x !== null && Number.isInteger((x as { pageId?: unknown }).pageId) && ['string', 'undefined'].includes(typeof (x as { image?: unknown }).image);
+      if (!Array.isArray(pages) || pages.length > MAX_BATCH_PAGES || !pages.every(good)) return `write-pages needs "pages", a list of at most ${MAX_BATCH_PAGES} { "pageId": integer, "image"?: base64 }`;
+      return { op: 'write-pages', pages: (pages as Array<{ pageId: number; image?: string }>).map((x) => ({ pageId: x.pageId, ...(typeof x.image === 'string' ? { image: x.image } : {}) })) };
+    }
     case 'lease':
       if (!Number.isSafeInteger(r.epoch) || (r.epoch as number) < 0) return 'lease needs a non-negative integer "epoch"';
       if (typeof r.untilNs !== 'string' || !/^\d{1,20}$/.test(r.untilNs)) return 'lease needs "untilNs", a decimal string of nanoseconds';
       return { op: 'lease', epoch: r.epoch as number, untilNs: BigInt(r.untilNs) };
     default:
-      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page, replica-page or lease)`;
+      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page, replica-page, page-states, replica-pages, write-pages or lease)`;
   }
 }
 
@@ -104,6 +134,17 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
       const r = await target.replicaPage(req.pageId);
       return { image: r.image.toString('base64'), lsn: r.lsn, replica: r.replica };
     }
+    case 'page-states':
+      if (!target.pageStates) throw raError('RA_ERR_CONTROL', 'this owner does not serve page-states');
+      return { pages: await target.pageStates(req.pageIds) };
+    case 'replica-pages': {
+      if (!target.replicaPages) throw raError('RA_ERR_CONTROL', 'this owner does not serve replica-pages');
+      const pages = await target.replicaPages(req.pageIds);
+      return { pages: pages.map((p) => (p.error ? p : { pageId: p.pageId, image: p.image.toString('base64'), lsn: p.lsn, replica: p.replica })) };
+    }
+    case 'write-pages':
+      if (!target.repairPages) throw raError('RA_ERR_CONTROL', 'this owner does not serve write-pages');
+      return { repairs: await target.repairPages(req.pages.map((p) => ({ pageId: p.pageId, ...(p.image === undefined ? {} : { image: Buffer.from(p.image, 'base64') }) }))) };
     case 'lease':
       if (!target.grantLease) throw raError('RA_ERR_CONTROL', 'this owner does not take lease grants');
       return { lease: target.grantLease(req.epoch, req.untilNs) };
@@ -124,7 +165,7 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
     sock.on('error', () => undefined);
-    let buffered = '';
+    const lines = new LineSplitter();
     let chain = Promise.resolve();
     const reply = (body: Record<string, unknown>) => {
       if (!sock.destroyed) sock.write(JSON.stringify(body) + '\n');
@@ -133,32 +174,28 @@ export async function serveControl(target: ControlTarget, dir: string, log?: Log
     let ended = false;
     sock.on('data', (chunk: string) => {
       if (ended) return;
-      buffered += chunk;
-      if (buffered.length > MAX_LINE && !buffered.includes('\n')) {
-        reply({ ok: false, code: 'RA_ERR_CONTROL', message: `request longer than ${MAX_LINE} bytes` });
+      const refuse = (message: string) => {
+        reply({ ok: false, code: 'RA_ERR_CONTROL', message });
         sock.end();
         ended = true;
-        return;
-      }
-      for (let nl; (nl = buffered.indexOf('\n')) >= 0; ) {
-        const line = buffered.slice(0, nl);
-        buffered = buffered.slice(nl + 1);
-        const req = parseRequest(line);
-        if (typeof req === 'string') {
-          reply({ ok: false, code: 'RA_ERR_CONTROL', message: req });
-          sock.end();
-          ended = true;
-          return;
-        }
-        // In order, one at a time per connection.
+      };
+      for (const line of lines.push(chunk)) {
+        const req = line.length > MAX_LINE ? `request longer than ${MAX_LINE} bytes` : parseRequest(line);
+        if (typeof req === 'string') return refuse(req);
+        // In order, one at a time per connection; but `replica-pages`, which changes nothing
+        // here, starts at once (beside a batch's install of the pages fetched before), its
+        // answer sent in its turn.
+        const early = req.op === 'replica-pages' ? handle(target, req) : null;
+        early?.catch(() => undefined);
         chain = chain.then(async () => {
           try {
-            reply({ ok: true, ...(await handle(target, req)) });
+            reply({ ok: true, ...(await (early ?? handle(target, req))) });
           } catch (err) {
             reply({ ok: false, code: isRaError(err) ? err.code : 'RA_ERR_CONTROL', message: describeError(err) });
           }
         });
       }
+      if (lines.pending > MAX_LINE) refuse(`request longer than ${MAX_LINE} bytes`);
     });
   });
   let runDir: FileHandle | null = null;

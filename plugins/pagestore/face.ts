@@ -135,6 +135,12 @@ async function connectOwner(dir: string, options: { timeoutMs?: number } = {}): 
     installPage: (pageId, image) => c.writePage(pageId, image),
     replicaPage: (pageId) => c.replicaPage(pageId),
     grantLease: (epoch, untilNs) => c.grantLease(epoch, untilNs),
+    pageStates: (pageIds) => c.pageStates(pageIds),
+    replicaPages: (pageIds) => c.replicaPages(pageIds),
+    installPages: (pages) => c.writePages(pages),
+    get closed() {
+      return c.closed;
+    },
     close: () => c.close(),
   };
 }

@@ -32,7 +32,8 @@ import { scanRecords } from './walPages.js';
 import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
 
-import type { CheckpointStats, PageRepair, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
+import { eachPage, installBatch } from './pageBatch.js';
+import type { CheckpointStats, PageBatchAnswer, PageRepair, PageState, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
 export type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
@@ -115,7 +116,8 @@ export class PageStore {
       await tightenStore(dir, options.log);
       // Read before recovery: a bad file fails the open before anything is written.
       const replication = await readReplicationConfig(dir);
-      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log });
+      // A primary at a newer epoch than its log (a promoted replica) forks the log at its end.
+      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log, ...(replication?.role === 'primary' ? { epoch: replication.epoch } : {}) });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
       // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
       store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));
@@ -270,9 +272,10 @@ export class PageStore {
    * the page as of the end of the log (a snapshot's image with every later WAL record for the
    * page applied): a page not in memory cannot have changed since it was last written, since
    * changing it needs it in memory, loading it from disk fails while the disk copy is bad, and
-   * a page leaves memory only when clean.
+   * a page leaves memory only when clean. `write` puts the checked image on disk, synced: alone by
+   * default, or with the rest of a batch (`repairPages`, one sync).
    */
-  async repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair> {
+  async repairPage(pageId: number, image?: Uint8Array, write = (id: number, img: Buffer) => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId: id, image: img }]))): Promise<PageRepair> {
     this.checkOpen();
     this.checkPageId(pageId);
     let img: Buffer | null = null;
@@ -294,7 +297,7 @@ export class PageStore {
         // to the page its live WAL holds (what survives a reopen).
         const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
-        await this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId, image: Buffer.from(img!) }]));
+        await write(pageId, Buffer.from(img!));
       });
       if (installed) return { pageId, source: 'image', lsn };
     }
@@ -308,6 +311,24 @@ export class PageStore {
       return at;
     });
     return { pageId, source: 'cache', lsn };
+  }
+
+  /** `repairPage` for many pages, each checked as alone, the images written with one sync (pageBatch.ts). */
+  repairPages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchAnswer<PageRepair>>> {
+    return installBatch(pages, (id, img, write) => this.repairPage(id, img, write), (images) => this.serialWrite(() => writePages(this.data, this.pageSize, images)));
+  }
+
+  /** `replicaPage` for many pages: their requests in flight together to the replica, in order. */
+  replicaPages(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<ReplicaPageCopy>>> {
+    return eachPage(pageIds, (id) => this.replicaPage(id));
+  }
+
+  /** `readPage` for many pages, without their images: what a batch repair needs to know first. */
+  pageStates(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<PageState>>> {
+    return eachPage(pageIds, async (id) => {
+      const r = await this.readPage(id);
+      return { pageId: id, cached: r.cached, fault: r.fault, lsn: r.fault === 'short-read' ? 0 : pageLsn(r.image) };
+    });
   }
 
   /**

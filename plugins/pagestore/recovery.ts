@@ -60,6 +60,13 @@ export interface RecoverOptions {
    */
   redoOnly?: boolean;
   /**
+   * A replication primary's epoch (replication.json): larger than the log's, the log forks at its
+   * end before undo writes anything (WalWriter.open, epochHistory.ts). A primary's recovery also
+   * retires no segment: replicas (of this epoch or, after a fork, of the one before) may still
+   * need them, and only the running store's checkpoints know which (its sender's `retainFrom`).
+   */
+  epoch?: number;
+  /**
    * Called as each pass ends ('redo': analysis and redo, overlapped in the stream; 'undo';
    * 'checkpoint'), on this thread: lets a profiler (bench/redo.ts --profile) split CPU time by pass.
    */
@@ -162,7 +169,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     // changed overlaps undo instead of following it (the checkpoint then only syncs undo's pages).
     const redoSynced = data.datasync();
     redoSynced.catch(() => undefined); // awaited below; a failure is reported there
-    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn);
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0));
     walToClose = wal;
     const undo = await (options.redoOnly
       ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>() })
@@ -177,7 +184,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
       // way; the checkpoint record's flush overlaps both syncs, and the control file is switched
       // once all three are durable (completeCheckpoint's `pagesDurable`).
       const pagesDurable = Promise.all([redoSynced, writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })))]).then(() => undefined);
-      const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive, undefined, pagesDurable);
+      const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive, options.epoch !== undefined ? 0 : undefined, pagesDurable);
       if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
     } else {
       await redoSynced;

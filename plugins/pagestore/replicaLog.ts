@@ -16,7 +16,9 @@
  * so the durable LSN after a restart is the end of the last complete run.
  *
  * The epoch (the primary's term, DESIGN.md) is kept in the store's `epoch` file, raised before
- * the first record of a newer epoch is written; records of an older epoch are refused.
+ * the first record of a newer epoch is written; records of an older epoch are refused. A newer
+ * epoch's first run may start the next segment although the current one has room: the primary
+ * forked its log there (epochHistory.ts); the replica's segment gets that epoch in its header.
  */
 import { open, readFile, rename, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
@@ -28,7 +30,8 @@ import { die, faultFires } from './faults.js';
 import { readU32 } from './format.js';
 import type { StoreGeometry } from './storeFiles.js';
 import { kRecLength, validRecordAt } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
 import { foldRecords, rollingAt } from './walRolling.js';
 
 export const EPOCH_FILE = 'epoch';
@@ -66,6 +69,8 @@ export class ReplicaLog {
   private acceptedEnd: number;
   private acceptedR: bigint;
   private acceptedEpoch: number;
+  /** The tail epoch (below) as of the runs accepted so far. */
+  private acceptedTailEpoch: number;
   /** End of what is written to the segment files (durable or not). */
   private writtenEnd: number;
   /** Rounds made durable (tests: runs that arrive together share one fdatasync). */
@@ -78,7 +83,14 @@ export class ReplicaLog {
     private currentEpoch: number,
     /** The log's rolling checksum R at `durable` (walRolling.ts). */
     private rollingR: bigint,
+    /**
+     * The epoch of the log's last segment: its header's (0: unstamped, or no segment), raised to
+     * that of the records appended into it since (a primary that adopted an epoch writes it into
+     * an unstamped segment; a jump at that epoch is then no fork).
+     */
+    private tailEpoch: number,
   ) {
+    this.acceptedTailEpoch = tailEpoch;
     this.acceptedEnd = durable;
     this.acceptedR = rollingR;
     this.acceptedEpoch = currentEpoch;
@@ -87,8 +99,11 @@ export class ReplicaLog {
 
   /** The log of the store in `dir`, whose valid records end at `endLsn` (recovery found it so). */
   static async open(dir: string, geometry: StoreGeometry, endLsn: number): Promise<ReplicaLog> {
-    const { rolling } = await rollingAt(path.join(dir, 'wal'), geometry.storeId, geometry.segmentSize, endLsn);
-    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir), rolling);
+    const walDir = path.join(dir, 'wal');
+    const { rolling } = await rollingAt(walDir, geometry.storeId, geometry.segmentSize, endLsn);
+    const last = (await listSegments(walDir)).pop();
+    const tailEpoch = last === undefined ? 0 : ((await segmentEpoch(walDir, last)) ?? 0);
+    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir), rolling, tailEpoch);
   }
 
   /** The rolling checksum R of the log at its durable end: what the primary checks in `hello`. */
@@ -132,9 +147,11 @@ export class ReplicaLog {
     }
     if (startLsn > end) {
       const next = this.nextSegmentStart();
-      // The primary moves on to the next segment only when its next record does not fit this one.
+      // The primary moves on to the next segment only when its next record does not fit this one,
+      // or when it forked the log at a newer epoch (epochHistory.ts: the fork starts a segment).
       const firstLength = bytes.byteLength >= 8 ? readU32(bytes, kRecLength) : 0;
-      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && end + firstLength > next;
+      const fork = isFork(this.acceptedTailEpoch, epoch);
+      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && (end + firstLength > next || fork);
       if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${end}: records are missing`, { startLsn, durableLsn: end });
     }
     for (let at = 0; at < bytes.byteLength; ) {
@@ -157,6 +174,7 @@ export class ReplicaLog {
     this.acceptedR = foldRecords(rollingBefore, bytes, 0, bytes.byteLength);
     this.acceptedEnd = endLsn;
     this.acceptedEpoch = Math.max(this.acceptedEpoch, epoch);
+    this.acceptedTailEpoch = Math.max(this.acceptedTailEpoch, epoch);
     const done = new Promise<void>((resolve, reject) => this.queue.push({ bytes, startLsn, endLsn, epoch, rollingBefore, rollingAfter: this.acceptedR, resolve, reject }));
     if (!this.flushing) this.loop = this.flushLoop();
     return done;
@@ -211,6 +229,7 @@ export class ReplicaLog {
     }
     await writeAll(h, run.bytes, offset);
     this.writtenEnd = run.endLsn;
+    this.tailEpoch = Math.max(this.tailEpoch, run.epoch);
   }
 
   /**
@@ -230,8 +249,13 @@ export class ReplicaLog {
       this.handle = await open(file, 'r+');
     } else {
       // A new segment's header holds the epoch of its first records and R where it starts, as
-      // the primary's does: the replica's log stays byte-equal to the primary's.
-      this.handle = await createSegment(path.join(this.dir, 'wal'), this.geometry, seg, { epoch, rolling });
+      // the primary's does: the replica's log stays byte-equal to the primary's, and its epoch
+      // history (epochHistory.ts) the same, ready for its own promotion.
+      const walDir = path.join(this.dir, 'wal');
+      this.handle = await createSegment(walDir, this.geometry, seg, { epoch, rolling });
+      const raised = epoch > this.tailEpoch;
+      this.tailEpoch = epoch;
+      if (raised) await syncEpochFile(walDir);
     }
     this.handleStart = seg;
     return this.handle;

@@ -2,7 +2,8 @@
  * The owner's replication sender (plugins/replication/DESIGN.md, "The owner's side"): a TCP
  * listener in the process that writes the log, started by `PageStore.open` when the store's
  * replication.json names it a primary. Per replica: the handshake (core/replication/protocol.ts),
- * its `hello` checked against this log (same epoch, R equal at its LSN, else refused by name),
+ * its `hello` checked against this log (same epoch, or an older one whose log ends at or below
+ * the fork of the next (epochHistory.ts); R equal at its LSN; else refused by name),
  * catch-up from the segment files, then the live tail: each batch the WAL writer makes durable
  * goes out right after its fdatasync (`WalWriter.onFlushed`). Replicas ack what they have
  * durable and applied; in sync mode a commit is acknowledged once the local flush is done and
@@ -36,6 +37,7 @@ import { parseBaseRequest } from '../../core/replication/baseFrames.js';
 import { sendBaseCopy, type BaseSource } from './baseCopy.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
 import { validRecordAt } from './walRecord.js';
+import { UNSTAMPED_EPOCH, epochAt, epochHistory, forkAfter, isFork, segmentEpoch, type EpochStart } from './epochHistory.js';
 import { rollingAt } from './walRolling.js';
 import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
 import type { Pending, WalWriter } from './walWriter.js';
@@ -199,6 +201,7 @@ export class ReplicationSender {
     });
     if (wal.epoch < cfg.epoch) wal.epoch = cfg.epoch;
     const sender = new ReplicationSender(cfg, wal, walDir, storeId, server, log);
+    sender.forkLsn = currentFork(await epochHistory(walDir), wal.epoch);
     // A bound on every connection, authenticated or not (replicas are a handful).
     server.maxConnections = kMaxConnections;
     server.on('connection', (sock) => void sender.serve(sock));
@@ -228,14 +231,20 @@ export class ReplicationSender {
     return new Promise((resolve, reject) => this.waiters.push({ end, since: Date.now(), resolve, reject }));
   }
 
+  /** Where this primary's epoch forked the log, when it did (epochHistory.ts), else null. */
+  private forkLsn: number | null = null;
+
   /**
    * The lowest LSN a connected replica still needs (what it has durable: where it resumes), for
    * checkpoints to keep its segments; replicas more than `maxRetainBytes` behind are not waited
-   * for (they will be told they are too far behind). Undefined when no replica needs anything.
+   * for (they will be told they are too far behind). After a fork, the last `maxRetainBytes` of
+   * the old epoch's log are kept as well, connected or not: the old primary's replicas come to
+   * follow this one after the failover, from where they were (PostgreSQL's wal_keep_size, for the
+   * previous timeline). Undefined when no replica needs anything.
    */
   retainFrom(): number | undefined {
     const flushed = this.wal.flushedLsn;
-    let low: number | undefined;
+    let low: number | undefined = this.forkLsn === null ? undefined : Math.max(0, this.forkLsn - this.cfg.maxRetainBytes);
     for (const lsn of this.baseRetain.values()) low = Math.min(low ?? Infinity, lsn);
     for (const s of this.sessions) {
       if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
@@ -260,7 +269,7 @@ export class ReplicationSender {
     }));
     return {
       role: 'primary',
-      epoch: this.cfg.epoch,
+      epoch: this.wal.epoch,
       listen: a.host.includes(':') ? `[${a.host}]:${a.port}` : `${a.host}:${a.port}`,
       mode: this.cfg.mode,
       flushedLsn: flushed,
@@ -323,7 +332,7 @@ export class ReplicationSender {
       await this.readAcks(s);
     } catch (err) {
       s.error = describeError(err);
-      if (s.ch) s.ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', (err as Error).message);
+      if (s.ch) s.ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', (err as Error).message, isRaError(err) ? err.details : undefined);
       else sock.destroy();
       this.log?.warn({ replica: s.id, address, err: s.error }, 'replica refused or gone');
     } finally {
@@ -373,12 +382,49 @@ export class ReplicationSender {
     return f;
   }
 
-  /** Refuses a replica whose epoch is not ours, or whose log is not a prefix of ours. */
+  /**
+   * Refuses a replica whose log is not a prefix of ours. A replica of an older epoch e is on our
+   * history when its LSN is at most the fork LSN of the first epoch after e (epochHistory.ts) and
+   * R equal there; it then streams the old epoch's records and ours. Past that fork it has records
+   * we never had: diverged, with the fork in `details` (a rejoin keys on it). A replica of a newer
+   * epoch than ours means this primary is stale.
+   */
   private async checkHello(ch: ReplicationChannel, h: Hello): Promise<void> {
-    if (h.epoch !== this.cfg.epoch) {
-      const which = h.epoch < this.cfg.epoch ? 'older' : 'newer';
-      throw raError('RA_ERR_REPL_EPOCH', `replica ${h.id} (${ch.peer}) is at epoch ${h.epoch}, ${which} than this primary's ${this.cfg.epoch}${which === 'newer' ? ': this primary is stale' : ''}`);
+    const ours = this.wal.epoch;
+    let fork: { epoch: number; startLsn: number } | null = null;
+    if (h.epoch > ours) {
+      throw raError('RA_ERR_REPL_EPOCH', `replica ${h.id} (${ch.peer}) is at epoch ${h.epoch}, newer than this primary's ${ours}: this primary is stale`);
     }
+    if (h.epoch < ours) {
+      // Epoch 0 is no epoch: such a replica never took one from a primary, and is on no history.
+      fork = h.epoch >= UNSTAMPED_EPOCH ? forkAfter(await epochHistory(this.walDir), h.epoch) : null;
+      if (!fork) {
+        // The log was never forked since that epoch (it adopted a configured one): no history says
+        // where epoch h.epoch ended.
+        throw raError('RA_ERR_REPL_EPOCH', `replica ${h.id} (${ch.peer}) is at epoch ${h.epoch}, older than this primary's ${ours}, and this primary's log has no fork after it`);
+      }
+      if (h.lsn > fork.startLsn) {
+        throw raError('RA_ERR_REPL_DIVERGED', `replica ${h.id} diverged at ${h.lsn}: its epoch ${h.epoch} log goes past LSN ${fork.startLsn}, where this primary's epoch ${fork.epoch} began`, {
+          details: { lsn: h.lsn, epoch: h.epoch, forkLsn: fork.startLsn, forkEpoch: fork.epoch },
+        });
+      }
+    }
+    try {
+      await this.checkPrefix(h);
+    } catch (err) {
+      if (fork && isRaError(err, 'RA_ERR_REPL_DIVERGED')) {
+        // Below the fork but not our records there: name the fork as well.
+        throw raError('RA_ERR_REPL_DIVERGED', `${err.message} (its epoch ${h.epoch} log must end at or below LSN ${fork.startLsn}, where this primary's epoch ${fork.epoch} began, on this primary's records)`, {
+          cause: err.cause,
+          details: { lsn: h.lsn, epoch: h.epoch, forkLsn: fork.startLsn, forkEpoch: fork.epoch },
+        });
+      }
+      throw err;
+    }
+  }
+
+  /** Refuses a replica whose log is not a prefix of ours: its LSN past our flushed end, not a record boundary of ours, or R unequal. */
+  private async checkPrefix(h: Hello): Promise<void> {
     const flushed = this.wal.flushedLsn;
     if (h.lsn > flushed) {
       throw raError('RA_ERR_REPL_DIVERGED', `replica ${h.id} diverged at ${h.lsn}: its log goes past this primary's flushed end ${flushed}`, { details: { lsn: h.lsn } });
@@ -402,6 +448,9 @@ export class ReplicationSender {
     s.state = 'catching-up';
     const ch = s.ch!;
     const seg = this.wal.segmentSize;
+    // Each frame carries the epoch that wrote its records: a replica behind a fork takes the old
+    // epoch's records, then ours. Forks happen only at open, so the history read now stays true.
+    let history: EpochStart[] | undefined;
     try {
       for (;;) {
         if (ch.failure) return;
@@ -423,7 +472,8 @@ export class ReplicationSender {
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
-        ch.send(walFrame(this.cfg.epoch, s.sentLsn, bytes));
+        history ??= await epochHistory(this.walDir);
+        ch.send(walFrame(epochAt(history, start) ?? this.wal.epoch, s.sentLsn, bytes));
         s.sentLsn += bytes.byteLength;
         await ch.drained();
       }
@@ -439,7 +489,8 @@ export class ReplicationSender {
   /**
    * Segment `start`'s valid records end at `end`, and the log goes on in the next segment: that
    * is its unused tail only when the next segment's first record could not have fitted after
-   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts). Otherwise the record at
+   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts), or when the next
+   * segment starts a newer epoch (a fork). Otherwise the record at
    * `end` is damaged (or records are missing): RA_ERR_WAL_CORRUPT, nothing past it is sent.
    */
   private async checkSegmentTail(start: number, end: number): Promise<void> {
@@ -450,6 +501,8 @@ export class ReplicationSender {
     const first = await this.readRecords(next, next + SEGMENT_HEADER_SIZE, next + seg).catch(() => Buffer.alloc(0));
     if (first.byteLength === 0) throw damaged(`the next segment has no valid first record either`);
     const size = first.readUInt32LE(0);
+    // A fork (epochHistory.ts) starts the new epoch's segment although this one had room.
+    if (isFork((await segmentEpoch(this.walDir, start)) ?? 0, (await segmentEpoch(this.walDir, next)) ?? 0)) return;
     if (end - start + size <= seg) throw damaged(`the next segment's first record (${size} bytes) would have fitted after it`);
   }
 
@@ -565,7 +618,7 @@ export class ReplicationSender {
         resolve(a);
       };
       list.push(done);
-      if (!s.ch!.send(pageRequestFrame(this.cfg.epoch, pageId, lsn)) && s.ch!.failure) done({ image: Buffer.alloc(0), lsn: 0, refused: 'its connection failed' });
+      if (!s.ch!.send(pageRequestFrame(this.wal.epoch, pageId, lsn)) && s.ch!.failure) done({ image: Buffer.alloc(0), lsn: 0, refused: 'its connection failed' });
     });
   }
 
@@ -598,7 +651,7 @@ export class ReplicationSender {
         void this.catchUp(s);
         continue;
       }
-      for (const r of runs) ch.send(walFrame(this.cfg.epoch, r.lsn, r.bytes));
+      for (const r of runs) ch.send(walFrame(this.wal.epoch, r.lsn, r.bytes));
       const last = runs[runs.length - 1]!;
       s.sentLsn = last.lsn + last.bytes.byteLength;
     }
@@ -612,7 +665,7 @@ export class ReplicationSender {
 
   private keepalive(): void {
     this.lastKeepaliveAt = Date.now();
-    const k = keepaliveFrame(this.cfg.epoch, { flushedLsn: this.wal.flushedLsn, timeMs: this.lastKeepaliveAt });
+    const k = keepaliveFrame(this.wal.epoch, { flushedLsn: this.wal.flushedLsn, timeMs: this.lastKeepaliveAt });
     for (const s of this.live) s.ch?.send(k);
   }
 
@@ -672,4 +725,11 @@ export class ReplicationSender {
     if (this.waiters.length > 0) return 'waiting';
     return 'sync';
   }
+}
+
+/** The fork LSN of `epoch` when the log forked into it from an older epoch (not a log's first, adopted epoch), else null. */
+function currentFork(history: readonly EpochStart[], epoch: number): number | null {
+  const cur = history[history.length - 1];
+  if (!cur || cur.epoch !== epoch) return null;
+  return history.length > 1 || cur.epoch > UNSTAMPED_EPOCH ? cur.startLsn : null;
 }

@@ -76,6 +76,21 @@ export interface ReplicaPageCopy {
   replica: string;
 }
 
+/**
+ * One page's answer in a batch (`page-states`, `replica-pages`, `write-pages`): what was asked of
+ * it, or why not — a page refused does not fail the others.
+ */
+export type PageBatchAnswer<T> = (T & { pageId: number; error?: undefined }) | { pageId: number; error: { code: string; message: string; reason?: string } };
+
+/** A page as its owner sees it, without the image (`page-states`): cached, or its fault on disk. */
+export interface PageState {
+  pageId: number;
+  cached: boolean;
+  fault: string | null;
+  /** The LSN of the copy seen (the cached one, or on disk; 0 when it is unreadable). */
+  lsn: number;
+}
+
 export interface PageRepair {
   pageId: number;
   source: 'image' | 'cache';

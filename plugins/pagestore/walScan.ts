@@ -15,7 +15,8 @@ import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
+import { isFork } from './epochHistory.js';
 
 export interface WalScan {
   /** The segments' bytes from the scan's first segment on, on a SharedArrayBuffer. */
@@ -177,6 +178,7 @@ export async function scanSegments(
   let endLsn = fromLsn;
   let tornAt: WalEnd['tornAt'];
   let prev: WalRegion | undefined;
+  let prevEpoch = 0;
   const validFrom = async (i: number): Promise<boolean> => {
     for (let k = i; k < segments.length; k++) {
       const r = await source.probe(k, segments[k]!);
@@ -227,7 +229,9 @@ export async function scanSegments(
       const first = validRecordAt(buf, r.at + SEGMENT_HEADER_SIZE, end, r.start + SEGMENT_HEADER_SIZE);
       const firstType = buf[r.at + SEGMENT_HEADER_SIZE + kRecType];
       const byRecovery = firstType === RecordType.Clr || firstType === RecordType.Abort || firstType === RecordType.Checkpoint;
-      if (first > 0 && (prevEnd <= SEGMENT_HEADER_SIZE || (prevEnd + first <= segmentSize && !byRecovery))) {
+      // A fork (epochHistory.ts) starts a segment of a newer epoch however much room is left.
+      const fork = isFork(prevEpoch, segmentPosition(buf.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)).epoch);
+      if (first > 0 && (prevEnd <= SEGMENT_HEADER_SIZE || (prevEnd + first <= segmentSize && !byRecovery && !fork))) {
         const lsn = endLsn;
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, prev.start)} ends at LSN ${lsn}, but the next segment's first record (${first} bytes) would have fitted after it: records from LSN ${lsn} to ${r.start - 1} are missing; refusing to recover past them`, {
           details: { lsn, reason: 'segment cut short', nextValidLsn: r.start + SEGMENT_HEADER_SIZE },
@@ -235,6 +239,7 @@ export async function scanSegments(
       }
     }
     prev = r;
+    prevEpoch = segmentPosition(buf.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)).epoch;
     count = 0;
     // A start LSN at a segment boundary (the log ended there) means the segment's first record.
     let p = r.at + (i === 0 ? Math.max(fromLsn - r.start, SEGMENT_HEADER_SIZE) : SEGMENT_HEADER_SIZE);

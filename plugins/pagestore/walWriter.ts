@@ -24,6 +24,7 @@ import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, se
 import { roll } from '../../core/replication/frames.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
+import { isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
 
 /** A record appended and not yet durable, or (to `onFlushed`) just made durable. */
 export interface Pending {
@@ -59,15 +60,20 @@ export class WalWriter {
     /** LSN the next record gets. */
     private nextLsn: number,
     at: SegmentPosition,
+    /** The epoch in the header of the segment holding `nextLsn`. */
+    segEpoch: number,
   ) {
     this.flushedLsn = nextLsn;
     this.epoch = at.epoch;
+    this.segEpoch = segEpoch;
     this.rolling = at.rolling;
     this.flushedRolling = at.rolling;
   }
 
   /** The epoch stamped into the segment headers this writer creates (replication raises it). */
   epoch: number;
+  /** The epoch in the header of the segment being written. */
+  private segEpoch: number;
   /** R at `endLsn`: folded over every record appended so far. */
   rolling: bigint;
   /** R at `flushedLsn`. */
@@ -95,8 +101,15 @@ export class WalWriter {
    * Opens the log for appending at `endLsn` (the end of the valid log as recovery found it):
    * the segment holding it is truncated there (dropping a torn tail) and later segments, which
    * can hold no valid record, are removed.
+   *
+   * `epoch` (a primary's, from replication.json) larger than the epoch of the log's last segment
+   * **forks** the log (epochHistory.ts): the next record goes into a new segment stamped with it,
+   * even when the current one has room, so the segment's start is where the new epoch's history
+   * begins. Called before recovery's undo, so the new primary's own records (CLRs, its
+   * checkpoint) are of the new epoch too: below the fork lies only what the old epoch wrote.
+   * Epoch 1 (a store outside a cluster) never forks an unstamped log (`isFork`): it adopts it.
    */
-  static async open(walDir: string, storeId: Uint8Array, segmentSize: number, endLsn: number): Promise<WalWriter> {
+  static async open(walDir: string, storeId: Uint8Array, segmentSize: number, endLsn: number, epoch = 0): Promise<WalWriter> {
     const segStart = segmentStartOf(endLsn, segmentSize);
     for (const start of await listSegments(walDir)) {
       if (start > segStart) await unlink(segmentPath(walDir, start));
@@ -119,7 +132,24 @@ export class WalWriter {
       }
     }
     await handle.datasync();
-    return new WalWriter(walDir, storeId, segmentSize, handle, segStart, endLsn, at);
+    // The epoch of the segment the log ends in: its header's (R's segment may be the one before,
+    // when this one holds no record yet, e.g. a fork a crash left empty).
+    const tailEpoch = (await segmentEpoch(walDir, segStart)) ?? at.epoch;
+    let start = segStart;
+    let next = endLsn;
+    let segEpoch = tailEpoch;
+    if (isFork(tailEpoch, epoch)) {
+      segEpoch = epoch;
+      await handle.close();
+      // A segment holding records of the old epoch stays theirs: the new epoch starts the next
+      // one. A segment with no record yet is made afresh with the new epoch in its header.
+      if (endLsn - segStart > SEGMENT_HEADER_SIZE) start = segStart + segmentSize;
+      handle = await WalWriter.createSegment(walDir, storeId, start, segmentSize, { epoch, rolling: at.rolling });
+      next = start + SEGMENT_HEADER_SIZE;
+    }
+    // After the fork's segment is durable (the file follows the log, never leads it).
+    await syncEpochFile(walDir);
+    return new WalWriter(walDir, storeId, segmentSize, handle, start, next, { epoch: Math.max(tailEpoch, epoch), rolling: at.rolling }, segEpoch);
   }
 
   /** Creates a segment file holding only its header (with the epoch and R at its start), durably. */
@@ -214,6 +244,10 @@ export class WalWriter {
         await this.handle.close();
         this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize, { epoch: this.epoch, rolling: batch[i]!.rollingBefore });
         this.segStart = start;
+        // The first segment of a raised epoch (a log adopting its primary's): into epochs.json
+        // before a checkpoint can retire its header (epochHistory.ts).
+        if (this.epoch > this.segEpoch) await syncEpochFile(this.walDir);
+        this.segEpoch = this.epoch;
       }
       let j = i;
       while (j < batch.length && j - i < kMaxIov && segmentStartOf(batch[j]!.lsn, this.segmentSize) === start) j++;

@@ -217,6 +217,7 @@ export class MemberStore {
         secret: this.o.secret,
         id: this.o.cfg.id ?? this.o.storeId,
         autoReinit: this.o.cfg.autoReinit,
+        rejoinOnDiverged: true,
         pool: this.o.pool,
         log: this.o.log,
         onRefused: (code, reason) => this.o.onRefused(code, reason),

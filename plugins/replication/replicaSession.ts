@@ -80,6 +80,13 @@ export interface ReplicaSessionOptions {
   pageWaitMs?: number;
   /** Re-initialise from a base copy when the primary says this replica is too far behind (default false). */
   autoReinit?: boolean | undefined;
+  /**
+   * A cluster member (#15): refused as diverged — its log holds records the primary's history
+   * never had, i.e. it is an old primary whose suffix after the fork no member acknowledged under
+   * the new epoch — its store is moved aside (`<dir>.diverged-<time>`, kept for audit) and made
+   * again from a base copy, then it follows. Default false: a static replica waits for an operator.
+   */
+  rejoinOnDiverged?: boolean | undefined;
 }
 
 export interface ReplicaSessionStatus {
@@ -121,8 +128,8 @@ export class ReplicaSession {
   private connects = 0;
   private baseCopy: ReplicaSessionStatus['baseCopy'] = null;
   private baseCopies = 0;
-  /** The primary said this replica is too far behind, and autoReinit is on: make it again. */
-  private reinit = false;
+  /** Why the store is to be moved aside and made again (autoReinit, rejoinOnDiverged), or null. */
+  private reinit: 'replaced' | 'diverged' | null = null;
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
   private readonly keepalives: Array<{ lsn: number; timeMs: number }> = [];
   private readonly stopping = new AbortController();
@@ -195,15 +202,20 @@ export class ReplicaSession {
     await this.open();
   }
 
-  /** Closes the replica store and moves it aside (`<dir>.replaced-<time>`, never deleted) for a new base copy. */
-  private async quarantine(): Promise<void> {
+  /** Closes the replica store and moves it aside (`<dir>.<why>-<time>`, never deleted) for a new base copy. */
+  private async quarantine(why: 'replaced' | 'diverged'): Promise<void> {
     await this.applying;
     const r = this.replica;
     this.replica = null;
     await r?.close();
-    const aside = `${this.o.dir}.replaced-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const aside = `${this.o.dir}.${why}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     await rename(this.o.dir, aside);
-    this.o.log.warn({ store: this.o.storeId, movedTo: aside }, 'replica too far behind: its store is moved aside and made again from a base copy (autoReinit)');
+    this.o.log.warn(
+      { store: this.o.storeId, movedTo: aside },
+      why === 'diverged'
+        ? 'this store diverged from the primary (an old primary\'s suffix past the fork): it is moved aside, kept for audit, and made again from a base copy'
+        : 'replica too far behind: its store is moved aside and made again from a base copy (autoReinit)',
+    );
   }
 
   async stop(): Promise<void> {
@@ -269,8 +281,8 @@ export class ReplicaSession {
       if (this.state !== 'refused' && this.state !== 'disconnected') this.setState('connecting');
       try {
         if (this.reinit) {
-          await this.quarantine();
-          this.reinit = false;
+          await this.quarantine(this.reinit);
+          this.reinit = null;
         }
         if (!this.replica) await this.initialise();
         if (!this.running) break;
@@ -290,7 +302,10 @@ export class ReplicaSession {
           this.refusedKey = key;
           backoff = kBackoffMaxMs;
           if (this.o.autoReinit && this.replica && /too far behind/i.test(reason)) {
-            this.reinit = true;
+            this.reinit = 'replaced';
+            backoff = kBackoffFirstMs;
+          } else if (this.o.rejoinOnDiverged && this.replica && code === 'RA_ERR_REPL_DIVERGED') {
+            this.reinit = 'diverged';
             backoff = kBackoffFirstMs;
           }
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {

@@ -32,7 +32,7 @@ describe('cli: config sections and error codes of plugins', () => {
     const plugins = urls.filter((u) => u.includes('/dist/plugins/'));
     assert.deepEqual(
       plugins.map((u) => u.slice(u.indexOf('/dist/plugins/') + '/dist/plugins/'.length)).sort(),
-      ['corruption-detector/configSection.js', 'health-monitor/configSection.js', 'replication/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
+      ['cluster/configSection.js', 'corruption-detector/configSection.js', 'health-monitor/configSection.js', 'replication/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
     );
     assert.deepEqual(urls.filter((u) => /\/native\/|\/node_modules\/(tsyringe|piscina|pino|fastify|prom-client)\//.test(u)), []);
   });
@@ -44,7 +44,7 @@ describe('cli: config sections and error codes of plugins', () => {
     const r = cli(['config', 'check', file]);
     assert.equal(r.status, 2);
     assert.match(r.stderr, /stores\[1\]\.snapshots\.keep\.full: .*\(got "many"\)/);
-    assert.match(r.stderr, /\(top level\): unknown key "healht" \(sections: agent, stores, processes, healing, health, plugins;/);
+    assert.match(r.stderr, /\(top level\): unknown key "healht" \(sections: agent, stores, processes, healing, health, cluster, plugins;/);
   });
 
   it('config schema prints the composed JSON Schema, plugin sections included', () => {

@@ -138,7 +138,7 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('promotes another member with a larger epoch, loses no acknowledged commit, and records the failover', async () => {
+  it('promotes another member with a larger epoch, loses no acknowledged commit, and records the failover', async (t) => {
     etcd = await startEtcd();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ra-failover-'));
     await (await PageStore.open(path.join(dir, 'a'), { create: true, pageCount: PAGES, controlSocket: false })).close();
@@ -195,6 +195,7 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     assert.equal(rec.priority, 'P1');
     assert.equal(typeof rec.rtoMs, 'number');
     assert.ok((rec.rtoMs as number) > 0 && (rec.rtoMs as number) < rtoObserved + 5000, `rtoMs ${String(rec.rtoMs)}`);
+    t.diagnostic(`failover: ${first!.name} (epoch ${epoch1}) → ${second!.name} (epoch ${doc2.leader!.epoch}); kill to 20 new acks ${rtoObserved} ms; recorded rtoMs ${String(rec.rtoMs)} (from detection)`);
     const metrics = (await get(second!, '/metrics'))!.text;
     assert.match(metrics, /^recovery_agent_failovers_total 1$/m);
 

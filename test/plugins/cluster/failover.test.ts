@@ -10,7 +10,9 @@
  * and commits are acknowledged again. The checker: the new writer prints every page's value as
  * its store opened (after recovery, before it wrote); no commit acknowledged before the kill may
  * be missing there, nor from the store at the end. And the surviving agents' orchestrator
- * recorded the failover (`primary-failure`, recovered, with its RTO), and counted it.
+ * recorded the failover (`primary-failure`, recovered, with its RTO), and counted it. Last, the
+ * old primary's host comes back (same store, data dir, ports): it rejoins as a streaming
+ * replica of the new primary, its writer held, and `/primary` answers 200 on one member only.
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -36,13 +38,15 @@ interface Node {
   name: string;
   child: ChildProcess;
   base: string;
+  repl: number;
   store: string;
   stdout: string;
   log: string;
 }
 
-async function startNode(dir: string, name: string, etcd: string): Promise<Node> {
-  const [http, repl] = [await freePort(), await freePort()];
+/** Starts an agent; `again`: the same member restarted on its host (its store, data dir and ports). */
+async function startNode(dir: string, name: string, etcd: string, again?: Node): Promise<Node> {
+  const [http, repl] = again ? [Number(new URL(again.base).port), again.repl] : [await freePort(), await freePort()];
   const store = path.join(dir, name);
   const file = path.join(dir, `${name}.yaml`);
   const config = {
@@ -52,9 +56,9 @@ async function startNode(dir: string, name: string, etcd: string): Promise<Node>
     processes: [{ id: 'app', command: process.execPath, args: [writerJs, '--store', store, '--control', '--resume', '--concurrency', '4'], store: 's', restart: { policy: 'never' } }],
   };
   fs.writeFileSync(file, JSON.stringify(config)); // JSON is YAML
-  const log = path.join(dir, `${name}.log`);
+  const log = path.join(dir, `${name}${again ? '-again' : ''}.log`);
   const child = spawn(process.execPath, [BIN, 'run', '--config', file], { cwd: dir, stdio: ['ignore', fs.openSync(log, 'w'), fs.openSync(log, 'a')] });
-  return { name, child, base: `http://127.0.0.1:${http}`, store, stdout: path.join(dir, `${name}-data`, 'processes', 'app.stdout'), log };
+  return { name, child, base: `http://127.0.0.1:${http}`, repl, store, stdout: path.join(dir, `${name}-data`, 'processes', 'app.stdout'), log };
 }
 
 async function get(n: Node, p: string): Promise<{ status: number; body: unknown; text: string } | null> {
@@ -199,11 +203,19 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     const metrics = (await get(second!, '/metrics'))!.text;
     assert.match(metrics, /^recovery_agent_failovers_total 1$/m);
 
+    // The old primary's host comes back: it rejoins as a replica of the new primary (streaming,
+    // so /readiness answers 200), and /primary answers 200 on exactly one member.
+    const back = await startNode(dir, first!.name, etcd.url, first!);
+    nodes.push(back);
+    await waitFor(`${back.name} to rejoin as a streaming replica`, 30_000, async () => ((await get(back, '/readiness'))?.status === 200 && (await get(back, '/primary'))?.status === 503 ? true : undefined), () => explain([back, ...others]));
+    assert.deepEqual((await primaries([back, ...others])).map((n) => n.name), [second!.name]);
+    assert.equal(acked(back.stdout).acks.length, before.length, `${back.name}'s writer did not run again`);
+
     // And at the end, the new primary's store holds every commit acknowledged by either writer.
     const after = acked(second!.stdout).acks;
-    // The primary first (its writer's last commits still find a replica), then the replica; one
+    // The primary first (its writer's last commits still find a replica), then the replicas; one
     // that does not stop in time is killed with its writer (the store then opens by crash recovery).
-    for (const n of [second!, ...others.filter((o) => o !== second)]) {
+    for (const n of [second!, ...others.filter((o) => o !== second), back]) {
       n.child.kill('SIGTERM');
       await Promise.race([exited(n.child), sleep(15_000)]);
       if (n.child.exitCode === null && n.child.signalCode === null) {

@@ -34,6 +34,8 @@ import { memberSource } from './clusterSource.js';
 import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
 import { MemberStore } from './memberStore.js';
+import { replicaRepairAction } from './replicaHealing.js';
+import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import { replicationPluginErrors } from './errors.js';
 import { primarySettings, writePrimarySettings } from './primarySettings.js';
 import { replicaPageSource } from './pageSource.js';
@@ -64,7 +66,7 @@ export default definePlugin({
   config: [replicationSection],
   errorCodes: replicationPluginErrors,
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl, ClusterMemberSource],
+  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl, HealingAction, ClusterMemberSource],
   async register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
     void bus;
@@ -226,6 +228,8 @@ export default definePlugin({
       },
       isProcessGate,
     );
+    // A replica's corrupt page comes back from its primary (replicaHealing.ts).
+    ctx.provide(HealingAction, replicaRepairAction((storeId) => sessions.get(storeId) ?? members.get(storeId)?.replicaPages()), isHealingAction);
     const member = (store: string): MemberStore => {
       const m = members.get(store);
       if (!m) throw raError('RA_ERR_REPL_PROMOTE', `store ${JSON.stringify(store)} is not a cluster member here (replication.role: member)`);

@@ -136,6 +136,11 @@ export class MemberStore {
     };
   }
 
+  /** The replica session while this store is a replica here (page repair from the primary), else undefined. */
+  replicaPages(): ReplicaSession | undefined {
+    return this.roleNow === 'replica' && this.session ? this.session : undefined;
+  }
+
   /** Replica sessions' and the primary watch's status, for GET /replication. */
   status(): Record<string, unknown> {
     const base = { member: true, ...this.state() };

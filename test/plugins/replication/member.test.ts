@@ -1,10 +1,11 @@
 // Cluster members without the cluster (#15 items 2 and 3, the replication side): two agents,
 // in-process, each with a `member` store and the same writer application in `processes`. The
 // test plays the cluster through ReplicationControl: nothing runs while undecided; A promoted
-// at epoch 1 starts its writer, whose commits are acknowledged only under A's lease grants and
+// at epoch 2 starts its writer, whose commits are acknowledged only under A's lease grants and
 // (sync) once B, following A, has them; then A's host dies (writer SIGKILLed, agent stopped)
-// and B is promoted at epoch 2: its application starts there, and B's store holds every commit
-// A's writer acknowledged.
+// and B is promoted at epoch 3: its application starts there, and B's store holds every commit
+// A's writer acknowledged. A's host comes back and A follows B (across B's fork, or rebuilt from a
+// base copy when its log went past it), ending with B's pages.
 import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -90,12 +91,12 @@ describe('cluster members driven through ReplicationControl', () => {
       assert.match(app.heldBy ?? '', /not yet the primary/);
     }
 
-    await a.control.promote('s', 1, { timeoutMs: 20_000 });
-    const stopA = leases(a, 1);
+    await a.control.promote('s', 2, { timeoutMs: 20_000 });
+    const stopA = leases(a, 2);
     assert.ok(a.supervisor.get('app')!.pid, 'the primary runs the application');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(acked(a.stdout).acks.length, 0, 'sync, no replica yet: nothing acknowledged');
-    await b.control.follow('s', a.address, 1, { timeoutMs: 20_000 });
+    await b.control.follow('s', a.address, 2, { timeoutMs: 20_000 });
     await until('100 acknowledged commits', () => (acked(a.stdout).acks.length >= 100 ? true : undefined), 30_000).catch((err: unknown) => {
       throw new Error(`${String(err)}; A: ${JSON.stringify(a.control.members())} ${JSON.stringify(a.lines().slice(-8))}; B: ${JSON.stringify(b.control.members())} ${JSON.stringify(b.lines().slice(-8))}`);
     });
@@ -108,9 +109,23 @@ describe('cluster members driven through ReplicationControl', () => {
     await a.agent.stop();
     const acks = acked(a.stdout).acks;
 
-    await b.control.promote('s', 2, { timeoutMs: 20_000 });
+    await b.control.promote('s', 3, { timeoutMs: 20_000 });
     assert.equal(b.control.members()[0]!.role, 'primary');
     assert.ok(b.supervisor.get('app')!.pid, 'the application runs on the new primary');
+
+    // A's host comes back: an undecided member, then told to follow B.
+    const a2 = await member(root, 'a', Number(a.address.split(':')[1]), ['--concurrency', '4']);
+    agents.push(a2.agent);
+    assert.equal(a2.supervisor.get('app')!.pid, null, 'the old primary does not start its application');
+    await a2.control.follow('s', b.address, 3, { timeoutMs: 20_000 });
+    const bFlushed = async () => (await b.agent.host.contributions(ReplicationControl).at(-1)!.value.members()[0]!).durableLsn;
+    await until('A to follow B at epoch 3, caught up', async () => {
+      const m = a2.control.members()[0]!;
+      return m.epoch === 3 && m.streaming && m.appliedLsn >= (await bFlushed()) ? m : undefined;
+    }, 30_000).catch((err: unknown) => {
+      throw new Error(`${String(err)}; A: ${JSON.stringify(a2.control.members())} ${JSON.stringify(a2.lines().filter((l) => (l.level as number) >= 40).slice(-6))}`);
+    });
+    await a2.agent.stop();
     await b.agent.stop(); // the idle writer closes the store cleanly
 
     const store = await PageStore.open(path.join(root, 'b'), { controlSocket: false });
@@ -125,6 +140,19 @@ describe('cluster members driven through ReplicationControl', () => {
       assert.ok(acks.length >= 100);
     } finally {
       await store.close();
+    }
+    // A, the old primary, now holds B's pages.
+    const sa = await PageStore.open(path.join(root, 'a'), { controlSocket: false });
+    const sb = await PageStore.open(path.join(root, 'b'), { controlSocket: false });
+    try {
+      for (let id = 1; id < PAGES; id++) {
+        const x = (await sa.readPage(id)).image.subarray(PAGE_HEADER_SIZE);
+        const y = (await sb.readPage(id)).image.subarray(PAGE_HEADER_SIZE);
+        assert.ok(x.equals(y), `page ${id} differs between the rejoined old primary and the new primary`);
+      }
+    } finally {
+      await sa.close();
+      await sb.close();
     }
   });
 });

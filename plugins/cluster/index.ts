@@ -53,6 +53,7 @@ export default definePlugin({
     // Loaded only here: an agent in no cluster never loads gRPC.
     const { ClusterMember, defaultMemberId } = await import('./member.js');
     const { clusterDoc, clusterRoutes } = await import('./routes.js');
+    const { Switchover } = await import('./switchover.js');
     if (!source) log.warn('cluster: no plugin provides this member\'s replication state (ClusterMemberSource): electing a leader lock only');
     const src = source ?? lockOnlySource();
     let sink: FailureSink | null = null;
@@ -73,6 +74,8 @@ export default definePlugin({
       },
     });
 
+    const switchover = new Switchover(member, src, { ttlMs: c.ttl, pollMs: c.pollInterval, log });
+
     ctx.provide(
       Detector,
       {
@@ -87,8 +90,8 @@ export default definePlugin({
       },
       isDetector,
     );
-    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src) }, isStatusSection);
-    for (const r of clusterRoutes(c.name, member, src)) ctx.provide(HttpRoute, r, isHttpRoute);
+    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src, switchover) }, isStatusSection);
+    for (const r of clusterRoutes(c.name, member, src, switchover)) ctx.provide(HttpRoute, r, isHttpRoute);
     if (metrics) registerMetrics(metrics, member);
 
     return {

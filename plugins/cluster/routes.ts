@@ -11,6 +11,8 @@ import type { HttpRoute, HttpResponse } from '../../core/contracts/HttpRoute.js'
 import type { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { raError } from '../../core/errors.js';
 import type { ClusterMember } from './member.js';
+import type { SwitchoverRecord } from './switchover.js';
+import { switchoverRoute, type SwitchoverView } from './switchoverRoute.js';
 
 /** One row of `GET /cluster`. */
 export interface ClusterRow {
@@ -45,9 +47,11 @@ export interface ClusterDoc {
     leadership: Array<{ leader: boolean; epoch: number | null; at: string; deadline: string | null; reason: string }>;
   };
   members: ClusterRow[];
+  /** The last switchover run on this member, with its steps (absent: none since the agent started). */
+  switchover?: SwitchoverRecord;
 }
 
-export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource): ClusterDoc {
+export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource, switchover?: SwitchoverView): ClusterDoc {
   const s = source.state();
   const leading = m.isLeader();
   const leader = m.knownLeader();
@@ -79,6 +83,7 @@ export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMem
       leadership: m.leadershipHistory().map((x) => ({ leader: x.leader, epoch: x.epoch, at: x.at.toString(), deadline: x.deadline?.toString() ?? null, reason: x.reason })),
     },
     members: rows,
+    ...(switchover?.last() ? { switchover: switchover.last()! } : {}),
   };
 }
 
@@ -90,7 +95,7 @@ const ok = (body: unknown): HttpResponse => ({ status: 200, body });
 const unavailable = (body: unknown): HttpResponse => ({ status: 503, body });
 
 /** The routes, for one member. */
-export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource): HttpRoute[] {
+export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource, switchover?: SwitchoverView): HttpRoute[] {
   const brief = (): Record<string, unknown> => {
     const s = source.state();
     return { cluster, member: m.member, role: m.isLeader() ? 'leader' : 'replica', epoch: m.epoch(), leaseRemainingSeconds: round3(m.leaseRemainingSeconds()), durableLsn: s.durableLsn, appliedLsn: s.appliedLsn, health: s.health };
@@ -131,7 +136,8 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
     },
     {
       method: 'GET', path: '/cluster', access: 'open',
-      handler: () => ok(clusterDoc(cluster, m, source)),
+      handler: () => ok(clusterDoc(cluster, m, source, switchover)),
     },
+    ...(switchover ? [switchoverRoute(switchover)] : []),
   ];
 }

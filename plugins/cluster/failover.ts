@@ -42,6 +42,10 @@ export class FailoverWatch {
   private counted: number | null = null;
   /** When the last leader's member key was last seen updated (wall ms): the primary was alive then. */
   private leaderSeenAt: number | null = null;
+  /** Epochs whose leader handed over in a planned switchover (no failure, no failover counted). */
+  private readonly plannedEpochs = new Set<number>();
+  /** The decision about the last lost leader (planned or not), when `planned` is asked. */
+  private decided: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly o: {
@@ -49,6 +53,11 @@ export class FailoverWatch {
       view: LeaderView;
       publish(f: FailureInput): void;
       onFailover(from: LeaderInfo, to: LeaderInfo): void;
+      /**
+       * Whether `lost` handed over in a planned switchover (the switchover key, switchover.ts,
+       * names it and its epoch): then neither a failure nor a failover. Absent: never planned.
+       */
+      planned?(lost: LeaderInfo): Promise<boolean>;
       log: Logger;
     },
   ) {}
@@ -61,13 +70,28 @@ export class FailoverWatch {
       this.lost = last.epoch;
       // leaderLastSeenAt: the fault came after it, so the failover took at most (now − it) + the RTO.
       const evidence = { cluster: this.o.cluster, observer: this.o.view.member, leader: last.member, epoch: last.epoch, newLeader: now?.member ?? null, newEpoch: now?.epoch ?? null, leaderLastSeenAt: this.leaderSeenAt };
-      this.o.log.error(evidence, now === null ? 'cluster: the leader key is gone: the primary failed' : `cluster: the leader key passed to ${now.member} without a switchover: the primary failed`);
-      this.o.publish({ kind: PRIMARY_FAILURE, priority: 'P1', subject: `cluster:${this.o.cluster}`, evidence, fingerprint: `${PRIMARY_FAILURE}:${this.o.cluster}:${last.epoch}` });
+      const publish = () => {
+        this.o.log.error(evidence, now === null ? 'cluster: the leader key is gone: the primary failed' : `cluster: the leader key passed to ${now.member} without a switchover: the primary failed`);
+        this.o.publish({ kind: PRIMARY_FAILURE, priority: 'P1', subject: `cluster:${this.o.cluster}`, evidence, fingerprint: `${PRIMARY_FAILURE}:${this.o.cluster}:${last.epoch}` });
+      };
+      if (!this.o.planned) publish();
+      else {
+        this.decided = this.o.planned(last).then(
+          (planned) => {
+            if (!planned) return publish();
+            this.plannedEpochs.add(last.epoch);
+            this.o.log.info(evidence, `cluster: ${last.member} handed over in a planned switchover`);
+          },
+          () => publish(), // cannot tell: a failure is the safe report
+        );
+      }
     }
     if (now !== null) {
       if (last !== null && now.epoch !== last.epoch && this.lost === last.epoch && this.counted !== now.epoch) {
         this.counted = now.epoch;
-        this.o.onFailover(last, now);
+        const from = last;
+        if (!this.o.planned) this.o.onFailover(from, now);
+        else void this.decided.then(() => (this.plannedEpochs.has(from.epoch) ? undefined : this.o.onFailover(from, now)));
       }
       if (now.epoch !== last?.epoch) this.leaderSeenAt = null;
       this.last = now;

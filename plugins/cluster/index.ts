@@ -66,6 +66,7 @@ export default definePlugin({
     const { clusterDoc, clusterRoutes } = await import('./routes.js');
     const { RoleDriver } = await import('./roles.js');
     const { FailoverWatch, PRIMARY_FAILURE, failoverAction } = await import('./failover.js');
+    const { Switchover } = await import('./switchover.js');
     if (!source) log.warn('cluster: no plugin provides this member\'s replication state (ClusterMemberSource): electing a leader lock only');
     const src = source ?? lockOnlySource();
     let sink: FailureSink | null = null;
@@ -99,6 +100,7 @@ export default definePlugin({
     if (control && store !== undefined) {
       roles = new RoleDriver({ control, store, view: member, timeoutMs: kRoleTimeoutMs, retryMs: kRoleRetryMs, log });
     }
+    const switchover = new Switchover(member, src, { ttlMs: c.ttl, pollMs: c.pollInterval, log });
     failover = new FailoverWatch({
       cluster: c.name,
       view: member,
@@ -107,9 +109,12 @@ export default definePlugin({
         failovers?.inc();
         log.warn({ from: from.member, fromEpoch: from.epoch, to: to.member, toEpoch: to.epoch }, 'cluster: failover: a new leader');
       },
+      // A leader that handed over in a switchover did not fail (its record in etcd says so).
+      planned: (lost) => switchover.handedOver(lost),
       log,
     });
     ctx.provide(HealingAction, failoverAction({ cluster: c.name, fetchLeader: () => member.fetchLeader() }), isHealingAction);
+
 
     ctx.provide(
       Detector,
@@ -126,8 +131,8 @@ export default definePlugin({
       isDetector,
     );
     const rolesView = roles ?? undefined;
-    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src, rolesView) }, isStatusSection);
-    for (const r of clusterRoutes(c.name, member, src, rolesView)) ctx.provide(HttpRoute, r, isHttpRoute);
+    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src, rolesView, switchover) }, isStatusSection);
+    for (const r of clusterRoutes(c.name, member, src, rolesView, switchover)) ctx.provide(HttpRoute, r, isHttpRoute);
     if (metrics) {
       registerMetrics(metrics, member);
       failovers = new Counter({ name: 'recovery_agent_failovers_total', help: 'Leaders of this cluster lost without a planned switchover and replaced by a new one, as this member saw them', registers: [metrics] });

@@ -27,6 +27,12 @@ export interface LeadershipView {
   epoch(): number | null;
   knownLeader(): LeaderInfo | null;
   leaseDeadline(): bigint | null;
+  /**
+   * The grant to hand the owner now (the member's deadline), or null while a switchover pauses
+   * grants (switchover.ts) or it does not lead; it remembers what it handed out, so a switchover
+   * waits for the last grant to run out. Absent (stand-ins): the deadline as renewed.
+   */
+  ownerGrant?(): { epoch: number; untilNs: bigint } | null;
 }
 
 /** One role change, as `GET /cluster` shows it. */
@@ -108,7 +114,9 @@ export class RoleDriver {
   /** After each renewal: the owner may acknowledge until the new deadline, if this member still leads that epoch. */
   renewed(deadline: bigint): void {
     if (!this.writable()) return;
-    this.pendingGrant = deadline;
+    const g = this.o.view.ownerGrant ? this.o.view.ownerGrant() : { untilNs: deadline };
+    if (g === null) return;
+    this.pendingGrant = g.untilNs;
     if (!this.granting) void this.grant();
   }
 

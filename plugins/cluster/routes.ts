@@ -18,6 +18,8 @@ export interface RolesView {
   writable(): boolean;
   doc(): RolesDoc;
 }
+import type { SwitchoverRecord } from './switchover.js';
+import { switchoverRoute, type SwitchoverView } from './switchoverRoute.js';
 
 /** One row of `GET /cluster`. */
 export interface ClusterRow {
@@ -54,9 +56,11 @@ export interface ClusterDoc {
     roles?: RolesDoc;
   };
   members: ClusterRow[];
+  /** The last switchover run on this member, with its steps (absent: none since the agent started). */
+  switchover?: SwitchoverRecord;
 }
 
-export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView): ClusterDoc {
+export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView, switchover?: SwitchoverView): ClusterDoc {
   const s = source.state();
   const leading = m.isLeader();
   const leader = m.knownLeader();
@@ -89,6 +93,7 @@ export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMem
       ...(roles ? { roles: roles.doc() } : {}),
     },
     members: rows,
+    ...(switchover?.last() ? { switchover: switchover.last()! } : {}),
   };
 }
 
@@ -103,7 +108,7 @@ const unavailable = (body: unknown): HttpResponse => ({ status: 503, body });
  * The routes, for one member. With `roles`, `/primary` is 200 only once the store serves the
  * epoch this member leads (promoted here), not merely while it holds the leader key.
  */
-export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView): HttpRoute[] {
+export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView, switchover?: SwitchoverView): HttpRoute[] {
   const primary = (): boolean => m.isLeader() && (roles === undefined || roles.writable());
   const brief = (): Record<string, unknown> => {
     const s = source.state();
@@ -145,7 +150,8 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
     },
     {
       method: 'GET', path: '/cluster', access: 'open',
-      handler: () => ok(clusterDoc(cluster, m, source, roles)),
+      handler: () => ok(clusterDoc(cluster, m, source, roles, switchover)),
     },
+    ...(switchover ? [switchoverRoute(switchover)] : []),
   ];
 }

@@ -122,6 +122,33 @@ describe('RoleDriver', () => {
   });
 });
 
+describe('FailoverWatch and planned switchovers', () => {
+  it('publishes nothing and counts no failover for a leader the switchover record names, and does for one it does not', async () => {
+    let leader: LeaderInfo | null = leaderInfo('a', 5);
+    const published: FailureInput[] = [];
+    const failovers: string[] = [];
+    const w = new FailoverWatch({
+      cluster: 'c',
+      view: { member: 'me', knownLeader: () => leader, knownPeers: () => [] },
+      publish: (f) => published.push(f),
+      onFailover: (from, to) => failovers.push(`${from.epoch}->${to.epoch}`),
+      planned: async (lost) => lost.member === 'a' && lost.epoch === 5,
+      log,
+    });
+    w.observe();
+    leader = leaderInfo('b', 9); // a handed over to b
+    w.observe();
+    await sleep(10);
+    assert.deepEqual([published.length, failovers], [0, []], 'a planned handover is no failure');
+    leader = leaderInfo('c', 12); // b then lost, unplanned
+    w.observe();
+    await sleep(10);
+    assert.equal(published.length, 1);
+    assert.equal(published[0]!.kind, PRIMARY_FAILURE);
+    assert.deepEqual(failovers, ['9->12']);
+  });
+});
+
 describe('FailoverWatch', () => {
   it('publishes primary-failure once per lost leader, not for the first one, and counts the failover', () => {
     let leader: LeaderInfo | null = null;

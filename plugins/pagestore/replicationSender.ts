@@ -67,6 +67,16 @@ const kHandshakeTimeoutMs = 2000;
  * keepalive (`keepaliveMs`, 1 s) it could be no finer than a second.
  */
 const kLagStampMs = 10;
+/**
+ * Least time a replica that owes an ack (it was sent log it has not acknowledged durable) may stay
+ * silent before its session is taken as dead and closed (the bound is 3 × keepaliveMs, at least
+ * this). A path that dies without a FIN or RST (a partition, a dead host) otherwise leaves a
+ * session that looks streaming forever, its frozen position in the status and its lag. A replica
+ * with nothing to acknowledge (an idle log) is silent by design and is not closed.
+ */
+const kMinAckSilenceMs = 5000;
+/** Idle time before the kernel's TCP keepalive probes start: a second net under the ack deadline. */
+const kTcpKeepaliveMs = 10_000;
 
 /** A page a replica gave for a repair (`requestPage`). */
 export interface ReplicaPage {
@@ -89,7 +99,7 @@ export interface ReplicaStatus {
   durableLsn: number;
   /** Every record below it is applied to the replica's pages. */
   appliedLsn: number;
-  /** Bytes of log flushed here and not yet durable there. */
+  /** Bytes of log flushed here and not yet applied there (the lag the agent and its metrics report). */
   lagBytes: number;
   /** Wall-clock ms of its last ack, or null before the first. */
   lastAckAt: number | null;
@@ -123,6 +133,18 @@ interface Session {
   durableLsn: number;
   appliedLsn: number;
   lastAckAt: number | null;
+  /**
+   * Wall-clock ms of its last sign of life: a frame from it (its hello at first), or bytes of a
+   * backlog of ours its connection took (a slow link drains; a dead path does not, once the
+   * kernel's buffer is full). Keepalives alone, taken into the kernel's buffer, are no sign.
+   */
+  lastHeardAt: number;
+  /** Bytes of ours handed to the kernel, and whether some waited in the socket, at the last look (expireSilent). */
+  wroteOut: number;
+  backlogged: boolean;
+  sock: net.Socket;
+  /** Since when (a tick's view) it owes an ack: it was sent log beyond what it acknowledged durable; null when it owes none. */
+  owedSince: number | null;
   error?: string;
   /** Page requests sent and not answered yet, by page id, oldest first (answers come in order). */
   pageWaiters: Map<number, Array<(a: { image: Buffer; lsn: number; refused?: string }) => void>>;
@@ -263,7 +285,7 @@ export class ReplicationSender {
       state: s.state,
       durableLsn: s.durableLsn,
       appliedLsn: s.appliedLsn,
-      lagBytes: Math.max(0, flushed - s.durableLsn),
+      lagBytes: Math.max(0, flushed - s.appliedLsn),
       lastAckAt: s.lastAckAt,
       ...(s.error ? { error: s.error } : {}),
     }));
@@ -309,8 +331,10 @@ export class ReplicationSender {
       this.refusedConnections++;
       return;
     }
-    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, pageWaiters: new Map(), answering: Promise.resolve() };
+    const s: Session = { id: address, address, ch: null, state: 'handshake', sentLsn: 0, durableLsn: 0, appliedLsn: 0, lastAckAt: null, lastHeardAt: Date.now(), wroteOut: 0, backlogged: false, sock, owedSince: null, pageWaiters: new Map(), answering: Promise.resolve() };
     this.sessions.add(s);
+    // A second net under the ack deadline (expireSilent): the kernel probes an idle connection.
+    sock.setKeepAlive(true, kTcpKeepaliveMs);
     try {
       s.ch = await openChannel(sock, { role: 'primary', secret: this.cfg.secret, epoch: this.cfg.epoch, timeoutMs: kHandshakeTimeoutMs });
       const first = await this.readFirst(s.ch);
@@ -324,6 +348,8 @@ export class ReplicationSender {
       s.durableLsn = hello.lsn;
       s.appliedLsn = 0;
       await this.checkHello(s.ch, hello);
+      s.lastHeardAt = Date.now();
+      this.replaceOlder(s);
       // Back after a base copy: its own position keeps its log from now on.
       this.releaseBase(s.id);
       s.sentLsn = hello.lsn;
@@ -331,7 +357,8 @@ export class ReplicationSender {
       void this.catchUp(s);
       await this.readAcks(s);
     } catch (err) {
-      s.error = describeError(err);
+      // Kept when set already: why the session was closed from here (replaced, silent, damaged log).
+      s.error ??= describeError(err);
       if (s.ch) s.ch.fail(isRaError(err) ? err.code : 'RA_ERR_REPL_PROTOCOL', (err as Error).message, isRaError(err) ? err.details : undefined);
       else sock.destroy();
       this.log?.warn({ replica: s.id, address, err: s.error }, 'replica refused or gone');
@@ -534,6 +561,7 @@ export class ReplicationSender {
     const ch = s.ch!;
     for (;;) {
       const f = await ch.next();
+      s.lastHeardAt = Date.now();
       if (f.type === FrameType.page) {
         const a = parsePage(f);
         const w = s.pageWaiters.get(a.pageId)?.shift();
@@ -552,11 +580,14 @@ export class ReplicationSender {
       s.durableLsn = Math.max(s.durableLsn, a.durableLsn);
       s.appliedLsn = Math.max(s.appliedLsn, a.appliedLsn);
       s.lastAckAt = Date.now();
+      if (s.durableLsn >= s.sentLsn) s.owedSince = null;
       this.settle();
     }
   }
 
+  /** Ends a session (its connection closed or was closed from here); once only. */
   private leave(s: Session): void {
+    if (s.state === 'gone') return;
     for (const ws of s.pageWaiters.values()) for (const w of ws.splice(0)) w({ image: Buffer.alloc(0), lsn: 0, refused: `the replica went (${s.error ?? 'connection closed'})` });
     s.state = 'gone';
     this.live.delete(s);
@@ -659,7 +690,56 @@ export class ReplicationSender {
   }
 
   private tick(): void {
+    this.expireSilent();
     this.keepalive();
+    this.settle();
+  }
+
+  /**
+   * The newest connection of a replica wins: a hello from an id that already has a session
+   * closes the older one. A path that died half-open (the replica saw it close, this end saw
+   * nothing) leaves the older session looking alive, and two sessions of one replica would count
+   * it twice towards a sync quorum.
+   */
+  private replaceOlder(s: Session): void {
+    for (const o of this.sessions) {
+      if (o === s || o.id !== s.id || (o.state !== 'streaming' && o.state !== 'catching-up')) continue;
+      this.closeSession(o, `replaced by a newer connection of replica ${s.id} (from ${s.address})`);
+    }
+  }
+
+  /**
+   * Closes the sessions that owe an ack and sent nothing for the bound (3 × keepaliveMs, at
+   * least kMinAckSilenceMs) while no backlog of ours drained either: a replica that is alive
+   * acknowledges what it received within a few fdatasyncs, and a slow link still drains, so such
+   * a session's connection is taken as dead (a partition, a dead host). The cost of a false
+   * verdict is a reconnect, from what the replica has durable.
+   */
+  private expireSilent(): void {
+    const now = Date.now();
+    const bound = Math.max(3 * this.cfg.keepaliveMs, kMinAckSilenceMs);
+    for (const s of this.sessions) {
+      if (s.state !== 'streaming' && s.state !== 'catching-up') continue;
+      if (s.sentLsn <= s.durableLsn) {
+        s.owedSince = null;
+        continue;
+      }
+      s.owedSince ??= now;
+      const out = s.sock.bytesWritten - s.sock.writableLength;
+      if (out !== s.wroteOut && (s.backlogged || s.sock.writableLength > 0)) s.lastHeardAt = now;
+      s.wroteOut = out;
+      s.backlogged = s.sock.writableLength > 0;
+      const silent = now - Math.max(s.owedSince, s.lastHeardAt);
+      if (silent >= bound) this.closeSession(s, `replica ${s.id} sent nothing for ${silent} ms while it owed an acknowledgement (sent up to ${s.sentLsn}, durable ${s.durableLsn}): its connection is taken as dead`);
+    }
+  }
+
+  /** Closes a session from this end, saying why (the replica, if it still hears us, reconnects). */
+  private closeSession(s: Session, why: string): void {
+    s.error = why;
+    this.log?.warn({ replica: s.id, address: s.address, reason: why }, 'replica session closed');
+    s.ch?.fail('RA_ERR_REPL_PROTOCOL', why);
+    this.leave(s);
     this.settle();
   }
 
@@ -671,17 +751,23 @@ export class ReplicationSender {
 
   // ---- sync mode
 
-  /** The LSN below which `syncReplicas` replicas have everything durable (0 when fewer are known). */
+  /**
+   * The LSN below which `syncReplicas` distinct replicas have everything durable (0 when fewer
+   * are known). Over replica ids, not sessions: one replica is never counted twice (its newest
+   * session's position stands for it).
+   */
   private quorumLsn(): number {
-    const durable = [...this.sessions].filter((s) => s.state === 'streaming' || s.state === 'catching-up').map((s) => s.durableLsn);
-    durable.sort((a, b) => b - a);
+    const byId = new Map<string, number>();
+    for (const s of this.sessions) if (s.state === 'streaming' || s.state === 'catching-up') byId.set(s.id, s.durableLsn);
+    const durable = [...byId.values()].sort((a, b) => b - a);
     return durable[this.cfg.syncReplicas - 1] ?? 0;
   }
 
+  /** Distinct replicas on the live tail. */
   private streamingCount(): number {
-    let n = 0;
-    for (const s of this.live) if (s.state === 'streaming') n++;
-    return n;
+    const ids = new Set<string>();
+    for (const s of this.live) if (s.state === 'streaming') ids.add(s.id);
+    return ids.size;
   }
 
   /** Resolves the commits enough replicas have; applies `onSyncTimeout` to those waiting too long. */

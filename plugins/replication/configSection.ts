@@ -14,22 +14,41 @@ import { z } from 'zod';
 import { defineConfigSection } from '../../core/config/section.js';
 import { duration, id, listen, size } from '../../core/config/valueTypes.js';
 
+/** The least secret length, in UTF-8 bytes (as the owner counts it: core/replication/protocol.ts MIN_SECRET_BYTES). */
+const kMinSecretBytes = 16;
+/** The longest `syncTimeoutMs` the owner takes (plugins/pagestore/replicationConfig.ts): 24 h. */
+const kMaxSyncTimeoutMs = 24 * 3600_000;
+
 const secretFields = {
   /** The shared secret, inline (at least 16 bytes). Prefer `secretFile`: a config is often readable by more people than a 0600 file. */
-  secret: z.string().min(16, { error: 'the replication secret must be at least 16 bytes' }).optional(),
+  secret: z
+    .string()
+    .refine((v) => Buffer.byteLength(v, 'utf8') >= kMinSecretBytes, { error: `the replication secret must be at least ${kMinSecretBytes} bytes (UTF-8)` })
+    .refine((v) => /\S/.test(v), { error: 'the replication secret must not be only whitespace' })
+    .optional(),
   /** A file holding the shared secret (trailing newline ignored; at least 16 bytes). */
   secretFile: z.string().min(1).optional(),
 };
 
+/** The port of a `host:port` (the value type checks the form only). */
+const portOf = (v: string): number => Number(v.slice(v.lastIndexOf(':') + 1));
+/** An address to listen on: port 0 (any free port) to 65535. */
+const listenOn = listen.refine((v) => portOf(v) <= 65535, { error: 'expected a port from 0 to 65535' });
+/** An address to connect to: port 1 to 65535 (nothing listens on port 0). */
+const connectTo = listen.refine((v) => portOf(v) >= 1 && portOf(v) <= 65535, { error: 'expected a port from 1 to 65535 (port 0 cannot be connected to)' });
+
 const PrimarySchema = z.strictObject({
   role: z.literal('primary'),
   /** Where the store's owner listens for replicas. */
-  listen,
+  listen: listenOn,
   ...secretFields,
   /** `async`: a commit is acknowledged after the local flush; `sync`: after `syncReplicas` replicas have it durable too. */
   mode: z.enum(['async', 'sync']).default('async'),
   syncReplicas: z.number().int().min(1).max(64).default(1),
-  syncTimeoutMs: duration.default(10_000),
+  /** How long a commit waits for `syncReplicas` before `onSyncTimeout` applies: whole milliseconds from 1 ms to 24 h (the owner refuses other values, and the store would not open). */
+  syncTimeoutMs: duration
+    .refine((v) => Number.isSafeInteger(v) && v >= 1 && v <= kMaxSyncTimeoutMs, { error: 'syncTimeoutMs must be a whole number of milliseconds from 1ms to 24h' })
+    .default(10_000),
   /**
    * What a sync store does once `syncReplicas` replicas have been missing for `syncTimeoutMs`:
    * `block` (the default) keeps commits waiting — an operator who chose `sync` chose RPO 0, and no
@@ -46,7 +65,7 @@ const PrimarySchema = z.strictObject({
 const ReplicaSchema = z.strictObject({
   role: z.literal('replica'),
   /** The primary's replication address, `host:port`. */
-  primary: listen,
+  primary: connectTo,
   ...secretFields,
   /** This replica's name, as the primary reports it (default: the store's id). */
   id: id.optional(),
@@ -70,7 +89,7 @@ const MemberSchema = z.strictObject({
   ...PrimarySchema.shape,
   role: z.literal('member'),
   /** The address other members connect to when this one is the primary (default: `listen`; required when `listen` is a wildcard). */
-  advertise: listen.optional(),
+  advertise: connectTo.optional(),
   /** This member's name as a replica, as its primary reports it (default: the store's id). */
   id: id.optional(),
   /** While a replica: as the replica's `autoReinit` (a base copy when the primary says it is too far behind). */

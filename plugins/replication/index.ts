@@ -145,11 +145,22 @@ export default definePlugin({
       for (const [id, sess] of sessions) out[id] = { ...sess.status(), lagging: lagging.has(`${id}/${sess.status().id}`) };
       for (const [id, w] of primaries) {
         const st = w.status();
-        out[id] = { ...st, replicas: st.replicas.map((x) => ({ ...x, lagging: lagging.has(`${id}/${x.id}`) })) };
+        out[id] = { ...st, replicas: st.replicas.map((x) => ({ ...x, lagging: measured(x) && lagging.has(`${id}/${x.id}`) })) };
       }
       for (const [id, m] of members) out[id] = m.status();
       return out;
     };
+
+    /**
+     * A primary's replica with a position of its own: connected and past its hello. Gone sessions
+     * (the owner lists its last few as history, frozen where they stopped), handshakes and base
+     * copies are never in the lags, the metrics nor the lag check: a replica that reconnected
+     * would otherwise have its old session's frozen lag reported beside its live one. Nor is a
+     * session before its replica's first ack: its applied position is not known yet (the owner
+     * shows 0, a lag of the whole log).
+     */
+    const connected = (state: string): boolean => state === 'streaming' || state === 'catching-up';
+    const measured = (x: { state: string; lastAckAt: number | null }): boolean => connected(x.state) && x.lastAckAt !== null;
 
     const lags = (): Array<{ store: string } & ReplicaLag> => {
       const out: Array<{ store: string } & ReplicaLag> = [];
@@ -157,7 +168,9 @@ export default definePlugin({
         const st = sess.status();
         out.push({ store: id, replica: st.id, lagBytes: st.lagBytes, lagMs: st.lagMs });
       }
-      for (const [id, w] of primaries) for (const x of w.status().replicas) out.push({ store: id, replica: x.id, lagBytes: x.lagBytes, lagMs: x.lagMs });
+      for (const [id, w] of primaries) {
+        for (const x of w.status().replicas) if (measured(x)) out.push({ store: id, replica: x.id, lagBytes: x.lagBytes, lagMs: x.lagMs });
+      }
       return out;
     };
 

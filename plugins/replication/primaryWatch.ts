@@ -25,6 +25,8 @@ export interface PrimaryReplicaLag {
   appliedLsn: number;
   lagBytes: number;
   lagMs: number;
+  /** Wall-clock ms of its last ack, or null before the first (its applied position is not known yet). */
+  lastAckAt: number | null;
   error?: string;
 }
 
@@ -120,6 +122,7 @@ export class PrimaryWatch {
           appliedLsn: x.appliedLsn,
           lagBytes: Math.max(0, r!.flushedLsn - x.appliedLsn),
           lagMs: first ? now - first.atMs : 0,
+          lastAckAt: x.lastAckAt,
           ...(x.error ? { error: x.error } : {}),
         };
       }),

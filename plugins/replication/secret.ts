@@ -21,5 +21,7 @@ export function readSecret(storeId: string, r: { secret?: string | undefined; se
   if (Buffer.byteLength(secret) < MIN_SECRET_BYTES) {
     throw raError('RA_ERR_REPL_SECRET', `store ${storeId}: the replication secret${r.secretFile ? ` in ${r.secretFile}` : ''} is shorter than ${MIN_SECRET_BYTES} bytes`);
   }
+  // A secret of only spaces is an editor's or a template's mistake, and as guessable as none.
+  if (!/\S/.test(secret)) throw raError('RA_ERR_REPL_SECRET', `store ${storeId}: the replication secret${r.secretFile ? ` in ${r.secretFile}` : ''} is only whitespace`);
   return secret;
 }

@@ -50,6 +50,12 @@ async function commit(store: PageStore, i: number): Promise<void> {
 
 const repl = (s: PageStore): ReplicationStatus => s.status().replication!;
 
+/** `p`, or a failure saying what did not happen within `ms`. */
+function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  return Promise.race([p, new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${what}: not within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
 /**
  * The test replica: connects, says hello, appends every `wal` frame's bytes to a file (a u64
  * start LSN, a u32 length, the bytes) and fsyncs before acking its end, unless acks are held.
@@ -192,13 +198,14 @@ describe('the replication sender', () => {
     assert.equal(st.mode, 'async');
     assert.equal(st.syncState, 'async');
     assert.equal(st.epoch, 1);
-    assert.deepEqual({ ...st.replicas[0], lastAckAt: 0, address: '' }, { id: 'test-replica', address: '', state: 'streaming', durableLsn: r.durable, appliedLsn: 0, lagBytes: 0, lastAckAt: 0 });
+    // The lag in bytes is flushed − applied: this test replica applies nothing (it acks applied 0).
+    assert.deepEqual({ ...st.replicas[0], lastAckAt: 0, address: '' }, { id: 'test-replica', address: '', state: 'streaming', durableLsn: r.durable, appliedLsn: 0, lagBytes: st.flushedLsn, lastAckAt: 0 });
     assert.ok(st.replicas[0]!.lastAckAt! > Date.now() - 10_000);
     // The same, through the owner's control socket (what the agent reads for GET /replication).
     const viaSocket = (await ControlClient.with(store.dir, (c) => c.status())).replication!;
     assert.equal(viaSocket.flushedLsn, store.status().flushedLsn);
     assert.equal(viaSocket.listen, `127.0.0.1:${store.replicationAddress!.port}`);
-    assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, 0]]);
+    assert.deepEqual(viaSocket.replicas.map((x) => [x.id, x.state, x.durableLsn, x.lagBytes]), [['test-replica', 'streaming', r.durable, viaSocket.flushedLsn]]);
   });
 
   it('splits a live batch larger than 4 MiB into frames of at most about 4 MiB (the replica bounds a frame)', async () => {
@@ -306,6 +313,50 @@ describe('the replication sender', () => {
     // A replica back and caught up: sync again.
     await replica(degrading.replicationAddress!.port);
     await until(() => repl(degrading).syncState === 'sync', 5000, 'sync again');
+  });
+
+  it('a hello from a replica id that already has a session closes the older one: a sync quorum counts replicas, not connections', async () => {
+    // A path that died half-open: the replica saw it close and came back, this end saw nothing.
+    const store = await primary({ mode: 'sync', syncReplicas: 2, syncTimeoutMs: 600_000 });
+    const port = store.replicationAddress!.port;
+    const old = await replica(port, { id: 'r1' });
+    await until(() => repl(store).replicas[0]?.state === 'streaming', 5000, 'streaming');
+    let resolved = false;
+    const c = commit(store, 0).then(() => (resolved = true));
+    await until(() => old.durable === store.status().flushedLsn && repl(store).replicas[0]?.durableLsn === old.durable, 5000, 'r1 has the commit durable');
+    const again = await replica(port, { id: 'r1' });
+    await until(() => again.durable === store.status().flushedLsn, 5000, 'r1 again, caught up');
+    const closed = await within(5000, old.ended(), 'the older session of r1 closed');
+    assert.match(closed.message, /replaced by a newer connection of replica r1/);
+    await new Promise((res) => setTimeout(res, 300));
+    assert.equal(resolved, false, 'one replica (two connections of r1) is not two');
+    const st = repl(store);
+    assert.deepEqual(st.replicas.map((x) => [x.id, x.state]), [['r1', 'streaming'], ['r1', 'gone']]);
+    assert.match(st.replicas[1]!.error!, /replaced by a newer connection/);
+    assert.equal(st.syncDurableLsn, 0);
+    // A second replica: two now.
+    await replica(port, { id: 'r2' });
+    await c;
+    assert.equal(resolved, true);
+  });
+
+  it('a session that owes an ack and sends nothing for the bound is closed; an idle one that owes none is not', async () => {
+    const store = await primary();
+    const r = await replica(store.replicationAddress!.port, { id: 'r1' });
+    await commit(store, 0);
+    await until(() => repl(store).replicas[0]?.durableLsn === store.status().flushedLsn, 5000, 'acked');
+    // Idle past the bound (3 × keepaliveMs 50, at least 5 s): nothing to acknowledge, kept.
+    await new Promise((res) => setTimeout(res, 5600));
+    assert.deepEqual(repl(store).replicas.map((x) => [x.id, x.state]), [['r1', 'streaming']]);
+    // Silent while it owes an ack (it reads, but acknowledges nothing: as a path frozen past a proxy).
+    r.holdAcks = true;
+    await commit(store, 1);
+    const t0 = Date.now();
+    const err = await within(15_000, r.ended(), 'the silent session closed');
+    assert.match(err.message, /sent nothing for \d+ ms while it owed an acknowledgement/);
+    assert.ok(Date.now() - t0 >= 4500, `closed after the bound (${Date.now() - t0} ms)`);
+    const st = repl(store);
+    assert.deepEqual(st.replicas.map((x) => [x.id, x.state]), [['r1', 'gone']]);
   });
 
   it('refuses a wrong secret, a bad frame checksum, an older epoch and a diverged replica, each by name, with nothing streamed', async () => {

@@ -39,6 +39,7 @@ import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type
 import { readRecordFromDisk, scanWal } from './walScan.js';
 import { WalWriter } from './walWriter.js';
 import { settleSwap } from './storeSwap.js';
+import type { SegmentPosition } from './walSegments.js';
 
 const redoTask = defineTask<RedoInput, RedoResult>(new URL('./redoTask.js', import.meta.url));
 
@@ -196,7 +197,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const defer = Boolean(options.deferCheckpoint) && !options.redoOnly;
     const redoSynced = defer ? Promise.resolve() : data.datasync();
     redoSynced.catch(() => undefined); // awaited below; a failure is reported there
-    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0));
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0), ar.endPosition);
     walToClose = wal;
     const undo = await (options.redoOnly
       ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>(), recLsns: new Map<number, number>() })
@@ -268,6 +269,8 @@ interface AnalysisAndRedo {
   releaseRecords: () => void;
   /** performance.now() when the log had been read and analysed. */
   analysisDoneAt: number;
+  /** Epoch and rolling checksum at `endLsn`, when the path has them at hand (WalWriter.open's `known`). */
+  endPosition?: SegmentPosition;
 }
 
 interface RedoPathInput {
@@ -293,6 +296,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     pageCount: geometry.pageCount,
     ...(i.pool ? { pool: i.pool } : {}),
   });
+  const endPosition = out.records.positionAt(out.end.endLsn);
   return {
     losers: out.losers,
     maxTxId: out.maxTxId,
@@ -309,6 +313,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     },
     releaseRecords: () => out.records.close(),
     analysisDoneAt: out.readDoneAt,
+    ...(endPosition ? { endPosition } : {}),
   };
 }
 

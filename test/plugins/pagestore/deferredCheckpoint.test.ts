@@ -6,11 +6,13 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import path from 'node:path';
 import { describe, it } from 'node:test';
 import { readControl } from '../../../plugins/pagestore/control.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
+import { rollingAt } from '../../../plugins/pagestore/walRolling.js';
 import { dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
 import { fixture } from '../../helpers/paths.js';
 
@@ -60,6 +62,10 @@ describe('deferred end-of-recovery checkpoint', () => {
       await tx.commit();
       const ck = await store.checkpoint();
       assert.ok(ck.redoLsn > before.redoLsn);
+      // The writer reopened the log with R taken from the segment recovery scanned (redoStream.ts
+      // positionAt), and folded on from there: the file, read afresh, agrees.
+      const wal = (store as unknown as { wal: { rolling: bigint } }).wal;
+      assert.equal(wal.rolling, (await rollingAt(path.join(dir, 'wal'), store.geometry.storeId, store.geometry.segmentSize, store.endLsn)).rolling);
     } finally {
       await store.close();
     }

@@ -4,30 +4,37 @@
  * replica"), as the agent does by itself for a replica store that does not exist. It never
  * overwrites a store: with `--force` an existing one (not open by a live process) is moved aside
  * to `<path>.replaced-<time>` first, never deleted. The agent then streams from where the copy
- * ends.
+ * ends. With `--from-snapshot` the store is made from a snapshot of the primary's store and its
+ * WAL archive instead, with no load on the primary (replicaSnapshot.ts).
  */
 import type { Command } from 'commander';
 import { raError } from '../core/errors.js';
 
-interface ReplicaInitOptions {
+export interface ReplicaInitOptions {
   store: string;
   config?: string;
   force?: boolean;
   json?: boolean;
+  fromSnapshot?: boolean;
+  snapshot?: string;
+  snapshotDir?: string;
 }
 
 export function registerReplicaCommands(program: Command): void {
   const replica = program.command('replica').description('replication replicas: make one from its primary');
   replica
     .command('init')
-    .description('make a replica store from a base copy of its primary (its config\'s `replication: { role: replica }`), to stream from there')
+    .description('make a replica store from a base copy of its primary (its config\'s `replication: { role: replica }`), or from a snapshot and the WAL archive (--from-snapshot), to stream from there')
     .requiredOption('-s, --store <id>', 'the replica store\'s id in the config')
     .option('-c, --config <file>', 'the YAML config file (default: $RECOVERY_AGENT_CONFIG, else /etc/recovery-agent/agent.yaml)')
+    .option('--from-snapshot', 'restore a snapshot of the primary\'s store and its WAL archive instead (no load on the primary), then stream from the archive\'s end')
+    .option('--snapshot <id>', 'with --from-snapshot: the snapshot to start from (default: the newest)')
+    .option('--snapshot-dir <dir>', 'with --from-snapshot: the primary store\'s snapshot directory as this host sees it (default: the store\'s `snapshots.dir` in the config)')
     .option('--force', 'move an existing store aside (<path>.replaced-<time>) instead of refusing')
     .option('--json', 'print the outcome as JSON')
     .addHelpText(
       'after',
-      '\nExit codes: 0 the replica store is made; 2 bad usage, a store that is not a replica, or a store already there\n(without --force); 3 the store is open by a live process; 1 the primary could not be reached or the copy failed\n(nothing is left where the store belongs). With --json a failure also writes {"error":{"code","message","exitCode"}} on stdout.',
+      '\nExit codes: 0 the replica store is made; 2 bad usage, a store that is not a replica, or a store already there\n(without --force); 3 the store is open by a live process; 1 the primary could not be reached or the copy failed\n(nothing is left where the store belongs); with --from-snapshot, a failure (no usable snapshot, a WAL gap, the primary\nno longer has the log at the archive\'s end) leaves any old store in place. With --json a failure also writes\n{"error":{"code","message","exitCode"}} on stdout.',
     )
     .action(async (opts: ReplicaInitOptions) => replicaInit(opts));
 }
@@ -50,6 +57,11 @@ async function replicaInit(opts: ReplicaInitOptions): Promise<void> {
   const r = s.replication;
   if (r?.role !== 'replica') throw raError('RA_ERR_USAGE', `store "${s.id}" is not a replica (its config has no \`replication: { role: replica }\`)`);
   const engine = await pageEngineNamed(s.engine);
+  if (opts.fromSnapshot) {
+    const { replicaFromSnapshot } = await import('./replicaSnapshot.js');
+    return replicaFromSnapshot(engine, s, r, opts);
+  }
+  if (opts.snapshot !== undefined || opts.snapshotDir !== undefined) throw raError('RA_ERR_USAGE', '--snapshot and --snapshot-dir go with --from-snapshot');
   let replaced: string | null = null;
   if (existsSync(s.path)) {
     if (!opts.force) throw raError('RA_ERR_USAGE', `${s.path} already exists; replica init never overwrites a store (--force moves it aside to ${s.path}.replaced-<time>)`);
@@ -98,7 +110,7 @@ async function replicaInit(opts: ReplicaInitOptions): Promise<void> {
   }
 }
 
-function splitHostPort(v: string): [string, number] {
+export function splitHostPort(v: string): [string, number] {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(v);
   if (!m) throw raError('RA_ERR_USAGE', `bad primary address "${v}"`);
   return [m[1]!, Number(m[2])];

@@ -118,11 +118,16 @@ export const CORE_KEYS: Readonly<Record<ConfigSection['scope'], readonly string[
 };
 
 /** The core's sections with the plugins' added: theirs go after `processes` and, in a store, after `path`. */
-function rootSchema(rootShape: Record<string, z.ZodType>, storeShape: Record<string, z.ZodType>) {
+function rootSchema(rootShape: Record<string, z.ZodType>, storeShape: Record<string, z.ZodType>, checks: readonly ConfigSection[] = []) {
   const store = StoreSection.extend(storeShape);
   const root = z
     .strictObject({ agent: agentSection, stores: storeList(store as unknown as typeof StoreSection), processes: processesSection, ...rootShape, plugins: pluginsSection })
-    .superRefine((cfg, ctx) => checkProcessReferences(cfg as ProcessReferences, ctx), always);
+    .superRefine((cfg, ctx) => {
+      checkProcessReferences(cfg as ProcessReferences, ctx);
+      for (const s of checks) {
+        s.checkConfig!(cfg as Record<string, unknown>, (path, message) => ctx.addIssue({ code: 'custom', message, path: [...path], input: undefined }));
+      }
+    }, always);
   return { root, keys: { root: Object.keys(root.shape), store: Object.keys(store.shape) } };
 }
 
@@ -160,7 +165,7 @@ export function composeConfigSchema(sections: readonly ConfigSection[]): Compose
   }
   // The composed schema's output is the core's plus each section's, which PluginConfigSections
   // and StoreConfigSections describe by declaration merging: zod cannot know them statically.
-  const { root, keys } = rootSchema(shapes.root, shapes.store);
+  const { root, keys } = rootSchema(shapes.root, shapes.store, sections.filter((s) => s.checkConfig !== undefined));
   return { schema: root as unknown as ComposedConfigSchema['schema'], sections: [...sections], keys };
 }
 

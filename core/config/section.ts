@@ -43,6 +43,12 @@ export interface ConfigSection<S extends z.ZodType = z.ZodType> {
   readonly schema: S;
   /** Resolves the section's relative paths against the config file's directory (`resolve`). */
   resolvePaths?(value: z.output<S>, resolve: (p: string) => string): z.output<S>;
+  /**
+   * A rule across the whole config that the section alone cannot state (a store section allowed
+   * in one store only…): called with the parsed config, reports each problem by `issue(path,
+   * message)`, so the config is refused at validation like any schema error.
+   */
+  checkConfig?(config: Readonly<Record<string, unknown>>, issue: (path: ReadonlyArray<string | number>, message: string) => void): void;
 }
 
 const KEY = /^[a-z][A-Za-z0-9]{0,62}$/;
@@ -65,6 +71,9 @@ export function defineConfigSection<S extends z.ZodType>(def: ConfigSection<S>):
   }
   if (def.resolvePaths !== undefined && typeof def.resolvePaths !== 'function') {
     throw raError('RA_ERR_PLUGIN_LOAD', `${where}: resolvePaths must be a function`);
+  }
+  if (def.checkConfig !== undefined && typeof def.checkConfig !== 'function') {
+    throw raError('RA_ERR_PLUGIN_LOAD', `${where}: checkConfig must be a function`);
   }
   return Object.freeze({ ...def });
 }

@@ -328,6 +328,18 @@ export interface ReplicaEngine {
    * position then verifies at the primary. Fails with the primary's refusal or a protocol error.
    */
   initReplica(dir: string, ch: ReplicationChannel, options: ReplicaInitOptions): Promise<ReplicaInitResult>;
+  /**
+   * Makes `dir` — a store laid out from the primary's own files (data file, state, and log
+   * segments as the primary wrote them, headers included: a snapshot and the WAL archive), not
+   * open — ready for `openReplica`: the replica's epoch is its log's (the last segment header's;
+   * an unstamped one counts as 1), written where `openReplica` reads it, and the epoch history
+   * brought up to the headers. Returns that epoch. `lastRetired`: the log's last segment is one
+   * the primary retired (an archived one), so the primary went on in the next: that one is
+   * started holding only its header (epoch, R at its start), as the primary's writer did, and
+   * the replica's position is the next segment's first record position, which the primary can
+   * check once it has retired the archived segment. Nothing else of the log is changed.
+   */
+  adoptLog(dir: string, options?: { lastRetired?: boolean }): Promise<{ epoch: number }>;
 }
 
 export interface ReplicaInitOptions {

@@ -13,14 +13,22 @@
  * Its replication state and eligibility come from whichever plugin provides the
  * `ClusterMemberSource` contract (replication, #15). With none, the member publishes zero LSNs and
  * every member is eligible: the election is then a plain leader lock, which the log says.
+ *
+ * With `ReplicationControl` (the replication plugin, for a `replication.role: member` store) the
+ * election drives the store (roles.ts): promoted when this member leads, its owner granted the
+ * lease deadline after each renewal, following the leader otherwise. A leader lost without a
+ * switchover is a `primary-failure` (P1), healed by `cluster-failover` (failover.ts), so the
+ * orchestrator records the failover's RTO; `recovery_agent_failovers_total` counts them.
  */
-import { Gauge, type Registry } from 'prom-client';
+import { Counter, Gauge, type Registry } from 'prom-client';
 import type { ClusterMemberSource as Source, ClusterMemberState } from '../../core/contracts/ClusterMemberSource.js';
 import { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { catchUp } from '../../core/cluster/eligibility.js';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
+import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
+import { ReplicationControl } from '../../core/contracts/ReplicationControl.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
 import { definePlugin, optional } from '../../core/plugin.js';
 import { FailureBus, Metrics } from '../../core/tokens.js';
@@ -29,6 +37,9 @@ import { clusterPluginErrors } from './errors.js';
 
 export const PLUGIN_ID = 'cluster';
 export const NETWORK_PARTITION = 'network-partition';
+/** A role change (promote, follow) gets this long; a failed one is tried again after kRoleRetryMs. */
+const kRoleTimeoutMs = 30_000;
+const kRoleRetryMs = 1000;
 
 /** With no ClusterMemberSource: nothing replicated, so any member may lead (a leader lock). */
 export function lockOnlySource(): Source {
@@ -44,19 +55,28 @@ export default definePlugin({
   contractVersion: '^1.4.0',
   config: [clusterSection],
   errorCodes: clusterPluginErrors,
-  deps: { source: optional(ClusterMemberSource), bus: FailureBus, metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute],
-  async register(ctx, { source, metrics }) {
+  deps: { source: optional(ClusterMemberSource), control: optional(ReplicationControl), bus: FailureBus, metrics: optional(Metrics) },
+  provides: [Detector, StatusSection, HttpRoute, HealingAction],
+  async register(ctx, { source, control, metrics }) {
     const { config, log } = ctx;
     const c = config.cluster;
     if (c === undefined) return;
     // Loaded only here: an agent in no cluster never loads gRPC.
     const { ClusterMember, defaultMemberId } = await import('./member.js');
     const { clusterDoc, clusterRoutes } = await import('./routes.js');
+    const { RoleDriver } = await import('./roles.js');
+    const { FailoverWatch, PRIMARY_FAILURE, failoverAction } = await import('./failover.js');
+    const { Switchover } = await import('./switchover.js');
     if (!source) log.warn('cluster: no plugin provides this member\'s replication state (ClusterMemberSource): electing a leader lock only');
     const src = source ?? lockOnlySource();
     let sink: FailureSink | null = null;
     const memberId = c.member ?? defaultMemberId();
+    // One member store per agent (the replication plugin refuses more): the one the cluster drives.
+    const store = control?.members()[0]?.store;
+    if (control && store === undefined) log.warn('cluster: no store here has replication.role: member: the election drives no store');
+    let roles: InstanceType<typeof RoleDriver> | null = null;
+    let failovers: Counter | null = null;
+    let failover: InstanceType<typeof FailoverWatch> | null = null;
     const member = new ClusterMember({
       cluster: c.name,
       member: memberId,
@@ -71,13 +91,36 @@ export default definePlugin({
       onPartition(evidence) {
         sink?.publish({ kind: NETWORK_PARTITION, priority: 'P1', subject: `cluster:${c.name}`, evidence, fingerprint: `${NETWORK_PARTITION}:${c.name}:${memberId}:${Date.now()}` });
       },
+      onRenewed: (deadline) => roles?.renewed(deadline),
+      onPass() {
+        roles?.reconcile();
+        failover?.observe();
+      },
     });
+    if (control && store !== undefined) {
+      roles = new RoleDriver({ control, store, view: member, timeoutMs: kRoleTimeoutMs, retryMs: kRoleRetryMs, log });
+    }
+    const switchover = new Switchover(member, src, { ttlMs: c.ttl, pollMs: c.pollInterval, log });
+    failover = new FailoverWatch({
+      cluster: c.name,
+      view: member,
+      publish: (f) => sink?.publish(f),
+      onFailover(from, to) {
+        failovers?.inc();
+        log.warn({ from: from.member, fromEpoch: from.epoch, to: to.member, toEpoch: to.epoch }, 'cluster: failover: a new leader');
+      },
+      // A leader that handed over in a switchover did not fail (its record in etcd says so).
+      planned: (lost) => switchover.handedOver(lost),
+      log,
+    });
+    ctx.provide(HealingAction, failoverAction({ cluster: c.name, fetchLeader: () => member.fetchLeader() }), isHealingAction);
+
 
     ctx.provide(
       Detector,
       {
         id: ctx.id,
-        kinds: [NETWORK_PARTITION],
+        kinds: [NETWORK_PARTITION, PRIMARY_FAILURE],
         start(s) {
           sink = s;
         },
@@ -87,9 +130,13 @@ export default definePlugin({
       },
       isDetector,
     );
-    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src) }, isStatusSection);
-    for (const r of clusterRoutes(c.name, member, src)) ctx.provide(HttpRoute, r, isHttpRoute);
-    if (metrics) registerMetrics(metrics, member);
+    const rolesView = roles ?? undefined;
+    ctx.provide(StatusSection, { name: 'cluster', snapshot: () => clusterDoc(c.name, member, src, rolesView, switchover) }, isStatusSection);
+    for (const r of clusterRoutes(c.name, member, src, rolesView, switchover)) ctx.provide(HttpRoute, r, isHttpRoute);
+    if (metrics) {
+      registerMetrics(metrics, member);
+      failovers = new Counter({ name: 'recovery_agent_failovers_total', help: 'Leaders of this cluster lost without a planned switchover and replaced by a new one, as this member saw them', registers: [metrics] });
+    }
 
     return {
       start() {
@@ -97,6 +144,7 @@ export default definePlugin({
         member.start();
       },
       async stop() {
+        roles?.stop();
         await member.stop();
       },
     };

@@ -52,6 +52,10 @@ export interface ClusterMemberOptions {
   onPartition?(evidence: Record<string, unknown>): void;
   /** Called at every change of leadership as this member sees it (tests stamp the time). */
   onLeadership?(event: LeadershipEvent): void;
+  /** Called after each renewal that moved the lease deadline (the owner's lease grant follows it). */
+  onRenewed?(deadline: bigint): void;
+  /** Called after each loop pass, whether or not its etcd calls succeeded (roles follow the leader key). */
+  onPass?(): void;
 }
 
 /** A change of this member's leadership, with the monotonic time it was known. */
@@ -95,8 +99,8 @@ export function defaultMemberId(): string {
   return (h || 'member').slice(0, 63);
 }
 
-/** Rejects after `ms` unless `p` settles first; the timer never keeps the process alive. */
-async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+/** Rejects after `ms` unless `p` settles first; the timer never keeps the process alive (also used by switchover.ts). */
+export async function within<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(raError('RA_ERR_CLUSTER_ETCD', `${what}: no answer from etcd within ${ms} ms`)), ms);
@@ -133,6 +137,10 @@ export class ClusterMember {
   private lastPutValue = '';
   /** hrtime ns of the last loop pass that finished (liveness). */
   private lastPass: bigint | null = null;
+  /** Switchover hooks (switchover.ts): owner grants paused, the latest grant handed out, a gate on campaigning. */
+  private grantsPaused = false;
+  private lastOwnerGrant: bigint | null = null;
+  private campaignGate: ((limitMs: number) => Promise<string | null>) | null = null;
   private partitioned = false;
   private running = false;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -200,6 +208,50 @@ export class ClusterMember {
 
   eligibility(): Eligibility {
     return this.lastEligibility;
+  }
+
+  /**
+   * What the store's owner may be granted now (#15 item 2: the glue calls this after each renewal
+   * and passes it to `ReplicationControl.grantLease`): this leadership's epoch and lease deadline;
+   * null while not leading or while a switchover paused the grants (then the owner acknowledges
+   * nothing once its last grant runs out). The latest grant is remembered so a switchover knows
+   * when the owner can no longer acknowledge.
+   */
+  ownerGrant(now = process.hrtime.bigint()): { epoch: number; untilNs: bigint } | null {
+    if (this.grantsPaused || !this.isLeader(now)) return null;
+    const untilNs = this.deadline!;
+    if (this.lastOwnerGrant === null || untilNs > this.lastOwnerGrant) this.lastOwnerGrant = untilNs;
+    return { epoch: this.claimed!.epoch, untilNs };
+  }
+
+  /** Stops (true) or resumes (false) handing out owner grants (switchover.ts). */
+  pauseGrants(paused: boolean): void {
+    this.grantsPaused = paused;
+  }
+
+  /** The latest owner grant handed out (hrtime ns), null if none. */
+  lastOwnerGrantUntil(): bigint | null {
+    return this.lastOwnerGrant;
+  }
+
+  /** A check run before campaigning for a free leader key: a reason not to campaign, or null (switchover.ts). */
+  setCampaignGate(gate: ((limitMs: number) => Promise<string | null>) | null): void {
+    this.campaignGate = gate;
+  }
+
+  /** The etcd client and this member's lease id, for a switchover's txn on the lease. */
+  get etcd(): Etcd3 {
+    return this.client;
+  }
+
+  currentLeaseId(): string | null {
+    return this.leaseId;
+  }
+
+  /** Stops claiming at once (the switchover deleted the leader key) and runs a pass. */
+  resign(reason: string): void {
+    this.stepDown(reason);
+    this.wake();
   }
 
   /**
@@ -309,6 +361,7 @@ export class ClusterMember {
     if (this.deadline === null || next > this.deadline) this.deadline = next;
     this.lastRenewal = t0;
     this.armDeadline();
+    this.o.onRenewed?.(this.deadline);
   }
 
   /** A timer at the deadline: if nothing renewed the lease by then, step down and start over. */
@@ -407,6 +460,7 @@ export class ClusterMember {
     } finally {
       this.lastPass = process.hrtime.bigint();
       this.checkPartition();
+      this.o.onPass?.();
     }
   }
 
@@ -442,10 +496,15 @@ export class ClusterMember {
     return this.deadline !== null && now < this.deadline;
   }
 
-  private async readLeader(limit: number): Promise<void> {
-    const res = await within(this.client.get(this.leaderKey).exec(), limit, 'reading the leader key');
+  /** Reads the leader key from etcd now (not the last pass's copy), within `limitMs`. */
+  async fetchLeader(limitMs = Math.max(200, Math.floor(this.o.ttlMs / 3))): Promise<LeaderInfo | null> {
+    const res = await within(this.client.get(this.leaderKey).exec(), limitMs, 'reading the leader key');
     const kv = res.kvs[0];
-    this.leader = kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null;
+    return kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null;
+  }
+
+  private async readLeader(limit: number): Promise<void> {
+    this.leader = await this.fetchLeader(limit);
     if (this.claimed) {
       const mine = this.leader !== null && this.leader.epoch === this.claimed.epoch && this.leader.lease === this.leaseId;
       if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : 'the leader key was deleted');
@@ -468,6 +527,11 @@ export class ClusterMember {
   /** Takes the leader key if it is free, our deadline valid, and the source says we may. */
   private async campaign(limit: number): Promise<void> {
     if (this.leader !== null || this.claimed !== null || this.leaseId === null) return;
+    const held = this.campaignGate ? await this.campaignGate(limit) : null;
+    if (held !== null) {
+      this.lastEligibility = { eligible: false, reason: held };
+      return;
+    }
     this.lastEligibility = this.o.source.eligible(this.peers, this.o.limits);
     if (!this.lastEligibility.eligible) return;
     // Campaign only with most of a lease ahead: a win must leave time to act before the deadline.

@@ -11,6 +11,15 @@ import type { HttpRoute, HttpResponse } from '../../core/contracts/HttpRoute.js'
 import type { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { raError } from '../../core/errors.js';
 import type { ClusterMember } from './member.js';
+import type { RolesDoc } from './roles.js';
+
+/** The role driver as the routes see it (absent: no member store here, the cluster is a leader lock). */
+export interface RolesView {
+  writable(): boolean;
+  doc(): RolesDoc;
+}
+import type { SwitchoverRecord } from './switchover.js';
+import { switchoverRoute, type SwitchoverView } from './switchoverRoute.js';
 
 /** One row of `GET /cluster`. */
 export interface ClusterRow {
@@ -43,11 +52,15 @@ export interface ClusterDoc {
     partitioned: boolean;
     /** The last changes of leadership, with their monotonic stamps (ns strings). */
     leadership: Array<{ leader: boolean; epoch: number | null; at: string; deadline: string | null; reason: string }>;
+    /** This member's store as the cluster drives it: the last promote / follow, its error, the last lease grant. */
+    roles?: RolesDoc;
   };
   members: ClusterRow[];
+  /** The last switchover run on this member, with its steps (absent: none since the agent started). */
+  switchover?: SwitchoverRecord;
 }
 
-export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource): ClusterDoc {
+export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView, switchover?: SwitchoverView): ClusterDoc {
   const s = source.state();
   const leading = m.isLeader();
   const leader = m.knownLeader();
@@ -77,8 +90,10 @@ export function clusterDoc(cluster: string, m: ClusterMember, source: ClusterMem
       reason: e.reason,
       partitioned: m.partitionedFromEtcd(),
       leadership: m.leadershipHistory().map((x) => ({ leader: x.leader, epoch: x.epoch, at: x.at.toString(), deadline: x.deadline?.toString() ?? null, reason: x.reason })),
+      ...(roles ? { roles: roles.doc() } : {}),
     },
     members: rows,
+    ...(switchover?.last() ? { switchover: switchover.last()! } : {}),
   };
 }
 
@@ -89,8 +104,12 @@ function round3(x: number): number {
 const ok = (body: unknown): HttpResponse => ({ status: 200, body });
 const unavailable = (body: unknown): HttpResponse => ({ status: 503, body });
 
-/** The routes, for one member. */
-export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource): HttpRoute[] {
+/**
+ * The routes, for one member. With `roles`, `/primary` is 200 only once the store serves the
+ * epoch this member leads (promoted here), not merely while it holds the leader key.
+ */
+export function clusterRoutes(cluster: string, m: ClusterMember, source: ClusterMemberSource, roles?: RolesView, switchover?: SwitchoverView): HttpRoute[] {
+  const primary = (): boolean => m.isLeader() && (roles === undefined || roles.writable());
   const brief = (): Record<string, unknown> => {
     const s = source.state();
     return { cluster, member: m.member, role: m.isLeader() ? 'leader' : 'replica', epoch: m.epoch(), leaseRemainingSeconds: round3(m.leaseRemainingSeconds()), durableLsn: s.durableLsn, appliedLsn: s.appliedLsn, health: s.health };
@@ -98,7 +117,7 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
   return [
     {
       method: 'GET', path: '/primary', access: 'open',
-      handler: () => (m.isLeader() ? ok(brief()) : unavailable(brief())),
+      handler: () => (primary() ? ok(brief()) : unavailable(brief())),
     },
     {
       method: 'GET', path: '/replica', access: 'open',
@@ -111,7 +130,7 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
         if (lagParam === undefined) return ok(body);
         const bound = Number(lagParam);
         if (!Number.isSafeInteger(bound)) throw raError('RA_ERR_USAGE', 'lag must be a number of bytes');
-        const doc = clusterDoc(cluster, m, source);
+        const doc = clusterDoc(cluster, m, source, roles);
         const lag = doc.members.find((r) => r.member === m.member)?.lagBytes ?? null;
         const withLag = { ...body, lagBytes: lag };
         return lag !== null && lag <= bound ? ok(withLag) : unavailable(withLag);
@@ -131,7 +150,8 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
     },
     {
       method: 'GET', path: '/cluster', access: 'open',
-      handler: () => ok(clusterDoc(cluster, m, source)),
+      handler: () => ok(clusterDoc(cluster, m, source, roles, switchover)),
     },
+    ...(switchover ? [switchoverRoute(switchover)] : []),
   ];
 }

@@ -188,6 +188,10 @@ export function makePageStoreEngine(
         const { receiveBaseCopy } = await import('./baseCopy.js');
         return receiveBaseCopy(ch, dir, { ...options, log: options.log ?? defaults.log });
       },
+      async adoptLog(dir, options) {
+        const { adoptLog } = await import('./replicaLog.js');
+        return adoptLog(dir, options);
+      },
     },
   };
 }

@@ -29,9 +29,10 @@ import { writeAll } from '../../core/writeAll.js';
 import { die, faultFires } from './faults.js';
 import { readU32 } from './format.js';
 import type { StoreGeometry } from './storeFiles.js';
+import { readControl } from './control.js';
 import { kRecLength, validRecordAt } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
-import { isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
+import { UNSTAMPED_EPOCH, isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
 import { foldRecords, rollingAt } from './walRolling.js';
 
 export const EPOCH_FILE = 'epoch';
@@ -323,4 +324,37 @@ export async function writeEpoch(dir: string, epoch: number): Promise<void> {
   }
   await rename(tmp, file);
   await fsyncDir(dir);
+}
+
+/**
+ * A store laid out from the primary's own files (a snapshot and the WAL archive, segments as the
+ * primary wrote them) takes its log's epoch as the replica's: the epoch of the last segment's
+ * header (the newest history entry; unstamped: 1). `epochs.json` is brought up to the headers
+ * first, so the history a promotion of this replica would read is the primary's.
+ *
+ * `lastRetired`: the log's last segment is one the primary retired (archived), so the primary
+ * went on in the next segment. That one is started here holding only its header (the epoch of
+ * the last segment, R at the end of its records), as the primary's writer started it: the
+ * replica's log then ends at the next segment's first record position, where the primary's next
+ * record is, and the primary checks its `hello` there from its own copy of that segment's header
+ * even once it has retired the archived one (walRolling.ts). Were the primary's log forked at
+ * exactly that boundary, its header would carry the newer epoch and this one would not.
+ */
+export async function adoptLog(dir: string, options: { lastRetired?: boolean } = {}): Promise<{ epoch: number }> {
+  const walDir = path.join(dir, 'wal');
+  if (options.lastRetired) {
+    const control = await readControl(dir);
+    const { storeId, segmentSize } = control;
+    const last = (await listSegments(walDir)).pop();
+    if (last === undefined) throw raError('RA_ERR_STORE_INVALID', `${walDir} holds no WAL segment`);
+    const next = last + segmentSize;
+    // At a segment boundary, R is folded over every record of the segment before it.
+    const { rolling } = await rollingAt(walDir, storeId, segmentSize, next);
+    const epoch = (await segmentEpoch(walDir, last)) ?? 0;
+    await (await createSegment(walDir, control, next, { epoch, rolling })).close();
+  }
+  const history = await syncEpochFile(walDir);
+  const epoch = Math.max(history[history.length - 1]?.epoch ?? 0, UNSTAMPED_EPOCH);
+  await writeEpoch(dir, epoch);
+  return { epoch };
 }

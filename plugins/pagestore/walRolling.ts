@@ -50,10 +50,19 @@ export async function rollingAt(walDir: string, storeId: Uint8Array, segmentSize
     limit = Infinity;
   }
   const file = segmentPath(walDir, seg);
-  const fh = await open(file, 'r').catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} holding LSN ${lsn} is missing`, { details: { lsn } });
-    throw err;
+  const fh = await open(file, 'r').catch(async (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err;
+    // The previous segment is retired (archived), but the one `lsn` starts holds R at its start in
+    // its header: the same R. So a replica whose log ends where an archived segment did (one made
+    // from a snapshot and the archive) is checked by a primary that kept only the next segment.
+    const next = limit === Infinity ? await headerPosition(walDir, storeId, seg + segmentSize, segmentSize) : null;
+    if (next) return null;
+    throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} holding LSN ${lsn} is missing`, { details: { lsn } });
   });
+  if (fh === null) {
+    const next = (await headerPosition(walDir, storeId, seg + segmentSize, segmentSize))!;
+    return { ...next, lsn };
+  }
   let buf: Buffer;
   try {
     const size = (await fh.stat()).size;
@@ -82,4 +91,23 @@ export async function rollingAt(walDir: string, storeId: Uint8Array, segmentSize
     r = foldOne(r, buf, at + readU32(buf, at) - 8);
   }
   return { epoch: start.epoch, rolling: r, lsn };
+}
+
+/** The epoch and R a segment's header holds, or null when the segment is missing or its header is not sound. */
+async function headerPosition(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<SegmentPosition | null> {
+  let fh;
+  try {
+    fh = await open(segmentPath(walDir, start), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
+    const { bytesRead } = await fh.read(h, 0, SEGMENT_HEADER_SIZE, 0);
+    if (bytesRead < SEGMENT_HEADER_SIZE || checkSegmentHeader(h, storeId, start, segmentSize)) return null;
+    return segmentPosition(h);
+  } finally {
+    await fh.close();
+  }
 }

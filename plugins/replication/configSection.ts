@@ -93,6 +93,16 @@ export const replicationSection = defineConfigSection({
   scope: 'store',
   schema: ReplicationSchema.optional(),
   resolvePaths: (r, resolve) => (r === undefined || r.secretFile === undefined ? r : { ...r, secretFile: resolve(r.secretFile) }),
+  // An agent is one member of its cluster: the leader key names a member, not a store, so two
+  // member stores in one agent could not be promoted or followed apart.
+  checkConfig(config, issue) {
+    const stores = Array.isArray(config.stores) ? (config.stores as unknown[]) : [];
+    const members = stores.flatMap((s, i) => ((s as { replication?: { role?: unknown } } | null)?.replication?.role === 'member' ? [i] : []));
+    const id = (i: number) => JSON.stringify((stores[i] as { id?: unknown }).id);
+    for (const i of members.slice(1)) {
+      issue(['stores', i, 'replication', 'role'], `an agent holds one member store (it is one member of its cluster), and ${id(members[0]!)} is one already: give this store role primary or replica, or run one agent per member store`);
+    }
+  },
 });
 
 declare module '../../core/config/section.js' {

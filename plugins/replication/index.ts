@@ -29,9 +29,13 @@ import { describeError, raError } from '../../core/errors.js';
 import { definePlugin, many, optional } from '../../core/plugin.js';
 import { ProcessGate, isProcessGate } from '../../core/contracts/ProcessGate.js';
 import { ReplicationControl, isReplicationControl } from '../../core/contracts/ReplicationControl.js';
+import { ClusterMemberSource, isClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
+import { memberSource } from './clusterSource.js';
 import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import { replicationSection, type PrimaryConfig, type ReplicaConfig } from './configSection.js';
 import { MemberStore } from './memberStore.js';
+import { replicaRepairAction } from './replicaHealing.js';
+import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import { replicationPluginErrors } from './errors.js';
 import { primarySettings, writePrimarySettings } from './primarySettings.js';
 import { replicaPageSource } from './pageSource.js';
@@ -62,7 +66,7 @@ export default definePlugin({
   config: [replicationSection],
   errorCodes: replicationPluginErrors,
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl],
+  provides: [Detector, StatusSection, HttpRoute, PageSource, ProcessGate, ReplicationControl, HealingAction, ClusterMemberSource],
   async register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
     void bus;
@@ -224,6 +228,8 @@ export default definePlugin({
       },
       isProcessGate,
     );
+    // A replica's corrupt page comes back from its primary (replicaHealing.ts).
+    ctx.provide(HealingAction, replicaRepairAction((storeId) => sessions.get(storeId) ?? members.get(storeId)?.replicaPages()), isHealingAction);
     const member = (store: string): MemberStore => {
       const m = members.get(store);
       if (!m) throw raError('RA_ERR_REPL_PROMOTE', `store ${JSON.stringify(store)} is not a cluster member here (replication.role: member)`);
@@ -239,6 +245,9 @@ export default definePlugin({
       },
       isReplicationControl,
     );
+    // The election's view of this member (the cluster plugin's optional dependency).
+    const theMember = [...members.values()][0];
+    if (theMember) ctx.provide(ClusterMemberSource, memberSource(theMember), isClusterMemberSource);
     // Corrupt pages of a primary come back from its lowest-lag replica (pageSource.ts).
     const primaryPaths = new Set(usable.filter((s) => s.replication!.role === 'primary').map((s) => path.resolve(s.path)));
     ctx.provide(PageSource, replicaPageSource((store) => primaries.has(store.id) || members.get(store.id)?.role === "primary" || primaryPaths.has(path.resolve(store.path))), isPageSource);

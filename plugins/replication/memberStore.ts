@@ -57,8 +57,15 @@ export class MemberStore {
   private watch: PrimaryWatch | null = null;
   private note: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** The last role change failed (its error is the note) and none succeeded since. */
+  private lastFailed = false;
 
   constructor(private readonly o: MemberStoreOptions) {}
+
+  /** True while the last role change (promote, follow) failed. */
+  failed(): boolean {
+    return this.lastFailed;
+  }
 
   get role(): MemberRole {
     return this.roleNow;
@@ -127,6 +134,11 @@ export class MemberStore {
       syncReplicas: cfg.syncReplicas,
       ...(this.note ? { note: this.note } : {}),
     };
+  }
+
+  /** The replica session while this store is a replica here (page repair from the primary), else undefined. */
+  replicaPages(): ReplicaSession | undefined {
+    return this.roleNow === 'replica' && this.session ? this.session : undefined;
   }
 
   /** Replica sessions' and the primary watch's status, for GET /replication. */
@@ -244,9 +256,15 @@ export class MemberStore {
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
     const run = this.queue.then(fn, fn);
-    this.queue = run.catch((err: unknown) => {
-      this.note = describeError(err);
-    });
+    this.queue = run.then(
+      () => {
+        this.lastFailed = false;
+      },
+      (err: unknown) => {
+        this.lastFailed = true;
+        this.note = describeError(err);
+      },
+    );
     return run;
   }
 }

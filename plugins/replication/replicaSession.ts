@@ -462,6 +462,12 @@ export class ReplicaSession {
    * records up to the applied LSN redone on it). Fails saying why: not streaming, refused by the
    * primary, no answer in time, or a copy that does not verify.
    */
+  /** Reads page `pageId` as applied here; RA_ERR_PAGE_CORRUPT when it does not verify (the healing action's verify). */
+  async checkPage(pageId: number): Promise<void> {
+    if (!this.replica) throw raError('RA_ERR_REPLICA_PAGE', `the replica store is not open (${this.state})`, { details: { pageId } });
+    await this.replica.readPage(pageId, 0);
+  }
+
   async repairPage(pageId: number): Promise<{ source: string; lsn: number; recordsRedone: number }> {
     const replica = this.replica;
     const ch = this.ch;

@@ -27,12 +27,15 @@ export interface Rule {
 }
 
 /** The rules used when the config names none. */
-export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: string[] }> = [
+export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   { on: 'process-crash', do: ['recover-store', 'restart-process'] },
   { on: 'process-hang', do: ['restart-process'] },
   { on: 'recovery-requested', do: ['recover-store'] },
-  { on: 'page-corruption', do: ['repair-page'] },
+  // A replica's page comes from its primary (the replication plugin's action), any other from the
+  // data repairer's sources; each action takes only its own stores.
+  { on: 'page-corruption', do: [{ anyOf: ['repair-page', 'repair-replica-page'] }] },
   { on: 'predicted-exhaustion', do: ['checkpoint-store'] },
+  { on: 'primary-failure', do: ['cluster-failover'] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -310,7 +310,7 @@ async function commitsAfterBase(engine: PageEngine, base: Manifest, after: (t: n
  * waits for, then has only the last few MiB left instead of the whole store (0.7–0.8 s per GiB
  * here when it came last).
  */
-async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[], lap: (k: 'pagesMs' | 'pagesSyncMs') => void): Promise<number> {
+export async function layOutPages(o: Pick<RestoreOptions, 'engine' | 'snapshotDir' | 'pool' | 'onProgress'>, staging: string, chain: Manifest[], lap: (k: 'pagesMs' | 'pagesSyncMs') => void): Promise<number> {
   const { pageSize, pageCount } = chain[0]!;
   const data = await openPrivate(o.engine.files.dataFile(staging), 'w');
   let pages = 0;
@@ -376,7 +376,7 @@ async function layOutPages(o: RestoreOptions, staging: string, chain: Manifest[]
   return pages;
 }
 
-async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
+export async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
   const h = await openPrivate(file, 'w');
   try {
     await writeAll(h, bytes, 0);

@@ -11,11 +11,16 @@
  *
  * --control: serve the store's control socket (a fenced primary needs it for its lease grants).
  * --idle: open the store (its recovery runs), print "ready", write nothing, close on SIGTERM.
+ * --resume: after the open (recovery done), print every page's value as "start <page> <value>",
+ * then number transactions from the highest value + 1, so values still only grow when a new
+ * primary's writer takes over a store; the "start" lines are the store as the new primary
+ * opened it, before its writer changed anything (what a failover test checks acks against).
  *
  * --mixed: also aborts every fifth transaction after its write, and writes a second random-length
  * run of bytes (derived from seq) at a later offset, so the log holds aborts, compensation
  * records and changes of several sizes.
  */
+import { PAGE_HEADER_SIZE } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 
 const arg = (name: string): string | undefined => {
@@ -31,9 +36,18 @@ const idle = process.argv.includes('--idle');
 const store = await PageStore.open(dir, { controlSocket: process.argv.includes('--control') });
 const slots = store.pageCount - 1;
 if (concurrency >= slots) throw new Error('more writers than pages: a page value would not only grow');
+let next = 1;
+if (process.argv.includes('--resume')) {
+  const lines: string[] = [];
+  for (let page = 1; page <= slots; page++) {
+    const v = Number((await store.readPage(page)).image.readBigUInt64LE(PAGE_HEADER_SIZE));
+    lines.push(`start ${page} ${v}\n`);
+    next = Math.max(next, v + 1);
+  }
+  process.stdout.write(lines.join(''));
+}
 process.stdout.write(`ready ${process.pid}\n`);
 
-let next = 1;
 let stopping = false;
 let wake = (): void => undefined;
 process.on('SIGTERM', () => {

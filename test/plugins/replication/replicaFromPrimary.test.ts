@@ -13,6 +13,9 @@ import { after, before, describe, it } from 'node:test';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
+import { REPAIR_REPLICA_PAGE, replicaRepairAction } from '../../../plugins/replication/replicaHealing.js';
+import { pageCorruptionFailure } from '../../../core/contracts/pageCorruption.js';
+import type { Failure } from '../../../core/contracts/Failure.js';
 import { pagestore } from '../../helpers/engine.js';
 import { copyStoreDir, tmpStoreDir } from '../../helpers/store.js';
 import { until } from './agentHarness.js';
@@ -97,6 +100,23 @@ describe('replica pages repaired from the primary', () => {
     await writer?.catch(() => undefined);
     await session?.stop();
     await store?.close();
+  });
+
+  it('the healing action repair-replica-page takes a page-corruption of a replica store, repairs from the primary and verifies by reading back', async () => {
+    const action = replicaRepairAction((id) => (id === 'r' ? session : undefined));
+    assert.equal(action.id, REPAIR_REPLICA_PAGE);
+    const pages = [2, HOT + 4];
+    const failure = { ...pageCorruptionFailure({ storeId: 'r', path: replicaDir, pages: pages.map((pageId) => ({ pageId, reason: 'checksum' })), foundBy: 'scrub' }), id: 'f-1', source: 'test', at: Date.now() } as unknown as Failure;
+    const other = { ...failure, evidence: { ...failure.evidence, storeId: 'elsewhere' } } as Failure;
+    assert.equal(await action.canHandle(failure), true);
+    assert.equal(await action.canHandle(other), false, 'a store that is not a replica here is the data repairer\'s');
+    for (const p of pages) flipBytes(replicaDir, p, 100);
+    const ctx = { signal: new AbortController().signal, log, options: {} };
+    assert.equal(await action.verify(failure, ctx), false, 'verify sees the damage itself');
+    const out = await action.apply(failure, ctx);
+    assert.match(String(out?.summary), /2 page\(s\) of replica store r repaired from primary:127\.0\.0\.1:/);
+    assert.equal(await action.verify(failure, ctx), true);
+    for (const p of pages) assert.equal(verifyPage(diskPage(replicaDir, p), p), null);
   });
 
   it('repairs flipped bytes in page 0 and in data pages of the replica from the primary, while the writer runs; page-equal after catch-up', async () => {

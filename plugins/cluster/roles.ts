@@ -1,0 +1,180 @@
+/**
+ * The cluster drives replication (#15 item 3; DESIGN.md "Roles"): what the leader key says, this
+ * member's store becomes, through the `ReplicationControl` contract the replication plugin
+ * provides.
+ *
+ * - This member leads (its own clock says so) → `promote(store, epoch)`, once per epoch, under a
+ *   time limit; then, after every keepalive that moved the lease deadline, `grantLease(store,
+ *   epoch, deadline)`: the owner acknowledges commits only until the deadline this member holds,
+ *   so an owner whose agent died or was cut off from etcd stops acknowledging by itself.
+ * - Another member leads → `follow(store, its replicationAddress, epoch)`, once per leader and
+ *   epoch.
+ * - A step that failed is retried after `retryMs` while it is still the right step; every step,
+ *   its outcome and error are in `GET /cluster` (`self.roles`), so what blocks a failover shows.
+ *
+ * Nothing here waits without a limit: the steps carry `timeoutMs`, and the loop that calls
+ * `reconcile` never awaits them (one step runs at a time; the next pass looks again).
+ */
+import type { Logger } from 'pino';
+import type { ReplicationControl } from '../../core/contracts/ReplicationControl.js';
+import { describeError } from '../../core/errors.js';
+import type { LeaderInfo } from './member.js';
+
+/** What the driver reads of the member (ClusterMember; tests pass a stand-in). */
+export interface LeadershipView {
+  readonly member: string;
+  isLeader(): boolean;
+  epoch(): number | null;
+  knownLeader(): LeaderInfo | null;
+  leaseDeadline(): bigint | null;
+  /**
+   * The grant to hand the owner now (the member's deadline), or null while a switchover pauses
+   * grants (switchover.ts) or it does not lead; it remembers what it handed out, so a switchover
+   * waits for the last grant to run out. Absent (stand-ins): the deadline as renewed.
+   */
+  ownerGrant?(): { epoch: number; untilNs: bigint } | null;
+}
+
+/** One role change, as `GET /cluster` shows it. */
+export interface RoleStep {
+  readonly action: 'promote' | 'follow';
+  readonly epoch: number;
+  /** follow: the leader's replication address. */
+  readonly target: string | null;
+  state: 'running' | 'done' | 'failed';
+  readonly startedAt: number;
+  finishedAt: number | null;
+  error: string | null;
+  /** Tries of this step (same action, epoch and target) so far. */
+  readonly attempt: number;
+}
+
+export interface RoleDriverOptions {
+  control: ReplicationControl;
+  store: string;
+  view: LeadershipView;
+  /** Each promote / follow's time limit. */
+  timeoutMs: number;
+  /** How long after a failed step the same step is tried again. */
+  retryMs: number;
+  log: Logger;
+}
+
+/** The roles section of `GET /cluster`. */
+export interface RolesDoc {
+  store: string;
+  /** The store is the primary of the epoch this member leads (its owner serves it): /primary may answer 200. */
+  writable: boolean;
+  step: RoleStep | null;
+  lastGrant: { at: number; epoch: number; untilNs: string; error: string | null } | null;
+}
+
+export class RoleDriver {
+  private step: RoleStep | null = null;
+  private busy = false;
+  /** The epoch this store was promoted to here (the promote resolved); null: not the primary. */
+  private primaryOf: number | null = null;
+  private granting = false;
+  private pendingGrant: bigint | null = null;
+  private lastGrant: RolesDoc['lastGrant'] = null;
+  private stopped = false;
+
+  constructor(private readonly o: RoleDriverOptions) {}
+
+  /** True while this member leads and its store is the primary of that epoch here. */
+  writable(): boolean {
+    return this.o.view.isLeader() && this.primaryOf !== null && this.primaryOf === this.o.view.epoch();
+  }
+
+  doc(): RolesDoc {
+    return { store: this.o.store, writable: this.writable(), step: this.step ? { ...this.step } : null, lastGrant: this.lastGrant };
+  }
+
+  stop(): void {
+    this.stopped = true;
+  }
+
+  /** After each loop pass: starts the step the leader key calls for, if it is not done or running. */
+  reconcile(): void {
+    if (this.busy || this.stopped) return;
+    const v = this.o.view;
+    if (v.isLeader()) {
+      const epoch = v.epoch();
+      if (epoch === null || this.primaryOf === epoch) return;
+      this.begin('promote', epoch, null);
+      return;
+    }
+    const leader = v.knownLeader();
+    // No leader, or the key still names us after our deadline passed (it dies with the lease).
+    if (leader === null || leader.member === v.member) return;
+    if (leader.replicationAddress === null) return;
+    this.begin('follow', leader.epoch, leader.replicationAddress);
+  }
+
+  /** After each renewal: the owner may acknowledge until the new deadline, if this member still leads that epoch. */
+  renewed(deadline: bigint): void {
+    if (!this.writable()) return;
+    const g = this.o.view.ownerGrant ? this.o.view.ownerGrant() : { untilNs: deadline };
+    if (g === null) return;
+    this.pendingGrant = g.untilNs;
+    if (!this.granting) void this.grant();
+  }
+
+  private async grant(): Promise<void> {
+    this.granting = true;
+    try {
+      while (this.pendingGrant !== null && this.writable()) {
+        const until = this.pendingGrant;
+        this.pendingGrant = null;
+        const epoch = this.primaryOf!;
+        try {
+          await this.o.control.grantLease(this.o.store, epoch, until);
+          this.lastGrant = { at: Date.now(), epoch, untilNs: until.toString(), error: null };
+        } catch (err) {
+          // The owner then stops acknowledging at the last deadline it got: safe, and visible.
+          this.lastGrant = { at: Date.now(), epoch, untilNs: until.toString(), error: describeError(err) };
+          this.o.log.warn({ store: this.o.store, epoch, err: describeError(err) }, 'cluster: could not grant the store\'s owner its lease');
+        }
+      }
+    } finally {
+      this.granting = false;
+    }
+  }
+
+  private begin(action: RoleStep['action'], epoch: number, target: string | null): void {
+    const prev = this.step;
+    const same = prev !== null && prev.action === action && prev.epoch === epoch && prev.target === target;
+    if (same && prev.state === 'done') return;
+    if (same && prev.state === 'failed' && Date.now() - (prev.finishedAt ?? 0) < this.o.retryMs) return;
+    const step: RoleStep = { action, epoch, target, state: 'running', startedAt: Date.now(), finishedAt: null, error: null, attempt: same ? prev.attempt + 1 : 1 };
+    this.step = step;
+    this.busy = true;
+    if (action === 'promote') this.primaryOf = null;
+    this.o.log.info({ store: this.o.store, action, epoch, target, attempt: step.attempt }, `cluster: ${action === 'promote' ? 'promoting this member\'s store' : `following ${target}`}`);
+    const run = action === 'promote'
+      ? this.o.control.promote(this.o.store, epoch, { timeoutMs: this.o.timeoutMs })
+      : (this.primaryOf = null, this.o.control.follow(this.o.store, target!, epoch, { timeoutMs: this.o.timeoutMs }));
+    void run.then(
+      () => {
+        step.state = 'done';
+        step.finishedAt = Date.now();
+        this.busy = false;
+        if (action === 'promote') {
+          this.primaryOf = epoch;
+          // The owner serves the epoch: grant it the deadline now rather than at the next keepalive.
+          const d = this.o.view.leaseDeadline();
+          if (d !== null) this.renewed(d);
+        }
+        this.o.log.info({ store: this.o.store, action, epoch, target, ms: step.finishedAt - step.startedAt }, `cluster: ${action} done`);
+        this.reconcile();
+      },
+      (err: unknown) => {
+        step.state = 'failed';
+        step.finishedAt = Date.now();
+        step.error = describeError(err);
+        this.busy = false;
+        this.o.log.error({ store: this.o.store, action, epoch, target, err: step.error }, `cluster: ${action} failed (tried again in ${this.o.retryMs} ms while still called for)`);
+      },
+    );
+  }
+}

@@ -11,7 +11,9 @@
  * (a replica's apply after its first segment's pages were written), replica-restartpoint (a
  * replica's applied pages synced, its control file not yet switched to the checkpoint),
  * base-copy (a base copy's chunk of pages written to the replica's `<dir>.init`, baseCopy.ts),
- * base-copy-before-rename (a base copy complete and synced, not yet renamed into place).
+ * base-copy-before-rename (a base copy complete and synced, not yet renamed into place),
+ * open-before-checkpoint (PageStore.open: recovery's redo and undo done, the store ready, its
+ * end-of-recovery checkpoint not yet started).
  */
 const spec = /^([a-z-]+)(?::(\d+))?$/.exec(process.env.RA_FAULT ?? '');
 const target = spec?.[1];

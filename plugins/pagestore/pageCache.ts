@@ -95,6 +95,16 @@ export class PageCache {
     return frame;
   }
 
+  /**
+   * Takes over a page recovery changed and did not write (undo's pages when the open defers the
+   * end-of-recovery checkpoint): dirty since `recLsn`, so the next checkpoint writes it, and
+   * never read from disk meanwhile (the data file holds the version before undo).
+   */
+  adoptDirty(pageId: number, image: Buffer, recLsn: number): void {
+    if (this.frames.has(pageId) || this.loading.has(pageId)) throw new Error(`internal: page ${pageId} is already cached; recovery's copy cannot be adopted`);
+    this.frames.set(pageId, { pageId, page: image, dirty: true, recLsn, pins: 0 });
+  }
+
   /** The newest page LSN this cache has seen for `pageId`: its frame's, or the one it had when evicted (0 when never seen). */
   knownLsn(pageId: number): number {
     const f = this.frames.get(pageId);

@@ -22,6 +22,7 @@ import { recoverLocked, type RecoveryStats } from './recovery.js';
 import { acquireStoreLock, type StoreLock } from './storeLock.js';
 import { createStore, storeExists, superblockProblem, tightenStore, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { settleSwap } from './storeSwap.js';
+import { faultPoint } from './faults.js';
 import { newestLoggedLsns } from './pageLogLsn.js';
 import { readReplicationConfig } from './replicationConfig.js';
 import { ReplicationSender } from './replicationSender.js';
@@ -69,6 +70,12 @@ export class PageStore {
    * (`newestLogged`); the changes made after it go through the cache, whose `knownLsn` keeps them.
    */
   private loggedLsns: Promise<Map<number, number>> | null = null;
+  /**
+   * The next checkpoint retires no WAL segment: a primary's end-of-recovery checkpoint, deferred
+   * to the open store, keeps what recovery's own kept (recovery.ts `epoch`): replicas that
+   * followed it before the crash have not reconnected yet, so its sender cannot say what they need.
+   */
+  private retainAllOnce = false;
   /** Counters for metrics and benchmarks. */
   readonly counters = { commits: 0, aborts: 0, checkpoints: 0 };
 
@@ -117,8 +124,16 @@ export class PageStore {
       // Read before recovery: a bad file fails the open before anything is written.
       const replication = await readReplicationConfig(dir);
       // A primary at a newer epoch than its log (a promoted replica) forks the log at its end.
-      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log, ...(replication?.role === 'primary' ? { epoch: replication.epoch } : {}) });
+      // The end-of-recovery checkpoint is not waited for: the store opens once redo and undo are
+      // done, undo's pages dirty in its cache, and checkpoints in the background below (a crash
+      // before that completes recovers again from the old redo point; recovery.ts).
+      const r = await recoverLocked(dir, { pool: options.pool, archiver: options.archiver, log: options.log, deferCheckpoint: true, ...(replication?.role === 'primary' ? { epoch: replication.epoch } : {}) });
       const store = new PageStore(dir, r.geometry, r.wal, r.data, lock, r.stats, r.nextTxId, options, r.archive);
+      if (r.deferred) {
+        store.redoLsn = r.deferred.redoLsn;
+        store.retainAllOnce = replication?.role === 'primary';
+        for (const [pageId, p] of r.deferred.pages) store.cache.adoptDirty(pageId, p.image, p.recLsn);
+      }
       // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
       store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));
       if (replication?.role === 'primary') {
@@ -133,6 +148,10 @@ export class PageStore {
         }
       }
       if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);
+      if (r.deferred) {
+        faultPoint('open-before-checkpoint');
+        store.backgroundCheckpoint();
+      }
       return store;
     } catch (err) {
       await lock.release();
@@ -530,7 +549,8 @@ export class PageStore {
       this.cache.trim();
       const att: AttEntry[] = [...this.active.values()].filter((t) => t.firstLsn > 0).map((t) => [t.id, t.firstLsn, t.lastLsn]);
       const dpt: Array<[number, number]> = [...this.cache.all()].filter((f) => f.dirty).map((f) => [f.pageId, f.recLsn]);
-      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.archive, this.sender?.retainFrom());
+      const out = await completeCheckpoint(this.dir, this.wal, this.geometry, { redoLsn, nextTxId: this.nextTxId, att, dpt }, this.archive, this.retainAllOnce ? 0 : this.sender?.retainFrom());
+      this.retainAllOnce = false;
       if (out.archiveError) this.options.log?.warn({ err: out.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
       this.counters.checkpoints++;
       return { lsn: out.lsn, redoLsn, pagesWritten: images.length, segmentsRecycled: out.recycled, durationMs: performance.now() - t0 };

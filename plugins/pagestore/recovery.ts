@@ -10,7 +10,11 @@
  *             as a compensation record (CLR) whose undo-next pointer skips what is already
  *             undone, so a crash during undo never undoes anything twice;
  *
- * then a checkpoint. Analysis and redo run together by default: one forward read of the log,
+ * then a checkpoint — or, for the owner's open (`deferCheckpoint`), not: the store opens for
+ * transactions with undo's pages dirty in its cache and runs that checkpoint in the background
+ * like any other. A crash before it completes only means recovery again from the old redo point:
+ * redo's page writes, undo's CLRs and the losers' abort records are all in the log by then.
+ * Analysis and redo run together by default: one forward read of the log,
  * the reading thread analysing and handing redo records to the workers through SPSC rings as it
  * goes (redoStream.ts); `redo: 'two-pass'` reads and analyses the whole log first, then redoes.
  * Idempotent: running it again, or after a crash in the middle of it, ends
@@ -35,6 +39,7 @@ import { RecordType, decodeRecord, kRecLsn, kRecPageId, kRecTxId, kRecType, type
 import { readRecordFromDisk, scanWal } from './walScan.js';
 import { WalWriter } from './walWriter.js';
 import { settleSwap } from './storeSwap.js';
+import type { SegmentPosition } from './walSegments.js';
 
 const redoTask = defineTask<RedoInput, RedoResult>(new URL('./redoTask.js', import.meta.url));
 
@@ -71,6 +76,14 @@ export interface RecoverOptions {
    * 'checkpoint'), on this thread: lets a profiler (bench/redo.ts --profile) split CPU time by pass.
    */
   onPass?: (pass: 'redo' | 'undo' | 'checkpoint') => void;
+  /**
+   * Return once redo and undo are done, without the end-of-recovery checkpoint: the caller (the
+   * owner's open, PageStore.open) takes undo's pages (`RecoveredStore.deferred`) into its cache
+   * as dirty pages and checkpoints in the background. Redo's page writes are left unsynced for
+   * that checkpoint's fdatasync. `recover()` (the CLI, restore, rollback) never defers: it
+   * returns with everything durable under a new checkpoint.
+   */
+  deferCheckpoint?: boolean;
 }
 
 export interface RecoveryStats extends RecoveryReport {
@@ -92,7 +105,17 @@ export interface RecoveryStats extends RecoveryReport {
    * log has been read and analysed (redo running meanwhile), `redoMs` is the redo left after that.
    */
   readonly passes: { analysisMs: number; redoMs: number; undoMs: number; checkpointMs: number };
+  /** The end-of-recovery checkpoint was left to the opened store (`deferCheckpoint`; `checkpointMs` is then 0). */
+  readonly checkpointDeferred: boolean;
   readonly durationMs: number;
+}
+
+/** What a deferred end-of-recovery checkpoint leaves to the store (RecoverOptions.deferCheckpoint). */
+export interface DeferredCheckpoint {
+  /** The redo LSN of the checkpoint still in force (the control file's). */
+  readonly redoLsn: number;
+  /** Pages undo changed, not yet written: image (unsealed, page LSN set) and the LSN of its first CLR. */
+  readonly pages: ReadonlyMap<number, { image: Buffer; recLsn: number }>;
 }
 
 /** What a store opened for writing takes over from recovery. */
@@ -104,6 +127,8 @@ export interface RecoveredStore {
   nextTxId: number;
   /** How this store's checkpoints retire WAL (the archiver given, and whether the store remembers an archive). */
   archive: ArchivePolicy;
+  /** Set when the end-of-recovery checkpoint was deferred to the caller. */
+  deferred?: DeferredCheckpoint;
 }
 
 /**
@@ -167,19 +192,24 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     // Redo wrote its pages without syncing; the checkpoint must not be recorded before they are
     // durable. Start that sync now, on libuv's thread, so the writeback of every page redo
     // changed overlaps undo instead of following it (the checkpoint then only syncs undo's pages).
-    const redoSynced = data.datasync();
+    // Deferred, the store's first checkpoint syncs them instead (its writePages fdatasyncs the
+    // whole file): a sync started here and not awaited could fail unseen.
+    const defer = Boolean(options.deferCheckpoint) && !options.redoOnly;
+    const redoSynced = defer ? Promise.resolve() : data.datasync();
     redoSynced.catch(() => undefined); // awaited below; a failure is reported there
-    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0));
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0), ar.endPosition);
     walToClose = wal;
     const undo = await (options.redoOnly
-      ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>() })
+      ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>(), recLsns: new Map<number, number>() })
       : undoLosers({ records: ar.records, wal, data, geometry, losers: ar.losers, covered: ar.covered })
     ).finally(() => ar.releaseRecords());
     const t3 = performance.now();
     options.onPass?.('undo');
 
     // ---- checkpoint: everything is in the data file now; nothing is active.
-    if (!options.redoOnly) {
+    if (defer) {
+      // Left to the store (see DeferredCheckpoint).
+    } else if (!options.redoOnly) {
       // Undo's CLRs are flushed, so its pages may be written while redo's sync is still under
       // way; the checkpoint record's flush overlaps both syncs, and the control file is switched
       // once all three are durable (completeCheckpoint's `pagesDurable`).
@@ -205,11 +235,15 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
       tornTail: ar.tornAt ?? null,
       redoWorkers: ar.redoWorkers,
       redoMode: options.redo ?? 'stream',
-      passes: { analysisMs: round(t1 - t0), redoMs: round(t2 - t1), undoMs: round(t3 - t2), checkpointMs: round(t4 - t3) },
+      passes: { analysisMs: round(t1 - t0), redoMs: round(t2 - t1), undoMs: round(t3 - t2), checkpointMs: defer ? 0 : round(t4 - t3) },
+      checkpointDeferred: defer,
       durationMs: round(t4 - t0),
     };
     options.log?.info({ ...stats }, 'recovery complete');
-    return { stats, wal, data, geometry, nextTxId, archive };
+    const deferred: DeferredCheckpoint | undefined = defer
+      ? { redoLsn: control.redoLsn, pages: new Map([...undo.pages].map(([pageId, image]) => [pageId, { image, recLsn: undo.recLsns.get(pageId)! }])) }
+      : undefined;
+    return { stats, wal, data, geometry, nextTxId, archive, ...(deferred ? { deferred } : {}) };
   } catch (err) {
     await walToClose?.close().catch(() => undefined);
     await data.close().catch(() => undefined);
@@ -235,6 +269,8 @@ interface AnalysisAndRedo {
   releaseRecords: () => void;
   /** performance.now() when the log had been read and analysed. */
   analysisDoneAt: number;
+  /** Epoch and rolling checksum at `endLsn`, when the path has them at hand (WalWriter.open's `known`). */
+  endPosition?: SegmentPosition;
 }
 
 interface RedoPathInput {
@@ -260,6 +296,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     pageCount: geometry.pageCount,
     ...(i.pool ? { pool: i.pool } : {}),
   });
+  const endPosition = out.records.positionAt(out.end.endLsn);
   return {
     losers: out.losers,
     maxTxId: out.maxTxId,
@@ -276,6 +313,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     },
     releaseRecords: () => out.records.close(),
     analysisDoneAt: out.readDoneAt,
+    ...(endPosition ? { endPosition } : {}),
   };
 }
 
@@ -383,9 +421,11 @@ interface UndoInput {
 /** Pages per slab of undo's page images (2 MiB of 8 KiB pages). */
 const kUndoSlabPages = 256;
 
-async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<number, Buffer> }> {
+async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<number, Buffer>; recLsns: Map<number, number> }> {
   const { wal, data, geometry } = u;
   const pages = new Map<number, Buffer>();
+  /** Each page's first CLR: its recLsn, should the store take it over dirty (DeferredCheckpoint). */
+  const recLsns = new Map<number, number>();
   // Pages are carved out of zeroed slabs: a Buffer (and ArrayBuffer) of its own per page cost
   // undo more CPU than its reads (measured: 330 of 800 ms for ~8000 pages, most of it in GC).
   let slab = Buffer.alloc(0);
@@ -423,6 +463,7 @@ async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<nu
       const fullPage = u.covered.has(rec.pageId) ? undefined : page;
       const clr = wal.append({ type: RecordType.Clr, txId: t.txId, prevLsn: t.tail, pageId: rec.pageId, offset: rec.offset, after: rec.before!, undoNextLsn: rec.prevLsn, ...(fullPage ? { fullPage } : {}) });
       setPageLsn(page, clr.lsn);
+      if (!recLsns.has(rec.pageId)) recLsns.set(rec.pageId, clr.lsn);
       u.covered.add(rec.pageId);
       t.tail = clr.lsn;
       undone++;
@@ -445,7 +486,7 @@ async function undoLosers(u: UndoInput): Promise<{ undone: number; pages: Map<nu
     }
   }
   await wal.flush();
-  return { undone, pages };
+  return { undone, pages, recLsns };
 }
 
 function round(ms: number): number {

@@ -57,7 +57,8 @@ import { PageRedo, type RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
 import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
-import { segmentPath, segmentStartOf } from './walSegments.js';
+import { foldRecords } from './walRolling.js';
+import { SEGMENT_HEADER_SIZE, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 /** The worker side's input (redoStreamTask.ts). */
 export type RedoStreamTaskInput = {
@@ -523,6 +524,25 @@ export class SegmentWindow {
     }
     if (validRecordAt(this.recordBuf, 0, n, lsn) === 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged`, { details: { lsn } });
     return { bytes: this.recordBuf, at: 0 };
+  }
+
+  /**
+   * The epoch and rolling checksum R at `endLsn`, the end of the log the scan found (walRolling.ts),
+   * from the segment still in its slot: its records there were validated by the scan, so only
+   * their checksums are folded. Saves the WAL writer's reopen (WalWriter.open) a read and a
+   * validation of the whole last segment. Undefined when the segment is not held, or holds no
+   * record below `endLsn` (then R is the previous segment's: left to `rollingAt`).
+   */
+  positionAt(endLsn: number): SegmentPosition | undefined {
+    if (this.streaming) throw new Error('internal: the segment window is still feeding redo');
+    const start = segmentStartOf(endLsn, this.segmentSize);
+    if (endLsn - start <= SEGMENT_HEADER_SIZE) return undefined;
+    const index = this.segments.indexOf(start);
+    const slot = index < 0 ? -1 : this.held.findIndex((h) => h.index === index);
+    if (slot < 0 || endLsn - start > this.held[slot]!.length) return undefined;
+    const at = slot * this.segmentSize;
+    const header = segmentPosition(this.bytes.subarray(at, at + SEGMENT_HEADER_SIZE));
+    return { epoch: header.epoch, rolling: foldRecords(header.rolling, this.bytes, at + SEGMENT_HEADER_SIZE, at + (endLsn - start)) };
   }
 
   /** Closes the segment file undo's reads keep open. */

@@ -109,14 +109,22 @@ export class WalWriter {
    * checkpoint) are of the new epoch too: below the fork lies only what the old epoch wrote.
    * Epoch 1 (a store outside a cluster) never forks an unstamped log (`isFork`): it adopts it.
    */
-  static async open(walDir: string, storeId: Uint8Array, segmentSize: number, endLsn: number, epoch = 0): Promise<WalWriter> {
+  static async open(
+    walDir: string,
+    storeId: Uint8Array,
+    segmentSize: number,
+    endLsn: number,
+    epoch = 0,
+    /** The epoch and R at `endLsn` when the caller has them (recovery, from the segment it scanned): saves reading the segment again. */
+    known?: SegmentPosition,
+  ): Promise<WalWriter> {
     const segStart = segmentStartOf(endLsn, segmentSize);
     for (const start of await listSegments(walDir)) {
       if (start > segStart) await unlink(segmentPath(walDir, start));
     }
     const file = segmentPath(walDir, segStart);
     // R at the end of the log, from its segment's header and records (recovery checked them).
-    const at = await rollingAt(walDir, storeId, segmentSize, endLsn);
+    const at = known ?? (await rollingAt(walDir, storeId, segmentSize, endLsn));
     let handle: FileHandle;
     if (endLsn - segStart < SEGMENT_HEADER_SIZE) {
       // The log ends at a segment boundary, so this segment holds no record; a crash while it

@@ -49,6 +49,8 @@ export class PageStore {
   private nextTxId: number;
   private redoLsn: number;
   private checkpointing: Promise<CheckpointStats> | null = null;
+  /** The checkpoint asked for while one ran (checkpoint()). */
+  private nextCheckpoint: Promise<CheckpointStats> | null = null;
   private readonly timer: NodeJS.Timeout | null;
   private closed = false;
   private broken: Error | null = null;
@@ -196,14 +198,30 @@ export class PageStore {
   /**
    * A fuzzy checkpoint: transactions go on while it runs. Dirty pages are copied, the WAL is
    * flushed, the copies written and synced, then a checkpoint record (active transactions and
-   * dirty pages) is logged and the control file switched to it. Concurrent calls share one run.
+   * dirty pages) is logged and the control file switched to it. A call made while one runs gets
+   * the next one (the running one may have copied the dirty pages before the caller's changes —
+   * the end-of-recovery checkpoint runs in the background from the open); calls made meanwhile
+   * share that next run.
    */
   checkpoint(): Promise<CheckpointStats> {
     this.checkOpen();
-    this.checkpointing ??= this.runCheckpoint().finally(() => {
-      this.checkpointing = null;
+    if (!this.checkpointing) return this.startCheckpoint();
+    this.nextCheckpoint ??= this.checkpointing
+      .catch(() => undefined)
+      .then(() => {
+        this.nextCheckpoint = null;
+        this.checkOpen();
+        return this.checkpointing ?? this.startCheckpoint();
+      });
+    return this.nextCheckpoint;
+  }
+
+  private startCheckpoint(): Promise<CheckpointStats> {
+    const run = this.runCheckpoint().finally(() => {
+      if (this.checkpointing === run) this.checkpointing = null;
     });
-    return this.checkpointing;
+    this.checkpointing = run;
+    return run;
   }
 
   /** The store's state, as the control socket reports it. */

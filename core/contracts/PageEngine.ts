@@ -364,6 +364,11 @@ export interface ReplicaOpenOptions {
   /** Worker pool for redo (the open's and each apply's); without one, redo runs on this thread. */
   readonly pool?: WorkerPool;
   readonly log?: Logger;
+  /**
+   * The open cut the replica's log at a damaged record (a replica's log is a copy of its
+   * primary's, which streams the rest again): where, why, and where the cut part was kept.
+   */
+  readonly onLogCut?: (cut: { lsn: number; reason: string; movedTo: string }) => void;
 }
 
 /** Where a replica stands. */

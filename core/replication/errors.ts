@@ -9,7 +9,7 @@
 import { defineErrorCodes } from '../errors.js';
 
 export const replicationErrors = defineErrorCodes('core', {
-  RA_ERR_REPL_AUTH: { exit: 3, description: 'A replication peer failed the shared-secret handshake, refused ours, or did not finish it in time.' },
+  RA_ERR_REPL_AUTH: { exit: 3, description: 'A replication peer failed the shared-secret handshake or refused ours (a connection that breaks or stalls mid-handshake is RA_ERR_REPL_PROTOCOL).' },
   RA_ERR_REPL_FRAME: { exit: 4, description: 'A replication frame is malformed: wrong magic, unknown type, bad checksum, or a payload longer than the bound.' },
   RA_ERR_REPL_PROTOCOL: { exit: 1, description: 'A replication peer broke the protocol (an unexpected frame or payload), closed the connection, or reported an error.' },
   RA_ERR_REPL_EPOCH: { exit: 4, description: 'A replication peer is at an older epoch than this end: its stream is not the current primary\'s.' },

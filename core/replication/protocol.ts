@@ -21,7 +21,8 @@
  * another connection nor reflected back at its maker. A side proceeds only when it accepted the
  * peer and the peer accepted it; otherwise it closes with RA_ERR_REPL_AUTH, having read nothing
  * but the handshake (a peer that fails is told so by the verdict byte: "authentication failed").
- * The whole handshake must finish within `timeoutMs` (5 s by default). Both ends then derive the
+ * The whole handshake must finish within `timeoutMs` (5 s by default); one that breaks or times out
+ * fails with RA_ERR_REPL_PROTOCOL, a connection failure to retry, not a refusal. Both ends then derive the
  * connection's two keys from the secret and both nonces (seal.ts `deriveKeys`); every frame after
  * the handshake is sealed. Version 1 (frames in the clear) is refused by name.
  */
@@ -76,8 +77,9 @@ function proof(secret: Buffer, role: ReplicationRole, own: Buffer, peer: Buffer)
  * Runs the handshake on a connected socket. Resolves, with this end's keys for the connection,
  * once both sides accepted each other; the socket is then paused with nothing read past the
  * handshake (wrap it in a ReplicationChannel with those keys).
- * Rejects with RA_ERR_REPL_AUTH (the socket destroyed) when either side refuses, the peer is not
- * a replication peer of the other role, closes, or is too slow.
+ * Rejects with RA_ERR_REPL_AUTH (the socket destroyed) when either side refuses or the peer is
+ * not a replication peer of the other role; with RA_ERR_REPL_PROTOCOL (a connection failure, not
+ * a refusal) when the connection closes or the handshake does not finish in time.
  */
 export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promise<SessionKeys> {
   const secret = secretBytes(opts.secret);
@@ -95,13 +97,29 @@ export async function handshake(sock: net.Socket, opts: HandshakeOptions): Promi
     sock.destroy();
   }, timeoutMs);
   const fail = (message: string): RecoveryAgentError => raError('RA_ERR_REPL_AUTH', `replication handshake with ${peer}: ${message}`, { details: { peer } });
+  // A connection that breaks or stalls mid-handshake says nothing about the secret: it is a
+  // connection failure (the caller retries quietly), not a refusal (a P1 for an operator).
+  const broke = (message: string): RecoveryAgentError => raError('RA_ERR_REPL_PROTOCOL', `replication handshake with ${peer}: ${message}`, { details: { peer, handshake: true } });
+  // Reads exactly n bytes. What is buffered is taken whole (`read()`, not `read(n)`: with fewer
+  // than n bytes buffered and the peer's FIN behind them, `read(n)` returns null and a new
+  // 'readable' listener fires at once, a loop that starves the timers, the deadline's among them);
+  // bytes past n go back (`unshift`): nothing is read past the handshake.
   const read = async (n: number, what: string): Promise<Buffer> => {
+    const got: Buffer[] = [];
+    let have = 0;
     for (;;) {
-      const b = sock.read(n) as Buffer | null;
-      if (b !== null && b.byteLength === n) return b;
-      if (b !== null || sock.destroyed || sock.readableEnded) {
-        if (timedOut) throw fail(`not finished within ${timeoutMs} ms`);
-        throw fail(`the peer closed the connection before sending its ${what}${sockError ? ` (${describeError(sockError)})` : ''}`);
+      const chunk = sock.read() as Buffer | null;
+      if (chunk !== null) {
+        got.push(chunk);
+        have += chunk.byteLength;
+        if (have < n) continue;
+        const all = Buffer.concat(got, have);
+        if (have > n) sock.unshift(all.subarray(n));
+        return all.subarray(0, n);
+      }
+      if (sock.destroyed || sock.readableEnded) {
+        if (timedOut) throw broke(`not finished within ${timeoutMs} ms`);
+        throw broke(`the peer closed the connection before sending its ${what}${sockError ? ` (${describeError(sockError)})` : ''}`);
       }
       await new Promise<void>((resolve) => {
         const done = () => {

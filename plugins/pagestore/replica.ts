@@ -7,11 +7,21 @@
  * the primary may still commit) and no end-of-recovery checkpoint (it would write records of the
  * replica's own into a log that must stay the primary's). Its position is the end of its log,
  * applied and durable alike. Restartpoints (replicaApply.ts) keep that redo short.
+ *
+ * Opening is tolerant where a primary's recovery is strict: a damaged record followed by valid
+ * ones (a bad sector, a flipped byte) stops a primary's recovery, since the records past it may
+ * be commits nobody else has; a replica's log is only a copy of its primary's, which still holds
+ * them. So the replica's log is cut at the damaged record — the damaged segment copied and the
+ * later ones moved to `<dir>.wal-cut-<time>` beside the store, kept for audit, never deleted —
+ * and the stream brings the rest again from there (its pages may be ahead of the cut: the records
+ * that come again are skipped on them by their page LSN, as in any redo).
  */
-import { readFile, type FileHandle } from 'node:fs/promises';
+import { copyFile, mkdir, open, readFile, rename, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import { redoApplyPages } from 'recovery-agent/native';
 import type { Logger } from 'pino';
-import { raError } from '../../core/errors.js';
+import { isRaError, raError } from '../../core/errors.js';
 import type { ReplicaApplied, ReplicaPosition, ReplicaStore } from '../../core/contracts/PageEngine.js';
 import { serialQueue } from '../../core/serial.js';
 import type { WorkerPool } from '../../core/workerPool.js';
@@ -24,13 +34,15 @@ import { acquireStoreLock } from './storeLock.js';
 import { dataFileOf, storeExists, superblockProblem, tightenStore, walDirOf } from './storeFiles.js';
 import { forEachPageRecord } from './walPages.js';
 import { kRecLsn } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
 import { readU64 } from './format.js';
 import { settleSwap } from './storeSwap.js';
 
 export interface OpenReplicaOptions {
   pool?: WorkerPool;
   log?: Logger;
+  /** The log was cut at a damaged record (see the file's comment). */
+  onLogCut?: (cut: { lsn: number; reason: string; movedTo: string }) => void;
   /** Below this many page records in a segment, apply redoes on this thread (default 4096; tests lower it). */
   parallelFrom?: number;
 }
@@ -66,7 +78,7 @@ export class PageStoreReplica implements ReplicaStore {
     let data: FileHandle | undefined;
     try {
       await tightenStore(dir, options.log);
-      const r = await recoverLocked(dir, { ...(options.pool ? { pool: options.pool } : {}), ...(options.log ? { log: options.log } : {}), redoOnly: true });
+      const r = await recoverTolerant(dir, options);
       data = r.data;
       await r.wal.close();
       const wal = await ReplicaLog.open(dir, r.geometry, r.stats.endLsn);
@@ -179,12 +191,24 @@ export class PageStoreReplica implements ReplicaStore {
     });
   }
 
-  /** Redoes onto `page` (at LSN `from`) the log's records for `pageId` with LSNs in (from, upto); returns how many changed it. */
+  /**
+   * Redoes onto `page` (at LSN `from`) the log's records for `pageId` with LSNs in (from, upto);
+   * returns how many changed it.
+   *
+   * Segments below this replica's first one are skipped: a replica made by a base copy has its
+   * log only from the copy's redo point, and a cold page's copy (one not changed since long
+   * before) is older than that. Sound because the copy comes from the primary with every record
+   * for the page below the LSN asked for — this replica's durable LSN, at or past its first
+   * segment — already on it (a page's LSN is that of the last record that changed it): so no
+   * record for the page lies in (from, first segment's start), and a segment wholly below it
+   * holds none to redo. A segment missing above the first one is a hole in the log: refused.
+   */
   private async redoOnto(page: Buffer, pageId: number, from: number, upto: number): Promise<number> {
     const seg = this.control.segmentSize;
     const walDir = walDirOf(this.dir);
+    const first = (await listSegments(walDir))[0] ?? segmentStartOf(from, seg);
     let redone = 0;
-    for (let start = segmentStartOf(from, seg); start < upto; start += seg) {
+    for (let start = Math.max(segmentStartOf(from, seg), first); start < upto; start += seg) {
       const buf = await readFile(segmentPath(walDir, start)).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
         throw raError('RA_ERR_WAL_CORRUPT', `the replica's log no longer has segment ${segmentPath(walDir, start)}, which the copy of page ${pageId} (LSN ${from}) needs`, { details: { pageId, lsn: start } });
@@ -218,6 +242,59 @@ export class PageStoreReplica implements ReplicaStore {
   private checkOpen(): void {
     if (this.closed) throw raError('RA_ERR_STORE_CLOSED', `the replica of ${this.dir} is closed`);
   }
+}
+
+/** Damaged places cut from one log in one open, at most (each cut ends the log earlier). */
+const kMaxCuts = 8;
+
+/** The open's redo (recoverLocked, redo only), the log cut at a damaged record and run again (see the file's comment). */
+async function recoverTolerant(dir: string, options: OpenReplicaOptions): ReturnType<typeof recoverLocked> {
+  for (let cuts = 0; ; cuts++) {
+    try {
+      return await recoverLocked(dir, { ...(options.pool ? { pool: options.pool } : {}), ...(options.log ? { log: options.log } : {}), redoOnly: true });
+    } catch (err) {
+      const lsn = isRaError(err, 'RA_ERR_WAL_CORRUPT') ? err.details.lsn : undefined;
+      if (typeof lsn !== 'number' || cuts >= kMaxCuts) throw err;
+      const aside = await cutLog(dir, (await readControl(dir)).segmentSize, lsn);
+      const reason = err instanceof Error ? err.message : String(err);
+      options.log?.warn({ dir, lsn, movedTo: aside, err: reason }, 'replica log damaged: cut at the damaged record (the rest kept aside); the primary streams it again');
+      options.onLogCut?.({ lsn, reason, movedTo: aside });
+    }
+  }
+}
+
+/**
+ * Cuts the replica's log at `lsn`: the segment holding it is copied aside whole, then truncated
+ * there (or moved aside, when nothing of it precedes `lsn`); every later segment is moved aside.
+ * Returns the directory they went to.
+ */
+async function cutLog(dir: string, segmentSize: number, lsn: number): Promise<string> {
+  const walDir = walDirOf(dir);
+  const aside = `${dir}.wal-cut-${new Date().toISOString().replace(/[:.]/g, '-')}-${lsn}`;
+  await mkdir(aside, { recursive: true, mode: 0o700 });
+  const at = segmentStartOf(lsn, segmentSize);
+  for (const start of await listSegments(walDir)) {
+    if (start < at) continue;
+    const file = segmentPath(walDir, start);
+    const kept = path.join(aside, path.basename(file));
+    if (start === at && lsn - start > SEGMENT_HEADER_SIZE) {
+      await copyFile(file, kept);
+      const k = await open(kept, 'r');
+      await k.sync().finally(() => k.close());
+      const h = await open(file, 'r+');
+      try {
+        await h.truncate(lsn - start);
+        await h.sync();
+      } finally {
+        await h.close();
+      }
+    } else {
+      await rename(file, kept);
+    }
+  }
+  await fsyncDir(aside);
+  await fsyncDir(walDir);
+  return aside;
 }
 
 export const openReplica = (dir: string, options?: OpenReplicaOptions): Promise<PageStoreReplica> => PageStoreReplica.open(dir, options);

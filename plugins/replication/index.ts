@@ -14,7 +14,11 @@
  * failures: `replication-refused` (P1: the primary refused this replica — auth, divergence,
  * epoch, too far behind — nothing is applied until fixed) and `replica-lagging` (P2: lag past
  * `maxLagBytes` or `maxLagMs`; published once per episode, and the episode closes by itself when
- * the lag is back under both bounds, which the status and the log say).
+ * the lag is back under both bounds, which the status and the log say), and `replica-failed` (P1:
+ * a replica store cannot be opened, its log cannot be written, or a damaged page stops its apply;
+ * once per episode — that store's failure, never the plugin's: the other stores replicate on), and
+ * `replica-log-cut` (P2: a damaged record in a replica's log; the log was cut there, the cut part
+ * kept aside, and the primary streams the rest again).
  */
 import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
@@ -46,6 +50,8 @@ import { readSecret } from './secret.js';
 export const PLUGIN_ID = 'replication';
 export const REPLICATION_REFUSED = 'replication-refused';
 export const REPLICA_LAGGING = 'replica-lagging';
+export const REPLICA_FAILED = 'replica-failed';
+export const REPLICA_LOG_CUT = 'replica-log-cut';
 const kLagCheckMs = 1000;
 
 /** One replica's lag, as the API and the metrics show it. */
@@ -75,6 +81,12 @@ export default definePlugin({
     for (const { store: s, reason } of skipped) log.warn({ store: s.id }, `store not replicated: ${reason}`);
 
     let sink: FailureSink | null = null;
+    /** Failures of replica stores found before the detector starts (a store that cannot open at start) wait for it. */
+    const early: Array<Parameters<FailureSink['publish']>[0]> = [];
+    const publish = (f: Parameters<FailureSink['publish']>[0]): void => {
+      if (sink) sink.publish(f);
+      else early.push(f);
+    };
     const sessions = new Map<string, ReplicaSession>();
     const primaries = new Map<string, PrimaryWatch>();
     /** Cluster members (#15): their role is the cluster plugin's to set, through ReplicationControl. */
@@ -133,6 +145,12 @@ export default definePlugin({
             log,
             onRefused(code, reason) {
               sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } });
+            },
+            onLogCut(cut) {
+              publish({ kind: REPLICA_LOG_CUT, priority: 'P2', subject: `store:${s.id}`, evidence: { store: s.id, ...cut } });
+            },
+            onFailed(code, reason) {
+              publish({ kind: REPLICA_FAILED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } });
             },
           }),
         );
@@ -194,9 +212,10 @@ export default definePlugin({
     let lagTimer: NodeJS.Timeout | null = null;
     const detector: Detector = {
       id: ctx.id,
-      kinds: [REPLICATION_REFUSED, REPLICA_LAGGING],
+      kinds: [REPLICATION_REFUSED, REPLICA_LAGGING, REPLICA_FAILED, REPLICA_LOG_CUT],
       start(s) {
         sink = s;
+        for (const f of early.splice(0)) s.publish(f);
         if (lagTimer) return;
         lagTimer = setInterval(checkLag, kLagCheckMs);
         lagTimer.unref();
@@ -276,14 +295,9 @@ export default definePlugin({
             throw err;
           }
         }
-        for (const [id, sess] of sessions) {
-          try {
-            await sess.start();
-          } catch (err) {
-            log.error({ store: id, err: describeError(err) }, 'cannot open the replica store');
-            throw err;
-          }
-        }
+        // A replica store that cannot be opened is its own failure (state `failed`, replica-failed,
+        // tried again with backoff): ReplicaSession.start does not throw for it.
+        for (const sess of sessions.values()) await sess.start();
       },
       async stop() {
         for (const w of primaries.values()) w.stop();

@@ -11,6 +11,18 @@
  * primary's reason, reported once through `onRefused`; the session keeps trying at the longest
  * backoff, since the operator may fix the other end.
  *
+ * Silence: the primary sends a keepalive every `keepaliveMs` (1 s by default) when it has nothing
+ * else to send, so a connection that brings no frame for 3× the longest gap seen between
+ * keepalives (5 s before two arrived, never less than 1 s) is taken as dead (a partition, a dead
+ * host: no FIN or RST comes) and made again; until it streams again the lag is unknown (null),
+ * never the 0 of the last keepalive.
+ *
+ * Failures of the replica store itself (state `failed`, reported once per episode through
+ * `onFailed`, and never the agent's failure): a store that cannot be opened, a log that cannot be
+ * written (a full disk: the store is closed and opened again with backoff until it can), a page
+ * the apply finds damaged (repaired from the primary, `repairPage`, then the apply retried, with
+ * backoff). The episode ends when the replica streams and applies again.
+ *
  * A replica store that does not exist is made by a base copy from the primary (the engine's
  * `replica.initReplica`) before the first hello: a new replica needs nothing but its config. A
  * replica the primary calls "too far behind" (it retired the segments the replica needs) is
@@ -48,6 +60,11 @@ const kApplyBytes = 4 * 2 ** 20;
 const kMaxInflightBytes = 32 * 2 ** 20;
 const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
+/** Receive deadline: no frame for this many times the primary's keepalive gap ends the connection. */
+const kSilenceKeepalives = 3;
+const kSilenceMinMs = 1000;
+/** Receive deadline before the keepalive gap is known (two keepalives seen on the connection). */
+const kSilenceDefaultMs = 5000;
 /** How long a page request may wait for this replica's log to reach the LSN the primary names. */
 const kPageWaitMs = 3000;
 /** How long the primary has to answer this replica's request for a page. */
@@ -76,6 +93,15 @@ export interface ReplicaSessionOptions {
   log: Logger;
   /** The primary refused this replica (once per refusal state): the failure to publish. */
   onRefused(code: string, reason: string): void;
+  /**
+   * The replica store failed — cannot be opened, its log cannot be written, a damaged page stops
+   * its apply — once per episode (the episode ends when it streams and applies again).
+   */
+  onFailed?(code: string, reason: string): void;
+  /** The store's log was cut at a damaged record when opened (the primary streams the rest again). */
+  onLogCut?(cut: { lsn: number; reason: string; movedTo: string }): void;
+  /** Receive deadline before the primary's keepalive gap is known (default 5 s; tests shorten it). */
+  silenceMs?: number;
   /** How long a page request may wait for the log to reach its LSN (default 3 s; tests shorten it). */
   pageWaitMs?: number;
   /** Re-initialise from a base copy when the primary says this replica is too far behind (default false). */
@@ -145,15 +171,26 @@ export class ReplicaSession {
   private pages: Promise<void> = Promise.resolve();
   /** Appends received and not yet settled (durable or failed). */
   private readonly inflight = new Set<Promise<void>>();
+  /** A failure episode of the store is open (reported once, through onFailed). */
+  private failing = false;
+  /** The apply failed: not tried again before this time (Date.now() ms), and the next wait. */
+  private applyRetryAt = 0;
+  private applyBackoffMs = 0;
 
   constructor(private readonly o: ReplicaSessionOptions) {}
 
   /** Opens the replica store (redo only), then streams in the background. */
   async start(): Promise<void> {
     // A store that is not there yet is made by a base copy in the connection loop (the primary
-    // may not be reachable yet); one that is there is opened now, so a bad one fails the start.
-    if (this.o.engine.files.exists(this.o.dir)) await this.open();
-    else this.setState('initialising');
+    // may not be reachable yet); one that is there is opened now. One that cannot be opened is
+    // this store's failure, not the agent's: reported, and tried again by the loop with backoff.
+    if (this.o.engine.files.exists(this.o.dir)) {
+      try {
+        await this.open();
+      } catch (err) {
+        this.fail(err);
+      }
+    } else this.setState('initialising');
     this.running = true;
     this.applyTimer = setInterval(() => void this.applySoon(), kApplyEveryMs);
     this.applyTimer.unref();
@@ -161,7 +198,11 @@ export class ReplicaSession {
   }
 
   private async open(): Promise<void> {
-    this.replica = await this.o.engine.replica.openReplica(this.o.dir, { ...(this.o.pool ? { pool: this.o.pool } : {}), log: this.o.log });
+    this.replica = await this.o.engine.replica.openReplica(this.o.dir, {
+      ...(this.o.pool ? { pool: this.o.pool } : {}),
+      log: this.o.log,
+      onLogCut: (cut) => this.o.onLogCut?.(cut),
+    });
     const p = this.replica.position();
     this.o.log.info({ store: this.o.storeId, durableLsn: p.durableLsn, appliedLsn: p.appliedLsn, epoch: p.epoch }, 'replica store open');
   }
@@ -236,6 +277,9 @@ export class ReplicaSession {
     const pos = this.replica?.position();
     const latest = this.keepalives.at(-1);
     const applied = pos?.appliedLsn ?? 0;
+    // The lag is known only while streaming: a replica cut off from its primary does not know
+    // how far behind it is (the last keepalive's 0 would say "in sync" forever).
+    const known = latest !== undefined && this.state === 'streaming';
     return {
       role: 'replica',
       id: this.o.id,
@@ -246,8 +290,8 @@ export class ReplicaSession {
       durableLsn: pos?.durableLsn ?? 0,
       appliedLsn: applied,
       primaryFlushedLsn: latest?.lsn ?? null,
-      lagBytes: latest ? Math.max(0, latest.lsn - applied) : null,
-      lagMs: latest ? this.lagMs(applied) : null,
+      lagBytes: known ? Math.max(0, latest.lsn - applied) : null,
+      lagMs: known ? this.lagMs(applied) : null,
       bytesReceived: this.bytesReceived,
       connects: this.connects,
       baseCopy: this.baseCopy,
@@ -265,6 +309,34 @@ export class ReplicaSession {
     return first ? Math.max(0, Date.now() - first.timeMs) : 0;
   }
 
+  /**
+   * The store failed: reported once per episode; state `failed` unless it still streams (an apply
+   * that fails while the log still grows is reported, the stream goes on).
+   */
+  private fail(err: unknown, stillStreaming = false): void {
+    const code = isRaError(err) ? err.code : 'unknown';
+    const reason = describeError(err);
+    if (!stillStreaming) this.setState('failed', reason);
+    if (this.failing) return;
+    this.failing = true;
+    this.o.onFailed?.(code, reason);
+  }
+
+  /** The store streams and applies again: a failure episode, if any, is over. */
+  private recovered(): void {
+    if (!this.failing) return;
+    this.failing = false;
+    this.o.log.info({ store: this.o.storeId }, 'replica store working again');
+  }
+
+  /** Closes the store after a failure; the loop opens it again (a write error leaves its log broken until then). */
+  private async closeFailed(): Promise<void> {
+    await this.applying;
+    const r = this.replica;
+    this.replica = null;
+    await r?.close().catch((err: unknown) => this.o.log.warn({ store: this.o.storeId, err: describeError(err) }, 'closing the failed replica store'));
+  }
+
   private setState(state: ReplicaState, reason?: string): void {
     if (state === this.state && reason === this.reason) return;
     this.state = state;
@@ -278,13 +350,22 @@ export class ReplicaSession {
   private async run(): Promise<void> {
     let backoff = kBackoffFirstMs;
     while (this.running) {
-      if (this.state !== 'refused' && this.state !== 'disconnected') this.setState('connecting');
+      if (this.state !== 'refused' && this.state !== 'disconnected' && this.state !== 'failed') this.setState('connecting');
       try {
         if (this.reinit) {
           await this.quarantine(this.reinit);
           this.reinit = null;
         }
-        if (!this.replica) await this.initialise();
+        if (!this.replica) {
+          if (this.o.engine.files.exists(this.o.dir)) {
+            try {
+              await this.open();
+            } catch (err) {
+              this.fail(err);
+              throw err;
+            }
+          } else await this.initialise();
+        }
         if (!this.running) break;
         await this.session(() => (backoff = kBackoffFirstMs));
       } catch (err) {
@@ -309,11 +390,11 @@ export class ReplicaSession {
             backoff = kBackoffFirstMs;
           }
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {
-          // The replica's log cannot be written: nothing more can be done here without a reopen.
-          this.setState('failed', reason);
-          this.running = false;
-          break;
-        } else {
+          // The replica's log cannot be written (a full disk, an I/O error): its log is broken
+          // until it is opened again, which the next round does, with backoff, until it can.
+          this.fail(err);
+          await this.closeFailed();
+        } else if (this.state !== 'failed' || this.replica) {
           this.setState('disconnected', reason);
         }
       } finally {
@@ -367,12 +448,25 @@ export class ReplicaSession {
       failed(appendError);
       ch.close();
     };
+    // The receive deadline (see the file's comment): the longest gap between keepalives seen on
+    // this connection tells the primary's interval (live batches bring them closer, never further).
+    let lastKeepaliveAt = 0;
+    let keepaliveGapMs = 0;
     for (;;) {
+      const silenceMs = keepaliveGapMs > 0 ? Math.max(kSilenceMinMs, kSilenceKeepalives * keepaliveGapMs) : (this.o.silenceMs ?? kSilenceDefaultMs);
+      let timer: NodeJS.Timeout | undefined;
+      const silent = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(raError('RA_ERR_REPL_PROTOCOL', `no frame from the primary ${ch.peer} for ${silenceMs} ms: the connection is taken as dead`)), silenceMs);
+      });
+      silent.catch(() => undefined);
       let f;
       try {
-        f = await Promise.race([ch.next(), failure]);
+        f = await Promise.race([ch.next(), failure, silent]);
       } catch (err) {
+        ch.close();
         throw appendError ?? err;
+      } finally {
+        clearTimeout(timer);
       }
       if (f.type === FrameType.wal) {
         const bytes = parseWal(f);
@@ -393,6 +487,7 @@ export class ReplicaSession {
               this.setState('streaming');
               onStreaming();
             }
+            if (this.applyRetryAt === 0) this.recovered();
             if (this.unappliedBytes >= kApplyBytes) void this.applySoon();
           },
           (err: unknown) => {
@@ -405,6 +500,9 @@ export class ReplicaSession {
         while (inflightBytes > kMaxInflightBytes && inflight.size > 0 && !appendError) await Promise.race([...inflight]);
       } else if (f.type === FrameType.keepalive) {
         const k = parseKeepalive(f);
+        const now = Date.now();
+        if (lastKeepaliveAt > 0) keepaliveGapMs = Math.max(keepaliveGapMs, now - lastKeepaliveAt);
+        lastKeepaliveAt = now;
         this.keepalives.push({ lsn: k.flushedLsn, timeMs: k.timeMs });
         if (this.keepalives.length > kKeepalives) {
           const kept = this.keepalives.filter((_, i) => i % 2 === 0);
@@ -414,6 +512,7 @@ export class ReplicaSession {
           this.setState('streaming');
           onStreaming();
         }
+        if (this.applyRetryAt === 0) this.recovered();
       } else if (f.type === FrameType.page) {
         const a = parsePage(f);
         const list = this.asked.get(a.pageId);
@@ -535,9 +634,15 @@ export class ReplicaSession {
     for (const w of [...this.appended]) w();
   }
 
-  /** Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN. */
+  /**
+   * Applies what is durable and not applied yet, one apply at a time; acks the new applied LSN.
+   * A failed apply is tried again with backoff (100 ms doubling to 5 s), reported once per
+   * episode; one that stops at a damaged page (RA_ERR_PAGE_CORRUPT: a page the log has no full
+   * image of fails its check) first has the page repaired from the primary.
+   */
   private applySoon(): Promise<void> {
     if (this.applying || !this.replica) return this.applying ?? Promise.resolve();
+    if (Date.now() < this.applyRetryAt) return Promise.resolve();
     const replica = this.replica;
     const pos = replica.position();
     if (pos.appliedLsn >= pos.durableLsn) return Promise.resolve();
@@ -548,13 +653,51 @@ export class ReplicaSession {
         // Drop the keepalives everything of which is applied, but the newest.
         while (this.keepalives.length > 1 && this.keepalives[0]!.lsn <= r.position.appliedLsn) this.keepalives.shift();
         this.ch?.send(ackFrame(this.ch.epoch, { durableLsn: r.position.durableLsn, appliedLsn: r.position.appliedLsn }));
+        if (this.applyRetryAt !== 0) {
+          this.applyRetryAt = 0;
+          this.applyBackoffMs = 0;
+          this.o.log.info({ store: this.o.storeId, appliedLsn: r.position.appliedLsn }, 'replica apply working again');
+          this.recovered();
+        }
       })
-      .catch((err: unknown) => {
-        if (this.running) this.o.log.error({ store: this.o.storeId, err: describeError(err) }, 'replica apply failed');
-      })
+      .catch((err: unknown) => this.applyFailed(err))
       .finally(() => {
         this.applying = null;
       });
     return this.applying;
   }
+
+  /** A failed apply: the page repaired if that is what stops it; the next try after the backoff. */
+  private async applyFailed(err: unknown): Promise<void> {
+    if (!this.running) return;
+    this.applyBackoffMs = this.applyBackoffMs === 0 ? kBackoffFirstMs : Math.min(kBackoffMaxMs, this.applyBackoffMs * 2);
+    this.applyRetryAt = Date.now() + this.applyBackoffMs;
+    if (!this.failing) this.o.log.error({ store: this.o.storeId, err: describeError(err) }, 'replica apply failed');
+    const pageIds = isRaError(err, 'RA_ERR_PAGE_CORRUPT') ? corruptPages(err.details) : [];
+    if (pageIds.length === 0) {
+      this.fail(err, true);
+      return;
+    }
+    // A damaged page of this replica: the primary's copy, made consistent with this log, takes
+    // its place (repairPage); the apply then goes on from where it stopped.
+    for (const pageId of pageIds) {
+      try {
+        await this.repairPage(pageId);
+        this.applyRetryAt = 0;
+      } catch (repairErr) {
+        if (!this.failing) this.o.log.warn({ store: this.o.storeId, pageId, err: describeError(repairErr) }, 'cannot repair the replica page that stops the apply; trying again later');
+        this.fail(err, true);
+        return;
+      }
+    }
+  }
+}
+
+/** The page ids an RA_ERR_PAGE_CORRUPT names (`details.pageId`, or `details.pages[].pageId`). */
+function corruptPages(details: Record<string, unknown> | undefined): number[] {
+  if (!details) return [];
+  if (typeof details.pageId === 'number') return [details.pageId];
+  const pages = details.pages;
+  if (!Array.isArray(pages)) return [];
+  return pages.map((p: unknown) => (p as { pageId?: unknown }).pageId).filter((id): id is number => typeof id === 'number');
 }

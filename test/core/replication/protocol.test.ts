@@ -236,7 +236,7 @@ describe('replication handshake and channel', () => {
     sock.on('error', () => undefined);
     await new Promise((r) => sock.once('connect', r));
     const t0 = Date.now();
-    await assert.rejects(primary, (e: unknown) => isRaError(e, 'RA_ERR_REPL_AUTH') && /not finished within 200 ms/.test(e.message));
+    await assert.rejects(primary, (e: unknown) => isRaError(e, 'RA_ERR_REPL_PROTOCOL') && /not finished within 200 ms/.test(e.message));
     assert.ok(Date.now() - t0 < 2000);
   });
 

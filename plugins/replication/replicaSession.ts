@@ -463,7 +463,9 @@ export class ReplicaSession {
       try {
         f = await Promise.race([ch.next(), failure, silent]);
       } catch (err) {
-        ch.close();
+        // A refused append already told the primary why (ch.fail) and ended the channel: closing
+        // it again here would cut that error frame off before it is sent.
+        if (appendError === null) ch.close();
         throw appendError ?? err;
       } finally {
         clearTimeout(timer);

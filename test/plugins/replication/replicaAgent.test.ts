@@ -36,22 +36,32 @@ class TestPrimary {
         this.hellos.push(hello);
         // R(L), folded over the primary's records below L (its early segments are in the archive).
         let rolling = 0n;
-        for (const r of this.runs) if (r.endLsn <= hello.lsn) rolling = foldRecords(rolling, r.bytes, 0, r.bytes.byteLength);
+        // (A hello may fall inside a run: its records below the hello count, the rest is sent.)
+        for (const r of this.runs) if (r.startLsn < hello.lsn) rolling = foldRecords(rolling, r.bytes, 0, Math.min(r.endLsn, hello.lsn) - r.startLsn);
         if (hello.epoch !== 1) return ch.fail('RA_ERR_REPL_EPOCH', `epoch ${hello.epoch}`);
         if (rolling !== hello.rolling) return ch.fail('RA_ERR_REPL_DIVERGED', `diverged at ${hello.lsn}`);
         const n = this.sent.push(0) - 1;
         let flushed = hello.lsn;
         for (const r of this.runs) {
-          if (r.startLsn < hello.lsn || r.endLsn > this.limit) continue;
-          ch.send(walFrame(1, r.startLsn, r.bytes));
-          this.sent[n]! += r.bytes.byteLength;
+          if (r.endLsn <= hello.lsn || r.endLsn > this.limit) continue;
+          const from = Math.max(r.startLsn, hello.lsn);
+          const bytes = r.bytes.subarray(from - r.startLsn);
+          ch.send(walFrame(1, from, bytes));
+          this.sent[n]! += bytes.byteLength;
           flushed = r.endLsn;
           await ch.drained();
         }
-        ch.send(keepaliveFrame(1, { flushedLsn: flushed, timeMs: Date.now() }));
-        for (;;) {
-          const f = await ch.next();
-          assert.equal(f.type, FrameType.ack);
+        // Keepalives, as a real primary sends them: a primary silent for long is taken as dead.
+        const keepalive = () => ch.send(keepaliveFrame(1, { flushedLsn: flushed, timeMs: Date.now() }));
+        keepalive();
+        const timer = setInterval(keepalive, 200);
+        try {
+          for (;;) {
+            const f = await ch.next();
+            assert.equal(f.type, FrameType.ack);
+          }
+        } finally {
+          clearInterval(timer);
         }
       })().catch((err: unknown) => {
         // The wrong-secret case ends here by design; anything else is printed for the diagnosis.
@@ -93,7 +103,7 @@ describe('replica agent, end to end', () => {
   const children: ChildProcess[] = [];
 
   /** The log bytes of the runs in [from, to): what a replica positioned at `from` must receive to reach `to`. */
-  const logBytes = (from: number, to: number): number => runs.filter((r) => r.startLsn >= from && r.endLsn <= to).reduce((a, r) => a + r.bytes.byteLength, 0);
+  const logBytes = (from: number, to: number): number => runs.filter((r) => r.endLsn > from && r.endLsn <= to).reduce((a, r) => a + r.endLsn - Math.max(r.startLsn, from), 0);
 
   before(async () => {
     root = mkdtempSync(path.join(os.tmpdir(), 'ra-repl-'));

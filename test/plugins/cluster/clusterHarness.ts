@@ -161,6 +161,11 @@ export class Etcd {
     await this.healthy(m);
   }
 
+  /** Starts every member that is down again. */
+  async restartDead(): Promise<void> {
+    for (const m of this.members) if (!m.process || m.process.exitCode !== null || m.process.signalCode !== null) await this.restart(m);
+  }
+
   async close(): Promise<void> {
     for (const m of this.members) await this.kill(m);
     fs.rmSync(this.dir, { recursive: true, force: true });

@@ -22,7 +22,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster, TTL_MS, now, type Node } from './clusterHarness.js';
+import { Cluster, TTL_MS, now, waitFor, type Node } from './clusterHarness.js';
 
 function assertClean(c: Cluster, step: string): void {
   const r = c.check();
@@ -104,8 +104,14 @@ describe('cluster failover under faults: SIGSTOP, cut from etcd, cut from replic
       // Either the primary bridged the raft election (same epoch) or another was elected (larger
       // epoch): look once a lapsed lease would have shown.
       await sleep(2 * TTL_MS);
-      const after = await c.newPrimary('one primary after the etcd leader died', 30_000, { after: epoch - 1 });
-      const firstNew = await c.acksAfter(after.node, after.epoch, killedAt, 20, 30_000);
+      await c.newPrimary('one primary after the etcd leader died', 30_000, { after: epoch - 1 });
+      // Commits acknowledged again, by whichever member leads by then (under load leadership can move more than once).
+      const firstNew = await waitFor('20 commits acknowledged after the etcd leader died', 30_000, () => {
+        const stamps = c!.runs().flatMap((r) => r.acks).filter((a) => a.epoch >= epoch && a.ns >= killedAt).map((a) => a.ns);
+        return stamps.length >= 20 ? stamps.reduce((x, y) => (y < x ? y : x)) : undefined;
+      }, () => c!.explain());
+      const after = await c.newPrimary('one primary', 30_000, { after: epoch - 1 });
+      await c.acksAfter(after.node, after.epoch, killedAt, 5, 30_000); // so the checker sees its store as it opened
       await c.etcd.restart(leader);
       assertClean(c, 'etcd leader killed');
       t.diagnostic(`etcd leader ${leader.name} killed: primary ${after.node.name} epoch ${after.epoch} (${after.epoch === epoch ? 'kept its lease' : `failover from ${p.name}`}); fault to first ack ${Number(firstNew - killedAt) / 1e6} ms`);

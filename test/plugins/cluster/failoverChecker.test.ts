@@ -1,0 +1,38 @@
+/** The checker of the fault tests, on records written by hand: it passes a clean handover and names a lost commit and each kind of overlap. */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { check, parseRecord } from './failoverChecker.js';
+
+const a = ['run 10 a', 'start 1 0', 'start 2 0', 'opened 100 5', 'acked 1 2 5 110', 'acked 2 1 5 120', 'acked 3 2 5 130'].join('\n');
+const handover = (opened: number, start2: number, acks: string[]): string => ['run 20 b', 'start 1 2', `start 2 ${start2}`, `opened ${opened} 9`, ...acks].join('\n');
+
+describe('failover checker', () => {
+  it('passes a handover that kept every acknowledged commit and later epochs strictly after', () => {
+    const r = check([...parseRecord('a', a), ...parseRecord('b', handover(200, 3, ['acked 4 1 9 210', 'acked 5 2 9 220']))]);
+    assert.deepEqual([r.lost, r.overlaps, r.acks, r.runs], [[], [], 5, 2]);
+    assert.deepEqual(r.spans.map((s) => [s.node, s.epoch, s.first, s.last, s.count]), [['a', 5, 110n, 130n, 3], ['b', 9, 210n, 220n, 2]]);
+  });
+
+  it('names a commit acknowledged before the new store opened but missing there', () => {
+    const r = check([...parseRecord('a', a), ...parseRecord('b', handover(200, 1, ['acked 4 1 9 210']))]);
+    assert.equal(r.lost.length, 1);
+    assert.match(r.lost[0]!, /page 2 opened on b .* at 1, but commit 3 was acknowledged by a in epoch 5/);
+  });
+
+  it('names an old epoch acknowledged after a newer one on another node, and two nodes in one epoch', () => {
+    const late = check([...parseRecord('a', `${a}\nacked 6 1 5 215`), ...parseRecord('b', handover(200, 3, ['acked 4 1 9 210']))]);
+    assert.equal(late.overlaps.length, 1);
+    assert.match(late.overlaps[0]!, /a acknowledged in epoch 5 until 215, after b's first acknowledgement in epoch 9 at 210/);
+    const same = check([...parseRecord('a', a), ...parseRecord('b', handover(200, 3, ['acked 4 1 5 210']))]);
+    assert.match(same.overlaps.join(), /a and b both acknowledged in epoch 5/);
+  });
+
+  it('ignores a torn last line and a run that died before its store opened', () => {
+    const runs = parseRecord('a', `${a}\nrun 11 a\nstart 1 0\nacked 8 2`);
+    assert.equal(runs.length, 2);
+    assert.equal(runs[1]!.openedNs, null);
+    assert.deepEqual(runs[1]!.acks, []);
+    const r = check(runs);
+    assert.deepEqual([r.lost, r.acks], [[], 3]);
+  });
+});

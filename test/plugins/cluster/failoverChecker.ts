@@ -1,0 +1,123 @@
+/**
+ * The checker of the cluster fault tests and `bench/failover.ts` (#15 item 5): it reads the
+ * record files the writers (`faultWriter.ts`) appended to and proves two things.
+ *
+ * 1. **No acknowledged commit lost** (sync mode): every writer run printed its store's pages as
+ *    the store opened; an acknowledgement stamped before that open (by any node) must be there —
+ *    the page holds at least its seq. A new primary opens only after the old lease lapsed, so
+ *    this is "every commit acknowledged before the fault is on the new primary".
+ * 2. **No two nodes acknowledged writes in overlapping epochs**: per node and epoch, the interval
+ *    [first ack, last ack]; two nodes never share an epoch, and a node's acks in epoch e all
+ *    precede any ack of a later epoch on another node (which also makes the intervals disjoint).
+ *
+ * Stamps are CLOCK_MONOTONIC nanoseconds taken by each writer once `commit()` resolved — an
+ * upper bound of the acknowledgement's instant, so the overlap check errs on the strict side.
+ */
+import fs from 'node:fs';
+
+export interface Ack {
+  node: string;
+  seq: number;
+  page: number;
+  epoch: number;
+  ns: bigint;
+}
+
+export interface Run {
+  node: string;
+  pid: number;
+  /** CLOCK_MONOTONIC when the store had opened (recovery done), before its pages were read. */
+  openedNs: bigint | null;
+  epoch: number | null;
+  start: Map<number, number>;
+  acks: Ack[];
+  refused: number;
+}
+
+/** The runs of one node's record file, in order (a torn last line is ignored). */
+export function parseRecord(node: string, text: string): Run[] {
+  const runs: Run[] = [];
+  let run: Run | null = null;
+  for (const line of text.split('\n')) {
+    const f = line.split(' ');
+    if (f[0] === 'run' && f.length === 3) {
+      run = { node, pid: Number(f[1]), openedNs: null, epoch: null, start: new Map(), acks: [], refused: 0 };
+      runs.push(run);
+    } else if (!run) {
+      continue;
+    } else if (f[0] === 'start' && f.length === 3) {
+      run.start.set(Number(f[1]), Number(f[2]));
+    } else if (f[0] === 'opened' && f.length === 3) {
+      run.openedNs = BigInt(f[1]!);
+      run.epoch = Number(f[2]);
+    } else if (f[0] === 'acked' && f.length === 5 && /^\d+$/.test(f[4]!)) {
+      run.acks.push({ node, seq: Number(f[1]), page: Number(f[2]), epoch: Number(f[3]), ns: BigInt(f[4]!) });
+    } else if (f[0] === 'refused') {
+      run.refused++;
+    }
+  }
+  return runs;
+}
+
+export function readRuns(files: ReadonlyArray<{ node: string; file: string }>): Run[] {
+  return files.flatMap(({ node, file }) => (fs.existsSync(file) ? parseRecord(node, fs.readFileSync(file, 'utf8')) : []));
+}
+
+export interface EpochSpan {
+  node: string;
+  epoch: number;
+  first: bigint;
+  last: bigint;
+  count: number;
+}
+
+export interface CheckResult {
+  acks: number;
+  runs: number;
+  spans: EpochSpan[];
+  /** Acknowledged commits missing where a later run opened its store. */
+  lost: string[];
+  /** Pairs of nodes whose acknowledgements overlapped in epochs. */
+  overlaps: string[];
+}
+
+export function spans(runs: readonly Run[]): EpochSpan[] {
+  const by = new Map<string, EpochSpan>();
+  for (const a of runs.flatMap((r) => r.acks)) {
+    const key = `${a.node}\0${a.epoch}`;
+    const s = by.get(key);
+    if (!s) by.set(key, { node: a.node, epoch: a.epoch, first: a.ns, last: a.ns, count: 1 });
+    else {
+      if (a.ns < s.first) s.first = a.ns;
+      if (a.ns > s.last) s.last = a.ns;
+      s.count++;
+    }
+  }
+  return [...by.values()].sort((x, y) => x.epoch - y.epoch || (x.first < y.first ? -1 : 1));
+}
+
+export function check(runs: readonly Run[]): CheckResult {
+  const acks = runs.flatMap((r) => r.acks);
+  const lost: string[] = [];
+  for (const r of runs) {
+    if (r.openedNs === null) continue; // it died before its store opened: it read nothing
+    // The highest seq acknowledged per page before this run's store opened.
+    const best = new Map<number, Ack>();
+    for (const a of acks) if (a.ns < r.openedNs && (best.get(a.page)?.seq ?? 0) < a.seq) best.set(a.page, a);
+    for (const [page, a] of best) {
+      const have = r.start.get(page);
+      if (have === undefined || have < a.seq) lost.push(`page ${page} opened on ${r.node} (pid ${r.pid}, epoch ${r.epoch}) at ${have ?? 'nothing'}, but commit ${a.seq} was acknowledged by ${a.node} in epoch ${a.epoch} before`);
+    }
+  }
+  const sp = spans(runs);
+  const overlaps: string[] = [];
+  for (let i = 0; i < sp.length; i++) {
+    for (let j = i + 1; j < sp.length; j++) {
+      const [x, y] = [sp[i]!, sp[j]!];
+      if (x.node === y.node) continue;
+      if (x.epoch === y.epoch) overlaps.push(`${x.node} and ${y.node} both acknowledged in epoch ${x.epoch}`);
+      else if (x.last >= y.first) overlaps.push(`${x.node} acknowledged in epoch ${x.epoch} until ${x.last}, after ${y.node}'s first acknowledgement in epoch ${y.epoch} at ${y.first} (${Number(x.last - y.first) / 1e6} ms)`);
+    }
+  }
+  return { acks: acks.length, runs: runs.length, spans: sp, lost, overlaps };
+}

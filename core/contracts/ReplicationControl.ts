@@ -30,6 +30,12 @@ export interface MemberStoreState {
   readonly note?: string;
 }
 
+/** Bounds of a role change: a time limit, and a signal that abandons it (a newer leader or epoch superseded it). */
+export interface RoleChangeOptions {
+  timeoutMs?: number;
+  signal?: AbortSignal;
+}
+
 export interface ReplicationControl {
   /** Every member store on this host. */
   members(): MemberStoreState[];
@@ -39,12 +45,12 @@ export interface ReplicationControl {
    * start (its open runs crash recovery, undo included). Resolves once the owner serves the
    * store at that epoch; rejects after `timeoutMs` saying what it waited for.
    */
-  promote(store: string, epoch: number, options?: { timeoutMs?: number }): Promise<void>;
+  promote(store: string, epoch: number, options?: RoleChangeOptions): Promise<void>;
   /**
    * Makes this host a replica of the primary at `address` (epoch `epoch`): the application is held
    * and stopped, its lock awaited, and a replica session streams from `address`.
    */
-  follow(store: string, address: string, epoch: number, options?: { timeoutMs?: number }): Promise<void>;
+  follow(store: string, address: string, epoch: number, options?: RoleChangeOptions): Promise<void>;
   /** Tells the store's owner (a fenced primary) it may acknowledge commits until `untilNs` (CLOCK_MONOTONIC ns). */
   grantLease(store: string, epoch: number, untilNs: bigint): Promise<void>;
 }

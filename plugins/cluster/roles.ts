@@ -72,6 +72,8 @@ export interface RolesDoc {
 export class RoleDriver {
   private step: RoleStep | null = null;
   private busy = false;
+  /** Abandons the running step (reconcile, when the leader key calls for another). */
+  private abort: AbortController | null = null;
   /** The epoch this store was promoted to here (the promote resolved); null: not the primary. */
   private primaryOf: number | null = null;
   private granting = false;
@@ -96,19 +98,31 @@ export class RoleDriver {
 
   /** After each loop pass: starts the step the leader key calls for, if it is not done or running. */
   reconcile(): void {
-    if (this.busy || this.stopped) return;
+    if (this.stopped) return;
+    const want = this.wanted();
+    if (this.busy) {
+      // A step the leader key no longer calls for (a newer epoch, another leader) is abandoned,
+      // so it does not hold the current one back for its whole time limit.
+      const s = this.step;
+      if (want !== null && s !== null && (want.action !== s.action || want.epoch !== s.epoch || want.target !== s.target)) this.abort?.abort();
+      return;
+    }
+    if (want !== null) this.begin(want.action, want.epoch, want.target);
+  }
+
+  /** The step the leader key calls for now, or null (done, or nothing to do). */
+  private wanted(): { action: RoleStep['action']; epoch: number; target: string | null } | null {
     const v = this.o.view;
     if (v.isLeader()) {
       const epoch = v.epoch();
-      if (epoch === null || this.primaryOf === epoch) return;
-      this.begin('promote', epoch, null);
-      return;
+      if (epoch === null || this.primaryOf === epoch) return null;
+      return { action: 'promote', epoch, target: null };
     }
     const leader = v.knownLeader();
     // No leader, or the key still names us after our deadline passed (it dies with the lease).
-    if (leader === null || leader.member === v.member) return;
-    if (leader.replicationAddress === null) return;
-    this.begin('follow', leader.epoch, leader.replicationAddress);
+    if (leader === null || leader.member === v.member) return null;
+    if (leader.replicationAddress === null) return null;
+    return { action: 'follow', epoch: leader.epoch, target: leader.replicationAddress };
   }
 
   /** After each renewal: the owner may acknowledge until the new deadline, if this member still leads that epoch. */
@@ -151,9 +165,11 @@ export class RoleDriver {
     this.busy = true;
     if (action === 'promote') this.primaryOf = null;
     this.o.log.info({ store: this.o.store, action, epoch, target, attempt: step.attempt }, `cluster: ${action === 'promote' ? 'promoting this member\'s store' : `following ${target}`}`);
+    const abort = (this.abort = new AbortController());
+    const opts = { timeoutMs: this.o.timeoutMs, signal: abort.signal };
     const run = action === 'promote'
-      ? this.o.control.promote(this.o.store, epoch, { timeoutMs: this.o.timeoutMs })
-      : (this.primaryOf = null, this.o.control.follow(this.o.store, target!, epoch, { timeoutMs: this.o.timeoutMs }));
+      ? this.o.control.promote(this.o.store, epoch, opts)
+      : (this.primaryOf = null, this.o.control.follow(this.o.store, target!, epoch, opts));
     void run.then(
       () => {
         step.state = 'done';

@@ -271,8 +271,8 @@ export default definePlugin({
       ReplicationControl,
       {
         members: () => [...members.values()].map((m) => m.state()),
-        promote: (store, epoch, o) => member(store).promote(epoch, o?.timeoutMs),
-        follow: (store, address, epoch, o) => member(store).follow(address, epoch, o?.timeoutMs),
+        promote: (store, epoch, o) => member(store).promote(epoch, o?.timeoutMs, o?.signal),
+        follow: (store, address, epoch, o) => member(store).follow(address, epoch, o?.timeoutMs, o?.signal),
         grantLease: (store, epoch, untilNs) => member(store).grantLease(epoch, untilNs),
       },
       isReplicationControl,

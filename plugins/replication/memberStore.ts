@@ -41,6 +41,11 @@ export interface MemberStoreOptions {
   onRefused(code: string, reason: string): void;
 }
 
+/** Throws when `signal` abandoned the role change (a newer one superseded it). */
+function abandoned(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw raError('RA_ERR_REPL_PROMOTE', `${what} abandoned: a newer role change superseded it`);
+}
+
 function hostPort(s: string): { host: string; port: number } {
   const i = s.lastIndexOf(':');
   return { host: s.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(s.slice(i + 1)) };
@@ -149,12 +154,21 @@ export class MemberStore {
     return base;
   }
 
-  promote(epoch: number, timeoutMs = kDefaultTimeoutMs): Promise<void> {
+  promote(epoch: number, timeoutMs = kDefaultTimeoutMs, signal?: AbortSignal): Promise<void> {
     return this.serial(async () => {
       if (this.roleNow === 'primary' && this.epoch === epoch) return;
       const deadline = Date.now() + timeoutMs;
+      const check = () => abandoned(signal, `promotion of store ${this.o.storeId} to epoch ${epoch}`);
+      check();
       this.note = `promoting to the primary of epoch ${epoch}`;
       this.o.log.info({ store: this.o.storeId, epoch }, 'promoting this member to the primary');
+      if (this.roleNow === 'primary') {
+        // Already the primary of another epoch (re-elected, or a promotion superseded half-way):
+        // its owner reads its epoch at open, so it is stopped (the gate holds it) and started again.
+        this.roleNow = 'undecided';
+        this.o.onRoleChange();
+        await this.storeReleased(deadline, check, `to be promoted to epoch ${epoch}`);
+      }
       await this.session?.stop();
       this.session = null;
       this.following = null;
@@ -174,6 +188,7 @@ export class MemberStore {
           () => null,
         );
         if (at === epoch) break;
+        check();
         if (Date.now() > deadline) {
           throw raError('RA_ERR_REPL_PROMOTE', `store ${this.o.storeId} was made the primary of epoch ${epoch}, but its owner ${at === null ? 'has not come up' : `serves epoch ${at}`} within ${timeoutMs} ms (is its application configured in processes:, and does it start?)`, {
             details: { store: this.o.storeId, epoch, ownerEpoch: at },
@@ -186,10 +201,12 @@ export class MemberStore {
     });
   }
 
-  follow(address: string, epoch: number, timeoutMs = kDefaultTimeoutMs): Promise<void> {
+  follow(address: string, epoch: number, timeoutMs = kDefaultTimeoutMs, signal?: AbortSignal): Promise<void> {
     return this.serial(async () => {
       if (this.roleNow === 'replica' && this.following === address && this.session) return;
       const deadline = Date.now() + timeoutMs;
+      const check = () => abandoned(signal, `following ${address} (epoch ${epoch})`);
+      check();
       const was = this.roleNow;
       this.roleNow = 'replica';
       this.following = address;
@@ -202,6 +219,7 @@ export class MemberStore {
         for (;;) {
           const holder = await this.o.engine.files.lockHolder(this.o.dir);
           if (holder === null || this.session !== null) break;
+          check();
           if (Date.now() > deadline) {
             throw raError('RA_ERR_REPL_PROMOTE', `store ${this.o.storeId} cannot follow ${address}: process ${holder} still holds it after ${timeoutMs} ms`, { details: { store: this.o.storeId, holder } });
           }
@@ -231,6 +249,17 @@ export class MemberStore {
       this.note = undefined;
       this.o.log.info({ store: this.o.storeId, primary: address, epoch }, 'this member follows the primary');
     });
+  }
+
+  /** Waits until no process holds the store (the supervisor stopped its application). */
+  private async storeReleased(deadline: number, check: () => void, why: string): Promise<void> {
+    for (;;) {
+      const holder = await this.o.engine.files.lockHolder(this.o.dir);
+      if (holder === null) return;
+      check();
+      if (Date.now() > deadline) throw raError('RA_ERR_REPL_PROMOTE', `store ${this.o.storeId} is still held by process ${holder}, waiting for it ${why}`, { details: { store: this.o.storeId, holder } });
+      await sleep(kPollMs);
+    }
   }
 
   async grantLease(epoch: number, untilNs: bigint): Promise<void> {

@@ -101,6 +101,38 @@ describe('RoleDriver', () => {
     assert.equal(d.doc().step?.state, 'done');
   });
 
+  it('abandons a promotion the leader key no longer calls for (a newer epoch) instead of waiting out its time limit', async () => {
+    const v = view();
+    const calls: string[] = [];
+    const c: ReplicationControl = {
+      members: () => [],
+      promote: (store, epoch, o) =>
+        new Promise<void>((resolve, reject) => {
+          calls.push(`promote ${epoch}`);
+          if (epoch === 5) return void setTimeout(resolve, 5);
+          // Epoch 4's owner never comes up: only the signal ends it.
+          o?.signal?.addEventListener('abort', () => reject(new Error('abandoned')));
+        }),
+      follow: async () => undefined,
+      grantLease: async () => undefined,
+    };
+    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 30_000, retryMs: 50, log });
+    v.leading = true;
+    v.e = 4;
+    d.reconcile();
+    await sleep(10);
+    assert.equal(d.doc().step?.state, 'running');
+    v.e = 5; // elected again, newer epoch
+    d.reconcile(); // abandons epoch 4's step
+    await sleep(10);
+    assert.equal(d.doc().step?.state, 'failed');
+    d.reconcile(); // the next pass starts epoch 5's
+    await sleep(20);
+    assert.deepEqual(calls, ['promote 4', 'promote 5']);
+    assert.equal(d.doc().step?.state, 'done');
+    assert.equal(d.writable(), true);
+  });
+
   it('shows a failed promotion and retries it after retryMs while still leading', async () => {
     const v = view();
     const { c, calls } = control(1);

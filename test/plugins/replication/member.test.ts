@@ -125,6 +125,19 @@ describe('cluster members driven through ReplicationControl', () => {
     }, 30_000).catch((err: unknown) => {
       throw new Error(`${String(err)}; A: ${JSON.stringify(a2.control.members())} ${JSON.stringify(a2.lines().filter((l) => (l.level as number) >= 40).slice(-6))}`);
     });
+    // B is elected again at a newer epoch (its lease lapsed and it won again): its owner reads the
+    // epoch at open, so the application is restarted, and A follows across the new fork.
+    const before = b.supervisor.get('app')!.pid;
+    await b.control.promote('s', 5, { timeoutMs: 20_000 });
+    assert.notEqual(b.supervisor.get('app')!.pid, before, 'the application was restarted for the new epoch');
+    await until('A to follow B at epoch 5', async () => {
+      const m = a2.control.members()[0]!;
+      return m.epoch === 5 && m.streaming && m.appliedLsn >= (await bFlushed()) ? m : undefined;
+    }, 30_000);
+    // A promotion abandoned by a newer role change ends at once, not at its time limit.
+    const abort = new AbortController();
+    abort.abort();
+    await assert.rejects(b.control.promote('s', 6, { timeoutMs: 20_000, signal: abort.signal }), /abandoned/);
     await a2.agent.stop();
     await b.agent.stop(); // the idle writer closes the store cleanly
 

@@ -60,6 +60,8 @@ const kApplyBytes = 4 * 2 ** 20;
 const kMaxInflightBytes = 32 * 2 ** 20;
 const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
+/** Longest wait between tries after a connection was lost or refused at the TCP level (not a refusal by the primary). */
+const kReconnectMaxMs = 500;
 /** Receive deadline: no frame for this many times the primary's keepalive gap ends the connection. */
 const kSilenceKeepalives = 3;
 const kSilenceMinMs = 1000;
@@ -404,7 +406,10 @@ export class ReplicaSession {
         this.failAsked('the connection to the primary ended');
       }
       await sleep(backoff, this.stopping.signal).catch(() => undefined);
-      backoff = Math.min(kBackoffMaxMs, backoff * 2);
+      // A lost connection is tried again within kReconnectMaxMs: its primary is restarting or
+      // just promoted, and a sync primary acknowledges nothing until a replica is back (a 5 s
+      // backoff was most of a failover's time). Refusals and a broken store keep the long one.
+      backoff = Math.min(this.state === 'disconnected' ? kReconnectMaxMs : kBackoffMaxMs, backoff * 2);
     }
   }
 

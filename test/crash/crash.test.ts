@@ -215,6 +215,9 @@ async function crashImage(dir: string): Promise<string> {
 async function storeEndingAtSegmentBoundary(cacheBytes?: number): Promise<{ dir: string; store: PageStore }> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ra-crash-reg-'));
   const store = await PageStore.open(dir, { create: true, pageCount: 64, pageSize: 4096, segmentSize: SEG, checkpointIntervalMs: 0, ...(cacheBytes ? { cacheBytes } : {}) });
+  // The end-of-recovery checkpoint runs in the background from the open: let it log its record
+  // first, so nothing is appended behind the exact fill below.
+  await store.checkpoint();
   const tx = store.begin();
   await tx.write(1, 0, Buffer.alloc(store.payloadSize, 1));
   for (;;) {

@@ -6,7 +6,7 @@
 // closes cleanly and the replica has applied everything, every page of the replica is byte-equal
 // to the primary's (the oracle: the primary's own data file).
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readFileSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
@@ -18,35 +18,13 @@ import { pageCorruptionFailure } from '../../../core/contracts/pageCorruption.js
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { pagestore } from '../../helpers/engine.js';
 import { copyStoreDir, tmpStoreDir } from '../../helpers/store.js';
+import { diskPage, xorOnDisk } from '../../helpers/pageFile.js';
 import { until } from './agentHarness.js';
 
 const PAGES = 64;
 const PAGE = 4096;
 const SECRET = 'replica-from-primary-secret-0123456789';
 const HOT = 16;
-
-function diskPage(dir: string, id: number): Buffer {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r');
-  try {
-    const b = Buffer.alloc(PAGE);
-    readSync(fd, b, 0, PAGE, id * PAGE);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function flipBytes(dir: string, id: number, at: number): void {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r+');
-  try {
-    const b = Buffer.alloc(4);
-    readSync(fd, b, 0, 4, id * PAGE + at);
-    for (let i = 0; i < 4; i++) b[i]! ^= 0xa5;
-    writeSync(fd, b, 0, 4, id * PAGE + at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('replica pages repaired from the primary', () => {
   const root = path.dirname(tmpStoreDir('ra-replfromprim-'));
@@ -148,3 +126,7 @@ describe('replica pages repaired from the primary', () => {
     for (let p = 0; p < PAGES; p++) assert.ok(mine.subarray(p * PAGE, (p + 1) * PAGE).equals(theirs.subarray(p * PAGE, (p + 1) * PAGE)), `page ${p} byte-equal to the primary's`);
   });
 });
+
+function flipBytes(dir: string, id: number, at: number): void {
+  xorOnDisk(dir, id, at, [0xa5, 0xa5, 0xa5, 0xa5]);
+}

@@ -2,8 +2,9 @@
 // replica's own log (#14 item 5, the replica's side, engine part: PageStoreReplica.installPage).
 // The oracle is independent of the code under test: the primary's data file after a clean close,
 // which the replica equals once it applied the whole log (replica.test.ts checks that).
+import { diskPage, xorOnDisk } from '../../helpers/pageFile.js';
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -13,29 +14,6 @@ import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { openReplica } from '../../../plugins/pagestore/replica.js';
 import { PAGE, PAGES, primaryRuns, writePrimary, type Primary } from '../../helpers/replica.js';
 import { copyStoreDir } from '../../helpers/store.js';
-
-function pageOf(dir: string, id: number): Buffer {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r');
-  try {
-    const b = Buffer.alloc(PAGE);
-    readSync(fd, b, 0, PAGE, id * PAGE);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function flipByte(dir: string, id: number, at: number): void {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, id * PAGE + at);
-    b[0]! ^= 0x10;
-    writeSync(fd, b, 0, 1, id * PAGE + at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('replica installPage', () => {
   let root: string;
@@ -61,14 +39,14 @@ describe('replica installPage', () => {
       await replica.apply();
       let redone = 0;
       for (const p of [0, 1, 5, 17, PAGES - 1]) {
-        const good = pageOf(dir, p);
-        assert.ok(good.equals(pageOf(primary.dir, p)), `page ${p} equals the primary's before the damage`);
+        const good = diskPage(dir, p);
+        assert.ok(good.equals(diskPage(primary.dir, p)), `page ${p} equals the primary's before the damage`);
         flipByte(dir, p, 200 + p);
-        const old = pageOf(primary.base, p);
+        const old = diskPage(primary.base, p);
         const r = await replica.installPage(p, old);
         redone += r.recordsRedone;
         assert.equal(r.lsn, pageLsn(good));
-        assert.ok(pageOf(dir, p).equals(good), `page ${p} byte-equal to the primary's after the install`);
+        assert.ok(diskPage(dir, p).equals(good), `page ${p} byte-equal to the primary's after the install`);
         assert.ok((await replica.readPage(p, 0)).equals(good));
       }
       assert.ok(redone > 0, 'records were redone onto the old copies');
@@ -84,7 +62,7 @@ describe('replica installPage', () => {
       const runs = primaryRuns(primary, replica.position().durableLsn, 50, 2);
       for (const r of runs) await replica.append(r.bytes, r.startLsn, r.endLsn, 0);
       const P = 3;
-      const newest = pageOf(primary.dir, P);
+      const newest = diskPage(primary.dir, P);
       await replica.apply(runs[Math.floor(runs.length / 4)]!.startLsn);
       assert.ok(replica.position().appliedLsn < pageLsn(newest), 'the copy is ahead of the applied LSN');
       flipByte(dir, P, 999);
@@ -92,7 +70,7 @@ describe('replica installPage', () => {
       assert.equal(r.lsn, pageLsn(newest));
       assert.ok(replica.position().appliedLsn >= pageLsn(newest));
       await replica.apply();
-      assert.ok(pageOf(dir, P).equals(newest));
+      assert.ok(diskPage(dir, P).equals(newest));
     } finally {
       await replica.close();
     }
@@ -106,18 +84,22 @@ describe('replica installPage', () => {
     try {
       const runs = primaryRuns(primary, replica.position().durableLsn, 50, 3);
       for (const r of runs.slice(0, Math.floor(runs.length / 3))) await replica.append(r.bytes, r.startLsn, r.endLsn, 0);
-      const before = pageOf(dir, 2);
-      const newest = pageOf(primary.dir, 2);
+      const before = diskPage(dir, 2);
+      const newest = diskPage(primary.dir, 2);
       assert.ok(pageLsn(newest) > replica.position().durableLsn);
       await assert.rejects(replica.installPage(2, newest), (e) => isRaError(e, 'RA_ERR_REPLICA_BEHIND'));
-      const bad = Buffer.from(pageOf(primary.base, 2));
+      const bad = Buffer.from(diskPage(primary.base, 2));
       bad[300]! ^= 1;
       await assert.rejects(replica.installPage(2, bad), (e) => isRaError(e, 'RA_ERR_PAGE_CORRUPT') && /checksum/.test(e.message));
-      await assert.rejects(replica.installPage(2, pageOf(primary.base, 4)), (e) => isRaError(e, 'RA_ERR_PAGE_CORRUPT') && /page-id/.test(e.message));
-      await assert.rejects(replica.installPage(0, pageOf(other, 0)), (e) => isRaError(e, 'RA_ERR_PAGE_CORRUPT') && /superblock/.test(e.message));
-      assert.ok(pageOf(dir, 2).equals(before), 'nothing written');
+      await assert.rejects(replica.installPage(2, diskPage(primary.base, 4)), (e) => isRaError(e, 'RA_ERR_PAGE_CORRUPT') && /page-id/.test(e.message));
+      await assert.rejects(replica.installPage(0, diskPage(other, 0)), (e) => isRaError(e, 'RA_ERR_PAGE_CORRUPT') && /superblock/.test(e.message));
+      assert.ok(diskPage(dir, 2).equals(before), 'nothing written');
     } finally {
       await replica.close();
     }
   });
 });
+
+function flipByte(dir: string, id: number, at: number): void {
+  xorOnDisk(dir, id, at, 0x10);
+}

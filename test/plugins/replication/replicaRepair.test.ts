@@ -7,7 +7,7 @@
 // replica speaking the protocol) is refused by the owner as a lost write, and the next source is used.
 // The CLI's `repair --json`, run as its own process, names the replica as the source.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -25,6 +25,7 @@ import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
 import { BIN } from '../../helpers/cli.js';
 import { pagestore } from '../../helpers/engine.js';
 import { copyStoreDir, tmpStoreDir } from '../../helpers/store.js';
+import { diskPage, xorOnDisk } from '../../helpers/pageFile.js';
 import { until } from './agentHarness.js';
 
 const PAGES = 64;
@@ -32,30 +33,6 @@ const PAGE = 4096;
 const SECRET = 'replica-repair-test-secret-0123456789';
 /** Pages the writer keeps changing during the test; the others are changed once, then left alone. */
 const HOT = 24;
-
-function diskPage(dir: string, id: number): Buffer {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r');
-  try {
-    const b = Buffer.alloc(PAGE);
-    readSync(fd, b, 0, PAGE, id * PAGE);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Flips one bit of page `id` on disk, away from its header (bit rot). */
-function flipBit(dir: string, id: number, at: number): void {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, id * PAGE + at);
-    b[0]! ^= 1 << at % 8;
-    writeSync(fd, b, 0, 1, id * PAGE + at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('page repair from a replica (primary side)', () => {
   const root = path.dirname(tmpStoreDir('ra-replrepair-'));
@@ -195,3 +172,8 @@ describe('page repair from a replica (primary side)', () => {
     }
   });
 });
+
+/** Flips one bit of page `id` on disk, away from its header (bit rot). */
+function flipBit(dir: string, id: number, at: number): void {
+  xorOnDisk(dir, id, at, 1 << at % 8);
+}

@@ -7,7 +7,7 @@
 // speaking the protocol — is refused by the owner alone, and the other pages are installed; an
 // image the owner finds stale at install time is refused alone as well.
 import assert from 'node:assert/strict';
-import { closeSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
@@ -26,34 +26,12 @@ import { replicaPageSource } from '../../../plugins/replication/pageSource.js';
 import { ReplicaSession } from '../../../plugins/replication/replicaSession.js';
 import { pagestore } from '../../helpers/engine.js';
 import { copyStoreDir, tmpStoreDir } from '../../helpers/store.js';
+import { diskPage, xorOnDisk } from '../../helpers/pageFile.js';
 import { until } from './agentHarness.js';
 
 const PAGES = 320;
 const PAGE = 4096;
 const SECRET = 'replica-repair-batch-secret-0123456789';
-
-function diskPage(dir: string, id: number): Buffer {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r');
-  try {
-    const b = Buffer.alloc(PAGE);
-    readSync(fd, b, 0, PAGE, id * PAGE);
-    return b;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function flipBit(dir: string, id: number, at: number): void {
-  const fd = openSync(path.join(dir, 'pages.db'), 'r+');
-  try {
-    const b = Buffer.alloc(1);
-    readSync(fd, b, 0, 1, id * PAGE + at);
-    b[0]! ^= 1 << at % 8;
-    writeSync(fd, b, 0, 1, id * PAGE + at);
-  } finally {
-    closeSync(fd);
-  }
-}
 
 describe('a burst of corrupt pages repaired from a replica as a batch', () => {
   const root = path.dirname(tmpStoreDir('ra-replbatch-'));
@@ -189,3 +167,7 @@ describe('a burst of corrupt pages repaired from a replica as a batch', () => {
     }
   });
 });
+
+function flipBit(dir: string, id: number, at: number): void {
+  xorOnDisk(dir, id, at, 1 << at % 8);
+}

@@ -26,14 +26,14 @@
  * adopts epoch 1 without a fork), so they add no entry, and a fork is a segment of an epoch
  * larger than both the previous segment's and 1 (`isFork`).
  */
-import { open, readFile, rename } from 'node:fs/promises';
+import { readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { writeAll } from '../../core/writeAll.js';
-import { SEGMENT_HEADER_SIZE, SEGMENT_MAGIC, listSegments, segmentPath, segmentPosition } from './walSegments.js';
+import { SEGMENT_MAGIC, listSegments, readSegmentHeader, segmentPosition } from './walSegments.js';
 
 export const EPOCHS_FILE = 'epochs.json';
 
@@ -57,21 +57,9 @@ export interface EpochStart {
  * history needs no store geometry, and recovery checks the rest.
  */
 export async function segmentEpoch(walDir: string, start: number): Promise<number | null> {
-  let fh;
-  try {
-    fh = await open(segmentPath(walDir, start), 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  try {
-    const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
-    const { bytesRead } = await fh.read(h, 0, SEGMENT_HEADER_SIZE, 0);
-    if (bytesRead < SEGMENT_HEADER_SIZE || h.readUInt32LE(0) !== SEGMENT_MAGIC || h.readBigUInt64LE(56) !== xxh3(h.subarray(0, 56))) return null;
-    return segmentPosition(h).epoch;
-  } finally {
-    await fh.close();
-  }
+  const h = await readSegmentHeader(walDir, start);
+  if (h === null || h.readUInt32LE(0) !== SEGMENT_MAGIC || h.readBigUInt64LE(56) !== xxh3(h.subarray(0, 56))) return null;
+  return segmentPosition(h).epoch;
 }
 
 /** The history the kept segments' headers show, and the first kept segment's start (null: no segment). */

@@ -10,7 +10,7 @@ import { raError } from '../../core/errors.js';
 import { walScanRecords, xxh3 } from 'recovery-agent/native';
 import { readU32 } from '../../core/bytes.js';
 import { RECORD_MIN_SIZE } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, readSegmentHeader, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 /** Folds the records of `buf[from, to)` (consecutive, already valid: the caller checked them) into `r`. */
 export function foldRecords(r: bigint, buf: Uint8Array, from: number, to: number): bigint {
@@ -95,19 +95,6 @@ export async function rollingAt(walDir: string, storeId: Uint8Array, segmentSize
 
 /** The epoch and R a segment's header holds, or null when the segment is missing or its header is not sound. */
 async function headerPosition(walDir: string, storeId: Uint8Array, start: number, segmentSize: number): Promise<SegmentPosition | null> {
-  let fh;
-  try {
-    fh = await open(segmentPath(walDir, start), 'r');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
-  try {
-    const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
-    const { bytesRead } = await fh.read(h, 0, SEGMENT_HEADER_SIZE, 0);
-    if (bytesRead < SEGMENT_HEADER_SIZE || checkSegmentHeader(h, storeId, start, segmentSize)) return null;
-    return segmentPosition(h);
-  } finally {
-    await fh.close();
-  }
+  const h = await readSegmentHeader(walDir, start);
+  return h === null || checkSegmentHeader(h, storeId, start, segmentSize) ? null : segmentPosition(h);
 }

@@ -10,7 +10,7 @@
  * plugins/replication), zero padding, u64 XXH3-64 of bytes [0, 56) at 56. Segments written
  * before epoch and R existed hold zeros there: "epoch 0, R folded from 0 at this segment".
  */
-import { readdir } from 'node:fs/promises';
+import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
 import { readU64, writeU64 } from './format.js';
@@ -83,4 +83,22 @@ export function checkSegmentHeader(h: Uint8Array, storeId: Uint8Array, start: nu
   if (readU64(b, 24) !== start) return `header says it starts at LSN ${readU64(b, 24)}`;
   if (b.readUInt32LE(32) !== segmentSize) return `header says segment size ${b.readUInt32LE(32)}`;
   return null;
+}
+
+/** The first SEGMENT_HEADER_SIZE bytes of segment `start`, or null when the file is missing or shorter (unchecked). */
+export async function readSegmentHeader(walDir: string, start: number): Promise<Buffer | null> {
+  let fh;
+  try {
+    fh = await open(segmentPath(walDir, start), 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+  try {
+    const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
+    const { bytesRead } = await fh.read(h, 0, SEGMENT_HEADER_SIZE, 0);
+    return bytesRead < SEGMENT_HEADER_SIZE ? null : h;
+  } finally {
+    await fh.close();
+  }
 }

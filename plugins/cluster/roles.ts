@@ -52,6 +52,8 @@ export interface RoleStep {
 export interface RoleDriverOptions {
   control: ReplicationControl;
   store: string;
+  /** This member's id: its name as a replica of whichever member leads (unique in the cluster). */
+  memberId: string;
   view: LeadershipView;
   /** Each promote / follow's time limit. */
   timeoutMs: number;
@@ -166,7 +168,7 @@ export class RoleDriver {
     if (action === 'promote') this.primaryOf = null;
     this.o.log.info({ store: this.o.store, action, epoch, target, attempt: step.attempt }, `cluster: ${action === 'promote' ? 'promoting this member\'s store' : `following ${target}`}`);
     const abort = (this.abort = new AbortController());
-    const opts = { timeoutMs: this.o.timeoutMs, signal: abort.signal };
+    const opts = { timeoutMs: this.o.timeoutMs, signal: abort.signal, replicaId: this.o.memberId };
     const run = action === 'promote'
       ? this.o.control.promote(this.o.store, epoch, opts)
       : (this.primaryOf = null, this.o.control.follow(this.o.store, target!, epoch, opts));

@@ -159,6 +159,13 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     const epoch1 = ((await get(first!, '/cluster'))!.body as ClusterDoc).leader!.epoch;
     await waitFor('50 acknowledged commits on the first primary', 30_000, () => (acked(first!.stdout).acks.length >= 50 ? true : undefined), () => explain(nodes));
     const others = nodes.filter((n) => n !== first);
+    // Each member streams under its own name (its member id): before, both replicas said "s",
+    // so the primary took each for a newer connection of the other and dropped it, over and over.
+    await waitFor('both members streaming to the primary under their own names', 20_000, async () => {
+      const st = (await get(first!, '/status'))?.body as { replication?: Record<string, { replicas?: Array<{ id: string; state: string }> }> } | undefined;
+      const live = (st?.replication?.s?.replicas ?? []).filter((r) => r.state === 'streaming').map((r) => r.id).sort();
+      return live.join() === others.map((n) => n.name).sort().join() ? true : undefined;
+    }, () => explain(nodes));
     for (const n of others) {
       assert.equal(acked(n.stdout).pid, null, `${n.name} is not the primary: its writer is held`);
       const roles = ((await get(n, '/cluster'))!.body as ClusterDoc).self.roles!;

@@ -52,8 +52,8 @@ function control(failPromote = 0) {
       await sleep(5);
       if (fails-- > 0) throw new Error('owner did not come up');
     },
-    async follow(store, address, epoch) {
-      calls.push(`follow ${store} ${address} ${epoch}`);
+    async follow(store, address, epoch, o) {
+      calls.push(`follow ${store} ${address} ${epoch} as ${o?.replicaId}`);
     },
     async grantLease(store, epoch, until) {
       calls.push(`grant ${store} ${epoch} ${until}`);
@@ -66,12 +66,12 @@ describe('RoleDriver', () => {
   it('promotes once per epoch, grants only after the promotion, follows once per leader', async () => {
     const v = view();
     const { c, calls } = control();
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 1000, retryMs: 50, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 1000, retryMs: 50, log });
     v.leader = leaderInfo('x', 3);
     d.reconcile();
     d.reconcile();
     await sleep(20);
-    assert.deepEqual(calls, ['follow s x:7400 3']);
+    assert.deepEqual(calls, ['follow s x:7400 3 as m1']);
     d.renewed(5n);
     assert.equal(calls.length, 1, 'no grant while not leading');
 
@@ -97,7 +97,7 @@ describe('RoleDriver', () => {
     v.leader = leaderInfo('y', 9);
     d.reconcile();
     await sleep(10);
-    assert.deepEqual(calls.slice(4), ['follow s y:7400 9']);
+    assert.deepEqual(calls.slice(4), ['follow s y:7400 9 as m1']);
     assert.equal(d.doc().step?.state, 'done');
   });
 
@@ -116,7 +116,7 @@ describe('RoleDriver', () => {
       follow: async () => undefined,
       grantLease: async () => undefined,
     };
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 30_000, retryMs: 50, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 30_000, retryMs: 50, log });
     v.leading = true;
     v.e = 4;
     d.reconcile();
@@ -136,7 +136,7 @@ describe('RoleDriver', () => {
   it('shows a failed promotion and retries it after retryMs while still leading', async () => {
     const v = view();
     const { c, calls } = control(1);
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 1000, retryMs: 100, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 1000, retryMs: 100, log });
     v.leading = true;
     v.e = 4;
     d.reconcile();

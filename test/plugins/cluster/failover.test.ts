@@ -206,7 +206,12 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     assert.equal(rec.priority, 'P1');
     assert.equal(typeof rec.rtoMs, 'number');
     assert.ok((rec.rtoMs as number) > 0 && (rec.rtoMs as number) < rtoObserved + 5000, `rtoMs ${String(rec.rtoMs)}`);
-    t.diagnostic(`failover: ${first!.name} (epoch ${epoch1}) → ${second!.name} (epoch ${doc2.leader!.epoch}); kill to 20 new acks ${rtoObserved} ms; recorded rtoMs ${String(rec.rtoMs)} (from detection)`);
+    // Its RTO counts from the old leader's last sign of life (its member key, put every second):
+    // before the kill, and not long before it; the detection came about a lease later.
+    const occurredAt = rec.occurredAt as number;
+    assert.ok(occurredAt <= killedAt && occurredAt >= killedAt - 3000, `occurredAt ${occurredAt - killedAt} ms from the kill`);
+    assert.ok((rec.detectedAt as number) > killedAt, 'detected after the kill');
+    t.diagnostic(`failover: ${first!.name} (epoch ${epoch1}) → ${second!.name} (epoch ${doc2.leader!.epoch}); kill to 20 new acks ${rtoObserved} ms; recorded rtoMs ${String(rec.rtoMs)} (from the leader's last sign of life, ${killedAt - occurredAt} ms before the kill; detected ${(rec.detectedAt as number) - killedAt} ms after it)`);
     const metrics = (await get(second!, '/metrics'))!.text;
     assert.match(metrics, /^recovery_agent_failovers_total 1$/m);
 

@@ -1,10 +1,10 @@
 /**
- * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums, page verification and the
- * redo kernels of crash recovery.
+ * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums, page verification, the
+ * redo kernels of crash recovery and restore's LZ4 decoder.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
  * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`,
- * `walScanAnalyze`). Importing throws an
+ * `walScanAnalyze`, `lz4DecodeFrame`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *

@@ -114,6 +114,8 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 }
 
 const NS_PER_MS = 1_000_000n;
+/** How soon an election that waits for peers to put their keys after a vacancy looks again. */
+const kFreshRetryMs = 50;
 
 /**
  * A check run before campaigning for a free leader key (switchover.ts): a reason not to campaign,
@@ -141,6 +143,20 @@ export class ClusterMember {
   private readonly history: LeadershipEvent[] = [];
   private leader: LeaderInfo | null = null;
   private peers: PeerState[] = [];
+  /** Each peer's member key mod revision, as last read. */
+  private peerRevisions = new Map<string, number>();
+  /**
+   * The etcd revision from which the leader key is known to be vacant (its delete, as the watch
+   * saw it, or else the read that found it absent); null while a leader key exists. A peer counts
+   * as answering in an election only if it put its member key after it: a key from before is
+   * what the peer knew while the old primary was still acknowledging (a peer cut off from etcd
+   * keeps its old key for up to a TTL), so its LSN may be short of what it holds now.
+   */
+  private vacantSince: number | null = null;
+  /** The revision of the leader key's delete as the watch delivered it, until a read confirms the vacancy. */
+  private deletedAt: number | null = null;
+  /** hrtime ns when this member found the leader key vacant (the quick re-looks are for the first moments only). */
+  private vacantAtNs = 0n;
   private lastEligibility: Eligibility = { eligible: false, reason: 'not evaluated yet' };
   private lastPut = 0;
   private lastPutValue = '';
@@ -488,7 +504,10 @@ export class ClusterMember {
     const limit = Math.max(200, Math.floor(this.o.ttlMs / 3));
     try {
       await this.publish(limit);
-      await this.readLeader(limit);
+      if (await this.readLeader(limit)) {
+        this.lastPut = 0; // what this member holds now, for the election the vacancy opens
+        await this.publish(limit);
+      }
       await this.readPeers(limit);
       await this.campaign(limit);
     } finally {
@@ -532,30 +551,53 @@ export class ClusterMember {
 
   /** Reads the leader key from etcd now (not the last pass's copy), within `limitMs`. */
   async fetchLeader(limitMs = Math.max(200, Math.floor(this.o.ttlMs / 3))): Promise<LeaderInfo | null> {
-    const res = await within(this.client.get(this.leaderKey).exec(), limitMs, 'reading the leader key');
-    const kv = res.kvs[0];
-    return kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null;
+    return (await this.readLeaderKey(limitMs)).leader;
   }
 
-  private async readLeader(limit: number): Promise<void> {
-    this.leader = await this.fetchLeader(limit);
+  private async readLeaderKey(limitMs: number): Promise<{ leader: LeaderInfo | null; exists: boolean; revision: number }> {
+    const res = await within(this.client.get(this.leaderKey).exec(), limitMs, 'reading the leader key');
+    const kv = res.kvs[0];
+    return { leader: kv ? parseLeader(kv.value.toString('utf8'), Number(kv.create_revision), kv.lease) : null, exists: kv !== undefined, revision: Number(res.header.revision) };
+  }
+
+  /** Reads the leader key; true when it was just found vacant (this member then puts its key again at once). */
+  private async readLeader(limit: number): Promise<boolean> {
+    const read = await this.readLeaderKey(limit);
+    this.leader = read.leader;
+    let newlyVacant = false;
+    if (read.exists) {
+      this.vacantSince = null;
+      this.deletedAt = null;
+    } else if (this.vacantSince === null) {
+      // The delete's own revision when the watch gave it (peers that saw it at once and put their
+      // keys count), else this read's: stricter, and a peer's next put (within a second) counts.
+      this.vacantSince = this.deletedAt !== null && this.deletedAt <= read.revision ? this.deletedAt : read.revision;
+      this.deletedAt = null;
+      this.vacantAtNs = process.hrtime.bigint();
+      newlyVacant = true;
+    }
     if (this.claimed) {
       const mine = this.leader !== null && this.leader.epoch === this.claimed.epoch && this.leader.lease === this.leaseId;
       if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : 'the leader key was deleted');
     }
+    return newlyVacant;
   }
 
   private async readPeers(limit: number): Promise<void> {
-    const all = await within(this.client.getAll().prefix(`${this.prefix}members/`).strings(), limit, 'reading the members');
+    const res = await within(this.client.getAll().prefix(`${this.prefix}members/`).exec(), limit, 'reading the members');
     const peers: PeerState[] = [];
-    for (const [key, raw] of Object.entries(all)) {
-      const member = key.slice(`${this.prefix}members/`.length);
+    const revisions = new Map<string, number>();
+    for (const kv of res.kvs) {
+      const member = kv.key.toString('utf8').slice(`${this.prefix}members/`.length);
       if (member === this.o.member) continue;
-      const p = parseMember(member, raw);
-      if (p) peers.push(p);
+      const p = parseMember(member, kv.value.toString('utf8'));
+      if (!p) continue;
+      peers.push(p);
+      revisions.set(member, Number(kv.mod_revision));
     }
     peers.sort((a, b) => a.member.localeCompare(b.member));
     this.peers = peers;
+    this.peerRevisions = revisions;
   }
 
   /** Takes the leader key if it is free, our deadline valid, and the source says we may. */
@@ -573,8 +615,25 @@ export class ClusterMember {
       this.lastEligibility = { eligible: false, reason: gate.reason };
       return;
     }
-    this.lastEligibility = this.o.source.eligible(this.peers, this.o.limits);
-    if (!this.lastEligibility.eligible) return;
+    // Only peers heard since the leader key went vacant answer for the election (see vacantSince);
+    // every peer still counts against a candidate whose log is of an older epoch.
+    const since = this.vacantSince;
+    const fresh = since === null ? this.peers : this.peers.filter((p) => (this.peerRevisions.get(p.member) ?? 0) > since);
+    const selfEpoch = this.o.source.state().epoch;
+    const newer = this.peers.filter((p) => p.epoch > selfEpoch);
+    this.lastEligibility = newer.length > 0
+      ? { eligible: false, reason: `its log is of epoch ${selfEpoch}, older than ${newer.map((p) => `${p.member}'s ${p.epoch}`).join(', ')}` }
+      : this.o.source.eligible(fresh, this.o.limits);
+    if (!this.lastEligibility.eligible) {
+      const stale = this.peers.filter((p) => !fresh.includes(p)).map((p) => p.member);
+      if (stale.length > 0) {
+        this.lastEligibility = { eligible: false, reason: `${this.lastEligibility.reason} (not heard since the leader key went: ${stale.join(', ')})` };
+        // They put their keys within a moment of seeing the vacancy: look again soon, not at the
+        // next poll (for the first moments only: a peer cut off from etcd stays unheard).
+        if (process.hrtime.bigint() - this.vacantAtNs < BigInt(this.o.ttlMs) * NS_PER_MS) setTimeout(() => this.wake(), kFreshRetryMs).unref();
+      }
+      return;
+    }
     // Campaign only with most of a lease ahead: a win must leave time to act before the deadline.
     if (this.leaseRemainingSeconds() * 1000 < this.o.ttlMs / 2) return;
     const leaseId = this.leaseId;
@@ -615,7 +674,10 @@ export class ClusterMember {
       }
       this.watcher = w;
       w.on('put', () => this.wake());
-      w.on('delete', () => this.wake());
+      w.on('delete', (kv) => {
+        this.deletedAt = Number(kv.mod_revision);
+        this.wake();
+      });
       w.on('error', (err) => this.o.log.debug({ err: describeError(err) }, 'cluster: leader watch error (the poll goes on)'));
     } catch (err) {
       this.o.log.debug({ err: describeError(err) }, 'cluster: cannot watch the leader key (the poll goes on)');

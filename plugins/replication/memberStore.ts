@@ -169,13 +169,14 @@ export class MemberStore {
         this.o.onRoleChange();
         await this.storeReleased(deadline, check, `to be promoted to epoch ${epoch}`);
       }
-      await this.session?.stop();
-      this.session = null;
+      await this.stopSession();
       this.following = null;
       await this.idle?.close();
       this.idle = null;
       await writePrimarySettings(this.o.dir, { ...primarySettings(this.o.cfg, this.o.secret), epoch, fenced: true });
-      this.epoch = epoch;
+      // `this.epoch` stays the log's epoch until the owner serves the new one (state() publishes
+      // it): a promotion that fails must not make this member look newer than the others, or
+      // none of them could be elected after it steps aside.
       this.roleNow = 'primary';
       this.o.onRoleChange();
       this.watch?.stop();
@@ -187,7 +188,10 @@ export class MemberStore {
           (s) => s.replication?.epoch ?? null,
           () => null,
         );
-        if (at === epoch) break;
+        if (at === epoch) {
+          this.epoch = epoch;
+          break;
+        }
         check();
         if (Date.now() > deadline) {
           throw raError('RA_ERR_REPL_PROMOTE', `store ${this.o.storeId} was made the primary of epoch ${epoch}, but its owner ${at === null ? 'has not come up' : `serves epoch ${at}`} within ${timeoutMs} ms (is its application configured in processes:, and does it start?)`, {
@@ -229,7 +233,7 @@ export class MemberStore {
       await writePrimarySettings(this.o.dir, { role: 'replica' });
       await this.idle?.close();
       this.idle = null;
-      await this.session?.stop();
+      await this.stopSession();
       const { host, port } = hostPort(address);
       this.session = new ReplicaSession({
         storeId: this.o.storeId,
@@ -260,6 +264,24 @@ export class MemberStore {
       if (Date.now() > deadline) throw raError('RA_ERR_REPL_PROMOTE', `store ${this.o.storeId} is still held by process ${holder}, waiting for it ${why}`, { details: { store: this.o.storeId, holder } });
       await sleep(kPollMs);
     }
+  }
+
+  /**
+   * Stops the replica session, keeping where it stood: while no session or owner reports, state()
+   * publishes these, and an election must not take this member for less than it holds.
+   */
+  private async stopSession(): Promise<void> {
+    const s = this.session;
+    if (!s) return;
+    const before = s.status();
+    await s.stop();
+    // After the stop its position is final (if its store is still open to say it), else the last seen.
+    const after = s.status();
+    const st = after.durableLsn >= before.durableLsn && after.epoch !== 0 ? after : before;
+    this.epoch = st.epoch;
+    this.durable = st.durableLsn;
+    this.applied = st.appliedLsn;
+    this.session = null;
   }
 
   async grantLease(epoch: number, untilNs: bigint): Promise<void> {

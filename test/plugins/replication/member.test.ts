@@ -168,4 +168,33 @@ describe('cluster members driven through ReplicationControl', () => {
       await sb.close();
     }
   });
+  it('a promotion that fails publishes the log\'s epoch and the durable LSN the replica reached, not the promotion\'s epoch', async () => {
+    const root = path.join(os.tmpdir(), `ra-member-fail-${process.pid}-${Date.now()}`);
+    mkdirSync(root);
+    await (await PageStore.open(path.join(root, 'a'), { create: true, pageCount: PAGES, controlSocket: false })).close();
+    copyStoreDir(path.join(root, 'a'), path.join(root, 'b'));
+    writeFileSync(path.join(root, 'repl.secret'), 'member-role-test-secret-bytes\n', { mode: 0o600 });
+    const a = await member(root, 'a', await freePort(), ['--concurrency', '4']);
+    agents.push(a.agent);
+    // B's application exits at once (more writers than pages): its promotion can never complete.
+    const b = await member(root, 'b', await freePort(), ['--concurrency', '1000']);
+    agents.push(b.agent);
+    await a.control.promote('s', 2, { timeoutMs: 20_000 });
+    const stopA = leases(a, 2);
+    await b.control.follow('s', a.address, 2, { timeoutMs: 20_000 });
+    await until('50 acknowledged commits', () => (acked(a.stdout).acks.length >= 50 ? true : undefined), 30_000);
+    stopA();
+    process.kill(a.supervisor.get('app')!.pid!, 'SIGKILL');
+    await a.agent.stop();
+    const reached = b.control.members()[0]!;
+    assert.equal(reached.epoch, 2);
+    assert.ok(reached.durableLsn > 0);
+
+    await assert.rejects(b.control.promote('s', 3, { timeoutMs: 2000 }), /has not come up|serves epoch/);
+    const after = b.control.members()[0]!;
+    // Before, it published epoch 3 (a log it never forked) and the durable LSN it had when its
+    // agent started: every other member looked older, or this one looked behind what it holds.
+    assert.equal(after.epoch, 2, 'the log is still of epoch 2');
+    assert.ok(after.durableLsn >= reached.durableLsn, `durable ${after.durableLsn}, the replica had reached ${reached.durableLsn}`);
+  });
 });

@@ -290,13 +290,13 @@ export class ClusterMember {
     const claimed = this.claimed;
     const lease = this.leaseId;
     if (claimed === null || lease === null) return false;
-    this.aside = { untilNs: process.hrtime.bigint() + BigInt(holdMs) * NS_PER_MS, reason };
     const res = await within(
       this.client.if(this.leaderKey, 'Create', '==', claimed.epoch).and(this.leaderKey, 'Lease', '==', lease).then(this.client.delete().key(this.leaderKey)).commit(),
       Math.max(200, Math.floor(this.o.ttlMs / 3)),
       'stepping aside from the leader key',
     );
     if (!res.succeeded) return false; // no longer ours: the next pass reads who leads
+    this.aside = { untilNs: process.hrtime.bigint() + BigInt(holdMs) * NS_PER_MS, reason };
     this.stepDown(`stepped aside: ${reason}`);
     this.leader = null;
     this.lastPut = 0; // publish role "replica" at once
@@ -579,6 +579,18 @@ export class ClusterMember {
     if (this.claimed) {
       const mine = this.leader !== null && this.leader.epoch === this.claimed.epoch && this.leader.lease === this.leaseId;
       if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : 'the leader key was deleted');
+    } else if (this.leader !== null && this.leaseId !== null && this.leader.lease === this.leaseId) {
+      // A key on our lease that we never claimed: a campaign txn etcd applied but whose answer
+      // came too late (a slow etcd, a leader change mid-txn). Our keepalives would keep it alive
+      // and nobody could ever win; we did not act on it, so we give it up, guarded to that key.
+      const { epoch } = this.leader;
+      this.o.log.warn({ epoch }, 'cluster: the leader key is on our lease but was never claimed (a late campaign answer): deleting it');
+      await within(
+        this.client.if(this.leaderKey, 'Create', '==', epoch).and(this.leaderKey, 'Lease', '==', this.leaseId).then(this.client.delete().key(this.leaderKey)).commit(),
+        limit,
+        'deleting an unclaimed leader key',
+      );
+      this.leader = null;
     }
     return newlyVacant;
   }

@@ -10,6 +10,7 @@
 import type { HttpRoute, HttpResponse } from '../../core/contracts/HttpRoute.js';
 import type { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { raError } from '../../core/errors.js';
+import { parseSize } from '../../core/config/units.js';
 import type { ClusterMember } from './member.js';
 import type { RolesDoc } from './roles.js';
 
@@ -121,15 +122,19 @@ export function clusterRoutes(cluster: string, m: ClusterMember, source: Cluster
     },
     {
       method: 'GET', path: '/replica', access: 'open',
-      schema: { querystring: { type: 'object', properties: { lag: { type: 'string', pattern: '^[0-9]+$' } } } },
+      // `lag` as Patroni takes it: bytes, or a size with a unit (`16MB`, `1GiB`).
+      schema: { querystring: { type: 'object', properties: { lag: { type: 'string', maxLength: 32 } } } },
       handler: (req) => {
         const body = brief();
         const s = source.state();
         if (m.isLeader() || m.leaseRemainingSeconds() === 0 || s.health === 'failed') return unavailable(body);
+        // A member with a store is a replica to route reads to only while it streams from the
+        // primary (an old primary not yet following, a refused or cut-off replica is not).
+        if (roles !== undefined && !s.streaming) return unavailable({ ...body, reason: 'not streaming from the primary' });
         const lagParam = req.query.lag;
         if (lagParam === undefined) return ok(body);
-        const bound = Number(lagParam);
-        if (!Number.isSafeInteger(bound)) throw raError('RA_ERR_USAGE', 'lag must be a number of bytes');
+        const bound = typeof lagParam === 'string' ? parseSize(lagParam) : undefined;
+        if (bound === undefined || !Number.isSafeInteger(bound)) throw raError('RA_ERR_USAGE', `lag must be a size in bytes, e.g. 1048576 or 16MB (got ${JSON.stringify(lagParam)})`);
         const doc = clusterDoc(cluster, m, source, roles);
         const lag = doc.members.find((r) => r.member === m.member)?.lagBytes ?? null;
         const withLag = { ...body, lagBytes: lag };

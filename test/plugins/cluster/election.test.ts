@@ -118,6 +118,17 @@ describe('cluster election in a real etcd', () => {
     const doc = (await route(b, '/cluster')).body as ClusterDoc;
     assert.deepEqual(doc.members.map((r) => [r.member, r.role, r.lagBytes]), [['a', 'leader', 0], ['b', 'replica', 4000]]);
     assert.equal(doc.self.eligible, false);
+    // Sizes with a unit, as Patroni takes them (SI: 4kB = 4000 bytes); garbage is a 400, not a 200.
+    assert.equal((await route(b, '/replica', { lag: '4kB' })).status, 200);
+    assert.equal((await route(b, '/replica', { lag: '3.999kB' })).status, 503);
+    await assert.rejects(route(b, '/replica', { lag: 'lots' }), /lag must be a size/);
+    // A member with a store (roles) answers 200 only while it streams from the primary.
+    const withStore = (streaming: boolean) => clusterRoutes('c', b.m, { ...b.src, state: () => ({ ...b.src.state(), streaming }) }, { writable: () => false, doc: () => ({ store: 's', writable: false, step: null, lastGrant: null }) }).find((x) => x.path === '/replica')!;
+    const req = { body: undefined, query: {}, params: {}, ip: '127.0.0.1' };
+    assert.equal((await withStore(true).handler(req)).status, 200);
+    const cut = await withStore(false).handler(req);
+    assert.equal(cut.status, 503);
+    assert.match(JSON.stringify(cut.body), /not streaming from the primary/);
   });
 
   it('an ineligible member never wins, even with the leader key free', async () => {
@@ -158,6 +169,29 @@ describe('cluster election in a real etcd', () => {
     assert.match(a.m.eligibility().reason, /^stepped aside/);
     await until(() => a.m.isLeader(), 5000, 'a to lead again after its hold');
     assert.ok(Date.now() - goneAt >= 1500, 'a led again only after its hold');
+  });
+
+  it('a campaign txn etcd applied but answered too late does not leave the key held by nobody', async () => {
+    const a = node(etcd, 'late', 'a');
+    // The first txn's answer arrives after the campaign's limit (ttl/3): the key is a's, unclaimed.
+    const client = a.m.etcd;
+    const orig = client.if.bind(client);
+    let slowed = 0;
+    client.if = ((...args: Parameters<typeof orig>) => {
+      const b = orig(...args);
+      const commit = b.commit.bind(b);
+      b.commit = async () => {
+        const r = await commit();
+        if (slowed++ === 0) await sleep(1000);
+        return r;
+      };
+      return b;
+    }) as typeof client.if;
+    run(a);
+    await sleep(1500);
+    const b = node(etcd, 'late', 'b');
+    run(b);
+    await until(() => a.m.isLeader() || b.m.isLeader(), 8000, 'a leader (before, the key named a on its live lease and nobody ever led)');
   });
 
   it('a leader whose keepalives stop gets through its deadline before anyone else is elected', async () => {

@@ -36,6 +36,8 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   { on: 'page-corruption', do: [{ anyOf: ['repair-page', 'repair-replica-page'] }] },
   { on: 'predicted-exhaustion', do: ['checkpoint-store'] },
   { on: 'primary-failure', do: ['cluster-failover'] },
+  // A clustered store fails over to a replica; any other moves to its spare path (redirect-store).
+  { on: 'disk-failure', do: [{ anyOf: ['cluster-failover', 'redirect-store'] }] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -32,6 +32,8 @@ import type { Manifest } from './manifest.js';
 import { snapshotPageSource } from './pageSource.js';
 import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './scheduler.js';
 import { walArchiver } from './walArchive.js';
+import { storeRestorer } from './storeRestorer.js';
+import { StoreRestorer, isStoreRestorer } from '../../core/contracts/StoreRestorer.js';
 
 /** The scheduler's running totals (for tests and the status API). */
 export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = createToken<{ snapshot(): SnapshotStats }>('snapshot-manager.SnapshotManagerStats');
@@ -50,7 +52,7 @@ export default definePlugin({
   errorCodes: snapshotErrors,
   // The engines start first: each store is worked on through its engine's page face.
   deps: { engines: many(StorageEngine), pool: WorkerPool, metrics: Metrics },
-  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute],
+  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute, StoreRestorer],
   register(ctx, { engines, pool, metrics }) {
     // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
     const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores.filter((s) => s.snapshots));
@@ -75,6 +77,7 @@ export default definePlugin({
       },
     });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
+    ctx.provide(StoreRestorer, storeRestorer(new Map(usable.map((s) => [s.id, { engine: s.pageEngine, dir: dirById.get(s.id)! }])), pool, ctx.log), isStoreRestorer);
     ctx.provide(PageSource, snapshotPageSource((store) => dirById.get(store.id) ?? dirByPath.get(path.resolve(store.path))), isPageSource);
 
     const scheduled: ScheduledStore[] = usable.map((s) => ({

@@ -7,7 +7,8 @@
  *   live process holds the store; restores the newest snapshot chain and the WAL archive — plus
  *   what still reads of the failed store's own log — into the spare (StoreRestorer, which
  *   verifies every page); records the store's new path (StorePaths, durable); restarts the
- *   processes, which find it in RECOVERY_AGENT_STORE_PATH.
+ *   processes, which find it in RECOVERY_AGENT_STORE_PATH. Rule option `salvage: false` leaves
+ *   the failed store's own log out (the archive alone: commits after it are lost).
  * - verify, observed at the spare: every page verifies there (read through the engine's page
  *   face, as a scan does), and each restarted process is running, holds the store at the spare
  *   (its owner answers there under the lock holder's pid, its log not broken) and commits again
@@ -79,7 +80,9 @@ export function redirectStoreAction(d: RedirectDeps): HealingAction {
       }
       const holder = await s.engine.files.lockHolder(from).catch(() => null);
       if (holder !== null) throw raError('RA_ERR_REDIRECT', `store "${s.id}" at ${from} is still held by pid ${holder}, which the agent does not supervise: stop it, then retry`, { details: { pid: holder } });
-      const r = await d.restorer.restoreTo(s.id, s.spare, { salvageFrom: from, signal: hctx.signal });
+      // Rule option `salvage: false`: do not trust what the failing disk still reads (the archive alone).
+      const salvage = hctx.options.salvage !== false;
+      const r = await d.restorer.restoreTo(s.id, s.spare, { ...(salvage ? { salvageFrom: from } : {}), signal: hctx.signal });
       const moved = await d.paths.redirect(s.id, s.spare, `${f.kind} ${f.id} (${String(f.evidence.errno)} at ${from})`);
       const restarted: Record<string, number> = {};
       if (sup !== undefined) {

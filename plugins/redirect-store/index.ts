@@ -47,6 +47,11 @@ export default definePlugin({
     const stores = new Map<string, RedirectableStore>();
     for (const s of usable) {
       if (s.spare === undefined) continue;
+      // A replicated store's history is its cluster's: a copy restored beside it would fork it.
+      if (s.replication !== undefined) {
+        ctx.log.warn({ store: s.id }, `store "${s.id}" is replicated: its spare is not used (a disk failure under it is for cluster-failover)`);
+        continue;
+      }
       stores.set(s.id, { id: s.id, engine: s.pageEngine, spare: s.spare, processes: ctx.config.processes.filter((p) => p.store === s.id).map((p) => p.id) });
       if (!restorer?.canRestore(s.id)) ctx.log.warn({ store: s.id }, `store "${s.id}" has a spare but no snapshots.dir: it cannot be restored there, so a disk failure will not be redirected`);
     }

@@ -26,6 +26,8 @@ async function until<T>(what: string, fn: () => Promise<T | undefined> | T | und
   }
 }
 
+const TOKEN = 'disk-failure-test-token';
+
 interface Acks {
   resumes: Array<{ seq: number; dir: string; line: number }>;
   acked: Array<{ seq: number; line: number }>;
@@ -56,6 +58,11 @@ describe(title, () => {
   let base: string;
   let agentLog: string;
   const p = (...x: string[]) => path.join(dir, ...x);
+  const get = (route: string) => fetch(`${base}${route}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+  const snapshotNow = async () => {
+    const r = await fetch(`${base}/snapshots`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ store: 'disk' }) });
+    return { status: r.status, body: (await r.json()) as { snapshot: { endLsn: number } } };
+  };
 
   before(async () => {
     const lib = await faultLibrary();
@@ -66,12 +73,12 @@ describe(title, () => {
     const env = { LD_PRELOAD: lib, UV_USE_IO_URING: '0', FAULTFS_DIR: p('disk1', 'store', 'wal'), FAULTFS_KIND: 'eio-write', FAULTFS_AT: '800', FAULTFS_STICKY: '1', FAULTFS_SEED: '1', FAULTFS_REPORT: p('fault.txt') };
     writeFileSync(
       p('agent.yaml'),
-      `agent: { dataDir: ${JSON.stringify(p('agent'))}, workers: 1, http: { listen: 127.0.0.1:0 } }
+      `agent: { dataDir: ${JSON.stringify(p('agent'))}, workers: 1, http: { listen: 127.0.0.1:0, token: ${TOKEN} } }
 stores:
   - id: disk
     path: ${JSON.stringify(spec.dir)}
     spare: ${JSON.stringify(p('disk2', 'store'))}
-    snapshots: { dir: ${JSON.stringify(spec.archive)}, every: 1s, fullEvery: 4 }
+    snapshots: { dir: ${JSON.stringify(spec.archive)} }
 processes:
   - id: writer
     command: ${JSON.stringify(process.execPath)}
@@ -98,9 +105,14 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
   });
 
   it('moves the store to the spare within 30 s and the writer commits there', async () => {
+    // One snapshot while the disk works (taken by the test, so that none is taken between the
+    // fault and the move: what the archive lacks then is only on the failed disk).
+    await until('the writer to commit', () => (readAcks(p('acks.log')).acked.length >= 50 ? true : undefined));
+    assert.equal((await snapshotNow()).status, 200);
+    assert.equal(await readFiredFault(p('fault.txt')), null, 'the snapshot was taken before the disk failed');
     const fired = await until('the disk to fail', () => readFiredFault(p('fault.txt')).then((f) => f ?? undefined), 90_000);
     const recovery = await until('the recovery', async () => {
-      const { recoveries } = (await (await fetch(`${base}/recoveries`)).json()) as { recoveries: Array<{ kind: string; subject: string; outcome: string; rtoMs: number; detectedAt: number; attempts: Array<{ action: string; verified: boolean; error?: string; summary?: string }> }> };
+      const { recoveries } = (await (await get('/recoveries')).json()) as { recoveries: Array<{ kind: string; subject: string; outcome: string; rtoMs: number; detectedAt: number; attempts: Array<{ action: string; verified: boolean; error?: string; summary?: string }> }> };
       return recoveries.find((r) => r.kind === 'disk-failure');
     });
     assert.equal(recovery.outcome, 'recovered', JSON.stringify(recovery));
@@ -108,7 +120,7 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
     // The default rule tries cluster-failover first: without a cluster it is not there to try.
     const expected = salvage ? [['cluster-failover', false, 'no running plugin provides this action'], ['redirect-store', true, null]] : [['redirect-store', true, null]];
     assert.deepEqual(recovery.attempts.map((a) => [a.action, a.verified, a.error ?? null]), expected);
-    const { failures } = (await (await fetch(`${base}/failures`)).json()) as { failures: Array<{ kind: string; priority: string; evidence: Record<string, unknown> }> };
+    const { failures } = (await (await get('/failures')).json()) as { failures: Array<{ kind: string; priority: string; evidence: Record<string, unknown> }> };
     const failure = failures.find((f) => f.kind === 'disk-failure')!;
     assert.equal(failure.priority, 'P1');
     assert.equal(failure.evidence.errno, 'EIO');
@@ -138,6 +150,14 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
     // The action's account of what it could not bring back agrees with what was lost.
     assert.equal(outcome.lost > 0, outcome.lostLogBytes > 0, JSON.stringify(outcome));
     check(outcome);
+
+    if (salvage) {
+      // Snapshots follow the store to the spare (one of the failed disk's copy would end at or
+      // before the owner's last durable LSN there; the writer at the spare has gone past it).
+      const r = await snapshotNow();
+      assert.equal(r.status, 200);
+      assert.ok(r.body.snapshot.endLsn > (failure.evidence.flushedLsn as number), JSON.stringify(r.body));
+    }
 
     // The move is durable in the agent's dataDir.
     const recorded = JSON.parse(readFileSync(p('agent', 'store-paths.json'), 'utf8')) as Record<string, { path: string; from: string }>;

@@ -34,11 +34,19 @@ export class StorePathsFile implements StorePaths {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       text = '{}';
     }
+    const damaged = (why: string, cause?: unknown) =>
+      raError('RA_ERR_CONFIG', `${file} cannot be read (${why}); it records where stores were moved after a disk failure: fix or delete it`, cause === undefined ? {} : { cause });
+    let parsed: unknown;
     try {
-      this.recorded = JSON.parse(text) as Record<string, StoreRedirect>;
+      parsed = JSON.parse(text);
     } catch (err) {
-      throw raError('RA_ERR_CONFIG', `${file} cannot be read (${(err as Error).message}); it records where stores were moved after a disk failure: fix or delete it`, { cause: err });
+      throw damaged((err as Error).message, err);
     }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw damaged('expected an object of store ids');
+    for (const [id, r] of Object.entries(parsed)) {
+      if (typeof (r as StoreRedirect | null)?.path !== 'string' || !path.isAbsolute((r as StoreRedirect).path)) throw damaged(`store "${id}" has no absolute path`);
+    }
+    this.recorded = parsed as Record<string, StoreRedirect>;
   }
 
   /** `config` with each redirected store's path replaced by where it lives now. */

@@ -58,6 +58,16 @@ describe(title, () => {
   let base: string;
   let agentLog: string;
   const p = (...x: string[]) => path.join(dir, ...x);
+  /** Starts the agent, its log in `log`; resolves once it is ready. */
+  const startAgent = async (log: string) => {
+    agentLog = p(log);
+    agent = spawn(process.execPath, [BIN, 'run', '--config', p('agent.yaml')], { stdio: ['ignore', openSync(agentLog, 'w'), 'inherit'] });
+    const ready = await until('the agent to be ready', () => {
+      const line = readFileSync(agentLog, 'utf8').split('\n').find((l) => l.includes('"recovery-agent ready"'));
+      return line ? (JSON.parse(line) as { http: string }) : undefined;
+    });
+    base = `http://${ready.http}`;
+  };
   const get = (route: string) => fetch(`${base}${route}`, { headers: { authorization: `Bearer ${TOKEN}` } });
   const snapshotNow = async () => {
     const r = await fetch(`${base}/snapshots`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ store: 'disk' }) });
@@ -88,13 +98,7 @@ processes:
     restart: { policy: on-failure }
 ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect-store, options: { salvage: false } }] }] }\n'}`,
     );
-    agentLog = p('agent.log');
-    agent = spawn(process.execPath, [BIN, 'run', '--config', p('agent.yaml')], { stdio: ['ignore', openSync(agentLog, 'w'), 'inherit'] });
-    const ready = await until('the agent to be ready', () => {
-      const line = readFileSync(agentLog, 'utf8').split('\n').find((l) => l.includes('"recovery-agent ready"'));
-      return line ? (JSON.parse(line) as { http: string }) : undefined;
-    });
-    base = `http://${ready.http}`;
+    await startAgent('agent.log');
   });
 
   after(async () => {
@@ -176,6 +180,18 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
     await s.close();
     const lastAtSpare = Math.max(...all.acked.filter((x) => x.line > all.resumes[1]!.line).map((x) => x.seq));
     assert.ok(onPage >= lastAtSpare, `page 1 holds ${onPage}, the writer at the spare acknowledged ${lastAtSpare}`);
+
+    if (salvage) {
+      // A restarted agent keeps the store where it was moved (the config still names the failed
+      // disk), says so, and starts the writer there.
+      await startAgent('agent2.log');
+      const third = await until('the writer to start again', () => readAcks(p('acks.log')).resumes[2]);
+      assert.equal(third.dir, p('disk2', 'store'));
+      assert.equal(third.seq, onPage);
+      assert.ok(readFileSync(agentLog, 'utf8').includes(`was moved to ${p('disk2', 'store')} after a disk failure`));
+      agent.kill('SIGTERM');
+      assert.equal(await new Promise<number | null>((r) => agent.once('exit', r)), 0);
+    }
   });
 });
 }

@@ -14,6 +14,7 @@ import { after, before, describe, it } from 'node:test';
 import { faultLibrary, readFiredFault } from '../crash/ioFaults.js';
 import { BIN } from '../helpers/cli.js';
 import { fixture } from '../helpers/paths.js';
+import { needTool } from '../helpers/tools.js';
 import { PageStore } from '../../plugins/pagestore/pageStore.js';
 
 async function until<T>(what: string, fn: () => Promise<T | undefined> | T | undefined, timeoutMs = 60_000): Promise<T> {
@@ -51,7 +52,14 @@ function readAcks(file: string): Acks {
  * One agent with the EIO writer; `salvage: false` runs redirect-store with that rule option (the
  * failed store's own log left out: the archive alone).
  */
-function scenario(title: string, salvage: boolean, check: (r: Outcome) => void): void {
+/**
+ * How the disk fails: `faultfs`, the LD_PRELOAD library fails the writer's WAL writes from the
+ * 800th on (the disk still reads); `loop`, the store is on ext4 on a loop device that is shrunk
+ * under it to 1 MiB (the kernel fails every write past that with EIO, for every process).
+ */
+type Fault = 'faultfs' | 'loop';
+
+function scenario(title: string, salvage: boolean, fault: Fault, check: (r: Outcome) => void): void {
 describe(title, () => {
   let dir: string;
   let agent: ChildProcess;
@@ -74,13 +82,38 @@ describe(title, () => {
     return { status: r.status, body: (await r.json()) as { snapshot: { endLsn: number } } };
   };
 
+  let loopDev: string | null = null;
+  const sh = (cmd: string, ...args: string[]) => {
+    const r = spawnSync(cmd, args, { encoding: 'utf8', timeout: 30_000 });
+    assert.equal(r.status, 0, `${cmd} ${args.join(' ')}: ${r.stderr || r.error?.message}`);
+    return r.stdout.trim();
+  };
+  /** Makes the disk fail now (loop); resolves with when and how it failed. */
+  let failDisk: () => Promise<{ atMs: number; line: string }>;
+
   before(async () => {
-    const lib = await faultLibrary();
     dir = mkdtempSync(path.join(realpathSync(os.tmpdir()), 'ra-diskfail-'));
     for (const d of ['disk1', 'disk2', 'backup']) mkdirSync(p(d));
     const spec = { dir: p('disk1', 'store'), archive: p('backup'), acks: p('acks.log'), pages: 64 };
-    // ~60 WAL writes a second: the fault fires some seconds in, after the first scheduled snapshots.
-    const env = { LD_PRELOAD: lib, UV_USE_IO_URING: '0', FAULTFS_DIR: p('disk1', 'store', 'wal'), FAULTFS_KIND: 'eio-write', FAULTFS_AT: '800', FAULTFS_STICKY: '1', FAULTFS_SEED: '1', FAULTFS_REPORT: p('fault.txt') };
+    let env: Record<string, string> = {};
+    if (fault === 'faultfs') {
+      // ~60 WAL writes a second: the fault fires some seconds in.
+      env = { LD_PRELOAD: await faultLibrary(), UV_USE_IO_URING: '0', FAULTFS_DIR: p('disk1', 'store', 'wal'), FAULTFS_KIND: 'eio-write', FAULTFS_AT: '800', FAULTFS_STICKY: '1', FAULTFS_SEED: '1', FAULTFS_REPORT: p('fault.txt') };
+      failDisk = () => until('the disk to fail', () => readFiredFault(p('fault.txt')).then((f) => f ?? undefined), 90_000);
+    } else {
+      needTool('losetup', 'util-linux');
+      needTool('mkfs.ext4', 'e2fsprogs');
+      sh('truncate', '-s', '64M', p('disk1.img'));
+      loopDev = sh('losetup', '-f', '--show', p('disk1.img'));
+      sh('mkfs.ext4', '-q', '-m', '0', loopDev);
+      sh('mount', loopDev, p('disk1'));
+      failDisk = async () => {
+        const atMs = Date.now();
+        sh('truncate', '-s', '1M', p('disk1.img'));
+        sh('losetup', '-c', loopDev!);
+        return { atMs, line: `${loopDev} shrunk to 1 MiB under the store` };
+      };
+    }
     writeFileSync(
       p('agent.yaml'),
       `agent: { dataDir: ${JSON.stringify(p('agent'))}, workers: 1, http: { listen: 127.0.0.1:0, token: ${TOKEN} } }
@@ -106,6 +139,10 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
       agent.kill('SIGTERM');
       await new Promise((r) => agent.once('exit', r));
     }
+    if (loopDev !== null) {
+      spawnSync('umount', ['-l', p('disk1')]);
+      spawnSync('losetup', ['-d', loopDev]);
+    }
   });
 
   it('moves the store to the spare within 30 s and the writer commits there', async () => {
@@ -113,8 +150,8 @@ ${salvage ? '' : 'healing: { rules: [{ on: disk-failure, do: [{ action: redirect
     // fault and the move: what the archive lacks then is only on the failed disk).
     await until('the writer to commit', () => (readAcks(p('acks.log')).acked.length >= 50 ? true : undefined));
     assert.equal((await snapshotNow()).status, 200);
-    assert.equal(await readFiredFault(p('fault.txt')), null, 'the snapshot was taken before the disk failed');
-    const fired = await until('the disk to fail', () => readFiredFault(p('fault.txt')).then((f) => f ?? undefined), 90_000);
+    if (fault === 'faultfs') assert.equal(await readFiredFault(p('fault.txt')), null, 'the snapshot was taken before the disk failed');
+    const fired = await failDisk();
     const recovery = await until('the recovery', async () => {
       const { recoveries } = (await (await get('/recoveries')).json()) as { recoveries: Array<{ kind: string; subject: string; outcome: string; rtoMs: number; detectedAt: number; attempts: Array<{ action: string; verified: boolean; error?: string; summary?: string }> }> };
       return recoveries.find((r) => r.kind === 'disk-failure');
@@ -211,7 +248,7 @@ interface Outcome {
 }
 
 // The disk still reads (a write failure): the live log is read back and nothing acknowledged is lost (RPO 0).
-scenario('a store whose disk fails its writes (EIO), redirected with its own log read back', true, (o) => {
+scenario('a store whose disk fails its writes (EIO), redirected with its own log read back', true, 'faultfs', (o) => {
   assert.equal(o.lost, 0, `acknowledged commits up to ${o.lastAcked} but the moved store ends at ${o.resumedAt}`);
   assert.equal(o.lostLogBytes, 0);
   assert.ok(o.salvagedBytes > 0, 'the commits after the archive came from the failed disk');
@@ -219,7 +256,13 @@ scenario('a store whose disk fails its writes (EIO), redirected with its own log
 
 // The archive alone (salvage: false, as for a disk that no longer reads): the commits after the
 // last archived segment are lost — the RPO is the archive's lag, measured here and accounted for.
-scenario('a store whose disk fails (EIO), redirected from the archive alone', false, (o) => {
+scenario('a store whose disk fails (EIO), redirected from the archive alone', false, 'faultfs', (o) => {
   assert.equal(o.salvagedBytes, 0);
   assert.ok(o.lost < o.acked, 'the archive held the older commits');
+});
+
+// A real block device failing under the store (the kernel's EIO, for the agent too): the log
+// still in the page cache is read back, every acknowledged commit is kept.
+scenario('a store on a loop device shrunk under it (EIO from the kernel), redirected', true, 'loop', (o) => {
+  assert.equal(o.lost, 0, `acknowledged commits up to ${o.lastAcked} but the moved store ends at ${o.resumedAt}`);
 });

@@ -7,20 +7,26 @@
  */
 export const DISK_FAILURE = 'disk-failure';
 
-/** The system errors that mean the disk failed, not that it filled up or was refused. */
-export const DISK_ERRNOS: readonly string[] = ['EIO'];
+/**
+ * The system errors that mean the disk failed, not that it filled up or was refused: `EIO`, and
+ * `EROFS` — the kernel turns a filesystem read-only after I/O errors under it (ext4's
+ * `errors=remount-ro`), so a store found read-only is on the same failed disk.
+ */
+export const DISK_ERRNOS: readonly string[] = ['EIO', 'EROFS'];
 
 /** Evidence of a `disk-failure`. */
 export interface DiskFailureEvidence {
   readonly store: string;
   /** The store's path on the failed disk. */
   readonly path: string;
-  /** The owner that reported it. */
-  readonly pid: number;
+  /** How it was seen: the store's owner reported its log broken, or the agent's own probe write failed (no owner up). */
+  readonly seenBy: 'owner' | 'probe';
+  /** The owner that reported it; null for a probe. */
+  readonly pid: number | null;
   readonly errno: string;
-  /** The store's error code (`RA_ERR_WAL_WRITE`, …) and message. */
+  /** The store's error code (`RA_ERR_WAL_WRITE`, …; `probe` for a probe) and message. */
   readonly code: string;
   readonly message: string;
-  /** The owner's durable log end when it reported: commits acknowledged up to here. */
-  readonly flushedLsn: number;
+  /** The owner's durable log end when it reported: commits acknowledged up to here; null for a probe. */
+  readonly flushedLsn: number | null;
 }

@@ -6,7 +6,8 @@
  * space probes — moving a store because its disk filled up would only move the problem.
  *
  * An owner that exits on the error instead of staying up leaves nobody to ask: for a store that
- * exists and whose owner does not answer, the agent probes the disk itself, at most every
+ * exists, is written by a configured process, is not replicated and whose owner does not answer,
+ * the agent probes the disk itself, at most every
  * `probeEveryMs`: it writes a page to `<store>/.ra-disk-probe`, fdatasyncs it and removes it.
  * EIO there is a `disk-failure` too (`seenBy: probe`); any other error is not.
  */
@@ -22,6 +23,11 @@ import type { StorePaths } from '../../core/contracts/StorePaths.js';
 export interface WatchedStore {
   readonly id: string;
   readonly engine: PageEngine;
+  /**
+   * Probe its disk when no owner answers: a store an application of `processes:` writes (it may
+   * have exited on the error). Not a replicated store, which the agent's replication works on.
+   */
+  readonly probe: boolean;
 }
 
 export class DiskFailureWatch {
@@ -88,7 +94,7 @@ export class DiskFailureWatch {
     const id = s.id;
     const now = performance.now();
     // Only under a store (not a directory a store is still being made in, which must stay empty).
-    if (now - (this.probedAt.get(dir) ?? -Infinity) < this.probeEveryMs || !s.engine.files.exists(dir)) return;
+    if (!s.probe || now - (this.probedAt.get(dir) ?? -Infinity) < this.probeEveryMs || !s.engine.files.exists(dir)) return;
     this.probedAt.set(dir, now);
     const file = path.join(dir, PROBE_FILE);
     try {

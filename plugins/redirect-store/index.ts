@@ -42,7 +42,9 @@ export default definePlugin({
     // The agent registers StorePaths; a host without it (a test's) has the config's paths, and no redirect.
     const paths = storePaths ?? configuredPaths(new Map(ctx.config.stores.map((s) => [s.id, s.path])));
     const { usable } = storesWithPageEngines(engines, ctx.config.stores);
-    const watch = new DiskFailureWatch(usable.map((s) => ({ id: s.id, engine: s.pageEngine })), paths, ctx.log, POLL_MS);
+    const written = new Set(ctx.config.processes.flatMap((p) => (p.store !== undefined ? [p.store] : [])));
+    const watched = usable.map((s) => ({ id: s.id, engine: s.pageEngine, probe: written.has(s.id) && s.replication === undefined }));
+    const watch = new DiskFailureWatch(watched, paths, ctx.log, POLL_MS);
     ctx.provide(Detector, { id: ctx.id, kinds: [DISK_FAILURE], start: (sink) => watch.start(sink), stop: () => watch.stop() }, isDetector);
     const stores = new Map<string, RedirectableStore>();
     for (const s of usable) {

@@ -50,7 +50,7 @@ describe('disk-failure detection', () => {
     const published: FailureInput[] = [];
     const sink: FailureSink = { publish: (f) => (published.push(f), f as unknown as Failure) };
     const { log, lines } = captureLogger();
-    const watch = new DiskFailureWatch([{ id: 'eio', engine: pagestore }, { id: 'full', engine: pagestore }], paths, log, 50);
+    const watch = new DiskFailureWatch([{ id: 'eio', engine: pagestore, probe: true }, { id: 'full', engine: pagestore, probe: true }], paths, log, 50);
     watch.start(sink);
     await new Promise((r) => setTimeout(r, 1000)); // some 20 polls
     await watch.stop();

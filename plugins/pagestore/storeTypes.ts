@@ -59,7 +59,8 @@ export interface StoreStatus {
   commits: number;
   aborts: number;
   checkpoints: number;
-  cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
+  /** Pages cached (`dirty` of them changed since the last checkpoint; `bytes` their memory). */
+  cache: { pages: number; dirty: number; bytes: number; loads: number; hits: number; evictions: number; corrupt: number };
   /** When the store is a replication primary (replication.json): its epoch, flushed LSN, replicas and sync state. */
   replication?: ReplicationStatus;
   /** A clustered primary's commit fence (commitFence.ts). */
@@ -74,6 +75,14 @@ export interface BrokenStatus {
   /** The system error code under it (`EIO`, `ENOSPC`, …), null when none. */
   errno: string | null;
   message: string;
+}
+
+/** What `drop-caches` let go: clean cached pages, and their bytes. */
+export interface DropCachesResult {
+  pagesDropped: number;
+  bytesReleased: number;
+  pagesBefore: number;
+  pagesAfter: number;
 }
 
 /** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */

@@ -11,5 +11,6 @@ import { pagestoreErrors } from '../plugins/pagestore/errors.js';
 import { replicationPluginErrors } from '../plugins/replication/errors.js';
 import { clusterPluginErrors } from '../plugins/cluster/errors.js';
 import { snapshotErrors } from '../plugins/snapshot-manager/errors.js';
+import { redirectErrors } from '../plugins/redirect-store/errors.js';
 
-export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors, replicationPluginErrors, clusterPluginErrors];
+export const builtinErrorCatalogues: readonly ErrorCatalogue[] = [pagestoreErrors, processErrors, snapshotErrors, repairErrors, replicationPluginErrors, clusterPluginErrors, redirectErrors];

@@ -11,5 +11,6 @@ import { healingSection } from '../plugins/self-healer/configSection.js';
 import { snapshotsSection } from '../plugins/snapshot-manager/configSection.js';
 import { replicationSection } from '../plugins/replication/configSection.js';
 import { clusterSection } from '../plugins/cluster/configSection.js';
+import { spareSection } from '../plugins/redirect-store/configSection.js';
 
-export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, replicationSection, healingSection, healthSection, clusterSection];
+export const builtinConfigSections: readonly ConfigSection[] = [scrubSection, snapshotsSection, replicationSection, healingSection, healthSection, clusterSection, spareSection];

@@ -21,6 +21,7 @@ import appAction from '../plugins/app-action/index.js';
 import dataRepairer from '../plugins/data-repairer/index.js';
 import replication from '../plugins/replication/index.js';
 import cluster from '../plugins/cluster/index.js';
+import redirectStore from '../plugins/redirect-store/index.js';
 
 // replication before crash-detector: it writes a primary's replication.json before the owner starts.
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, replication, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, clearCaches, gracefulRestart, appAction, snapshotManager, dataRepairer, cluster];
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, replication, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, clearCaches, gracefulRestart, appAction, snapshotManager, dataRepairer, cluster, redirectStore];

@@ -57,6 +57,10 @@ stores: []
 #      fullEvery: 12                # every 12th is full, the others incremental
 #      keep: { full: 2, incremental: 12 }
 #      maxAge: 7d
+#    # Where the store is restored (snapshots + WAL archive + what still reads of its own log)
+#    # when its disk fails with EIO; its application is restarted there and finds it in
+#    # RECOVERY_AGENT_STORE_PATH. An empty path on another disk: its contents are replaced.
+#    spare: /mnt/other-disk/demo/store
 
 # Processes the agent starts and supervises (command), or watches (pidFile). An exit is a
 # process-crash failure, silence past heartbeat.timeout a process-hang (both P1).

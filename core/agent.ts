@@ -23,6 +23,8 @@ import { Orchestrator } from './orchestrator/orchestrator.js';
 import type { PluginDefinition } from './plugin.js';
 import { PluginHost as PluginHostImpl, type PluginStatus } from './pluginHost.js';
 import * as tokens from './tokens.js';
+import { StorePaths } from './contracts/StorePaths.js';
+import { STORE_PATHS_FILE, StorePathsFile } from './storePaths.js';
 import { WorkerPool as WorkerPoolImpl } from './workerPool.js';
 
 export interface AgentOptions {
@@ -50,8 +52,15 @@ export class Agent {
   private state: AgentState = 'created';
 
   constructor(private readonly options: AgentOptions) {
-    const { config } = options;
+    // Stores moved off a failed disk (redirect-store) live where the dataDir says, not where the
+    // config says: every plugin is given the config with their new paths.
+    const storePaths = new StorePathsFile(options.config.agent.dataDir, new Map(options.config.stores.map((s) => [s.id, s.path])));
+    this.options = { ...options, config: storePaths.applyTo(options.config) };
+    const { config } = this.options;
     this.log = options.log ?? createLogger({ level: config.agent.logLevel, format: config.agent.logFormat });
+    for (const [id, r] of Object.entries(storePaths.redirects())) {
+      this.log.warn({ store: id, path: r.path, configured: r.from, at: new Date(r.at).toISOString(), reason: r.reason }, `store "${id}" was moved to ${r.path} after a disk failure; set its path in the config (and delete ${STORE_PATHS_FILE} in agent.dataDir) to make that the configured one`);
+    }
     this.container = (options.parentContainer ?? rootContainer).createChildContainer();
     this.bus = new FailureBusImpl(this.log.child({ component: 'failure-bus' }));
     this.pool = new WorkerPoolImpl({ threads: config.agent.workers });
@@ -81,6 +90,7 @@ export class Agent {
     this.container.register(tokens.DataDir, { useValue: config.agent.dataDir });
     this.container.register(tokens.Metrics, { useValue: this.metrics });
     this.container.register(tokens.Orchestrator, { useValue: this.orchestrator });
+    this.container.register(StorePaths, { useValue: storePaths });
   }
 
   get config(): AgentConfig {

@@ -9,6 +9,9 @@
  * so after any crash and recovery the sum of all balances is the same — the writer checks it
  * when it starts.
  *
+ * Its store is RECOVERY_AGENT_STORE_PATH when the agent sets it (a store moved to its spare path
+ * after a disk failure), else --store.
+ *
  * Heartbeats: when the environment holds RECOVERY_AGENT_HEARTBEAT=udp://host:port/token (the
  * agent sets it for a process it supervises with `heartbeat: { udp: … }`), the writer sends the
  * token to host:port as a UDP datagram every 500 ms, from its event loop: a writer that hangs
@@ -34,9 +37,11 @@ const log = createLogger({ level: 'info' }).child({ component: 'demo-writer' });
 const heartbeat = startHeartbeat({ intervalMs: 500 });
 if (heartbeat) log.info({ target: heartbeat.target }, 'sending heartbeats');
 
-const store = await PageStore.open(opts.store, { create: true, pageCount: opts.pages, log });
+// The agent names the store's current path (it may have moved it off a failed disk).
+const storeDir = process.env.RECOVERY_AGENT_STORE_PATH || opts.store;
+const store = await PageStore.open(storeDir, { create: true, pageCount: opts.pages, log });
 const accounts = store.pageCount - 1;
-log.info({ store: opts.store, pages: store.pageCount, recoveryMs: store.recovery.durationMs }, 'store open');
+log.info({ store: storeDir, pages: store.pageCount, recoveryMs: store.recovery.durationMs }, 'store open');
 
 // The invariant: every account starts at INITIAL_BALANCE, and transfers conserve the total.
 {

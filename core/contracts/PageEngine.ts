@@ -204,12 +204,20 @@ export interface OwnerStatus {
   readonly flushedLsn: number;
   readonly redoLsn: number;
   readonly activeTransactions: number;
+  /** Transactions committed since the owner opened the store (how an application is seen to commit). */
+  readonly commits?: number;
   /** The owner's page cache: pages held, how many are dirty, their bytes (optional: older owners). */
   readonly cache?: { readonly pages: number; readonly dirty?: number; readonly bytes?: number };
   /** When the store is a replication primary: its sender's state (plugins/replication/DESIGN.md). */
   readonly replication?: OwnerReplicationStatus;
   /** A clustered primary's commit fence: commits are acknowledged only under a valid lease grant. */
   readonly fence?: { readonly enabled: boolean; readonly epoch: number; readonly remainingNs: string | null; readonly waiting: number; readonly refused: number };
+  /**
+   * Set once the store's log cannot be written (a failed WAL write, fdatasync or checkpoint):
+   * nothing more is acknowledged until it is reopened. `errno` is the system error under it
+   * (`EIO`: the disk failed; `ENOSPC`: it is full), null when none.
+   */
+  readonly broken?: { readonly code: string; readonly errno: string | null; readonly message: string };
 }
 
 /** A replication primary's sender, as its owner reports it. */

@@ -16,3 +16,6 @@ export * from './PageSource.js';
 export * from './StatusSection.js';
 export * from './HttpRoute.js';
 export * from './ClusterMemberSource.js';
+export * from './StorePaths.js';
+export * from './StoreRestorer.js';
+export * from './DiskFailure.js';

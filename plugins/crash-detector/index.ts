@@ -10,6 +10,7 @@ import type { FailureSink } from '../../core/contracts/Failure.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
 import { definePlugin, many, optional } from '../../core/plugin.js';
 import { ProcessGate } from '../../core/contracts/ProcessGate.js';
+import { StorePaths } from '../../core/contracts/StorePaths.js';
 import { processErrors } from './errors.js';
 import { Metrics } from '../../core/tokens.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
@@ -24,10 +25,13 @@ export default definePlugin({
   id: 'crash-detector',
   contractVersion: '^1.0.0',
   errorCodes: processErrors,
-  deps: { metrics: optional(Metrics), gates: many(ProcessGate) },
+  deps: { metrics: optional(Metrics), gates: many(ProcessGate), storePaths: optional(StorePaths) },
   provides: [ProcessSupervisor, StatusSection, Detector],
-  register(ctx, { metrics, gates }) {
-    const supervisor = new Supervisor(ctx.config.processes, ctx.log, ctx.config.agent.dataDir, undefined, gates);
+  register(ctx, { metrics, gates, storePaths }) {
+    // A process with `store:` gets that store's current path in RECOVERY_AGENT_STORE_PATH (StorePaths.ts).
+    const configured = new Map(ctx.config.stores.map((s) => [s.id, s.path]));
+    const storePath = (id: string) => storePaths?.pathOf(id) ?? configured.get(id);
+    const supervisor = new Supervisor(ctx.config.processes, ctx.log, ctx.config.agent.dataDir, undefined, gates, storePath);
     let started = false;
     // The host starts it with a sink on the failure bus once the plugin is up, and stops it first.
     const detector: Detector = {

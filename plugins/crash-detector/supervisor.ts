@@ -41,6 +41,7 @@ import {
   logFields,
 } from './types.js';
 import { sleep } from '../../core/sleep.js';
+import { STORE_PATH_ENV } from '../../core/contracts/StorePaths.js';
 
 const DEFAULT_TIMING: SupervisorTiming = { attachPollMs: 100, sampleMs: 1000 };
 
@@ -64,6 +65,8 @@ export class Supervisor implements ProcessSupervisor {
     private readonly dataDir: string,
     private readonly timing: SupervisorTiming = DEFAULT_TIMING,
     private readonly gates: readonly ProcessGate[] = [],
+    /** A store's current path (core StorePaths: a store moved off a failed disk is at its spare), handed to its process. */
+    private readonly storePath: (storeId: string) => string | undefined = () => undefined,
   ) {
     for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
     this.udp = new UdpHeartbeats(log);
@@ -256,6 +259,7 @@ export class Supervisor implements ProcessSupervisor {
       [PROCESS_ID_ENV]: e.id,
       [DATA_DIR_ENV]: this.dataDir,
       [HEARTBEAT_ENV]: token !== null ? this.udp.url(hb!.udp!, token) : undefined,
+      [STORE_PATH_ENV]: e.cfg.store !== undefined ? this.storePath(e.cfg.store) : undefined,
     };
     e.policy.recordStart(Date.now());
     let spawned;

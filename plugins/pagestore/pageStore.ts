@@ -35,7 +35,7 @@ import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js
 import type { WalWriter } from './walWriter.js';
 
 import { eachPage, installBatch } from './pageBatch.js';
-import type { CheckpointStats, DropCachesResult, PageBatchAnswer, PageRepair, PageState, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
+import type { CheckpointStats, DropCachesResult, PageBatchAnswer, PageRepair, PageState, PageStoreOptions, ReplicaPageCopy, StoreStatus, BrokenStatus } from './storeTypes.js';
 
 export type { CheckpointStats, DropCachesResult, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
@@ -243,7 +243,13 @@ export class PageStore {
       cache: { pages: this.cache.size, dirty: this.cache.dirtyCount, bytes: this.cache.size * this.pageSize, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
       ...(this.sender ? { replication: this.sender.status() } : {}),
       ...(this.fence.enabled ? { fence: this.fence.status() } : {}),
+      ...(this.brokenBy() ? { broken: brokenStatus(this.brokenBy()!) } : {}),
     };
+  }
+
+  /** The error that broke the store's log, if one did (the WAL writer's failure counts before a commit trips on it). */
+  private brokenBy(): Error | null {
+    return this.broken ?? this.wal.failure ?? null;
   }
 
   /**
@@ -646,4 +652,18 @@ async function lastLoggedCommitTime(walDir: string): Promise<number> {
     if (latest > 0) return latest;
   }
   return 0;
+}
+
+/**
+ * A broken store's error for its status: the code, the system error under it (the cause chain's
+ * first `E…` code) and the message — how the agent tells a failed disk (EIO) from a full one.
+ */
+function brokenStatus(err: Error): BrokenStatus {
+  let errno: string | null = null;
+  let cur: unknown = err;
+  for (let depth = 0; cur instanceof Error && depth < 8 && errno === null; depth++, cur = cur.cause) {
+    const code = (cur as NodeJS.ErrnoException).code;
+    if (typeof code === 'string' && /^E[A-Z0-9]+$/.test(code)) errno = code;
+  }
+  return { code: (err as { code?: string }).code ?? 'RA_ERR_WAL_WRITE', errno, message: err.message };
 }

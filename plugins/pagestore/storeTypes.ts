@@ -65,6 +65,16 @@ export interface StoreStatus {
   replication?: ReplicationStatus;
   /** A clustered primary's commit fence (commitFence.ts). */
   fence?: FenceStatus;
+  /** Set once the store's log cannot be written (it must be reopened): the error and its system error code (`EIO`, `ENOSPC`…). */
+  broken?: BrokenStatus;
+}
+
+/** Why a store's log is broken for good, as its owner reports it. */
+export interface BrokenStatus {
+  code: string;
+  /** The system error code under it (`EIO`, `ENOSPC`, …), null when none. */
+  errno: string | null;
+  message: string;
 }
 
 /** What `drop-caches` let go: clean cached pages, and their bytes. */

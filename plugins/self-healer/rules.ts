@@ -38,6 +38,8 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   { on: 'memory-pressure', do: ['clear-caches'] },
   { on: 'memory-leak', do: ['graceful-restart'] },
   { on: 'primary-failure', do: ['cluster-failover'] },
+  // A clustered store fails over to a replica; any other moves to its spare path (redirect-store).
+  { on: 'disk-failure', do: [{ anyOf: ['cluster-failover', 'redirect-store'] }] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -22,7 +22,8 @@ import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
 import { storesWithPageEngines } from '../../core/engines.js';
-import { definePlugin, many } from '../../core/plugin.js';
+import { definePlugin, many, optional } from '../../core/plugin.js';
+import { StorePaths } from '../../core/contracts/StorePaths.js';
 import { snapshotsSection } from './configSection.js';
 import { snapshotErrors } from './errors.js';
 import { counterFromTotals } from '../../core/metricsHelpers.js';
@@ -32,6 +33,8 @@ import type { Manifest } from './manifest.js';
 import { snapshotPageSource } from './pageSource.js';
 import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './scheduler.js';
 import { walArchiver } from './walArchive.js';
+import { storeRestorer } from './storeRestorer.js';
+import { StoreRestorer, isStoreRestorer } from '../../core/contracts/StoreRestorer.js';
 
 /** The scheduler's running totals (for tests and the status API). */
 export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = createToken<{ snapshot(): SnapshotStats }>('snapshot-manager.SnapshotManagerStats');
@@ -49,9 +52,9 @@ export default definePlugin({
   config: [snapshotsSection],
   errorCodes: snapshotErrors,
   // The engines start first: each store is worked on through its engine's page face.
-  deps: { engines: many(StorageEngine), pool: WorkerPool, metrics: Metrics },
-  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute],
-  register(ctx, { engines, pool, metrics }) {
+  deps: { engines: many(StorageEngine), pool: WorkerPool, metrics: Metrics, storePaths: optional(StorePaths) },
+  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute, StoreRestorer],
+  register(ctx, { engines, pool, metrics, storePaths }) {
     // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
     const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores.filter((s) => s.snapshots));
     for (const { store, reason } of skipped) ctx.log.warn({ store: store.id, engine: store.engine }, `store "${store.id}" gets no snapshots, WAL archive or page rebuilds: ${reason}`);
@@ -75,12 +78,15 @@ export default definePlugin({
       },
     });
     ctx.log.info({ stores: byPath.size }, 'WAL archiving configured');
+    ctx.provide(StoreRestorer, storeRestorer(new Map(usable.map((s) => [s.id, { engine: s.pageEngine, dir: dirById.get(s.id)! }])), pool, ctx.log), isStoreRestorer);
     ctx.provide(PageSource, snapshotPageSource((store) => dirById.get(store.id) ?? dirByPath.get(path.resolve(store.path))), isPageSource);
 
-    const scheduled: ScheduledStore[] = usable.map((s) => ({
-      id: s.id, path: path.resolve(s.path), engine: s.pageEngine, dir: path.resolve(s.snapshots!.dir), ...(s.snapshots!.every ? { everyMs: s.snapshots!.every } : {}),
+    // A store's path is looked up at each snapshot: one moved off a failed disk (StorePaths) is
+    // snapshotted where it lives now, never again at the failed disk's stale copy.
+    const scheduled: ScheduledStore[] = usable.map((s) => Object.defineProperty({
+      id: s.id, engine: s.pageEngine, dir: path.resolve(s.snapshots!.dir), ...(s.snapshots!.every ? { everyMs: s.snapshots!.every } : {}),
       fullEvery: s.snapshots!.fullEvery, keep: s.snapshots!.keep, ...(s.snapshots!.maxAge !== undefined ? { maxAgeMs: s.snapshots!.maxAge } : {}),
-    }));
+    }, 'path', { enumerable: true, get: () => path.resolve(storePaths?.pathOf(s.id) ?? s.path) }) as ScheduledStore);
     const scheduler = new SnapshotScheduler(scheduled, pool, ctx.log);
     ctx.provide(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
     const summary = (m: Manifest) => ({

@@ -31,6 +31,7 @@ import { listArchive } from './walArchive.js';
 import { defineTask } from '../../core/taskRef.js';
 import restoreChunk, { restoreChunkResult, type RestoreChunkInput, type RestoreChunkResult } from './restoreTask.js';
 import { chainTo, loadSegment, walSources, type WalSource } from './walChain.js';
+import { salvageLiveLog } from './walSalvage.js';
 import { forEachCommit, lastCommit, type CommitPoint } from './commitTimes.js';
 import { writeAll } from '../../core/writeAll.js';
 
@@ -45,6 +46,8 @@ export interface RestoreOptions {
   /** Leave out a commit exactly at the target (`time`, or a commit record ending at `lsn`). */
   exclusive?: boolean;
   force?: boolean;
+  /** A failed store's directory whose live log, where it still reads, continues the archive (walSalvage.ts). */
+  salvageFrom?: string;
   pool?: WorkerPool;
   onProgress?: (phase: string, done: number, total: number) => void;
   /** Told of what the restore works around, e.g. a snapshot whose manifest cannot be read. */
@@ -89,6 +92,8 @@ export interface RestoreResult {
   recordsRedone: number;
   transactionsRolledBack: number;
   pagesVerified: number;
+  /** Log bytes read from `salvageFrom`'s own log beyond what the archive and snapshots held. */
+  salvagedBytes: number;
   durationMs: number;
   /** Snapshots skipped because their manifest cannot be read (no chain restored needed them). */
   skipped: Array<{ id: string; manifest: string; problem: string }>;
@@ -143,6 +148,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
     if (manifests.length === 0) throw raError('RA_ERR_SNAPSHOT_INVALID', `${o.snapshotDir} holds no ${unreadable.length > 0 ? 'readable ' : ''}snapshot`);
     const archive = await listArchive(o.snapshotDir);
     const sources = await walSources(o.snapshotDir, manifests, archive);
+    const newest = manifests.reduce((a, b) => (b.endLsn > a.endLsn ? b : a));
+    const salvagedBytes = o.salvageFrom !== undefined ? await salvageLiveLog(engine, o.salvageFrom, newest, sources, o.onWarning) : 0;
     lap('planMs');
     const target =
       o.time !== undefined
@@ -228,6 +235,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
       recordsRedone: stats.recordsRedone,
       transactionsRolledBack: stats.transactionsRolledBack,
       pagesVerified,
+      salvagedBytes,
       durationMs: Math.round(performance.now() - t0),
       skipped: unreadable.map((u) => ({ id: u.id, manifest: u.manifest, problem: u.problem })),
       leftoversRemoved,

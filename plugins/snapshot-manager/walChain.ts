@@ -18,6 +18,8 @@ export interface WalSource {
   entry: WalEntry;
   /** Wall-clock time by which every record in it existed. */
   at: number;
+  /** A segment salvaged from a failed store's own log (walSalvage.ts): its valid bytes, read already. */
+  raw?: Buffer;
 }
 
 /** Every segment copy known in `dir`, the longest per start LSN. */
@@ -78,7 +80,7 @@ export function chainTo(engine: PageEngine, sources: Map<number, WalSource>, fro
  */
 export async function loadSegment(engine: PageEngine, src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
   const { log } = engine;
-  const raw = await readRaw(src.path, src.entry);
+  const raw = src.raw ?? (await readRaw(src.path, src.entry));
   const problem = log.checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
   // The valid records (checked by the engine), cut before the first that ends past the target.

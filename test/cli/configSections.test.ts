@@ -32,7 +32,7 @@ describe('cli: config sections and error codes of plugins', () => {
     const plugins = urls.filter((u) => u.includes('/dist/plugins/'));
     assert.deepEqual(
       plugins.map((u) => u.slice(u.indexOf('/dist/plugins/') + '/dist/plugins/'.length)).sort(),
-      ['cluster/configSection.js', 'corruption-detector/configSection.js', 'health-monitor/configSection.js', 'replication/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
+      ['cluster/configSection.js', 'corruption-detector/configSection.js', 'health-monitor/configSection.js', 'redirect-store/configSection.js', 'replication/configSection.js', 'self-healer/configSection.js', 'snapshot-manager/configSection.js'],
     );
     assert.deepEqual(urls.filter((u) => /\/native\/|\/node_modules\/(tsyringe|piscina|pino|fastify|prom-client)\//.test(u)), []);
   });

@@ -53,7 +53,7 @@ describe('config sections contributed by plugins', () => {
   it('the built-in composition holds each plugin section, in the JSON Schema and when validating', () => {
     const schema = configJsonSchema() as { properties: Record<string, { items?: { properties?: Record<string, unknown> } }> };
     assert.deepEqual(Object.keys(schema.properties), ['agent', 'stores', 'processes', 'healing', 'health', 'cluster', 'plugins']);
-    assert.deepEqual(Object.keys(schema.properties.stores!.items!.properties!), ['id', 'engine', 'path', 'scrub', 'snapshots', 'replication']);
+    assert.deepEqual(Object.keys(schema.properties.stores!.items!.properties!), ['id', 'engine', 'path', 'scrub', 'snapshots', 'replication', 'spare']);
     const cfg = parseConfigText('stores: [{ id: a, path: ./a, snapshots: { dir: ./snaps } }]\nhealth: { paths: [./logs] }\n', SRC, {});
     assert.equal(cfg.stores[0]!.snapshots!.dir, '/etc/ra/snaps', 'the snapshot section resolves its own path');
     assert.equal(cfg.stores[0]!.scrub.rate, 50 * 2 ** 20, 'the scrub section applies its defaults');
@@ -72,7 +72,7 @@ describe('config sections contributed by plugins', () => {
   it('an unknown section, or one whose plugin is not loaded, is refused with its key path', () => {
     const typo = configError(() => parseConfigText('healht: {}\n', SRC, {}));
     assert.match(typo, /\(top level\): unknown key "healht" \(sections: agent, stores, processes, healing, health, cluster, plugins;/);
-    assert.match(configError(() => parseConfigText('stores: [{ id: a, path: ./a, snapshot: { dir: ./s } }]\n', SRC, {})), /stores\[0\]: unknown key "snapshot" \(a store has: id, engine, path, scrub, snapshots, replication;/);
+    assert.match(configError(() => parseConfigText('stores: [{ id: a, path: ./a, snapshot: { dir: ./s } }]\n', SRC, {})), /stores\[0\]: unknown key "snapshot" \(a store has: id, engine, path, scrub, snapshots, replication, spare;/);
     // The core alone knows no plugin's section.
     const core = createConfigLoader([]);
     const health = configError(() => core.parseConfigText('health: { interval: 1s }\n', SRC, {}));

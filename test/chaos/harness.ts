@@ -122,6 +122,15 @@ async function until<T>(ms: number, fn: () => Promise<T | undefined> | T | undef
 }
 
 /**
+ * Whether a failure concerns the trial's store or application. The host's own health
+ * (`health-degraded` / `health-critical` on `host`: a machine shared with other work) is listed
+ * in the result but not judged: no rule heals it, and no fault of the trial caused it.
+ */
+function isOurs(f: { subject: string }): boolean {
+  return f.subject === 'store:s' || f.subject === 'process:app';
+}
+
+/**
  * The recovery that answered failure `f`: its own, or — when the orchestrator folded `f` into an
  * open failure with the same fingerprint (a duplicate) — that one's, if it ended after `f` came.
  */
@@ -236,7 +245,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
           firstSeen.set(x.id, now);
         }
       }
-      const unfinished = [...newFailures.values()].filter((f) => f.state !== 'cleared' && recoveryOf(f, newRecoveries) === null);
+      const unfinished = [...newFailures.values()].filter((f) => isOurs(f) && f.state !== 'cleared' && recoveryOf(f, newRecoveries) === null);
       if (o.kind.expects.type === 'failure') {
         const kinds = o.kind.expects.kinds;
         expected ??= [...newFailures.values()].find((f) => kinds.includes(f.kind)) ?? null;
@@ -258,7 +267,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
     r.escalations = [...newRecoveries.values()].filter((x) => x.escalated).length;
-    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered') r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
+    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x)) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
     if (o.kind.expects.type === 'failure') {
       if (!expected) {
         const page = (injected.state as { page?: number } | undefined)?.page;

@@ -1,10 +1,10 @@
 /**
- * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums, page verification and the
- * redo kernels of crash recovery.
+ * recovery-agent's native addon (Rust, Node-API): XXH3-64 checksums, page verification, the
+ * redo kernels of crash recovery and restore's LZ4 decoder.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
  * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`,
- * `walScanAnalyze`). Importing throws an
+ * `walScanAnalyze`, `lz4DecodeFrame`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -347,3 +347,21 @@ export declare function walScanAnalyze(
   dirty: Float64Array,
   summary: Float64Array,
 ): number;
+
+/**
+ * Decodes an LZ4 frame of the one shape the snapshot writer makes (plugins/snapshot-manager/lz4Frame.ts:
+ * header `04 22 4d 18 60 70 73`, independent blocks, no checksums, no content size) into `dst`,
+ * with no allocation: restore's decoder (native/src/lz4.rs). Every length and offset is checked,
+ * so a damaged frame throws instead of reading or writing out of bounds; bytes of `dst` past the
+ * returned length may have been written (up to 16 past the output's end, when `dst` has room).
+ *
+ * @param frame - The whole frame, as a `Uint8Array` or `Buffer`; read only.
+ * @param dst - Receives the decoded bytes from index 0; must not share memory with `frame`.
+ * @returns The bytes decoded, or -1 when the frame's header is another one (decode it some other
+ * way, e.g. lz4-napi's `decompressFrame`).
+ * @throws Error (`code: 'RA_ERR_SNAPSHOT_CORRUPT'`) naming what is damaged when the frame is not a
+ * valid one of that shape or its output does not fit `dst`; TypeError
+ * (`code: 'ERR_INVALID_ARG_TYPE'`) for a wrong argument count or type; RangeError
+ * (`code: 'ERR_INVALID_ARG_VALUE'`) when `dst` overlaps `frame`.
+ */
+export declare function lz4DecodeFrame(frame: Uint8Array, dst: Uint8Array): number;

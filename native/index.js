@@ -72,3 +72,4 @@ export const redoApplyPages = binding.redoApplyPages;
 export const walScanRecords = binding.walScanRecords;
 export const walAnalyze = binding.walAnalyze;
 export const walScanAnalyze = binding.walScanAnalyze;
+export const lz4DecodeFrame = binding.lz4DecodeFrame;

@@ -12,6 +12,7 @@
 //! - `redoApplyPages(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status): number`
 //! - `walScanRecords(buf, start, end, startLsn, positions, first): number`
 //! - `walAnalyze(wal, positions, count, params, covered, txs, redo, dirty, summary): number`
+//! - `lz4DecodeFrame(frame: Uint8Array, dst: Uint8Array): number`
 //!
 //! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
 //! `long_x86` (SSE2/AVX2/AVX-512 kernels), `verify_pages` (page header + checksum verification), `verify_file` (the same over a file
@@ -20,10 +21,12 @@
 //! validation for recovery's analysis pass, with its binding), `analysis` (the analysis pass's
 //! per-record work over a chunk of validated records: transactions, dirty pages, redo partition;
 //! or over records as the scan validates them, in one pass),
+//! `lz4` (decoding restore's LZ4 frames into the caller's buffer),
 //! `napi_sys` (declarations), `js` (argument and error helpers).
 
 mod analysis;
 mod long;
+mod lz4;
 #[cfg(target_arch = "x86_64")]
 mod long_x86;
 mod redo;
@@ -42,6 +45,7 @@ mod napi_sys;
 #[cfg(test)]
 mod tests;
 
+pub use lz4::{decode_block as lz4_decode_block, decode_frame as lz4_decode_frame};
 pub use redo::{apply_pages as redo_apply_pages, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
 pub use verify_file::{verify_file, FileRange, REASON_SHORT_READ};
 pub use verify_pages::{verify_page_with, verify_pages, verify_pages_with};
@@ -82,7 +86,8 @@ mod addon {
             export_function(env, exports, c"redoApplyPages", Some(crate::redo::binding::redo_apply_pages_js))?;
             export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))?;
             export_function(env, exports, c"walAnalyze", Some(crate::analysis::binding::wal_analyze_js))?;
-            export_function(env, exports, c"walScanAnalyze", Some(crate::analysis::binding::wal_scan_analyze_js))
+            export_function(env, exports, c"walScanAnalyze", Some(crate::analysis::binding::wal_scan_analyze_js))?;
+            export_function(env, exports, c"lz4DecodeFrame", Some(crate::lz4::binding::lz4_decode_frame_js))
         })();
         match registered {
             Ok(()) => exports,

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compressFrameSync, compressSync } from 'lz4-napi';
-import { decodeBlockInto, decodeFrameInto } from '../../../plugins/snapshot-manager/lz4Decode.js';
-import { encodeFrame, frameBound, FRAME_BLOCK_MAX } from '../../../plugins/snapshot-manager/lz4Frame.js';
+import { decodeFrameInto } from '../../../plugins/snapshot-manager/lz4Decode.js';
+import { encodeFrame, frameBound, FRAME_BLOCK_MAX, FRAME_END, FRAME_HEADER } from '../../../plugins/snapshot-manager/lz4Frame.js';
 import { prng } from '../../helpers/prng.js';
 
 /** Records with a repeated text field and random bytes (short matches, 16-byte literals). */
@@ -51,8 +51,11 @@ describe('decodeFrameInto (restore\'s LZ4 decoder)', () => {
   it('decodes blocks from lz4-napi\'s block compressor, an independent encoder', () => {
     for (const [raw, label] of [[records(1 << 20, 6), 'records'], [Buffer.alloc(100_000, 1), 'ones'], [random(5000, 7), 'random']] as const) {
       const packed = compressSync(raw); // u32 raw size, then the block
+      const size = Buffer.alloc(4);
+      size.writeUInt32LE(packed.byteLength - 4);
+      const frame = Buffer.concat([FRAME_HEADER, size, packed.subarray(4), FRAME_END]);
       const dst = Buffer.alloc(raw.byteLength);
-      assert.equal(decodeBlockInto(packed, 4, packed.byteLength, dst, 0, dst.byteLength), raw.byteLength, label);
+      assert.equal(decodeFrameInto(frame, dst), raw.byteLength, label);
       assert.ok(dst.equals(raw), label);
     }
   });
@@ -81,5 +84,21 @@ describe('decodeFrameInto (restore\'s LZ4 decoder)', () => {
     assert.equal(decodeFrameInto(frameWith([0x10, 0x61, 1, 0, 0x10, 0x62]), Buffer.alloc(6)), 6, 'the well-formed hand-made block decodes');
     corrupt(frameWith([0x10, 0x61, 5, 0, 0x10, 0x62]), 6);
     corrupt(frameWith([0x10, 0x61, 0, 0, 0x10, 0x62]), 6);
+  });
+
+  it('never writes outside its output, whatever bit of a frame is flipped', () => {
+    const raw = records(4096, 10);
+    const frame = frameOf(raw);
+    for (let bit = 7 * 8; bit < frame.byteLength * 8; bit += 3) {
+      const bad = Buffer.from(frame);
+      bad[bit >> 3]! ^= 1 << (bit & 7);
+      const dst = Buffer.alloc(raw.byteLength + 64, 0xee);
+      try {
+        decodeFrameInto(bad, dst.subarray(0, raw.byteLength));
+      } catch (err) {
+        assert.equal((err as Error & { code?: string }).code, 'RA_ERR_SNAPSHOT_CORRUPT', `bit ${bit}`);
+      }
+      assert.ok(dst.subarray(raw.byteLength).every((b) => b === 0xee), `bit ${bit}: nothing written past the output`);
+    }
   });
 });

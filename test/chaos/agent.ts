@@ -10,6 +10,7 @@ import path from 'node:path';
 import { freePort } from '../helpers/etcd.js';
 import { BIN } from '../helpers/cli.js';
 import { repoRoot } from '../helpers/paths.js';
+import type { AgentExtras } from './faults/types.js';
 
 export const TOKEN = 'chaos-harness-token-0123456789';
 
@@ -35,9 +36,11 @@ export class AgentUnderTest {
     readonly p: AgentPaths,
     readonly port: number,
     readonly config: string,
+    private readonly env: Readonly<Record<string, string>>,
   ) {}
 
-  static async create(p: AgentPaths): Promise<AgentUnderTest> {
+  /** `extras`: what a fault kind needs in the agent's environment and config (faults/types.ts). */
+  static async create(p: AgentPaths, extras: AgentExtras = {}): Promise<AgentUnderTest> {
     const [port, hb] = [await freePort(), await freePort()];
     const writer = path.join(repoRoot(), 'dist', 'test', 'chaos', 'chaosWriter.js');
     const config = {
@@ -48,11 +51,13 @@ export class AgentUnderTest {
         args: [writer, '--store', p.store, '--archive', p.snapshots, '--record', p.record, '--seed', String(p.seed), '--pages', String(p.pages), '--cold', String(p.cold)],
         heartbeat: { udp: `127.0.0.1:${hb}`, timeout: '3s' },
         restart: { policy: 'on-failure', backoff: { initial: '50ms', max: '1s', resetAfter: '5s' }, limit: { burst: 20, within: '60s' } },
+        ...extras.process,
       }],
+      ...(extras.health ? { health: extras.health } : {}),
     };
     const file = path.join(p.dir, 'agent.yaml');
     writeFileSync(file, JSON.stringify(config, null, 2)); // JSON is YAML
-    return new AgentUnderTest(p, port, file);
+    return new AgentUnderTest(p, port, file, extras.env ?? {});
   }
 
   get pid(): number | null {
@@ -62,7 +67,7 @@ export class AgentUnderTest {
 
   start(): void {
     const log = openSync(path.join(this.p.dir, `agent-${++this.starts}.log`), 'w');
-    const child = spawn(process.execPath, [BIN, 'run', '--config', this.config], { cwd: this.p.dir, stdio: ['ignore', log, log] });
+    const child = spawn(process.execPath, [BIN, 'run', '--config', this.config], { cwd: this.p.dir, env: { ...process.env, ...this.env }, stdio: ['ignore', log, log] });
     closeSync(log);
     this.expectExit = false;
     child.once('exit', (code, signal) => {

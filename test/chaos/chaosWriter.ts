@@ -22,7 +22,8 @@
  * repairs it) aborts the transaction before its commit-req, as does a deadlock. The store is
  * opened with the WAL archiver (the store's snapshots dir) and the control socket, so the agent
  * can checkpoint, snapshot and repair it while it runs; it sends UDP heartbeats when the agent
- * gives it RECOVERY_AGENT_HEARTBEAT. SIGTERM: the workers stop, the store is closed, `closed`.
+ * gives it RECOVERY_AGENT_HEARTBEAT. Faults the harness arms in the writer itself (a leak, a
+ * deadlock drill) are writerFaults.ts's. SIGTERM: the workers stop, the store is closed, `closed`.
  *
  *   node dist/test/chaos/chaosWriter.js --store DIR --archive SNAPDIR --record FILE
  *        [--seed S] [--pages 64] [--concurrency 3] [--checkpoint-every-ms 300] [--pause-ms 3] [--cold 0]
@@ -37,6 +38,7 @@ import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
 import { Prng, decodePayload, makeStamp, pagePattern } from '../crash/pattern.js';
 import { pagestore } from '../helpers/engine.js';
 import { chaosStoreOptions, type ChaosMessage } from './protocol.js';
+import { watchWriterFaults } from './writerFaults.js';
 
 async function main(): Promise<void> {
   const { values: args } = parseArgs({
@@ -138,8 +140,10 @@ async function main(): Promise<void> {
       if (isRaError(err, 'RA_ERR_WAL_WRITE')) fatal(err);
     });
   }, Number(args['checkpoint-every-ms']));
+  const stopFaults = watchWriterFaults(args.store, { store, nextStamp: () => makeStamp(runId, ++counter), hot: pageCount - 1 - cold, rng: new Prng(seed ^ runId), send, fatal });
   process.on('SIGTERM', () => (stopping = true));
   await Promise.all(workers);
+  stopFaults();
   clearInterval(checkpoints);
   heartbeat?.stop();
   await store.close();

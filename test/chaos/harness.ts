@@ -163,9 +163,9 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   const paths = { dir, store: path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold, seed: rng.u32() };
   writeFileSync(paths.record, '');
   await (await PageStore.open(paths.store, { create: true, ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
-  const agent = await AgentUnderTest.create(paths);
+  const agent = await AgentUnderTest.create(paths, o.kind.agent?.(dir));
   const ctx: FaultContext = {
-    store: paths.store, snapshots: paths.snapshots, pageSize: CHAOS_PAGE_SIZE, pageCount: pages, coldPages: { from: pages - cold, to: pages - 1 }, rng, log,
+    store: paths.store, snapshots: paths.snapshots, record: paths.record, pageSize: CHAOS_PAGE_SIZE, pageCount: pages, coldPages: { from: pages - cold, to: pages - 1 }, rng, log,
     agentPid: () => agent.pid,
     appPid: () => {
       const pid = recordState(paths.record).pid;
@@ -201,6 +201,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     const t0 = mono();
     injected = await o.family.inject(o.kind, ctx);
     r.injected = injected.what;
+    const injectedAt = mono();
     log(`trial ${o.trial} ${o.kind.name}: ${injected.what}`);
     const holdUntil = o.kind.holdMs ? t0 + o.kind.holdMs(rng) : null;
 
@@ -254,6 +255,12 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
           recoveredAt = firstSeen.get(recovery.id)!;
           break;
         }
+      } else if (o.kind.expects.type === 'none') {
+        // Nothing to wait for but the quiet period: the workload must go on all along.
+        if (now - injectedAt >= o.kind.expects.quietMs && answeringSince !== null) {
+          recoveredAt = now;
+          break;
+        }
       } else if (answeringSince !== null && recordState(paths.record).acks > acksAtAnswer && ctx.appPid() !== null && unfinished.length === 0) {
         recoveredAt = now;
         break;
@@ -287,6 +294,14 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
           if (!r.rtoAgrees) r.problems.push(`the agent's RTO ${recovery.rtoMs} ms disagrees with the harness's clock: failure seen → recovery seen ${r.harnessSpanMs} ms, fault → recovery seen ${r.harnessRtoMs} ms (tolerance ${Math.round(tol)} ms)`);
         }
       }
+    } else if (o.kind.expects.type === 'none') {
+      const ours = [...newFailures.values()].filter(isOurs);
+      if (ours.length > 0) r.problems.push(`spurious failure(s) reported for a fault the agent must ride out: ${ours.map((f) => `${f.kind} ${f.subject}${f.evidence ? ` ${JSON.stringify(f.evidence).slice(0, 300)}` : ''}`).join('; ')}`);
+      if (recoveredAt === null) r.problems.push(`the agent did not answer within ${o.recoveryTimeoutMs / 1000} s of the fault`);
+      const m = o.family.measure ? await o.family.measure(o.kind, ctx, injected) : { rtoMs: null, problems: [] };
+      r.problems.push(...m.problems);
+      r.harnessRtoMs = m.rtoMs;
+      if (ours.length === 0 && recoveredAt !== null && m.problems.length === 0) r.outcome = 'recovered';
     } else {
       if (recoveredAt === null) r.problems.push(`the agent was not back (answering, application committing, every failure it reported recovered) within ${o.recoveryTimeoutMs / 1000} s`);
       else {

@@ -12,6 +12,8 @@ export const SEED_TARGETS = {
   'page-corruption': { label: 'single page corruption', ms: 10_000 },
   'instance-crash': { label: 'instance crash', ms: 120_000 },
   'disk-failure': { label: 'disk failure', ms: 30_000 },
+  'memory-leak': { label: 'memory leak', ms: 60_000 },
+  deadlock: { label: 'deadlock', ms: 1_000 },
 } as const;
 export type SeedTarget = keyof typeof SEED_TARGETS;
 
@@ -21,6 +23,8 @@ export interface FaultContext {
   readonly store: string;
   /** The store's snapshot directory (snapshots/, wal/ archive). */
   readonly snapshots: string;
+  /** The writer's record file (chaosWriter.ts): what it committed, and its own fault reports. */
+  readonly record: string;
   readonly pageSize: number;
   readonly pageCount: number;
   /**
@@ -54,11 +58,31 @@ export interface FaultKind {
    * would — and recovery is the agent answering again with the application committing; a failure
    * it reports meanwhile must still be recovered, not escalated.
    */
-  readonly expects: { readonly type: 'failure'; readonly kinds: readonly string[] } | { readonly type: 'agent' };
+  readonly expects:
+    | { readonly type: 'failure'; readonly kinds: readonly string[] }
+    | { readonly type: 'agent' }
+    /**
+     * `none`: a fault the agent must ride out without a word — no failure of the store or the
+     * application reported (a clock jump is no hang), the application committing all along; the
+     * trial ends `quietMs` after `inject` returned. Its RTO, if any, is the family's `measure`.
+     */
+    | { readonly type: 'none'; readonly quietMs: number };
+  /**
+   * What the agent of this kind's trials runs with, besides the harness's config (trialDir: the
+   * trial's directory): its environment (an LD_PRELOAD library), fields merged into the
+   * supervised process's entry (`memoryLimit`) and a `health` section.
+   */
+  readonly agent?: (trialDir: string) => AgentExtras;
   /** What must exist before the fault can be injected (an archived WAL segment, a snapshot). */
   readonly needs?: { readonly snapshot?: boolean; readonly archivedSegment?: boolean };
   /** Heal this long after the injection (a SIGSTOP held), else right after recovery or at the end. */
   readonly holdMs?: (rng: Prng) => number;
+}
+
+export interface AgentExtras {
+  readonly env?: Readonly<Record<string, string>>;
+  readonly process?: Readonly<Record<string, unknown>>;
+  readonly health?: Readonly<Record<string, unknown>>;
 }
 
 export interface FaultFamily {
@@ -68,4 +92,9 @@ export interface FaultFamily {
   probe(): Promise<string | null>;
   inject(kind: FaultKind, ctx: FaultContext): Promise<Injected>;
   heal(kind: FaultKind, ctx: FaultContext, injected: Injected): Promise<void>;
+  /**
+   * For a kind the agent need not answer (`expects.type: 'none'`): the recovery time the family
+   * measured itself (a deadlock victim's abort, recorded by the writer) and what went wrong.
+   */
+  measure?(kind: FaultKind, ctx: FaultContext, injected: Injected): Promise<{ rtoMs: number | null; problems: string[] }>;
 }

@@ -112,6 +112,7 @@ export class UdpHeartbeats {
 export class HangWatch {
   private last = 0;
   private timer: NodeJS.Timeout | undefined;
+  private pending: NodeJS.Immediate | undefined;
   private hung = false;
   private active = false;
 
@@ -142,6 +143,8 @@ export class HangWatch {
     this.active = false;
     clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.pending) clearImmediate(this.pending);
+    this.pending = undefined;
   }
 
   private arm(ms: number): void {
@@ -152,6 +155,17 @@ export class HangWatch {
 
   private readonly check = (): void => {
     this.timer = undefined;
+    if (!this.active || this.hung) return;
+    const silent = performance.now() - this.last;
+    if (silent < this.timeoutMs) return this.arm(this.timeoutMs - silent);
+    // Silent too long — or this process was late (its loop stalled, the agent was stopped), and
+    // the heartbeats that came meanwhile wait unread in the socket: timers run before the poll
+    // phase that reads them. Judge after that phase (setImmediate runs right after it).
+    this.pending = setImmediate(this.judge);
+  };
+
+  private readonly judge = (): void => {
+    this.pending = undefined;
     if (!this.active || this.hung) return;
     const silent = performance.now() - this.last;
     if (silent >= this.timeoutMs) {

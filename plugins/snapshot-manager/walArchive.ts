@@ -79,6 +79,10 @@ export async function listArchive(snapshotDir: string): Promise<ArchivedSegment[
     try {
       e = JSON.parse(await readFile(file, 'utf8')) as ArchivedSegment;
     } catch (err) {
+      // Pruned between the listing and this read (retention runs while a repair or a restore
+      // lists the archive): as if listed a moment later. A segment the chain needs and lacks is
+      // then named as a gap by whoever walks the chain, not as corruption of a file now gone.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
       throw raError('RA_ERR_SNAPSHOT_CORRUPT', `archived WAL sidecar ${file} is unreadable: ${(err as Error).message}`, { cause: err, details: { file } });
     }
     if (e.startLsn !== parseInt(n.slice(0, 16), 16)) {

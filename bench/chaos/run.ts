@@ -1,0 +1,78 @@
+/**
+ * `npm run chaos`: the chaos harness (test/chaos/harness.ts) over every single-host fault kind
+ * (test/chaos/faults/), seeded; prints a table per kind and writes bench/results/chaos.json.
+ *
+ *   npm run chaos -- [--seed N] [--trials N] [--kinds a,b] [--trial N] [--recovery-timeout-ms N] [--keep]
+ *
+ * Exit 0 when every trial passed; 1 when an invariant broke (an acknowledged commit missing,
+ * uncommitted data visible, a page that fails its check, the agent crashing); 2 when trials
+ * failed otherwise (a fault not detected or not recovered, an RTO the harness's clock
+ * contradicts). `unsupported` kinds (the machine cannot inject them) never pass and never fail
+ * the run; they are listed.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { allKinds, FAMILIES } from '../../test/chaos/faults/index.js';
+import { RTO_TOLERANCE, runTrial, type TrialResult } from '../../test/chaos/harness.js';
+import { formatTable, summarize } from '../../test/chaos/summary.js';
+import { numArg, strArg } from '../lib/args.js';
+import { repoRoot } from '../lib/report.js';
+
+const every = allKinds();
+if (process.argv.includes('--help')) {
+  console.log(`npm run chaos -- [--seed N (1)] [--trials N per kind (1)] [--kinds K,K] [--trial N] [--recovery-timeout-ms N (30000)] [--keep] [--out FILE]
+
+Per trial: a real agent (bin/recovery-agent.js run) supervising a writer that records every
+acknowledged commit; one fault injected for real; the agent's recovery awaited on /failures and
+/recoveries; the writer stopped; the history checked (crash harness model: no acknowledged commit
+lost, nothing uncommitted visible), every page scanned, the snapshots verified, and the agent's
+RTO compared with this process's monotonic clock (tolerance ${RTO_TOLERANCE.fixedMs} ms + ${RTO_TOLERANCE.relative * 100} %).
+
+Kinds:
+${every.map(({ family, kind }) => `  ${kind.name.padEnd(22)} ${family.name.padEnd(11)} ${kind.description}`).join('\n')}
+
+--trial N runs only trial N (with --kinds naming its kind): every failed trial prints the command
+that replays it. --keep keeps every trial's directory (agent logs, record, store); a failed
+trial's is always kept. Results: bench/results/chaos.json (--out to write elsewhere).
+Exit: 0 all passed, 1 an invariant broke, 2 trials failed otherwise.`);
+  process.exit(0);
+}
+
+const seed = numArg('seed', 1);
+const trials = numArg('trials', 1);
+const recoveryTimeoutMs = numArg('recovery-timeout-ms', 30_000);
+const keep = process.argv.includes('--keep');
+const names = (strArg('kinds') ?? every.map((k) => k.kind.name).join(',')).split(',');
+for (const n of names) if (!every.some((k) => k.kind.name === n)) throw new Error(`unknown kind ${n}: one of ${every.map((k) => k.kind.name).join(', ')}`);
+const chosen = names.map((n) => every.find((k) => k.kind.name === n)!);
+const only = strArg('trial') === undefined ? null : Number(strArg('trial'));
+
+const probes = new Map<string, string | null>();
+for (const f of FAMILIES) probes.set(f.name, await f.probe());
+for (const [f, why] of probes) if (why) console.log(`unsupported: ${f}: ${why}`);
+
+const results: TrialResult[] = [];
+const numbers = only !== null ? [only] : Array.from({ length: trials * chosen.length }, (_, i) => i);
+const t0 = Date.now();
+for (const n of numbers) {
+  const { family, kind } = chosen[n % chosen.length]!;
+  const r = await runTrial({ seed, trial: n, family, kind, unsupported: probes.get(family.name) ?? null, recoveryTimeoutMs, keep, log: (l) => console.log(`  ${l}`) });
+  results.push(r);
+  const rto = r.harnessRtoMs === null ? '' : ` RTO ${r.harnessRtoMs} ms (agent ${r.agentRtoMs ?? '-'} ms, detected after ${r.detectionMs ?? '-'} ms)`;
+  console.log(`trial ${n} ${kind.name}: ${r.status.toUpperCase()}${rto}, ${r.acked} acked, ${r.ackedLost} lost (${(r.wallMs / 1000).toFixed(1)} s)`);
+  if (r.status === 'failed') {
+    for (const p of [...r.violations.slice(0, 10), ...r.problems]) console.log(`    ${p}`);
+    console.log(`    replay: ${r.replay}    (kept: ${r.dir})`);
+  }
+}
+
+const summary = summarize(results);
+console.log(`\nchaos (seed ${seed}, ${results.length} trials, ${Math.round((Date.now() - t0) / 1000)} s)\n${formatTable(summary)}`);
+const out = strArg('out') ?? path.join(repoRoot(), 'bench', 'results', 'chaos.json');
+mkdirSync(path.dirname(out), { recursive: true });
+const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, totalMemBytes: os.totalmem(), loadavg: os.loadavg() };
+writeFileSync(out, JSON.stringify({ bench: 'chaos', seed, trialsPerKind: trials, rtoTolerance: RTO_TOLERANCE, probes: Object.fromEntries(probes), kinds: summary, trials: results, machine, at: new Date().toISOString() }, null, 2) + '\n');
+console.log(`wrote ${path.relative(process.cwd(), out)}`);
+const broken = results.some((r) => r.violations.length > 0 || r.ackedLost > 0 || r.agentCrashes > 0);
+process.exit(broken ? 1 : results.some((r) => r.status === 'failed') ? 2 : 0);

@@ -1,0 +1,71 @@
+/**
+ * Bit flips (silent corruption): one bit of a data page (pages.db), of the live WAL segment's
+ * records, of an archived WAL segment, or of a snapshot chunk. Only the data page has a detector
+ * today (the scrub → page-corruption → repair-page); the others expect one — a detector that names
+ * the damaged file as corruption of its store — and a trial without it is reported as failed.
+ */
+import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { archivedSegments, dataFile, flipBit, liveWalByte, probeFileDamage, snapshotChunks, size } from './files.js';
+import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
+
+/** Failure kinds that name damage to a store's files (the data page's is the only one today). */
+export const CORRUPTION_KINDS = ['page-corruption', 'wal-corruption', 'archive-corruption', 'snapshot-corruption'] as const;
+
+const KINDS: FaultKind[] = [
+  // A page is repaired from a snapshot + WAL when its owner does not hold it: the trial starts
+  // once the agent's first scheduled snapshot exists, as it does on any store it has protected for a while.
+  { name: 'page-bitflip', description: 'one bit of a data page in pages.db flipped', target: 'page-corruption', expects: { type: 'failure', kinds: ['page-corruption'] }, needs: { snapshot: true } },
+  { name: 'wal-live-bitflip', description: "one bit of the live WAL segment's records flipped", target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS } },
+  { name: 'wal-archived-bitflip', description: 'one bit of an archived WAL segment (.wal.lz4) flipped', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS }, needs: { archivedSegment: true } },
+  { name: 'snapshot-bitflip', description: 'one bit of a snapshot chunk (.lz4) flipped', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS }, needs: { snapshot: true } },
+];
+
+export const bitFlips: FaultFamily = {
+  name: 'bit-flips',
+  kinds: KINDS,
+
+  async probe() {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-chaos-probe-'));
+    try {
+      return probeFileDamage(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+
+  async inject(k: FaultKind, ctx: FaultContext): Promise<Injected> {
+    const { rng } = ctx;
+    const bit = rng.int(0, 7);
+    switch (k.name) {
+      case 'page-bitflip': {
+        const page = rng.int(ctx.coldPages.from, ctx.coldPages.to);
+        const at = page * ctx.pageSize + rng.int(0, ctx.pageSize - 1);
+        return { what: `${flipBit(dataFile(ctx.store), at, bit)} (page ${page})`, state: { page } };
+      }
+      case 'wal-live-bitflip': {
+        const { file, at } = await liveWalByte(ctx.store, rng);
+        return { what: flipBit(file, at, bit) };
+      }
+      case 'wal-archived-bitflip': {
+        const files = archivedSegments(ctx.snapshots);
+        if (files.length === 0) throw new Error('no archived WAL segment yet');
+        const file = rng.pick(files);
+        return { what: flipBit(file, rng.int(0, size(file) - 1), bit) };
+      }
+      case 'snapshot-bitflip': {
+        const files = snapshotChunks(ctx.snapshots);
+        if (files.length === 0) throw new Error('no snapshot chunk yet');
+        const file = rng.pick(files);
+        return { what: flipBit(file, rng.int(0, size(file) - 1), bit) };
+      }
+      default:
+        throw new Error(`bit-flips: unknown kind ${k.name}`);
+    }
+  },
+
+  async heal() {
+    // Damage stays: healing it is the agent's job.
+  },
+};

@@ -1,0 +1,122 @@
+/**
+ * The files of a store and of its snapshot directory that the file fault families (bitFlips.ts,
+ * tornFiles.ts) damage, and the damage itself, done through plain pread/pwrite/ftruncate and
+ * fsync'd, as a failing disk or a stray writer would leave it.
+ */
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, readdirSync, writeSync } from 'node:fs';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { dataFileOf, walDirOf } from '../../../plugins/pagestore/storeFiles.js';
+import { SEGMENT_HEADER_SIZE } from '../../../plugins/pagestore/walSegments.js';
+import type { Prng } from '../../crash/pattern.js';
+
+/** The newest segment in the store's wal/ (the one being appended to) and how far it is written. */
+export function liveSegment(store: string): { file: string; bytes: number } {
+  const dir = walDirOf(store);
+  const names = readdirSync(dir).filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).sort();
+  if (names.length === 0) throw new Error(`no WAL segment in ${dir}`);
+  const file = path.join(dir, names[names.length - 1]!);
+  return { file, bytes: size(file) };
+}
+
+/** Archived WAL segments (`<snapshots>/wal/*.wal.lz4`), oldest first. */
+export function archivedSegments(snapshots: string): string[] {
+  const dir = path.join(snapshots, 'wal');
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir).filter((n) => n.endsWith('.wal.lz4')).sort().map((n) => path.join(dir, n));
+}
+
+/** Every snapshot's chunk files (`<snapshots>/snapshots/<id>/chunk-NNNNN.lz4`). */
+export function snapshotChunks(snapshots: string): string[] {
+  const dir = path.join(snapshots, 'snapshots');
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const id of readdirSync(dir).filter((n) => !n.startsWith('.')).sort()) {
+    const sub = path.join(dir, id);
+    if (!existsSync(path.join(sub, 'manifest.json'))) continue;
+    for (const n of readdirSync(sub).filter((x) => /^chunk-\d+\.lz4$/.test(x)).sort()) out.push(path.join(sub, n));
+  }
+  return out;
+}
+
+export const dataFile = (store: string): string => dataFileOf(store);
+
+export function size(file: string): number {
+  const fd = openSync(file, 'r');
+  try {
+    return fstatSync(fd).size;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** Flips one bit of byte `at` of `file`; returns what it did. */
+export function flipBit(file: string, at: number, bit: number): string {
+  const fd = openSync(file, 'r+');
+  try {
+    const b = Buffer.alloc(1);
+    if (readSync(fd, b, 0, 1, at) !== 1) throw new Error(`${file} has no byte ${at}`);
+    b[0] = b[0]! ^ (1 << bit);
+    writeSync(fd, b, 0, 1, at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return `bit ${bit} of byte ${at} of ${file}`;
+}
+
+/** Overwrites [at, at + len) of `file` with seeded random bytes. */
+export function overwrite(file: string, at: number, len: number, rng: Prng): void {
+  const data = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) data[i] = rng.u32() & 0xff;
+  const fd = openSync(file, 'r+');
+  try {
+    writeSync(fd, data, 0, len, at);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function truncate(file: string, to: number): void {
+  const fd = openSync(file, 'r+');
+  try {
+    ftruncateSync(fd, to);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/**
+ * A random byte of the live segment's records (past its header). Right after a switch to a new
+ * segment it holds none yet: the writer is committing, so it will within a few milliseconds.
+ */
+export async function liveWalByte(store: string, rng: Prng): Promise<{ file: string; at: number }> {
+  for (let attempt = 0; ; attempt++) {
+    const { file, bytes } = liveSegment(store);
+    if (bytes > SEGMENT_HEADER_SIZE + 1) return { file, at: rng.int(SEGMENT_HEADER_SIZE, bytes - 1) };
+    if (attempt >= 200) throw new Error(`the live WAL segment ${file} held no record for 2 s`);
+    await sleep(10);
+  }
+}
+
+/** Probe for the file families: a file we write can be damaged and read back damaged. */
+export function probeFileDamage(dir: string): string | null {
+  const file = path.join(dir, 'probe.bin');
+  const fd = openSync(file, 'w+');
+  try {
+    writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, 0);
+  } finally {
+    closeSync(fd);
+  }
+  flipBit(file, 100, 3);
+  truncate(file, 2048);
+  const back = Buffer.alloc(4096);
+  const fd2 = openSync(file, 'r');
+  const n = readSync(fd2, back, 0, 4096, 0);
+  closeSync(fd2);
+  if (n !== 2048) return `a truncated file reads ${n} bytes, not 2048`;
+  if (back[100] !== (0x5a ^ 8)) return 'a flipped bit does not read back flipped';
+  return null;
+}

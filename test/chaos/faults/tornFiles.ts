@@ -1,0 +1,65 @@
+/**
+ * Torn and truncated files: half of a data page overwritten (a torn write: the first or the
+ * second half replaced by other bytes), the live WAL segment cut inside its records (a lost
+ * tail), a snapshot chunk cut to half its length. The page has a detector (the scrub); the WAL
+ * and the chunk expect one, as in bitFlips.ts.
+ */
+import os from 'node:os';
+import { mkdtempSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { CORRUPTION_KINDS } from './bitFlips.js';
+import { dataFile, liveWalByte, overwrite, probeFileDamage, size, snapshotChunks, truncate } from './files.js';
+import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
+
+const KINDS: FaultKind[] = [
+  { name: 'page-torn', description: 'half of a data page overwritten (a torn write)', target: 'page-corruption', expects: { type: 'failure', kinds: ['page-corruption'] }, needs: { snapshot: true } },
+  { name: 'wal-truncated', description: 'the live WAL segment truncated inside its records', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS } },
+  { name: 'snapshot-truncated', description: 'a snapshot chunk truncated to half its length', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS }, needs: { snapshot: true } },
+];
+
+export const tornFiles: FaultFamily = {
+  name: 'torn-files',
+  kinds: KINDS,
+
+  async probe() {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-chaos-probe-'));
+    try {
+      return probeFileDamage(dir);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+
+  async inject(k: FaultKind, ctx: FaultContext): Promise<Injected> {
+    const { rng } = ctx;
+    switch (k.name) {
+      case 'page-torn': {
+        const page = rng.int(ctx.coldPages.from, ctx.coldPages.to);
+        const half = ctx.pageSize / 2;
+        const second = rng.chance(0.5);
+        overwrite(dataFile(ctx.store), page * ctx.pageSize + (second ? half : 0), half, rng);
+        return { what: `the ${second ? 'second' : 'first'} half of page ${page} of ${dataFile(ctx.store)} overwritten`, state: { page } };
+      }
+      case 'wal-truncated': {
+        const { file, at } = await liveWalByte(ctx.store, rng);
+        const was = size(file);
+        truncate(file, at);
+        return { what: `${file} truncated from ${was} to ${at} bytes` };
+      }
+      case 'snapshot-truncated': {
+        const files = snapshotChunks(ctx.snapshots);
+        if (files.length === 0) throw new Error('no snapshot chunk yet');
+        const file = rng.pick(files);
+        const was = size(file);
+        truncate(file, Math.floor(was / 2));
+        return { what: `${file} truncated from ${was} to ${Math.floor(was / 2)} bytes` };
+      }
+      default:
+        throw new Error(`torn-files: unknown kind ${k.name}`);
+    }
+  },
+
+  async heal() {
+    // Damage stays: healing it is the agent's job.
+  },
+};

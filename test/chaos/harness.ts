@@ -1,0 +1,365 @@
+/**
+ * The chaos harness (issue #17): per trial, a real agent (agent.ts) supervising a writer that
+ * records every acknowledged commit (chaosWriter.ts); one fault injected for real by its family
+ * (faults/); the agent's report of the recovery awaited on its HTTP API; then the workload
+ * stopped and the history checked with the crash harness's model (history.ts), every page
+ * checked as the agent left it (verifyPage, what `recovery-agent scan` checks), the snapshots and
+ * the WAL archive verified (what `recovery-agent snapshot verify` runs),
+ * and the agent's recorded RTO compared with this process's monotonic clock.
+ *
+ * A trial is a function of (seed, trial number, kind): its PRNG is seeded from the first two, so
+ * `npm run chaos -- --seed S --trial N --kinds K` replays it (the command is in every result).
+ */
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describeError } from '../../core/errors.js';
+import type { RecordedFailure as Failure } from '../../core/orchestrator/orchestrator.js';
+import type { RecoveryRecord } from '../../core/orchestrator/journal.js';
+import { PageStore } from '../../plugins/pagestore/pageStore.js';
+import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
+import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
+import { verifyPage } from '../../plugins/pagestore/format.js';
+import { observeStore } from '../crash/harness.js';
+import { diskPage } from '../helpers/pageFile.js';
+import { Prng } from '../crash/pattern.js';
+import { pagestore } from '../helpers/engine.js';
+import { AgentUnderTest } from './agent.js';
+import { procState } from './faults/signals.js';
+import { archivedSegments, snapshotChunks } from './faults/files.js';
+import { SEED_TARGETS, type FaultContext, type FaultFamily, type FaultKind, type Injected } from './faults/types.js';
+import { judgeHistory, readRecord } from './history.js';
+import { chaosStoreOptions, CHAOS_PAGE_SIZE } from './protocol.js';
+
+/** How far the agent's RTO may be from the harness's measure of the same span: two polls, HTTP, 5 %. */
+export const RTO_TOLERANCE = { fixedMs: 250, relative: 0.05 } as const;
+const POLL_MS = 25;
+
+export interface TrialOptions {
+  seed: number;
+  trial: number;
+  family: FaultFamily;
+  kind: FaultKind;
+  /** Why the family cannot be injected here (its probe's answer), or null. */
+  unsupported: string | null;
+  /** How long to wait for the agent's report of the recovery. */
+  recoveryTimeoutMs: number;
+  pages?: number;
+  keep?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface TrialResult {
+  kind: string;
+  family: string;
+  seed: number;
+  trial: number;
+  replay: string;
+  status: 'passed' | 'failed' | 'unsupported';
+  injected: string | null;
+  /** Fault → the agent's detection (its failure's detectedAt against the wall clock at injection). */
+  detectionMs: number | null;
+  /** The agent's recorded RTO (detection → verified fix). */
+  agentRtoMs: number | null;
+  /** Fault → recovery seen by the harness (monotonic). For agent kinds: the agent answering again, the application committing. */
+  harnessRtoMs: number | null;
+  /** The harness's measure of the agent's span: failure first seen → recovery first seen (monotonic). */
+  harnessSpanMs: number | null;
+  rtoAgrees: boolean | null;
+  targetMs: number;
+  outcome: string | null;
+  failures: string[];
+  escalations: number;
+  acked: number;
+  ackedLost: number;
+  pagesVerified: boolean;
+  snapshotsVerified: boolean;
+  agentCrashes: number;
+  /** Invariants broken (history, pages): exit non-zero. */
+  violations: string[];
+  /** The agent did not do its part (no detection, not recovered, RTO disagrees…). */
+  problems: string[];
+  dir: string | null;
+  /** The trial's own wall time, set-up and checks included. */
+  wallMs: number;
+}
+
+/** The trial's PRNG seed: one per (seed, trial). */
+export function trialSeed(seed: number, trial: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(trial + 1, 0x85ebca6b)) >>> 0;
+}
+
+export function replayCommand(seed: number, trial: number, kind: string): string {
+  return `npm run chaos -- --seed ${seed} --trial ${trial} --kinds ${kind}`;
+}
+
+const mono = (): number => Number(process.hrtime.bigint()) / 1e6;
+
+function alive(pid: number | null): boolean {
+  if (pid === null) return false;
+  const s = procState(pid);
+  return s !== null && s !== 'Z';
+}
+
+/** Counts of acknowledgements in the record and the writer's current pid. */
+function recordState(file: string): { acks: number; pid: number | null; opened: number } {
+  const text = existsSync(file) ? readFileSync(file, 'utf8') : '';
+  const acks = text.match(/^\{"t":"ack"/gm)?.length ?? 0;
+  const opened = [...text.matchAll(/^\{"t":"opened","runId":\d+,"pid":(\d+)/gm)];
+  const last = opened.pop();
+  return { acks, pid: last ? Number(last[1]) : null, opened: opened.length + (last ? 1 : 0) };
+}
+
+async function until<T>(ms: number, fn: () => Promise<T | undefined> | T | undefined): Promise<T | undefined> {
+  const end = mono() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (mono() > end) return undefined;
+    await sleep(POLL_MS);
+  }
+}
+
+/**
+ * Whether a failure concerns the trial's store or application. The host's own health
+ * (`health-degraded` / `health-critical` on `host`: a machine shared with other work) is listed
+ * in the result but not judged: no rule heals it, and no fault of the trial caused it.
+ */
+function isOurs(f: { subject: string }): boolean {
+  return f.subject === 'store:s' || f.subject === 'process:app';
+}
+
+/**
+ * The recovery that answered failure `f`: its own, or — when the orchestrator folded `f` into an
+ * open failure with the same fingerprint (a duplicate) — that one's, if it ended after `f` came.
+ */
+function recoveryOf(f: Failure, recoveries: ReadonlyMap<string, RecoveryRecord>): RecoveryRecord | null {
+  const all = [...recoveries.values()];
+  return all.find((x) => x.failureId === f.id) ?? all.find((x) => x.fingerprint === f.fingerprint && x.detectedAt <= f.detectedAt && x.finishedAt >= f.detectedAt) ?? null;
+}
+
+export async function runTrial(o: TrialOptions): Promise<TrialResult> {
+  const say = o.log ?? (() => undefined);
+  const begun = mono();
+  const log = (line: string): void => say(`[${((mono() - begun) / 1000).toFixed(2)} s] ${line}`);
+  const target = SEED_TARGETS[o.kind.target];
+  const r: TrialResult = {
+    kind: o.kind.name, family: o.family.name, seed: o.seed, trial: o.trial, replay: replayCommand(o.seed, o.trial, o.kind.name),
+    status: 'failed', injected: null, detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, rtoAgrees: null,
+    targetMs: target.ms, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0, pagesVerified: false, snapshotsVerified: false,
+    agentCrashes: 0, violations: [], problems: [], dir: null, wallMs: 0,
+  };
+  if (o.unsupported !== null) {
+    r.status = 'unsupported';
+    r.problems.push(o.unsupported);
+    return r;
+  }
+  const started = mono();
+  const rng = new Prng(trialSeed(o.seed, o.trial));
+  const pages = o.pages ?? 64;
+  const cold = Math.floor(pages / 4);
+  const dir = mkdtempSync(path.join(os.tmpdir(), `ra-chaos-${o.kind.name}-`));
+  const paths = { dir, store: path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold, seed: rng.u32() };
+  writeFileSync(paths.record, '');
+  await (await PageStore.open(paths.store, { create: true, ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
+  const agent = await AgentUnderTest.create(paths, o.kind.agent?.(dir));
+  const ctx: FaultContext = {
+    store: paths.store, snapshots: paths.snapshots, record: paths.record, pageSize: CHAOS_PAGE_SIZE, pageCount: pages, coldPages: { from: pages - cold, to: pages - 1 }, rng, log,
+    agentPid: () => agent.pid,
+    appPid: () => {
+      const pid = recordState(paths.record).pid;
+      return alive(pid) ? pid : null;
+    },
+  };
+  let injected: Injected | null = null;
+  let healed = false;
+  try {
+    agent.start();
+    // ---- warm-up: the writer committing, the agent answering, what the kind needs in place
+    const ready = await until(30_000, async () => {
+      const s = recordState(paths.record);
+      if (s.acks < 20 || ctx.appPid() === null) return undefined;
+      if ((await agent.get('/status')) === null) return undefined;
+      if (o.kind.needs?.snapshot && snapshotChunks(paths.snapshots).length === 0) return undefined;
+      if (o.kind.needs?.archivedSegment && archivedSegments(paths.snapshots).length === 0) return undefined;
+      return true;
+    });
+    if (!ready) throw new Error(`warm-up: no writer committing${o.kind.needs ? ' or no snapshot / archived segment' : ''} within 30 s (${agent.unexpectedExits.join('; ') || 'agent running'})`);
+    log('warm');
+    await sleep(rng.int(100, 800));
+    // A writer the agent restarted meanwhile (a false hang under load) must be up again first.
+    if ((await until(10_000, () => ctx.appPid() ?? undefined)) === undefined) throw new Error('warm-up: no live writer to inject into');
+    const seenFailures = new Set(((await agent.get<{ failures: Failure[] }>('/failures?limit=500'))?.body.failures ?? []).map((f) => f.id));
+    const seenRecoveries = new Set(((await agent.get<{ recoveries: RecoveryRecord[] }>('/recoveries?limit=500'))?.body.recoveries ?? []).map((x) => x.id));
+
+    // ---- the fault
+    const killsAgent = o.kind.name === 'agent-sigkill' || o.kind.name === 'both-sigkill';
+    if (killsAgent) agent.expectEnd();
+    const acksBefore = recordState(paths.record).acks;
+    const faultWall = Date.now();
+    const t0 = mono();
+    injected = await o.family.inject(o.kind, ctx);
+    r.injected = injected.what;
+    const injectedAt = mono();
+    log(`trial ${o.trial} ${o.kind.name}: ${injected.what}`);
+    const holdUntil = o.kind.holdMs ? t0 + o.kind.holdMs(rng) : null;
+
+    // ---- waiting for the agent's answer
+    const firstSeen = new Map<string, number>();
+    const newFailures = new Map<string, Failure>();
+    const newRecoveries = new Map<string, RecoveryRecord>();
+    let restarted = false;
+    let answeringSince: number | null = null;
+    let acksAtAnswer = 0;
+    let recoveredAt: number | null = null;
+    let expected: Failure | null = null;
+    let recovery: RecoveryRecord | null = null;
+    const deadline = t0 + o.recoveryTimeoutMs;
+    while (mono() < deadline) {
+      if (holdUntil !== null && !healed && mono() >= holdUntil) {
+        await o.family.heal(o.kind, ctx, injected);
+        healed = true;
+      }
+      if (agent.pid === null) {
+        // Killed by the fault (systemd would start it again) or crashed (counted): start it.
+        if (!(killsAgent && !restarted)) r.agentCrashes++;
+        restarted = true;
+        answeringSince = null;
+        agent.start();
+      }
+      const [fs, rs] = await Promise.all([agent.get<{ failures: Failure[] }>('/failures?limit=500'), agent.get<{ recoveries: RecoveryRecord[] }>('/recoveries?limit=500')]);
+      const now = mono();
+      if (fs && rs) {
+        if (answeringSince === null && (holdUntil === null || healed)) {
+          answeringSince = now;
+          acksAtAnswer = recordState(paths.record).acks;
+        }
+        for (const f of fs.body.failures) {
+          if (seenFailures.has(f.id) || newFailures.has(f.id)) continue;
+          newFailures.set(f.id, f);
+          firstSeen.set(f.id, now);
+        }
+        for (const x of rs.body.recoveries) {
+          if (seenRecoveries.has(x.id) || newRecoveries.has(x.id)) continue;
+          newRecoveries.set(x.id, x);
+          firstSeen.set(x.id, now);
+        }
+      }
+      const unfinished = [...newFailures.values()].filter((f) => isOurs(f) && f.state !== 'cleared' && recoveryOf(f, newRecoveries) === null);
+      if (o.kind.expects.type === 'failure') {
+        const kinds = o.kind.expects.kinds;
+        expected ??= [...newFailures.values()].find((f) => kinds.includes(f.kind)) ?? null;
+        recovery = expected ? recoveryOf(expected, newRecoveries) : null;
+        if (recovery) {
+          recoveredAt = firstSeen.get(recovery.id)!;
+          break;
+        }
+      } else if (o.kind.expects.type === 'none') {
+        // Nothing to wait for but the quiet period: the workload must go on all along.
+        if (now - injectedAt >= o.kind.expects.quietMs && answeringSince !== null) {
+          recoveredAt = now;
+          break;
+        }
+      } else if (answeringSince !== null && recordState(paths.record).acks > acksAtAnswer && ctx.appPid() !== null && unfinished.length === 0) {
+        recoveredAt = now;
+        break;
+      }
+      await sleep(POLL_MS);
+    }
+    if (injected && !healed && holdUntil !== null) {
+      await o.family.heal(o.kind, ctx, injected);
+      healed = true;
+    }
+
+    r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
+    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated).length;
+    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x)) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
+    if (o.kind.expects.type === 'failure') {
+      if (!expected) {
+        const page = (injected.state as { page?: number } | undefined)?.page;
+        const still = page === undefined ? '' : `; page ${page} on disk ${verifyPage(diskPage(paths.store, page, CHAOS_PAGE_SIZE), page) === null ? 'verifies again (rewritten by its owner)' : 'still fails its check'}`;
+        r.problems.push(`not detected: no ${o.kind.expects.kinds.join(' / ')} failure within ${o.recoveryTimeoutMs / 1000} s of the fault (failures seen: ${r.failures.join(', ') || 'none'})${still}`);
+      }
+      else {
+        r.detectionMs = expected.detectedAt - faultWall;
+        if (!recovery) r.problems.push(`${expected.kind} detected ${r.detectionMs} ms after the fault, but no recovery recorded within ${o.recoveryTimeoutMs / 1000} s`);
+        else {
+          r.outcome = recovery.outcome;
+          r.agentRtoMs = recovery.rtoMs;
+          r.harnessRtoMs = Math.round(recoveredAt! - t0);
+          r.harnessSpanMs = Math.round(recoveredAt! - firstSeen.get(expected.id)!);
+          const tol = RTO_TOLERANCE.fixedMs + RTO_TOLERANCE.relative * recovery.rtoMs;
+          r.rtoAgrees = Math.abs(recovery.rtoMs - r.harnessSpanMs) <= tol && recovery.rtoMs <= r.harnessRtoMs + tol;
+          if (!r.rtoAgrees) r.problems.push(`the agent's RTO ${recovery.rtoMs} ms disagrees with the harness's clock: failure seen → recovery seen ${r.harnessSpanMs} ms, fault → recovery seen ${r.harnessRtoMs} ms (tolerance ${Math.round(tol)} ms)`);
+        }
+      }
+    } else if (o.kind.expects.type === 'none') {
+      const ours = [...newFailures.values()].filter(isOurs);
+      if (ours.length > 0) r.problems.push(`spurious failure(s) reported for a fault the agent must ride out: ${ours.map((f) => `${f.kind} ${f.subject}${f.evidence ? ` ${JSON.stringify(f.evidence).slice(0, 300)}` : ''}`).join('; ')}`);
+      if (recoveredAt === null) r.problems.push(`the agent did not answer within ${o.recoveryTimeoutMs / 1000} s of the fault`);
+      const m = o.family.measure ? await o.family.measure(o.kind, ctx, injected) : { rtoMs: null, problems: [] };
+      r.problems.push(...m.problems);
+      r.harnessRtoMs = m.rtoMs;
+      if (ours.length === 0 && recoveredAt !== null && m.problems.length === 0) r.outcome = 'recovered';
+    } else {
+      if (recoveredAt === null) r.problems.push(`the agent was not back (answering, application committing, every failure it reported recovered) within ${o.recoveryTimeoutMs / 1000} s`);
+      else {
+        r.harnessRtoMs = Math.round(recoveredAt - t0);
+        r.outcome = 'recovered';
+        const own = [...newRecoveries.values()];
+        if (own.length > 0) r.agentRtoMs = Math.max(...own.map((x) => x.rtoMs));
+      }
+    }
+    if (r.harnessRtoMs !== null && r.harnessRtoMs > r.targetMs) r.problems.push(`RTO ${r.harnessRtoMs} ms is over the seed's target for ${target.label} (${r.targetMs} ms)`);
+
+    log(`answered: ${r.outcome ?? 'nothing'}`);
+    // ---- the workload goes on after the recovery
+    if (recoveredAt !== null) {
+      const acksNow = recordState(paths.record).acks;
+      const resumed = await until(10_000, () => (recordState(paths.record).acks >= acksNow + 5 ? true : undefined));
+      if (!resumed) r.problems.push('the application did not commit again within 10 s of the recovery');
+    }
+    if (recordState(paths.record).acks <= acksBefore) r.problems.push('no commit was acknowledged after the fault');
+  } catch (err) {
+    r.problems.push(`harness: ${describeError(err)}`);
+  } finally {
+    if (injected && !healed) await o.family.heal(o.kind, ctx, injected).catch(() => undefined);
+    const app = ctx.appPid();
+    if (!(await agent.stop())) r.problems.push('the agent did not stop within 20 s of SIGTERM');
+    if (app !== null && alive(app)) {
+      r.problems.push(`the application (pid ${app}) outlived the agent's stop`);
+      process.kill(app, 'SIGKILL');
+      await until(5000, () => (alive(app) ? undefined : true));
+    }
+    for (const e of agent.unexpectedExits) r.problems.push(`agent crash: ${e}`);
+    r.agentCrashes = Math.max(r.agentCrashes, agent.unexpectedExits.length);
+  }
+
+  // ---- the history, the pages, the snapshots
+  log('stopped');
+  try {
+    // Every page as the agent left it (before this process recovers anything), by the store's own check.
+    const left = await observeStore(paths.store);
+    const bad = left.pages.filter((p) => p.fault !== null);
+    r.pagesVerified = bad.length === 0;
+    if (!r.pagesVerified) r.violations.push(`as the agent left the store, ${bad.length} page(s) fail their check: ${bad.slice(0, 5).map((p) => `page ${p.pageId} (${p.fault})`).join(', ')}`);
+    await (await PageStore.open(paths.store, { ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
+    const verdict = judgeHistory(readRecord(paths.record), await observeStore(paths.store));
+    r.acked = verdict.acked;
+    r.ackedLost = verdict.violations.filter((v) => v.includes('an acknowledged commit is lost')).length;
+    r.violations.push(...verdict.violations);
+    for (const f of verdict.fatal) r.problems.push(`writer: ${f.split('\n')[0]}`);
+    log('history checked');
+    const verify = await verifySnapshots(pagestore, paths.snapshots);
+    r.snapshotsVerified = verify.problems.length === 0;
+    if (!r.snapshotsVerified) r.problems.push(`snapshot verify: ${verify.problems.slice(0, 3).map((p) => `${p.where}${p.file ? ` ${p.file}` : ''}: ${p.problem}`).join('; ')}`);
+  } catch (err) {
+    r.violations.push(`checking the history: ${describeError(err)}`);
+  }
+  r.status = r.violations.length === 0 && r.problems.length === 0 ? 'passed' : 'failed';
+  r.wallMs = Math.round(mono() - started);
+  if (r.status === 'passed' && !o.keep) rmSync(dir, { recursive: true, force: true });
+  else r.dir = dir;
+  return r;
+}

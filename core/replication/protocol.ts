@@ -345,19 +345,32 @@ export async function openChannel(sock: net.Socket, opts: ChannelOptions & { epo
 }
 
 /** A replica's side: connects to the primary at `host:port`, handshakes, and returns the channel. */
-export async function connectChannel(opts: Omit<ChannelOptions, 'role'> & { host: string; port: number; epoch?: number }): Promise<ReplicationChannel> {
+/**
+ * Connects to a primary and runs the handshake. `signal` abandons it at any point (the socket is
+ * destroyed): a replica told to stop or to follow another primary must not wait out the
+ * handshake's time limit on a primary that is frozen or gone (it did: 4–5 s of a failover).
+ */
+export async function connectChannel(opts: Omit<ChannelOptions, 'role'> & { host: string; port: number; epoch?: number; signal?: AbortSignal }): Promise<ReplicationChannel> {
   secretBytes(opts.secret); // a bad secret fails before anything is sent
+  const { signal, ...rest } = opts;
+  if (signal?.aborted) throw raError('RA_ERR_REPL_PROTOCOL', `connection to the primary at ${opts.host}:${opts.port} abandoned: the replica is stopping`);
   const sock = net.connect({ host: opts.host, port: opts.port });
-  await new Promise<void>((resolve, reject) => {
-    sock.once('connect', () => {
-      sock.off('error', reject);
-      resolve();
+  const onAbort = (): void => void sock.destroy(raError('RA_ERR_REPL_PROTOCOL', `connection to the primary at ${opts.host}:${opts.port} abandoned: the replica is stopping`));
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      sock.once('connect', () => {
+        sock.off('error', reject);
+        resolve();
+      });
+      sock.once('error', reject);
+    }).catch((err: Error) => {
+      throw raError('RA_ERR_REPL_PROTOCOL', `cannot connect to the primary at ${opts.host}:${opts.port}: ${describeError(err)}`, { cause: err });
     });
-    sock.once('error', reject);
-  }).catch((err: Error) => {
-    throw raError('RA_ERR_REPL_PROTOCOL', `cannot connect to the primary at ${opts.host}:${opts.port}: ${describeError(err)}`, { cause: err });
-  });
-  return openChannel(sock, { ...opts, role: 'replica' });
+    return await openChannel(sock, { ...rest, role: 'replica' });
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
 }
 
 // ---- the frames' payloads (DESIGN.md "Types")

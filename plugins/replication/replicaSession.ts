@@ -221,7 +221,7 @@ export class ReplicaSession {
    */
   private async initialise(): Promise<void> {
     this.setState('initialising');
-    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
+    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret, signal: this.stopping.signal });
     this.ch = ch;
     if (!this.running) return ch.close();
     this.connects++;
@@ -424,7 +424,7 @@ export class ReplicaSession {
     const replica = this.replica!;
     // The hello names the durable end: every append of the last connection settled first.
     await Promise.allSettled([...this.inflight]);
-    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret });
+    const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret, signal: this.stopping.signal });
     this.ch = ch;
     if (!this.running) return ch.close();
     this.connects++;

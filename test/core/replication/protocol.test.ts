@@ -240,6 +240,18 @@ describe('replication handshake and channel', () => {
     assert.ok(Date.now() - t0 < 2000);
   });
 
+  it('a replica abandons a handshake with a silent primary (frozen: the kernel accepted, nobody answers) at once when told to stop', async () => {
+    const port = await listen(() => undefined); // accepts, never greets
+    const stop = new AbortController();
+    const t0 = Date.now();
+    const pending = connectChannel({ host: '127.0.0.1', port, secret: SECRET, signal: stop.signal });
+    setTimeout(() => stop.abort(), 100);
+    await assert.rejects(pending, (e: unknown) => isRaError(e, 'RA_ERR_REPL_PROTOCOL'));
+    // Before, only the handshake's time limit ended it (seconds): a failover waited that out.
+    assert.ok(Date.now() - t0 < 1000, `${Date.now() - t0} ms`);
+    await assert.rejects(connectChannel({ host: '127.0.0.1', port, secret: SECRET, signal: stop.signal }), /abandoned/);
+  });
+
   it('refuses a peer of the same role, and a secret shorter than 16 bytes', async () => {
     const { port, primary } = await primaryOn({ secret: SECRET });
     const sock = net.connect(port, '127.0.0.1');

@@ -15,9 +15,12 @@ import webhookAction from '../plugins/webhook-action/index.js';
 import snapshotManager from '../plugins/snapshot-manager/index.js';
 import healthMonitor from '../plugins/health-monitor/index.js';
 import checkpointStore from '../plugins/checkpoint-store/index.js';
+import clearCaches from '../plugins/clear-caches/index.js';
+import gracefulRestart from '../plugins/graceful-restart/index.js';
+import appAction from '../plugins/app-action/index.js';
 import dataRepairer from '../plugins/data-repairer/index.js';
 import replication from '../plugins/replication/index.js';
 import cluster from '../plugins/cluster/index.js';
 
 // replication before crash-detector: it writes a primary's replication.json before the owner starts.
-export const builtinPlugins: readonly PluginDefinition[] = [pagestore, replication, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, snapshotManager, dataRepairer, cluster];
+export const builtinPlugins: readonly PluginDefinition[] = [pagestore, replication, transactionRollback, crashDetector, restartProcess, corruptionDetector, selfHealer, recoverStore, execAction, webhookAction, healthMonitor, checkpointStore, clearCaches, gracefulRestart, appAction, snapshotManager, dataRepairer, cluster];

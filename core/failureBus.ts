@@ -44,6 +44,10 @@ export class FailureBus {
       throw raError('RA_ERR_CONTRACT', `failure.subject must be a non-empty string (got ${JSON.stringify(input.subject)}) from ${source}`);
     }
     const detectedAt = input.detectedAt ?? Date.now();
+    if (input.occurredAt !== undefined && (typeof input.occurredAt !== 'number' || !Number.isFinite(input.occurredAt))) {
+      throw raError('RA_ERR_CONTRACT', `failure.occurredAt must be a time in ms since the epoch (got ${JSON.stringify(input.occurredAt)}) from ${source}`);
+    }
+    const occurredAt = input.occurredAt === undefined ? undefined : Math.min(input.occurredAt, detectedAt);
     const failure: Failure = Object.freeze({
       id: `f-${detectedAt.toString(36)}-${(++this.seq).toString(36)}`,
       kind: input.kind,
@@ -51,6 +55,7 @@ export class FailureBus {
       subject: input.subject,
       evidence: Object.freeze({ ...(input.evidence ?? {}) }),
       detectedAt,
+      ...(occurredAt !== undefined ? { occurredAt } : {}),
       source,
       fingerprint: input.fingerprint ?? `${input.kind}|${input.subject}`,
     });

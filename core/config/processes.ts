@@ -6,7 +6,7 @@
  * it owns, which the core checks across sections (one writer per store).
  */
 import { z } from 'zod';
-import { duration, id, listen } from './valueTypes.js';
+import { duration, id, listen, size } from './valueTypes.js';
 
 /**
  * How the agent knows a process is alive besides its pid: UDP datagrams carrying its token, or
@@ -66,6 +66,12 @@ export const ProcessSection = z
     restart: RestartSection.prefault({}),
     /** How long a stopping process has after SIGTERM before SIGKILL. */
     stopGrace: duration.default(5000),
+    /**
+     * The RSS this process may reach (its own budget, below any cgroup limit): the health
+     * monitor's memory-leak prediction runs against the lowest of this, its cgroup's memory.max
+     * and the host's memory.
+     */
+    memoryLimit: size.optional(),
   })
   .superRefine((p, ctx) => {
     if (p.command === undefined && p.pidFile === undefined) {

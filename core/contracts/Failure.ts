@@ -22,6 +22,12 @@ export interface Failure {
   readonly evidence: Readonly<Record<string, unknown>>;
   /** When the detector saw it, in milliseconds since the epoch. */
   readonly detectedAt: number;
+  /**
+   * When the failure began, when its detector can bound that better than its detection (a
+   * primary's last sign of life, before its lease ran out): never after `detectedAt`. The RTO
+   * counts from it; absent, from `detectedAt`.
+   */
+  readonly occurredAt?: number;
   /** The plugin id of the detector that published it. */
   readonly source: string;
   /** Equal for failures that are the same problem; the orchestrator de-duplicates on it. */
@@ -35,6 +41,8 @@ export interface FailureInput {
   subject: string;
   evidence?: Record<string, unknown>;
   detectedAt?: number;
+  /** See Failure.occurredAt; one after the detection counts as the detection. */
+  occurredAt?: number;
   fingerprint?: string;
 }
 

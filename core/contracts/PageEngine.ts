@@ -204,6 +204,8 @@ export interface OwnerStatus {
   readonly flushedLsn: number;
   readonly redoLsn: number;
   readonly activeTransactions: number;
+  /** The owner's page cache: pages held, how many are dirty, their bytes (optional: older owners). */
+  readonly cache?: { readonly pages: number; readonly dirty?: number; readonly bytes?: number };
   /** When the store is a replication primary: its sender's state (plugins/replication/DESIGN.md). */
   readonly replication?: OwnerReplicationStatus;
   /** A clustered primary's commit fence: commits are acknowledged only under a valid lease grant. */
@@ -265,6 +267,19 @@ export interface LiveOwner {
   replicaPages?(pageIds: readonly number[]): Promise<Array<PageBatchResult<{ image: Buffer; lsn: number; replica: string }>>>;
   /** `installPage` for many pages, written with one data-file sync per request. */
   installPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchResult<{ source: 'image' | 'cache'; lsn: number }>>>;
+  /**
+   * Memory pressure: the owner lets go of what it can (its clean cached pages) and says how
+   * much; dirty pages stay until a checkpoint. Optional: an owner without it is not asked.
+   */
+  dropCaches?(): Promise<{ pagesDropped: number; bytesReleased: number; pagesBefore: number; pagesAfter: number }>;
+  /** The actions the application registered on its store's channel (name, description). */
+  appActions?(): Promise<Array<{ name: string; description: string | null }>>;
+  /**
+   * Runs one phase of an application action, bounded by `timeoutMs` in the owner: `apply`
+   * answers what the action returned (JSON), `verify` true or false. A throwing or overrunning
+   * action is an error naming it (RA_ERR_APP_ACTION, RA_ERR_APP_ACTION_TIMEOUT).
+   */
+  runAppAction?(name: string, phase: 'apply' | 'verify', options?: Record<string, unknown>, timeoutMs?: number): Promise<unknown>;
   /** True once the channel has failed or been closed: the connection is not to be used again. */
   readonly closed?: boolean;
   /**

@@ -34,6 +34,13 @@ export interface MemberStoreState {
 export interface RoleChangeOptions {
   timeoutMs?: number;
   signal?: AbortSignal;
+  /**
+   * `follow` only: the name this member gives its primary as a replica (the cluster passes its
+   * member id). A primary counts a sync quorum by distinct replica names and a newer connection
+   * of a name replaces the older, so two members must never share one; the store's
+   * `replication.id`, when set, wins.
+   */
+  replicaId?: string;
 }
 
 export interface ReplicationControl {

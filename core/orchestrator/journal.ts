@@ -20,9 +20,11 @@ export interface RecoveryRecord {
   readonly subject: string;
   readonly fingerprint: string;
   readonly detectedAt: number;
+  /** When the failure began, if its detector bounded it (Failure.occurredAt). */
+  readonly occurredAt?: number;
   readonly startedAt: number;
   readonly finishedAt: number;
-  /** Detection to verified fix (or to giving up), in ms. */
+  /** From the failure's start (occurredAt, else its detection) to verified fix (or to giving up), in ms. */
   readonly rtoMs: number;
   readonly targetMs: number;
   readonly withinTarget: boolean;

@@ -192,7 +192,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     }
     const finishedAt = Date.now();
     const targetMs = this.opts.rtoTargets[failure.priority];
-    const rtoMs = finishedAt - failure.detectedAt;
+    const rtoMs = finishedAt - (failure.occurredAt ?? failure.detectedAt);
     const record: RecoveryRecord = {
       id: `r-${finishedAt.toString(36)}-${(++this.seq).toString(36)}`,
       failureId: failure.id,
@@ -201,6 +201,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       subject: failure.subject,
       fingerprint: failure.fingerprint,
       detectedAt: failure.detectedAt,
+      ...(failure.occurredAt !== undefined ? { occurredAt: failure.occurredAt } : {}),
       startedAt,
       finishedAt,
       rtoMs,

@@ -25,6 +25,8 @@ export const PRIMARY_FAILURE = 'primary-failure';
 export const CLUSTER_FAILOVER = 'cluster-failover';
 const kDefaultWaitMs = 25_000;
 const kPollMs = 100;
+/** How far before its detection a primary failure's start may be put (Failure.occurredAt). */
+const kOccurredBoundMs = 60_000;
 
 /** What failover detection reads of the member. */
 export interface LeaderView {
@@ -72,7 +74,12 @@ export class FailoverWatch {
       const evidence = { cluster: this.o.cluster, observer: this.o.view.member, leader: last.member, epoch: last.epoch, newLeader: now?.member ?? null, newEpoch: now?.epoch ?? null, leaderLastSeenAt: this.leaderSeenAt };
       const publish = () => {
         this.o.log.error(evidence, now === null ? 'cluster: the leader key is gone: the primary failed' : `cluster: the leader key passed to ${now.member} without a switchover: the primary failed`);
-        this.o.publish({ kind: PRIMARY_FAILURE, priority: 'P1', subject: `cluster:${this.o.cluster}`, evidence, fingerprint: `${PRIMARY_FAILURE}:${this.o.cluster}:${last.epoch}` });
+        // The RTO counts from the leader's last sign of life (its member key's last update), not
+        // from this detection a lease later: the fault came after it. A stamp far off (another
+        // host's clock) is not used.
+        const seen = evidence.leaderLastSeenAt;
+        const occurredAt = seen !== null && Date.now() - seen >= 0 && Date.now() - seen < kOccurredBoundMs ? seen : undefined;
+        this.o.publish({ kind: PRIMARY_FAILURE, priority: 'P1', subject: `cluster:${this.o.cluster}`, evidence, occurredAt, fingerprint: `${PRIMARY_FAILURE}:${this.o.cluster}:${last.epoch}` });
       };
       if (!this.o.planned) publish();
       else {

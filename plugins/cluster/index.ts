@@ -98,7 +98,7 @@ export default definePlugin({
       },
     });
     if (control && store !== undefined) {
-      roles = new RoleDriver({ control, store, view: member, timeoutMs: kRoleTimeoutMs, retryMs: kRoleRetryMs, log });
+      roles = new RoleDriver({ control, store, memberId, view: member, timeoutMs: kRoleTimeoutMs, retryMs: kRoleRetryMs, stepAsideHoldMs: Math.max(10_000, 3 * c.ttl), log });
     }
     const switchover = new Switchover(member, src, { ttlMs: c.ttl, pollMs: c.pollInterval, log });
     failover = new FailoverWatch({

@@ -115,6 +115,13 @@ export async function within<T>(p: Promise<T>, ms: number, what: string): Promis
 
 const NS_PER_MS = 1_000_000n;
 
+/**
+ * A check run before campaigning for a free leader key (switchover.ts): a reason not to campaign,
+ * or none, with the key it read and that key's mod revision ('0': absent), which the campaign's
+ * txn then requires unchanged.
+ */
+export type CampaignGate = (limitMs: number) => Promise<{ reason: string | null; guard: { key: string; modRevision: string } | null }>;
+
 export class ClusterMember {
   readonly prefix: string;
   readonly leaderKey: string;
@@ -129,6 +136,8 @@ export class ClusterMember {
   private lastRenewal: bigint | null = null;
   private startedAt = process.hrtime.bigint();
   private claimed: { epoch: number; since: bigint } | null = null;
+  /** Set by stepAside: no campaign before `untilNs` (hrtime), and why. */
+  private aside: { untilNs: bigint; reason: string } | null = null;
   private readonly history: LeadershipEvent[] = [];
   private leader: LeaderInfo | null = null;
   private peers: PeerState[] = [];
@@ -140,7 +149,7 @@ export class ClusterMember {
   /** Switchover hooks (switchover.ts): owner grants paused, the latest grant handed out, a gate on campaigning. */
   private grantsPaused = false;
   private lastOwnerGrant: bigint | null = null;
-  private campaignGate: ((limitMs: number) => Promise<string | null>) | null = null;
+  private campaignGate: CampaignGate | null = null;
   private partitioned = false;
   private running = false;
   private keepaliveTimer: NodeJS.Timeout | null = null;
@@ -235,7 +244,7 @@ export class ClusterMember {
   }
 
   /** A check run before campaigning for a free leader key: a reason not to campaign, or null (switchover.ts). */
-  setCampaignGate(gate: ((limitMs: number) => Promise<string | null>) | null): void {
+  setCampaignGate(gate: CampaignGate | null): void {
     this.campaignGate = gate;
   }
 
@@ -252,6 +261,31 @@ export class ClusterMember {
   resign(reason: string): void {
     this.stepDown(reason);
     this.wake();
+  }
+
+  /**
+   * Gives the leader key up because this member cannot serve as the primary (its promotion keeps
+   * failing: the application will not start, the store will not open): deletes the key if it is
+   * still ours (created at our epoch, on our lease), steps down, and does not campaign again for
+   * `holdMs`, so another eligible member can win meanwhile instead of the cluster having a leader
+   * that never becomes writable. Resolves true if the key was ours and is gone.
+   */
+  async stepAside(reason: string, holdMs: number): Promise<boolean> {
+    const claimed = this.claimed;
+    const lease = this.leaseId;
+    if (claimed === null || lease === null) return false;
+    this.aside = { untilNs: process.hrtime.bigint() + BigInt(holdMs) * NS_PER_MS, reason };
+    const res = await within(
+      this.client.if(this.leaderKey, 'Create', '==', claimed.epoch).and(this.leaderKey, 'Lease', '==', lease).then(this.client.delete().key(this.leaderKey)).commit(),
+      Math.max(200, Math.floor(this.o.ttlMs / 3)),
+      'stepping aside from the leader key',
+    );
+    if (!res.succeeded) return false; // no longer ours: the next pass reads who leads
+    this.stepDown(`stepped aside: ${reason}`);
+    this.leader = null;
+    this.lastPut = 0; // publish role "replica" at once
+    this.wake();
+    return true;
   }
 
   /**
@@ -527,9 +561,16 @@ export class ClusterMember {
   /** Takes the leader key if it is free, our deadline valid, and the source says we may. */
   private async campaign(limit: number): Promise<void> {
     if (this.leader !== null || this.claimed !== null || this.leaseId === null) return;
-    const held = this.campaignGate ? await this.campaignGate(limit) : null;
-    if (held !== null) {
-      this.lastEligibility = { eligible: false, reason: held };
+    if (this.aside !== null) {
+      if (process.hrtime.bigint() < this.aside.untilNs) {
+        this.lastEligibility = { eligible: false, reason: `stepped aside: ${this.aside.reason}` };
+        return;
+      }
+      this.aside = null;
+    }
+    const gate = this.campaignGate ? await this.campaignGate(limit) : null;
+    if (gate?.reason) {
+      this.lastEligibility = { eligible: false, reason: gate.reason };
       return;
     }
     this.lastEligibility = this.o.source.eligible(this.peers, this.o.limits);
@@ -540,7 +581,11 @@ export class ClusterMember {
     const s = this.o.source.state();
     const value = JSON.stringify({ member: this.o.member, httpAddress: this.o.httpAddress, replicationAddress: s.replicationAddress });
     const res = await within(
-      this.client.if(this.leaderKey, 'Create', '==', 0).then(this.client.put(this.leaderKey).value(value).lease(leaseId)).commit(),
+      // The gate's key as it read it, in the same txn: a switchover that began after the gate's
+      // read (its txn frees the leader key and writes that key together) makes this one fail.
+      (gate?.guard ? this.client.if(this.leaderKey, 'Create', '==', 0).and(gate.guard.key, 'Mod', '==', gate.guard.modRevision) : this.client.if(this.leaderKey, 'Create', '==', 0))
+        .then(this.client.put(this.leaderKey).value(value).lease(leaseId))
+        .commit(),
       limit,
       'campaigning for the leader key',
     );

@@ -20,6 +20,12 @@ import type { ReplicationControl } from '../../core/contracts/ReplicationControl
 import { describeError } from '../../core/errors.js';
 import type { LeaderInfo } from './member.js';
 
+/** How soon a grant the owner could not take is tried again (see retryGrant). */
+const kGrantRetryMs = 50;
+/** Failed promotions of one epoch before the member gives the leader key up, and for how long. */
+const kStepAsideAfter = 3;
+const kStepAsideHoldMs = 10_000;
+
 /** What the driver reads of the member (ClusterMember; tests pass a stand-in). */
 export interface LeadershipView {
   readonly member: string;
@@ -33,6 +39,8 @@ export interface LeadershipView {
    * waits for the last grant to run out. Absent (stand-ins): the deadline as renewed.
    */
   ownerGrant?(): { epoch: number; untilNs: bigint } | null;
+  /** Gives the leader key up and holds off campaigning for `holdMs` (ClusterMember.stepAside). */
+  stepAside?(reason: string, holdMs: number): Promise<boolean>;
 }
 
 /** One role change, as `GET /cluster` shows it. */
@@ -52,11 +60,19 @@ export interface RoleStep {
 export interface RoleDriverOptions {
   control: ReplicationControl;
   store: string;
+  /** This member's id: its name as a replica of whichever member leads (unique in the cluster). */
+  memberId: string;
   view: LeadershipView;
   /** Each promote / follow's time limit. */
   timeoutMs: number;
   /** How long after a failed step the same step is tried again. */
   retryMs: number;
+  /**
+   * After this many failed promotions in a row for one epoch the member steps aside (gives the
+   * leader key up) for `stepAsideHoldMs`, so a member that can serve may lead instead.
+   */
+  stepAsideAfter?: number;
+  stepAsideHoldMs?: number;
   log: Logger;
 }
 
@@ -79,6 +95,7 @@ export class RoleDriver {
   private granting = false;
   private pendingGrant: bigint | null = null;
   private lastGrant: RolesDoc['lastGrant'] = null;
+  private grantRetry: NodeJS.Timeout | null = null;
   private stopped = false;
 
   constructor(private readonly o: RoleDriverOptions) {}
@@ -94,6 +111,7 @@ export class RoleDriver {
 
   stop(): void {
     this.stopped = true;
+    if (this.grantRetry !== null) clearTimeout(this.grantRetry);
   }
 
   /** After each loop pass: starts the step the leader key calls for, if it is not done or running. */
@@ -146,13 +164,32 @@ export class RoleDriver {
           this.lastGrant = { at: Date.now(), epoch, untilNs: until.toString(), error: null };
         } catch (err) {
           // The owner then stops acknowledging at the last deadline it got: safe, and visible.
+          const first = this.lastGrant?.error == null;
           this.lastGrant = { at: Date.now(), epoch, untilNs: until.toString(), error: describeError(err) };
-          this.o.log.warn({ store: this.o.store, epoch, err: describeError(err) }, 'cluster: could not grant the store\'s owner its lease');
+          if (first) this.o.log.warn({ store: this.o.store, epoch, err: describeError(err) }, 'cluster: could not grant the store\'s owner its lease (tried again every 50 ms while it is valid)');
+          this.retryGrant(until);
         }
       }
     } finally {
       this.granting = false;
     }
+  }
+
+  /**
+   * A grant the owner could not take (it is restarting: its control socket is not served yet) is
+   * tried again shortly while its deadline is still ahead, rather than at the next renewal: an
+   * application restarted in place waits for a grant before it acknowledges its first commit,
+   * and the next renewal can be most of a keepalive interval away.
+   */
+  private retryGrant(until: bigint): void {
+    if (this.grantRetry !== null || this.stopped) return;
+    this.grantRetry = setTimeout(() => {
+      this.grantRetry = null;
+      if (this.stopped || process.hrtime.bigint() >= until) return;
+      this.pendingGrant ??= until;
+      if (!this.granting) void this.grant();
+    }, kGrantRetryMs);
+    this.grantRetry.unref();
   }
 
   private begin(action: RoleStep['action'], epoch: number, target: string | null): void {
@@ -166,7 +203,7 @@ export class RoleDriver {
     if (action === 'promote') this.primaryOf = null;
     this.o.log.info({ store: this.o.store, action, epoch, target, attempt: step.attempt }, `cluster: ${action === 'promote' ? 'promoting this member\'s store' : `following ${target}`}`);
     const abort = (this.abort = new AbortController());
-    const opts = { timeoutMs: this.o.timeoutMs, signal: abort.signal };
+    const opts = { timeoutMs: this.o.timeoutMs, signal: abort.signal, replicaId: this.o.memberId };
     const run = action === 'promote'
       ? this.o.control.promote(this.o.store, epoch, opts)
       : (this.primaryOf = null, this.o.control.follow(this.o.store, target!, epoch, opts));
@@ -190,6 +227,14 @@ export class RoleDriver {
         step.error = describeError(err);
         this.busy = false;
         this.o.log.error({ store: this.o.store, action, epoch, target, err: step.error }, `cluster: ${action} failed (tried again in ${this.o.retryMs} ms while still called for)`);
+        const after = this.o.stepAsideAfter ?? kStepAsideAfter;
+        if (action === 'promote' && step.attempt >= after && this.o.view.stepAside && this.o.view.isLeader() && this.o.view.epoch() === epoch) {
+          const reason = `promotion failed ${step.attempt} times: ${step.error}`;
+          void this.o.view.stepAside(reason, this.o.stepAsideHoldMs ?? kStepAsideHoldMs).then(
+            (gone) => gone && this.o.log.warn({ store: this.o.store, epoch, attempts: step.attempt }, 'cluster: stepped aside from the leader key: this member cannot serve as the primary'),
+            (e: unknown) => this.o.log.warn({ store: this.o.store, epoch, err: describeError(e) }, 'cluster: could not step aside (the key dies with the lease if this member stops renewing it)'),
+          );
+        }
       },
     );
   }

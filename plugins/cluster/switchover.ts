@@ -23,7 +23,7 @@
 import type { Logger } from 'pino';
 import type { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { describeError, raError, RecoveryAgentError } from '../../core/errors.js';
-import { within, type ClusterMember } from './member.js';
+import { within, type CampaignGate, type ClusterMember } from './member.js';
 
 export interface SwitchoverStep {
   /** Wall-clock ISO time. */
@@ -85,15 +85,19 @@ export class Switchover {
    * A reason not to campaign for a free leader key, or null: this member resigned for a
    * switchover still under way, or the switchover key names another member.
    */
-  private async gate(limit: number): Promise<string | null> {
+  private async gate(limit: number): ReturnType<CampaignGate> {
     if (this.hold !== null) {
-      if (Date.now() < this.hold.untilMs) return `resigned in a switchover to ${this.hold.to}`;
+      if (Date.now() < this.hold.untilMs) return { reason: `resigned in a switchover to ${this.hold.to}`, guard: null };
       this.hold = null;
     }
-    const raw = await within(this.m.etcd.get(this.key).string(), limit, 'reading the switchover key');
-    const v = raw === null ? null : parseKey(raw);
-    if (v === null || v.to === this.m.member || Date.now() >= v.untilMs) return null;
-    return `a switchover from ${v.from} to ${v.to} is under way`;
+    const res = await within(this.m.etcd.get(this.key).exec(), limit, 'reading the switchover key');
+    const kv = res.kvs[0];
+    // The campaign requires the key unchanged since this read (a switchover begun in between
+    // would otherwise lose its leader key to whoever campaigned on the older read).
+    const guard = { key: this.key, modRevision: kv ? String(kv.mod_revision) : '0' };
+    const v = kv ? parseKey(kv.value.toString('utf8')) : null;
+    if (v === null || v.to === this.m.member || Date.now() >= v.untilMs) return { reason: null, guard };
+    return { reason: `a switchover from ${v.from} to ${v.to} is under way`, guard };
   }
 
   /** True when the switchover key records `leader` (member and epoch) as having handed over: a planned loss. */

@@ -29,11 +29,13 @@ import { Metrics, Orchestrator, PluginHost } from '../../core/tokens.js';
 import { parseHistoryQuery } from './history.js';
 import { cpuProbe, ioProbe, memoryProbe, networkProbe } from './hostProbes.js';
 import { registerHealthMetrics } from './metrics.js';
-import { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, HealthMonitor as Monitor, type HealthSnapshot } from './monitor.js';
+import { HEALTH_CRITICAL, HEALTH_DEGRADED, MEMORY_LEAK, PREDICTED_EXHAUSTION, HealthMonitor as Monitor, type HealthSnapshot } from './monitor.js';
+import { MEMORY_PRESSURE, MemoryPressureWatch } from './memoryPressure.js';
 import { diskProbe, processProbe, storeProbe, watchedFilesystems, type StoreLookups } from './storageProbes.js';
 import { STORE_MISSING, STORE_UNOPENABLE, StorePresence } from './storePresence.js';
 
-export { HEALTH_CRITICAL, HEALTH_DEGRADED, PREDICTED_EXHAUSTION, type HealthSnapshot, type PredictionState, type ProbeState } from './monitor.js';
+export { MEMORY_PRESSURE } from './memoryPressure.js';
+export { HEALTH_CRITICAL, HEALTH_DEGRADED, MEMORY_LEAK, PREDICTED_EXHAUSTION, type HealthSnapshot, type PredictionState, type ProbeState } from './monitor.js';
 export { STORE_MISSING, STORE_UNOPENABLE } from './storePresence.js';
 export { ExhaustionPredictor, fitLine, type Prediction, type PredictorOptions, type ResourceReading } from './predictor.js';
 export { combineScores, levelOf, lineScore, type HealthLevel } from './score.js';
@@ -96,10 +98,11 @@ export default definePlugin({
       networkProbe(th),
       ...watchedFilesystems([config.agent.dataDir, ...cfg.paths], config.stores).map((fs) => diskProbe(fs, th)),
       ...pageStores.map((s) => storeProbe(s, th, lookups)),
-      ...config.processes.map((p) => processProbe(p.id, th, () => supervisor?.list() ?? [], () => os.totalmem())),
+      ...config.processes.map((p) => processProbe(p.id, th, () => supervisor?.list() ?? [], () => os.totalmem(), p.memoryLimit)),
     ];
     for (const p of builtins) ctx.provide(HealthProbe, p, isHealthProbe);
 
+    const pressure = new MemoryPressureWatch(th.memory, cfg.sustain, () => supervisor?.list() ?? []);
     const monitor = new Monitor({
       config: cfg,
       log,
@@ -107,10 +110,11 @@ export default definePlugin({
       probes: () => [...builtins, ...(host?.contributions(HealthProbe).map((c) => c.value) ?? [])],
       // The monitor publishes only once started, and the host starts it (below) with the sink.
       sink: { publish: (f) => sink!.publish(f) },
+      observe: (probes, now, publish) => pressure.observe(probes.find((p) => p.id === 'memory' && p.score !== null)?.metrics, now, publish),
     });
     const detector: Detector = {
       id: ctx.id,
-      kinds: [HEALTH_DEGRADED, HEALTH_CRITICAL, PREDICTED_EXHAUSTION, STORE_MISSING, STORE_UNOPENABLE],
+      kinds: [HEALTH_DEGRADED, HEALTH_CRITICAL, PREDICTED_EXHAUSTION, MEMORY_LEAK, MEMORY_PRESSURE, STORE_MISSING, STORE_UNOPENABLE],
       start(s) {
         sink = s;
         presence.start();

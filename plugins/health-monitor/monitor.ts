@@ -6,6 +6,9 @@
  *   health-degraded  P3  the level fell to degraded (50–79) and held for `sustain` samples
  *   health-critical  P2  the level fell to critical (below 50) and held for `sustain` samples
  *   predicted-exhaustion P2  a resource runs out within the horizon (see predictor.ts)
+ *   memory-leak          P2  a supervised process's RSS reaches its limit within the horizon
+ *                            (the same predictor, fed per process: storageProbes.ts)
+ *   memory-pressure      P2  host memory is low (memoryPressure.ts, through `observe`)
  *
  * Runs on the main thread; one tick at a time (a tick that overruns delays the next). A probe
  * that throws, or has not answered within max(interval, 1 s), is left out of that sample's score
@@ -23,6 +26,18 @@ import { LEVEL_RANK, blame, combineScores, round1, type Combined, type Component
 export const HEALTH_DEGRADED = 'health-degraded';
 export const HEALTH_CRITICAL = 'health-critical';
 export const PREDICTED_EXHAUSTION = 'predicted-exhaustion';
+export const MEMORY_LEAK = 'memory-leak';
+
+/** What a process's RSS resource carries besides its reading, for a `memory-leak` failure. */
+export interface LeakFacts {
+  readonly processId: string;
+  readonly pid: number;
+  readonly rssBytes: number;
+  readonly limitBytes: number;
+  /** Where the limit comes from: `memoryLimit` (config), `cgroup` (memory.max), or `host` (MemTotal). */
+  readonly limitSource: 'memoryLimit' | 'cgroup' | 'host';
+  readonly store?: string;
+}
 
 export interface ProbeState {
   readonly id: string;
@@ -63,11 +78,15 @@ export interface MonitorOptions {
   /** Every probe to sample (looked up each tick: plugins may provide probes after we start). */
   readonly probes: () => readonly HealthProbe[];
   readonly sink: FailureSink;
+  /** Called with every sample's probe states (the memory-pressure watch reads the memory probe's). */
+  readonly observe?: (probes: readonly ProbeState[], now: number, publish: (f: Parameters<FailureSink['publish']>[0]) => void) => void;
 }
 
 export class HealthMonitor {
   readonly history: HealthHistory;
   private readonly predictors = new Map<string, ExhaustionPredictor>();
+  /** The instance each resource's predictor fits (see predict). */
+  private readonly instances = new Map<string, unknown>();
   private readonly pending = new Map<string, Promise<HealthSample>>();
   private level: HealthLevel = 'healthy';
   /** Samples in a row on the same side of the level in force, and the levels they had. */
@@ -148,6 +167,7 @@ export class HealthMonitor {
       }
     }
     this.history.append(now, values);
+    this.o.observe?.(states.map((s) => s.state), now, (f) => this.publish(f));
     this.updateLevel(combined, states.map((s) => s.state));
     this.last = { at: now, score: combined.score, level: this.level, sampleLevel: combined.level, components: combined.components, probes: states.map((s) => s.state), predictions, tickMs: performance.now() - t0 };
     return this.last;
@@ -197,6 +217,12 @@ export class HealthMonitor {
 
   private predict(name: string, r: HealthResource, now: number): PredictionState {
     let predictor = this.predictors.get(name);
+    // A resource of one instance (a process's RSS: its pid) starts a fresh fit with a new one.
+    const instance = (r as { instance?: unknown }).instance;
+    if (instance !== undefined && this.instances.get(name) !== instance) {
+      this.instances.set(name, instance);
+      predictor = undefined;
+    }
     if (!predictor) {
       const p = this.o.config.prediction;
       predictor = new ExhaustionPredictor({ windowMs: p.window, recentMs: p.recent, horizonMs: p.horizon, guard: p.guard, sustain: p.sustain, minProbability: p.minProbability });
@@ -204,7 +230,11 @@ export class HealthMonitor {
     }
     const prediction = predictor.push(now, r);
     const state: PredictionState = { ...prediction, resource: name, subject: r.subject ?? name, unit: r.unit, available: r.available, total: r.total, stores: r.stores ?? [] };
-    if (prediction.fire) this.publishExhaustion(state, now);
+    const leak = (r as { leak?: LeakFacts }).leak;
+    if (prediction.fire) {
+      if (leak) this.publishLeak(state, leak, now);
+      else this.publishExhaustion(state, now);
+    }
     return state;
   }
 
@@ -225,6 +255,23 @@ export class HealthMonitor {
     };
     this.o.log.warn(evidence, 'exhaustion predicted');
     this.publish({ kind: PREDICTED_EXHAUSTION, priority: 'P2', subject: p.subject, evidence, detectedAt: now, fingerprint: `${PREDICTED_EXHAUSTION}|${p.resource}` });
+  }
+
+  /** A process's RSS predicted to reach its limit within the horizon (storageProbes.ts processProbe). */
+  private publishLeak(p: PredictionState, leak: LeakFacts, now: number): void {
+    const evidence = {
+      ...leak,
+      ratePerSecond: p.ratePerSecond,
+      etaSeconds: p.etaSeconds,
+      predictedAt: now + (p.etaSeconds ?? 0) * 1000,
+      probability: p.probability,
+      horizonSeconds: this.o.config.prediction.horizon / 1000,
+      /** The RSS a restarted process must be back under: the prediction's guard line. */
+      thresholdBytes: Math.round(leak.limitBytes * (1 - this.o.config.prediction.guard)),
+      ...(leak.store ? { stores: [leak.store] } : {}),
+    };
+    this.o.log.warn(evidence, 'memory leak: the process reaches its memory limit within the horizon');
+    this.publish({ kind: MEMORY_LEAK, priority: 'P2', subject: p.subject, evidence, detectedAt: now, fingerprint: `${MEMORY_LEAK}|${leak.processId}|${leak.pid}` });
   }
 
   /** Moves the level in force once `sustain` samples in a row are all worse (or all better) than it. */

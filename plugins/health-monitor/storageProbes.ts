@@ -12,6 +12,8 @@ import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import type { ProcessStatus } from '../../core/contracts/ProcessSupervisor.js';
 import { describeError, isRaError } from '../../core/errors.js';
 import type { HealthConfig } from './hostProbes.js';
+import type { LeakFacts } from './monitor.js';
+import { memoryLimitOf } from './processMemory.js';
 import { lineScore } from './score.js';
 import type { StoreCondition } from './storePresence.js';
 
@@ -119,7 +121,12 @@ export function storeProbe(store: { id: string; path: string; pageEngine: Pick<P
 /** Scores of process states: a process that should run and does not is a degraded host; one given up on is critical. */
 const STATE_SCORE: Record<ProcessStatus['state'], number> = { running: 100, stopped: 100, exited: 30, hung: 30, 'given-up': 0 };
 
-export function processProbe(id: string, th: Thresholds, list: () => readonly ProcessStatus[], memTotalBytes: () => number): HealthProbe {
+/**
+ * A configured process: its state and resources, and — while it runs — its RSS as a resource
+ * (`rss:<id>`, against its memory limit: processMemory.ts) whose predicted exhaustion is a
+ * `memory-leak`. The resource carries the pid as its instance: a restarted process is fitted afresh.
+ */
+export function processProbe(id: string, th: Thresholds, list: () => readonly ProcessStatus[], memTotalBytes: () => number, memoryLimit?: number): HealthProbe {
   return {
     id: `process:${id}`,
     async sample(): Promise<HealthSample> {
@@ -134,7 +141,14 @@ export function processProbe(id: string, th: Thresholds, list: () => readonly Pr
         const total = memTotalBytes();
         if (total > 0) score = Math.min(score, lineScore(p.rssBytes / total, th.processRss));
       }
-      return { metrics, score };
+      if (p.state !== 'running' || p.pid === null || p.rssBytes === null) return { metrics, score };
+      const limit = await memoryLimitOf(p.pid, memoryLimit, memTotalBytes());
+      metrics.memory_limit_bytes = limit.bytes;
+      const leak: LeakFacts = { processId: id, pid: p.pid, rssBytes: p.rssBytes, limitBytes: limit.bytes, limitSource: limit.source, ...(p.store ? { store: p.store } : {}) };
+      const rss: HealthResource & { instance: number; leak: LeakFacts } = {
+        available: Math.max(0, limit.bytes - p.rssBytes), total: limit.bytes, unit: 'bytes', subject: `process:${id}`, stores: p.store ? [p.store] : [], instance: p.pid, leak,
+      };
+      return { metrics, score, resources: { [`rss:${id}`]: rss } };
     },
   };
 }

@@ -12,7 +12,7 @@ import { raError, type ErrorCode } from '../../core/errors.js';
 import { CONTROL_SOCKET, MAX_LINE, MAX_SOCKET_PATH, controlSocketOf } from './controlSocket.js';
 import { LineSplitter } from './lineSplitter.js';
 import { MAX_BATCH_PAGES } from './pageBatch.js';
-import type { CheckpointStats, PageRepair, PageState, StoreStatus } from './storeTypes.js';
+import type { CheckpointStats, DropCachesResult, PageRepair, PageState, StoreStatus } from './storeTypes.js';
 
 /** Pages asked of the replica in one `replica-pages` request (its timeouts run from the request). */
 export const REPLICA_BATCH_PAGES = 256;
@@ -166,6 +166,21 @@ export class ControlClient {
   async grantLease(epoch: number, untilNs: bigint): Promise<{ untilNs: string; remainingNs: string }> {
     const r = await this.request({ op: 'lease', epoch, untilNs: untilNs.toString() });
     return r.lease as { untilNs: string; remainingNs: string };
+  }
+
+  /** Asks the owner to let go of its clean cached pages (memory pressure). */
+  async dropCaches(): Promise<DropCachesResult> {
+    return (await this.request({ op: 'drop-caches' })).dropped as DropCachesResult;
+  }
+
+  /** The actions the application registered on its store (appActions.ts). */
+  async appActions(): Promise<Array<{ name: string; description: string | null }>> {
+    return (await this.request({ op: 'actions' })).actions as Array<{ name: string; description: string | null }>;
+  }
+
+  /** Runs one phase of an application action; the owner bounds it by `timeoutMs`. */
+  async runAppAction(name: string, phase: 'apply' | 'verify', options: Record<string, unknown> = {}, timeoutMs?: number): Promise<unknown> {
+    return (await this.request({ op: 'app-action', name, phase, options, ...(timeoutMs !== undefined ? { timeoutMs } : {}) })).result;
   }
 
   close(): void {

@@ -17,6 +17,10 @@
  *   { "op": "replica-pages", "pageIds": [N…] }         → { "ok": true, "pages": [{ pageId, image, lsn, replica } | error, …] }
  *   { "op": "write-pages", "pages": [{ pageId, image? }, …] } → { "ok": true, "repairs": [PageRepair | error, …] }
  *   { "op": "lease", "epoch": E, "untilNs": "…" }       → { "ok": true, "lease": { untilNs, remainingNs } }
+ *   { "op": "drop-caches" }                             → { "ok": true, "dropped": DropCachesResult }
+ *   { "op": "actions" }                                 → { "ok": true, "actions": [{ name, description }] }
+ *   { "op": "app-action", "name": N, "phase": "apply" | "verify", "options"?: {…}, "timeoutMs"?: N }
+ *                                                       → { "ok": true, "result": JSON } (verify: true | false)
  *
  * `write-page` is `PageStore.repairPage`: the store writes only an image that verifies (or its
  * own cached copy). `replica-page` (a primary only) asks its replicas for a verified, current
@@ -28,7 +32,10 @@
  * `write-page` does and writes those that pass with one data-file sync. The line limit bounds a
  * batch: ControlClient splits `write-pages` to fit (`writePagesBatches`). `lease` (a clustered
  * primary only) is the agent's grant of its leadership lease, a deadline in
- * `process.hrtime.bigint()` nanoseconds as a decimal string (commitFence.ts). A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
+ * `process.hrtime.bigint()` nanoseconds as a decimal string (commitFence.ts). `drop-caches` lets
+ * go of the clean cached pages (memory pressure); `actions` and `app-action` list and run the
+ * actions the application registered (appActions.ts), each run under its time limit, in the
+ * owner, so a hanging one is answered with RA_ERR_APP_ACTION_TIMEOUT and the connection goes on. A failure is `{ "ok": false, "code": "RA_ERR_…", "message": "…" }`. A line
  * longer than 1 MiB, or one that is not a request, gets an error and the connection is closed.
  */
 import { constants, existsSync } from 'node:fs';
@@ -40,7 +47,8 @@ import { describeError, isRaError, raError } from '../../core/errors.js';
 import { PRIVATE_DIR_MODE, PRIVATE_FILE_MODE, ownerFor } from '../../core/privateFiles.js';
 import { LineSplitter } from './lineSplitter.js';
 import { MAX_BATCH_PAGES } from './pageBatch.js';
-import type { CheckpointStats, PageBatchAnswer, PageRepair, PageState, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
+import type { AppActionOptions, AppActionPhase } from './appActions.js';
+import type { CheckpointStats, DropCachesResult, PageBatchAnswer, PageRepair, PageState, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
 export const CONTROL_SOCKET = 'control.sock';
 /** The private directory in the store directory that holds the socket. */
@@ -66,6 +74,11 @@ export interface ControlTarget {
   repairPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchAnswer<PageRepair>>>;
   /** A clustered primary's: the agent's lease grant (absent: the op is refused). */
   grantLease?(epoch: number, untilNs: bigint): { untilNs: string; remainingNs: string };
+  /** Memory pressure: drops the clean cached pages (absent: the op is refused). */
+  dropCaches?(): DropCachesResult;
+  /** The application's registered actions, and one run of one (absent: the ops are refused). */
+  appActions?(): Array<{ name: string; description: string | null }>;
+  runAppAction?(name: string, phase: AppActionPhase, options: AppActionOptions, timeoutMs?: number): Promise<unknown>;
 }
 
 export interface ControlServer {
@@ -76,7 +89,8 @@ export interface ControlServer {
 type Request =
   | { op: 'page-states' | 'replica-pages'; pageIds: number[] }
   | { op: 'write-pages'; pages: Array<{ pageId: number; image?: string }> }
-  | { op: 'status' | 'checkpoint' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
+  | { op: 'app-action'; name: string; phase: AppActionPhase; options: AppActionOptions; timeoutMs?: number }
+  | { op: 'status' | 'checkpoint' | 'drop-caches' | 'actions' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
 
 function parseRequest(line: string): Request | string {
   let v: unknown;
@@ -90,7 +104,16 @@ function parseRequest(line: string): Request | string {
   switch (r.op) {
     case 'status':
     case 'checkpoint':
+    case 'drop-caches':
+    case 'actions':
       return { op: r.op };
+    case 'app-action': {
+      if (typeof r.name !== 'string' || r.name.length === 0) return 'app-action needs a "name"';
+      if (r.phase !== 'apply' && r.phase !== 'verify') return 'app-action needs "phase": "apply" or "verify"';
+      if (r.options !== undefined && (typeof r.options !== 'object' || r.options === null || Array.isArray(r.options))) return '"options" must be a JSON object';
+      if (r.timeoutMs !== undefined && !(Number.isSafeInteger(r.timeoutMs) && (r.timeoutMs as number) > 0)) return '"timeoutMs" must be a positive integer';
+      return { op: 'app-action', name: r.name, phase: r.phase, options: (r.options ?? {}) as AppActionOptions, ...(r.timeoutMs !== undefined ? { timeoutMs: r.timeoutMs as number } : {}) };
+    }
     case 'read-page':
     case 'replica-page':
     case 'write-page':
@@ -115,7 +138,7 @@ function parseRequest(line: string): Request | string {
       if (typeof r.untilNs !== 'string' || !/^\d{1,20}$/.test(r.untilNs)) return 'lease needs "untilNs", a decimal string of nanoseconds';
       return { op: 'lease', epoch: r.epoch as number, untilNs: BigInt(r.untilNs) };
     default:
-      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page, replica-page, page-states, replica-pages, write-pages or lease)`;
+      return `unknown op ${JSON.stringify(r.op)} (expected status, checkpoint, read-page, write-page, replica-page, page-states, replica-pages, write-pages, lease, drop-caches, actions or app-action)`;
   }
 }
 
@@ -148,6 +171,14 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
     case 'lease':
       if (!target.grantLease) throw raError('RA_ERR_CONTROL', 'this owner does not take lease grants');
       return { lease: target.grantLease(req.epoch, req.untilNs) };
+    case 'drop-caches':
+      if (!target.dropCaches) throw raError('RA_ERR_CONTROL', 'this owner does not serve drop-caches');
+      return { dropped: target.dropCaches() };
+    case 'actions':
+      return { actions: target.appActions?.() ?? [] };
+    case 'app-action':
+      if (!target.runAppAction) throw raError('RA_ERR_CONTROL', 'this owner runs no application actions');
+      return { result: (await target.runAppAction(req.name, req.phase, req.options, req.timeoutMs)) ?? null };
     case 'write-page':
       return { repair: await target.repairPage(req.pageId, req.image === undefined ? undefined : Buffer.from(req.image, 'base64')) };
   }

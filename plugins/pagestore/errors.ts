@@ -23,6 +23,8 @@ export const pagestoreErrors = defineErrorCodes('pagestore', {
   RA_ERR_REPL_CONFIG: { exit: 2, description: 'A store\'s replication.json does not parse or holds a wrong value, or its listen address cannot be bound.' },
   RA_ERR_REPLICA_PAGE: { exit: 4, description: 'No replica of a primary could give a verified, current copy of a page (none streaming, behind, its copy bad or older than the primary\'s log).' },
   RA_ERR_FENCED: { exit: 1, description: 'A clustered primary\'s leadership lease lapsed: a commit durable here was not acknowledged (its outcome is unknown), or a lease grant for another epoch was refused.' },
+  RA_ERR_APP_ACTION: { exit: 1, description: 'An application-defined action registered on a store\'s control socket is unknown there, or threw.' },
+  RA_ERR_APP_ACTION_TIMEOUT: { exit: 1, description: 'An application-defined action did not finish within its time limit (it is left running in the application).' },
   RA_ERR_REPAIR_REFUSED: { exit: 4, description: 'A store\'s owner refused an image offered to repair a page: the page is not bad, the image is older than what the owner knows, or it is not this store\'s.' },
 });
 

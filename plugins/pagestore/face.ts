@@ -138,6 +138,9 @@ async function connectOwner(dir: string, options: { timeoutMs?: number } = {}): 
     pageStates: (pageIds) => c.pageStates(pageIds),
     replicaPages: (pageIds) => c.replicaPages(pageIds),
     installPages: (pages) => c.writePages(pages),
+    dropCaches: () => c.dropCaches(),
+    appActions: () => c.appActions(),
+    runAppAction: (name, phase, options, timeoutMs) => c.runAppAction(name, phase, options, timeoutMs),
     get closed() {
       return c.closed;
     },

@@ -19,6 +19,7 @@ export async function archiverFor(container: DependencyContainer, storePath: str
 }
 
 export { PageStore, type PageStoreOptions, type CheckpointStats } from './pageStore.js';
+export { AppActions, type AppAction, type AppActionOptions } from './appActions.js';
 export { Transaction } from './transaction.js';
 export { recover, recoveryProblem, type RecoverOptions, type RecoveryStats } from './recovery.js';
 export { ControlClient } from './controlClient.js';

@@ -134,6 +134,30 @@ export class PageCache {
   }
 
   /**
+   * Drops every clean, unpinned frame (the control socket's `drop-caches`, asked by the agent
+   * under memory pressure): they are copies of the disk, read again on demand. Dirty frames stay
+   * (they reach the disk only at a checkpoint), as do pinned ones. Returns what was let go.
+   */
+  dropClean(): { pages: number; bytes: number } {
+    let pages = 0;
+    for (const [id, f] of this.frames) {
+      if (f.dirty || f.pins > 0) continue;
+      this.frames.delete(id);
+      this.evictedLsn.set(id, pageLsn(f.page));
+      pages++;
+    }
+    this.stats.evictions += pages;
+    return { pages, bytes: pages * this.pageSize };
+  }
+
+  /** Frames that are dirty (not droppable until a checkpoint writes them). */
+  get dirtyCount(): number {
+    let n = 0;
+    for (const f of this.frames.values()) if (f.dirty) n++;
+    return n;
+  }
+
+  /**
    * Evicts clean, unpinned frames, oldest first, down to the cache's size: after a load, and
    * after a checkpoint has cleaned frames that were dirty past that size.
    */

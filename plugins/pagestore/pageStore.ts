@@ -16,6 +16,7 @@ import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
 import { PAGE_HEADER_SIZE, pageHeaderFault, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
+import { AppActions, type AppActionOptions, type AppActionPhase } from './appActions.js';
 import { LockManager } from './lockManager.js';
 import { PageCache, type Frame } from './pageCache.js';
 import { recoverLocked, type RecoveryStats } from './recovery.js';
@@ -34,9 +35,9 @@ import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js
 import type { WalWriter } from './walWriter.js';
 
 import { eachPage, installBatch } from './pageBatch.js';
-import type { CheckpointStats, PageBatchAnswer, PageRepair, PageState, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
+import type { CheckpointStats, DropCachesResult, PageBatchAnswer, PageRepair, PageState, PageStoreOptions, ReplicaPageCopy, StoreStatus } from './storeTypes.js';
 
-export type { CheckpointStats, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
+export type { CheckpointStats, DropCachesResult, PageRepair, PageStoreOptions, StoreStatus } from './storeTypes.js';
 
 export class PageStore {
   readonly pageSize: number;
@@ -62,7 +63,9 @@ export class PageStore {
    * page's copies reach the disk in the order they were taken.
    */
   private readonly serialWrite = serialQueue();
-  private control: ControlServer | null = null;
+  private controlServer: ControlServer | null = null;
+  /** Actions the application registers for the agent to run (appActions.ts). */
+  readonly control = new AppActions();
   /** The replication sender, when replication.json makes this store a primary. */
   private sender: ReplicationSender | null = null;
   /** A clustered primary's commit fence (commitFence.ts); disabled otherwise. */
@@ -149,7 +152,7 @@ export class PageStore {
           throw err;
         }
       }
-      if (options.controlSocket ?? true) store.control = await serveControl(store, dir, options.log);
+      if (options.controlSocket ?? true) store.controlServer = await serveControl(store, dir, options.log);
       if (r.deferred) {
         faultPoint('open-before-checkpoint');
         store.backgroundCheckpoint();
@@ -237,10 +240,31 @@ export class PageStore {
       redoLsn: this.redoLsn,
       activeTransactions: this.active.size,
       ...this.counters,
-      cache: { pages: this.cache.size, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
+      cache: { pages: this.cache.size, dirty: this.cache.dirtyCount, bytes: this.cache.size * this.pageSize, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
       ...(this.sender ? { replication: this.sender.status() } : {}),
       ...(this.fence.enabled ? { fence: this.fence.status() } : {}),
     };
+  }
+
+  /**
+   * Lets go of the memory the store can do without: every clean, unpinned cached page (read
+   * again from disk on demand). Dirty pages stay until a checkpoint. Asks V8 for a collection
+   * when the process runs with --expose-gc, so the RSS falls now rather than at the next one.
+   */
+  dropCaches(): DropCachesResult {
+    const before = this.cache.size;
+    const dropped = this.cache.dropClean();
+    (globalThis as { gc?: () => void }).gc?.();
+    return { pagesDropped: dropped.pages, bytesReleased: dropped.bytes, pagesBefore: before, pagesAfter: this.cache.size };
+  }
+
+  /** The control socket's `actions` and `app-action` (appActions.ts). */
+  appActions(): Array<{ name: string; description: string | null }> {
+    return this.control.list();
+  }
+
+  runAppAction(name: string, phase: AppActionPhase, options: AppActionOptions, timeoutMs?: number): Promise<unknown> {
+    return this.control.run(name, phase, options, timeoutMs);
   }
 
   /**
@@ -440,8 +464,8 @@ export class PageStore {
   /** Aborts open transactions, checkpoints, and releases the lock. */
   async close(): Promise<void> {
     if (this.closed) return;
-    await this.control?.close();
-    this.control = null;
+    await this.controlServer?.close();
+    this.controlServer = null;
     for (const tx of [...this.active.values()]) if (tx.state === 'active') await tx.abort().catch(() => undefined);
     if (!this.broken) await (this.checkpointing ?? this.checkpoint()).catch(() => undefined);
     if (this.checkpointing) await this.checkpointing.catch(() => undefined);

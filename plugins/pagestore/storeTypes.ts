@@ -59,11 +59,20 @@ export interface StoreStatus {
   commits: number;
   aborts: number;
   checkpoints: number;
-  cache: { pages: number; loads: number; hits: number; evictions: number; corrupt: number };
+  /** Pages cached (`dirty` of them changed since the last checkpoint; `bytes` their memory). */
+  cache: { pages: number; dirty: number; bytes: number; loads: number; hits: number; evictions: number; corrupt: number };
   /** When the store is a replication primary (replication.json): its epoch, flushed LSN, replicas and sync state. */
   replication?: ReplicationStatus;
   /** A clustered primary's commit fence (commitFence.ts). */
   fence?: FenceStatus;
+}
+
+/** What `drop-caches` let go: clean cached pages, and their bytes. */
+export interface DropCachesResult {
+  pagesDropped: number;
+  bytesReleased: number;
+  pagesBefore: number;
+  pagesAfter: number;
 }
 
 /** What `repairPage` did: wrote the caller's verified image, or the store's own cached copy. */

@@ -90,7 +90,7 @@ const MemberSchema = z.strictObject({
   role: z.literal('member'),
   /** The address other members connect to when this one is the primary (default: `listen`; required when `listen` is a wildcard). */
   advertise: connectTo.optional(),
-  /** This member's name as a replica, as its primary reports it (default: the store's id). */
+  /** This member's name as a replica, as its primary reports it (default: the cluster's member id, so two members never share one). */
   id: id.optional(),
   /** While a replica: as the replica's `autoReinit` (a base copy when the primary says it is too far behind). */
   autoReinit: z.boolean().default(false),

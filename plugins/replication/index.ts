@@ -272,7 +272,7 @@ export default definePlugin({
       {
         members: () => [...members.values()].map((m) => m.state()),
         promote: (store, epoch, o) => member(store).promote(epoch, o?.timeoutMs, o?.signal),
-        follow: (store, address, epoch, o) => member(store).follow(address, epoch, o?.timeoutMs, o?.signal),
+        follow: (store, address, epoch, o) => member(store).follow(address, epoch, o?.timeoutMs, o?.signal, o?.replicaId),
         grantLease: (store, epoch, untilNs) => member(store).grantLease(epoch, untilNs),
       },
       isReplicationControl,

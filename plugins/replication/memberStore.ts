@@ -201,7 +201,7 @@ export class MemberStore {
     });
   }
 
-  follow(address: string, epoch: number, timeoutMs = kDefaultTimeoutMs, signal?: AbortSignal): Promise<void> {
+  follow(address: string, epoch: number, timeoutMs = kDefaultTimeoutMs, signal?: AbortSignal, replicaId?: string): Promise<void> {
     return this.serial(async () => {
       if (this.roleNow === 'replica' && this.following === address && this.session) return;
       const deadline = Date.now() + timeoutMs;
@@ -238,7 +238,7 @@ export class MemberStore {
         host,
         port,
         secret: this.o.secret,
-        id: this.o.cfg.id ?? this.o.storeId,
+        id: this.o.cfg.id ?? replicaId ?? this.o.storeId,
         autoReinit: this.o.cfg.autoReinit,
         rejoinOnDiverged: true,
         pool: this.o.pool,

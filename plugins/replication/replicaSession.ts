@@ -60,8 +60,13 @@ const kApplyBytes = 4 * 2 ** 20;
 const kMaxInflightBytes = 32 * 2 ** 20;
 const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
-/** Longest wait between tries after a connection was lost or refused at the TCP level (not a refusal by the primary). */
-const kReconnectMaxMs = 500;
+/**
+ * Longest wait between tries after a connection was lost or refused at the TCP level (not a
+ * refusal by the primary): 10 tries a second cost nothing (a refused connect returns at once; a
+ * dead host's connect takes its own time), and a primary restarted in place or just promoted
+ * acknowledges nothing in sync mode until a replica is back, so each 100 ms here is RTO.
+ */
+const kReconnectMaxMs = 100;
 /** Receive deadline: no frame for this many times the primary's keepalive gap ends the connection. */
 const kSilenceKeepalives = 3;
 const kSilenceMinMs = 1000;
@@ -408,7 +413,8 @@ export class ReplicaSession {
       await sleep(backoff, this.stopping.signal).catch(() => undefined);
       // A lost connection is tried again within kReconnectMaxMs: its primary is restarting or
       // just promoted, and a sync primary acknowledges nothing until a replica is back (a 5 s
-      // backoff was most of a failover's time). Refusals and a broken store keep the long one.
+      // backoff was most of a failover's time; 500 ms still most of a restart in place).
+      // Refusals and a broken store keep the long one.
       backoff = Math.min(this.state === 'disconnected' ? kReconnectMaxMs : kBackoffMaxMs, backoff * 2);
     }
   }

@@ -35,6 +35,8 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   // data repairer's sources; each action takes only its own stores.
   { on: 'page-corruption', do: [{ anyOf: ['repair-page', 'repair-replica-page'] }] },
   { on: 'predicted-exhaustion', do: ['checkpoint-store'] },
+  { on: 'memory-pressure', do: ['clear-caches'] },
+  { on: 'memory-leak', do: ['graceful-restart'] },
   { on: 'primary-failure', do: ['cluster-failover'] },
 ];
 

@@ -65,6 +65,25 @@ describe('orchestrator', () => {
     await two.orch.stop();
   });
 
+  it('counts the RTO from the failure\'s start when its detector bounds it (occurredAt), never from after its detection', async () => {
+    const h = slowHealer(20);
+    const { bus, orch } = setup(h.healer);
+    orch.start();
+    const now = Date.now();
+    const early = bus.publish('t', { kind: 'primary-failure', priority: 'P1', subject: 'early', detectedAt: now, occurredAt: now - 3000 });
+    const late = bus.publish('t', { kind: 'k', priority: 'P1', subject: 'late', detectedAt: now, occurredAt: now + 60_000 });
+    assert.equal(early.occurredAt, now - 3000);
+    assert.equal(late.occurredAt, now, 'a start after the detection counts as the detection');
+    assert.throws(() => bus.publish('t', { kind: 'k', priority: 'P1', subject: 'x', occurredAt: 'yesterday' as unknown as number }), /occurredAt must be a time/);
+    await orch.idle();
+    const by = Object.fromEntries(orch.recentRecoveries().map((r) => [r.subject, r]));
+    assert.ok(by.early!.rtoMs >= 3020 && by.early!.rtoMs < 10_000, String(by.early!.rtoMs));
+    assert.equal(by.early!.occurredAt, now - 3000);
+    assert.equal(by.early!.detectedAt, now);
+    assert.ok(by.late!.rtoMs >= 20 && by.late!.rtoMs < 3000, String(by.late!.rtoMs));
+    await orch.stop();
+  });
+
   it('folds duplicates of an open failure into it', async () => {
     const h = slowHealer(50);
     const { bus, orch } = setup(h.healer);

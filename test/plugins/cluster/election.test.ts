@@ -137,6 +137,29 @@ describe('cluster election in a real etcd', () => {
     await until(() => b.m.isLeader(), 3000, 'b to lead once eligible');
   });
 
+  it('a leader that steps aside gives the key up at once and does not campaign again for its hold', async () => {
+    const a = node(etcd, 'aside', 'a');
+    const b = node(etcd, 'aside', 'b');
+    b.src.decide = () => ({ eligible: false, reason: 'stand-in: not yet' });
+    run(a, b);
+    await until(() => a.m.isLeader(), 5000, 'a to lead');
+    const epoch = a.m.epoch()!;
+    b.src.decide = () => ({ eligible: true, reason: 'stand-in: caught up' });
+    assert.equal(await a.m.stepAside('its application will not start', 3000), true);
+    assert.equal(a.m.isLeader(), false);
+    await until(() => b.m.isLeader(), 2000, 'b to lead once a stepped aside (well before a TTL lapses)');
+    assert.ok(b.m.epoch()! > epoch);
+    assert.match(a.events.at(-1)!.reason, /stepped aside: its application will not start/);
+    // b goes: the key is free, but a holds off until its hold has passed.
+    const goneAt = Date.now();
+    await b.m.stop();
+    await sleep(1000);
+    assert.equal(a.m.isLeader(), false, 'a campaigned during its hold');
+    assert.match(a.m.eligibility().reason, /^stepped aside/);
+    await until(() => a.m.isLeader(), 5000, 'a to lead again after its hold');
+    assert.ok(Date.now() - goneAt >= 1500, 'a led again only after its hold');
+  });
+
   it('a leader whose keepalives stop gets through its deadline before anyone else is elected', async () => {
     const ns = run(node(etcd, 'block', 'a'), node(etcd, 'block', 'b'));
     await until(() => leaders(ns).length === 1, 5000, 'a leader');

@@ -159,6 +159,13 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     const epoch1 = ((await get(first!, '/cluster'))!.body as ClusterDoc).leader!.epoch;
     await waitFor('50 acknowledged commits on the first primary', 30_000, () => (acked(first!.stdout).acks.length >= 50 ? true : undefined), () => explain(nodes));
     const others = nodes.filter((n) => n !== first);
+    // Each member streams under its own name (its member id): before, both replicas said "s",
+    // so the primary took each for a newer connection of the other and dropped it, over and over.
+    await waitFor('both members streaming to the primary under their own names', 20_000, async () => {
+      const st = (await get(first!, '/status'))?.body as { replication?: Record<string, { replicas?: Array<{ id: string; state: string }> }> } | undefined;
+      const live = (st?.replication?.s?.replicas ?? []).filter((r) => r.state === 'streaming').map((r) => r.id).sort();
+      return live.join() === others.map((n) => n.name).sort().join() ? true : undefined;
+    }, () => explain(nodes));
     for (const n of others) {
       assert.equal(acked(n.stdout).pid, null, `${n.name} is not the primary: its writer is held`);
       const roles = ((await get(n, '/cluster'))!.body as ClusterDoc).self.roles!;
@@ -199,7 +206,12 @@ describe('cluster failover: three agents, sync replication, host death of the pr
     assert.equal(rec.priority, 'P1');
     assert.equal(typeof rec.rtoMs, 'number');
     assert.ok((rec.rtoMs as number) > 0 && (rec.rtoMs as number) < rtoObserved + 5000, `rtoMs ${String(rec.rtoMs)}`);
-    t.diagnostic(`failover: ${first!.name} (epoch ${epoch1}) → ${second!.name} (epoch ${doc2.leader!.epoch}); kill to 20 new acks ${rtoObserved} ms; recorded rtoMs ${String(rec.rtoMs)} (from detection)`);
+    // Its RTO counts from the old leader's last sign of life (its member key, put every second):
+    // before the kill, and not long before it; the detection came about a lease later.
+    const occurredAt = rec.occurredAt as number;
+    assert.ok(occurredAt <= killedAt && occurredAt >= killedAt - 3000, `occurredAt ${occurredAt - killedAt} ms from the kill`);
+    assert.ok((rec.detectedAt as number) > killedAt, 'detected after the kill');
+    t.diagnostic(`failover: ${first!.name} (epoch ${epoch1}) → ${second!.name} (epoch ${doc2.leader!.epoch}); kill to 20 new acks ${rtoObserved} ms; recorded rtoMs ${String(rec.rtoMs)} (from the leader's last sign of life, ${killedAt - occurredAt} ms before the kill; detected ${(rec.detectedAt as number) - killedAt} ms after it)`);
     const metrics = (await get(second!, '/metrics'))!.text;
     assert.match(metrics, /^recovery_agent_failovers_total 1$/m);
 

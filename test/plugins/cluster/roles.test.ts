@@ -52,8 +52,8 @@ function control(failPromote = 0) {
       await sleep(5);
       if (fails-- > 0) throw new Error('owner did not come up');
     },
-    async follow(store, address, epoch) {
-      calls.push(`follow ${store} ${address} ${epoch}`);
+    async follow(store, address, epoch, o) {
+      calls.push(`follow ${store} ${address} ${epoch} as ${o?.replicaId}`);
     },
     async grantLease(store, epoch, until) {
       calls.push(`grant ${store} ${epoch} ${until}`);
@@ -66,12 +66,12 @@ describe('RoleDriver', () => {
   it('promotes once per epoch, grants only after the promotion, follows once per leader', async () => {
     const v = view();
     const { c, calls } = control();
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 1000, retryMs: 50, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 1000, retryMs: 50, log });
     v.leader = leaderInfo('x', 3);
     d.reconcile();
     d.reconcile();
     await sleep(20);
-    assert.deepEqual(calls, ['follow s x:7400 3']);
+    assert.deepEqual(calls, ['follow s x:7400 3 as m1']);
     d.renewed(5n);
     assert.equal(calls.length, 1, 'no grant while not leading');
 
@@ -97,7 +97,7 @@ describe('RoleDriver', () => {
     v.leader = leaderInfo('y', 9);
     d.reconcile();
     await sleep(10);
-    assert.deepEqual(calls.slice(4), ['follow s y:7400 9']);
+    assert.deepEqual(calls.slice(4), ['follow s y:7400 9 as m1']);
     assert.equal(d.doc().step?.state, 'done');
   });
 
@@ -116,7 +116,7 @@ describe('RoleDriver', () => {
       follow: async () => undefined,
       grantLease: async () => undefined,
     };
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 30_000, retryMs: 50, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 30_000, retryMs: 50, log });
     v.leading = true;
     v.e = 4;
     d.reconcile();
@@ -133,10 +133,77 @@ describe('RoleDriver', () => {
     assert.equal(d.writable(), true);
   });
 
+  it('tries a grant the owner could not take again within 50 ms while its deadline is ahead, not at the next renewal', async () => {
+    const v = view();
+    const grants: string[] = [];
+    let refuse = 3; // the restarting owner's control socket is not served for three tries
+    const c: ReplicationControl = {
+      members: () => [],
+      promote: async () => undefined,
+      follow: async () => undefined,
+      async grantLease(_store, epoch, until) {
+        grants.push(`${epoch} ${until}`);
+        if (refuse-- > 0) throw new Error('ECONNREFUSED');
+      },
+    };
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 1000, retryMs: 100, log });
+    v.leading = true;
+    v.e = 4;
+    v.deadline = process.hrtime.bigint() + 10_000_000_000n;
+    d.reconcile();
+    await sleep(20); // promoted; its first grant refused
+    assert.match(d.doc().lastGrant?.error ?? '', /ECONNREFUSED/);
+    await sleep(400); // no renewal in between: only the retries
+    assert.equal(grants.length, 4, grants.join('\n'));
+    assert.equal(d.doc().lastGrant?.error, null);
+    assert.ok(grants.every((g) => g === `4 ${v.deadline}`));
+    // A deadline that passed is never granted again, however often the owner refuses.
+    refuse = 100;
+    v.deadline = process.hrtime.bigint() + 120_000_000n;
+    d.renewed(v.deadline);
+    await sleep(400);
+    const late = grants.length;
+    assert.ok(late >= 3 && late <= 8, `${late} grants in all`);
+    await sleep(200);
+    assert.equal(grants.length, late, 'no grant after its deadline passed');
+    d.stop();
+  });
+
+  it('steps aside from the leader key after three failed promotions of one epoch, not before', async () => {
+    const v = view();
+    const asides: Array<[string, number]> = [];
+    const sv = Object.assign(v, {
+      async stepAside(reason: string, holdMs: number) {
+        asides.push([reason, holdMs]);
+        v.leading = false;
+        return true;
+      },
+    });
+    const { c, calls } = control(100);
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: sv, timeoutMs: 1000, retryMs: 30, stepAsideHoldMs: 7000, log });
+    v.leading = true;
+    v.e = 4;
+    for (let i = 0; i < 2; i++) {
+      d.reconcile();
+      await sleep(50);
+    }
+    assert.equal(calls.length, 2);
+    assert.equal(asides.length, 0, 'two failures: still trying');
+    d.reconcile();
+    await sleep(50);
+    assert.equal(calls.length, 3);
+    assert.equal(asides.length, 1);
+    assert.match(asides[0]![0], /promotion failed 3 times: .*owner did not come up/);
+    assert.equal(asides[0]![1], 7000);
+    d.reconcile(); // no longer the leader: no fourth promotion
+    await sleep(50);
+    assert.equal(calls.length, 3);
+  });
+
   it('shows a failed promotion and retries it after retryMs while still leading', async () => {
     const v = view();
     const { c, calls } = control(1);
-    const d = new RoleDriver({ control: c, store: 's', view: v, timeoutMs: 1000, retryMs: 100, log });
+    const d = new RoleDriver({ control: c, store: 's', memberId: 'm1', view: v, timeoutMs: 1000, retryMs: 100, log });
     v.leading = true;
     v.e = 4;
     d.reconcile();

@@ -361,8 +361,8 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     if (r.harnessRtoMs !== null && r.harnessRtoMs > r.targetMs) r.problems.push(`RTO ${r.harnessRtoMs} ms is over the seed's target for ${target.label} (${r.targetMs} ms)`);
 
     log(`answered: ${r.outcome ?? 'nothing'}`);
-    // ---- the workload goes on after the recovery
-    if (recoveredAt !== null) {
+    // ---- the workload goes on after the recovery (a failed one is a problem already)
+    if (recoveredAt !== null && r.outcome === 'recovered') {
       const acksNow = recordState(paths.record).acks;
       const resumed = await until(10_000, () => (recordState(paths.record).acks >= acksNow + 5 ? true : undefined));
       if (!resumed) r.problems.push('the application did not commit again within 10 s of the recovery');

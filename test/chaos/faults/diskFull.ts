@@ -18,12 +18,17 @@ import path from 'node:path';
 import { mountSmallFsKiB, type SmallFs } from '../../helpers/smallFs.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected, Prepared } from './types.js';
 
-/** The small filesystem: the chaos store (64 pages of 4 KiB, WAL ≤ ~0.5 MiB) fits with room to spare. */
-const FS_KIB = 4096;
+/**
+ * The small filesystem. The chaos store's data file is 256 KiB, but its WAL grows by ~2 MiB/s
+ * under the writer (segments stay until archived and checkpointed past): a 4 MiB tmpfs filled
+ * itself during the warm-up. 96 MiB holds a trial's WAL; the filler takes the rest (RAM, freed
+ * at the heal and the unmount).
+ */
+const FS_KIB = 96 * 1024;
 
 const KIND: FaultKind = {
   name: 'disk-full',
-  description: "ENOSPC: the store's filesystem (a small tmpfs) filled for 1.5–3 s while the writer commits, then freed",
+  description: "ENOSPC: the store's filesystem (a 96 MiB tmpfs) filled for 1.5–3 s while the writer commits, then freed",
   target: 'disk-failure',
   expects: { type: 'failure', kinds: ['process-crash'] },
   writerMayExit: /RA_ERR_WAL_WRITE|ENOSPC/,

@@ -59,7 +59,7 @@ for (const n of numbers) {
   const { family, kind } = chosen[n % chosen.length]!;
   const r = await runTrial({ seed, trial: n, family, kind, unsupported: probes.get(family.name) ?? null, recoveryTimeoutMs, keep, log: (l) => console.log(`  ${l}`) });
   results.push(r);
-  const rto = r.harnessRtoMs === null ? '' : ` RTO ${r.harnessRtoMs} ms (agent ${r.agentRtoMs ?? '-'} ms, detected after ${r.detectionMs ?? '-'} ms)`;
+  const rto = r.harnessRtoMs === null ? '' : ` RTO ${r.harnessRtoMs} ms (agent ${r.agentRtoMs ?? '-'} ms, detected after ${r.detectionMs ?? '-'} ms${r.healToCommitMs === null ? '' : `, committing again ${r.healToCommitMs} ms after the heal`})`;
   console.log(`trial ${n} ${kind.name}: ${r.status.toUpperCase()}${rto}, ${r.acked} acked, ${r.ackedLost} lost (${(r.wallMs / 1000).toFixed(1)} s)`);
   if (r.status === 'failed') {
     for (const p of [...r.violations.slice(0, 10), ...r.problems]) console.log(`    ${p}`);

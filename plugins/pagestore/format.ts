@@ -89,16 +89,6 @@ export type PageFault = 'checksum' | 'magic' | 'version' | 'page-id';
 export function verifyPage(page: Uint8Array, expectedId: number): PageFault | null {
   const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
   if (dv.getBigUint64(kChecksum, true) !== xxh3(page.subarray(kChecksummed))) return 'checksum';
-  return pageHeaderFault(page, expectedId);
-}
-
-/**
- * The header's own checks (magic, version, page id), without the checksum. verifyPage reports
- * `checksum` first, so a page failing its checksum may have a sound header or garbage in it (a
- * torn write over its first half): this tells which, before anything trusts the header's LSN.
- */
-export function pageHeaderFault(page: Uint8Array, expectedId: number): Exclude<PageFault, 'checksum'> | null {
-  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
   if (dv.getUint32(kMagic, true) !== PAGE_MAGIC) return 'magic';
   if (dv.getUint16(kVersion, true) !== FORMAT_VERSION) return 'version';
   if (dv.getUint32(kPageId, true) !== expectedId) return 'page-id';

@@ -14,7 +14,7 @@ import { readFile, type FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
-import { PAGE_HEADER_SIZE, pageHeaderFault, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { PAGE_HEADER_SIZE, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { AppActions, type AppActionOptions, type AppActionPhase } from './appActions.js';
 import { LockManager } from './lockManager.js';
@@ -360,12 +360,9 @@ export class PageStore {
         const onDisk = await readPageAt(this.data, pageId, this.pageSize);
         if (onDisk.fault === null) throw refuse('valid', `its copy on disk verifies (LSN ${pageLsn(onDisk.image)}); only a bad page is replaced`);
         // The newest version the store can know of: the one it last held (since it opened), the
-        // bad copy's own LSN when only its checksum fails — its header sound (verifyPage reports
-        // a checksum failure first, so a torn header full of garbage fails `checksum` too) and its
-        // LSN within the log — and the newest change to the page its live WAL holds (what
-        // survives a reopen).
-        const badLsn = onDisk.fault === 'checksum' && pageHeaderFault(onDisk.image, pageId) === null && pageLsn(onDisk.image) <= this.wal.endLsn ? pageLsn(onDisk.image) : 0;
-        const known = Math.max(this.cache.knownLsn(pageId), badLsn, await this.newestLogged(pageId));
+        // bad copy's own LSN when only its checksum fails (header intact), and the newest change
+        // to the page its live WAL holds (what survives a reopen).
+        const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
         await write(pageId, Buffer.from(img!));
       });

@@ -39,8 +39,11 @@ export class AgentUnderTest {
     private readonly env: Readonly<Record<string, string>>,
   ) {}
 
-  /** `extras`: what a fault kind needs in the agent's environment and config (faults/types.ts). */
-  static async create(p: AgentPaths, extras: AgentExtras = {}): Promise<AgentUnderTest> {
+  /**
+   * `extras`: what a fault kind needs in the agent's environment and config (faults/types.ts);
+   * `appEnv`: environment for the supervised writer only (a fault family's LD_PRELOAD).
+   */
+  static async create(p: AgentPaths, extras: AgentExtras = {}, appEnv: Readonly<Record<string, string>> = {}): Promise<AgentUnderTest> {
     const [port, hb] = [await freePort(), await freePort()];
     const writer = path.join(repoRoot(), 'dist', 'test', 'chaos', 'chaosWriter.js');
     const config = {
@@ -49,6 +52,7 @@ export class AgentUnderTest {
       processes: [{
         id: 'app', command: process.execPath, store: 's',
         args: [writer, '--store', p.store, '--archive', p.snapshots, '--record', p.record, '--seed', String(p.seed), '--pages', String(p.pages), '--cold', String(p.cold)],
+        env: appEnv,
         heartbeat: { udp: `127.0.0.1:${hb}`, timeout: '3s' },
         restart: { policy: 'on-failure', backoff: { initial: '50ms', max: '1s', resetAfter: '5s' }, limit: { burst: 20, within: '60s' } },
         ...extras.process,

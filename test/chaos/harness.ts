@@ -28,7 +28,7 @@ import { pagestore } from '../helpers/engine.js';
 import { AgentUnderTest } from './agent.js';
 import { procState } from './faults/signals.js';
 import { archivedSegments, snapshotChunks } from './faults/files.js';
-import { SEED_TARGETS, type FaultContext, type FaultFamily, type FaultKind, type Injected } from './faults/types.js';
+import { SEED_TARGETS, type FaultContext, type FaultFamily, type FaultKind, type Injected, type Prepared } from './faults/types.js';
 import { judgeHistory, readRecord } from './history.js';
 import { chaosStoreOptions, CHAOS_PAGE_SIZE } from './protocol.js';
 
@@ -66,6 +66,11 @@ export interface TrialResult {
   harnessRtoMs: number | null;
   /** The harness's measure of the agent's span: failure first seen → recovery first seen (monotonic). */
   harnessSpanMs: number | null;
+  /**
+   * Kinds with a hold (`holdMs`): the heal (space back, the disk working, I/O fast again) → the
+   * application committing again (`degraded` kinds: at its pre-fault rate again). Null otherwise.
+   */
+  healToCommitMs: number | null;
   rtoAgrees: boolean | null;
   targetMs: number;
   outcome: string | null;
@@ -146,7 +151,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   const target = SEED_TARGETS[o.kind.target];
   const r: TrialResult = {
     kind: o.kind.name, family: o.family.name, seed: o.seed, trial: o.trial, replay: replayCommand(o.seed, o.trial, o.kind.name),
-    status: 'failed', injected: null, detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, rtoAgrees: null,
+    status: 'failed', injected: null, detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, healToCommitMs: null, rtoAgrees: null,
     targetMs: target.ms, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0, pagesVerified: false, snapshotsVerified: false,
     agentCrashes: 0, violations: [], problems: [], dir: null, wallMs: 0,
   };
@@ -160,11 +165,20 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   const pages = o.pages ?? 64;
   const cold = Math.floor(pages / 4);
   const dir = mkdtempSync(path.join(os.tmpdir(), `ra-chaos-${o.kind.name}-`));
-  const paths = { dir, store: path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold, seed: rng.u32() };
+  let prepared: Prepared = {};
+  try {
+    prepared = o.family.prepare ? await o.family.prepare(o.kind, dir) : {};
+  } catch (err) {
+    r.problems.push(`harness: preparing ${o.kind.name}: ${describeError(err)}`);
+    r.dir = dir;
+    return r;
+  }
+  const paths = { dir, store: prepared.store ?? path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold, seed: rng.u32() };
   writeFileSync(paths.record, '');
   await (await PageStore.open(paths.store, { create: true, ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
-  const agent = await AgentUnderTest.create(paths, o.kind.agent?.(dir));
+  const agent = await AgentUnderTest.create(paths, o.kind.agent?.(dir), prepared.appEnv);
   const ctx: FaultContext = {
+    prepared,
     store: paths.store, snapshots: paths.snapshots, record: paths.record, pageSize: CHAOS_PAGE_SIZE, pageCount: pages, coldPages: { from: pages - cold, to: pages - 1 }, rng, log,
     agentPid: () => agent.pid,
     appPid: () => {
@@ -196,6 +210,13 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     // ---- the fault
     const killsAgent = o.kind.name === 'agent-sigkill' || o.kind.name === 'both-sigkill';
     if (killsAgent) agent.expectEnd();
+    // The commit rate before the fault (acks per second over a second): what `degraded` kinds must get back to.
+    let normalRate = 0;
+    if (o.kind.expects.type === 'degraded') {
+      const [a0, m0] = [recordState(paths.record).acks, mono()];
+      await sleep(1000);
+      normalRate = ((recordState(paths.record).acks - a0) * 1000) / (mono() - m0);
+    }
     const acksBefore = recordState(paths.record).acks;
     const faultWall = Date.now();
     const t0 = mono();
@@ -215,11 +236,35 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     let recoveredAt: number | null = null;
     let expected: Failure | null = null;
     let recovery: RecoveryRecord | null = null;
+    let healedAt: number | null = null;
+    let acksAtHeal = 0;
+    const rateSamples: Array<{ at: number; acks: number }> = [];
     const deadline = t0 + o.recoveryTimeoutMs;
     while (mono() < deadline) {
       if (holdUntil !== null && !healed && mono() >= holdUntil) {
         await o.family.heal(o.kind, ctx, injected);
         healed = true;
+        healedAt = mono();
+        acksAtHeal = recordState(paths.record).acks;
+        log('healed');
+        if (o.kind.expects.type === 'degraded') {
+          // The fault must have slowed the application, or the trial proves nothing.
+          const heldRate = ((acksAtHeal - acksBefore) * 1000) / (healedAt - t0);
+          log(`commit rate ${normalRate.toFixed(0)}/s before the fault, ${heldRate.toFixed(0)}/s under it`);
+          if (heldRate >= normalRate / 2) r.problems.push(`the fault did not slow the application: ${heldRate.toFixed(0)} commits/s under it, ${normalRate.toFixed(0)}/s before`);
+        }
+      }
+      if (healedAt !== null && r.healToCommitMs === null) {
+        const acks = recordState(paths.record).acks;
+        const at = mono();
+        if (o.kind.expects.type !== 'degraded') {
+          if (acks > acksAtHeal) r.healToCommitMs = Math.round(at - healedAt);
+        } else {
+          // Back to normal: the last half second's rate at least half the pre-fault rate.
+          rateSamples.push({ at, acks });
+          const from = rateSamples.find((x) => x.at >= at - 500 && x.at >= healedAt!);
+          if (from && at - from.at >= 400 && ((acks - from.acks) * 1000) / (at - from.at) >= normalRate / 2) r.healToCommitMs = Math.round(at - healedAt);
+        }
       }
       if (agent.pid === null) {
         // Killed by the fault (systemd would start it again) or crashed (counted): start it.
@@ -251,13 +296,19 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
         const kinds = o.kind.expects.kinds;
         expected ??= [...newFailures.values()].find((f) => kinds.includes(f.kind)) ?? null;
         recovery = expected ? recoveryOf(expected, newRecoveries) : null;
-        if (recovery) {
+        // A held fault (space back, the disk working again): also the application committing after the heal.
+        if (recovery && (holdUntil === null || r.healToCommitMs !== null)) {
           recoveredAt = firstSeen.get(recovery.id)!;
           break;
         }
       } else if (o.kind.expects.type === 'none') {
         // Nothing to wait for but the quiet period: the workload must go on all along.
         if (now - injectedAt >= o.kind.expects.quietMs && answeringSince !== null) {
+          recoveredAt = now;
+          break;
+        }
+      } else if (o.kind.expects.type === 'degraded') {
+        if (r.healToCommitMs !== null) {
           recoveredAt = now;
           break;
         }
@@ -271,11 +322,22 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       await o.family.heal(o.kind, ctx, injected);
       healed = true;
     }
+    // A recovery recorded, but the application not committing after the heal by the deadline.
+    if (recovery && recoveredAt === null) recoveredAt = firstSeen.get(recovery.id)!;
+    if (holdUntil !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded') r.problems.push(`the application did not commit again within ${((deadline - (healedAt ?? deadline)) / 1000).toFixed(1)} s of the heal`);
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
     r.escalations = [...newRecoveries.values()].filter((x) => x.escalated).length;
     for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x)) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
-    if (o.kind.expects.type === 'failure') {
+    if (o.kind.expects.type === 'degraded') {
+      // Slow is not dead: a recovery of the store or the application is a false alarm (a storm, if several).
+      for (const x of newRecoveries.values()) if (isOurs(x)) r.problems.push(`a false recovery of a slow but working ${x.subject}: ${x.kind} → ${x.outcome}`);
+      if (recoveredAt === null) r.problems.push(`the commit rate was not back to half its pre-fault ${normalRate.toFixed(0)}/s within ${o.recoveryTimeoutMs / 1000} s of the fault`);
+      else {
+        r.outcome = 'recovered';
+        r.harnessRtoMs = r.healToCommitMs;
+      }
+    } else if (o.kind.expects.type === 'failure') {
       if (!expected) {
         const page = (injected.state as { page?: number } | undefined)?.page;
         const still = page === undefined ? '' : `; page ${page} on disk ${verifyPage(diskPage(paths.store, page, CHAOS_PAGE_SIZE), page) === null ? 'verifies again (rewritten by its owner)' : 'still fails its check'}`;
@@ -314,8 +376,8 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     if (r.harnessRtoMs !== null && r.harnessRtoMs > r.targetMs) r.problems.push(`RTO ${r.harnessRtoMs} ms is over the seed's target for ${target.label} (${r.targetMs} ms)`);
 
     log(`answered: ${r.outcome ?? 'nothing'}`);
-    // ---- the workload goes on after the recovery
-    if (recoveredAt !== null) {
+    // ---- the workload goes on after the recovery (a failed one is a problem already)
+    if (recoveredAt !== null && r.outcome === 'recovered') {
       const acksNow = recordState(paths.record).acks;
       const resumed = await until(10_000, () => (recordState(paths.record).acks >= acksNow + 5 ? true : undefined));
       if (!resumed) r.problems.push('the application did not commit again within 10 s of the recovery');
@@ -349,7 +411,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     r.acked = verdict.acked;
     r.ackedLost = verdict.violations.filter((v) => v.includes('an acknowledged commit is lost')).length;
     r.violations.push(...verdict.violations);
-    for (const f of verdict.fatal) r.problems.push(`writer: ${f.split('\n')[0]}`);
+    for (const f of verdict.fatal) if (!o.kind.writerMayExit?.test(f)) r.problems.push(`writer: ${f.split('\n')[0]}`);
     log('history checked');
     const verify = await verifySnapshots(pagestore, paths.snapshots);
     r.snapshotsVerified = verify.problems.length === 0;
@@ -358,6 +420,13 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     r.violations.push(`checking the history: ${describeError(err)}`);
   }
   r.status = r.violations.length === 0 && r.problems.length === 0 ? 'passed' : 'failed';
+  const keepIn = r.status === 'passed' && !o.keep ? null : dir;
+  try {
+    prepared.cleanup?.(keepIn);
+  } catch (err) {
+    r.problems.push(`harness: cleaning up ${o.kind.name}: ${describeError(err)}`);
+    r.status = 'failed';
+  }
   r.wallMs = Math.round(mono() - started);
   if (r.status === 'passed' && !o.keep) rmSync(dir, { recursive: true, force: true });
   else r.dir = dir;

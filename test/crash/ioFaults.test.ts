@@ -17,7 +17,7 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -120,6 +120,45 @@ describe('faultfs: the LD_PRELOAD fault library', () => {
     const sticky = await probe({ FAULTFS_KIND: 'eio-sync', FAULTFS_AT: '2', FAULTFS_STICKY: '1' });
     const eio = { op: '', ok: false, code: 'EIO' };
     expectSteps(sticky.steps, { datasync: ok(), sync: eio, datasync2: eio, writeSync: ok(5) });
+  });
+
+  it('FAULTFS_ARM: nothing fails (or is counted) while the arm file is missing; once it exists the fault fires at the first call', async () => {
+    const arm = path.join(work, 'arm');
+    const disarmed = await probe({ FAULTFS_KIND: 'eio-write', FAULTFS_ARM: arm });
+    expectSteps(disarmed.steps, { write: ok(100), writev: ok(30), write2: ok(50), datasync: ok(), writeSync: ok(5) });
+    assert.equal(disarmed.report, '', 'no fault fired');
+    assert.ok(disarmed.trace.every((l) => / n=0 /.test(l)), `no call counted while disarmed: ${disarmed.trace.join('; ')}`);
+    await writeFile(arm, '');
+    try {
+      const armed = await probe({ FAULTFS_KIND: 'eio-write', FAULTFS_ARM: arm });
+      const eio = { op: '', ok: false, code: 'EIO' };
+      expectSteps(armed.steps, { write: eio, writev: eio, write2: eio, datasync: ok(), writeSync: eio, outside: ok() });
+      assert.match(armed.report, /^fired kind=eio-write at=1 fn=pwrite64 /);
+    } finally {
+      await rm(arm, { force: true });
+    }
+  });
+
+  it('delay: every matching write and sync sleeps FAULTFS_DELAY_MS while armed, and fails nothing', async () => {
+    const arm = path.join(work, 'arm-delay');
+    const timed = async () => {
+      const t0 = performance.now();
+      const r = await probe({ FAULTFS_KIND: 'delay', FAULTFS_DELAY_MS: '300', FAULTFS_ARM: arm });
+      return { r, ms: performance.now() - t0 };
+    };
+    const fast = await timed();
+    await writeFile(arm, '');
+    let slow;
+    try {
+      slow = await timed();
+    } finally {
+      await rm(arm, { force: true });
+    }
+    for (const { r } of [fast, slow]) expectSteps(r.steps, { write: ok(100), writev: ok(30), write2: ok(50), datasync: ok(), sync: ok(), writeSync: ok(5), datasync2: ok(), outside: ok() });
+    // Seven matching calls (the outside write is not one): 7 × 300 ms more when armed; one
+    // delay's worth of slack for the noise of starting two Node processes on a busy machine.
+    assert.ok(slow.ms - fast.ms >= 6 * 300, `armed ${Math.round(slow.ms)} ms, disarmed ${Math.round(fast.ms)} ms`);
+    assert.equal(slow.r.report, '', 'a delay is not a fault that fires');
   });
 
   it('sees the same calls made through syscall(), and refuses io_uring_setup', async () => {

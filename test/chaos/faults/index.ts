@@ -3,11 +3,13 @@ import { bitFlips } from './bitFlips.js';
 import { clockJump } from './clockJump.js';
 import { deadlock } from './deadlock.js';
 import { memoryLeak } from './memoryLeak.js';
+import { diskFull } from './diskFull.js';
+import { ioErrors } from './ioErrors.js';
 import { signals } from './signals.js';
 import { tornFiles } from './tornFiles.js';
 import type { FaultFamily, FaultKind } from './types.js';
 
-export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, clockJump, memoryLeak, deadlock];
+export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, diskFull, ioErrors, clockJump, memoryLeak, deadlock];
 
 /** Families CI runs in their own short test (chaosProc.test.ts), not in chaos.test.ts: each run stays within 90 s. */
 export const PROC_FAMILIES: ReadonlySet<string> = new Set([clockJump.name, memoryLeak.name, deadlock.name]);

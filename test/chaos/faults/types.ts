@@ -37,6 +37,25 @@ export interface FaultContext {
   appPid(): number | null;
   readonly rng: Prng;
   log(line: string): void;
+  /** What the family's `prepare` set up for this trial ({} without one). */
+  readonly prepared: Prepared;
+}
+
+/**
+ * What a family sets up before the store is created and the agent started, when its fault needs
+ * the environment shaped first: the store on a small filesystem the fault can fill, the
+ * application under an LD_PRELOAD fault library. The smallest hook that serves: a store path and
+ * the application's environment, nothing else of the agent's config.
+ */
+export interface Prepared {
+  /** Where the trial's store lives instead of `<trial dir>/store` (a directory that does not exist yet). */
+  readonly store?: string;
+  /** Environment variables for the supervised application (the agent config's `processes[].env`). */
+  readonly appEnv?: Readonly<Record<string, string>>;
+  /** Family-private state for inject/heal. */
+  readonly state?: unknown;
+  /** Undoes the set-up once the trial is checked (unmounts); `keepIn` (a failed trial): copy what matters there first. */
+  cleanup?(keepIn: string | null): void;
 }
 
 /** What an injection did, for the report and for `heal`. */
@@ -66,13 +85,25 @@ export interface FaultKind {
      * application reported (a clock jump is no hang), the application committing all along; the
      * trial ends `quietMs` after `inject` returned. Its RTO, if any, is the family's `measure`.
      */
-    | { readonly type: 'none'; readonly quietMs: number };
+    | { readonly type: 'none'; readonly quietMs: number }
+    /**
+     * `degraded`: the fault slows the application without breaking anything — slow I/O. The
+     * agent must not answer it with a recovery of the store or the application, slow is not dead;
+     * recovery is the commit rate back to normal after the heal; needs `holdMs`.
+     */
+    | { readonly type: 'degraded' };
   /**
    * What the agent of this kind's trials runs with, besides the harness's config (trialDir: the
    * trial's directory): its environment (an LD_PRELOAD library), fields merged into the
    * supervised process's entry (`memoryLimit`) and a `health` section.
    */
   readonly agent?: (trialDir: string) => AgentExtras;
+  /**
+   * The writer's fatal errors (its record's `fatal` lines) that are its right answer to this
+   * fault — a store whose log cannot be written refuses every commit and the writer exits, for
+   * the agent to restart it — rather than a problem.
+   */
+  readonly writerMayExit?: RegExp;
   /** What must exist before the fault can be injected (an archived WAL segment, a snapshot). */
   readonly needs?: { readonly snapshot?: boolean; readonly archivedSegment?: boolean };
   /** Heal this long after the injection (a SIGSTOP held), else right after recovery or at the end. */
@@ -90,6 +121,8 @@ export interface FaultFamily {
   readonly kinds: readonly FaultKind[];
   /** Null when this machine can inject the family's kinds, else why not (then each is `unsupported`). */
   probe(): Promise<string | null>;
+  /** Shapes the trial's environment before its store is created (`trialDir` exists); see `Prepared`. */
+  prepare?(kind: FaultKind, trialDir: string): Promise<Prepared>;
   inject(kind: FaultKind, ctx: FaultContext): Promise<Injected>;
   heal(kind: FaultKind, ctx: FaultContext, injected: Injected): Promise<void>;
   /**

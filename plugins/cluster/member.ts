@@ -635,7 +635,9 @@ export class ClusterMember {
     const newer = this.peers.filter((p) => p.epoch > selfEpoch);
     this.lastEligibility = newer.length > 0
       ? { eligible: false, reason: `its log is of epoch ${selfEpoch}, older than ${newer.map((p) => `${p.member}'s ${p.epoch}`).join(', ')}` }
-      : this.o.source.eligible(fresh, this.o.limits);
+      // `size` is what the config says; a cluster seen larger counts as larger (a size set too
+      // small would shrink the sync quorum below what the pigeonhole needs).
+      : this.o.source.eligible(fresh, { ...this.o.limits, members: Math.max(this.o.limits.members, this.peers.length + 1) });
     if (!this.lastEligibility.eligible) {
       const stale = this.peers.filter((p) => !fresh.includes(p)).map((p) => p.member);
       if (stale.length > 0) {

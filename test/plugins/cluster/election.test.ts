@@ -194,6 +194,22 @@ describe('cluster election in a real etcd', () => {
     await until(() => a.m.isLeader() || b.m.isLeader(), 8000, 'a leader (before, the key named a on its live lease and nobody ever led)');
   });
 
+  it('counts the members it sees when the configured size is smaller (a sync quorum never shrinks below the cluster)', async () => {
+    const sizes: number[] = [];
+    const mk = (name: string): Node => {
+      const src = standIn();
+      src.decide = (_peers, limits) => {
+        sizes.push(limits.members);
+        return { eligible: false, reason: 'stand-in: recording' };
+      };
+      const n: Node = { src, events: [], partitions: 0, m: undefined as unknown as ClusterMember };
+      n.m = new ClusterMember({ cluster: 'size', member: name, etcd: [etcd.url], ttlMs: TTL, marginMs: 500, pollMs: 200, httpAddress: null, source: src, limits: { members: 1, maxLagBytes: 0 }, log });
+      return n;
+    };
+    run(mk('a'), mk('b'), mk('c'));
+    await until(() => sizes.includes(3), 5000, 'an election that counts the three members it sees, not size 1');
+  });
+
   it('a leader whose keepalives stop gets through its deadline before anyone else is elected', async () => {
     const ns = run(node(etcd, 'block', 'a'), node(etcd, 'block', 'b'));
     await until(() => leaders(ns).length === 1, 5000, 'a leader');

@@ -10,6 +10,7 @@
  * A trial is a function of (seed, trial number, kind): its PRNG is seeded from the first two, so
  * `npm run chaos -- --seed S --trial N --kinds K` replays it (the command is in every result).
  */
+import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -431,4 +432,18 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   if (r.status === 'passed' && !o.keep) rmSync(dir, { recursive: true, force: true });
   else r.dir = dir;
   return r;
+}
+
+/**
+ * The invariants every chaos trial must keep, whatever its kind (the CI tests assert them):
+ * nothing of the history broken, no acknowledged commit lost, the workload committing at all,
+ * the agent never crashing. Returns the explanation to use in further assertions.
+ */
+export function assertInvariants(r: TrialResult): string {
+  const why = `${r.kind}: ${[...r.violations, ...r.problems].slice(0, 6).join(' | ')}\nreplay: ${r.replay} (kept: ${r.dir})`;
+  assert.deepEqual(r.violations, [], why);
+  assert.equal(r.ackedLost, 0, why);
+  assert.ok(r.acked > 0, `${r.kind}: no commit acknowledged at all`);
+  assert.equal(r.agentCrashes, 0, why);
+  return why;
 }

@@ -158,7 +158,8 @@ plugins:
       }
 
       // The publisher's acme-alert (1.5 s after it started, long after timer-bomb died) is healed by notify-file.
-      const recovered = async () => ((await (await fetch(`${base}/recoveries`)).json()) as { recoveries: Array<{ outcome: string; attempts: Array<{ action: string; verified: boolean }> }> }).recoveries;
+      // Its own failure's recovery only: a loaded host may add one of its own (health-degraded, no rule).
+      const recovered = async () => ((await (await fetch(`${base}/recoveries`)).json()) as { recoveries: Array<{ kind: string; outcome: string; attempts: Array<{ action: string; verified: boolean }> }> }).recoveries.filter((r) => r.kind === 'acme-alert');
       let recoveries = await recovered();
       for (const stop = Date.now() + 20_000; recoveries.length === 0 && Date.now() < stop; await sleep(100)) recoveries = await recovered();
       assert.equal(recoveries[0]?.outcome, 'recovered', JSON.stringify(recoveries));

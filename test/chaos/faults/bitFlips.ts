@@ -4,9 +4,6 @@
  * today (the scrub → page-corruption → repair-page); the others expect one — a detector that names
  * the damaged file as corruption of its store — and a trial without it is reported as failed.
  */
-import os from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { archivedSegments, dataFile, flipBit, liveWalByte, probeFileDamage, snapshotChunks, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
@@ -27,12 +24,7 @@ export const bitFlips: FaultFamily = {
   kinds: KINDS,
 
   async probe() {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-chaos-probe-'));
-    try {
-      return probeFileDamage(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    return probeFileDamage();
   },
 
   async inject(k: FaultKind, ctx: FaultContext): Promise<Injected> {

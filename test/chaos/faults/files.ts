@@ -3,7 +3,8 @@
  * tornFiles.ts) damage, and the damage itself, done through plain pread/pwrite/ftruncate and
  * fsync'd, as a failing disk or a stray writer would leave it.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, openSync, readSync, readdirSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { dataFileOf, walDirOf } from '../../../plugins/pagestore/storeFiles.js';
@@ -102,7 +103,7 @@ export async function liveWalByte(store: string, rng: Prng): Promise<{ file: str
 }
 
 /** Probe for the file families: a file we write can be damaged and read back damaged. */
-export function probeFileDamage(dir: string): string | null {
+function probeFileDamageIn(dir: string): string | null {
   const file = path.join(dir, 'probe.bin');
   const fd = openSync(file, 'w+');
   try {
@@ -119,4 +120,14 @@ export function probeFileDamage(dir: string): string | null {
   if (n !== 2048) return `a truncated file reads ${n} bytes, not 2048`;
   if (back[100] !== (0x5a ^ 8)) return 'a flipped bit does not read back flipped';
   return null;
+}
+
+/** probeFileDamageIn, in a temporary directory of its own (each file-damage family's `probe`). */
+export function probeFileDamage(): string | null {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-chaos-probe-'));
+  try {
+    return probeFileDamageIn(dir);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }

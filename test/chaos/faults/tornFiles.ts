@@ -4,9 +4,6 @@
  * tail), a snapshot chunk cut to half its length. The page has a detector (the scrub); the WAL
  * and the chunk expect one, as in bitFlips.ts.
  */
-import os from 'node:os';
-import { mkdtempSync, rmSync } from 'node:fs';
-import path from 'node:path';
 import { CORRUPTION_KINDS } from './bitFlips.js';
 import { dataFile, liveWalByte, overwrite, probeFileDamage, size, snapshotChunks, truncate } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
@@ -22,12 +19,7 @@ export const tornFiles: FaultFamily = {
   kinds: KINDS,
 
   async probe() {
-    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-chaos-probe-'));
-    try {
-      return probeFileDamage(dir);
-    } finally {
-      rmSync(dir, { recursive: true, force: true });
-    }
+    return probeFileDamage();
   },
 
   async inject(k: FaultKind, ctx: FaultContext): Promise<Injected> {

@@ -30,13 +30,17 @@ export interface CatchUpRule {
   readonly maxLagBytes: number;
 }
 
+/** Why a log of `epoch` may not lead beside `peers` (one of them is of a newer epoch: it may have forked from it), or null. */
+export function olderEpoch(epoch: number, peers: readonly PeerState[]): string | null {
+  const newer = peers.filter((p) => p.epoch > epoch);
+  return newer.length === 0 ? null : `its log is of epoch ${epoch}, older than ${newer.map((p) => `${p.member}'s ${p.epoch}`).join(', ')}`;
+}
+
 /** Whether `self` may campaign, given the other live members' states (see the module doc). */
 export function catchUp(self: ClusterMemberState, peers: readonly PeerState[], rule: CatchUpRule): Eligibility {
   if (self.health === 'failed') return { eligible: false, reason: 'this member reports itself failed' };
-  const newer = peers.filter((p) => p.epoch > self.epoch);
-  if (newer.length > 0) {
-    return { eligible: false, reason: `its log is of epoch ${self.epoch}, older than ${newer.map((p) => `${p.member}'s ${p.epoch}`).join(', ')}` };
-  }
+  const older = olderEpoch(self.epoch, peers);
+  if (older !== null) return { eligible: false, reason: older };
   // Peers of an older epoch still count as answering (they hold what they hold), but their LSNs
   // are positions in another history, so only same-epoch logs set the highest LSN.
   let highest = self.durableLsn;

@@ -79,3 +79,14 @@ export interface FailureSink {
 export function isPriority(v: unknown): v is Priority {
   return typeof v === 'string' && (PRIORITIES as readonly string[]).includes(v);
 }
+
+/** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
+export function storesOf(failure: Failure): string[] {
+  const out = new Set<string>();
+  const { stores, store } = failure.evidence;
+  if (Array.isArray(stores)) for (const s of stores) if (typeof s === 'string' && s) out.add(s);
+  if (typeof store === 'string' && store) out.add(store);
+  const m = /^store:(.+)$/.exec(failure.subject);
+  if (m) out.add(m[1]!);
+  return [...out];
+}

@@ -20,22 +20,11 @@ import { statfs } from 'node:fs/promises';
 import { definePlugin, many, optional } from '../../core/plugin.js';
 import { keyedSerialQueues } from '../../core/serial.js';
 import { HealingAction, isHealingAction, type HealingContext } from '../../core/contracts/HealingAction.js';
-import type { Failure } from '../../core/contracts/Failure.js';
+import { type Failure, storesOf } from '../../core/contracts/Failure.js';
 import { LogArchiverSource, withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
-
-/** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
-export function storesOf(failure: Failure): string[] {
-  const out = new Set<string>();
-  const { stores, store } = failure.evidence;
-  if (Array.isArray(stores)) for (const s of stores) if (typeof s === 'string' && s) out.add(s);
-  if (typeof store === 'string' && store) out.add(store);
-  const m = /^store:(.+)$/.exec(failure.subject);
-  if (m) out.add(m[1]!);
-  return [...out];
-}
 
 interface Done {
   store: string;

@@ -12,22 +12,11 @@
 import { readFile } from 'node:fs/promises';
 import { definePlugin, many } from '../../core/plugin.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
-import type { Failure } from '../../core/contracts/Failure.js';
+import { type Failure, storesOf } from '../../core/contracts/Failure.js';
 import { withOwner, type OwnerStatus } from '../../core/contracts/PageEngine.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { storesWithPageEngines } from '../../core/engines.js';
 import { describeError, raError } from '../../core/errors.js';
-
-/** The store ids a failure names: `evidence.stores`, `evidence.store`, or a subject `store:<id>`. */
-function storesOf(failure: Failure): string[] {
-  const out = new Set<string>();
-  const { stores, store } = failure.evidence;
-  if (Array.isArray(stores)) for (const s of stores) if (typeof s === 'string' && s) out.add(s);
-  if (typeof store === 'string' && store) out.add(store);
-  const m = /^store:(.+)$/.exec(failure.subject);
-  if (m) out.add(m[1]!);
-  return [...out];
-}
 
 /** Clean (droppable) pages an owner's status shows. */
 const cleanPages = (s: OwnerStatus) => Math.max(0, (s.cache?.pages ?? 0) - (s.cache?.dirty ?? 0));

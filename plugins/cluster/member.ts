@@ -29,6 +29,7 @@ import type { Logger } from 'pino';
 import { ConstantBackoff, noop } from 'cockatiel';
 import { Etcd3, EtcdLeaseInvalidError, type Lease, type Watcher } from 'etcd3';
 import type { ClusterLimits, ClusterMemberSource, ClusterMemberState, Eligibility, PeerState } from '../../core/contracts/ClusterMemberSource.js';
+import { olderEpoch } from '../../core/cluster/eligibility.js';
 import { describeError, raError } from '../../core/errors.js';
 
 export interface ClusterMemberOptions {
@@ -631,10 +632,9 @@ export class ClusterMember {
     // every peer still counts against a candidate whose log is of an older epoch.
     const since = this.vacantSince;
     const fresh = since === null ? this.peers : this.peers.filter((p) => (this.peerRevisions.get(p.member) ?? 0) > since);
-    const selfEpoch = this.o.source.state().epoch;
-    const newer = this.peers.filter((p) => p.epoch > selfEpoch);
-    this.lastEligibility = newer.length > 0
-      ? { eligible: false, reason: `its log is of epoch ${selfEpoch}, older than ${newer.map((p) => `${p.member}'s ${p.epoch}`).join(', ')}` }
+    const older = olderEpoch(this.o.source.state().epoch, this.peers);
+    this.lastEligibility = older !== null
+      ? { eligible: false, reason: older }
       // `size` is what the config says; a cluster seen larger counts as larger (a size set too
       // small would shrink the sync quorum below what the pigeonhole needs).
       : this.o.source.eligible(fresh, { ...this.o.limits, members: Math.max(this.o.limits.members, this.peers.length + 1) });

@@ -323,6 +323,11 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       await o.family.heal(o.kind, ctx, injected);
       healed = true;
     }
+    // The loop may break on a commit that came in after this iteration's heal-to-commit reading
+    // (the break re-reads the record after the HTTP polls): look once more before calling it missing.
+    if (healedAt !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded' && recordState(paths.record).acks > acksAtHeal) {
+      r.healToCommitMs = Math.round(mono() - healedAt);
+    }
     // A recovery recorded, but the application not committing after the heal by the deadline.
     if (recovery && recoveredAt === null) recoveredAt = firstSeen.get(recovery.id)!;
     if (holdUntil !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded') r.problems.push(`the application did not commit again within ${((deadline - (healedAt ?? deadline)) / 1000).toFixed(1)} s of the heal`);

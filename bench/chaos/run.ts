@@ -5,6 +5,10 @@
  * seeded; prints a table per kind and writes bench/results/chaos.json.
  *
  *   npm run chaos -- [--seed N] [--trials N] [--kinds a,b] [--cluster] [--trial N] [--recovery-timeout-ms N] [--keep]
+ *   npm run chaos -- --schedule mixed [--seed N] [--length N] [--kinds a,b] [--cluster]
+ *
+ * `--schedule mixed`: one agent and workload for a seeded random sequence of kinds injected back
+ * to back (test/chaos/schedule.ts), reported per kind as the trials are.
  *
  * Exit 0 when every trial passed; 1 when an invariant broke (an acknowledged commit missing,
  * uncommitted data visible, a page that fails its check, the agent crashing); 2 when trials
@@ -20,6 +24,7 @@ import { CLUSTER_FAMILY, CLUSTER_KINDS, probeCluster, type ClusterFaultKind } fr
 import { allKinds, FAMILIES } from '../../test/chaos/faults/index.js';
 import { SEED_TARGETS, type FaultFamily, type FaultKind } from '../../test/chaos/faults/types.js';
 import { RTO_TOLERANCE, runTrial, type TrialResult } from '../../test/chaos/harness.js';
+import { runSchedule } from '../../test/chaos/schedule.js';
 import { formatTable, summarize } from '../../test/chaos/summary.js';
 import { numArg, strArg } from '../lib/args.js';
 import { repoRoot } from '../lib/report.js';
@@ -47,7 +52,13 @@ acknowledged commit lost where a store opened, no overlapping epochs). Needs etc
 
 --trial N runs only trial N (with --kinds naming its kind): every failed trial prints the command
 that replays it. --keep keeps every trial's directory (agent logs, record, store); a failed
-trial's is always kept. Results: bench/results/chaos.json (--out to write elsewhere).
+trial's is always kept. Results: bench/results/chaos.json, a schedule's chaos-mixed.json (--out to write elsewhere).
+--schedule mixed: one agent, store and writer for a seeded random sequence of --length N
+(default 12) faults back to back while the workload runs, drawn from the kinds that need no
+set-up of their own (--kinds to choose; with --cluster also the cluster kinds, on one cluster);
+checked after each fault (its answer, the history of every writer run so far) and in full at the
+end. The whole schedule replays from its seed and length.
+
 Exit: 0 all passed, 1 an invariant broke, 2 trials failed otherwise.`);
   process.exit(0);
 }
@@ -67,12 +78,24 @@ if (chosen.some((c) => c.cluster)) probes.set(CLUSTER_FAMILY, await probeCluster
 for (const [f, why] of probes) if (why) console.log(`unsupported: ${f}: ${why}`);
 
 const results: TrialResult[] = [];
+const schedule = strArg('schedule');
+if (schedule !== undefined && schedule !== 'mixed') throw new Error(`--schedule ${schedule}: the one schedule is mixed`);
 const numbers = only !== null ? [only] : Array.from({ length: trials * chosen.length }, (_, i) => i);
 const t0 = Date.now();
 /** The run's cluster, started at its first cluster trial; its trials' results, for `close`. */
 let cluster: ClusterChaos | null = null;
 const clusterResults: TrialResult[] = [];
-for (const n of numbers) {
+let leftOut: string[] = [];
+if (schedule === 'mixed') {
+  const report = await runSchedule({
+    seed, length: numArg('length', 12), named: strArg('kinds') !== undefined, probes, recoveryTimeoutMs, keep, log: (l) => console.log(l),
+    kinds: chosen.map((c) => (c.cluster ? { cluster: c.cluster } : { family: c.family, kind: c.kind })),
+  });
+  results.push(...report.results);
+  leftOut = report.leftOut;
+  for (const l of leftOut) console.log(`left out of the schedule: ${l}`);
+}
+for (const n of schedule === 'mixed' ? [] : numbers) {
   const c = chosen[n % chosen.length]!;
   const kind = c.kind;
   let r: TrialResult;
@@ -100,11 +123,11 @@ for (const n of numbers) {
 
 if (cluster !== null) await cluster.close(clusterResults, keep);
 const summary = summarize(results);
-console.log(`\nchaos (seed ${seed}, ${results.length} trials, ${Math.round((Date.now() - t0) / 1000)} s)\n${formatTable(summary)}`);
-const out = strArg('out') ?? path.join(repoRoot(), 'bench', 'results', 'chaos.json');
+console.log(`\nchaos${schedule ? ` (schedule ${schedule})` : ''} (seed ${seed}, ${results.length} ${schedule ? 'faults' : 'trials'}, ${Math.round((Date.now() - t0) / 1000)} s)\n${formatTable(summary)}`);
+const out = strArg('out') ?? path.join(repoRoot(), 'bench', 'results', schedule ? `chaos-${schedule}.json` : 'chaos.json');
 mkdirSync(path.dirname(out), { recursive: true });
 const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, totalMemBytes: os.totalmem(), loadavg: os.loadavg() };
-writeFileSync(out, JSON.stringify({ bench: 'chaos', seed, trialsPerKind: trials, rtoTolerance: RTO_TOLERANCE, probes: Object.fromEntries(probes), kinds: summary, trials: results, machine, at: new Date().toISOString() }, null, 2) + '\n');
+writeFileSync(out, JSON.stringify({ bench: 'chaos', seed, ...(schedule ? { schedule, leftOut } : { trialsPerKind: trials }), rtoTolerance: RTO_TOLERANCE, probes: Object.fromEntries(probes), kinds: summary, trials: results, machine, at: new Date().toISOString() }, null, 2) + '\n');
 console.log(`wrote ${path.relative(process.cwd(), out)}`);
 const broken = results.some((r) => r.violations.length > 0 || r.ackedLost > 0 || r.agentCrashes > 0);
 process.exit(broken ? 1 : results.some((r) => r.status === 'failed') ? 2 : 0);

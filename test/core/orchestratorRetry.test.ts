@@ -90,7 +90,7 @@ describe('orchestrator: retries of a failed recovery', () => {
     const f = bus.publish('t', { kind: 'process-crash', priority: 'P1', subject: 'process:app' });
     await until(() => orch.openFailures().some((o) => o.state === 'retrying'));
     await orch.idle(); // a failure waiting for its retry is neither queued nor running
-    let open = orch.openFailures();
+    const open = orch.openFailures();
     assert.equal(open.length, 1);
     assert.equal(open[0]!.state, 'retrying');
     assert.equal(open[0]!.attempt, 1);

@@ -17,14 +17,10 @@ const SEED = 17;
 // that list (this test then says so).
 
 /**
- * Kinds left out of the short run, with why (they run in `npm run chaos`). Each is the same gap
- * of the agent: a failure whose recovery ran while the fault still held is escalated, and nothing
- * retries once the disk works again, so the application stays down (no commit is lost).
- * disk-full: the writer's log breaks on ENOSPC, the agent reports its process-crash,
- * recover-store fails on the still-full disk: escalated, every time. io-error-write /
- * io-error-fsync: passed or escalated by timing (restart-process verified before or after the
- * heal: 3 of 4 passed with seed 5) — a test that flips with the machine's load is no CI test.
- * Escalated trials also wait out the whole timeout, which the 90 s budget has no room for.
+ * Kinds left out of the short run, with why (they run in `npm run chaos`).
+ * (disk-full, io-error-write and io-error-fsync are back in: a recovery that ran while the disk
+ * fault held is retried once the disk works again — plugins/self-healer/retry.ts — and 10 replays
+ * of each with seed 17 all passed: `npm run chaos -- --seed 17 --kinds disk-full --trials 10`.)
  * page-bitflip: an open bug, by timing — repair from snapshot + WAL reads the live WAL while the
  * owner fills a segment and starts the next, takes the first for "a partial copy"
  * (RA_ERR_WAL_GAP) and the page stays corrupt (no commit lost). It failed in a CI run and in
@@ -35,7 +31,7 @@ const SEED = 17;
  * lost); a fix that stopped trusting that LSN let a stale rebuild in and was reverted
  * (`npm run chaos -- --seed 17 --trial 9 --kinds page-torn` with this list).
  */
-const LONG_RUN_ONLY = new Set(['disk-full', 'io-error-write', 'io-error-fsync', 'page-bitflip', 'page-torn']);
+const LONG_RUN_ONLY = new Set(['page-bitflip', 'page-torn']);
 
 async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);
@@ -49,7 +45,8 @@ async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, inde
   return out;
 }
 
-describe('chaos: one trial of every single-host fault kind', { timeout: 120_000 }, () => {
+// The guard: 15 trials in 5 rounds of 3 (the three disk kinds, back in, added 12–18 % of the trials' time).
+describe('chaos: one trial of every single-host fault kind', { timeout: 150_000 }, () => {
   it('keeps every acknowledged commit and recovers every fault it can detect', async () => {
     const probes = new Map<string, string | null>();
     for (const f of FAMILIES) probes.set(f.name, await f.probe());

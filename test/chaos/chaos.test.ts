@@ -28,17 +28,14 @@ const KNOWN_GAPS = new Set(['wal-live-bitflip', 'wal-archived-bitflip', 'snapsho
  * io-error-fsync: passed or escalated by timing (restart-process verified before or after the
  * heal: 3 of 4 passed with seed 5) — a test that flips with the machine's load is no CI test.
  * Escalated trials also wait out the whole timeout, which the 90 s budget has no room for.
- * page-bitflip: an open bug, by timing — repair from snapshot + WAL reads the live WAL while the
- * owner fills a segment and starts the next, takes the first for "a partial copy"
- * (RA_ERR_WAL_GAP) and the page stays corrupt (no commit lost). It failed in a CI run and in
- * replays of that trial (`npm run chaos -- --seed 17 --trial 6 --kinds page-bitflip`), and
- * passed in most of the harness's own runs.
- * page-torn: an open bug when the tear covers the page header — its garbage LSN is taken for the
- * page's and every rebuilt image looks older, so the repair is refused and escalated (no commit
- * lost); a fix that stopped trusting that LSN let a stale rebuild in and was reverted
- * (`npm run chaos -- --seed 17 --trial 9 --kinds page-torn` with this list).
+ * (page-bitflip and page-torn were here for two repair bugs that showed by timing: a live WAL
+ * segment the owner filled while the repair read it taken for a partial copy, and a torn
+ * header's garbage LSN making every rebuilt image look stale. The repair now reads the WAL up to
+ * the owner's durable LSN taken first and offers the image as of that LSN:
+ * test/plugins/snapshot-manager/rebuildDurable.test.ts. Replays: `--seed 17 --trial 6 --kinds
+ * page-bitflip`, `--seed 17 --trial 9 --kinds page-torn`.)
  */
-const LONG_RUN_ONLY = new Set(['disk-full', 'io-error-write', 'io-error-fsync', 'page-bitflip', 'page-torn']);
+const LONG_RUN_ONLY = new Set(['disk-full', 'io-error-write', 'io-error-fsync']);
 
 async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

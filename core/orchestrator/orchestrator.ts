@@ -2,7 +2,7 @@
  * The orchestrator (the seed's AutoRecoveryManager): takes failures from the bus, de-duplicates
  * them by fingerprint, queues them by priority (P0 first, oldest first within a priority), and
  * hands them to the healer with at most `maxConcurrentRecoveries` running at once and never two
- * on the same subject. Each recovery's RTO runs from the failure's detection to its verified fix
+ * on the same subject or the same store. Each recovery's RTO runs from the failure's detection to its verified fix
  * and is compared with the target for its priority. What the healer could not fix is escalated.
  * Failures and recoveries are journaled, so statistics survive a restart.
  *
@@ -20,7 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
-import type { Failure, FailureResolution, Priority } from '../contracts/Failure.js';
+import { storesOf, type Failure, type FailureResolution, type Priority } from '../contracts/Failure.js';
 import type { Healer, HealResult, RetryPlan } from '../contracts/Healer.js';
 import { describeError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
@@ -179,7 +179,18 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.pump();
   }
 
-  /** Starts queued recoveries while the limit allows, most urgent first, one per subject. */
+  /**
+   * What a recovery holds while it runs: its subject, and every store it is about. Two failures
+   * of one store (a crashed owner, a corrupt page of its store) are recovered one after the
+   * other: one's action may hold the store offline (a page repaired while the owner is down)
+   * while the other's finds it "locked by a live process" — a chaos run escalated a crash that
+   * way and left the application down.
+   */
+  private static holds(failure: Failure): string[] {
+    return [...new Set([failure.subject, ...storesOf(failure).map((id) => `store:${id}`)])];
+  }
+
+  /** Starts queued recoveries while the limit allows, most urgent first, one per subject and store. */
   private pump(): void {
     if (this.abort.signal.aborted) return;
     const queued = [...this.open.values()]
@@ -187,13 +198,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       .sort((a, b) => PRIORITY_RANK[a.failure.priority] - PRIORITY_RANK[b.failure.priority] || a.failure.detectedAt - b.failure.detectedAt);
     for (const o of queued) {
       if (this.running.size >= this.opts.maxConcurrent) return;
-      if (this.busySubjects.has(o.failure.subject)) continue;
+      const holds = Orchestrator.holds(o.failure);
+      if (holds.some((k) => this.busySubjects.has(k))) continue;
       o.state = 'running';
-      this.busySubjects.add(o.failure.subject);
+      for (const k of holds) this.busySubjects.add(k);
       this.emit('recovering', o.failure);
       const p = this.recover(o).finally(() => {
         this.running.delete(p);
-        this.busySubjects.delete(o.failure.subject);
+        for (const k of holds) this.busySubjects.delete(k);
         const pending = this.clearAfterRun.get(o.failure.fingerprint);
         if (o.retry && !pending && !this.abort.signal.aborted) this.awaitRetry(o, o.retry);
         else this.open.delete(o.failure.fingerprint);

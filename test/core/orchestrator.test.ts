@@ -65,6 +65,33 @@ describe('orchestrator', () => {
     await two.orch.stop();
   });
 
+  it('never runs two recoveries on one store at once: a crashed owner and a corrupt page of its store, one after the other', async () => {
+    const running: string[] = [];
+    const overlaps: string[][] = [];
+    const order: string[] = [];
+    const healer: Healer = {
+      id: 'test',
+      async heal(f) {
+        running.push(f.subject);
+        if (running.length > 1) overlaps.push([...running]);
+        order.push(f.subject);
+        await new Promise((r) => setTimeout(r, 40));
+        running.splice(running.indexOf(f.subject), 1);
+        return { outcome: 'recovered', attempts: [{ action: 'test', applied: true, verified: true, undone: false, durationMs: 40 }] };
+      },
+    };
+    const { bus, orch } = setup(healer, 3);
+    orch.start();
+    bus.publish('t', { kind: 'page-corruption', priority: 'P0', subject: 'store:s', evidence: { storeId: 's' } });
+    bus.publish('t', { kind: 'process-crash', priority: 'P1', subject: 'process:app', evidence: { processId: 'app', store: 's' } });
+    bus.publish('t', { kind: 'process-crash', priority: 'P1', subject: 'process:other', evidence: { processId: 'other', store: 't' } });
+    await orch.idle();
+    assert.ok(overlaps.some((o) => o.includes('store:s') && o.includes('process:other')), `another store's recovery ran beside the first: ${JSON.stringify(overlaps)}`);
+    assert.ok(!overlaps.some((o) => o.includes('store:s') && o.includes('process:app')), `store s had two recoveries at once: ${JSON.stringify(overlaps)}`);
+    assert.ok(order.indexOf('store:s') < order.indexOf('process:app'), order.join(', '));
+    await orch.stop();
+  });
+
   it('counts the RTO from the failure\'s start when its detector bounds it (occurredAt), never from after its detection', async () => {
     const h = slowHealer(20);
     const { bus, orch } = setup(h.healer);

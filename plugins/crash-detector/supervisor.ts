@@ -505,7 +505,8 @@ export class Supervisor implements ProcessSupervisor {
       onResume: () => {
         if (!e.workHung) return;
         e.workHung = false;
-        if (e.state === 'hung') e.state = 'running';
+        // Still silent: the heartbeat's hang goes on (its next heartbeat ends it).
+        if (e.state === 'hung' && e.hang?.silent !== true) e.state = 'running';
         e.log.info({ processPid: e.pid }, 'commits resumed');
       },
     });

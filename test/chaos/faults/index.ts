@@ -13,7 +13,7 @@ import type { FaultFamily, FaultKind } from './types.js';
 export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, diskFull, ioErrors, clockJump, memoryLeak, deadlock, appHungWork];
 
 /** Families CI runs in their own short test (chaosProc.test.ts), not in chaos.test.ts: each run stays within 90 s. */
-export const PROC_FAMILIES: ReadonlySet<string> = new Set([clockJump.name, memoryLeak.name, deadlock.name]);
+export const PROC_FAMILIES: ReadonlySet<string> = new Set([clockJump.name, memoryLeak.name, deadlock.name, appHungWork.name]);
 
 export function allKinds(): Array<{ family: FaultFamily; kind: FaultKind }> {
   return FAMILIES.flatMap((family) => family.kinds.map((kind) => ({ family, kind })));

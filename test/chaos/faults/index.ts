@@ -15,6 +15,14 @@ export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, d
 /** Families CI runs in their own short test (chaosProc.test.ts), not in chaos.test.ts: each run stays within 90 s. */
 export const PROC_FAMILIES: ReadonlySet<string> = new Set([clockJump.name, memoryLeak.name, deadlock.name, appHungWork.name]);
 
+/**
+ * Kinds the agent has no detector for yet (no failure is ever published for damage to the live
+ * WAL, the WAL archive or a snapshot): their trials fail as "not detected", with the history
+ * intact (chaos.test.ts asserts both). A mixed schedule leaves them out unless named: the damage
+ * they leave stays in its one store for every later fault.
+ */
+export const KNOWN_GAPS: ReadonlySet<string> = new Set(['wal-live-bitflip', 'wal-archived-bitflip', 'snapshot-bitflip', 'wal-truncated', 'snapshot-truncated']);
+
 export function allKinds(): Array<{ family: FaultFamily; kind: FaultKind }> {
   return FAMILIES.flatMap((family) => family.kinds.map((kind) => ({ family, kind })));
 }

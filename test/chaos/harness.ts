@@ -153,10 +153,13 @@ function isOurs(f: { subject: string }): boolean {
 /**
  * The recovery that answered failure `f`: its own, or — when the orchestrator folded `f` into an
  * open failure with the same fingerprint (a duplicate) — that one's, if it ended after `f` came.
+ * A recovery retried (it failed while the fault held) has a record per attempt: the last one not
+ * followed by a retry says how it ended; while a retry is pending there is no answer yet.
  */
 function recoveryOf(f: Failure, recoveries: ReadonlyMap<string, RecoveryRecord>): RecoveryRecord | null {
-  const all = [...recoveries.values()];
-  return all.find((x) => x.failureId === f.id) ?? all.find((x) => x.fingerprint === f.fingerprint && x.detectedAt <= f.detectedAt && x.finishedAt >= f.detectedAt) ?? null;
+  const all = [...recoveries.values()].filter((x) => x.retry === undefined);
+  const last = (xs: RecoveryRecord[]) => xs.sort((a, b) => a.finishedAt - b.finishedAt).at(-1);
+  return last(all.filter((x) => x.failureId === f.id)) ?? last(all.filter((x) => x.fingerprint === f.fingerprint && x.detectedAt <= f.detectedAt && x.finishedAt >= f.detectedAt)) ?? null;
 }
 
 export async function runTrial(o: TrialOptions): Promise<TrialResult> {
@@ -349,8 +352,9 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     if (holdUntil !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded') r.problems.push(`the application did not commit again within ${((deadline - (healedAt ?? deadline)) / 1000).toFixed(1)} s of the heal`);
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
-    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated).length;
-    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x)) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
+    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated && (x.attempt ?? 1) === 1).length;
+    // An attempt that failed while the fault held and was retried is the agent's answer working, not a problem.
+    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x) && x.retry === undefined) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
     if (o.kind.expects.type === 'degraded') {
       // Slow is not dead: a recovery of the store or the application is a false alarm (a storm, if several).
       for (const x of newRecoveries.values()) if (isOurs(x)) r.problems.push(`a false recovery of a slow but working ${x.subject}: ${x.kind} → ${x.outcome}`);

@@ -4,7 +4,7 @@
  * today (the scrub → page-corruption → repair-page); the others expect one — a detector that names
  * the damaged file as corruption of its store — and a trial without it is reported as failed.
  */
-import { archivedSegments, dataFile, flipBit, liveWalByte, probeFileDamage, snapshotChunks, size } from './files.js';
+import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, probeFileDamage, snapshotChunks, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 /** Failure kinds that name damage to a store's files (the data page's is the only one today). */
@@ -32,7 +32,7 @@ export const bitFlips: FaultFamily = {
     const bit = rng.int(0, 7);
     switch (k.name) {
       case 'page-bitflip': {
-        const page = rng.int(ctx.coldPages.from, ctx.coldPages.to);
+        const page = await pageOutOfMemory(ctx.store, ctx.coldPages, rng);
         const at = page * ctx.pageSize + rng.int(0, ctx.pageSize - 1);
         return { what: `${flipBit(dataFile(ctx.store), at, bit)} (page ${page})`, state: { page } };
       }

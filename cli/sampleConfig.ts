@@ -74,6 +74,9 @@ processes: []
 #    # The agent passes RECOVERY_AGENT_HEARTBEAT=udp://host:port/token; the process sends the
 #    # token as a datagram every 500 ms or so. Or probes: http: URL (2xx), tcp: host:port.
 #    heartbeat: { udp: 127.0.0.1:9465, timeout: 5s }
+#    # A probe of real work (with store:): no commit for timeout while transactions are open or
+#    # waiting is a process-hang too, even while heartbeats come. Idle (nothing open) is not hung.
+#    workWatch: { enabled: true, interval: 1s, timeout: 30s }
 #    restart:
 #      policy: on-failure           # on-failure | always | never
 #      backoff: { initial: 100ms, max: 15s, resetAfter: 30s }

@@ -175,7 +175,11 @@ function resolvePaths(config: AgentConfig, source: string, composed: ComposedCon
   return {
     ...resolveSections(config, 'root'),
     source: path.resolve(source),
-    agent: { ...config.agent, dataDir: abs(config.agent.dataDir) },
+    agent: {
+      ...config.agent,
+      dataDir: abs(config.agent.dataDir),
+      ...(config.agent.http.chaosReport !== undefined ? { http: { ...config.agent.http, chaosReport: abs(config.agent.http.chaosReport) } } : {}),
+    },
     stores: config.stores.map((s) => resolveSections({ ...s, path: abs(s.path) }, 'store')),
     // A started process runs in its cwd (default: the config's directory); args stay as written.
     processes: config.processes.map((p) => ({

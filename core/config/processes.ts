@@ -35,6 +35,25 @@ const HeartbeatSection = z
     }
   });
 
+/**
+ * A probe of real work, for a process that writes a store (`store:`): its owner's commit count,
+ * read through the store's control socket every `interval`. No commit for `timeout` while
+ * transactions are open or waiting is a hang — the heartbeat may still come (a stuck work loop
+ * beside a live timer or thread). An idle process (no transaction open) is never hung. Set
+ * `timeout` above the longest transaction the application holds open while nothing else commits.
+ */
+const WorkWatchSection = z
+  .strictObject({
+    enabled: z.boolean().default(true),
+    interval: duration.default(1000),
+    timeout: duration.default(30_000),
+  })
+  .superRefine((w, ctx) => {
+    if (w.interval < 10 || w.timeout <= w.interval) {
+      ctx.addIssue({ code: 'custom', message: `expected an interval of 10ms or more and a timeout longer than it (interval ${w.interval} ms, timeout ${w.timeout} ms)`, path: ['timeout'], input: w.timeout });
+    }
+  });
+
 const RestartSection = z
   .strictObject({
     /** on-failure: after a non-zero exit, a signal or a hang; always: after any exit; never. */
@@ -63,6 +82,8 @@ export const ProcessSection = z
     /** Instead of command: watch a process the agent did not start, by the pid in this file (and its start time on line 2, if present). */
     pidFile: z.string().min(1).optional(),
     heartbeat: HeartbeatSection.optional(),
+    /** The work probe of a store's writer (only with `store`): no commit while transactions wait is a hang. */
+    workWatch: WorkWatchSection.prefault({}),
     restart: RestartSection.prefault({}),
     /** How long a stopping process has after SIGTERM before SIGKILL. */
     stopGrace: duration.default(5000),

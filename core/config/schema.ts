@@ -32,6 +32,8 @@ const AgentSection = z.strictObject({
       token: z.string().min(16, { error: 'expected a token of at least 16 characters' }).optional(),
       /** Listen on a non-loopback address without a token (refused otherwise). */
       allowUnauthenticatedRemote: z.boolean().default(false),
+      /** The chaos report (`npm run chaos`) whose RTO histogram the dashboard shows; default: the package's bench/results/chaos.json. */
+      chaosReport: z.string().min(1).optional(),
     })
     .superRefine((http, ctx) => {
       const problem = exposureProblem(http);

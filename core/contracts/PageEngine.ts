@@ -204,7 +204,9 @@ export interface OwnerStatus {
   readonly flushedLsn: number;
   readonly redoLsn: number;
   readonly activeTransactions: number;
-  /** Transactions committed since the owner opened the store (how an application is seen to commit). */
+  /** Lock requests waiting behind another transaction's lock (optional: older owners). */
+  readonly lockWaits?: number;
+  /** Transactions committed since the owner opened the store, only growing (how an application is seen to commit). */
   readonly commits?: number;
   /** The owner's page cache: pages held, how many are dirty, their bytes (optional: older owners). */
   readonly cache?: { readonly pages: number; readonly dirty?: number; readonly bytes?: number };

@@ -128,6 +128,12 @@ export interface ProcessHangEvidence {
   readonly lastHeartbeatAt: number | null;
   readonly timeoutMs: number;
   readonly store: string | undefined;
+  /**
+   * `silence`: no heartbeat within `timeoutMs` (absent in older evidence); `no-work`: heartbeats
+   * come, but the store's owner committed nothing for `work.stalledMs` while transactions were open.
+   */
+  readonly reason?: 'silence' | 'no-work';
+  readonly work?: { readonly stalledMs: number; readonly commits: number; readonly activeTransactions: number; readonly lockWaits: number; readonly unanswered: boolean };
 }
 
 /** Token under which the crash detector provides its `ProcessSupervisor`. */

@@ -6,6 +6,7 @@
  *   GET /dashboard.js     its script      (open)
  *   GET /dashboard.css    its style       (open)
  *   GET /events           server-sent events (read: the bearer token once one is set)
+ *   GET /chaos-report     the latest chaos report's RTO histogram (read; chaosReport.ts)
  *
  * `/events` sends the whole status document (what `GET /status` answers) as a `state` event on
  * connect, then, as they happen, `failure` (published), `recovering` (its recovery started) and
@@ -36,6 +37,7 @@ import type { Failure } from '../contracts/Failure.js';
 import type { Orchestrator } from '../orchestrator/orchestrator.js';
 import type { ClearedRecord, RecoveryRecord } from '../orchestrator/journal.js';
 import { documentJsonText, toJsonText } from './jsonSafe.js';
+import { readChaosReport } from './chaosReport.js';
 
 /** The page's files, relative to this module compiled (dist/core/http/) or not (core/http/). */
 export function dashboardDir(): URL {
@@ -67,6 +69,13 @@ export interface DashboardOptions {
   maxStreams?: number;
   /** Bytes a stream may have waiting for its client before it is dropped. */
   maxBufferedBytes?: number;
+  /** The chaos report whose RTO histogram the page shows (default: the package's bench/results/chaos.json). */
+  chaosReport?: string;
+}
+
+/** The package's own latest chaos report: bench/results/chaos.json beside core/. */
+export function defaultChaosReport(): string {
+  return new URL('../../../bench/results/chaos.json', dashboardDir()).pathname;
 }
 
 export const DEFAULT_MAX_STREAMS = 32;
@@ -91,6 +100,12 @@ export function mountDashboard(app: FastifyInstance, o: DashboardOptions): void 
       reply.header('content-type', f.type).header('cache-control', 'no-cache').header('content-security-policy', CSP).header('x-content-type-options', 'nosniff').send(body),
     );
   }
+
+  const chaosFile = o.chaosReport ?? defaultChaosReport();
+  app.get('/chaos-report', async (_req, reply) => {
+    const r = await readChaosReport(chaosFile);
+    return 'view' in r ? r.view : reply.code(404).send({ error: r.missing });
+  });
 
   const maxStreams = o.maxStreams ?? DEFAULT_MAX_STREAMS;
   const maxBuffered = o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES;

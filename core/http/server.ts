@@ -169,6 +169,7 @@ export function buildServer(d: HttpDeps): FastifyInstance {
     // The dashboard also wants the stores (which to ask /snapshots about) and recent failures.
     status: () => ({ ...status(), stores: storesOf(d.config), recentFailures: d.orchestrator.recentFailures(50), recentRecoveries: d.orchestrator.recentRecoveries(50) }),
     refresh: () => ({ health: health(d), ...sections(), openFailures: d.orchestrator.openFailures(), statistics: d.orchestrator.snapshot() }),
+    ...(d.config.agent.http.chaosReport !== undefined ? { chaosReport: d.config.agent.http.chaosReport } : {}),
   });
 
   // After the core's own routes, so that a plugin claiming one of them is refused by name.

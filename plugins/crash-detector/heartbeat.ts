@@ -129,6 +129,11 @@ export class HangWatch {
     this.arm(this.timeoutMs);
   }
 
+  /** True while the process is silent past the timeout (until its next heartbeat). */
+  get silent(): boolean {
+    return this.hung;
+  }
+
   /** Records a heartbeat; true when it ends a hang. */
   beat(now = performance.now()): boolean {
     if (!this.active) return false;

@@ -7,6 +7,7 @@ import type { SpawnedChild } from './childProcess.js';
 import type { HangWatch } from './heartbeat.js';
 import type { PidFileContent } from './pidFile.js';
 import type { ProbeLoop } from './probes.js';
+import type { WorkWatch } from './workWatch.js';
 import { performance } from 'node:perf_hooks';
 import { CpuMeter, readProcStat, readRssBytes } from './procStats.js';
 import { RestartPolicy } from './restartPolicy.js';
@@ -45,6 +46,9 @@ export class ProcessEntry {
   threads: number | null = null;
 
   hang: HangWatch | null = null;
+  /** The work probe of a store's writer (workWatch.ts); `workHung` while it says the work is stuck. */
+  work: WorkWatch | null = null;
+  workHung = false;
   probes: ProbeLoop | null = null;
   pendingRestart: Promise<{ pid: number }> | null = null;
   /** Aborted by stop(id) and shutdown, to end a restart that is waiting out its backoff. */

@@ -21,6 +21,7 @@ import { findOrphan } from './orphans.js';
 import { HangWatch, UdpHeartbeats } from './heartbeat.js';
 import { readPidFile, sameInstance } from './pidFile.js';
 import { ProbeLoop } from './probes.js';
+import { WorkWatch, type WorkReading, type WorkStall } from './workWatch.js';
 import { readProcStat, startedAtFromTicks } from './procStats.js';
 import { ProcessEntry } from './processEntry.js';
 import { InstanceRecords, checkRecord, processesDir } from './processRecords.js';
@@ -67,6 +68,8 @@ export class Supervisor implements ProcessSupervisor {
     private readonly gates: readonly ProcessGate[] = [],
     /** A store's current path (core StorePaths: a store moved off a failed disk is at its spare), handed to its process. */
     private readonly storePath: (storeId: string) => string | undefined = () => undefined,
+    /** Reads the work counters of a store's owner (workWatch.ts); none: no work probe. */
+    private readonly readWork: ((storeId: string, timeoutMs: number) => Promise<WorkReading>) | null = null,
   ) {
     for (const cfg of processes) this.entries.set(cfg.id, new ProcessEntry(cfg, log));
     this.udp = new UdpHeartbeats(log);
@@ -464,6 +467,7 @@ export class Supervisor implements ProcessSupervisor {
   // ---- heartbeats and resources ------------------------------------------------------------
 
   private watchHeartbeats(e: ProcessEntry): void {
+    this.watchWork(e);
     const hb = e.cfg.heartbeat;
     if (hb === undefined) return;
     if (hb.udp !== undefined && e.token !== null) this.udp.register(hb.udp, e.token, () => this.onBeat(e));
@@ -480,13 +484,39 @@ export class Supervisor implements ProcessSupervisor {
     if (udp !== undefined && e.token !== null) this.udp.unregister(udp, e.token);
     e.hang?.stop();
     e.probes?.stop();
+    e.work?.stop();
     e.hang = null;
     e.probes = null;
+    e.work = null;
+    e.workHung = false;
+  }
+
+  /** The work probe of a store's writer, per instance (a new instance starts with a fresh judge). */
+  private watchWork(e: ProcessEntry): void {
+    const store = e.cfg.store;
+    const ww = e.cfg.workWatch;
+    if (store === undefined || this.readWork === null || !ww.enabled) return;
+    const read = this.readWork;
+    e.work = new WorkWatch({
+      intervalMs: ww.interval,
+      timeoutMs: ww.timeout,
+      read: (timeoutMs) => read(store, timeoutMs),
+      onStall: (stall) => this.onWorkStall(e, stall),
+      onResume: () => {
+        if (!e.workHung) return;
+        e.workHung = false;
+        // Still silent: the heartbeat's hang goes on (its next heartbeat ends it).
+        if (e.state === 'hung' && e.hang?.silent !== true) e.state = 'running';
+        e.log.info({ processPid: e.pid }, 'commits resumed');
+      },
+    });
+    e.work.start();
   }
 
   private onBeat(e: ProcessEntry): void {
     e.lastHeartbeatAt = Date.now();
-    if (e.hang?.beat() && e.state === 'hung') {
+    // A hang of its work (workHung) is not ended by a heartbeat: the heartbeat never stopped.
+    if (e.hang?.beat() && e.state === 'hung' && !e.workHung) {
       e.state = 'running';
       e.log.info({ processPid: e.pid }, 'heartbeats resumed');
     }
@@ -501,9 +531,24 @@ export class Supervisor implements ProcessSupervisor {
     }
     e.state = 'hung';
     e.hangs++;
-    const evidence: ProcessHangEvidence = { processId: e.id, mode: e.mode, pid: e.pid, lastHeartbeatAt: e.lastHeartbeatAt, timeoutMs: e.hang!.timeoutMs, store: e.cfg.store };
+    const evidence: ProcessHangEvidence = { processId: e.id, mode: e.mode, pid: e.pid, lastHeartbeatAt: e.lastHeartbeatAt, timeoutMs: e.hang!.timeoutMs, store: e.cfg.store, reason: 'silence' };
     this.publish(PROCESS_HANG, e, { ...evidence });
     e.log.warn(logFields(evidence), 'process hangs: no heartbeat within the timeout');
+  }
+
+  /** Heartbeats may still come: the work loop is what is stuck (workWatch.ts). */
+  private onWorkStall(e: ProcessEntry, work: WorkStall): void {
+    if (e.state !== 'running' || e.pid === null) return;
+    e.state = 'hung';
+    e.workHung = true;
+    e.hangs++;
+    const evidence: ProcessHangEvidence = { processId: e.id, mode: e.mode, pid: e.pid, lastHeartbeatAt: e.lastHeartbeatAt, timeoutMs: e.cfg.workWatch.timeout, store: e.cfg.store, reason: 'no-work', work };
+    this.publish(PROCESS_HANG, e, { ...evidence });
+    const beat = e.lastHeartbeatAt === null ? 'no heartbeat yet' : `heartbeat ${Date.now() - e.lastHeartbeatAt} ms ago`;
+    e.log.warn(
+      logFields(evidence),
+      `process hangs: ${beat}, no commit for ${(work.stalledMs / 1000).toFixed(1)} s while ${work.activeTransactions} transaction(s) are open (${work.lockWaits} waiting for a lock)${work.unanswered ? ', and its store no longer answers' : ''}`,
+    );
   }
 
   private sampleAll(): void {

@@ -37,6 +37,13 @@ export class LockManager {
     this.sweep.unref();
   }
 
+  /** Lock requests waiting now (transactions blocked behind another's lock), for the owner's status. */
+  get waiting(): number {
+    let n = 0;
+    for (const lock of this.locks.values()) n += lock.queue.length;
+    return n;
+  }
+
   /** Set once the store failed: every waiter was rejected with it, and every later request is. */
   private failure: Error | null = null;
 

@@ -239,6 +239,7 @@ export class PageStore {
       flushedLsn: this.wal.flushedLsn,
       redoLsn: this.redoLsn,
       activeTransactions: this.active.size,
+      lockWaits: this.locks.waiting,
       ...this.counters,
       cache: { pages: this.cache.size, dirty: this.cache.dirtyCount, bytes: this.cache.size * this.pageSize, loads: c.loads, hits: c.hits, evictions: c.evictions, corrupt: c.corrupt },
       ...(this.sender ? { replication: this.sender.status() } : {}),

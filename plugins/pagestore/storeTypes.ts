@@ -56,6 +56,9 @@ export interface StoreStatus {
   flushedLsn: number;
   redoLsn: number;
   activeTransactions: number;
+  /** Lock requests waiting behind another transaction's lock now. */
+  lockWaits: number;
+  /** Transactions committed since the store was opened: only grows (a work probe: is the owner committing?). */
   commits: number;
   aborts: number;
   checkpoints: number;

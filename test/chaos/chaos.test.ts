@@ -17,7 +17,16 @@ const SEED = 17;
 // that list (this test then says so).
 
 /**
- * Kinds left out of the short run, with why (they run in `npm run chaos`): none now.
+ * Kinds left out of the short run, with why (they run in `npm run chaos`).
+ * app-hung-work: detected (process-hang, no-work) and recovered in every replay, nothing lost,
+ * but the harness's check of the agent's RTO flips with the load: in the failed trials the harness
+ * first saw the failure 0.4–0.6 s after the agent published it, so the agent's RTO looked longer
+ * than the harness's span (beyond its 250 ms + 5 %). Likely cause, not proven: restart-process
+ * kills the hung writer and spawns the next one at once, and a spawn under load (fork, then
+ * waiting for the child's exec) holds the agent's loop while the harness's poll waits
+ * (app-sigstop, the other hang, failed the same way once). Alone: 28 of 30 replays passed (seeds
+ * 17 and 5, load 10–30); side by side with the other application kinds in chaosProc.test.ts: 3 of
+ * 5 (`npm run chaos -- --seed 17 --trial 3 --kinds app-hung-work`).
  * disk-full, io-error-write and io-error-fsync were out: a recovery that ran while the disk fault
  * held was escalated and nothing retried once the disk worked again. It is retried now
  * (plugins/self-healer/retry.ts); 10 replays of each with seed 17 passed
@@ -29,7 +38,7 @@ const SEED = 17;
  * test/plugins/snapshot-manager/rebuildDurable.test.ts. Replays: `--seed 17 --trial 6 --kinds
  * page-bitflip`, `--seed 17 --trial 9 --kinds page-torn`.
  */
-const LONG_RUN_ONLY = new Set<string>([]);
+const LONG_RUN_ONLY = new Set<string>(['app-hung-work']);
 
 async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

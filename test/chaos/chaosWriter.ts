@@ -23,7 +23,7 @@
  * opened with the WAL archiver (the store's snapshots dir) and the control socket, so the agent
  * can checkpoint, snapshot and repair it while it runs; it sends UDP heartbeats when the agent
  * gives it RECOVERY_AGENT_HEARTBEAT. Faults the harness arms in the writer itself (a leak, a
- * deadlock drill) are writerFaults.ts's. SIGTERM: the workers stop, the store is closed, `closed`.
+ * deadlock drill, a work loop stuck while the heartbeat goes on) are writerFaults.ts's. SIGTERM: the workers stop, the store is closed, `closed`.
  *
  *   node dist/test/chaos/chaosWriter.js --store DIR --archive SNAPDIR --record FILE
  *        [--seed S] [--pages 64] [--concurrency 3] [--checkpoint-every-ms 300] [--pause-ms 3] [--cold 0]
@@ -98,6 +98,8 @@ async function main(): Promise<void> {
 
   let stopping = false;
   let counter = 0;
+  /** Set by the `hang-work` fault: transactions stop short of their commit, forever (writerFaults.ts). */
+  let workHung = false;
   async function transaction(rng: Prng): Promise<void> {
     const stamp = makeStamp(runId, ++counter);
     const n = rng.int(1, 3);
@@ -107,6 +109,8 @@ async function main(): Promise<void> {
     const tx = store.begin();
     try {
       for (const p of pages) await tx.write(p, 0, pagePattern(payloadSize, stamp, p));
+      // Stuck with the transaction open and its locks held; the heartbeat timer goes on.
+      if (workHung) await new Promise<never>(() => {});
       if (rng.chance(0.1)) {
         await tx.abort();
         send({ t: 'abort', stamp });
@@ -140,7 +144,7 @@ async function main(): Promise<void> {
       if (isRaError(err, 'RA_ERR_WAL_WRITE')) fatal(err);
     });
   }, Number(args['checkpoint-every-ms']));
-  const stopFaults = watchWriterFaults(args.store, { store, nextStamp: () => makeStamp(runId, ++counter), hot: pageCount - 1 - cold, rng: new Prng(seed ^ runId), send, fatal });
+  const stopFaults = watchWriterFaults(args.store, { store, nextStamp: () => makeStamp(runId, ++counter), hot: pageCount - 1 - cold, rng: new Prng(seed ^ runId), send, fatal, hangWork: () => (workHung = true) });
   process.on('SIGTERM', () => (stopping = true));
   await Promise.all(workers);
   stopFaults();

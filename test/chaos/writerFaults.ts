@@ -7,6 +7,10 @@
  *   leak RATE_MIB LIMIT_MIB   its RSS grows by RATE_MIB MiB a second (filled buffers, kept); at
  *                             LIMIT_MIB it does what the OOM killer would make of it: a `fatal`
  *                             line, exit 137
+ *   hang-work                 its work loop gets stuck: every worker's next transaction, its pages
+ *                             written, waits forever before its commit — while the heartbeat, the
+ *                             checkpoints and the control socket go on (a hung application that
+ *                             still answers its heartbeat; the agent must see that nothing commits)
  *   deadlock                  two transactions take two pages' locks in opposite orders; the
  *                             store's deadlock detector must abort one (RA_ERR_DEADLOCK) and the
  *                             other commits; a `deadlock-drill` line says after how long
@@ -53,6 +57,8 @@ export interface WriterHooks {
   rng: Prng;
   send(msg: object): void;
   fatal(err: unknown): never;
+  /** From now on the writer's transactions never reach their commit (`hang-work`). */
+  hangWork(): void;
 }
 
 /** Polls the fault file; returns a stop function. */
@@ -80,6 +86,8 @@ export function watchWriterFaults(storeDir: string, h: WriterHooks): () => void 
           process.exit(137);
         }
       }, 100);
+    } else if (mode === 'hang-work') {
+      h.hangWork();
     } else if (mode === 'deadlock') {
       deadlockDrill(h).then(h.send, h.fatal);
     } else {

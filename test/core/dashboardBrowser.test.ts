@@ -218,6 +218,50 @@ describe('dashboard in a real browser (chromium)', () => {
     }
   });
 
+  it('draws the RTO histogram of the latest chaos report (agent.http.chaosReport), its kinds as rows', { timeout: 60_000 }, async () => {
+    const b = await launch();
+    const d = path.join(dir, 'chaos');
+    mkdirSync(d, { recursive: true });
+    // A fixture report in the shape bench/chaos/run.ts writes: 5 recovered trials, one failed (no bar).
+    const trial = (kind: string, rto: number | null, status = 'passed') => ({ kind, status, harnessRtoMs: rto, targetMs: 120_000 });
+    const report = {
+      bench: 'chaos', seed: 7, trialsPerKind: 3, at: '2026-12-01T10:00:00.000Z',
+      kinds: [
+        { kind: 'app-sigkill', trials: 3, passed: 3, failed: 0, unsupported: 0, targetMs: 120_000, rtoMs: { n: 3, p50: 700, p95: 1500, p99: 1500, max: 1500 } },
+        { kind: '<b>page-x</b>', trials: 3, passed: 2, failed: 1, unsupported: 0, targetMs: 10_000, rtoMs: { n: 2, p50: 4000, p95: 150_000, p99: 150_000, max: 150_000 } },
+      ],
+      trials: [trial('app-sigkill', 300), trial('app-sigkill', 700), trial('app-sigkill', 1500), trial('<b>page-x</b>', 4000), trial('<b>page-x</b>', 150_000), trial('<b>page-x</b>', 90_000, 'failed')],
+    };
+    writeFileSync(path.join(d, 'chaos.json'), JSON.stringify(report));
+    const config = validateConfig({ agent: { dataDir: path.join(d, 'agent'), workers: 1, http: { listen: '127.0.0.1:0', chaosReport: './chaos.json' } }, health: { enabled: false } }, path.join(d, 'agent.yaml'), {});
+    const agent = new Agent({ config, builtins: builtinPlugins, log: captureLogger().log });
+    await agent.start();
+    try {
+      const page = await (await b.newContext()).newPage();
+      const problems = watch(page);
+      await page.goto(`http://${agent.httpAddress}/`);
+      await page.waitForFunction(() => document.querySelectorAll('#chaos-chart .rto-bar').length > 0, null, { timeout: 10_000 });
+      assert.equal(await page.locator('#chaos-panel').isVisible(), true);
+      assert.equal(await page.evaluate(() => document.querySelectorAll('#chaos-chart .rto-bar').length), 5, 'one bar per kind and bin with trials');
+      const counts = await page.evaluate(() => Array.from(document.querySelectorAll('#chaos-chart .rto-count'), (e) => e.textContent));
+      assert.deepEqual(counts, ['', '1', '1', '1', '1', '', '', '', '', '1'], 'the failed trial is in no bin');
+      const bins = await page.evaluate(() => Array.from(document.querySelectorAll('#chaos-chart .rto-bin'), (e) => e.textContent));
+      assert.deepEqual(bins, ['< 250 ms', '< 500 ms', '< 1.0 s', '< 2.0 s', '< 5.0 s', '< 10.0 s', '< 30.0 s', '< 60.0 s', '< 2.0 min', '≥ 2.0 min']);
+      const rows = await page.evaluate(() => [...document.querySelectorAll('#chaos-kinds tbody tr')].map((r) => Array.from(r.children, (c) => c?.textContent)));
+      assert.deepEqual(rows, [
+        ['app-sigkill', '3/3', '700 ms', '1.5 s', '1.5 s', '2.0 min'],
+        ['<b>page-x</b>', '2/3', '4.0 s', '2.5 min', '2.5 min', '10.0 s'],
+      ]);
+      assert.equal(await page.evaluate(() => document.querySelectorAll('#chaos-kinds tbody tr')[1]!.children[3]!.className), 'bad', 'a p95 over its target is marked');
+      assert.match((await page.locator('#chaos-meta').textContent()) ?? '', /^5 recovered trials · seed 7 · 3 per kind · /);
+      assert.equal(await page.evaluate(() => document.querySelectorAll('#chaos-panel b').length), 0, 'a kind is text, not markup');
+      await page.screenshot({ path: path.join(repoRoot(), 'test-artifacts', 'dashboard-chaos.png'), fullPage: true });
+      assert.deepEqual(problems, []);
+    } finally {
+      await agent.stop();
+    }
+  });
+
   it('shows hostile strings from a failure as text, and runs none of them', { timeout: 60_000 }, async () => {
     const b = await launch();
     const d = path.join(dir, 'hostile');

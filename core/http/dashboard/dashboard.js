@@ -351,6 +351,65 @@ async function loadSnapshots() {
   $('snapshots').replaceChildren(...blocks);
 }
 
+// ---- the latest chaos report's RTO histogram (GET /chaos-report) --------------------------
+
+const binLabel = (b) => (b.toMs === null ? `≥ ${fmtMs(b.fromMs)}` : `< ${fmtMs(b.toMs)}`);
+
+/** Bars of trials per RTO bin (one colour per fault kind, stacked), and a row per kind. */
+function drawChaos(r) {
+  const kinds = r.kinds.map((k) => k.kind);
+  const colorOf = (kind) => COLORS[Math.max(0, kinds.indexOf(kind)) % COLORS.length];
+  const W = 600, H = 140, top = 10, bottom = 24, gap = 6;
+  const most = Math.max(1, ...r.bins.map((b) => b.count));
+  const bw = (W - gap * (r.bins.length + 1)) / r.bins.length;
+  const parts = [svg('line', { x1: 0, x2: W, y1: H - bottom, y2: H - bottom, stroke: '#d0d7de' })];
+  r.bins.forEach((b, i) => {
+    const x = gap + i * (bw + gap);
+    let y = H - bottom;
+    for (const [kind, n] of Object.entries(b.kinds)) {
+      const h = ((H - top - bottom) * n) / most;
+      y -= h;
+      const rect = svg('rect', { x, y, width: bw, height: h, fill: colorOf(kind), class: 'rto-bar' });
+      const t = svg('title', {});
+      t.textContent = `${kind}: ${n} trial${n === 1 ? '' : 's'} ${binLabel(b)}`;
+      rect.append(t);
+      parts.push(rect);
+    }
+    const count = svg('text', { x: x + bw / 2, y: y - 2, 'text-anchor': 'middle', 'font-size': 10, class: 'rto-count' });
+    count.textContent = b.count > 0 ? String(b.count) : '';
+    const label = svg('text', { x: x + bw / 2, y: H - 8, 'text-anchor': 'middle', 'font-size': 10, fill: '#656d76', class: 'rto-bin' });
+    label.textContent = binLabel(b);
+    parts.push(count, label);
+  });
+  $('chaos-chart').replaceChildren(...parts);
+  const when = r.at ? new Date(r.at).toLocaleString() : 'unknown time';
+  $('chaos-meta').replaceChildren(el('span', null, `${r.measured} recovered trials · seed ${r.seed ?? '–'} · ${r.trialsPerKind ?? '–'} per kind · ${when}`));
+  $('chaos-legend').replaceChildren(...kinds.map((k) => {
+    const i = el('i');
+    i.style.background = colorOf(k);
+    return el('span', null, i, k);
+  }));
+  fillBody('chaos-kinds', r.kinds.map((k) => el('tr', null,
+    el('td', null, k.kind), el('td', null, `${k.passed}/${k.trials}`),
+    el('td', null, fmtMs(k.p50Ms)), el('td', { class: k.p95Ms !== null && k.targetMs !== null && k.p95Ms > k.targetMs ? 'bad' : '' }, fmtMs(k.p95Ms)),
+    el('td', null, fmtMs(k.maxMs)), el('td', null, fmtMs(k.targetMs)))), 'no fault kinds in the report');
+}
+
+async function loadChaos() {
+  try {
+    const res = await fetch('chaos-report', { headers: headers() });
+    const body = await res.json();
+    $('chaos-panel').hidden = false;
+    if (!res.ok) {
+      $('chaos-meta').replaceChildren(el('span', { class: 'mute' }, body.error || `error ${res.status}`));
+      return;
+    }
+    drawChaos(body);
+  } catch (err) {
+    $('chaos-meta').replaceChildren(el('span', { class: 'warn' }, err.message));
+  }
+}
+
 async function loadHistory() {
   try {
     const res = await fetch('health/history?limit=300', { headers: headers() });
@@ -382,6 +441,7 @@ function onEvent(type, data) {
       addHealthSample(data.healthMonitor);
       if (data.healthMonitor) void loadHistory(); // (no health monitor: no history to ask for)
       void loadSnapshots();
+      void loadChaos();
       break;
     case 'status':
       Object.assign(state.status, data);

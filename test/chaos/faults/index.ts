@@ -1,4 +1,5 @@
 /** Every fault family the chaos harness knows; a new family is one module added here. */
+import { appHungWork } from './appHungWork.js';
 import { bitFlips } from './bitFlips.js';
 import { clockJump } from './clockJump.js';
 import { deadlock } from './deadlock.js';
@@ -9,7 +10,7 @@ import { signals } from './signals.js';
 import { tornFiles } from './tornFiles.js';
 import type { FaultFamily, FaultKind } from './types.js';
 
-export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, diskFull, ioErrors, clockJump, memoryLeak, deadlock];
+export const FAMILIES: readonly FaultFamily[] = [signals, bitFlips, tornFiles, diskFull, ioErrors, clockJump, memoryLeak, deadlock, appHungWork];
 
 /** Families CI runs in their own short test (chaosProc.test.ts), not in chaos.test.ts: each run stays within 90 s. */
 export const PROC_FAMILIES: ReadonlySet<string> = new Set([clockJump.name, memoryLeak.name, deadlock.name]);

@@ -13,6 +13,7 @@ import { validateConfig } from '../../../cli/config.js';
 import type { Failure } from '../../../core/contracts/Failure.js';
 import { HealingAction, type HealingContext } from '../../../core/contracts/HealingAction.js';
 import { ProcessGate, isProcessGate } from '../../../core/contracts/ProcessGate.js';
+import { StorageEngine, isStorageEngine } from '../../../core/contracts/StorageEngine.js';
 import { definePlugin } from '../../../core/plugin.js';
 import type { Logger } from 'pino';
 import { FailureBus as FailureBusImpl } from '../../../core/failureBus.js';
@@ -37,7 +38,7 @@ export function childProcessConfig(id: string, spec: ChildSpec, extra: Record<st
   return { id, command: process.execPath, args: [fixture('crash-detector-child.js'), JSON.stringify(spec)], ...extra };
 }
 
-export async function startDetector(processes: unknown[], options: { stores?: unknown[]; restartAction?: boolean; gates?: ProcessGate[] } = {}) {
+export async function startDetector(processes: unknown[], options: { stores?: unknown[]; restartAction?: boolean; gates?: ProcessGate[]; engines?: StorageEngine[] } = {}) {
   const cap = captureLogger();
   // A dataDir of its own: the supervisor records what it starts there (for a restarted agent to adopt).
   const dataDir = mkdtempSync(path.join(os.tmpdir(), 'ra-crash-detector-'));
@@ -57,6 +58,20 @@ export async function startDetector(processes: unknown[], options: { stores?: un
         provides: [ProcessGate],
         register(ctx) {
           for (const g of gates) ctx.provide(ProcessGate, g, isProcessGate);
+        },
+      }),
+    );
+  }
+  if (options.engines) {
+    const engines = options.engines;
+    // The engines the work probe reaches a store's owner through (the page store's, in the agent).
+    host.add(
+      definePlugin({
+        id: 'test-engines',
+        contractVersion: '^1.0.0',
+        provides: [StorageEngine],
+        register(ctx) {
+          for (const e of engines) ctx.provide(StorageEngine, e, isStorageEngine);
         },
       }),
     );

@@ -5,7 +5,8 @@
  * recovery's speed (issue #16 item 1) without pgbench's minutes of CPU: every run recovers the
  * very same WAL, so passes compare before/after a change.
  *
- * Per run: the 1-minute load average at its start (the machine is shared: a figure means little
+ * Each copy is fsync'd before the restart (the killed writer's WAL was durable; a dirty copy would
+ * make recovery's reopen of the log write it out). Per run: the 1-minute load average at its start (the machine is shared: a figure means little
  * without it), the restart (spawn of a process until PageStore.open returns, as the side-by-side
  * bench times it), the recovery's passes and its CPU time (every thread of the process). The
  * best run (shortest recovery) is the one reported.
@@ -18,7 +19,7 @@
  * Writes bench/results/recovery-ours.json; PostgreSQL's figures need the side-by-side bench.
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +84,28 @@ async function pristine(): Promise<TpcbGenResult> {
   return gen;
 }
 
+/** fsync of every file under `dir` (and the directories). */
+function syncTree(dir: string): void {
+  for (const e of readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) syncTree(p);
+    else if (e.isFile()) {
+      const fd = openSync(p, 'r');
+      try {
+        fsyncSync(fd);
+      } finally {
+        closeSync(fd);
+      }
+    }
+  }
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 interface Run {
   load1: number;
   restartMs: number;
@@ -99,6 +122,10 @@ try {
     rmSync(work, { recursive: true, force: true });
     const cp = spawnSync('cp', ['-a', path.join(root, 'pristine'), work]);
     if (cp.status !== 0) throw new Error(`cp -a failed: ${cp.stderr.toString()}`);
+    // The killed writer's WAL was durable (its commits were fdatasync'd); the copy's is dirty in
+    // the page cache, and recovery's reopen of the log (WalWriter.open's datasync of the last
+    // segment) would pay for writing it out. Sync the copy first, as the original was.
+    syncTree(work);
     const load1 = r2(os.loadavg()[0]!);
     const { value, ms, child } = await firstLine<{ openMs: number; cpuMs: number; stats: RecoveryStats }>(['open', work]);
     // The child closes the store after reporting (its checkpoint writes): let it finish first.

@@ -3,8 +3,8 @@
  * redo kernels of crash recovery and restore's LZ4 decoder.
  *
  * Import as `import { xxh3, xxh3Pages, verifyPages } from 'recovery-agent/native'` (and
- * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `walScanRecords`, `walAnalyze`,
- * `walScanAnalyze`, `lz4DecodeFrame`). Importing throws an
+ * `verifyFile`, `redoCheckRecords`, `redoApplyPages`, `redoApplyHeld`, `walScanRecords`, `walAnalyze`,
+ * `walScanAnalyze`, `lz4DecodeFrame`, `adviseHugePages`). Importing throws an
  * `Error` with `code === 'RA_ERR_NATIVE_MISSING'` when the addon for this platform has not been
  * built (`npm run build:native`) or cannot be loaded.
  *
@@ -234,6 +234,30 @@ export declare function redoApplyPages(
 ): number;
 
 /**
+ * {@link redoApplyPages} for pages the caller keeps in memory across calls (redoApply.ts
+ * `PageRedo`), with `held`: one byte per slot of the batch (`held[s − firstSlot]`), bit 1 set
+ * when an earlier call verified the page (or rebuilt it from a full image) and it has stayed in
+ * the caller's memory since. Such a page is not verified again (its page LSN is trusted); a page
+ * this call verifies or rebuilds gets the bit; and no changed page is resealed (status 1 still
+ * says it changed): the caller seals each changed page once, right before writing it
+ * (`sealPage`). Saves two page hashes per page per call. Same arguments, checks and errors
+ * otherwise; `held` must have `endSlot − firstSlot` elements and share no memory with another
+ * argument.
+ */
+export declare function redoApplyHeld(
+  wal: Uint8Array,
+  ordered: Uint32Array,
+  starts: Uint32Array,
+  pages: Uint32Array,
+  firstSlot: number,
+  endSlot: number,
+  slab: Uint8Array,
+  pageSize: number,
+  status: Uint32Array,
+  held: Uint8Array,
+): number;
+
+/**
  * Validates a run of consecutive WAL records of the reference store (plugins/pagestore/README.md,
  * "WAL") in one native call: from position `start` of `buf`, each record must have at least 64
  * bytes before `end`, a total length (u32 at 0) of at least 64, a multiple of 8 and within
@@ -365,3 +389,13 @@ export declare function walScanAnalyze(
  * (`code: 'ERR_INVALID_ARG_VALUE'`) when `dst` overlaps `frame`.
  */
 export declare function lz4DecodeFrame(frame: Uint8Array, dst: Uint8Array): number;
+
+/**
+ * Asks the kernel to back the whole 2 MiB-aligned huge pages inside `view`'s memory with
+ * transparent huge pages (`madvise(MADV_HUGEPAGE)`), before the memory is first touched: recovery
+ * fills hundreds of MiB of fresh buffers, and on a virtual machine each 4 KiB page fault costs
+ * tens of microseconds. A hint only: contents are unchanged, and where transparent huge pages
+ * are off, or off Linux, it does nothing.
+ * @returns The bytes advised (0 when no aligned huge page fits, off Linux, or when refused).
+ */
+export declare function adviseHugePages(view: Uint8Array): number;

@@ -10,9 +10,11 @@
 //! - `verifyFile(fd, pageSize, firstPageId, pageCount, maxLsn, threads, out): number`
 //! - `redoCheckRecords(wal, positions, pageIds, count, pageSize, pageCount, out): number`
 //! - `redoApplyPages(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status): number`
+//! - `redoApplyHeld(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status, held): number`
 //! - `walScanRecords(buf, start, end, startLsn, positions, first): number`
 //! - `walAnalyze(wal, positions, count, params, covered, txs, redo, dirty, summary): number`
 //! - `lz4DecodeFrame(frame: Uint8Array, dst: Uint8Array): number`
+//! - `adviseHugePages(view: Uint8Array): number`
 //!
 //! Module map: `xxh3` (short inputs, kernel choice), `long` (long-input loop, scalar kernel),
 //! `long_x86` (SSE2/AVX2/AVX-512 kernels), `verify_pages` (page header + checksum verification), `verify_file` (the same over a file
@@ -21,12 +23,13 @@
 //! validation for recovery's analysis pass, with its binding), `analysis` (the analysis pass's
 //! per-record work over a chunk of validated records: transactions, dirty pages, redo partition;
 //! or over records as the scan validates them, in one pass),
-//! `lz4` (decoding restore's LZ4 frames into the caller's buffer),
+//! `lz4` (decoding restore's LZ4 frames into the caller's buffer), `memory` (huge-page advice),
 //! `napi_sys` (declarations), `js` (argument and error helpers).
 
 mod analysis;
 mod long;
 mod lz4;
+mod memory;
 #[cfg(target_arch = "x86_64")]
 mod long_x86;
 mod redo;
@@ -46,7 +49,7 @@ mod napi_sys;
 mod tests;
 
 pub use lz4::{decode_block as lz4_decode_block, decode_frame as lz4_decode_frame};
-pub use redo::{apply_pages as redo_apply_pages, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
+pub use redo::{apply_pages as redo_apply_pages, apply_pages_held as redo_apply_pages_held, HELD_VERIFIED as REDO_HELD_VERIFIED, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
 pub use verify_file::{verify_file, FileRange, REASON_SHORT_READ};
 pub use verify_pages::{verify_page_with, verify_pages, verify_pages_with};
 pub use wal_scan::{scan_records as wal_scan_records, valid_record_at as wal_valid_record_at};
@@ -84,10 +87,12 @@ mod addon {
             export_function(env, exports, c"verifyFile", Some(crate::verify_file::binding::verify_file_js))?;
             export_function(env, exports, c"redoCheckRecords", Some(crate::redo::binding::redo_check_records_js))?;
             export_function(env, exports, c"redoApplyPages", Some(crate::redo::binding::redo_apply_pages_js))?;
+            export_function(env, exports, c"redoApplyHeld", Some(crate::redo::binding::redo_apply_held_js))?;
             export_function(env, exports, c"walScanRecords", Some(crate::wal_scan::binding::wal_scan_records_js))?;
             export_function(env, exports, c"walAnalyze", Some(crate::analysis::binding::wal_analyze_js))?;
             export_function(env, exports, c"walScanAnalyze", Some(crate::analysis::binding::wal_scan_analyze_js))?;
-            export_function(env, exports, c"lz4DecodeFrame", Some(crate::lz4::binding::lz4_decode_frame_js))
+            export_function(env, exports, c"lz4DecodeFrame", Some(crate::lz4::binding::lz4_decode_frame_js))?;
+            export_function(env, exports, c"adviseHugePages", Some(advise_huge_pages_js))
         })();
         match registered {
             Ok(()) => exports,
@@ -109,6 +114,19 @@ mod addon {
             // whatever bytes were read — callers synchronise if they need a stable answer.
             let bytes = if len == 0 { &[][..] } else { std::slice::from_raw_parts(ptr, len) };
             bigint_u64(env, xxh3_64(bytes))
+        })
+    }
+
+    /// `adviseHugePages(view: Uint8Array): number` (memory.rs)
+    unsafe extern "C" fn advise_huge_pages_js(env: napi_env, info: napi_callback_info) -> napi_value {
+        const NAME: &str = "adviseHugePages";
+        guard(env, NAME, || {
+            let [view] = args::<1>(env, info, NAME, "(view)")?;
+            let (ptr, len) = bytes_arg(env, view, NAME, "view")?;
+            // SAFETY: the view's backing store is this process's memory for the call; the advice
+            // changes no byte of it.
+            let advised = if len == 0 { 0 } else { crate::memory::advise_huge_pages(ptr as *mut u8, len) };
+            number(env, advised as f64)
         })
     }
 

@@ -1,6 +1,6 @@
 //! The Node-API bindings of the redo kernels (redo.rs): argument checks and the JS functions.
 
-use super::{apply_pages, check_records};
+use super::{apply_pages_held, check_records};
 use crate::js::{args, bytes_arg, guard, int_in_range_arg, invalid_value, number, positive_int_arg, range_error, uint32_arg, JsResult};
 use crate::napi_sys::{napi_callback_info, napi_env, napi_value};
 use crate::verify_pages::PAGE_HEADER_SIZE;
@@ -109,42 +109,69 @@ pub(crate) unsafe extern "C" fn redo_apply_pages_js(env: napi_env, info: napi_ca
     guard(env, NAME, || {
         let [wal, ordered, starts, pages, first, end, slab, page_size, status] =
             args::<9>(env, info, NAME, "(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status)")?;
-        let (wal_ptr, wal_len) = bytes_arg(env, wal, NAME, "wal")?;
-        let (ord_ptr, ord_len) = uint32_arg(env, ordered, NAME, "ordered")?;
-        let (st_ptr, st_len) = uint32_arg(env, starts, NAME, "starts")?;
-        let (pg_ptr, pg_len) = uint32_arg(env, pages, NAME, "pages")?;
-        let first = int_in_range_arg(env, first, NAME, "firstSlot", MAX_U32)? as usize;
-        let end = int_in_range_arg(env, end, NAME, "endSlot", MAX_U32)? as usize;
-        let (slab_ptr, slab_len) = bytes_arg(env, slab, NAME, "slab")?;
-        let page = positive_int_arg(env, page_size, NAME, "pageSize")?;
-        let (out_ptr, out_len) = uint32_arg(env, status, NAME, "status")?;
-        check_page_size(NAME, page)?;
-        let inputs = [
-            ("wal", Span::of(wal_ptr, wal_len)),
-            ("ordered", Span::of(ord_ptr, ord_len)),
-            ("starts", Span::of(st_ptr, st_len)),
-            ("pages", Span::of(pg_ptr, pg_len)),
-        ];
-        let slab_span = Span::of(slab_ptr, slab_len);
-        let status_span = Span::of(out_ptr, out_len);
-        disjoint(NAME, ("slab", slab_span), &inputs)?;
-        disjoint(NAME, ("status", status_span), &inputs)?;
-        disjoint(NAME, ("status", status_span), &[("slab", slab_span)])?;
-        // SAFETY: as in `redoCheckRecords`; `slab` and `status` overlap nothing else. The
-        // slab's bytes are writable (a Uint8Array is never read-only memory in Node 20).
-        let counts = apply_pages(
-            slice(wal_ptr, wal_len),
-            slice(ord_ptr, ord_len),
-            slice(st_ptr, st_len),
-            slice(pg_ptr, pg_len),
-            first,
-            end,
-            slice_mut(slab_ptr as *mut u8, slab_len),
-            page,
-            slice_mut(out_ptr, out_len),
-            Kernel::best(),
-        )
-        .map_err(|msg| invalid_value(format!("{NAME}: {msg}")))?;
-        number(env, counts.applied as f64)
+        apply_js(env, NAME, [wal, ordered, starts, pages, first, end, slab, page_size, status], None)
     })
+}
+
+/// `redoApplyHeld(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status, held): number`
+pub(crate) unsafe extern "C" fn redo_apply_held_js(env: napi_env, info: napi_callback_info) -> napi_value {
+    const NAME: &str = "redoApplyHeld";
+    guard(env, NAME, || {
+        let [wal, ordered, starts, pages, first, end, slab, page_size, status, held] =
+            args::<10>(env, info, NAME, "(wal, ordered, starts, pages, firstSlot, endSlot, slab, pageSize, status, held)")?;
+        apply_js(env, NAME, [wal, ordered, starts, pages, first, end, slab, page_size, status], Some(held))
+    })
+}
+
+/// The two apply bindings' common body: argument checks, then `apply_pages_held`.
+unsafe fn apply_js(env: napi_env, name: &str, a: [napi_value; 9], held: Option<napi_value>) -> JsResult<napi_value> {
+    let [wal, ordered, starts, pages, first, end, slab, page_size, status] = a;
+    let (wal_ptr, wal_len) = bytes_arg(env, wal, name, "wal")?;
+    let (ord_ptr, ord_len) = uint32_arg(env, ordered, name, "ordered")?;
+    let (st_ptr, st_len) = uint32_arg(env, starts, name, "starts")?;
+    let (pg_ptr, pg_len) = uint32_arg(env, pages, name, "pages")?;
+    let first = int_in_range_arg(env, first, name, "firstSlot", MAX_U32)? as usize;
+    let end = int_in_range_arg(env, end, name, "endSlot", MAX_U32)? as usize;
+    let (slab_ptr, slab_len) = bytes_arg(env, slab, name, "slab")?;
+    let page = positive_int_arg(env, page_size, name, "pageSize")?;
+    let (out_ptr, out_len) = uint32_arg(env, status, name, "status")?;
+    check_page_size(name, page)?;
+    let inputs = [
+        ("wal", Span::of(wal_ptr, wal_len)),
+        ("ordered", Span::of(ord_ptr, ord_len)),
+        ("starts", Span::of(st_ptr, st_len)),
+        ("pages", Span::of(pg_ptr, pg_len)),
+    ];
+    let slab_span = Span::of(slab_ptr, slab_len);
+    let status_span = Span::of(out_ptr, out_len);
+    disjoint(name, ("slab", slab_span), &inputs)?;
+    disjoint(name, ("status", status_span), &inputs)?;
+    disjoint(name, ("status", status_span), &[("slab", slab_span)])?;
+    let held = match held {
+        Some(h) => {
+            let (h_ptr, h_len) = bytes_arg(env, h, name, "held")?;
+            let held_span = Span::of(h_ptr, h_len);
+            disjoint(name, ("held", held_span), &inputs)?;
+            disjoint(name, ("held", held_span), &[("slab", slab_span), ("status", status_span)])?;
+            Some((h_ptr, h_len))
+        }
+        None => None,
+    };
+    // SAFETY: as in `redoCheckRecords`; `slab`, `status` and `held` overlap nothing else. The
+    // slab's and held's bytes are writable (a Uint8Array is never read-only memory in Node 20).
+    let counts = apply_pages_held(
+        slice(wal_ptr, wal_len),
+        slice(ord_ptr, ord_len),
+        slice(st_ptr, st_len),
+        slice(pg_ptr, pg_len),
+        first,
+        end,
+        slice_mut(slab_ptr as *mut u8, slab_len),
+        page,
+        slice_mut(out_ptr, out_len),
+        held.map(|(p, n)| slice_mut(p as *mut u8, n)),
+        Kernel::best(),
+    )
+    .map_err(|msg| invalid_value(format!("{name}: {msg}")))?;
+    number(env, counts.applied as f64)
 }

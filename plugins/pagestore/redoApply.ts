@@ -20,8 +20,8 @@
  * Synchronous file I/O: it runs in a worker, or in recovery when nothing else runs.
  */
 import { closeSync, openSync, readSync } from 'node:fs';
-import { redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
-import { readU64 } from './format.js';
+import { adviseHugePages, redoApplyHeld, redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
+import { readU64, sealPage } from './format.js';
 import { faultFires, die } from './faults.js';
 import { kRecLsn } from './walRecord.js';
 import { writeAllSync } from '../../core/writeAll.js';
@@ -227,8 +227,11 @@ function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number
   return { pages, starts, ordered };
 }
 
-/** Bytes per slab of a PageRedo's page cache (one native call applies a slab's pages). */
-const kCacheChunkBytes = 4 << 20;
+/**
+ * Bytes per slab of a PageRedo's page cache (one native call applies a slab's pages). Several
+ * huge pages, so that most of a slab gets them whatever its alignment (adviseHugePages).
+ */
+const kCacheChunkBytes = 16 << 20;
 /** Up to this many pages a PageRedo maps page ids to cache slots with a flat table. */
 const kFlatSlotPages = 1 << 22;
 const kNoSlot = 0xffffffff;
@@ -247,8 +250,10 @@ const kNoSlot = 0xffffffff;
  * which every later recovery repeats anyway), but the "nothing written" promise then holds only
  * for logs whose pages fit the budget.
  *
- * The kernel verifies a page before and re-seals it after every call that changes it, so each
- * `apply` costs two hashes per page it touches: callers batch several segments per apply.
+ * A page is verified once, when it is first applied to, and sealed once, right before it is
+ * written back: between applies it stays in memory unsealed (the kernel's `held` mode,
+ * `redoApplyHeld`). Verifying and re-sealing at every `apply` cost two 8 KiB hashes per page
+ * per apply, most of a worker's CPU after its page reads.
  */
 export class PageRedo {
   readonly result: RedoResult = { applied: 0, skipped: 0, pagesWritten: 0, corrupt: [], outOfRange: [] };
@@ -261,6 +266,8 @@ export class PageRedo {
   /** Per slot: its page id, whether it changed, whether it is corrupt (its records are dropped). */
   private slotPage = new Uint32Array(1024);
   private slotState = new Uint8Array(1024);
+  /** Per slot: the kernel's `held` byte (verified, unsealed since; see redoApplyHeld). */
+  private slotHeld = new Uint8Array(1024);
   private slots = 0;
   private readonly chunks: Buffer[] = [];
   private readonly chunkPages: number;
@@ -344,7 +351,7 @@ export class PageRedo {
       const first = c * this.chunkPages;
       const end = Math.min(slots, first + this.chunkPages);
       if (starts[first] === starts[end]) continue;
-      const applied = redoApplyPages(this.wal, ordered, starts, this.slotPage, first, end, this.chunks[c]!, this.pageSize, status);
+      const applied = redoApplyHeld(this.wal, ordered, starts, this.slotPage, first, end, this.chunks[c]!, this.pageSize, status, this.slotHeld.subarray(first, end));
       let live = 0;
       for (let k = 0; k < end - first; k++) {
         const s = first + k;
@@ -433,10 +440,19 @@ export class PageRedo {
       const state = new Uint8Array(slot * 2);
       state.set(this.slotState);
       this.slotState = state;
+      const held = new Uint8Array(slot * 2);
+      held.set(this.slotHeld);
+      this.slotHeld = held;
     }
-    if (Math.floor(slot / this.chunkPages) === this.chunks.length) this.chunks.push(Buffer.allocUnsafe(this.chunkPages * this.pageSize));
+    if (Math.floor(slot / this.chunkPages) === this.chunks.length) {
+      const chunk = Buffer.allocUnsafe(this.chunkPages * this.pageSize);
+      // Fresh memory, about to be filled by reads: a fault per 2 MiB instead of per 4 KiB.
+      adviseHugePages(chunk);
+      this.chunks.push(chunk);
+    }
     this.slotPage[slot] = pageId;
     this.slotState[slot] = 0;
+    this.slotHeld[slot] = 0;
     if (this.flat) this.flat[pageId] = slot;
     else this.map.set(pageId, slot);
     return slot;
@@ -468,6 +484,8 @@ export class PageRedo {
       let e = k + 1;
       while (e < dirty.length && (!last || e !== half) && dirty[e] === dirty[e - 1]! + 1 && this.slotPage[dirty[e]!] === this.slotPage[dirty[e - 1]!]! + 1 && Math.floor(dirty[e]! / this.chunkPages) === chunk) e++;
       const off = (slot % this.chunkPages) * size;
+      // Held pages are unsealed (redoApplyHeld): sealed here, once, as they leave memory.
+      for (let j = 0; j < e - k; j++) sealPage(this.chunks[chunk]!.subarray(off + j * size, off + (j + 1) * size));
       writeAllSync(this.fd, this.chunks[chunk]!.subarray(off, off + (e - k) * size), this.slotPage[slot]! * size);
       for (let j = k; j < e; j++) this.slotState[dirty[j]!]! &= ~kSlotDirty;
       this.result.pagesWritten += e - k;

@@ -49,6 +49,7 @@
  */
 import { closeSync, openSync, readSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { adviseHugePages } from 'recovery-agent/native';
 import { readU32 } from '../../core/bytes.js';
 import { raError } from '../../core/errors.js';
 import { RingProducer, SpscRing } from '../../core/ring/index.js';
@@ -408,6 +409,8 @@ export class SegmentWindow {
     private readonly segments: readonly number[],
   ) {
     this.bytes = new Uint8Array(new SharedArrayBuffer(Math.max(8, slots * segmentSize)));
+    // Fresh memory that the segment reads fill: a fault per 2 MiB instead of per 4 KiB.
+    adviseHugePages(this.bytes);
     this.held = Array.from({ length: slots }, () => ({ index: -1, length: 0, used: 0 }));
   }
 

@@ -35,6 +35,10 @@
  * keeps trying; the harness kills it shortly after the first, recovers without the library and
  * checks the same model. Also checked: no commit is acknowledged after the WAL failed, the store
  * fails only when the fault fired, and a fault that fired is not swallowed.
+ *
+ * The native addon's files must not change during a run: a build copied over the loaded file
+ * crashes every process that loaded it (SIGSEGV), which would pass for a bug of the code under
+ * test. A change stops the run with a violation that says so (addonWatch.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, open, readFile, rm } from 'node:fs/promises';
@@ -52,6 +56,7 @@ import { dataFileOf, walDirOf } from '../../plugins/pagestore/storeFiles.js';
 import { readRecordFromDisk } from '../../plugins/pagestore/walScan.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPath } from '../../plugins/pagestore/walSegments.js';
 import { fixture } from '../helpers/paths.js';
+import { AddonWatch } from './addonWatch.js';
 import { IO_FAULT_KINDS, describeIoFault, faultLibrary, ioFaultEnv, needsCheckpoints, pickIoFault, readFiredFault, storeRealPath, type IoFault, type IoFaultKind } from './ioFaults.js';
 import { Prng, decodePayload, describeSegments, stampName, stampRun, type WriterMessage } from './pattern.js';
 
@@ -503,6 +508,8 @@ export class CrashHarness {
   private readonly t0 = performance.now();
   private runId = 0;
   private readonly log: (line: string) => void;
+  /** The native addon's files as the run began: a child's SIGSEGV after they changed is the bench's (addonWatch.ts). */
+  private readonly addon = AddonWatch.start();
 
   private constructor(
     readonly dir: string,
@@ -572,6 +579,18 @@ export class CrashHarness {
     else if (s.violationCount === 101) this.log('VIOLATION … further violations are counted, not printed');
   }
 
+  /**
+   * True, with a violation, when the native addon's files changed since the run began: this
+   * process and its children would run changed code (a SIGSEGV of the bench, addonWatch.ts), or
+   * another build. Checked as each iteration begins and before the recovery in this process.
+   */
+  private addonChanged(): boolean {
+    const changed = this.addon.changes();
+    if (changed === null) return false;
+    this.violation(`${changed}; the run stops here`);
+    return true;
+  }
+
   /** Runs iterations as the options say; returns the summary. Removes a temporary store unless `keep`. */
   async run(): Promise<CrashSummary> {
     const o = this.options;
@@ -605,6 +624,7 @@ export class CrashHarness {
    * unchecked until `check`.
    */
   async crash(): Promise<Crashed | null> {
+    if (this.addonChanged()) return null;
     if (this.schedule.length === 0) {
       const io = this.options.ioFaults;
       this.schedule = this.rng.shuffle(io === 'only' ? [...IO_BLOCK] : io === 'mixed' ? [...BLOCK, ...IO_BLOCK] : [...BLOCK]);
@@ -668,7 +688,7 @@ export class CrashHarness {
         s.faultsFiredInWriter[point]++;
       } else this.violation(`writer killed by a SIGKILL the harness did not send (RA_FAULT ${fault ?? 'unset'})`);
     } else {
-      this.violation(`writer ended with ${w.outcome.code !== null ? `exit code ${w.outcome.code}` : `signal ${w.outcome.signal}`}, not SIGKILL: ${w.fatal ?? tail(w.outcome.stderr)}`);
+      this.violation(`writer ended with ${w.outcome.code !== null ? `exit code ${w.outcome.code}` : `signal ${w.outcome.signal}`}, not SIGKILL: ${w.fatal ?? tail(w.outcome.stderr)}${this.addon.noteFor(w.outcome.signal)}`);
     }
     if (point) s.faultsTried[point]++;
 
@@ -696,13 +716,14 @@ export class CrashHarness {
         } else if (r.code === 0) {
           s.recoveries++;
         } else {
-          this.violation(`recovery child (RA_FAULT=${f}) ended with ${r.code !== null ? `exit code ${r.code}` : `signal ${r.signal}`}: ${tail(r.stderr)}`);
+          this.violation(`recovery child (RA_FAULT=${f}) ended with ${r.code !== null ? `exit code ${r.code}` : `signal ${r.signal}`}: ${tail(r.stderr)}${this.addon.noteFor(r.signal)}`);
           if (r.killedByUs) return null;
         }
       }
     }
 
     // ---- recover here
+    if (this.addonChanged()) return null;
     const t = performance.now();
     let stats: RecoveryStats;
     try {

@@ -12,7 +12,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, describe, test } from 'node:test';
-import { redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
+import { adviseHugePages, redoApplyHeld, redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
 import { PageType, initPageHeader, pageLsn, sealPage, setPageLsn, verifyPage, writeU32, writeU64 } from '../../plugins/pagestore/format.js';
 import { applyRedo } from '../../plugins/pagestore/redoApply.js';
 import { RECORD_HEADER_SIZE, RecordType, encodeRecord, encodedSize, kFlagFullPage, kRecFlags, kRecLsn, kRecOffset, kRecRangeLength, kRecType, type RecordFields } from '../../plugins/pagestore/walRecord.js';
@@ -228,6 +228,77 @@ describe('native redoApplyPages', () => {
     }
     // The mix covered what it should.
     for (const [what, n] of Object.entries(seen)) assert.ok(n > 0, `no case of ${what}`);
+  });
+
+  test('redoApplyHeld: records over several calls, pages held unsealed between them, end as one redoApplyPages call does once sealed', () => {
+    let trusted = 0;
+    for (const [seed, pageSize, n, records] of [
+      [21, 4096, 40, 900],
+      [22, 8192, 30, 600],
+    ] as const) {
+      const sc = scenario(seed, pageSize, n, records);
+      const wal = sc.log.shared(3);
+      const label = `seed ${seed}`;
+      // The oracle: one redoApplyPages call over all the records.
+      const once = { ...grouping(sc) };
+      const onceSlab = Buffer.concat(sc.disk);
+      const onceStatus = new Uint32Array(n);
+      const onceApplied = redoApplyPages(wal, once.ordered, once.starts, once.pages, 0, n, onceSlab, pageSize, onceStatus);
+
+      // The same records in three calls (each page's records cut at random points), as PageRedo applies.
+      const next = prng(seed * 31);
+      const cuts = sc.recs.map((r) => [0, next() % (r.length + 1), 0, r.length].sort((a, b) => a - b).slice(1));
+      const slab = Buffer.concat(sc.disk);
+      const held = new Uint8Array(n);
+      const changed = new Set<number>();
+      const corrupt = new Set<number>();
+      let applied = 0;
+      for (let call = 0; call < 3; call++) {
+        const parts = sc.recs.map((r, s) => (corrupt.has(s) ? [] : r.slice(call === 0 ? 0 : cuts[s]![call - 1]!, cuts[s]![call]!)));
+        const starts = new Uint32Array(n + 1);
+        parts.forEach((r, s) => (starts[s + 1] = starts[s]! + r.length));
+        const status = new Uint32Array(n);
+        // A page held from an earlier call is trusted: damage its checksum to prove it is not verified again
+        // (undone below when the call left the page alone; a changed page is sealed at the end anyway).
+        const damaged: number[] = [];
+        for (let s = 0; s < n; s++) {
+          if (held[s] && parts[s]!.length > 0) {
+            slab[s * pageSize] ^= 0xff;
+            damaged.push(s);
+          }
+        }
+        trusted += damaged.length;
+        applied += redoApplyHeld(wal, Uint32Array.from(parts.flat()), starts, once.pages, 0, n, slab, pageSize, status, held);
+        for (const s of damaged) if (status[s] !== STATUS_CHANGED) slab[s * pageSize] ^= 0xff;
+        status.forEach((st, s) => {
+          if (st === STATUS_CHANGED) changed.add(s);
+          if (st >= 2 && st <= 5) corrupt.add(s);
+        });
+      }
+      assert.equal(applied, onceApplied, label);
+      for (let s = 0; s < n; s++) {
+        const page = slab.subarray(s * pageSize, (s + 1) * pageSize);
+        if (onceStatus[s]! >= 2) {
+          assert.ok(corrupt.has(s), `${label}: slot ${s} reported corrupt`);
+          assert.equal(held[s], 0, `${label}: a corrupt page is not held`);
+          continue;
+        }
+        assert.equal(changed.has(s), onceStatus[s] === STATUS_CHANGED, `${label}: slot ${s} changed`);
+        if (sc.recs[s]!.length > 0) assert.equal(held[s], 1, `${label}: slot ${s} held`);
+        if (changed.has(s)) sealPage(page);
+        assert.ok(page.equals(onceSlab.subarray(s * pageSize, (s + 1) * pageSize)), `${label}: page slot ${s}`);
+      }
+    }
+    assert.ok(trusted > 0, 'some held page was applied to again');
+  });
+
+  test('adviseHugePages changes no byte and advises whole 2 MiB pages at most', () => {
+    const buf = Buffer.alloc(9 << 20, 0x5a);
+    const advised = adviseHugePages(buf);
+    assert.ok(advised >= 0 && advised <= buf.length && advised % (2 << 20) === 0, `advised ${advised}`);
+    assert.ok(buf.every((b) => b === 0x5a));
+    assert.equal(adviseHugePages(new Uint8Array(0)), 0);
+    assert.equal(adviseHugePages(new Uint8Array(100)), 0);
   });
 
   test('a torn page is rebuilt from the image in its first record; one without is reported and left alone', () => {

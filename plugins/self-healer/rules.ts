@@ -43,6 +43,7 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   // Damage to what a restore needs (the snapshot manager's detector and actions).
   { on: 'snapshot-corruption', do: ['repair-snapshot'] },
   { on: 'archive-corruption', do: ['repair-archive'] },
+  { on: 'wal-corruption', do: ['checkpoint-past-damage'] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -13,12 +13,13 @@ import { assertInvariants, runTrial, type TrialResult } from './harness.js';
 const SEED = 17;
 
 /**
- * Kinds the agent has no detector for yet (no failure is ever published for damage to the live
- * WAL): their trials must fail as "not detected" — honestly, with the history still intact. A
- * detector for one moves it out of this list (this test then says so). Damage to a snapshot or
- * the WAL archive is the snapshot manager's (snapshot-corruption / archive-corruption).
+ * Kinds the agent has no detector for yet: their trials must fail as "not detected" — honestly,
+ * with the history still intact. A detector for one moves it out of this list (this test then
+ * says so). None today: damage to the live WAL is the corruption detector's WAL scrub
+ * (wal-corruption), to a snapshot or the WAL archive the snapshot manager's integrity pass
+ * (snapshot-corruption / archive-corruption).
  */
-const KNOWN_GAPS = new Set(['wal-live-bitflip', 'wal-truncated']);
+const KNOWN_GAPS = new Set<string>([]);
 
 /**
  * Kinds left out of the short run, with why (they run in `npm run chaos`). Each is the same gap

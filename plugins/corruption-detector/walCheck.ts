@@ -5,7 +5,8 @@
  * that fails them is damage — not the log's end: the owner made it durable, and crash recovery
  * would stop at it and lose every acknowledged commit after it.
  *
- * What counts as the end of a segment: the writer moves to the next segment only when the next
+ * What counts as the end of a segment: its file ends with its last record (the store cuts its
+ * log at the last valid record when it opens, and only appends), and the writer moves to the next segment only when the next
  * record does not fit in this one (the rule walSummary.ts in the snapshot manager reads copies
  * with), so a sealed segment whose records end where the next segment's first record would
  * still have fitted lost records: a bit flipped in one, or its tail cut off — unless the next
@@ -61,7 +62,7 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
   const starts = await log.listSegments(logDir);
   const out: WalCheck = { durableLsn, redoLsn: state.redoLsn, segments: 0, bytes: 0, damage: [] };
   /** The previous segment's start and where its valid records end (position), to check it once this one's first record is known. */
-  let prev: { start: number; end: number; file: string; buf: Uint8Array } | null = null;
+  let prev: { start: number; end: number; file: string; buf: Uint8Array; reported: boolean } | null = null;
 
   const damageAt = (file: string, start: number, buf: Uint8Array, at: number, reason: string): WalDamage => {
     const sums = log.recordChecksums?.(buf, at) ?? null;
@@ -101,13 +102,20 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
       // The previous segment was left for this one only if this one's first record did not fit after its records.
       if (end === hdr) {
         if (!current) out.damage.push(damageAt(file, start, buf, hdr, 'a sealed segment whose first record fails its check'));
-      } else if (sameEpoch && prev.end + log.recordLength(buf, hdr) <= state.segmentSize) {
+      } else if (!prev.reported && sameEpoch && prev.end + log.recordLength(buf, hdr) <= state.segmentSize) {
         out.damage.push(damageAt(prev.file, prev.start, prev.buf, prev.end, `the records stop at offset ${prev.end}, where the next record would still have fitted in the segment`));
       }
     }
+    // A sealed segment's file ends with its last record (the store cuts its log at the last valid
+    // record when it opens, and only appends): bytes after the valid records are records lost to damage.
+    let reported = false;
+    if (!current && end < buf.byteLength) {
+      out.damage.push(damageAt(file, start, buf, end, `the records stop at offset ${end}, ${buf.byteLength - end} bytes before the end of the sealed segment`));
+      reported = true;
+    }
     // Below the durable LSN every record must be there: a cut-off tail (the file shorter) is damage too.
     if (current && start + end < durableLsn!) out.damage.push(damageAt(file, start, buf, end, `the records stop at LSN ${start + end}, below the durable LSN ${durableLsn}`));
-    prev = { start, end, file, buf };
+    prev = { start, end, file, buf, reported };
   }
   return out;
 }

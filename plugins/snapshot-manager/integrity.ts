@@ -19,7 +19,8 @@ import { mkdir, readFile, readdir, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { archiveDirOf, chainOf, listSnapshotIds, MANIFEST_FILE, readManifest, snapshotPath, snapshotsDirOf, walFileName, xxh3Hex, type FileEntry, type Manifest } from './manifest.js';
-import type { ArchivedSegment } from './walArchive.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import { readRaw, type ArchivedSegment } from './walArchive.js';
 
 /** One damaged snapshot (any of its files) or archived segment. */
 export interface Damage {
@@ -31,6 +32,8 @@ export interface Damage {
   /** Its LSN range and the XXH3-64 of its raw bytes, when its sidecar is readable: [startLsn, endLsn). */
   endLsn?: number;
   rawXxh3?: string;
+  /** Where a segment's records break, when the damage is inside a copy that matches its sidecar (record-level). */
+  recordLsn?: number;
   /** The first damaged file, and what is wrong with it. */
   file: string;
   problem: string;
@@ -82,8 +85,28 @@ export async function checkSnapshot(dir: string, id: string): Promise<Damage | n
   return first;
 }
 
-/** Damage of the archived segment whose sidecar is `<dir>/wal/<name>.json`, or null. */
-export async function checkArchived(dir: string, startLsn: number): Promise<Damage | null> {
+/**
+ * Where the records of a segment's raw bytes stop, when they stop before its end: the store cuts
+ * its log at the last valid record whenever it opens (recovery truncates the segment there) and
+ * only appends, so a retired segment's file ends exactly with its last record. Valid records
+ * that stop earlier mean a record was damaged in the live segment before it was archived: the
+ * copy matches its sidecar, but a restore through it would fail there. Null when whole.
+ */
+export function recordsBreak(engine: PageEngine, raw: Uint8Array, startLsn: number): { offset: number; stored: string | null; computed: string | null } | null {
+  const hdr = engine.log.segmentHeaderSize;
+  if (raw.byteLength <= hdr) return null;
+  const end = engine.log.scanRecords(raw, hdr, raw.byteLength, startLsn + hdr);
+  if (end >= raw.byteLength) return null;
+  const sums = engine.log.recordChecksums?.(raw, end) ?? null;
+  return { offset: end, stored: sums?.stored ?? null, computed: sums?.computed ?? null };
+}
+
+/**
+ * Damage of the archived segment whose sidecar is `<dir>/wal/<name>.json`, or null. With
+ * `engine`, a copy that matches its sidecar is also decompressed and its records walked
+ * (`recordsBreak`) — once per copy when `whole` remembers the copies found whole.
+ */
+export async function checkArchived(dir: string, startLsn: number, engine?: PageEngine, whole?: Set<string>): Promise<Damage | null> {
   const base = path.join(archiveDirOf(dir), walFileName(startLsn));
   const id = `${walFileName(startLsn)}.lz4`;
   let e: ArchivedSegment;
@@ -99,7 +122,31 @@ export async function checkArchived(dir: string, startLsn: number): Promise<Dama
     if (!existsSync(`${base}.json`)) return null;
     bad = { found: null, problem: `${base}.lz4 is missing (its sidecar lists ${e.bytes} bytes with XXH3 ${e.xxh3})` };
   }
-  if (!bad) return null;
+  if (!bad) {
+    const key = `${startLsn}:${e.xxh3}`;
+    if (!engine || whole?.has(key)) return null;
+    let raw: Buffer;
+    try {
+      raw = await readRaw(`${base}.lz4`, e);
+    } catch (err) {
+      if (!existsSync(`${base}.json`)) return null; // pruned meanwhile
+      return { what: 'archive', id, startLsn, endLsn: startLsn + e.rawBytes, rawXxh3: e.rawXxh3, file: `${base}.lz4`, problem: (err as Error).message, expected: { bytes: e.bytes, xxh3: e.xxh3 }, found: null, files: [`${base}.lz4`] };
+    }
+    const brk = recordsBreak(engine, raw, startLsn);
+    if (!brk) {
+      whole?.add(key);
+      return null;
+    }
+    const sums = brk.stored !== null ? `; its checksum is ${brk.computed}, it stores ${brk.stored}` : '';
+    return {
+      what: 'archive', id, startLsn, endLsn: startLsn + e.rawBytes, rawXxh3: e.rawXxh3, file: `${base}.lz4`,
+      problem: `${base}.lz4 matches its sidecar, but its records stop at LSN ${startLsn + brk.offset} (offset ${brk.offset}), ${raw.byteLength - brk.offset} bytes before the segment's end: the live segment was damaged before it was archived${sums}`,
+      expected: brk.stored !== null ? { bytes: e.rawBytes, xxh3: brk.stored } : null,
+      found: brk.computed !== null ? { bytes: e.rawBytes, xxh3: brk.computed } : null,
+      files: [`${base}.lz4`],
+      recordLsn: startLsn + brk.offset,
+    };
+  }
   return { what: 'archive', id, startLsn, endLsn: startLsn + e.rawBytes, rawXxh3: e.rawXxh3, file: `${base}.lz4`, problem: bad.problem, expected: { bytes: e.bytes, xxh3: e.xxh3 }, found: bad.found, files: [`${base}.lz4`] };
 }
 
@@ -112,15 +159,18 @@ export async function archivedStarts(dir: string): Promise<number[]> {
   return names.filter((n) => /^[0-9a-f]{16}\.wal\.json$/.test(n)).map((n) => parseInt(n.slice(0, 16), 16)).sort((a, b) => a - b);
 }
 
-/** Every damaged snapshot and archived segment in `dir` (empty when all check out). */
-export async function findDamage(dir: string): Promise<Damage[]> {
+/**
+ * Every damaged snapshot and archived segment in `dir` (empty when all check out); with
+ * `engine`, archived segments are also checked record by record (see checkArchived).
+ */
+export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<string>): Promise<Damage[]> {
   const out: Damage[] = [];
   for (const id of await listSnapshotIds(dir)) {
     const d = await checkSnapshot(dir, id);
     if (d) out.push(d);
   }
   for (const start of await archivedStarts(dir)) {
-    const d = await checkArchived(dir, start);
+    const d = await checkArchived(dir, start, engine, whole);
     if (d) out.push(d);
   }
   return out;

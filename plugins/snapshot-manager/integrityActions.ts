@@ -10,7 +10,8 @@
  *   decompressed and checked.
  * - `repair-archive` (archive-corruption): the segment archived again from a copy that still
  *   matches the checksum of its raw bytes the sidecar recorded — the store's live WAL, if its
- *   owner still has the segment, else a snapshot's WAL copy of the whole segment. With none, the
+ *   owner still has the segment, else a snapshot's WAL copy of the whole segment — and whose
+ *   records run whole to its end (a live segment damaged before it retired has none). With none, the
  *   segment goes into the quarantine and a new full snapshot is taken, whose WAL starts past the
  *   segment, so restore no longer needs it; what is lost is point-in-time restore to any LSN from
  *   the segment's start to the end of the first snapshot past it (the outcome names the range).
@@ -24,7 +25,7 @@ import type { Failure } from '../../core/contracts/Failure.js';
 import type { HealingAction } from '../../core/contracts/HealingAction.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
-import { checkArchived, checkSnapshot, quarantineArchived, quarantineSnapshot } from './integrity.js';
+import { checkArchived, checkSnapshot, quarantineArchived, quarantineSnapshot, recordsBreak } from './integrity.js';
 import { ARCHIVE_CORRUPTION, SNAPSHOT_CORRUPTION } from './integrityDetector.js';
 import { archiveDirOf, chainOf, loadAll, snapshotPath, walFileName, xxh3Hex, type Manifest } from './manifest.js';
 import type { SnapshotScheduler } from './scheduler.js';
@@ -121,14 +122,14 @@ async function goodCopy(s: RepairableStore, e: ArchivedSegment): Promise<{ raw: 
   if ((await s.engine.log.listSegments(logDir)).includes(e.startLsn)) {
     const file = path.join(logDir, s.engine.log.segmentName(e.startLsn));
     const raw = await readFile(file).catch(() => null);
-    if (raw && raw.byteLength === e.rawBytes && xxh3Hex(raw) === e.rawXxh3) return { raw, from: file };
+    if (raw && raw.byteLength === e.rawBytes && xxh3Hex(raw) === e.rawXxh3 && !recordsBreak(s.engine, raw, e.startLsn)) return { raw, from: file };
   }
   for (const m of (await manifests(s.dir)).reverse()) {
     for (const w of m.wal) {
       if (w.startLsn !== e.startLsn || w.rawBytes !== e.rawBytes || w.rawXxh3 !== e.rawXxh3) continue;
       const file = path.join(snapshotPath(s.dir, m.id), w.file);
       const raw = await readRaw(file, w).catch(() => null);
-      if (raw) return { raw, from: file };
+      if (raw && !recordsBreak(s.engine, raw, e.startLsn)) return { raw, from: file };
     }
   }
   return null;
@@ -172,7 +173,7 @@ export function repairArchiveAction(stores: ReadonlyMap<string, RepairableStore>
         const e = await sidecar(s.dir, start);
         if (e) {
           // Archived again: the copy must check out, decompressed, and hold the bytes first archived.
-          if ((await checkArchived(s.dir, start)) !== null) return false;
+          if ((await checkArchived(s.dir, start, s.engine)) !== null) return false;
           const raw = await readRaw(path.join(archiveDirOf(s.dir), e.file), e).catch(() => null);
           return raw !== null && (typeof f.evidence.rawXxh3 !== 'string' || f.evidence.rawXxh3 === e.rawXxh3);
         }

@@ -13,7 +13,9 @@
  * and the application commits on — but a restore (or a page repair) that needs the damaged file
  * would fail, so the damage is to be healed within P2's RTO, before the next disaster needs it.
  * Evidence names the file, the snapshot or the segment's LSN range, and the expected and found
- * sizes and XXH3-64 checksums.
+ * sizes and XXH3-64 checksums. An archived copy that matches its sidecar is also walked record by
+ * record once (integrity.ts `recordsBreak`): a live segment damaged before it retired is archived
+ * with checksums of its damage, and found only so (`recordLsn`, the record's own checksums).
  *
  * A damage is published once; a pass that finds it again (its failure open, or escalated) stays
  * quiet, so a repair that failed is not retried every interval. Gone from a pass (repaired,
@@ -22,6 +24,7 @@
 import type { Logger } from 'pino';
 import type { Detector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
+import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { describeError } from '../../core/errors.js';
 import { findDamage, type Damage } from './integrity.js';
 
@@ -31,6 +34,8 @@ export const ARCHIVE_CORRUPTION = 'archive-corruption';
 export interface CheckedStore {
   id: string;
   dir: string;
+  /** The store's engine: archived segments are walked record by record with its log face. */
+  engine?: PageEngine;
   /** Pass interval (ms); 0: not checked. */
   everyMs: number;
 }
@@ -47,7 +52,7 @@ export function evidenceOf(store: string, dir: string, d: Damage): Record<string
   return {
     store,
     snapshotDir: dir,
-    ...(d.what === 'snapshot' ? { snapshotId: d.id } : { segment: d.id, startLsn: d.startLsn, ...(d.endLsn !== undefined ? { endLsn: d.endLsn, rawXxh3: d.rawXxh3 } : {}) }),
+    ...(d.what === 'snapshot' ? { snapshotId: d.id } : { segment: d.id, startLsn: d.startLsn, ...(d.endLsn !== undefined ? { endLsn: d.endLsn, rawXxh3: d.rawXxh3 } : {}), ...(d.recordLsn !== undefined ? { recordLsn: d.recordLsn } : {}) }),
     file: d.file,
     files: d.files,
     problem: d.problem,
@@ -65,6 +70,8 @@ export class IntegrityDetector implements Detector {
   /** Per store: the damage keys published and still found. */
   private published = new Map<string, Set<string>>();
   private stopped = false;
+  /** Archived copies already walked record by record and found whole (`<start>:<xxh3>`): decompressed once each. */
+  private wholeSegments = new Set<string>();
 
   /**
    * `busy(id)`: a repair of the store's directory is under way (integrityActions.ts): a pass then
@@ -100,7 +107,7 @@ export class IntegrityDetector implements Detector {
   async pass(s: CheckedStore, sink: FailureSink): Promise<Damage[]> {
     let damage: Damage[];
     try {
-      damage = await findDamage(s.dir);
+      damage = await findDamage(s.dir, s.engine, this.wholeSegments);
     } catch (err) {
       this.stats.failedPasses++;
       this.log.warn({ store: s.id, dir: s.dir, err: describeError(err) }, 'snapshot integrity pass failed');

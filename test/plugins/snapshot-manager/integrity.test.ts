@@ -21,7 +21,7 @@ import { IntegrityDetector } from '../../../plugins/snapshot-manager/integrityDe
 import { archiveDirOf, listSnapshotIds, snapshotPath, walFileName, type Manifest } from '../../../plugins/snapshot-manager/manifest.js';
 import { SnapshotScheduler, type ScheduledStore } from '../../../plugins/snapshot-manager/scheduler.js';
 import { verifySnapshots } from '../../../plugins/snapshot-manager/verify.js';
-import { archiveSegment, listArchive, walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
+import { archiveRaw, archiveSegment, listArchive, readRaw, walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 import { captureLogger } from '../../helpers/logCapture.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { pagestore } from '../../helpers/engine.js';
@@ -67,9 +67,10 @@ describe('snapshot and archive integrity: detection and repair', () => {
     const dir = path.join(root, name);
     cpSync(pristine, dir, { recursive: true });
     const s: ScheduledStore = { id: 'db', path: store, engine: pagestore, dir, fullEvery: 12, keep: { full: 5, incremental: 12 } };
+    const check = { id: 'db', dir, engine: pagestore, everyMs: 0 };
     const scheduler = new SnapshotScheduler([s], pool, log);
     const stores = new Map<string, RepairableStore>([['db', s]]);
-    return { dir, detector: new IntegrityDetector([{ id: 'db', dir, everyMs: 0 }], log), repairSnapshot: repairSnapshotAction(stores, scheduler), repairArchive: repairArchiveAction(stores, scheduler), check: { id: 'db', dir, everyMs: 0 } };
+    return { dir, detector: new IntegrityDetector([check], log), repairSnapshot: repairSnapshotAction(stores, scheduler), repairArchive: repairArchiveAction(stores, scheduler), check };
   };
 
   before(async () => {
@@ -167,6 +168,31 @@ describe('snapshot and archive integrity: detection and repair', () => {
     assert.equal(readdirSync(quarantineDirOf(t.dir)).length, 2, 'the segment and its sidecar, kept for audit');
     assert.equal(await t.repairArchive.verify(f, hctx), true);
     assert.deepEqual(await findDamage(t.dir), []);
+  });
+
+  it('a live segment damaged before it was archived (its copy matches its sidecar): found by its records, quarantined, a new full snapshot', async () => {
+    const t = setup('recorddamage');
+    // An archived (recycled) segment, archived again with a bit of a record flipped, as a checkpoint
+    // archives a live segment damaged in place: sidecar checksums of the damaged bytes.
+    const seg = (await listArchive(t.dir))[1]!;
+    const start = seg.startLsn;
+    const raw = await readRaw(path.join(archiveDirOf(t.dir), seg.file), seg);
+    assert.ok(raw.byteLength > 20_000);
+    raw[20_000] ^= 0x01;
+    await archiveRaw(pagestore, t.dir, raw, start);
+    assert.deepEqual(await findDamage(t.dir), [], 'the copy matches its sidecar');
+    const out = sink();
+    await t.detector.pass(t.check, out);
+    const f = out.published.find((x) => x.evidence.startLsn === start)!;
+    assert.ok(f, JSON.stringify(out.published.map((x) => x.evidence)));
+    assert.equal(f.kind, 'archive-corruption');
+    assert.ok((f.evidence.recordLsn as number) <= start + 20_000 && (f.evidence.recordLsn as number) > start, String(f.evidence.recordLsn));
+    assert.match(String(f.evidence.problem), /damaged before it was archived/);
+    assert.equal(await t.repairArchive.verify(f, hctx), false);
+    const r = await t.repairArchive.apply(f, hctx);
+    assert.match(r!.summary!, /no sound copy .* quarantined/);
+    assert.equal(await t.repairArchive.verify(f, hctx), true);
+    assert.deepEqual(await findDamage(t.dir, pagestore), []);
   });
 
   it('a damaged archived segment the live WAL still holds: archived again from it, verified byte for byte', async () => {

@@ -74,4 +74,11 @@ export function instrumentOrchestrator(registry: Registry, orchestrator: Orchest
     if (r.outcome === 'recovered') duration.observe({ priority: r.priority }, r.rtoMs / 1000);
   });
   orchestrator.on('escalation', () => escalations.inc());
+  const retries = new Counter({
+    name: 'recovery_agent_recovery_retries_total',
+    help: 'Failed recoveries run again, by failure kind and what woke the retry (condition: what blocked it cleared; backoff)',
+    labelNames: ['kind', 'trigger'] as const,
+    registers: [registry],
+  });
+  orchestrator.on('retry', (f, r) => retries.inc({ kind: f.kind, trigger: r.trigger }));
 }

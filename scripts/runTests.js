@@ -22,6 +22,7 @@ const root = path.resolve(import.meta.dirname, '..');
 /** Test files (relative to dist/test) that run alone, in phase 2. */
 const SERIAL = [
   'chaos/chaos.test.js',
+  'chaos/chaosCluster.test.js',
   'chaos/chaosProc.test.js',
   'e2e/diskFailure.test.js',
   'plugins/cluster/agents.test.js',

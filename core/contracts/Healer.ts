@@ -28,12 +28,42 @@ export interface HealResult {
   readonly outcome: 'recovered' | 'applied-unverified' | 'failed' | 'no-action';
   readonly attempts: readonly ActionAttempt[];
   readonly reason?: string;
+  /**
+   * A `failed` recovery whose cause may be transient (the store's disk full or not answering,
+   * an I/O error): the healer asks to run it again. The orchestrator keeps the failure open as
+   * `retrying` and starts the next attempt when `wait` resolves; without it, the failure stays
+   * escalated. The healer applies its own cap (it is told the attempt number).
+   */
+  readonly retry?: RetryPlan;
+}
+
+/** When and why the next attempt of a failed recovery runs. */
+export interface RetryPlan {
+  /** The attempt that will run next (the first recovery is attempt 1). */
+  readonly nextAttempt: number;
+  /** The healer's cap: no attempt after this one. */
+  readonly maxAttempts: number;
+  /** What would let the next attempt succeed, for people: "free space on /srv (12 KiB free)". */
+  readonly waitingFor: string;
+  /** The latest time (epoch ms) the next attempt starts: the backoff. */
+  readonly notAfter: number;
+  /**
+   * Resolves when the next attempt should start: `condition` when what blocked the recovery
+   * cleared, `backoff` when `notAfter` came first. Rejects when `signal` aborts.
+   */
+  wait(signal: AbortSignal): Promise<'condition' | 'backoff'>;
+}
+
+/** What the orchestrator tells the healer about a recovery besides the failure. */
+export interface HealContext {
+  /** 1 for the first recovery of a failure, 2 for its first retry, … */
+  readonly attempt: number;
 }
 
 export interface Healer {
   readonly id: string;
   /** Recovers from `failure`; aborted through `signal` when the agent stops. Never throws. */
-  heal(failure: Failure, signal: AbortSignal): Promise<HealResult>;
+  heal(failure: Failure, signal: AbortSignal, context?: HealContext): Promise<HealResult>;
 }
 
 /** Token under which the self-healer provides itself to the orchestrator. */

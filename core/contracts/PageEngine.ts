@@ -267,9 +267,11 @@ export interface LiveOwner {
   readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: string | null }>;
   /**
    * Asks the owner to write `image` (which it verifies, and refuses when stale) or, with none,
-   * its cached copy of the page.
+   * its cached copy of the page. `asOfLsn`: the image holds every record for the page below this
+   * durable LSN of the owner's (`SourcedPage.asOfLsn`), so the owner does not hold it against the
+   * LSN in the bad copy's header, which a copy failing its checksum cannot vouch for.
    */
-  installPage(pageId: number, image?: Uint8Array): Promise<{ pageId: number; source: 'image' | 'cache'; lsn: number }>;
+  installPage(pageId: number, image?: Uint8Array, asOfLsn?: number): Promise<{ pageId: number; source: 'image' | 'cache'; lsn: number }>;
   /**
    * A replication primary's owner asks its replicas for page `pageId` (the lowest-lag streaming
    * one first, made to apply its log up to the owner's flushed LSN) and returns the first copy
@@ -286,7 +288,7 @@ export interface LiveOwner {
   /** `replicaPage` for many pages, asked of the replica together. */
   replicaPages?(pageIds: readonly number[]): Promise<Array<PageBatchResult<{ image: Buffer; lsn: number; replica: string }>>>;
   /** `installPage` for many pages, written with one data-file sync per request. */
-  installPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchResult<{ source: 'image' | 'cache'; lsn: number }>>>;
+  installPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>): Promise<Array<PageBatchResult<{ source: 'image' | 'cache'; lsn: number }>>>;
   /**
    * Memory pressure: the owner lets go of what it can (its clean cached pages) and says how
    * much; dirty pages stay until a checkpoint. Optional: an owner without it is not asked.

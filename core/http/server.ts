@@ -72,6 +72,8 @@ export function health(d: Pick<HttpDeps, 'host' | 'orchestrator'>): Health {
       // A detector's own words, when it gave them (store-missing: why the store cannot be opened).
       const why = typeof o.failure.evidence.reason === 'string' ? `: ${o.failure.evidence.reason}` : '';
       reasons.push(`${o.failure.priority} ${o.failure.kind} on ${o.failure.subject} was not fixed automatically${why}`);
+    } else if (o.state === 'retrying' && (o.failure.priority === 'P0' || o.failure.priority === 'P1') && o.retry) {
+      reasons.push(`${o.failure.priority} ${o.failure.kind} on ${o.failure.subject} was not fixed yet: retrying automatically (attempt ${o.retry.nextAttempt} of ${o.retry.maxAttempts}) when ${o.retry.waitingFor}`);
     }
   }
   return { healthy: reasons.length === 0, reasons };

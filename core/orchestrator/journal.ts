@@ -34,6 +34,10 @@ export interface RecoveryRecord {
   /** Further failures with the same fingerprint that arrived while this one was open. */
   readonly duplicates: number;
   readonly reason?: string;
+  /** Which attempt at the failure this was, when it was retried or is to be (1 = the first). */
+  readonly attempt?: number;
+  /** Set when the failure is kept open for another attempt (HealResult.retry). */
+  readonly retry?: { readonly nextAttempt: number; readonly maxAttempts: number; readonly waitingFor: string; readonly notAfter: number };
 }
 
 /**

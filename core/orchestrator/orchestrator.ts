@@ -10,11 +10,18 @@
  * away by itself: the open or escalated failure is then `cleared` — journaled, emitted as a
  * `cleared` event and marked in `recentFailures()`, but not a recovery (no RTO sample, no weight
  * in RTO compliance). One being recovered right now is cleared when its recovery ends.
+ *
+ * A failed recovery the healer asks to retry (HealResult.retry: a cause that may be transient,
+ * such as a full disk) is escalated like any other the first time, but the failure stays open as
+ * `retrying`: when the healer's plan says (the blocking condition cleared, or its backoff ran
+ * out) it is queued again, as the same failure with the next attempt number, under the same
+ * limits (one recovery per subject, `maxConcurrentRecoveries`). A later attempt that recovers it
+ * ends the escalation; the healer's cap ends the retries, and the failure stays escalated.
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
 import type { Failure, FailureResolution, Priority } from '../contracts/Failure.js';
-import type { Healer, HealResult } from '../contracts/Healer.js';
+import type { Healer, HealResult, RetryPlan } from '../contracts/Healer.js';
 import { describeError } from '../errors.js';
 import type { FailureBus } from '../failureBus.js';
 import { Journal, type ClearedRecord, type RecoveryRecord } from './journal.js';
@@ -34,8 +41,23 @@ export interface OrchestratorOptions {
 
 interface Open {
   failure: Failure;
-  state: 'queued' | 'running';
+  state: 'queued' | 'running' | 'retrying';
   duplicates: number;
+  /** 1 for the first recovery, then one more per retry. */
+  attempt: number;
+  /** Set by a failed attempt the healer asked to retry; cleared when the next one is queued. */
+  retry?: RetryPlan;
+  /** Ends the wait for the next attempt (the failure cleared, the agent stopping). */
+  cancelRetry?: AbortController;
+}
+
+/** An open failure as the API shows it; `retry` while it waits for its next attempt. */
+export interface OpenFailure {
+  failure: Failure;
+  state: 'queued' | 'running' | 'retrying' | 'escalated';
+  duplicates: number;
+  attempt?: number;
+  retry?: RecoveryRecord['retry'];
 }
 
 /** A failure as `recentFailures()` lists it: with `state: 'cleared'` once its detector closed it. */
@@ -47,6 +69,8 @@ export interface OrchestratorEvents {
   recovering: [Failure];
   recovery: [RecoveryRecord];
   escalation: [RecoveryRecord];
+  /** A failed recovery's failure is queued again (attempt ≥ 2), woken by its condition or backoff. */
+  retry: [Failure, { attempt: number; trigger: 'condition' | 'backoff' }];
   /** Its detector closed an open or escalated failure (its condition went away by itself). */
   cleared: [ClearedRecord];
 }
@@ -104,13 +128,19 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
   }
 
   snapshot(): OrchestratorStats {
-    const running = [...this.open.values()].filter((o) => o.state === 'running').length;
-    return this.stats.snapshot(this.open.size - running, running);
+    const open = [...this.open.values()];
+    return this.stats.snapshot(open.filter((o) => o.state === 'queued').length, open.filter((o) => o.state === 'running').length);
   }
 
-  /** Failures queued or being recovered, and escalated ones not yet fixed. */
-  openFailures(): Array<{ failure: Failure; state: 'queued' | 'running' | 'escalated'; duplicates: number }> {
-    const out: Array<{ failure: Failure; state: 'queued' | 'running' | 'escalated'; duplicates: number }> = [...this.open.values()].map((o) => ({ failure: o.failure, state: o.state, duplicates: o.duplicates }));
+  /** Failures queued, being recovered or waiting to be retried, and escalated ones not yet fixed. */
+  openFailures(): OpenFailure[] {
+    const out: OpenFailure[] = [...this.open.values()].map((o) => ({
+      failure: o.failure,
+      state: o.state,
+      duplicates: o.duplicates,
+      ...(o.attempt > 1 || o.retry ? { attempt: o.attempt } : {}),
+      ...(o.retry ? { retry: retryFacts(o.retry) } : {}),
+    }));
     for (const r of this.escalated.values()) {
       if (this.open.has(r.fingerprint)) continue;
       const f = this.failures.find((x) => x.id === r.failureId);
@@ -127,9 +157,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return this.recoveries.slice(-limit);
   }
 
-  /** Resolves when nothing is queued or running (for tests and orderly shutdown). */
+  /** Resolves when nothing is queued or running (a failure waiting to be retried is neither). */
   async idle(): Promise<void> {
-    while (this.open.size > 0 || this.running.size > 0) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 10))]);
+    while ([...this.open.values()].some((o) => o.state !== 'retrying') || this.running.size > 0) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 10))]);
   }
 
   private accept(failure: Failure): void {
@@ -145,7 +175,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.opts.log.debug({ failureId: failure.id, fingerprint: failure.fingerprint }, 'duplicate failure folded into an open one');
       return;
     }
-    this.open.set(failure.fingerprint, { failure, state: 'queued', duplicates: 0 });
+    this.open.set(failure.fingerprint, { failure, state: 'queued', duplicates: 0, attempt: 1 });
     this.pump();
   }
 
@@ -164,8 +194,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       const p = this.recover(o).finally(() => {
         this.running.delete(p);
         this.busySubjects.delete(o.failure.subject);
-        this.open.delete(o.failure.fingerprint);
         const pending = this.clearAfterRun.get(o.failure.fingerprint);
+        if (o.retry && !pending && !this.abort.signal.aborted) this.awaitRetry(o, o.retry);
+        else this.open.delete(o.failure.fingerprint);
         if (pending) {
           this.clearAfterRun.delete(o.failure.fingerprint);
           this.resolve(pending);
@@ -185,12 +216,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       result = { outcome: 'no-action', attempts: [], reason: 'no healer is running' };
     } else {
       try {
-        result = await healer.heal(failure, this.abort.signal);
+        result = await healer.heal(failure, this.abort.signal, { attempt: o.attempt });
       } catch (err) {
         result = { outcome: 'failed', attempts: [], reason: `healer threw: ${describeError(err)}` };
       }
     }
     const finishedAt = Date.now();
+    // Only a failed recovery is retried; the plan is kept for when this one ends (pump).
+    o.retry = result.outcome === 'failed' ? result.retry : undefined;
     const targetMs = this.opts.rtoTargets[failure.priority];
     const rtoMs = finishedAt - (failure.occurredAt ?? failure.detectedAt);
     const record: RecoveryRecord = {
@@ -215,14 +248,21 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       attempts: result.attempts,
       duplicates: o.duplicates,
       ...(result.reason ? { reason: result.reason } : {}),
+      ...(o.attempt > 1 || o.retry ? { attempt: o.attempt } : {}),
+      ...(o.retry ? { retry: retryFacts(o.retry) } : {}),
     };
     this.stats.addRecovery(record);
     this.remember(this.recoveries, record);
     this.journal.append({ type: 'recovery', at: finishedAt, recovery: record });
     const log = this.opts.log;
-    if (record.escalated) {
+    if (record.escalated && o.attempt > 1) {
+      // Escalated at its first attempt already: a failed retry is not a new escalation.
       this.escalated.set(record.fingerprint, record);
-      log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, 'ESCALATION: automatic recovery failed; a human is needed');
+      const msg = o.retry ? 'recovery retry failed; retrying again' : `ESCALATION: automatic recovery failed after ${o.attempt} attempts; no more retries, a human is needed`;
+      (o.retry ? log.warn.bind(log) : log.error.bind(log))({ failureId: failure.id, kind: failure.kind, subject: failure.subject, attempt: o.attempt, reason: record.reason, retry: record.retry, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, msg);
+    } else if (record.escalated) {
+      this.escalated.set(record.fingerprint, record);
+      log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, o.retry ? `ESCALATION: automatic recovery failed; retrying (attempt ${o.retry.nextAttempt} of ${o.retry.maxAttempts}) when ${o.retry.waitingFor}` : 'ESCALATION: automatic recovery failed; a human is needed');
       this.emit('escalation', record);
     } else if (record.outcome === 'no-action') {
       log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, priority: failure.priority, reason: record.reason }, 'failure unhandled: nothing is set up to handle it (low priority, not escalated)');
@@ -230,9 +270,36 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, reason: record.reason }, 'recovery applied, but not verified: its actions cannot observe their effect');
     } else {
       this.escalated.delete(record.fingerprint);
-      log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, targetMs, withinTarget: record.withinTarget }, 'recovered');
+      log.info({ failureId: failure.id, kind: failure.kind, subject: failure.subject, rtoMs, targetMs, withinTarget: record.withinTarget, ...(record.attempt ? { attempt: record.attempt } : {}) }, 'recovered');
     }
     this.emit('recovery', record);
+  }
+
+  /**
+   * Keeps a failed recovery's failure open until its healer's plan says to try again, then
+   * queues it as its next attempt. The wait ends without a retry when the failure is cleared
+   * (resolve) or the agent stops.
+   */
+  private awaitRetry(o: Open, plan: RetryPlan): void {
+    o.state = 'retrying';
+    const cancel = new AbortController();
+    o.cancelRetry = cancel;
+    const stop = () => cancel.abort(this.abort.signal.reason);
+    this.abort.signal.addEventListener('abort', stop, { once: true });
+    plan.wait(cancel.signal).then(
+      (trigger) => {
+        this.abort.signal.removeEventListener('abort', stop);
+        if (this.open.get(o.failure.fingerprint) !== o || o.state !== 'retrying' || cancel.signal.aborted) return;
+        o.attempt = plan.nextAttempt;
+        o.retry = undefined;
+        o.cancelRetry = undefined;
+        o.state = 'queued';
+        this.opts.log.info({ failureId: o.failure.id, kind: o.failure.kind, subject: o.failure.subject, attempt: o.attempt, maxAttempts: plan.maxAttempts, trigger, waitedFor: plan.waitingFor }, trigger === 'condition' ? 'retrying a failed recovery: what blocked it cleared' : 'retrying a failed recovery: its backoff ran out');
+        this.emit('retry', o.failure, { attempt: o.attempt, trigger });
+        this.pump();
+      },
+      () => this.abort.signal.removeEventListener('abort', stop),
+    );
   }
 
   /**
@@ -249,6 +316,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         this.clearAfterRun.set(r.fingerprint, r);
         return;
       }
+      o.cancelRetry?.abort(new Error('the failure was cleared'));
       this.open.delete(r.fingerprint);
       cleared.push(o.failure);
     }
@@ -294,6 +362,11 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     list.push(item);
     if (list.length > (this.opts.recent ?? 1000)) list.shift();
   }
+}
+
+/** A plan's facts, as journaled and served (its `wait` is not data). */
+function retryFacts(p: RetryPlan): NonNullable<RecoveryRecord['retry']> {
+  return { nextAttempt: p.nextAttempt, maxAttempts: p.maxAttempts, waitingFor: p.waitingFor, notAfter: p.notAfter };
 }
 
 /** P2 and P3: degraded or housekeeping, not data or availability at risk. */

@@ -8,7 +8,10 @@ export interface OrchestratorStats {
   recoveriesFailed: number;
   /** Applied by actions that cannot observe their effect (webhook, exec without a check). */
   recoveriesUnverified: number;
+  /** Failures escalated (once each, however many times their recovery was retried). */
   escalations: number;
+  /** Failed attempts the healer retried (not counted as failed: the failure's last attempt says how it ended). */
+  recoveriesRetried: number;
   /** Low-priority failures nothing is set up to handle (no-action, not escalated): not in RTO compliance. */
   recoveriesUnhandled: number;
   /** Over successful recoveries. */
@@ -29,6 +32,7 @@ export class StatsKeeper {
   /** Applied by actions that cannot observe their effect: neither succeeded nor failed. */
   unverified = 0;
   escalations = 0;
+  retried = 0;
   /** no-action and not escalated: a low-priority failure no rule handles. */
   unhandled = 0;
   compliant = 0;
@@ -44,12 +48,14 @@ export class StatsKeeper {
       if (r.withinTarget) this.compliant++;
     } else if (r.outcome === 'applied-unverified') {
       this.unverified++;
+    } else if (r.retry) {
+      this.retried++;
     } else if (r.outcome === 'no-action' && !r.escalated) {
       this.unhandled++;
     } else {
       this.failed++;
     }
-    if (r.escalated) this.escalations++;
+    if (r.escalated && (r.attempt ?? 1) === 1) this.escalations++;
     this.duplicatesSuppressed += r.duplicates;
   }
 
@@ -63,6 +69,7 @@ export class StatsKeeper {
       recoveriesFailed: this.failed,
       recoveriesUnverified: this.unverified,
       escalations: this.escalations,
+      recoveriesRetried: this.retried,
       recoveriesUnhandled: this.unhandled,
       avgRtoMs: sorted.length ? sorted.reduce((a, b) => a + b, 0) / sorted.length : null,
       p95RtoMs: sorted.length ? sorted[Math.min(sorted.length - 1, Math.ceil(sorted.length * 0.95) - 1)]! : null,

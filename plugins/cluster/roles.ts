@@ -21,7 +21,7 @@ import { describeError } from '../../core/errors.js';
 import type { LeaderInfo } from './member.js';
 
 /** How soon a grant the owner could not take is tried again (see retryGrant). */
-const kGrantRetryMs = 50;
+const kGrantRetryMs = 20;
 /** Failed promotions of one epoch before the member gives the leader key up, and for how long. */
 const kStepAsideAfter = 3;
 const kStepAsideHoldMs = 10_000;
@@ -166,7 +166,7 @@ export class RoleDriver {
           // The owner then stops acknowledging at the last deadline it got: safe, and visible.
           const first = this.lastGrant?.error == null;
           this.lastGrant = { at: Date.now(), epoch, untilNs: until.toString(), error: describeError(err) };
-          if (first) this.o.log.warn({ store: this.o.store, epoch, err: describeError(err) }, 'cluster: could not grant the store\'s owner its lease (tried again every 50 ms while it is valid)');
+          if (first) this.o.log.warn({ store: this.o.store, epoch, err: describeError(err) }, 'cluster: could not grant the store\'s owner its lease (tried again every 20 ms while it is valid)');
           this.retryGrant(until);
         }
       }

@@ -51,7 +51,7 @@ async function online(engine: PageEngine, t: RepairTarget, owner: Required<Pick<
   const t0 = performance.now();
   const ms = () => Math.round((performance.now() - t0) * 10) / 10;
   const ended = new Map<number, PageBatchOutcome>();
-  const install: Array<{ pageId: number; image?: Buffer }> = [];
+  const install: Array<{ pageId: number; image?: Buffer; asOfLsn?: number }> = [];
   const bad: number[] = [];
   for (const s of await owner.pageStates(ids)) {
     if (s.error) ended.set(s.pageId, s);
@@ -83,7 +83,7 @@ async function online(engine: PageEngine, t: RepairTarget, owner: Required<Pick<
         const x = g.get(pageId)!;
         got.set(pageId, x);
         if (x instanceof Error) ended.set(pageId, { pageId, error: x });
-        else install.push({ pageId, image: x.page.image });
+        else install.push({ pageId, image: x.page.image, ...(x.page.asOfLsn !== undefined ? { asOfLsn: x.page.asOfLsn } : {}) });
       }
       signal?.throwIfAborted();
       if (install.length > 0) installs.push(owner.installPages(install.splice(0)).then(end));

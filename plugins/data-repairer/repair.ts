@@ -117,7 +117,7 @@ async function online(engine: PageEngine, t: RepairTarget, owner: LiveOwner, pag
   }
   if (!seen.fault) return { result: 'already-valid', source: null, mode: 'online', lsn: engine.pages.lsn(seen.image) };
   const got = await fromSources(engine, t, pageId, signal, owner);
-  const r = await owner.installPage(pageId, got.page.image);
+  const r = await owner.installPage(pageId, got.page.image, got.page.asOfLsn);
   return { result: 'repaired', source: r.source === 'cache' ? 'owner-cache' : got.source, mode: 'online', lsn: r.lsn, rebuilt: got.page.account };
 }
 

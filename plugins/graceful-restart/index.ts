@@ -8,7 +8,9 @@
  *   after its `stopGrace`: the application closes its store), the store is checked to need no
  *   crash recovery, and the process is started again through the ProcessSupervisor (its
  *   start-rate limit applies). A checkpoint that cannot be asked for (no control socket) is
- *   noted and the restart goes on: the restart is what frees the memory.
+ *   noted and the restart goes on: the restart is what frees the memory. The wait for the
+ *   checkpoint is bounded by the predicted exhaustion less `stopGrace` and a margin
+ *   (checkpointBudget.ts; rule options `checkpointMargin`, `checkpointTimeout`).
  * - verify: a new pid runs, its RSS (read from /proc) is below the failure's `thresholdBytes`
  *   (the prediction's guard line; else 80 % of `limitBytes`), the store needed no recovery when
  *   the old process had stopped, and — when the old owner served a control socket — the new
@@ -19,6 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import type { Failure } from '../../core/contracts/Failure.js';
 import { withOwner } from '../../core/contracts/PageEngine.js';
+import { checkpointBudgetMs, checkpointWithin, predictedExhaustion } from './checkpointBudget.js';
 import { ProcessSupervisor } from '../../core/contracts/ProcessSupervisor.js';
 import { StorageEngine } from '../../core/contracts/StorageEngine.js';
 import { parseDuration } from '../../core/config/units.js';
@@ -75,13 +78,20 @@ export default definePlugin({
         let checkpointError: string | null = null;
         if (store) {
           const { dir, engine } = stores.get(store)!;
-          try {
-            const k = await withOwner(engine, dir, (o) => o.checkpoint());
-            checkpointed = true;
-            hctx.log.info({ store, ...k }, 'store checkpointed by its owner before the restart');
-          } catch (err) {
-            checkpointError = describeError(err);
-            hctx.log.warn({ store, err: checkpointError }, 'cannot checkpoint the store before the restart; restarting all the same');
+          // Bounded by the predicted exhaustion: the restart must come before the OOM killer.
+          const budgetMs = checkpointBudgetMs(f, { now: Date.now(), stopGraceMs: cfg.stopGrace, marginMs: durationOption(hctx.options.checkpointMargin), capMs: durationOption(hctx.options.checkpointTimeout) });
+          if (budgetMs === 0) {
+            checkpointError = 'no time left before the predicted exhaustion';
+            hctx.log.warn({ store, predictedAt: predictedExhaustion(f) }, 'no time to checkpoint the store before the restart; restarting at once');
+          } else {
+            try {
+              const k = await checkpointWithin(engine, dir, budgetMs);
+              checkpointed = true;
+              hctx.log.info({ store, budgetMs, ...k }, 'store checkpointed by its owner before the restart');
+            } catch (err) {
+              checkpointError = describeError(err);
+              hctx.log.warn({ store, budgetMs, err: checkpointError }, 'cannot checkpoint the store before the restart; restarting all the same');
+            }
           }
         }
         if (hctx.signal.aborted) throw raError('RA_ERR_PROCESS_STATE', 'graceful-restart was aborted (timeout or agent stopping)');
@@ -99,8 +109,7 @@ export default definePlugin({
         const cfg = processOf(f);
         if (!r || !cfg) return false;
         if (r.pendingAfterStop !== null) return false;
-        const opt = hctx.options.verifyTimeout;
-        const timeoutMs = (typeof opt === 'string' || typeof opt === 'number' ? parseDuration(opt) : undefined) ?? 10_000;
+        const timeoutMs = durationOption(hctx.options.verifyTimeout) ?? 10_000;
         const limit = Number(f.evidence.limitBytes);
         const threshold = Number(f.evidence.thresholdBytes) > 0 ? Number(f.evidence.thresholdBytes) : limit * 0.8;
         const deadline = performance.now() + timeoutMs;
@@ -129,3 +138,8 @@ export default definePlugin({
     ctx.provide(HealingAction, action, isHealingAction);
   },
 });
+
+/** A rule option given as a duration (`2s`) or milliseconds; undefined when absent or not one. */
+function durationOption(opt: unknown): number | undefined {
+  return typeof opt === 'string' || typeof opt === 'number' ? parseDuration(opt) : undefined;
+}

@@ -21,13 +21,13 @@ export const REPLICA_BATCH_PAGES = 256;
 export type BatchResult<T> = { pageId: number; value: T; error?: undefined } | { pageId: number; error: Error };
 
 /** The `write-pages` entries of `pages`, cut into requests whose lines fit the socket's limit. */
-export function writePagesBatches(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>, maxLine = MAX_LINE): Array<Array<{ pageId: number; image?: string }>> {
+export function writePagesBatches(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>, maxLine = MAX_LINE): Array<Array<{ pageId: number; image?: string; asOfLsn?: number }>> {
   const head = JSON.stringify({ op: 'write-pages', pages: [] }).length;
-  const out: Array<Array<{ pageId: number; image?: string }>> = [];
-  let cur: Array<{ pageId: number; image?: string }> = [];
+  const out: Array<Array<{ pageId: number; image?: string; asOfLsn?: number }>> = [];
+  let cur: Array<{ pageId: number; image?: string; asOfLsn?: number }> = [];
   let len = head;
   for (const p of pages) {
-    const e = { pageId: p.pageId, ...(p.image ? { image: Buffer.from(p.image).toString('base64') } : {}) };
+    const e = { pageId: p.pageId, ...(p.image ? { image: Buffer.from(p.image).toString('base64') } : {}), ...(p.asOfLsn !== undefined ? { asOfLsn: p.asOfLsn } : {}) };
     const n = JSON.stringify(e).length + 1;
     if (head + n > maxLine) throw raError('RA_ERR_CONTROL', `page ${p.pageId}'s image alone does not fit a control request (${maxLine} bytes)`);
     if (cur.length > 0 && (len + n > maxLine || cur.length >= MAX_BATCH_PAGES)) {
@@ -127,9 +127,12 @@ export class ControlClient {
     return { image: Buffer.from(String(r.image), 'base64'), cached: r.cached === true, fault: typeof r.fault === 'string' ? r.fault : null };
   }
 
-  /** Asks the owner to write `image` (verified there) or, with none, its cached copy of the page. */
-  async writePage(pageId: number, image?: Uint8Array): Promise<PageRepair> {
-    const r = await this.request({ op: 'write-page', pageId, ...(image ? { image: Buffer.from(image).toString('base64') } : {}) });
+  /**
+   * Asks the owner to write `image` (verified there) or, with none, its cached copy of the page;
+   * `asOfLsn`: the image holds every record for the page below that durable LSN of the owner's.
+   */
+  async writePage(pageId: number, image?: Uint8Array, asOfLsn?: number): Promise<PageRepair> {
+    const r = await this.request({ op: 'write-page', pageId, ...(image ? { image: Buffer.from(image).toString('base64') } : {}), ...(asOfLsn !== undefined ? { asOfLsn } : {}) });
     return r.repair as PageRepair;
   }
 
@@ -152,7 +155,7 @@ export class ControlClient {
   }
 
   /** `write-page` for many pages, in requests that fit the line limit (one data-file sync each). */
-  async writePages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<BatchResult<Omit<PageRepair, 'pageId'>>>> {
+  async writePages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>): Promise<Array<BatchResult<Omit<PageRepair, 'pageId'>>>> {
     const replies = await Promise.all(writePagesBatches(pages).map((b) => this.request({ op: 'write-pages', pages: b })));
     return replies.flatMap((r) => (r.repairs as Array<Record<string, unknown>>).map((a) => batchResult(a, (x) => ({ source: x.source === 'cache' ? ('cache' as const) : ('image' as const), lsn: Number(x.lsn) }))));
   }

@@ -11,11 +11,11 @@
  *   { "op": "status" }                                  → { "ok": true, "status": StoreStatus }
  *   { "op": "checkpoint" }                              → { "ok": true, "checkpoint": CheckpointStats }
  *   { "op": "read-page", "pageId": N }                  → { "ok": true, "image": base64, "cached": bool, "fault": null | reason }
- *   { "op": "write-page", "pageId": N, "image"?: b64 }  → { "ok": true, "repair": PageRepair }
+ *   { "op": "write-page", "pageId": N, "image"?: b64, "asOfLsn"?: N } → { "ok": true, "repair": PageRepair }
  *   { "op": "replica-page", "pageId": N }               → { "ok": true, "image": base64, "lsn": N, "replica": id }
  *   { "op": "page-states", "pageIds": [N…] }           → { "ok": true, "pages": [PageState | error, …] }
  *   { "op": "replica-pages", "pageIds": [N…] }         → { "ok": true, "pages": [{ pageId, image, lsn, replica } | error, …] }
- *   { "op": "write-pages", "pages": [{ pageId, image? }, …] } → { "ok": true, "repairs": [PageRepair | error, …] }
+ *   { "op": "write-pages", "pages": [{ pageId, image?, asOfLsn? }, …] } → { "ok": true, "repairs": [PageRepair | error, …] }
  *   { "op": "lease", "epoch": E, "untilNs": "…" }       → { "ok": true, "lease": { untilNs, remainingNs } }
  *   { "op": "drop-caches" }                             → { "ok": true, "dropped": DropCachesResult }
  *   { "op": "actions" }                                 → { "ok": true, "actions": [{ name, description }] }
@@ -23,7 +23,8 @@
  *                                                       → { "ok": true, "result": JSON } (verify: true | false)
  *
  * `write-page` is `PageStore.repairPage`: the store writes only an image that verifies (or its
- * own cached copy). `replica-page` (a primary only) asks its replicas for a verified, current
+ * own cached copy); `asOfLsn` says the image holds every record for the page below that durable
+ * LSN of the store's. `replica-page` (a primary only) asks its replicas for a verified, current
  * copy of the page (`PageStore.replicaPage`) and writes nothing. The batch ops answer each page apart, in the order named (`PageBatchAnswer`: the
  * page's answer, or `{ pageId, error: { code, message, reason? } }`), so one refused page does not
  * fail the others: `page-states` is `read-page` without the images, `replica-pages` sends every
@@ -65,13 +66,13 @@ export interface ControlTarget {
   status(): StoreStatus;
   checkpoint(): Promise<CheckpointStats>;
   readPage(pageId: number): Promise<{ image: Buffer; cached: boolean; fault: string | null }>;
-  repairPage(pageId: number, image?: Uint8Array): Promise<PageRepair>;
+  repairPage(pageId: number, image?: Uint8Array, asOfLsn?: number): Promise<PageRepair>;
   /** A primary's: a copy of the page from its replicas (absent: the op is refused). */
   replicaPage?(pageId: number): Promise<ReplicaPageCopy>;
   /** Batches (absent: the ops are refused); each page answered apart (pageBatch.ts). */
   pageStates?(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<PageState>>>;
   replicaPages?(pageIds: readonly number[]): Promise<Array<PageBatchAnswer<ReplicaPageCopy>>>;
-  repairPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchAnswer<PageRepair>>>;
+  repairPages?(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>): Promise<Array<PageBatchAnswer<PageRepair>>>;
   /** A clustered primary's: the agent's lease grant (absent: the op is refused). */
   grantLease?(epoch: number, untilNs: bigint): { untilNs: string; remainingNs: string };
   /** Memory pressure: drops the clean cached pages (absent: the op is refused). */
@@ -88,9 +89,13 @@ export interface ControlServer {
 
 type Request =
   | { op: 'page-states' | 'replica-pages'; pageIds: number[] }
-  | { op: 'write-pages'; pages: Array<{ pageId: number; image?: string }> }
+  | { op: 'write-pages'; pages: Array<{ pageId: number; image?: string; asOfLsn?: number }> }
   | { op: 'app-action'; name: string; phase: AppActionPhase; options: AppActionOptions; timeoutMs?: number }
-  | { op: 'status' | 'checkpoint' | 'drop-caches' | 'actions' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string };
+  | { op: 'status' | 'checkpoint' | 'drop-caches' | 'actions' } | { op: 'lease'; epoch: number; untilNs: bigint } | { op: 'read-page' | 'replica-page'; pageId: number } | { op: 'write-page'; pageId: number; image?: string; asOfLsn?: number };
+
+/** `asOfLsn` of a write: absent, or an LSN. */
+const asOfOk = (v: unknown) => v === undefined || (Number.isSafeInteger(v) && (v as number) >= 0);
+const asOf = (v: unknown) => (v === undefined ? {} : { asOfLsn: v as number });
 
 function parseRequest(line: string): Request | string {
   let v: unknown;
@@ -120,7 +125,8 @@ function parseRequest(line: string): Request | string {
       if (!Number.isInteger(r.pageId)) return `${r.op} needs an integer "pageId"`;
       if (r.op === 'read-page' || r.op === 'replica-page') return { op: r.op, pageId: r.pageId as number };
       if (r.image !== undefined && typeof r.image !== 'string') return '"image" must be a base64 string';
-      return { op: r.op, pageId: r.pageId as number, ...(typeof r.image === 'string' ? { image: r.image } : {}) };
+      if (!asOfOk(r.asOfLsn)) return '"asOfLsn" must be a non-negative integer';
+      return { op: r.op, pageId: r.pageId as number, ...(typeof r.image === 'string' ? { image: r.image } : {}), ...asOf(r.asOfLsn) };
     case 'page-states':
     case 'replica-pages': {
       const ids = r.pageIds;
@@ -129,9 +135,9 @@ function parseRequest(line: string): Request | string {
     }
     case 'write-pages': {
       const pages = r.pages;
-      const good = (x: unknown) => typeof x === 'object' && x !== null && Number.isInteger((x as { pageId?: unknown }).pageId) && ['string', 'undefined'].includes(typeof (x as { image?: unknown }).image);
-      if (!Array.isArray(pages) || pages.length > MAX_BATCH_PAGES || !pages.every(good)) return `write-pages needs "pages", a list of at most ${MAX_BATCH_PAGES} { "pageId": integer, "image"?: base64 }`;
-      return { op: 'write-pages', pages: (pages as Array<{ pageId: number; image?: string }>).map((x) => ({ pageId: x.pageId, ...(typeof x.image === 'string' ? { image: x.image } : {}) })) };
+      const good = (x: unknown) => typeof x === 'object' && x !== null && Number.isInteger((x as { pageId?: unknown }).pageId) && ['string', 'undefined'].includes(typeof (x as { image?: unknown }).image) && asOfOk((x as { asOfLsn?: unknown }).asOfLsn);
+      if (!Array.isArray(pages) || pages.length > MAX_BATCH_PAGES || !pages.every(good)) return `write-pages needs "pages", a list of at most ${MAX_BATCH_PAGES} { "pageId": integer, "image"?: base64, "asOfLsn"?: integer }`;
+      return { op: 'write-pages', pages: (pages as Array<{ pageId: number; image?: string; asOfLsn?: unknown }>).map((x) => ({ pageId: x.pageId, ...(typeof x.image === 'string' ? { image: x.image } : {}), ...asOf(x.asOfLsn) })) };
     }
     case 'lease':
       if (!Number.isSafeInteger(r.epoch) || (r.epoch as number) < 0) return 'lease needs a non-negative integer "epoch"';
@@ -167,7 +173,7 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
     }
     case 'write-pages':
       if (!target.repairPages) throw raError('RA_ERR_CONTROL', 'this owner does not serve write-pages');
-      return { repairs: await target.repairPages(req.pages.map((p) => ({ pageId: p.pageId, ...(p.image === undefined ? {} : { image: Buffer.from(p.image, 'base64') }) }))) };
+      return { repairs: await target.repairPages(req.pages.map((p) => ({ pageId: p.pageId, ...(p.image === undefined ? {} : { image: Buffer.from(p.image, 'base64') }), ...asOf(p.asOfLsn) }))) };
     case 'lease':
       if (!target.grantLease) throw raError('RA_ERR_CONTROL', 'this owner does not take lease grants');
       return { lease: target.grantLease(req.epoch, req.untilNs) };
@@ -180,7 +186,7 @@ async function handle(target: ControlTarget, req: Request): Promise<Record<strin
       if (!target.runAppAction) throw raError('RA_ERR_CONTROL', 'this owner runs no application actions');
       return { result: (await target.runAppAction(req.name, req.phase, req.options, req.timeoutMs)) ?? null };
     case 'write-page':
-      return { repair: await target.repairPage(req.pageId, req.image === undefined ? undefined : Buffer.from(req.image, 'base64')) };
+      return { repair: await target.repairPage(req.pageId, req.image === undefined ? undefined : Buffer.from(req.image, 'base64'), req.asOfLsn) };
   }
 }
 

@@ -25,7 +25,7 @@ export function eachPage<T extends object>(pageIds: readonly number[], fn: (page
 }
 
 /** How one page of a batch is installed: `write` puts its checked image on disk (the group's write). */
-export type InstallOne<R> = (pageId: number, image: Uint8Array | undefined, write: (pageId: number, image: Buffer) => Promise<void>) => Promise<R>;
+export type InstallOne<R> = (pageId: number, image: Uint8Array | undefined, write: (pageId: number, image: Buffer) => Promise<void>, asOfLsn?: number) => Promise<R>;
 
 /**
  * Installs `pages` (each checked by `install`, as alone) and writes every image that passed its
@@ -33,7 +33,7 @@ export type InstallOne<R> = (pageId: number, image: Uint8Array | undefined, writ
  * checks. A page named twice is refused (its second install would wait for the first, which
  * waits for the group).
  */
-export async function installBatch<R extends object>(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>, install: InstallOne<R>, flush: (images: PageImage[]) => Promise<void>): Promise<Array<PageBatchAnswer<R>>> {
+export async function installBatch<R extends object>(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>, install: InstallOne<R>, flush: (images: PageImage[]) => Promise<void>): Promise<Array<PageBatchAnswer<R>>> {
   const seen = new Set<number>();
   const unique = pages.map((p) => {
     const dup = seen.has(p.pageId);
@@ -41,14 +41,14 @@ export async function installBatch<R extends object>(pages: ReadonlyArray<{ page
     return dup;
   });
   const group = groupWrite(pages.length, flush);
-  return Promise.all(pages.map(async ({ pageId, image }, i) => {
+  return Promise.all(pages.map(async ({ pageId, image, asOfLsn }, i) => {
     let joined = false;
     try {
       if (unique[i]) throw new Error(`page ${pageId} is named more than once in the batch`);
       const r = await install(pageId, image, (id, img) => {
         joined = true;
         return group.join({ pageId: id, image: img });
-      });
+      }, asOfLsn);
       return { ...r, pageId };
     } catch (err) {
       return batchError(pageId, err);

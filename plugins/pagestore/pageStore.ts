@@ -341,8 +341,19 @@ export class PageStore {
    * changing it needs it in memory, loading it from disk fails while the disk copy is bad, and
    * a page leaves memory only when clean. `write` puts the checked image on disk, synced: alone by
    * default, or with the rest of a batch (`repairPages`, one sync).
+   *
+   * The bad copy's header: a copy that fails its checksum has no trustworthy LSN (a torn write
+   * over the header leaves garbage there, and verifyPage reports `checksum` first whatever the
+   * header holds). An image offered with `asOfLsn` — it holds every record for the page below
+   * that durable LSN of this store, none missing (the page source took the LSN from this owner
+   * and replayed up to it) — is the page as of that LSN: the page was bad on disk and out of
+   * memory when the LSN was taken, so no record for it lies past it, whatever the bad header
+   * says. It is still refused when older than what the cache or the live WAL know, or when
+   * `asOfLsn` is past this store's durable end or below the image's own LSN. An image offered
+   * without `asOfLsn` makes no such claim, and the bad copy's header LSN (when only its checksum
+   * fails) still bounds it from below: such a repair is refused rather than risk a stale page.
    */
-  async repairPage(pageId: number, image?: Uint8Array, write = (id: number, img: Buffer) => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId: id, image: img }]))): Promise<PageRepair> {
+  async repairPage(pageId: number, image?: Uint8Array, asOfLsn?: number, write = (id: number, img: Buffer) => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId: id, image: img }]))): Promise<PageRepair> {
     this.checkOpen();
     this.checkPageId(pageId);
     let img: Buffer | null = null;
@@ -353,6 +364,7 @@ export class PageStore {
       if (fault) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: the image offered fails its ${fault} check`, { details: { pageId, reason: fault } });
       const lsn = pageLsn(img);
       if (lsn > this.wal.endLsn) throw raError('RA_ERR_PAGE_CORRUPT', `refusing to write page ${pageId}: its LSN ${lsn} is past the end of this store's log (${this.wal.endLsn})`, { details: { pageId, reason: 'lsn' } });
+      if (asOfLsn !== undefined && (asOfLsn > this.wal.flushedLsn || asOfLsn < lsn)) throw refuse('as-of', `the image is offered as of LSN ${asOfLsn}, which is ${asOfLsn < lsn ? `below its own LSN ${lsn}` : `past this store's durable end (${this.wal.flushedLsn})`}`);
       const problem = pageId === 0 ? superblockProblem(img, this.geometry) : null;
       if (problem) throw refuse('superblock', `the image offered is not this store's superblock: ${problem}`);
       const installed = await this.cache.install(pageId, img, async () => {
@@ -360,9 +372,11 @@ export class PageStore {
         const onDisk = await readPageAt(this.data, pageId, this.pageSize);
         if (onDisk.fault === null) throw refuse('valid', `its copy on disk verifies (LSN ${pageLsn(onDisk.image)}); only a bad page is replaced`);
         // The newest version the store can know of: the one it last held (since it opened), the
-        // bad copy's own LSN when only its checksum fails (header intact), and the newest change
-        // to the page its live WAL holds (what survives a reopen).
-        const known = Math.max(this.cache.knownLsn(pageId), onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0, await this.newestLogged(pageId));
+        // newest change to the page its live WAL holds (what survives a reopen), and, for an
+        // image that does not say it is as of a durable LSN, the bad copy's own LSN when only its
+        // checksum fails (header perhaps intact: see above).
+        const badLsn = asOfLsn === undefined && onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0;
+        const known = Math.max(this.cache.knownLsn(pageId), badLsn, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
         await write(pageId, Buffer.from(img!));
       });
@@ -381,8 +395,8 @@ export class PageStore {
   }
 
   /** `repairPage` for many pages, each checked as alone, the images written with one sync (pageBatch.ts). */
-  repairPages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array }>): Promise<Array<PageBatchAnswer<PageRepair>>> {
-    return installBatch(pages, (id, img, write) => this.repairPage(id, img, write), (images) => this.serialWrite(() => writePages(this.data, this.pageSize, images)));
+  repairPages(pages: ReadonlyArray<{ pageId: number; image?: Uint8Array; asOfLsn?: number }>): Promise<Array<PageBatchAnswer<PageRepair>>> {
+    return installBatch(pages, (id, img, write, asOfLsn) => this.repairPage(id, img, asOfLsn, write), (images) => this.serialWrite(() => writePages(this.data, this.pageSize, images)));
   }
 
   /** `replicaPage` for many pages: their requests in flight together to the replica, in order. */

@@ -62,11 +62,14 @@ const kBackoffFirstMs = 100;
 const kBackoffMaxMs = 5000;
 /**
  * Longest wait between tries after a connection was lost or refused at the TCP level (not a
- * refusal by the primary): 10 tries a second cost nothing (a refused connect returns at once; a
+ * refusal by the primary): 40 tries a second cost nothing (a refused connect returns at once; a
  * dead host's connect takes its own time), and a primary restarted in place or just promoted
- * acknowledges nothing in sync mode until a replica is back, so each 100 ms here is RTO.
+ * acknowledges nothing in sync mode until a replica is back, so every wait here is RTO (100 ms
+ * was half of it past the owner's open in a restart in place).
  */
-const kReconnectMaxMs = 100;
+const kReconnectMaxMs = 25;
+/** A disconnected replica logs a new reason at most this often (the tries above come fast). */
+const kDisconnectedLogMs = 1000;
 /** Receive deadline: no frame for this many times the primary's keepalive gap ends the connection. */
 const kSilenceKeepalives = 3;
 const kSilenceMinMs = 1000;
@@ -139,6 +142,11 @@ export interface ReplicaSessionStatus {
   /** Log bytes received since this agent started (tests: a restart must not receive the log again). */
   bytesReceived: number;
   connects: number;
+  /**
+   * Why the last connection that streamed ended, and when (ms since the epoch): kept while the
+   * tries to connect again fail for other reasons (every 25 ms), which `reason` shows.
+   */
+  lastEnded?: { reason: string; at: number };
   /** The base copy under way or last made by this agent, if any. */
   baseCopy: { pagesCopied: number; pagesTotal: number; done: boolean } | null;
   /** Base copies made by this agent (initial and re-initialisations). */
@@ -150,6 +158,8 @@ export class ReplicaSession {
   private ch: ReplicationChannel | null = null;
   private state: ReplicaState = 'opening';
   private reason: string | undefined;
+  private disconnectedLoggedAt = 0;
+  private lastEnded: { reason: string; at: number } | undefined;
   /** The refusal reported last (code and reason without ephemeral ports). */
   private refusedKey = '';
   private running = false;
@@ -301,6 +311,7 @@ export class ReplicaSession {
       lagMs: known ? this.lagMs(applied) : null,
       bytesReceived: this.bytesReceived,
       connects: this.connects,
+      ...(this.lastEnded ? { lastEnded: this.lastEnded } : {}),
       baseCopy: this.baseCopy,
       baseCopies: this.baseCopies,
     };
@@ -346,17 +357,25 @@ export class ReplicaSession {
 
   private setState(state: ReplicaState, reason?: string): void {
     if (state === this.state && reason === this.reason) return;
+    const sameState = state === this.state;
     this.state = state;
     this.reason = reason;
     const fields = { store: this.o.storeId, primary: `${this.o.host}:${this.o.port}`, ...(reason ? { reason } : {}) };
     if (state === 'refused' || state === 'failed') this.o.log.error(fields, `replica ${state}`);
-    else if (state === 'disconnected') this.o.log.warn(fields, 'replica disconnected from its primary; reconnecting');
-    else this.o.log.info(fields, `replica ${state}`);
+    else if (state === 'disconnected') {
+      // Tries come every kReconnectMaxMs and their reasons alternate (refused, closed, reset):
+      // a new reason is logged at most once a second while the state stays the same.
+      const now = Date.now();
+      if (sameState && now - this.disconnectedLoggedAt < kDisconnectedLogMs) return;
+      this.disconnectedLoggedAt = now;
+      this.o.log.warn(fields, 'replica disconnected from its primary; reconnecting');
+    } else this.o.log.info(fields, `replica ${state}`);
   }
 
   private async run(): Promise<void> {
     let backoff = kBackoffFirstMs;
     while (this.running) {
+      let streamed = false;
       if (this.state !== 'refused' && this.state !== 'disconnected' && this.state !== 'failed') this.setState('connecting');
       try {
         if (this.reinit) {
@@ -374,11 +393,15 @@ export class ReplicaSession {
           } else await this.initialise();
         }
         if (!this.running) break;
-        await this.session(() => (backoff = kBackoffFirstMs));
+        await this.session(() => {
+          backoff = kBackoffFirstMs;
+          streamed = true;
+        });
       } catch (err) {
         if (!this.running) break;
         const code = isRaError(err) ? ((err.details?.peerCode as string | undefined) ?? err.code) : 'unknown';
         const reason = describeError(err);
+        if (streamed) this.lastEnded = { reason, at: Date.now() };
         if (kRefusals.has(code) || /too far behind/i.test(reason)) {
           // Once per refusal, not per attempt: the primary's message names this side's ephemeral
           // port, which changes with every connection.
@@ -410,7 +433,7 @@ export class ReplicaSession {
         this.wakePageWaits();
         this.failAsked('the connection to the primary ended');
       }
-      await sleep(backoff, this.stopping.signal).catch(() => undefined);
+      await sleep(this.state === 'disconnected' ? Math.min(backoff, kReconnectMaxMs) : backoff, this.stopping.signal).catch(() => undefined);
       // A lost connection is tried again within kReconnectMaxMs: its primary is restarting or
       // just promoted, and a sync primary acknowledges nothing until a replica is back (a 5 s
       // backoff was most of a failover's time; 500 ms still most of a restart in place).

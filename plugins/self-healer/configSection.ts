@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { defineConfigSection } from '../../core/config/section.js';
-import { duration } from '../../core/config/valueTypes.js';
+import { duration, size } from '../../core/config/valueTypes.js';
 
 /** One step of a healing rule: an action id, an action with options, or alternatives. */
 const ActionStep = z.union([
@@ -38,6 +38,22 @@ const HealingSchema = z.strictObject({
   actionTimeout: duration.default(30_000),
   /** Samples of a (failure kind, action) pair before its success rate reorders alternatives. */
   learnAfter: z.number().int().min(1).default(5),
+  /**
+   * A failed recovery whose cause may be transient (the store's disk full or failing, an I/O
+   * error) is run again: when what blocked it clears, or after a backoff doubling from `initial`
+   * to `max`; `attempts` in all, the first included (1: never retried). See retry.ts.
+   */
+  retry: z
+    .strictObject({
+      attempts: z.number().int().min(1).max(100).default(8),
+      initial: duration.default(1000),
+      max: duration.default(30_000),
+      /** Below this much free space, a store's filesystem counts as full (statfs). */
+      minFree: size.default(8 * 1024 * 1024),
+      /** How often the blocking condition is checked while a retry waits. */
+      checkEvery: duration.default(250),
+    })
+    .prefault({}),
 });
 
 /** The validated `healing:` section. */

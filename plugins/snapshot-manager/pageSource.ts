@@ -19,6 +19,16 @@
  *
  * The WAL comes from the store's live segments when they are there, else from the archive or a
  * snapshot's own copy (walChain.ts). A segment missing before the log's end is RA_ERR_WAL_GAP.
+ *
+ * Online (the store has a live owner), "the end of the log" is the owner's durable (flushed) LSN,
+ * taken before any segment is read: the records are replayed up to it and must all be found. Why
+ * that is the page's current version: the repairer saw the page bad on disk and not in the
+ * owner's memory before asking; such a page cannot change (changing it needs it in memory, and
+ * loading it fails while its disk copy is bad), and it left memory clean, after every record for
+ * it was durable (WAL before page). So every record for it lies below any durable LSN taken
+ * since. Reading up to that LSN, and no further, also makes the read immune to the owner
+ * appending meanwhile: every segment below it was complete before the read began, so a live
+ * segment the owner fills and leaves behind while it is read is never taken for a partial copy.
  * Records are found, checked and applied through the engine's log face (`forEachPageRecord`,
  * `applyToPage`: the kernels of crash recovery). The image is verified before and after.
  */
@@ -43,8 +53,10 @@ export function snapshotPageSource(snapshotDirOf: (store: { id: string; path: st
       const dir = snapshotDirOf(store);
       if (!dir) throw raError('RA_ERR_REPAIR_NO_SOURCE', `the store has no snapshots.dir to rebuild page ${pageId} from`, { details: { pageId } });
       signal?.throwIfAborted();
-      const { image, ...rebuilt } = await rebuildPage(store.engine, store.path, dir, pageId);
-      return { image, lsn: store.engine.pages.lsn(image), account: { from: `snapshot ${rebuilt.snapshot}`, ...rebuilt } };
+      // Taken first: the read goes up to it and no further (see the file's comment).
+      const durableLsn = store.owner ? (await store.owner.status()).flushedLsn : undefined;
+      const { image, ...rebuilt } = await rebuildPage(store.engine, store.path, dir, pageId, durableLsn);
+      return { image, lsn: store.engine.pages.lsn(image), ...(durableLsn !== undefined ? { asOfLsn: durableLsn } : {}), account: { from: `snapshot ${rebuilt.snapshot}`, ...rebuilt } };
     },
   };
 }
@@ -56,9 +68,13 @@ export interface RebuiltPage {
   /** The snapshot whose image it started from, and that image's LSN. */
   snapshot: string;
   imageLsn: number;
-  /** WAL replayed: from the snapshot's WAL start to the end of the log found. */
+  /**
+   * WAL replayed: from the snapshot's WAL start to the end of the log found, or (`durableLsn`
+   * given) to that LSN, every record below it found.
+   */
   walFromLsn: number;
   endLsn: number;
+  durableLsn?: number;
   recordsApplied: number;
   /**
    * Segments read from the live WAL and from the archive or snapshots; archived ones whose block
@@ -67,8 +83,12 @@ export interface RebuiltPage {
   segments: { live: number; archived: number; skipped: number; blocks: number };
 }
 
-/** Rebuilds page `pageId` of the store in `storeDir` (of `engine`) from the snapshots and WAL in `snapshotDir`. */
-export async function rebuildPage(engine: PageEngine, storeDir: string, snapshotDir: string, pageId: number): Promise<RebuiltPage> {
+/**
+ * Rebuilds page `pageId` of the store in `storeDir` (of `engine`) from the snapshots and WAL in
+ * `snapshotDir`: as of the end of the log found, or, given the live owner's `durableLsn` (taken
+ * before this is called), as of that LSN, refusing (RA_ERR_WAL_GAP) a WAL that ends before it.
+ */
+export async function rebuildPage(engine: PageEngine, storeDir: string, snapshotDir: string, pageId: number, durableLsn?: number): Promise<RebuiltPage> {
   const control = await engine.files.readState(storeDir);
   if (!Number.isInteger(pageId) || pageId < 0 || pageId >= control.pageCount) {
     throw raError('RA_ERR_PAGE_RANGE', `page ${pageId} is outside the store (pages 0..${control.pageCount - 1})`, { details: { pageId } });
@@ -83,7 +103,7 @@ export async function rebuildPage(engine: PageEngine, storeDir: string, snapshot
     const top = manifests[i]!;
     try {
       const { image, from } = await imageFromChain(engine, snapshotDir, chainOf(top.id, byId), pageId);
-      return { ...(await replay(engine, storeDir, snapshotDir, control, manifests, image, pageId, top.walFromLsn)), pageId, snapshot: from.id };
+      return { ...(await replay(engine, storeDir, snapshotDir, control, manifests, image, pageId, top.walFromLsn, durableLsn ?? Infinity)), pageId, snapshot: from.id };
     } catch (err) {
       problems.push(`${top.id}: ${describeError(err)}`);
     }
@@ -119,8 +139,11 @@ function locate(chunks: readonly ChunkEntry[], pageId: number): { chunk: ChunkEn
   return null;
 }
 
-/** Applies to `image`, page `pageId`, every record for it from `fromLsn` to the end of the log. */
-async function replay(engine: PageEngine, storeDir: string, snapshotDir: string, control: StoreState, manifests: readonly Manifest[], image: Buffer, pageId: number, fromLsn: number) {
+/**
+ * Applies to `image`, page `pageId`, every record for it from `fromLsn` to the end of the log, or
+ * (`upto` finite: the owner's durable LSN) every record below `upto`, all of which must be found.
+ */
+async function replay(engine: PageEngine, storeDir: string, snapshotDir: string, control: StoreState, manifests: readonly Manifest[], image: Buffer, pageId: number, fromLsn: number, upto: number) {
   const { log } = engine;
   const imageLsn = engine.pages.lsn(image);
   const { segmentSize, storeId, pageSize } = control;
@@ -139,6 +162,7 @@ async function replay(engine: PageEngine, storeDir: string, snapshotDir: string,
   const liveBuf = { b: spareBuffers.pop() ?? Buffer.alloc(0) };
   try {
     for (let s = first; ; s += segmentSize) {
+      if (s >= upto && s > first) break; // past the durable end: not needed, and maybe being written
       let seg = await segmentAt(s);
       let later = false;
       if (!seg) {
@@ -162,14 +186,14 @@ async function replay(engine: PageEngine, storeDir: string, snapshotDir: string,
           const next = seg.index.firsts[b + 1] ?? -1;
           if (from >= bytes.byteLength || (next >= 0 && from + base >= next)) continue;
           segments.blocks++;
-          apply(s, bytes, from, s + base + from, next >= 0 ? next - base : Infinity);
+          apply(s, bytes, from, s + base + from, Math.min(next >= 0 ? next - base : Infinity, upto - s - base));
         }
         prevEnd = -1;
         endLsn = s + seg.rawBytes;
         continue;
       }
       const bytes = seg.bytes;
-      const end = apply(s, bytes, begin, s + begin, Infinity);
+      const end = apply(s, bytes, begin, s + begin, upto - s);
       // A record that does not fit the rest of a segment starts the next one; a segment whose
       // valid records stop earlier although the next one's first record would have fitted is a
       // partial copy or a damaged one: replaying on would skip records.
@@ -183,9 +207,14 @@ async function replay(engine: PageEngine, storeDir: string, snapshotDir: string,
   } finally {
     spareBuffers.push(liveBuf.b);
   }
+  if (Number.isFinite(upto)) {
+    // Records past the durable LSN were skipped; those below it must all have been found.
+    if (endLsn < upto) throw raError('RA_ERR_WAL_GAP', `the WAL found ends at LSN ${endLsn}, before the owner's durable LSN ${upto}: LSN ${endLsn} to ${upto - 1} is missing, and page ${pageId} cannot be brought to the durable end`, { details: { missingFrom: endLsn, missingTo: upto - 1 } });
+    endLsn = upto;
+  }
   const fault = engine.pages.verify(image, pageId);
   if (fault) throw raError('RA_ERR_REPAIR_NO_SOURCE', `page ${pageId} rebuilt from the snapshot and WAL fails its ${fault} check`, { details: { pageId } });
-  return { image, imageLsn, walFromLsn: fromLsn, endLsn, recordsApplied, segments };
+  return { image, imageLsn, walFromLsn: fromLsn, endLsn, ...(Number.isFinite(upto) ? { durableLsn: upto } : {}), recordsApplied, segments };
 
   /**
    * Applies the records for the page newer than the image among those of `bytes` from `from`

@@ -26,10 +26,10 @@ import { observeStore } from '../crash/harness.js';
 import { diskPage } from '../helpers/pageFile.js';
 import { Prng } from '../crash/pattern.js';
 import { pagestore } from '../helpers/engine.js';
-import { AgentUnderTest } from './agent.js';
+import { AgentUnderTest, type AgentPaths } from './agent.js';
 import { procState } from './faults/signals.js';
 import { archivedSegments, snapshotChunks } from './faults/files.js';
-import { SEED_TARGETS, type FaultContext, type FaultFamily, type FaultKind, type Injected, type Prepared } from './faults/types.js';
+import { SEED_TARGETS, type AgentExtras, type FaultContext, type FaultFamily, type FaultKind, type Injected, type Prepared } from './faults/types.js';
 import { judgeHistory, readRecord } from './history.js';
 import { chaosStoreOptions, CHAOS_PAGE_SIZE } from './protocol.js';
 
@@ -49,6 +49,20 @@ export interface TrialOptions {
   pages?: number;
   keep?: boolean;
   log?: (line: string) => void;
+  /**
+   * A mixed schedule (schedule.ts): the fault hits this already running agent, store and writer
+   * instead of a fresh one, and the trial leaves them running. Its kind must need no `prepare` and
+   * no agent extras. The store's history is then judged by the schedule, after each fault as far
+   * as the writer's restarts settle it, and in full when the schedule stops the agent.
+   */
+  session?: Session;
+}
+
+/** One agent, store and writer that a schedule's faults hit back to back. */
+export interface Session {
+  readonly dir: string;
+  readonly paths: AgentPaths;
+  readonly agent: AgentUnderTest;
 }
 
 export interface TrialResult {
@@ -139,10 +153,13 @@ function isOurs(f: { subject: string }): boolean {
 /**
  * The recovery that answered failure `f`: its own, or — when the orchestrator folded `f` into an
  * open failure with the same fingerprint (a duplicate) — that one's, if it ended after `f` came.
+ * A recovery retried (it failed while the fault held) has a record per attempt: the last one not
+ * followed by a retry says how it ended; while a retry is pending there is no answer yet.
  */
 function recoveryOf(f: Failure, recoveries: ReadonlyMap<string, RecoveryRecord>): RecoveryRecord | null {
-  const all = [...recoveries.values()];
-  return all.find((x) => x.failureId === f.id) ?? all.find((x) => x.fingerprint === f.fingerprint && x.detectedAt <= f.detectedAt && x.finishedAt >= f.detectedAt) ?? null;
+  const all = [...recoveries.values()].filter((x) => x.retry === undefined);
+  const last = (xs: RecoveryRecord[]) => xs.sort((a, b) => a.finishedAt - b.finishedAt).at(-1);
+  return last(all.filter((x) => x.failureId === f.id)) ?? last(all.filter((x) => x.fingerprint === f.fingerprint && x.detectedAt <= f.detectedAt && x.finishedAt >= f.detectedAt)) ?? null;
 }
 
 export async function runTrial(o: TrialOptions): Promise<TrialResult> {
@@ -163,9 +180,9 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   }
   const started = mono();
   const rng = new Prng(trialSeed(o.seed, o.trial));
-  const pages = o.pages ?? 64;
-  const cold = Math.floor(pages / 4);
-  const dir = mkdtempSync(path.join(os.tmpdir(), `ra-chaos-${o.kind.name}-`));
+  const shared = o.session ?? null;
+  if (shared && (o.family.prepare || o.kind.agent)) throw new Error(`${o.kind.name} shapes its own agent or store: it cannot run in a mixed schedule`);
+  const dir = shared?.dir ?? mkdtempSync(path.join(os.tmpdir(), `ra-chaos-${o.kind.name}-`));
   let prepared: Prepared = {};
   try {
     prepared = o.family.prepare ? await o.family.prepare(o.kind, dir) : {};
@@ -174,10 +191,12 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     r.dir = dir;
     return r;
   }
-  const paths = { dir, store: prepared.store ?? path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold, seed: rng.u32() };
-  writeFileSync(paths.record, '');
-  await (await PageStore.open(paths.store, { create: true, ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
-  const agent = await AgentUnderTest.create(paths, o.kind.agent?.(dir), prepared.appEnv);
+  const agent = shared?.agent ?? (await newAgent(dir, o.pages ?? 64, rng.u32(), prepared, o.kind.agent?.(dir)));
+  const paths = agent.p;
+  const pages = paths.pages;
+  const cold = paths.cold;
+  const crashesBefore = agent.unexpectedExits.length;
+  const acksAtStart = recordState(paths.record).acks;
   const ctx: FaultContext = {
     prepared,
     store: paths.store, snapshots: paths.snapshots, record: paths.record, pageSize: CHAOS_PAGE_SIZE, pageCount: pages, coldPages: { from: pages - cold, to: pages - 1 }, rng, log,
@@ -190,7 +209,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   let injected: Injected | null = null;
   let healed = false;
   try {
-    agent.start();
+    if (!shared) agent.start();
     // ---- warm-up: the writer committing, the agent answering, what the kind needs in place
     const ready = await until(30_000, async () => {
       const s = recordState(paths.record);
@@ -333,8 +352,9 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     if (holdUntil !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded') r.problems.push(`the application did not commit again within ${((deadline - (healedAt ?? deadline)) / 1000).toFixed(1)} s of the heal`);
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
-    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated).length;
-    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x)) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
+    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated && (x.attempt ?? 1) === 1).length;
+    // An attempt that failed while the fault held and was retried is the agent's answer working, not a problem.
+    for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x) && x.retry === undefined) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
     if (o.kind.expects.type === 'degraded') {
       // Slow is not dead: a recovery of the store or the application is a false alarm (a storm, if several).
       for (const x of newRecoveries.values()) if (isOurs(x)) r.problems.push(`a false recovery of a slow but working ${x.subject}: ${x.kind} → ${x.outcome}`);
@@ -393,38 +413,33 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     r.problems.push(`harness: ${describeError(err)}`);
   } finally {
     if (injected && !healed) await o.family.heal(o.kind, ctx, injected).catch(() => undefined);
-    const app = ctx.appPid();
-    if (!(await agent.stop())) r.problems.push('the agent did not stop within 20 s of SIGTERM');
-    if (app !== null && alive(app)) {
-      r.problems.push(`the application (pid ${app}) outlived the agent's stop`);
-      process.kill(app, 'SIGKILL');
-      await until(5000, () => (alive(app) ? undefined : true));
+    if (!shared) {
+      const stopped = await stopAgent(agent);
+      if (stopped) r.problems.push(stopped);
     }
-    for (const e of agent.unexpectedExits) r.problems.push(`agent crash: ${e}`);
-    r.agentCrashes = Math.max(r.agentCrashes, agent.unexpectedExits.length);
+    const crashes = agent.unexpectedExits.slice(crashesBefore);
+    for (const e of crashes) r.problems.push(`agent crash: ${e}`);
+    r.agentCrashes = Math.max(r.agentCrashes, crashes.length);
+  }
+  if (shared) {
+    // The schedule judges the history (schedule.ts); what this fault left is the schedule's.
+    r.acked = recordState(paths.record).acks - acksAtStart;
+    r.status = r.problems.length === 0 ? 'passed' : 'failed';
+    r.wallMs = Math.round(mono() - started);
+    r.dir = dir;
+    return r;
   }
 
   // ---- the history, the pages, the snapshots
   log('stopped');
-  try {
-    // Every page as the agent left it (before this process recovers anything), by the store's own check.
-    const left = await observeStore(paths.store);
-    const bad = left.pages.filter((p) => p.fault !== null);
-    r.pagesVerified = bad.length === 0;
-    if (!r.pagesVerified) r.violations.push(`as the agent left the store, ${bad.length} page(s) fail their check: ${bad.slice(0, 5).map((p) => `page ${p.pageId} (${p.fault})`).join(', ')}`);
-    await (await PageStore.open(paths.store, { ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
-    const verdict = judgeHistory(readRecord(paths.record), await observeStore(paths.store));
-    r.acked = verdict.acked;
-    r.ackedLost = verdict.violations.filter((v) => v.includes('an acknowledged commit is lost')).length;
-    r.violations.push(...verdict.violations);
-    for (const f of verdict.fatal) if (!o.kind.writerMayExit?.test(f)) r.problems.push(`writer: ${f.split('\n')[0]}`);
-    log('history checked');
-    const verify = await verifySnapshots(pagestore, paths.snapshots);
-    r.snapshotsVerified = verify.problems.length === 0;
-    if (!r.snapshotsVerified) r.problems.push(`snapshot verify: ${verify.problems.slice(0, 3).map((p) => `${p.where}${p.file ? ` ${p.file}` : ''}: ${p.problem}`).join('; ')}`);
-  } catch (err) {
-    r.violations.push(`checking the history: ${describeError(err)}`);
-  }
+  const checked = await checkStore(paths, o.kind.writerMayExit);
+  r.pagesVerified = checked.pagesVerified;
+  r.snapshotsVerified = checked.snapshotsVerified;
+  r.acked = checked.acked;
+  r.ackedLost = checked.ackedLost;
+  r.violations.push(...checked.violations);
+  r.problems.push(...checked.problems);
+  log('history checked');
   r.status = r.violations.length === 0 && r.problems.length === 0 ? 'passed' : 'failed';
   const keepIn = r.status === 'passed' && !o.keep ? null : dir;
   try {
@@ -437,6 +452,55 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   if (r.status === 'passed' && !o.keep) rmSync(dir, { recursive: true, force: true });
   else r.dir = dir;
   return r;
+}
+
+/**
+ * The checks of a stopped agent's store: every page as the agent left it (before this process
+ * recovers anything), by the store's own check; the writer's whole history against the store
+ * recovered and closed; the snapshots and the WAL archive. `writerMayExit`: the writer's fatal
+ * errors that are its right answer to the fault (see FaultKind).
+ */
+export async function checkStore(paths: AgentPaths, writerMayExit?: RegExp): Promise<{ pagesVerified: boolean; snapshotsVerified: boolean; acked: number; ackedLost: number; violations: string[]; problems: string[] }> {
+  const c = { pagesVerified: false, snapshotsVerified: false, acked: 0, ackedLost: 0, violations: [] as string[], problems: [] as string[] };
+  try {
+    const left = await observeStore(paths.store);
+    const bad = left.pages.filter((p) => p.fault !== null);
+    c.pagesVerified = bad.length === 0;
+    if (!c.pagesVerified) c.violations.push(`as the agent left the store, ${bad.length} page(s) fail their check: ${bad.slice(0, 5).map((p) => `page ${p.pageId} (${p.fault})`).join(', ')}`);
+    await (await PageStore.open(paths.store, { ...chaosStoreOptions(paths.pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
+    const verdict = judgeHistory(readRecord(paths.record), await observeStore(paths.store));
+    c.acked = verdict.acked;
+    c.ackedLost = verdict.violations.filter((v) => v.includes('an acknowledged commit is lost')).length;
+    c.violations.push(...verdict.violations);
+    for (const f of verdict.fatal) if (!writerMayExit?.test(f)) c.problems.push(`writer: ${f.split('\n')[0]}`);
+    const verify = await verifySnapshots(pagestore, paths.snapshots);
+    c.snapshotsVerified = verify.problems.length === 0;
+    if (!c.snapshotsVerified) c.problems.push(`snapshot verify: ${verify.problems.slice(0, 3).map((p) => `${p.where}${p.file ? ` ${p.file}` : ''}: ${p.problem}`).join('; ')}`);
+  } catch (err) {
+    c.violations.push(`checking the history: ${describeError(err)}`);
+  }
+  return c;
+}
+
+/** A trial's agent (not started): its store created in `dir` (or where `prepared` puts it), an empty record. */
+export async function newAgent(dir: string, pages: number, seed: number, prepared: Prepared = {}, extras?: AgentExtras): Promise<AgentUnderTest> {
+  const paths: AgentPaths = { dir, store: prepared.store ?? path.join(dir, 'store'), snapshots: path.join(dir, 'snapshots'), record: path.join(dir, 'record.jsonl'), pages, cold: Math.floor(pages / 4), seed };
+  writeFileSync(paths.record, '');
+  await (await PageStore.open(paths.store, { create: true, ...chaosStoreOptions(pages), archiver: walArchiver(pagestore, paths.snapshots), controlSocket: false })).close();
+  return AgentUnderTest.create(paths, extras, prepared.appEnv);
+}
+
+/** Stops the agent (SIGTERM; it stops its application first); what went wrong, or null. */
+export async function stopAgent(agent: AgentUnderTest): Promise<string | null> {
+  const app = recordState(agent.p.record).pid;
+  const problems: string[] = [];
+  if (!(await agent.stop())) problems.push('the agent did not stop within 20 s of SIGTERM');
+  if (app !== null && alive(app)) {
+    problems.push(`the application (pid ${app}) outlived the agent's stop`);
+    process.kill(app, 'SIGKILL');
+    await until(5000, () => (alive(app) ? undefined : true));
+  }
+  return problems.length ? problems.join('; ') : null;
 }
 
 /**

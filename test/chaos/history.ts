@@ -52,7 +52,21 @@ function openedObservation(o: OpenedMessage, pageCount: number, pageSize: number
 
 /** Judges the whole record against the final observation of the store. */
 export function judgeHistory(messages: readonly ChaosMessage[], final: StoreObservation): HistoryVerdict {
-  const model = new CrashModel(final.pageCount);
+  return judge(messages, final, final);
+}
+
+/**
+ * Judges the record of a writer still running (a mixed schedule, after each fault): the runs
+ * up to its last `opened` line, each settled by the next run's opening (every restart of the
+ * writer so far); the live run is left for the final `judgeHistory`.
+ */
+export function judgeRunsSoFar(messages: readonly ChaosMessage[], geometry: { pageCount: number; pageSize: number }): HistoryVerdict {
+  const last = messages.findLastIndex((m) => m.t === 'opened');
+  return judge(messages.slice(0, last + 1), null, geometry);
+}
+
+function judge(messages: readonly ChaosMessage[], final: StoreObservation | null, geometry: { pageCount: number; pageSize: number }): HistoryVerdict {
+  const model = new CrashModel(geometry.pageCount);
   const v: HistoryVerdict = { violations: [], runs: 0, acked: 0, aborted: 0, inDoubtCommitted: 0, inDoubtRolledBack: 0, fatal: [] };
   const settle = (obs: StoreObservation, run: number, where: string) => {
     const r = model.check(obs);
@@ -66,7 +80,7 @@ export function judgeHistory(messages: readonly ChaosMessage[], final: StoreObse
   for (const m of messages) {
     if (m.t === 'opened') {
       v.runs++;
-      if (run > 0 || model.pendingCount > 0) settle(openedObservation(m, final.pageCount, final.pageSize), m.runId, `as run ${m.runId} opened the store`);
+      if (run > 0 || model.pendingCount > 0) settle(openedObservation(m, geometry.pageCount, geometry.pageSize), m.runId, `as run ${m.runId} opened the store`);
       run = m.runId;
       continue;
     }
@@ -76,6 +90,6 @@ export function judgeHistory(messages: readonly ChaosMessage[], final: StoreObse
     const problem = model.onMessage(m as Parameters<CrashModel['onMessage']>[0]);
     if (problem) v.violations.push(`run ${run}: ${problem}`);
   }
-  settle(final, run, 'the store at the end');
+  if (final) settle(final, run, 'the store at the end');
   return v;
 }

@@ -55,6 +55,7 @@ const state = {
 const headers = () => (token ? { authorization: `Bearer ${token}` } : {});
 
 function stateOfRecovery(r) {
+  if (r.retry) return 'retrying'; // failed while its fault held; another attempt is planned
   if (r.escalated) return 'escalated';
   if (r.outcome === 'no-action') return 'unhandled';
   return r.outcome; // recovered, applied-unverified, failed

@@ -5,7 +5,7 @@
  * snapshot manager's integrity pass (archive-corruption → repair-archive, snapshot-corruption →
  * repair-snapshot); a trial whose damage no detector names as corruption of its store fails.
  */
-import { archivedSegments, dataFile, flipBit, liveWalByte, probeFileDamage, snapshotChunks, size } from './files.js';
+import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, probeFileDamage, snapshotChunks, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 /** Failure kinds that name damage to a store's files. */
@@ -33,7 +33,7 @@ export const bitFlips: FaultFamily = {
     const bit = rng.int(0, 7);
     switch (k.name) {
       case 'page-bitflip': {
-        const page = rng.int(ctx.coldPages.from, ctx.coldPages.to);
+        const page = await pageOutOfMemory(ctx.store, ctx.coldPages, rng);
         const at = page * ctx.pageSize + rng.int(0, ctx.pageSize - 1);
         return { what: `${flipBit(dataFile(ctx.store), at, bit)} (page ${page})`, state: { page } };
       }

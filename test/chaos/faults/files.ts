@@ -7,6 +7,7 @@ import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdtempSync
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
 import { dataFileOf, walDirOf } from '../../../plugins/pagestore/storeFiles.js';
 import { SEGMENT_HEADER_SIZE } from '../../../plugins/pagestore/walSegments.js';
 import type { Prng } from '../../crash/pattern.js';
@@ -41,6 +42,34 @@ export function snapshotChunks(snapshots: string): string[] {
 }
 
 export const dataFile = (store: string): string => dataFileOf(store);
+
+/**
+ * A cold page the store's owner does not hold in memory, to damage on disk: from one drawn at
+ * random, the first (wrapping) that its owner says is not cached (control socket `read-page`).
+ * A cached page is rewritten by the owner's next checkpoint once the writer changes it, which
+ * heals the damage by luck before any scrub comes by (the trial then fails as "not detected").
+ * A page out of memory cannot be: loading it fails while it is bad. Without an owner to ask
+ * (none serving the socket), the page drawn.
+ */
+export async function pageOutOfMemory(store: string, cold: { from: number; to: number }, rng: Prng): Promise<number> {
+  const first = rng.int(cold.from, cold.to);
+  let c: ControlClient;
+  try {
+    c = await ControlClient.connect(store, { timeoutMs: 2000 });
+  } catch {
+    return first;
+  }
+  try {
+    const n = cold.to - cold.from + 1;
+    for (let k = 0; k < n; k++) {
+      const page = cold.from + ((first - cold.from + k) % n);
+      if (!(await c.readPage(page)).cached) return page;
+    }
+    return first;
+  } finally {
+    c.close();
+  }
+}
 
 export function size(file: string): number {
   const fd = openSync(file, 'r');

@@ -4,7 +4,7 @@
  * tail), a snapshot chunk cut to half its length. Each has its detector, as in bitFlips.ts.
  */
 import { CORRUPTION_KINDS } from './bitFlips.js';
-import { dataFile, liveWalByte, overwrite, probeFileDamage, size, snapshotChunks, truncate } from './files.js';
+import { dataFile, liveWalByte, overwrite, pageOutOfMemory, probeFileDamage, size, snapshotChunks, truncate } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 const KINDS: FaultKind[] = [
@@ -25,7 +25,7 @@ export const tornFiles: FaultFamily = {
     const { rng } = ctx;
     switch (k.name) {
       case 'page-torn': {
-        const page = rng.int(ctx.coldPages.from, ctx.coldPages.to);
+        const page = await pageOutOfMemory(ctx.store, ctx.coldPages, rng);
         const half = ctx.pageSize / 2;
         const second = rng.chance(0.5);
         overwrite(dataFile(ctx.store), page * ctx.pageSize + (second ? half : 0), half, rng);

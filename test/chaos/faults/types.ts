@@ -14,6 +14,8 @@ export const SEED_TARGETS = {
   'disk-failure': { label: 'disk failure', ms: 30_000 },
   'memory-leak': { label: 'memory leak', ms: 60_000 },
   deadlock: { label: 'deadlock', ms: 1_000 },
+  'primary-node-failure': { label: 'primary node failure', ms: 30_000 },
+  'network-partition': { label: 'network partition', ms: 60_000 },
 } as const;
 export type SeedTarget = keyof typeof SEED_TARGETS;
 

@@ -9,6 +9,11 @@
  * case the lease deadline exists for (etcd3 #110: a dead stream can look alive). `heal()`
  * destroys what was stranded (their ends then see a reset, as TCP would after the partition's
  * retransmissions gave up) and forwards again.
+ *
+ * `cutOneWay(dir)` is an asymmetric partition: bytes stop in one direction only (`to-target`:
+ * what the connecting side sends; `from-target`: what the target answers), on the open
+ * connections and on new ones, while the other direction flows on. `heal()` ends it as it ends
+ * `cut()`. The chaos suite's `primary-cut-asymmetric` (test/chaos/faults/cluster.ts) uses it.
  */
 import net from 'node:net';
 
@@ -18,12 +23,15 @@ export interface FaultProxy {
   readonly address: string;
   readonly isCut: boolean;
   cut(): void;
+  cutOneWay(dir: 'to-target' | 'from-target'): void;
   heal(): void;
   close(): Promise<void>;
 }
 
 export async function startProxy(target: { host: string; port: number }, port = 0): Promise<FaultProxy> {
   let cut = false;
+  /** An asymmetric cut: the direction whose bytes stop (null: none, or a whole `cut`). */
+  let oneWay: 'to-target' | 'from-target' | null = null;
   /** Open pairs (client, upstream); a stranded client has no upstream. */
   const pairs = new Set<[net.Socket, net.Socket | null]>();
   const server = net.createServer((client) => {
@@ -46,8 +54,10 @@ export async function startProxy(target: { host: string; port: number }, port = 
     };
     client.once('close', end);
     upstream.once('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
+    if (oneWay === 'to-target') client.pause();
+    else client.pipe(upstream);
+    if (oneWay === 'from-target') upstream.pause();
+    else upstream.pipe(client);
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -58,7 +68,17 @@ export async function startProxy(target: { host: string; port: number }, port = 
     port: bound,
     address: `127.0.0.1:${bound}`,
     get isCut() {
-      return cut;
+      return cut || oneWay !== null;
+    },
+    cutOneWay(dir) {
+      if (cut || oneWay !== null) return;
+      oneWay = dir;
+      for (const [client, upstream] of pairs) {
+        const from = dir === 'to-target' ? client : upstream;
+        if (!from) continue;
+        from.unpipe();
+        from.pause();
+      }
     },
     cut() {
       if (cut) return;
@@ -71,8 +91,9 @@ export async function startProxy(target: { host: string; port: number }, port = 
       }
     },
     heal() {
-      if (!cut) return;
+      if (!cut && oneWay === null) return;
       cut = false;
+      oneWay = null;
       for (const [client, upstream] of [...pairs]) {
         client.destroy();
         upstream?.destroy();

@@ -133,7 +133,7 @@ describe('RoleDriver', () => {
     assert.equal(d.writable(), true);
   });
 
-  it('tries a grant the owner could not take again within 50 ms while its deadline is ahead, not at the next renewal', async () => {
+  it('tries a grant the owner could not take again within 20 ms while its deadline is ahead, not at the next renewal', async () => {
     const v = view();
     const grants: string[] = [];
     let refuse = 3; // the restarting owner's control socket is not served for three tries
@@ -163,7 +163,8 @@ describe('RoleDriver', () => {
     d.renewed(v.deadline);
     await sleep(400);
     const late = grants.length;
-    assert.ok(late >= 3 && late <= 8, `${late} grants in all`);
+    // Every 20 ms for 120 ms: up to 7 tries (fewer on a loaded machine).
+    assert.ok(late - 4 >= 3 && late - 4 <= 8, `${late - 4} tries of the second deadline`);
     await sleep(200);
     assert.equal(grants.length, late, 'no grant after its deadline passed');
     d.stop();

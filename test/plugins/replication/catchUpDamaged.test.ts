@@ -109,7 +109,9 @@ describe('catch-up over a damaged record of the primary log', () => {
     const { port } = store.replicationAddress!;
     session = new ReplicaSession({ storeId: 'r', dir: replicaDir, engine: pagestore, host: '127.0.0.1', port, secret: SECRET, id: 'r1', log, onRefused: () => undefined });
     await session.start();
-    await until('the replica told why', () => (/damaged/.test(session!.status().reason ?? '') ? true : undefined));
+    await until('the replica told why', () => (/damaged/.test(session!.status().lastEnded?.reason ?? session!.status().reason ?? '') ? true : undefined));
+    // What it received before the refusal is made durable by its apply timer, not at once.
+    await until('the replica durable up to the damaged record', () => (session!.status().durableLsn >= damagedLsn ? true : undefined));
     assert.equal(session.status().durableLsn, damagedLsn);
     const connects = session.status().connects;
     await until('a retry', () => (session!.status().connects > connects + 1 ? true : undefined));

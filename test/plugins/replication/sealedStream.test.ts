@@ -157,7 +157,8 @@ describe('replication stream through a man in the middle', () => {
   const refusedForAuth = (session: ReplicaSession) =>
     until('the replica refusing the frame', () => {
       const st = session.status();
-      return st.state !== 'streaming' && /frame failed authentication/.test(st.reason ?? '') ? st : undefined;
+      // lastEnded: the tries to connect again (every 25 ms, to a proxy no longer accepting) replace `reason`.
+      return st.state !== 'streaming' && /frame failed authentication/.test(st.lastEnded?.reason ?? '') ? st : undefined;
     }, 10_000);
 
   before(async () => {

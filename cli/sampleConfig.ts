@@ -47,7 +47,8 @@ stores: []
 #    path: ./var/demo/store
 #    # Background scrub: checks every page at this many bytes/s (about 2 % of a core at
 #    # 50 MiB/s), a full pass every interval; resumes where it stopped after a restart.
-#    scrub: { rate: 50MiB/s, interval: 24h }
+#    # walInterval: how often the live WAL's records are checked (wal-corruption).
+#    scrub: { rate: 50MiB/s, interval: 24h, walInterval: 1m }
 #    # Snapshots (LZ4, full + incremental) and the WAL archive, for point-in-time restore and
 #    # for repair-page, which rebuilds a corrupt page from the newest snapshot + the WAL.
 #    # Each scheduled snapshot asks the store's owner for a checkpoint first.
@@ -57,6 +58,7 @@ stores: []
 #      fullEvery: 12                # every 12th is full, the others incremental
 #      keep: { full: 2, incremental: 12 }
 #      maxAge: 7d
+#      verifyEvery: 1h              # check every snapshot file and archived segment (0: off)
 #    # Where the store is restored (snapshots + WAL archive + what still reads of its own log)
 #    # when its disk fails with EIO; its application is restarted there and finds it in
 #    # RECOVERY_AGENT_STORE_PATH. An empty path on another disk: its contents are replaced.

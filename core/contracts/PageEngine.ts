@@ -110,6 +110,18 @@ export interface LogLayout {
   forEachPageRecord(buf: Uint8Array, from: number, lsn: number, visit: (at: number, pageId: number) => void): number;
   /** Bytes the (valid) record at `at` takes. */
   recordLength(buf: Uint8Array, at: number): number;
+  /**
+   * For the evidence of damage: the checksum the record at `at` stores and the one its bytes
+   * have (16 hex digits each), valid or not, or null when its length does not frame a record
+   * inside `buf`. Optional: an engine without it is reported without checksums.
+   */
+  recordChecksums?(buf: Uint8Array, at: number): { stored: string; computed: string; length: number } | null;
+  /**
+   * The epoch a (checked) segment header records (a replication promotion starts a new epoch in
+   * a new segment, leaving the old one's last segment short). Optional: without it a checker
+   * cannot tell such a segment from one that lost its tail.
+   */
+  segmentEpoch?(header: Uint8Array): number;
   /** The LSN of the (valid) record at `at`. */
   recordLsn(buf: Uint8Array, at: number): number;
   /** What the (valid) record at `at` is. */

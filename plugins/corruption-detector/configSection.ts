@@ -7,7 +7,16 @@ import { z } from 'zod';
 import { defineConfigSection } from '../../core/config/section.js';
 import { duration, rate } from '../../core/config/valueTypes.js';
 
-const ScrubSchema = z.strictObject({ rate: rate.default(50 * 2 ** 20), interval: duration.default(86_400_000) });
+const ScrubSchema = z.strictObject({
+  rate: rate.default(50 * 2 ** 20),
+  interval: duration.default(86_400_000),
+  /**
+   * Check the live WAL (sealed segments, and the current one up to the durable LSN) on this
+   * interval (walScrub.ts): it reads at most the log since the last checkpoint and the segments
+   * not yet retired, so once a minute costs little; 0 turns it off.
+   */
+  walInterval: duration.default(60_000),
+});
 
 /** A store's validated `scrub:` section. */
 export type ScrubConfig = z.output<typeof ScrubSchema>;

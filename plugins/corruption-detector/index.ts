@@ -10,6 +10,9 @@
  * - Each corrupt page is published once, as a P0 `page-corruption` failure naming the store and
  *   pages (core/contracts/pageCorruption.ts). Page-corruption failures published by others (verify on read) count
  *   as published, and their pages' neighbours are scrubbed next.
+ * - The live WAL checked every `scrub.walInterval` (walScrub.ts): a damaged record below the
+ *   durable LSN is a `wal-corruption` (P1 while crash recovery needs it), which its action
+ *   `checkpoint-past-damage` answers by having the owner checkpoint past it.
  * - Counters for metrics under the `CorruptionDetectorStats` token (core/contracts/CorruptionStats.ts).
  *
  * The plugin provides a `Detector`, which the plugin host starts with a sink on the failure bus
@@ -34,6 +37,8 @@ import { FailureBus, Metrics, WorkerPool } from '../../core/tokens.js';
 import type { PageFinding } from './reasons.js';
 import { scanStore, type RangeScanOptions, type StoreScanResult } from './scanner.js';
 import { NEIGHBOURS, Scrubber } from './scrubber.js';
+import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
+import { WalScrubDetector, checkpointPastDamageAction, type WalStore } from './walScrub.js';
 
 export { PAGE_CORRUPTION, pageCorruptionFailure, corruptPagesOf, type PageCorruptionEvidence, type CorruptPage } from '../../core/contracts/pageCorruption.js';
 export { CorruptionDetectorStats, type CorruptionStats, type CorruptionDetectorStatsSource } from '../../core/contracts/CorruptionStats.js';
@@ -61,7 +66,7 @@ export default definePlugin({
   contractVersion: '^1.0.0',
   config: [scrubSection],
   deps: { engines: many(StorageEngine), bus: FailureBus, pool: optional(WorkerPool), metrics: optional(Metrics) },
-  provides: [Detector, CorruptionDetectorStats, CorruptionDetector, StatusSection, HttpRoute],
+  provides: [Detector, CorruptionDetectorStats, CorruptionDetector, StatusSection, HttpRoute, HealingAction],
   register(ctx, { engines, bus, pool, metrics }) {
     const { config, log } = ctx;
 
@@ -187,6 +192,9 @@ export default definePlugin({
     };
 
     ctx.provide(Detector, detector, isDetector);
+    const walStores = new Map<string, WalStore>(stores.map((s) => [s.id, { id: s.id, dir: s.path, engine: s.pageEngine, everyMs: s.scrub.walInterval }]));
+    ctx.provide(Detector, new WalScrubDetector(`${ctx.id}/wal`, [...walStores.values()], log), isDetector);
+    ctx.provide(HealingAction, checkpointPastDamageAction(walStores), isHealingAction);
     ctx.provide(CorruptionDetectorStats, { snapshot }, isCorruptionDetectorStats);
     ctx.provide(CorruptionDetector, service);
     ctx.provide(StatusSection, { name: 'scrub', snapshot }, isStatusSection);

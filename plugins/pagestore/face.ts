@@ -7,7 +7,7 @@
  * pay for them.
  */
 import { open } from 'node:fs/promises';
-import { redoApplyPages } from 'recovery-agent/native';
+import { redoApplyPages, xxh3 } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import type { CheckpointContent, LogLayout, LogRecordKind, LiveOwner, PageEngine, PageLayout, StoreFiles } from '../../core/contracts/PageEngine.js';
 import type { StoreDescription } from '../../core/contracts/StorageEngine.js';
@@ -19,10 +19,10 @@ import { PAGE_HEADER_SIZE, PAGE_MAGIC, isValidPageSize, kMagic, kPageLsn, pageLs
 import { SUPERBLOCK_MAGIC, dataFileOf, storeExists, superblockProblem, walDirOf } from './storeFiles.js';
 import { acquireStoreLock, lockHolder } from './storeLock.js';
 import { settleSwap, swapInStore } from './storeSwap.js';
-import { RecordType, commitTimeAt, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecTxId, kRecType } from './walRecord.js';
+import { RECORD_MIN_SIZE, RecordType, commitTimeAt, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecTxId, kRecType } from './walRecord.js';
 import { forEachPageRecord, scanRecords } from './walPages.js';
 import { readRecordFromDisk } from './walScan.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentName, segmentPosition, segmentStartOf } from './walSegments.js';
 import type { RecoverOptions, RecoveryStats } from './recovery.js';
 
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
@@ -84,6 +84,17 @@ export const logLayout: LogLayout = {
   scanRecords,
   forEachPageRecord,
   recordLength: (buf, at) => readU32(buf, at + kRecLength),
+  // An unstamped header (0, from before epochs) counts as epoch 1, as the writer reads it.
+  segmentEpoch: (h) => Math.max(1, segmentPosition(h).epoch),
+  recordChecksums(buf, at) {
+    if (at + 8 > buf.byteLength) return null;
+    const length = readU32(buf, at + kRecLength);
+    // A record is at least its fixed header and checksum, a multiple of 8 (walRecord.ts).
+    if (length < RECORD_MIN_SIZE || length % 8 !== 0 || at + length > buf.byteLength) return null;
+    const hex = (v: bigint) => v.toString(16).padStart(16, '0');
+    const stored = new DataView(buf.buffer, buf.byteOffset, buf.byteLength).getBigUint64(at + length - 8, true);
+    return { stored: hex(stored), computed: hex(xxh3(buf.subarray(at, at + length - 8))), length };
+  },
   recordLsn: (buf, at) => readU64(buf, at + kRecLsn),
   recordKind: (buf, at) => kindOf(buf[at + kRecType]),
   recordTxId: (buf, at) => readU64(buf, at + kRecTxId),

@@ -40,6 +40,10 @@ export const DEFAULT_RULES: ReadonlyArray<{ on: string; do: StepInput[] }> = [
   { on: 'primary-failure', do: ['cluster-failover'] },
   // A clustered store fails over to a replica; any other moves to its spare path (redirect-store).
   { on: 'disk-failure', do: [{ anyOf: ['cluster-failover', 'redirect-store'] }] },
+  // Damage to what a restore needs (the snapshot manager's detector and actions).
+  { on: 'snapshot-corruption', do: ['repair-snapshot'] },
+  { on: 'archive-corruption', do: ['repair-archive'] },
+  { on: 'wal-corruption', do: ['checkpoint-past-damage'] },
 ];
 
 type StepInput = string | { action: string; options?: Record<string, unknown>; timeout?: number } | { anyOf: Array<string | { action: string; options?: Record<string, unknown>; timeout?: number }> };

@@ -16,6 +16,12 @@ const SnapshotsSchema = z.strictObject({
   fullEvery: z.number().int().min(1).default(12),
   keep: z.strictObject({ full: z.number().int().min(0).default(2), incremental: z.number().int().min(0).default(12) }).prefault({}),
   maxAge: duration.optional(),
+  /**
+   * Check every snapshot file and archived WAL segment against its recorded checksum on this
+   * interval (integrityDetector.ts): a pass reads each compressed file once, so the default
+   * keeps that to an hour's background read of the snapshot directory; 0 turns it off.
+   */
+  verifyEvery: duration.default(3_600_000),
 });
 
 /** A store's validated `snapshots:` section. */

@@ -35,6 +35,10 @@ import { SnapshotScheduler, type ScheduledStore, type SnapshotStats } from './sc
 import { walArchiver } from './walArchive.js';
 import { storeRestorer } from './storeRestorer.js';
 import { StoreRestorer, isStoreRestorer } from '../../core/contracts/StoreRestorer.js';
+import { Detector, isDetector } from '../../core/contracts/Detector.js';
+import { HealingAction as HealingActionToken, isHealingAction } from '../../core/contracts/HealingAction.js';
+import { IntegrityDetector } from './integrityDetector.js';
+import { repairArchiveAction, repairSnapshotAction, type RepairableStore } from './integrityActions.js';
 
 /** The scheduler's running totals (for tests and the status API). */
 export const SnapshotManagerStats: InjectionToken<{ snapshot(): SnapshotStats }> = createToken<{ snapshot(): SnapshotStats }>('snapshot-manager.SnapshotManagerStats');
@@ -53,7 +57,7 @@ export default definePlugin({
   errorCodes: snapshotErrors,
   // The engines start first: each store is worked on through its engine's page face.
   deps: { engines: many(StorageEngine), pool: WorkerPool, metrics: Metrics, storePaths: optional(StorePaths) },
-  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute, StoreRestorer],
+  provides: [LogArchiverSource, PageSource, SnapshotManagerStats, HttpRoute, StoreRestorer, Detector, HealingActionToken],
   register(ctx, { engines, pool, metrics, storePaths }) {
     // Each store with snapshots, with its engine's page face; one whose engine has none is skipped.
     const { usable, skipped } = storesWithPageEngines(engines, ctx.config.stores.filter((s) => s.snapshots));
@@ -89,6 +93,12 @@ export default definePlugin({
     }, 'path', { enumerable: true, get: () => path.resolve(storePaths?.pathOf(s.id) ?? s.path) }) as ScheduledStore);
     const scheduler = new SnapshotScheduler(scheduled, pool, ctx.log);
     ctx.provide(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
+    // Damage to snapshots and the archive, found on a schedule (integrityDetector.ts) and
+    // repaired by quarantine and a new full snapshot, or a new archive copy (integrityActions.ts).
+    ctx.provide(Detector, new IntegrityDetector(scheduled.map((s) => ({ id: s.id, dir: s.dir, engine: s.engine, everyMs: usable.find((u) => u.id === s.id)!.snapshots!.verifyEvery })), ctx.log, (id) => scheduler.repairing(id)), isDetector);
+    const repairable = new Map<string, RepairableStore>(scheduled.map((s) => [s.id, s]));
+    ctx.provide(HealingActionToken, repairSnapshotAction(repairable, scheduler), isHealingAction);
+    ctx.provide(HealingActionToken, repairArchiveAction(repairable, scheduler), isHealingAction);
     const summary = (m: Manifest) => ({
       id: m.id, kind: m.kind, baseId: m.baseId, startLsn: m.startLsn, endLsn: m.endLsn, startedAt: m.startedAt, finishedAt: m.finishedAt,
       pages: m.pagesCopied, chunks: m.chunks.length, bytes: m.chunks.reduce((n, c) => n + c.bytes, 0), rawBytes: m.chunks.reduce((n, c) => n + c.rawBytes, 0),

@@ -49,6 +49,7 @@ export class SnapshotScheduler {
   readonly stats: SnapshotStats = { taken: { full: 0, incremental: 0 }, failed: 0, lastDurationMs: 0, lastBytes: 0, lastRawBytes: 0, pruned: 0, checkpoints: 0 };
   private timers: NodeJS.Timeout[] = [];
   private running = new Map<string, Promise<void>>();
+  private idleHolders = new Map<string, number>();
 
   constructor(private readonly stores: readonly ScheduledStore[], private readonly pool: WorkerPool, private readonly log: Logger) {}
 
@@ -101,6 +102,27 @@ export class SnapshotScheduler {
     const s = this.stores.find((x) => x.id === id);
     if (!s) throw raError('RA_ERR_USAGE', `store "${id}" has no snapshots.dir in the config (stores with one: ${this.stores.map((x) => x.id).join(', ') || 'none'})`);
     return (await loadAll(s.dir)).flatMap((x) => (x.manifest ? [x.manifest] : []));
+  }
+
+  /**
+   * Runs `fn` on store `id` while no snapshot or retention of it runs — the integrity checks and
+   * their repairs (integrityDetector.ts, integrityActions.ts): nothing is added or pruned under
+   * them. `snapshot` takes one inside (then retention), as a scheduled round would.
+   */
+  async whileIdle<T>(id: string, fn: (s: ScheduledStore, snapshot: (incremental: boolean) => Promise<Manifest>) => Promise<T>): Promise<T> {
+    const s = this.stores.find((x) => x.id === id);
+    if (!s) throw raError('RA_ERR_USAGE', `store "${id}" has no snapshots.dir in the config`);
+    this.idleHolders.set(id, (this.idleHolders.get(id) ?? 0) + 1);
+    try {
+      return await this.exclusive(s, () => fn(s, (incremental) => this.round(s, incremental)));
+    } finally {
+      this.idleHolders.set(id, this.idleHolders.get(id)! - 1);
+    }
+  }
+
+  /** True while a `whileIdle` of store `id` waits or runs (a repair of its snapshot directory). */
+  repairing(id: string): boolean {
+    return (this.idleHolders.get(id) ?? 0) > 0;
   }
 
   /** Runs `fn` when no other snapshot of the store runs. */

@@ -47,17 +47,25 @@ export function walArchiver(engine: PageEngine, snapshotDir: string): LogArchive
 }
 
 export async function archiveSegment(engine: PageEngine, snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
-  const raw = await readFile(segment.file);
-  const { frame, index } = await encodeIndexed(engine, raw, engine.log.segmentHeaderSize, segment.startLsn);
-  const base = path.join(archiveDirOf(snapshotDir), `${walFileName(segment.startLsn)}.lz4`);
+  return archiveRaw(engine, snapshotDir, await readFile(segment.file), segment.startLsn);
+}
+
+/**
+ * Archives the bytes `raw` of the segment starting at `startLsn` (replacing any archived copy):
+ * a retired segment, or a damaged copy's segment again from a source that still verifies
+ * (integrityActions.ts), then with the `archivedAt` of the copy it replaces.
+ */
+export async function archiveRaw(engine: PageEngine, snapshotDir: string, raw: Buffer, startLsn: number, archivedAt = Date.now()): Promise<ArchivedSegment> {
+  const { frame, index } = await encodeIndexed(engine, raw, engine.log.segmentHeaderSize, startLsn);
+  const base = path.join(archiveDirOf(snapshotDir), `${walFileName(startLsn)}.lz4`);
   const entry: ArchivedSegment = {
     file: path.basename(base),
     bytes: frame.byteLength,
     xxh3: xxh3Hex(frame),
     rawBytes: raw.byteLength,
     rawXxh3: xxh3Hex(raw),
-    startLsn: segment.startLsn,
-    archivedAt: Date.now(),
+    startLsn,
+    archivedAt,
     blocks: index,
   };
   await writeFileDurable(base, frame, false);

@@ -48,7 +48,7 @@ export class AgentUnderTest {
     const writer = path.join(repoRoot(), 'dist', 'test', 'chaos', 'chaosWriter.js');
     const config = {
       agent: { dataDir: path.join(p.dir, 'agent'), workers: 1, logFormat: 'json', logLevel: 'info', http: { listen: `127.0.0.1:${port}`, token: TOKEN } },
-      stores: [{ id: 's', engine: 'pagestore', path: p.store, scrub: { rate: '64MiB/s', interval: '1s' }, snapshots: { dir: p.snapshots, every: '1s', fullEvery: 3, keep: { full: 2, incremental: 4 } } }],
+      stores: [{ id: 's', engine: 'pagestore', path: p.store, scrub: { rate: '64MiB/s', interval: '1s', walInterval: '500ms' }, snapshots: { dir: p.snapshots, every: '1s', fullEvery: 3, keep: { full: 2, incremental: 4 }, verifyEvery: '500ms' } }],
       processes: [{
         id: 'app', command: process.execPath, store: 's',
         args: [writer, '--store', p.store, '--archive', p.snapshots, '--record', p.record, '--seed', String(p.seed), '--pages', String(p.pages), '--cold', String(p.cold)],

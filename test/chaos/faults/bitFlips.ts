@@ -1,13 +1,14 @@
 /**
  * Bit flips (silent corruption): one bit of a data page (pages.db), of the live WAL segment's
- * records, of an archived WAL segment, or of a snapshot chunk. Only the data page has a detector
- * today (the scrub → page-corruption → repair-page); the others expect one — a detector that names
- * the damaged file as corruption of its store — and a trial without it is reported as failed.
+ * records, of an archived WAL segment, or of a snapshot chunk. Each has its detector: the scrub
+ * (page-corruption → repair-page), the WAL scrub (wal-corruption → checkpoint-past-damage), the
+ * snapshot manager's integrity pass (archive-corruption → repair-archive, snapshot-corruption →
+ * repair-snapshot); a trial whose damage no detector names as corruption of its store fails.
  */
 import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, probeFileDamage, snapshotChunks, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
-/** Failure kinds that name damage to a store's files (the data page's is the only one today). */
+/** Failure kinds that name damage to a store's files. */
 export const CORRUPTION_KINDS = ['page-corruption', 'wal-corruption', 'archive-corruption', 'snapshot-corruption'] as const;
 
 const KINDS: FaultKind[] = [

@@ -1,8 +1,7 @@
 /**
  * Torn and truncated files: half of a data page overwritten (a torn write: the first or the
  * second half replaced by other bytes), the live WAL segment cut inside its records (a lost
- * tail), a snapshot chunk cut to half its length. The page has a detector (the scrub); the WAL
- * and the chunk expect one, as in bitFlips.ts.
+ * tail), a snapshot chunk cut to half its length. Each has its detector, as in bitFlips.ts.
  */
 import { CORRUPTION_KINDS } from './bitFlips.js';
 import { dataFile, liveWalByte, overwrite, pageOutOfMemory, probeFileDamage, size, snapshotChunks, truncate } from './files.js';

@@ -77,6 +77,22 @@ export default definePlugin({
     let roles: InstanceType<typeof RoleDriver> | null = null;
     let failovers: Counter | null = null;
     let failover: InstanceType<typeof FailoverWatch> | null = null;
+    /**
+     * The partitions this member reported, until it reaches etcd again (a lease renewed): then
+     * each is over by itself — the member stepped down and follows whoever leads — and is cleared
+     * rather than escalated as a failure nobody healed (every failover of a chaos run logged one).
+     */
+    const partitions: Array<string | undefined> = [];
+    const partitionsOver = (): void => {
+      for (const id of partitions.splice(0)) {
+        if (id === undefined) continue;
+        try {
+          sink?.resolve?.(id, 'the member reaches etcd again: its lease was renewed');
+        } catch {
+          // Already over (resolved, or no longer known to the bus).
+        }
+      }
+    };
     const member = new ClusterMember({
       cluster: c.name,
       member: memberId,
@@ -89,9 +105,12 @@ export default definePlugin({
       limits: { members: c.size, maxLagBytes: c.maxLagBytes },
       log,
       onPartition(evidence) {
-        sink?.publish({ kind: NETWORK_PARTITION, priority: 'P1', subject: `cluster:${c.name}`, evidence, fingerprint: `${NETWORK_PARTITION}:${c.name}:${memberId}:${Date.now()}` });
+        partitions.push(sink?.publish({ kind: NETWORK_PARTITION, priority: 'P1', subject: `cluster:${c.name}`, evidence, fingerprint: `${NETWORK_PARTITION}:${c.name}:${memberId}:${Date.now()}` }).id);
       },
-      onRenewed: (deadline) => roles?.renewed(deadline),
+      onRenewed: (deadline) => {
+        partitionsOver();
+        roles?.renewed(deadline);
+      },
       onPass() {
         roles?.reconcile();
         failover?.observe();

@@ -99,6 +99,23 @@ export default definePlugin({
     const lagging = new Map<string, { since: number }>();
     const limits = new Map<string, { maxLagBytes: number; maxLagMs: number }>();
 
+    /**
+     * The refusal each store reported last. One that streams again (an old primary rejoined
+     * after its rebuild, a secret fixed) clears it: over by itself, not escalated as a failure
+     * nobody healed (every failover of a chaos run logged one such escalation).
+     */
+    const refusedOf = new Map<string, string | undefined>();
+    const refusalOver = (storeId: string): void => {
+      const id = refusedOf.get(storeId);
+      refusedOf.delete(storeId);
+      if (id === undefined) return;
+      try {
+        sink?.resolve?.(id, 'the replica streams from its primary again');
+      } catch {
+        // Already over (resolved, or no longer known to the bus): nothing to clear.
+      }
+    };
+
     for (const s of usable) {
       const r = s.replication!;
       const secret = readSecret(s.id, r);
@@ -116,8 +133,9 @@ export default definePlugin({
             log,
             onRoleChange: roleChanged,
             onRefused(code, reason) {
-              sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, code, reason } });
+              refusedOf.set(s.id, sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, code, reason } }).id);
             },
+            onStreaming: () => refusalOver(s.id),
           }),
         );
       } else if (r.role === 'primary') {
@@ -144,8 +162,9 @@ export default definePlugin({
             pool,
             log,
             onRefused(code, reason) {
-              sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } });
+              refusedOf.set(s.id, sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } }).id);
             },
+            onStreaming: () => refusalOver(s.id),
             onLogCut(cut) {
               publish({ kind: REPLICA_LOG_CUT, priority: 'P2', subject: `store:${s.id}`, evidence: { store: s.id, ...cut } });
             },

@@ -39,6 +39,8 @@ export interface MemberStoreOptions {
   /** The role changed: the process gate's answer may have. */
   onRoleChange(): void;
   onRefused(code: string, reason: string): void;
+  /** Its replica session streams (again). */
+  onStreaming?(): void;
 }
 
 /** Throws when `signal` abandoned the role change (a newer one superseded it). */
@@ -248,6 +250,7 @@ export class MemberStore {
         pool: this.o.pool,
         log: this.o.log,
         onRefused: (code, reason) => this.o.onRefused(code, reason),
+        onStreaming: () => this.o.onStreaming?.(),
       });
       await this.session.start();
       this.note = undefined;

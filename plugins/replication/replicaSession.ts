@@ -103,6 +103,8 @@ export interface ReplicaSessionOptions {
   log: Logger;
   /** The primary refused this replica (once per refusal state): the failure to publish. */
   onRefused(code: string, reason: string): void;
+  /** It streams from its primary (again): a refusal reported before is over. */
+  onStreaming?(): void;
   /**
    * The replica store failed — cannot be opened, its log cannot be written, a damaged page stops
    * its apply — once per episode (the episode ends when it streams and applies again).
@@ -396,6 +398,7 @@ export class ReplicaSession {
         await this.session(() => {
           backoff = kBackoffFirstMs;
           streamed = true;
+          this.o.onStreaming?.();
         });
       } catch (err) {
         if (!this.running) break;

@@ -18,6 +18,11 @@ const SEED = 17;
 
 /**
  * Kinds left out of the short run, with why (they run in `npm run chaos`).
+ * page-torn: when the tear covers the page header, its garbage LSN is held against every rebuilt
+ * image, so the repair is refused and escalated (no commit lost). Not holding it against an
+ * image as of the owner's durable LSN was tried: a CI-style run then lost an acknowledged commit
+ * written to the page after its repair (seed 17 trial 10; 13 replays did not show it again; the
+ * mechanism was not found), so that change was taken back (PageStore.repairPage).
  * app-hung-work: detected (process-hang, no-work) and recovered in every replay, nothing lost,
  * but the harness's check of the agent's RTO flips with the load: in the failed trials the harness
  * first saw the failure 0.4–0.6 s after the agent published it, so the agent's RTO looked longer
@@ -34,11 +39,11 @@ const SEED = 17;
  * page-bitflip and page-torn were out for two repair bugs that showed by timing: a live WAL
  * segment the owner filled while the repair read it taken for a partial copy, and a torn
  * header's garbage LSN making every rebuilt image look stale. The repair now reads the WAL up to
- * the owner's durable LSN taken first and offers the image as of that LSN:
+ * the owner's durable LSN taken first (page-torn's part was taken back: above):
  * test/plugins/snapshot-manager/rebuildDurable.test.ts. Replays: `--seed 17 --trial 6 --kinds
  * page-bitflip`, `--seed 17 --trial 9 --kinds page-torn`.
  */
-const LONG_RUN_ONLY = new Set<string>(['app-hung-work']);
+const LONG_RUN_ONLY = new Set<string>(['app-hung-work', 'page-torn']);
 
 async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
   const out: R[] = new Array(items.length);

@@ -28,6 +28,7 @@ import type { Failure, FailureSink } from '../../core/contracts/Failure.js';
 import type { HealingAction } from '../../core/contracts/HealingAction.js';
 import { withOwner, type PageEngine } from '../../core/contracts/PageEngine.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
+import { StorePasses } from '../../core/storePasses.js';
 import { checkLiveWal, type WalCheck } from './walCheck.js';
 
 export const WAL_CORRUPTION = 'wal-corruption';
@@ -43,35 +44,18 @@ export interface WalStore {
 export class WalScrubDetector implements Detector {
   readonly kinds = [WAL_CORRUPTION];
   readonly stats = { passes: 0, failedPasses: 0, published: 0, bytes: 0 };
-  private timers = new Map<string, NodeJS.Timeout>();
-  private passes = new Set<Promise<unknown>>();
+  private passes: StorePasses<WalStore> | null = null;
   private published = new Map<string, Set<string>>();
-  private stopped = false;
 
   constructor(readonly id: string, private readonly stores: readonly WalStore[], private readonly log: Logger) {}
 
   start(sink: FailureSink): void {
-    this.stopped = false;
-    for (const s of this.stores) if (s.everyMs > 0) this.schedule(s, sink);
+    this.passes = new StorePasses((s) => this.pass(s, sink));
+    this.passes.start(this.stores);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    await Promise.all(this.passes);
-  }
-
-  private schedule(s: WalStore, sink: FailureSink): void {
-    const t = setTimeout(() => {
-      const p = this.pass(s, sink).finally(() => {
-        this.passes.delete(p);
-        if (!this.stopped) this.schedule(s, sink);
-      });
-      this.passes.add(p);
-    }, s.everyMs);
-    t.unref();
-    this.timers.set(s.id, t);
+    await this.passes?.stop();
   }
 
   /** One check of a store's live log; publishes what is newly damaged. Never throws. */
@@ -92,7 +76,7 @@ export class WalScrubDetector implements Detector {
     for (const d of r.damage) {
       const key = `${d.segmentStartLsn}:${d.lsn}`;
       now.add(key);
-      if (before.has(key) || this.stopped) continue;
+      if (before.has(key) || this.passes?.stopped === true) continue;
       const needed = d.lsn >= r.redoLsn;
       const f = sink.publish({
         kind: WAL_CORRUPTION,

@@ -26,6 +26,7 @@ import type { Detector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { describeError } from '../../core/errors.js';
+import { StorePasses } from '../../core/storePasses.js';
 import { findDamage, type Damage } from './integrity.js';
 
 export const SNAPSHOT_CORRUPTION = 'snapshot-corruption';
@@ -65,11 +66,9 @@ export class IntegrityDetector implements Detector {
   readonly id = 'snapshot-manager';
   readonly kinds = [SNAPSHOT_CORRUPTION, ARCHIVE_CORRUPTION];
   readonly stats: IntegrityStats = { passes: 0, published: 0, failedPasses: 0 };
-  private timers = new Map<string, NodeJS.Timeout>();
-  private passes = new Set<Promise<unknown>>();
+  private passes: StorePasses<CheckedStore> | null = null;
   /** Per store: the damage keys published and still found. */
   private published = new Map<string, Set<string>>();
-  private stopped = false;
   /** Archived copies already walked record by record and found whole (`<start>:<xxh3>`): decompressed once each. */
   private wholeSegments = new Set<string>();
 
@@ -80,27 +79,12 @@ export class IntegrityDetector implements Detector {
   constructor(private readonly stores: readonly CheckedStore[], private readonly log: Logger, private readonly busy: (id: string) => boolean = () => false) {}
 
   start(sink: FailureSink): void {
-    this.stopped = false;
-    for (const s of this.stores) if (s.everyMs > 0) this.schedule(s, sink);
+    this.passes = new StorePasses((s) => this.pass(s, sink));
+    this.passes.start(this.stores);
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
-    this.timers.clear();
-    await Promise.all(this.passes);
-  }
-
-  private schedule(s: CheckedStore, sink: FailureSink): void {
-    const t = setTimeout(() => {
-      const p = this.pass(s, sink).finally(() => {
-        this.passes.delete(p);
-        if (!this.stopped) this.schedule(s, sink);
-      });
-      this.passes.add(p);
-    }, s.everyMs);
-    t.unref();
-    this.timers.set(s.id, t);
+    await this.passes?.stop();
   }
 
   /** One pass over a store's snapshot directory; publishes what is newly damaged. Never throws. */
@@ -120,7 +104,7 @@ export class IntegrityDetector implements Detector {
     for (const d of damage) {
       const key = `${d.what}:${d.id}:${d.found?.xxh3 ?? 'unreadable'}`;
       now.add(key);
-      if (before.has(key) || this.stopped) continue;
+      if (before.has(key) || this.passes?.stopped === true) continue;
       const kind = d.what === 'snapshot' ? SNAPSHOT_CORRUPTION : ARCHIVE_CORRUPTION;
       const f = sink.publish({ kind, priority: 'P2', subject: `store:${s.id}`, evidence: evidenceOf(s.id, s.dir, d), fingerprint: `${kind}:${s.id}:${d.id}` });
       this.stats.published++;

@@ -21,16 +21,33 @@ export interface EtcdServer {
   close(): Promise<void>;
 }
 
-/** A port free on 127.0.0.1 now (bound, read, released). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Listens on `port` (0: any) of 127.0.0.1 and releases it: the port, or null when taken. */
+function tryPort(port: number): Promise<number | null> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
+    srv.once('error', () => resolve(null));
+    srv.listen(port, '127.0.0.1', () => {
+      const got = (srv.address() as net.AddressInfo).port;
+      srv.close(() => resolve(got));
     });
   });
+}
+
+/**
+ * A port free on 127.0.0.1 now, below the kernel's ephemeral range (32768–60999 here). Tests
+ * keep these ports for a node's life and bind them again when they restart it (host death); a
+ * port from the ephemeral range can meanwhile become the local end of some outgoing connection,
+ * and the restarted agent then fails with EADDRINUSE (a CI run of the cluster chaos test did).
+ * Ports below the range are never handed out that way.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = await tryPort(20_000 + Math.floor(Math.random() * 12_000));
+    if (port !== null) return port;
+  }
+  const any = await tryPort(0);
+  if (any === null) throw new Error('no free port on 127.0.0.1');
+  return any;
 }
 
 /** Starts etcd and waits until it answers its /health. */

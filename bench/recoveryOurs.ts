@@ -18,12 +18,13 @@
  * the transaction count differs); without, everything goes to a temp dir removed at the end.
  * Writes bench/results/recovery-ours.json; PostgreSQL's figures need the side-by-side bench.
  */
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { numArg, strArg } from './lib/args.js';
+import { firstLine } from './lib/fixtureChild.js';
 import { report } from './lib/report.js';
 import type { TpcbGenConfig, TpcbGenResult } from './fixtures/tpcbStore.js';
 import type { RecoveryStats } from '../plugins/pagestore/recovery.js';
@@ -44,21 +45,6 @@ const root = storeArg ?? mkdtempSync(path.join(os.tmpdir(), 'ra-bench-ours-'));
 const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tpcbStore.js');
 const r2 = (v: number) => Number(v.toFixed(2));
 
-/** A fixture child's first stdout line, parsed, and the time from spawn to it. */
-function firstLine<T>(args: string[]): Promise<{ value: T; ms: number; child: ReturnType<typeof spawn> }> {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [fixture, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve({ value: JSON.parse(buf.slice(0, nl)) as T, ms: performance.now() - t0, child });
-    });
-    child.once('exit', (code, sig) => reject(new Error(`${args[0]} child ended (${sig ?? code}) before reporting`)));
-  });
-}
 
 /** The killed store in ROOT/pristine: generated (and the writer killed with SIGKILL) unless kept from before. */
 async function pristine(): Promise<TpcbGenResult> {
@@ -75,7 +61,7 @@ async function pristine(): Promise<TpcbGenResult> {
   rmSync(meta, { force: true });
   const cfg: TpcbGenConfig = { dir, scale: SCALE, transactions: TRANSACTIONS, writers: WRITERS, pageSize: 8192, segmentSize: 16 * MiB, seed: 0x7cb };
   process.stdout.write(`Generating: ${TRANSACTIONS} TPC-B transactions, ${WRITERS} writers ... `);
-  const { value: gen, child } = await firstLine<TpcbGenResult>(['gen', JSON.stringify(cfg)]);
+  const { value: gen, child } = await firstLine<TpcbGenResult>(fixture, ['gen', JSON.stringify(cfg)]);
   const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(sig)));
   child.kill('SIGKILL');
   if ((await exited) !== 'SIGKILL') throw new Error('the writer was not killed by SIGKILL');
@@ -127,7 +113,7 @@ try {
     // segment) would pay for writing it out. Sync the copy first, as the original was.
     syncTree(work);
     const load1 = r2(os.loadavg()[0]!);
-    const { value, ms, child } = await firstLine<{ openMs: number; cpuMs: number; stats: RecoveryStats }>(['open', work]);
+    const { value, ms, child } = await firstLine<{ openMs: number; cpuMs: number; stats: RecoveryStats }>(fixture, ['open', work]);
     // The child closes the store after reporting (its checkpoint writes): let it finish first.
     if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
     const s = value.stats;

@@ -48,6 +48,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { numArg, strArg } from './lib/args.js';
+import { firstLine } from './lib/fixtureChild.js';
 import { report, type BenchRow } from './lib/report.js';
 import type { TpcbGenConfig, TpcbGenResult } from './fixtures/tpcbStore.js';
 import type { RecoveryStats } from '../plugins/pagestore/recovery.js';
@@ -249,21 +250,6 @@ async function runPostgres(): Promise<PgResult> {
   };
 }
 
-/** A child's first stdout line, parsed, and the time it took from spawn to that line. */
-function firstLine<T>(args: string[]): Promise<{ value: T; ms: number; child: ReturnType<typeof spawn> }> {
-  const t0 = performance.now();
-  const child = spawn(process.execPath, [fixture, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout!.setEncoding('utf8');
-    child.stdout!.on('data', (d: string) => {
-      buf += d;
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) resolve({ value: JSON.parse(buf.slice(0, nl)) as T, ms: performance.now() - t0, child });
-    });
-    child.once('exit', (code, sig) => reject(new Error(`${args[0]} child ended (${sig ?? code}) before reporting`)));
-  });
-}
 
 interface OursResult {
   gen: TpcbGenResult;
@@ -275,12 +261,12 @@ interface OursResult {
 async function runOurs(transactions: number): Promise<OursResult> {
   const cfg: TpcbGenConfig = { dir: path.join(root, 'store'), scale: SCALE, transactions, writers: WRITERS, pageSize: 8192, segmentSize: 16 * MiB, seed: 0x7cb };
   process.stdout.write(`Ours: ${transactions} TPC-B transactions, ${WRITERS} writers ... `);
-  const { value: gen, child } = await firstLine<TpcbGenResult>(['gen', JSON.stringify(cfg)]);
+  const { value: gen, child } = await firstLine<TpcbGenResult>(fixture, ['gen', JSON.stringify(cfg)]);
   const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(sig)));
   child.kill('SIGKILL');
   if ((await exited) !== 'SIGKILL') throw new Error('the writer was not killed by SIGKILL');
   console.log(`${(gen.walBytes / MiB).toFixed(0)} MiB of WAL, ${(gen.genMs / 1e3).toFixed(0)} s (${((gen.committedTxs * 1e3) / gen.txMs).toFixed(0)} tx/s, ${(gen.committedTxs / gen.flushes).toFixed(1)} a flush); kill -9 of the writer`);
-  const { value, ms } = await firstLine<{ openMs: number; stats: RecoveryStats }>(['open', cfg.dir]);
+  const { value, ms } = await firstLine<{ openMs: number; stats: RecoveryStats }>(fixture, ['open', cfg.dir]);
   const s = value.stats;
   if (s.recordsRedone !== gen.updateRecords) throw new Error(`recovery redid ${s.recordsRedone} records; the writer committed ${gen.updateRecords}`);
   console.log(`  restart to ready ${ms.toFixed(0)} ms (open ${value.openMs.toFixed(0)} ms, recovery ${s.durationMs.toFixed(0)} ms); ${s.recordsRedone} records redone, ${s.walRecordsScanned} scanned, ${(s.walBytesRead / MiB).toFixed(0)} MiB`);

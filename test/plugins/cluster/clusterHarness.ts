@@ -26,7 +26,7 @@ import { freePort } from '../../helpers/etcd.js';
 import { repoRoot } from '../../helpers/paths.js';
 import { copyStoreDir } from '../../helpers/store.js';
 import { needTool } from '../../helpers/tools.js';
-import { check, readRuns, type CheckResult, type Run } from './failoverChecker.js';
+import { check, RecordTail, type CheckResult, type Run } from './failoverChecker.js';
 import { startProxy, type FaultProxy } from './faultProxy.js';
 
 export const TTL_MS = 2000;
@@ -281,6 +281,8 @@ export class Node {
 }
 
 export class Cluster {
+  private readonly tail = new RecordTail();
+
   private constructor(
     readonly dir: string,
     readonly etcd: Etcd,
@@ -325,7 +327,7 @@ export class Cluster {
   }
 
   runs(): Run[] {
-    return readRuns(this.nodes.map((n) => ({ node: n.name, file: n.record })));
+    return this.tail.read(this.nodes.map((n) => ({ node: n.name, file: n.record })));
   }
 
   check(): CheckResult {

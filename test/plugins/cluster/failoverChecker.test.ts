@@ -1,7 +1,10 @@
 /** The checker of the fault tests, on records written by hand: it passes a clean handover and names a lost commit and each kind of overlap. */
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
-import { check, parseRecord } from './failoverChecker.js';
+import { check, parseRecord, readRuns, RecordTail } from './failoverChecker.js';
 
 const a = ['run 10 a', 'start 1 0', 'start 2 0', 'opened 100 5', 'acked 1 2 5 110', 'acked 2 1 5 120', 'acked 3 2 5 130'].join('\n');
 const handover = (opened: number, start2: number, acks: string[]): string => ['run 20 b', 'start 1 2', `start 2 ${start2}`, `opened ${opened} 9`, ...acks].join('\n');
@@ -34,5 +37,22 @@ describe('failover checker', () => {
     assert.deepEqual(runs[1]!.acks, []);
     const r = check(runs);
     assert.deepEqual([r.lost, r.acks], [[], 3]);
+  });
+
+  it('reads a growing record piece by piece as readRuns reads it whole, a line cut mid-write completed later', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ra-tail-'));
+    const file = path.join(dir, 'a.record');
+    const tail = new RecordTail();
+    try {
+      assert.deepEqual(tail.read([{ node: 'a', file }]), []); // not there yet
+      fs.writeFileSync(file, `${a}\nacked 4 1 5 1`); // "acked 4 1 5 140" cut after its first digit
+      assert.equal(tail.read([{ node: 'a', file }])[0]!.acks.length, 3);
+      fs.appendFileSync(file, '40\nrun 11 a\nopened 300 5\nacked 5 2 5 310\n');
+      const runs = tail.read([{ node: 'a', file }]);
+      assert.deepEqual(runs, readRuns([{ node: 'a', file }]));
+      assert.deepEqual(runs.map((r) => r.acks.map((x) => x.ns)), [[110n, 120n, 130n, 140n], [310n]]);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,7 @@
  * one three-node cluster with etcd started once for the run: test/chaos/cluster/clusterChaos.ts),
  * seeded; prints a table per kind and writes bench/results/chaos.json.
  *
- *   npm run chaos -- [--seed N] [--trials N] [--kinds a,b] [--cluster] [--trial N] [--recovery-timeout-ms N] [--keep]
+ *   npm run chaos -- [--seed N] [--trials N] [--kinds a,b] [--cluster] [--trial N] [--recovery-timeout-ms N] [--keep] [--merge]
  *   npm run chaos -- --schedule mixed [--seed N] [--length N] [--kinds a,b] [--cluster]
  *
  * `--schedule mixed`: one agent and workload for a seeded random sequence of kinds injected back
@@ -16,7 +16,7 @@
  * contradicts). `unsupported` kinds (the machine cannot inject them) never pass and never fail
  * the run; they are listed.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { ClusterChaos } from '../../test/chaos/cluster/clusterChaos.js';
@@ -25,7 +25,7 @@ import { allKinds, FAMILIES } from '../../test/chaos/faults/index.js';
 import { SEED_TARGETS, type FaultFamily, type FaultKind } from '../../test/chaos/faults/types.js';
 import { RTO_TOLERANCE, runTrial, type TrialResult } from '../../test/chaos/harness.js';
 import { runSchedule } from '../../test/chaos/schedule.js';
-import { formatTable, summarize } from '../../test/chaos/summary.js';
+import { formatTable, summarize, URGENT_P95_GOAL_MS } from '../../test/chaos/summary.js';
 import { numArg, strArg } from '../lib/args.js';
 import { repoRoot } from '../lib/report.js';
 
@@ -34,7 +34,7 @@ type Chosen = { family: FaultFamily; kind: FaultKind; cluster?: undefined } | { 
 const every: Chosen[] = [...allKinds(), ...CLUSTER_KINDS.map((k) => ({ cluster: k, kind: { name: k.name } }))];
 const withCluster = process.argv.includes('--cluster');
 if (process.argv.includes('--help')) {
-  console.log(`npm run chaos -- [--seed N (1)] [--trials N per kind (1)] [--kinds K,K] [--cluster] [--trial N] [--recovery-timeout-ms N (30000)] [--keep] [--out FILE]
+  console.log(`npm run chaos -- [--seed N (1)] [--trials N per kind (1)] [--kinds K,K] [--cluster] [--trial N] [--recovery-timeout-ms N (30000)] [--keep] [--merge] [--out FILE]
 
 Per trial: a real agent (bin/recovery-agent.js run) supervising a writer that records every
 acknowledged commit; one fault injected for real; the agent's recovery awaited on /failures and
@@ -53,6 +53,7 @@ acknowledged commit lost where a store opened, no overlapping epochs). Needs etc
 --trial N runs only trial N (with --kinds naming its kind): every failed trial prints the command
 that replays it. --keep keeps every trial's directory (agent logs, record, store); a failed
 trial's is always kept. Results: bench/results/chaos.json, a schedule's chaos-mixed.json (--out to write elsewhere).
+--merge keeps the report's trials of the kinds not run now (a long run in batches of kinds).
 --schedule mixed: one agent, store and writer for a seeded random sequence of --length N
 (default 12) faults back to back while the workload runs, drawn from the kinds that need no
 set-up of their own (--kinds to choose; with --cluster also the cluster kinds, on one cluster);
@@ -122,12 +123,27 @@ for (const n of schedule === 'mixed' ? [] : numbers) {
 }
 
 if (cluster !== null) await cluster.close(clusterResults, keep);
-const summary = summarize(results);
-console.log(`\nchaos${schedule ? ` (schedule ${schedule})` : ''} (seed ${seed}, ${results.length} ${schedule ? 'faults' : 'trials'}, ${Math.round((Date.now() - t0) / 1000)} s)\n${formatTable(summary)}`);
 const out = strArg('out') ?? path.join(repoRoot(), 'bench', 'results', schedule ? `chaos-${schedule}.json` : 'chaos.json');
-mkdirSync(path.dirname(out), { recursive: true });
 const machine = { cpus: os.cpus().length, cpuModel: os.cpus()[0]?.model, node: process.version, totalMemBytes: os.totalmem(), loadavg: os.loadavg() };
-writeFileSync(out, JSON.stringify({ bench: 'chaos', seed, ...(schedule ? { schedule, leftOut } : { trialsPerKind: trials }), rtoTolerance: RTO_TOLERANCE, probes: Object.fromEntries(probes), kinds: summary, trials: results, machine, at: new Date().toISOString() }, null, 2) + '\n');
+const batch = { seed, kinds: names, trialsPerKind: only !== null ? 1 : trials, wallS: Math.round((Date.now() - t0) / 1000), machine, at: new Date().toISOString() };
+// --merge: the long run in batches of kinds (each trial replays from its own seed and number):
+// the report's trials of the kinds run now are replaced, the other kinds' kept.
+const earlier = process.argv.includes('--merge') && !schedule ? readEarlier(out) : { trials: [], batches: [] };
+const all = [...earlier.trials.filter((t) => !names.includes(t.kind)), ...results];
+const batches = [...earlier.batches.filter((b) => b.kinds.some((k) => !names.includes(k) && all.some((t) => t.kind === k))), batch];
+const summary = summarize(all);
+console.log(`\nchaos${schedule ? ` (schedule ${schedule})` : ''} (seed ${seed}, ${results.length} ${schedule ? 'faults' : 'trials'}, ${batch.wallS} s${all.length > results.length ? `; merged with ${all.length - results.length} earlier trials of other kinds` : ''})\n${formatTable(summary)}`);
+const missed = summary.filter((k) => k.goalMet === false).map((k) => k.kind);
+const goal = { description: `every P0/P1 kind: RTO p95 < ${URGENT_P95_GOAL_MS / 1000} s; other kinds within their seed target; every supported trial passed, 0 acknowledged commits lost, 0 agent crashes`, met: missed.length === 0 && summary.some((k) => k.goalMet === true), missed };
+console.log(goal.met ? 'goal met for every kind exercised' : `goal NOT met: ${missed.join(', ') || 'no kind exercised'}`);
+mkdirSync(path.dirname(out), { recursive: true });
+const perKind = summary.map((k) => k.trials);
+const seeds = [...new Set(batches.map((b) => b.seed))];
+writeFileSync(out, JSON.stringify({
+  bench: 'chaos', seed: seeds.length === 1 ? seed : null,
+  ...(schedule ? { schedule, leftOut } : { trialsPerKind: perKind.length ? Math.min(...perKind) : trials }),
+  goal, rtoTolerance: RTO_TOLERANCE, probes: Object.fromEntries(probes), kinds: summary, trials: all, ...(batches.length > 1 ? { batches } : {}), machine, at: batch.at,
+}, null, 2) + '\n');
 console.log(`wrote ${path.relative(process.cwd(), out)}`);
 const broken = results.some((r) => r.violations.length > 0 || r.ackedLost > 0 || r.agentCrashes > 0);
 process.exit(broken ? 1 : results.some((r) => r.status === 'failed') ? 2 : 0);
@@ -135,7 +151,16 @@ process.exit(broken ? 1 : results.some((r) => r.status === 'failed') ? 2 : 0);
 function unsupportedCluster(kind: ClusterFaultKind, trial: number, why: string): TrialResult {
   return {
     kind: kind.name, family: CLUSTER_FAMILY, seed, trial, replay: `npm run chaos -- --seed ${seed} --trial ${trial} --kinds ${kind.name} --cluster`, status: 'unsupported', injected: null,
-    detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, healToCommitMs: null, rtoAgrees: null, targetMs: SEED_TARGETS[kind.target].ms, outcome: null,
+    detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, healToCommitMs: null, rtoAgrees: null, targetMs: SEED_TARGETS[kind.target].ms, priority: null, outcome: null,
     failures: [], escalations: 0, acked: 0, ackedLost: 0, pagesVerified: false, snapshotsVerified: false, agentCrashes: 0, violations: [], problems: [why], dir: null, wallMs: 0,
   };
+}
+
+/** The trials and batches of an earlier report at `file`, for --merge (none when there is none). */
+function readEarlier(file: string): { trials: TrialResult[]; batches: Array<{ seed: number; kinds: string[] }> } {
+  if (!existsSync(file)) return { trials: [], batches: [] };
+  const doc = JSON.parse(readFileSync(file, 'utf8')) as { seed?: number; trials?: TrialResult[]; batches?: Array<{ seed: number; kinds: string[] }>; machine?: unknown; at?: string; trialsPerKind?: number };
+  if (!Array.isArray(doc.trials)) throw new Error(`--merge: ${file} is not a chaos report (no trials)`);
+  const kinds = [...new Set(doc.trials.map((t) => t.kind))];
+  return { trials: doc.trials, batches: doc.batches ?? [{ seed: doc.seed ?? 0, kinds, trialsPerKind: doc.trialsPerKind, machine: doc.machine, at: doc.at } as { seed: number; kinds: string[] }] };
 }

@@ -88,6 +88,8 @@ export interface TrialResult {
   healToCommitMs: number | null;
   rtoAgrees: boolean | null;
   targetMs: number;
+  /** The most urgent priority the agent gave the fault's failure(s) (the expected one's, if any); null when it reported none. */
+  priority: string | null;
   outcome: string | null;
   failures: string[];
   escalations: number;
@@ -103,6 +105,11 @@ export interface TrialResult {
   dir: string | null;
   /** The trial's own wall time, set-up and checks included. */
   wallMs: number;
+}
+
+/** The most urgent of `priorities` ('P0' before 'P1' …), null for none. */
+export function mostUrgent(priorities: ReadonlyArray<string | null>): string | null {
+  return priorities.filter((p): p is string => p !== null).sort()[0] ?? null;
 }
 
 /** The trial's PRNG seed: one per (seed, trial). */
@@ -170,7 +177,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
   const r: TrialResult = {
     kind: o.kind.name, family: o.family.name, seed: o.seed, trial: o.trial, replay: replayCommand(o.seed, o.trial, o.kind.name),
     status: 'failed', injected: null, detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, healToCommitMs: null, rtoAgrees: null,
-    targetMs: target.ms, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0, pagesVerified: false, snapshotsVerified: false,
+    targetMs: target.ms, priority: null, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0, pagesVerified: false, snapshotsVerified: false,
     agentCrashes: 0, violations: [], problems: [], dir: null, wallMs: 0,
   };
   if (o.unsupported !== null) {
@@ -352,6 +359,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
     if (holdUntil !== null && r.healToCommitMs === null && o.kind.expects.type !== 'degraded') r.problems.push(`the application did not commit again within ${((deadline - (healedAt ?? deadline)) / 1000).toFixed(1)} s of the heal`);
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
+    r.priority = expected?.priority ?? mostUrgent([...newFailures.values()].filter(isOurs).map((f) => f.priority));
     r.escalations = [...newRecoveries.values()].filter((x) => x.escalated && (x.attempt ?? 1) === 1).length;
     // An attempt that failed while the fault held and was retried is the agent's answer working, not a problem.
     for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x) && x.retry === undefined) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);

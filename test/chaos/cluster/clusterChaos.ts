@@ -27,7 +27,7 @@ import { Prng } from '../../crash/pattern.js';
 import { Cluster, now, type Node } from '../../plugins/cluster/clusterHarness.js';
 import { CLUSTER_FAMILY, type ClusterFaultKind, type ClusterInjected } from '../faults/cluster.js';
 import { SEED_TARGETS } from '../faults/types.js';
-import { RTO_TOLERANCE, replayCommand, trialSeed, type TrialResult } from '../harness.js';
+import { mostUrgent, RTO_TOLERANCE, replayCommand, trialSeed, type TrialResult } from '../harness.js';
 
 /**
  * How far the agent's end of a failover may be from the harness's: `RTO_TOLERANCE` plus the
@@ -138,7 +138,7 @@ export class ClusterChaos {
     const r: TrialResult = {
       kind: kind.name, family: CLUSTER_FAMILY, seed: o.seed, trial: o.trial, replay: `${replayCommand(o.seed, o.trial, kind.name)} --cluster`,
       status: 'failed', injected: null, detectionMs: null, agentRtoMs: null, harnessRtoMs: null, harnessSpanMs: null, healToCommitMs: null, rtoAgrees: null,
-      targetMs: SEED_TARGETS[kind.target].ms, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0,
+      targetMs: SEED_TARGETS[kind.target].ms, priority: null, outcome: null, failures: [], escalations: 0, acked: 0, ackedLost: 0,
       // The stores' pages are verified when the run closes the cluster (`close`), not per trial.
       pagesVerified: false, snapshotsVerified: false,
       agentCrashes: 0, violations: [], problems: [], dir: c.dir, wallMs: 0,
@@ -241,6 +241,7 @@ export class ClusterChaos {
       for (const n of c.nodes) {
         const news = await this.news(n, seen);
         r.failures.push(...news.failures.map((f) => `${n.name}: ${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`));
+        r.priority = mostUrgent([r.priority, ...news.failures.map((f) => f.priority)]);
         const escalated = news.recoveries.filter((x) => x.escalated);
         r.escalations += escalated.length;
         r.failures.push(...escalated.map((x) => `${n.name}: ${x.kind} ${x.subject} escalated${x.reason ? `: ${x.reason.slice(0, 160)}` : ''}`));

@@ -373,8 +373,10 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
       }
     } else if (o.kind.expects.type === 'failure') {
       if (!expected) {
-        const page = (injected.state as { page?: number } | undefined)?.page;
-        const still = page === undefined ? '' : `; page ${page} on disk ${verifyPage(diskPage(paths.store, page, CHAOS_PAGE_SIZE), page) === null ? 'verifies again (rewritten by its owner)' : 'still fails its check'}`;
+        const { page, file } = (injected.state ?? {}) as { page?: number; file?: string };
+        const still = page !== undefined
+          ? `; page ${page} on disk ${verifyPage(diskPage(paths.store, page, CHAOS_PAGE_SIZE), page) === null ? 'verifies again (rewritten by its owner)' : 'still fails its check'}`
+          : file !== undefined ? `; the damaged ${path.basename(file)} ${existsSync(file) ? 'is still there' : 'is gone (pruned or replaced)'}` : '';
         r.problems.push(`not detected: no ${o.kind.expects.kinds.join(' / ')} failure within ${o.recoveryTimeoutMs / 1000} s of the fault (failures seen: ${r.failures.join(', ') || 'none'})${still}`);
       }
       else {

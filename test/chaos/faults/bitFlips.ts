@@ -5,7 +5,7 @@
  * snapshot manager's integrity pass (archive-corruption → repair-archive, snapshot-corruption →
  * repair-snapshot); a trial whose damage no detector names as corruption of its store fails.
  */
-import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, probeFileDamage, snapshotChunks, size } from './files.js';
+import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, newestSnapshotChunks, probeFileDamage, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 /** Failure kinds that name damage to a store's files. */
@@ -44,14 +44,16 @@ export const bitFlips: FaultFamily = {
       case 'wal-archived-bitflip': {
         const files = archivedSegments(ctx.snapshots);
         if (files.length === 0) throw new Error('no archived WAL segment yet');
-        const file = rng.pick(files);
-        return { what: flipBit(file, rng.int(0, size(file) - 1), bit) };
+        // One of the two newest: an older one may be pruned by retention (snapshots every second
+        // in the chaos config) before a pass comes by, and damage deleted is nothing to detect.
+        const file = rng.pick(files.slice(-2));
+        return { what: flipBit(file, rng.int(0, size(file) - 1), bit), state: { file } };
       }
       case 'snapshot-bitflip': {
-        const files = snapshotChunks(ctx.snapshots);
+        const files = newestSnapshotChunks(ctx.snapshots);
         if (files.length === 0) throw new Error('no snapshot chunk yet');
         const file = rng.pick(files);
-        return { what: flipBit(file, rng.int(0, size(file) - 1), bit) };
+        return { what: flipBit(file, rng.int(0, size(file) - 1), bit), state: { file } };
       }
       default:
         throw new Error(`bit-flips: unknown kind ${k.name}`);

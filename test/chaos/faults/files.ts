@@ -41,6 +41,17 @@ export function snapshotChunks(snapshots: string): string[] {
   return out;
 }
 
+/**
+ * The newest snapshot's chunk files: what a fault damages, since an older snapshot may be pruned
+ * by retention (snapshots every second in the chaos config) before a pass comes by, and damage
+ * deleted is nothing to detect.
+ */
+export function newestSnapshotChunks(snapshots: string): string[] {
+  const files = snapshotChunks(snapshots);
+  const newest = files.length ? path.dirname(files[files.length - 1]!) : null;
+  return files.filter((f) => path.dirname(f) === newest);
+}
+
 export const dataFile = (store: string): string => dataFileOf(store);
 
 /**

@@ -4,7 +4,7 @@
  * tail), a snapshot chunk cut to half its length. Each has its detector, as in bitFlips.ts.
  */
 import { CORRUPTION_KINDS } from './bitFlips.js';
-import { dataFile, liveWalByte, overwrite, pageOutOfMemory, probeFileDamage, size, snapshotChunks, truncate } from './files.js';
+import { dataFile, liveWalByte, overwrite, pageOutOfMemory, probeFileDamage, newestSnapshotChunks, size, truncate } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 const KINDS: FaultKind[] = [
@@ -38,12 +38,12 @@ export const tornFiles: FaultFamily = {
         return { what: `${file} truncated from ${was} to ${at} bytes` };
       }
       case 'snapshot-truncated': {
-        const files = snapshotChunks(ctx.snapshots);
+        const files = newestSnapshotChunks(ctx.snapshots);
         if (files.length === 0) throw new Error('no snapshot chunk yet');
         const file = rng.pick(files);
         const was = size(file);
         truncate(file, Math.floor(was / 2));
-        return { what: `${file} truncated from ${was} to ${Math.floor(was / 2)} bytes` };
+        return { what: `${file} truncated from ${was} to ${Math.floor(was / 2)} bytes`, state: { file } };
       }
       default:
         throw new Error(`torn-files: unknown kind ${k.name}`);

@@ -59,6 +59,7 @@ stores: []
 #      keep: { full: 2, incremental: 12 }
 #      maxAge: 7d
 #      verifyEvery: 1h              # check every snapshot file and archived segment (0: off)
+#      verifyRate: 64MiB/s          # how fast such a check reads
 #    # Where the store is restored (snapshots + WAL archive + what still reads of its own log)
 #    # when its disk fails with EIO; its application is restarted there and finds it in
 #    # RECOVERY_AGENT_STORE_PATH. An empty path on another disk: its contents are replaced.

@@ -29,7 +29,7 @@ import { describeError } from '../../core/errors.js';
 import type { PageFinding } from './reasons.js';
 import { PageScanner } from './scanner.js';
 import { freshState, loadScrubState, saveScrubState, scrubStateFile, type ScrubState } from './scrubState.js';
-import { TokenBucket } from './tokenBucket.js';
+import { TokenBucket } from '../../core/tokenBucket.js';
 
 /** Seconds of scanning per batch at the configured rate. */
 const BATCH_SECONDS = 0.1;

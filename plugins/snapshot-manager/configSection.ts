@@ -6,7 +6,7 @@
  */
 import { z } from 'zod';
 import { defineConfigSection } from '../../core/config/section.js';
-import { duration } from '../../core/config/valueTypes.js';
+import { duration, rate } from '../../core/config/valueTypes.js';
 
 const SnapshotsSchema = z.strictObject({
   dir: z.string().min(1),
@@ -22,6 +22,11 @@ const SnapshotsSchema = z.strictObject({
    * keeps that to an hour's background read of the snapshot directory; 0 turns it off.
    */
   verifyEvery: duration.default(3_600_000),
+  /**
+   * How fast a pass reads (`64MiB/s`): a pass over a large directory — an archive that grew
+   * while no snapshot could be taken to prune it — is spread out, not a core busy back to back.
+   */
+  verifyRate: rate.default(64 * 2 ** 20),
 });
 
 /** A store's validated `snapshots:` section. */

@@ -60,8 +60,11 @@ async function compare(file: string, e: FileEntry): Promise<{ found: Damage['fou
   return { found, problem: `${file} fails its checksum: ${found.bytes} bytes with XXH3 ${found.xxh3}, expected ${e.bytes} bytes with XXH3 ${e.xxh3}` };
 }
 
+/** Called with a file's size before it is read: waits (or throws to end the pass) to hold a pass's rate. */
+export type Pace = (bytes: number) => Promise<void>;
+
 /** Damage of the snapshot `id` in `dir`, or null when it checks out (or was pruned meanwhile). */
-export async function checkSnapshot(dir: string, id: string): Promise<Damage | null> {
+export async function checkSnapshot(dir: string, id: string, pace?: Pace): Promise<Damage | null> {
   const manifestFile = path.join(snapshotPath(dir, id), MANIFEST_FILE);
   let m: Manifest;
   try {
@@ -73,6 +76,7 @@ export async function checkSnapshot(dir: string, id: string): Promise<Damage | n
   let first: Damage | null = null;
   for (const e of [...m.chunks, ...m.wal]) {
     const file = path.join(snapshotPath(dir, id), e.file);
+    await pace?.(e.bytes);
     let bad = await compare(file, e);
     if (bad === 'gone') {
       if (!existsSync(manifestFile)) return null; // pruned while being read
@@ -106,7 +110,7 @@ export function recordsBreak(engine: PageEngine, raw: Uint8Array, startLsn: numb
  * `engine`, a copy that matches its sidecar is also decompressed and its records walked
  * (`recordsBreak`) — once per copy when `whole` remembers the copies found whole.
  */
-export async function checkArchived(dir: string, startLsn: number, engine?: PageEngine, whole?: Set<string>): Promise<Damage | null> {
+export async function checkArchived(dir: string, startLsn: number, engine?: PageEngine, whole?: Set<string>, pace?: Pace): Promise<Damage | null> {
   const base = path.join(archiveDirOf(dir), walFileName(startLsn));
   const id = `${walFileName(startLsn)}.lz4`;
   let e: ArchivedSegment;
@@ -117,6 +121,7 @@ export async function checkArchived(dir: string, startLsn: number, engine?: Page
     if (isEnoent(err)) return null; // pruned meanwhile
     return { what: 'archive', id, startLsn, file: `${base}.json`, problem: `archived WAL sidecar ${base}.json is unreadable: ${(err as Error).message}`, expected: null, found: null, files: [`${base}.json`] };
   }
+  await pace?.(e.bytes);
   let bad = await compare(`${base}.lz4`, e);
   if (bad === 'gone') {
     if (!existsSync(`${base}.json`)) return null;
@@ -126,6 +131,7 @@ export async function checkArchived(dir: string, startLsn: number, engine?: Page
     const key = `${startLsn}:${e.xxh3}`;
     if (!engine || whole?.has(key)) return null;
     let raw: Buffer;
+    await pace?.(e.rawBytes);
     try {
       raw = await readRaw(`${base}.lz4`, e);
     } catch (err) {
@@ -163,14 +169,14 @@ export async function archivedStarts(dir: string): Promise<number[]> {
  * Every damaged snapshot and archived segment in `dir` (empty when all check out); with
  * `engine`, archived segments are also checked record by record (see checkArchived).
  */
-export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<string>): Promise<Damage[]> {
+export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<string>, pace?: Pace): Promise<Damage[]> {
   const out: Damage[] = [];
   for (const id of await listSnapshotIds(dir)) {
-    const d = await checkSnapshot(dir, id);
+    const d = await checkSnapshot(dir, id, pace);
     if (d) out.push(d);
   }
   for (const start of await archivedStarts(dir)) {
-    const d = await checkArchived(dir, start, engine, whole);
+    const d = await checkArchived(dir, start, engine, whole, pace);
     if (d) out.push(d);
   }
   return out;

@@ -17,6 +17,11 @@
  * record once (integrity.ts `recordsBreak`): a live segment damaged before it retired is archived
  * with checksums of its damage, and found only so (`recordLsn`, the record's own checksums).
  *
+ * A pass reads at most `snapshots.verifyRate` bytes a second (a token bucket per store): an
+ * archive that grew large — no snapshot could be taken, so retention pruned nothing — once made
+ * passes run back to back, a core busy reading it, while the repairs it waited for timed out.
+ * The agent stopping ends a pass at its next file.
+ *
  * A damage is published once; a pass that finds it again (its failure open, or escalated) stays
  * quiet, so a repair that failed is not retried every interval. Gone from a pass (repaired,
  * pruned), it is forgotten: damage there again is published again.
@@ -25,9 +30,11 @@ import type { Logger } from 'pino';
 import type { Detector } from '../../core/contracts/Detector.js';
 import type { FailureSink } from '../../core/contracts/Failure.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../core/errors.js';
 import { StorePasses } from '../../core/storePasses.js';
-import { findDamage, type Damage } from './integrity.js';
+import { TokenBucket } from '../../core/tokenBucket.js';
+import { findDamage, type Damage, type Pace } from './integrity.js';
 
 export const SNAPSHOT_CORRUPTION = 'snapshot-corruption';
 export const ARCHIVE_CORRUPTION = 'archive-corruption';
@@ -39,7 +46,12 @@ export interface CheckedStore {
   engine?: PageEngine;
   /** Pass interval (ms); 0: not checked. */
   everyMs: number;
+  /** Bytes a second a pass reads at most (unlimited when absent). */
+  rate?: number;
 }
+
+/** Thrown by a pass's pace when the detector stops: the pass ends, nothing is published. */
+class PassStopped extends Error {}
 
 /** Totals for tests and status. */
 export interface IntegrityStats {
@@ -71,6 +83,8 @@ export class IntegrityDetector implements Detector {
   private published = new Map<string, Set<string>>();
   /** Archived copies already walked record by record and found whole (`<start>:<xxh3>`): decompressed once each. */
   private wholeSegments = new Set<string>();
+  /** Per store: its pass's token bucket (a burst of a tenth of a second's reading, at least 1 MiB). */
+  private buckets = new Map<string, TokenBucket>();
 
   /**
    * `busy(id)`: a repair of the store's directory is under way (integrityActions.ts): a pass then
@@ -78,21 +92,28 @@ export class IntegrityDetector implements Detector {
    */
   constructor(private readonly stores: readonly CheckedStore[], private readonly log: Logger, private readonly busy: (id: string) => boolean = () => false) {}
 
+  /** Aborted on stop: a pass waiting out its rate ends at once. */
+  private stopSignal = new AbortController();
+
   start(sink: FailureSink): void {
+    this.stopSignal = new AbortController();
     this.passes = new StorePasses((s) => this.pass(s, sink));
     this.passes.start(this.stores);
   }
 
   async stop(): Promise<void> {
-    await this.passes?.stop();
+    const passes = this.passes?.stop();
+    this.stopSignal.abort();
+    await passes;
   }
 
   /** One pass over a store's snapshot directory; publishes what is newly damaged. Never throws. */
   async pass(s: CheckedStore, sink: FailureSink): Promise<Damage[]> {
     let damage: Damage[];
     try {
-      damage = await findDamage(s.dir, s.engine, this.wholeSegments);
+      damage = await findDamage(s.dir, s.engine, this.wholeSegments, this.paceOf(s));
     } catch (err) {
+      if (err instanceof PassStopped) return [];
       this.stats.failedPasses++;
       this.log.warn({ store: s.id, dir: s.dir, err: describeError(err) }, 'snapshot integrity pass failed');
       return [];
@@ -112,5 +133,22 @@ export class IntegrityDetector implements Detector {
     }
     this.published.set(s.id, now);
     return damage;
+  }
+
+  private paceOf(s: CheckedStore): Pace | undefined {
+    if (s.rate === undefined) return undefined;
+    let bucket = this.buckets.get(s.id);
+    if (!bucket) this.buckets.set(s.id, (bucket = new TokenBucket(s.rate, Math.max(1 << 20, s.rate / 10))));
+    return async (bytes) => {
+      if (this.stopping()) throw new PassStopped();
+      // A file larger than the burst waits its whole share; the bucket's debt carries over.
+      const waitMs = bucket.reserve(bytes);
+      if (waitMs > 0) await sleep(waitMs, undefined, { signal: this.stopSignal.signal }).catch(() => undefined);
+      if (this.stopping()) throw new PassStopped();
+    };
+  }
+
+  private stopping(): boolean {
+    return this.passes?.stopped === true;
   }
 }

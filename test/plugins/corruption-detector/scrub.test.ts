@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import type { PageFinding } from '../../../plugins/corruption-detector/reasons.js';
 import { Scrubber, type ScrubberOptions } from '../../../plugins/corruption-detector/scrubber.js';
 import { scrubStateFile, type ScrubState } from '../../../plugins/corruption-detector/scrubState.js';
-import { TokenBucket } from '../../../plugins/corruption-detector/tokenBucket.js';
+import { TokenBucket } from '../../../core/tokenBucket.js';
 import { pageStoreEngine } from '../../../plugins/pagestore/index.js';
 import { createStore } from '../../../plugins/pagestore/storeFiles.js';
 import { captureLogger } from '../../helpers/logCapture.js';

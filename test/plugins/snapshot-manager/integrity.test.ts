@@ -7,7 +7,7 @@
  * lost point-in-time range named — each repair verified by reading the files again.
  */
 import assert from 'node:assert/strict';
-import { cpSync, existsSync, readFileSync, readdirSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Failure, FailureInput, FailureSink } from '../../../core/contracts/Failure.js';
@@ -213,4 +213,30 @@ describe('snapshot and archive integrity: detection and repair', () => {
     assert.equal(await t.repairArchive.verify(f, hctx), true);
     assert.deepEqual(await findDamage(t.dir), []);
   });
+
+  it('a pass reads at its rate (verifyRate), and stopping the detector ends a pass that waits out its rate', async () => {
+    const t = setup('paced');
+    // What a pass reads: every compressed file, and each archived segment's raw bytes once (its records walked).
+    let bytes = 0;
+    for (const id of await listSnapshotIds(t.dir)) for (const n of readdirSync(snapshotPath(t.dir, id))) if (n.endsWith('.lz4')) bytes += statSync(path.join(snapshotPath(t.dir, id), n)).size;
+    for (const a of await listArchive(t.dir)) bytes += a.bytes + a.rawBytes;
+    const burst = 1 << 20; // the bucket's smallest burst
+    const rate = Math.max(1, (bytes - burst) / 0.6); // so that a pass lasts about 0.6 s
+    const paced = new IntegrityDetector([{ ...t.check, rate }], log);
+    const t0 = performance.now();
+    assert.deepEqual(await paced.pass({ ...t.check, rate }, sink()), []);
+    const ms = performance.now() - t0;
+    assert.ok(ms >= 500, `a pass over ${bytes} bytes at ${Math.round(rate)} B/s (burst ${burst}) took ${ms.toFixed(0)} ms, expected about 600`);
+
+    // At 1 byte a second the pass would wait for days once the burst is spent: stop() ends it.
+    const slow = { ...t.check, everyMs: 1, rate: 1 };
+    const stuck = new IntegrityDetector([slow], log);
+    stuck.start(sink());
+    await new Promise((r) => setTimeout(r, 300));
+    const s0 = performance.now();
+    await stuck.stop();
+    assert.ok(performance.now() - s0 < 1000, `stop took ${(performance.now() - s0).toFixed(0)} ms`);
+    assert.equal(stuck.stats.failedPasses, 0, 'a pass ended by stop is no failed pass');
+  });
 });
+

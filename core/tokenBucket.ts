@@ -1,6 +1,6 @@
 /**
- * A token bucket in bytes, for the background scrub's rate limit. Tokens accrue at `rate` per
- * second up to `capacity`; `reserve(n)` takes n at once, going into debt if it must, and says how
+ * A token bucket in bytes, for the background passes' rate limits (the scrub, the snapshot
+ * integrity pass). Tokens accrue at `rate` per second up to `capacity`; `reserve(n)` takes n at once, going into debt if it must, and says how
  * long to wait until the debt is paid. Waiting exactly that long before the work keeps the
  * long-run rate at `rate` (to within one reservation over any window), and `capacity` bounds the
  * burst after an idle spell.

@@ -15,12 +15,12 @@
  * the manifest or sidecar that named it is gone too.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, readdir, rename } from 'node:fs/promises';
+import { mkdir, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { archiveDirOf, chainOf, listSnapshotIds, MANIFEST_FILE, readManifest, snapshotPath, snapshotsDirOf, walFileName, xxh3Hex, type FileEntry, type Manifest } from './manifest.js';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
-import { readRaw, type ArchivedSegment } from './walArchive.js';
+import { listArchivedStarts, readRaw, type ArchivedSegment } from './walArchive.js';
 
 /** One damaged snapshot (any of its files) or archived segment. */
 export interface Damage {
@@ -156,14 +156,6 @@ export async function checkArchived(dir: string, startLsn: number, engine?: Page
   return { what: 'archive', id, startLsn, endLsn: startLsn + e.rawBytes, rawXxh3: e.rawXxh3, file: `${base}.lz4`, problem: bad.problem, expected: { bytes: e.bytes, xxh3: e.xxh3 }, found: bad.found, files: [`${base}.lz4`] };
 }
 
-/** Start LSNs of the archived segments with a sidecar, ascending. */
-export async function archivedStarts(dir: string): Promise<number[]> {
-  const names = await readdir(archiveDirOf(dir)).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
-  return names.filter((n) => /^[0-9a-f]{16}\.wal\.json$/.test(n)).map((n) => parseInt(n.slice(0, 16), 16)).sort((a, b) => a - b);
-}
 
 /**
  * Every damaged snapshot and archived segment in `dir` (empty when all check out); with
@@ -175,7 +167,7 @@ export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<s
     const d = await checkSnapshot(dir, id, pace);
     if (d) out.push(d);
   }
-  for (const start of await archivedStarts(dir)) {
+  for (const start of await listArchivedStarts(dir)) {
     const d = await checkArchived(dir, start, engine, whole, pace);
     if (d) out.push(d);
   }

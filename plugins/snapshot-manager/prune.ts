@@ -13,7 +13,7 @@ import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { removeArchiveLeftovers, removeSnapshotLeftovers, type Leftover } from './leftovers.js';
 import { archiveDirOf, chainOf, loadAll, snapshotPath, snapshotsDirOf, walFileName, type Manifest } from './manifest.js';
-import { listArchive } from './walArchive.js';
+import { listArchivedStarts } from './walArchive.js';
 
 export interface PruneOptions {
   /** The engine of the store the snapshots are of: where its log segments start. */
@@ -59,7 +59,7 @@ export async function pruneSnapshots(dir: string, o: PruneOptions): Promise<Prun
   const deleted = manifests.filter((m) => !keep.has(m.id)).map((m) => m.id);
   const keptManifests = manifests.filter((m) => keep.has(m.id));
   const walFloor = keptManifests.length > 0 ? Math.min(...keptManifests.map((m) => o.engine.log.segmentStartOf(m.walFromLsn, m.segmentSize))) : -1;
-  const walSegmentsDeleted = walFloor < 0 ? [] : (await listArchive(dir)).filter((a) => a.startLsn < walFloor).map((a) => a.startLsn);
+  const walSegmentsDeleted = walFloor < 0 ? [] : (await listArchivedStarts(dir)).filter((start) => start < walFloor);
 
   if (!o.dryRun) {
     for (const id of deleted) {

@@ -151,6 +151,7 @@ export class SnapshotScheduler {
     const lastFull = all.map((m) => m.kind).lastIndexOf('full');
     const incremental = incrementalWanted ?? (lastFull >= 0 && all.length - 1 - lastFull < s.fullEvery - 1);
     await this.checkpointFirst(s);
+    const checkpointMs = Math.round(performance.now() - t0);
     const report: Partial<SnapshotReport> = {};
     const m = await createSnapshot({ engine: s.engine, store: s.path, dir: s.dir, pool: this.pool, incremental, report });
     this.stats.taken[m.kind]++;
@@ -159,10 +160,12 @@ export class SnapshotScheduler {
     this.stats.lastRawBytes = m.chunks.reduce((n, c) => n + c.rawBytes, 0);
     const pruned = await pruneSnapshots(s.dir, { engine: s.engine, keepFull: s.keep.full, keepIncremental: s.keep.incremental, ...(s.maxAgeMs !== undefined ? { maxAgeMs: s.maxAgeMs } : {}) });
     this.stats.pruned += pruned.deleted.length;
-    this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection }, 'snapshot taken');
+    this.log.info({ store: s.id, id: m.id, kind: m.kind, pages: m.pagesCopied, bytes: this.stats.lastBytes, endLsn: m.endLsn, ms: Math.round(this.stats.lastDurationMs), pruned: pruned.deleted.length, selection: report.selection, phasesMs: { checkpoint: checkpointMs, select: round(report.selectMs), copy: round(report.copyMs), wal: round(report.walMs), sync: round(report.syncMs) } }, 'snapshot taken');
     if (report.leftoversRemoved?.length) this.log.warn({ store: s.id, removed: report.leftoversRemoved.map((l) => l.path), bytes: report.leftoversRemoved.reduce((n, l) => n + l.bytes, 0) }, 'removed temporary directories of killed snapshot runs');
     // An incremental that read every page: the WAL since its base was not usable (say why).
     if (report.fallback) this.log.warn({ store: s.id, id: m.id, why: report.fallback }, 'incremental snapshot read every page');
     return m;
   }
 }
+
+const round = (ms: number | undefined): number | undefined => (ms === undefined ? undefined : Math.round(ms));

@@ -74,14 +74,11 @@ export async function archiveRaw(engine: PageEngine, snapshotDir: string, raw: B
 }
 
 /** Every archived segment with a readable sidecar, by start LSN ascending. */
-export async function listArchive(snapshotDir: string): Promise<ArchivedSegment[]> {
+export async function listArchive(snapshotDir: string, fromStart = 0): Promise<ArchivedSegment[]> {
   const dir = archiveDirOf(snapshotDir);
-  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
-    if (err.code === 'ENOENT') return [] as string[];
-    throw err;
-  });
   const out: ArchivedSegment[] = [];
-  for (const n of names.filter((x) => /^[0-9a-f]{16}\.wal\.json$/.test(x))) {
+  for (const n of await sidecarNames(dir)) {
+    if (parseInt(n.slice(0, 16), 16) < fromStart) continue;
     const file = path.join(dir, n);
     let e: ArchivedSegment;
     try {
@@ -99,6 +96,24 @@ export async function listArchive(snapshotDir: string): Promise<ArchivedSegment[
     out.push(e);
   }
   return out.sort((a, b) => a.startLsn - b.startLsn);
+}
+
+/**
+ * Start LSNs of the archived segments with a sidecar, ascending, from their names alone: for
+ * what needs no sidecar's contents (retention, a snapshot's "already archived"), since reading
+ * every sidecar costs a file read per segment, and an archive that grew while nothing pruned it
+ * (14,500 segments in a chaos schedule) made each snapshot round take 24 s.
+ */
+export async function listArchivedStarts(snapshotDir: string): Promise<number[]> {
+  return (await sidecarNames(archiveDirOf(snapshotDir))).map((n) => parseInt(n.slice(0, 16), 16)).sort((a, b) => a - b);
+}
+
+async function sidecarNames(dir: string): Promise<string[]> {
+  const names = await readdir(dir).catch((err: NodeJS.ErrnoException) => {
+    if (err.code === 'ENOENT') return [] as string[];
+    throw err;
+  });
+  return names.filter((x) => /^[0-9a-f]{16}\.wal\.json$/.test(x));
 }
 
 /** Reads a compressed file and checks it against its entry; returns the compressed bytes. */

@@ -15,7 +15,7 @@ import { sharedBytes, type SharedBytes } from '../../core/workerPool.js';
 import type { Compressor } from './compressor.js';
 import { readFull } from './copyPages.js';
 import { walFileName, type WalEntry } from './manifest.js';
-import { listArchive } from './walArchive.js';
+import { listArchivedStarts } from './walArchive.js';
 
 interface PinnedSegment {
   start: number;
@@ -125,7 +125,7 @@ export class LiveWal {
         if (handle) this.pinned.push({ start, handle });
       }
     }
-    const archived = new Set((await listArchive(snapshotDir)).map((a) => a.startLsn));
+    const archived = new Set(await listArchivedStarts(snapshotDir));
     const entries: WalEntry[] = [];
     let endLsn = fromLsn;
     for (let i = 0; i < this.pinned.length; i++) {

@@ -80,7 +80,7 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
     let buf = await o.readLive(s);
     if (!buf) {
       // Recycled: archived first (if an archiver runs), or in a snapshot's WAL copy.
-      whole = whole && whole.has(s) ? whole : await wholeCopies(o.dir, o.manifests);
+      whole = whole && whole.has(s) ? whole : await wholeCopies(o.dir, o.manifests, first);
       const src = whole.get(s);
       if (!src) return { fallback: `WAL segment at LSN ${s} is recycled and in neither the archive nor a snapshot's WAL copy as a whole` };
       try {
@@ -140,11 +140,11 @@ export async function summarizeWal(o: WalSummaryOptions): Promise<WalSummaryOutc
 
 
 /** Segment copies known to be whole: archived ones, and snapshot WAL entries but the last. */
-async function wholeCopies(dir: string, manifests: readonly Manifest[]): Promise<Map<number, WalSource>> {
+async function wholeCopies(dir: string, manifests: readonly Manifest[], fromStart: number): Promise<Map<number, WalSource>> {
   const out = new Map<number, WalSource>();
   for (const m of manifests) {
     for (const w of m.wal.slice(0, -1)) out.set(w.startLsn, { startLsn: w.startLsn, rawBytes: w.rawBytes, path: path.join(snapshotPath(dir, m.id), w.file), entry: w, at: m.finishedAt });
   }
-  for (const a of await listArchive(dir)) out.set(a.startLsn, { startLsn: a.startLsn, rawBytes: a.rawBytes, path: path.join(archiveDirOf(dir), a.file), entry: a, at: a.archivedAt });
+  for (const a of await listArchive(dir, fromStart)) out.set(a.startLsn, { startLsn: a.startLsn, rawBytes: a.rawBytes, path: path.join(archiveDirOf(dir), a.file), entry: a, at: a.archivedAt });
   return out;
 }

@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkerPool } from '../../../core/workerPool.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { createSnapshot } from '../../../plugins/snapshot-manager/createSnapshot.js';
-import { snapshotPath, type Manifest } from '../../../plugins/snapshot-manager/manifest.js';
+import { archiveDirOf, snapshotPath, walFileName, type Manifest } from '../../../plugins/snapshot-manager/manifest.js';
 import { pruneSnapshots } from '../../../plugins/snapshot-manager/prune.js';
 import { restoreSnapshot } from '../../../plugins/snapshot-manager/restore.js';
 import { verifySnapshots } from '../../../plugins/snapshot-manager/verify.js';
@@ -142,6 +142,18 @@ describe('snapshot verify, restore refusals, WAL gaps and retention', () => {
     assert.deepEqual((await verifySnapshots(pagestore, d)).problems, []);
     await restoreSnapshot({ engine: pagestore, snapshotDir: d, to: path.join(root, 'r-pruned'), pool });
     rmSync(path.join(root, 'r-pruned'), { recursive: true });
+  });
+
+  it('prune deletes an old archived segment by its name, even with its sidecar unreadable (retention reads no sidecar)', async () => {
+    const d = copyOf('prune-garbage');
+    const before = (await listArchive(d)).map((a) => a.startLsn);
+    const floor = Math.floor(taken[2]!.walFromLsn / 65536) * 65536;
+    const old = before.filter((s) => s < floor);
+    assert.ok(old.length > 0, 'an archived segment below the floor');
+    writeFileSync(path.join(archiveDirOf(d), `${walFileName(old[0]!)}.json`), 'not json');
+    const r = await pruneSnapshots(d, { engine: pagestore, keepFull: 0, keepIncremental: 1 });
+    assert.deepEqual(r.walSegmentsDeleted, old);
+    assert.ok((await listArchive(d)).every((a) => a.startLsn >= floor));
   });
 
   it('restores to a time: the last commit at or before it', async () => {

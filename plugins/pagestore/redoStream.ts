@@ -64,7 +64,7 @@ import { RingProducer, SpscRing } from '../../core/ring/index.js';
 import { defineTask, type WorkerPool } from '../../core/workerPool.js';
 import { PageRedo, type RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
-import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
+import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
 import { foldRecords } from './walRolling.js';
 import { SEGMENT_HEADER_SIZE, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
@@ -558,6 +558,34 @@ export class SegmentWindow {
     const at = slot * this.segmentSize;
     const header = segmentPosition(this.bytes.subarray(at, at + SEGMENT_HEADER_SIZE));
     return { epoch: header.epoch, rolling: foldRecords(header.rolling, this.bytes, at + SEGMENT_HEADER_SIZE, at + (endLsn - start)) };
+  }
+
+  /**
+   * The latest commit time in the log up to `endLsn` (what PageStore.open's clock must not go
+   * below), from the segments still in their slots, newest first as the open's own look does:
+   * the largest of the newest segment holding a commit. Only records the scan validated are
+   * walked (by their lengths). Undefined when that needs a segment no longer held or bytes
+   * before the scan's start: the caller then reads the files. Saves the open a read and a
+   * validation of the whole last segment after recovery.
+   */
+  lastCommitTime(fromLsn: number, endLsn: number): number | undefined {
+    if (this.streaming) throw new Error('internal: the segment window is still feeding redo');
+    for (let index = this.segments.length - 1; index >= 0; index--) {
+      const start = this.segments[index]!;
+      if (start >= endLsn) continue; // past the log's end: nothing valid there
+      const slot = this.held.findIndex((h) => h.index === index);
+      if (slot < 0) return undefined;
+      const base = slot * this.segmentSize;
+      const stop = base + Math.min(this.held[slot]!.length, endLsn - start);
+      const first = Math.max(fromLsn - start, SEGMENT_HEADER_SIZE);
+      let latest = 0;
+      for (let p = base + first; p < stop; p += readU32(this.bytes, p + kRecLength)) {
+        if (this.bytes[p + kRecType] === RecordType.Commit) latest = Math.max(latest, commitTimeAt(this.bytes, p) ?? 0);
+      }
+      if (latest > 0) return latest;
+      if (first > SEGMENT_HEADER_SIZE) return undefined; // records before the scan's start may hold one
+    }
+    return undefined; // none since the scan's start: older segments may hold one
   }
 
   /** Closes the segment file undo's reads keep open. */

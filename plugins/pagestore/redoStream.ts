@@ -35,8 +35,8 @@
  * about as much as reading it (measured here: 128 MiB touched 540 ms of CPU in 4 KiB pages),
  * so 4 slots instead of 8 save a fault-in of 64 MiB.
  *
- * Read-ahead: while the reader analyses segment k, segment k+1 is already being read (by libuv's
- * thread) into its slot when that slot is free, so the read overlaps analysis too.
+ * Read-ahead: while the reader analyses segment k, segments k+1 … k+S-1 are already being read
+ * (by libuv's threads) into their slots as those slots are free, so reads overlap analysis too.
  *
  * Ending. A control word carries the verdict. When the log has been read to its end (a clean
  * end or a torn tail) the reader sets it to COMMIT and closes every ring; each worker drains its
@@ -67,6 +67,7 @@ import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
 import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
 import { foldRecords } from './walRolling.js';
+import { kAbort, kCommit, kEntryBytes, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 import { SEGMENT_HEADER_SIZE, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 /** The worker side's input (redoStreamTask.ts). */
@@ -85,15 +86,7 @@ export type RedoStreamTaskInput = {
 
 const redoStreamTask = defineTask<RedoStreamTaskInput, RedoResult>(new URL('./redoStreamTask.js', import.meta.url));
 
-/** Ring entry: u32 position, u32 page id. */
-export const kEntryBytes = 8;
-/** The page id of a segment-end marker; its position is the segment's sequence number. */
-export const kSegmentEnd = 0xffffffff;
-/** Control words: [0] the verdict, [1 + w] segments applied by worker w (through seq = value - 1). */
-export const kVerdict = 0;
-export const kRunning = 0;
-export const kCommit = 1;
-export const kAbort = 2;
+export { kAbort, kCommit, kEntryBytes, kRunning, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 
 /**
  * Entries per worker ring (2^17 × 8 bytes = 1 MiB): a few segments' worth of records, so the
@@ -441,7 +434,8 @@ export class SegmentWindow {
 
   /**
    * Segment `index` of the scan in its slot: waits until the slot's previous segment has been
-   * applied, reads (or takes the read-ahead), then starts reading the next one if its slot is free.
+   * applied and reads it (or takes the read-ahead); meanwhile starts reading the segments after
+   * it whose slots are free.
    */
   async load(index: number, sink: RedoSink): Promise<WalRegion> {
     let read = this.reads.get(index);
@@ -450,14 +444,26 @@ export class SegmentWindow {
       read = this.readSlot(index, index % this.slots);
     }
     this.reads.delete(index);
-    const region = await read;
-    const next = index + 1;
-    if (next < this.segments.length && !this.reads.has(next) && sink.appliedThrough() >= next - this.slots) {
+    this.readAhead(index, sink);
+    return read;
+  }
+
+  /**
+   * Starts reading segments index+1 … index+slots-1 into their slots, in order, as long as each
+   * slot's previous segment has been applied: reads of several segments run on libuv's threads
+   * while this one is scanned (one segment ahead, the reader waited on reads for a third of its
+   * time).
+   */
+  private readAhead(index: number, sink: RedoSink): void {
+    const applied = sink.appliedThrough();
+    const last = Math.min(this.segments.length, index + this.slots);
+    for (let next = index + 1; next < last; next++) {
+      if (this.reads.has(next)) continue;
+      if (applied < next - this.slots) break;
       const ahead = this.readSlot(next, next % this.slots);
       ahead.catch(() => undefined); // reported when the scan loads it
       this.reads.set(next, ahead);
     }
-    return region;
   }
 
   private async readSlot(index: number, slot: number): Promise<WalRegion> {

@@ -6,7 +6,8 @@
  */
 import { RingConsumer } from '../../core/ring/index.js';
 import { PageRedo, type RedoResult } from './redoApply.js';
-import { kCommit, kEntryBytes, kSegmentEnd, kVerdict, type RedoStreamTaskInput } from './redoStream.js';
+import type { RedoStreamTaskInput } from './redoStream.js';
+import { kCommit, kEntryBytes, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 
 export default function redoStream(input: RedoStreamTaskInput): RedoResult {
   const { control, worker } = input;

@@ -474,26 +474,32 @@ export class PageRedo {
 
   /** Gives each page a slot (ascending pages get consecutive slots) and reads it, one read per run. */
   private loadPages(pages: Uint32Array): void {
+    for (let k = 0; k < pages.length; ) k = this.loadRun(pages, k);
+  }
+
+  /**
+   * Slots and one read for the run of `pages` from k: adjacent page ids in adjacent slots of one
+   * chunk. Returns where the run ends. (Each loop in a function of its own, as in `apply`.)
+   */
+  private loadRun(pages: Uint32Array, k: number): number {
     const size = this.pageSize;
-    for (let k = 0; k < pages.length; ) {
-      // A run: adjacent page ids in adjacent slots of one chunk.
-      const slot = this.newSlot(pages[k]!);
-      const chunk = Math.floor(slot / this.chunkPages);
-      let e = k + 1;
-      while (e < pages.length && pages[e] === pages[e - 1]! + 1 && Math.floor((slot + e - k) / this.chunkPages) === chunk) this.newSlot(pages[e++]!);
-      const buf = this.chunks[chunk]!;
-      const off = (slot % this.chunkPages) * size;
-      const len = (e - k) * size;
-      let done = 0;
-      while (done < len) {
-        const got = readSync(this.fd, buf, off + done, len - done, pages[k]! * size + done);
-        if (got === 0) break;
-        done += got;
-      }
-      // Past the end of the file: no page there, so it fails verification (a zeroed page does).
-      if (done < len) buf.fill(0, off + done, off + len);
-      k = e;
-    }
+    const slot = this.newSlot(pages[k]!);
+    const e = this.slotRun(pages, k, slot);
+    const buf = this.chunks[Math.floor(slot / this.chunkPages)]!;
+    const off = (slot % this.chunkPages) * size;
+    const len = (e - k) * size;
+    const done = readFully(this.fd, buf, off, len, pages[k]! * size);
+    // Past the end of the file: no page there, so it fails verification (a zeroed page does).
+    if (done < len) buf.fill(0, off + done, off + len);
+    return e;
+  }
+
+  /** Gives slots to the pages after k that continue its run (`slot` is k's); returns the run's end. */
+  private slotRun(pages: Uint32Array, k: number, slot: number): number {
+    const chunk = Math.floor(slot / this.chunkPages);
+    let e = k + 1;
+    while (e < pages.length && pages[e] === pages[e - 1]! + 1 && Math.floor((slot + e - k) / this.chunkPages) === chunk) this.newSlot(pages[e++]!);
+    return e;
   }
 
   private newSlot(pageId: number): number {
@@ -611,6 +617,17 @@ function freshByFlatTable(ids: Uint32Array, n: number, flat: Uint32Array): Uint3
   }
   for (let j = 0; j < k; j++) flat[out[j]!] = kNoSlot;
   return out.subarray(0, k);
+}
+
+/** Reads `len` bytes at `pos` into buf[off..], short only at the end of the file; returns the bytes read. */
+function readFully(fd: number, buf: Buffer, off: number, len: number, pos: number): number {
+  let done = 0;
+  while (done < len) {
+    const got = readSync(fd, buf, off + done, len - done, pos + done);
+    if (got === 0) break;
+    done += got;
+  }
+  return done;
 }
 
 /** The slots of the flat table's dirty pages, in page order, into `out`; returns the filled part. */

@@ -232,7 +232,7 @@ function groupByPage(positions: Uint32Array, pageIds: Uint32Array, count: number
  * huge pages, so that most of a slab gets them whatever its alignment (adviseHugePages).
  */
 const kCacheChunkBytes = 16 << 20;
-/** Chunks per arena of a PageRedo's page cache (16 × 16 MiB: address space, touched only as used). */
+/** At most this many chunks per arena of a PageRedo's page cache (16 × 16 MiB: address space, touched only as used). */
 const kArenaChunks = 16;
 /** Up to this many pages a PageRedo maps page ids to cache slots with a flat table. */
 const kFlatSlotPages = 1 << 22;
@@ -281,6 +281,8 @@ export class PageRedo {
   private readonly chunks: Buffer[] = [];
   private arena = Buffer.alloc(0);
   private arenaUsed = 0;
+  /** Chunks per arena: enough for the pages this redo may hold (the budget, the store), at most kArenaChunks. */
+  private readonly arenaChunks: number;
   private readonly chunkPages: number;
   private readonly budgetPages: number;
   private readonly fd: number;
@@ -294,6 +296,7 @@ export class PageRedo {
   ) {
     this.chunkPages = Math.max(1, Math.floor(kCacheChunkBytes / pageSize));
     this.budgetPages = Math.max(1, Math.floor(budgetBytes / pageSize));
+    this.arenaChunks = Math.max(1, Math.min(kArenaChunks, Math.ceil(Math.min(this.budgetPages, pageCount) / this.chunkPages)));
     this.status = new Uint32Array(this.chunkPages);
     this.flat = pageCount <= kFlatSlotPages ? new Uint32Array(pageCount).fill(kNoSlot) : null;
     this.fd = openSync(dataFile, 'r+');
@@ -530,7 +533,7 @@ export class PageRedo {
   private newChunk(): Buffer {
     const bytes = this.chunkPages * this.pageSize;
     if (this.arenaUsed + bytes > this.arena.length) {
-      this.arena = Buffer.allocUnsafe(Math.max(bytes, kArenaChunks * bytes));
+      this.arena = Buffer.allocUnsafe(this.arenaChunks * bytes);
       // Fresh memory, about to be filled by reads: a fault per 2 MiB instead of per 4 KiB.
       adviseHugePages(this.arena);
       this.arenaUsed = 0;

@@ -140,7 +140,7 @@ export class PageStore {
         for (const [pageId, p] of r.deferred.pages) store.cache.adoptDirty(pageId, p.image, p.recLsn);
       }
       // Commit times never go backwards across a restart either (a clock stepped back meanwhile).
-      store.lastCommitTime = await lastLoggedCommitTime(walDirOf(dir));
+      store.lastCommitTime = r.lastCommitTime ?? (await lastLoggedCommitTime(walDirOf(dir)));
       if (replication?.role === 'primary') {
         store.fence = new CommitFence(replication.fenced, replication.epoch, replication.fenceWaitMs);
         try {

@@ -129,6 +129,8 @@ export interface RecoveredStore {
   archive: ArchivePolicy;
   /** Set when the end-of-recovery checkpoint was deferred to the caller. */
   deferred?: DeferredCheckpoint;
+  /** The latest commit time in the log, when recovery had it at hand (else the caller reads the log). */
+  lastCommitTime?: number;
 }
 
 /**
@@ -243,7 +245,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const deferred: DeferredCheckpoint | undefined = defer
       ? { redoLsn: control.redoLsn, pages: new Map([...undo.pages].map(([pageId, image]) => [pageId, { image, recLsn: undo.recLsns.get(pageId)! }])) }
       : undefined;
-    return { stats, wal, data, geometry, nextTxId, archive, ...(deferred ? { deferred } : {}) };
+    return { stats, wal, data, geometry, nextTxId, archive, ...(deferred ? { deferred } : {}), ...(ar.lastCommitTime !== undefined ? { lastCommitTime: ar.lastCommitTime } : {}) };
   } catch (err) {
     await walToClose?.close().catch(() => undefined);
     await data.close().catch(() => undefined);
@@ -271,6 +273,8 @@ interface AnalysisAndRedo {
   analysisDoneAt: number;
   /** Epoch and rolling checksum at `endLsn`, when the path has them at hand (WalWriter.open's `known`). */
   endPosition?: SegmentPosition;
+  /** The latest commit time in the log, when the path has it at hand (RecoveredStore.lastCommitTime). */
+  lastCommitTime?: number;
 }
 
 interface RedoPathInput {
@@ -297,6 +301,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     ...(i.pool ? { pool: i.pool } : {}),
   });
   const endPosition = out.records.positionAt(out.end.endLsn);
+  const lastCommitTime = out.records.lastCommitTime(i.from, out.end.endLsn);
   return {
     losers: out.losers,
     maxTxId: out.maxTxId,
@@ -314,6 +319,7 @@ async function streamedRedo(i: RedoPathInput): Promise<AnalysisAndRedo> {
     releaseRecords: () => out.records.close(),
     analysisDoneAt: out.readDoneAt,
     ...(endPosition ? { endPosition } : {}),
+    ...(lastCommitTime !== undefined ? { lastCommitTime } : {}),
   };
 }
 

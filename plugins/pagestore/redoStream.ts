@@ -21,14 +21,22 @@
  * Backpressure. Two kinds. The ring: when a worker falls behind and its ring fills, the reader
  * waits (Atomics.waitAsync, never blocking the event loop) for space. The window: a slot may be
  * refilled only once every worker has applied the records that point into it. A worker applies
- * its queued records every S/2 segment markers and then publishes "applied through segment k"
- * in a shared control word; the reader waits on those words before it reuses a slot. (Applying
- * every S/2 segments, not every record, because each apply verifies and re-seals every page it
- * touches.) Memory is therefore bounded by the window, the rings and the workers' page caches,
- * whatever the size of the log; the two-pass redo holds the whole log in memory.
+ * its queued records at segment markers (below) and then publishes "applied through segment k"
+ * in a shared control word; the reader waits on those words before it reuses a slot. Memory is
+ * therefore bounded by the window, the rings and the workers' page caches, whatever the size of
+ * the log; the two-pass redo holds the whole log in memory.
  *
- * Read-ahead: while the reader analyses segment k, segment k+1 is already being read (by libuv's
- * thread) into its slot when that slot is free, so the read overlaps analysis too.
+ * A worker applies at every segment marker (applyEvery = 1): a page is verified once and sealed
+ * once whatever the number of applies (PageRedo's held pages), so an apply costs little more
+ * than its records, and applying as each segment arrives keeps the pipeline smooth — applying
+ * every S/2 segments left the reader waiting on a full ring while a worker ran a long apply,
+ * and the worker idle while the reader read the next S/2. The window is small for the same
+ * reason and because its memory is fresh: on a virtual machine first-touching a page costs
+ * about as much as reading it (measured here: 128 MiB touched 540 ms of CPU in 4 KiB pages),
+ * so 4 slots instead of 8 save a fault-in of 64 MiB.
+ *
+ * Read-ahead: while the reader analyses segment k, segments k+1 … k+S-1 are already being read
+ * (by libuv's threads) into their slots as those slots are free, so reads overlap analysis too.
  *
  * Ending. A control word carries the verdict. When the log has been read to its end (a clean
  * end or a torn tail) the reader sets it to COMMIT and closes every ring; each worker drains its
@@ -56,9 +64,10 @@ import { RingProducer, SpscRing } from '../../core/ring/index.js';
 import { defineTask, type WorkerPool } from '../../core/workerPool.js';
 import { PageRedo, type RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
-import { RECORD_MIN_SIZE, kRecLength, validRecordAt } from './walRecord.js';
+import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';
 import { foldRecords } from './walRolling.js';
+import { kAbort, kCommit, kEntryBytes, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 import { SEGMENT_HEADER_SIZE, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 /** The worker side's input (redoStreamTask.ts). */
@@ -77,20 +86,16 @@ export type RedoStreamTaskInput = {
 
 const redoStreamTask = defineTask<RedoStreamTaskInput, RedoResult>(new URL('./redoStreamTask.js', import.meta.url));
 
-/** Ring entry: u32 position, u32 page id. */
-export const kEntryBytes = 8;
-/** The page id of a segment-end marker; its position is the segment's sequence number. */
-export const kSegmentEnd = 0xffffffff;
-/** Control words: [0] the verdict, [1 + w] segments applied by worker w (through seq = value - 1). */
-export const kVerdict = 0;
-export const kRunning = 0;
-export const kCommit = 1;
-export const kAbort = 2;
+export { kAbort, kCommit, kEntryBytes, kRunning, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 
-/** Entries per worker ring (2^15 × 8 bytes = 256 KiB): about a segment's worth of records. */
-const kRingEntries = 1 << 15;
+/**
+ * Entries per worker ring (2^17 × 8 bytes = 1 MiB): a few segments' worth of records, so the
+ * reader seldom waits for a worker that is applying (a 16 MiB segment of TPC-B holds ~45 000
+ * redo records, ~22 000 per worker of two).
+ */
+const kRingEntries = 1 << 17;
 /** Bytes of log the window aims to hold; at least 4 segments, at most 2^32 bytes (u32 positions). */
-const kWindowBytes = 128 << 20;
+const kWindowBytes = 64 << 20;
 /** Pages a redo thread keeps in memory before it writes back early (see PageRedo). */
 const kPageBudgetBytes = 512 << 20;
 /** Pages per block of the partition between workers (as in the two-pass redo). */
@@ -169,9 +174,9 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
     throw raError('RA_ERR_CONFIG', `the redo window must hold 2 or more segments and at most 4 GiB (got ${slots} of ${segmentSize} bytes)`);
   }
   const window = new SegmentWindow(input.walDir, input.storeId, segmentSize, Math.min(slots, segments.length), segments);
-  // Segment k's records may point into slot k mod S until applied: apply every S/2 segments,
-  // so the reader always has S/2 slots to fill while a worker applies.
-  const applyEvery = Math.max(1, window.slots >> 1);
+  // Segment k's records may point into slot k mod S until applied: applied at each segment's
+  // end, so the reader has S - 1 slots to fill ahead of the slowest worker (see the file header).
+  const applyEvery = 1;
   const wanted = input.pool ? (input.workers ?? input.pool.threads) : 0;
   let logBytes = 0;
   for (let i = 0; wanted > 1 && i < segments.length && logBytes < kMinParallelLogBytes; i++) logBytes += await window.fileSize(i);
@@ -429,7 +434,8 @@ export class SegmentWindow {
 
   /**
    * Segment `index` of the scan in its slot: waits until the slot's previous segment has been
-   * applied, reads (or takes the read-ahead), then starts reading the next one if its slot is free.
+   * applied and reads it (or takes the read-ahead); meanwhile starts reading the segments after
+   * it whose slots are free.
    */
   async load(index: number, sink: RedoSink): Promise<WalRegion> {
     let read = this.reads.get(index);
@@ -438,14 +444,26 @@ export class SegmentWindow {
       read = this.readSlot(index, index % this.slots);
     }
     this.reads.delete(index);
-    const region = await read;
-    const next = index + 1;
-    if (next < this.segments.length && !this.reads.has(next) && sink.appliedThrough() >= next - this.slots) {
+    this.readAhead(index, sink);
+    return read;
+  }
+
+  /**
+   * Starts reading segments index+1 … index+slots-1 into their slots, in order, as long as each
+   * slot's previous segment has been applied: reads of several segments run on libuv's threads
+   * while this one is scanned (one segment ahead, the reader waited on reads for a third of its
+   * time).
+   */
+  private readAhead(index: number, sink: RedoSink): void {
+    const applied = sink.appliedThrough();
+    const last = Math.min(this.segments.length, index + this.slots);
+    for (let next = index + 1; next < last; next++) {
+      if (this.reads.has(next)) continue;
+      if (applied < next - this.slots) break;
       const ahead = this.readSlot(next, next % this.slots);
       ahead.catch(() => undefined); // reported when the scan loads it
       this.reads.set(next, ahead);
     }
-    return region;
   }
 
   private async readSlot(index: number, slot: number): Promise<WalRegion> {
@@ -546,6 +564,34 @@ export class SegmentWindow {
     const at = slot * this.segmentSize;
     const header = segmentPosition(this.bytes.subarray(at, at + SEGMENT_HEADER_SIZE));
     return { epoch: header.epoch, rolling: foldRecords(header.rolling, this.bytes, at + SEGMENT_HEADER_SIZE, at + (endLsn - start)) };
+  }
+
+  /**
+   * The latest commit time in the log up to `endLsn` (what PageStore.open's clock must not go
+   * below), from the segments still in their slots, newest first as the open's own look does:
+   * the largest of the newest segment holding a commit. Only records the scan validated are
+   * walked (by their lengths). Undefined when that needs a segment no longer held or bytes
+   * before the scan's start: the caller then reads the files. Saves the open a read and a
+   * validation of the whole last segment after recovery.
+   */
+  lastCommitTime(fromLsn: number, endLsn: number): number | undefined {
+    if (this.streaming) throw new Error('internal: the segment window is still feeding redo');
+    for (let index = this.segments.length - 1; index >= 0; index--) {
+      const start = this.segments[index]!;
+      if (start >= endLsn) continue; // past the log's end: nothing valid there
+      const slot = this.held.findIndex((h) => h.index === index);
+      if (slot < 0) return undefined;
+      const base = slot * this.segmentSize;
+      const stop = base + Math.min(this.held[slot]!.length, endLsn - start);
+      const first = Math.max(fromLsn - start, SEGMENT_HEADER_SIZE);
+      let latest = 0;
+      for (let p = base + first; p < stop; p += readU32(this.bytes, p + kRecLength)) {
+        if (this.bytes[p + kRecType] === RecordType.Commit) latest = Math.max(latest, commitTimeAt(this.bytes, p) ?? 0);
+      }
+      if (latest > 0) return latest;
+      if (first > SEGMENT_HEADER_SIZE) return undefined; // records before the scan's start may hold one
+    }
+    return undefined; // none since the scan's start: older segments may hold one
   }
 
   /** Closes the segment file undo's reads keep open. */

@@ -7,32 +7,45 @@
  */
 import { open } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
-import { walScanRecords, xxh3 } from 'recovery-agent/native';
+import { walScanRecords, xxh3Pages } from 'recovery-agent/native';
 import { readU32 } from '../../core/bytes.js';
 import { RECORD_MIN_SIZE } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, readSegmentHeader, segmentPath, segmentPosition, segmentStartOf, type SegmentPosition } from './walSegments.js';
 
 /** Folds the records of `buf[from, to)` (consecutive, already valid: the caller checked them) into `r`. */
 export function foldRecords(r: bigint, buf: Uint8Array, from: number, to: number): bigint {
+  if (from >= to) return r;
+  foldStart(r);
   for (let p = from; p < to; ) {
     const total = readU32(buf, p);
-    r = foldOne(r, buf, p + total - 8);
+    foldNext(buf, p + total - 8);
     p += total;
   }
-  return r;
+  return foldOut[0]!;
 }
 
 /**
- * `roll(r, checksum)` (core/replication/frames.ts) for the record checksum at `buf[at, at + 8)`,
- * without a BigInt or a Buffer per record for the checksum: a reopened writer folds every record
- * of the log's last segment (tens of thousands), where those allocations cost most of the time.
+ * `roll(r, checksum)` (core/replication/frames.ts) is XXH3-64 of r (8 bytes, little-endian)
+ * then the record's checksum. Folded with no BigInt per record: `foldScratch` holds r's bytes
+ * and the checksum, `xxh3Pages` (one 16-byte "page") writes the next r into `foldOut`, whose
+ * bytes are copied back. A reopened writer or the end of recovery folds every record of the
+ * log's last segment (tens of thousands): a BigInt in and out per record was ~30 ms of it.
  */
-function foldOne(r: bigint, buf: Uint8Array, at: number): bigint {
-  foldScratch.writeBigUInt64LE(r, 0);
-  for (let i = 0; i < 8; i++) foldScratch[8 + i] = buf[at + i]!;
-  return xxh3(foldScratch);
+function foldStart(r: bigint): void {
+  foldOut[0] = r;
+  foldScratch.set(foldOutBytes, 0);
 }
-const foldScratch = Buffer.alloc(16);
+
+/** Folds the record checksum at `buf[at, at + 8)` into the r held in `foldScratch` (and `foldOut`). */
+function foldNext(buf: Uint8Array, at: number): void {
+  for (let i = 0; i < 8; i++) foldScratch[8 + i] = buf[at + i]!;
+  xxh3Pages(foldScratch, 16, foldOut);
+  foldScratch.set(foldOutBytes, 0);
+}
+const foldScratch = new Uint8Array(16);
+const foldOut = new BigUint64Array(1);
+/** `foldOut`'s bytes: little-endian on every platform the addon is built for (x86_64, arm64). */
+const foldOutBytes = new Uint8Array(foldOut.buffer);
 
 /**
  * The epoch and R at `lsn`: what a replica whose log ends at `lsn` must report. `lsn` must be a
@@ -85,12 +98,13 @@ export async function rollingAt(walDir: string, storeId: Uint8Array, segmentSize
   if (limit !== Infinity && seg + stop !== limit) {
     throw raError('RA_ERR_WAL_CORRUPT', `no record of ${file} ends at LSN ${lsn} (the valid records stop at ${seg + stop})`, { details: { lsn } });
   }
-  let r = start.rolling;
+  if (n === 0) return { epoch: start.epoch, rolling: start.rolling, lsn };
+  foldStart(start.rolling);
   for (let k = 0; k < n; k++) {
     const at = positions[k]!;
-    r = foldOne(r, buf, at + readU32(buf, at) - 8);
+    foldNext(buf, at + readU32(buf, at) - 8);
   }
-  return { epoch: start.epoch, rolling: r, lsn };
+  return { epoch: start.epoch, rolling: foldOut[0]!, lsn };
 }
 
 /** The epoch and R a segment's header holds, or null when the segment is missing or its header is not sound. */

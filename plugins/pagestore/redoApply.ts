@@ -317,11 +317,7 @@ export class PageRedo {
    * the first whose page id is `stop` (not queued). Returns how many pairs were queued.
    */
   addUntil(words: Int32Array, first: number, count: number, stop: number): number {
-    if (this.queued + count > this.queuedPositions.length) {
-      const size = Math.max(this.queued * 2, this.queued + count);
-      this.queuedPositions = grow(this.queuedPositions, size);
-      this.queuedPageIds = grow(this.queuedPageIds, size);
-    }
+    this.reserveQueue(count);
     const positions = this.queuedPositions;
     const pageIds = this.queuedPageIds;
     const stopWord = stop | 0;
@@ -337,13 +333,17 @@ export class PageRedo {
     return k;
   }
 
+  /** Room in the queue for `count` more records. */
+  private reserveQueue(count: number): void {
+    if (this.queued + count <= this.queuedPositions.length) return;
+    const size = Math.max(this.queued * 2, this.queued + count);
+    this.queuedPositions = grow(this.queuedPositions, size);
+    this.queuedPageIds = grow(this.queuedPageIds, size);
+  }
+
   /** Queues `count` records given as (position, page id) pairs of `pairs`, from pair `first` on. */
   addMany(pairs: Uint32Array, first: number, count: number): void {
-    if (this.queued + count > this.queuedPositions.length) {
-      const size = Math.max(this.queued * 2, this.queued + count);
-      this.queuedPositions = grow(this.queuedPositions, size);
-      this.queuedPageIds = grow(this.queuedPageIds, size);
-    }
+    this.reserveQueue(count);
     const positions = this.queuedPositions;
     const pageIds = this.queuedPageIds;
     for (let i = 0, q = this.queued, k = 2 * first; i < count; i++, q++, k += 2) {

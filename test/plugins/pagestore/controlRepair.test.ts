@@ -138,6 +138,44 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     });
   }
 
+  // The lost commit of chaos seed 17 trial 10 (page-torn, session 8): a transaction asked for the
+  // page while its repair image was being written, so its pin waited on the install; the install
+  // then trimmed the cache before that pin could pin the new frame, and with every older frame
+  // dirty the new one was the only one to evict. The transaction changed a frame the cache no
+  // longer held: its commit was acknowledged, but no checkpoint wrote the page, and the redo point
+  // moved past its record.
+  it('keeps the change of a transaction that waited for the page while its repair image was installed', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-race-');
+    let store = await openSmall(dir, true);
+    try {
+      await commitBalance(store, 40, 1);
+      await store.checkpoint();
+      const current = await store.readPage(40);
+      await evictAllBut(store, 40);
+      // 16 dirty frames: a full cache that can evict nothing else.
+      const tx = store.begin();
+      for (let id = 1; id <= 16; id++) await tx.write(id, 0, Buffer.from(`dirty=${id};`));
+      await tx.commit();
+      damageOnDisk(dir, 40);
+      const repaired = store.repairPage(40, current.image, (await store.flushAll()));
+      const changed = commitBalance(store, 40, 2); // its pin waits for the install
+      assert.equal((await repaired).source, 'image');
+      await changed;
+      assert.equal(await balanceOf(store, 40), 'balance=2;');
+      await store.checkpoint();
+      await evictAllBut(store, 40);
+      assert.equal(await balanceOf(store, 40), 'balance=2;', 'read back from disk after a checkpoint');
+    } finally {
+      await store.close();
+    }
+    store = await openSmall(dir);
+    try {
+      assert.equal(await balanceOf(store, 40), 'balance=2;', 'after a reopen');
+    } finally {
+      await store.close();
+    }
+  });
+
   // page-torn of the chaos suite: verifyPage reports `checksum` before `magic`, so a page whose
   // first half was overwritten fails "only its checksum", and the garbage LSN of its torn header
   // makes every image look stale. That header is held against every image, one offered as of a

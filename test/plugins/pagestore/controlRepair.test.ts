@@ -178,11 +178,11 @@ describe('control socket write-page (pageStore.repairPage)', () => {
 
   // page-torn of the chaos suite: verifyPage reports `checksum` before `magic`, so a page whose
   // first half was overwritten fails "only its checksum", and the garbage LSN of its torn header
-  // makes every image look stale. That header is held against every image, one offered as of a
-  // durable LSN too (see repairPage: trusting the rebuild over it was followed by a lost commit):
-  // the repair is refused, nothing written. `asOfLsn` is still checked against the durable end
-  // and the image's own LSN.
-  it('refuses every image for a page whose torn header holds a garbage LSN, one as of a durable LSN included', async () => {
+  // made every image look stale. A torn header (magic, version and page id garbage) is not held
+  // against an image offered as of a durable LSN (see repairPage); the cache's and the live WAL's
+  // bounds still are, an image without `asOfLsn` is still refused, and `asOfLsn` is still checked
+  // against the durable end and the image's own LSN.
+  it('takes an image as of a durable LSN for a page whose torn header holds a garbage LSN, and nothing older', async () => {
     const dir = tmpStoreDir('ra-ctlrepair-torn-');
     let store = await openSmall(dir, true);
     let c = await ControlClient.connect(dir);
@@ -202,10 +202,43 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     try {
       assert.equal((await c.readPage(9)).fault, 'checksum', 'a torn header fails its checksum first');
       const durable = (await c.status()).flushedLsn;
-      await refused(c.writePage(9, current.image), 'older than the version this store knows');
+      await refused(c.writePage(9, current.image), 'older than the version this store knows \\(LSN 1[0-9]{18,}\\)');
       await refused(c.writePage(9, old.image, durable), 'older than the version this store knows');
       await refused(c.writePage(9, current.image, durable + 1_000_000), "past this store's durable end");
       await refused(c.writePage(9, current.image, 1), 'below its own LSN');
+      assert.equal((await c.readPage(9)).fault, 'checksum', 'nothing was written');
+      const r = await c.writePage(9, current.image, durable);
+      assert.equal(r.source, 'image');
+      assert.equal(await balanceOf(store, 9), 'balance=3;');
+    } finally {
+      c.close();
+      await store.close();
+    }
+  });
+
+  // A header whose identity is intact keeps its LSN as a bound: one flipped bit of the LSN field
+  // (page-bitflip once set bit 38) is not told from a real LSN past the end of a log that recovery
+  // cut, so such a repair is still refused (escalated: nothing lost).
+  it('still holds the LSN of a bad copy whose header identity is intact against an image as of a durable LSN', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-lsnflip-');
+    let store = await openSmall(dir, true);
+    let c = await ControlClient.connect(dir);
+    await commitBalance(store, 9, 2);
+    await c.checkpoint();
+    const current = await c.readPage(9);
+    c.close();
+    await store.close();
+    const fd = openSync(path.join(dir, 'pages.db'), 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, 9 * PAGE + 24 + 4);
+    b[0]! ^= 0x40; // bit 38 of the page LSN
+    writeSync(fd, b, 0, 1, 9 * PAGE + 24 + 4);
+    closeSync(fd);
+    store = await openSmall(dir);
+    c = await ControlClient.connect(dir);
+    try {
+      assert.equal((await c.readPage(9)).fault, 'checksum');
+      const durable = (await c.status()).flushedLsn;
       await refused(c.writePage(9, current.image, durable), 'older than the version this store knows');
       assert.equal((await c.readPage(9)).fault, 'checksum', 'nothing was written');
     } finally {

@@ -107,6 +107,14 @@ export function headerTorn(page: Uint8Array, expectedId: number): boolean {
   return wrong >= 2;
 }
 
+/**
+ * True when two images of a page hold the same bytes apart from their checksums and page LSNs:
+ * writing one over the other changes none of the page's contents, only the LSN it says.
+ */
+export function sameButLsn(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a.subarray(kChecksummed, kPageLsn), b.subarray(kChecksummed, kPageLsn)) === 0 && Buffer.compare(a.subarray(kPageLsn + 8), b.subarray(kPageLsn + 8)) === 0;
+}
+
 /** Reads page `pageId` from a data file: its bytes, and what is wrong with them (null: it verifies). */
 export async function readPageAt(data: FileHandle, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: PageFault | 'short-read' | null }> {
   const image = Buffer.alloc(pageSize);

@@ -14,7 +14,7 @@ import { readFile, type FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
-import { PAGE_HEADER_SIZE, headerTorn, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { PAGE_HEADER_SIZE, headerTorn, pageLsn, readPageAt, sameButLsn, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { AppActions, type AppActionOptions, type AppActionPhase } from './appActions.js';
 import { LockManager } from './lockManager.js';
@@ -354,7 +354,10 @@ export class PageStore {
    * it; the cache's and the live WAL's bounds still hold. A header with its identity intact (a
    * flipped bit, a tear of the second half) keeps its LSN as a bound, even one past the end of the
    * log: a WAL damaged and cut by recovery can leave real pages with LSNs past its end. An image
-   * without `asOfLsn` makes no claim, so a torn header still refuses it.
+   * without `asOfLsn` makes no claim, so a torn header still refuses it. Nor is the bad copy's
+   * LSN held against an image holding the very bytes the bad copy holds but for checksum and
+   * LSN (`sameButLsn`: a flipped bit of the LSN field, page-bitflip's 2^38 on a page never
+   * written): writing it changes no byte of the page's contents, so no change can be lost by it.
    *
    * History: not trusting the bad header for an `asOfLsn` image was first tried in session 8, and
    * a chaos run then lost an acknowledged commit written to the page just after its repair (seed
@@ -383,7 +386,7 @@ export class PageStore {
         // newest change to the page its live WAL holds (what survives a reopen), and the bad
         // copy's own LSN when only its checksum fails, unless its header is torn and the image is
         // as of a durable LSN (see above).
-        const trusted = onDisk.fault === 'checksum' && !(asOfLsn !== undefined && headerTorn(onDisk.image, pageId));
+        const trusted = onDisk.fault === 'checksum' && !(asOfLsn !== undefined && headerTorn(onDisk.image, pageId)) && !sameButLsn(onDisk.image, img!);
         const badLsn = trusted ? pageLsn(onDisk.image) : 0;
         const known = Math.max(this.cache.knownLsn(pageId), badLsn, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
 import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
+import { sealPage } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { cli } from '../../helpers/cli.js';
 import { tmpStoreDir } from '../../helpers/store.js';
@@ -218,8 +219,9 @@ describe('control socket write-page (pageStore.repairPage)', () => {
 
   // A header whose identity is intact keeps its LSN as a bound: one flipped bit of the LSN field
   // (page-bitflip once set bit 38) is not told from a real LSN past the end of a log that recovery
-  // cut, so such a repair is still refused (escalated: nothing lost).
-  it('still holds the LSN of a bad copy whose header identity is intact against an image as of a durable LSN', async () => {
+  // cut, so an image with other contents is still refused. One with the very bytes of the bad
+  // copy but for checksum and LSN changes no byte of the page: it is taken.
+  it('holds the LSN of a bad copy whose header identity is intact against an image with other contents, not against its own', async () => {
     const dir = tmpStoreDir('ra-ctlrepair-lsnflip-');
     let store = await openSmall(dir, true);
     let c = await ControlClient.connect(dir);
@@ -234,13 +236,20 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     b[0]! ^= 0x40; // bit 38 of the page LSN
     writeSync(fd, b, 0, 1, 9 * PAGE + 24 + 4);
     closeSync(fd);
+    // Same LSN, other contents, sealed: it verifies, and neither the cache nor the live WAL knows better.
+    const other = Buffer.from(current.image);
+    other.write('balance=9;', 32);
+    sealPage(other);
     store = await openSmall(dir);
     c = await ControlClient.connect(dir);
     try {
       assert.equal((await c.readPage(9)).fault, 'checksum');
       const durable = (await c.status()).flushedLsn;
-      await refused(c.writePage(9, current.image, durable), 'older than the version this store knows');
+      await refused(c.writePage(9, other, durable), 'older than the version this store knows \\(LSN 27487790[0-9]+\\)');
       assert.equal((await c.readPage(9)).fault, 'checksum', 'nothing was written');
+      const r = await c.writePage(9, current.image, durable);
+      assert.equal(r.source, 'image');
+      assert.equal(await balanceOf(store, 9), 'balance=2;');
     } finally {
       c.close();
       await store.close();

@@ -3,7 +3,7 @@
 // long run is `npm run chaos -- --trials N`). Asserted for every kind: no acknowledged commit
 // lost, nothing uncommitted visible, every page verifying, the agent never crashing; for every
 // kind the agent has a detector for: detected, recovered, the RTO it records agreeing with the
-// harness's monotonic clock. Trials run three at a time (17 of them: about 90–120 s on two quiet CPUs; the file runs alone in the serial phase).
+// harness's monotonic clock. Trials run three at a time (16 of them: about 90–120 s on two quiet CPUs; the file runs alone in the serial phase).
 // Held faults (slow-io) also: the commit rate back to normal after the heal, with no false recovery.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
@@ -63,7 +63,7 @@ async function pool<T, R>(items: readonly T[], width: number, fn: (item: T, inde
   return out;
 }
 
-// The guard: 15 trials in 5 rounds of 3 (the three disk kinds, back in, added 12–18 % of the trials' time).
+// The guard: 16 trials in 6 rounds of 3 (the three disk kinds, back in, added 12–18 % of the trials' time; page-torn, back in, one round).
 describe('chaos: one trial of every single-host fault kind', { timeout: 240_000 }, () => {
   it('keeps every acknowledged commit and recovers every fault it can detect', async () => {
     const probes = new Map<string, string | null>();

@@ -385,7 +385,7 @@ export class PageStore {
         // The newest version the store can know of: the one it last held (since it opened), the
         // newest change to the page its live WAL holds (what survives a reopen), and the bad
         // copy's own LSN when only its checksum fails, unless its header is torn and the image is
-        // as of a durable LSN (see above).
+        // as of a durable LSN, or the image holds the bad copy's bytes but for that LSN (above).
         const trusted = onDisk.fault === 'checksum' && !(asOfLsn !== undefined && headerTorn(onDisk.image, pageId)) && !sameButLsn(onDisk.image, img!);
         const badLsn = trusted ? pageLsn(onDisk.image) : 0;
         const known = Math.max(this.cache.knownLsn(pageId), badLsn, await this.newestLogged(pageId));

@@ -271,7 +271,7 @@ export interface LiveOwner {
    * Asks the owner to write `image` (which it verifies, and refuses when stale) or, with none,
    * its cached copy of the page. `asOfLsn`: the image holds every record for the page below this
    * durable LSN of the owner's (`SourcedPage.asOfLsn`), so the owner does not hold it against the
-   * LSN in the bad copy's header, which a copy failing its checksum cannot vouch for.
+   * LSN in the bad copy's header when that header is torn (its identity fields garbage too).
    */
   installPage(pageId: number, image?: Uint8Array, asOfLsn?: number): Promise<{ pageId: number; source: 'image' | 'cache'; lsn: number }>;
   /**

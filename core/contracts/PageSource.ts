@@ -45,7 +45,8 @@ export interface SourcedPage {
   /**
    * The live owner's durable LSN up to which every record for the page was applied, none missing
    * (the source took it from the owner before reading the log): the image is the page as of that
-   * LSN. Handed to the owner with the image, which then needs no LSN from the bad copy's header.
+   * LSN. Handed to the owner with the image, which then needs no LSN from a torn header of the
+   * bad copy.
    */
   readonly asOfLsn?: number;
   /** The source's name in the repair's outcome when more precise than its `id` (`replica:<id>`). */

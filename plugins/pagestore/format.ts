@@ -95,6 +95,26 @@ export function verifyPage(page: Uint8Array, expectedId: number): PageFault | nu
   return null;
 }
 
+/**
+ * True when a page's header is not its own any more: at least two of its identity fields (magic,
+ * format version, page id) are wrong. A torn write over the header leaves garbage in all three
+ * (and in its LSN); one flipped bit, or a tear that spares the header, breaks at most one. Such
+ * a header vouches for nothing, its LSN least of all (PageStore.repairPage).
+ */
+export function headerTorn(page: Uint8Array, expectedId: number): boolean {
+  const dv = new DataView(page.buffer, page.byteOffset, page.byteLength);
+  const wrong = Number(dv.getUint32(kMagic, true) !== PAGE_MAGIC) + Number(dv.getUint16(kVersion, true) !== FORMAT_VERSION) + Number(dv.getUint32(kPageId, true) !== expectedId);
+  return wrong >= 2;
+}
+
+/**
+ * True when two images of a page hold the same bytes apart from their checksums and page LSNs:
+ * writing one over the other changes none of the page's contents, only the LSN it says.
+ */
+export function sameButLsn(a: Uint8Array, b: Uint8Array): boolean {
+  return a.byteLength === b.byteLength && Buffer.compare(a.subarray(kChecksummed, kPageLsn), b.subarray(kChecksummed, kPageLsn)) === 0 && Buffer.compare(a.subarray(kPageLsn + 8), b.subarray(kPageLsn + 8)) === 0;
+}
+
 /** Reads page `pageId` from a data file: its bytes, and what is wrong with them (null: it verifies). */
 export async function readPageAt(data: FileHandle, pageId: number, pageSize: number): Promise<{ image: Buffer; fault: PageFault | 'short-read' | null }> {
   const image = Buffer.alloc(pageSize);

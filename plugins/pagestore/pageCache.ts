@@ -43,26 +43,32 @@ export class PageCache {
 
   /** The frame of `pageId`, pinned: call `unpin` when done with it. */
   async pin(pageId: number): Promise<Frame> {
-    const hit = this.frames.get(pageId);
-    if (hit) {
-      // Move to the young end of the LRU order.
-      this.frames.delete(pageId);
-      this.frames.set(pageId, hit);
-      hit.pins++;
-      this.stats.hits++;
-      return hit;
+    for (;;) {
+      const hit = this.frames.get(pageId);
+      if (hit) {
+        // Move to the young end of the LRU order.
+        this.frames.delete(pageId);
+        this.frames.set(pageId, hit);
+        hit.pins++;
+        this.stats.hits++;
+        return hit;
+      }
+      let pending = this.loading.get(pageId);
+      if (!pending) {
+        pending = this.load(pageId).finally(() => this.loading.delete(pageId));
+        this.loading.set(pageId, pending);
+      }
+      const frame = await pending;
+      // A frame the cache no longer holds is never handed out: a change made to it would be
+      // logged and acknowledged, but no checkpoint would write it (it sees only cached frames).
+      // Evicted before this pin could take it (see install): pin the page again.
+      if (this.frames.get(pageId) !== frame) continue;
+      frame.pins++;
+      // Only now: evicting in load() could drop the new frame before it is pinned, and its caller
+      // would change a page the cache no longer holds.
+      this.trim();
+      return frame;
     }
-    let pending = this.loading.get(pageId);
-    if (!pending) {
-      pending = this.load(pageId).finally(() => this.loading.delete(pageId));
-      this.loading.set(pageId, pending);
-    }
-    const frame = await pending;
-    frame.pins++;
-    // Only now: evicting in load() could drop the new frame before it is pinned, and its caller
-    // would change a page the cache no longer holds.
-    this.trim();
-    return frame;
   }
 
   unpin(frame: Frame): void {
@@ -79,6 +85,13 @@ export class PageCache {
    * then cached from it. Loads of the page wait meanwhile, so no reader sees the old bytes or
    * half-written ones. Returns null, doing nothing, when the page is in memory (the caller
    * writes that copy instead) — after any load in progress has settled.
+   *
+   * No trim here, as in load(): pins of the page made meanwhile wait on this install and pin
+   * the new frame only after this resumes (they awaited it later), so a trim now could evict
+   * that frame — clean, unpinned and, with every older frame dirty or pinned, the only one to
+   * evict — and hand it to them out of the cache: the transaction's change to it was logged and
+   * acknowledged, then lost, no checkpoint writing it (chaos seed 17 trial 10, page-torn). The
+   * cache is trimmed by the next pin or checkpoint.
    */
   async install(pageId: number, image: Buffer, write: () => Promise<void>): Promise<Frame | null> {
     for (let pending; (pending = this.loading.get(pageId)); ) await pending.catch(() => undefined);
@@ -90,9 +103,7 @@ export class PageCache {
       return frame;
     })().finally(() => this.loading.delete(pageId));
     this.loading.set(pageId, p);
-    const frame = await p;
-    this.trim();
-    return frame;
+    return p;
   }
 
   /**

@@ -14,7 +14,7 @@ import { readFile, type FileHandle } from 'node:fs/promises';
 import { raError } from '../../core/errors.js';
 import { serialQueue } from '../../core/serial.js';
 import { completeCheckpoint, writePages, type ArchivePolicy, type AttEntry, type PageImage } from './checkpoint.js';
-import { PAGE_HEADER_SIZE, pageLsn, readPageAt, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
+import { PAGE_HEADER_SIZE, headerTorn, pageLsn, readPageAt, sameButLsn, sealPage, setPageLsn, verifyPage, type PageFault } from './format.js';
 import { serveControl, type ControlServer } from './controlSocket.js';
 import { AppActions, type AppActionOptions, type AppActionPhase } from './appActions.js';
 import { LockManager } from './lockManager.js';
@@ -343,13 +343,26 @@ export class PageStore {
    * a page leaves memory only when clean. `write` puts the checked image on disk, synced: alone by
    * default, or with the rest of a batch (`repairPages`, one sync).
    *
-   * The bad copy's header LSN (when only its checksum fails) bounds the image from below, even
-   * for an image offered as of a durable LSN (`asOfLsn`, refused when past this store's durable
-   * end or below the image's own LSN). A torn write over the header leaves garbage there, which
-   * can refuse a good rebuild: the repair is then escalated (the chaos suite's page-torn). Not
-   * trusting that header for an image as of a durable LSN was tried (session 8) and a chaos CI
-   * run then lost an acknowledged commit written to the page after its repair, by a mechanism not
-   * found; so it is held against every image again: a refused repair loses nothing.
+   * The bad copy's header LSN (when only its checksum fails) bounds the image from below, except
+   * when the header is torn (`headerTorn`: two of its magic, version and page id wrong, as a torn
+   * write leaves it; verifyPage reports `checksum` first whatever the header holds) and the image
+   * is offered as of a durable LSN (`asOfLsn`, refused when past this store's durable end or below
+   * the image's own LSN). Such a header's LSN is garbage (often ~1e19) and refused every rebuild
+   * (the chaos suite's page-torn); an image as of `asOfLsn` holds every record for the page below
+   * it, none missing (the page source took the LSN from this owner and replayed up to it), and the
+   * page was bad on disk and out of memory when the LSN was taken, so no record for it lies past
+   * it; the cache's and the live WAL's bounds still hold. A header with its identity intact (a
+   * flipped bit, a tear of the second half) keeps its LSN as a bound, even one past the end of the
+   * log: a WAL damaged and cut by recovery can leave real pages with LSNs past its end. An image
+   * without `asOfLsn` makes no claim, so a torn header still refuses it. Nor is the bad copy's
+   * LSN held against an image holding the very bytes the bad copy holds but for checksum and
+   * LSN (`sameButLsn`: a flipped bit of the LSN field, page-bitflip's 2^38 on a page never
+   * written): writing it changes no byte of the page's contents, so no change can be lost by it.
+   *
+   * History: not trusting the bad header for an `asOfLsn` image was first tried in session 8, and
+   * a chaos run then lost an acknowledged commit written to the page just after its repair (seed
+   * 17 trial 10). The cause was the cache, not this rule (PageCache.install): a transaction whose
+   * pin waited on the install got a frame the cache had evicted, so no checkpoint wrote its change.
    */
   async repairPage(pageId: number, image?: Uint8Array, asOfLsn?: number, write = (id: number, img: Buffer) => this.serialWrite(() => writePages(this.data, this.pageSize, [{ pageId: id, image: img }]))): Promise<PageRepair> {
     this.checkOpen();
@@ -370,10 +383,11 @@ export class PageStore {
         const onDisk = await readPageAt(this.data, pageId, this.pageSize);
         if (onDisk.fault === null) throw refuse('valid', `its copy on disk verifies (LSN ${pageLsn(onDisk.image)}); only a bad page is replaced`);
         // The newest version the store can know of: the one it last held (since it opened), the
-        // newest change to the page its live WAL holds (what survives a reopen), and, for an
-        // image that does not say it is as of a durable LSN, the bad copy's own LSN when only its
-        // checksum fails (header perhaps intact: see above).
-        const badLsn = onDisk.fault === 'checksum' ? pageLsn(onDisk.image) : 0;
+        // newest change to the page its live WAL holds (what survives a reopen), and the bad
+        // copy's own LSN when only its checksum fails, unless its header is torn and the image is
+        // as of a durable LSN, or the image holds the bad copy's bytes but for that LSN (above).
+        const trusted = onDisk.fault === 'checksum' && !(asOfLsn !== undefined && headerTorn(onDisk.image, pageId)) && !sameButLsn(onDisk.image, img!);
+        const badLsn = trusted ? pageLsn(onDisk.image) : 0;
         const known = Math.max(this.cache.knownLsn(pageId), badLsn, await this.newestLogged(pageId));
         if (lsn < known) throw refuse('stale', `the image offered has LSN ${lsn}, older than the version this store knows (LSN ${known})`);
         await write(pageId, Buffer.from(img!));

@@ -7,6 +7,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
 import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
+import { sealPage } from '../../../plugins/pagestore/format.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { cli } from '../../helpers/cli.js';
 import { tmpStoreDir } from '../../helpers/store.js';
@@ -138,13 +139,51 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     });
   }
 
+  // The lost commit of chaos seed 17 trial 10 (page-torn, session 8): a transaction asked for the
+  // page while its repair image was being written, so its pin waited on the install; the install
+  // then trimmed the cache before that pin could pin the new frame, and with every older frame
+  // dirty the new one was the only one to evict. The transaction changed a frame the cache no
+  // longer held: its commit was acknowledged, but no checkpoint wrote the page, and the redo point
+  // moved past its record.
+  it('keeps the change of a transaction that waited for the page while its repair image was installed', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-race-');
+    let store = await openSmall(dir, true);
+    try {
+      await commitBalance(store, 40, 1);
+      await store.checkpoint();
+      const current = await store.readPage(40);
+      await evictAllBut(store, 40);
+      // 16 dirty frames: a full cache that can evict nothing else.
+      const tx = store.begin();
+      for (let id = 1; id <= 16; id++) await tx.write(id, 0, Buffer.from(`dirty=${id};`));
+      await tx.commit();
+      damageOnDisk(dir, 40);
+      const repaired = store.repairPage(40, current.image, (await store.flushAll()));
+      const changed = commitBalance(store, 40, 2); // its pin waits for the install
+      assert.equal((await repaired).source, 'image');
+      await changed;
+      assert.equal(await balanceOf(store, 40), 'balance=2;');
+      await store.checkpoint();
+      await evictAllBut(store, 40);
+      assert.equal(await balanceOf(store, 40), 'balance=2;', 'read back from disk after a checkpoint');
+    } finally {
+      await store.close();
+    }
+    store = await openSmall(dir);
+    try {
+      assert.equal(await balanceOf(store, 40), 'balance=2;', 'after a reopen');
+    } finally {
+      await store.close();
+    }
+  });
+
   // page-torn of the chaos suite: verifyPage reports `checksum` before `magic`, so a page whose
   // first half was overwritten fails "only its checksum", and the garbage LSN of its torn header
-  // makes every image look stale. That header is held against every image, one offered as of a
-  // durable LSN too (see repairPage: trusting the rebuild over it was followed by a lost commit):
-  // the repair is refused, nothing written. `asOfLsn` is still checked against the durable end
-  // and the image's own LSN.
-  it('refuses every image for a page whose torn header holds a garbage LSN, one as of a durable LSN included', async () => {
+  // made every image look stale. A torn header (magic, version and page id garbage) is not held
+  // against an image offered as of a durable LSN (see repairPage); the cache's and the live WAL's
+  // bounds still are, an image without `asOfLsn` is still refused, and `asOfLsn` is still checked
+  // against the durable end and the image's own LSN.
+  it('takes an image as of a durable LSN for a page whose torn header holds a garbage LSN, and nothing older', async () => {
     const dir = tmpStoreDir('ra-ctlrepair-torn-');
     let store = await openSmall(dir, true);
     let c = await ControlClient.connect(dir);
@@ -164,12 +203,53 @@ describe('control socket write-page (pageStore.repairPage)', () => {
     try {
       assert.equal((await c.readPage(9)).fault, 'checksum', 'a torn header fails its checksum first');
       const durable = (await c.status()).flushedLsn;
-      await refused(c.writePage(9, current.image), 'older than the version this store knows');
+      await refused(c.writePage(9, current.image), 'older than the version this store knows \\(LSN 1[0-9]{18,}\\)');
       await refused(c.writePage(9, old.image, durable), 'older than the version this store knows');
       await refused(c.writePage(9, current.image, durable + 1_000_000), "past this store's durable end");
       await refused(c.writePage(9, current.image, 1), 'below its own LSN');
-      await refused(c.writePage(9, current.image, durable), 'older than the version this store knows');
       assert.equal((await c.readPage(9)).fault, 'checksum', 'nothing was written');
+      const r = await c.writePage(9, current.image, durable);
+      assert.equal(r.source, 'image');
+      assert.equal(await balanceOf(store, 9), 'balance=3;');
+    } finally {
+      c.close();
+      await store.close();
+    }
+  });
+
+  // A header whose identity is intact keeps its LSN as a bound: one flipped bit of the LSN field
+  // (page-bitflip once set bit 38) is not told from a real LSN past the end of a log that recovery
+  // cut, so an image with other contents is still refused. One with the very bytes of the bad
+  // copy but for checksum and LSN changes no byte of the page: it is taken.
+  it('holds the LSN of a bad copy whose header identity is intact against an image with other contents, not against its own', async () => {
+    const dir = tmpStoreDir('ra-ctlrepair-lsnflip-');
+    let store = await openSmall(dir, true);
+    let c = await ControlClient.connect(dir);
+    await commitBalance(store, 9, 2);
+    await c.checkpoint();
+    const current = await c.readPage(9);
+    c.close();
+    await store.close();
+    const fd = openSync(path.join(dir, 'pages.db'), 'r+');
+    const b = Buffer.alloc(1);
+    readSync(fd, b, 0, 1, 9 * PAGE + 24 + 4);
+    b[0]! ^= 0x40; // bit 38 of the page LSN
+    writeSync(fd, b, 0, 1, 9 * PAGE + 24 + 4);
+    closeSync(fd);
+    // Same LSN, other contents, sealed: it verifies, and neither the cache nor the live WAL knows better.
+    const other = Buffer.from(current.image);
+    other.write('balance=9;', 32);
+    sealPage(other);
+    store = await openSmall(dir);
+    c = await ControlClient.connect(dir);
+    try {
+      assert.equal((await c.readPage(9)).fault, 'checksum');
+      const durable = (await c.status()).flushedLsn;
+      await refused(c.writePage(9, other, durable), 'older than the version this store knows \\(LSN 27487790[0-9]+\\)');
+      assert.equal((await c.readPage(9)).fault, 'checksum', 'nothing was written');
+      const r = await c.writePage(9, current.image, durable);
+      assert.equal(r.source, 'image');
+      assert.equal(await balanceOf(store, 9), 'balance=2;');
     } finally {
       c.close();
       await store.close();

@@ -29,8 +29,8 @@ export interface KindSummary {
   /** RTO p95 the kind must stay under: URGENT_P95_GOAL_MS for P0/P1, else the seed's target. */
   goalMs: number;
   /**
-   * Every supported trial passed, RTO p95 under goalMs, 0 acknowledged commits lost, 0 agent
-   * crashes; null when every trial was unsupported (not exercised: never a pass).
+   * Every supported trial passed, RTO p95 (if the kind has one) under goalMs, 0 acknowledged
+   * commits lost, 0 agent crashes; null when every trial was unsupported (not exercised: never a pass).
    */
   goalMet: boolean | null;
   /** Recovered trials whose harness-measured RTO was within the target. */
@@ -68,7 +68,8 @@ export function summarize(results: readonly TrialResult[]): KindSummary[] {
     const rtoMs = dist(nums((r) => (r.outcome === 'recovered' ? r.harnessRtoMs : null)));
     const supported = rs.filter((r) => r.status !== 'unsupported');
     const goalMet = supported.length === 0 ? null
-      : supported.every((r) => r.status === 'passed' && r.ackedLost === 0 && r.agentCrashes === 0) && rtoMs.p95 !== null && rtoMs.p95 < goalMs;
+      // A kind with nothing to recover (clock-jump: the agent must only ride it out) has no RTO.
+      : supported.every((r) => r.status === 'passed' && r.ackedLost === 0 && r.agentCrashes === 0) && (rtoMs.p95 === null || rtoMs.p95 < goalMs);
     return {
       kind,
       family: rs[0]!.family,

@@ -86,12 +86,13 @@ export class PageCache {
    * half-written ones. Returns null, doing nothing, when the page is in memory (the caller
    * writes that copy instead) — after any load in progress has settled.
    *
-   * No trim here, as in load(): pins of the page made meanwhile wait on this install and pin
-   * the new frame only after this resumes (they awaited it later), so a trim now could evict
-   * that frame — clean, unpinned and, with every older frame dirty or pinned, the only one to
-   * evict — and hand it to them out of the cache: the transaction's change to it was logged and
-   * acknowledged, then lost, no checkpoint writing it (chaos seed 17 trial 10, page-torn). The
-   * cache is trimmed by the next pin or checkpoint.
+   * Pins of the page made meanwhile wait on this install and pin the new frame only after this
+   * resumes (they awaited it later), so the trim here can evict that frame — clean, unpinned and,
+   * with every older frame dirty or pinned, the only one to evict. Such a pin must not take the
+   * evicted frame: the transaction's change to it would be logged and acknowledged, then lost, no
+   * checkpoint writing it (chaos seed 17 trial 10, page-torn). `pin` therefore takes only a frame
+   * the cache holds, and loads the page again otherwise (from disk, where this install wrote it
+   * first). The trim stays so that a batch of installs does not grow the cache past its size.
    */
   async install(pageId: number, image: Buffer, write: () => Promise<void>): Promise<Frame | null> {
     for (let pending; (pending = this.loading.get(pageId)); ) await pending.catch(() => undefined);
@@ -103,7 +104,9 @@ export class PageCache {
       return frame;
     })().finally(() => this.loading.delete(pageId));
     this.loading.set(pageId, p);
-    return p;
+    const frame = await p;
+    this.trim();
+    return frame;
   }
 
   /**

@@ -95,7 +95,10 @@ export default definePlugin({
     ctx.provide(SnapshotManagerStats, { snapshot: () => structuredClone(scheduler.stats) });
     // Damage to snapshots and the archive, found on a schedule (integrityDetector.ts) and
     // repaired by quarantine and a new full snapshot, or a new archive copy (integrityActions.ts).
-    ctx.provide(Detector, new IntegrityDetector(scheduled.map((s) => ({ id: s.id, dir: s.dir, engine: s.engine, everyMs: usable.find((u) => u.id === s.id)!.snapshots!.verifyEvery, rate: usable.find((u) => u.id === s.id)!.snapshots!.verifyRate })), ctx.log, (id) => scheduler.repairing(id)), isDetector);
+    ctx.provide(Detector, new IntegrityDetector(scheduled.map((s) => {
+      const { verifyEvery, verifyRate } = usable.find((u) => u.id === s.id)!.snapshots!;
+      return { id: s.id, dir: s.dir, engine: s.engine, everyMs: verifyEvery, rate: verifyRate };
+    }), ctx.log, (id) => scheduler.repairing(id)), isDetector);
     const repairable = new Map<string, RepairableStore>(scheduled.map((s) => [s.id, s]));
     ctx.provide(HealingActionToken, repairSnapshotAction(repairable, scheduler), isHealingAction);
     ctx.provide(HealingActionToken, repairArchiveAction(repairable, scheduler), isHealingAction);

@@ -9,7 +9,8 @@ import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js'
 
 const KINDS: FaultKind[] = [
   { name: 'page-torn', description: 'half of a data page overwritten (a torn write)', target: 'page-corruption', expects: { type: 'failure', kinds: ['page-corruption'] }, needs: { snapshot: true } },
-  { name: 'wal-truncated', description: 'the live WAL segment truncated inside its records', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS } },
+  // Live WAL damage is injected once the first snapshot exists (bitFlips.ts, wal-live-bitflip).
+  { name: 'wal-truncated', description: 'the live WAL segment truncated inside its records', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS }, needs: { snapshot: true } },
   { name: 'snapshot-truncated', description: 'a snapshot chunk truncated to half its length', target: 'disk-failure', expects: { type: 'failure', kinds: CORRUPTION_KINDS }, needs: { snapshot: true } },
 ];
 

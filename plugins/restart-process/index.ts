@@ -93,6 +93,14 @@ export default definePlugin({
             const alive = cfg.heartbeat !== undefined ? s.lastHeartbeatAt !== null && s.lastHeartbeatAt >= s.startedAt! : Date.now() - s.startedAt! >= settleMs;
             if (alive) return true;
           }
+          // The instance apply started has exited already: no heartbeat can come from it, so the
+          // answer is no now, not at the deadline (a writer failing on a disk that still returns
+          // EIO exits within 0.6 s; waiting out the bound kept the next restart 4 s away).
+          const died = s.lastExit;
+          if (s.state !== 'running' && died !== null && died.pid !== null && died.pid !== failure.evidence.pid && died.at >= failure.detectedAt) {
+            hctx.log.warn({ processId: cfg.id, state: s.state, processPid: died.pid, exitCode: died.code, signal: died.signal, uptimeMs: died.uptimeMs }, 'restarted process exited again');
+            return false;
+          }
           if (Date.now() >= deadline || hctx.signal.aborted) {
             hctx.log.warn({ processId: cfg.id, state: s.state, processPid: s.pid, lastHeartbeatAt: s.lastHeartbeatAt, timeoutMs }, 'restarted process not confirmed alive');
             return false;

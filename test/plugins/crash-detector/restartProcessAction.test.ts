@@ -79,6 +79,22 @@ describe('restart-process healing action', () => {
     await h.stop();
   });
 
+  it('verify says no at once when the restarted instance exits again, not at its bound', async () => {
+    // Every instance exits after 150 ms, before any heartbeat; the heartbeat timeout of 3 s makes verify's bound 4 s.
+    const h = await startDetector([childProcessConfig('flaky', { exitAfterMs: 150, exitCode: 5 }, { heartbeat: { udp: '127.0.0.1:0', timeout: '3s' }, restart: { backoff: { initial: '10ms' } } })], { restartAction: true });
+    running.push(h);
+    const failure = await waitFor(() => h.failures('process-crash')[0], 5000, 'the crash');
+    const action = h.action();
+    const ctx = healingContext(silent);
+    const outcome = await action.apply(failure, ctx);
+    const t0 = Date.now();
+    assert.equal(await action.verify(failure, ctx), false);
+    const took = Date.now() - t0;
+    assert.ok(took < 1500, `verify answered ${took} ms after the restart, once the new instance exited (its bound: 4 s)`);
+    assert.equal(h.supervisor.get('flaky')!.lastExit?.pid, (outcome?.details as { pid: number }).pid, 'the instance that exited is the restarted one');
+    await h.stop();
+  });
+
   it('canHandle follows the restart policy', async () => {
     const h = await startDetector(
       [

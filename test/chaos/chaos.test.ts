@@ -18,10 +18,6 @@ const SEED = 17;
 
 /**
  * Kinds left out of the short run, with why (they run in `npm run chaos`).
- * wal-archived-bitflip: detected and repaired in CI and in replays, but once not detected within
- * 25 s (seed 17 trial 8, 100 MB of WAL archived in 42 s): a pass of the archive check reads every
- * archived segment whole once, and the archive grows with the write rate — the check's cost, an
- * open problem, not the CI machine's.
  * app-hung-work: detected (process-hang, no-work) and recovered in every replay, nothing lost,
  * but the harness's check of the agent's RTO flips with the load: in the failed trials the harness
  * first saw the failure 0.4–0.6 s after the agent published it, so the agent's RTO looked longer

@@ -7,7 +7,7 @@
  * it. Valid records once read stay as they were: the store only appends after the last, and a
  * reopened store truncates only a torn tail after it; so the copy reads again from there.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, stat, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import type { PageEngine } from '../../core/contracts/PageEngine.js';
 import { raError } from '../../core/errors.js';
@@ -111,6 +111,20 @@ export class LiveWal {
     return { buf: seg.buf, reread: from };
   }
 
+  /** Reopens `seg` when its path names another file than the one pinned; true if it did. */
+  private async repin(seg: PinnedSegment): Promise<boolean> {
+    const file = this.segmentPath(seg.start);
+    const [held, now] = await Promise.all([seg.handle.stat(), stat(file).catch(() => null)]);
+    if (now === null || (now.ino === held.ino && now.dev === held.dev)) return false;
+    const handle = await open(file, 'r').catch(() => null);
+    if (handle === null) return false;
+    await seg.handle.close().catch(() => undefined);
+    seg.handle = handle;
+    delete seg.buf;
+    delete seg.length;
+    return true;
+  }
+
   /**
    * Compresses the WAL from `fromLsn` to the end of its valid records into `dir/wal/` (through
    * `compressor`; the caller drains it); returns the entries, that end, and when it was read
@@ -145,7 +159,16 @@ export class LiveWal {
       // The newest segment may be being created (its file exists before its header is written):
       // the log ends before it, as for the summary (walSummary.ts) and recovery. A chaos trial's
       // new full snapshot failed on one ("shorter than its header"), and its repair escalated.
-      if (problem && i > 0 && i === this.pinned.length - 1 && size < log.segmentHeaderSize) break;
+      if (problem && i > 0 && i === this.pinned.length - 1 && size < log.segmentHeaderSize) {
+        // Unless the file pinned is not the segment any more: an owner killed while creating it
+        // has it unlinked by its restart's recovery (past the log's end), and creates it afresh
+        // on reaching it. Its commits there precede `readAt`, so the copy reads that file.
+        if (await this.repin(seg)) {
+          i--;
+          continue;
+        }
+        break;
+      }
       if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${this.segmentPath(seg.start)}: ${problem}`);
       const scanFrom = Math.max(from, reread);
       const p = log.scanRecords(buf, scanFrom, size, seg.start + scanFrom);

@@ -339,8 +339,8 @@ export interface PageEngine extends StorageEngine {
    * Crash recovery of a store nobody has open (RA_ERR_STORE_LOCKED when a live process holds
    * it), with the archiver to hand retired segments to and the pool to redo on (see
    * PageRecoverOptions). It ends with a checkpoint: the log before the new redo point is
-   * retired (archived first, when there is an archiver; left for the next checkpoint with
-   * `keepRetiredLog`), which is how a store nobody has open is checkpointed.
+   * retired (archived first, when there is an archiver), which is how a store nobody has open
+   * is checkpointed.
    */
   recover(dir: string, options?: PageRecoverOptions): Promise<PageRecoveryReport>;
   /** The replica side of physical replication (plugins/replication/DESIGN.md). */
@@ -481,12 +481,6 @@ export interface ReplicaStore {
 export interface PageRecoverOptions {
   readonly archiver?: LogArchiver;
   readonly pool?: WorkerPool;
-  /**
-   * Leave the log below the new checkpoint where it is, for the store's next checkpoint to
-   * archive and retire: for a recovery the store's owner is about to be started after (the
-   * agent's), where archiving first would sit on the RTO (80 segments of 64 KiB took 846 ms).
-   */
-  readonly keepRetiredLog?: boolean;
 }
 
 /**

@@ -72,11 +72,6 @@ export interface RecoverOptions {
    */
   epoch?: number;
   /**
-   * Retire no segment either: the store's next checkpoint archives and recycles them (the
-   * agent's recovery before it starts the owner; see PageRecoverOptions.keepRetiredLog).
-   */
-  keepRetiredLog?: boolean;
-  /**
    * Called as each pass ends ('redo': analysis and redo, overlapped in the stream; 'undo';
    * 'checkpoint'), on this thread: lets a profiler (bench/redo.ts --profile) split CPU time by pass.
    */
@@ -221,7 +216,7 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
       // way; the checkpoint record's flush overlaps both syncs, and the control file is switched
       // once all three are durable (completeCheckpoint's `pagesDurable`).
       const pagesDurable = Promise.all([redoSynced, writePages(data, geometry.pageSize, [...undo.pages].map(([pageId, image]) => ({ pageId, image })))]).then(() => undefined);
-      const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive, options.epoch !== undefined || options.keepRetiredLog ? 0 : undefined, pagesDurable);
+      const ckptOut = await completeCheckpoint(dir, wal, geometry, { redoLsn: wal.endLsn, nextTxId, att: [], dpt: [] }, archive, options.epoch !== undefined ? 0 : undefined, pagesDurable);
       if (ckptOut.archiveError) options.log?.warn({ err: ckptOut.archiveError }, 'WAL segments not archived; kept for the next checkpoint');
     } else {
       await redoSynced;

@@ -40,9 +40,7 @@ export default definePlugin({
         if (!engine) throw raError('RA_ERR_CONFIG', `stores[${storeId}].engine "${store.engine}" is not provided by any running plugin`);
         try {
           const archiver = archivers && isPageEngine(engine) ? archivers.archiverFor(store.path, await engine.files.rememberedArchive(store.path)) : undefined;
-          // The owner starts right after, and its checkpoints archive and retire the log below
-          // this recovery's checkpoint: archiving first would sit on the RTO (keepRetiredLog).
-          const report = isPageEngine(engine) ? await engine.recover(store.path, { ...(archiver ? { archiver } : {}), keepRetiredLog: true }) : await engine.recover(store.path);
+          const report = archiver && isPageEngine(engine) ? await engine.recover(store.path, { archiver }) : await engine.recover(store.path);
           stats.recoveries++;
           stats.transactionsRolledBack += report.transactionsRolledBack;
           stats.recordsUndone += report.recordsUndone;

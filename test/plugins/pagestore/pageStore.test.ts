@@ -163,4 +163,44 @@ describe('page store', () => {
     assert.equal(archived.length, cp.segmentsRecycled);
     await store.close();
   });
+
+  it('archives retired segments several at a time, and unlinks in order only up to the first that failed', async () => {
+    const dir = tmpStoreDir();
+    let inFlight = 0;
+    let most = 0;
+    let failAt: number | null = null;
+    const archived: number[] = [];
+    const store = await PageStore.open(dir, {
+      ...small,
+      segmentSize: 64 * 1024,
+      checkpointIntervalMs: 0,
+      checkpointWalBytes: 64 * 1024 * 1024,
+      archiver: async (seg) => {
+        inFlight++;
+        most = Math.max(most, inFlight);
+        await new Promise((r) => setTimeout(r, 20));
+        inFlight--;
+        if (seg.startLsn === failAt) throw new Error('archive unavailable for this one');
+        archived.push(seg.startLsn);
+      },
+    });
+    for (let i = 0; i < 400; i++) {
+      const tx = store.begin();
+      await tx.write(1 + (i % 30), 0, Buffer.alloc(2000, i));
+      await tx.commit();
+    }
+    const live = () => readdirSync(path.join(dir, 'wal')).map((n) => parseInt(n.slice(0, 16), 16)).sort((a, b) => a - b);
+    const before = live();
+    assert.ok(before.length >= 10, `expected 10 or more segments, have ${before.length}`);
+    failAt = before[3]!;
+    const cp = await store.checkpoint();
+    assert.ok(most > 1, `archived ${most} at a time`);
+    assert.equal(cp.segmentsRecycled, 3, 'the three before the failed one recycled');
+    assert.deepEqual(live().slice(0, 2), [before[3], before[4]], 'the failed segment and those after it kept');
+    failAt = null;
+    const again = await store.checkpoint();
+    assert.ok(again.segmentsRecycled >= before.length - 4, `the next checkpoint recycled ${again.segmentsRecycled}`);
+    assert.deepEqual(before.slice(0, before.length - 1).filter((s) => !archived.includes(s)), [], 'every recycled segment archived');
+    await store.close();
+  });
 });

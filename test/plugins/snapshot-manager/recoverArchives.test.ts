@@ -17,7 +17,6 @@ import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
 import { pagestore } from '../../helpers/engine.js';
-import { walArchiver } from '../../../plugins/snapshot-manager/walArchive.js';
 
 const PAGE = 4096;
 
@@ -104,27 +103,5 @@ describe('recovery archives the WAL before it recycles it', () => {
     const removed = before.filter((s) => !liveSegments(dir).includes(s));
     assert.ok(removed.length >= 2, `the archiving recovery recycled ${removed.length}`);
     assert.deepEqual(removed.filter((s) => !archived(snaps).includes(s)), []);
-  });
-  it("the agent's recovery (keepRetiredLog) retires nothing, archiving or not; the owner's next checkpoint archives and retires the segments", async () => {
-    // The agent starts the owner right after its recovery: archiving first would sit on the RTO.
-    const dir = tmpStoreDir('ra-recarch-later-');
-    const snaps = path.join(path.dirname(dir), 'snaps');
-    await killedArchivingWriter({ dir, archive: snaps, pages: 40, before: 50, after: 900 });
-    const before = liveSegments(dir);
-    assert.ok(before.length >= 3, `${before.length} segments to retire`);
-    const archivedBefore = archived(snaps);
-
-    const stats = await recover(dir, { archiver: walArchiver(pagestore, snaps), keepRetiredLog: true });
-    assert.ok(stats.walRecordsScanned > 0);
-    assert.deepEqual(before.filter((s) => !liveSegments(dir).includes(s)), [], 'no segment retired by the recovery');
-    assert.deepEqual(archived(snaps), archivedBefore, 'none archived by it either');
-
-    const store = await PageStore.open(dir, { checkpointIntervalMs: 0, archiver: walArchiver(pagestore, snaps) });
-    await store.checkpoint(); // its open's own (deferred) checkpoint may have done it already
-    await store.close();
-    const removed = before.filter((s) => !liveSegments(dir).includes(s));
-    assert.ok(removed.length >= 2, `the owner's checkpoints retired ${removed.length} segments`);
-    assert.deepEqual(removed.filter((s) => !archived(snaps).includes(s)), [], 'each one archived before it went');
-    assert.deepEqual(await balances(dir, 40), balancesAfter(50 + 900, 40), 'every committed transfer is there');
   });
 });

@@ -3,7 +3,12 @@
  * rate, for `npm start` and for trying the agent by hand (kill it with -9 and watch what the
  * agent does).
  *
- *   node dist/examples/demo-writer.js --store ./var/demo/store [--rate 50] [--pages 1024]
+ *   node dist/examples/demo-writer.js --store ./var/demo/store [--archive ./var/demo/snapshots] [--rate 50] [--pages 1024]
+ *
+ * `--archive DIR` hands each WAL segment its checkpoints retire to the snapshot directory's
+ * archive (the agent's `snapshots.dir` for the store), for point-in-time restore and page repair:
+ * once the agent has recovered a store with an archiver, the store remembers its archive, and an
+ * owner opened without one keeps every segment (RA_ERR_WAL_NOT_ARCHIVED) instead.
  *
  * Each transaction moves "money" between two accounts (one per page): the total never changes,
  * so after any crash and recovery the sum of all balances is the same — the writer checks it
@@ -22,24 +27,28 @@ import { PageStore } from '../plugins/pagestore/pageStore.js';
 import { createLogger } from '../core/logger.js';
 import { describeError, isRaError } from '../core/errors.js';
 import { startHeartbeat } from '../plugins/crash-detector/heartbeatClient.js';
+import { makePageStoreEngine } from '../plugins/pagestore/face.js';
+import { walArchiver } from '../plugins/snapshot-manager/walArchive.js';
 
 const INITIAL_BALANCE = 1000n;
 
 const program = new Command('demo-writer')
   .description('runs transfer transactions against a page store at a steady rate')
   .requiredOption('-s, --store <dir>', 'store directory (created if missing)')
+  .option('-a, --archive <dir>', "archive retired WAL segments into this snapshot directory (the agent's snapshots.dir)")
   .option('-r, --rate <tps>', 'transactions per second', (v) => Number(v), 50)
   .option('-p, --pages <n>', 'pages when creating the store', (v) => Number(v), 1024)
   .option('-c, --concurrency <n>', 'concurrent transactions', (v) => Number(v), 4)
   .parse();
-const opts = program.opts<{ store: string; rate: number; pages: number; concurrency: number }>();
+const opts = program.opts<{ store: string; archive?: string; rate: number; pages: number; concurrency: number }>();
 const log = createLogger({ level: 'info' }).child({ component: 'demo-writer' });
 const heartbeat = startHeartbeat({ intervalMs: 500 });
 if (heartbeat) log.info({ target: heartbeat.target }, 'sending heartbeats');
 
 // The agent names the store's current path (it may have moved it off a failed disk).
 const storeDir = process.env.RECOVERY_AGENT_STORE_PATH || opts.store;
-const store = await PageStore.open(storeDir, { create: true, pageCount: opts.pages, log });
+const archiver = opts.archive !== undefined ? walArchiver(makePageStoreEngine(), opts.archive) : undefined;
+const store = await PageStore.open(storeDir, { create: true, pageCount: opts.pages, log, ...(archiver ? { archiver } : {}) });
 const accounts = store.pageCount - 1;
 log.info({ store: storeDir, pages: store.pageCount, recoveryMs: store.recovery.durationMs }, 'store open');
 

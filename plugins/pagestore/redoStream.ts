@@ -49,16 +49,6 @@
  * thread is left waiting on a ring: the reader's waits time out every 100 ms to check for a
  * failed worker, and a worker's waits end when the ring is closed.
  *
- * The reader's share. The reader is one of the threads that apply redo: with T threads for
- * redo (the pool's, by default), T - 1 workers get rings and the reader keeps one group of page
- * blocks for itself, applied in its own `PageRedo` right after it hands each segment to the
- * workers; each worker gets kGroupsPerWorker groups (the reader also reads and analyses the
- * log, so it takes the smaller share: a third of the pages with one worker). On a machine of
- * two CPUs that is two busy threads, not three, and one Node worker less to start (an isolate's
- * start-up, heap and compilations: measured here ~75 ms of CPU for the worker's start alone,
- * every one of it on a restart's path). The reader's pages are written back in `end`, while the
- * workers write theirs.
- *
  * Without a worker pool (or for a small log) the same flow runs on the reading thread: one
  * `PageRedo` fed directly, no rings. The window then only bounds memory.
  *
@@ -111,11 +101,6 @@ const kWindowBytes = 64 << 20;
 const kPageBudgetBytes = 512 << 20;
 /** Pages per block of the partition between workers (as in the two-pass redo). */
 const kBlockPages = 64;
-/**
- * Groups of page blocks dealt to each worker, against the reader's one: the reader also reads,
- * validates and analyses the whole log, so it takes a third of the pages with one worker.
- */
-const kGroupsPerWorker = 2;
 /** Below this much log, threads cost more than they save: redo runs on the reading thread. */
 const kMinParallelLogBytes = 512 << 10;
 /**
@@ -196,19 +181,14 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   const wanted = input.pool ? (input.workers ?? input.pool.threads) : 0;
   let logBytes = 0;
   for (let i = 0; wanted > 1 && i < segments.length && logBytes < kMinParallelLogBytes; i++) logBytes += await window.fileSize(i);
-  // Threads applying redo: the reader is one of them (see "The reader's share" above).
-  const threads = wanted > 1 && logBytes >= kMinParallelLogBytes ? wanted : 0;
-  const ringWorkers = threads - 1;
+  const workers = wanted > 1 && logBytes >= kMinParallelLogBytes ? wanted : 0;
   // The rings are loaded only when there are workers to feed: a small log (and every clean
   // restart) redoes on this thread and never needs them.
-  const sink = threads > 0 ? new RingSink(input, window, ringWorkers, applyEvery, await import('../../core/ring/index.js')) : new InlineSink(input, window, applyEvery);
+  const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery, await import('../../core/ring/index.js')) : new InlineSink(input, window, applyEvery);
 
   const covered = new PageSet(pageCount);
-  // The per-record analysis runs natively, fused with validation: one call per segment
-  // (walAnalysis.ts), and deals the redo records to groups of page blocks: the reader's one and
-  // kGroupsPerWorker per worker.
-  const groups = threads > 0 ? 1 + kGroupsPerWorker * ringWorkers : 0;
-  const analysis = new WalAnalysis(input.redoLsn, pageSize, pageCount, groups, kBlockPages, covered.bits);
+  // The per-record analysis runs natively, fused with validation: one call per segment (walAnalysis.ts).
+  const analysis = new WalAnalysis(input.redoLsn, pageSize, pageCount, workers, kBlockPages, covered.bits);
   let redoRecords = 0;
 
   const source: SegmentSource = {
@@ -238,7 +218,7 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   const redo = await sink.end(true);
   await window.redoDone();
   // Transactions that ended were forgotten as they ended; the rest never ended.
-  return { end, losers: analysis.losers(), maxTxId: analysis.maxTxId, redo, redoRecords, redoWorkers: Math.max(1, threads), covered, dirtyPages: analysis.dirtyPages.size, records: window, readDoneAt };
+  return { end, losers: analysis.losers(), maxTxId: analysis.maxTxId, redo, redoRecords, redoWorkers: Math.max(1, workers), covered, dirtyPages: analysis.dirtyPages.size, records: window, readDoneAt };
 }
 
 /** Where the reader's redo records go: this thread's PageRedo, or the workers' rings. */
@@ -301,19 +281,9 @@ class RingSink implements RedoSink {
   private failure: { err: unknown } | undefined;
   private ended: Promise<RedoResult> | undefined;
 
-  /** The reader's own pages (group 0), made at its first segment; and how far it has applied. */
-  private own: PageRedo | undefined;
-  private ownApplied = -1;
-  private readonly makeOwn: () => PageRedo;
-
   constructor(input: StreamRedoInput, window: SegmentWindow, private readonly workers: number, applyEvery: number, rings: typeof import('../../core/ring/index.js')) {
     const { RingProducer, SpscRing } = rings;
     if (workers + 1 > this.control.length) throw raError('RA_ERR_CONFIG', `streaming redo supports at most ${this.control.length - 1} workers (got ${workers})`);
-    // The page budget is shared by every thread that holds pages: the workers and the reader.
-    const budgetBytes = Math.floor((input.pageBudgetBytes ?? kPageBudgetBytes) / (workers + 1));
-    // Made at the first segment, not here: a failure to open the data file then goes through
-    // the reader's error path (end(false) stops the workers) like any other.
-    this.makeOwn = () => new PageRedo(window.bytes, input.dataFile, input.pageSize, input.pageCount, budgetBytes);
     this.tasks = [];
     for (let w = 0; w < workers; w++) {
       const sab = SpscRing.create(input.ringEntries ?? kRingEntries, kEntryBytes);
@@ -326,7 +296,7 @@ class RingSink implements RedoSink {
         dataFile: input.dataFile,
         pageSize: input.pageSize,
         pageCount: input.pageCount,
-        budgetBytes,
+        budgetBytes: Math.floor((input.pageBudgetBytes ?? kPageBudgetBytes) / workers),
         applyEvery,
       });
       // Noticed at the reader's next segment or wait; the rejection is rethrown from end().
@@ -338,14 +308,12 @@ class RingSink implements RedoSink {
   }
 
   appliedThrough(): number {
-    let min = this.ownApplied;
+    let min = Infinity;
     for (let w = 0; w < this.workers; w++) min = Math.min(min, Atomics.load(this.control, 1 + w) - 1);
     return min;
   }
 
   async waitApplied(seq: number): Promise<void> {
-    // The reader applies its own records as it hands each segment on: nothing to wait for there.
-    if (this.ownApplied < seq) throw new Error(`internal: the reader has applied through segment ${this.ownApplied}, not ${seq}`);
     for (let w = 0; w < this.workers; w++) {
       for (;;) {
         await this.failed();
@@ -362,28 +330,16 @@ class RingSink implements RedoSink {
   }
 
   async segment(seq: number, redo: ChunkRedo): Promise<void> {
-    // The analysis dealt the records to groups: group 0 is the reader's, groups 1 + k·w … are
-    // worker w's. One batch per group; the segment-end marker in the free pair after the
-    // worker's last group. The workers first, so that they apply while the reader does its share.
+    // The analysis dealt the records to their workers; one batch (and one publish) per worker,
+    // its segment-end marker in the free pair after the worker's group.
     const { entries } = redo;
     for (let w = 0; w < this.workers; w++) {
-      for (let k = 0; k < kGroupsPerWorker; k++) {
-        const g = 1 + kGroupsPerWorker * w + k;
-        const at = redo.starts[g]!;
-        const n = redo.counts[g]!;
-        if (k < kGroupsPerWorker - 1) {
-          await this.push(w, entries.subarray(2 * at), n);
-          continue;
-        }
-        entries[2 * (at + n)] = seq;
-        entries[2 * (at + n) + 1] = kSegmentEnd;
-        await this.push(w, entries.subarray(2 * at), n + 1);
-      }
+      const at = redo.starts[w]!;
+      const n = redo.counts[w]!;
+      entries[2 * (at + n)] = seq;
+      entries[2 * (at + n) + 1] = kSegmentEnd;
+      await this.push(w, entries.subarray(2 * at), n + 1);
     }
-    this.own ??= this.makeOwn();
-    this.own.addMany(entries, redo.starts[0]!, redo.counts[0]!);
-    this.own.apply();
-    this.ownApplied = seq;
   }
 
   /**
@@ -420,22 +376,13 @@ class RingSink implements RedoSink {
 
   private async finish(commit: boolean): Promise<RedoResult> {
     // The verdict before the close: a worker that sees the ring closed reads it next.
-    const verdict = commit && !this.failure;
-    Atomics.store(this.control, kVerdict, verdict ? kCommit : kAbort);
+    Atomics.store(this.control, kVerdict, commit && !this.failure ? kCommit : kAbort);
     for (const p of this.producers) p.close();
-    // The reader's pages meanwhile (written back while the workers write theirs).
-    let own: RedoResult = { applied: 0, skipped: 0, pagesWritten: 0, corrupt: [], outOfRange: [] };
-    let ownError: { err: unknown } | undefined;
-    try {
-      if (this.own) own = this.own.finish(verdict);
-    } catch (err) {
-      ownError = { err };
-    }
     const settled = await Promise.allSettled(this.tasks);
     const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected');
     if (rejected) throw rejected.reason;
-    if (ownError) throw ownError.err;
-    return [own, ...settled.map((s) => (s as PromiseFulfilledResult<RedoResult>).value)]
+    return settled
+      .map((s) => (s as PromiseFulfilledResult<RedoResult>).value)
       .reduce((a, r) => ({
         applied: a.applied + r.applied,
         skipped: a.skipped + r.skipped,

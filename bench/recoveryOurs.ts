@@ -18,16 +18,14 @@
  * the transaction count differs); without, everything goes to a temp dir removed at the end.
  * Writes bench/results/recovery-ours.json; PostgreSQL's figures need the side-by-side bench.
  */
-import { spawnSync } from 'node:child_process';
-import { closeSync, existsSync, fsyncSync, mkdtempSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { numArg, strArg } from './lib/args.js';
 import { firstLine } from './lib/fixtureChild.js';
+import { median, restartOurs, tpcbFixture, type OurRestart } from './lib/ourRestart.js';
 import { report } from './lib/report.js';
 import type { TpcbGenConfig, TpcbGenResult } from './fixtures/tpcbStore.js';
-import type { RecoveryStats } from '../plugins/pagestore/recovery.js';
 
 if (process.argv.includes('--help')) {
   console.log('bench/recoveryOurs.js: our restart after kill -9 on the TPC-B store of bench:recovery-vs-postgres, repeated (see the file header).\n\n' +
@@ -42,7 +40,6 @@ const WRITERS = numArg('writers', 32);
 const SCALE = numArg('scale', 10);
 const storeArg = strArg('store');
 const root = storeArg ?? mkdtempSync(path.join(os.tmpdir(), 'ra-bench-ours-'));
-const fixture = path.join(path.dirname(fileURLToPath(import.meta.url)), 'fixtures', 'tpcbStore.js');
 const r2 = (v: number) => Number(v.toFixed(2));
 
 
@@ -61,7 +58,7 @@ async function pristine(): Promise<TpcbGenResult> {
   rmSync(meta, { force: true });
   const cfg: TpcbGenConfig = { dir, scale: SCALE, transactions: TRANSACTIONS, writers: WRITERS, pageSize: 8192, segmentSize: 16 * MiB, seed: 0x7cb };
   process.stdout.write(`Generating: ${TRANSACTIONS} TPC-B transactions, ${WRITERS} writers ... `);
-  const { value: gen, child } = await firstLine<TpcbGenResult>(fixture, ['gen', JSON.stringify(cfg)]);
+  const { value: gen, child } = await firstLine<TpcbGenResult>(tpcbFixture, ['gen', JSON.stringify(cfg)]);
   const exited = new Promise((resolve) => child.once('exit', (code, sig) => resolve(sig)));
   child.kill('SIGKILL');
   if ((await exited) !== 'SIGKILL') throw new Error('the writer was not killed by SIGKILL');
@@ -70,62 +67,19 @@ async function pristine(): Promise<TpcbGenResult> {
   return gen;
 }
 
-/** fsync of every file under `dir` (and the directories). */
-function syncTree(dir: string): void {
-  for (const e of readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) syncTree(p);
-    else if (e.isFile()) {
-      const fd = openSync(p, 'r');
-      try {
-        fsyncSync(fd);
-      } finally {
-        closeSync(fd);
-      }
-    }
-  }
-  const fd = openSync(dir, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-interface Run {
-  load1: number;
-  restartMs: number;
-  openMs: number;
-  cpuMs: number;
-  stats: RecoveryStats;
-}
-
 try {
   const gen = await pristine();
-  const runs: Run[] = [];
-  const work = path.join(root, 'run');
+  const runs: OurRestart[] = [];
   for (let i = 0; i < RUNS; i++) {
-    rmSync(work, { recursive: true, force: true });
-    const cp = spawnSync('cp', ['-a', path.join(root, 'pristine'), work]);
-    if (cp.status !== 0) throw new Error(`cp -a failed: ${cp.stderr.toString()}`);
-    // The killed writer's WAL was durable (its commits were fdatasync'd); the copy's is dirty in
-    // the page cache, and recovery's reopen of the log (WalWriter.open's datasync of the last
-    // segment) would pay for writing it out. Sync the copy first, as the original was.
-    syncTree(work);
-    const load1 = r2(os.loadavg()[0]!);
-    const { value, ms, child } = await firstLine<{ openMs: number; cpuMs: number; stats: RecoveryStats }>(fixture, ['open', work]);
-    // The child closes the store after reporting (its checkpoint writes): let it finish first.
-    if (child.exitCode === null) await new Promise((resolve) => child.once('exit', resolve));
-    const s = value.stats;
-    if (s.recordsRedone !== gen.updateRecords) throw new Error(`recovery redid ${s.recordsRedone} records; the writer committed ${gen.updateRecords}`);
+    const run = await restartOurs(path.join(root, 'pristine'), path.join(root, 'run'), gen.updateRecords);
+    const s = run.stats;
     const p = s.passes;
     console.log(
-      `  run ${i + 1}: load ${load1}  restart ${ms.toFixed(0)} ms  recovery ${s.durationMs.toFixed(0)} ms (analysis ${p.analysisMs.toFixed(0)}, redo ${p.redoMs.toFixed(0)}, ` +
-        `undo ${p.undoMs.toFixed(0)}, checkpoint ${s.checkpointDeferred ? 'deferred' : p.checkpointMs.toFixed(0)})  CPU ${value.cpuMs.toFixed(0)} ms  ${s.walRecordsScanned} records`,
+      `  run ${i + 1}: load ${r2(run.load1)}  restart ${run.restartMs.toFixed(0)} ms  recovery ${s.durationMs.toFixed(0)} ms (analysis ${p.analysisMs.toFixed(0)}, redo ${p.redoMs.toFixed(0)}, ` +
+        `undo ${p.undoMs.toFixed(0)}, checkpoint ${s.checkpointDeferred ? 'deferred' : p.checkpointMs.toFixed(0)})  CPU ${run.cpuMs.toFixed(0)} ms  ${s.walRecordsScanned} records`,
     );
-    runs.push({ load1, restartMs: ms, openMs: value.openMs, cpuMs: value.cpuMs, stats: s });
+    runs.push(run);
   }
-  rmSync(work, { recursive: true, force: true });
   const best = runs.reduce((a, b) => (b.stats.durationMs < a.stats.durationMs ? b : a));
   const s = best.stats;
   const recordsPerS = (s.walRecordsScanned * 1e3) / s.durationMs;
@@ -133,16 +87,19 @@ try {
     bench: 'recovery-ours',
     baseline: 'whole recovery, records/s',
     rows: [
-      { name: 'whole recovery, records/s', value: recordsPerS, unit: 'records/s', extra: { ms: r2(s.durationMs), records: s.walRecordsScanned, load1: best.load1 } },
+      { name: 'whole recovery, records/s', value: recordsPerS, unit: 'records/s', extra: { ms: r2(s.durationMs), records: s.walRecordsScanned, load1: r2(best.load1) } },
       { name: 'whole recovery, MB/s', value: s.walBytesRead / 1e3 / s.durationMs, unit: 'MB/s', baseline: 'whole recovery, MB/s', extra: { MB: r2(s.walBytesRead / 1e6) } },
       { name: 'restart to ready, ms', value: best.restartMs, unit: 'ms', baseline: 'restart to ready, ms', extra: { openMs: r2(best.openMs) } },
+      { name: 'median whole recovery, ms', value: median(runs.map((r) => r.stats.durationMs)), unit: 'ms', baseline: 'median whole recovery, ms', extra: { runs: runs.length } },
+      { name: 'median restart to ready, ms', value: median(runs.map((r) => r.restartMs)), unit: 'ms', baseline: 'median restart to ready, ms', extra: { runs: runs.length } },
+      { name: 'median CPU of the open, ms', value: median(runs.map((r) => r.cpuMs)), unit: 'ms', baseline: 'median CPU of the open, ms', extra: { runs: runs.length } },
     ],
     params: {
       transactions: TRANSACTIONS,
       gen,
-      best: { load1: best.load1, passes: s.passes, checkpointDeferred: s.checkpointDeferred, durationMs: s.durationMs, cpuMs: r2(best.cpuMs), restartMs: r2(best.restartMs), redoWorkers: s.redoWorkers, recordsRedone: s.recordsRedone, walBytesRead: s.walBytesRead },
-      runs: runs.map((r) => ({ load1: r.load1, durationMs: r.stats.durationMs, passes: r.stats.passes, cpuMs: r2(r.cpuMs), restartMs: r2(r.restartMs) })),
-      condition: 'warm page cache (the store is copied before each run); best of the runs by recovery time',
+      best: { load1: r2(best.load1), passes: s.passes, checkpointDeferred: s.checkpointDeferred, durationMs: s.durationMs, cpuMs: r2(best.cpuMs), restartMs: r2(best.restartMs), redoWorkers: s.redoWorkers, recordsRedone: s.recordsRedone, walBytesRead: s.walBytesRead },
+      runs: runs.map((r) => ({ load1: r2(r.load1), durationMs: r.stats.durationMs, passes: r.stats.passes, cpuMs: r2(r.cpuMs), restartMs: r2(r.restartMs) })),
+      condition: 'warm page cache (the store is copied and fsync\'d before each run); best of the runs by recovery time, and the medians',
       cpus: os.availableParallelism(),
     },
   });

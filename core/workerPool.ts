@@ -6,8 +6,9 @@
  * ordinary ArrayBuffer would be copied, silently doubling memory traffic on a hot path, so
  * `run` refuses it with RA_ERR_TASK_PAYLOAD.
  */
+import { createRequire } from 'node:module';
 import os from 'node:os';
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { raError } from './errors.js';
 import type { SharedBytes, TaskPayload, TaskRef } from './taskRef.js';
 
@@ -27,6 +28,17 @@ export interface WorkerPoolOptions {
   idleTimeoutMs?: number;
 }
 
+/**
+ * Piscina, loaded when the first pool is made: ~20 modules that a process importing the core (or
+ * the page store, whose recovery names its tasks) without making a pool never needs — every
+ * supervised application that opens a store restarts without them.
+ */
+let piscinaClass: typeof Piscina | undefined;
+function loadPiscina(): typeof Piscina {
+  piscinaClass ??= (createRequire(import.meta.url)('piscina') as typeof import('piscina')).Piscina;
+  return piscinaClass;
+}
+
 export class WorkerPool {
   private readonly piscina: Piscina;
   private closed = false;
@@ -36,7 +48,7 @@ export class WorkerPool {
     if (!Number.isInteger(threads) || threads < 1) {
       throw raError('RA_ERR_CONFIG', `agent.workers must be a positive integer (got ${JSON.stringify(threads)})`);
     }
-    this.piscina = new Piscina({
+    this.piscina = new (loadPiscina())({
       minThreads: threads,
       maxThreads: threads,
       idleTimeout: options.idleTimeoutMs ?? 60_000,

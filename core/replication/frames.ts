@@ -212,17 +212,5 @@ export class FrameDecoder {
   }
 }
 
-/**
- * The rolling checksum of a log (DESIGN.md "Position"): `R ← XXH3-64(R ‖ checksum)`, both as
- * little-endian u64, folded over every record's own trailing checksum in LSN order; R is 0 before
- * the first record. Two logs with the same R at the same LSN hold the same records (up to a
- * 64-bit collision); a replica whose R differs from its primary's at its LSN diverged.
- */
-export function roll(r: bigint, recordChecksum: bigint): bigint {
-  rollScratch.writeBigUInt64LE(r, 0);
-  rollScratch.writeBigUInt64LE(recordChecksum, 8);
-  return xxh3(rollScratch);
-}
-
-/** `roll`'s 16 bytes, reused: the WAL writer folds every record it appends. */
-const rollScratch = Buffer.alloc(16);
+// The rolling checksum lives in rolling.ts (the WAL writer needs it without the stream).
+export { roll } from './rolling.js';

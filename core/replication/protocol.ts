@@ -33,6 +33,7 @@ import { readU32, readU64 } from '../bytes.js';
 import { DEFAULT_MAX_PAYLOAD, FrameType, MAX_PAYLOAD_FROM_REPLICA, decodeFrame, encodeFrame, frameTypeName, type Frame, type FrameFields } from './frames.js';
 import { FrameOpener, FrameSealer, deriveKeys, type SessionKeys } from './seal.js';
 import './errors.js';
+import { MIN_SECRET_BYTES } from './limits.js';
 
 export * from './frames.js';
 export * from './seal.js';
@@ -41,8 +42,7 @@ export const HANDSHAKE_MAGIC = 0x53484152; // "RAHS"
 /** 2: frames sealed after the handshake (seal.ts). 1 sent them in the clear, and is refused. */
 export const HANDSHAKE_VERSION = 2;
 export const HANDSHAKE_TIMEOUT_MS = 5000;
-/** Shortest secret accepted: 16 bytes (128 bits) of whatever the config holds. */
-export const MIN_SECRET_BYTES = 16;
+export { MIN_SECRET_BYTES } from './limits.js';
 const kNonce = 32;
 const kHello = 8 + kNonce;
 const kProof = 32;

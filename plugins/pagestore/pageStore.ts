@@ -26,7 +26,7 @@ import { settleSwap } from './storeSwap.js';
 import { faultPoint } from './faults.js';
 import { newestLoggedLsns } from './pageLogLsn.js';
 import { readReplicationConfig } from './replicationConfig.js';
-import { ReplicationSender } from './replicationSender.js';
+import type { ReplicationSender } from './replicationSender.js';
 import { CommitFence } from './commitFence.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType, commitTimeAt, kRecType } from './walRecord.js';
@@ -144,6 +144,9 @@ export class PageStore {
       if (replication?.role === 'primary') {
         store.fence = new CommitFence(replication.fenced, replication.epoch, replication.fenceWaitMs);
         try {
+          // Loaded only for a primary: its modules (the replication protocol, base copies) are a
+          // fifth of the store's, and every other open would load them for nothing.
+          const { ReplicationSender } = await import('./replicationSender.js');
           store.sender = await ReplicationSender.start(replication, r.wal, walDirOf(dir), r.geometry.storeId, options.log);
           store.sender.servePage = (pageId) => store.pageForReplica(pageId);
           store.sender.base = store;

@@ -60,8 +60,9 @@ import { stat } from 'node:fs/promises';
 import { adviseHugePages } from 'recovery-agent/native';
 import { readU32 } from '../../core/bytes.js';
 import { raError } from '../../core/errors.js';
-import { RingProducer, SpscRing } from '../../core/ring/index.js';
-import { defineTask, type WorkerPool } from '../../core/workerPool.js';
+import type { RingProducer } from '../../core/ring/index.js';
+import { defineTask } from '../../core/taskRef.js';
+import type { WorkerPool } from '../../core/workerPool.js';
 import { PageRedo, type RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
 import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
@@ -181,7 +182,9 @@ export async function streamRedo(input: StreamRedoInput): Promise<StreamRedoOutp
   let logBytes = 0;
   for (let i = 0; wanted > 1 && i < segments.length && logBytes < kMinParallelLogBytes; i++) logBytes += await window.fileSize(i);
   const workers = wanted > 1 && logBytes >= kMinParallelLogBytes ? wanted : 0;
-  const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery) : new InlineSink(input, window, applyEvery);
+  // The rings are loaded only when there are workers to feed: a small log (and every clean
+  // restart) redoes on this thread and never needs them.
+  const sink = workers > 0 ? new RingSink(input, window, workers, applyEvery, await import('../../core/ring/index.js')) : new InlineSink(input, window, applyEvery);
 
   const covered = new PageSet(pageCount);
   // The per-record analysis runs natively, fused with validation: one call per segment (walAnalysis.ts).
@@ -278,7 +281,8 @@ class RingSink implements RedoSink {
   private failure: { err: unknown } | undefined;
   private ended: Promise<RedoResult> | undefined;
 
-  constructor(input: StreamRedoInput, window: SegmentWindow, private readonly workers: number, applyEvery: number) {
+  constructor(input: StreamRedoInput, window: SegmentWindow, private readonly workers: number, applyEvery: number, rings: typeof import('../../core/ring/index.js')) {
+    const { RingProducer, SpscRing } = rings;
     if (workers + 1 > this.control.length) throw raError('RA_ERR_CONFIG', `streaming redo supports at most ${this.control.length - 1} workers (got ${workers})`);
     this.tasks = [];
     for (let w = 0; w < workers; w++) {

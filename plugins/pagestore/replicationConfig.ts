@@ -16,7 +16,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { raError } from '../../core/errors.js';
-import { MIN_SECRET_BYTES } from '../../core/replication/protocol.js';
+import { MIN_SECRET_BYTES } from '../../core/replication/limits.js';
 import './errors.js';
 
 export const REPLICATION_FILE = 'replication.json';

@@ -21,7 +21,7 @@ import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
-import { roll } from '../../core/replication/frames.js';
+import { roll } from '../../core/replication/rolling.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
 import { isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';

@@ -102,6 +102,15 @@ export interface LogLayout {
   /** Why `header` is not the header of this store's segment starting at `start`, or null. */
   checkSegmentHeader(header: Uint8Array, storeId: Uint8Array, start: number, segmentSize: number): string | null;
   /**
+   * How many bytes of a segment file (`bytes`, its content from byte 0; header checked) can hold
+   * records — a log whose files are made at full size leaves their unwritten tail off — and why
+   * the file (`fileBytes` long) is shorter than it must be (cut: records made durable may be
+   * gone), or null. Readers that take a segment's bytes up to its last record use `length`.
+   */
+  segmentContent(bytes: Uint8Array, fileBytes: number, segmentSize: number): { length: number; cut: string | null };
+  /** Segment bytes for a file of their own that ends with its last record (a restore's, a copy's). */
+  segmentCopy(bytes: Uint8Array): Uint8Array;
+  /**
    * Walks the valid records of `buf` from position `from` (whose record has LSN `lsn`) up to
    * `end`, calling `visit(position)` for each; returns where the valid records end.
    */

@@ -74,7 +74,8 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
     const start = starts[i]!;
     const current = i === starts.length - 1;
     // The current segment holds nothing durable yet: nothing to check (it may be being created).
-    if (current && (durableLsn === null || durableLsn <= start + hdr)) break;
+    // Without a live owner it is still read for a cut (below).
+    if (current && durableLsn !== null && durableLsn <= start + hdr) break;
     const file = path.join(logDir, log.segmentName(start));
     let buf: Buffer;
     try {
@@ -94,6 +95,18 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
       prev = null;
       continue;
     }
+    // A segment made at full size ends its records where its zeros begin (walSegments.ts).
+    const content = log.segmentContent(buf, buf.byteLength, state.segmentSize);
+    if (content.cut && current) {
+      // With a live owner the records below its durable LSN are checked below; without one, a
+      // cut newest segment is what recovery refuses: damage either way.
+      const end = log.scanRecords(buf, hdr, buf.byteLength, start + hdr);
+      out.damage.push(damageAt(file, start, buf, end, `the segment file is ${content.cut}`));
+      break;
+    }
+    buf = buf.subarray(0, content.length);
+    // No live owner: what the current segment holds is not known durable (it may be a torn tail).
+    if (current && durableLsn === null) break;
     const limit = current ? Math.min(buf.byteLength, durableLsn! - start) : buf.byteLength;
     const end = log.scanRecords(buf, hdr, limit, start + hdr);
     // A new epoch (a promotion) starts in a new segment whatever room the last one had left.

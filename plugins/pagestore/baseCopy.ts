@@ -50,7 +50,7 @@ import { writeEpoch } from './replicaLog.js';
 import { dataFileOf, storeExists, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType, decodeRecord, validRecordAt } from './walRecord.js';
 import { readRecordFromDisk } from './walScan.js';
-import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf, withoutFullSize } from './walSegments.js';
 
 /** Bytes of pages per `base-page` frame. */
 const kPageChunkBytes = 1024 * 1024;
@@ -142,7 +142,8 @@ async function sendSegment(ch: ReplicationChannel, epoch: number, walDir: string
   try {
     const header = Buffer.alloc(SEGMENT_HEADER_SIZE);
     await fh.read(header, 0, SEGMENT_HEADER_SIZE, 0);
-    ch.send(baseWalFrame(epoch, seg, header));
+    // The replica's copy ends with its last record and grows as its log appends: not FULL_SIZE.
+    ch.send(baseWalFrame(epoch, seg, Buffer.from(withoutFullSize(header))));
     let at = seg + SEGMENT_HEADER_SIZE;
     while (at < limit) {
       let want = Math.min(limit - at, kWalChunkBytes);

@@ -602,6 +602,8 @@ export class PageStore {
 
   private async runCheckpoint(): Promise<CheckpointStats> {
     const t0 = performance.now();
+    // A live segment cut under the writer is sealed first: the new redo point starts a whole one.
+    if (await this.wal.sealIfCut()) this.options.log?.warn({ dir: this.dir }, 'the live WAL segment was cut short under the writer: the log goes on in a new segment from this checkpoint');
     const redoLsn = this.wal.endLsn;
     // Synchronous, so no change slips between the copies and the new redo point.
     const images: PageImage[] = [];

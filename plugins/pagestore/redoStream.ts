@@ -589,7 +589,9 @@ export class SegmentWindow {
       const stop = base + Math.min(this.held[slot]!.length, endLsn - start);
       const first = Math.max(fromLsn - start, SEGMENT_HEADER_SIZE);
       let latest = 0;
-      for (let p = base + first; p < stop; p += readU32(this.bytes, p + kRecLength)) {
+      // The scan validated the records below the log's end; a segment made at full size has zeros
+      // after its last one (a length of 0 ends the walk there).
+      for (let p = base + first, len; p < stop && (len = readU32(this.bytes, p + kRecLength)) >= RECORD_MIN_SIZE; p += len) {
         if (this.bytes[p + kRecType] === RecordType.Commit) latest = Math.max(latest, commitTimeAt(this.bytes, p) ?? 0);
       }
       if (latest > 0) return latest;

@@ -35,6 +35,7 @@ import { dataFileOf, storeExists, superblockProblem, tightenStore, walDirOf } fr
 import { forEachPageRecord } from './walPages.js';
 import { kRecLsn } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, listSegments, segmentPath, segmentStartOf } from './walSegments.js';
+import { endRecordsAt } from './walWriter.js';
 import { readU64 } from './format.js';
 import { settleSwap } from './storeSwap.js';
 
@@ -283,7 +284,8 @@ async function cutLog(dir: string, segmentSize: number, lsn: number): Promise<st
       await k.sync().finally(() => k.close());
       const h = await open(file, 'r+');
       try {
-        await h.truncate(lsn - start);
+        // Truncated, or its records ended there with zeros after them if it was made at full size.
+        await endRecordsAt(h, file, lsn - start, segmentSize);
         await h.sync();
       } finally {
         await h.close();

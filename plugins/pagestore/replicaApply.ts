@@ -25,7 +25,7 @@ import { raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { RecordType, decodeRecord, kRecPageId, kRecType, validRecordAt } from './walRecord.js';
 import { readSegmentInto } from './walScan.js';
-import { SEGMENT_HEADER_SIZE, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentContentLength, segmentStartOf } from './walSegments.js';
 
 /** Below this many records, handing work to threads costs more than it saves (as recovery's). */
 const kMinParallelRecords = 4096;
@@ -69,11 +69,12 @@ export async function applyRange(i: ApplyRangeInput): Promise<ApplyRangeOutcome>
   let redoWorkers = 1;
   while (pos < upto) {
     const seg = segmentStartOf(pos, segmentSize);
-    // The segment's records: up to the durable LSN in the newest segment, the whole file in an
-    // older one (its records end where the next did not fit).
+    // The segment's records: up to the durable LSN in the newest segment, all of an older one
+    // (its records end where the next did not fit).
     const isLast = seg === lastSeg;
     const wal = new Uint8Array(new SharedArrayBuffer(isLast ? i.durable - seg : segmentSize));
-    const read = await readSegmentInto(i.walDir, seg, wal, 0, wal.byteLength);
+    // A segment made at full size: its records end where its zeros begin.
+    const read = segmentContentLength(wal.subarray(0, await readSegmentInto(i.walDir, seg, wal, 0, wal.byteLength)));
     let at = Math.max(pos - seg, SEGMENT_HEADER_SIZE);
     const positions = new Uint32Array(new SharedArrayBuffer(4 * Math.max(1, Math.ceil((read - at) / 64))));
     const pageIds = new Uint32Array(new SharedArrayBuffer(positions.byteLength));

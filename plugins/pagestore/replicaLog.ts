@@ -31,9 +31,10 @@ import { readU32 } from './format.js';
 import type { StoreGeometry } from './storeFiles.js';
 import { readControl } from './control.js';
 import { kRecLength, validRecordAt } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
 import { UNSTAMPED_EPOCH, isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
 import { foldRecords, rollingAt } from './walRolling.js';
+import { WalWriter } from './walWriter.js';
 
 export const EPOCH_FILE = 'epoch';
 
@@ -272,20 +273,12 @@ export class ReplicaLog {
 
 /**
  * A new segment holding only its header, durable with its directory entry before any record
- * goes in (as the WAL writer does). The header is the one place a segment's identity is
- * written, with the epoch and the rolling checksum at its start.
+ * goes in, made at full size as the WAL writer makes it (WalWriter.createSegment): the header
+ * is the one place a segment's identity is written, with the epoch and the rolling checksum at
+ * its start, and the replica's log stays byte-equal to the primary's.
  */
-async function createSegment(walDir: string, g: StoreGeometry, start: number, pos: SegmentPosition): Promise<FileHandle> {
-  const h = await openPrivate(segmentPath(walDir, start), 'w+');
-  try {
-    await writeAll(h, encodeSegmentHeader(g.storeId, start, g.segmentSize, pos), 0);
-    await h.datasync();
-    await fsyncDir(walDir);
-  } catch (err) {
-    await h.close().catch(() => undefined);
-    throw err;
-  }
-  return h;
+function createSegment(walDir: string, g: StoreGeometry, start: number, pos: SegmentPosition): Promise<FileHandle> {
+  return WalWriter.createSegment(walDir, g.storeId, start, g.segmentSize, pos);
 }
 
 /** The epoch the replica in `dir` has accepted (0 when none yet). */

@@ -26,7 +26,7 @@ import { CONTROL_SOCKET_DIR } from './controlSocket.js';
 import { DEFAULT_PAGE_SIZE, PAGE_HEADER_SIZE, PageType, initPageHeader, isValidPageSize, sealPage, verifyPage, writeU64 } from './format.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { RecordType, encodeRecord, encodedSize } from './walRecord.js';
-import { DEFAULT_SEGMENT_SIZE, SEGMENT_HEADER_SIZE, encodeSegmentHeader, segmentPath } from './walSegments.js';
+import { DEFAULT_SEGMENT_SIZE, SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, segmentPath } from './walSegments.js';
 import { writeAll } from '../../core/writeAll.js';
 
 export const SUPERBLOCK_MAGIC = 0x42534152; // "RASB"
@@ -108,8 +108,11 @@ export async function createStore(dir: string, options: CreateOptions): Promise<
   encodeRecord(rec, firstLsn, fields);
   const seg = await openPrivate(segmentPath(walDirOf(dir), 0), 'w');
   try {
-    await writeAll(seg, encodeSegmentHeader(storeId, 0, segmentSize), 0);
+    // FULL_SIZE, as the writer makes every segment (walWriter.ts); the control file, written
+    // last, is what makes the store exist, so no rename is needed here.
+    await writeAll(seg, encodeSegmentHeader(storeId, 0, segmentSize, undefined, SEG_FULL_SIZE), 0);
     await writeAll(seg, rec, firstLsn);
+    await seg.truncate(segmentSize);
     await seg.datasync();
   } finally {
     await seg.close();

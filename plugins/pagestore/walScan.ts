@@ -8,14 +8,17 @@
  * Where the log ends: at the first record that is torn (cut short) or fails its checksum or
  * LSN check, provided no valid record follows it; that is what a crash in the middle of a write
  * leaves. A bad record followed by a valid one is corruption: the scan fails with
- * RA_ERR_WAL_CORRUPT naming the LSN, and nothing is applied or truncated.
+ * RA_ERR_WAL_CORRUPT naming the LSN, and nothing is applied or truncated. So is a newest
+ * segment made FULL_SIZE (walSegments.ts) that is shorter than its segment size: cut, not torn.
+ * A FULL_SIZE segment's zeros after its last record are not read as records
+ * (`segmentContentLength`).
  */
 import { open, stat } from 'node:fs/promises';
 import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
 import { isFork } from './epochHistory.js';
 
 export interface WalScan {
@@ -109,7 +112,9 @@ export async function scanWal(walDir: string, storeId: Uint8Array, segmentSize: 
   const sizes: number[] = [];
   let total = 0;
   for (const start of segments) {
-    const { size } = await stat(segmentPath(walDir, start));
+    // Bytes past the segment size hold no record (the next LSN is the next segment's): not read,
+    // as the streaming redo does not read them (redoStream.ts).
+    const size = Math.min((await stat(segmentPath(walDir, start))).size, segmentSize);
     sizes.push(size);
     total += size;
   }
@@ -179,9 +184,14 @@ export async function scanSegments(
   let tornAt: WalEnd['tornAt'];
   let prev: WalRegion | undefined;
   let prevEpoch = 0;
+  // A region as far as it can hold records: a FULL_SIZE segment's zero tail left off.
+  const content = (r: WalRegion): WalRegion => {
+    const length = r.length >= SEGMENT_HEADER_SIZE ? segmentContentLength(r.bytes.subarray(r.at, r.at + r.length)) : r.length;
+    return length === r.length ? r : { ...r, length };
+  };
   const validFrom = async (i: number): Promise<boolean> => {
     for (let k = i; k < segments.length; k++) {
-      const r = await source.probe(k, segments[k]!);
+      const r = content(await source.probe(k, segments[k]!));
       if (nextValidRecord(r, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
     }
     return false;
@@ -197,10 +207,21 @@ export async function scanSegments(
       }
       break;
     }
-    const r = await source.load(i, start);
-    const buf = r.bytes;
-    bytesRead += r.length;
-    const headerProblem = checkSegmentHeader(buf.subarray(r.at, r.at + r.length), storeId, r.start, segmentSize);
+    const loaded = await source.load(i, start);
+    const buf = loaded.bytes;
+    bytesRead += loaded.length;
+    const headerProblem = checkSegmentHeader(buf.subarray(loaded.at, loaded.at + loaded.length), storeId, loaded.start, segmentSize);
+    // The newest segment's records end where its zeros begin, or its file was cut: a cut there is
+    // what a torn tail cannot be. An older segment cut short is judged by its records, as any:
+    // they must run to where the next segment's first record would not have fitted.
+    const newest = i === segments.length - 1;
+    const lengthProblem = headerProblem || !newest ? null : segmentLengthProblem(buf.subarray(loaded.at, loaded.at + loaded.length), loaded.length, segmentSize);
+    if (lengthProblem) {
+      throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, start)} is ${lengthProblem}; refusing to recover past it`, {
+        details: { lsn: start, reason: 'segment cut short' },
+      });
+    }
+    const r = headerProblem ? loaded : content(loaded);
     if (headerProblem) {
       // A header is durable before any record is written to its segment, so a bad one is a
       // torn creation only when the segment holds nothing yet: shorter than its header, or all

@@ -4,11 +4,19 @@
  * with a 64-byte header naming the store it belongs to, so a segment of another store (or a
  * recycled file) is never replayed.
  *
- * Segment header, little-endian: u32 magic, u16 version, u16 reserved, 16 bytes store id,
+ * Segment header, little-endian: u32 magic, u16 version, u16 flags, 16 bytes store id,
  * u64 segment start LSN, u32 segment size, u64 epoch at 36, u64 rolling checksum R at 44 (the
  * log's R at the segment's first record: replication's position check, DESIGN.md of
  * plugins/replication), zero padding, u64 XXH3-64 of bytes [0, 56) at 56. Segments written
  * before epoch and R existed hold zeros there: "epoch 0, R folded from 0 at this segment".
+ *
+ * Flag FULL_SIZE (bit 0 of the flags): the writer made the file `segmentSize` bytes long when it
+ * created it (header, then zeros; renamed into place whole), and writes records into it without
+ * ever changing its length. Its records end where the zeros after them begin. A file that says
+ * FULL_SIZE and is shorter was cut: records the owner made durable (and acknowledged) may be gone
+ * with it, which a growing file's torn tail cannot be told apart from (a crash mid-write leaves
+ * the same short file). Segments of older writers, replica logs and copies (restore, base copy)
+ * have the flag clear: they grow as written, and end with their last record.
  */
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -44,6 +52,9 @@ export async function listSegments(walDir: string): Promise<number[]> {
     .sort((a, b) => a - b);
 }
 
+export const kSegFlags = 6;
+/** The file was created at its full segment size (module comment). */
+export const SEG_FULL_SIZE = 1;
 export const kSegEpoch = 36;
 export const kSegRolling = 44;
 
@@ -53,10 +64,11 @@ export interface SegmentPosition {
   rolling: bigint;
 }
 
-export function encodeSegmentHeader(storeId: Uint8Array, start: number, segmentSize: number, pos: SegmentPosition = { epoch: 0, rolling: 0n }): Buffer {
+export function encodeSegmentHeader(storeId: Uint8Array, start: number, segmentSize: number, pos: SegmentPosition = { epoch: 0, rolling: 0n }, flags = 0): Buffer {
   const h = Buffer.alloc(SEGMENT_HEADER_SIZE);
   h.writeUInt32LE(SEGMENT_MAGIC, 0);
   h.writeUInt16LE(SEGMENT_VERSION, 4);
+  h.writeUInt16LE(flags, kSegFlags);
   h.set(storeId, 8);
   writeU64(h, 24, start);
   h.writeUInt32LE(segmentSize, 32);
@@ -101,4 +113,49 @@ export async function readSegmentHeader(walDir: string, start: number): Promise<
   } finally {
     await fh.close();
   }
+}
+
+/** Whether a segment's (checked) header says FULL_SIZE. */
+export function isFullSize(h: Uint8Array): boolean {
+  return h.byteLength >= SEGMENT_HEADER_SIZE && (h[kSegFlags]! & SEG_FULL_SIZE) !== 0;
+}
+
+const kZeroBlock = 4096;
+const zeroBlock = new Uint8Array(kZeroBlock);
+
+/**
+ * The bytes of segment file `seg` (its whole file, header first) that can hold records: a
+ * FULL_SIZE segment's zeros after its last record left off — up to its last nonzero byte,
+ * rounded up to the 8-byte boundary records end on (a record's trailing checksum may end in zero
+ * bytes); all of any other. Blocks of zeros are skipped with a compare, not byte by byte.
+ */
+export function segmentContentLength(seg: Uint8Array): number {
+  if (!isFullSize(seg)) return seg.byteLength;
+  let end = seg.byteLength;
+  while (end > SEGMENT_HEADER_SIZE) {
+    const from = Math.max(SEGMENT_HEADER_SIZE, end - kZeroBlock);
+    if (Buffer.compare(seg.subarray(from, end), zeroBlock.subarray(0, end - from)) !== 0) break;
+    end = from;
+  }
+  while (end > SEGMENT_HEADER_SIZE && seg[end - 1] === 0) end--;
+  return Math.min(seg.byteLength, SEGMENT_HEADER_SIZE + Math.ceil((end - SEGMENT_HEADER_SIZE) / 8) * 8);
+}
+
+/** Why segment file `seg` (its bytes from 0; `fileBytes` its length) is not as long as its header says it must be, or null. */
+export function segmentLengthProblem(seg: Uint8Array, fileBytes: number, segmentSize: number): string | null {
+  if (!isFullSize(seg) || fileBytes >= segmentSize) return null;
+  return `${fileBytes} bytes, not the ${segmentSize} it was created with: cut short (records made durable may be gone with the cut)`;
+}
+
+/**
+ * A copy of segment bytes `seg` for a file of its own that ends with its last record (a restore,
+ * a base copy): the header with FULL_SIZE cleared (and its checksum again), as the file will grow
+ * from there when appended to. The same bytes when the flag is clear.
+ */
+export function withoutFullSize(seg: Uint8Array): Uint8Array {
+  if (!isFullSize(seg)) return seg;
+  const out = Buffer.from(seg);
+  out.writeUInt16LE(out.readUInt16LE(kSegFlags) & ~SEG_FULL_SIZE, kSegFlags);
+  out.writeBigUInt64LE(xxh3(out.subarray(0, 56)), 56);
+  return out;
 }

@@ -1,10 +1,13 @@
 /**
  * How much WAL a store has since its last checkpoint, read from its files without opening it
  * (no lock: the owner may be writing). The end of the log is the last segment's start plus its
- * size (segments grow as they are written); the redo point is in the control file, whose mtime
- * is the time of the last checkpoint (it is replaced atomically by each one).
+ * size for a segment that grows as written; one made at full size (walSegments.ts FULL_SIZE) is a
+ * sparse file whose allocated bytes (st_blocks) end with its records, to the filesystem's block
+ * (an estimate within 4 KiB, read without reading the file). The redo point is in the control
+ * file, whose mtime is the time of the last checkpoint (it is replaced atomically by each one).
  */
 import { stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import type { LogUsage } from '../../core/contracts/PageEngine.js';
 import path from 'node:path';
 import { readControl } from './control.js';
@@ -23,11 +26,17 @@ export async function walUsage(dir: string): Promise<WalUsage> {
     const segments = await listSegments(walDir);
     const last = segments.at(-1);
     try {
-      const endLsn = last === undefined ? control.redoLsn : last + (await stat(segmentPath(walDir, last))).size;
+      const endLsn = last === undefined ? control.redoLsn : last + writtenBytes(await stat(segmentPath(walDir, last)), control.segmentSize);
       return { redoLsn: control.redoLsn, endLsn, sinceCheckpointBytes: Math.max(0, endLsn - control.redoLsn), segments: segments.length, segmentSize: control.segmentSize, checkpointAt };
     } catch (err) {
       // The last segment was recycled between the listing and the stat (a checkpoint ran): look again.
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 2) throw err;
     }
   }
+}
+
+/** The bytes of a segment file written so far: its size, or for a full-size (sparse) one its allocated bytes. */
+function writtenBytes(st: Stats, segmentSize: number): number {
+  if (st.size < segmentSize || st.blocks === 0) return st.size;
+  return Math.min(st.size, st.blocks * 512);
 }

@@ -9,18 +9,23 @@
  * the epoch into each segment header it creates. A replication sender may hook `onFlushed`: it
  * is called with each batch right after its fdatasync (a null check when nobody hooks it).
  *
+ * Segments are created FULL_SIZE (walSegments.ts): the file is `segmentSize` bytes from the
+ * start (made aside and renamed into place whole), records are written into it, and its length
+ * never changes; so a segment cut shorter is known for damage, never taken for a torn tail.
+ *
  * After a failed write or fdatasync the writer is broken for good: the kernel may have dropped
  * the dirty pages, so retrying fsync could report success for data that is gone. Every waiter
  * is rejected; the store must be reopened, which runs recovery.
  */
-import { open, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, type FileHandle } from 'node:fs/promises';
 import { unlink } from 'node:fs/promises';
+import path from 'node:path';
 import { raError } from '../../core/errors.js';
 import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, encodeSegmentHeader, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
 import { roll } from '../../core/replication/rolling.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
@@ -62,6 +67,8 @@ export class WalWriter {
     at: SegmentPosition,
     /** The epoch in the header of the segment holding `nextLsn`. */
     segEpoch: number,
+    /** Whether the segment being written was made FULL_SIZE. */
+    private segFull: boolean,
   ) {
     this.flushedLsn = nextLsn;
     this.epoch = at.epoch;
@@ -122,6 +129,8 @@ export class WalWriter {
     for (const start of await listSegments(walDir)) {
       if (start > segStart) await unlink(segmentPath(walDir, start));
     }
+    // Segments a crash left half made, before their rename.
+    for (const name of await readdir(walDir)) if (name.endsWith('.wal.tmp')) await unlink(path.join(walDir, name));
     const file = segmentPath(walDir, segStart);
     // R at the end of the log, from its segment's header and records (recovery checked them).
     const at = known ?? (await rollingAt(walDir, storeId, segmentSize, endLsn));
@@ -133,7 +142,7 @@ export class WalWriter {
     } else {
       try {
         handle = await open(file, 'r+');
-        await handle.truncate(endLsn - segStart);
+        await endRecordsAt(handle, file, endLsn - segStart, segmentSize);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize, at);
@@ -157,14 +166,30 @@ export class WalWriter {
     }
     // After the fork's segment is durable (the file follows the log, never leads it).
     await syncEpochFile(walDir);
-    return new WalWriter(walDir, storeId, segmentSize, handle, start, next, { epoch: Math.max(tailEpoch, epoch), rolling: at.rolling }, segEpoch);
+    const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
+    await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
+    return new WalWriter(walDir, storeId, segmentSize, handle, start, next, { epoch: Math.max(tailEpoch, epoch), rolling: at.rolling }, segEpoch, isFullSize(head));
   }
 
-  /** Creates a segment file holding only its header (with the epoch and R at its start), durably. */
+  /**
+   * Creates a FULL_SIZE segment: its header (with the epoch and R at its start), then zeros to
+   * `segmentSize` (a sparse file), made aside and renamed into place, durably; so no crash leaves
+   * a segment file shorter than its header says.
+   */
   static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number, at: SegmentPosition): Promise<FileHandle> {
-    const handle = await openPrivate(segmentPath(walDir, start), 'w+');
-    await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize, at), 0);
-    await handle.datasync();
+    const file = segmentPath(walDir, start);
+    const tmp = `${file}.tmp`;
+    const handle = await openPrivate(tmp, 'w+');
+    try {
+      await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize, at, SEG_FULL_SIZE), 0);
+      await handle.truncate(segmentSize);
+      await handle.datasync();
+      await rename(tmp, file);
+    } catch (err) {
+      await handle.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
     await fsyncDir(walDir);
     return handle;
   }
@@ -190,10 +215,28 @@ export class WalWriter {
     return { lsn, end: this.nextLsn };
   }
 
+  /**
+   * When the segment being written was made FULL_SIZE and its file has become shorter (cut, by
+   * something else than this writer: walSegments.ts), moves the end of the log to the next
+   * segment, so that the next record (a checkpoint's) starts a whole file and the cut one is
+   * sealed below the new redo point: a crash then no longer needs it whole. Returns whether it
+   * did. A checkpoint calls it first (the WAL scrub's checkpoint-past-damage asks for one).
+   */
+  async sealIfCut(): Promise<boolean> {
+    if (this.broken || !this.segFull) return false;
+    const handle = this.handle;
+    const size = await handle.stat().then((st) => st.size, () => this.segmentSize);
+    const next = this.segStart + this.segmentSize;
+    if (size >= this.segmentSize || handle !== this.handle || this.nextLsn >= next) return false;
+    this.nextLsn = next; // append() puts the next record after the next segment's header
+    return true;
+  }
+
   /** Resolves once every record below `upto` (default: all appended so far) is durable. */
   flush(upto = this.nextLsn): Promise<void> {
     if (this.broken) return Promise.reject(this.broken);
-    if (upto <= this.flushedLsn) return Promise.resolve();
+    // Nothing appended waits: below the end (which sealIfCut may move past the last record) all is durable.
+    if (upto <= this.flushedLsn || (this.pending.length === 0 && !this.flushing)) return Promise.resolve();
     const p = new Promise<void>((resolve, reject) => this.waiters.push({ upto, resolve, reject }));
     if (!this.flushing) void this.flushLoop();
     return p;
@@ -234,8 +277,9 @@ export class WalWriter {
 
   private wake(): void {
     const still: Waiter[] = [];
+    const all = this.pending.length === 0;
     for (const w of this.waiters) {
-      if (w.upto <= this.flushedLsn) w.resolve();
+      if (all || w.upto <= this.flushedLsn) w.resolve();
       else still.push(w);
     }
     this.waiters = still;
@@ -252,6 +296,7 @@ export class WalWriter {
         await this.handle.close();
         this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize, { epoch: this.epoch, rolling: batch[i]!.rollingBefore });
         this.segStart = start;
+        this.segFull = true;
         // The first segment of a raised epoch (a log adopting its primary's): into epochs.json
         // before a checkpoint can retire its header (epochHistory.ts).
         if (this.epoch > this.segEpoch) await syncEpochFile(this.walDir);
@@ -268,3 +313,27 @@ export class WalWriter {
   }
 }
 
+/**
+ * Ends the records of the open segment `handle` at byte `at` (the end of the valid log): a
+ * growing segment is truncated there; a FULL_SIZE one keeps its length, and the bytes between
+ * `at` and the end of its content (a torn write's) become zeros, so that its records end at
+ * `at` again. Fails on a FULL_SIZE segment of another length (recovery refuses it first).
+ */
+export async function endRecordsAt(handle: FileHandle, file: string, at: number, segmentSize: number): Promise<void> {
+  const size = (await handle.stat()).size;
+  const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  const { bytesRead } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
+  if (bytesRead < SEGMENT_HEADER_SIZE || !isFullSize(head)) {
+    await handle.truncate(at);
+    return;
+  }
+  const problem = segmentLengthProblem(head, size, segmentSize);
+  if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} is ${problem}`, { details: { lsn: at } });
+  // Bytes past the segment size hold no record (a torn write's, or junk): gone, as a growing segment's tail.
+  if (size > segmentSize) await handle.truncate(segmentSize);
+  const rest = Buffer.alloc(segmentSize - at);
+  await handle.read(rest, 0, rest.byteLength, at);
+  // segmentContentLength measures from a header: give it one in front of the rest.
+  const content = segmentContentLength(Buffer.concat([head, rest])) - SEGMENT_HEADER_SIZE;
+  if (content > 0) await writeAll(handle, Buffer.alloc(content), at);
+}

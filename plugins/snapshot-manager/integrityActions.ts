@@ -121,7 +121,9 @@ async function goodCopy(s: RepairableStore, e: ArchivedSegment): Promise<{ raw: 
   const logDir = s.engine.files.logDir(s.path);
   if ((await s.engine.log.listSegments(logDir)).includes(e.startLsn)) {
     const file = path.join(logDir, s.engine.log.segmentName(e.startLsn));
-    const raw = await readFile(file).catch(() => null);
+    const whole = await readFile(file).catch(() => null);
+    // Up to its last record, as it was archived (a segment made at full size ends in zeros).
+    const raw = whole && whole.subarray(0, s.engine.log.segmentContent(whole, whole.byteLength, whole.byteLength).length);
     if (raw && raw.byteLength === e.rawBytes && xxh3Hex(raw) === e.rawXxh3 && !recordsBreak(s.engine, raw, e.startLsn)) return { raw, from: file };
   }
   for (const m of (await manifests(s.dir)).reverse()) {

@@ -47,7 +47,9 @@ export function walArchiver(engine: PageEngine, snapshotDir: string): LogArchive
 }
 
 export async function archiveSegment(engine: PageEngine, snapshotDir: string, segment: RetiredSegment): Promise<ArchivedSegment> {
-  return archiveRaw(engine, snapshotDir, await readFile(segment.file), segment.startLsn);
+  const raw = await readFile(segment.file);
+  // A segment made at full size is archived up to its last record, as a growing one ends.
+  return archiveRaw(engine, snapshotDir, raw.subarray(0, engine.log.segmentContent(raw, raw.byteLength, segment.endLsn - segment.startLsn).length), segment.startLsn);
 }
 
 /**

@@ -80,9 +80,11 @@ export function chainTo(engine: PageEngine, sources: Map<number, WalSource>, fro
  */
 export async function loadSegment(engine: PageEngine, src: WalSource, storeId: Uint8Array, segmentSize: number, target: number): Promise<{ bytes: Buffer; endLsn: number }> {
   const { log } = engine;
-  const raw = src.raw ?? (await readRaw(src.path, src.entry));
-  const problem = log.checkSegmentHeader(raw, storeId, src.startLsn, segmentSize);
+  const whole = src.raw ?? (await readRaw(src.path, src.entry));
+  const problem = log.checkSegmentHeader(whole, storeId, src.startLsn, segmentSize);
   if (problem) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${src.path}: WAL segment header ${problem}`, { details: { file: src.path } });
+  // A segment made at full size that reached here whole (a live file) ends with its last record.
+  const raw = whole.subarray(0, log.segmentContent(whole, whole.byteLength, segmentSize).length);
   // The valid records (checked by the engine), cut before the first that ends past the target.
   let p = log.segmentHeaderSize;
   const valid = log.scanRecords(raw, p, raw.byteLength, src.startLsn + p, (at) => {
@@ -95,5 +97,6 @@ export async function loadSegment(engine: PageEngine, src: WalSource, storeId: U
       details: { file: src.path, lsn: damaged },
     });
   }
-  return { bytes: raw.subarray(0, p), endLsn: src.startLsn + p };
+  // For a file of its own that ends with its last record (restore writes it so).
+  return { bytes: Buffer.from(log.segmentCopy(raw.subarray(0, p))), endLsn: src.startLsn + p };
 }

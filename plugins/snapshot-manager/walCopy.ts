@@ -153,7 +153,8 @@ export class LiveWal {
       // Records read before (for the summary) stand; what follows them is read again.
       const known = seg.buf && seg.length !== undefined ? log.scanRecords(seg.buf, from, seg.length, seg.start + from) : 0;
       const { buf, reread } = await this.refresh(seg, known);
-      const size = seg.length!;
+      // A segment made at full size (zeros after its records) reads as far as its records go.
+      const size = log.segmentContent(buf.subarray(0, seg.length!), seg.length!, this.segmentSize).length;
       // Cut at the first record that is not (yet) valid: the writer may be mid-write there.
       const problem = log.checkSegmentHeader(buf.subarray(0, size), storeId, seg.start, this.segmentSize);
       // The newest segment may be being created (its file exists before its header is written):

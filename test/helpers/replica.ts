@@ -7,6 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync } from '
 import path from 'node:path';
 import { PageStore } from '../../plugins/pagestore/pageStore.js';
 import { validRecordAt } from '../../plugins/pagestore/walRecord.js';
+import { segmentContentLength } from '../../plugins/pagestore/walSegments.js';
 import { copyStoreDir } from './store.js';
 import { prng } from './prng.js';
 
@@ -97,7 +98,8 @@ export function primaryRuns(p: Primary, fromLsn: number, maxRecords: number, see
     for (let size; (size = validRecordAt(buf, at, buf.byteLength, start + at)) > 0; at += size) {
       if (start + at >= fromLsn) ends.push(at);
     }
-    if (at !== buf.byteLength) throw new Error(`segment ${file}: records end at ${at} of ${buf.byteLength} bytes`);
+    // A segment made at full size ends its records where its zeros begin.
+    if (at !== segmentContentLength(buf)) throw new Error(`segment ${file}: records end at ${at} of ${segmentContentLength(buf)} bytes`);
     ends.push(at);
     for (let i = 0; i + 1 < ends.length; ) {
       const j = Math.min(ends.length - 1, i + 1 + rng.int(maxRecords));

@@ -3,13 +3,13 @@
  * tornFiles.ts) damage, and the damage itself, done through plain pread/pwrite/ftruncate and
  * fsync'd, as a failing disk or a stray writer would leave it.
  */
-import { closeSync, existsSync, fstatSync, fsyncSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, readFileSync, fsyncSync, ftruncateSync, mkdtempSync, openSync, readSync, readdirSync, rmSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ControlClient } from '../../../plugins/pagestore/controlClient.js';
 import { dataFileOf, walDirOf } from '../../../plugins/pagestore/storeFiles.js';
-import { SEGMENT_HEADER_SIZE } from '../../../plugins/pagestore/walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentContentLength } from '../../../plugins/pagestore/walSegments.js';
 import type { Prng } from '../../crash/pattern.js';
 
 /** The newest segment in the store's wal/ (the one being appended to) and how far it is written. */
@@ -18,7 +18,8 @@ export function liveSegment(store: string): { file: string; bytes: number } {
   const names = readdirSync(dir).filter((n) => /^[0-9a-f]{16}\.wal$/.test(n)).sort();
   if (names.length === 0) throw new Error(`no WAL segment in ${dir}`);
   const file = path.join(dir, names[names.length - 1]!);
-  return { file, bytes: size(file) };
+  // Up to its last record: the writer makes segments at full size, zeros after the records.
+  return { file, bytes: segmentContentLength(readFileSync(file)) };
 }
 
 /** Archived WAL segments (`<snapshots>/wal/*.wal.lz4`), oldest first. */

@@ -1,4 +1,4 @@
-// Adversarial (session 10, adv10), on dd122e6's reasoning ("live WAL damage before the first
+// Adversarial (session 10, adv10; fixed in session 11 by FULL_SIZE segments, walSegments.ts), on dd122e6's reasoning ("live WAL damage before the first
 // snapshot is needed by nothing"): damage to the live segment IS needed — by crash recovery —
 // until the owner's next checkpoint moves redo past it. The chaos fault wal-truncated cuts the
 // live segment inside its records. If the owner dies before a scrub reads the cut (walCheck
@@ -7,12 +7,14 @@
 // commits acknowledged after the cut are gone with nothing left for any pass to find.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readdirSync, statSync, truncateSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
 import { describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
+import { SEGMENT_HEADER_SIZE, segmentContentLength } from '../../../plugins/pagestore/walSegments.js';
+import { isRaError } from '../../../core/errors.js';
 import { fixture } from '../../helpers/paths.js';
 import { tmpStoreDir } from '../../helpers/store.js';
 import { balancesAfter } from '../../helpers/transfers.js';
@@ -50,14 +52,21 @@ describe('live WAL cut, then the owner dies before any pass reads it', () => {
     // Every one of the 410 transfers was acknowledged (commit awaited) before the SIGKILL.
     const walDir = path.join(dir, 'wal');
     const live = path.join(walDir, readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1)!);
-    const size = statSync(live).size;
-    truncateSync(live, Math.floor(size / 2)); // the chaos fault's damage: cut inside its records
+    // The chaos fault's damage: cut inside its records (a FULL_SIZE segment's zeros after them left aside).
+    const records = segmentContentLength(readFileSync(live));
+    assert.ok(records > SEGMENT_HEADER_SIZE + 4096, `the live segment holds ${records - SEGMENT_HEADER_SIZE} bytes of records`);
+    truncateSync(live, Math.floor(records / 2));
+    const cut = readFileSync(live);
 
     let report;
     try {
-      report = await recover(dir, { keepRetiredLog: true }); // as transaction-rollback runs it
-    } catch {
-      return; // refused: the agent notices
+      report = await recover(dir); // as transaction-rollback runs it
+    } catch (err) {
+      // Refused: the agent notices (a wal-corruption for a person, or a repair from elsewhere).
+      assert.ok(isRaError(err, 'RA_ERR_WAL_CORRUPT') && /cut short/.test((err as Error).message), String(err));
+      assert.ok(readFileSync(live).equals(cut), 'the refused log is left as it was');
+      assert.ok(statSync(live).size < 65536);
+      return;
     }
     assert.deepEqual(await balances(dir), balancesAfter(410, PAGES), `recovery succeeded (torn tail ${JSON.stringify(report.tornTail)}) without every acknowledged transfer`);
   });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { openSync, readdirSync, readFileSync, statSync, closeSync, writeSync, truncateSync } from 'node:fs';
+import { openSync, readdirSync, readFileSync, statSync, closeSync, writeFileSync, writeSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
@@ -7,6 +7,8 @@ import { WorkerPool } from '../../../core/workerPool.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
+import { segmentContentLength, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
+import { readControl } from '../../../plugins/pagestore/control.js';
 import { copyStoreDir, dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 const PAGE = 4096;
@@ -106,9 +108,29 @@ describe('recovery', () => {
     const dir = tmpStoreDir();
     killedWriter({ dir, commits: 30, open: 0, pages: 16 });
     const seg = lastSegment(dir);
-    const size = statSync(seg).size;
+    const end = segmentContentLength(readFileSync(seg));
+    // A record torn: its last 40 bytes never made it (zeros, as in a segment made at full size).
+    const fd = openSync(seg, 'r+');
+    writeSync(fd, Buffer.alloc(40), 0, 40, end - 40);
+    closeSync(fd);
+    const stats = await recover(dir);
+    assert.ok(stats.tornTail, 'torn tail reported');
+    assert.match(stats.tornTail!.reason, /cut short|checksum, length or LSN mismatch/);
+    assert.equal(statSync(seg).size, (await readControl(dir)).segmentSize, 'the segment keeps its full size');
+    allPagesVerify(dir);
+    // The torn record's bytes were zeroed: recovery's own records follow the last valid one, and nothing torn is left.
+    assert.equal((await recover(dir)).tornTail, null);
+  });
+
+  it('ends the log at a torn tail of a segment that grows as written (older writers, copies), and cuts it', async () => {
+    const dir = tmpStoreDir();
+    killedWriter({ dir, commits: 30, open: 0, pages: 16 });
+    const seg = lastSegment(dir);
+    const whole = readFileSync(seg);
+    // As an older writer left it: no FULL_SIZE flag, the file ending with its records.
+    writeFileSync(seg, withoutFullSize(whole.subarray(0, segmentContentLength(whole))));
     // A record cut short: the last 40 bytes never made it.
-    truncateSync(seg, size - 40);
+    truncateSync(seg, statSync(seg).size - 40);
     const stats = await recover(dir);
     assert.ok(stats.tornTail, 'torn tail reported');
     assert.match(stats.tornTail!.reason, /cut short/);
@@ -116,13 +138,25 @@ describe('recovery', () => {
     await recover(dir);
   });
 
+  it('refuses a segment made at full size that was cut inside its records, and changes nothing', async () => {
+    const dir = tmpStoreDir();
+    killedWriter({ dir, commits: 30, open: 0, pages: 16 });
+    const seg = lastSegment(dir);
+    truncateSync(seg, segmentContentLength(readFileSync(seg)) - 40);
+    const cut = readFileSync(seg);
+    const pagesBefore = dataBytes(dir);
+    await assert.rejects(recover(dir), (err: unknown) => isRaError(err, 'RA_ERR_WAL_CORRUPT') && /it was created with: cut short/.test(err.message));
+    assert.ok(readFileSync(seg).equals(cut), 'the WAL is left as it was');
+    assert.ok(dataBytes(dir).equals(pagesBefore), 'no page is written');
+  });
+
   it('stops at a damaged record followed by valid ones, naming its LSN, and changes nothing', async () => {
     const dir = tmpStoreDir();
     killedWriter({ dir, commits: 40, open: 1, pages: 16 });
     const seg = lastSegment(dir);
     const walBefore = readFileSync(seg);
-    // Damage a byte in the middle of the segment: the records after it are still valid.
-    const at = Math.floor(walBefore.byteLength / 2);
+    // Damage a byte in the middle of the segment's records: the records after it are still valid.
+    const at = Math.floor(segmentContentLength(walBefore) / 2);
     const fd = openSync(seg, 'r+');
     writeSync(fd, Buffer.from([walBefore[at]! ^ 0xff]), 0, 1, at);
     closeSync(fd);

@@ -43,6 +43,12 @@ async function settledByThemselves(node: Node, step: string): Promise<void> {
     last = JSON.stringify(mine.map((f) => `${f.kind}:${f.state}`));
     return mine.length > 0 && mine.every((f) => f.state === 'cleared') ? true : undefined;
   }, async () => `failures: ${last}`);
+  // Over by themselves, they were never handed to a person: the member's own answer (stepping
+  // down, rebuilding as a replica) was under way, so they settled rather than escalated.
+  const r = await node.get('/recoveries?limit=500');
+  assert.equal(r?.status, 200);
+  const escalated = (r!.body as { recoveries: Array<{ kind: string; escalated: boolean; reason?: string }> }).recoveries.filter((x) => x.escalated);
+  assert.deepEqual(escalated.map((x) => `${x.kind}: ${x.reason ?? ''}`), [], `${step}: ${node.name} escalated`);
 }
 
 /** Acks `node` stamped in `epoch` at or after `since`. */

@@ -144,6 +144,14 @@ describe('epoch history: promotion forks the log, replicas on the common history
       await store.close();
     }
     assert.deepEqual(await epochHistory(walDir), expected);
+    // Opened as a replica (a deposed primary rejoining), its position is of its log's epoch, not
+    // of its epoch file (a replica's, written before it was promoted: 1).
+    const asReplica = await openReplica(promotedDir);
+    try {
+      assert.equal(asReplica.position().epoch, NEW_EPOCH);
+    } finally {
+      await asReplica.close();
+    }
   });
 
   it('a replica behind on the common history follows the new primary across the fork and ends with its pages', async () => {

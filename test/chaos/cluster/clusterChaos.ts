@@ -25,7 +25,7 @@ import { readControl } from '../../../plugins/pagestore/control.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
 import { dataFileOf } from '../../../plugins/pagestore/storeFiles.js';
 import { Prng } from '../../crash/pattern.js';
-import { Cluster, TTL_MS, now, waitFor, type Node } from '../../plugins/cluster/clusterHarness.js';
+import { Cluster, TTL_MS, now, type Node } from '../../plugins/cluster/clusterHarness.js';
 import { CLUSTER_FAMILY, type ClusterFaultKind, type ClusterInjected } from '../faults/cluster.js';
 import { SEED_TARGETS } from '../faults/types.js';
 import { mostUrgent, RTO_TOLERANCE, replayCommand, trialSeed, type TrialResult } from '../harness.js';
@@ -116,22 +116,9 @@ export class ClusterChaos {
     }
     this.killed.clear();
     const deadline = Date.now() + ms;
-    const left = (): number => Math.max(1, deadline - Date.now());
-    for (;;) {
-      const { node: primary, epoch } = await c.newPrimary('one primary', left());
-      const since = now();
-      const acked = (): number => c.runs().filter((r) => r.node === primary.name).reduce((k, r) => k + r.acks.filter((a) => a.epoch === epoch && a.ns >= since).length, 0);
-      const outcome = await waitFor(`5 commits acknowledged by ${primary.name} in epoch ${epoch} (or a later election)`, left(), async () => {
-        if (acked() >= 5) return { later: null };
-        const leader = (await primary.cluster())?.leader;
-        return leader && leader.epoch > epoch ? { later: leader } : undefined;
-      }, () => c.explain());
-      if (outcome.later === null) {
-        for (const n of c.nodes) if (n !== primary) await c.replicaAgain(n, left());
-        return { primary, epoch };
-      }
-      say?.(`settling: ${outcome.later.member} elected at epoch ${outcome.later.epoch} while ${primary.name} (epoch ${epoch}) was awaited; settling on it`);
-    }
+    const { node: primary, epoch } = await c.steadyPrimary(5, ms, { onElection: (l) => say?.(`settling: ${l}; settling on it`) });
+    for (const n of c.nodes) if (n !== primary) await c.replicaAgain(n, Math.max(1, deadline - Date.now()));
+    return { primary, epoch };
   }
 
   /** The history's check at the end of the last trial. */

@@ -29,7 +29,10 @@ export interface RecoveryRecord {
   readonly targetMs: number;
   readonly withinTarget: boolean;
   readonly outcome: HealResult['outcome'];
+  /** The failure is escalated (a person is needed) as of this record. */
   readonly escalated: boolean;
+  /** This record escalated it (each failure counts once, whichever attempt did). Absent in journals before it: the first attempt did. */
+  readonly escalatedNow?: boolean;
   readonly attempts: readonly ActionAttempt[];
   /** Further failures with the same fingerprint that arrived while this one was open. */
   readonly duplicates: number;

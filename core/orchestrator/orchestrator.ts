@@ -12,11 +12,17 @@
  * in RTO compliance). One being recovered right now is cleared when its recovery ends.
  *
  * A failed recovery the healer asks to retry (HealResult.retry: a cause that may be transient,
- * such as a full disk) is escalated like any other the first time, but the failure stays open as
- * `retrying`: when the healer's plan says (the blocking condition cleared, or its backoff ran
- * out) it is queued again, as the same failure with the next attempt number, under the same
- * limits (one recovery per subject, `maxConcurrentRecoveries`). A later attempt that recovers it
- * ends the escalation; the healer's cap ends the retries, and the failure stays escalated.
+ * such as a full disk) stays open as `retrying`: when the healer's plan says (the blocking
+ * condition cleared, or its backoff ran out) it is queued again, as the same failure with the
+ * next attempt number, under the same limits (one recovery per subject,
+ * `maxConcurrentRecoveries`). Automation is still at work, so it is **not escalated yet**: a
+ * failed attempt escalates only when no retry follows it (the healer's cap, or nothing says the
+ * cause may pass) or when the failure's RTO target — from its start — has passed by the time it
+ * ends. So a disk full for a few seconds, healed by the retry once space is back, pages nobody
+ * (the chaos suite's disk-full and EIO kinds paged a person in every trial before), while one
+ * that stays full is escalated at the first failed attempt past the target, at most one backoff
+ * (`retry.max`) late. Escalated, it stays so until a later attempt recovers it or its detector
+ * clears it; each failure is counted as escalated once (`escalatedNow` on the record that did).
  *
  * A failure published with `settlesWithinMs` (the agent's own answer to it is under way, and its
  * detector resolves it when that answer succeeds) is `settling` until then: queued for the healer
@@ -58,6 +64,8 @@ interface Open {
   retry?: RetryPlan;
   /** Ends the wait for the next attempt (the failure cleared, the agent stopping). */
   cancelRetry?: AbortController;
+  /** Set once an attempt escalated it (a later failed attempt is not a new escalation). */
+  escalated?: boolean;
 }
 
 /** An open failure as the API shows it; `retry` while it waits for its next attempt. */
@@ -120,7 +128,10 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       } else {
         this.stats.addRecovery(e.recovery);
         this.remember(this.recoveries, e.recovery);
-        if (e.recovery.escalated) this.escalated.set(e.recovery.fingerprint, e.recovery);
+        // A failed attempt whose retry this restart cut short: nobody retries it now, so it shows
+        // as escalated (for a person) until a new occurrence is recovered or it is cleared.
+        const interrupted = e.recovery.outcome === 'failed' && e.recovery.retry !== undefined;
+        if (e.recovery.escalated || interrupted) this.escalated.set(e.recovery.fingerprint, e.recovery);
         else if (e.recovery.outcome === 'recovered') this.escalated.delete(e.recovery.fingerprint);
       }
     }
@@ -269,6 +280,14 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     o.retry = result.outcome === 'failed' ? result.retry : undefined;
     const targetMs = this.opts.rtoTargets[failure.priority];
     const rtoMs = finishedAt - (failure.occurredAt ?? failure.detectedAt);
+    // What automation could not fix needs a human: a failed recovery that will not be retried, or
+    // is retried past the failure's RTO target, or one nothing is set up to handle when the
+    // failure is urgent (P0/P1). A P2/P3 failure no rule handles is recorded as unhandled: no
+    // escalation, and no weight in RTO compliance.
+    const escalated =
+      (result.outcome === 'failed' && (o.retry === undefined || rtoMs >= targetMs || o.escalated === true)) ||
+      (result.outcome === 'no-action' && !isLowPriority(failure.priority));
+    const escalatedNow = escalated && o.escalated !== true;
     const record: RecoveryRecord = {
       id: `r-${finishedAt.toString(36)}-${(++this.seq).toString(36)}`,
       failureId: failure.id,
@@ -284,10 +303,8 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       targetMs,
       withinTarget: result.outcome === 'recovered' && rtoMs <= targetMs,
       outcome: result.outcome,
-      // What automation could not fix needs a human: a failed recovery, or one nothing is set up
-      // to handle when the failure is urgent (P0/P1). A P2/P3 failure no rule handles is recorded
-      // as unhandled: no escalation, and no weight in RTO compliance.
-      escalated: result.outcome === 'failed' || (result.outcome === 'no-action' && !isLowPriority(failure.priority)),
+      escalated,
+      escalatedNow,
       attempts: result.attempts,
       duplicates: o.duplicates,
       ...(result.reason ? { reason: result.reason } : {}),
@@ -298,15 +315,20 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.remember(this.recoveries, record);
     this.journal.append({ type: 'recovery', at: finishedAt, recovery: record });
     const log = this.opts.log;
-    if (record.escalated && o.attempt > 1) {
-      // Escalated at its first attempt already: a failed retry is not a new escalation.
+    const facts = { failureId: failure.id, kind: failure.kind, subject: failure.subject, attempt: o.attempt, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) };
+    if (record.escalated && !escalatedNow) {
+      // Escalated by an earlier attempt: a failed retry is not a new escalation.
       this.escalated.set(record.fingerprint, record);
       const msg = o.retry ? 'recovery retry failed; retrying again' : `ESCALATION: automatic recovery failed after ${o.attempt} attempts; no more retries, a human is needed`;
-      (o.retry ? log.warn.bind(log) : log.error.bind(log))({ failureId: failure.id, kind: failure.kind, subject: failure.subject, attempt: o.attempt, reason: record.reason, retry: record.retry, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, msg);
+      (o.retry ? log.warn.bind(log) : log.error.bind(log))({ ...facts, retry: record.retry }, msg);
     } else if (record.escalated) {
+      o.escalated = true;
       this.escalated.set(record.fingerprint, record);
-      log.error({ failureId: failure.id, kind: failure.kind, subject: failure.subject, outcome: record.outcome, reason: record.reason, attempts: record.attempts.map((a) => `${a.action}:${a.verified ? 'ok' : (a.error ?? 'not verified')}`) }, o.retry ? `ESCALATION: automatic recovery failed; retrying (attempt ${o.retry.nextAttempt} of ${o.retry.maxAttempts}) when ${o.retry.waitingFor}` : 'ESCALATION: automatic recovery failed; a human is needed');
+      const why = o.retry ? `; its RTO target (${targetMs} ms) has passed; retrying (attempt ${o.retry.nextAttempt} of ${o.retry.maxAttempts}) when ${o.retry.waitingFor}` : o.attempt > 1 ? ` after ${o.attempt} attempts; no more retries, a human is needed` : '; a human is needed';
+      log.error({ ...facts, outcome: record.outcome, rtoMs }, `ESCALATION: automatic recovery failed${why}`);
       this.emit('escalation', record);
+    } else if (record.outcome === 'failed' && o.retry) {
+      log.warn({ ...facts, retry: record.retry, rtoMs, targetMs }, `recovery failed; retrying (attempt ${o.retry.nextAttempt} of ${o.retry.maxAttempts}) when ${o.retry.waitingFor}; escalated if still failing once its RTO target has passed`);
     } else if (record.outcome === 'no-action') {
       log.warn({ failureId: failure.id, kind: failure.kind, subject: failure.subject, priority: failure.priority, reason: record.reason }, 'failure unhandled: nothing is set up to handle it (low priority, not escalated)');
     } else if (record.outcome === 'applied-unverified') {

@@ -55,7 +55,7 @@ export class StatsKeeper {
     } else {
       this.failed++;
     }
-    if (r.escalated && (r.attempt ?? 1) === 1) this.escalations++;
+    if (escalatedNow(r)) this.escalations++;
     this.duplicatesSuppressed += r.duplicates;
   }
 
@@ -78,4 +78,9 @@ export class StatsKeeper {
       running,
     };
   }
+}
+
+/** Whether `r` is the record that escalated its failure (journals before `escalatedNow`: its first attempt). */
+export function escalatedNow(r: RecoveryRecord): boolean {
+  return r.escalatedNow ?? (r.escalated && (r.attempt ?? 1) === 1);
 }

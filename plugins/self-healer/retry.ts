@@ -19,7 +19,8 @@
  * the failure is escalated as before, with no retry. Every plan also has a backoff: `initial`
  * doubling per attempt up to `max`, after which the next attempt runs whatever the condition
  * says (one the agent cannot observe, such as an I/O fault only the application sees). After
- * `attempts` attempts in all, no plan: the failure stays escalated.
+ * `attempts` attempts in all, no plan: the failure is escalated (the orchestrator escalates a
+ * retried failure only once its RTO target has passed or no retry is left).
  *
  * The orchestrator runs one recovery per subject at a time and counts the attempts; a condition
  * wakes a retry only once it was seen blocked and then clear, so a flapping one costs an attempt

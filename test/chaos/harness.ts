@@ -18,6 +18,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../core/errors.js';
 import type { RecordedFailure as Failure } from '../../core/orchestrator/orchestrator.js';
 import type { RecoveryRecord } from '../../core/orchestrator/journal.js';
+import { escalatedNow } from '../../core/orchestrator/stats.js';
 import { PageStore } from '../../plugins/pagestore/pageStore.js';
 import { verifySnapshots } from '../../plugins/snapshot-manager/verify.js';
 import { walArchiver } from '../../plugins/snapshot-manager/walArchive.js';
@@ -360,7 +361,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialResult> {
 
     r.failures = [...newFailures.values()].map((f) => `${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`);
     r.priority = expected?.priority ?? mostUrgent([...newFailures.values()].filter(isOurs).map((f) => f.priority));
-    r.escalations = [...newRecoveries.values()].filter((x) => x.escalated && (x.attempt ?? 1) === 1).length;
+    r.escalations = [...newRecoveries.values()].filter((x) => escalatedNow(x)).length;
     // An attempt that failed while the fault held and was retried is the agent's answer working, not a problem.
     for (const x of newRecoveries.values()) if (x.outcome !== 'recovered' && isOurs(x) && x.retry === undefined) r.problems.push(`recovery of ${x.kind} ${x.subject}: ${x.outcome}${x.escalated ? ', escalated' : ''}${x.reason ? `: ${x.reason}` : ''}`);
     if (o.kind.expects.type === 'degraded') {

@@ -62,11 +62,11 @@ function flakyHealer(max: number) {
   };
 }
 
-function setup(healer: Healer) {
+function setup(healer: Healer, rtoTargets = RTO) {
   const bus = new FailureBus();
   const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'ra-orch-retry-')), 'journal.jsonl');
   const cap = captureLogger();
-  const orch = new Orchestrator({ bus, log: cap.log, journalFile: file, maxConcurrent: 2, rtoTargets: RTO, healer: () => healer });
+  const orch = new Orchestrator({ bus, log: cap.log, journalFile: file, maxConcurrent: 2, rtoTargets, healer: () => healer });
   const metrics = createMetricsRegistry();
   instrumentOrchestrator(metrics, orch);
   return { bus, orch, cap, metrics };
@@ -83,7 +83,7 @@ async function until(fn: () => boolean, ms = 5000): Promise<void> {
 }
 
 describe('orchestrator: retries of a failed recovery', () => {
-  it('keeps the failure open as retrying, escalated once, and a later attempt that recovers ends it', async () => {
+  it('keeps the failure open as retrying, not escalated while within its RTO target, and a later attempt that recovers ends it', async () => {
     const h = flakyHealer(5);
     const { bus, orch, cap, metrics } = setup(h.healer);
     orch.start();
@@ -99,10 +99,13 @@ describe('orchestrator: retries of a failed recovery', () => {
     const hl = health({ host, orchestrator: orch });
     assert.equal(hl.healthy, false, 'a P1 failure still down is unhealthy while it is retried');
     assert.match(hl.reasons[0]!, /not fixed yet: retrying automatically \(attempt 2 of 5\) when free space on \/test is back/);
-    assert.ok(cap.lines().some((l) => l.level === 50 && /^ESCALATION: automatic recovery failed; retrying \(attempt 2 of 5\)/.test(String(l.msg))));
+    // Automation is still at it, well inside the P1 target: nobody is paged.
+    assert.ok(cap.lines().some((l) => l.level === 40 && /^recovery failed; retrying \(attempt 2 of 5\)/.test(String(l.msg))));
+    assert.ok(!cap.lines().some((l) => /ESCALATION/.test(String(l.msg))));
     const first = orch.recentRecoveries();
     assert.equal(first.length, 1);
-    assert.equal(first[0]!.escalated, true);
+    assert.equal(first[0]!.escalated, false);
+    assert.equal(first[0]!.escalatedNow, false);
     assert.equal(first[0]!.attempt, 1);
     assert.equal(first[0]!.retry?.nextAttempt, 2);
 
@@ -112,11 +115,11 @@ describe('orchestrator: retries of a failed recovery', () => {
     assert.equal(h.calls.length, 1);
     assert.equal(orch.openFailures()[0]!.duplicates, 1);
 
-    // Attempt 2 fails again (no new escalation), attempt 3 recovers.
+    // Attempt 2 fails again (still not escalated), attempt 3 recovers.
     h.wake('condition');
     await until(() => h.calls.length === 2 && orch.openFailures()[0]?.state === 'retrying');
     assert.equal(orch.openFailures()[0]!.attempt, 2);
-    assert.ok(cap.lines().some((l) => l.level === 40 && l.msg === 'recovery retry failed; retrying again'));
+    assert.equal(orch.recentRecoveries().at(-1)!.escalated, false);
     h.state.fixed = true;
     h.wake('backoff');
     await until(() => orch.openFailures().length === 0);
@@ -127,15 +130,64 @@ describe('orchestrator: retries of a failed recovery', () => {
     assert.ok(recs[2]!.rtoMs >= recs[0]!.rtoMs, 'the RTO runs from the detection to the attempt that fixed it');
     assert.equal(health({ host, orchestrator: orch }).healthy, true);
     const s = orch.snapshot();
-    assert.equal(s.escalations, 1, 'escalated once, however many attempts');
+    assert.equal(s.escalations, 0, 'fixed by a retry within its RTO target: nobody was paged');
     assert.equal(s.recoveriesRetried, 2);
     assert.equal(s.recoveriesFailed, 0);
     assert.equal(s.recoveriesSucceeded, 1);
     const text = await metrics.metrics();
     assert.match(text, /recovery_agent_recovery_retries_total\{kind="process-crash",trigger="condition"\} 1/);
     assert.match(text, /recovery_agent_recovery_retries_total\{kind="process-crash",trigger="backoff"\} 1/);
-    assert.match(text, /recovery_agent_escalations_total 1/);
+    assert.match(text, /recovery_agent_escalations_total 0/);
     await orch.stop();
+  });
+
+  it('escalates once, at the first failed attempt past its RTO target, and a later attempt that recovers ends it', async () => {
+    const h = flakyHealer(6);
+    const { bus, orch, cap, metrics } = setup(h.healer, { ...RTO, P1: 150 });
+    let escalations = 0;
+    orch.on('escalation', () => escalations++);
+    orch.start();
+    bus.publish('t', { kind: 'process-crash', priority: 'P1', subject: 'process:app' });
+    await until(() => orch.openFailures()[0]?.state === 'retrying');
+    assert.equal(orch.recentRecoveries().at(-1)!.escalated, false, 'attempt 1 ended inside the 150 ms target');
+    await new Promise((r) => setTimeout(r, 200));
+    h.wake('backoff');
+    await until(() => h.calls.length === 2 && orch.openFailures()[0]?.state === 'retrying');
+    const second = orch.recentRecoveries().at(-1)!;
+    assert.equal(second.escalated, true);
+    assert.equal(second.escalatedNow, true);
+    assert.ok(second.rtoMs >= 150);
+    assert.ok(cap.lines().some((l) => l.level === 50 && /^ESCALATION: automatic recovery failed; its RTO target \(150 ms\) has passed; retrying \(attempt 3 of 6\)/.test(String(l.msg))));
+    assert.equal(escalations, 1);
+    // Attempt 3 fails too: escalated already, not again.
+    h.wake('backoff');
+    await until(() => h.calls.length === 3 && orch.openFailures()[0]?.state === 'retrying');
+    assert.equal(orch.recentRecoveries().at(-1)!.escalatedNow, false);
+    assert.ok(cap.lines().some((l) => l.level === 40 && l.msg === 'recovery retry failed; retrying again'));
+    h.state.fixed = true;
+    h.wake('condition');
+    await until(() => orch.openFailures().length === 0);
+    assert.equal(escalations, 1);
+    assert.equal(orch.snapshot().escalations, 1, 'escalated once, however many attempts');
+    assert.match(await metrics.metrics(), /recovery_agent_escalations_total 1/);
+    await orch.stop();
+  });
+
+  it('a journal whose last attempt waited for a retry shows the failure escalated after a restart', async () => {
+    const h = flakyHealer(5);
+    const { bus, orch } = setup(h.healer);
+    orch.start();
+    const f = bus.publish('t', { kind: 'k', priority: 'P1', subject: 'store:s' });
+    await until(() => orch.openFailures()[0]?.state === 'retrying');
+    await orch.stop();
+    const file = (orch as unknown as { journal: { file: string } }).journal.file;
+    const again = new Orchestrator({ bus: new FailureBus(), log: captureLogger().log, journalFile: file, maxConcurrent: 2, rtoTargets: RTO, healer: () => h.healer });
+    again.start();
+    const open = again.openFailures();
+    assert.equal(open.length, 1);
+    assert.equal(open[0]!.state, 'escalated', 'nobody retries it after the restart: a person must look');
+    assert.equal(open[0]!.failure.id, f.id);
+    await again.stop();
   });
 
   it('stays escalated once the healer gives no more retries, and a cleared failure stops waiting', async () => {

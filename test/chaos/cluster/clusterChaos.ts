@@ -20,6 +20,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { describeError } from '../../../core/errors.js';
 import type { RecoveryRecord } from '../../../core/orchestrator/journal.js';
+import { escalatedNow } from '../../../core/orchestrator/stats.js';
 import type { RecordedFailure as Failure } from '../../../core/orchestrator/orchestrator.js';
 import { readControl } from '../../../plugins/pagestore/control.js';
 import { verifyPage } from '../../../plugins/pagestore/format.js';
@@ -261,7 +262,8 @@ export class ClusterChaos {
         const news = await this.news(n, seen);
         r.failures.push(...news.failures.map((f) => `${n.name}: ${f.kind} ${f.subject}${f.state === 'cleared' ? ' (cleared)' : ''}`));
         r.priority = mostUrgent([r.priority, ...news.failures.map((f) => f.priority)]);
-        const escalated = news.recoveries.filter((x) => x.escalated);
+        // Once per failure, whichever attempt escalated it (as the single-host trials count).
+        const escalated = news.recoveries.filter((x) => escalatedNow(x));
         r.escalations += escalated.length;
         r.failures.push(...escalated.map((x) => `${n.name}: ${x.kind} ${x.subject} escalated${x.reason ? `: ${x.reason.slice(0, 160)}` : ''}`));
       }

@@ -9,7 +9,7 @@
  * replayed after the failures' (a resolution only ever follows its failure).
  */
 import type { Logger } from 'pino';
-import { isPriority, type Failure, type FailureInput, type FailureResolution, type FailureSink } from './contracts/Failure.js';
+import { MAX_SETTLE_MS, isPriority, type Failure, type FailureInput, type FailureResolution, type FailureSink } from './contracts/Failure.js';
 import { raError } from './errors.js';
 
 export type FailureListener = (failure: Failure) => void;
@@ -48,6 +48,10 @@ export class FailureBus {
       throw raError('RA_ERR_CONTRACT', `failure.occurredAt must be a time in ms since the epoch (got ${JSON.stringify(input.occurredAt)}) from ${source}`);
     }
     const occurredAt = input.occurredAt === undefined ? undefined : Math.min(input.occurredAt, detectedAt);
+    const settle = input.settlesWithinMs;
+    if (settle !== undefined && (typeof settle !== 'number' || !Number.isFinite(settle) || settle <= 0 || settle > MAX_SETTLE_MS)) {
+      throw raError('RA_ERR_CONTRACT', `failure.settlesWithinMs must be a number of ms above 0 and at most ${MAX_SETTLE_MS} (got ${JSON.stringify(settle)}) from ${source}`);
+    }
     const failure: Failure = Object.freeze({
       id: `f-${detectedAt.toString(36)}-${(++this.seq).toString(36)}`,
       kind: input.kind,
@@ -56,6 +60,7 @@ export class FailureBus {
       evidence: Object.freeze({ ...(input.evidence ?? {}) }),
       detectedAt,
       ...(occurredAt !== undefined ? { occurredAt } : {}),
+      ...(settle !== undefined ? { settlesWithinMs: settle } : {}),
       source,
       fingerprint: input.fingerprint ?? `${input.kind}|${input.subject}`,
     });

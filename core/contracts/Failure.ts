@@ -28,6 +28,15 @@ export interface Failure {
    * counts from it; absent, from `detectedAt`.
    */
   readonly occurredAt?: number;
+  /**
+   * The agent's own answer to this failure is already under way and its detector resolves the
+   * failure when that answer succeeds (a deposed primary rebuilding itself as a replica, a member
+   * cut off from etcd that stepped down and waits to reach it again): the orchestrator hands it to
+   * the healer — and escalates it when nothing heals it — only if it is still open this many ms
+   * after its detection. Until then it is `settling`: listed, journaled, not a recovery, not a
+   * reason /health gives. Absent: handed to the healer at once.
+   */
+  readonly settlesWithinMs?: number;
   /** The plugin id of the detector that published it. */
   readonly source: string;
   /** Equal for failures that are the same problem; the orchestrator de-duplicates on it. */
@@ -43,8 +52,13 @@ export interface FailureInput {
   detectedAt?: number;
   /** See Failure.occurredAt; one after the detection counts as the detection. */
   occurredAt?: number;
+  /** See Failure.settlesWithinMs: at most MAX_SETTLE_MS. */
+  settlesWithinMs?: number;
   fingerprint?: string;
 }
+
+/** The longest a failure may be left to settle by itself before it is handed to the healer (1 h). */
+export const MAX_SETTLE_MS = 3_600_000;
 
 /**
  * A detector's word that a failure it published is over by itself (a store its writer was still

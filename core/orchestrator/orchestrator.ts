@@ -23,6 +23,13 @@
  * that stays full is escalated at the first failed attempt past the target, at most one backoff
  * (`retry.max`) late. Escalated, it stays so until a later attempt recovers it or its detector
  * clears it; each failure is counted as escalated once (`escalatedNow` on the record that did).
+ *
+ * A failure published with `settlesWithinMs` (the agent's own answer to it is under way, and its
+ * detector resolves it when that answer succeeds) is `settling` until then: queued for the healer
+ * only if still open that long after its detection. Resolved before, it is cleared — never
+ * escalated. (Each failover of a chaos run paged a human for the deposed primary's refusal while
+ * it rebuilt itself as a replica, and for the partition it reported while it stepped down: both
+ * were over by themselves a second later, but an unhandled P1 escalates at its first attempt.)
  */
 import { EventEmitter } from 'node:events';
 import type { Logger } from 'pino';
@@ -47,7 +54,9 @@ export interface OrchestratorOptions {
 
 interface Open {
   failure: Failure;
-  state: 'queued' | 'running' | 'retrying';
+  state: 'settling' | 'queued' | 'running' | 'retrying';
+  /** While settling: the timer that queues it for the healer. */
+  settleTimer?: NodeJS.Timeout;
   duplicates: number;
   /** 1 for the first recovery, then one more per retry. */
   attempt: number;
@@ -62,7 +71,7 @@ interface Open {
 /** An open failure as the API shows it; `retry` while it waits for its next attempt. */
 export interface OpenFailure {
   failure: Failure;
-  state: 'queued' | 'running' | 'retrying' | 'escalated';
+  state: 'settling' | 'queued' | 'running' | 'retrying' | 'escalated';
   duplicates: number;
   attempt?: number;
   retry?: RecoveryRecord['retry'];
@@ -134,6 +143,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     this.unsubscribe?.();
     this.unsubscribe = null;
     this.abort.abort();
+    for (const o of this.open.values()) clearTimeout(o.settleTimer);
     await Promise.race([Promise.allSettled([...this.running]), new Promise((r) => setTimeout(r, timeoutMs).unref())]);
     this.journal.close();
   }
@@ -168,9 +178,9 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
     return this.recoveries.slice(-limit);
   }
 
-  /** Resolves when nothing is queued or running (a failure waiting to be retried is neither). */
+  /** Resolves when nothing is queued or running (a failure waiting to be retried or settling is neither). */
   async idle(): Promise<void> {
-    while ([...this.open.values()].some((o) => o.state !== 'retrying') || this.running.size > 0) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 10))]);
+    while ([...this.open.values()].some((o) => o.state === 'queued' || o.state === 'running') || this.running.size > 0) await Promise.race([...this.running, new Promise((r) => setTimeout(r, 10))]);
   }
 
   private accept(failure: Failure): void {
@@ -186,8 +196,29 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
       this.opts.log.debug({ failureId: failure.id, fingerprint: failure.fingerprint }, 'duplicate failure folded into an open one');
       return;
     }
-    this.open.set(failure.fingerprint, { failure, state: 'queued', duplicates: 0, attempt: 1 });
-    this.pump();
+    const o: Open = { failure, state: 'queued', duplicates: 0, attempt: 1 };
+    this.open.set(failure.fingerprint, o);
+    if (failure.settlesWithinMs !== undefined) this.settle(o, failure.settlesWithinMs);
+    else this.pump();
+  }
+
+  /**
+   * Leaves a failure to its detector for `withinMs` from its detection (see the file's comment),
+   * then queues it for the healer if it is still open.
+   */
+  private settle(o: Open, withinMs: number): void {
+    const left = o.failure.detectedAt + withinMs - Date.now();
+    if (left <= 0) return this.pump();
+    o.state = 'settling';
+    this.opts.log.info({ failureId: o.failure.id, kind: o.failure.kind, subject: o.failure.subject, settlesWithinMs: withinMs }, 'failure left to settle: the agent is already answering it, and its detector clears it when that succeeds');
+    o.settleTimer = setTimeout(() => {
+      o.settleTimer = undefined;
+      if (this.open.get(o.failure.fingerprint) !== o || o.state !== 'settling' || this.abort.signal.aborted) return;
+      o.state = 'queued';
+      this.opts.log.warn({ failureId: o.failure.id, kind: o.failure.kind, subject: o.failure.subject, settlesWithinMs: withinMs }, 'failure did not settle by itself in time: handing it to the healer');
+      this.pump();
+    }, left);
+    o.settleTimer.unref();
   }
 
   /**
@@ -351,6 +382,7 @@ export class Orchestrator extends EventEmitter<OrchestratorEvents> {
         return;
       }
       o.cancelRetry?.abort(new Error('the failure was cleared'));
+      clearTimeout(o.settleTimer);
       this.open.delete(r.fingerprint);
       cleared.push(o.failure);
     }

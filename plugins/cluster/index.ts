@@ -25,7 +25,7 @@ import type { ClusterMemberSource as Source, ClusterMemberState } from '../../co
 import { ClusterMemberSource } from '../../core/contracts/ClusterMemberSource.js';
 import { catchUp } from '../../core/cluster/eligibility.js';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
-import type { FailureSink } from '../../core/contracts/Failure.js';
+import { MAX_SETTLE_MS, type FailureSink } from '../../core/contracts/Failure.js';
 import { HealingAction, isHealingAction } from '../../core/contracts/HealingAction.js';
 import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
 import { ReplicationControl } from '../../core/contracts/ReplicationControl.js';
@@ -40,6 +40,16 @@ export const NETWORK_PARTITION = 'network-partition';
 /** A role change (promote, follow) gets this long; a failed one is tried again after kRoleRetryMs. */
 const kRoleTimeoutMs = 30_000;
 const kRoleRetryMs = 1000;
+/**
+ * How long a member's partition from etcd is left to settle (Failure.settlesWithinMs) before it
+ * goes to the healer and, nothing healing it, to a person: the member's own answer (it stepped
+ * down; it follows whoever leads once it reaches etcd, and then clears the failure) needs only
+ * the network back. A partition longer than this (ten lease TTLs, at least a minute, at most the
+ * bus's bound) is a network someone should look at.
+ */
+export function partitionSettleMs(ttlMs: number): number {
+  return Math.min(MAX_SETTLE_MS, Math.max(60_000, 10 * ttlMs));
+}
 
 /** With no ClusterMemberSource: nothing replicated, so any member may lead (a leader lock). */
 export function lockOnlySource(): Source {
@@ -105,7 +115,16 @@ export default definePlugin({
       limits: { members: c.size, maxLagBytes: c.maxLagBytes },
       log,
       onPartition(evidence) {
-        partitions.push(sink?.publish({ kind: NETWORK_PARTITION, priority: 'P1', subject: `cluster:${c.name}`, evidence, fingerprint: `${NETWORK_PARTITION}:${c.name}:${memberId}:${Date.now()}` }).id);
+        partitions.push(
+          sink?.publish({
+            kind: NETWORK_PARTITION,
+            priority: 'P1',
+            subject: `cluster:${c.name}`,
+            evidence,
+            fingerprint: `${NETWORK_PARTITION}:${c.name}:${memberId}:${Date.now()}`,
+            settlesWithinMs: partitionSettleMs(c.ttl),
+          }).id,
+        );
       },
       onRenewed: (deadline) => {
         partitionsOver();

@@ -105,7 +105,13 @@ export class ReplicaLog {
     const { rolling } = await rollingAt(walDir, geometry.storeId, geometry.segmentSize, endLsn);
     const last = (await listSegments(walDir)).pop();
     const tailEpoch = last === undefined ? 0 : ((await segmentEpoch(walDir, last)) ?? 0);
-    return new ReplicaLog(dir, geometry, endLsn, await readEpoch(dir), rolling, tailEpoch);
+    // The epoch file is a replica's; a store that was a primary stamped its epochs in its
+    // segment headers only (its fork), so an old primary opened here as a replica took its
+    // epoch file's — or none: 1 in its hello — and was refused as diverged past the first fork
+    // after that epoch, however little of its own epoch it had written: every deposed primary was
+    // rebuilt from a whole base copy. Its log's own tail epoch lets the new primary judge it by
+    // the fork that matters (its records up to the new epoch's fork, R equal, stream on).
+    return new ReplicaLog(dir, geometry, endLsn, Math.max(await readEpoch(dir), tailEpoch), rolling, tailEpoch);
   }
 
   /** The rolling checksum R of the log at its durable end: what the primary checks in `hello`. */

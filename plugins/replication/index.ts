@@ -23,7 +23,7 @@
 import path from 'node:path';
 import { Gauge, type Registry } from 'prom-client';
 import { Detector, isDetector } from '../../core/contracts/Detector.js';
-import type { FailureSink } from '../../core/contracts/Failure.js';
+import type { FailureInput, FailureSink } from '../../core/contracts/Failure.js';
 import { HttpRoute, isHttpRoute } from '../../core/contracts/HttpRoute.js';
 import { PageSource, isPageSource } from '../../core/contracts/PageSource.js';
 import { StatusSection, isStatusSection } from '../../core/contracts/StatusSection.js';
@@ -53,6 +53,34 @@ export const REPLICA_LAGGING = 'replica-lagging';
 export const REPLICA_FAILED = 'replica-failed';
 export const REPLICA_LOG_CUT = 'replica-log-cut';
 const kLagCheckMs = 1000;
+/**
+ * How long a refusal the replica session answers itself (a deposed primary's diverged log moved
+ * aside and the store made again from a base copy, or `autoReinit`) may take before it goes to the
+ * healer and, nothing healing it, to a person: the whole copy of a large store over the network.
+ */
+export const REBUILD_SETTLE_MS = 10 * 60_000;
+
+/**
+ * The `replication-refused` failure of a store. A refusal the session answers itself by a rebuild
+ * is left to settle (Failure.settlesWithinMs): it is cleared when the replica streams again, and
+ * pages nobody unless the rebuild does not work. Each failover paged a human for the old
+ * primary's refusal while it rejoined by itself.
+ */
+export function refusalFailure(storeId: string, code: string, reason: string, rebuild: { why: 'diverged' | 'replaced' } | undefined, primary?: string): FailureInput {
+  return {
+    kind: REPLICATION_REFUSED,
+    priority: 'P1',
+    subject: `store:${storeId}`,
+    evidence: {
+      store: storeId,
+      ...(primary !== undefined ? { primary } : {}),
+      code,
+      reason,
+      ...(rebuild ? { answer: rebuild.why === 'diverged' ? 'the diverged store is moved aside (kept) and made again from a base copy of the primary' : 'the store is moved aside (kept) and made again from a base copy of the primary (autoReinit)' } : {}),
+    },
+    ...(rebuild ? { settlesWithinMs: REBUILD_SETTLE_MS } : {}),
+  };
+}
 
 /** One replica's lag, as the API and the metrics show it. */
 export interface ReplicaLag {
@@ -132,8 +160,8 @@ export default definePlugin({
             pool,
             log,
             onRoleChange: roleChanged,
-            onRefused(code, reason) {
-              refusedOf.set(s.id, sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, code, reason } }).id);
+            onRefused(code, reason, rebuild) {
+              refusedOf.set(s.id, sink?.publish(refusalFailure(s.id, code, reason, rebuild)).id);
             },
             onStreaming: () => refusalOver(s.id),
           }),
@@ -161,8 +189,8 @@ export default definePlugin({
             autoReinit: rc.autoReinit,
             pool,
             log,
-            onRefused(code, reason) {
-              refusedOf.set(s.id, sink?.publish({ kind: REPLICATION_REFUSED, priority: 'P1', subject: `store:${s.id}`, evidence: { store: s.id, primary: rc.primary, code, reason } }).id);
+            onRefused(code, reason, rebuild) {
+              refusedOf.set(s.id, sink?.publish(refusalFailure(s.id, code, reason, rebuild, rc.primary)).id);
             },
             onStreaming: () => refusalOver(s.id),
             onLogCut(cut) {

@@ -38,7 +38,7 @@ export interface MemberStoreOptions {
   log: Logger;
   /** The role changed: the process gate's answer may have. */
   onRoleChange(): void;
-  onRefused(code: string, reason: string): void;
+  onRefused(code: string, reason: string, rebuild?: { why: 'diverged' | 'replaced' }): void;
   /** Its replica session streams (again). */
   onStreaming?(): void;
 }
@@ -249,7 +249,7 @@ export class MemberStore {
         rejoinOnDiverged: true,
         pool: this.o.pool,
         log: this.o.log,
-        onRefused: (code, reason) => this.o.onRefused(code, reason),
+        onRefused: (code, reason, rebuild) => this.o.onRefused(code, reason, rebuild),
         onStreaming: () => this.o.onStreaming?.(),
       });
       await this.session.start();

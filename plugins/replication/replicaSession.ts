@@ -31,10 +31,12 @@
  * (a whole copy of the store over the network, and the old replica's pages set aside, are not
  * things to do behind an operator's back by default).
  */
-import { rename } from 'node:fs/promises';
+import { rename, rm } from 'node:fs/promises';
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { PageEngine, ReplicaStore } from '../../core/contracts/PageEngine.js';
 import { describeError, isRaError, raError } from '../../core/errors.js';
+import { fsyncDir } from '../../core/fsyncDir.js';
 import {
   FrameType,
   ackFrame,
@@ -101,8 +103,12 @@ export interface ReplicaSessionOptions {
   id: string;
   pool?: WorkerPool | undefined;
   log: Logger;
-  /** The primary refused this replica (once per refusal state): the failure to publish. */
-  onRefused(code: string, reason: string): void;
+  /**
+   * The primary refused this replica (once per refusal state): the failure to publish. `rebuild`
+   * when the session answers the refusal itself (rejoinOnDiverged, autoReinit): it moves the store
+   * aside and makes it again from a base copy, and `onStreaming` follows once that worked.
+   */
+  onRefused(code: string, reason: string, rebuild?: { why: 'diverged' | 'replaced' }): void;
   /** It streams from its primary (again): a refusal reported before is over. */
   onStreaming?(): void;
   /**
@@ -232,6 +238,12 @@ export class ReplicaSession {
    * the next start copies again from scratch.
    */
   private async initialise(): Promise<void> {
+    await this.baseCopyInto(this.o.dir);
+    await this.open();
+  }
+
+  /** A base copy from the primary into `dir` (absent): the engine renames it into place whole. */
+  private async baseCopyInto(dir: string): Promise<void> {
     this.setState('initialising');
     const ch = await connectChannel({ host: this.o.host, port: this.o.port, secret: this.o.secret, signal: this.stopping.signal });
     this.ch = ch;
@@ -240,7 +252,7 @@ export class ReplicaSession {
     this.baseCopy = { pagesCopied: 0, pagesTotal: 0, done: false };
     let logged = 0;
     try {
-      const r = await this.o.engine.replica.initReplica(this.o.dir, ch, {
+      const r = await this.o.engine.replica.initReplica(dir, ch, {
         id: this.o.id,
         epoch: NO_CLUSTER_EPOCH,
         log: this.o.log,
@@ -259,23 +271,39 @@ export class ReplicaSession {
       ch.close();
       this.ch = null;
     }
-    await this.open();
   }
 
-  /** Closes the replica store and moves it aside (`<dir>.<why>-<time>`, never deleted) for a new base copy. */
-  private async quarantine(why: 'replaced' | 'diverged'): Promise<void> {
+  /**
+   * Makes the store again from a base copy (autoReinit, rejoinOnDiverged): the copy is made beside
+   * it (`<dir>.rebuild`), then the old store is moved aside (`<dir>.<why>-<time>`, never deleted)
+   * and the copy renamed into its place. The store's path holds a whole store throughout but for
+   * the moment between the two renames: a base copy into the emptied path left it without one
+   * for the copy's whole length, which the health monitor rightly reported as `store-missing` and
+   * escalated (14 of the seed-9 run's 50 primary-cut-etcd trials). A copy that fails leaves the
+   * old store where it was, closed; the next round tries again. A crash between the renames
+   * leaves no store at the path: the next start makes it by a base copy.
+   */
+  private async rebuild(why: 'replaced' | 'diverged'): Promise<void> {
     await this.applying;
     const r = this.replica;
     this.replica = null;
     await r?.close();
+    const stage = `${this.o.dir}.rebuild`;
+    // An earlier attempt's copy (whole or not): never a store anyone opened.
+    await rm(stage, { recursive: true, force: true });
+    this.o.log.warn(
+      { store: this.o.storeId, stage },
+      why === 'diverged'
+        ? 'this store diverged from the primary (an old primary\'s suffix past the fork): it is made again from a base copy, and the old one kept aside for audit'
+        : 'replica too far behind: its store is made again from a base copy, and the old one kept aside (autoReinit)',
+    );
+    await this.baseCopyInto(stage);
     const aside = `${this.o.dir}.${why}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
     await rename(this.o.dir, aside);
-    this.o.log.warn(
-      { store: this.o.storeId, movedTo: aside },
-      why === 'diverged'
-        ? 'this store diverged from the primary (an old primary\'s suffix past the fork): it is moved aside, kept for audit, and made again from a base copy'
-        : 'replica too far behind: its store is moved aside and made again from a base copy (autoReinit)',
-    );
+    await rename(stage, this.o.dir);
+    await fsyncDir(path.dirname(path.resolve(this.o.dir)));
+    this.o.log.warn({ store: this.o.storeId, movedTo: aside }, 'the old store is moved aside and the base copy in its place');
+    await this.open();
   }
 
   async stop(): Promise<void> {
@@ -381,7 +409,8 @@ export class ReplicaSession {
       if (this.state !== 'refused' && this.state !== 'disconnected' && this.state !== 'failed') this.setState('connecting');
       try {
         if (this.reinit) {
-          await this.quarantine(this.reinit);
+          // Cleared once it worked: a rebuild that fails is tried again, never the old store reopened.
+          await this.rebuild(this.reinit);
           this.reinit = null;
         }
         if (!this.replica) {
@@ -409,17 +438,18 @@ export class ReplicaSession {
           // Once per refusal, not per attempt: the primary's message names this side's ephemeral
           // port, which changes with every connection.
           const key = `${code}:${reason.replace(/ \((?:[\d.]+|\[[0-9a-f:.]+\]):\d+\)/gi, '')}`;
+          const rebuild =
+            this.o.autoReinit && this.replica && /too far behind/i.test(reason) ? 'replaced'
+            : this.o.rejoinOnDiverged && this.replica && code === 'RA_ERR_REPL_DIVERGED' ? 'diverged'
+            : null;
           if (this.state !== 'refused' || this.refusedKey !== key) {
-            this.o.onRefused(code, reason);
+            this.o.onRefused(code, reason, rebuild ? { why: rebuild } : undefined);
             this.setState('refused', reason);
           }
           this.refusedKey = key;
           backoff = kBackoffMaxMs;
-          if (this.o.autoReinit && this.replica && /too far behind/i.test(reason)) {
-            this.reinit = 'replaced';
-            backoff = kBackoffFirstMs;
-          } else if (this.o.rejoinOnDiverged && this.replica && code === 'RA_ERR_REPL_DIVERGED') {
-            this.reinit = 'diverged';
+          if (rebuild) {
+            this.reinit = rebuild;
             backoff = kBackoffFirstMs;
           }
         } else if (isRaError(err) && err.code === 'RA_ERR_WAL_WRITE') {

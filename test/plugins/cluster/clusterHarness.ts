@@ -353,6 +353,32 @@ export class Cluster {
     }, () => this.explain());
   }
 
+  /**
+   * One primary (epoch above `after`) that acknowledges `count` commits in its epoch after it was
+   * seen (or after `since`, when given and later): if another member is elected meanwhile, that
+   * one is awaited instead, and `onElection` told. Between faults, and after one whose answer may
+   * take several elections (an etcd leader killed under load), the cluster is free to elect
+   * again: a wait for one named primary's commits then timed out although the cluster was
+   * committing (seed 9's primary-cut-etcd trial 40).
+   */
+  async steadyPrimary(count: number, ms: number, opts: { after?: number; since?: bigint; onElection?: (line: string) => void } = {}): Promise<{ node: Node; epoch: number }> {
+    const deadline = Date.now() + ms;
+    const left = (): number => Math.max(1, deadline - Date.now());
+    for (;;) {
+      const { node, epoch } = await this.newPrimary('one primary', left(), { after: opts.after ?? 0 });
+      const seen = now();
+      const since = opts.since !== undefined && opts.since > seen ? opts.since : seen;
+      const acked = (): number => this.runs().filter((r) => r.node === node.name).reduce((k, r) => k + r.acks.filter((a) => a.epoch === epoch && a.ns >= since).length, 0);
+      const later = await waitFor(`${count} commits acknowledged by ${node.name} in epoch ${epoch} (or a later election)`, left(), async () => {
+        if (acked() >= count) return { leader: null };
+        const leader = (await node.cluster())?.leader;
+        return leader && leader.epoch > epoch ? { leader } : undefined;
+      }, () => this.explain());
+      if (later.leader === null) return { node, epoch };
+      opts.onElection?.(`${later.leader.member} elected at epoch ${later.leader.epoch} while ${node.name}'s commits in epoch ${epoch} were awaited`);
+    }
+  }
+
   /** Waits until `node` is a streaming replica again (its /readiness 200, /primary 503). */
   async replicaAgain(node: Node, ms: number): Promise<void> {
     await waitFor(`${node.name} a streaming replica`, ms, async () => ((await node.get('/readiness'))?.status === 200 && (await node.get('/primary'))?.status === 503 ? true : undefined), () => this.explain());

@@ -30,6 +30,19 @@ describe('failover checker', () => {
     assert.match(same.overlaps.join(), /a and b both acknowledged in epoch 5/);
   });
 
+  it('judges each run against the acknowledgements before its own open, whatever the order of runs and acknowledgements in the records', () => {
+    // Acks out of time order within a record (concurrent writers stamp them as their commits
+    // resolve); runs opened at 115, 125, 135 and 90 listed in another order.
+    const w = ['run 10 a', 'start 1 0', 'start 2 0', 'opened 90 5', 'acked 2 1 5 120', 'acked 1 1 5 110', 'acked 3 2 5 130'].join('\n');
+    const early = ['run 20 b', 'start 1 0', 'start 2 0', 'opened 115 5'].join('\n'); // only seq 1 (page 1) was before: missing
+    const mid = ['run 21 b', 'start 1 2', 'start 2 0', 'opened 125 5'].join('\n'); // seqs 1, 2 of page 1 before: has them
+    const late = ['run 22 b', 'start 1 2', 'start 2 2', 'opened 135 5'].join('\n'); // seq 3 of page 2 before: has 2, missing
+    const r = check([...parseRecord('b', late), ...parseRecord('b', early), ...parseRecord('a', w), ...parseRecord('b', mid)]);
+    assert.equal(r.lost.length, 2, r.lost.join('\n'));
+    assert.match(r.lost[0]!, /page 2 opened on b \(pid 22, epoch 5\) at 2, but commit 3 was acknowledged by a/);
+    assert.match(r.lost[1]!, /page 1 opened on b \(pid 20, epoch 5\) at 0, but commit 1 was acknowledged by a/);
+  });
+
   it('ignores a torn last line and a run that died before its store opened', () => {
     const runs = parseRecord('a', `${a}\nrun 11 a\nstart 1 0\nacked 8 2`);
     assert.equal(runs.length, 2);

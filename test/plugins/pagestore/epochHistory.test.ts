@@ -7,7 +7,7 @@
 // Real stores and the agent's real replica session (plugins/replication/replicaSession.ts).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
@@ -144,6 +144,14 @@ describe('epoch history: promotion forks the log, replicas on the common history
       await store.close();
     }
     assert.deepEqual(await epochHistory(walDir), expected);
+    // Opened as a replica (a deposed primary rejoining), its position is of its log's epoch, not
+    // of its epoch file (a replica's, written before it was promoted: 1).
+    const asReplica = await openReplica(promotedDir);
+    try {
+      assert.equal(asReplica.position().epoch, NEW_EPOCH);
+    } finally {
+      await asReplica.close();
+    }
   });
 
   it('a replica behind on the common history follows the new primary across the fork and ends with its pages', async () => {
@@ -248,5 +256,49 @@ describe('epoch history: promotion forks the log, replicas on the common history
     }
     assert.deepEqual(logFiles(oldPrimaryDir), before);
     assert.ok(dataBytes(oldPrimaryDir).equals(pagesBefore));
+  });
+
+  it('the old primary as a cluster member (rejoinOnDiverged) rebuilds itself: the refusal says so, its path holds a store throughout the copy, and it streams', async () => {
+    assert.ok(fork > 0, 'needs the promotion above');
+    const memberDir = path.join(root, 'member');
+    copyStoreDir(oldPrimaryDir, memberDir);
+    const primary = await PageStore.open(promotedDir, { checkpointIntervalMs: 0, controlSocket: false });
+    const refusals: Array<{ code: string; rebuild: string | undefined }> = [];
+    let streamed = 0;
+    const s = new ReplicaSession({
+      storeId: 'member', dir: memberDir, engine: pagestore, host: '127.0.0.1', port: primary.replicationAddress!.port, secret: SECRET, id: 'member', log,
+      rejoinOnDiverged: true,
+      onRefused: (code, _reason, rebuild) => refusals.push({ code, rebuild: rebuild?.why }),
+      onStreaming: () => streamed++,
+    });
+    // While the base copy runs, the store's path must still hold a store (the health monitor's
+    // store-missing detector samples it): before, the old store was moved away first.
+    let duringCopy = 0;
+    const missing: number[] = [];
+    const probe = setInterval(() => {
+      const bc = s.status().baseCopy;
+      if (bc === null || bc.done) return;
+      duringCopy++;
+      if (!existsSync(path.join(memberDir, 'control'))) missing.push(bc.pagesCopied);
+    }, 1);
+    try {
+      await s.start();
+      await until(() => s.status().state === 'streaming' && s.status().baseCopies === 1, 30_000, 'the old primary to be rebuilt and stream');
+      await until(() => s.status().durableLsn === primary.status().replication!.flushedLsn, 20_000, 'the rebuilt member to have the log');
+      assert.equal(s.status().epoch, NEW_EPOCH);
+    } finally {
+      clearInterval(probe);
+      await s.stop();
+      await primary.close();
+    }
+    assert.ok(duringCopy > 0, 'the probe saw the copy under way');
+    assert.deepEqual(missing, [], 'the store path held no store while the base copy ran');
+    assert.deepEqual(refusals, [{ code: 'RA_ERR_REPL_DIVERGED', rebuild: 'diverged' }]);
+    assert.ok(streamed >= 1);
+    // The old store is kept aside, whole (its log as the old primary left it), and no stage is left.
+    const aside = readdirSync(root).filter((n) => n.startsWith('member.diverged-'));
+    assert.equal(aside.length, 1, readdirSync(root).join(', '));
+    assert.deepEqual(logFiles(path.join(root, aside[0]!)), logFiles(oldPrimaryDir));
+    assert.ok(!existsSync(`${memberDir}.rebuild`));
   });
 });

@@ -108,8 +108,12 @@ export interface LogLayout {
    * gone), or null. Readers that take a segment's bytes up to its last record use `length`.
    */
   segmentContent(bytes: Uint8Array, fileBytes: number, segmentSize: number): { length: number; cut: string | null };
-  /** Segment bytes for a file of their own that ends with its last record (a restore's, a copy's). */
-  segmentCopy(bytes: Uint8Array): Uint8Array;
+  /**
+   * The bytes of a segment file holding segment bytes `bytes` (header first, up to its last
+   * record): a segment made at full size is written at full size again (zeros after the
+   * records), so that a copy (a restore's) stays the log's own, byte for byte.
+   */
+  segmentFile(bytes: Uint8Array, segmentSize: number): Uint8Array;
   /**
    * Walks the valid records of `buf` from position `from` (whose record has LSN `lsn`) up to
    * `end`, calling `visit(position)` for each; returns where the valid records end.

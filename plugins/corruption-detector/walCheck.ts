@@ -97,9 +97,9 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
     }
     // A segment made at full size ends its records where its zeros begin (walSegments.ts).
     const content = log.segmentContent(buf, buf.byteLength, state.segmentSize);
-    if (content.cut && current) {
-      // With a live owner the records below its durable LSN are checked below; without one, a
-      // cut newest segment is what recovery refuses: damage either way.
+    if (content.cut && current && durableLsn === null) {
+      // No live owner: a cut newest segment is what recovery refuses (the records past the cut
+      // may have been durable): damage.
       const end = log.scanRecords(buf, hdr, buf.byteLength, start + hdr);
       out.damage.push(damageAt(file, start, buf, end, `the segment file is ${content.cut}`));
       break;
@@ -128,6 +128,9 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
     }
     // Below the durable LSN every record must be there: a cut-off tail (the file shorter) is damage too.
     if (current && start + end < durableLsn!) out.damage.push(damageAt(file, start, buf, end, `the records stop at LSN ${start + end}, below the durable LSN ${durableLsn}`));
+    // Cut past the durable LSN: nothing lost yet, but a crash now would stop recovery at the cut
+    // (the owner's next checkpoint seals the segment: checkpoint-past-damage asks for one).
+    else if (current && content.cut) out.damage.push(damageAt(file, start, buf, end, `the segment file is ${content.cut}; its records up to the durable LSN ${durableLsn} are whole`));
     prev = { start, end, file, buf, reported };
   }
   return out;

@@ -50,7 +50,7 @@ import { writeEpoch } from './replicaLog.js';
 import { dataFileOf, storeExists, walDirOf, type StoreGeometry } from './storeFiles.js';
 import { RecordType, decodeRecord, validRecordAt } from './walRecord.js';
 import { readRecordFromDisk } from './walScan.js';
-import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf, withoutFullSize } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, isFullSize, segmentPath, segmentStartOf } from './walSegments.js';
 
 /** Bytes of pages per `base-page` frame. */
 const kPageChunkBytes = 1024 * 1024;
@@ -142,8 +142,7 @@ async function sendSegment(ch: ReplicationChannel, epoch: number, walDir: string
   try {
     const header = Buffer.alloc(SEGMENT_HEADER_SIZE);
     await fh.read(header, 0, SEGMENT_HEADER_SIZE, 0);
-    // The replica's copy ends with its last record and grows as its log appends: not FULL_SIZE.
-    ch.send(baseWalFrame(epoch, seg, Buffer.from(withoutFullSize(header))));
+    ch.send(baseWalFrame(epoch, seg, header));
     let at = seg + SEGMENT_HEADER_SIZE;
     while (at < limit) {
       let want = Math.min(limit - at, kWalChunkBytes);
@@ -268,6 +267,8 @@ export async function receiveBaseCopy(ch: ReplicationChannel, dir: string, o: Re
           if (w.start !== seg) throw raError('RA_ERR_REPL_PROTOCOL', `base-wal frame at ${w.start} before its segment's header`);
           fh = await openPrivate(segmentPath(walDirOf(tmp), seg), 'w');
           segments.set(seg, fh);
+          // A segment its writer made at full size is copied at full size (zeros after its records).
+          if (isFullSize(w.bytes)) await fh.truncate(g.segmentSize);
         }
         await writeAll(fh, w.bytes, w.start - seg);
         walEnd = Math.max(walEnd, w.start + w.bytes.byteLength);

@@ -148,9 +148,20 @@ export function segmentLengthProblem(seg: Uint8Array, fileBytes: number, segment
 }
 
 /**
- * A copy of segment bytes `seg` for a file of its own that ends with its last record (a restore,
- * a base copy): the header with FULL_SIZE cleared (and its checksum again), as the file will grow
- * from there when appended to. The same bytes when the flag is clear.
+ * The bytes of a file holding segment bytes `seg` (header first, up to its last record): a
+ * FULL_SIZE segment padded with zeros to `segmentSize`, as its writer made it (a restore's copy
+ * stays the log's own, byte for byte); any other as it is.
+ */
+export function fullSizeFile(seg: Uint8Array, segmentSize: number): Uint8Array {
+  if (!isFullSize(seg) || seg.byteLength >= segmentSize) return seg;
+  const out = new Uint8Array(segmentSize);
+  out.set(seg);
+  return out;
+}
+
+/**
+ * Segment bytes `seg` with FULL_SIZE cleared in the header (and its checksum again): what a
+ * segment that grows as written says (tests make such a log, as older writers left it).
  */
 export function withoutFullSize(seg: Uint8Array): Uint8Array {
   if (!isFullSize(seg)) return seg;

@@ -188,7 +188,8 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
         if (stop.signal.aborted) return null;
         const seg = await loadSegment(engine, src, storeId, top.segmentSize, target);
         stoppedAt = lastCommit(engine, seg.bytes, src.startLsn, Math.max(0, top.walFromLsn - src.startLsn)) ?? stoppedAt;
-        await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes);
+        // At full size if the writer made it so: the restored log is the store's own, byte for byte.
+        await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), engine.log.segmentFile(seg.bytes, top.segmentSize));
         endLsn = seg.endLsn;
         o.onProgress?.('wal', i + 1, segs.length);
       }

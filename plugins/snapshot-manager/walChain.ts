@@ -97,6 +97,5 @@ export async function loadSegment(engine: PageEngine, src: WalSource, storeId: U
       details: { file: src.path, lsn: damaged },
     });
   }
-  // For a file of its own that ends with its last record (restore writes it so).
-  return { bytes: Buffer.from(log.segmentCopy(raw.subarray(0, p))), endLsn: src.startLsn + p };
+  return { bytes: raw.subarray(0, p), endLsn: src.startLsn + p };
 }

@@ -177,22 +177,38 @@ export async function checkArchived(dir: string, startLsn: number, engine?: Page
 }
 
 
+/** Archived segments a pass checks between two listings of the archive (see findDamage). */
+export const kRelistEvery = 64;
+
 /**
  * Every damaged snapshot and archived segment in `dir` (empty when all check out); with
  * `engine`, archived segments are also checked record by record (see checkArchived).
  *
- * Archived segments are checked newest first: a segment that retired damaged has just been
- * archived, and is pruned by retention a few snapshot rounds later, so it is looked at as soon as
- * a pass begins, not after every older copy has been read again.
+ * Archived segments are checked newest first, and the archive is listed again every
+ * `relistEvery` segments, the copies archived meanwhile checked next: a segment that retired
+ * damaged has just been archived, and retention prunes it a few snapshot rounds later, so it is
+ * looked at within moments, not after every older copy has been read again — a pass over a
+ * large archive on a busy machine (a store retiring a hundred segments a second, three agents of
+ * a cluster beside it) took seconds, while retention kept a copy for a few.
  */
-export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<string>, pace?: Pace): Promise<Damage[]> {
+export async function findDamage(dir: string, engine?: PageEngine, whole?: Set<string>, pace?: Pace, relistEvery = kRelistEvery): Promise<Damage[]> {
   const out: Damage[] = [];
   for (const id of await listSnapshotIds(dir)) {
     const d = await checkSnapshot(dir, id, pace);
     if (d) out.push(d);
   }
-  for (const start of (await listArchivedStarts(dir)).reverse()) {
-    const d = await checkArchived(dir, start, engine, whole, pace);
+  let queue = (await listArchivedStarts(dir)).reverse();
+  let newest = queue[0] ?? -1;
+  for (let i = 0, checked = 0; i < queue.length; checked++) {
+    if (checked > 0 && checked % relistEvery === 0) {
+      const arrived = (await listArchivedStarts(dir)).filter((start) => start > newest).reverse();
+      if (arrived.length > 0) {
+        newest = arrived[0]!;
+        queue = [...arrived, ...queue.slice(i)];
+        i = 0;
+      }
+    }
+    const d = await checkArchived(dir, queue[i++]!, engine, whole, pace);
     if (d) out.push(d);
   }
   return out;

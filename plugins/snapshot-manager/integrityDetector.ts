@@ -17,8 +17,9 @@
  * record — from the archiver's walk recorded in its sidecar, or (older sidecars) by walking the
  * decompressed copy once (integrity.ts `recordsBreak`): a live segment damaged before it retired
  * is archived with checksums of its damage, and found only so (`recordLsn`, the record's own
- * checksums). Archived segments are checked newest first, so such a copy is seen as a pass
- * begins, before retention prunes it.
+ * checksums). Archived segments are checked newest first, the archive listed again as a pass
+ * goes (integrity.ts `findDamage`), so such a copy is seen within moments, before retention
+ * prunes it.
  *
  * A pass reads at most `snapshots.verifyRate` bytes a second (a token bucket per store): an
  * archive that grew large — no snapshot could be taken, so retention pruned nothing — once made

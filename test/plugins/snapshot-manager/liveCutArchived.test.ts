@@ -7,7 +7,8 @@
  * The archiver records where the segment's valid records end in its sidecar, so an integrity
  * pass — even the first of an agent just started beside a large archive, which knows no copy yet
  * — publishes the damage without decompressing a single copy, and looks at the newest copies
- * first. Then `repair-archive` heals it (no sound copy: quarantined, a full snapshot past it).
+ * first, and lists the archive again as it goes, so a copy archived during a long pass is checked
+ * next. Then `repair-archive` heals it (no sound copy: quarantined, a full snapshot past it).
  */
 import assert from 'node:assert/strict';
 import { statSync, truncateSync } from 'node:fs';
@@ -58,26 +59,32 @@ describe('a live WAL segment cut, retired and archived before the WAL scrub read
   const hctx: HealingContext = { signal: new AbortController().signal, log, options: {} };
   after(() => pool.close());
 
-  it('is published from the sidecar by a fresh pass (no copy decompressed, newest first), and healed by repair-archive', async () => {
-    const dir = tmpStoreDir('ra-livecut-');
+  /**
+   * A store with an archive of sound segments (as an agent finds it when it starts), whose live
+   * segment is then cut inside its records, as the chaos fault does: the writer goes on writing at
+   * its own offsets (a hole where the cut tail was) and moves past it. Not yet checkpointed.
+   */
+  async function cutStore(name: string): Promise<{ dir: string; snaps: string; store: PageStore; cutStart: number; cutAt: number }> {
+    const dir = tmpStoreDir(`ra-livecut-${name}-`);
     const snaps = path.join(path.dirname(dir), 'snaps');
     const store = await PageStore.open(dir, { create: true, pageCount: 64, pageSize: 4096, segmentSize: SEGMENT, checkpointIntervalMs: 0, checkpointWalBytes: 1 << 30, archiver: walArchiver(pagestore, snaps) });
-    try {
-      // An archive of sound segments first, as an agent finds it when it starts.
-      await commitSome(store, 1200, 'a');
-      await store.checkpoint();
-      const sound = await listArchive(snaps);
-      assert.ok(sound.length >= 5, `segments archived: ${sound.length}`);
+    await commitSome(store, 1200, 'a');
+    await store.checkpoint();
+    const sound = await listArchive(snaps);
+    assert.ok(sound.length >= 5, `segments archived: ${sound.length}`);
+    const cutStart = (await liveStarts(dir)).at(-1)!;
+    const cutFile = path.join(pagestore.files.logDir(dir), pagestore.log.segmentName(cutStart));
+    const size = statSync(cutFile).size;
+    assert.ok(size > HEADER + 2000, `the live segment holds records: ${size} bytes`);
+    const cutAt = HEADER + Math.floor((size - HEADER) / 2) + 3; // odd: inside a record (records are 8-aligned)
+    truncateSync(cutFile, cutAt);
+    while ((await liveStarts(dir)).at(-1) === cutStart) await commitSome(store, 20, 'b');
+    return { dir, snaps, store, cutStart, cutAt };
+  }
 
-      // The live segment cut inside its records, as the chaos fault does; the writer goes on
-      // writing at its own offsets (a hole where the cut tail was) and moves past it.
-      const cutStart = (await liveStarts(dir)).at(-1)!;
-      const cutFile = path.join(pagestore.files.logDir(dir), pagestore.log.segmentName(cutStart));
-      const size = statSync(cutFile).size;
-      assert.ok(size > HEADER + 2000, `the live segment holds records: ${size} bytes`);
-      const cutAt = HEADER + Math.floor((size - HEADER) / 2) + 3; // odd: inside a record (records are 8-aligned)
-      truncateSync(cutFile, cutAt);
-      while ((await liveStarts(dir)).at(-1) === cutStart) await commitSome(store, 20, 'b');
+  it('is published from the sidecar by a fresh pass (no copy decompressed, newest first), and healed by repair-archive', async () => {
+    const { dir, snaps, store, cutStart, cutAt } = await cutStore('fresh');
+    try {
       const beforeRetire = await checkLiveWal(pagestore, dir);
       assert.ok(beforeRetire.damage.some((d) => d.segmentStartLsn === cutStart), 'while live, the WAL scrub would have found it');
 
@@ -121,6 +128,30 @@ describe('a live WAL segment cut, retired and archived before the WAL scrub read
       assert.match(r!.summary!, /no sound copy .* quarantined/);
       assert.equal(await repair.verify(f, hctx), true);
       assert.deepEqual(await findDamage(snaps, pagestore), []);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('archived while a pass runs: checked next, ahead of the older copies still to check', async () => {
+    const { snaps, store, cutStart } = await cutStore('midpass');
+    try {
+      const listed = (await listArchive(snaps)).sort((a, b) => b.startLsn - a.startLsn);
+      // The owner's checkpoint retires the cut segment (and the sound ones before it) while the
+      // pass checks its first copy; the pass lists the archive again after two.
+      let retired = false;
+      const paced: number[] = [];
+      const damage = await findDamage(snaps, pagestore, new Set(), async (bytes) => {
+        paced.push(bytes);
+        if (!retired) {
+          retired = true;
+          await store.checkpoint();
+        }
+      }, 2);
+      const arrived = (await listArchive(snaps)).filter((a) => a.startLsn > listed[0]!.startLsn).sort((a, b) => b.startLsn - a.startLsn);
+      assert.ok(arrived.some((a) => a.startLsn === cutStart), 'the cut segment was archived during the pass');
+      assert.deepEqual(paced, [...listed.slice(0, 2), ...arrived, ...listed.slice(2)].map((a) => a.bytes), 'the two newest listed, then what arrived (newest first), then the rest');
+      assert.deepEqual(damage.map((d) => d.startLsn), [cutStart]);
     } finally {
       await store.close();
     }

@@ -109,6 +109,13 @@ export async function stillNeeded(engine: PageEngine, dir: string, lsn: number):
       // checkpoint read first (a chaos trial's verify failed so, and its recovery escalated):
       // read the newer one. A control file that did not move means the record itself is bad.
       if (attempt < 4 && (await engine.files.readState(dir)).checkpointLsn !== state.checkpointLsn) continue;
+      // The record lies after the damage in the damaged segment: lost with it (a cut tail took
+      // it; a wal-truncated chaos trial's repair escalated on the throw). Still needed: a new
+      // checkpoint is what crash recovery now lacks, and what the action asks the owner for.
+      const seg = (x: number) => engine.log.segmentStartOf(x, state.segmentSize);
+      if (state.checkpointLsn > lsn && seg(state.checkpointLsn) === seg(lsn)) {
+        return `the checkpoint record at LSN ${state.checkpointLsn} lies after the damage at ${lsn} in its segment, and does not read (${(err as Error).message})`;
+      }
       throw err;
     }
     const older = engine.log.decodeCheckpoint(rec, 0, state.pageSize).activeTransactions.filter(([, first]) => first <= lsn);

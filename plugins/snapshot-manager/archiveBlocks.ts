@@ -29,8 +29,12 @@ export interface BlockIndex {
   filters: string;
 }
 
-/** Compresses a segment (on libuv's threads, block by block) into a frame, and indexes it. */
-export async function encodeIndexed(engine: PageEngine, raw: Buffer, recordsFrom: number, startLsn: number): Promise<{ frame: Buffer; index: BlockIndex }> {
+/**
+ * Compresses a segment (on libuv's threads, block by block) into a frame, and indexes it.
+ * `recordsEnd`: where the walk of its records (the index needs it) found the valid records to
+ * end — the segment's length when they run whole to its end.
+ */
+export async function encodeIndexed(engine: PageEngine, raw: Buffer, recordsFrom: number, startLsn: number): Promise<{ frame: Buffer; index: BlockIndex; recordsEnd: number }> {
   const n = Math.ceil(raw.byteLength / ARCHIVE_BLOCK);
   const packed = await Promise.all(Array.from({ length: n }, (_, b) => compress(raw.subarray(b * ARCHIVE_BLOCK, Math.min((b + 1) * ARCHIVE_BLOCK, raw.byteLength)))));
   const parts: Uint8Array[] = [Buffer.from(FRAME_HEADER)];
@@ -48,7 +52,7 @@ export async function encodeIndexed(engine: PageEngine, raw: Buffer, recordsFrom
   parts.push(Buffer.from(FRAME_END));
   const firsts = new Array<number>(n).fill(-1);
   const filters = Buffer.alloc(n * FILTER_BYTES);
-  engine.log.scanRecords(raw, recordsFrom, raw.byteLength, startLsn + recordsFrom, (pos) => {
+  const recordsEnd = engine.log.scanRecords(raw, recordsFrom, raw.byteLength, startLsn + recordsFrom, (pos) => {
     const b = Math.floor(pos / ARCHIVE_BLOCK);
     if (firsts[b] === -1) firsts[b] = pos;
     const pageId = engine.log.recordPageId(raw, pos);
@@ -56,7 +60,7 @@ export async function encodeIndexed(engine: PageEngine, raw: Buffer, recordsFrom
     const bit = pageId % FILTER_BITS;
     filters[b * FILTER_BYTES + (bit >> 3)]! |= 1 << (bit & 7);
   });
-  return { frame: Buffer.concat(parts), index: { size: ARCHIVE_BLOCK, offsets, firsts, filters: filters.toString('base64') } };
+  return { frame: Buffer.concat(parts), index: { size: ARCHIVE_BLOCK, offsets, firsts, filters: filters.toString('base64') }, recordsEnd };
 }
 
 /** The blocks whose records may include one for `pageId`, ascending. */

@@ -13,9 +13,13 @@
  * and the application commits on — but a restore (or a page repair) that needs the damaged file
  * would fail, so the damage is to be healed within P2's RTO, before the next disaster needs it.
  * Evidence names the file, the snapshot or the segment's LSN range, and the expected and found
- * sizes and XXH3-64 checksums. An archived copy that matches its sidecar is also walked record by
- * record once (integrity.ts `recordsBreak`): a live segment damaged before it retired is archived
- * with checksums of its damage, and found only so (`recordLsn`, the record's own checksums).
+ * sizes and XXH3-64 checksums. An archived copy that matches its sidecar is also checked record by
+ * record — from the archiver's walk recorded in its sidecar, or (older sidecars) by walking the
+ * decompressed copy once (integrity.ts `recordsBreak`): a live segment damaged before it retired
+ * is archived with checksums of its damage, and found only so (`recordLsn`, the record's own
+ * checksums). Archived segments are checked newest first, the archive listed again as a pass
+ * goes (integrity.ts `findDamage`), so such a copy is seen within moments, before retention
+ * prunes it.
  *
  * A pass reads at most `snapshots.verifyRate` bytes a second (a token bucket per store): an
  * archive that grew large — no snapshot could be taken, so retention pruned nothing — once made

@@ -7,6 +7,16 @@
  *
  * The archiver runs inside the store's checkpoint, before the segment is unlinked; if it throws,
  * the store keeps the segment and offers it again at its next checkpoint.
+ *
+ * It also records in the sidecar where the segment's valid records end (`records`), from the walk
+ * of its records the block index already makes. A retired segment's file ends with its last
+ * record, so records that stop earlier mean the live segment was damaged (a bit flipped, its tail
+ * cut) before it retired. The segment is archived all the same — it is the only copy there is —
+ * and the integrity pass (integrity.ts) publishes the damage from the sidecar at its next pass.
+ * Before this, the pass found it only by decompressing and walking each new copy itself, once
+ * per copy and per agent: an agent started beside a large archive walked the whole of it first,
+ * for longer than retention kept the damaged copy (a mixed chaos schedule's cut segment was
+ * pruned unreported).
  */
 import { readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
@@ -27,6 +37,20 @@ export interface ArchivedSegment extends WalEntry {
    * that may hold its records. Absent in sidecars written before it existed.
    */
   blocks?: BlockIndex;
+  /**
+   * Where the valid records of the bytes archived end, as the archiver walked them. Absent in
+   * sidecars written before it existed: the integrity pass then walks the copy itself.
+   */
+  records?: ArchivedRecords;
+}
+
+/** Where an archived segment's valid records end (the sidecar's `records`). */
+export interface ArchivedRecords {
+  /** Offset in the segment: `rawBytes` when the records run whole to its end. */
+  end: number;
+  /** The first failing record's stored and computed XXH3-64 (hex), when its length still frames it; null when whole. */
+  stored: string | null;
+  computed: string | null;
 }
 
 /**
@@ -58,7 +82,8 @@ export async function archiveSegment(engine: PageEngine, snapshotDir: string, se
  * (integrityActions.ts), then with the `archivedAt` of the copy it replaces.
  */
 export async function archiveRaw(engine: PageEngine, snapshotDir: string, raw: Buffer, startLsn: number, archivedAt = Date.now()): Promise<ArchivedSegment> {
-  const { frame, index } = await encodeIndexed(engine, raw, engine.log.segmentHeaderSize, startLsn);
+  const { frame, index, recordsEnd } = await encodeIndexed(engine, raw, engine.log.segmentHeaderSize, startLsn);
+  const sums = recordsEnd < raw.byteLength ? (engine.log.recordChecksums?.(raw, recordsEnd) ?? null) : null;
   const base = path.join(archiveDirOf(snapshotDir), `${walFileName(startLsn)}.lz4`);
   const entry: ArchivedSegment = {
     file: path.basename(base),
@@ -69,6 +94,7 @@ export async function archiveRaw(engine: PageEngine, snapshotDir: string, raw: B
     startLsn,
     archivedAt,
     blocks: index,
+    records: { end: recordsEnd, stored: sums?.stored ?? null, computed: sums?.computed ?? null },
   };
   await writeFileDurable(base, frame, false);
   await writeFileDurable(base.replace(/\.lz4$/, '.json'), Buffer.from(JSON.stringify(entry) + '\n'));

@@ -1,6 +1,7 @@
 // checkpoint-past-damage's verify reads the store's state, then its checkpoint record. A live owner
 // that checkpoints between the two reads can retire the segment of the record read first: the
-// verify reads the newer one instead of failing (a chaos trial's repair escalated on that).
+// verify reads the newer one instead of failing (a chaos trial's repair escalated on that). A
+// checkpoint record the damage itself took (a cut tail) means the store needs a new checkpoint.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { PageEngine } from '../../../core/contracts/PageEngine.js';
@@ -32,9 +33,16 @@ describe('stillNeeded (checkpoint-past-damage verify)', () => {
     assert.equal(await stillNeeded(e, '/s', 500), null);
   });
 
-  it('still fails on a checkpoint record that is unreadable while the control file stays put', async () => {
-    const e = racing([{ checkpointLsn: 1000, redoLsn: 900 }], new Set([1000]));
+  it('still fails on a checkpoint record that is unreadable while the control file stays put, outside the damaged segment', async () => {
+    const e = racing([{ checkpointLsn: 70_000, redoLsn: 69_000 }], new Set([70_000]));
     await assert.rejects(stillNeeded(e, '/s', 500), /missing/);
+  });
+
+  it('a checkpoint record after the damage in its segment that does not read (a cut tail took it) is still needed, not a throw', async () => {
+    // The control file points at a record the cut removed: crash recovery now lacks a checkpoint,
+    // so the action must ask the owner for a new one rather than give up.
+    const e = racing([{ checkpointLsn: 1000, redoLsn: 900 }], new Set([1000]));
+    assert.match((await stillNeeded(e, '/s', 500)) ?? '', /checkpoint record at LSN 1000 lies after the damage at 500/);
   });
 
   it('says why when redo or an active transaction still reaches back to the damage', async () => {

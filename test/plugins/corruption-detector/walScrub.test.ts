@@ -122,6 +122,45 @@ describe('live WAL scrub', () => {
     }
   });
 
+  it('the current segment cut before the checkpoint record the control file names: the owner checkpoints again, verified, and no commit is lost', async () => {
+    const { dir, store, ws, detector } = await openStore();
+    const action = checkpointPastDamageAction(new Map([['db', ws]]));
+    try {
+      await store.checkpoint();
+      await commitSome(store, 5, 'c');
+      const { checkpointLsn } = await pagestore.files.readState(dir);
+      const current = segments(dir).at(-1)!;
+      const start = parseInt(path.basename(current).slice(0, 16), 16);
+      assert.equal(pagestore.log.segmentStartOf(checkpointLsn, SEGMENT), start, 'the checkpoint record is in the current segment');
+      assert.ok(checkpointLsn - start > HEADER + 100, 'with records before it');
+      // The cut takes the checkpoint record and what follows; the owner writes on past it.
+      truncateSync(current, checkpointLsn - start - 5);
+      await commitSome(store, 5, 'd');
+      const out = sink();
+      await detector.pass(ws, out);
+      const f = out.published.find((x) => x.evidence.file === current)!;
+      assert.ok(f, JSON.stringify(out.published.map((x) => x.evidence)));
+      assert.ok((f.evidence.lsn as number) < checkpointLsn);
+      assert.equal(await action.verify(f, hctx), false, 'the control file names a checkpoint record that is gone');
+      const r = await action.apply(f, hctx);
+      assert.match(r!.summary!, /checkpointed store "db" past its damaged WAL/);
+      assert.equal(await action.verify(f, hctx), true);
+      assert.ok((await pagestore.files.readState(dir)).checkpointLsn > checkpointLsn);
+      await commitSome(store, 20, 'after');
+    } finally {
+      await store.close();
+    }
+    const again = await PageStore.open(dir);
+    try {
+      const tx = again.begin();
+      const page = await tx.read(1 + (19 % 40));
+      await tx.commit();
+      assert.ok(page.includes(Buffer.from('after-19;')), 'the last commits survived');
+    } finally {
+      await again.close();
+    }
+  });
+
   it('a flipped bit in a sealed segment is found there', async () => {
     const { dir, store, ws, detector } = await openStore();
     try {

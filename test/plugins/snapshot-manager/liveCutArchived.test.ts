@@ -11,7 +11,7 @@
  * next. Then `repair-archive` heals it (no sound copy: quarantined, a full snapshot past it).
  */
 import assert from 'node:assert/strict';
-import { statSync, truncateSync } from 'node:fs';
+import { readFileSync, statSync, truncateSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Failure, FailureInput, FailureSink } from '../../../core/contracts/Failure.js';
@@ -74,7 +74,8 @@ describe('a live WAL segment cut, retired and archived before the WAL scrub read
     assert.ok(sound.length >= 5, `segments archived: ${sound.length}`);
     const cutStart = (await liveStarts(dir)).at(-1)!;
     const cutFile = path.join(pagestore.files.logDir(dir), pagestore.log.segmentName(cutStart));
-    const size = statSync(cutFile).size;
+    // Where its records end (a segment is made at full size: zeros after its records).
+    const size = pagestore.log.segmentContent(readFileSync(cutFile), statSync(cutFile).size, SEGMENT).length;
     assert.ok(size > HEADER + 2000, `the live segment holds records: ${size} bytes`);
     const cutAt = HEADER + Math.floor((size - HEADER) / 2) + 3; // odd: inside a record (records are 8-aligned)
     truncateSync(cutFile, cutAt);

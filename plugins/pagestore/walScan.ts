@@ -211,11 +211,12 @@ export async function scanSegments(
     const buf = loaded.bytes;
     bytesRead += loaded.length;
     const headerProblem = checkSegmentHeader(buf.subarray(loaded.at, loaded.at + loaded.length), storeId, loaded.start, segmentSize);
-    // The newest segment's records end where its zeros begin, or its file was cut: a cut there is
-    // what a torn tail cannot be. An older segment cut short is judged by its records, as any:
-    // they must run to where the next segment's first record would not have fitted.
-    const newest = i === segments.length - 1;
-    const lengthProblem = headerProblem || !newest ? null : segmentLengthProblem(buf.subarray(loaded.at, loaded.at + loaded.length), loaded.length, segmentSize);
+    // A FULL_SIZE segment's records end where its zeros begin, or its file was cut: a cut there is
+    // what a torn tail cannot be. So for an older one too: its records alone show a cut only when
+    // the next segment's first record would have fitted after it (below), and a large first record
+    // (a full page image) hides a cut within its size of the end. A segment without the flag is
+    // judged by its records alone.
+    const lengthProblem = headerProblem ? null : segmentLengthProblem(buf.subarray(loaded.at, loaded.at + loaded.length), loaded.length, segmentSize);
     if (lengthProblem) {
       throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, start)} is ${lengthProblem}; refusing to recover past it`, {
         details: { lsn: start, reason: 'segment cut short' },

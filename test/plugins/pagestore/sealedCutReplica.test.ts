@@ -60,14 +60,23 @@ describe('a live segment cut under the writer, sealed by a checkpoint', () => {
     const replicaDir = path.join(root, 'replica');
     copyStoreDir(base, replicaDir);
     const replica = await openReplica(replicaDir);
+    let lastEnd = 0;
     try {
       const from = replica.position().durableLsn;
       const runs = primaryRuns({ dir, archive, base }, from, 8, 1);
       assert.ok(runs.some((r) => r.startLsn >= sealedFrom), 'runs past the sealed segment');
       for (const run of runs) await replica.append(run.bytes, run.startLsn, run.endLsn, 0);
-      assert.equal(replica.position().durableLsn, runs.at(-1)!.endLsn);
+      lastEnd = runs.at(-1)!.endLsn;
+      assert.equal(replica.position().durableLsn, lastEnd);
     } finally {
       await replica.close();
+    }
+    // And reopened (its own scan of the jump), it resumes at the same end.
+    const again = await openReplica(replicaDir);
+    try {
+      assert.equal(again.position().durableLsn, lastEnd);
+    } finally {
+      await again.close();
     }
   });
 });

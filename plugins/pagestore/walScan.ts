@@ -18,7 +18,7 @@ import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
 import { isFork } from './epochHistory.js';
 
 export interface WalScan {
@@ -229,7 +229,11 @@ export async function scanSegments(
       // zeros (extended by a crash before its bytes were written). Anything else is damage,
       // and dropping the segment would drop the commits in it.
       const unwritten = r.length < SEGMENT_HEADER_SIZE || buf.subarray(r.at, r.at + r.length).every((b) => b === 0);
-      if (i === 0 || !unwritten || (await validFrom(i + 1))) {
+      // A writer that makes segments FULL_SIZE renames one into place only once it is whole and
+      // durable: after a FULL_SIZE segment, a next one without a header was not torn in its
+      // creation but cut (its header, and the flag that would tell, gone with its records).
+      const prevFull = prev !== undefined && isFullSize(prev.bytes.subarray(prev.at, prev.at + SEGMENT_HEADER_SIZE));
+      if (i === 0 || !unwritten || prevFull || (await validFrom(i + 1))) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}; refusing to recover past a damaged segment header`, {
           details: { lsn: r.start, reason: headerProblem },
         });

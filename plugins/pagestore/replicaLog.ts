@@ -161,7 +161,7 @@ export class ReplicaLog {
       // checkpoint's record starts the next one, as recovery's scan allows).
       const firstLength = bytes.byteLength >= 8 ? readU32(bytes, kRecLength) : 0;
       const fork = isFork(this.acceptedTailEpoch, epoch);
-      const sealed = bytes.byteLength > kRecType && bytes[kRecType] === RecordType.Checkpoint;
+      const sealed = bytes.byteLength > kRecType && bytes[kRecType] === RecordType.Checkpoint && validRecordAt(bytes, 0, bytes.byteLength, startLsn) > 0;
       const jumped = startLsn === next + SEGMENT_HEADER_SIZE && (end + firstLength > next || fork || sealed);
       if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${end}: records are missing`, { startLsn, durableLsn: end });
     }

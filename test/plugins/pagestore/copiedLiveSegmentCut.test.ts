@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import { isRaError } from '../../../core/errors.js';
 import { recover } from '../../../plugins/pagestore/recovery.js';
 import { RecordType, kRecLength, kRecType } from '../../../plugins/pagestore/walRecord.js';
-import { SEGMENT_HEADER_SIZE, isFullSize, segmentContentLength, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentContentLength, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
 import { killedWriter, tmpStoreDir } from '../../helpers/store.js';
 
 const SEGMENT = 1024 * 1024;
@@ -46,8 +46,7 @@ describe('a live segment in the form a restore or base copy leaves it', () => {
     killedWriter({ dir, commits: 200, open: 0, pages: 64, segmentSize: SEGMENT });
     assert.equal(newest(dir), seg, 'still the same segment');
     const bytes = readFileSync(seg);
-    assert.ok(!isFullSize(bytes), 'the copied segment grows as written');
-    const cut = (bytes.byteLength >> 4) << 3; // half, on a record alignment
+    const cut = (segmentContentLength(bytes) >> 4) << 3; // half its records, on a record alignment
     const lost = commitsFrom(bytes, cut);
     assert.ok(lost > 50, `${lost} acknowledged commits after the cut`);
     truncateSync(seg, cut);

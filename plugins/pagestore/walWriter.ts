@@ -346,13 +346,15 @@ export async function endRecordsAt(handle: FileHandle, file: string, at: number,
  * cut of the live segment is known for one from now on, not taken for a torn tail.
  */
 async function madeFullSize(walDir: string, file: string, handle: FileHandle, at: number, segmentSize: number): Promise<FileHandle> {
+  const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  const { bytesRead: headBytes } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
+  if (headBytes === SEGMENT_HEADER_SIZE && isFullSize(head)) return handle;
   const bytes = Buffer.alloc(at);
   for (let got = 0; got < at; ) {
     const { bytesRead } = await handle.read(bytes, got, at - got, got);
     if (bytesRead === 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} ends at ${got}, before the end of its records (${at})`, { details: { lsn: at } });
     got += bytesRead;
   }
-  if (isFullSize(bytes)) return handle;
   const tmp = `${file}.tmp`;
   const out = await openPrivate(tmp, 'w+');
   try {

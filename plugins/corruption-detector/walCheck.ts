@@ -104,6 +104,13 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
       out.damage.push(damageAt(file, start, buf, end, `the segment file is ${content.cut}`));
       break;
     }
+    // A sealed segment cut: its records may still seem to end where the next first record would
+    // not have fitted (a large one), but its length says records are gone (walScan.ts refuses it).
+    let reported = false;
+    if (content.cut) {
+      out.damage.push(damageAt(file, start, buf, log.scanRecords(buf, hdr, buf.byteLength, start + hdr), `the sealed segment file is ${content.cut}`));
+      reported = true;
+    }
     buf = buf.subarray(0, content.length);
     // No live owner: what the current segment holds is not known durable (it may be a torn tail).
     if (current && durableLsn === null) break;
@@ -121,8 +128,7 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
     }
     // A sealed segment's file ends with its last record (the store cuts its log at the last valid
     // record when it opens, and only appends): bytes after the valid records are records lost to damage.
-    let reported = false;
-    if (!current && end < buf.byteLength) {
+    if (!current && !reported && end < buf.byteLength) {
       out.damage.push(damageAt(file, start, buf, end, `the records stop at offset ${end}, ${buf.byteLength - end} bytes before the end of the sealed segment`));
       reported = true;
     }

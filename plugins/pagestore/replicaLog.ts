@@ -30,7 +30,7 @@ import { die, faultFires } from './faults.js';
 import { readU32 } from './format.js';
 import type { StoreGeometry } from './storeFiles.js';
 import { readControl } from './control.js';
-import { kRecLength, validRecordAt } from './walRecord.js';
+import { RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { SEGMENT_HEADER_SIZE, listSegments, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
 import { UNSTAMPED_EPOCH, isFork, segmentEpoch, syncEpochFile } from './epochHistory.js';
 import { foldRecords, rollingAt } from './walRolling.js';
@@ -156,10 +156,13 @@ export class ReplicaLog {
     if (startLsn > end) {
       const next = this.nextSegmentStart();
       // The primary moves on to the next segment only when its next record does not fit this one,
-      // or when it forked the log at a newer epoch (epochHistory.ts: the fork starts a segment).
+      // when it forked the log at a newer epoch (epochHistory.ts: the fork starts a segment), or
+      // when a checkpoint sealed a segment cut under its writer (WalWriter.sealIfCut: the
+      // checkpoint's record starts the next one, as recovery's scan allows).
       const firstLength = bytes.byteLength >= 8 ? readU32(bytes, kRecLength) : 0;
       const fork = isFork(this.acceptedTailEpoch, epoch);
-      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && (end + firstLength > next || fork);
+      const sealed = bytes.byteLength > kRecType && bytes[kRecType] === RecordType.Checkpoint && validRecordAt(bytes, 0, bytes.byteLength, startLsn) > 0;
+      const jumped = startLsn === next + SEGMENT_HEADER_SIZE && (end + firstLength > next || fork || sealed);
       if (!jumped) throw refuse('gap', `the run starts at LSN ${startLsn}, but this replica's log ends at ${end}: records are missing`, { startLsn, durableLsn: end });
     }
     for (let at = 0; at < bytes.byteLength; ) {

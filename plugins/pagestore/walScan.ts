@@ -18,7 +18,7 @@ import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
 import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readU64 } from './format.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
 import { isFork } from './epochHistory.js';
 
 export interface WalScan {
@@ -211,11 +211,12 @@ export async function scanSegments(
     const buf = loaded.bytes;
     bytesRead += loaded.length;
     const headerProblem = checkSegmentHeader(buf.subarray(loaded.at, loaded.at + loaded.length), storeId, loaded.start, segmentSize);
-    // The newest segment's records end where its zeros begin, or its file was cut: a cut there is
-    // what a torn tail cannot be. An older segment cut short is judged by its records, as any:
-    // they must run to where the next segment's first record would not have fitted.
-    const newest = i === segments.length - 1;
-    const lengthProblem = headerProblem || !newest ? null : segmentLengthProblem(buf.subarray(loaded.at, loaded.at + loaded.length), loaded.length, segmentSize);
+    // A FULL_SIZE segment's records end where its zeros begin, or its file was cut: a cut there is
+    // what a torn tail cannot be. So for an older one too: its records alone show a cut only when
+    // the next segment's first record would have fitted after it (below), and a large first record
+    // (a full page image) hides a cut within its size of the end. A segment without the flag is
+    // judged by its records alone.
+    const lengthProblem = headerProblem ? null : segmentLengthProblem(buf.subarray(loaded.at, loaded.at + loaded.length), loaded.length, segmentSize);
     if (lengthProblem) {
       throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, start)} is ${lengthProblem}; refusing to recover past it`, {
         details: { lsn: start, reason: 'segment cut short' },
@@ -228,7 +229,11 @@ export async function scanSegments(
       // zeros (extended by a crash before its bytes were written). Anything else is damage,
       // and dropping the segment would drop the commits in it.
       const unwritten = r.length < SEGMENT_HEADER_SIZE || buf.subarray(r.at, r.at + r.length).every((b) => b === 0);
-      if (i === 0 || !unwritten || (await validFrom(i + 1))) {
+      // A writer that makes segments FULL_SIZE renames one into place only once it is whole and
+      // durable: after a FULL_SIZE segment, a next one without a header was not torn in its
+      // creation but cut (its header, and the flag that would tell, gone with its records).
+      const prevFull = prev !== undefined && isFullSize(prev.bytes.subarray(prev.at, prev.at + SEGMENT_HEADER_SIZE));
+      if (i === 0 || !unwritten || prevFull || (await validFrom(i + 1))) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, r.start)}: ${headerProblem}; refusing to recover past a damaged segment header`, {
           details: { lsn: r.start, reason: headerProblem },
         });

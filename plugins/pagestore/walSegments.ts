@@ -170,3 +170,14 @@ export function withoutFullSize(seg: Uint8Array): Uint8Array {
   out.writeBigUInt64LE(xxh3(out.subarray(0, 56)), 56);
   return out;
 }
+
+/**
+ * Segment bytes `seg` with FULL_SIZE set (and the header's checksum again): a growing segment's
+ * records (a copy's, an older writer's) for a file made at full size (WalWriter.open).
+ */
+export function withFullSize(seg: Uint8Array): Buffer {
+  const out = Buffer.from(seg);
+  out.writeUInt16LE(out.readUInt16LE(kSegFlags) | SEG_FULL_SIZE, kSegFlags);
+  out.writeBigUInt64LE(xxh3(out.subarray(0, 56)), 56);
+  return out;
+}

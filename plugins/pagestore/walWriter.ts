@@ -25,7 +25,7 @@ import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentStartOf, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentStartOf, withFullSize, type SegmentPosition } from './walSegments.js';
 import { roll } from '../../core/replication/rolling.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
@@ -143,6 +143,7 @@ export class WalWriter {
       try {
         handle = await open(file, 'r+');
         await endRecordsAt(handle, file, endLsn - segStart, segmentSize);
+        handle = await madeFullSize(walDir, file, handle, endLsn - segStart, segmentSize);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize, at);
@@ -336,4 +337,37 @@ export async function endRecordsAt(handle: FileHandle, file: string, at: number,
   // segmentContentLength measures from a header: give it one in front of the rest.
   const content = segmentContentLength(Buffer.concat([head, rest])) - SEGMENT_HEADER_SIZE;
   if (content > 0) await writeAll(handle, Buffer.alloc(content), at);
+}
+
+/**
+ * The open segment `handle` (records up to byte `at`) as a FULL_SIZE file: itself when it is one;
+ * else (a growing segment: a restore's or a base copy's copy, an older writer's) its records are
+ * copied into a file made aside at full size with the flag set, renamed over it, durably — so a
+ * cut of the live segment is known for one from now on, not taken for a torn tail.
+ */
+async function madeFullSize(walDir: string, file: string, handle: FileHandle, at: number, segmentSize: number): Promise<FileHandle> {
+  const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
+  const { bytesRead: headBytes } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
+  if (headBytes === SEGMENT_HEADER_SIZE && isFullSize(head)) return handle;
+  const bytes = Buffer.alloc(at);
+  for (let got = 0; got < at; ) {
+    const { bytesRead } = await handle.read(bytes, got, at - got, got);
+    if (bytesRead === 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} ends at ${got}, before the end of its records (${at})`, { details: { lsn: at } });
+    got += bytesRead;
+  }
+  const tmp = `${file}.tmp`;
+  const out = await openPrivate(tmp, 'w+');
+  try {
+    await writeAll(out, withFullSize(bytes), 0);
+    await out.truncate(segmentSize);
+    await out.datasync();
+    await rename(tmp, file);
+  } catch (err) {
+    await out.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fsyncDir(walDir);
+  await handle.close();
+  return out;
 }

@@ -24,7 +24,7 @@ import { PAGE_HEADER_SIZE, sealPage } from '../../plugins/pagestore/format.js';
 import { PageStore } from '../../plugins/pagestore/pageStore.js';
 import { recover } from '../../plugins/pagestore/recovery.js';
 import { dataFileOf, walDirOf } from '../../plugins/pagestore/storeFiles.js';
-import { checkSegmentHeader, listSegments, segmentPath } from '../../plugins/pagestore/walSegments.js';
+import { checkSegmentHeader, listSegments, segmentContentLength, segmentPath, withoutFullSize } from '../../plugins/pagestore/walSegments.js';
 import { copyStoreDir } from '../helpers/store.js';
 import { CrashHarness, CrashModel, FAULT_POINTS, formatSummary, observeStore, runCrashHarness, type StoreObservation } from './harness.js';
 import { STAMP_RUN_FACTOR, makeStamp, pagePattern, type WriterMessage } from './pattern.js';
@@ -288,7 +288,12 @@ describe('crash harness: store bugs it found stay fixed (deterministic regressio
     const image = await crashImage(dir);
     await store.close();
     try {
-      // Killed inside createSegment: the file exists, its header never written.
+      // Killed inside createSegment of a writer whose segments grow as written (a FULL_SIZE one
+      // makes them aside and renames them in whole): the file exists, its header never written,
+      // and the segment before ends with its last record.
+      const before = segmentPath(path.join(image, 'wal'), boundary - SEG);
+      const whole = await readFile(before);
+      await writeFile(before, withoutFullSize(whole.subarray(0, segmentContentLength(whole))));
       await writeFile(segmentPath(path.join(image, 'wal'), boundary), '');
       await recover(image);
       await recover(image); // the first recovery's checkpoint must be readable

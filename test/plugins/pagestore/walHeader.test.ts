@@ -6,7 +6,7 @@ import { closeSync, openSync, readFileSync, readdirSync, unlinkSync, writeFileSy
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
-import { SEGMENT_HEADER_SIZE } from '../../../plugins/pagestore/walSegments.js';
+import { SEGMENT_HEADER_SIZE, segmentContentLength, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
 import { cli } from '../../helpers/cli.js';
 import { prng } from '../../helpers/prng.js';
 import { copyStoreDir, dataBytes, killedWriter, tmpStoreDir } from '../../helpers/store.js';
@@ -89,6 +89,10 @@ describe('a damaged WAL segment header (walScan.ts)', () => {
       const dir = tmpStoreDir('ra-walhdr-torn-');
       copyStoreDir(base, dir);
       const newest = segments(dir).at(-1)!;
+      // A crash state of a writer whose segments grow as written (before FULL_SIZE, which creates
+      // a segment aside and renames it in whole): its last segment ends with its last record.
+      const whole = readFileSync(newest);
+      writeFileSync(newest, withoutFullSize(whole.subarray(0, segmentContentLength(whole))));
       const next = path.join(path.dirname(newest), (parseInt(path.basename(newest).slice(0, 16), 16) + 64 * 1024).toString(16).padStart(16, '0') + '.wal');
       const fd = openSync(next, 'w');
       if (fill === 'short') writeSync(fd, Buffer.alloc(SEGMENT_HEADER_SIZE / 2, 0x52));

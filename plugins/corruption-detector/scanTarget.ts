@@ -183,6 +183,13 @@ async function readPage0(dataFile: string, pageSize: number): Promise<Buffer> {
  * Cheap (a directory listing and one stat) and safe for the LSN check: every record lies below
  * it, and pages reach the data file only after the log holding their LSN is flushed. Without any
  * segment there is no bound: Number.MAX_SAFE_INTEGER turns the check off.
+ *
+ * A segment made at full size (FORMAT.md, FULL_SIZE) makes this the end of the live segment, up
+ * to a segment (16 MiB of LSN by default) past the log's end: a page LSN damaged to a value in
+ * that window passes. Finding the log's end exactly means reading the live segment back to its
+ * last record — up to 16 MiB for every range scanned (tried: it made a 1 MiB/s scrub read 16 MiB
+ * of WAL per 100 KiB of pages) — so the looser bound is kept: an LSN field hit by random damage
+ * lands far past it.
  */
 export async function walEndLsn(target: Pick<ScanTarget, 'engine' | 'walDir'>): Promise<number> {
   const { engine: { log }, walDir } = target;

@@ -107,7 +107,7 @@ export async function checkLiveWal(engine: PageEngine, dir: string, options: { t
     // A sealed segment cut: its records may still seem to end where the next first record would
     // not have fitted (a large one), but its length says records are gone (walScan.ts refuses it).
     let reported = false;
-    if (content.cut) {
+    if (content.cut && !current) {
       out.damage.push(damageAt(file, start, buf, log.scanRecords(buf, hdr, buf.byteLength, start + hdr), `the sealed segment file is ${content.cut}`));
       reported = true;
     }

@@ -189,6 +189,15 @@ export async function scanSegments(
     const length = r.length >= SEGMENT_HEADER_SIZE ? segmentContentLength(r.bytes.subarray(r.at, r.at + r.length)) : r.length;
     return length === r.length ? r : { ...r, length };
   };
+  const prevEpochOf = (r: WalRegion): number => segmentPosition(r.bytes.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)).epoch;
+  /** Whether a segment whose records end at offset `off` was left for segment `next` (its first record did not fit after them, or it forks). */
+  const unusedTail = async (off: number, next: number, epoch: number): Promise<boolean> => {
+    const n = await source.probe(next, segments[next]!);
+    if (n.start !== segments[next - 1]! + segmentSize || n.length < SEGMENT_HEADER_SIZE) return false;
+    const first = validRecordAt(n.bytes, n.at + SEGMENT_HEADER_SIZE, n.at + n.length, n.start + SEGMENT_HEADER_SIZE);
+    if (first === 0) return false;
+    return off + first > segmentSize || isFork(epoch, segmentPosition(n.bytes.subarray(n.at, n.at + SEGMENT_HEADER_SIZE)).epoch);
+  };
   const validFrom = async (i: number): Promise<boolean> => {
     for (let k = i; k < segments.length; k++) {
       const r = content(await source.probe(k, segments[k]!));
@@ -281,6 +290,15 @@ export async function scanSegments(
         p = last + dv.getUint32(last + kRecLength, true);
         endLsn = r.start + (p - r.at);
       }
+    }
+    // Bytes after the records of a segment made at full size that the log left for the next one
+    // (its first record did not fit after them, or it starts a newer epoch) hold no record: a
+    // flipped bit there is not damage (a growing segment never had those bytes).
+    if (p < end && i + 1 < segments.length && isFullSize(buf.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)) && (await unusedTail(p - r.at, i + 1, prevEpochOf(r)))) {
+      await onSegment(r, positions, count);
+      found += count;
+      prev = r;
+      continue;
     }
     if (p < end) {
       const lsn = r.start + (p - r.at);

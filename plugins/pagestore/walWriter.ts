@@ -25,7 +25,7 @@ import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentStartOf, withFullSize, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentLengthProblem, segmentPath, segmentStartOf, withFullSize, type SegmentPosition } from './walSegments.js';
 import { roll } from '../../core/replication/rolling.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
@@ -332,12 +332,27 @@ export async function endRecordsAt(handle: FileHandle, file: string, at: number,
   if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} is ${problem}`, { details: { lsn: at } });
   // Bytes past the segment size hold no record (a torn write's, or junk): gone, as a growing segment's tail.
   if (size > segmentSize) await handle.truncate(segmentSize);
-  const rest = Buffer.alloc(segmentSize - at);
-  await handle.read(rest, 0, rest.byteLength, at);
-  // segmentContentLength measures from a header: give it one in front of the rest.
-  const content = segmentContentLength(Buffer.concat([head, rest])) - SEGMENT_HEADER_SIZE;
-  if (content > 0) await writeAll(handle, Buffer.alloc(content), at);
+  // The last nonzero byte past `at`, read in chunks through one small buffer: a fresh 16 MiB
+  // buffer costs ~40 ms of page clearing on a VM, on every open.
+  const chunk = Buffer.alloc(kZeroChunk);
+  let last = at;
+  for (let off = at; off < segmentSize; off += kZeroChunk) {
+    const n = Math.min(kZeroChunk, segmentSize - off);
+    const { bytesRead: got } = await handle.read(chunk, 0, n, off);
+    if (chunk.compare(kZeros, 0, got, 0, got) === 0) continue;
+    for (let k = got - 1; k >= 0; k--) {
+      if (chunk[k] !== 0) {
+        last = off + k + 1;
+        break;
+      }
+    }
+  }
+  const zeros = Buffer.alloc(Math.min(kZeroChunk, last - at));
+  for (let off = at; off < last; off += zeros.byteLength) await writeAll(handle, zeros.subarray(0, Math.min(zeros.byteLength, last - off)), off);
 }
+
+const kZeroChunk = 1 << 16;
+const kZeros = Buffer.alloc(kZeroChunk);
 
 /**
  * The open segment `handle` (records up to byte `at`) as a FULL_SIZE file: itself when it is one;

@@ -200,7 +200,8 @@ export async function recoverLocked(dir: string, options: RecoverOptions = {}): 
     const defer = Boolean(options.deferCheckpoint) && !options.redoOnly;
     const redoSynced = defer ? Promise.resolve() : data.datasync();
     redoSynced.catch(() => undefined); // awaited below; a failure is reported there
-    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0), ar.endPosition);
+    const known = ar.endPosition && { ...ar.endPosition, zerosAfter: ar.tornAt === undefined };
+    const wal = await WalWriter.open(walDir, geometry.storeId, geometry.segmentSize, ar.endLsn, options.redoOnly ? 0 : (options.epoch ?? 0), known);
     walToClose = wal;
     const undo = await (options.redoOnly
       ? Promise.resolve({ undone: 0, pages: new Map<number, Buffer>(), recLsns: new Map<number, number>() })

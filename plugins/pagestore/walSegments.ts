@@ -120,7 +120,7 @@ export function isFullSize(h: Uint8Array): boolean {
   return h.byteLength >= SEGMENT_HEADER_SIZE && (h[kSegFlags]! & SEG_FULL_SIZE) !== 0;
 }
 
-const kZeroBlock = 4096;
+const kZeroBlock = 1 << 16;
 const zeroBlock = new Uint8Array(kZeroBlock);
 
 /**
@@ -132,10 +132,14 @@ const zeroBlock = new Uint8Array(kZeroBlock);
 export function segmentContentLength(seg: Uint8Array): number {
   if (!isFullSize(seg)) return seg.byteLength;
   let end = seg.byteLength;
-  while (end > SEGMENT_HEADER_SIZE) {
-    const from = Math.max(SEGMENT_HEADER_SIZE, end - kZeroBlock);
-    if (Buffer.compare(seg.subarray(from, end), zeroBlock.subarray(0, end - from)) !== 0) break;
-    end = from;
+  // Back over whole zero blocks of 64 KiB, then of 512 bytes inside the last one that is not,
+  // then bytes (a byte loop over a view of a SharedArrayBuffer costs ~0.3 µs a byte).
+  for (const block of [kZeroBlock, 512]) {
+    while (end > SEGMENT_HEADER_SIZE) {
+      const from = Math.max(SEGMENT_HEADER_SIZE, end - block);
+      if (Buffer.compare(seg.subarray(from, end), zeroBlock.subarray(0, end - from)) !== 0) break;
+      end = from;
+    }
   }
   while (end > SEGMENT_HEADER_SIZE && seg[end - 1] === 0) end--;
   return Math.min(seg.byteLength, SEGMENT_HEADER_SIZE + Math.ceil((end - SEGMENT_HEADER_SIZE) / 8) * 8);

@@ -122,8 +122,12 @@ export class WalWriter {
     segmentSize: number,
     endLsn: number,
     epoch = 0,
-    /** The epoch and R at `endLsn` when the caller has them (recovery, from the segment it scanned): saves reading the segment again. */
-    known?: SegmentPosition,
+    /**
+     * The epoch and R at `endLsn` when the caller has them (recovery, from the segment it
+     * scanned): saves reading the segment again; `zerosAfter` when its scan found nothing but
+     * zeros after `endLsn` (no torn tail): saves looking for a torn tail to zero.
+     */
+    known?: SegmentPosition & { zerosAfter?: boolean },
   ): Promise<WalWriter> {
     const segStart = segmentStartOf(endLsn, segmentSize);
     for (const start of await listSegments(walDir)) {
@@ -142,7 +146,7 @@ export class WalWriter {
     } else {
       try {
         handle = await open(file, 'r+');
-        await endRecordsAt(handle, file, endLsn - segStart, segmentSize);
+        await endRecordsAt(handle, file, endLsn - segStart, segmentSize, known?.zerosAfter === true);
         handle = await madeFullSize(walDir, file, handle, endLsn - segStart, segmentSize);
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
@@ -320,7 +324,7 @@ export class WalWriter {
  * `at` and the end of its content (a torn write's) become zeros, so that its records end at
  * `at` again. Fails on a FULL_SIZE segment of another length (recovery refuses it first).
  */
-export async function endRecordsAt(handle: FileHandle, file: string, at: number, segmentSize: number): Promise<void> {
+export async function endRecordsAt(handle: FileHandle, file: string, at: number, segmentSize: number, zerosAfter = false): Promise<void> {
   const size = (await handle.stat()).size;
   const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
   const { bytesRead } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
@@ -332,6 +336,8 @@ export async function endRecordsAt(handle: FileHandle, file: string, at: number,
   if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} is ${problem}`, { details: { lsn: at } });
   // Bytes past the segment size hold no record (a torn write's, or junk): gone, as a growing segment's tail.
   if (size > segmentSize) await handle.truncate(segmentSize);
+  // Recovery's scan found only zeros after `at` (no torn tail): nothing to zero, nothing to read.
+  if (zerosAfter) return;
   // The last nonzero byte past `at`, read in chunks through one small buffer: a fresh 16 MiB
   // buffer costs ~40 ms of page clearing on a VM, on every open.
   const chunk = Buffer.alloc(kZeroChunk);

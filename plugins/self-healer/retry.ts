@@ -10,7 +10,8 @@
  *    `minFree` free, or it does not take a write and fsync (diskCheck.ts). The next attempt starts
  *    as soon as that clears;
  * 2. an action failed with an error of the kind that passes (ENOSPC, EDQUOT, EIO, EAGAIN, EBUSY,
- *    ETIMEDOUT, a timeout, a broken WAL: RA_ERR_WAL_WRITE);
+ *    ETIMEDOUT, a timeout, a broken WAL: RA_ERR_WAL_WRITE, a snapshot refused over a corrupt page
+ *    that its own repair is about to rebuild);
  * 3. a process's failure whose restart was applied but did not hold (the process died again or
  *    sent no heartbeat): a process that dies of its disk or a dependency may live once that is
  *    back, as a supervisor's restart backoff assumes.
@@ -51,7 +52,10 @@ export interface RetryDeps {
 }
 
 /** Errors of the kind that passes: space freed, a disk back, a peer answering again. */
-const TRANSIENT = /ENOSPC|EDQUOT|EIO\b|EAGAIN|EBUSY|ETIMEDOUT|EINTR|no space left|input\/output error|timed out|no answer within|RA_ERR_WAL_WRITE/i;
+// A snapshot refused over a corrupt page (a repair-archive or repair-snapshot while a page of the
+// store is torn) may pass too: the page's own failure is repaired next (the mixed chaos schedule
+// escalated such a repair-archive when a page-torn fault came right after archive damage).
+const TRANSIENT = /ENOSPC|EDQUOT|EIO\b|EAGAIN|EBUSY|ETIMEDOUT|EINTR|no space left|input\/output error|timed out|no answer within|RA_ERR_WAL_WRITE|refusing to snapshot corrupt pages/i;
 
 /** The backoff before attempt `next` (≥ 2): `initial` doubling per attempt, at most `max`. */
 export function backoffMs(policy: Pick<RetryPolicy, 'initial' | 'max'>, next: number): number {

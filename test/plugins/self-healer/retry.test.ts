@@ -74,6 +74,10 @@ describe('self-healer retries', () => {
     assert.match(restart?.waitingFor ?? '', /120 ms passed \(the restarted process did not stay up\)/);
 
     assert.equal(await planRetry(failure({ subject: 'store:t', kind: 'page-corruption', evidence: {} }), failed('RA_ERR_REPAIR_REFUSED: every rebuilt image is older'), 2, quick), null);
+    // A repair's snapshot refused over a page being repaired next: retried after the backoff.
+    const overPage = await planRetry(failure({ subject: 'store:t', kind: 'archive-corruption', evidence: {} }), failed('page 7 (and 0 more in pages 0..64) fails verification on every read; refusing to snapshot corrupt pages (repair them first) [RA_ERR_PAGE_CORRUPT]'), 2, quick);
+    assert.ok(overPage, 'a snapshot refused over a corrupt page is retried');
+    assert.match(overPage.waitingFor, /refusing to snapshot corrupt pages/);
     assert.equal(await planRetry(failure(), failed('RA_ERR_STORE_NOT_FOUND: store "s" does not exist'), 2, quick), null);
 
     // Aborted while waiting: rejects, promptly.

@@ -8,13 +8,13 @@
 // finished at or after T to hold every commit acknowledged by T (restore.ts lsnAtTime), so a
 // restore to such a T would silently lack them. Before b56300b the copy failed loudly instead.
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { WorkerPool } from '../../../core/workerPool.js';
 import { isRaError } from '../../../core/errors.js';
 import { PageStore } from '../../../plugins/pagestore/pageStore.js';
-import { segmentName } from '../../../plugins/pagestore/walSegments.js';
+import { segmentContentLength, segmentName, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
 import { Compressor } from '../../../plugins/snapshot-manager/compressor.js';
 import { FrameWriter } from '../../../plugins/snapshot-manager/frameWriter.js';
 import { LiveWal } from '../../../plugins/snapshot-manager/walCopy.js';
@@ -43,9 +43,14 @@ describe('snapshot WAL copy: a pinned segment that was being created, then re-cr
     const first = await PageStore.open(store, { create: true, ...opts });
     await commits(first, 40, 1);
     await first.close();
-    // The owner died creating its next segment: the file exists, its header does not.
+    // The owner died creating its next segment: the file exists, its header does not. Only an
+    // older writer (segments growing as written) leaves that: the writer now makes a segment aside
+    // and renames it in whole, and recovery refuses a headerless file after a FULL_SIZE segment.
+    // So the segment before it is made as an older writer left it.
     const walDir = path.join(store, 'wal');
     const newest = readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1)!;
+    const whole = readFileSync(path.join(walDir, newest));
+    writeFileSync(path.join(walDir, newest), withoutFullSize(whole.subarray(0, segmentContentLength(whole))));
     const next = parseInt(newest.slice(0, -4), 16) + SEGMENT;
     writeFileSync(path.join(walDir, segmentName(next)), Buffer.alloc(0));
 

@@ -31,7 +31,7 @@ import { CommitFence } from './commitFence.js';
 import { Transaction, type TxHost } from './transaction.js';
 import { RecordType, commitTimeAt, kRecType } from './walRecord.js';
 import { scanRecords } from './walPages.js';
-import { SEGMENT_HEADER_SIZE, listSegments, segmentPath } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, listSegments, segmentPath, writtenBytes } from './walSegments.js';
 import type { WalWriter } from './walWriter.js';
 
 import { eachPage, installBatch } from './pageBatch.js';
@@ -695,7 +695,8 @@ async function readWritten(file: string): Promise<Buffer> {
   const h = await open(file, 'r');
   try {
     const st = await h.stat();
-    const want = st.blocks > 0 ? Math.min(st.size, Math.ceil((st.blocks * 512) / 65536) * 65536) : st.size;
+    const written = writtenBytes(st, 0);
+    const want = written < st.size ? Math.min(st.size, Math.ceil(written / 65536) * 65536) : st.size;
     const buf = Buffer.alloc(want);
     let got = 0;
     for (let n; got < want && (n = (await h.read(buf, got, want - got, got)).bytesRead) > 0; ) got += n;

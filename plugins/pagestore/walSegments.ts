@@ -18,6 +18,7 @@
  * the same short file). Segments of older writers, replica logs and copies (restore, base copy)
  * have the flag clear: they grow as written, and end with their last record.
  */
+import type { Stats } from 'node:fs';
 import { open, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { xxh3 } from 'recovery-agent/native';
@@ -131,18 +132,36 @@ const zeroBlock = new Uint8Array(kZeroBlock);
  */
 export function segmentContentLength(seg: Uint8Array): number {
   if (!isFullSize(seg)) return seg.byteLength;
-  let end = seg.byteLength;
-  // Back over whole zero blocks of 64 KiB, then of 512 bytes inside the last one that is not,
-  // then bytes (a byte loop over a view of a SharedArrayBuffer costs ~0.3 µs a byte).
+  const end = nonzeroEnd(seg, SEGMENT_HEADER_SIZE);
+  return Math.min(seg.byteLength, SEGMENT_HEADER_SIZE + Math.ceil((end - SEGMENT_HEADER_SIZE) / 8) * 8);
+}
+
+/**
+ * The end of the last nonzero byte of `bytes` at or after `from` (`from` when all are zero). Back
+ * over whole zero blocks of 64 KiB, then of 512 bytes inside the last one that is not, then bytes
+ * (a byte loop over a view of a SharedArrayBuffer costs ~0.3 µs a byte).
+ */
+export function nonzeroEnd(bytes: Uint8Array, from: number): number {
+  let end = bytes.byteLength;
   for (const block of [kZeroBlock, 512]) {
-    while (end > SEGMENT_HEADER_SIZE) {
-      const from = Math.max(SEGMENT_HEADER_SIZE, end - block);
-      if (Buffer.compare(seg.subarray(from, end), zeroBlock.subarray(0, end - from)) !== 0) break;
-      end = from;
+    while (end > from) {
+      const start = Math.max(from, end - block);
+      if (Buffer.compare(bytes.subarray(start, end), zeroBlock.subarray(0, end - start)) !== 0) break;
+      end = start;
     }
   }
-  while (end > SEGMENT_HEADER_SIZE && seg[end - 1] === 0) end--;
-  return Math.min(seg.byteLength, SEGMENT_HEADER_SIZE + Math.ceil((end - SEGMENT_HEADER_SIZE) / 8) * 8);
+  while (end > from && bytes[end - 1] === 0) end--;
+  return end;
+}
+
+/**
+ * The bytes of a segment file written so far, from its stat: its size, or for one made at full
+ * size (sparse past its records) its allocated bytes (st_blocks) — an estimate to the
+ * filesystem's block, which a compressing filesystem can undercount; never more than its size.
+ */
+export function writtenBytes(st: Stats, segmentSize: number): number {
+  if (st.size < segmentSize || st.blocks === 0) return st.size;
+  return Math.min(st.size, st.blocks * 512);
 }
 
 /** Why segment file `seg` (its bytes from 0; `fileBytes` its length) is not as long as its header says it must be, or null. */
@@ -168,11 +187,7 @@ export function fullSizeFile(seg: Uint8Array, segmentSize: number): Uint8Array {
  * segment that grows as written says (tests make such a log, as older writers left it).
  */
 export function withoutFullSize(seg: Uint8Array): Uint8Array {
-  if (!isFullSize(seg)) return seg;
-  const out = Buffer.from(seg);
-  out.writeUInt16LE(out.readUInt16LE(kSegFlags) & ~SEG_FULL_SIZE, kSegFlags);
-  out.writeBigUInt64LE(xxh3(out.subarray(0, 56)), 56);
-  return out;
+  return isFullSize(seg) ? withFlags(seg, (f) => f & ~SEG_FULL_SIZE) : seg;
 }
 
 /**
@@ -180,8 +195,13 @@ export function withoutFullSize(seg: Uint8Array): Uint8Array {
  * records (a copy's, an older writer's) for a file made at full size (WalWriter.open).
  */
 export function withFullSize(seg: Uint8Array): Buffer {
+  return withFlags(seg, (f) => f | SEG_FULL_SIZE);
+}
+
+/** A copy of segment bytes `seg` whose header flags are `change(flags)`, its checksum again. */
+function withFlags(seg: Uint8Array, change: (flags: number) => number): Buffer {
   const out = Buffer.from(seg);
-  out.writeUInt16LE(out.readUInt16LE(kSegFlags) | SEG_FULL_SIZE, kSegFlags);
+  out.writeUInt16LE(change(out.readUInt16LE(kSegFlags)), kSegFlags);
   out.writeBigUInt64LE(xxh3(out.subarray(0, 56)), 56);
   return out;
 }

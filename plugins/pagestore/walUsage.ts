@@ -7,12 +7,11 @@
  * file, whose mtime is the time of the last checkpoint (it is replaced atomically by each one).
  */
 import { stat } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
 import type { LogUsage } from '../../core/contracts/PageEngine.js';
 import path from 'node:path';
 import { readControl } from './control.js';
 import { walDirOf } from './storeFiles.js';
-import { listSegments, segmentPath } from './walSegments.js';
+import { listSegments, segmentPath, writtenBytes } from './walSegments.js';
 
 /** The face's `LogUsage` (core/contracts/PageEngine.ts), under the page store's name for its log. */
 export type WalUsage = LogUsage;
@@ -33,10 +32,4 @@ export async function walUsage(dir: string): Promise<WalUsage> {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 2) throw err;
     }
   }
-}
-
-/** The bytes of a segment file written so far: its size, or for a full-size (sparse) one its allocated bytes. */
-function writtenBytes(st: Stats, segmentSize: number): number {
-  if (st.size < segmentSize || st.blocks === 0) return st.size;
-  return Math.min(st.size, st.blocks * 512);
 }

@@ -25,7 +25,7 @@ import { openPrivate } from '../../core/privateFiles.js';
 import { faultPoint } from './faults.js';
 import { fsyncDir } from '../../core/fsyncDir.js';
 import { encodeRecord, encodedSize, type RecordFields } from './walRecord.js';
-import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, segmentLengthProblem, segmentPath, segmentStartOf, withFullSize, type SegmentPosition } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, SEG_FULL_SIZE, encodeSegmentHeader, isFullSize, listSegments, nonzeroEnd, segmentLengthProblem, segmentPath, segmentStartOf, withFullSize, type SegmentPosition } from './walSegments.js';
 import { roll } from '../../core/replication/rolling.js';
 import { rollingAt } from './walRolling.js';
 import { writeAll, writevAll } from '../../core/writeAll.js';
@@ -67,8 +67,6 @@ export class WalWriter {
     at: SegmentPosition,
     /** The epoch in the header of the segment holding `nextLsn`. */
     segEpoch: number,
-    /** Whether the segment being written was made FULL_SIZE. */
-    private segFull: boolean,
   ) {
     this.flushedLsn = nextLsn;
     this.epoch = at.epoch;
@@ -146,8 +144,9 @@ export class WalWriter {
     } else {
       try {
         handle = await open(file, 'r+');
-        await endRecordsAt(handle, file, endLsn - segStart, segmentSize, known?.zerosAfter === true);
-        handle = await madeFullSize(walDir, file, handle, endLsn - segStart, segmentSize);
+        if (!(await endRecordsAt(handle, file, endLsn - segStart, segmentSize, known?.zerosAfter === true))) {
+          handle = await madeFullSize(walDir, file, handle, endLsn - segStart, segmentSize);
+        }
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
         handle = await WalWriter.createSegment(walDir, storeId, segStart, segmentSize, at);
@@ -171,9 +170,8 @@ export class WalWriter {
     }
     // After the fork's segment is durable (the file follows the log, never leads it).
     await syncEpochFile(walDir);
-    const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
-    await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
-    return new WalWriter(walDir, storeId, segmentSize, handle, start, next, { epoch: Math.max(tailEpoch, epoch), rolling: at.rolling }, segEpoch, isFullSize(head));
+    // Every segment it writes is FULL_SIZE: made so (createSegment), or remade so (madeFullSize).
+    return new WalWriter(walDir, storeId, segmentSize, handle, start, next, { epoch: Math.max(tailEpoch, epoch), rolling: at.rolling }, segEpoch);
   }
 
   /**
@@ -181,22 +179,8 @@ export class WalWriter {
    * `segmentSize` (a sparse file), made aside and renamed into place, durably; so no crash leaves
    * a segment file shorter than its header says.
    */
-  static async createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number, at: SegmentPosition): Promise<FileHandle> {
-    const file = segmentPath(walDir, start);
-    const tmp = `${file}.tmp`;
-    const handle = await openPrivate(tmp, 'w+');
-    try {
-      await writeAll(handle, encodeSegmentHeader(storeId, start, segmentSize, at, SEG_FULL_SIZE), 0);
-      await handle.truncate(segmentSize);
-      await handle.datasync();
-      await rename(tmp, file);
-    } catch (err) {
-      await handle.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw err;
-    }
-    await fsyncDir(walDir);
-    return handle;
+  static createSegment(walDir: string, storeId: Uint8Array, start: number, segmentSize: number, at: SegmentPosition): Promise<FileHandle> {
+    return placeWhole(walDir, segmentPath(walDir, start), encodeSegmentHeader(storeId, start, segmentSize, at, SEG_FULL_SIZE), segmentSize);
   }
 
   /** Appends a record to the in-memory tail and returns its LSN. Not durable until `flush`. */
@@ -228,7 +212,7 @@ export class WalWriter {
    * did. A checkpoint calls it first (the WAL scrub's checkpoint-past-damage asks for one).
    */
   async sealIfCut(): Promise<boolean> {
-    if (this.broken || !this.segFull) return false;
+    if (this.broken) return false;
     const handle = this.handle;
     const size = await handle.stat().then((st) => st.size, () => this.segmentSize);
     const next = this.segStart + this.segmentSize;
@@ -301,7 +285,6 @@ export class WalWriter {
         await this.handle.close();
         this.handle = await WalWriter.createSegment(this.walDir, this.storeId, start, this.segmentSize, { epoch: this.epoch, rolling: batch[i]!.rollingBefore });
         this.segStart = start;
-        this.segFull = true;
         // The first segment of a raised epoch (a log adopting its primary's): into epochs.json
         // before a checkpoint can retire its header (epochHistory.ts).
         if (this.epoch > this.segEpoch) await syncEpochFile(this.walDir);
@@ -323,21 +306,22 @@ export class WalWriter {
  * growing segment is truncated there; a FULL_SIZE one keeps its length, and the bytes between
  * `at` and the end of its content (a torn write's) become zeros, so that its records end at
  * `at` again. Fails on a FULL_SIZE segment of another length (recovery refuses it first).
+ * Returns whether the segment is FULL_SIZE.
  */
-export async function endRecordsAt(handle: FileHandle, file: string, at: number, segmentSize: number, zerosAfter = false): Promise<void> {
+export async function endRecordsAt(handle: FileHandle, file: string, at: number, segmentSize: number, zerosAfter = false): Promise<boolean> {
   const size = (await handle.stat()).size;
   const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
   const { bytesRead } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
   if (bytesRead < SEGMENT_HEADER_SIZE || !isFullSize(head)) {
     await handle.truncate(at);
-    return;
+    return false;
   }
   const problem = segmentLengthProblem(head, size, segmentSize);
   if (problem) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} is ${problem}`, { details: { lsn: at } });
   // Bytes past the segment size hold no record (a torn write's, or junk): gone, as a growing segment's tail.
   if (size > segmentSize) await handle.truncate(segmentSize);
   // Recovery's scan found only zeros after `at` (no torn tail): nothing to zero, nothing to read.
-  if (zerosAfter) return;
+  if (zerosAfter) return true;
   // The last nonzero byte past `at`, read in chunks through one small buffer: a fresh 16 MiB
   // buffer costs ~40 ms of page clearing on a VM, on every open.
   const chunk = Buffer.alloc(kZeroChunk);
@@ -345,50 +329,52 @@ export async function endRecordsAt(handle: FileHandle, file: string, at: number,
   for (let off = at; off < segmentSize; off += kZeroChunk) {
     const n = Math.min(kZeroChunk, segmentSize - off);
     const { bytesRead: got } = await handle.read(chunk, 0, n, off);
-    if (chunk.compare(kZeros, 0, got, 0, got) === 0) continue;
-    for (let k = got - 1; k >= 0; k--) {
-      if (chunk[k] !== 0) {
-        last = off + k + 1;
-        break;
-      }
-    }
+    const end = nonzeroEnd(chunk.subarray(0, got), 0);
+    if (end > 0) last = off + end;
   }
   const zeros = Buffer.alloc(Math.min(kZeroChunk, last - at));
   for (let off = at; off < last; off += zeros.byteLength) await writeAll(handle, zeros.subarray(0, Math.min(zeros.byteLength, last - off)), off);
+  return true;
 }
 
 const kZeroChunk = 1 << 16;
-const kZeros = Buffer.alloc(kZeroChunk);
 
 /**
- * The open segment `handle` (records up to byte `at`) as a FULL_SIZE file: itself when it is one;
- * else (a growing segment: a restore's or a base copy's copy, an older writer's) its records are
- * copied into a file made aside at full size with the flag set, renamed over it, durably — so a
- * cut of the live segment is known for one from now on, not taken for a torn tail.
+ * The open growing segment `handle` (records up to byte `at`: a restore's or a base copy's copy,
+ * an older writer's) remade as a FULL_SIZE file: its records copied into a file made aside at
+ * full size with the flag set, renamed over it, durably — so a cut of the live segment is known
+ * for one from now on, not taken for a torn tail.
  */
 async function madeFullSize(walDir: string, file: string, handle: FileHandle, at: number, segmentSize: number): Promise<FileHandle> {
-  const head = Buffer.alloc(SEGMENT_HEADER_SIZE);
-  const { bytesRead: headBytes } = await handle.read(head, 0, SEGMENT_HEADER_SIZE, 0);
-  if (headBytes === SEGMENT_HEADER_SIZE && isFullSize(head)) return handle;
   const bytes = Buffer.alloc(at);
   for (let got = 0; got < at; ) {
     const { bytesRead } = await handle.read(bytes, got, at - got, got);
     if (bytesRead === 0) throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${file} ends at ${got}, before the end of its records (${at})`, { details: { lsn: at } });
     got += bytesRead;
   }
+  const out = await placeWhole(walDir, file, withFullSize(bytes), segmentSize);
+  await handle.close();
+  return out;
+}
+
+/**
+ * Writes `bytes` (a header and records) into `<file>.tmp`, extends it to `segmentSize`, syncs it
+ * and renames it over `file`, durably with its directory: a segment file is never seen shorter
+ * than its size. Returns the open file.
+ */
+async function placeWhole(walDir: string, file: string, bytes: Uint8Array, segmentSize: number): Promise<FileHandle> {
   const tmp = `${file}.tmp`;
-  const out = await openPrivate(tmp, 'w+');
+  const handle = await openPrivate(tmp, 'w+');
   try {
-    await writeAll(out, withFullSize(bytes), 0);
-    await out.truncate(segmentSize);
-    await out.datasync();
+    await writeAll(handle, bytes, 0);
+    await handle.truncate(segmentSize);
+    await handle.datasync();
     await rename(tmp, file);
   } catch (err) {
-    await out.close().catch(() => undefined);
+    await handle.close().catch(() => undefined);
     await unlink(tmp).catch(() => undefined);
     throw err;
   }
   await fsyncDir(walDir);
-  await handle.close();
-  return out;
+  return handle;
 }

@@ -55,6 +55,8 @@ import {
 } from '../../core/replication/protocol.js';
 import { sleep } from '../../core/sleep.js';
 import type { WorkerPool } from '../../core/workerPool.js';
+import { asidePath, pruneAside } from './asideStores.js';
+import { DEFAULT_KEEP_DIVERGED } from './configSection.js';
 
 /** The epoch of a store outside a cluster (DESIGN.md "Epoch"); #15 replaces it with the leader key's revision. */
 export const NO_CLUSTER_EPOCH = 1;
@@ -142,6 +144,8 @@ export interface ReplicaSessionOptions {
    * again from a base copy, then it follows. Default false: a static replica waits for an operator.
    */
   rejoinOnDiverged?: boolean | undefined;
+  /** Diverged stores kept aside after a rebuild, the newest (default DEFAULT_KEEP_DIVERGED); older ones are removed. */
+  keepDiverged?: number | undefined;
   /** How the session waits between tries (default: a timer; tests count the waits on a fake clock). */
   sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
@@ -328,12 +332,14 @@ export class ReplicaSession {
         : 'replica too far behind: its store is made again from a base copy, and the old one kept aside (autoReinit)',
     );
     await this.baseCopyInto(stage);
-    const aside = `${this.o.dir}.${why}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const aside = asidePath(this.o.dir, why);
     await rename(this.o.dir, aside);
     await rename(stage, this.o.dir);
     await fsyncDir(path.dirname(path.resolve(this.o.dir)));
     this.o.log.warn({ store: this.o.storeId, movedTo: aside }, 'the old store is moved aside and the base copy in its place');
     await this.open();
+    // The rebuild worked: diverged stores beyond the newest `keepDiverged` go (asideStores.ts).
+    if (why === 'diverged') await pruneAside(this.o.dir, why, this.o.keepDiverged ?? DEFAULT_KEEP_DIVERGED, this.o.log, this.o.storeId);
   }
 
   async stop(): Promise<void> {

@@ -104,7 +104,8 @@ const MemberSchema = z.strictObject({
    */
   keepDiverged: z
     .number({ error: kKeepDivergedError })
-    .refine((v) => Number.isSafeInteger(v) && v >= 1, { error: kKeepDivergedError })
+    .int({ error: kKeepDivergedError })
+    .min(1, { error: kKeepDivergedError })
     .default(DEFAULT_KEEP_DIVERGED),
 });
 

@@ -40,7 +40,7 @@ import { RECORD_MIN_SIZE, kRecLength, kRecType, validRecordAt } from './walRecor
 import { readRecordFromDisk } from './walScan.js';
 import { leftForNext, nextValidRecord, segmentEndProblem } from './walSegmentEnd.js';
 import { UNSTAMPED_EPOCH, epochAt, epochHistory, forkAfter, type EpochStart } from './epochHistory.js';
-import { rollingAt } from './walRolling.js';
+import { foldRecords, rollingAt } from './walRolling.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, isFullSize, nonzeroEnd, readSegmentHeader, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
 import type { Pending, WalWriter } from './walWriter.js';
 
@@ -485,6 +485,9 @@ export class ReplicationSender {
     // Each frame carries the epoch that wrote its records: a replica behind a fork takes the old
     // epoch's records, then ours. Forks happen only at open, so the history read now stays true.
     let history: EpochStart[] | undefined;
+    // R at sentLsn (walRolling.ts), folded over the runs sent, for checkSegmentTail's check; null
+    // until the first segment boundary (whose check reads its segment to learn it).
+    let rolling: bigint | null = null;
     try {
       for (;;) {
         if (ch.failure) return;
@@ -502,13 +505,15 @@ export class ReplicationSender {
           // No valid record at sentLsn: either the rest of this segment is its unused tail, or a
           // record here is damaged. Never skip past the latter (the replica would miss commits).
           if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no valid record at LSN ${s.sentLsn} below the flushed end ${target}: the log is damaged there`, { details: { lsn: s.sentLsn } });
-          if (target > start + seg + SEGMENT_HEADER_SIZE) await this.checkSegmentTail(start, s.sentLsn);
+          rolling = target > start + seg + SEGMENT_HEADER_SIZE ? await this.checkSegmentTail(start, s.sentLsn, rolling) : null;
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
         history ??= await epochHistory(this.walDir);
         ch.send(walFrame(epochAt(history, start) ?? this.wal.epoch, s.sentLsn, bytes));
         s.sentLsn += bytes.byteLength;
+        // Valid records (readRecords checked each): folded as sent, not read again at the boundary.
+        if (rolling !== null) rolling = foldRecords(rolling, bytes, 0, bytes.byteLength);
         await ch.drained();
       }
     } catch (err) {
@@ -532,9 +537,11 @@ export class ReplicationSender {
    * size by design, its length cannot show a cut that took records with it at a record boundary
    * (recovery never reads such a segment again: it lies below the sealing checkpoint's redo
    * point): the next segment's header holds R before its first record, which must be R folded
-   * over this segment's records up to `end`. Otherwise RA_ERR_WAL_CORRUPT, nothing past `end` sent.
+   * over this segment's records up to `end` (`folded`, R at `end` as the catch-up folded it, or
+   * null: read from the segment). Otherwise RA_ERR_WAL_CORRUPT, nothing past `end` sent. Returns
+   * R at the next segment's first record.
    */
-  private async checkSegmentTail(start: number, end: number): Promise<void> {
+  private async checkSegmentTail(start: number, end: number, folded: bigint | null): Promise<bigint> {
     const seg = this.wal.segmentSize;
     const damaged = (why: string) => raError('RA_ERR_WAL_CORRUPT', `the record at LSN ${end} of WAL segment ${segmentPath(this.walDir, start)} is damaged: ${why}; catch-up stops there`, { details: { lsn: end } });
     const off = end - start;
@@ -559,9 +566,10 @@ export class ReplicationSender {
       if (problem !== null) throw damaged(problem);
     }
     // A segment of a writer before R (zeros: "R folded from 0 at this segment") tells nothing.
-    if (told.rolling === 0n && told.epoch === 0) return;
-    const folded = (await rollingAt(this.walDir, this.storeId, seg, end)).rolling;
-    if (folded !== told.rolling) throw damaged(`records are missing: the next segment's header says the log's rolling checksum before its first record is ${told.rolling.toString(16)}, but this segment's records up to LSN ${end} fold to ${folded.toString(16)}`);
+    if (told.rolling === 0n && told.epoch === 0) return told.rolling;
+    const r = folded ?? (await rollingAt(this.walDir, this.storeId, seg, end)).rolling;
+    if (r !== told.rolling) throw damaged(`records are missing: the next segment's header says the log's rolling checksum before its first record is ${told.rolling.toString(16)}, but this segment's records up to LSN ${end} fold to ${r.toString(16)}`);
+    return r;
   }
 
   /** Segment `start`'s header, and its bytes from offset `off` to its end (at most the segment size). */

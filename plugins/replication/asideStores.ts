@@ -23,12 +23,19 @@ export function asidePath(dir: string, why: AsideReason, now = new Date()): stri
 /**
  * Removes all but the newest `keep` of store `dir`'s aside stores for `why` (names as `asidePath`
  * makes them; other names beside it are left alone), logging each removed one. Returns the paths
- * removed. A removal that fails is logged and left for the next time.
+ * removed. Never throws: a listing or removal that fails is logged and left for the next time.
  */
 export async function pruneAside(dir: string, why: AsideReason, keep: number, log: Logger, storeId: string): Promise<string[]> {
   const parent = path.dirname(path.resolve(dir));
   const prefix = `${path.basename(path.resolve(dir))}.${why}-`;
-  const names = (await readdir(parent)).filter((n) => n.startsWith(prefix) && kAsideTime.test(n.slice(prefix.length))).sort();
+  let names: string[];
+  try {
+    names = (await readdir(parent)).filter((n) => n.startsWith(prefix) && kAsideTime.test(n.slice(prefix.length))).sort();
+  } catch (err) {
+    // The rebuild worked: pruning is housekeeping and never fails it.
+    log.warn({ store: storeId, dir: parent, err: describeError(err) }, `cannot list the ${why} stores set aside; none removed`);
+    return [];
+  }
   const removed: string[] = [];
   for (const name of names.slice(0, Math.max(0, names.length - keep))) {
     const p = path.join(parent, name);

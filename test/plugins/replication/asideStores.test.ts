@@ -45,6 +45,13 @@ describe('stores set aside by rebuilds', () => {
     assert.equal(readdirSync(root).length, 1 + 2 + others.length);
   });
 
+  it('never fails the rebuild it follows: a parent it cannot list is logged, nothing removed', async () => {
+    const { log, lines } = capture();
+    const gone = path.join(os.tmpdir(), `ra-aside-none-${process.pid}`, 'no-such-dir', 'store');
+    assert.deepEqual(await pruneAside(gone, 'diverged', 2, log, 's'), []);
+    assert.equal(lines.filter((l) => l.level === 40).length, 1);
+  });
+
   it('keep 1 leaves only the newest', async () => {
     const root = mkdtempSync(path.join(os.tmpdir(), 'ra-aside1-'));
     const dir = path.join(root, 'store');

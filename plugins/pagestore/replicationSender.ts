@@ -32,14 +32,16 @@ import {
   type Hello,
   type ReplicationChannel,
 } from '../../core/replication/protocol.js';
-import { pageLsn } from './format.js';
+import { pageLsn, readU32 } from './format.js';
 import { parseBaseRequest } from '../../core/replication/baseFrames.js';
 import { sendBaseCopy, type BaseSource } from './baseCopy.js';
 import type { PrimaryReplicationConfig } from './replicationConfig.js';
-import { validRecordAt } from './walRecord.js';
-import { UNSTAMPED_EPOCH, epochAt, epochHistory, forkAfter, isFork, segmentEpoch, type EpochStart } from './epochHistory.js';
-import { rollingAt } from './walRolling.js';
-import { SEGMENT_HEADER_SIZE, segmentPath, segmentStartOf } from './walSegments.js';
+import { RECORD_MIN_SIZE, kRecLength, kRecType, validRecordAt } from './walRecord.js';
+import { readRecordFromDisk } from './walScan.js';
+import { leftForNext, nextValidRecord, segmentEndProblem } from './walSegmentEnd.js';
+import { UNSTAMPED_EPOCH, epochAt, epochHistory, forkAfter, type EpochStart } from './epochHistory.js';
+import { foldRecords, rollingAt } from './walRolling.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, isFullSize, nonzeroEnd, readSegmentHeader, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
 import type { Pending, WalWriter } from './walWriter.js';
 
 /** Most bytes read from a segment file per catch-up frame. */
@@ -483,6 +485,9 @@ export class ReplicationSender {
     // Each frame carries the epoch that wrote its records: a replica behind a fork takes the old
     // epoch's records, then ours. Forks happen only at open, so the history read now stays true.
     let history: EpochStart[] | undefined;
+    // R at sentLsn (walRolling.ts), folded over the runs sent, for checkSegmentTail's check; null
+    // until the first segment boundary (whose check reads its segment to learn it).
+    let rolling: bigint | null = null;
     try {
       for (;;) {
         if (ch.failure) return;
@@ -500,13 +505,15 @@ export class ReplicationSender {
           // No valid record at sentLsn: either the rest of this segment is its unused tail, or a
           // record here is damaged. Never skip past the latter (the replica would miss commits).
           if (target <= start + seg) throw raError('RA_ERR_WAL_CORRUPT', `no valid record at LSN ${s.sentLsn} below the flushed end ${target}: the log is damaged there`, { details: { lsn: s.sentLsn } });
-          if (target > start + seg + SEGMENT_HEADER_SIZE) await this.checkSegmentTail(start, s.sentLsn);
+          rolling = target > start + seg + SEGMENT_HEADER_SIZE ? await this.checkSegmentTail(start, s.sentLsn, rolling) : null;
           s.sentLsn = start + seg + SEGMENT_HEADER_SIZE;
           continue;
         }
         history ??= await epochHistory(this.walDir);
         ch.send(walFrame(epochAt(history, start) ?? this.wal.epoch, s.sentLsn, bytes));
         s.sentLsn += bytes.byteLength;
+        // Valid records (readRecords checked each): folded as sent, not read again at the boundary.
+        if (rolling !== null) rolling = foldRecords(rolling, bytes, 0, bytes.byteLength);
         await ch.drained();
       }
     } catch (err) {
@@ -519,23 +526,70 @@ export class ReplicationSender {
   }
 
   /**
-   * Segment `start`'s valid records end at `end`, and the log goes on in the next segment: that
-   * is its unused tail only when the next segment's first record could not have fitted after
-   * `end` (the writer's rule, as recovery's scan applies it: walScan.ts), or when the next
-   * segment starts a newer epoch (a fork). Otherwise the record at
-   * `end` is damaged (or records are missing): RA_ERR_WAL_CORRUPT, nothing past it is sent.
+   * Segment `start`'s valid records end at `end`, and the log goes on in the next segment. The
+   * rest of the segment is left for the next one only by the rules recovery's scan applies
+   * (walSegmentEnd.ts): after the records, zeros (or the file's end) and a next segment the
+   * writer could have jumped to — its first record did not fit, a fork, or a checkpoint that
+   * sealed this segment cut under its writer (WalWriter.sealIfCut) —, or, in a segment made at
+   * full size, bytes that are no record where the next record did not fit or forks. A valid
+   * record after the bytes that stop the records is damage whatever follows (recovery: "a bad
+   * record followed by a valid one"). And since a segment sealed after a cut is shorter than its
+   * size by design, its length cannot show a cut that took records with it at a record boundary
+   * (recovery never reads such a segment again: it lies below the sealing checkpoint's redo
+   * point): the next segment's header holds R before its first record, which must be R folded
+   * over this segment's records up to `end` (`folded`, R at `end` as the catch-up folded it, or
+   * null: read from the segment). Otherwise RA_ERR_WAL_CORRUPT, nothing past `end` sent. Returns
+   * R at the next segment's first record.
    */
-  private async checkSegmentTail(start: number, end: number): Promise<void> {
+  private async checkSegmentTail(start: number, end: number, folded: bigint | null): Promise<bigint> {
     const seg = this.wal.segmentSize;
     const damaged = (why: string) => raError('RA_ERR_WAL_CORRUPT', `the record at LSN ${end} of WAL segment ${segmentPath(this.walDir, start)} is damaged: ${why}; catch-up stops there`, { details: { lsn: end } });
-    if (end - start <= SEGMENT_HEADER_SIZE) throw damaged('the segment has no valid record, and the log goes on after it');
+    const off = end - start;
+    if (off <= SEGMENT_HEADER_SIZE) throw damaged('the segment has no valid record, and the log goes on after it');
     const next = start + seg;
-    const first = await this.readRecords(next, next + SEGMENT_HEADER_SIZE, next + seg).catch(() => Buffer.alloc(0));
-    if (first.byteLength === 0) throw damaged(`the next segment has no valid first record either`);
-    const size = first.readUInt32LE(0);
-    // A fork (epochHistory.ts) starts the new epoch's segment although this one had room.
-    if (isFork((await segmentEpoch(this.walDir, start)) ?? 0, (await segmentEpoch(this.walDir, next)) ?? 0)) return;
-    if (end - start + size <= seg) throw damaged(`the next segment's first record (${size} bytes) would have fitted after it`);
+    const first = await readRecordFromDisk(this.walDir, this.storeId, seg, next + SEGMENT_HEADER_SIZE).catch(() => null);
+    if (first === null) throw damaged('the next segment has no valid first record either');
+    // Its header was checked with the record: it is there, and this store's.
+    const told = segmentPosition((await readSegmentHeader(this.walDir, next))!);
+    const { header, tail } = await this.segmentTail(start, off);
+    const headerProblem = checkSegmentHeader(header, this.storeId, start, seg);
+    if (headerProblem) throw damaged(`its header: ${headerProblem}`);
+    const at = { end: off, epoch: segmentPosition(header).epoch, nextEpoch: told.epoch, first: readU32(first, kRecLength), firstType: first[kRecType]! };
+    // The bytes after the records that can hold any: a FULL_SIZE segment's zeros left off.
+    const content = isFullSize(header) ? Math.ceil(nonzeroEnd(tail, 0) / 8) * 8 : tail.byteLength;
+    if (content > 0) {
+      const after = nextValidRecord(tail, -off, start, 8, content);
+      if (after !== null) throw damaged(`valid records follow (at LSN ${after})`);
+      if (!isFullSize(header) || !leftForNext(at, seg)) throw damaged(content < RECORD_MIN_SIZE || tail.readUInt32LE(kRecLength) > content ? 'record cut short' : 'checksum, length or LSN mismatch');
+    } else {
+      const problem = segmentEndProblem(at, seg);
+      if (problem !== null) throw damaged(problem);
+    }
+    // A segment of a writer before R (zeros: "R folded from 0 at this segment") tells nothing.
+    if (told.rolling === 0n && told.epoch === 0) return told.rolling;
+    const r = folded ?? (await rollingAt(this.walDir, this.storeId, seg, end)).rolling;
+    if (r !== told.rolling) throw damaged(`records are missing: the next segment's header says the log's rolling checksum before its first record is ${told.rolling.toString(16)}, but this segment's records up to LSN ${end} fold to ${r.toString(16)}`);
+    return r;
+  }
+
+  /** Segment `start`'s header, and its bytes from offset `off` to its end (at most the segment size). */
+  private async segmentTail(start: number, off: number): Promise<{ header: Buffer; tail: Buffer }> {
+    const fh = await open(segmentPath(this.walDir, start), 'r');
+    try {
+      const size = Math.min((await fh.stat()).size, this.wal.segmentSize);
+      const header = Buffer.alloc(SEGMENT_HEADER_SIZE);
+      await fh.read(header, 0, SEGMENT_HEADER_SIZE, 0);
+      const tail = Buffer.alloc(Math.max(0, size - off));
+      let got = 0;
+      while (got < tail.byteLength) {
+        const { bytesRead } = await fh.read(tail, got, tail.byteLength - got, off + got);
+        if (bytesRead === 0) break;
+        got += bytesRead;
+      }
+      return { header, tail: tail.subarray(0, got) };
+    } finally {
+      await fh.close();
+    }
   }
 
   /** The whole valid records of segment `start` from `from`, below `limit` (at most about kCatchUpChunk bytes, at least one record). */

@@ -16,10 +16,9 @@
 import { open, stat } from 'node:fs/promises';
 import { walScanRecords } from 'recovery-agent/native';
 import { raError } from '../../core/errors.js';
-import { RECORD_MIN_SIZE, RecordType, kRecLength, kRecType, validRecordAt } from './walRecord.js';
-import { readU64 } from './format.js';
+import { RECORD_MIN_SIZE, kRecLength, kRecType, validRecordAt } from './walRecord.js';
+import { leftForNext, nextValidRecord, segmentEndProblem } from './walSegmentEnd.js';
 import { SEGMENT_HEADER_SIZE, checkSegmentHeader, isFullSize, listSegments, segmentContentLength, segmentLengthProblem, segmentPath, segmentPosition, segmentStartOf } from './walSegments.js';
-import { isFork } from './epochHistory.js';
 
 export interface WalScan {
   /** The segments' bytes from the scan's first segment on, on a SharedArrayBuffer. */
@@ -195,13 +194,13 @@ export async function scanSegments(
     const n = await source.probe(next, segments[next]!);
     if (n.start !== segments[next - 1]! + segmentSize || n.length < SEGMENT_HEADER_SIZE) return false;
     const first = validRecordAt(n.bytes, n.at + SEGMENT_HEADER_SIZE, n.at + n.length, n.start + SEGMENT_HEADER_SIZE);
-    if (first === 0) return false;
-    return off + first > segmentSize || isFork(epoch, segmentPosition(n.bytes.subarray(n.at, n.at + SEGMENT_HEADER_SIZE)).epoch);
+    const nextEpoch = segmentPosition(n.bytes.subarray(n.at, n.at + SEGMENT_HEADER_SIZE)).epoch;
+    return leftForNext({ end: off, epoch, nextEpoch, first, firstType: n.bytes[n.at + SEGMENT_HEADER_SIZE + kRecType]! }, segmentSize);
   };
   const validFrom = async (i: number): Promise<boolean> => {
     for (let k = i; k < segments.length; k++) {
       const r = content(await source.probe(k, segments[k]!));
-      if (nextValidRecord(r, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
+      if (nextValidRecord(r.bytes, r.at, r.start, r.at + SEGMENT_HEADER_SIZE, r.at + r.length) !== null) return true;
     }
     return false;
   };
@@ -254,19 +253,14 @@ export async function scanSegments(
     const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
     const prevEndLsn = endLsn;
     if (prev) {
-      // The writer starts a segment only when the next record does not fit the rest of the one
-      // before; a segment whose records stop earlier lost its tail (cut short, or emptied).
-      // A segment with no record at all is never followed by one with records (no record is
-      // larger than a segment). Stores recovered before recovery cut a torn first record of a
-      // segment together with its segment have recovery's own records (CLR, abort, checkpoint)
-      // first in the next one: allowed.
+      // A segment whose records stop before the writer would have left it (walSegmentEnd.ts: the
+      // next record did not fit, a fork, a checkpoint that sealed a cut segment, recovery's own
+      // records in older stores) lost its tail (cut short, or emptied).
       const prevEnd = endLsn - prev.start;
       const first = validRecordAt(buf, r.at + SEGMENT_HEADER_SIZE, end, r.start + SEGMENT_HEADER_SIZE);
-      const firstType = buf[r.at + SEGMENT_HEADER_SIZE + kRecType];
-      const byRecovery = firstType === RecordType.Clr || firstType === RecordType.Abort || firstType === RecordType.Checkpoint;
-      // A fork (epochHistory.ts) starts a segment of a newer epoch however much room is left.
-      const fork = isFork(prevEpoch, segmentPosition(buf.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)).epoch);
-      if (first > 0 && (prevEnd <= SEGMENT_HEADER_SIZE || (prevEnd + first <= segmentSize && !byRecovery && !fork))) {
+      const firstType = buf[r.at + SEGMENT_HEADER_SIZE + kRecType]!;
+      const nextEpoch = segmentPosition(buf.subarray(r.at, r.at + SEGMENT_HEADER_SIZE)).epoch;
+      if (first > 0 && segmentEndProblem({ end: prevEnd, epoch: prevEpoch, nextEpoch, first, firstType }, segmentSize) !== null) {
         const lsn = endLsn;
         throw raError('RA_ERR_WAL_CORRUPT', `WAL segment ${segmentPath(walDir, prev.start)} ends at LSN ${lsn}, but the next segment's first record (${first} bytes) would have fitted after it: records from LSN ${lsn} to ${r.start - 1} are missing; refusing to recover past them`, {
           details: { lsn, reason: 'segment cut short', nextValidLsn: r.start + SEGMENT_HEADER_SIZE },
@@ -303,7 +297,7 @@ export async function scanSegments(
     if (p < end) {
       const lsn = r.start + (p - r.at);
       const reason = end - p < RECORD_MIN_SIZE || dv.getUint32(p + kRecLength, true) > end - p ? 'record cut short' : 'checksum, length or LSN mismatch';
-      const after = nextValidRecord(r, p + 8, end) ?? ((await validFrom(i + 1)) ? segments[i + 1]! : null);
+      const after = nextValidRecord(buf, r.at, r.start, p + 8, end) ?? ((await validFrom(i + 1)) ? segments[i + 1]! : null);
       if (after !== null) {
         throw raError('RA_ERR_WAL_CORRUPT', `WAL record at LSN ${lsn} is damaged (${reason}) but valid records follow (at LSN ${after}); refusing to recover past it`, {
           details: { lsn, reason, nextValidLsn: after },
@@ -321,20 +315,6 @@ export async function scanSegments(
     found += count;
   }
   return { endLsn, bytesRead, count: found, ...(tornAt ? { tornAt } : {}) };
-}
-
-/**
- * The LSN of a valid record in [from, end) of region r, or null. Records start at 8-byte
- * boundaries of the segment (LSN), which are not those of the buffer when an earlier segment's
- * file length is not a multiple of 8.
- */
-function nextValidRecord(r: WalRegion, from: number, end: number): number | null {
-  for (let p = r.at + ((from - r.at + 7) & ~7); p + RECORD_MIN_SIZE <= end; p += 8) {
-    const lsn = r.start + (p - r.at);
-    // Cheap test first: a record carries its own LSN.
-    if (readU64(r.bytes, p + 8) === lsn && validRecordAt(r.bytes, p, end, lsn) > 0) return lsn;
-  }
-  return null;
 }
 
 /** Reads and validates one record straight from its segment file (for LSNs outside a scan). */

@@ -18,6 +18,9 @@ import { duration, id, listen, size } from '../../core/config/valueTypes.js';
 const kMinSecretBytes = 16;
 /** The longest `syncTimeoutMs` the owner takes (plugins/pagestore/replicationConfig.ts): 24 h. */
 const kMaxSyncTimeoutMs = 24 * 3600_000;
+/** Diverged stores a member keeps aside after a rebuild, by default (`keepDiverged`). */
+export const DEFAULT_KEEP_DIVERGED = 2;
+const kKeepDivergedError = 'keepDiverged must be a whole number, at least 1 (the diverged stores kept aside after a rebuild, newest first)';
 
 const secretFields = {
   /** The shared secret, inline (at least 16 bytes). Prefer `secretFile`: a config is often readable by more people than a 0600 file. */
@@ -94,6 +97,16 @@ const MemberSchema = z.strictObject({
   id: id.optional(),
   /** While a replica: as the replica's `autoReinit` (a base copy when the primary says it is too far behind). */
   autoReinit: z.boolean().default(false),
+  /**
+   * Diverged stores kept for audit (`<path>.diverged-<time>`: an old primary's suffix past the
+   * fork, set aside when it is made again from a base copy): the newest this many; older ones are
+   * removed once a rebuild worked. At least 1: the latest diverged suffix is always kept.
+   */
+  keepDiverged: z
+    .number({ error: kKeepDivergedError })
+    .int({ error: kKeepDivergedError })
+    .min(1, { error: kKeepDivergedError })
+    .default(DEFAULT_KEEP_DIVERGED),
 });
 
 const ReplicationSchema = z

@@ -247,6 +247,7 @@ export class MemberStore {
         id: this.o.cfg.id ?? replicaId ?? this.o.storeId,
         autoReinit: this.o.cfg.autoReinit,
         rejoinOnDiverged: true,
+        keepDiverged: this.o.cfg.keepDiverged,
         pool: this.o.pool,
         log: this.o.log,
         onRefused: (code, reason, rebuild) => this.o.onRefused(code, reason, rebuild),

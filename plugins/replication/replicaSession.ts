@@ -25,6 +25,8 @@
  *
  * A replica store that does not exist is made by a base copy from the primary (the engine's
  * `replica.initReplica`) before the first hello: a new replica needs nothing but its config. A
+ * base copy that fails once the primary answered is tried again after 25 ms doubling to 5 s (back
+ * to 25 ms once one succeeds), not at the pace of a lost connection. A
  * replica the primary calls "too far behind" (it retired the segments the replica needs) is
  * re-initialised only with `autoReinit`: the old store is moved aside (`<dir>.replaced-<time>`,
  * never deleted) and a base copy made; without it the refusal stands for the operator to decide
@@ -53,6 +55,8 @@ import {
 } from '../../core/replication/protocol.js';
 import { sleep } from '../../core/sleep.js';
 import type { WorkerPool } from '../../core/workerPool.js';
+import { asidePath, pruneAside } from './asideStores.js';
+import { DEFAULT_KEEP_DIVERGED } from './configSection.js';
 
 /** The epoch of a store outside a cluster (DESIGN.md "Epoch"); #15 replaces it with the leader key's revision. */
 export const NO_CLUSTER_EPOCH = 1;
@@ -70,6 +74,15 @@ const kBackoffMaxMs = 5000;
  * was half of it past the owner's open in a restart in place).
  */
 const kReconnectMaxMs = 25;
+/**
+ * Wait before trying again a base copy that failed once the primary answered (it refused the
+ * copy, or the copy broke off): doubled at each failure in a row up to the second constant, and
+ * back to the first once a copy succeeds. Each try costs the primary a connection, a base-copy
+ * session and its log lines; at the reconnect pace above a replica that cannot get a copy made
+ * 40 a second.
+ */
+const kBaseCopyRetryFirstMs = 25;
+const kBaseCopyRetryMaxMs = 5000;
 /** A disconnected replica logs a new reason at most this often (the tries above come fast). */
 const kDisconnectedLogMs = 1000;
 /** Receive deadline: no frame for this many times the primary's keepalive gap ends the connection. */
@@ -131,6 +144,15 @@ export interface ReplicaSessionOptions {
    * again from a base copy, then it follows. Default false: a static replica waits for an operator.
    */
   rejoinOnDiverged?: boolean | undefined;
+  /** Diverged stores kept aside after a rebuild, the newest (default DEFAULT_KEEP_DIVERGED); older ones are removed. */
+  keepDiverged?: number | undefined;
+  /** How the session waits between tries (default: a timer; tests count the waits on a fake clock). */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+}
+
+/** The wait before the next base copy after `failures` in a row (at least 1) failed once the primary answered. */
+export function baseCopyRetryMs(failures: number): number {
+  return Math.min(kBaseCopyRetryMaxMs, kBaseCopyRetryFirstMs * 2 ** Math.min(30, Math.max(0, failures - 1)));
 }
 
 export interface ReplicaSessionStatus {
@@ -179,6 +201,10 @@ export class ReplicaSession {
   private connects = 0;
   private baseCopy: ReplicaSessionStatus['baseCopy'] = null;
   private baseCopies = 0;
+  /** Base copies in a row that failed once the primary answered (baseCopyRetryMs); 0 after one succeeds. */
+  private baseCopyFailures = 0;
+  /** The loop's current round had such a failure: its next try waits for baseCopyRetryMs. */
+  private baseCopyFailedNow = false;
   /** Why the store is to be moved aside and made again (autoReinit, rejoinOnDiverged), or null. */
   private reinit: 'replaced' | 'diverged' | null = null;
   /** Keepalives (primary flushed LSN, primary wall-clock ms), oldest first. */
@@ -266,7 +292,15 @@ export class ReplicaSession {
       });
       this.baseCopy = { pagesCopied: r.pages, pagesTotal: r.pages, done: true };
       this.baseCopies++;
+      this.baseCopyFailures = 0;
       this.o.log.info({ store: this.o.storeId, redoLsn: r.redoLsn, consistentLsn: r.consistentLsn, pages: r.pages, epoch: r.epoch }, 'replica initialised from a base copy');
+    } catch (err) {
+      if (this.running) {
+        this.baseCopyFailures++;
+        this.baseCopyFailedNow = true;
+        this.o.log.warn({ store: this.o.storeId, failures: this.baseCopyFailures, retryInMs: baseCopyRetryMs(this.baseCopyFailures), err: describeError(err) }, 'replica base copy failed; trying again later');
+      }
+      throw err;
     } finally {
       ch.close();
       this.ch = null;
@@ -298,12 +332,14 @@ export class ReplicaSession {
         : 'replica too far behind: its store is made again from a base copy, and the old one kept aside (autoReinit)',
     );
     await this.baseCopyInto(stage);
-    const aside = `${this.o.dir}.${why}-${new Date().toISOString().replace(/[:.]/g, '-')}`;
+    const aside = asidePath(this.o.dir, why);
     await rename(this.o.dir, aside);
     await rename(stage, this.o.dir);
     await fsyncDir(path.dirname(path.resolve(this.o.dir)));
     this.o.log.warn({ store: this.o.storeId, movedTo: aside }, 'the old store is moved aside and the base copy in its place');
     await this.open();
+    // The rebuild worked: diverged stores beyond the newest `keepDiverged` go (asideStores.ts).
+    if (why === 'diverged') await pruneAside(this.o.dir, why, this.o.keepDiverged ?? DEFAULT_KEEP_DIVERGED, this.o.log, this.o.storeId);
   }
 
   async stop(): Promise<void> {
@@ -406,6 +442,7 @@ export class ReplicaSession {
     let backoff = kBackoffFirstMs;
     while (this.running) {
       let streamed = false;
+      this.baseCopyFailedNow = false;
       if (this.state !== 'refused' && this.state !== 'disconnected' && this.state !== 'failed') this.setState('connecting');
       try {
         if (this.reinit) {
@@ -466,7 +503,10 @@ export class ReplicaSession {
         this.wakePageWaits();
         this.failAsked('the connection to the primary ended');
       }
-      await sleep(this.state === 'disconnected' ? Math.min(backoff, kReconnectMaxMs) : backoff, this.stopping.signal).catch(() => undefined);
+      let wait = this.state === 'disconnected' ? Math.min(backoff, kReconnectMaxMs) : backoff;
+      // A base copy the primary answered and that failed is not a lost connection: it backs off.
+      if (this.baseCopyFailedNow) wait = Math.max(wait, baseCopyRetryMs(this.baseCopyFailures));
+      await (this.o.sleep ?? sleep)(wait, this.stopping.signal).catch(() => undefined);
       // A lost connection is tried again within kReconnectMaxMs: its primary is restarting or
       // just promoted, and a sync primary acknowledges nothing until a replica is back (a 5 s
       // backoff was most of a failover's time; 500 ms still most of a restart in place).

@@ -7,7 +7,7 @@
 // Real stores and the agent's real replica session (plugins/replication/replicaSession.ts).
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
 import { after, before, describe, it } from 'node:test';
@@ -262,6 +262,13 @@ describe('epoch history: promotion forks the log, replicas on the common history
     assert.ok(fork > 0, 'needs the promotion above');
     const memberDir = path.join(root, 'member');
     copyStoreDir(oldPrimaryDir, memberDir);
+    // Two stores set aside by earlier rebuilds: with the default keepDiverged (2), the older goes
+    // once this rebuild worked; a name not of the session's making stays.
+    const older = ['member.diverged-2020-01-01T00-00-00-000Z', 'member.diverged-2021-06-30T12-00-00-000Z'];
+    for (const n of [...older, 'member.diverged-notes']) {
+      mkdirSync(path.join(root, n));
+      writeFileSync(path.join(root, n, 'marker'), n);
+    }
     const primary = await PageStore.open(promotedDir, { checkpointIntervalMs: 0, controlSocket: false });
     const refusals: Array<{ code: string; rebuild: string | undefined }> = [];
     let streamed = 0;
@@ -296,9 +303,11 @@ describe('epoch history: promotion forks the log, replicas on the common history
     assert.deepEqual(refusals, [{ code: 'RA_ERR_REPL_DIVERGED', rebuild: 'diverged' }]);
     assert.ok(streamed >= 1);
     // The old store is kept aside, whole (its log as the old primary left it), and no stage is left.
-    const aside = readdirSync(root).filter((n) => n.startsWith('member.diverged-'));
-    assert.equal(aside.length, 1, readdirSync(root).join(', '));
-    assert.deepEqual(logFiles(path.join(root, aside[0]!)), logFiles(oldPrimaryDir));
+    const aside = readdirSync(root).filter((n) => n.startsWith('member.diverged-')).sort();
+    assert.equal(aside.length, 3, readdirSync(root).join(', '));
+    assert.ok(!aside.includes(older[0]!) && aside.includes(older[1]!) && aside.includes('member.diverged-notes'), `the oldest set-aside store is removed, the newer kept: ${aside.join(', ')}`);
+    const made = aside.find((n) => n !== older[1] && n !== 'member.diverged-notes')!;
+    assert.deepEqual(logFiles(path.join(root, made)), logFiles(oldPrimaryDir));
     assert.ok(!existsSync(`${memberDir}.rebuild`));
   });
 });

@@ -33,6 +33,20 @@ describe('replication config', () => {
     }
   });
 
+  it('member keepDiverged: 2 by default; a whole number of at least 1, else refused saying so', () => {
+    const member = { role: 'member', listen: '127.0.0.1:7401', secret: 'sixteen-bytes-ok' };
+    const d = parse(member);
+    assert.ok(d.success, JSON.stringify(d.error?.issues));
+    assert.equal((d.data as { keepDiverged: number }).keepDiverged, 2);
+    const five = parse({ ...member, keepDiverged: 5 });
+    assert.equal((five.data as { keepDiverged: number } | undefined)?.keepDiverged, 5);
+    for (const bad of [0, -1, 1.5, 'two', null]) {
+      const r = parse({ ...member, keepDiverged: bad });
+      assert.equal(r.success, false, JSON.stringify(bad));
+      assert.match(JSON.stringify(r.error!.issues), /keepDiverged must be a whole number, at least 1/, JSON.stringify(bad));
+    }
+  });
+
   it('reads a secretFile (trailing newline dropped), refuses a short one without showing it', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-repl-secret-'));
     writeFileSync(path.join(dir, 'good'), 'a-secret-of-enough-bytes\n');

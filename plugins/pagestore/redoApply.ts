@@ -23,7 +23,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { adviseHugePages, redoApplyHeld, redoApplyPages, redoCheckRecords } from 'recovery-agent/native';
 import { readU64, sealPage } from './format.js';
 import { faultFires, die } from './faults.js';
-import { kRecLsn } from './walRecord.js';
+import { kFlagFullPage, kRecFlags, kRecLsn } from './walRecord.js';
 import { writeAllSync } from '../../core/writeAll.js';
 
 /** A redo task's input: records are positions in `wal`, a view on a SharedArrayBuffer. */
@@ -458,50 +458,62 @@ export class PageRedo {
   }
 
   /**
-   * The distinct pages of the queued records that have no slot yet, ascending. With the flat
-   * table, a page already listed is marked in it (kListed) instead of a Set of every id.
+   * The distinct pages of the queued records that have no slot yet, ascending, each as
+   * `2 × page id + 1` when its first queued record carries a full page image (then the page need
+   * not be read: see loadRun), else `2 × page id`. With the flat table, a page already listed is
+   * marked in it (kListed) instead of a Set of every id.
    */
-  private freshPages(ids: Uint32Array, n: number): Uint32Array {
-    if (this.flat) return freshByFlatTable(ids, n, this.flat).sort();
+  private freshPages(ids: Uint32Array, n: number): Float64Array {
+    if (this.flat) return freshByFlatTable(ids, this.queuedPositions, this.wal, n, this.flat).sort();
     const fresh: number[] = [];
     const seen = new Set<number>();
     for (let i = 0; i < n; i++) {
       const id = ids[i]!;
       if (!this.map.has(id) && !seen.has(id)) {
         seen.add(id);
-        fresh.push(id);
+        fresh.push(2 * id + imageBit(this.wal, this.queuedPositions[i]!));
       }
     }
-    return Uint32Array.from(fresh).sort();
+    return Float64Array.from(fresh).sort();
   }
 
-  /** Gives each page a slot (ascending pages get consecutive slots) and reads it, one read per run. */
-  private loadPages(pages: Uint32Array): void {
+  /** Gives each page (freshPages' encoding) a slot, ascending pages consecutive slots, and reads those that need it, one read per run. */
+  private loadPages(pages: Float64Array): void {
     for (let k = 0; k < pages.length; ) k = this.loadRun(pages, k);
   }
 
   /**
-   * Slots and one read for the run of `pages` from k: adjacent page ids in adjacent slots of one
-   * chunk. Returns where the run ends. (Each loop in a function of its own, as in `apply`.)
+   * Slots for the run of `pages` from k — adjacent page ids in adjacent slots of one chunk, all
+   * needing a read or none — and one read for it. A page whose first record carries a full page
+   * image is not read, as PostgreSQL restores a block from its image without reading it: the
+   * image is the page as of that record, and every later record is in the log after it, so the
+   * page's bytes on disk (stale, torn or current) change nothing. It is marked for the kernel
+   * (REDO_HELD_UNREAD), which then applies the image whatever LSN the slot holds. Returns where
+   * the run ends. (Each loop in a function of its own, as in `apply`.)
    */
-  private loadRun(pages: Uint32Array, k: number): number {
+  private loadRun(pages: Float64Array, k: number): number {
     const size = this.pageSize;
-    const slot = this.newSlot(pages[k]!);
+    const first = pages[k]!;
+    const slot = this.newSlot(pageOf(first));
     const e = this.slotRun(pages, k, slot);
+    if (first % 2 === 1) {
+      this.slotHeld.fill(kHeldUnread, slot, slot + (e - k));
+      return e;
+    }
     const buf = this.chunks[Math.floor(slot / this.chunkPages)]!;
     const off = (slot % this.chunkPages) * size;
     const len = (e - k) * size;
-    const done = readFully(this.fd, buf, off, len, pages[k]! * size);
+    const done = readFully(this.fd, buf, off, len, pageOf(first) * size);
     // Past the end of the file: no page there, so it fails verification (a zeroed page does).
     if (done < len) buf.fill(0, off + done, off + len);
     return e;
   }
 
-  /** Gives slots to the pages after k that continue its run (`slot` is k's); returns the run's end. */
-  private slotRun(pages: Uint32Array, k: number, slot: number): number {
+  /** Gives slots to the pages after k that continue its run (`slot` is k's; same read bit); returns the run's end. */
+  private slotRun(pages: Float64Array, k: number, slot: number): number {
     const chunk = Math.floor(slot / this.chunkPages);
     let e = k + 1;
-    while (e < pages.length && pages[e] === pages[e - 1]! + 1 && Math.floor((slot + e - k) / this.chunkPages) === chunk) this.newSlot(pages[e++]!);
+    while (e < pages.length && pages[e] === pages[e - 1]! + 2 && Math.floor((slot + e - k) / this.chunkPages) === chunk) this.newSlot(pageOf(pages[e++]!));
     return e;
   }
 
@@ -605,22 +617,36 @@ const kSlotDirty = 1;
 const kSlotCorrupt = 2;
 
 /**
- * The distinct ids of `ids[0..n)` that have no slot in the flat table, in first-seen order: each
- * is marked in the table (kListed) while listed, instead of a Set of every id.
+ * The distinct ids of `ids[0..n)` that have no slot in the flat table, in first-seen order, in
+ * PageRedo.freshPages' encoding (the first-seen record's full-image bit): each is marked in the
+ * table (kListed) while listed, instead of a Set of every id.
  */
-function freshByFlatTable(ids: Uint32Array, n: number, flat: Uint32Array): Uint32Array {
-  const out = new Uint32Array(n);
+function freshByFlatTable(ids: Uint32Array, positions: Uint32Array, wal: Uint8Array, n: number, flat: Uint32Array): Float64Array {
+  const out = new Float64Array(n);
   let k = 0;
   for (let i = 0; i < n; i++) {
     const id = ids[i]!;
     if (flat[id] === kNoSlot) {
       flat[id] = kListed;
-      out[k++] = id;
+      out[k++] = 2 * id + imageBit(wal, positions[i]!);
     }
   }
-  for (let j = 0; j < k; j++) flat[out[j]!] = kNoSlot;
+  for (let j = 0; j < k; j++) flat[pageOf(out[j]!)] = kNoSlot;
   return out.subarray(0, k);
 }
+
+/** 1 when the record at `position` carries a full page image. */
+function imageBit(wal: Uint8Array, position: number): number {
+  return wal[position + kRecFlags]! & kFlagFullPage;
+}
+
+/** The page id of a value in PageRedo.freshPages' encoding (ids may pass 2^31: no `>>>`). */
+function pageOf(v: number): number {
+  return Math.floor(v / 2);
+}
+
+/** The kernel's held bit for a page not read (redoApplyHeld). */
+const kHeldUnread = 2;
 
 /** Reads `len` bytes at `pos` into buf[off..], short only at the end of the file; returns the bytes read. */
 function readFully(fd: number, buf: Buffer, off: number, len: number, pos: number): number {

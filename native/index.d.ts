@@ -234,7 +234,7 @@ export declare function redoApplyPages(
 ): number;
 
 /**
- * {@link redoApplyPages} for pages the caller keeps in memory across calls (redoApply.ts
+ * {@link redoApplyPages} for pages the caller keeps in memory across calls (pageRedo.ts
  * `PageRedo`), with `held`: one byte per slot of the batch (`held[s − firstSlot]`), bit 1 set
  * when an earlier call verified the page (or rebuilt it from a full image) and it has stayed in
  * the caller's memory since. Such a page is not verified again (its page LSN is trusted); a page

@@ -255,7 +255,7 @@ pub const HELD_VERIFIED: u8 = 1;
 /// has no image is refused (`STATUS_MALFORMED`), never guessed at.
 pub const HELD_UNREAD: u8 = 2;
 
-/// `apply_pages` for pages a caller keeps in memory across calls (plugins/pagestore/redoApply.ts
+/// `apply_pages` for pages a caller keeps in memory across calls (plugins/pagestore/pageRedo.ts
 /// `PageRedo`, which applies every few segments of the log to the same pages): with `held`
 /// (one byte per page of the batch, `held[s - first]`), a page whose `HELD_VERIFIED` bit is set
 /// is not verified again (its LSN is trusted), a page verified sound or rebuilt by this call gets

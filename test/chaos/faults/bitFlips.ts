@@ -5,7 +5,7 @@
  * snapshot manager's integrity pass (archive-corruption → repair-archive, snapshot-corruption →
  * repair-snapshot); a trial whose damage no detector names as corruption of its store fails.
  */
-import { archivedSegments, damageColdPage, dataFile, flipBit, liveWalByte, newestSnapshotChunks, probeFileDamage, size } from './files.js';
+import { archivedSegments, damageColdPage, dataFile, damageLiveWal, flipBit, newestSnapshotChunks, probeFileDamage, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 /** Failure kinds that name damage to a store's files. */
@@ -46,8 +46,7 @@ export const bitFlips: FaultFamily = {
         return { what, state: { page } };
       }
       case 'wal-live-bitflip': {
-        const { file, at } = await liveWalByte(ctx.store, rng);
-        return { what: flipBit(file, at, bit) };
+        return { what: await damageLiveWal(ctx.store, rng, (file, at) => flipBit(file, at, bit)) };
       }
       case 'wal-archived-bitflip': {
         const files = archivedSegments(ctx.snapshots);

@@ -150,14 +150,22 @@ export function truncate(file: string, to: number): void {
 }
 
 /**
- * A random byte of the live segment's records (past its header). Right after a switch to a new
- * segment it holds none yet: the writer is committing, so it will within a few milliseconds.
+ * Damages a random byte of the live segment's records (past its header): `act(file, at)` does it
+ * and says what it did. Right after a switch to a new segment it holds none yet: the writer is
+ * committing, so it will within a few milliseconds. The segment may also be retired (archived
+ * and removed by a checkpoint) between the choice and the damage, once the log has moved on: the
+ * damage then finds no file (ENOENT) and is done again on the new live segment (seed 9's long
+ * run once, wal-live-bitflip trial 14).
  */
-export async function liveWalByte(store: string, rng: Prng): Promise<{ file: string; at: number }> {
+export async function damageLiveWal(store: string, rng: Prng, act: (file: string, at: number) => string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
-    const { file, bytes } = liveSegment(store);
-    if (bytes > SEGMENT_HEADER_SIZE + 1) return { file, at: rng.int(SEGMENT_HEADER_SIZE, bytes - 1) };
-    if (attempt >= 200) throw new Error(`the live WAL segment ${file} held no record for 2 s`);
+    try {
+      const { file, bytes } = liveSegment(store);
+      if (bytes > SEGMENT_HEADER_SIZE + 1) return act(file, rng.int(SEGMENT_HEADER_SIZE, bytes - 1));
+      if (attempt >= 200) throw new Error(`the live WAL segment ${file} held no record for 2 s`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 200) throw err;
+    }
     await sleep(10);
   }
 }

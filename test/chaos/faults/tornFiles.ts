@@ -4,7 +4,7 @@
  * tail), a snapshot chunk cut to half its length. Each has its detector, as in bitFlips.ts.
  */
 import { CORRUPTION_KINDS } from './bitFlips.js';
-import { damageColdPage, dataFile, liveWalByte, overwrite, probeFileDamage, newestSnapshotChunks, size, truncate } from './files.js';
+import { damageColdPage, damageLiveWal, dataFile, overwrite, probeFileDamage, newestSnapshotChunks, size, truncate } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 const KINDS: FaultKind[] = [
@@ -35,10 +35,12 @@ export const tornFiles: FaultFamily = {
         return { what, state: { page } };
       }
       case 'wal-truncated': {
-        const { file, at } = await liveWalByte(ctx.store, rng);
-        const was = size(file);
-        truncate(file, at);
-        return { what: `${file} truncated from ${was} to ${at} bytes` };
+        const what = await damageLiveWal(ctx.store, rng, (file, at) => {
+          const was = size(file);
+          truncate(file, at);
+          return `${file} truncated from ${was} to ${at} bytes`;
+        });
+        return { what };
       }
       case 'snapshot-truncated': {
         const files = newestSnapshotChunks(ctx.snapshots);

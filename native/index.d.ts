@@ -234,13 +234,16 @@ export declare function redoApplyPages(
 ): number;
 
 /**
- * {@link redoApplyPages} for pages the caller keeps in memory across calls (redoApply.ts
+ * {@link redoApplyPages} for pages the caller keeps in memory across calls (pageRedo.ts
  * `PageRedo`), with `held`: one byte per slot of the batch (`held[s − firstSlot]`), bit 1 set
  * when an earlier call verified the page (or rebuilt it from a full image) and it has stayed in
  * the caller's memory since. Such a page is not verified again (its page LSN is trusted); a page
  * this call verifies or rebuilds gets the bit; and no changed page is resealed (status 1 still
  * says it changed): the caller seals each changed page once, right before writing it
- * (`sealPage`). Saves two page hashes per page per call. Same arguments, checks and errors
+ * (`sealPage`). Saves two page hashes per page per call. Bit 2 set (and bit 1 clear): the caller
+ * did not read the page because its first record in this batch carries a full page image; its
+ * bytes are not looked at, the image is applied whatever LSN they hold, then every later record
+ * (status 6 if that first record has no image). The call clears bit 2 as it sets bit 1. Same arguments, checks and errors
  * otherwise; `held` must have `endSlot − firstSlot` elements and share no memory with another
  * argument.
  */

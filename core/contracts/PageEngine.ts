@@ -109,11 +109,12 @@ export interface LogLayout {
    */
   segmentContent(bytes: Uint8Array, fileBytes: number, segmentSize: number): { length: number; cut: string | null };
   /**
-   * The bytes of a segment file holding segment bytes `bytes` (header first, up to its last
-   * record): a segment made at full size is written at full size again (zeros after the
-   * records), so that a copy (a restore's) stays the log's own, byte for byte.
+   * The length of a segment file holding segment bytes `bytes` (header first, up to its last
+   * record): a segment made at full size is copied at full size again (the file extended past
+   * the bytes, which reads as zeros), so that a copy (a restore's) stays the log's own, byte for
+   * byte.
    */
-  segmentFile(bytes: Uint8Array, segmentSize: number): Uint8Array;
+  segmentFileSize(bytes: Uint8Array, segmentSize: number): number;
   /**
    * Walks the valid records of `buf` from position `from` (whose record has LSN `lsn`) up to
    * `end`, calling `visit(position)` for each; returns where the valid records end.

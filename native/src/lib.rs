@@ -49,7 +49,7 @@ mod napi_sys;
 mod tests;
 
 pub use lz4::{decode_block as lz4_decode_block, decode_frame as lz4_decode_frame};
-pub use redo::{apply_pages as redo_apply_pages, apply_pages_held as redo_apply_pages_held, HELD_VERIFIED as REDO_HELD_VERIFIED, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
+pub use redo::{apply_pages as redo_apply_pages, apply_pages_held as redo_apply_pages_held, HELD_VERIFIED as REDO_HELD_VERIFIED, HELD_UNREAD as REDO_HELD_UNREAD, check_records as redo_check_records, ApplyCounts as RedoApplyCounts};
 pub use verify_file::{verify_file, FileRange, REASON_SHORT_READ};
 pub use verify_pages::{verify_page_with, verify_pages, verify_pages_with};
 pub use wal_scan::{scan_records as wal_scan_records, valid_record_at as wal_valid_record_at};

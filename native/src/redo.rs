@@ -248,7 +248,14 @@ pub fn apply_pages(
 /// stayed in the caller's memory since, unsealed (`apply_pages_held`).
 pub const HELD_VERIFIED: u8 = 1;
 
-/// `apply_pages` for pages a caller keeps in memory across calls (plugins/pagestore/redoApply.ts
+/// `held` bit: the caller did not read the page, because its first record here carries a full
+/// page image (as PostgreSQL restores a block from its image without reading it). The page's
+/// bytes are not looked at: the image is applied whatever LSN they hold, then every later
+/// record, which is the page's history from that image on. A page so marked whose first record
+/// has no image is refused (`STATUS_MALFORMED`), never guessed at.
+pub const HELD_UNREAD: u8 = 2;
+
+/// `apply_pages` for pages a caller keeps in memory across calls (plugins/pagestore/pageRedo.ts
 /// `PageRedo`, which applies every few segments of the log to the same pages): with `held`
 /// (one byte per page of the batch, `held[s - first]`), a page whose `HELD_VERIFIED` bit is set
 /// is not verified again (its LSN is trusted), a page verified sound or rebuilt by this call gets
@@ -336,8 +343,19 @@ fn apply_page(wal: &[u8], ordered: &[u32], from: usize, to: usize, ahead: &[u32]
     let Some(first) = parse(ordered[from]) else {
         return STATUS_MALFORMED;
     };
-    let trusted = held.as_deref().is_some_and(|h| h & HELD_VERIFIED != 0);
-    let fault = if trusted { REASON_OK } else { page_fault(page, page_id, kernel) };
+    let flags = held.as_deref().copied().unwrap_or(0);
+    let unread = flags & HELD_VERIFIED == 0 && flags & HELD_UNREAD != 0;
+    if unread && first.image.is_none() {
+        return STATUS_MALFORMED; // the caller's mistake: nothing to rebuild the page from
+    }
+    // An unread page goes the way of one that fails verification: rebuilt from the image.
+    let fault = if flags & HELD_VERIFIED != 0 {
+        REASON_OK
+    } else if unread {
+        REASON_CHECKSUM
+    } else {
+        page_fault(page, page_id, kernel)
+    };
     if fault != REASON_OK && first.image.is_none() {
         return match fault {
             REASON_MAGIC => STATUS_CORRUPT_MAGIC,
@@ -375,7 +393,7 @@ fn apply_page(wal: &[u8], ordered: &[u32], from: usize, to: usize, ahead: &[u32]
     if let Some(h) = held {
         // Sound, or rebuilt from the image its first record carries (that record always applies
         // to a page that failed verification); the caller seals it before it leaves memory.
-        *h |= HELD_VERIFIED;
+        *h = (*h | HELD_VERIFIED) & !HELD_UNREAD;
         return if applied == 0 { STATUS_UNCHANGED } else { STATUS_CHANGED };
     }
     if applied == 0 {

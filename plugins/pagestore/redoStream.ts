@@ -9,7 +9,7 @@
  * the store (`redoCheckRecords`: a record outside the store fails recovery before any page is
  * written), and hands each redo record's position and page id to the worker that owns the page
  * (blocks of 64 adjacent pages dealt round-robin, as the two-pass parallel redo does). Workers
- * (redoStreamTask.ts) apply records to pages they hold in memory (redoApply.ts `PageRedo`)
+ * (redoStreamTask.ts) apply records to pages they hold in memory (pageRedo.ts `PageRedo`)
  * while the reader goes on; they write the changed pages back once, at the end.
  *
  * The rings. Each worker has one SPSC ring (core/ring) of 8-byte entries: (position, page id)
@@ -63,7 +63,8 @@ import { raError } from '../../core/errors.js';
 import type { RingProducer } from '../../core/ring/index.js';
 import { defineTask } from '../../core/taskRef.js';
 import type { WorkerPool } from '../../core/workerPool.js';
-import { PageRedo, type RedoResult } from './redoApply.js';
+import { PageRedo } from './pageRedo.js';
+import type { RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
 import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
 import { readSegmentInto, scanSegments, segmentsFrom, type SegmentSource, type WalEnd, type WalRegion } from './walScan.js';

@@ -5,7 +5,8 @@
  * reader closes the ring, writes its pages back if the verdict is COMMIT.
  */
 import { RingConsumer } from '../../core/ring/index.js';
-import { PageRedo, type RedoResult } from './redoApply.js';
+import { PageRedo } from './pageRedo.js';
+import type { RedoResult } from './redoApply.js';
 import type { RedoStreamTaskInput } from './redoStream.js';
 import { kCommit, kEntryBytes, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 

@@ -20,7 +20,7 @@ import { writeControl } from './control.js';
 import type { CheckpointBody } from './checkpoint.js';
 import { readU32 } from './format.js';
 import { applyRedo, type RedoInput, type RedoResult } from './redoApply.js';
-import { parallelRedo } from './recovery.js';
+import { parallelRedo } from './redoPaths.js';
 import { raError } from '../../core/errors.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { RecordType, decodeRecord, kRecPageId, kRecType, validRecordAt } from './walRecord.js';

@@ -171,15 +171,13 @@ export function segmentLengthProblem(seg: Uint8Array, fileBytes: number, segment
 }
 
 /**
- * The bytes of a file holding segment bytes `seg` (header first, up to its last record): a
- * FULL_SIZE segment padded with zeros to `segmentSize`, as its writer made it (a restore's copy
- * stays the log's own, byte for byte); any other as it is.
+ * The length of a file holding segment bytes `seg` (header first, up to its last record):
+ * `segmentSize` for a FULL_SIZE segment, as its writer made it (the copy extends the file past
+ * the bytes, a hole that reads as zeros, so a restore's copy stays the log's own, byte for byte);
+ * any other segment's own length.
  */
-export function fullSizeFile(seg: Uint8Array, segmentSize: number): Uint8Array {
-  if (!isFullSize(seg) || seg.byteLength >= segmentSize) return seg;
-  const out = new Uint8Array(segmentSize);
-  out.set(seg);
-  return out;
+export function segmentFileSize(seg: Uint8Array, segmentSize: number): number {
+  return isFullSize(seg) ? Math.max(seg.byteLength, segmentSize) : seg.byteLength;
 }
 
 /**

@@ -101,7 +101,7 @@ export async function restoreReplica(o: ReplicaRestoreOptions): Promise<ReplicaR
     for (const [i, src] of segs.entries()) {
       // The segment as the primary wrote it (its header checked against the store), to its last valid record.
       const seg = await loadSegment(engine, src, storeId, top.segmentSize, Infinity);
-      await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), engine.log.segmentFile(seg.bytes, top.segmentSize));
+      await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, engine.log.segmentFileSize(seg.bytes, top.segmentSize));
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
     }

@@ -189,7 +189,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
         const seg = await loadSegment(engine, src, storeId, top.segmentSize, target);
         stoppedAt = lastCommit(engine, seg.bytes, src.startLsn, Math.max(0, top.walFromLsn - src.startLsn)) ?? stoppedAt;
         // At full size if the writer made it so: the restored log is the store's own, byte for byte.
-        await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), engine.log.segmentFile(seg.bytes, top.segmentSize));
+        await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, engine.log.segmentFileSize(seg.bytes, top.segmentSize));
         endLsn = seg.endLsn;
         o.onProgress?.('wal', i + 1, segs.length);
       }
@@ -463,10 +463,15 @@ export async function writePages(
   return { pages, durable };
 }
 
-export async function writeNewFile(file: string, bytes: Uint8Array): Promise<void> {
+/**
+ * Writes `bytes` to a new file and fdatasyncs it; with `length` past the bytes, the file is
+ * extended to it first (a hole: zeros that cost no write).
+ */
+export async function writeNewFile(file: string, bytes: Uint8Array, length = bytes.byteLength): Promise<void> {
   const h = await openPrivate(file, 'w');
   try {
     await writeAll(h, bytes, 0);
+    if (length > bytes.byteLength) await h.truncate(length);
     await h.datasync();
   } finally {
     await h.close();

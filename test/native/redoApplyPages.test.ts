@@ -327,6 +327,41 @@ describe('native redoApplyPages', () => {
     assert.ok(slab.subarray(pageSize).equals(tornNoImage), 'left alone');
   });
 
+  test('redoApplyHeld, unread bit (2): the image applies whatever the slot holds, then every later record; no image is malformed', () => {
+    const pageSize = 4096;
+    const next = prng(12);
+    const log = new Log();
+    const image = makePage(pageSize, 7, 0, next);
+    const a = log.push({ type: RecordType.Update, txId: 1, prevLsn: 0, pageId: 7, offset: 100, before: new Uint8Array(3), after: Uint8Array.of(1, 2, 3), fullPage: image });
+    const b = log.push({ type: RecordType.Update, txId: 1, prevLsn: a, pageId: 9, offset: 200, before: new Uint8Array(1), after: Uint8Array.of(4) });
+    const c = log.push({ type: RecordType.Clr, txId: 1, prevLsn: b, pageId: 7, offset: 300, after: Uint8Array.of(5, 6), undoNextLsn: 0 });
+    const wal = log.shared();
+    // Slot 0: a sound page claiming to be newer than every record (read, redo would skip them
+    // all); unread, it is never looked at. Slot 1: unread, but its first record has no image.
+    const slab = Buffer.concat([makePage(pageSize, 7, 1e9, next), makePage(pageSize, 9, 0, next)]);
+    const slot1Before = Buffer.from(slab.subarray(pageSize));
+    const held = Uint8Array.of(2, 2);
+    const status = new Uint32Array(2);
+    const applied = redoApplyHeld(wal, Uint32Array.of(a, c, b), Uint32Array.of(0, 2, 3), Uint32Array.of(7, 9), 0, 2, slab, pageSize, status, held);
+    assert.equal(applied, 2, 'both records of page 7, none of page 9');
+    assert.deepEqual([...status], [STATUS_CHANGED, STATUS_MALFORMED]);
+    assert.equal(held[0], 1, 'verified from now on, the unread bit cleared');
+    const want = Buffer.from(image); // the image is the page as of its record
+    want.set([5, 6], 300);
+    setPageLsn(want, c);
+    const got = Buffer.from(slab.subarray(0, pageSize));
+    sealPage(got); // held pages are left unsealed
+    sealPage(want);
+    assert.ok(got.equals(want));
+    assert.ok(slab.subarray(pageSize).equals(slot1Before), 'a malformed page is left alone');
+    // Once verified, the bit no longer matters: a later call applies only newer records.
+    const d = log.push({ type: RecordType.Update, txId: 2, prevLsn: 0, pageId: 7, offset: 400, before: new Uint8Array(1), after: Uint8Array.of(9) });
+    const wal2 = log.shared();
+    const st2 = new Uint32Array(1);
+    assert.equal(redoApplyHeld(wal2, Uint32Array.of(d), Uint32Array.of(0, 1), Uint32Array.of(7), 0, 1, slab.subarray(0, pageSize), pageSize, st2, held.subarray(0, 1)), 1);
+    assert.equal(slab[400], 9);
+  });
+
   test('malformed records: redoCheckRecords names them; redoApplyPages marks their page and counts none of it', () => {
     const pageSize = 4096;
     const next = prng(12);

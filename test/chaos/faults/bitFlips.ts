@@ -5,7 +5,7 @@
  * snapshot manager's integrity pass (archive-corruption → repair-archive, snapshot-corruption →
  * repair-snapshot); a trial whose damage no detector names as corruption of its store fails.
  */
-import { archivedSegments, dataFile, flipBit, liveWalByte, pageOutOfMemory, newestSnapshotChunks, probeFileDamage, size } from './files.js';
+import { archivedSegments, damageColdPage, dataFile, damageLiveWal, flipBit, newestSnapshotChunks, probeFileDamage, size } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 /** Failure kinds that name damage to a store's files. */
@@ -42,13 +42,11 @@ export const bitFlips: FaultFamily = {
     const bit = rng.int(0, 7);
     switch (k.name) {
       case 'page-bitflip': {
-        const page = await pageOutOfMemory(ctx.store, ctx.coldPages, rng);
-        const at = page * ctx.pageSize + rng.int(0, ctx.pageSize - 1);
-        return { what: `${flipBit(dataFile(ctx.store), at, bit)} (page ${page})`, state: { page } };
+        const { page, what } = await damageColdPage(ctx.store, ctx.coldPages, rng, (p) => `${flipBit(dataFile(ctx.store), p * ctx.pageSize + rng.int(0, ctx.pageSize - 1), bit)} (page ${p})`);
+        return { what, state: { page } };
       }
       case 'wal-live-bitflip': {
-        const { file, at } = await liveWalByte(ctx.store, rng);
-        return { what: flipBit(file, at, bit) };
+        return { what: await damageLiveWal(ctx.store, rng, (file, at) => flipBit(file, at, bit)) };
       }
       case 'wal-archived-bitflip': {
         const files = archivedSegments(ctx.snapshots);

@@ -56,32 +56,51 @@ export function newestSnapshotChunks(snapshots: string): string[] {
 export const dataFile = (store: string): string => dataFileOf(store);
 
 /**
- * A cold page the store's owner does not hold in memory, to damage on disk: from one drawn at
- * random, the first (wrapping) that its owner says is not cached (control socket `read-page`).
- * A cached page is rewritten by the owner's next checkpoint once the writer changes it, which
- * heals the damage by luck before any scrub comes by (the trial then fails as "not detected").
- * A page out of memory cannot be: loading it fails while it is bad. Without an owner to ask
- * (none serving the socket), the page drawn.
+ * Damages a cold page that its owner does not hold in memory (`damage(page)` does it on disk and
+ * says what it did), and makes sure the damage holds. The page is drawn at random among the cold
+ * ones, the first (wrapping) that the owner says is not cached (control socket `read-page`): a
+ * cached page is rewritten by the owner's next checkpoint once the writer changes it, which heals
+ * the damage by luck before any scrub comes by (the trial then fails as "not detected"). A page
+ * out of memory cannot be: loading it fails while it is bad. But the owner may take the page
+ * into its cache, or write it back from an eviction, just as the damage lands (seed 9's long run
+ * once, page-bitflip trial 14): so the owner is asked again after the damage, and when it now
+ * holds the page, or its copy on disk verifies, another page is damaged instead (at most 8).
+ * Without an owner to ask (none serving the socket), the page drawn.
  */
-export async function pageOutOfMemory(store: string, cold: { from: number; to: number }, rng: Prng): Promise<number> {
-  const first = rng.int(cold.from, cold.to);
+export async function damageColdPage(store: string, cold: { from: number; to: number }, rng: Prng, damage: (page: number) => string): Promise<{ page: number; what: string }> {
   let c: ControlClient;
   try {
     c = await ControlClient.connect(store, { timeoutMs: 2000 });
   } catch {
-    return first;
+    const page = rng.int(cold.from, cold.to);
+    return { page, what: damage(page) };
   }
   try {
     const n = cold.to - cold.from + 1;
-    for (let k = 0; k < n; k++) {
-      const page = cold.from + ((first - cold.from + k) % n);
-      if (!(await c.readPage(page)).cached) return page;
+    const undone: number[] = [];
+    for (let attempt = 0; ; attempt++) {
+      const first = rng.int(cold.from, cold.to);
+      let page = first;
+      for (let k = 0; k < n; k++) {
+        page = cold.from + ((first - cold.from + k) % n);
+        if (!undone.includes(page) && !(await c.readPage(page)).cached) break;
+      }
+      const what = damage(page);
+      await sleep(kDamageSettleMs);
+      const after = await c.readPage(page);
+      if ((!after.cached && after.fault !== null) || attempt === kDamageAttempts - 1) {
+        return { page, what: undone.length > 0 ? `${what} (after ${undone.length} page(s) the owner took or rewrote around the damage: ${undone.join(', ')})` : what };
+      }
+      undone.push(page);
     }
-    return first;
   } finally {
     c.close();
   }
 }
+
+/** How long a page's damage must hold, and how many pages are tried (damageColdPage). */
+const kDamageSettleMs = 50;
+const kDamageAttempts = 8;
 
 export function size(file: string): number {
   const fd = openSync(file, 'r');
@@ -131,14 +150,22 @@ export function truncate(file: string, to: number): void {
 }
 
 /**
- * A random byte of the live segment's records (past its header). Right after a switch to a new
- * segment it holds none yet: the writer is committing, so it will within a few milliseconds.
+ * Damages a random byte of the live segment's records (past its header): `act(file, at)` does it
+ * and says what it did. Right after a switch to a new segment it holds none yet: the writer is
+ * committing, so it will within a few milliseconds. The segment may also be retired (archived
+ * and removed by a checkpoint) between the choice and the damage, once the log has moved on: the
+ * damage then finds no file (ENOENT) and is done again on the new live segment (seed 9's long
+ * run once, wal-live-bitflip trial 14).
  */
-export async function liveWalByte(store: string, rng: Prng): Promise<{ file: string; at: number }> {
+export async function damageLiveWal(store: string, rng: Prng, act: (file: string, at: number) => string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
-    const { file, bytes } = liveSegment(store);
-    if (bytes > SEGMENT_HEADER_SIZE + 1) return { file, at: rng.int(SEGMENT_HEADER_SIZE, bytes - 1) };
-    if (attempt >= 200) throw new Error(`the live WAL segment ${file} held no record for 2 s`);
+    try {
+      const { file, bytes } = liveSegment(store);
+      if (bytes > SEGMENT_HEADER_SIZE + 1) return act(file, rng.int(SEGMENT_HEADER_SIZE, bytes - 1));
+      if (attempt >= 200) throw new Error(`the live WAL segment ${file} held no record for 2 s`);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT' || attempt >= 200) throw err;
+    }
     await sleep(10);
   }
 }

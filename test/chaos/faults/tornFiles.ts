@@ -4,7 +4,7 @@
  * tail), a snapshot chunk cut to half its length. Each has its detector, as in bitFlips.ts.
  */
 import { CORRUPTION_KINDS } from './bitFlips.js';
-import { dataFile, liveWalByte, overwrite, pageOutOfMemory, probeFileDamage, newestSnapshotChunks, size, truncate } from './files.js';
+import { damageColdPage, damageLiveWal, dataFile, overwrite, probeFileDamage, newestSnapshotChunks, size, truncate } from './files.js';
 import type { FaultContext, FaultFamily, FaultKind, Injected } from './types.js';
 
 const KINDS: FaultKind[] = [
@@ -26,17 +26,21 @@ export const tornFiles: FaultFamily = {
     const { rng } = ctx;
     switch (k.name) {
       case 'page-torn': {
-        const page = await pageOutOfMemory(ctx.store, ctx.coldPages, rng);
         const half = ctx.pageSize / 2;
-        const second = rng.chance(0.5);
-        overwrite(dataFile(ctx.store), page * ctx.pageSize + (second ? half : 0), half, rng);
-        return { what: `the ${second ? 'second' : 'first'} half of page ${page} of ${dataFile(ctx.store)} overwritten`, state: { page } };
+        const { page, what } = await damageColdPage(ctx.store, ctx.coldPages, rng, (p) => {
+          const second = rng.chance(0.5);
+          overwrite(dataFile(ctx.store), p * ctx.pageSize + (second ? half : 0), half, rng);
+          return `the ${second ? 'second' : 'first'} half of page ${p} of ${dataFile(ctx.store)} overwritten`;
+        });
+        return { what, state: { page } };
       }
       case 'wal-truncated': {
-        const { file, at } = await liveWalByte(ctx.store, rng);
-        const was = size(file);
-        truncate(file, at);
-        return { what: `${file} truncated from ${was} to ${at} bytes` };
+        const what = await damageLiveWal(ctx.store, rng, (file, at) => {
+          const was = size(file);
+          truncate(file, at);
+          return `${file} truncated from ${was} to ${at} bytes`;
+        });
+        return { what };
       }
       case 'snapshot-truncated': {
         const files = newestSnapshotChunks(ctx.snapshots);

@@ -109,12 +109,17 @@ export interface LogLayout {
    */
   segmentContent(bytes: Uint8Array, fileBytes: number, segmentSize: number): { length: number; cut: string | null };
   /**
-   * The length of a segment file holding segment bytes `bytes` (header first, up to its last
-   * record): a segment made at full size is copied at full size again (the file extended past
-   * the bytes, which reads as zeros), so that a copy (a restore's) stays the log's own, byte for
-   * byte.
+   * The bytes of a segment file holding segment bytes `bytes` (header first, up to its last
+   * record): a segment made at full size is written at full size again (zeros after the
+   * records), so that a copy (a restore's) stays the log's own, byte for byte.
    */
-  segmentFileSize(bytes: Uint8Array, segmentSize: number): number;
+  segmentFile(bytes: Uint8Array, segmentSize: number): Uint8Array;
+  /**
+   * Since contract 1.5.0, optional: the length of that file. A copy writes `bytes` and extends
+   * the file to this length (a hole, which reads as zeros) instead of writing `segmentFile`'s
+   * zeros. An engine without it is copied through `segmentFile`.
+   */
+  segmentFileSize?(bytes: Uint8Array, segmentSize: number): number;
   /**
    * Walks the valid records of `buf` from position `from` (whose record has LSN `lsn`) up to
    * `end`, calling `visit(position)` for each; returns where the valid records end.

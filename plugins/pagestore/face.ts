@@ -22,7 +22,7 @@ import { settleSwap, swapInStore } from './storeSwap.js';
 import { RECORD_MIN_SIZE, RecordType, commitTimeAt, decodeRecord, kRecLength, kRecLsn, kRecPageId, kRecTxId, kRecType } from './walRecord.js';
 import { forEachPageRecord, scanRecords } from './walPages.js';
 import { readRecordFromDisk } from './walScan.js';
-import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentContentLength, segmentLengthProblem, segmentName, segmentPosition, segmentStartOf, segmentFileSize } from './walSegments.js';
+import { SEGMENT_HEADER_SIZE, checkSegmentHeader, listSegments, segmentContentLength, segmentLengthProblem, segmentName, segmentPosition, segmentStartOf, segmentFileSize, fullSizeFile } from './walSegments.js';
 import type { RecoverOptions, RecoveryStats } from './recovery.js';
 
 const SEGMENT_NAME = /^([0-9a-f]{16})\.wal$/;
@@ -82,6 +82,7 @@ export const logLayout: LogLayout = {
   listSegments,
   checkSegmentHeader,
   segmentContent: (bytes, fileBytes, segmentSize) => ({ length: segmentContentLength(bytes), cut: segmentLengthProblem(bytes, fileBytes, segmentSize) }),
+  segmentFile: fullSizeFile,
   segmentFileSize,
   scanRecords,
   forEachPageRecord,

@@ -171,6 +171,19 @@ export function segmentLengthProblem(seg: Uint8Array, fileBytes: number, segment
 }
 
 /**
+ * The bytes of a file holding segment bytes `seg` (header first, up to its last record): a
+ * FULL_SIZE segment padded with zeros to `segmentSize`, as its writer made it; any other as it
+ * is. (Copies here use `segmentFileSize` and leave the zeros a hole.)
+ */
+export function fullSizeFile(seg: Uint8Array, segmentSize: number): Uint8Array {
+  const size = segmentFileSize(seg, segmentSize);
+  if (size === seg.byteLength) return seg;
+  const out = new Uint8Array(size);
+  out.set(seg);
+  return out;
+}
+
+/**
  * The length of a file holding segment bytes `seg` (header first, up to its last record):
  * `segmentSize` for a FULL_SIZE segment, as its writer made it (the copy extends the file past
  * the bytes, a hole that reads as zeros, so a restore's copy stays the log's own, byte for byte);

@@ -29,7 +29,7 @@ import { PRIVATE_DIR_MODE, ensurePrivateDir } from '../../core/privateFiles.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { removeRestoreLeftovers, restoreStagingPath, type Leftover } from './leftovers.js';
 import { archiveDirOf, chainOf, loadAll, splitReadable, whyUnreadable, type Manifest } from './manifest.js';
-import { layOutPages, verifyAllPages, writeNewFile } from './restore.js';
+import { layOutPages, verifyAllPages, writeSegmentCopy } from './restore.js';
 import { listArchive } from './walArchive.js';
 import { chainTo, loadSegment, walSources } from './walChain.js';
 
@@ -101,7 +101,7 @@ export async function restoreReplica(o: ReplicaRestoreOptions): Promise<ReplicaR
     for (const [i, src] of segs.entries()) {
       // The segment as the primary wrote it (its header checked against the store), to its last valid record.
       const seg = await loadSegment(engine, src, storeId, top.segmentSize, Infinity);
-      await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, engine.log.segmentFileSize(seg.bytes, top.segmentSize));
+      await writeSegmentCopy(engine, path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, top.segmentSize);
       endLsn = seg.endLsn;
       o.onProgress?.('wal', i + 1, segs.length);
     }

@@ -189,7 +189,7 @@ export async function restoreSnapshot(o: RestoreOptions): Promise<RestoreResult>
         const seg = await loadSegment(engine, src, storeId, top.segmentSize, target);
         stoppedAt = lastCommit(engine, seg.bytes, src.startLsn, Math.max(0, top.walFromLsn - src.startLsn)) ?? stoppedAt;
         // At full size if the writer made it so: the restored log is the store's own, byte for byte.
-        await writeNewFile(path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, engine.log.segmentFileSize(seg.bytes, top.segmentSize));
+        await writeSegmentCopy(engine, path.join(logDir, engine.log.segmentName(src.startLsn)), seg.bytes, top.segmentSize);
         endLsn = seg.endLsn;
         o.onProgress?.('wal', i + 1, segs.length);
       }
@@ -461,6 +461,16 @@ export async function writePages(
   // The caller awaits it later; until then an early failure must not count as unhandled.
   durable.catch(() => undefined);
   return { pages, durable };
+}
+
+/**
+ * A WAL segment's copy (header first, up to its last record) as a new file, fdatasynced: at the
+ * length the engine says (a segment made at full size keeps it, its tail a hole), or through its
+ * `segmentFile` when it predates `segmentFileSize` (contract 1.5.0).
+ */
+export async function writeSegmentCopy(engine: PageEngine, file: string, bytes: Uint8Array, segmentSize: number): Promise<void> {
+  if (engine.log.segmentFileSize) await writeNewFile(file, bytes, engine.log.segmentFileSize(bytes, segmentSize));
+  else await writeNewFile(file, engine.log.segmentFile(bytes, segmentSize));
 }
 
 /**

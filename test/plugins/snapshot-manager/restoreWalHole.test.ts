@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { writeNewFile } from '../../../plugins/snapshot-manager/restore.js';
+import { writeSegmentCopy } from '../../../plugins/snapshot-manager/restore.js';
 import { isFullSize, segmentContentLength, withoutFullSize } from '../../../plugins/pagestore/walSegments.js';
 import { pagestore } from '../../helpers/engine.js';
 import { killedWriter, tmpStoreDir } from '../../helpers/store.js';
@@ -22,11 +22,10 @@ describe('restored WAL segments', () => {
     assert.ok(isFullSize(whole), 'the writer makes its segments at full size');
     const content = whole.subarray(0, segmentContentLength(whole));
     assert.ok(content.byteLength < SEGMENT / 2, `${content.byteLength} bytes of records`);
-    const size = pagestore.log.segmentFileSize(content, SEGMENT);
-    assert.equal(size, SEGMENT);
+    assert.equal(pagestore.log.segmentFileSize?.(content, SEGMENT), SEGMENT);
 
     const copy = path.join(dir, 'copy.wal');
-    await writeNewFile(copy, content, size);
+    await writeSegmentCopy(pagestore, copy, content, SEGMENT);
     const st = statSync(copy);
     assert.equal(st.size, SEGMENT);
     assert.ok(readFileSync(copy).equals(whole), 'the copy is the segment, byte for byte');
@@ -34,6 +33,12 @@ describe('restored WAL segments', () => {
 
     // A segment an older writer left growing (FULL_SIZE clear) is copied as long as its records.
     const growing = withoutFullSize(content);
-    assert.equal(pagestore.log.segmentFileSize(growing, SEGMENT), growing.byteLength);
+    assert.equal(pagestore.log.segmentFileSize?.(growing, SEGMENT), growing.byteLength);
+
+    // An engine written to contract 1.4 (no segmentFileSize) is copied through its segmentFile.
+    const older = { ...pagestore, log: { ...pagestore.log, segmentFileSize: undefined } };
+    const copy14 = path.join(dir, 'copy14.wal');
+    await writeSegmentCopy(older, copy14, content, SEGMENT);
+    assert.ok(readFileSync(copy14).equals(whole), 'the same bytes through segmentFile');
   });
 });

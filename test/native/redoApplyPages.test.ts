@@ -63,6 +63,21 @@ class Log {
   }
 }
 
+/**
+ * A log of three records: page 7's first carries a full image (a), page 9's has none (b), then a
+ * CLR on page 7 (c). 4 KiB pages.
+ */
+function imageThenTwo(seed: number) {
+  const pageSize = 4096;
+  const next = prng(seed);
+  const log = new Log();
+  const image = makePage(pageSize, 7, 0, next);
+  const a = log.push({ type: RecordType.Update, txId: 1, prevLsn: 0, pageId: 7, offset: 100, before: new Uint8Array(3), after: Uint8Array.of(1, 2, 3), fullPage: image });
+  const b = log.push({ type: RecordType.Update, txId: 1, prevLsn: a, pageId: 9, offset: 200, before: new Uint8Array(1), after: Uint8Array.of(4) });
+  const c = log.push({ type: RecordType.Clr, txId: 1, prevLsn: b, pageId: 7, offset: 300, after: Uint8Array.of(5, 6), undoNextLsn: 0 });
+  return { pageSize, next, log, image, a, b, c, wal: log.shared() };
+}
+
 /** The reference: redoApply.ts's per-record loop before the native kernel, for one page. */
 function referencePage(wal: Uint8Array, recs: number[], pageId: number, page: Buffer): { status: number; applied: number; skipped: number } {
   const dv = new DataView(wal.buffer, wal.byteOffset, wal.byteLength);
@@ -302,14 +317,7 @@ describe('native redoApplyPages', () => {
   });
 
   test('a torn page is rebuilt from the image in its first record; one without is reported and left alone', () => {
-    const pageSize = 4096;
-    const next = prng(11);
-    const log = new Log();
-    const image = makePage(pageSize, 7, 0, next);
-    const a = log.push({ type: RecordType.Update, txId: 1, prevLsn: 0, pageId: 7, offset: 100, before: new Uint8Array(3), after: Uint8Array.of(1, 2, 3), fullPage: image });
-    const b = log.push({ type: RecordType.Update, txId: 1, prevLsn: a, pageId: 9, offset: 200, before: new Uint8Array(1), after: Uint8Array.of(4) });
-    const c = log.push({ type: RecordType.Clr, txId: 1, prevLsn: b, pageId: 7, offset: 300, after: Uint8Array.of(5, 6), undoNextLsn: 0 });
-    const wal = log.shared();
+    const { pageSize, next, image, a, b, c, wal } = imageThenTwo(11);
     const torn = makePage(pageSize, 7, 1e9, next); // claims to be newer than every record
     torn[2000] ^= 1;
     const tornNoImage = makePage(pageSize, 9, 0, next);
@@ -328,14 +336,7 @@ describe('native redoApplyPages', () => {
   });
 
   test('redoApplyHeld, unread bit (2): the image applies whatever the slot holds, then every later record; no image is malformed', () => {
-    const pageSize = 4096;
-    const next = prng(12);
-    const log = new Log();
-    const image = makePage(pageSize, 7, 0, next);
-    const a = log.push({ type: RecordType.Update, txId: 1, prevLsn: 0, pageId: 7, offset: 100, before: new Uint8Array(3), after: Uint8Array.of(1, 2, 3), fullPage: image });
-    const b = log.push({ type: RecordType.Update, txId: 1, prevLsn: a, pageId: 9, offset: 200, before: new Uint8Array(1), after: Uint8Array.of(4) });
-    const c = log.push({ type: RecordType.Clr, txId: 1, prevLsn: b, pageId: 7, offset: 300, after: Uint8Array.of(5, 6), undoNextLsn: 0 });
-    const wal = log.shared();
+    const { pageSize, next, log, image, a, b, c, wal } = imageThenTwo(12);
     // Slot 0: a sound page claiming to be newer than every record (read, redo would skip them
     // all); unread, it is never looked at. Slot 1: unread, but its first record has no image.
     const slab = Buffer.concat([makePage(pageSize, 7, 1e9, next), makePage(pageSize, 9, 0, next)]);

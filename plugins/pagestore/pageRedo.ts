@@ -40,8 +40,9 @@ const kListed = 0xfffffffe;
  * which every later recovery repeats anyway), but the "nothing written" promise then holds only
  * for logs whose pages fit the budget.
  *
- * A page is verified once, when it is first applied to, and sealed once, right before it is
- * written back: between applies it stays in memory unsealed (the kernel's `held` mode,
+ * A page is read and verified once, when it is first applied to (neither when its first record
+ * carries a full page image: it starts from the image, see loadRun), and sealed once, right
+ * before it is written back: between applies it stays in memory unsealed (the kernel's `held` mode,
  * `redoApplyHeld`). Verifying and re-sealing at every `apply` cost two 8 KiB hashes per page
  * per apply, most of a worker's CPU after its page reads.
  */
@@ -90,10 +91,7 @@ export class PageRedo {
 
   /** Queues the record at `position` of the log, which changes page `pageId`. */
   add(position: number, pageId: number): void {
-    if (this.queued === this.queuedPositions.length) {
-      this.queuedPositions = grow(this.queuedPositions, this.queued * 2);
-      this.queuedPageIds = grow(this.queuedPageIds, this.queued * 2);
-    }
+    this.reserveQueue(1);
     this.queuedPositions[this.queued] = position;
     this.queuedPageIds[this.queued++] = pageId;
   }

@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { describe, it } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { threadId } from 'node:worker_threads';
 import { isRaError } from '../../core/errors.js';
 import { WorkerPool, defineTask, sharedBytes, type SharedBytes } from '../../core/workerPool.js';
 import { fixture } from '../helpers/paths.js';
 
 const fillTask = defineTask<{ view: SharedBytes; value: number }, { threadId: number; bytes: number }>(fixture('poolTask.js'), 'fill');
+const loadsTask = defineTask<Record<string, never>, { threadId: number; loads: number }>(fixture('poolPreload.js'), 'loadsHere');
+const brokenTask = defineTask<Record<string, never>, number>(fixture('poolBrokenModule.js'), 'never');
 const sumTask = defineTask<{ view: SharedBytes }, number>(fixture('poolTask.js'), 'sum');
 
 describe('worker pool', () => {
@@ -52,5 +58,46 @@ describe('worker pool', () => {
 
   it('validates its size', () => {
     assert.throws(() => new WorkerPool({ threads: 0 }), /agent\.workers must be a positive integer/);
+  });
+
+  it('preloads a module into every worker as it starts, before any task, and the first task finds it loaded', async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-preload-'));
+    const log = path.join(dir, 'loads');
+    process.env.RA_TEST_PRELOAD_LOG = log;
+    const pool = new WorkerPool({ threads: 2, preload: fixture('poolPreload.js') });
+    try {
+      const threads = (): string[] => {
+        try {
+          return readFileSync(log, 'utf8').split('\n').filter(Boolean);
+        } catch {
+          return [];
+        }
+      };
+      // No task has run: only the preload can have loaded it, once in each worker.
+      for (let waited = 0; threads().length < 2 && waited < 20_000; waited += 20) await sleep(20);
+      assert.equal(threads().length, 2, 'each of the 2 workers loads the module as it starts');
+      assert.equal(new Set(threads()).size, 2);
+      const runs = await Promise.all([pool.run(loadsTask, {}), pool.run(loadsTask, {}), pool.run(loadsTask, {})]);
+      for (const r of runs) assert.equal(r.loads, 1, 'a task uses the preloaded instance');
+      assert.equal(threads().length, 2, 'no worker loaded it again');
+    } finally {
+      await pool.close();
+      delete process.env.RA_TEST_PRELOAD_LOG;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('survives a preload that fails: the pool runs other tasks, and a task from that module fails with its own error', async () => {
+    for (const preload of [fixture('poolBrokenModule.js'), path.join(os.tmpdir(), 'ra-no-such-module.js')]) {
+      const pool = new WorkerPool({ threads: 2, preload });
+      try {
+        const slab = sharedBytes(100);
+        slab.fill(1);
+        assert.equal(await pool.run(sumTask, { view: slab }), 100);
+        if (preload.endsWith('poolBrokenModule.js')) await assert.rejects(pool.run(brokenTask, {}), /poolBrokenModule refuses to load/);
+      } finally {
+        await pool.close();
+      }
+    }
   });
 });

@@ -1,0 +1,13 @@
+/**
+ * Piscina's start-up module for a pool made with `preload` (workerPool.ts): each worker imports
+ * the module named in its workerData as it starts. A module that fails to load is left alone
+ * here — the first task from it fails with that error, as it would without a preload — so a bad
+ * preload never takes a worker (or the pool's owner) down.
+ */
+import { workerData } from 'node:worker_threads';
+
+const target = (workerData as { preload?: unknown } | null | undefined)?.preload;
+if (typeof target === 'string') await import(target).catch(() => undefined);
+
+/** Piscina wants a handler from its start-up module; no task runs it (run() names its own module). */
+export default function preloaded(): void {}

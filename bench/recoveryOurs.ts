@@ -13,7 +13,7 @@
  *
  * Run: npm run bench:recovery-ours [-- --store DIR --transactions N --runs 3 --writers 32 --scale 10]
  * `--transactions` defaults to the 258 966 commits of PostgreSQL's WAL in the last side-by-side
- * run at 256 MiB (bench/results/recovery-vs-postgres.json). With `--store DIR` the generated
+ * run at 256 MiB (bench/results/recovery-vs-postgres-256MiB.json). With `--store DIR` the generated
  * store is kept in DIR/pristine and reused by later runs given the same DIR (regenerated when
  * the transaction count differs); without, everything goes to a temp dir removed at the end.
  * Writes bench/results/recovery-ours.json; PostgreSQL's figures need the side-by-side bench.

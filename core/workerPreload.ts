@@ -2,12 +2,19 @@
  * Piscina's start-up module for a pool made with `preload` (workerPool.ts): each worker imports
  * the module named in its workerData as it starts. A module that fails to load is left alone
  * here — the first task from it fails with that error, as it would without a preload — so a bad
- * preload never takes a worker (or the pool's owner) down.
+ * preload never takes a worker (or the pool's owner) down. One that has not loaded after
+ * kPreloadWaitMs (a top-level await that never settles) is waited for no longer: the worker
+ * reports ready and serves the pool's other tasks.
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import { workerData } from 'node:worker_threads';
 
+const kPreloadWaitMs = 5_000;
+
 const target = (workerData as { preload?: unknown } | null | undefined)?.preload;
-if (typeof target === 'string') await import(target).catch(() => undefined);
+if (typeof target === 'string') {
+  await Promise.race([import(target).catch(() => undefined), sleep(kPreloadWaitMs, undefined, { ref: false })]);
+}
 
 /** Piscina wants a handler from its start-up module; no task runs it (run() names its own module). */
 export default function preloaded(): void {}

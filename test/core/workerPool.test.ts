@@ -87,8 +87,9 @@ describe('worker pool', () => {
     }
   });
 
-  it('survives a preload that fails: the pool runs other tasks, and a task from that module fails with its own error', async () => {
-    for (const preload of [fixture('poolBrokenModule.js'), path.join(os.tmpdir(), 'ra-no-such-module.js')]) {
+  it('survives a preload that fails or hangs: the pool runs other tasks, and a task from a failing module fails with its own error', { timeout: 60_000 }, async () => {
+    // The hanging one is waited for 5 s at most: then its workers serve the other tasks.
+    for (const preload of [fixture('poolBrokenModule.js'), path.join(os.tmpdir(), 'ra-no-such-module.js'), fixture('poolHangingModule.js')]) {
       const pool = new WorkerPool({ threads: 2, preload });
       try {
         const slab = sharedBytes(100);

@@ -398,6 +398,7 @@ export async function writePages(
     let done = 0;
     const run = (input: RestoreChunkInput) => (o.pool ? o.pool.run(restoreChunkTask, input) : restoreChunk(input));
     const window = o.pool ? kChunksPerWorker * o.pool.threads : 1;
+    const writeTurn = new Int32Array(new SharedArrayBuffer(4));
     let unsynced = 0;
     const wrote = (bytes: number) => {
       unsynced += bytes;
@@ -416,7 +417,7 @@ export async function writePages(
           runs.push(first, count);
         }
         const file = path.join(snapshotPath(o.snapshotDir, m.id), c.file);
-        return { file, bytes: c.bytes, xxh3: c.xxh3, rawBytes: c.rawBytes, rawXxh3: c.rawXxh3, runs, fd: data.fd, pageSize };
+        return { file, bytes: c.bytes, xxh3: c.xxh3, rawBytes: c.rawBytes, rawXxh3: c.rawXxh3, runs, fd: data.fd, pageSize, writeTurn };
       });
       let next = 0;
       let failure: unknown = null;

@@ -1,7 +1,7 @@
 /**
  * Restore's per-chunk work, on a pool worker (or the calling thread without a pool): read a
  * snapshot chunk, check its XXH3, decode it, check the pages' XXH3, and write its page runs into
- * the staging data file. Both workers of a 2-thread pool do all of it side by side, and each
+ * the staging data file (one worker at a time: takeWriteTurn). Both workers of a 2-thread pool do all of it side by side, and each
  * reuses its two buffers chunk after chunk: no fresh memory, no garbage, no copy back to the
  * main thread (the file descriptor is the process's, so a worker writes through it).
  *
@@ -17,7 +17,7 @@ import { xxh3Hex } from './manifest.js';
 
 /** Crosses to the worker. */
 export interface RestoreChunkInput {
-  [key: string]: string | number | readonly number[];
+  [key: string]: string | number | readonly number[] | Int32Array<SharedArrayBuffer>;
   /** The chunk's file, and its manifest entry's sizes and XXH3-64s. */
   readonly file: string;
   readonly bytes: number;
@@ -29,6 +29,34 @@ export interface RestoreChunkInput {
   /** The staging data file, open for writing (a descriptor of this process). */
   readonly fd: number;
   readonly pageSize: number;
+  /** The data file's write turn, shared by the workers (takeWriteTurn). */
+  readonly writeTurn: Int32Array<SharedArrayBuffer>;
+}
+
+/** Longest wait for the write turn; past it a worker writes anyway (the turn only saves CPU). */
+const kWriteTurnWaitMs = 10_000;
+
+/**
+ * Takes the data file's write turn: one worker writes at a time, the others sleep on a futex.
+ * ext4 lets one buffered write into a file run at a time anyway (the inode's lock), and a writer
+ * that waits for that lock spins on its CPU while the owner runs: two workers writing side by
+ * side spent ~0.4 s of CPU each spinning per GiB restored (perf, `rwsem_spin_on_owner`), CPU the
+ * other worker's decoding could have had. Returns whether the turn was taken (give it back with
+ * giveWriteTurn); a turn never given back (a worker gone mid-write) is waited for at most
+ * kWriteTurnWaitMs.
+ */
+export function takeWriteTurn(turn: Int32Array<SharedArrayBuffer>, waitMs = kWriteTurnWaitMs): boolean {
+  const until = performance.now() + waitMs;
+  while (Atomics.compareExchange(turn, 0, 0, 1) !== 0) {
+    if (performance.now() > until) return false;
+    Atomics.wait(turn, 0, 1, 50);
+  }
+  return true;
+}
+
+export function giveWriteTurn(turn: Int32Array<SharedArrayBuffer>): void {
+  Atomics.store(turn, 0, 0);
+  Atomics.notify(turn, 0, 1);
 }
 
 /** Comes back: pages written, or why not. */
@@ -72,13 +100,20 @@ async function restoreChunkOrThrow(i: RestoreChunkInput): Promise<number> {
   }
   let at = 0;
   let pages = 0;
+  const writes: Array<[Uint8Array, number]> = [];
   for (let r = 0; r < i.runs.length; r += 2) {
     const [first, count] = [i.runs[r]!, i.runs[r + 1]!];
     const len = count * i.pageSize;
     if (at + len > raw.byteLength) throw raError('RA_ERR_SNAPSHOT_CORRUPT', `${i.file} holds fewer pages than its manifest entry names`);
-    writeAllSync(i.fd, raw.subarray(at, at + len), first * i.pageSize);
+    writes.push([raw.subarray(at, at + len), first * i.pageSize]);
     at += len;
     pages += count;
+  }
+  const turn = takeWriteTurn(i.writeTurn);
+  try {
+    for (const [bytes, position] of writes) writeAllSync(i.fd, bytes, position);
+  } finally {
+    if (turn) giveWriteTurn(i.writeTurn);
   }
   return pages;
 }

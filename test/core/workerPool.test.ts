@@ -101,4 +101,21 @@ describe('worker pool', () => {
       }
     }
   });
+
+  it('survives a preload that ends its thread or throws from a timer while loading: the pool neither hangs nor takes its owner down', { timeout: 60_000 }, async () => {
+    // Piscina gives up on workers that fail before they report ready (and queued tasks wait for
+    // ever), and a worker error with no task of its own is emitted on the pool (an owner crash).
+    for (const preload of [fixture('poolExitingModule.js'), fixture('poolLateThrowModule.js')]) {
+      const pool = new WorkerPool({ threads: 2, preload });
+      try {
+        const slab = sharedBytes(100);
+        slab.fill(1);
+        for (let i = 0; i < 4; i++) assert.equal(await pool.run(sumTask, { view: slab }), 100, preload);
+        await sleep(300);
+        assert.deepEqual(await Promise.all([pool.run(sumTask, { view: slab }), pool.run(sumTask, { view: slab })]), [100, 100], preload);
+      } finally {
+        await pool.close();
+      }
+    }
+  });
 });

@@ -15,15 +15,17 @@ export function registerRecoverCommand(program: Command): void {
     .option('--serial', 'redo on one thread (the baseline)')
     .addHelpText('after', '\nExit codes: 0 recovered, 2 not a store or bad usage, 3 the store is open by a live process, 4 WAL or page corruption.\nWith --json a failure also writes {"error":{"code","message","exitCode"}} on stdout.')
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
-      const [{ readArchiveLink }, { recover }, { walArchiver }, { WorkerPool }, { pageEngineFor }] = await Promise.all([
-        import('../plugins/pagestore/archiveLink.js'),
-        import('../plugins/pagestore/recovery.js'),
-        import('../plugins/snapshot-manager/walArchive.js'),
-        import('../core/workerPool.js'),
-        import('./engines.js'),
-      ]);
-      const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers });
+      // The pool first, its workers loading the redo task while this thread loads the rest:
+      // their start-up then overlaps the imports instead of recovery (WorkerPool `preload`).
+      const { WorkerPool } = await import('../core/workerPool.js');
+      const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers, preload: new URL('../plugins/pagestore/redoStreamTask.js', import.meta.url) });
       try {
+        const [{ readArchiveLink }, { recover }, { walArchiver }, { pageEngineFor }] = await Promise.all([
+          import('../plugins/pagestore/archiveLink.js'),
+          import('../plugins/pagestore/recovery.js'),
+          import('../plugins/snapshot-manager/walArchive.js'),
+          import('./engines.js'),
+        ]);
         // A store that archives its WAL is archived before recovery recycles any of it.
         const remembered = await readArchiveLink(opts.store).catch(() => null);
         const archiver = remembered ? walArchiver(await pageEngineFor(opts.store), remembered) : undefined;

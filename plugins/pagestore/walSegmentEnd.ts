@@ -1,7 +1,7 @@
 /**
  * Where a segment's records may end when the log goes on in the next segment: the writer's rules,
  * applied alike by recovery's scan (walScan.ts `scanSegments`) and by the replication sender's
- * catch-up from the segment files (replicationSender.ts `checkSegmentTail`), so that what one
+ * catch-up from the segment files (walCatchUp.ts `checkSegmentTail`), so that what one
  * accepts the other does.
  *
  * The writer leaves a segment for the next one when the next record does not fit the rest of it;

@@ -104,10 +104,12 @@ describe('orchestrator', () => {
     assert.throws(() => bus.publish('t', { kind: 'k', priority: 'P1', subject: 'x', occurredAt: 'yesterday' as unknown as number }), /occurredAt must be a time/);
     await orch.idle();
     const by = Object.fromEntries(orch.recentRecoveries().map((r) => [r.subject, r]));
-    assert.ok(by.early!.rtoMs >= 3020 && by.early!.rtoMs < 10_000, String(by.early!.rtoMs));
+    // The healer's 20 ms timer runs on libuv's loop clock, cached at the loop's turn: measured
+    // with Date.now() it may end a millisecond or so early (3019 was seen), hence the 2 ms slack.
+    assert.ok(by.early!.rtoMs >= 3018 && by.early!.rtoMs < 10_000, String(by.early!.rtoMs));
     assert.equal(by.early!.occurredAt, now - 3000);
     assert.equal(by.early!.detectedAt, now);
-    assert.ok(by.late!.rtoMs >= 20 && by.late!.rtoMs < 3000, String(by.late!.rtoMs));
+    assert.ok(by.late!.rtoMs >= 18 && by.late!.rtoMs < 3000, String(by.late!.rtoMs));
     await orch.stop();
   });
 
@@ -141,7 +143,7 @@ describe('orchestrator', () => {
     await orch.idle();
     const by = Object.fromEntries(orch.recentRecoveries().map((r) => [r.subject, r]));
     assert.ok(by.late!.rtoMs >= 40_000 && !by.late!.withinTarget && by.late!.targetMs === 30_000);
-    assert.ok(by.ok!.rtoMs >= 20 && by.ok!.rtoMs < 30_000 && by.ok!.withinTarget);
+    assert.ok(by.ok!.rtoMs >= 18 && by.ok!.rtoMs < 30_000 && by.ok!.withinTarget, String(by.ok!.rtoMs)); // 2 ms slack: see the occurredAt test above
     assert.equal(by.bad!.outcome, 'failed');
     assert.ok(by.bad!.escalated);
     assert.deepEqual(escalated, ['bad']);

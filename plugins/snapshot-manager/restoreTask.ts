@@ -1,9 +1,10 @@
 /**
  * Restore's per-chunk work, on a pool worker (or the calling thread without a pool): read a
  * snapshot chunk, check its XXH3, decode it, check the pages' XXH3, and write its page runs into
- * the staging data file (one worker at a time: takeWriteTurn). Both workers of a 2-thread pool do all of it side by side, and each
- * reuses its two buffers chunk after chunk: no fresh memory, no garbage, no copy back to the
- * main thread (the file descriptor is the process's, so a worker writes through it).
+ * the staging data file. Both workers of a 2-thread pool do all of it side by side but the
+ * writes, which take turns (takeWriteTurn), and each reuses its two buffers chunk after chunk:
+ * no fresh memory, no garbage, no copy back to the main thread (the file descriptor is the
+ * process's, so a worker writes through it).
  *
  * Errors do not cross a worker boundary whole (a structured clone keeps the message, not the
  * `code`), so the task returns them as data and `restoreChunkResult` rethrows them.

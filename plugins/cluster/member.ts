@@ -141,6 +141,8 @@ export class ClusterMember {
   private claimed: { epoch: number; since: bigint } | null = null;
   /** Set by stepAside: no campaign before `untilNs` (hrtime), and why. */
   private aside: { untilNs: bigint; reason: string } | null = null;
+  /** Set while stepAside's delete is under way: the loop may see the key gone before it returns. */
+  private asideReason: string | null = null;
   private readonly history: LeadershipEvent[] = [];
   private leader: LeaderInfo | null = null;
   private peers: PeerState[] = [];
@@ -291,11 +293,14 @@ export class ClusterMember {
     const claimed = this.claimed;
     const lease = this.leaseId;
     if (claimed === null || lease === null) return false;
+    // The loop's watch may see the key deleted before this txn's answer: it then steps down with
+    // this reason, not as if someone else had deleted the key.
+    this.asideReason = reason;
     const res = await within(
       this.client.if(this.leaderKey, 'Create', '==', claimed.epoch).and(this.leaderKey, 'Lease', '==', lease).then(this.client.delete().key(this.leaderKey)).commit(),
       Math.max(200, Math.floor(this.o.ttlMs / 3)),
       'stepping aside from the leader key',
-    );
+    ).finally(() => (this.asideReason = null));
     if (!res.succeeded) return false; // no longer ours: the next pass reads who leads
     this.aside = { untilNs: process.hrtime.bigint() + BigInt(holdMs) * NS_PER_MS, reason };
     this.stepDown(`stepped aside: ${reason}`);
@@ -579,7 +584,7 @@ export class ClusterMember {
     }
     if (this.claimed) {
       const mine = this.leader !== null && this.leader.epoch === this.claimed.epoch && this.leader.lease === this.leaseId;
-      if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : 'the leader key was deleted');
+      if (!mine) this.stepDown(this.leader ? `the leader key now belongs to ${this.leader.member} (epoch ${this.leader.epoch})` : this.asideReason !== null ? `stepped aside: ${this.asideReason}` : 'the leader key was deleted');
     } else if (this.leader !== null && this.leaseId !== null && this.leader.lease === this.leaseId) {
       // A key on our lease that we never claimed: a campaign txn etcd applied but whose answer
       // came too late (a slow etcd, a leader change mid-txn). Our keepalives would keep it alive

@@ -171,6 +171,31 @@ describe('cluster election in a real etcd', () => {
     assert.ok(Date.now() - goneAt >= 1500, 'a led again only after its hold');
   });
 
+  it('a leader stepping aside whose delete is answered late still says it stepped aside (its own watch saw the key go first)', async () => {
+    const a = node(etcd, 'asidelate', 'a');
+    run(a);
+    await until(() => a.m.isLeader(), 5000, 'a to lead');
+    const client = a.m.etcd;
+    const orig = client.if.bind(client);
+    client.if = ((...args: Parameters<typeof orig>) => {
+      const b = orig(...args);
+      const commit = b.commit.bind(b);
+      // Applied by etcd at once, answered 400 ms later (inside stepAside's limit of ttl/3).
+      b.commit = async () => {
+        const r = await commit();
+        await sleep(400);
+        return r;
+      };
+      return b;
+    }) as typeof client.if;
+    assert.equal(await a.m.stepAside('its store will not open', 3000), true);
+    client.if = orig;
+    assert.equal(a.m.isLeader(), false);
+    const downs = a.events.filter((e) => !e.leader);
+    assert.equal(downs.length, 1, downs.map((e) => e.reason).join(' | '));
+    assert.match(downs[0]!.reason, /^stepped aside: its store will not open$/);
+  });
+
   it('a campaign txn etcd applied but answered too late does not leave the key held by nobody', async () => {
     const a = node(etcd, 'late', 'a');
     // The first txn's answer arrives after the campaign's limit (ttl/3): the key is a's, unclaimed.

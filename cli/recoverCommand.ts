@@ -17,8 +17,8 @@ export function registerRecoverCommand(program: Command): void {
     .action(async (opts: { store: string; json?: boolean; workers?: number; serial?: boolean }) => {
       // The pool first, its workers loading the redo task while this thread loads the rest:
       // their start-up then overlaps the imports instead of recovery (WorkerPool `preload`).
-      const { WorkerPool } = await import('../core/workerPool.js');
-      const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers, preload: new URL('../plugins/pagestore/redoStreamTask.js', import.meta.url) });
+      const [{ WorkerPool }, { redoStreamTask }] = await Promise.all([import('../core/workerPool.js'), import('../plugins/pagestore/redoStreamTaskRef.js')]);
+      const pool = opts.serial ? undefined : new WorkerPool({ threads: opts.workers, preload: redoStreamTask });
       try {
         const [{ readArchiveLink }, { recover }, { walArchiver }, { pageEngineFor }] = await Promise.all([
           import('../plugins/pagestore/archiveLink.js'),

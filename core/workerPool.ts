@@ -8,7 +8,6 @@
  */
 import { createRequire } from 'node:module';
 import os from 'node:os';
-import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Piscina } from 'piscina';
 import { raError } from './errors.js';
@@ -29,12 +28,12 @@ export interface WorkerPoolOptions {
   /** Milliseconds an idle worker lives before it exits. */
   idleTimeoutMs?: number;
   /**
-   * A module (a path or a file URL) each worker imports as it starts, while the caller goes on: the
-   * first task from it then finds it loaded. A process that makes its pool first thing and names
-   * its hot task here (a store's restart: the redo task, see bench/fixtures/tpcbStore.ts) has the
-   * workers' start-up overlap its own module loading instead of its recovery.
+   * A task (defineTask) whose module each worker imports as it starts, while the caller goes on:
+   * the first run of it then finds the module loaded. A process that makes its pool first thing
+   * and names its hot task here (a store's restart: the redo task, see bench/fixtures/tpcbStore.ts)
+   * has the workers' start-up overlap its own module loading instead of its recovery.
    */
-  preload?: string | URL;
+  preload?: Pick<TaskRef<TaskPayload, unknown>, 'filename'>;
 }
 
 /**
@@ -63,7 +62,7 @@ export class WorkerPool {
       idleTimeout: options.idleTimeoutMs ?? 60_000,
       // Piscina loads its default task file as each worker starts (run() always names its own):
       // ours imports the preload, and survives one that fails (workerPreload.ts).
-      ...(options.preload ? { filename: new URL('./workerPreload.js', import.meta.url).href, workerData: { preload: fileUrl(options.preload) } } : {}),
+      ...(options.preload ? { filename: new URL('./workerPreload.js', import.meta.url).href, workerData: { preload: pathToFileURL(options.preload.filename).href } } : {}),
     });
   }
 
@@ -94,12 +93,6 @@ export class WorkerPool {
     this.closed = true;
     await this.piscina.close();
   }
-}
-
-/** An absolute path or file URL as a file URL (what import() takes). */
-function fileUrl(module: string | URL): string {
-  if (module instanceof URL) return module.href;
-  return module.startsWith('file:') ? module : pathToFileURL(path.resolve(module)).href;
 }
 
 function assertShared(value: unknown, path: string, depth = 0): void {

@@ -61,9 +61,9 @@ import { adviseHugePages } from 'recovery-agent/native';
 import { readU32 } from '../../core/bytes.js';
 import { raError } from '../../core/errors.js';
 import type { RingProducer } from '../../core/ring/index.js';
-import { defineTask } from '../../core/taskRef.js';
 import type { WorkerPool } from '../../core/workerPool.js';
 import { PageRedo } from './pageRedo.js';
+import { redoStreamTask } from './redoStreamTaskRef.js';
 import type { RedoResult } from './redoApply.js';
 import { WalAnalysis, type ChunkRedo } from './walAnalysis.js';
 import { RECORD_MIN_SIZE, RecordType, commitTimeAt, kRecLength, kRecType, validRecordAt } from './walRecord.js';
@@ -86,7 +86,6 @@ export type RedoStreamTaskInput = {
   readonly applyEvery: number;
 };
 
-const redoStreamTask = defineTask<RedoStreamTaskInput, RedoResult>(new URL('./redoStreamTask.js', import.meta.url));
 
 export { kAbort, kCommit, kEntryBytes, kRunning, kSegmentEnd, kVerdict } from './redoStreamWire.js';
 

@@ -64,7 +64,7 @@ describe('worker pool', () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'ra-preload-'));
     const log = path.join(dir, 'loads');
     process.env.RA_TEST_PRELOAD_LOG = log;
-    const pool = new WorkerPool({ threads: 2, preload: fixture('poolPreload.js') });
+    const pool = new WorkerPool({ threads: 2, preload: loadsTask });
     try {
       const threads = (): string[] => {
         try {
@@ -89,13 +89,13 @@ describe('worker pool', () => {
 
   it('survives a preload that fails or hangs: the pool runs other tasks, and a task from a failing module fails with its own error', { timeout: 60_000 }, async () => {
     // The hanging one is waited for 5 s at most: then its workers serve the other tasks.
-    for (const preload of [fixture('poolBrokenModule.js'), path.join(os.tmpdir(), 'ra-no-such-module.js'), fixture('poolHangingModule.js')]) {
+    for (const preload of [brokenTask, defineTask(path.join(os.tmpdir(), 'ra-no-such-module.js')), defineTask(fixture('poolHangingModule.js'))]) {
       const pool = new WorkerPool({ threads: 2, preload });
       try {
         const slab = sharedBytes(100);
         slab.fill(1);
         assert.equal(await pool.run(sumTask, { view: slab }), 100);
-        if (preload.endsWith('poolBrokenModule.js')) await assert.rejects(pool.run(brokenTask, {}), /poolBrokenModule refuses to load/);
+        if (preload === brokenTask) await assert.rejects(pool.run(brokenTask, {}), /poolBrokenModule refuses to load/);
       } finally {
         await pool.close();
       }
@@ -105,14 +105,14 @@ describe('worker pool', () => {
   it('survives a preload that ends its thread or throws from a timer while loading: the pool neither hangs nor takes its owner down', { timeout: 60_000 }, async () => {
     // Piscina gives up on workers that fail before they report ready (and queued tasks wait for
     // ever), and a worker error with no task of its own is emitted on the pool (an owner crash).
-    for (const preload of [fixture('poolExitingModule.js'), fixture('poolLateThrowModule.js')]) {
+    for (const preload of [defineTask(fixture('poolExitingModule.js')), defineTask(fixture('poolLateThrowModule.js'))]) {
       const pool = new WorkerPool({ threads: 2, preload });
       try {
         const slab = sharedBytes(100);
         slab.fill(1);
-        for (let i = 0; i < 4; i++) assert.equal(await pool.run(sumTask, { view: slab }), 100, preload);
+        for (let i = 0; i < 4; i++) assert.equal(await pool.run(sumTask, { view: slab }), 100, preload.filename);
         await sleep(300);
-        assert.deepEqual(await Promise.all([pool.run(sumTask, { view: slab }), pool.run(sumTask, { view: slab })]), [100, 100], preload);
+        assert.deepEqual(await Promise.all([pool.run(sumTask, { view: slab }), pool.run(sumTask, { view: slab })]), [100, 100], preload.filename);
       } finally {
         await pool.close();
       }
